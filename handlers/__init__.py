@@ -1,0 +1,1 @@
+"""Handlers of the Preservica webhook app. Each module has one job; see README "Architecture"."""
