@@ -90,6 +90,9 @@ DELIVERY_CONTAINER = "deliveries"          # claim-check bodies too large for on
 REJECTED_CONTAINER = "rejected-deliveries"  # signed but malformed bodies, kept for inspection
 JOURNAL_TABLE = "journal"
 
+# Every action the pipeline can route to; each has its own queue and queue-triggered function.
+ACTIONS = ("journal", "thumbnail", "teams", "catalogue", "relay")
+
 
 def action_queue(action: str) -> str:
     return ACTION_QUEUE_PREFIX + action

@@ -1,0 +1,17 @@
+"""`journal` action: complete the event's record with the event as Preservica sent it."""
+from __future__ import annotations
+
+import json
+
+from . import journal
+from .action_runner import Context, Outcome
+from .envelope import Job
+
+_MAX_COLUMN = 30000  # a Table string property holds 64 KiB of UTF-16
+
+
+def perform(job: Job, ctx: Context) -> Outcome:
+    event = json.dumps(job.event, ensure_ascii=False, separators=(",", ":"))
+    identifiers = json.dumps(job.event.get("identifiers") or [], ensure_ascii=False, separators=(",", ":"))
+    extra = {"eventJson": event[:_MAX_COLUMN], "identifiers": identifiers[:_MAX_COLUMN]}
+    return Outcome(journal.DONE, "", extra)

@@ -1,0 +1,208 @@
+"""Delivery parsing, event keys and the queue message formats. Pure, no I/O.
+
+Intake message (queue `preservica-deliveries`), one per delivery:
+    {"v": 1, "id": <delivery id>, "received": <iso>, "delivery": <the body, verbatim>}
+  or, when that would not fit one queue message (claim check):
+    {"v": 1, "id": ..., "received": ..., "blob": <name in the deliveries container>}
+Action message (queue `action-<name>`), one per (event, action), or one digest for Teams.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+VERSION = 1
+# A queue message holds 64 KiB once base64-encoded, i.e. 48 KiB of payload.
+MAX_QUEUE_PAYLOAD = 48 * 1024
+_BOM = b"\xef\xbb\xbf"
+_MAX_MS = 10**14  # inverted timestamps sort newest first in Table Storage
+
+
+class InvalidDelivery(ValueError):
+    """A signed body that is not a Preservica delivery; the message says why (no body content)."""
+
+
+class InvalidMessage(ValueError):
+    """A queue message this version cannot read; it should end in the poison queue."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    subscription_id: str
+    timestamp: str
+    tenant: str
+    version: str
+    trigger: str
+    events: tuple[dict, ...]
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def delivery_id(body: bytes) -> str:
+    """Same body, same id: a re-sent delivery maps onto the same claim-check blob and journal rows."""
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def parse_delivery(body: bytes) -> tuple[Delivery, str]:
+    """Parse and check a signed body. Returns the delivery and the body as text."""
+    if body.startswith(_BOM):
+        body = body[len(_BOM):]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidDelivery("body is not UTF-8") from None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise InvalidDelivery("body is not JSON") from None
+    return delivery_from_doc(doc), text
+
+
+def delivery_from_doc(doc: Any) -> Delivery:
+    if not isinstance(doc, dict):
+        raise InvalidDelivery("body is not a JSON object")
+    events = doc.get("events")
+    if not isinstance(events, list):
+        raise InvalidDelivery("no 'events' list")
+    for i, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise InvalidDelivery(f"events[{i}] is not an object")
+    known = {"subscriptionId", "timestamp", "tenant", "version", "trigger", "events"}
+    return Delivery(
+        subscription_id=_text(doc.get("subscriptionId")),
+        timestamp=_text(doc.get("timestamp")),
+        tenant=_text(doc.get("tenant")),
+        version=_text(doc.get("version")),
+        trigger=_text(doc.get("trigger")).upper(),
+        events=tuple(events),
+        extra={k: v for k, v in doc.items() if k not in known},
+    )
+
+
+# ---- intake message -------------------------------------------------------------------------
+
+def intake_message(did: str, received: str, body_text: str) -> str:
+    """The body is already checked JSON, so it is embedded verbatim: no second serialisation."""
+    return f'{{"v":{VERSION},"id":"{did}","received":"{received}","delivery":{body_text}}}'
+
+
+def claim_message(did: str, received: str, blob_name: str) -> str:
+    return json.dumps({"v": VERSION, "id": did, "received": received, "blob": blob_name}, separators=(",", ":"))
+
+
+def fits_queue(message: str) -> bool:
+    return len(message.encode("utf-8")) <= MAX_QUEUE_PAYLOAD
+
+
+def read_intake_message(raw: bytes | str) -> dict:
+    doc = _load_message(raw)
+    if not isinstance(doc.get("id"), str) or ("delivery" not in doc and not isinstance(doc.get("blob"), str)):
+        raise InvalidMessage("intake message has neither 'delivery' nor 'blob'")
+    return doc
+
+
+def _load_message(raw: bytes | str) -> dict:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise InvalidMessage("message is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("v") != VERSION:
+        raise InvalidMessage(f"message is not a version {VERSION} envelope")
+    return doc
+
+
+# ---- events, keys, journal coordinates ------------------------------------------------------
+
+def entity_ref(event: dict) -> str:
+    """Some senders put a path or URL in entityRef; the ref is its last segment."""
+    return _text(event.get("entityRef")).rstrip("/").rsplit("/", 1)[-1]
+
+
+def event_key(delivery: Delivery, event: dict) -> str:
+    """Deterministic per event: a re-sent delivery yields the same keys, so no double work."""
+    parts = (delivery.subscription_id, delivery.timestamp, delivery.trigger,
+             _text(event.get("entityType")).upper(), entity_ref(event), _text(event.get("event")))
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def parse_timestamp(value: str) -> dt.datetime | None:
+    """Preservica sends local ISO times without a zone; read them as UTC."""
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
+
+
+def journal_partition(delivery: Delivery) -> str:
+    """One partition per day, inverted so that a plain table scan returns the newest day first."""
+    ts = parse_timestamp(delivery.timestamp)
+    return f"{99999999 - int(ts.strftime('%Y%m%d')):08d}" if ts else "undated"
+
+
+def journal_row_prefix(delivery: Delivery, did: str) -> str:
+    """Rows of one delivery share a prefix (one range query); dated rows sort newest first."""
+    ts = parse_timestamp(delivery.timestamp)
+    if ts is None:
+        return did[:16] + "-"
+    return f"{_MAX_MS - int(ts.timestamp() * 1000):014d}-"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (event, action) unit of work, as carried by an action queue message."""
+    action: str
+    key: str
+    pk: str
+    rk: str
+    delivery_id: str
+    trigger: str
+    tenant: str
+    subscription_id: str
+    timestamp: str
+    event: dict
+    kind: str = "event"           # "event", or "digest" for a Teams digest of many events
+    digest: dict | None = None    # {"counts": {trigger: n}, "items": [{pk, rk, entityType, entityRef}], "total": n}
+
+    @property
+    def entity_type(self) -> str:
+        return _text(self.event.get("entityType")).upper()
+
+    @property
+    def entity_ref(self) -> str:
+        return entity_ref(self.event)
+
+    def to_message(self) -> str:
+        doc = {"v": VERSION, "action": self.action, "kind": self.kind, "key": self.key, "pk": self.pk,
+               "rk": self.rk, "deliveryId": self.delivery_id, "trigger": self.trigger, "tenant": self.tenant,
+               "subscriptionId": self.subscription_id, "timestamp": self.timestamp, "event": self.event}
+        if self.digest is not None:
+            doc["digest"] = self.digest
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def read_job(raw: bytes | str) -> Job:
+    doc = _load_message(raw)
+    try:
+        return Job(action=doc["action"], key=doc["key"], pk=doc["pk"], rk=doc["rk"],
+                   delivery_id=doc["deliveryId"], trigger=doc["trigger"], tenant=doc.get("tenant", ""),
+                   subscription_id=doc.get("subscriptionId", ""), timestamp=doc.get("timestamp", ""),
+                   event=doc.get("event") or {}, kind=doc.get("kind", "event"), digest=doc.get("digest"))
+    except (KeyError, TypeError):
+        raise InvalidMessage("action message lacks a required field") from None
+
+
+def jobs_for(delivery: Delivery, did: str, event: dict, actions: tuple[str, ...]) -> list[Job]:
+    key = event_key(delivery, event)
+    pk, rk = journal_partition(delivery), journal_row_prefix(delivery, did) + key
+    return [Job(action=a, key=key, pk=pk, rk=rk, delivery_id=did, trigger=delivery.trigger, tenant=delivery.tenant,
+                subscription_id=delivery.subscription_id, timestamp=delivery.timestamp, event=event)
+            for a in actions]

@@ -1,0 +1,95 @@
+"""The journal: one Table Storage entity per event, with each routed action's state.
+
+PartitionKey is the event's day (inverted, newest first), RowKey the delivery's inverted
+timestamp plus the event key, so a delivery's rows are one range query and `events` lists
+the newest first without an index. Actions merge only their own columns
+(`<action>_state`, `_reason`, `_at`, `_attempts`), so concurrent actions never overwrite each other.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Callable, Iterable, TypeVar
+
+QUEUED, DONE, SKIPPED, FAILED, GONE = "queued", "done", "skipped", "failed", "gone"
+TERMINAL = frozenset({DONE, SKIPPED, GONE})
+_BATCH = 100  # Table Storage's limit of operations in one transaction
+T = TypeVar("T")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def state_of(entity: dict | None, action: str) -> str | None:
+    return (entity or {}).get(f"{action}_state")
+
+
+def state_columns(action: str, state: str, reason: str = "", attempts: int | None = None) -> dict:
+    cols = {f"{action}_state": state, f"{action}_reason": reason[:1000], f"{action}_at": now_iso()}
+    if attempts is not None:
+        cols[f"{action}_attempts"] = attempts
+    return cols
+
+
+class Journal:
+    def __init__(self, table_client):
+        self.table = table_client
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Create the table on first use (local runs; Bicep creates it in Azure)."""
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+        try:
+            return fn()
+        except ResourceNotFoundError as exc:
+            if getattr(exc, "error_code", None) != "TableNotFound":
+                raise
+            try:
+                self.table.create_table()
+            except ResourceExistsError:
+                pass
+            return fn()
+
+    def get(self, pk: str, rk: str) -> dict | None:
+        from azure.core.exceptions import ResourceNotFoundError
+        try:
+            return dict(self._call(lambda: self.table.get_entity(pk, rk)))
+        except ResourceNotFoundError:
+            return None
+
+    def rows_with_prefix(self, pk: str, prefix: str) -> dict[str, dict]:
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": pk, "lo": prefix, "hi": prefix + "\uffff"}
+        return self._call(lambda: {e["RowKey"]: dict(e) for e in self.table.query_entities(query, parameters=params)})
+
+    def merge(self, pk: str, rk: str, columns: dict) -> None:
+        from azure.data.tables import UpdateMode
+        entity = {"PartitionKey": pk, "RowKey": rk, **columns}
+        self._call(lambda: self.table.upsert_entity(entity, mode=UpdateMode.MERGE))
+
+    def merge_many(self, entities: Iterable[dict]) -> int:
+        """Upsert-merge entities in transactions of up to 100 per partition."""
+        from azure.data.tables import UpdateMode
+        by_pk: dict[str, list[dict]] = {}
+        for e in entities:
+            by_pk.setdefault(e["PartitionKey"], []).append(e)
+        count = 0
+        for rows in by_pk.values():
+            for i in range(0, len(rows), _BATCH):
+                ops = [("upsert", e, {"mode": UpdateMode.MERGE}) for e in rows[i:i + _BATCH]]
+                self._call(lambda ops=ops: self.table.submit_transaction(ops))
+                count += len(ops)
+        return count
+
+    def set_state(self, pk: str, rk: str, action: str, state: str, reason: str = "",
+                  attempts: int | None = None, extra: dict | None = None) -> None:
+        self.merge(pk, rk, {**state_columns(action, state, reason, attempts), **(extra or {})})
+
+    def recent(self, limit: int) -> list[dict]:
+        pages = lambda: itertools.islice(self.table.list_entities(results_per_page=min(limit, 1000)), limit)
+        return self._call(lambda: [dict(e) for e in pages()])
+
+
+def default() -> Journal:
+    from . import settings, storage
+    return Journal(storage.default().table(settings.JOURNAL_TABLE))

@@ -1,0 +1,67 @@
+"""PRESERVICA_ROUTES: which actions run for which trigger. Pure, no I/O.
+
+Syntax: `TRIGGER=action,action;TRIGGER=action;*=action`. A trigger's own entry wins over `*`;
+a trigger with neither gets no actions (its events are still recorded by the dispatcher).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from .settings import ACTIONS, SettingsError
+
+TRIGGERS = ("FULL_TEXT_INDEXED", "MOVED", "CHANGED_SECURITY_DESCRIPTOR", "INGEST_FAILED", "CHANGE_ASSET_VISIBILITY")
+WILDCARD = "*"
+DEFAULT_ROUTES = "*=journal"
+
+
+class RoutesError(SettingsError):
+    """PRESERVICA_ROUTES cannot be used; the message names the bad token."""
+
+
+@dataclass(frozen=True)
+class Routes:
+    table: Mapping[str, tuple[str, ...]]
+
+    def actions_for(self, trigger: str | None) -> tuple[str, ...]:
+        key = (trigger or "").strip().upper()
+        if key in self.table:
+            return self.table[key]
+        return self.table.get(WILDCARD, ())
+
+    def all_actions(self) -> tuple[str, ...]:
+        seen = {a for actions in self.table.values() for a in actions}
+        return tuple(a for a in ACTIONS if a in seen)
+
+
+def parse(text: str | None) -> Routes:
+    """Parse the setting; raise RoutesError naming the first token that is wrong."""
+    if text is None or not text.strip():
+        text = DEFAULT_ROUTES
+    table: dict[str, tuple[str, ...]] = {}
+    for entry in text.split(";"):
+        if not entry.strip():
+            continue  # tolerate a trailing ';'
+        trigger, sep, names = entry.partition("=")
+        trigger = trigger.strip().upper()
+        if not sep:
+            raise RoutesError(f"PRESERVICA_ROUTES: {entry.strip()!r} is not TRIGGER=action[,action...]")
+        if trigger != WILDCARD and trigger not in TRIGGERS:
+            raise RoutesError(f"PRESERVICA_ROUTES: unknown trigger {trigger!r}; "
+                              f"known: {', '.join(TRIGGERS)} or *")
+        if trigger in table:
+            raise RoutesError(f"PRESERVICA_ROUTES: trigger {trigger!r} is listed twice")
+        actions: list[str] = []
+        for name in names.split(","):
+            name = name.strip().lower()
+            if not name:
+                continue
+            if name not in ACTIONS:
+                raise RoutesError(f"PRESERVICA_ROUTES: unknown action {name!r} for {trigger}; "
+                                  f"known: {', '.join(ACTIONS)}")
+            if name not in actions:
+                actions.append(name)
+        if not actions:
+            raise RoutesError(f"PRESERVICA_ROUTES: trigger {trigger!r} has no actions")
+        table[trigger] = tuple(actions)
+    return Routes(table)

@@ -1,0 +1,111 @@
+"""Where secrets come from: Key Vault when KEY_VAULT_URI is set, else app settings (local).
+
+Key Vault reads are cached in-process for SECRET_CACHE_SECONDS, so a rotation is seen within
+minutes (an app-setting Key Vault reference can take up to a day). When Key Vault cannot be
+reached an expired cached value is still used; with nothing cached, SecretUnavailable is raised
+and the intake answers 503, never 401. No secret value is ever logged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Callable, Mapping
+
+from . import settings
+
+log = logging.getLogger(__name__)
+_UNRESOLVED_REFERENCE = "@Microsoft.KeyVault("
+
+
+class SecretUnavailable(RuntimeError):
+    """The secret store could not be read and no earlier value is cached. Names the secret, never a value."""
+
+
+class SecretSource:
+    def __init__(self, env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
+                 client=None):
+        env = os.environ if env is None else env
+        self._env = env
+        self.vault_uri = settings.get("KEY_VAULT_URI", env)
+        self.ttl = settings.get_int("SECRET_CACHE_SECONDS", env)
+        self._clock = clock
+        self._client = client
+        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._lock = threading.Lock()
+
+    # -- public --------------------------------------------------------------------------------
+
+    def get(self, vault_name: str, local_setting: str) -> str | None:
+        """The secret's value, or None when it is not configured."""
+        if self.vault_uri:
+            return self._from_vault(vault_name)
+        value = self._env.get(local_setting)
+        if value and value.strip().startswith(_UNRESOLVED_REFERENCE):
+            log.warning("%s is an unresolved Key Vault reference; treating it as not set", local_setting)
+            return None
+        return value.strip() if value and value.strip() else None
+
+    def webhook_secrets(self) -> list[str]:
+        """Current secret first, then the previous one while a rotation is under way."""
+        name = settings.get("WEBHOOK_SECRET_NAME", self._env)
+        current = self.get(name, "PRESERVICA_WEBHOOK_SECRET")
+        if not current:
+            where = f"Key Vault secret {name!r}" if self.vault_uri else "PRESERVICA_WEBHOOK_SECRET"
+            raise SecretUnavailable(f"the webhook secret is not configured ({where})")
+        previous = self.get(name + "-previous", "PRESERVICA_WEBHOOK_SECRET_PREVIOUS")
+        return [current, previous] if previous and previous != current else [current]
+
+    # -- Key Vault -----------------------------------------------------------------------------
+
+    def _vault(self):
+        if self._client is None:
+            from azure.keyvault.secrets import SecretClient
+
+            from .identity import credential
+            # Fail fast: the caller answers 503 and the sender retries, rather than holding the request.
+            self._client = SecretClient(self.vault_uri, credential(), retry_total=2, retry_backoff_factor=0.5,
+                                        connection_timeout=5, read_timeout=10)
+        return self._client
+
+    def _from_vault(self, name: str) -> str | None:
+        now = self._clock()
+        hit = self._cache.get(name)
+        if hit and now - hit[1] < self.ttl:
+            return hit[0]
+        with self._lock:
+            hit = self._cache.get(name)
+            if hit and self._clock() - hit[1] < self.ttl:
+                return hit[0]
+            try:
+                value = self._read(name)
+            except Exception as exc:  # any failure to reach the vault
+                if hit:
+                    log.warning("Key Vault read of %r failed (%s); using the value cached %.0fs ago",
+                                name, type(exc).__name__, now - hit[1])
+                    return hit[0]
+                raise SecretUnavailable(f"Key Vault secret {name!r} could not be read ({type(exc).__name__})") from None
+            self._cache[name] = (value, self._clock())
+            return value
+
+    def _read(self, name: str) -> str | None:
+        from azure.core.exceptions import ResourceNotFoundError
+        try:
+            return self._vault().get_secret(name).value or None
+        except ResourceNotFoundError:
+            return None  # not configured: an optional secret, or a setup mistake the caller reports
+
+
+_default: tuple[tuple, SecretSource] | None = None
+_default_lock = threading.Lock()
+
+
+def default() -> SecretSource:
+    """The process-wide source; rebuilt only if the settings it depends on change (tests do that)."""
+    global _default
+    key = (os.environ.get("KEY_VAULT_URI"), os.environ.get("SECRET_CACHE_SECONDS"), os.environ.get("AZURE_CLIENT_ID"))
+    with _default_lock:
+        if _default is None or _default[0] != key:
+            _default = (key, SecretSource())
+        return _default[1]

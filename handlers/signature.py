@@ -1,0 +1,48 @@
+"""Preservica's HMAC scheme: the challenge answer and the delivery signature. Pure, no I/O.
+
+Both are lowercase hex HMAC-SHA256 keyed with the shared secret. A delivery is signed over
+b"preservica-webhook-auth" + the raw body bytes; we never decode the body first, so any
+bytes verify (the reference SDK's latin-1 round trip crashes on non-latin-1 text).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Iterable
+
+SIGNATURE_HEADER = "Preservica-Signature"
+_PREFIX = b"preservica-webhook-auth"
+_HEX_LEN = 64
+_HEX = frozenset("0123456789abcdef")
+
+
+def _key(secret: str | bytes) -> bytes:
+    return secret if isinstance(secret, bytes) else secret.encode("utf-8")
+
+
+def challenge_response(secret: str | bytes, code: str) -> str:
+    return hmac.new(_key(secret), code.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def sign(secret: str | bytes, body: bytes) -> str:
+    """What Preservica puts in the Preservica-Signature header for this body."""
+    mac = hmac.new(_key(secret), _PREFIX, hashlib.sha256)
+    mac.update(body)
+    return mac.hexdigest()
+
+
+def verify(secrets: Iterable[str | bytes], body: bytes, header: str | None) -> bool:
+    """True when `header` is the signature of `body` under any of `secrets` (current, previous).
+
+    Constant time in the signature's value; hex case does not matter. Every secret is tried
+    so the time does not tell which one matched.
+    """
+    if not header:
+        return False
+    given = header.strip().lower()
+    if len(given) != _HEX_LEN or not _HEX.issuperset(given):
+        return False
+    ok = False
+    for secret in secrets:
+        ok |= hmac.compare_digest(sign(secret, body), given)
+    return ok

@@ -1,0 +1,185 @@
+"""Azure Storage clients (queues, blobs, tables), created on first use and reused.
+
+Locally `AzureWebJobsStorage` is a connection string (Azurite). In Azure the identity-based
+`AzureWebJobsStorage__*ServiceUri` settings are used with the app's managed identity: no keys.
+Queue messages are base64, as the Functions queue trigger expects (host.json messageEncoding).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+from . import settings
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's fixed, publicly documented development key (what UseDevelopmentStorage=true means): not a secret.
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_connection_string(blob: int = 10000, queue: int = 10001, table: int = 10002,
+                              host: str = "127.0.0.1") -> str:
+    return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://{host}:{blob}/{AZURITE_ACCOUNT};QueueEndpoint=http://{host}:{queue}/{AZURITE_ACCOUNT};"
+            f"TableEndpoint=http://{host}:{table}/{AZURITE_ACCOUNT};")
+
+
+class StorageUnavailable(RuntimeError):
+    """Storage could not be reached or refused the write; the request should be retried later."""
+
+
+class StorageNotConfigured(StorageUnavailable, settings.SettingsError):
+    """No storage settings at all: unavailable to callers, a settings error to the operator."""
+
+
+def _connection_string(env) -> str | None:
+    value = (env.get("AzureWebJobsStorage") or "").strip()
+    if value.lower().replace(" ", "") == "usedevelopmentstorage=true":
+        return azurite_connection_string()
+    return value or None
+
+
+def _retry(kind: str) -> dict:
+    # The storage SDKs' default waits 15 s before the first retry: far too long for an HTTP
+    # acknowledgement. Fail fast; the queue (or the sender) retries the whole unit of work.
+    timeouts = {"connection_timeout": 5, "read_timeout": 20}
+    if kind == "table":
+        return {"retry_total": 2, "retry_backoff_factor": 0.5, **timeouts}
+    if kind == "queue":
+        from azure.storage.queue import ExponentialRetry
+    else:
+        from azure.storage.blob import ExponentialRetry
+    return {"retry_policy": ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2), **timeouts}
+
+
+class Storage:
+    """Clients for one storage account, from one environment."""
+
+    def __init__(self, env=None):
+        env = os.environ if env is None else env
+        self._conn = _connection_string(env)
+        self._uris = {kind: env.get(f"AzureWebJobsStorage__{kind}ServiceUri") for kind in ("queue", "blob", "table")}
+        self._client_id = env.get("AzureWebJobsStorage__clientId") or None
+        if not self._conn and not all(self._uris.values()):
+            raise StorageNotConfigured(
+                "storage is not configured: set AzureWebJobsStorage (local) or "
+                "AzureWebJobsStorage__queueServiceUri/__blobServiceUri/__tableServiceUri (Azure)")
+        self._lock = threading.Lock()
+        self._clients: dict[tuple, object] = {}
+        self._known_queues: set[str] = set()
+        self._known_containers: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _cached(self, key: tuple, build):
+        client = self._clients.get(key)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(key)
+                if client is None:
+                    client = self._clients[key] = build()
+        return client
+
+    def _credential(self):
+        from .identity import credential
+        return credential(self._client_id)
+
+    # -- queues --------------------------------------------------------------------------------
+
+    def queue(self, name: str):
+        def build():
+            from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient, TextBase64EncodePolicy
+            kw = dict(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy(),
+                      **_retry("queue"))
+            if self._conn:
+                return QueueClient.from_connection_string(self._conn, name, **kw)
+            return QueueClient(self._uris["queue"], name, credential=self._credential(), **kw)
+        return self._cached(("queue", name), build)
+
+    def send(self, queue_name: str, message: str) -> None:
+        """Put one message; creates the queue the first time if it does not exist (local runs)."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        client = self.queue(queue_name)
+        try:
+            try:
+                client.send_message(message)
+            except ResourceNotFoundError:
+                client.create_queue()
+                client.send_message(message)
+        except AzureError as exc:
+            raise StorageUnavailable(f"queue {queue_name!r}: {type(exc).__name__}") from exc
+
+    def send_many(self, items: Iterable[tuple[str, str]], parallel: int = 16) -> int:
+        """Put (queue, message) pairs concurrently (queues have no batch put). All or an exception."""
+        items = list(items)
+        if len(items) <= 1:
+            for q, m in items:
+                self.send(q, m)
+            return len(items)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="queue-put")
+        for future in [self._pool.submit(self.send, q, m) for q, m in items]:
+            future.result()
+        return len(items)
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    def blob_service(self):
+        def build():
+            from azure.storage.blob import BlobServiceClient
+            if self._conn:
+                return BlobServiceClient.from_connection_string(self._conn, **_retry("blob"))
+            return BlobServiceClient(self._uris["blob"], credential=self._credential(), **_retry("blob"))
+        return self._cached(("blob",), build)
+
+    def put_blob(self, container: str, name: str, data: bytes, content_type: str | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.storage.blob import ContentSettings
+        blob = self.blob_service().get_blob_client(container, name)
+        kw = {"overwrite": True, "metadata": metadata,
+              "content_settings": ContentSettings(content_type=content_type) if content_type else None}
+        try:
+            try:
+                blob.upload_blob(data, **kw)
+            except ResourceNotFoundError:
+                self._create_container(container)
+                blob.upload_blob(data, **kw)
+        except AzureError as exc:
+            raise StorageUnavailable(f"blob container {container!r}: {type(exc).__name__}") from exc
+
+    def _create_container(self, container: str) -> None:
+        from azure.core.exceptions import ResourceExistsError
+        try:
+            self.blob_service().create_container(container)
+        except ResourceExistsError:
+            pass
+
+    def get_blob(self, container: str, name: str) -> bytes:
+        return self.blob_service().get_blob_client(container, name).download_blob().readall()
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def table(self, name: str):
+        def build():
+            from azure.data.tables import TableClient
+            if self._conn:
+                return TableClient.from_connection_string(self._conn, name, **_retry("table"))
+            return TableClient(self._uris["table"], name, credential=self._credential(), **_retry("table"))
+        return self._cached(("table", name), build)
+
+
+_default: tuple[tuple, Storage] | None = None
+_default_lock = threading.Lock()
+
+
+def default() -> Storage:
+    """The process-wide clients; rebuilt only when the storage settings change (tests do that)."""
+    global _default
+    key = tuple(os.environ.get(n) for n in ("AzureWebJobsStorage", "AzureWebJobsStorage__queueServiceUri",
+                                            "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__tableServiceUri"))
+    with _default_lock:
+        if _default is None or _default[0] != key:
+            _default = (key, Storage())
+        return _default[1]
