@@ -47,10 +47,10 @@ def _retry(kind: str) -> dict:
     if kind == "table":
         return {"retry_total": 2, "retry_backoff_factor": 0.5, **timeouts}
     if kind == "queue":
-        from azure.storage.queue import ExponentialRetry
+        from azure.storage.queue import LinearRetry
     else:
-        from azure.storage.blob import ExponentialRetry
-    return {"retry_policy": ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2), **timeouts}
+        from azure.storage.blob import LinearRetry
+    return {"retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.25, retry_total=2), **timeouts}
 
 
 class Storage:

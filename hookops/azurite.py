@@ -1,17 +1,18 @@
 """Start and stop Azurite (the project's pinned copy under node_modules) for `run`, tests and benchmarks."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from handlers.storage import azurite_connection_string
+
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNT = "devstoreaccount1"
-# Azurite's fixed, publicly documented development key: not a secret.
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 DEFAULT_PORTS = (10000, 10001, 10002)  # blob, queue, table: what `UseDevelopmentStorage=true` means
 
 
@@ -22,9 +23,7 @@ def free_port() -> int:
 
 
 def connection_string(blob: int, queue: int, table: int, host: str = "127.0.0.1") -> str:
-    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://{host}:{blob}/{ACCOUNT};QueueEndpoint=http://{host}:{queue}/{ACCOUNT};"
-            f"TableEndpoint=http://{host}:{table}/{ACCOUNT};")
+    return azurite_connection_string(blob, queue, table, host)
 
 
 def executable() -> str:
@@ -73,13 +72,15 @@ class Azurite:
             time.sleep(0.05)
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 3.0) -> None:
+        # Azurite waits for idle keep-alive connections before exiting on SIGTERM; its data is
+        # already on disk, so after a short grace the whole process group is killed.
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
 

@@ -24,3 +24,34 @@ def storage_env(azurite, monkeypatch):
     """Point the app's settings at the session Azurite."""
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     return azurite.connection_string
+
+
+SECRET = "local-test-secret"
+
+
+def _clear(conn: str) -> None:
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    queues = QueueServiceClient.from_connection_string(conn)
+    for q in queues.list_queues():
+        queues.get_queue_client(q.name).clear_messages()
+    tables = TableServiceClient.from_connection_string(conn)
+    for t in tables.list_tables():
+        tables.delete_table(t.name)
+    blobs = BlobServiceClient.from_connection_string(conn)
+    for c in blobs.list_containers():
+        blobs.delete_container(c.name)
+
+
+@pytest.fixture
+def app_env(azurite, monkeypatch):
+    """The app's settings for a local run against the session Azurite, storage emptied first."""
+    _clear(azurite.connection_string)
+    for name in ("KEY_VAULT_URI", "PRESERVICA_WEBHOOK_SECRET_PREVIOUS", "PRESERVICA_ROUTES", "TEAMS_WEBHOOK_URL",
+                 "RELAY_URL", "RELAY_SECRET", "PRESERVICA_SERVER", "CATALOGUE_URL_TEMPLATE", "MAX_BODY_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("PRESERVICA_WEBHOOK_SECRET", SECRET)
+    return azurite

@@ -1,0 +1,302 @@
+// Preservica webhooks on Azure Functions (Flex Consumption): everything the app needs in one
+// resource group. Deploy with `az deployment group create` (docs/deploy.md) or `azd up`.
+//
+// Names that the Python code also knows (queues, containers, table, Key Vault secrets, app
+// settings) are checked against handlers/settings.py by tests/test_bicep.py.
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: deployment
+// ---------------------------------------------------------------------------------------------
+
+@description('Short name used in resource names and tags (azd passes the environment name). Lowercase letters, digits and hyphens.')
+@minLength(2)
+param baseName string = 'preservica-hooks'
+
+@description('Azure region of every resource; it must offer Flex Consumption.')
+param location string = resourceGroup().location
+
+@description('Memory per function app instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most instances the function app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Spread app instances over availability zones (region must have zones; bills at least two always-ready instances).')
+param zoneRedundant bool = false
+
+@description('Storage replication. Geo-redundant by default: acknowledged deliveries wait in these queues.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_GRS'
+
+@description('Days Log Analytics keeps logs and telemetry.')
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: app settings (defaults equal those in handlers/settings.py)
+// ---------------------------------------------------------------------------------------------
+
+@description('PRESERVICA_ROUTES: which actions run for which trigger, e.g. FULL_TEXT_INDEXED=journal,thumbnail,teams;*=journal')
+param preservicaRoutes string = '*=journal'
+
+@description('MAX_BODY_BYTES: largest delivery body accepted (413 above it).')
+@minValue(1)
+param maxBodyBytes int = 4194304
+
+@description('SECRET_CACHE_SECONDS: how long a secret read from Key Vault is reused.')
+@minValue(0)
+param secretCacheSeconds int = 300
+
+@description('PRESERVICA_SERVER: Preservica host name, e.g. eu.preservica.com (needed by the actions and hookops subscribe).')
+param preservicaServer string = ''
+
+@description('PRESERVICA_USERNAME: Preservica user for the actions.')
+param preservicaUsername string = ''
+
+@description('PRESERVICA_TENANT: Preservica tenant.')
+param preservicaTenant string = ''
+
+@description('PRESERVICA_PROTOCOL: https (http only for a local test double).')
+@allowed([
+  'https'
+  'http'
+])
+param preservicaProtocol string = 'https'
+
+@description('THUMBNAIL_SIZE: thumbnail size the thumbnail action keeps.')
+@allowed([
+  'large'
+  'medium'
+  'small'
+])
+param thumbnailSize string = 'large'
+
+@description('THUMBNAIL_CONTAINER: blob container the thumbnail action writes to (created here).')
+param thumbnailContainer string = 'thumbnails'
+
+@description('TEAMS_DIGEST_THRESHOLD: a delivery with more events than this posts one digest card.')
+@minValue(0)
+param teamsDigestThreshold int = 10
+
+@description('ASSET_URL_TEMPLATE: link to an asset for cards, e.g. https://host/explorer/{ref}')
+param assetUrlTemplate string = ''
+
+@description('CATALOGUE_URL_TEMPLATE: catalogue record URL, e.g. https://catalogue.example.org/records/{identifier}')
+param catalogueUrlTemplate string = ''
+
+@description('CATALOGUE_IDENTIFIER_TYPE: identifier type looked up in the catalogue.')
+param catalogueIdentifierType string = 'catalogue'
+
+@description('CATALOGUE_SCHEMA: schema URI of the metadata fragment the catalogue action attaches.')
+param catalogueSchema string = ''
+
+@description('RELAY_URL: receiver the relay action POSTs Standard Webhooks to.')
+param relayUrl string = ''
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: secrets (stored in Key Vault; an empty value leaves the secret as it is)
+// ---------------------------------------------------------------------------------------------
+
+@description('Webhook HMAC secret shared with Preservica. Required on the first deployment; generate with: python -c "import secrets; print(secrets.token_urlsafe(32))"')
+@secure()
+param webhookSecret string = ''
+
+@description('Previous webhook secret, still accepted during a rotation. Usually set with az keyvault secret set instead.')
+@secure()
+param webhookSecretPrevious string = ''
+
+@description('Password of PRESERVICA_USERNAME (thumbnail, teams, catalogue actions and subscribe).')
+@secure()
+param preservicaPassword string = ''
+
+@description('Teams Workflows webhook URL (teams action). The URL is a credential.')
+@secure()
+param teamsWebhookUrl string = ''
+
+@description('Standard Webhooks secret (whsec_...) for the relay action.')
+@secure()
+param relaySecret string = ''
+
+// ---------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------
+
+var pythonVersion = '3.11'
+var token = uniqueString(subscription().id, resourceGroup().id, baseName)
+var prefix = toLower(replace(take(baseName, 20), '_', '-'))
+var tags = {
+  'azd-env-name': baseName
+  app: 'preservica-webhooks'
+}
+var functionAppName = 'func-${prefix}-${token}'
+var deploymentContainerName = 'app-package'
+
+// Storage names fixed in handlers/settings.py (queues of ACTIONS, containers, table).
+var queueNames = [
+  'preservica-deliveries'
+  'preservica-deliveries-poison'
+  'action-journal'
+  'action-journal-poison'
+  'action-thumbnail'
+  'action-thumbnail-poison'
+  'action-teams'
+  'action-teams-poison'
+  'action-catalogue'
+  'action-catalogue-poison'
+  'action-relay'
+  'action-relay-poison'
+]
+var containerNames = [
+  'deliveries'
+  'rejected-deliveries'
+  thumbnailContainer
+  deploymentContainerName
+]
+var tableNames = [
+  'journal'
+]
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: 'id-${prefix}-${token}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-${prefix}-${token}'
+    applicationInsightsName: 'appi-${prefix}-${token}'
+    location: location
+    retentionInDays: logRetentionDays
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: 'st${token}'
+    location: location
+    skuName: storageSku
+    containerNames: containerNames
+    queueNames: queueNames
+    tableNames: tableNames
+    tags: tags
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: 'kv-${token}'
+    location: location
+    tags: tags
+    secretValues: {
+      'preservica-webhook-secret': webhookSecret
+      'preservica-webhook-secret-previous': webhookSecretPrevious
+      'preservica-password': preservicaPassword
+      'teams-webhook-url': teamsWebhookUrl
+      'relay-secret': relaySecret
+    }
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+// Every app setting the code reads in Azure (handlers/settings.py, where "app"), plus the two
+// Application Insights settings the host reads. FUNCTIONS_WORKER_RUNTIME is not set: Flex
+// Consumption takes the runtime from functionAppConfig. Secrets are not app settings: the code
+// reads them from Key Vault (KEY_VAULT_URI) with the app identity.
+var appSettings = {
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  AzureWebJobsStorage__blobServiceUri: storage.outputs.blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: storage.outputs.tableEndpoint
+  AZURE_CLIENT_ID: identity.outputs.clientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identity.outputs.clientId}'
+  KEY_VAULT_URI: keyVault.outputs.uri
+  WEBHOOK_SECRET_NAME: 'preservica-webhook-secret'
+  SECRET_CACHE_SECONDS: string(secretCacheSeconds)
+  MAX_BODY_BYTES: string(maxBodyBytes)
+  PRESERVICA_ROUTES: preservicaRoutes
+  PRESERVICA_SERVER: preservicaServer
+  PRESERVICA_USERNAME: preservicaUsername
+  PRESERVICA_TENANT: preservicaTenant
+  PRESERVICA_PROTOCOL: preservicaProtocol
+  THUMBNAIL_SIZE: thumbnailSize
+  THUMBNAIL_CONTAINER: thumbnailContainer
+  TEAMS_DIGEST_THRESHOLD: string(teamsDigestThreshold)
+  ASSET_URL_TEMPLATE: assetUrlTemplate
+  CATALOGUE_URL_TEMPLATE: catalogueUrlTemplate
+  CATALOGUE_IDENTIFIER_TYPE: catalogueIdentifierType
+  CATALOGUE_SCHEMA: catalogueSchema
+  RELAY_URL: relayUrl
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    name: functionAppName
+    planName: 'plan-${prefix}-${token}'
+    location: location
+    identityId: identity.outputs.id
+    blobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    pythonVersion: pythonVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    zoneRedundant: zoneRedundant
+    appSettings: appSettings
+    tags: tags
+  }
+  // The host needs its roles before it first starts.
+  dependsOn: [
+    roles
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs (azd stores them in the environment)
+// ---------------------------------------------------------------------------------------------
+
+output functionAppName string = functionApp.outputs.name
+output webhookUrl string = 'https://${functionApp.outputs.defaultHostName}/api/preservica/webhook'
+output keyVaultName string = keyVault.outputs.name
+output keyVaultUri string = keyVault.outputs.uri
+output storageAccountName string = storage.outputs.name
+output applicationInsightsName string = monitoring.outputs.applicationInsightsName
+output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName

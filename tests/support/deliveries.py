@@ -1,0 +1,17 @@
+"""Build Preservica-shaped deliveries for tests and benchmarks."""
+from __future__ import annotations
+
+import json
+import uuid
+
+
+def delivery(trigger: str = "FULL_TEXT_INDEXED", refs=("ref-1",), entity_type: str = "IO",
+             timestamp: str = "2026-11-29T10:00:00.000", subscription: str | None = None) -> dict:
+    return {"subscriptionId": subscription or uuid.uuid4().hex, "timestamp": timestamp, "tenant": "TEST",
+            "version": "7.7", "trigger": trigger,
+            "events": [{"event": "FullTextIndexed", "entityType": entity_type, "entityRef": r, "identifiers": []}
+                       for r in refs]}
+
+
+def encode(doc: dict) -> bytes:
+    return json.dumps(doc).encode("utf-8")

@@ -1,0 +1,118 @@
+"""Dispatcher and action runner against real Azurite."""
+import base64
+import json
+
+import pytest
+from azure.storage.queue import QueueClient
+
+from handlers import action_runner, dispatch, envelope, journal, settings
+from tests.support.deliveries import delivery, encode
+
+
+def intake_msg(doc: dict) -> bytes:
+    body = encode(doc)
+    return envelope.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:01Z", body.decode()).encode()
+
+
+def drain(conn: str, action: str) -> list[bytes]:
+    q = QueueClient.from_connection_string(conn, settings.action_queue(action))
+    out = []
+    try:
+        while batch := list(q.receive_messages(max_messages=32)):
+            for m in batch:
+                out.append(base64.b64decode(m.content))
+                q.delete_message(m)
+    except Exception:
+        pass
+    return out
+
+
+def test_each_event_and_action_gets_one_message_and_a_journal_row(app_env, monkeypatch):
+    monkeypatch.setenv("PRESERVICA_ROUTES", "FULL_TEXT_INDEXED=journal,thumbnail;*=journal")
+    monkeypatch.setenv("PRESERVICA_SERVER", "preservica.test")
+    monkeypatch.setenv("PRESERVICA_USERNAME", "u")
+    doc = delivery(refs=["a", "b", "a"])  # the same event twice is one event
+    assert dispatch.dispatch(intake_msg(doc)) == {"events": 2, "messages": 4}
+    jobs = [envelope.read_job(m) for m in drain(app_env.connection_string, "journal")]
+    assert sorted(j.entity_ref for j in jobs) == ["a", "b"]
+    assert len(drain(app_env.connection_string, "thumbnail")) == 2
+    rows = journal.default().recent(10)
+    assert {r["entityRef"] for r in rows} == {"a", "b"}
+    assert all(r["journal_state"] == "queued" and r["thumbnail_state"] == "queued" for r in rows)
+
+
+def test_finished_actions_are_not_queued_again(app_env):
+    msg = intake_msg(delivery(refs=["a"]))
+    dispatch.dispatch(msg)
+    [job] = drain(app_env.connection_string, "journal")
+    assert action_runner.run("journal", job).state == "done"
+    assert dispatch.dispatch(msg) == {"events": 1, "messages": 0}   # re-sent delivery: no double work
+    assert action_runner.run("journal", job) is None                  # a duplicate message: nothing done
+    [row] = journal.default().recent(10)
+    assert row["journal_state"] == "done" and json.loads(row["eventJson"])["entityRef"] == "a"
+
+
+def test_unfinished_actions_are_queued_again_on_retry(app_env):
+    msg = intake_msg(delivery(refs=["a"]))
+    dispatch.dispatch(msg)
+    assert dispatch.dispatch(msg)["messages"] == 1  # still queued: a retried dispatch re-sends it
+
+
+def test_routed_but_unconfigured_action_is_skipped_not_failed(app_env, monkeypatch):
+    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,teams")
+    assert dispatch.dispatch(intake_msg(delivery(refs=["a"])))["messages"] == 1
+    [row] = journal.default().recent(10)
+    assert row["teams_state"] == "skipped" and "TEAMS_WEBHOOK_URL" in row["teams_reason"]
+    assert drain(app_env.connection_string, "teams") == []
+
+
+def test_bad_routes_setting_fails_with_the_token(app_env, monkeypatch):
+    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,fax")
+    with pytest.raises(settings.SettingsError, match="'fax'"):
+        dispatch.dispatch(intake_msg(delivery()))
+
+
+def test_claim_check_delivery_is_dispatched_from_blob(app_env):
+    from handlers.storage import default
+    doc = delivery(refs=[f"r{i}" for i in range(300)])
+    body = encode(doc)
+    did = envelope.delivery_id(body)
+    default().put_blob(settings.DELIVERY_CONTAINER, did + ".json", body)
+    raw = envelope.claim_message(did, "2026-11-29T10:00:01Z", did + ".json").encode()
+    assert dispatch.dispatch(raw) == {"events": 300, "messages": 300}
+    assert len(journal.default().recent(1000)) == 300
+
+
+def test_many_teams_events_become_one_digest(app_env, monkeypatch):
+    monkeypatch.setenv("PRESERVICA_ROUTES", "*=teams")
+    monkeypatch.setenv("TEAMS_WEBHOOK_URL", "http://127.0.0.1:9/hook?sig=x")
+    monkeypatch.setenv("TEAMS_DIGEST_THRESHOLD", "3")
+    assert dispatch.dispatch(intake_msg(delivery(refs=["a", "b", "c", "d"])))["messages"] == 1
+    [raw] = drain(app_env.connection_string, "teams")
+    job = envelope.read_job(raw)
+    assert job.kind == "digest" and job.digest["total"] == 4 and job.digest["counts"] == {"IO": 4}
+
+
+def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
+    dispatch.dispatch(intake_msg(delivery(refs=["a"])))
+    [raw] = drain(app_env.connection_string, "journal")
+
+    class Boom(action_runner.ActionError):
+        pass
+
+    import handlers.action_journal as mod
+
+    def explode(job, ctx):
+        raise Boom("catalogue said no")
+    monkeypatch.setattr(mod, "perform", explode)
+    with pytest.raises(Boom):
+        action_runner.run("journal", raw, attempt=2)
+    [row] = journal.default().recent(1)
+    assert row["journal_state"] == "failed" and row["journal_attempts"] == 2 and "catalogue said no" in row["journal_reason"]
+
+
+def test_message_on_the_wrong_queue_is_invalid(app_env):
+    dispatch.dispatch(intake_msg(delivery(refs=["a"])))
+    [raw] = drain(app_env.connection_string, "journal")
+    with pytest.raises(envelope.InvalidMessage):
+        action_runner.run("teams", raw)

@@ -1,0 +1,78 @@
+import base64
+import json
+
+import pytest
+
+from handlers import envelope
+
+DELIVERY = {"subscriptionId": "sub1", "timestamp": "2023-10-11T10:52:42.469", "tenant": "T", "version": "6.10",
+            "trigger": "FULL_TEXT_INDEXED", "unknownField": 1,
+            "events": [{"event": "FullTextIndexed", "entityType": "IO", "entityRef": "ref-1", "identifiers": []}]}
+
+
+def body(doc=DELIVERY) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def test_parse_keeps_fields_and_tolerates_extra():
+    d, text = envelope.parse_delivery(body())
+    assert (d.subscription_id, d.trigger, d.tenant, len(d.events)) == ("sub1", "FULL_TEXT_INDEXED", "T", 1)
+    assert d.extra == {"unknownField": 1}
+    assert json.loads(text) == DELIVERY
+
+
+def test_lenient_about_absent_optional_fields():
+    d, _ = envelope.parse_delivery(b'{"events": [{}]}')
+    assert d.trigger == "" and d.timestamp == "" and envelope.journal_partition(d) == "undated"
+
+
+@pytest.mark.parametrize("raw, why", [
+    (b"\xff\xfe", "UTF-8"), (b"not json", "JSON"), (b"[]", "object"), (b'{"events": {}}', "events"),
+    (b'{"trigger": "MOVED"}', "events"), (b'{"events": [1]}', "events[0]"),
+])
+def test_invalid_deliveries_say_why(raw, why):
+    with pytest.raises(envelope.InvalidDelivery) as err:
+        envelope.parse_delivery(raw)
+    assert why in str(err.value)
+
+
+def test_event_key_is_deterministic_and_distinguishes_events():
+    d, _ = envelope.parse_delivery(body())
+    e = d.events[0]
+    assert envelope.event_key(d, e) == envelope.event_key(envelope.parse_delivery(body())[0], dict(e))
+    assert envelope.event_key(d, e) != envelope.event_key(d, {**e, "entityRef": "ref-2"})
+    assert envelope.event_key(d, e) == envelope.event_key(d, {**e, "entityRef": "https://x/api/entity/ref-1"})
+
+
+def test_newer_deliveries_sort_first():
+    old, _ = envelope.parse_delivery(body())
+    new, _ = envelope.parse_delivery(body({**DELIVERY, "timestamp": "2024-01-01T00:00:00"}))
+    assert envelope.journal_partition(new) < envelope.journal_partition(old)
+    assert envelope.journal_row_prefix(new, "x") < envelope.journal_row_prefix(old, "x")
+
+
+def test_intake_message_embeds_body_verbatim_and_is_valid_json():
+    _, text = envelope.parse_delivery(body())
+    msg = envelope.intake_message("id1", "2026-01-01T00:00:00Z", text)
+    doc = envelope.read_intake_message(msg)
+    assert doc["delivery"] == DELIVERY and doc["id"] == "id1"
+
+
+def test_fits_queue_respects_base64_limit():
+    small = "x" * envelope.MAX_QUEUE_PAYLOAD
+    assert envelope.fits_queue(small)
+    assert len(base64.b64encode(small.encode())) <= 64 * 1024
+    assert not envelope.fits_queue(small + "x")
+
+
+def test_job_round_trip():
+    d, _ = envelope.parse_delivery(body())
+    job = envelope.jobs_for(d, "did", d.events[0], ("journal", "teams"))[1]
+    back = envelope.read_job(job.to_message())
+    assert back == job and back.entity_ref == "ref-1" and back.entity_type == "IO"
+
+
+@pytest.mark.parametrize("raw", [b"x", b"{}", b'{"v": 2}', b'{"v": 1, "action": "teams"}'])
+def test_bad_messages_are_invalid(raw):
+    with pytest.raises(envelope.InvalidMessage):
+        envelope.read_job(raw)
