@@ -54,4 +54,30 @@ def app_env(azurite, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("PRESERVICA_WEBHOOK_SECRET", SECRET)
+    from handlers import secrets
+    monkeypatch.setattr(secrets, "_default", None)  # each test starts a new "process": no cached secret
     return azurite
+
+
+@pytest.fixture(scope="session")
+def _keyvault_server():
+    from tests.doubles.keyvault import KeyVaultDouble
+    with KeyVaultDouble() as kv:
+        yield kv
+
+
+@pytest.fixture
+def keyvault(_keyvault_server, app_env, monkeypatch):
+    """The app reading its secrets from a local Key Vault through managed identity, as in Azure."""
+    kv = _keyvault_server
+    kv.set_available(True)
+    kv.patch_env(monkeypatch)
+    monkeypatch.setenv("KEY_VAULT_URI", kv.vault_url)
+    monkeypatch.setenv("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("PRESERVICA_WEBHOOK_SECRET", "app-setting-value-must-be-ignored")
+    for name in list(kv.secret_reads):
+        kv.delete_secret(name)
+    kv.secret_reads.clear()
+    kv.set_secret("preservica-webhook-secret", "vault-secret")
+    yield kv
+    kv.set_available(True)
