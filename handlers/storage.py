@@ -86,15 +86,18 @@ class Storage:
 
     # -- queues --------------------------------------------------------------------------------
 
-    def queue(self, name: str):
+    def queue(self, name: str, raw: bool = False):
+        """A client that base64-encodes what it sends, as the queue trigger expects; `raw` moves
+        messages byte for byte (poison replay)."""
         def build():
             from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient, TextBase64EncodePolicy
-            kw = dict(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy(),
-                      **_retry("queue"))
+            kw = dict(**_retry("queue"))
+            if not raw:
+                kw.update(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy())
             if self._conn:
                 return QueueClient.from_connection_string(self._conn, name, **kw)
             return QueueClient(self._uris["queue"], name, credential=self._credential(), **kw)
-        return self._cached(("queue", name), build)
+        return self._cached(("queue", name, raw), build)
 
     def send(self, queue_name: str, message: str) -> None:
         """Put one message; creates the queue the first time if it does not exist (local runs)."""

@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`. Everything else is set up on demand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench package clean help
+
+help:
+	@echo "make run      start Azurite and the app on http://localhost:7071 (creates everything it needs)"
+	@echo "make test     install what the tests need and run the whole suite"
+	@echo "make bench    run the benchmarks and print the table"
+	@echo "make package  build dist/app.zip for az functionapp deployment source config-zip"
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: $(STAMP) node_modules/.installed
+	$(BIN)/hookops run
+
+test: $(STAMP) node_modules/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) node_modules/.installed
+	$(BIN)/python -m bench
+
+package: $(STAMP)
+	$(BIN)/python -m hookops.package
+
+clean:
+	rm -rf $(VENV) .venv-* node_modules .azurite dist .pytest_cache

@@ -1,0 +1,3 @@
+from hookops.cli import main
+
+main()

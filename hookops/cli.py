@@ -1,0 +1,244 @@
+"""hookops: the operator's command line for the Preservica webhook app.
+
+Reads the same settings as the app: environment, then local.settings.json, and Key Vault when
+KEY_VAULT_URI is set (signed in with `az login` or a managed identity).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets as pysecrets
+import sys
+import time
+import uuid
+
+import click
+
+from handlers import settings
+from hookops import localsettings
+
+DEFAULT_URL = "http://localhost:7071/api/preservica/webhook"
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _webhook_secret() -> str:
+    from handlers.secrets import SecretUnavailable, default
+    try:
+        return default().webhook_secrets()[0]
+    except SecretUnavailable as exc:
+        _fail(f"{exc}. Run `make run` once to create local.settings.json, or set KEY_VAULT_URI.")
+    raise AssertionError  # unreachable
+
+
+def _storage():
+    from handlers.storage import StorageUnavailable, default
+    try:
+        return default()
+    except StorageUnavailable as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """Operate the Preservica webhook app: test it, inspect its journal, recover poison messages,
+    and manage Preservica subscriptions."""
+    localsettings.load()
+
+
+# ---- send-test-event -----------------------------------------------------------------------
+
+@main.command("send-test-event")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="Webhook URL to POST to.")
+@click.option("--trigger", "-t", default="FULL_TEXT_INDEXED", show_default=True,
+              help="Trigger type, e.g. FULL_TEXT_INDEXED, MOVED, INGEST_FAILED.")
+@click.option("--ref", "refs", multiple=True, help="Entity reference of an event (repeat for several). Default: one random.")
+@click.option("--entity-type", default="IO", show_default=True, type=click.Choice(["IO", "SO", "CO"]),
+              help="Entity type of the events.")
+@click.option("--count", "-n", default=1, show_default=True, type=click.IntRange(1, 100000),
+              help="How many deliveries to send, one after another.")
+@click.option("--secret", envvar="HOOKOPS_SECRET", help="Sign with this secret instead of the configured one.")
+def send_test_event(url, trigger, refs, entity_type, count, secret):
+    """Sign and POST deliveries exactly as Preservica does (chunked body, Preservica-Signature header)
+    and print the status of each."""
+    import httpx
+
+    from handlers import signature
+    key = secret or _webhook_secret()
+    failures = 0
+    with httpx.Client(timeout=30) as client:
+        for i in range(count):
+            now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+            doc = {"subscriptionId": uuid.uuid4().hex, "timestamp": now, "tenant": settings.get("PRESERVICA_TENANT") or "TEST",
+                   "version": "7.7", "trigger": trigger.upper(),
+                   "events": [{"event": "TestEvent", "entityType": entity_type, "entityRef": r, "identifiers": []}
+                              for r in (refs or [str(uuid.uuid4())])]}
+            body = json.dumps(doc).encode()
+            headers = {"Preservica-Signature": signature.sign(key, body), "Content-Type": "application/json"}
+            try:
+                # An iterator body makes httpx send Transfer-Encoding: chunked, as Preservica does.
+                resp = client.post(url, content=iter([body]), headers=headers)
+                status, detail = resp.status_code, resp.text[:200]
+            except httpx.HTTPError as exc:
+                status, detail = "no answer", type(exc).__name__
+            ok = status == 200
+            failures += not ok
+            click.echo(f"[{i + 1}/{count}] {trigger.upper()} {len(doc['events'])} event(s): {status} {detail}")
+    if failures:
+        _fail(f"{failures} of {count} deliveries were not accepted")
+
+
+# ---- verify-endpoint -----------------------------------------------------------------------
+
+def check_endpoint(url: str, secret: str) -> tuple[bool, str]:
+    """Perform Preservica's subscription challenge against `url`; (ok, explanation)."""
+    import httpx
+
+    from handlers import signature
+    code = pysecrets.token_hex(16)
+    try:
+        resp = httpx.post(url, params={"challengeCode": code}, timeout=30)
+    except httpx.HTTPError as exc:
+        return False, f"no answer from {url}: {type(exc).__name__}"
+    if resp.status_code != 200:
+        return False, f"answered {resp.status_code}, expected 200"
+    if not resp.headers.get("content-type", "").startswith("application/json"):
+        return False, "answer is not application/json"
+    try:
+        doc = resp.json()
+    except ValueError:
+        return False, "answer is not JSON"
+    if not isinstance(doc, dict) or doc.get("challengeCode") != code:
+        return False, "answer does not echo the challengeCode"
+    if str(doc.get("challengeResponse", "")).lower() != signature.challenge_response(secret, code):
+        return False, "challengeResponse is wrong: the endpoint uses a different secret"
+    return True, "challenge answered correctly"
+
+
+@main.command("verify-endpoint")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="Webhook URL to check.")
+def verify_endpoint(url):
+    """Send the subscription challenge as Preservica would and say whether the answer is right."""
+    ok, why = check_endpoint(url, _webhook_secret())
+    if not ok:
+        _fail(why)
+    click.echo(f"OK: {url} {why}")
+
+
+# ---- events --------------------------------------------------------------------------------
+
+@main.command("events")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many events.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def events(limit, as_json):
+    """Recent journaled events, newest first, with each routed action's state."""
+    from handlers import journal
+    _storage()
+    try:
+        rows = journal.default().recent(limit)
+    except Exception as exc:  # storage down or not configured: say so plainly
+        _fail(f"cannot read the journal: {type(exc).__name__}")
+    if not rows:
+        click.echo("No events journaled yet.")
+        return
+    for row in rows:
+        states = {a: row.get(f"{a}_state") for a in settings.ACTIONS if row.get(f"{a}_state")}
+        if as_json:
+            click.echo(json.dumps({k: row.get(k) for k in ("timestamp", "trigger", "entityType", "entityRef", "key")}
+                                  | {"actions": {a: {"state": s, "reason": row.get(f"{a}_reason", "")}
+                                                 for a, s in states.items()}}))
+            continue
+        actions = " ".join(f"{a}:{s}" + (f"({row.get(f'{a}_reason')})" if row.get(f"{a}_reason") else "")
+                           for a, s in states.items())
+        click.echo(f"{row.get('timestamp', ''):23} {row.get('trigger', ''):20} {row.get('entityType', ''):2} "
+                   f"{row.get('entityRef', ''):36} {actions}")
+
+
+# ---- poison --------------------------------------------------------------------------------
+
+@main.group()
+def poison():
+    """Inspect and replay messages the Functions host gave up on (`<queue>-poison`)."""
+
+
+def _pipeline_queues() -> list[str]:
+    return [settings.DELIVERY_QUEUE] + [settings.action_queue(a) for a in settings.ACTIONS]
+
+
+def _raw_queue(name: str):
+    # Poison messages are moved byte for byte, still base64 as the host reads them.
+    return _storage().queue(name, raw=True)
+
+
+def _count(name: str) -> int:
+    from azure.core.exceptions import ResourceNotFoundError
+    try:
+        return _raw_queue(name).get_queue_properties().approximate_message_count or 0
+    except ResourceNotFoundError:
+        return 0
+
+
+@poison.command("list")
+@click.option("--show", default=5, show_default=True, type=click.IntRange(0, 32), help="Messages to show per queue.")
+def poison_list(show):
+    """Count and show poison messages of every pipeline queue."""
+    import base64
+    total = 0
+    for queue in _pipeline_queues():
+        n = _count(queue + "-poison")
+        total += n
+        click.echo(f"{queue}-poison: {n}")
+        if n and show:
+            for m in _raw_queue(queue + "-poison").peek_messages(max_messages=show):
+                try:
+                    doc = json.loads(base64.b64decode(m.content))
+                    what = f"action={doc.get('action', 'dispatch')} ref={(doc.get('event') or {}).get('entityRef', '-')} " \
+                           f"delivery={doc.get('deliveryId') or doc.get('id')}"
+                except ValueError:
+                    what = "not a pipeline message"
+                click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} {what}")
+    click.echo(f"total: {total}")
+
+
+@poison.command("replay")
+@click.option("--queue", "-q", "queues", multiple=True, type=click.Choice(_pipeline_queues()),
+              help="Queue to replay into (repeatable). Default: all.")
+@click.option("--limit", default=0, type=click.IntRange(0), help="Replay at most this many per queue (0: all).")
+def poison_replay(queues, limit):
+    """Move poison messages back to their queue, so the functions run them again (fresh retry budget)."""
+    moved = 0
+    for queue in queues or _pipeline_queues():
+        if not _count(queue + "-poison"):
+            continue
+        source, target = _raw_queue(queue + "-poison"), _raw_queue(queue)
+        n = 0
+        while not limit or n < limit:
+            batch = list(source.receive_messages(max_messages=32, visibility_timeout=60))
+            if not batch:
+                break
+            for m in batch[: (limit - n) if limit else None]:
+                target.send_message(m.content)  # send first: a crash in between duplicates, never loses
+                source.delete_message(m)
+                n += 1
+            click.echo(f"{queue}: {n} replayed", err=True)
+        moved += n
+        click.echo(f"{queue}-poison -> {queue}: {n} message(s)")
+    click.echo(f"replayed {moved} message(s)")
+
+
+# ---- run -----------------------------------------------------------------------------------
+
+@main.command("run")
+@click.option("--port", default=7071, show_default=True, help="HTTP port (the Functions host's default).")
+@click.option("--runner/--func", "use_runner", default=None,
+              help="Force the project's local runner, or Azure Functions Core Tools. Default: func if installed.")
+def run(port, use_runner):
+    """Start Azurite and the app locally (the README's first command calls this)."""
+    from hookops.serve import serve
+    serve(port, use_runner)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

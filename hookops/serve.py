@@ -1,0 +1,73 @@
+"""`hookops run`: everything a fresh machine needs to serve the app on port 7071."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import click
+
+from hookops import azurite, localsettings
+
+ROOT = localsettings.ROOT
+
+
+def serve(port: int = 7071, use_runner: bool | None = None) -> None:
+    if localsettings.ensure():
+        click.echo(f"Created {localsettings.PATH.name} with a newly generated webhook secret.")
+    localsettings.load()
+
+    store = None
+    if azurite.ports_in_use():
+        click.echo("Azurite (or another storage emulator) already listens on 10000-10002; using it.")
+    else:
+        click.echo("Starting Azurite (data in .azurite/) ...")
+        store = azurite.Azurite(ROOT / ".azurite", azurite.DEFAULT_PORTS).start()
+
+    func = shutil.which("func")
+    if use_runner is None:
+        use_runner = func is None
+    if not use_runner and func is None:
+        raise click.ClickException("Azure Functions Core Tools (`func`) is not installed; use --runner.")
+
+    url = f"http://localhost:{port}/api/preservica/webhook"
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if use_runner:
+            from hookops.runner import Runner
+            click.echo("Azure Functions Core Tools not found: serving with the project's local runner.")
+            runner = Runner(ROOT, port=port).start()
+            _banner(url)
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                runner.stop()
+        else:
+            _banner(url)
+            proc = subprocess.Popen([func, "start", "--port", str(port)], cwd=ROOT, env=os.environ.copy())
+            try:
+                proc.wait()
+            except KeyboardInterrupt:
+                proc.send_signal(signal.SIGINT)
+                proc.wait()
+    finally:
+        if store:
+            click.echo("Stopping Azurite ...")
+            store.stop()
+        click.echo("Stopped.")
+
+
+def _banner(url: str) -> None:
+    click.echo(
+        f"\nWebhook URL:  {url}\n"
+        f"Secret:       PRESERVICA_WEBHOOK_SECRET in {localsettings.PATH.name} (never printed)\n"
+        "Try it:       .venv/bin/hookops send-test-event    (another terminal)\n"
+        "              .venv/bin/hookops events\n"
+        "Stop:         Ctrl-C\n", err=False)
+    sys.stdout.flush()
