@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from svix.webhooks import Webhook as SvixWebhook
 
 
 class Received(NamedTuple):
@@ -175,9 +174,9 @@ class HttpDouble:
 
     def _serve(self, h: _Handler) -> None:
         request = Received(h.command, h.path, {k.lower(): v for k, v in h.headers.items()}, _read_body(h))
+        self._record(request)   # visible to wait_for() as soon as it arrives
         if self.latency:
             time.sleep(self.latency)
-        self._record(request)
         reply = self._scripted_reply()
         if reply is None:
             try:
@@ -310,7 +309,7 @@ class RelayReceiver(HttpDouble):
     the spec (``verify_standard_webhook``) accept its signature: svix 2.x is a thin wrapper around
     the ``standardwebhooks`` package the app signs with, so on its own it is not an independent check.
     Bad signature -> 401. ``gone()`` makes every later request answer 410; ``respond_with`` scripts
-    any other status. ``deliveries`` holds accepted requests; ``disagreements`` lists requests
+    any other status (scripted answers skip verification and are not deliveries). ``deliveries`` holds accepted requests; ``disagreements`` lists requests
     the two verifiers judged differently (should stay empty).
     """
 
@@ -341,6 +340,7 @@ class RelayReceiver(HttpDouble):
             return Reply(410)
         if request.method != "POST" or urlsplit(request.path).path != self.path:
             return Reply(404)
+        from svix.webhooks import Webhook as SvixWebhook   # here: importing svix costs ~1 s
         try:
             SvixWebhook(self.secret).verify(request.body, request.headers)
             svix_ok = True
