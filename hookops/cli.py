@@ -228,6 +228,43 @@ def poison_replay(queues, limit):
     click.echo(f"replayed {moved} message(s)")
 
 
+# ---- settings ------------------------------------------------------------------------------
+
+WHERE = {settings.APP: "app setting", settings.LOCAL: "local only", settings.HOST: "Functions host"}
+
+
+def settings_table() -> str:
+    """The README's configuration table, made from handlers/settings.py."""
+    lines = ["| Setting | Default | Set where | Meaning |", "|---|---|---|---|"]
+    for s in settings.SETTINGS:
+        default = f"`{s.default}`" if s.default else ""
+        lines.append(f"| `{s.name}` | {default} | {WHERE[s.where]} | {s.meaning} |")
+    return "\n".join(lines)
+
+
+@main.command("settings")
+@click.option("--check", is_flag=True, help="Also validate the current values (routes, numbers, storage).")
+def settings_cmd(check):
+    """Print every app setting with its default and meaning (the README table); --check validates values."""
+    click.echo(settings_table())
+    if not check:
+        return
+    from handlers import routing
+    problems = []
+    for name in ("MAX_BODY_BYTES", "SECRET_CACHE_SECONDS", "TEAMS_DIGEST_THRESHOLD"):
+        try:
+            settings.get_int(name)
+        except settings.SettingsError as exc:
+            problems.append(str(exc))
+    try:
+        routing.parse(settings.get("PRESERVICA_ROUTES"))
+    except settings.SettingsError as exc:
+        problems.append(str(exc))
+    if problems:
+        _fail("; ".join(problems))
+    click.echo("\nsettings OK")
+
+
 # ---- run -----------------------------------------------------------------------------------
 
 @main.command("run")

@@ -19,6 +19,7 @@ def serve(port: int = 7071, use_runner: bool | None = None) -> None:
     if localsettings.ensure():
         click.echo(f"Created {localsettings.PATH.name} with a newly generated webhook secret.")
     localsettings.load()
+    _check_settings()
 
     store = None
     if azurite.ports_in_use():
@@ -61,6 +62,17 @@ def serve(port: int = 7071, use_runner: bool | None = None) -> None:
             click.echo("Stopping Azurite ...")
             store.stop()
         click.echo("Stopped.")
+
+
+def _check_settings() -> None:
+    """Fail before starting anything when a setting cannot work (e.g. a typo in PRESERVICA_ROUTES)."""
+    from handlers import routing, settings
+    try:
+        routing.parse(settings.get("PRESERVICA_ROUTES"))
+        for name in ("MAX_BODY_BYTES", "SECRET_CACHE_SECONDS", "TEAMS_DIGEST_THRESHOLD"):
+            settings.get_int(name)
+    except settings.SettingsError as exc:
+        raise click.ClickException(f"{exc} (in {localsettings.PATH.name} or the environment)") from None
 
 
 def _banner(url: str) -> None:
