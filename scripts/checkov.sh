@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Scan bicep/ with checkov, run from its own virtual environment (.venv-checkov/).
 #
-# checkov pins many packages, so it never goes into the app's .venv. The venv is created and
-# the pinned version installed on first use (a couple of minutes), then reused: a stamp file
-# records the installed version, and a different pin reinstalls.
+# checkov pins many packages, so it never goes into the app's .venv. The venv is created and the
+# pinned version installed on first use (about a minute), then reused: a stamp file records the
+# installed version, and changing the pin below reinstalls.
 #
-#   bash scripts/checkov.sh              # compact report, exit non-zero on any failed check
-#   bash scripts/checkov.sh -o json      # extra arguments go to checkov
-#   bash scripts/checkov.sh --install-only
+#   bash scripts/checkov.sh                 # scan; prints a compact summary
+#   bash scripts/checkov.sh --install-only  # just create/refresh the venv
 #
-# Environment: PYTHON (interpreter that creates the venv, default python3),
-#              CHECKOV_VENV (venv folder, default <repo>/.venv-checkov).
+# Exit status: 0 when no check failed and every .bicep file parsed; 1 otherwise
+# (checkov itself exits 0 on parsing errors, so they are counted here).
+# Skips are never passed on the command line: each one is an inline
+# `// checkov:skip=CKV_ID:reason` comment in the resource it concerns.
+#
+# Environment: PYTHON          interpreter that creates the venv (default python3)
+#              CHECKOV_VENV    venv folder (default <repo>/.venv-checkov)
+#              CHECKOV_REPORT  where the full JSON report goes (default <venv>/report.json)
+#              CHECKOV_DIR     folder to scan, relative to the repo (default bicep)
 set -euo pipefail
 
 CHECKOV_VERSION="3.3.30"
@@ -18,6 +24,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CHECKOV_VENV:-$ROOT/.venv-checkov}"
 PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.checkov-$CHECKOV_VERSION"
+REPORT="${CHECKOV_REPORT:-$VENV/report.json}"
+SCAN_DIR="${CHECKOV_DIR:-bicep}"
 
 if [[ ! -f "$STAMP" || ! -x "$VENV/bin/checkov" ]]; then
   echo "checkov.sh: installing checkov==$CHECKOV_VERSION into $VENV (first run only)" >&2
@@ -32,5 +40,43 @@ if [[ "${1:-}" == "--install-only" ]]; then
 fi
 
 cd "$ROOT"
-# --compact: no code excerpts; --quiet: list failed checks only (the summary line stays).
-exec "$VENV/bin/checkov" -d bicep --framework bicep --compact --quiet --skip-download "$@"
+set +e
+"$VENV/bin/checkov" --directory "$SCAN_DIR" --framework bicep --compact --skip-download --output json > "$REPORT"
+status=$?
+set -e
+
+"$VENV/bin/python" - "$REPORT" "$status" <<'PY'
+import json
+import sys
+
+path, status = sys.argv[1], int(sys.argv[2])
+try:
+    data = json.load(open(path))
+except ValueError:
+    print(f"checkov.sh: checkov exited {status} without a JSON report ({path})", file=sys.stderr)
+    sys.exit(status or 1)
+reports = data if isinstance(data, list) else [data]
+if not reports or "results" not in reports[0]:
+    print("checkov.sh: checkov found no Bicep files to scan", file=sys.stderr)
+    sys.exit(1)
+passed = failed = skipped = 0
+parse_errors = []
+for report in reports:
+    results, summary = report["results"], report["summary"]
+    passed += summary["passed"]
+    failed += summary["failed"]
+    skipped += summary["skipped"]
+    parse_errors += results.get("parsing_errors", [])
+    for check in results.get("failed_checks", []):
+        lines = "-".join(str(n) for n in check["file_line_range"])
+        print(f"FAILED  {check['check_id']}  {check['resource']}  {check['file_path']}:{lines}  {check['check_name']}")
+    for check in results.get("skipped_checks", []):
+        reason = check["check_result"].get("suppress_comment", "")
+        print(f"skipped {check['check_id']}  {check['resource']}  {check['file_path']}: {reason}")
+for name in parse_errors:
+    print(f"PARSING ERROR  {name}")
+version = reports[0]["summary"].get("checkov_version", "?")
+print(f"checkov {version} bicep: {passed} passed, {failed} failed, {skipped} skipped, "
+      f"{len(parse_errors)} parsing errors")
+sys.exit(1 if failed or parse_errors or status not in (0, 1) else 0)
+PY

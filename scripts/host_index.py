@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             mode = "worker"
         except ImportError:
             mode = "sdk"
-    sys.path.insert(0, str(app_dir))  # the worker runs with the app folder first on sys.path, as cwd
+    sys.path[0] = str(app_dir)  # the worker has the app folder first on sys.path (not this script's), as cwd
     os.chdir(app_dir)
     result = {"mode": mode, "python": sys.version.split()[0]}
     try:

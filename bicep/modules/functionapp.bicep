@@ -61,9 +61,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_13:Preservica cannot obtain Entra ID tokens; every webhook request is authenticated by its HMAC-SHA256 signature (Preservica-Signature), checked in constant time by the app.
-  // checkov:skip=CKV_AZURE_56:Same reason as CKV_AZURE_13: the endpoint's authentication is the Preservica HMAC signature, not App Service Authentication.
-  // checkov:skip=CKV_AZURE_17:Preservica does not present client certificates; requests are authenticated by their HMAC signature.
+  // checkov:skip=CKV_AZURE_17:Preservica does not present client certificates; every webhook request is authenticated by its HMAC-SHA256 signature (Preservica-Signature), checked in constant time by the app.
   // checkov:skip=CKV_AZURE_222:The webhook endpoint must be reachable by the Preservica service over the internet; it only accepts signed requests.
   // checkov:skip=CKV_AZURE_212:numberOfWorkers is a dedicated-plan setting; Flex Consumption allocates instances on demand up to maximumInstanceCount.
   // checkov:skip=CKV_AZURE_213:Flex Consumption does not support the App Service health check; the app is monitored through Application Insights.

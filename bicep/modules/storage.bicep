@@ -62,25 +62,6 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
       defaultAction: 'Allow'
       bypass: 'AzureServices'
     }
-    encryption: {
-      keySource: 'Microsoft.Storage'
-      services: {
-        blob: {
-          enabled: true
-        }
-        file: {
-          enabled: true
-        }
-        queue: {
-          enabled: true
-          keyType: 'Account'
-        }
-        table: {
-          enabled: true
-          keyType: 'Account'
-        }
-      }
-    }
   }
 }
 

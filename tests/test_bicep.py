@@ -1,0 +1,474 @@
+"""The Bicep in bicep/ held against checkov and against the code.
+
+No Bicep compiler or Azure here, so: every file must parse with pycep-parser (what checkov reads
+Bicep with), checkov must report zero failed checks with every skip inline and justified, and the
+template must agree with handlers/settings.py (app settings, storage names, Key Vault secrets),
+host.json and the intake route. Renaming a setting, queue, container or secret on one side only
+fails here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+from pycep import BicepParser
+
+from handlers import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BICEP = ROOT / "bicep"
+MAIN = BICEP / "main.bicep"
+CHECKOV_SCRIPT = ROOT / "scripts" / "checkov.sh"
+BICEP_FILES = sorted(BICEP.rglob("*.bicep"))
+
+# Host settings (read by the Functions host, not our code) that main.bicep sets. The other
+# host setting, FUNCTIONS_WORKER_RUNTIME, must not be set: Flex takes it from functionAppConfig.
+BICEP_HOST_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
+
+# Built-in role definition IDs (same in every Azure tenant) and the resource type each is scoped to.
+ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": ("Storage Blob Data Owner", "Microsoft.Storage/storageAccounts"),
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": ("Storage Queue Data Contributor", "Microsoft.Storage/storageAccounts"),
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": ("Storage Table Data Contributor", "Microsoft.Storage/storageAccounts"),
+    "4633458b-17de-408a-b874-0445c86b69e6": ("Key Vault Secrets User", "Microsoft.KeyVault/vaults"),
+    "3913510d-42f4-4e42-8a64-420c390055eb": ("Monitoring Metrics Publisher", "Microsoft.Insights/components"),
+}
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+SKIP_COMMENT = re.compile(r"^\s*//\s*checkov:skip=(?P<id>CKV2?_[A-Z0-9]+_\d+):(?P<reason>.*)$")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the templates
+# --------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def parse(path: Path) -> dict:
+    return BicepParser().parse(file_path=path)
+
+
+def main() -> dict:
+    return parse(MAIN)
+
+
+def module_doc(symbol: str) -> dict:
+    """The parsed file of one of main.bicep's modules."""
+    return parse((BICEP / main()["modules"][symbol]["detail"]["path"]).resolve())
+
+
+def resources_of(doc: dict, type_: str) -> dict[str, dict]:
+    return {name: res for name, res in doc.get("resources", {}).items() if res["type"] == type_}
+
+
+def body(resource: dict) -> dict:
+    """A resource's properties, looking through a `[for ...]` loop."""
+    config = resource["config"]
+    return config["config"] if "loop_type" in config else config
+
+
+def resolve(doc: dict, value):
+    """Follow a bare identifier to its variable value; pycep writes identifiers and literals alike."""
+    seen = set()
+    while isinstance(value, str) and value in doc.get("variables", {}) and value not in seen:
+        seen.add(value)
+        value = doc["variables"][value]["value"]
+    return value
+
+
+def param_default(doc: dict, value):
+    """(param name, default) when value is a parameter (or string(parameter)), else None."""
+    if isinstance(value, dict) and value.get("function", {}).get("type") == "string":
+        value = value["function"]["parameters"]["value_to_convert"]
+    if isinstance(value, str) and value in doc.get("parameters", {}):
+        return value, doc["parameters"][value].get("default")
+    return None
+
+
+def app_settings() -> dict:
+    return main()["variables"]["appSettings"]["value"]
+
+
+def settings_where(where: str) -> set[str]:
+    return {s.name for s in settings.SETTINGS if s.where == where}
+
+
+def unquote(key: str) -> str:
+    return key[1:-1] if key.startswith("'") and key.endswith("'") else key
+
+
+def is_secure(doc: dict, name: str) -> bool:
+    return any(d["type"] == "secure" for d in doc["parameters"][name]["decorators"])
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing and checkov
+# --------------------------------------------------------------------------------------------
+
+def test_there_is_bicep_to_check():
+    assert MAIN in BICEP_FILES and len(BICEP_FILES) > 1
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(BICEP)))
+def test_every_bicep_file_parses_with_pycep(path):
+    doc = parse(path)  # raises on a parse error
+    assert doc.get("resources") or doc.get("modules"), f"{path.name} declares nothing"
+
+
+def test_no_registry_modules():
+    """checkov cannot see inside br:/ts: modules; every module is a local file that exists."""
+    for path in BICEP_FILES:
+        for name, module in parse(path).get("modules", {}).items():
+            assert module["type"] == "local", f"{path.name}: module {name} is {module['type']}, not a local file"
+            assert (path.parent / module["detail"]["path"]).is_file(), f"{path.name}: module {name} file missing"
+
+
+def _run_checkov(env_extra: dict, timeout: float) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHON=sys.executable, **env_extra)
+    return subprocess.run(["bash", str(CHECKOV_SCRIPT)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def checkov_ready():
+    """Create .venv-checkov with the pinned checkov (first run: about a minute), or skip if it cannot be."""
+    started = time.monotonic()
+    done = subprocess.run(["bash", str(CHECKOV_SCRIPT), "--install-only"], cwd=ROOT,
+                          env=dict(os.environ, PYTHON=sys.executable), capture_output=True, text=True,
+                          timeout=900)
+    if done.returncode != 0:
+        pytest.skip("could not create the checkov virtual environment (.venv-checkov) with "
+                    f"`bash scripts/checkov.sh --install-only`: {(done.stderr or done.stdout)[-800:]}")
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def checkov_report(checkov_ready, tmp_path_factory):
+    report = tmp_path_factory.mktemp("checkov") / "report.json"
+    done = _run_checkov({"CHECKOV_REPORT": str(report)}, timeout=600)
+    data = json.loads(report.read_text())
+    reports = data if isinstance(data, list) else [data]
+    return done, reports
+
+
+@pytest.mark.timeout(1200)
+def test_checkov_reports_no_failed_checks_and_no_parsing_errors(checkov_report):
+    done, reports = checkov_report
+    summary = reports[0]["summary"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary["failed"] == 0, done.stdout
+    assert summary["parsing_errors"] == 0, done.stdout
+    assert summary["passed"] > 0, done.stdout
+    assert re.search(r"^checkov [\d.]+ bicep: \d+ passed, 0 failed, \d+ skipped, 0 parsing errors$",
+                     done.stdout, re.M), done.stdout
+
+
+@pytest.mark.timeout(1200)
+def test_checkov_skips_are_exactly_the_inline_comments(checkov_report):
+    """No stale skip comment (a check that no longer runs) and no skip from anywhere else."""
+    _, reports = checkov_report
+    reported = {(Path(c["file_path"]).name, c["check_id"])
+                for r in reports for c in r["results"].get("skipped_checks", [])}
+    inline = {(path.name, m["id"]) for path in BICEP_FILES
+              for line in path.read_text().splitlines() if (m := SKIP_COMMENT.match(line))}
+    assert reported == inline
+
+
+def test_every_skip_is_inline_with_a_reason():
+    for path in BICEP_FILES:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "checkov:skip" not in line:
+                continue
+            where = f"{path.relative_to(ROOT)}:{number}"
+            # `#` starts no comment in Bicep: a `#checkov:skip` line would not compile.
+            match = SKIP_COMMENT.match(line)
+            assert match, f"{where}: write skips as `// checkov:skip=CKV_ID:reason`"
+            assert len(match["reason"].strip()) >= 20, f"{where}: the skip needs a real reason"
+    script = CHECKOV_SCRIPT.read_text()
+    assert "--skip-check" not in script and "--soft-fail" not in script
+    for config in (ROOT / ".checkov.yaml", ROOT / ".checkov.yml", BICEP / ".checkov.yaml", BICEP / ".checkov.yml"):
+        assert not config.exists(), f"{config}: skips belong inline, next to the resource"
+
+
+@pytest.mark.timeout(1200)
+def test_checkov_script_fails_on_a_failed_check_or_a_parse_error(checkov_ready, tmp_path):
+    (tmp_path / "bad.bicep").write_text(
+        "resource st 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n"
+        "  name: 'stbad'\n  location: 'westeurope'\n  kind: 'StorageV2'\n"
+        "  sku: {\n    name: 'Standard_GRS'\n  }\n"
+        "  properties: {\n    supportsHttpsTrafficOnly: false\n  }\n}\n")
+    (tmp_path / "broken.bicep").write_text("resource x 'Microsoft.Web/sites@2024-04-01' = {{{\n")
+    done = _run_checkov({"CHECKOV_DIR": str(tmp_path), "CHECKOV_REPORT": str(tmp_path / "r.json")}, timeout=600)
+    assert done.returncode != 0
+    assert re.search(r"^FAILED  CKV_AZURE_3 ", done.stdout, re.M), done.stdout
+    assert re.search(r"^PARSING ERROR .*broken\.bicep", done.stdout, re.M), done.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# App settings contract
+# --------------------------------------------------------------------------------------------
+
+def test_host_settings_that_bicep_sets_are_declared_host_settings():
+    assert BICEP_HOST_SETTINGS <= settings_where(settings.HOST)
+
+
+def test_bicep_sets_exactly_the_app_settings_the_code_reads():
+    expected = settings_where(settings.APP) | BICEP_HOST_SETTINGS
+    actual = set(app_settings())
+    assert actual - expected == set(), "set in main.bicep but not declared in handlers/settings.py"
+    assert expected - actual == set(), "declared in handlers/settings.py but not set by main.bicep"
+
+
+def test_local_only_settings_and_worker_runtime_are_not_app_settings():
+    forbidden = settings_where(settings.LOCAL) | {"FUNCTIONS_WORKER_RUNTIME"}
+    assert forbidden & set(app_settings()) == set()
+
+
+def test_the_function_app_gets_those_app_settings():
+    assert main()["modules"]["functionApp"]["config"]["params"]["appSettings"] == "appSettings"
+    site = resources_of(module_doc("functionApp"), "Microsoft.Web/sites")
+    (site,) = site.values()
+    loop = body(site)["properties"]["siteConfig"]["appSettings"]
+    assert loop["loop_type"]["detail"]["array_name"]["function"] == {"type": "items", "parameters": {"arg_1": "appSettings"}}
+
+
+def test_app_setting_defaults_match_the_settings_module():
+    doc = main()
+    for name, value in app_settings().items():
+        spec = settings.BY_NAME.get(name)
+        found = param_default(doc, value)
+        if found:
+            param, default = found
+            want = "" if spec.default is None else spec.default
+            assert default is not None, f"{name}: parameter {param} needs a default"
+            assert str(default) == want, f"{name}: parameter {param} defaults to {default!r}, settings.py to {want!r}"
+    assert app_settings()["WEBHOOK_SECRET_NAME"] == settings.BY_NAME["WEBHOOK_SECRET_NAME"].default
+    assert app_settings()["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert app_settings()["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == \
+        "Authorization=AAD;ClientId=${identity.outputs.clientId}"
+    assert app_settings()["AZURE_CLIENT_ID"] == app_settings()["AzureWebJobsStorage__clientId"]
+
+
+def test_local_settings_example_covers_the_settings_that_matter_locally():
+    example = ROOT / "local.settings.json.example"
+    if not example.exists():
+        pytest.skip("local.settings.json.example is not in the repository yet")
+    values = json.loads(example.read_text())["Values"]
+    unknown = set(values) - set(settings.BY_NAME)
+    assert not unknown, f"not declared in handlers/settings.py: {sorted(unknown)}"
+    # Locally needed: every local-only setting, and every app setting the operator configures
+    # (a main.bicep parameter); the identity/resource ones exist only in Azure.
+    doc = main()
+    configured = {name for name, value in app_settings().items() if param_default(doc, value)}
+    needed = settings_where(settings.LOCAL) | (configured & settings_where(settings.APP))
+    assert needed - set(values) == set(), "missing from local.settings.json.example"
+    for name, value in values.items():
+        default = settings.BY_NAME[name].default
+        if default is not None and value:
+            assert value == default, f"{name}: example {value!r} differs from the default {default!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# Storage
+# --------------------------------------------------------------------------------------------
+
+def _storage_call_param(name: str):
+    doc = main()
+    return resolve(doc, main()["modules"]["storage"]["config"]["params"][name])
+
+
+def _names(values) -> set[str]:
+    doc = main()
+    out = set()
+    for value in values:
+        value = resolve(doc, value)
+        found = param_default(doc, value)
+        out.add(found[1] if found else value)
+    return out
+
+
+def test_queues_are_the_pipeline_queues_and_their_poison_queues():
+    queues = [settings.DELIVERY_QUEUE] + [settings.action_queue(a) for a in settings.ACTIONS]
+    expected = set(queues) | {q + "-poison" for q in queues}
+    assert _names(_storage_call_param("queueNames")) == expected
+
+
+def test_containers_and_table_match_the_settings_module():
+    deployment = resolve(main(), main()["modules"]["functionApp"]["config"]["params"]["deploymentContainerName"])
+    expected = {settings.DELIVERY_CONTAINER, settings.REJECTED_CONTAINER,
+                settings.BY_NAME["THUMBNAIL_CONTAINER"].default, deployment}
+    assert _names(_storage_call_param("containerNames")) == expected
+    assert _names(_storage_call_param("tableNames")) == {settings.JOURNAL_TABLE}
+    # The thumbnails container and the app setting come from the same parameter.
+    assert "thumbnailContainer" in _storage_call_param("containerNames")
+    assert app_settings()["THUMBNAIL_CONTAINER"] == "thumbnailContainer"
+
+
+def test_storage_module_creates_every_named_queue_container_and_table():
+    doc = module_doc("storage")
+    loops = {
+        "Microsoft.Storage/storageAccounts/queueServices/queues": "queueNames",
+        "Microsoft.Storage/storageAccounts/blobServices/containers": "containerNames",
+        "Microsoft.Storage/storageAccounts/tableServices/tables": "tableNames",
+    }
+    for type_, param in loops.items():
+        (res,) = resources_of(doc, type_).values()
+        assert res["config"]["loop_type"]["detail"]["array_name"] == param
+        assert res["config"]["condition"] is None
+    (container,) = resources_of(doc, "Microsoft.Storage/storageAccounts/blobServices/containers").values()
+    assert body(container)["properties"]["publicAccess"] == "None"
+
+
+def test_storage_account_is_locked_down():
+    (account,) = resources_of(module_doc("storage"), "Microsoft.Storage/storageAccounts").values()
+    props = body(account)["properties"]
+    assert props["allowSharedKeyAccess"] is False
+    assert props["minimumTlsVersion"] == "TLS1_2"
+    assert props["allowBlobPublicAccess"] is False
+    assert props["supportsHttpsTrafficOnly"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# Function app
+# --------------------------------------------------------------------------------------------
+
+def test_function_app_is_flex_python_https_only():
+    doc = module_doc("functionApp")
+    (plan,) = resources_of(doc, "Microsoft.Web/serverfarms").values()
+    assert body(plan)["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert body(plan)["properties"]["reserved"] is True
+    (site,) = resources_of(doc, "Microsoft.Web/sites").values()
+    site = body(site)
+    assert site["kind"] == "functionapp,linux"
+    assert site["identity"]["type"] == "UserAssigned"
+    props = site["properties"]
+    assert props["httpsOnly"] is True
+    assert props["siteConfig"]["ftpsState"] == "Disabled"
+    assert props["siteConfig"]["minTlsVersion"] == "1.2"
+    config = props["functionAppConfig"]
+    assert config["runtime"]["name"] == "python"
+    assert config["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
+    assert set(config["scaleAndConcurrency"]) == {"instanceMemoryMB", "maximumInstanceCount"}
+    for name in ("instanceMemoryMB", "maximumInstanceCount"):
+        assert main()["modules"]["functionApp"]["config"]["params"][name] == name
+        assert name in main()["parameters"]
+    policies = resources_of(doc, "Microsoft.Web/sites/basicPublishingCredentialsPolicies").values()
+    assert {body(p)["name"]: body(p)["properties"]["allow"] for p in policies} == {"ftp": False, "scm": False}
+    assert "\"'azd-service-name'\": \"api\"" in json.dumps(site["tags"]), "azd finds the app by this tag"
+
+
+def test_python_version_is_3_11_as_the_project_uses():
+    version = resolve(main(), main()["modules"]["functionApp"]["config"]["params"]["pythonVersion"])
+    assert version == "3.11"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'requires-python\s*=\s*">=3\.11"', pyproject), "pyproject.toml requires-python changed"
+
+
+# --------------------------------------------------------------------------------------------
+# Identity, roles, Key Vault, monitoring
+# --------------------------------------------------------------------------------------------
+
+def test_role_assignments_grant_exactly_the_needed_roles():
+    assignments = []
+    for path in BICEP_FILES:
+        doc = parse(path)
+        for name, res in resources_of(doc, "Microsoft.Authorization/roleAssignments").items():
+            props = body(res)["properties"]
+            ids = GUID.findall(json.dumps(props["roleDefinitionId"]))
+            assert len(ids) == 1, f"{path.name}:{name}: one literal role definition ID expected"
+            scope = doc["resources"][body(res)["scope"]]
+            assignments.append((ids[0], scope["type"], props))
+    granted = [role for role, _, _ in assignments]
+    assert sorted(granted) == sorted(ROLES), "roles granted differ from the five the connections need"
+    for role, scope_type, props in assignments:
+        assert scope_type == ROLES[role][1], f"{ROLES[role][0]} scoped to {scope_type}"
+        assert props["principalType"] == "ServicePrincipal"
+        assert props["principalId"] == "principalId"
+    roles_call = main()["modules"]["roles"]["config"]["params"]["principalId"]
+    assert json.dumps(roles_call) == json.dumps({"operator": {"type": "property_accessor", "operands": {
+        "operand_1": "identity", "operand_2": {"operator": {"type": "property_accessor", "operands": {
+            "operand_1": "outputs", "operand_2": "principalId"}}}}}})
+
+
+def test_key_vault_uses_rbac_soft_delete_and_purge_protection():
+    doc = module_doc("keyVault")
+    (vault,) = resources_of(doc, "Microsoft.KeyVault/vaults").values()
+    props = body(vault)["properties"]
+    assert props["enableRbacAuthorization"] is True
+    assert props["enableSoftDelete"] is True
+    assert props["enablePurgeProtection"] is True
+    assert app_settings()["KEY_VAULT_URI"]["operator"]["operands"]["operand_1"] == "keyVault"
+
+
+def test_key_vault_secrets_are_the_ones_the_code_reads_and_optional():
+    webhook = settings.BY_NAME["WEBHOOK_SECRET_NAME"].default
+    expected = {webhook, webhook + "-previous", settings.KV_PRESERVICA_PASSWORD,
+                settings.KV_TEAMS_WEBHOOK_URL, settings.KV_RELAY_SECRET}
+    doc = main()
+    values = doc["modules"]["keyVault"]["config"]["params"]["secretValues"]
+    assert {unquote(k) for k in values} == expected
+    for key, param in values.items():
+        assert param in doc["parameters"], f"{key} must come from a parameter"
+        assert is_secure(doc, param), f"parameter {param} must be @secure()"
+        assert doc["parameters"][param]["default"] == "", f"parameter {param} must be optional (default '')"
+    kv = module_doc("keyVault")
+    assert is_secure(kv, "secretValues")
+    (secret,) = resources_of(kv, "Microsoft.KeyVault/vaults/secrets").values()
+    condition = json.dumps(secret["config"]["condition"])
+    assert '"type": "not"' in condition and '"type": "empty"' in condition, "empty secret values must be skipped"
+
+
+def test_application_insights_has_local_auth_disabled():
+    (component,) = resources_of(module_doc("monitoring"), "Microsoft.Insights/components").values()
+    assert body(component)["properties"]["DisableLocalAuth"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs, parameter files, azd
+# --------------------------------------------------------------------------------------------
+
+def test_outputs_name_the_app_the_webhook_url_and_the_vault():
+    from handlers import intake
+
+    outputs = main()["outputs"]
+    prefix = json.loads((ROOT / "host.json").read_text())["extensions"]["http"].get("routePrefix", "api")
+    assert outputs["webhookUrl"]["value"] == \
+        "https://${functionApp.outputs.defaultHostName}/" + f"{prefix}/{intake.ROUTE}"
+    assert json.dumps(outputs["functionAppName"]["value"]).count("functionApp") == 1
+    assert json.dumps(outputs["keyVaultName"]["value"]).count("keyVault") == 1
+
+
+def test_bicepparam_sets_only_declared_parameters_and_reads_secrets_from_the_environment():
+    text = (BICEP / "main.bicepparam").read_text()
+    assert re.search(r"^using '\./main\.bicep'$", text, re.M)
+    doc = main()
+    assigned = dict(re.findall(r"^param (\w+) = (.+)$", text, re.M))
+    assert set(assigned) <= set(doc["parameters"]), set(assigned) - set(doc["parameters"])
+    for name, value in assigned.items():
+        if is_secure(doc, name):
+            assert value.startswith("readEnvironmentVariable("), f"{name}: secrets come from the environment"
+    for variable in re.findall(r"readEnvironmentVariable\('(\w+)'", text):
+        assert variable in settings.BY_NAME, f"{variable}: use the local setting's name"
+
+
+def test_azd_parameters_file_sets_only_declared_parameters():
+    data = json.loads((BICEP / "main.parameters.json").read_text())
+    doc = main()
+    assert set(data["parameters"]) <= set(doc["parameters"])
+    for name, entry in data["parameters"].items():
+        match = re.fullmatch(r"\$\{(\w+)\}", entry["value"])
+        assert match, f"{name}: azd substitutes an environment variable here"
+        assert match[1].startswith("AZURE_") or match[1] in settings.BY_NAME, match[1]
+
+
+def test_azure_yaml_deploys_the_api_service_from_bicep():
+    text = (ROOT / "azure.yaml").read_text()
+    assert re.search(r"^infra:\n(?:  .*\n)*  path: bicep$", text, re.M)
+    assert re.search(r"^services:\n  api:\n(?:    .*\n)*", text, re.M)
+    for line in ("    project: .", "    language: python", "    host: function"):
+        assert line in text.splitlines()
