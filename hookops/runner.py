@@ -42,22 +42,21 @@ from hookops import azurite, hostconfig
 log = logging.getLogger("hookops.runner")
 LEASE_SECONDS = 600           # the host keeps a message invisible this long while it runs
 MAX_BODY = 100 * 1024 * 1024  # the host's default maxRequestBodySize
-SUPPORTED = {"httpTrigger", "http", "queueTrigger", "queue"}
+SUPPORTED = {"httpTrigger", "http", "queueTrigger"}
 CLOSE = [("Connection", "close")]  # answers given without reading the request body
 
 
 class RunnerError(RuntimeError):
-    pass
+    """The app cannot be served: what the host would refuse, or what this runner does not do."""
 
 
 class TooLarge(ValueError):
-    pass
+    """A request body over the host's limit."""
 
 
 class Out:
     """What the worker passes for a `func.Out[...]` parameter."""
-    def __init__(self):
-        self.value = None
+    value = None
 
     def set(self, value):
         self.value = value
@@ -112,9 +111,9 @@ class Runner:
         self.env = {k: str(v) for k, v in (env or {}).items()}
         self.module = module
         self.functions: dict[str, Function] = {}
-        # per function: invoked / succeeded / failed / poisoned; waiters use wait_for()
+        # per function: invoked / succeeded / failed / poisoned, and storage outages seen; see wait_for()
         self.stats: dict[str, dict[str, int]] = defaultdict(
-            lambda: {"invoked": 0, "succeeded": 0, "failed": 0, "poisoned": 0})
+            lambda: {"invoked": 0, "succeeded": 0, "failed": 0, "poisoned": 0, "outages": 0})
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -145,13 +144,18 @@ class Runner:
     def load(self) -> dict[str, Function]:
         """Import the app and learn its functions from its own bindings, as the worker does."""
         self._set_env()
-        if str(self.app_dir) in sys.path:  # first, as in the worker, ahead of other apps tests loaded
-            sys.path.remove(str(self.app_dir))
-        sys.path.insert(0, str(self.app_dir))
-        # a fresh import, as in a new worker: get_functions() works once per FunctionApp, and tests
-        # load several apps that share the module name
-        sys.modules.pop(self.module, None)
-        mod = importlib.import_module(self.module)
+        # A fresh import with the app folder first, as in a new worker (get_functions() works once
+        # per FunctionApp); then sys.modules and sys.path are put back (the app folder kept last for
+        # the app's later imports), so that apps loaded in one process do not shadow each other.
+        app, saved_path, before = str(self.app_dir), list(sys.path), sys.modules.pop(self.module, None)
+        sys.path.insert(0, app)
+        try:
+            mod = importlib.import_module(self.module)
+        finally:
+            sys.path[:] = saved_path + ([app] if app not in saved_path else [])
+            sys.modules.pop(self.module, None)
+            if before is not None:
+                sys.modules[self.module] = before
         apps = [v for v in vars(mod).values() if isinstance(v, func.FunctionRegister)]
         if len(apps) != 1:
             raise RunnerError(f"{self.module}.py must define exactly one FunctionApp, found {len(apps)}")
@@ -160,25 +164,19 @@ class Runner:
             raise RunnerError(f"{self.module}.py defines no functions (the host would find 0 functions)")
         for fn in self.functions.values():
             self.stats[fn.name]  # listed before their first call
-            for b in fn.bindings:
-                if b["type"] in ("queueTrigger", "queue"):  # a missing setting fails now, not mid-run
-                    self._connection(b)
-                    if b["type"] == "queueTrigger":
-                        self._queues[fn.name] = self._queue_name(b)
+            if fn.trigger["type"] == "queueTrigger":  # a missing setting fails now, not mid-run
+                self._connection(fn.trigger)
+                self._queues[fn.name] = self._queue_name(fn.trigger)
         return self.functions
 
     # ---- invoking -----------------------------------------------------------------------
     def _invoke(self, fn: Function, trigger_value) -> dict:
-        """Call the function and write its queue outputs; return {binding name: value}."""
+        """Call the function; return {output binding name: value}."""
         outs = {b["name"]: Out() for b in fn.outputs if b["name"] != "$return"}
         result = fn.user(**{fn.trigger["name"]: trigger_value}, **outs)
         if inspect.isawaitable(result):  # async def runs on one shared loop, as in the worker
             result = asyncio.run_coroutine_threadsafe(result, self._loop).result()
-        values = {name: o.get() for name, o in outs.items()} | {"$return": result}
-        for b in fn.outputs:  # the host writes them after the function returns; a failure fails the call
-            if b["type"] == "queue" and values[b["name"]] is not None:
-                self._write_queue(b, values[b["name"]])
-        return values
+        return {name: o.get() for name, o in outs.items()} | {"$return": result}
 
     def _count(self, name: str, key: str) -> None:
         with self._cond:
@@ -230,16 +228,6 @@ class Runner:
         except ResourceExistsError:
             pass
         return client
-
-    def _write_queue(self, binding: dict, value) -> None:
-        client = self._ensure(self._client(binding))  # the output binding creates its queue
-        for item in value if isinstance(value, list) else [value]:  # a list: one message per item
-            data = item if isinstance(item, bytes) else (item if isinstance(item, str) else json.dumps(item)).encode()
-            client.send_message(base64.b64encode(data).decode()
-                                if self.config.queues.message_encoding == "base64" else data.decode())
-        for fname, queue in self._queues.items():  # like the host: a queue it just fed is polled now
-            if queue == client.queue_name and fname in self._wake:
-                self._wake[fname].set()
 
     def _poison(self, fn: Function, client: QueueClient, msg, why: str) -> None:
         poison = self._ensure(self._client(fn.trigger, f"{client.queue_name}-poison"))
@@ -310,6 +298,7 @@ class Runner:
                 if not outage:  # once per outage, not once per poll
                     log.error("%s: queue %s unreachable, still polling: %s", fn.name, poller.queue_name,
                               str(exc).splitlines()[0])
+                    self._count(fn.name, "outages")
                 outage, created, msgs = True, False, []
             for msg in msgs:
                 with self._cond:
@@ -380,18 +369,17 @@ class Runner:
         self._count(fn.name, "invoked")
         try:
             out = self._invoke(fn, req)
+            resp = next(out[b["name"]] for b in fn.outputs if b["type"] == "http")
+            resp = func.HttpResponse(resp) if isinstance(resp, str) else resp
+            if not isinstance(resp, func.HttpResponse):  # the worker cannot encode it: the call fails
+                raise TypeError(f"an HTTP function must return HttpResponse or str, not {type(resp).__name__}")
         except Exception:  # like the host: a bare 500; the details go to the log only
             log.error("%s failed\n%s", fn.name, traceback.format_exc())
             self._count(fn.name, "failed")
             return 500, [], b""
         self._count(fn.name, "succeeded")
-        resp = next((out[b["name"]] for b in fn.outputs if b["type"] == "http"), None)
-        if resp is None:
-            return 204, [], b""
-        if isinstance(resp, (str, bytes)):
-            resp = func.HttpResponse(resp)
         hdrs = list(resp.headers.items())
-        if "content-type" not in {k.lower() for k, _ in hdrs}:  # as azure.functions' encoder does
+        if "content-type" not in resp.headers:  # as azure.functions' encoder does
             mt = resp.mimetype
             hdrs.append(("Content-Type", f"{mt}; charset={resp.charset}" if mt.startswith("text/") else mt))
         return resp.status_code, hdrs, resp.get_body()
@@ -437,18 +425,26 @@ class Runner:
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self) -> "Runner":
-        self.load()
-        self._stop.clear()
-        self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="runner-asyncio", daemon=True)
-        self._loop_thread.start()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]  # port 0: the one the OS chose
-        self._spawn(lambda: self._server.serve_forever(poll_interval=0.05), "runner-http")
-        for name in self._queues:
-            self._wake[name], self._empty_polls[name] = threading.Event(), 0
-            self._spawn(lambda fn=self.functions[name]: self._poll(fn), f"poll-{name}")
+        try:
+            self.load()
+            self._stop.clear()
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever, name="runner-asyncio", daemon=True)
+            self._loop_thread.start()
+            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+            self._server.daemon_threads = True
+            self.port = self._server.server_address[1]  # port 0: the one the OS chose
+            self._spawn(lambda: self._server.serve_forever(poll_interval=0.05), "runner-http")
+            for name in self._queues:
+                try:  # now, so that a caller can send as soon as start() returns
+                    self._ensure(self._client(self.functions[name].trigger, retries=0))
+                except AzureError:
+                    pass  # the poller reports the outage and creates it later
+                self._wake[name], self._empty_polls[name] = threading.Event(), 0
+                self._spawn(lambda fn=self.functions[name]: self._poll(fn), f"poll-{name}")
+        except BaseException:  # e.g. the port is taken: leave no thread or setting behind
+            self.stop()
+            raise
         log.info("runner on %s: %s", self.url, ", ".join(sorted(self.functions)))
         return self
 
@@ -480,7 +476,7 @@ class Runner:
             self._loop_thread.join()
             self._loop.close()
         self._threads, self._wake, self._server, self._loop = [], {}, None, None
-        for k, v in self._saved_env.items():
+        for k, v in self._saved_env.items():  # the environment as it was before load()
             if v is None:
                 os.environ.pop(k, None)
             else:

@@ -1,11 +1,11 @@
-"""A toy app for the runner tests. Queue functions record each call in $TOYAPP_RECORD_DIR."""
+"""A toy app for the runner tests. Queue functions record each call in $TOYAPP_RECORD_DIR; queue names
+come from app settings (%TOY_RECORD_QUEUE%, %TOY_FAIL_QUEUE%) so that each test runner has its own."""
 import asyncio
 import base64
 import hashlib
 import json
 import os
 import pathlib
-import typing
 
 import azure.functions as func
 
@@ -17,7 +17,10 @@ def _record(kind: str, msg: func.QueueMessage) -> None:
     entry = {"id": msg.id, "body": base64.b64encode(msg.get_body()).decode(),
              "dequeue_count": msg.dequeue_count, "pop_receipt": msg.pop_receipt,
              "has_times": all([msg.insertion_time, msg.expiration_time, msg.time_next_visible])}
-    (folder / f"{kind}-{msg.id}-{msg.dequeue_count}.json").write_text(json.dumps(entry))
+    final = folder / f"{kind}-{msg.id}-{msg.dequeue_count}.json"
+    temp = final.with_suffix(".tmp")
+    temp.write_text(json.dumps(entry))
+    os.replace(temp, final)  # readers never see a half-written record
 
 
 @app.route(route="echo", methods=["POST", "PUT"])
@@ -42,19 +45,12 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("secret detail that must not reach the caller")
 
 
-@app.route(route="enqueue", methods=["POST"])
-@app.queue_output(arg_name="msgs", queue_name="toy-record", connection="AzureWebJobsStorage")
-def enqueue(req: func.HttpRequest, msgs: func.Out[typing.List[str]]) -> func.HttpResponse:
-    msgs.set(req.get_json())
-    return func.HttpResponse(status_code=202)
-
-
-@app.queue_trigger(arg_name="msg", queue_name="toy-record", connection="AzureWebJobsStorage")
+@app.queue_trigger(arg_name="msg", queue_name="%TOY_RECORD_QUEUE%", connection="AzureWebJobsStorage")
 def record(msg: func.QueueMessage) -> None:
     _record("record", msg)
 
 
-@app.queue_trigger(arg_name="msg", queue_name="toy-fail", connection="AzureWebJobsStorage")
+@app.queue_trigger(arg_name="msg", queue_name="%TOY_FAIL_QUEUE%", connection="AzureWebJobsStorage")
 async def always_fail(msg: func.QueueMessage) -> None:
     _record("fail", msg)
     raise RuntimeError("always fails")
