@@ -16,6 +16,9 @@ def missing(action: str, secrets: SecretSource, env=None) -> str | None:
     need: list[str] = []
     if action in ("thumbnail", "catalogue"):
         need += unset("PRESERVICA_SERVER", "PRESERVICA_USERNAME")
+        if not secrets.get(settings.KV_PRESERVICA_PASSWORD, "PRESERVICA_PASSWORD"):
+            need.append("PRESERVICA_PASSWORD" if not secrets.vault_uri
+                        else f"Key Vault secret {settings.KV_PRESERVICA_PASSWORD}")
     if action == "catalogue":
         need += unset("CATALOGUE_URL_TEMPLATE", "CATALOGUE_SCHEMA")
     if action == "teams" and not secrets.get(settings.KV_TEAMS_WEBHOOK_URL, "TEAMS_WEBHOOK_URL"):

@@ -101,13 +101,16 @@ class Storage:
 
     def send(self, queue_name: str, message: str) -> None:
         """Put one message; creates the queue the first time if it does not exist (local runs)."""
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
         client = self.queue(queue_name)
         try:
             try:
                 client.send_message(message)
             except ResourceNotFoundError:
-                client.create_queue()
+                try:
+                    client.create_queue()
+                except ResourceExistsError:
+                    pass  # a concurrent send (send_many) created it first
                 client.send_message(message)
         except AzureError as exc:
             raise StorageUnavailable(f"queue {queue_name!r}: {type(exc).__name__}") from exc

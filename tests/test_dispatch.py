@@ -31,6 +31,7 @@ def test_each_event_and_action_gets_one_message_and_a_journal_row(app_env, monke
     monkeypatch.setenv("PRESERVICA_ROUTES", "FULL_TEXT_INDEXED=journal,thumbnail;*=journal")
     monkeypatch.setenv("PRESERVICA_SERVER", "preservica.test")
     monkeypatch.setenv("PRESERVICA_USERNAME", "u")
+    monkeypatch.setenv("PRESERVICA_PASSWORD", "p")
     doc = delivery(refs=["a", "b", "a"])  # the same event twice is one event
     assert dispatch.dispatch(intake_msg(doc)) == {"events": 2, "messages": 4}
     jobs = [envelope.read_job(m) for m in drain(app_env.connection_string, "journal")]

@@ -1,0 +1,69 @@
+"""`thumbnail` action: keep each new asset's thumbnail in Blob Storage.
+
+Blob `<entityRef>.<ext>` in THUMBNAIL_CONTAINER, content type from the image's own bytes,
+metadata `title` (ASCII-safe) and `ref`. A retry overwrites the same blob: idempotent.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+from . import journal, preservica, settings
+from .action_runner import ActionError, Context, Outcome
+from .envelope import Job
+
+_PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+MAX_TITLE = 1024  # blob metadata is at most 8 KiB in all
+KINDS = ((b"\x89PNG\r\n\x1a\n", "image/png", "png"), (b"\xff\xd8\xff", "image/jpeg", "jpg"),
+         (b"GIF87a", "image/gif", "gif"), (b"GIF89a", "image/gif", "gif"))
+
+
+def perform(job: Job, ctx: Context) -> Outcome:
+    if job.entity_type != "IO":
+        return Outcome(journal.SKIPPED, "not an asset")
+    size = _size()
+    try:
+        return preservica.call(ctx, lambda api: _store(api, job, ctx, size))
+    except preservica.NotFound:
+        return Outcome(journal.SKIPPED, "not found")
+
+
+def _size():
+    from pyPreservica.common import Thumbnail
+    value = (settings.get("THUMBNAIL_SIZE") or "").lower()
+    try:
+        return Thumbnail(value)
+    except ValueError:
+        raise ActionError("THUMBNAIL_SIZE must be large, medium or small") from None
+
+
+def _store(api, job: Job, ctx: Context, size) -> Outcome:
+    asset = api.asset(job.entity_ref)
+    with tempfile.TemporaryDirectory(prefix="thumb-") as tmp:  # pyPreservica writes thumbnails to a file
+        path = api.thumbnail(asset, str(Path(tmp) / "thumbnail"), size=size)
+        if path is None:
+            return Outcome(journal.SKIPPED, "no thumbnail")
+        data = Path(path).read_bytes()
+    content_type, ext = image_type(data)
+    container, name = settings.get("THUMBNAIL_CONTAINER"), f"{job.entity_ref}.{ext}"
+    ctx.storage.put_blob(container, name, data, content_type,
+                         metadata={"title": ascii_safe(asset.title or ""), "ref": job.entity_ref})
+    return Outcome(journal.DONE, "", {"thumbnail_blob": f"{container}/{name}", "thumbnail_bytes": len(data),
+                                      "thumbnail_contentType": content_type})
+
+
+def image_type(data: bytes) -> tuple[str, str]:
+    """(content type, extension) from the image's magic bytes: the SDK hides the response headers."""
+    for magic, content_type, ext in KINDS:
+        if data.startswith(magic):
+            return content_type, ext
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    return "application/octet-stream", "bin"
+
+
+def ascii_safe(text: str) -> str:
+    """Blob metadata travels as HTTP headers: printable ASCII only. Others are %-encoded (reversible
+    with urllib.parse.unquote), so "Café" becomes "Caf%C3%A9"."""
+    return quote(text.strip()[:MAX_TITLE], safe=_PRINTABLE_ASCII)

@@ -1,0 +1,44 @@
+"""The process's one httpx client for Teams, the catalogue and the relay: created on first use,
+reused (connection pooling), never following redirects (a redirect could carry a secret elsewhere)."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import httpx
+
+# httpx logs every request URL at INFO; the Teams URL is a credential.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_client: httpx.Client | None = None
+_lock = threading.Lock()
+
+
+def client() -> httpx.Client:
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = httpx.Client(timeout=TIMEOUT, follow_redirects=False,
+                                       limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+    return _client
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), or None."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+    import datetime as dt
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())

@@ -1,0 +1,234 @@
+"""pyPreservica clients and the classification of their failures.
+
+One EntityAPI per worker process, created on first use (never at import: cold start) and
+reused; rebuilt only when its settings or the password change (a rotation in Key Vault).
+Failures are classified rather than lumped:
+  - the entity is gone (deleted since the event)   -> NotFound; actions journal `skipped: not found`
+  - credentials rejected                            -> log.error naming the settings, ActionError (retry)
+  - 429 / 5xx / timeout / connection error          -> ActionError, so the queue retries, then poisons
+The SDK's HTTP session is tightened before its first request: Retry-After waits capped at
+RETRY_AFTER_MAX (urllib3 would sleep up to 6 h inside the function), shorter timeouts, a pool as
+large as the queue trigger's batch.
+No message or log line here holds the password or a URL.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import threading
+import time
+from typing import Callable, TypeVar
+
+import requests
+from pyPreservica import EntityAPI, WebHooksAPI
+from pyPreservica.common import EntityType, HTTPException, ReferenceNotFoundException
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
+
+from . import settings
+from .action_runner import ActionError, Context
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TIMEOUT = (10, 60)            # connect, read (pyPreservica's own: 62 s for both)
+RETRY_AFTER_MAX = 10          # urllib3 would otherwise sleep whatever Retry-After says (up to 6 h);
+                              # with 3 retries a call waits at most 30 s, then the queue retries
+POOL_SIZE = 32                # the queue trigger's largest batch; pyPreservica's default pool holds 10
+REJECTED_PAUSE = 60           # seconds without login attempts after a rejection: avoid locking the account
+CREDENTIAL_SETTINGS = (f"PRESERVICA_USERNAME, the password (Key Vault secret {settings.KV_PRESERVICA_PASSWORD!r} "
+                       f"or PRESERVICA_PASSWORD) and PRESERVICA_TENANT")
+
+# pyPreservica logs subscriber URLs and request details at DEBUG.
+logging.getLogger("pyPreservica").setLevel(logging.WARNING)
+
+
+class NotFound(Exception):
+    """The entity no longer exists in Preservica."""
+
+
+class CredentialsRejected(ActionError):
+    pass
+
+
+def _harden(api) -> None:
+    """Cap Retry-After waits and timeouts, widen the pool. Done before the first request."""
+    if getattr(api, "_hardened", False):
+        return
+    retry = _retry()
+    for session in (api.session, api.auth_session):
+        session.mount(f"{api.protocol}://", HTTPAdapter(max_retries=retry, pool_maxsize=POOL_SIZE))
+        session.request = functools.partial(getattr(session.request, "func", session.request), timeout=TIMEOUT)
+    api._hardened = True
+
+
+def _retry() -> Retry:
+    kw = dict(total=3, backoff_factor=0.1, status_forcelist=[502, 503, 504], allowed_methods=Retry.DEFAULT_ALLOWED_METHODS)
+    try:
+        return Retry(**kw, retry_after_max=RETRY_AFTER_MAX)
+    except TypeError:  # an urllib3 without the cap: rather not wait for Retry-After at all
+        return Retry(**kw, respect_retry_after_header=False)
+
+
+class _Hardened:
+    # The constructor logs in through __token__ (not name-mangled) before any other request,
+    # so hardening there also covers the login and version calls made at construction.
+    def __token__(self):
+        _harden(self)
+        return super().__token__()
+
+
+class _EntityAPI(_Hardened, EntityAPI):
+    pass
+
+
+class _WebHooksAPI(_Hardened, WebHooksAPI):
+    pass
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+def missing_settings(secrets) -> list[str]:
+    need = [n for n in ("PRESERVICA_SERVER", "PRESERVICA_USERNAME") if not settings.get(n)]
+    if not _password(secrets):
+        need.append(f"Key Vault secret {settings.KV_PRESERVICA_PASSWORD}" if secrets.vault_uri else "PRESERVICA_PASSWORD")
+    return need
+
+
+def _password(secrets) -> str | None:
+    return secrets.get(settings.KV_PRESERVICA_PASSWORD, "PRESERVICA_PASSWORD")
+
+
+def _arguments(secrets) -> dict:
+    need = missing_settings(secrets)
+    if need:
+        raise ActionError(f"Preservica is not configured: set {', '.join(need)}")
+    protocol = settings.get("PRESERVICA_PROTOCOL")
+    if protocol not in ("https", "http"):
+        raise ActionError("PRESERVICA_PROTOCOL must be https or http")
+    # credentials_path: a file that cannot exist, so pyPreservica never falls back to ./credentials.properties.
+    return dict(username=settings.get("PRESERVICA_USERNAME"), password=_password(secrets),
+                tenant=settings.get("PRESERVICA_TENANT"), server=settings.get("PRESERVICA_SERVER"),
+                protocol=protocol, credentials_path=os.path.join(os.path.dirname(__file__), "no-credentials-file"))
+
+
+def _identity(args: dict) -> tuple:
+    secret = hashlib.sha256(args["password"].encode()).hexdigest()  # compare passwords without keeping one more copy
+    return args["server"], args["username"], args["tenant"], args["protocol"], secret
+
+
+# ---- the process's EntityAPI -------------------------------------------------------------------
+
+_client: tuple[tuple, EntityAPI] | None = None
+_rejected: dict[tuple, float] = {}
+_lock = threading.Lock()
+
+
+def entity_api(ctx: Context) -> EntityAPI:
+    global _client
+    args = _arguments(ctx.secrets)
+    key = _identity(args)
+    current = _client
+    if current and current[0] == key:
+        return current[1]
+    with _lock:  # one login per process, however many invocations arrive together
+        if _client and _client[0] == key:
+            return _client[1]
+        since = _rejected.get(key)
+        if since is not None and time.monotonic() - since < REJECTED_PAUSE:
+            log.error("Preservica rejected the credentials recently; not trying again yet: check %s", CREDENTIAL_SETTINGS)
+            raise CredentialsRejected(f"Preservica rejected these credentials less than {REJECTED_PAUSE}s ago; "
+                                      f"check {CREDENTIAL_SETTINGS}")
+        try:
+            client = _EntityAPI(**args)
+        except Exception as exc:
+            if _is_credentials_error(exc):
+                _rejected[key] = time.monotonic()
+            raise
+        _rejected.pop(key, None)
+        _client = (key, client)
+        return client
+
+
+def forget_client() -> None:
+    """Drop the cached client (tests; and after credentials stop working)."""
+    global _client
+    with _lock:
+        _client = None
+        _rejected.clear()
+
+
+def webhooks_api(secrets=None) -> WebHooksAPI:
+    """A WebHooksAPI for the operator CLI (not cached: one command, one login)."""
+    if secrets is None:
+        from .secrets import default
+        secrets = default()
+    args = _arguments(secrets)
+    try:
+        return _WebHooksAPI(**args)
+    except Exception as exc:
+        problem = classify(exc)
+        if problem is None:
+            raise
+        raise problem from None
+
+
+# ---- classification ------------------------------------------------------------------------
+
+def _is_credentials_error(exc: BaseException) -> bool:
+    # pyPreservica's login raises RuntimeError((status, "Failed to create ... authentication token ..."))
+    return isinstance(exc, RuntimeError) and len(exc.args) >= 2 and exc.args[0] in (401, 403) \
+        and "authentication token" in str(exc.args[1])
+
+
+def classify(exc: BaseException) -> Exception | None:
+    """What a pyPreservica/requests failure means: NotFound, or an ActionError safe to record.
+    None for anything else (the caller re-raises it unchanged)."""
+    if isinstance(exc, (NotFound, ActionError)):
+        return None
+    if isinstance(exc, ReferenceNotFoundException) or getattr(exc, "http_status_code", None) == 404:
+        return NotFound()
+    if _is_credentials_error(exc):
+        log.error("Preservica rejected the credentials (HTTP %s): check %s", exc.args[0], CREDENTIAL_SETTINGS)
+        return CredentialsRejected(f"Preservica rejected the credentials (HTTP {exc.args[0]}); check {CREDENTIAL_SETTINGS}")
+    if isinstance(exc, HTTPException):
+        status = exc.http_status_code
+        if status in (401, 403):
+            log.error("Preservica refused %s() with HTTP %s: check the roles of PRESERVICA_USERNAME", exc.method_name, status)
+        return ActionError(f"Preservica answered HTTP {status} to {exc.method_name}()")
+    if isinstance(exc, RuntimeError) and exc.args and isinstance(exc.args[0], int):
+        return ActionError(f"Preservica answered HTTP {exc.args[0]}")  # e.g. the version call at login
+    if isinstance(exc, requests.exceptions.RequestException):
+        return ActionError(f"Preservica could not be reached: {type(exc).__name__}")
+    return None
+
+
+def call(ctx: Context, work: Callable[[EntityAPI], T]) -> T:
+    """Run `work(api)` with the process's client, with Preservica failures classified (see module doc)."""
+    try:
+        return work(entity_api(ctx))
+    except Exception as exc:
+        problem = classify(exc)
+        if problem is None:
+            raise
+        if isinstance(problem, CredentialsRejected):
+            _drop_client()  # its password stopped working (rotated elsewhere): do not reuse it
+        raise problem from None
+
+
+def _drop_client() -> None:
+    global _client
+    with _lock:
+        _client = None
+
+
+def summary(api: EntityAPI, entity_type: str, ref: str) -> dict:
+    """Asset or folder fields for cards and the relay; NotFound if it is gone."""
+    kind = {"IO": EntityType.ASSET, "SO": EntityType.FOLDER}.get(entity_type)
+    if kind is None:
+        raise ValueError(f"no summary for entity type {entity_type!r}")
+    e = api.entity(kind, ref)
+    return {"ref": e.reference, "type": entity_type, "title": e.title, "description": e.description,
+            "securityTag": e.security_tag, "parent": e.parent}

@@ -1,0 +1,103 @@
+"""Adaptive Cards for a Teams Workflows webhook. Pure: data in, JSON-ready dicts out.
+
+Not MessageCard (what pymsteams builds): Office 365 connectors are retired; Workflows take an
+Adaptive Card wrapped in a `message` with one attachment.
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+MAX_FILES = 20          # a card lists this many bitstreams, then "and N more"
+MAX_TEXT = 1000         # description characters shown (Teams refuses cards over ~28 KB)
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+KINDS = {"IO": "Assets", "SO": "Folders", "CO": "Content objects"}
+
+
+def message(body: list[dict], actions: list[dict] | None = None) -> dict:
+    content = {"$schema": SCHEMA, "type": "AdaptiveCard", "version": "1.4", "body": body}
+    if actions:
+        content["actions"] = actions
+    return {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": content}]}
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "size unknown"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError  # unreachable
+
+
+def asset_link(template: str | None, ref: str) -> str | None:
+    """ASSET_URL_TEMPLATE with {ref} filled in; None when unset or not an http(s) link."""
+    if not template or not ref:
+        return None
+    try:
+        url = template.format(ref=quote(ref, safe=""))
+    except (KeyError, IndexError, ValueError):
+        return None
+    return url if url.startswith(("https://", "http://")) else None
+
+
+def _text(text: str, **style) -> dict:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+def _short(text: str | None, limit: int = MAX_TEXT) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _open(url: str | None, title: str = "Open in Preservica") -> list[dict]:
+    return [{"type": "Action.OpenUrl", "title": title, "url": url}] if url else []
+
+
+def indexed_card(title: str, description: str | None, ref: str, files: list[tuple[str, int | None]],
+                 link: str | None) -> dict:
+    """FULL_TEXT_INDEXED: an asset finished ingest."""
+    body = [_text("New asset in Preservica", size="Small", isSubtle=True),
+            _text(_short(title, 200) or ref, size="Large", weight="Bolder")]
+    if description:
+        body.append(_text(_short(description)))
+    if files:
+        facts = [{"title": _short(name, 120), "value": human_size(size)} for name, size in files[:MAX_FILES]]
+        body.append({"type": "FactSet", "facts": facts})
+        if len(files) > MAX_FILES:
+            body.append(_text(f"and {len(files) - MAX_FILES} more file(s)", isSubtle=True))
+    else:
+        body.append(_text("No files listed.", isSubtle=True))
+    body.append(_text(f"Reference: {ref}", size="Small", isSubtle=True))
+    return message(body, _open(link))
+
+
+def alert_card(trigger: str, entity_type: str, ref: str, tenant: str, timestamp: str, link: str | None) -> dict:
+    """INGEST_FAILED: someone should look."""
+    body = [{"type": "Container", "style": "attention", "items": [
+                _text("⚠ Ingest failed in Preservica", size="Large", weight="Bolder", color="Attention")]},
+            {"type": "FactSet", "facts": [
+                {"title": "Entity", "value": f"{entity_type or '?'} {ref or '?'}"},
+                {"title": "Tenant", "value": tenant or "?"},
+                {"title": "When", "value": timestamp or "?"},
+                {"title": "Trigger", "value": trigger}]}]
+    return message(body, _open(link))
+
+
+def line_card(trigger: str, entity_type: str, ref: str, link: str | None) -> dict:
+    """Any other trigger: one line naming the trigger and the entity."""
+    return message([_text(f"Preservica {trigger}: {entity_type or '?'} {ref or '?'}")], _open(link))
+
+
+def digest_card(trigger: str, total: int, counts: dict[str, int], titles: list[str], shown: int) -> dict:
+    """Many events in one delivery: counts and the first few names instead of a flood of cards."""
+    body = [_text(f"Preservica {trigger}: {total} events", size="Large", weight="Bolder"),
+            {"type": "FactSet", "facts": [{"title": f"{KINDS.get(kind, kind)} ({kind})", "value": str(n)}
+                                          for kind, n in sorted(counts.items())]}]
+    if titles:
+        body.append(_text("\n".join(f"- {_short(t, 200)}" for t in titles)))
+        if total > shown:
+            body.append(_text(f"and {total - shown} more", isSubtle=True))
+    return message(body)
