@@ -104,12 +104,13 @@ def route_regex(prefix: str, route: str) -> re.Pattern:
 
 class Runner:
     def __init__(self, app_dir: Path, port: int = 7071, host_json: Path | None = None,
-                 env: dict | None = None, module: str = "function_app"):
+                 env: dict | None = None, module: str = "function_app", lease_seconds: int = LEASE_SECONDS):
         self.app_dir = Path(app_dir).resolve()
         self.port = port
         self.config = hostconfig.load(Path(host_json) if host_json else self.app_dir / "host.json")
         self.env = {k: str(v) for k, v in (env or {}).items()}
         self.module = module
+        self.lease_seconds = lease_seconds  # tests shorten it to see a lost lease expire
         self.functions: dict[str, Function] = {}
         # per function: invoked / succeeded / failed / poisoned, and storage outages seen; see wait_for()
         self.stats: dict[str, dict[str, int]] = defaultdict(
@@ -290,7 +291,7 @@ class Runner:
                 if not created:  # the host creates the trigger queue
                     created = bool(self._ensure(poller))
                 msgs = list(poller.receive_messages(messages_per_page=q.batch_size, max_messages=q.batch_size,
-                                                    visibility_timeout=LEASE_SECONDS))
+                                                    visibility_timeout=self.lease_seconds))
                 if outage:
                     log.info("%s: queue %s reachable again", fn.name, poller.queue_name)
                     outage = False

@@ -1,0 +1,206 @@
+"""End to end over real HTTP: the local runner (or `func start` when installed) + real Azurite.
+
+Preservica's deliveries are sent by the operator CLI, which signs and chunks them as Preservica does.
+"""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import httpx
+import pytest
+from azure.storage.queue import QueueClient
+from click.testing import CliRunner
+
+from handlers import journal, settings, signature
+from hookops import azurite as az
+from hookops.cli import main as cli
+from hookops.runner import Runner
+from tests.conftest import ROOT, SECRET
+from tests.support.deliveries import delivery, encode
+
+pytestmark = pytest.mark.slow
+FAST_HOST = {"version": "2.0", "extensions": {"http": {"routePrefix": "api"}, "queues": {
+    "maxPollingInterval": "00:00:00.200", "visibilityTimeout": "00:00:00", "batchSize": 16,
+    "newBatchThreshold": 8, "maxDequeueCount": 2, "messageEncoding": "base64"}}}
+
+
+@pytest.fixture
+def fast_host_json(tmp_path):
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps(FAST_HOST))
+    return path
+
+
+@pytest.fixture
+def runner(app_env, fast_host_json):
+    with Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as r:
+        yield r
+
+
+def webhook(r) -> str:
+    return f"{r.url}/api/preservica/webhook"
+
+
+def hookops(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def rows_done(action: str = "journal") -> dict[str, dict]:
+    return {r["entityRef"]: r for r in journal.default().recent(1000) if r.get(f"{action}_state") == "done"}
+
+
+def wait_until(predicate, timeout: float = 30.0, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(step)  # polling a condition, not waiting a fixed time
+    return value
+
+
+def queue_count(conn: str, name: str) -> int:
+    try:
+        return QueueClient.from_connection_string(conn, name).get_queue_properties().approximate_message_count
+    except Exception:
+        return 0
+
+
+def test_signed_chunked_delivery_shows_up_in_events(runner):
+    out = hookops("send-test-event", "--url", webhook(runner), "--trigger", "FULL_TEXT_INDEXED",
+                  "--ref", "asset-e2e-1", "--ref", "asset-e2e-2")
+    assert ": 200 " in out
+    wait_until(lambda: {"asset-e2e-1", "asset-e2e-2"} <= set(rows_done()))
+    listing = hookops("events", "--limit", "5")
+    assert "asset-e2e-1" in listing and "journal:done" in listing
+
+
+def test_challenge_over_http_and_verify_endpoint(runner):
+    assert "OK" in hookops("verify-endpoint", "--url", webhook(runner))
+
+
+def test_bad_signature_is_401_and_nothing_queued(runner, app_env):
+    result = CliRunner().invoke(cli, ["send-test-event", "--url", webhook(runner), "--secret", "wrong-secret"])
+    assert result.exit_code != 0 and ": 401 " in result.output
+    assert queue_count(app_env.connection_string, settings.DELIVERY_QUEUE) == 0
+    assert runner.stats["dispatch_delivery"]["invoked"] == 0
+
+
+def test_storage_outage_is_503_and_no_acknowledged_delivery_is_lost(tmp_path, fast_host_json, monkeypatch, app_env):
+    store = az.on_free_ports(tmp_path / "azurite").start()
+    monkeypatch.setenv("AzureWebJobsStorage", store.connection_string)
+    acked, refused = [], []
+    try:
+        # A receive whose answer is lost in the outage leaves its message leased; the host's lease is
+        # 10 minutes, shortened here so the test sees the message come back.
+        with Runner(ROOT, port=az.free_port(), host_json=fast_host_json, lease_seconds=3) as r, \
+                httpx.Client(timeout=30) as client:
+            def post(ref: str) -> int:
+                body = encode(delivery(refs=[ref], subscription="outage"))
+                resp = client.post(webhook(r), content=iter([body]),
+                                   headers={"Preservica-Signature": signature.sign(SECRET, body)})
+                (acked if resp.status_code == 200 else refused).append(ref)
+                return resp.status_code
+            assert [post(f"up-{i}") for i in range(3)] == [200] * 3
+            store.stop()
+            during = [post(f"down-{i}") for i in range(3)]
+            assert during == [503] * 3
+            store.start()
+            for ref in list(refused):  # Preservica (or an operator) re-sends what was refused
+                refused.remove(ref)
+                assert post(ref) == 200
+            wait_until(lambda: set(acked) <= set(rows_done()), timeout=60)
+    finally:
+        store.stop()
+    assert len(acked) == 6
+
+
+def test_failing_action_ends_in_poison_and_replay_brings_it_back(runner, app_env, monkeypatch):
+    from tests.doubles.receivers import TeamsDouble
+    with TeamsDouble() as teams:
+        monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,teams")
+        monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.url)
+        attempts = FAST_HOST["extensions"]["queues"]["maxDequeueCount"]
+        teams.respond_with(500, times=attempts)  # fails every attempt the host makes
+        hookops("send-test-event", "--url", webhook(runner), "--ref", "poisoned-asset")
+        poison = settings.action_queue("teams") + "-poison"
+        wait_until(lambda: queue_count(app_env.connection_string, poison) == 1)
+        assert runner.stats["action_teams"]["failed"] == attempts
+        [row] = [r for r in journal.default().recent(10) if r["entityRef"] == "poisoned-asset"]
+        assert row["teams_state"] == "failed" and row["journal_state"] == "done"
+        assert "action-teams-poison: 1" in hookops("poison", "list")
+
+        # The scripted failures are used up: the channel works again.
+        assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
+        wait_until(lambda: "poisoned-asset" in rows_done("teams"))
+        assert queue_count(app_env.connection_string, poison) == 0
+
+
+@pytest.mark.skipif(shutil.which("func") is None, reason="Azure Functions Core Tools (func) is not installed here")
+def test_through_func_start(app_env, tmp_path):
+    port = az.free_port()
+    env = {**os.environ, "AzureWebJobsStorage": app_env.connection_string, "PRESERVICA_WEBHOOK_SECRET": SECRET}
+    proc = subprocess.Popen(["func", "start", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/api/preservica/webhook"
+        wait_until(lambda: _answers(url), timeout=120, step=0.5)
+        assert "200" in hookops("send-test-event", "--url", url, "--ref", "via-func")
+        wait_until(lambda: "via-func" in rows_done(), timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.post(url, params={"challengeCode": "x"}, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp_path):
+    """Issue 3's done-when: thumbnails in Blob, a Teams card per title, catalogue fragments, verified relay POSTs."""
+    from azure.storage.blob import BlobServiceClient
+
+    from handlers import preservica
+    from tests.doubles.preservica import PreservicaDouble, make_png
+    from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
+
+    monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
+    preservica.forget_client()
+    schema = "urn:example:catalogue"
+    with PreservicaDouble(username="u", password="p", tenant="T") as pres, TeamsDouble() as teams, \
+            CatalogueDouble() as cat, RelayReceiver() as relay:
+        assets = {"io-aaaa": ("Minute book 1887", "CAT/1"), "io-bbbb": ("Harbour map", "CAT/2")}
+        for ref, (title, ident) in assets.items():
+            pres.add_asset(ref, title, thumbnail=make_png(), identifiers={"catalogue": ident},
+                           bitstreams=[(f"{ref}.tif", 2048)])
+            cat.add_record(ident, f"<record xmlns='{schema}'><id>{ident}</id></record>")
+        for name, value in {
+            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay;*=journal",
+            "PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p",
+            "PRESERVICA_TENANT": "T", "PRESERVICA_PROTOCOL": "http", "TEAMS_WEBHOOK_URL": teams.url,
+            "CATALOGUE_URL_TEMPLATE": cat.url_template, "CATALOGUE_SCHEMA": schema,
+            "RELAY_URL": relay.url, "RELAY_SECRET": relay.secret, "NO_PROXY": "127.0.0.1,localhost",
+        }.items():
+            monkeypatch.setenv(name, value)
+
+        out = hookops("send-test-event", "--url", webhook(runner), "--trigger", "FULL_TEXT_INDEXED",
+                      *[a for ref in assets for a in ("--ref", ref)])
+        assert ": 200 " in out
+        actions = ("journal", "thumbnail", "teams", "catalogue", "relay")
+        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in actions), timeout=60)
+
+        blobs = BlobServiceClient.from_connection_string(app_env.connection_string).get_container_client("thumbnails")
+        assert sorted(b.name for b in blobs.list_blobs()) == ["io-aaaa.png", "io-bbbb.png"]
+        card_text = json.dumps(teams.cards)
+        assert all(title in card_text for title, _ in assets.values())
+        assert all(len(pres.metadata(ref)) == 1 and pres.metadata(ref)[0][0] == schema for ref in assets)
+        relay.wait_for_deliveries(2, timeout=10)
+        assert {d.json()["event"]["entityRef"] for d in relay.deliveries} == set(assets) and not relay.disagreements
+    preservica.forget_client()
