@@ -15,7 +15,16 @@ from hookops import azurite, localsettings
 ROOT = localsettings.ROOT
 
 
+def _logging() -> None:
+    # One line per request and per invocation, as `func start` shows; the SDKs' HTTP chatter stays out.
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("azure", "urllib3", "httpx", "pyPreservica"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def serve(port: int = 7071, use_runner: bool | None = None) -> None:
+    _logging()
     if localsettings.ensure():
         click.echo(f"Created {localsettings.PATH.name} with a newly generated webhook secret.")
     localsettings.load()

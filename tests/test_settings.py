@@ -1,0 +1,49 @@
+import pytest
+from click.testing import CliRunner
+
+from handlers import settings
+from hookops.cli import main as cli
+
+
+def test_defaults_apply_when_unset_or_blank():
+    assert settings.get("MAX_BODY_BYTES", {}) == "4194304"
+    assert settings.get("MAX_BODY_BYTES", {"MAX_BODY_BYTES": "  "}) == "4194304"
+    assert settings.get("MAX_BODY_BYTES", {"MAX_BODY_BYTES": " 10 "}) == "10"
+    assert settings.get("KEY_VAULT_URI", {}) is None
+
+
+def test_undeclared_setting_is_a_bug():
+    with pytest.raises(KeyError):
+        settings.get("NOT_A_SETTING", {})
+
+
+@pytest.mark.parametrize("value, message", [("ten", "whole number"), ("-1", "at least 0")])
+def test_bad_numbers_name_the_setting(value, message):
+    with pytest.raises(settings.SettingsError, match=f"SECRET_CACHE_SECONDS.*{message}"):
+        settings.get_int("SECRET_CACHE_SECONDS", {"SECRET_CACHE_SECONDS": value})
+
+
+def test_names_are_unique_and_every_setting_explained():
+    names = [s.name for s in settings.SETTINGS]
+    assert len(names) == len(set(names))
+    assert all(s.meaning and s.where in (settings.APP, settings.LOCAL, settings.HOST) for s in settings.SETTINGS)
+
+
+def test_settings_check_reports_a_bad_route_token(monkeypatch):
+    monkeypatch.setenv("PRESERVICA_ROUTES", "FULL_TEXT_INDEXED=journal,thumbnial")
+    result = CliRunner().invoke(cli, ["settings", "--check"])
+    assert result.exit_code != 0 and "'thumbnial'" in result.output
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,)
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, prefix + (name,))
+
+
+@pytest.mark.parametrize("path", list(_commands(cli)), ids=" ".join)
+def test_every_command_explains_itself(path):
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+    assert len(result.output.split("\n\n", 2)[1].strip()) > 20  # a real description, not just usage
