@@ -28,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from . import settings
+from .action_config import preservica_missing
 from .action_runner import ActionError, Context
 
 log = logging.getLogger(__name__)
@@ -90,19 +91,12 @@ class _WebHooksAPI(_Hardened, WebHooksAPI):
 
 # ---- configuration ---------------------------------------------------------------------------
 
-def missing_settings(secrets) -> list[str]:
-    need = [n for n in ("PRESERVICA_SERVER", "PRESERVICA_USERNAME") if not settings.get(n)]
-    if not _password(secrets):
-        need.append(f"Key Vault secret {settings.KV_PRESERVICA_PASSWORD}" if secrets.vault_uri else "PRESERVICA_PASSWORD")
-    return need
-
-
 def _password(secrets) -> str | None:
     return secrets.get(settings.KV_PRESERVICA_PASSWORD, "PRESERVICA_PASSWORD")
 
 
 def _arguments(secrets) -> dict:
-    need = missing_settings(secrets)
+    need = preservica_missing(secrets)
     if need:
         raise ActionError(f"Preservica is not configured: set {', '.join(need)}")
     protocol = settings.get("PRESERVICA_PROTOCOL")
