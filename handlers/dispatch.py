@@ -99,4 +99,9 @@ def _teams_digest(jobs, delivery, did, pk, prefix, rows) -> list[envelope.Job]:
     job = envelope.Job(action="teams", kind="digest", key=key, pk=pk, rk=prefix + "digest-" + key, delivery_id=did,
                        trigger=delivery.trigger, tenant=delivery.tenant, subscription_id=delivery.subscription_id,
                        timestamp=delivery.timestamp, event={}, digest=digest)
+    # The digest gets a journal row of its own, so `hookops events` shows the card and its state.
+    rows[job.rk] = {"PartitionKey": pk, "RowKey": job.rk, "key": key, "deliveryId": did, "trigger": delivery.trigger,
+                    "tenant": delivery.tenant, "subscriptionId": delivery.subscription_id,
+                    "timestamp": delivery.timestamp, "entityType": "", "entityRef": f"(digest of {len(teams)} events)",
+                    "event": "digest", "actions": "teams", **journal.state_columns("teams", journal.QUEUED)}
     return [j for j in jobs if j.action != "teams"] + [job]

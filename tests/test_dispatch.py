@@ -92,6 +92,9 @@ def test_many_teams_events_become_one_digest(app_env, monkeypatch):
     [raw] = drain(app_env.connection_string, "teams")
     job = envelope.read_job(raw)
     assert job.kind == "digest" and job.digest["total"] == 4 and job.digest["counts"] == {"IO": 4}
+    rows = {r["entityRef"]: r for r in journal.default().recent(10)}
+    assert rows["(digest of 4 events)"]["teams_state"] == "queued"
+    assert all(rows[ref]["teams_reason"] == "in digest" for ref in "abcd")
 
 
 def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
