@@ -1,0 +1,16 @@
+"""Benchmarks of the Preservica webhook app, side by side with pyPreservica's reference receiver.
+
+`make bench` (or `.venv/bin/python -m bench`) starts what it needs (Azurite, the local runner, a
+Preservica test double, the reference `WebHookHandler` server), runs the five measurements and
+prints one markdown table, also saved to `bench/results/latest.md` (and `.json`). See `--help`.
+
+Modules:
+  __main__        options, orchestration, the table
+  common          paths, settings, statistics, machine description, helper processes
+  coldstart       row 1: import cost and what the intake imports
+  load            the load generator (run as its own process: `python -m bench.load SPEC`)
+  reference       the reference receiver (`python -m bench.reference ...`): pyPreservica's WebHookHandler
+  preservica_proc the Preservica double in its own process (`python -m bench.preservica_proc ...`)
+  probes          timers wrapped around the app's intake, dispatcher and action runner
+  pipeline        rows 2 and 3 (through the local runner), 4 and 5 (in process)
+"""

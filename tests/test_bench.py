@@ -1,0 +1,84 @@
+"""`python -m bench --quick`: every benchmark's code path runs at tiny sizes and yields its row.
+
+No timing is asserted: only that the five rows come out with numbers, so a change that breaks a
+benchmark fails CI rather than the next `make bench`. The benchmark runs in its own process (it
+starts Azurite, the local runner and its helpers, and stops them before it exits).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT = 150  # seconds; a quick run takes well under a minute
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "quick.md"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=LIMIT)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)   # the benchmark stops its servers on SIGTERM
+        try:
+            stdout, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"python -m bench --quick took over {LIMIT}s:\n{stderr[-3000:]}")
+    return proc.returncode, stdout, stderr, out
+
+
+def test_quick_run_succeeds_and_saves_the_table(quick):
+    code, stdout, stderr, out = quick
+    assert code == 0, stderr[-3000:]
+    assert out.read_text() == stdout.rstrip("\n") + "\n"
+    assert json.loads(out.with_suffix(".json").read_text())["failures"] == {}
+
+
+def test_table_has_five_rows_with_numbers(quick):
+    _, stdout, _, _ = quick
+    rows = {m[1]: m[0] for m in re.finditer(r"^\| (\d) \|.*$", stdout, re.M)}
+    assert sorted(rows) == ["1", "2", "3", "4", "5"]
+    for n, line in rows.items():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == 7, line
+        assert "n/a" not in " ".join(cells[2:5]), line
+        assert re.search(r"\d", cells[2]), line   # "This app" holds a figure
+    assert re.search(r"Machine: .+ cores .+Python \d+\.\d+", stdout)
+
+
+def test_raw_figures_are_numbers(quick):
+    _, _, _, out = quick
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    r1, r2, r3, r4, r5 = (rows[str(n)] for n in range(1, 6))
+    for x in (r1["app_ms"], r1["base_ms"], r1["ratio"], r1["first_ms"]):
+        assert _number(x)
+    assert r1["status"] == 200
+    for side in (r2["ours"], r2["reference"], r2["intake_alone"]):
+        assert all(_number(side[k]) for k in ("p50_ms", "p99_ms", "rate"))
+        assert side["ok"] == side["sent"] > 0
+    assert _number(r2["p99_ratio"]) and _number(r2["intake_alone"]["p99_ratio"])
+    assert r2["reference"]["work_done"] == r2["reference"]["ok"]   # the reference did the thumbnail work
+    assert r2["ours"]["thumbnails_done"] == r2["ours"]["ok"]       # and so did the app, behind its acks
+    assert r3["completed"] and _number(r3["events_per_s"]) and _number(r3["total_s"])
+    run = r3["median_run"]
+    assert run["journal_rows_done"] == run["events"]
+    assert {"intake", "dispatch", "action_journal", "action_thumbnail"} <= set(run["stages"])
+    assert _number(r4["ack_ms"]) and r4["status"] == [200] and r4["queue_puts"] == 1
+    for size in r5["sizes"].values():
+        assert all(_number(size[k]) for k in ("handle_us", "pure_us", "hmac_us", "ratio"))
