@@ -107,9 +107,8 @@ def run(a: argparse.Namespace) -> dict:
                 alone = None
                 if 2 in a.rows:
                     progress("row 2: acknowledgement latency, the intake alone (no queue trigger in its process)")
-                    with pipeline.host_like_backlog():
-                        solo = pipeline.intake_only_runner(Runner)(
-                            ROOT, port=0, host_json=pipeline.bench_host_json(tmp / "host.json"), env=env).start()
+                    solo = pipeline.intake_only_runner(Runner)(
+                        ROOT, port=0, host_json=pipeline.bench_host_json(tmp / "host.json"), env=env).start()
                     started.append(solo)
                     alone = _guard(failures, "2 (intake alone)", lambda: pipeline.intake_alone(
                         solo, deliveries=a.deliveries, concurrency=a.concurrency, assets=assets, runs=a.runs,
@@ -119,11 +118,8 @@ def run(a: argparse.Namespace) -> dict:
                     pipeline.clear_queue(storage, "preservica-deliveries")   # nobody is to dispatch those
                 clock = StageClock().install()
                 started.append(clock)
-                with pipeline.host_like_backlog() as backlog:   # applies to the server start() creates
-                    runner = Runner(ROOT, port=0, host_json=pipeline.bench_host_json(tmp / "host.json"),
-                                    env=env).start()
+                runner = Runner(ROOT, port=0, host_json=pipeline.bench_host_json(tmp / "host.json"), env=env).start()
                 started.append(runner)
-                runner.bench_backlog = backlog
                 progress(f"local runner on {runner.url}")
 
                 if 2 in a.rows:
@@ -339,9 +335,9 @@ NOTES = [
     "under concurrent senders (connection resets). It gets 1.5 deliveries per sender (`--ref-deliveries`), since it "
     "serves one at a time: its latencies stay below its steady state (senders × action time), which flatters it.",
     "- App: the local runner with the project's `host.json` (queue polling up to 2 s; at the 100 ms minimum the "
-    "runner's idle pollers alone took ~28% of a core here and Azurite ~23%). The runner's listen backlog is raised to "
-    "512 for the benchmark: http.server's default of 5 resets connections of 32 concurrent senders, which Kestrel in "
-    "front of the real host does not. \"Intake alone\" is a runner with no queue trigger: Flex Consumption scales HTTP "
+    "runner's idle pollers alone took ~28% of a core here and Azurite ~23%). The runner's listen backlog is "
+    "512, as Kestrel's in front of the real host (http.server's default of 5 resets connections of 32 concurrent "
+    "senders). \"Intake alone\" is a runner with no queue trigger: Flex Consumption scales HTTP "
     "functions on instances apart from queue-triggered ones; in \"one process\" the thumbnail work shares its CPU.",
     "- Row 3: per-stage wall time and CPU from timers around `intake.handle`, `dispatch.dispatch` and "
     "`action_runner.run` in the runner's process (wall includes waiting on storage and for the GIL); \"host/runner\" "

@@ -33,7 +33,6 @@ def app_env(storage: str, preservica_server: str, routes: str) -> dict:
             "CATALOGUE_URL_TEMPLATE": "", "CATALOGUE_SCHEMA": "", "ASSET_URL_TEMPLATE": ""}
 
 
-HOST_BACKLOG = 512   # Kestrel's default listen backlog, in front of the real Functions host
 
 
 def bench_host_json(path: Path) -> Path:
@@ -42,27 +41,6 @@ def bench_host_json(path: Path) -> Path:
     on a 2-core machine that is taken from the app being measured; the real host polls in .NET.)"""
     path.write_text((ROOT / "host.json").read_text())
     return path
-
-
-@contextlib.contextmanager
-def host_like_backlog():
-    """The local runner serves HTTP with http.server's default listen backlog of 5: 32 senders
-    connecting at once then get connection resets, which the Functions host (Kestrel, backlog 512)
-    does not cause. The reference receiver keeps its backlog of 5: that is how users run it."""
-    from hookops import runner as runner_mod
-    original = runner_mod.ThreadingHTTPServer
-    if getattr(original, "request_queue_size", 0) >= HOST_BACKLOG:
-        yield original.request_queue_size
-        return
-
-    class HostLikeServer(original):
-        request_queue_size = HOST_BACKLOG
-
-    runner_mod.ThreadingHTTPServer = HostLikeServer
-    try:
-        yield HOST_BACKLOG
-    finally:
-        runner_mod.ThreadingHTTPServer = original
 
 
 @contextlib.contextmanager
@@ -227,7 +205,7 @@ def ack_latency(runner, clock, double, reference, *, deliveries: int, ref_delive
                      "statuses": _merge([x["statuses"] for x in ours]),
                      "retried": sum(x["retried"] for x in ours), "failed": sum(x["failed"] for x in ours),
                      "thumbnails_done": sum(x["thumbnails_done"] for x in ours),
-                     "listen_backlog": getattr(runner, "bench_backlog", None)},
+                     "listen_backlog": runner._server.request_queue_size},
             "reference": {**{k: med(theirs, k) for k in keys}, "ok": sum(x["ok"] for x in theirs),
                           "sent": sum(x["sent"] for x in theirs), "statuses": _merge([x["statuses"] for x in theirs]),
                           "work_done": sum(x["work_done"] for x in theirs),

@@ -7,6 +7,7 @@ from . import journal
 from .action_runner import Context, Outcome
 from .envelope import Job
 
+REPEATABLE = True  # merging the same columns again changes nothing
 _MAX_COLUMN = 30000  # a Table string property holds 64 KiB of UTF-16
 
 

@@ -46,6 +46,13 @@ SUPPORTED = {"httpTrigger", "http", "queueTrigger"}
 CLOSE = [("Connection", "close")]  # answers given without reading the request body
 
 
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # http.server's listen backlog of 5 resets connections when many senders connect at once;
+    # Kestrel, in front of the real host, queues 512.
+    request_queue_size = 512
+
+
 class RunnerError(RuntimeError):
     """The app cannot be served: what the host would refuse, or what this runner does not do."""
 
@@ -432,8 +439,7 @@ class Runner:
             self._loop = asyncio.new_event_loop()
             self._loop_thread = threading.Thread(target=self._loop.run_forever, name="runner-asyncio", daemon=True)
             self._loop_thread.start()
-            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-            self._server.daemon_threads = True
+            self._server = _HttpServer(("127.0.0.1", self.port), self._handler())
             self.port = self._server.server_address[1]  # port 0: the one the OS chose
             self._spawn(lambda: self._server.serve_forever(poll_interval=0.05), "runner-http")
             for name in self._queues:

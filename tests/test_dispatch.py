@@ -48,7 +48,7 @@ def test_finished_actions_are_not_queued_again(app_env):
     [job] = drain(app_env.connection_string, "journal")
     assert action_runner.run("journal", job).state == "done"
     assert dispatch.dispatch(msg) == {"events": 1, "messages": 0}   # re-sent delivery: no double work
-    assert action_runner.run("journal", job) is None                  # a duplicate message: nothing done
+    assert action_runner.run("journal", job).state == "done"          # a duplicate: redone, same row
     [row] = journal.default().recent(10)
     assert row["journal_state"] == "done" and json.loads(row["eventJson"])["entityRef"] == "a"
 
@@ -113,6 +113,17 @@ def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
         action_runner.run("journal", raw, attempt=2)
     [row] = journal.default().recent(1)
     assert row["journal_state"] == "failed" and row["journal_attempts"] == 2 and "catalogue said no" in row["journal_reason"]
+
+
+def test_non_repeatable_action_skips_a_duplicate_message(app_env, monkeypatch):
+    import handlers.action_journal as mod
+    calls = []
+    monkeypatch.setattr(mod, "REPEATABLE", False)
+    monkeypatch.setattr(mod, "perform", lambda job, ctx: calls.append(job) or action_runner.Outcome("done"))
+    dispatch.dispatch(intake_msg(delivery(refs=["a"])))
+    [raw] = drain(app_env.connection_string, "journal")
+    assert action_runner.run("journal", raw).state == "done"
+    assert action_runner.run("journal", raw) is None and len(calls) == 1
 
 
 def test_message_on_the_wrong_queue_is_invalid(app_env):
