@@ -42,8 +42,9 @@ def perform(job: Job, ctx: Context) -> Outcome:
 
 # ---- which card ------------------------------------------------------------------------------
 
-def _preservica_ready() -> bool:
-    return bool(settings.get("PRESERVICA_SERVER") and settings.get("PRESERVICA_USERNAME"))
+def _preservica_ready(ctx: Context) -> bool:
+    from .action_config import preservica_missing
+    return not preservica_missing(ctx.secrets)
 
 
 def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
@@ -53,7 +54,7 @@ def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
     if job.trigger == "INGEST_FAILED":
         return "alert", teams_cards.alert_card(job.trigger, job.entity_type, job.entity_ref, job.tenant,
                                                job.timestamp, link)
-    if job.trigger == "FULL_TEXT_INDEXED" and job.entity_type == "IO" and _preservica_ready():
+    if job.trigger == "FULL_TEXT_INDEXED" and job.entity_type == "IO" and _preservica_ready(ctx):
         from . import preservica
         try:
             title, description, files = preservica.call(ctx, lambda api: _asset_details(api, job.entity_ref))
@@ -80,7 +81,7 @@ def _digest(job: Job, ctx: Context) -> dict:
     digest = job.digest or {}
     sample = [s for s in digest.get("sample") or [] if isinstance(s, dict)]
     names = [f"{s.get('entityType', '?')} {s.get('entityRef', '?')}" for s in sample]
-    if _preservica_ready():
+    if _preservica_ready(ctx):
         from . import preservica
         for i, s in enumerate(sample):
             if s.get("entityType") not in ("IO", "SO"):
