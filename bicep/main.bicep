@@ -1,5 +1,5 @@
 // Preservica webhooks on Azure Functions (Flex Consumption): everything the app needs in one
-// resource group. Deploy with `az deployment group create` (docs/deploy.md) or `azd up`.
+// resource group. Deploy with `az deployment group create` (README "Deploy to Azure") or `azd up`.
 //
 // Names that the Python code also knows (queues, containers, table, Key Vault secrets, app
 // settings) are checked against handlers/settings.py by tests/test_bicep.py.
@@ -42,6 +42,11 @@ param zoneRedundant bool = false
   'Standard_RAGZRS'
 ])
 param storageSku string = 'Standard_GRS'
+
+@description('Days a delivery body kept in the deliveries (claim check) and rejected-deliveries containers is kept before it is deleted.')
+@minValue(1)
+@maxValue(3650)
+param deliveryRetentionDays int = 90
 
 @description('Days Log Analytics keeps logs and telemetry.')
 @minValue(30)
@@ -203,6 +208,11 @@ module storage 'modules/storage.bicep' = {
     location: location
     skuName: storageSku
     containerNames: containerNames
+    expiringContainerNames: [
+      'deliveries'
+      'rejected-deliveries'
+    ]
+    expireAfterDays: deliveryRetentionDays
     queueNames: queueNames
     tableNames: tableNames
     tags: tags

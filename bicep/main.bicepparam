@@ -1,4 +1,4 @@
-// Parameters for `az deployment group create` (docs/deploy.md). azd uses main.parameters.json.
+// Parameters for `az deployment group create` (README "Deploy to Azure"). azd uses main.parameters.json.
 // Secrets are read from environment variables with the same names as the local settings, so
 // they never appear in this file or on the command line. An unset variable leaves that Key Vault
 // secret as it is (first deployment: PRESERVICA_WEBHOOK_SECRET must be set).

@@ -472,3 +472,12 @@ def test_azure_yaml_deploys_the_api_service_from_bicep():
     assert re.search(r"^services:\n  api:\n(?:    .*\n)*", text, re.M)
     for line in ("    project: .", "    language: python", "    host: function"):
         assert line in text.splitlines()
+
+
+def test_delivery_bodies_expire_by_a_lifecycle_rule():
+    assert _names(_storage_call_param("expiringContainerNames")) == {settings.DELIVERY_CONTAINER,
+                                                                    settings.REJECTED_CONTAINER}
+    (policy,) = resources_of(module_doc("storage"), "Microsoft.Storage/storageAccounts/managementPolicies").values()
+    (rule,) = policy["config"]["config"]["properties"]["policy"]["rules"]  # under its `if` condition
+    assert rule["definition"]["filters"]["prefixMatch"]["loop_type"]["detail"]["array_name"] == "expiringContainerNames"
+    assert rule["definition"]["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == "expireAfterDays"

@@ -51,7 +51,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 }
 
 resource secrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for secret in items(secretValues): if(!empty(secret.value)) {
-  // checkov:skip=CKV_AZURE_41:The app reads these secrets continuously and rotation is an operator step (docs/deploy.md); an expiry date would stop webhook intake on that date without rotating anything.
+  // checkov:skip=CKV_AZURE_41:The app reads these secrets continuously and rotation is an operator step (README "Deploy to Azure"); an expiry date would stop webhook intake on that date without rotating anything.
   parent: vault
   name: secret.key
   properties: {

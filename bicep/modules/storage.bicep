@@ -24,6 +24,13 @@ param skuName string = 'Standard_GRS'
 @description('Blob containers to create (private).')
 param containerNames array
 
+@description('Containers whose blobs are deleted after expireAfterDays (delivery bodies, kept for audit).')
+param expiringContainerNames array = []
+
+@description('Days after its last change that a blob in expiringContainerNames is deleted.')
+@minValue(1)
+param expireAfterDays int = 90
+
 @description('Queues to create.')
 param queueNames array
 
@@ -87,6 +94,38 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
     publicAccess: 'None'
   }
 }]
+
+// Claim-check and rejected delivery bodies would otherwise accumulate for ever.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (!empty(expiringContainerNames)) {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'expire-delivery-bodies'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [for c in expiringContainerNames: '${c}/']
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: expireAfterDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+}
 
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: account
