@@ -2,7 +2,8 @@
 
 Before it enqueues anything it records every event and each routed action's `queued` state
 in the journal; an action already done/skipped for that event (a re-sent delivery, or a
-retry of this dispatch) is not queued again. Enqueue failures raise, so the queue retries.
+retry of this dispatch) is not queued again. Journal rows are written only if unchanged since
+they were read. Any failure raises, so the queue retries the whole dispatch.
 """
 from __future__ import annotations
 
@@ -77,7 +78,9 @@ def dispatch(raw: bytes) -> dict:
         rows[rk] = row
 
     jobs = _teams_digest(jobs, delivery, did, pk, prefix, rows)
-    book.merge_many(rows.values())
+    # Conditional on what was read: if an action finished meanwhile, this raises and the queue retries
+    # the dispatch, which then sees the finished state instead of queuing the action again.
+    book.merge_if_unchanged(rows.values(), existing)
     sent = storage().send_many((settings.action_queue(j.action), j.to_message()) for j in jobs)
     log.info("delivery %s dispatched: trigger=%s events=%d messages=%d", did, delivery.trigger, len(rows), sent)
     return {"events": len(rows), "messages": sent}

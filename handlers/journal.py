@@ -14,7 +14,12 @@ from typing import Callable, Iterable, TypeVar
 QUEUED, DONE, SKIPPED, FAILED, GONE = "queued", "done", "skipped", "failed", "gone"
 TERMINAL = frozenset({DONE, SKIPPED, GONE})
 _BATCH = 100  # Table Storage's limit of operations in one transaction
+ETAG = "_etag"
 T = TypeVar("T")
+
+
+class Conflict(RuntimeError):
+    """Rows changed between read and write; the caller's unit of work should be retried."""
 
 
 def now_iso() -> str:
@@ -58,9 +63,11 @@ class Journal:
             return None
 
     def rows_with_prefix(self, pk: str, prefix: str) -> dict[str, dict]:
+        """Rows whose RowKey starts with `prefix`; each carries its ETag under ETAG."""
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": pk, "lo": prefix, "hi": prefix + "\uffff"}
-        return self._call(lambda: {e["RowKey"]: dict(e) for e in self.table.query_entities(query, parameters=params)})
+        return self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
+                                   for e in self.table.query_entities(query, parameters=params)})
 
     def merge(self, pk: str, rk: str, columns: dict) -> None:
         from azure.data.tables import UpdateMode
@@ -80,6 +87,26 @@ class Journal:
                 self._call(lambda ops=ops: self.table.submit_transaction(ops))
                 count += len(ops)
         return count
+
+    def merge_if_unchanged(self, entities: Iterable[dict], seen: dict[str, dict]) -> int:
+        """Merge rows that are as they were read (`seen`, from rows_with_prefix) and create the rest,
+        in transactions of up to 100. A row changed or created meanwhile raises Conflict and leaves
+        that transaction unapplied, so a state an action just finished is never put back to queued."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+        ops = []
+        for e in entities:
+            before = seen.get(e["RowKey"])
+            ops.append(("update", e, {"mode": UpdateMode.MERGE, "etag": before[ETAG],
+                                      "match_condition": MatchConditions.IfNotModified}) if before else ("create", e))
+        for i in range(0, len(ops), _BATCH):
+            try:
+                self._call(lambda batch=ops[i:i + _BATCH]: self.table.submit_transaction(batch))
+            except TableTransactionError as exc:
+                if exc.status_code in (409, 412):
+                    raise Conflict("journal rows changed while they were being written") from exc
+                raise
+        return len(ops)
 
     def set_state(self, pk: str, rk: str, action: str, state: str, reason: str = "",
                   attempts: int | None = None, extra: dict | None = None) -> None:

@@ -53,6 +53,30 @@ def test_finished_actions_are_not_queued_again(app_env):
     assert row["journal_state"] == "done" and json.loads(row["eventJson"])["entityRef"] == "a"
 
 
+def test_dispatch_never_puts_a_finished_action_back_to_queued(app_env, monkeypatch):
+    """A dispatch that read the journal before an action finished must not overwrite `done`."""
+    msg = intake_msg(delivery(refs=["a"]))
+    dispatch.dispatch(msg)
+    book = journal.default()
+    stale = {}
+    original = journal.Journal.rows_with_prefix
+
+    def read_then_action_finishes(self, pk, prefix):
+        rows = original(self, pk, prefix)
+        stale.update(rows)
+        [job] = drain(app_env.connection_string, "journal")
+        action_runner.run("journal", job)        # finishes between the dispatch's read and its write
+        return rows
+    monkeypatch.setattr(journal.Journal, "rows_with_prefix", read_then_action_finishes)
+    with pytest.raises(journal.Conflict):
+        dispatch.dispatch(msg)
+    assert drain(app_env.connection_string, "journal") == []   # nothing queued by the failed attempt
+    monkeypatch.setattr(journal.Journal, "rows_with_prefix", original)
+    assert dispatch.dispatch(msg)["messages"] == 0             # the queue's retry sees `done`
+    [row] = book.recent(10)
+    assert row["journal_state"] == "done"
+
+
 def test_unfinished_actions_are_queued_again_on_retry(app_env):
     msg = intake_msg(delivery(refs=["a"]))
     dispatch.dispatch(msg)
