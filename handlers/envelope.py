@@ -144,8 +144,9 @@ def parse_timestamp(value: str) -> dt.datetime | None:
 
 def journal_partition(delivery: Delivery) -> str:
     """One partition per day, inverted so that a plain table scan returns the newest day first."""
+    from .journal import day_partition
     ts = parse_timestamp(delivery.timestamp)
-    return f"{99999999 - int(ts.strftime('%Y%m%d')):08d}" if ts else "undated"
+    return day_partition(ts.date()) if ts else "undated"
 
 
 def journal_row_prefix(delivery: Delivery, did: str) -> str:

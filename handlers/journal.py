@@ -22,6 +22,11 @@ class Conflict(RuntimeError):
     """Rows changed between read and write; the caller's unit of work should be retried."""
 
 
+def day_partition(day: dt.date) -> str:
+    """A day's PartitionKey: inverted, so the newest day sorts first."""
+    return f"{99999999 - int(day.strftime('%Y%m%d')):08d}"
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -111,6 +116,22 @@ class Journal:
     def set_state(self, pk: str, rk: str, action: str, state: str, reason: str = "",
                   attempts: int | None = None, extra: dict | None = None) -> None:
         self.merge(pk, rk, {**state_columns(action, state, reason, attempts), **(extra or {})})
+
+    def prune(self, older_than: dt.date) -> int:
+        """Delete the rows of days before `older_than` (Table Storage has no expiry). Returns the count.
+        Partitions are inverted days, so those days are one range: PartitionKey > the cut-off's key."""
+        cut = day_partition(older_than)
+        rows = self._call(lambda: [(e["PartitionKey"], e["RowKey"]) for e in self.table.query_entities(
+            "PartitionKey gt @cut and PartitionKey lt @undated", parameters={"cut": cut, "undated": "undated"},
+            select=["PartitionKey", "RowKey"])])
+        by_pk: dict[str, list[tuple[str, str]]] = {}
+        for pk, rk in rows:
+            by_pk.setdefault(pk, []).append((pk, rk))
+        for keys in by_pk.values():
+            for i in range(0, len(keys), _BATCH):
+                self._call(lambda batch=keys[i:i + _BATCH]: self.table.submit_transaction(
+                    [("delete", {"PartitionKey": pk, "RowKey": rk}) for pk, rk in batch]))
+        return len(rows)
 
     def recent(self, limit: int) -> list[dict]:
         pages = lambda: itertools.islice(self.table.list_entities(results_per_page=min(limit, 1000)), limit)

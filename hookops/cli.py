@@ -156,6 +156,24 @@ def events(limit, as_json):
                    f"{row.get('entityRef', ''):36} {actions}")
 
 
+@main.command("prune-events")
+@click.option("--older-than", "days", required=True, type=click.IntRange(1), metavar="DAYS",
+              help="Delete journal rows of events more than DAYS days old (by Preservica's timestamp).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def prune_events(days, yes):
+    """Delete old journal rows: Table Storage keeps them for ever otherwise. Undated events are kept."""
+    from handlers import journal
+    _storage()
+    cut = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days)
+    if not yes:
+        click.confirm(f"Delete every journaled event dated before {cut.isoformat()}?", abort=True)
+    try:
+        count = journal.default().prune(cut)
+    except Exception as exc:
+        _fail(f"cannot prune the journal: {type(exc).__name__}")
+    click.echo(f"deleted {count} journal row(s) dated before {cut.isoformat()}")
+
+
 # ---- poison --------------------------------------------------------------------------------
 
 @main.group()

@@ -155,3 +155,16 @@ def test_message_on_the_wrong_queue_is_invalid(app_env):
     [raw] = drain(app_env.connection_string, "journal")
     with pytest.raises(envelope.InvalidMessage):
         action_runner.run("teams", raw)
+
+
+def test_prune_events_deletes_only_days_before_the_cut(app_env):
+    from click.testing import CliRunner
+
+    from hookops.cli import main as cli
+    for stamp, ref in (("2020-01-01T00:00:00", "old"), ("2099-01-01T00:00:00", "new"), ("", "undated")):
+        dispatch.dispatch(intake_msg(delivery(refs=[ref], timestamp=stamp)))
+    result = CliRunner().invoke(cli, ["prune-events", "--older-than", "30", "--yes"])
+    assert result.exit_code == 0 and "deleted 1 journal row" in result.output, result.output
+    assert {r["entityRef"] for r in journal.default().recent(10)} == {"new", "undated"}
+    refused = CliRunner().invoke(cli, ["prune-events", "--older-than", "30"], input="n\n")
+    assert refused.exit_code != 0
