@@ -25,6 +25,11 @@ class Setting:
     where: str
     meaning: str
 
+    @property
+    def numeric(self) -> bool:
+        """A whole-number setting (its default is one): checked by problems()."""
+        return bool(self.default and self.default.isdigit())
+
 
 SETTINGS: tuple[Setting, ...] = (
     # Storage: a connection string locally, identity-based URIs in Azure.
@@ -120,3 +125,21 @@ def get_int(name: str, env: Mapping[str, str] | None = None, minimum: int = 0) -
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def problems(env: Mapping[str, str] | None = None) -> list[str]:
+    """Every setting value the app cannot use, each naming its setting (`hookops settings --check`,
+    `hookops run`). Empty when all is well."""
+    from .routing import parse  # routing builds on this module
+    found = []
+    for spec in SETTINGS:
+        if spec.numeric:
+            try:
+                get_int(spec.name, env)
+            except SettingsError as exc:
+                found.append(str(exc))
+    try:
+        parse(get("PRESERVICA_ROUTES", env))
+    except SettingsError as exc:
+        found.append(str(exc))
+    return found

@@ -267,17 +267,7 @@ def settings_cmd(check):
     click.echo(settings_table())
     if not check:
         return
-    from handlers import routing
-    problems = []
-    for name in ("MAX_BODY_BYTES", "SECRET_CACHE_SECONDS", "TEAMS_DIGEST_THRESHOLD"):
-        try:
-            settings.get_int(name)
-        except settings.SettingsError as exc:
-            problems.append(str(exc))
-    try:
-        routing.parse(settings.get("PRESERVICA_ROUTES"))
-    except settings.SettingsError as exc:
-        problems.append(str(exc))
+    problems = settings.problems()
     if problems:
         _fail("; ".join(problems))
     click.echo("\nsettings OK")

@@ -75,13 +75,10 @@ def serve(port: int = 7071, use_runner: bool | None = None) -> None:
 
 def _check_settings() -> None:
     """Fail before starting anything when a setting cannot work (e.g. a typo in PRESERVICA_ROUTES)."""
-    from handlers import routing, settings
-    try:
-        routing.parse(settings.get("PRESERVICA_ROUTES"))
-        for name in ("MAX_BODY_BYTES", "SECRET_CACHE_SECONDS", "TEAMS_DIGEST_THRESHOLD"):
-            settings.get_int(name)
-    except settings.SettingsError as exc:
-        raise click.ClickException(f"{exc} (in {localsettings.PATH.name} or the environment)") from None
+    from handlers import settings
+    problems = settings.problems()
+    if problems:
+        raise click.ClickException(f"{'; '.join(problems)} (in {localsettings.PATH.name} or the environment)")
 
 
 def _banner(url: str) -> None:
