@@ -56,7 +56,6 @@ def dispatch(raw: bytes) -> dict:
     rows: dict[str, dict] = {}
     jobs: list[envelope.Job] = []
     for event in delivery.events:
-        event_jobs = envelope.jobs_for(delivery, did, event, actions)
         key = envelope.event_key(delivery, event)
         rk = prefix + key
         if rk in rows:
@@ -66,7 +65,7 @@ def dispatch(raw: bytes) -> dict:
                "timestamp": delivery.timestamp, "entityType": str(event.get("entityType") or "").upper(),
                "entityRef": envelope.entity_ref(event), "event": str(event.get("event") or ""),
                "actions": ",".join(actions)}
-        for job in event_jobs:
+        for job in envelope.jobs_for(delivery, did, event, actions, key, pk, rk):
             state = journal.state_of(existing.get(rk), job.action)
             if state in journal.TERMINAL:
                 continue

@@ -201,9 +201,12 @@ def read_job(raw: bytes | str) -> Job:
         raise InvalidMessage("action message lacks a required field") from None
 
 
-def jobs_for(delivery: Delivery, did: str, event: dict, actions: tuple[str, ...]) -> list[Job]:
-    key = event_key(delivery, event)
-    pk, rk = journal_partition(delivery), journal_row_prefix(delivery, did) + key
+def jobs_for(delivery: Delivery, did: str, event: dict, actions: tuple[str, ...],
+             key: str | None = None, pk: str | None = None, rk: str | None = None) -> list[Job]:
+    """The (event, action) jobs; a caller that already has the event's key and journal row passes them."""
+    key = key or event_key(delivery, event)
+    pk = pk or journal_partition(delivery)
+    rk = rk or journal_row_prefix(delivery, did) + key
     return [Job(action=a, key=key, pk=pk, rk=rk, delivery_id=did, trigger=delivery.trigger, tenant=delivery.tenant,
                 subscription_id=delivery.subscription_id, timestamp=delivery.timestamp, event=event)
             for a in actions]
