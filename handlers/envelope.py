@@ -142,9 +142,12 @@ def parse_timestamp(value: str) -> dt.datetime | None:
     return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
 
 
+def day_partition(day: dt.date) -> str:
+    """A day's journal PartitionKey: inverted, so a plain table scan returns the newest day first."""
+    return f"{99999999 - int(day.strftime('%Y%m%d')):08d}"
+
+
 def journal_partition(delivery: Delivery) -> str:
-    """One partition per day, inverted so that a plain table scan returns the newest day first."""
-    from .journal import day_partition
     ts = parse_timestamp(delivery.timestamp)
     return day_partition(ts.date()) if ts else "undated"
 

@@ -11,6 +11,8 @@ import datetime as dt
 import itertools
 from typing import Callable, Iterable, TypeVar
 
+from .envelope import day_partition
+
 QUEUED, DONE, SKIPPED, FAILED, GONE = "queued", "done", "skipped", "failed", "gone"
 TERMINAL = frozenset({DONE, SKIPPED, GONE})
 _BATCH = 100  # Table Storage's limit of operations in one transaction
@@ -20,11 +22,6 @@ T = TypeVar("T")
 
 class Conflict(RuntimeError):
     """Rows changed between read and write; the caller's unit of work should be retried."""
-
-
-def day_partition(day: dt.date) -> str:
-    """A day's PartitionKey: inverted, so the newest day sorts first."""
-    return f"{99999999 - int(day.strftime('%Y%m%d')):08d}"
 
 
 def now_iso() -> str:
