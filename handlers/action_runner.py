@@ -16,11 +16,11 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from . import envelope, journal
+from . import envelope, journal, settings
 
 log = logging.getLogger(__name__)
 
-MODULES = {name: f"handlers.action_{name}" for name in ("journal", "thumbnail", "teams", "catalogue", "relay")}
+MODULES = {name: f"handlers.action_{name}" for name in settings.ACTIONS}
 
 
 @dataclass

@@ -193,8 +193,7 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
         out = hookops("send-test-event", "--url", webhook(runner), "--trigger", "FULL_TEXT_INDEXED",
                       *[a for ref in assets for a in ("--ref", ref)])
         assert ": 200 " in out
-        actions = ("journal", "thumbnail", "teams", "catalogue", "relay")
-        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in actions), timeout=60)
+        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in settings.ACTIONS), timeout=60)
 
         blobs = BlobServiceClient.from_connection_string(app_env.connection_string).get_container_client("thumbnails")
         assert sorted(b.name for b in blobs.list_blobs()) == ["io-aaaa.png", "io-bbbb.png"]
