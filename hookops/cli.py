@@ -11,6 +11,7 @@ import secrets as pysecrets
 import sys
 import time
 import uuid
+from typing import NoReturn
 
 import click
 
@@ -20,7 +21,7 @@ from hookops import localsettings
 DEFAULT_URL = "http://localhost:7071/api/preservica/webhook"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
 
@@ -30,7 +31,6 @@ def _webhook_secret() -> str:
         return default().webhook_secrets()[0]
     except SecretUnavailable as exc:
         _fail(f"{exc}. Run `make run` once to create local.settings.json, or set KEY_VAULT_URI.")
-    raise AssertionError  # unreachable
 
 
 def _storage():
