@@ -17,12 +17,12 @@ if str(ROOT) not in sys.path:  # the app (function_app, handlers) and the test d
 
 SECRET = "bench-webhook-secret"          # the shared webhook secret (a benchmark value, not a credential)
 USER, PASSWORD, TENANT = "bench-user", "bench-password", "BENCH"   # the Preservica double's account
-REF_PREFIX = "bench-io-"                   # asset refs the Preservica double knows: bench-io-00000, ...
+REF_PREFIX = "00000000-0000-4000-8000-"   # asset refs (UUIDs) the Preservica double knows: ...-000000000000, ...
 WEBHOOK_PATH = "/api/preservica/webhook"
 
 
 def ref(i: int) -> str:
-    return f"{REF_PREFIX}{i:05d}"
+    return f"{REF_PREFIX}{i:012d}"
 
 
 # ---- deliveries ---------------------------------------------------------------------------------

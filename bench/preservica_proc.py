@@ -3,7 +3,7 @@
 
     python -m bench.preservica_proc --assets 10000 --latency 0.2
 
-Knows assets bench-io-00000 ... with a small PNG thumbnail each. Commands (JSON lines on stdin):
+Knows assets ref(0), ref(1) ... (bench.common) with a small PNG thumbnail each. Commands (JSON lines on stdin):
 {"cmd": "latency", "seconds": 0.2}, {"cmd": "stats"}. Exits when stdin closes.
 """
 from __future__ import annotations

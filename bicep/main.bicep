@@ -68,6 +68,14 @@ param maxBodyBytes int = 4194304
 @minValue(0)
 param secretCacheSeconds int = 300
 
+@description('MAX_EVENTS_PER_DELIVERY: most events one delivery may hold (400, body kept, above it).')
+@minValue(1)
+param maxEventsPerDelivery int = 1000
+
+@description('STORAGE_TIMEOUT_SECONDS: how long one storage call may wait for an answer before it is retried.')
+@minValue(1)
+param storageTimeoutSeconds int = 20
+
 @description('PRESERVICA_SERVER: Preservica host name, e.g. eu.preservica.com (needed by the actions and hookops subscribe).')
 param preservicaServer string = ''
 
@@ -262,6 +270,8 @@ var appSettings = {
   WEBHOOK_SECRET_NAME: 'preservica-webhook-secret'
   SECRET_CACHE_SECONDS: string(secretCacheSeconds)
   MAX_BODY_BYTES: string(maxBodyBytes)
+  MAX_EVENTS_PER_DELIVERY: string(maxEventsPerDelivery)
+  STORAGE_TIMEOUT_SECONDS: string(storageTimeoutSeconds)
   PRESERVICA_ROUTES: preservicaRoutes
   PRESERVICA_SERVER: preservicaServer
   PRESERVICA_USERNAME: preservicaUsername

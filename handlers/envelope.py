@@ -5,20 +5,36 @@ Intake message (queue `preservica-deliveries`), one per delivery:
   or, when that would not fit one queue message (claim check):
     {"v": 1, "id": ..., "received": ..., "blob": <name in the deliveries container>}
 Action message (queue `action-<name>`), one per (event, action), or one digest for Teams.
+
+Everything the dispatcher derives from a delivery is derived here, and checked at intake by
+`delivery_from_doc` before the delivery is acknowledged: a 200 is never given to a delivery
+the dispatcher would then fail on.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 VERSION = 1
 # A queue message holds 64 KiB once base64-encoded, i.e. 48 KiB of payload.
 MAX_QUEUE_PAYLOAD = 48 * 1024
+# Limits every signed delivery is held to at intake, so that what is acknowledged can be dispatched:
+MAX_EVENT_BYTES = 16 * 1024   # one event as JSON: an action message (event + envelope) stays far below 48 KiB
+MAX_FIELD_CHARS = 256         # subscriptionId, timestamp, tenant, version, trigger, event, entityType
+MAX_DEPTH = 32                # JSON nesting; real deliveries nest 5 deep (events -> identifiers -> entry)
 _BOM = b"\xef\xbb\xbf"
 _MAX_MS = 10**14  # inverted timestamps sort newest first in Table Storage
+_YEARS = (1970, 4999)  # timestamps outside this range are treated as absent ("undated")
+# Preservica references are UUIDs, sometimes with a type prefix (`sdb:IO|<uuid>`) or as the last
+# segment of an entity URL. Anything else could change a REST path or a blob name: refused.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_TYPE_PREFIX = re.compile(r"(?:sdb:)?(?:IO|SO|CO)\|", re.IGNORECASE)
+_HEADER_FIELDS = ("subscriptionId", "timestamp", "tenant", "version", "trigger")
+_EVENT_FIELDS = ("event", "entityType")
 
 
 class InvalidDelivery(ValueError):
@@ -49,7 +65,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def parse_delivery(body: bytes) -> tuple[Delivery, str]:
+def parse_delivery(body: bytes, max_events: int | None = None) -> tuple[Delivery, str]:
     """Parse and check a signed body. Returns the delivery and the body as text."""
     if body.startswith(_BOM):
         body = body[len(_BOM):]
@@ -59,20 +75,67 @@ def parse_delivery(body: bytes) -> tuple[Delivery, str]:
         raise InvalidDelivery("body is not UTF-8") from None
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise InvalidDelivery(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:
         raise InvalidDelivery("body is not JSON") from None
-    return delivery_from_doc(doc), text
+    return delivery_from_doc(doc, max_events), text
 
 
-def delivery_from_doc(doc: Any) -> Delivery:
+def _depth(value: Any) -> int:
+    """Nesting depth, iteratively (a recursive walk is what the bound protects against)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _utf8_len(value: Any, what: str) -> int:
+    """Size as UTF-8 JSON; a lone surrogate (`"\\ud800"` is valid JSON) cannot be stored or sent anywhere."""
+    try:
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidDelivery(f"{what} holds text that is not valid Unicode (a lone surrogate)") from None
+
+
+def _field(doc: dict, name: str, where: str) -> str:
+    raw = doc.get(name)
+    if isinstance(raw, (dict, list)):
+        raise InvalidDelivery(f"{where}{name} is not text")
+    value = _text(raw)
+    if len(value) > MAX_FIELD_CHARS:
+        raise InvalidDelivery(f"{where}{name} is longer than {MAX_FIELD_CHARS} characters")
+    return value
+
+
+def delivery_from_doc(doc: Any, max_events: int | None = None) -> Delivery:
+    """Check a parsed body against every rule the pipeline relies on (see the limits above).
+    Intake runs this before it acknowledges; the dispatcher runs the same code on what it reads."""
     if not isinstance(doc, dict):
         raise InvalidDelivery("body is not a JSON object")
     events = doc.get("events")
     if not isinstance(events, list):
         raise InvalidDelivery("no 'events' list")
+    if max_events is not None and len(events) > max_events:
+        raise InvalidDelivery(f"{len(events)} events in one delivery; at most {max_events} "
+                              f"(MAX_EVENTS_PER_DELIVERY) are accepted")
+    if _depth(doc) > MAX_DEPTH:
+        raise InvalidDelivery(f"JSON nested deeper than {MAX_DEPTH} levels")
+    header = {name: _field(doc, name, "") for name in _HEADER_FIELDS}
+    _utf8_len(header, "a delivery field")
     for i, event in enumerate(events):
         if not isinstance(event, dict):
             raise InvalidDelivery(f"events[{i}] is not an object")
+        if _utf8_len(event, f"events[{i}]") > MAX_EVENT_BYTES:
+            raise InvalidDelivery(f"events[{i}] is larger than {MAX_EVENT_BYTES} bytes")
+        for name in _EVENT_FIELDS:
+            _field(event, name, f"events[{i}].")
+        check_ref(event, i)
     known = {"subscriptionId", "timestamp", "tenant", "version", "trigger", "events"}
     return Delivery(
         subscription_id=_text(doc.get("subscriptionId")),
@@ -120,26 +183,41 @@ def _load_message(raw: bytes | str) -> dict:
 # ---- events, keys, journal coordinates ------------------------------------------------------
 
 def entity_ref(event: dict) -> str:
-    """Some senders put a path or URL in entityRef; the ref is its last segment."""
-    return _text(event.get("entityRef")).rstrip("/").rsplit("/", 1)[-1]
+    """The bare reference: the last segment of a path or URL, without an `sdb:IO|` type prefix."""
+    tail = _text(event.get("entityRef")).strip().rstrip("/").rsplit("/", 1)[-1]
+    return _TYPE_PREFIX.sub("", tail, count=1) if _TYPE_PREFIX.match(tail) else tail
+
+
+def is_ref(value: str) -> bool:
+    return bool(_UUID.fullmatch(value))
+
+
+def check_ref(event: dict, index: int = 0) -> None:
+    """An event names no entity, or one by its UUID reference; nothing else reaches a URL or a blob name."""
+    ref = entity_ref(event)
+    if ref and not is_ref(ref):
+        raise InvalidDelivery(f"events[{index}].entityRef is not a Preservica reference (a UUID)")
 
 
 def event_key(delivery: Delivery, event: dict) -> str:
-    """Deterministic per event: a re-sent delivery yields the same keys, so no double work."""
-    parts = (delivery.subscription_id, delivery.timestamp, delivery.trigger,
-             _text(event.get("entityType")).upper(), entity_ref(event), _text(event.get("event")))
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+    """Deterministic per event: a re-sent delivery yields the same keys, so no double work.
+    The fields are hashed as a JSON list, so no field's content can shift another's boundary."""
+    parts = [delivery.subscription_id, delivery.timestamp, delivery.trigger,
+             _text(event.get("entityType")).upper(), entity_ref(event), _text(event.get("event"))]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
 
 
 def parse_timestamp(value: str) -> dt.datetime | None:
-    """Preservica sends local ISO times without a zone; read them as UTC."""
+    """Preservica sends local ISO times without a zone; read them as UTC. None when absent, not a
+    time, or outside _YEARS (the edges of the calendar overflow on conversion)."""
     if not value:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
+    return parsed if _YEARS[0] <= parsed.year <= _YEARS[1] else None
 
 
 def day_partition(day: dt.date) -> str:

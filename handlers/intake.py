@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 ROUTE = "preservica/webhook"
-MAX_CHALLENGE_LEN = 512
 RETRY_AFTER_SECONDS = "30"
 
 
@@ -67,15 +66,16 @@ def handle(req: func.HttpRequest) -> func.HttpResponse:
     did = envelope.delivery_id(body)
     received = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
     try:
-        delivery, text = envelope.parse_delivery(body)
+        delivery, text = envelope.parse_delivery(body, settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1))
     except envelope.InvalidDelivery as exc:
         return _reject(did, received, body, str(exc))
     return _enqueue(did, received, delivery, text)
 
 
 def _challenge(secret: str, code: str) -> func.HttpResponse:
-    if not code or len(code) > MAX_CHALLENGE_LEN or not code.isprintable():
-        return _error(400, f"challengeCode must be 1 to {MAX_CHALLENGE_LEN} printable characters")
+    if not signature.challenge_ok(code):
+        log.warning("challenge refused: the code (%d characters) is not of the allowed form", len(code))
+        return _error(400, f"challengeCode must be {signature.CHALLENGE_RULE}")
     log.info("answered a subscription challenge")
     return _json(200, {"challengeCode": code, "challengeResponse": signature.challenge_response(secret, code)})
 

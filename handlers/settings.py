@@ -48,11 +48,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_SECRET_NAME", "preservica-webhook-secret", APP,
             "Key Vault secret holding the webhook HMAC secret; `<name>-previous` holds the one being rotated out."),
     Setting("SECRET_CACHE_SECONDS", "300", APP, "How long a secret read from Key Vault is reused before it is read again."),
+    Setting("STORAGE_TIMEOUT_SECONDS", "20", APP,
+            "How long one storage call may wait for an answer before it is retried (then the unit of work fails "
+            "and is retried by the sender or the queue)."),
     Setting("PRESERVICA_WEBHOOK_SECRET", None, LOCAL, "Webhook HMAC secret when Key Vault is not used (local)."),
     Setting("PRESERVICA_WEBHOOK_SECRET_PREVIOUS", None, LOCAL,
             "Previous webhook secret, still accepted during a rotation (local)."),
     # Intake and routing.
     Setting("MAX_BODY_BYTES", "4194304", APP, "Largest delivery body accepted; larger ones get 413 before any HMAC work."),
+    Setting("MAX_EVENTS_PER_DELIVERY", "1000", APP,
+            "Most events one delivery may hold; a signed delivery with more gets 400 and is kept in "
+            "`rejected-deliveries`. Bounds the work and memory of one dispatch."),
     Setting("PRESERVICA_ROUTES", "*=journal", APP,
             "Which actions run for which trigger, e.g. "
             "`FULL_TEXT_INDEXED=journal,thumbnail,teams;INGEST_FAILED=journal,teams;*=journal`."),

@@ -8,12 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Iterable
 
 SIGNATURE_HEADER = "Preservica-Signature"
 _PREFIX = b"preservica-webhook-auth"
 _HEX_LEN = 64
 _HEX = frozenset("0123456789abcdef")
+# What a challenge code may be: no public source documents its format (pyPreservica's receivers echo
+# any string), so this admits UUIDs, hex, base64 and base64url tokens up to 256 characters, and
+# nothing that could be JSON. The prefix rule is what matters: the answer is HMAC(secret, code) and a
+# delivery signature is HMAC(secret, prefix + body), so a code that starts with the prefix would make
+# the challenge sign a forged delivery.
+CHALLENGE_RULE = "1 to 256 characters of A-Z a-z 0-9 . _ ~ : + / = -, not starting with 'preservica-webhook-auth'"
+_CHALLENGE = re.compile(r"[A-Za-z0-9._~:+/=-]{1,256}")
+
+
+class UnsafeChallenge(ValueError):
+    """A challenge code this scheme refuses to answer (see CHALLENGE_RULE)."""
+
+
+def challenge_ok(code: str) -> bool:
+    return bool(_CHALLENGE.fullmatch(code)) and not code.lower().startswith(_PREFIX.decode())
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -21,6 +37,9 @@ def _key(secret: str | bytes) -> bytes:
 
 
 def challenge_response(secret: str | bytes, code: str) -> str:
+    """The answer to a subscription challenge; refuses any code that could double as a signed delivery."""
+    if not challenge_ok(code):
+        raise UnsafeChallenge(f"challengeCode must be {CHALLENGE_RULE}")
     return hmac.new(_key(secret), code.encode("utf-8"), hashlib.sha256).hexdigest()
 
 

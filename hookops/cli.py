@@ -50,11 +50,22 @@ def main() -> None:
 
 # ---- send-test-event -----------------------------------------------------------------------
 
+def _refs(values: tuple[str, ...]) -> tuple[str, ...]:
+    from handlers.envelope import entity_ref, is_ref
+    for value in values:
+        if not is_ref(entity_ref({"entityRef": value})):
+            raise click.BadParameter(f"{value!r} is not a Preservica reference: a UUID such as "
+                                     f"7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2 (the intake refuses anything else)",
+                                     param_hint="--ref")
+    return values
+
+
 @main.command("send-test-event")
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="Webhook URL to POST to.")
 @click.option("--trigger", "-t", default="FULL_TEXT_INDEXED", show_default=True,
               help="Trigger type, e.g. FULL_TEXT_INDEXED, MOVED, INGEST_FAILED.")
-@click.option("--ref", "refs", multiple=True, help="Entity reference of an event (repeat for several). Default: one random.")
+@click.option("--ref", "refs", multiple=True, callback=lambda ctx, param, value: _refs(value),
+              help="Entity reference (a UUID) of an event; repeat for several. Default: one random.")
 @click.option("--entity-type", default="IO", show_default=True, type=click.Choice(["IO", "SO", "CO"]),
               help="Entity type of the events.")
 @click.option("--count", "-n", default=1, show_default=True, type=click.IntRange(1, 100000),

@@ -6,7 +6,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from handlers import action_runner, dispatch, envelope, journal, settings
-from tests.support.deliveries import delivery, encode
+from tests.support.deliveries import delivery, encode, ref
 
 
 def intake_msg(doc: dict) -> bytes:
@@ -35,10 +35,10 @@ def test_each_event_and_action_gets_one_message_and_a_journal_row(app_env, monke
     doc = delivery(refs=["a", "b", "a"])  # the same event twice is one event
     assert dispatch.dispatch(intake_msg(doc)) == {"events": 2, "messages": 4}
     jobs = [envelope.read_job(m) for m in drain(app_env.connection_string, "journal")]
-    assert sorted(j.entity_ref for j in jobs) == ["a", "b"]
+    assert sorted(j.entity_ref for j in jobs) == sorted([ref("a"), ref("b")])
     assert len(drain(app_env.connection_string, "thumbnail")) == 2
     rows = journal.default().recent(10)
-    assert {r["entityRef"] for r in rows} == {"a", "b"}
+    assert {r["entityRef"] for r in rows} == {ref("a"), ref("b")}
     assert all(r["journal_state"] == "queued" and r["thumbnail_state"] == "queued" for r in rows)
 
 
@@ -50,7 +50,7 @@ def test_finished_actions_are_not_queued_again(app_env):
     assert dispatch.dispatch(msg) == {"events": 1, "messages": 0}   # re-sent delivery: no double work
     assert action_runner.run("journal", job).state == "done"          # a duplicate: redone, same row
     [row] = journal.default().recent(10)
-    assert row["journal_state"] == "done" and json.loads(row["eventJson"])["entityRef"] == "a"
+    assert row["journal_state"] == "done" and json.loads(row["eventJson"])["entityRef"] == ref("a")
 
 
 def test_dispatch_never_puts_a_finished_action_back_to_queued(app_env, monkeypatch):
@@ -118,7 +118,7 @@ def test_many_teams_events_become_one_digest(app_env, monkeypatch):
     assert job.kind == "digest" and job.digest["total"] == 4 and job.digest["counts"] == {"IO": 4}
     rows = {r["entityRef"]: r for r in journal.default().recent(10)}
     assert rows["(digest of 4 events)"]["teams_state"] == "queued"
-    assert all(rows[ref]["teams_reason"] == "in digest" for ref in "abcd")
+    assert all(rows[ref(name)]["teams_reason"] == "in digest" for name in "abcd")
 
 
 def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
@@ -161,10 +161,10 @@ def test_prune_events_deletes_only_days_before_the_cut(app_env):
     from click.testing import CliRunner
 
     from hookops.cli import main as cli
-    for stamp, ref in (("2020-01-01T00:00:00", "old"), ("2099-01-01T00:00:00", "new"), ("", "undated")):
-        dispatch.dispatch(intake_msg(delivery(refs=[ref], timestamp=stamp)))
+    for stamp, name in (("2020-01-01T00:00:00", "old"), ("2099-01-01T00:00:00", "new"), ("", "undated")):
+        dispatch.dispatch(intake_msg(delivery(refs=[name], timestamp=stamp)))
     result = CliRunner().invoke(cli, ["prune-events", "--older-than", "30", "--yes"])
     assert result.exit_code == 0 and "deleted 1 journal row" in result.output, result.output
-    assert {r["entityRef"] for r in journal.default().recent(10)} == {"new", "undated"}
+    assert {r["entityRef"] for r in journal.default().recent(10)} == {ref("new"), ref("undated")}
     refused = CliRunner().invoke(cli, ["prune-events", "--older-than", "30"], input="n\n")
     assert refused.exit_code != 0

@@ -19,7 +19,7 @@ from hookops import azurite as az
 from hookops.cli import main as cli
 from hookops.runner import Runner
 from tests.conftest import ROOT, SECRET
-from tests.support.deliveries import delivery, encode
+from tests.support.deliveries import delivery, encode, ref
 
 pytestmark = pytest.mark.slow
 FAST_HOST = {"version": "2.0", "extensions": {"http": {"routePrefix": "api"}, "queues": {
@@ -71,12 +71,13 @@ def queue_count(conn: str, name: str) -> int:
 
 
 def test_signed_chunked_delivery_shows_up_in_events(runner):
+    r1, r2 = ref("asset-e2e-1"), ref("asset-e2e-2")
     out = hookops("send-test-event", "--url", webhook(runner), "--trigger", "FULL_TEXT_INDEXED",
-                  "--ref", "asset-e2e-1", "--ref", "asset-e2e-2")
+                  "--ref", r1, "--ref", r2)
     assert ": 200 " in out
-    wait_until(lambda: {"asset-e2e-1", "asset-e2e-2"} <= set(rows_done()))
+    wait_until(lambda: {r1, r2} <= set(rows_done()))
     listing = hookops("events", "--limit", "5")
-    assert "asset-e2e-1" in listing and "journal:done" in listing
+    assert r1 in listing and "journal:done" in listing
 
 
 def test_challenge_over_http_and_verify_endpoint(runner):
@@ -99,20 +100,20 @@ def test_storage_outage_is_503_and_no_acknowledged_delivery_is_lost(tmp_path, fa
         # 10 minutes, shortened here so the test sees the message come back.
         with Runner(ROOT, port=az.free_port(), host_json=fast_host_json, lease_seconds=3) as r, \
                 httpx.Client(timeout=30) as client:
-            def post(ref: str) -> int:
-                body = encode(delivery(refs=[ref], subscription="outage"))
+            def post(name: str) -> int:
+                body = encode(delivery(refs=[name], subscription="outage"))
                 resp = client.post(webhook(r), content=iter([body]),
                                    headers={"Preservica-Signature": signature.sign(SECRET, body)})
-                (acked if resp.status_code == 200 else refused).append(ref)
+                (acked if resp.status_code == 200 else refused).append(ref(name))
                 return resp.status_code
             assert [post(f"up-{i}") for i in range(3)] == [200] * 3
             store.stop()
             during = [post(f"down-{i}") for i in range(3)]
             assert during == [503] * 3
             store.start()
-            for ref in list(refused):  # Preservica (or an operator) re-sends what was refused
-                refused.remove(ref)
-                assert post(ref) == 200
+            for name in [n for n in ("down-0", "down-1", "down-2") if ref(n) in refused]:  # re-sent, as Preservica would
+                refused.remove(ref(name))
+                assert post(name) == 200
             wait_until(lambda: set(acked) <= set(rows_done()), timeout=60)
     finally:
         store.stop()
@@ -126,17 +127,18 @@ def test_failing_action_ends_in_poison_and_replay_brings_it_back(runner, app_env
         monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.url)
         attempts = FAST_HOST["extensions"]["queues"]["maxDequeueCount"]
         teams.respond_with(500, times=attempts)  # fails every attempt the host makes
-        hookops("send-test-event", "--url", webhook(runner), "--ref", "poisoned-asset")
+        poisoned = ref("poisoned-asset")
+        hookops("send-test-event", "--url", webhook(runner), "--ref", poisoned)
         poison = settings.action_queue("teams") + "-poison"
         wait_until(lambda: queue_count(app_env.connection_string, poison) == 1)
         assert runner.stats["action_teams"]["failed"] == attempts
-        [row] = [r for r in journal.default().recent(10) if r["entityRef"] == "poisoned-asset"]
+        [row] = [r for r in journal.default().recent(10) if r["entityRef"] == poisoned]
         assert row["teams_state"] == "failed" and row["journal_state"] == "done"
         assert "action-teams-poison: 1" in hookops("poison", "list")
 
         # The scripted failures are used up: the channel works again.
         assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
-        wait_until(lambda: "poisoned-asset" in rows_done("teams"))
+        wait_until(lambda: poisoned in rows_done("teams"))
         assert queue_count(app_env.connection_string, poison) == 0
 
 
@@ -149,8 +151,8 @@ def test_through_func_start(app_env, tmp_path):
     try:
         url = f"http://127.0.0.1:{port}/api/preservica/webhook"
         wait_until(lambda: _answers(url), timeout=120, step=0.5)
-        assert "200" in hookops("send-test-event", "--url", url, "--ref", "via-func")
-        wait_until(lambda: "via-func" in rows_done(), timeout=60)
+        assert "200" in hookops("send-test-event", "--url", url, "--ref", ref("via-func"))
+        wait_until(lambda: ref("via-func") in rows_done(), timeout=60)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -176,10 +178,10 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
     schema = "urn:example:catalogue"
     with PreservicaDouble(username="u", password="p", tenant="T") as pres, TeamsDouble() as teams, \
             CatalogueDouble() as cat, RelayReceiver() as relay:
-        assets = {"io-aaaa": ("Minute book 1887", "CAT/1"), "io-bbbb": ("Harbour map", "CAT/2")}
-        for ref, (title, ident) in assets.items():
-            pres.add_asset(ref, title, thumbnail=make_png(), identifiers={"catalogue": ident},
-                           bitstreams=[(f"{ref}.tif", 2048)])
+        assets = {ref("io-aaaa"): ("Minute book 1887", "CAT/1"), ref("io-bbbb"): ("Harbour map", "CAT/2")}
+        for r, (title, ident) in assets.items():
+            pres.add_asset(r, title, thumbnail=make_png(), identifiers={"catalogue": ident},
+                           bitstreams=[(f"{r}.tif", 2048)])
             cat.add_record(ident, f"<record xmlns='{schema}'><id>{ident}</id></record>")
         for name, value in {
             "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay;*=journal",
@@ -191,15 +193,15 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
             monkeypatch.setenv(name, value)
 
         out = hookops("send-test-event", "--url", webhook(runner), "--trigger", "FULL_TEXT_INDEXED",
-                      *[a for ref in assets for a in ("--ref", ref)])
+                      *[a for r in assets for a in ("--ref", r)])
         assert ": 200 " in out
         wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in settings.ACTIONS), timeout=60)
 
         blobs = BlobServiceClient.from_connection_string(app_env.connection_string).get_container_client("thumbnails")
-        assert sorted(b.name for b in blobs.list_blobs()) == ["io-aaaa.png", "io-bbbb.png"]
+        assert sorted(b.name for b in blobs.list_blobs()) == sorted(f"{r}.png" for r in assets)
         card_text = json.dumps(teams.cards)
         assert all(title in card_text for title, _ in assets.values())
-        assert all(len(pres.metadata(ref)) == 1 and pres.metadata(ref)[0][0] == schema for ref in assets)
+        assert all(len(pres.metadata(r)) == 1 and pres.metadata(r)[0][0] == schema for r in assets)
         relay.wait_for_deliveries(2, timeout=10)
         assert {d.json()["event"]["entityRef"] for d in relay.deliveries} == set(assets) and not relay.disagreements
     preservica.forget_client()

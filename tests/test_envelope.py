@@ -5,9 +5,10 @@ import pytest
 
 from handlers import envelope
 
+REF1, REF2 = "7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002"
 DELIVERY = {"subscriptionId": "sub1", "timestamp": "2023-10-11T10:52:42.469", "tenant": "T", "version": "6.10",
             "trigger": "FULL_TEXT_INDEXED", "unknownField": 1,
-            "events": [{"event": "FullTextIndexed", "entityType": "IO", "entityRef": "ref-1", "identifiers": []}]}
+            "events": [{"event": "FullTextIndexed", "entityType": "IO", "entityRef": REF1, "identifiers": []}]}
 
 
 def body(doc=DELIVERY) -> bytes:
@@ -40,8 +41,8 @@ def test_event_key_is_deterministic_and_distinguishes_events():
     d, _ = envelope.parse_delivery(body())
     e = d.events[0]
     assert envelope.event_key(d, e) == envelope.event_key(envelope.parse_delivery(body())[0], dict(e))
-    assert envelope.event_key(d, e) != envelope.event_key(d, {**e, "entityRef": "ref-2"})
-    assert envelope.event_key(d, e) == envelope.event_key(d, {**e, "entityRef": "https://x/api/entity/ref-1"})
+    assert envelope.event_key(d, e) != envelope.event_key(d, {**e, "entityRef": REF2})
+    assert envelope.event_key(d, e) == envelope.event_key(d, {**e, "entityRef": f"https://x/api/entity/information-objects/{REF1}"})
 
 
 def test_newer_deliveries_sort_first():
@@ -69,7 +70,7 @@ def test_job_round_trip():
     d, _ = envelope.parse_delivery(body())
     job = envelope.jobs_for(d, "did", d.events[0], ("journal", "teams"))[1]
     back = envelope.read_job(job.to_message())
-    assert back == job and back.entity_ref == "ref-1" and back.entity_type == "IO"
+    assert back == job and back.entity_ref == REF1 and back.entity_type == "IO"
 
 
 @pytest.mark.parametrize("raw", [b"x", b"{}", b'{"v": 2}', b'{"v": 1, "action": "teams"}'])
