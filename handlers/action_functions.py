@@ -13,7 +13,7 @@ def _register(action: str) -> None:
     @bp.queue_trigger(arg_name="msg", queue_name=settings.action_queue(action), connection="AzureWebJobsStorage")
     def perform(msg: func.QueueMessage) -> None:
         from .action_runner import run
-        run(action, msg.get_body(), attempt=msg.dequeue_count or 1)
+        run(action, msg.get_body(), attempt=msg.dequeue_count or 1, message_id=msg.id)
 
 
 for _action in settings.ACTIONS:

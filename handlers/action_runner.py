@@ -1,8 +1,13 @@
-"""Runs one (event, action) message: skip if already finished, perform, record the outcome.
+"""Runs one (event, action) message: claim it, perform, record the outcome.
 
-An action module sets REPEATABLE = True when running it twice costs less than checking and leaves
-the same result (the journal's own merge): its duplicates are redone instead of read for. Actions
-that call Preservica or a receiver keep the check, to spare those services.
+Exactly-once effects, as far as storage allows: before acting, the (event, action) is claimed in
+the journal with a conditional write (state `running`, owner = the queue message, a lease). A copy
+that finds it finished, or claimed by another live message, steps back. The window that remains:
+a crash after the external effect and before its outcome is recorded; the message's retry then
+acts again (at-least-once). The relay's `webhook-id` lets its receiver drop that duplicate.
+
+An action module sets REPEATABLE = True when running it twice leaves the same result and has no
+external effect (the journal's own merge): it is not claimed.
 
 A raised exception is recorded as `failed` and re-raised, so the Functions host retries the
 message and, after maxDequeueCount attempts, moves it to `action-<name>-poison`.
@@ -13,6 +18,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -21,6 +27,9 @@ from . import envelope, journal, settings
 log = logging.getLogger(__name__)
 
 MODULES = {name: f"handlers.action_{name}" for name in settings.ACTIONS}
+# How long a claim holds off other copies: host.json's functionTimeout (10 min), after which the
+# host has given up on the invocation anyway.
+CLAIM_SECONDS = 600
 
 
 @dataclass
@@ -62,19 +71,24 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None) -> Outcome | None:
+def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None,
+        message_id: str | None = None) -> Outcome | None:
+    """`message_id` identifies this queue message across its retries: its own earlier claim is its to take over."""
     job = envelope.read_job(body)
     if job.action != action:
         raise envelope.InvalidMessage(f"message for {job.action!r} arrived on the {action!r} queue")
     ctx = ctx or Context()
     book = ctx.journal
     module = importlib.import_module(MODULES[action])
-    # The dispatcher already leaves out finished actions; this read only catches a duplicate message.
-    # A REPEATABLE action saves it: one storage call in three.
-    if not getattr(module, "REPEATABLE", False) and \
-            journal.state_of(book.get(job.pk, job.rk), action) in journal.TERMINAL:
-        log.info("%s for event %s already finished; nothing to do", action, job.key)
-        return None
+    # A duplicate message (a retried queue write, a second copy of a delivery) must not cause a second
+    # external effect: the (event, action) is claimed with a conditional write before acting. A
+    # REPEATABLE action (the journal's own merge) has no external effect and skips the two calls.
+    if not getattr(module, "REPEATABLE", False):
+        claim = book.claim(job.pk, job.rk, action, message_id or uuid.uuid4().hex, CLAIM_SECONDS)
+        if claim != journal.CLAIMED:
+            log.info("%s for event %s %s; nothing to do", action, job.key,
+                     "already finished" if claim == journal.FINISHED else "is being performed by another message")
+            return None
     try:
         outcome: Outcome = module.perform(job, ctx)
     except Exception as exc:
@@ -90,7 +104,12 @@ def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None) 
 
 
 def _settle_digest(book: journal.Journal, job: envelope.Job, action: str, outcome: Outcome) -> None:
+    """The digest's own events: same row prefix (the delivery's timestamp), same subscription and trigger.
+    Another subscription's delivery with the same timestamp shares the prefix, not the rest."""
     rows = book.rows_with_prefix(job.pk, job.digest["prefix"])
     reason = f"in digest {job.key}" + (f": {outcome.reason}" if outcome.reason else "")
     book.merge_many({"PartitionKey": job.pk, "RowKey": rk, **journal.state_columns(action, outcome.state, reason)}
-                    for rk, row in rows.items() if rk != job.rk and journal.state_of(row, action) == journal.QUEUED)
+                    for rk, row in rows.items()
+                    if rk != job.rk and journal.state_of(row, action) == journal.QUEUED
+                    and row.get("subscriptionId") == journal.clip(job.subscription_id)
+                    and row.get("trigger") == journal.clip(job.trigger))

@@ -41,6 +41,8 @@ def dispatch(raw: bytes) -> dict:
 
     doc = envelope.read_intake_message(raw)
     did = doc["id"]
+    # The same checks intake made before acknowledging (a message from an older version, or one put
+    # on the queue by hand, fails here and goes to poison rather than half-way through the journal).
     if "blob" in doc:
         delivery, _ = envelope.parse_delivery(storage().get_blob(settings.DELIVERY_CONTAINER, doc["blob"]))
     else:
@@ -55,20 +57,24 @@ def dispatch(raw: bytes) -> dict:
 
     rows: dict[str, dict] = {}
     jobs: list[envelope.Job] = []
+    clip = journal.clip
     for event in delivery.events:
         key = envelope.event_key(delivery, event)
         rk = prefix + key
         if rk in rows:
             continue  # the same event twice in one delivery
         row = {"PartitionKey": pk, "RowKey": rk, "key": key, "deliveryId": did, "received": doc.get("received", ""),
-               "trigger": delivery.trigger, "tenant": delivery.tenant, "subscriptionId": delivery.subscription_id,
-               "timestamp": delivery.timestamp, "entityType": str(event.get("entityType") or "").upper(),
-               "entityRef": envelope.entity_ref(event), "event": str(event.get("event") or ""),
+               "trigger": clip(delivery.trigger), "tenant": clip(delivery.tenant),
+               "subscriptionId": clip(delivery.subscription_id), "timestamp": clip(delivery.timestamp),
+               "entityType": clip(str(event.get("entityType") or "").upper()),
+               "entityRef": clip(envelope.entity_ref(event)), "event": clip(event.get("event") or ""),
                "actions": ",".join(actions)}
         for job in envelope.jobs_for(delivery, did, event, actions, key, pk, rk):
-            state = journal.state_of(existing.get(rk), job.action)
-            if state in journal.TERMINAL:
+            before = existing.get(rk)
+            if journal.state_of(before, job.action) in journal.TERMINAL:
                 continue
+            if journal.live_claim(before, job.action):
+                continue  # being performed now (a second copy of this delivery): its own message retries it
             if not_ready[job.action]:
                 row.update(journal.state_columns(job.action, journal.SKIPPED, f"not configured: {not_ready[job.action]}"))
                 continue
@@ -77,9 +83,10 @@ def dispatch(raw: bytes) -> dict:
         rows[rk] = row
 
     jobs = _teams_digest(jobs, delivery, did, pk, prefix, rows)
-    # Conditional on what was read: if an action finished meanwhile, this raises and the queue retries
-    # the dispatch, which then sees the finished state instead of queuing the action again.
+    # Conditional on what was read: if an action finished or was claimed meanwhile, this raises and the
+    # queue retries the dispatch, which then sees that state instead of queuing the action again.
     book.merge_if_unchanged(rows.values(), existing)
+    # Messages are built as they are sent, so a large delivery never holds them all at once.
     sent = storage().send_many((settings.action_queue(j.action), j.to_message()) for j in jobs)
     log.info("delivery %s dispatched: trigger=%s events=%d messages=%d", did, delivery.trigger, len(rows), sent)
     return {"events": len(rows), "messages": sent}
@@ -94,7 +101,8 @@ def _teams_digest(jobs, delivery, did, pk, prefix, rows) -> list[envelope.Job]:
     for j in teams:
         counts[j.entity_type or "?"] = counts.get(j.entity_type or "?", 0) + 1
         rows[j.rk]["teams_reason"] = "in digest"
-    # The action updates every row under `prefix` still queued for Teams, so the message stays small.
+    # The action settles the rows of this delivery (`prefix` + subscription and trigger) still queued
+    # for Teams, so the message stays small whatever the number of events.
     digest = {"total": len(teams), "counts": counts, "prefix": prefix,
               "sample": [{"entityType": j.entity_type, "entityRef": j.entity_ref} for j in teams[:DIGEST_SAMPLE]]}
     key = envelope.event_key(delivery, {"event": "digest"})

@@ -13,10 +13,13 @@ from typing import Callable, Iterable, TypeVar
 
 from .envelope import day_partition
 
-QUEUED, DONE, SKIPPED, FAILED, GONE = "queued", "done", "skipped", "failed", "gone"
+QUEUED, RUNNING, DONE, SKIPPED, FAILED, GONE = "queued", "running", "done", "skipped", "failed", "gone"
 TERMINAL = frozenset({DONE, SKIPPED, GONE})
 _BATCH = 100  # Table Storage's limit of operations in one transaction
 ETAG = "_etag"
+MAX_TEXT = 1024  # characters of sender-influenced text kept in a column (a property holds 32K UTF-16 units)
+# Claim results: the caller may act / someone else is acting / it is already finished.
+CLAIMED, BUSY, FINISHED = "claimed", "busy", "finished"
 T = TypeVar("T")
 
 
@@ -30,6 +33,23 @@ def now_iso() -> str:
 
 def state_of(entity: dict | None, action: str) -> str | None:
     return (entity or {}).get(f"{action}_state")
+
+
+def clip(value, limit: int = MAX_TEXT) -> str:
+    """Text for a journal column: bounded, whatever the sender put there."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.isoformat(timespec="milliseconds")
+
+
+def live_claim(entity: dict | None, action: str, owner: str | None = None) -> bool:
+    """Another holder is acting on this (event, action) now: state running, lease not yet over."""
+    entity = entity or {}
+    return (state_of(entity, action) == RUNNING and entity.get(f"{action}_owner") != owner
+            and str(entity.get(f"{action}_lease") or "") > now_iso())
 
 
 def state_columns(action: str, state: str, reason: str = "", attempts: int | None = None) -> dict:
@@ -58,11 +78,43 @@ class Journal:
             return fn()
 
     def get(self, pk: str, rk: str) -> dict | None:
+        """The row with its ETag under ETAG, or None."""
         from azure.core.exceptions import ResourceNotFoundError
         try:
-            return dict(self._call(lambda: self.table.get_entity(pk, rk)))
+            e = self._call(lambda: self.table.get_entity(pk, rk))
         except ResourceNotFoundError:
             return None
+        return {**e, ETAG: e.metadata["etag"]}
+
+    def claim(self, pk: str, rk: str, action: str, owner: str, lease_seconds: float) -> str:
+        """Take (event, action) for `owner` with a conditional write, before any external effect.
+
+        FINISHED: a terminal state is recorded. BUSY: another owner holds a live lease (its own
+        message is retried by the host if it fails, so this copy can step back). CLAIMED: state is
+        `running` for `owner` until the lease ends; the caller acts, then records the outcome.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+        for _ in range(3):  # lost races re-read; a third loss means others are busy with it
+            row = self.get(pk, rk)
+            if state_of(row, action) in TERMINAL:
+                return FINISHED
+            if live_claim(row, action, owner):
+                return BUSY
+            now = dt.datetime.now(dt.timezone.utc)
+            cols = {"PartitionKey": pk, "RowKey": rk, f"{action}_state": RUNNING, f"{action}_owner": owner,
+                    f"{action}_lease": _iso(now + dt.timedelta(seconds=lease_seconds)), f"{action}_at": _iso(now)}
+            try:
+                if row is None:
+                    self._call(lambda: self.table.create_entity(cols))
+                else:
+                    self._call(lambda: self.table.update_entity(cols, mode=UpdateMode.MERGE, etag=row[ETAG],
+                                                                match_condition=MatchConditions.IfNotModified))
+                return CLAIMED
+            except (ResourceExistsError, ResourceModifiedError):
+                continue
+        return BUSY
 
     def rows_with_prefix(self, pk: str, prefix: str) -> dict[str, dict]:
         """Rows whose RowKey starts with `prefix`; each carries its ETag under ETAG."""
@@ -112,7 +164,9 @@ class Journal:
 
     def set_state(self, pk: str, rk: str, action: str, state: str, reason: str = "",
                   attempts: int | None = None, extra: dict | None = None) -> None:
-        self.merge(pk, rk, {**state_columns(action, state, reason, attempts), **(extra or {})})
+        """Record an outcome; it also ends any claim (the lease column is cleared)."""
+        self.merge(pk, rk, {**state_columns(action, state, reason, attempts), f"{action}_lease": "",
+                            **(extra or {})})
 
     def prune(self, older_than: dt.date) -> int:
         """Delete the rows of days before `older_than` (Table Storage has no expiry). Returns the count.

@@ -81,6 +81,8 @@ class HttpDouble:
       - ``respond_with(status, headers=None, body=b"", times=1)``: the next ``times`` requests get
         this answer instead of the normal one (still recorded in ``received``).
       - ``wait_for(n, timeout)``: block until ``received`` holds at least n requests.
+      - ``hold()`` / ``release()``: requests are recorded at once but answered only after release()
+        (at most 60 s later), so a test can act while a caller's request is in flight.
     """
 
     def __init__(self):
@@ -92,6 +94,8 @@ class HttpDouble:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._gate = threading.Event()
+        self._gate.set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -109,6 +113,7 @@ class HttpDouble:
         if self._server is None:
             return
         self._stopping = True
+        self._gate.set()
         self._server.shutdown()
         # Idle keep-alive connections would keep their handler threads blocked in readline().
         with self._cond:
@@ -145,6 +150,12 @@ class HttpDouble:
         with self._cond:
             self._scripted.extend([Reply(status, dict(headers or {}), body)] * times)
 
+    def hold(self) -> None:
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
     def wait_for(self, n: int, timeout: float = 5.0) -> list[Received]:
         """Wait until at least ``n`` requests arrived; returns ``received``. Raises TimeoutError."""
         with self._cond:
@@ -175,6 +186,7 @@ class HttpDouble:
     def _serve(self, h: _Handler) -> None:
         request = Received(h.command, h.path, {k.lower(): v for k, v in h.headers.items()}, _read_body(h))
         self._record(request)   # visible to wait_for() as soon as it arrives
+        self._gate.wait(60)
         if self.latency:
             time.sleep(self.latency)
         reply = self._scripted_reply()
