@@ -17,6 +17,9 @@ from . import settings
 
 log = logging.getLogger(__name__)
 _UNRESOLVED_REFERENCE = "@Microsoft.KeyVault("
+# After a failed vault read, wait this long before asking again (a stale value, or the failure, is
+# served meanwhile): an outage must not make every request queue up for the vault.
+RETRY_AFTER_FAILURE = 15.0
 
 
 class SecretUnavailable(RuntimeError):
@@ -32,7 +35,9 @@ class SecretSource:
         self.ttl = settings.get_int("SECRET_CACHE_SECONDS", env)
         self._clock = clock
         self._client = client
-        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._cache: dict[str, tuple[str | None, float]] = {}   # name -> (value, good until)
+        self._failed: dict[str, float] = {}                     # name -> no vault read before this time
+        self._locks: dict[str, threading.Lock] = {}             # one per secret: one slow read holds up only its own
         self._lock = threading.Lock()
 
     # -- public --------------------------------------------------------------------------------
@@ -41,11 +46,11 @@ class SecretSource:
         """The secret's value, or None when it is not configured."""
         if self.vault_uri:
             return self._from_vault(vault_name)
-        value = self._env.get(local_setting)
-        if value and value.strip().startswith(_UNRESOLVED_REFERENCE):
+        value = _normal(self._env.get(local_setting))
+        if value and value.startswith(_UNRESOLVED_REFERENCE):
             log.warning("%s is an unresolved Key Vault reference; treating it as not set", local_setting)
             return None
-        return value.strip() if value and value.strip() else None
+        return value
 
     def webhook_secrets(self) -> list[str]:
         """Current secret first, then the previous one while a rotation is under way."""
@@ -54,7 +59,11 @@ class SecretSource:
         if not current:
             where = f"Key Vault secret {name!r}" if self.vault_uri else "PRESERVICA_WEBHOOK_SECRET"
             raise SecretUnavailable(f"the webhook secret is not configured ({where})")
-        previous = self.get(name + "-previous", "PRESERVICA_WEBHOOK_SECRET_PREVIOUS")
+        try:
+            previous = self.get(name + "-previous", "PRESERVICA_WEBHOOK_SECRET_PREVIOUS")
+        except SecretUnavailable as exc:  # optional: its outage must not refuse deliveries signed with the current one
+            log.warning("previous webhook secret unavailable, accepting the current one only: %s", exc)
+            previous = None
         return [current, previous] if previous and previous != current else [current]
 
     # -- Key Vault -----------------------------------------------------------------------------
@@ -70,31 +79,44 @@ class SecretSource:
         return self._client
 
     def _from_vault(self, name: str) -> str | None:
-        now = self._clock()
         hit = self._cache.get(name)
-        if hit and now - hit[1] < self.ttl:
+        if hit and self._clock() < hit[1]:
             return hit[0]
         with self._lock:
-            hit = self._cache.get(name)
-            if hit and self._clock() - hit[1] < self.ttl:
-                return hit[0]
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            now, hit = self._clock(), self._cache.get(name)
+            if hit and now < hit[1]:
+                return hit[0]  # another request read it while this one waited
+            if not hit and now < self._failed.get(name, 0.0):
+                raise SecretUnavailable(f"Key Vault secret {name!r} could not be read recently; not asking again yet")
             try:
                 value = self._read(name)
             except Exception as exc:  # any failure to reach the vault
                 if hit:
-                    log.warning("Key Vault read of %r failed (%s); using the value cached %.0fs ago",
-                                name, type(exc).__name__, now - hit[1])
+                    log.warning("Key Vault read of %r failed (%s); using the cached value, next try in %.0fs",
+                                name, type(exc).__name__, RETRY_AFTER_FAILURE)
+                    self._cache[name] = (hit[0], now + min(self.ttl, RETRY_AFTER_FAILURE))
                     return hit[0]
+                self._failed[name] = now + RETRY_AFTER_FAILURE
                 raise SecretUnavailable(f"Key Vault secret {name!r} could not be read ({type(exc).__name__})") from None
-            self._cache[name] = (value, self._clock())
+            self._cache[name] = (value, self._clock() + self.ttl)
+            self._failed.pop(name, None)
             return value
 
     def _read(self, name: str) -> str | None:
         from azure.core.exceptions import ResourceNotFoundError
         try:
-            return self._vault().get_secret(name).value or None
+            return _normal(self._vault().get_secret(name).value)
         except ResourceNotFoundError:
             return None  # not configured: an optional secret, or a setup mistake the caller reports
+
+
+def _normal(value: str | None) -> str | None:
+    """The same rule for vault and local values: a pasted trailing newline is not part of a secret,
+    and a blank one is not configured."""
+    value = (value or "").strip()
+    return value or None
 
 
 _default: tuple[tuple, SecretSource] | None = None
