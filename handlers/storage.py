@@ -6,6 +6,7 @@ Queue messages are base64, as the Functions queue trigger expects (host.json mes
 """
 from __future__ import annotations
 
+import collections
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -40,10 +41,32 @@ def _connection_string(env) -> str | None:
     return value or None
 
 
-def _retry(kind: str) -> dict:
+# Connections kept per client: as many as threads use one client at once (send_many's pool, the
+# queue trigger's batch of 16 plus newBatchThreshold). requests' default pool of 10 throws the
+# rest away ("Connection pool is full, discarding connection") and opens new ones.
+POOL_SIZE = 32
+SEND_PARALLEL = 16
+# Queue messages never expire: "nothing acknowledged is lost" cannot hold if an outage longer than
+# the service default (7 days) silently deletes acknowledged work.
+NEVER_EXPIRES = -1
+
+
+def _transport(read_timeout: int):
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=False, connection_timeout=5, read_timeout=read_timeout)
+
+
+def _retry(kind: str, env=None) -> dict:
     # The storage SDKs' default waits 15 s before the first retry: far too long for an HTTP
     # acknowledgement. Fail fast; the queue (or the sender) retries the whole unit of work.
-    timeouts = {"connection_timeout": 5, "read_timeout": 20}
+    read = settings.get_int("STORAGE_TIMEOUT_SECONDS", env, minimum=1)
+    # The timeouts go with the transport too: a client given a transport does not pass them on to it.
+    timeouts = {"connection_timeout": 5, "read_timeout": read, "transport": _transport(read)}
     if kind == "table":
         return {"retry_total": 2, "retry_backoff_factor": 0.5, **timeouts}
     if kind == "queue":
@@ -61,6 +84,7 @@ class Storage:
         self._conn = _connection_string(env)
         self._uris = {kind: env.get(f"AzureWebJobsStorage__{kind}ServiceUri") for kind in ("queue", "blob", "table")}
         self._client_id = env.get("AzureWebJobsStorage__clientId") or None
+        self._env = env
         if not self._conn and not all(self._uris.values()):
             raise StorageNotConfigured(
                 "storage is not configured: set AzureWebJobsStorage (local) or "
@@ -91,7 +115,7 @@ class Storage:
         messages byte for byte (poison replay)."""
         def build():
             from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient, TextBase64EncodePolicy
-            kw = dict(**_retry("queue"))
+            kw = dict(**_retry("queue", self._env))
             if not raw:
                 kw.update(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy())
             if self._conn:
@@ -105,29 +129,35 @@ class Storage:
         client = self.queue(queue_name)
         try:
             try:
-                client.send_message(message)
+                client.send_message(message, time_to_live=NEVER_EXPIRES)
             except ResourceNotFoundError:
                 try:
                     client.create_queue()
                 except ResourceExistsError:
                     pass  # a concurrent send (send_many) created it first
-                client.send_message(message)
+                client.send_message(message, time_to_live=NEVER_EXPIRES)
         except AzureError as exc:
             raise StorageUnavailable(f"queue {queue_name!r}: {type(exc).__name__}") from exc
 
-    def send_many(self, items: Iterable[tuple[str, str]], parallel: int = 16) -> int:
-        """Put (queue, message) pairs concurrently (queues have no batch put). All or an exception."""
-        items = list(items)
-        if len(items) <= 1:
-            for q, m in items:
-                self.send(q, m)
-            return len(items)
+    def send_many(self, items: Iterable[tuple[str, str]]) -> int:
+        """Put (queue, message) pairs concurrently (queues have no batch put). All or an exception.
+        `items` is consumed as sending goes, at most 4 x SEND_PARALLEL messages held at once."""
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="queue-put")
-        for future in [self._pool.submit(self.send, q, m) for q, m in items]:
-            future.result()
-        return len(items)
+                self._pool = ThreadPoolExecutor(max_workers=SEND_PARALLEL, thread_name_prefix="queue-put")
+        count, window = 0, collections.deque()
+        try:
+            for q, m in items:
+                window.append(self._pool.submit(self.send, q, m))
+                count += 1
+                if len(window) >= 4 * SEND_PARALLEL:
+                    window.popleft().result()
+            while window:
+                window.popleft().result()
+        finally:
+            for f in window:  # after a failure: let the rest finish or fail, so none outlives the call
+                f.exception()
+        return count
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -135,8 +165,8 @@ class Storage:
         def build():
             from azure.storage.blob import BlobServiceClient
             if self._conn:
-                return BlobServiceClient.from_connection_string(self._conn, **_retry("blob"))
-            return BlobServiceClient(self._uris["blob"], credential=self._credential(), **_retry("blob"))
+                return BlobServiceClient.from_connection_string(self._conn, **_retry("blob", self._env))
+            return BlobServiceClient(self._uris["blob"], credential=self._credential(), **_retry("blob", self._env))
         return self._cached(("blob",), build)
 
     def put_blob(self, container: str, name: str, data: bytes, content_type: str | None = None,
@@ -171,8 +201,8 @@ class Storage:
         def build():
             from azure.data.tables import TableClient
             if self._conn:
-                return TableClient.from_connection_string(self._conn, name, **_retry("table"))
-            return TableClient(self._uris["table"], name, credential=self._credential(), **_retry("table"))
+                return TableClient.from_connection_string(self._conn, name, **_retry("table", self._env))
+            return TableClient(self._uris["table"], name, credential=self._credential(), **_retry("table", self._env))
         return self._cached(("table", name), build)
 
 
