@@ -35,6 +35,8 @@ def _enrich(api, job: Job, template: str, schema: str) -> Outcome:
     if not values:
         return Outcome(journal.SKIPPED, f"no {id_type!r} identifier")
     identifier = values[0]  # several: the same one every time
+    if identifier.strip() in (".", ".."):  # quote() keeps dots: a dot segment would move the request up a path
+        return Outcome(journal.SKIPPED, f"{id_type!r} identifier is not usable in a URL", {"catalogue_identifier": identifier[:10]})
     record = fetch(template, identifier)
     if record is None:
         return Outcome(journal.SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})
@@ -55,6 +57,8 @@ def fetch(template: str, identifier: str) -> str | None:
         raise ActionError("CATALOGUE_URL_TEMPLATE must contain {identifier} and no other {field}") from None
     try:
         resp = httpclient.client().get(url, headers={"Accept": "application/xml, text/xml"})
+    except httpx.InvalidURL:
+        raise ActionError("CATALOGUE_URL_TEMPLATE does not make a valid URL") from None
     except httpx.HTTPError as exc:
         raise ActionError(f"the catalogue could not be reached: {type(exc).__name__}") from None
     if resp.status_code == 404:

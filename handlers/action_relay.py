@@ -42,6 +42,8 @@ def perform(job: Job, ctx: Context) -> Outcome:
                "content-type": "application/json"}
     try:
         resp = httpclient.client().post(url, content=body.encode("utf-8"), headers=headers)
+    except httpx.InvalidURL:
+        raise ActionError("RELAY_URL is not a valid URL") from None
     except httpx.HTTPError as exc:
         raise ActionError(f"the relay receiver could not be reached: {type(exc).__name__}") from None
     if 200 <= resp.status_code < 300:

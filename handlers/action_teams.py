@@ -104,6 +104,8 @@ def post(url: str, card: dict) -> int:
     for attempt in (1, 2):
         try:
             resp = httpclient.client().post(url, json=card)
+        except httpx.InvalidURL:  # not an HTTPError; its message would quote the URL, a credential
+            raise ActionError(f"the Teams webhook URL is not a valid URL: check {WHERE}") from None
         except httpx.HTTPError as exc:
             raise ActionError(f"Teams could not be reached: {type(exc).__name__}") from None
         status = resp.status_code

@@ -5,6 +5,8 @@ Adaptive Card wrapped in a `message` with one attachment.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from urllib.parse import quote
 
 MAX_FILES = 20          # a card lists this many bitstreams, then "and N more"
@@ -43,13 +45,29 @@ def asset_link(template: str | None, ref: str) -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
 
+_INLINE = re.compile(r"([\\`*_\[\]<>~|])")                  # emphasis, code, links, images, autolinks, tables
+_LINE_START = re.compile(r"^([ \t]*)([#+\-=>]|\d+(?=[.)]))", re.M)  # headings, lists, rules, quotes
+
+
+def plain(text: str | None) -> str:
+    """Sender- or Preservica-supplied text as literal card text: TextBlocks and Facts render markdown,
+    so `[re-enter your password](https://evil.example)` would become a link. Markdown is backslash-
+    escaped (CommonMark; inline characters everywhere, block markers at a line's start), control
+    characters dropped, and `://` broken with a zero-width space so Teams does not link a bare URL."""
+    text = "".join(c for c in (text or "") if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    text = _LINE_START.sub(lambda m: m[1] + ("\\" + m[2] if not m[2][0].isdigit() else m[2] + "\\"),
+                           _INLINE.sub(r"\\\1", text))
+    return text.replace("://", ":\u200b//")
+
+
 def _text(text: str, **style) -> dict:
     return {"type": "TextBlock", "text": text, "wrap": True, **style}
 
 
 def _short(text: str | None, limit: int = MAX_TEXT) -> str:
+    """Shortened, then made plain (escaping after cutting, so no escape is cut in half)."""
     text = (text or "").strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return plain(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _open(url: str | None, title: str = "Open in Preservica") -> list[dict]:
@@ -60,7 +78,7 @@ def indexed_card(title: str, description: str | None, ref: str, files: list[tupl
                  link: str | None) -> dict:
     """FULL_TEXT_INDEXED: an asset finished ingest."""
     body = [_text("New asset in Preservica", size="Small", isSubtle=True),
-            _text(_short(title, 200) or ref, size="Large", weight="Bolder")]
+            _text(_short(title, 200) or plain(ref), size="Large", weight="Bolder")]
     if description:
         body.append(_text(_short(description)))
     if files:
@@ -70,7 +88,7 @@ def indexed_card(title: str, description: str | None, ref: str, files: list[tupl
             body.append(_text(f"and {len(files) - MAX_FILES} more file(s)", isSubtle=True))
     else:
         body.append(_text("No files listed.", isSubtle=True))
-    body.append(_text(f"Reference: {ref}", size="Small", isSubtle=True))
+    body.append(_text(f"Reference: {plain(ref)}", size="Small", isSubtle=True))
     return message(body, _open(link))
 
 
@@ -79,23 +97,24 @@ def alert_card(trigger: str, entity_type: str, ref: str, tenant: str, timestamp:
     body = [{"type": "Container", "style": "attention", "items": [
                 _text("⚠ Ingest failed in Preservica", size="Large", weight="Bolder", color="Attention")]},
             {"type": "FactSet", "facts": [
-                {"title": "Entity", "value": f"{entity_type or '?'} {ref or '?'}"},
-                {"title": "Tenant", "value": tenant or "?"},
-                {"title": "When", "value": timestamp or "?"},
-                {"title": "Trigger", "value": trigger}]}]
+                {"title": "Entity", "value": f"{_short(entity_type, 40) or '?'} {plain(ref) or '?'}"},
+                {"title": "Tenant", "value": _short(tenant, 200) or "?"},
+                {"title": "When", "value": _short(timestamp, 80) or "?"},
+                {"title": "Trigger", "value": _short(trigger, 80)}]}]
     return message(body, _open(link))
 
 
 def line_card(trigger: str, entity_type: str, ref: str, link: str | None) -> dict:
     """Any other trigger: one line naming the trigger and the entity."""
-    return message([_text(f"Preservica {trigger}: {entity_type or '?'} {ref or '?'}")], _open(link))
+    return message([_text(f"Preservica {_short(trigger, 80)}: {_short(entity_type, 40) or '?'} {plain(ref) or '?'}")],
+                   _open(link))
 
 
 def digest_card(trigger: str, total: int, counts: dict[str, int], titles: list[str], shown: int) -> dict:
     """Many events in one delivery: counts and the first few names instead of a flood of cards."""
-    body = [_text(f"Preservica {trigger}: {total} events", size="Large", weight="Bolder"),
-            {"type": "FactSet", "facts": [{"title": f"{KINDS.get(kind, kind)} ({kind})", "value": str(n)}
-                                          for kind, n in sorted(counts.items())]}]
+    body = [_text(f"Preservica {_short(trigger, 80)}: {total} events", size="Large", weight="Bolder"),
+            {"type": "FactSet", "facts": [{"title": f"{KINDS.get(kind) or _short(kind, 40)} ({_short(kind, 40)})",
+                                           "value": str(n)} for kind, n in sorted(counts.items())]}]
     if titles:
         body.append(_text("\n".join(f"- {_short(t, 200)}" for t in titles)))
         if total > shown:

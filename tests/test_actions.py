@@ -2,7 +2,9 @@
 httpx clients, and the HTTP doubles: success, idempotent retry, each classified error, the journal."""
 from __future__ import annotations
 
+import html
 import json
+import re
 import logging
 import socket
 import subprocess
@@ -18,10 +20,11 @@ from handlers.action_runner import ActionError, Context
 from tests.conftest import ROOT
 from tests.doubles.preservica import PreservicaDouble, make_png
 from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
-from tests.support.deliveries import delivery, encode
+from tests.support.deliveries import delivery, encode, ref
 
 USER, PASSWORD, TENANT = "hook-user", "correct horse battery staple", "ARCHIVE"
-ASSET, OTHER, FOLDER = "7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002", "f0"
+ASSET, OTHER, FOLDER = ("7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002",
+                        "f0f0f0f0-0000-4000-8000-000000000003")
 PNG = make_png(rgb=(10, 120, 200))
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32 + b"\xff\xd9"
 SCHEMA = "urn:example:catalogue"
@@ -77,7 +80,7 @@ def jobs(monkeypatch):
             for m in batch:
                 out.append(m.content)
                 q.delete_message(m)
-        order = [envelope.entity_ref({"entityRef": r}) for r in refs]   # queues keep no order: restore the refs'
+        order = [ref(r) for r in refs]   # queues keep no order: restore the refs'
         return sorted(out, key=lambda m: order.index(envelope.read_job(m).entity_ref)
                       if envelope.read_job(m).entity_ref in order else len(order))
     return make
@@ -251,7 +254,17 @@ def teams(env, monkeypatch):
 
 
 def card_text(card: dict) -> str:
-    return json.dumps(card, ensure_ascii=False)
+    """What a person reads: every text and fact rendered as markdown (CommonMark, as Adaptive Cards'
+    renderer does), tags stripped; the rest of the card as JSON."""
+    from markdown_it import MarkdownIt
+    md = MarkdownIt("commonmark")
+
+    def shown(node):
+        if isinstance(node, dict):
+            return {k: (html.unescape(re.sub(r"<[^>]+>", "", md.render(v))).strip()
+                        if k in ("text", "title", "value") and isinstance(v, str) else shown(v)) for k, v in node.items()}
+        return [shown(v) for v in node] if isinstance(node, list) else node
+    return json.dumps(shown(card), ensure_ascii=False).replace("\\n", " ")
 
 
 def test_teams_indexed_card_names_title_files_sizes_and_links(teams, monkeypatch, jobs):
@@ -277,7 +290,7 @@ def test_teams_alert_and_one_line_cards(teams, jobs):
     action_runner.run("teams", failed)
     action_runner.run("teams", moved)
     alert, line = teams.cards
-    assert "Ingest failed" in card_text(alert) and "SO ingest-1" in card_text(alert) and "actions" not in alert
+    assert "Ingest failed" in card_text(alert) and f"SO {ref('ingest-1')}" in card_text(alert) and "actions" not in alert
     assert line["body"] == [{"type": "TextBlock", "text": f"Preservica MOVED: IO {ASSET}", "wrap": True}]
     assert row(failed)["teams_card"] == "alert" and row(moved)["teams_card"] == "line"
 
@@ -291,7 +304,7 @@ def test_teams_digest_card_for_a_large_delivery_settles_every_row(teams, pres, m
     [card] = teams.cards
     text = card_text(card)
     assert "3 events" in text and "Assets (IO)" in text
-    assert "Café on the harbour" in text and "Second letter" in text and "gone-ref (deleted)" in text
+    assert "Café on the harbour" in text and "Second letter" in text and f"{ref('gone-ref')} (deleted)" in text
     rows = [r for r in journal.default().recent(10) if r["RowKey"] != envelope.read_job(raw).rk]
     assert len(rows) == 3 and all(r["teams_state"] == "done" for r in rows)
 
@@ -379,13 +392,13 @@ def test_catalogue_replaces_an_existing_fragment_and_retries_add_nothing(catalog
 
 def test_catalogue_skips(catalogue, pres, jobs):
     pres.add_asset(OTHER, "No catalogue id", identifiers={"isbn": "1"})
-    pres.add_asset("unknown", "Unknown to the catalogue", identifiers={"catalogue": "NOPE/1"})
+    pres.add_asset(ref("unknown"), "Unknown to the catalogue", identifiers={"catalogue": "NOPE/1"})
     no_id, unknown, gone = jobs("catalogue", refs=[OTHER, "unknown", "deleted-since"])
     assert action_runner.run("catalogue", no_id).reason == "no 'catalogue' identifier"
     assert action_runner.run("catalogue", unknown).reason == "no catalogue record"    # catalogue 404
     assert action_runner.run("catalogue", gone).reason == "not found"                 # Preservica 404
     assert [row(r)["catalogue_state"] for r in (no_id, unknown, gone)] == ["skipped"] * 3
-    assert pres.metadata(OTHER) == [] and pres.metadata("unknown") == []
+    assert pres.metadata(OTHER) == [] and pres.metadata(ref("unknown")) == []
 
 
 def test_catalogue_5xx_and_non_xml_raise(catalogue, pres, jobs):
@@ -439,7 +452,7 @@ def test_relay_summary_is_null_when_the_entity_is_gone_or_not_looked_up(relay, j
     action_runner.run("relay", unlooked)
     docs = [d.json() for d in relay.wait_for_deliveries(3)]
     assert [d["asset"] for d in docs] == [None, None, None]
-    assert [d["event"]["entityRef"] for d in docs] == ["deleted-since", "co-1", ASSET]
+    assert [d["event"]["entityRef"] for d in docs] == [ref("deleted-since"), ref("co-1"), ASSET]
 
 
 def test_relay_summary_of_a_folder(relay, jobs):
