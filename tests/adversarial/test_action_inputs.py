@@ -1,0 +1,24 @@
+"""Attack 6, inside the actions: Preservica and catalogue data chosen by someone else.
+
+Uses test_actions' fixtures: the real pyPreservica client against the Preservica double, real Azurite.
+"""
+import pytest
+
+from handlers import action_runner, journal
+from tests.doubles.receivers import CatalogueDouble
+from tests.support.deliveries import ref
+from tests.test_actions import SCHEMA, env, isolated, jobs, pres, row  # noqa: F401 (fixtures)
+
+
+@pytest.mark.parametrize("identifier", [".", ".."])
+def test_catalogue_identifier_that_is_a_dot_segment_does_not_move_the_request(env, pres, jobs, monkeypatch,
+                                                                             identifier):
+    with CatalogueDouble() as cat:
+        monkeypatch.setenv("CATALOGUE_URL_TEMPLATE", cat.url_template)
+        monkeypatch.setenv("CATALOGUE_SCHEMA", SCHEMA)
+        pres.add_asset(ref("dots"), "Dots", identifiers={"catalogue": identifier})
+        [raw] = jobs("catalogue", refs=["dots"])
+        outcome = action_runner.run("catalogue", raw)
+        assert outcome.state == journal.SKIPPED and "not usable" in outcome.reason
+        assert cat.received == []          # never asked for /records/.. (that is /, or the parent path)
+        assert row(raw)["catalogue_state"] == "skipped"
