@@ -43,6 +43,33 @@ ROLES = {
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SKIP_COMMENT = re.compile(r"^\s*//\s*checkov:skip=(?P<id>CKV2?_[A-Z0-9]+_\d+):(?P<reason>.*)$")
 
+# Flex Consumption refuses these. Source: "Flex Consumption plan deprecations", App settings
+# reference for Azure Functions,
+# https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations
+# (table as of the 2025-12-22 revision of functions-app-settings.md). Regions that enforce the list
+# reject the deployment with ARM error 51021 ("The following site configuration property ... for
+# Flex Consumption sites is invalid"). Property names are compared case-insensitively and wherever
+# they appear in the site resource (the table writes them as properties.<name> whether they live
+# on the site or in siteConfig).
+FLEX_DEPRECATED_APP_SETTINGS = {
+    "ENABLE_ORYX_BUILD", "FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION", "FUNCTIONS_MAX_HTTP_CONCURRENCY", "FUNCTIONS_WORKER_PROCESS_COUNT",
+    "FUNCTIONS_WORKER_DYNAMIC_CONCURRENCY_ENABLED", "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTOVERVNET", "WEBSITE_CONTENTSHARE",
+    "WEBSITE_DNS_SERVER", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "WEBSITE_NODE_DEFAULT_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_SKIP_CONTENTSHARE_VALIDATION", "WEBSITE_VNET_ROUTE_ALL",
+}
+FLEX_DEPRECATED_PROPERTIES = {
+    "alwaysOn", "containerSize", "dnsConfiguration", "ftpsState", "isReserved", "isXenon", "javaVersion",
+    "linuxFxVersion", "netFrameworkVersion", "powerShellVersion", "functionAppScaleLimit",
+    "preWarmedInstanceCount", "use32BitWorkerProcess", "vnetBackupRestoreEnabled", "vnetContentShareEnabled",
+    "vnetImagePullEnabled", "vnetRouteAllEnabled", "windowsFxVersion",
+    # Not in the table by these names, but the same rule: `reserved` is the ARM name of the site's
+    # isReserved, and ARM names functionsRuntimeScaleMonitoringEnabled in a 51021 rejection quoted in
+    # Microsoft Q&A 2277522 (see Azure/terraform-azurerm-avm-res-web-site#360).
+    "reserved", "functionsRuntimeScaleMonitoringEnabled",
+}
+
 
 # --------------------------------------------------------------------------------------------
 # Reading the templates
@@ -348,7 +375,7 @@ def test_function_app_is_flex_python_https_only():
     assert site["identity"]["type"] == "UserAssigned"
     props = site["properties"]
     assert props["httpsOnly"] is True
-    assert props["siteConfig"]["ftpsState"] == "Disabled"
+    assert "ftpsState" not in props["siteConfig"], "Flex Consumption rejects ftpsState; FTP is off by the policies below"
     assert props["siteConfig"]["minTlsVersion"] == "1.2"
     config = props["functionAppConfig"]
     assert config["runtime"]["name"] == "python"
@@ -360,6 +387,34 @@ def test_function_app_is_flex_python_https_only():
     policies = resources_of(doc, "Microsoft.Web/sites/basicPublishingCredentialsPolicies").values()
     assert {body(p)["name"]: body(p)["properties"]["allow"] for p in policies} == {"ftp": False, "scm": False}
     assert "\"'azd-service-name'\": \"api\"" in json.dumps(site["tags"]), "azd finds the app by this tag"
+
+
+def _keys(node):
+    """Every dict key in a parsed resource body, at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield unquote(key)
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _keys(item)
+
+
+def test_no_site_property_or_app_setting_that_flex_consumption_rejects():
+    forbidden = {name.lower() for name in FLEX_DEPRECATED_PROPERTIES}
+    sites = [(path, name, res) for path in BICEP_FILES
+             for type_ in ("Microsoft.Web/sites", "Microsoft.Web/sites/config")
+             for name, res in resources_of(parse(path), type_).items()]
+    assert sites, "no Microsoft.Web/sites resource found"
+    for path, name, res in sites:
+        found = {key for key in _keys(body(res)) if key.lower() in forbidden}
+        assert not found, f"{path.name}:{name} sets {sorted(found)}, which Flex Consumption rejects"
+    assert FLEX_DEPRECATED_APP_SETTINGS & set(app_settings()) == set()
+    # Settings can only reach the site through main.bicep's appSettings (checked above).
+    site = body(next(iter(resources_of(module_doc("functionApp"), "Microsoft.Web/sites").values())))
+    assert set(site["properties"]["siteConfig"]) - {"appSettings"} == \
+        {"minTlsVersion", "scmMinTlsVersion", "http20Enabled", "remoteDebuggingEnabled"}, \
+        "a new siteConfig property: check it against the Flex Consumption deprecation list first"
 
 
 def test_python_version_is_3_11_as_the_project_uses():

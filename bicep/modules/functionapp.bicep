@@ -65,6 +65,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:The webhook endpoint must be reachable by the Preservica service over the internet; it only accepts signed requests.
   // checkov:skip=CKV_AZURE_212:numberOfWorkers is a dedicated-plan setting; Flex Consumption allocates instances on demand up to maximumInstanceCount.
   // checkov:skip=CKV_AZURE_213:Flex Consumption does not support the App Service health check; the app is monitored through Application Insights.
+  // checkov:skip=CKV_AZURE_78:siteConfig.ftpsState is on the Flex Consumption deprecation list ("FTPS not supported", learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations) and regions that enforce it reject the site; FTP stays off through basicPublishingCredentialsPolicies ftp and scm (allow false) below.
   name: name
   location: location
   tags: union(tags, {
@@ -82,10 +83,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    // Only properties Flex Consumption accepts: its deprecation list ("Flex Consumption plan
+    // deprecations" in the Functions app settings reference) names ftpsState, alwaysOn,
+    // use32BitWorkerProcess, linuxFxVersion and others, and regions that enforce the list reject
+    // the whole site. tests/test_bicep.py holds this resource to that list.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
       appSettings: [for setting in items(appSettings): {
@@ -117,6 +121,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Publishing with user name and password is off: az CLI, Core Tools and azd deploy with Entra ID.
+// These two policies are also what keeps FTP off: Flex Consumption rejects siteConfig.ftpsState.
 resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'
