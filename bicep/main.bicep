@@ -9,7 +9,7 @@ targetScope = 'resourceGroup'
 // Parameters: deployment
 // ---------------------------------------------------------------------------------------------
 
-@description('Short name used in resource names and tags (azd passes the environment name). Lowercase letters, digits and hyphens.')
+@description('Short name used in resource names and the azd-env-name tag; main.bicepparam passes the azd environment name (AZURE_ENV_NAME).')
 @minLength(2)
 param baseName string = 'preservica-hooks'
 
@@ -144,7 +144,8 @@ param relaySecret string = ''
 
 var pythonVersion = '3.11'
 var token = uniqueString(subscription().id, resourceGroup().id, baseName)
-var prefix = toLower(replace(take(baseName, 20), '_', '-'))
+// azd environment names may also hold '_', '.', '(' and ')', which resource names do not accept.
+var prefix = toLower(replace(replace(replace(replace(take(baseName, 20), '_', '-'), '.', '-'), '(', '-'), ')', '-'))
 var tags = {
   'azd-env-name': baseName
   app: 'preservica-webhooks'

@@ -1,10 +1,17 @@
-// Parameters for `az deployment group create` (README "Deploy to Azure"). azd uses main.parameters.json.
-// Secrets are read from environment variables with the same names as the local settings, so
-// they never appear in this file or on the command line. An unset variable leaves that Key Vault
-// secret as it is (first deployment: PRESERVICA_WEBHOOK_SECRET must be set).
+// The one parameter file, for both `azd up` and `az deployment group create` (README "Deploy to
+// Azure"). It is a .bicepparam rather than main.parameters.json because azd prefers main.bicepparam
+// when both exist, and because ${VAR} substitution in a JSON file happens only under azd: `az`
+// would deploy the literal text. readEnvironmentVariable works for both: azd sets the variables of
+// the selected azd environment (.azure/<name>/.env, `azd env set`), `az` reads the shell's.
+//
+// Secrets use the same names as the local settings, so they never appear in this file or on the
+// command line. An unset variable leaves that Key Vault secret as it is (first deployment:
+// PRESERVICA_WEBHOOK_SECRET must be set).
 using './main.bicep'
 
-param baseName = 'preservica-hooks'
+// Resource names and the azd-env-name tag follow the azd environment name; without azd, export
+// AZURE_ENV_NAME or keep the default.
+param baseName = readEnvironmentVariable('AZURE_ENV_NAME', 'preservica-hooks')
 
 // Preservica connection (actions and `hookops subscribe`).
 param preservicaServer = readEnvironmentVariable('PRESERVICA_SERVER', '')

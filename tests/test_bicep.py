@@ -498,27 +498,49 @@ def test_outputs_name_the_app_the_webhook_url_and_the_vault():
     assert json.dumps(outputs["keyVaultName"]["value"]).count("keyVault") == 1
 
 
+# Environment variables main.bicepparam may read besides the local settings' names: the azd
+# environment name (azd compiles the .bicepparam with the azd environment's variables).
+BICEPPARAM_DEPLOYMENT_VARIABLES = {"AZURE_ENV_NAME"}
+
+
+def bicepparam_assignments() -> dict[str, str]:
+    return dict(re.findall(r"^param (\w+) = (.+)$", (BICEP / "main.bicepparam").read_text(), re.M))
+
+
 def test_bicepparam_sets_only_declared_parameters_and_reads_secrets_from_the_environment():
     text = (BICEP / "main.bicepparam").read_text()
     assert re.search(r"^using '\./main\.bicep'$", text, re.M)
     doc = main()
-    assigned = dict(re.findall(r"^param (\w+) = (.+)$", text, re.M))
+    assigned = bicepparam_assignments()
     assert set(assigned) <= set(doc["parameters"]), set(assigned) - set(doc["parameters"])
     for name, value in assigned.items():
         if is_secure(doc, name):
             assert value.startswith("readEnvironmentVariable("), f"{name}: secrets come from the environment"
     for variable in re.findall(r"readEnvironmentVariable\('(\w+)'", text):
-        assert variable in settings.BY_NAME, f"{variable}: use the local setting's name"
+        assert variable in settings.BY_NAME or variable in BICEPPARAM_DEPLOYMENT_VARIABLES, \
+            f"{variable}: use the local setting's name"
 
 
-def test_azd_parameters_file_sets_only_declared_parameters():
-    data = json.loads((BICEP / "main.parameters.json").read_text())
-    doc = main()
-    assert set(data["parameters"]) <= set(doc["parameters"])
-    for name, entry in data["parameters"].items():
-        match = re.fullmatch(r"\$\{(\w+)\}", entry["value"])
-        assert match, f"{name}: azd substitutes an environment variable here"
-        assert match[1].startswith("AZURE_") or match[1] in settings.BY_NAME, match[1]
+def test_there_is_exactly_one_parameter_file():
+    """azd prefers main.bicepparam over main.parameters.json, so a second file would be silently ignored
+    by azd (and `${VAR}` in a JSON file is substituted only by azd, never by `az deployment`)."""
+    candidates = sorted(p.relative_to(BICEP).as_posix() for pattern in ("*.bicepparam", "*parameters*.json")
+                        for p in BICEP.rglob(pattern))
+    assert candidates == ["main.bicepparam"]
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    assert re.search(r"^  module: main$", azure_yaml, re.M), "azd looks for <module>.bicepparam"
+    readme = (ROOT / "README.md").read_text()
+    assert "main.parameters.json" not in readme
+
+
+def test_bicepparam_maps_the_azd_environment_name_to_base_name():
+    value = bicepparam_assignments()["baseName"]
+    match = re.fullmatch(r"readEnvironmentVariable\('AZURE_ENV_NAME', '([^']*)'\)", value)
+    assert match, f"baseName = {value}: take it from AZURE_ENV_NAME"
+    # Without azd (AZURE_ENV_NAME unset) the name is main.bicep's own default.
+    assert match[1] == main()["parameters"]["baseName"]["default"]
+    # The tag azd finds the environment's resources by is baseName itself, not a sanitised form.
+    assert main()["variables"]["tags"]["value"]["'azd-env-name'"] == "baseName"
 
 
 def test_azure_yaml_deploys_the_api_service_from_bicep():
