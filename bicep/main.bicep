@@ -48,6 +48,13 @@ param storageSku string = 'Standard_GRS'
 @maxValue(3650)
 param deliveryRetentionDays int = 90
 
+@description('Any text changes the Key Vault name, and nothing else. Purge protection keeps a deleted vault, and its name, for 90 days: after `azd down` or deleting the resource group, a new salt deploys the same environment again at once (or recover the old vault with keyVaultRecover). Empty keeps the name earlier deployments used.')
+@maxLength(64)
+param keyVaultNameSalt string = ''
+
+@description('true: bring back the soft-deleted vault of this name, with its secrets, instead of creating one (createMode recover; fails if there is none, so deploy with false afterwards). false: create or update it (fails while a deleted vault of this name is kept).')
+param keyVaultRecover bool = false
+
 @description('Days Log Analytics keeps logs and telemetry.')
 @minValue(30)
 @maxValue(730)
@@ -151,6 +158,9 @@ var tags = {
   app: 'preservica-webhooks'
 }
 var functionAppName = 'func-${prefix}-${token}'
+// Without a salt the vault keeps the name it always had ('kv-' + token): 16 characters, the limit is 24.
+var keyVaultToken = empty(keyVaultNameSalt) ? token : uniqueString(token, keyVaultNameSalt)
+var keyVaultName = 'kv-${keyVaultToken}'
 var deploymentContainerName = 'app-package'
 
 // Storage names fixed in handlers/settings.py (queues of ACTIONS, containers, table).
@@ -223,7 +233,8 @@ module storage 'modules/storage.bicep' = {
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
-    name: 'kv-${token}'
+    name: keyVaultName
+    createMode: keyVaultRecover ? 'recover' : 'default'
     location: location
     tags: tags
     secretValues: {

@@ -27,6 +27,12 @@ param catalogueUrlTemplate = ''
 param catalogueSchema = ''
 param relayUrl = ''
 
+// Key Vault after a tear-down (README "Tear down"): a new salt gives the vault a new name, or
+// KEY_VAULT_RECOVER=true brings the deleted vault back (for one deployment). Per azd
+// environment: azd env set KEY_VAULT_NAME_SALT 2
+param keyVaultNameSalt = readEnvironmentVariable('KEY_VAULT_NAME_SALT', '')
+param keyVaultRecover = bool(readEnvironmentVariable('KEY_VAULT_RECOVER', 'false'))
+
 // Scale.
 param instanceMemoryMB = 2048
 param maximumInstanceCount = 100

@@ -8,6 +8,8 @@ fails here.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -131,6 +133,75 @@ def unquote(key: str) -> str:
 
 def is_secure(doc: dict, name: str) -> bool:
     return any(d["type"] == "secure" for d in doc["parameters"][name]["decorators"])
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluating expressions (no Bicep compiler here)
+# --------------------------------------------------------------------------------------------
+
+SUBSCRIPTION_ID = "/subscriptions/00000000-0000-0000-0000-000000000001"
+RESOURCE_GROUP_ID = SUBSCRIPTION_ID + "/resourceGroups/rg-preservica-hooks"
+
+
+def unique_string(*parts: str) -> str:
+    """Stand-in for ARM uniqueString: deterministic, 13 characters of lowercase base32, like the real one."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()[:8]
+    return base64.b32encode(digest).decode().lower().rstrip("=")
+
+
+class Evaluator:
+    """Evaluates the part of pycep's expression tree that names and counts are built from.
+
+    pycep writes identifiers and string literals alike: a bare string that names a parameter or
+    variable is read as one, any other as a literal (with its ${identifier} interpolations filled in).
+    """
+
+    def __init__(self, doc: dict, **params):
+        self.doc, self.params = doc, params
+
+    def variable(self, name: str):
+        return self(self.doc["variables"][name]["value"])
+
+    def __call__(self, node):
+        if isinstance(node, list):
+            return [self(item) for item in node]
+        if not isinstance(node, (str, dict)):
+            return node
+        if isinstance(node, str):
+            if node in self.params:
+                return self.params[node]
+            if node in self.doc.get("parameters", {}):
+                return self.doc["parameters"][node].get("default")
+            if node in self.doc.get("variables", {}):
+                return self.variable(node)
+            return re.sub(r"\$\{(\w+)\}", lambda m: str(self(m[1])), node)
+        if "function" in node:
+            kind, args = node["function"]["type"], node["function"]["parameters"]
+            values = {key: self(value) for key, value in (args or {}).items()}
+            functions = {
+                "to_lower": lambda: values["string_to_change"].lower(),
+                "replace": lambda: values["original_string"].replace(values["old_string"], values["new_string"]),
+                "take": lambda: values["original_value"][:values["number_to_take"]],
+                "unique_string": lambda: unique_string(*values.values()),
+                "subscription": lambda: {"id": SUBSCRIPTION_ID},
+                "resource_group": lambda: {"id": RESOURCE_GROUP_ID},
+                "empty": lambda: not values["item_to_test"],
+                "min": lambda: min(values.values()),
+                "max": lambda: max(values.values()),
+            }
+            return functions[kind]()
+        if "operator" in node:
+            kind, ops = node["operator"]["type"], node["operator"]["operands"]
+            if kind == "conditional":
+                return self(ops["true_value"] if self(ops["condition"]) else ops["false_value"])
+            a, b = self(ops["operand_1"]), self(ops["operand_2"])
+            operators = {
+                "property_accessor": lambda: a[b], "index_accessor": lambda: a[b],
+                "equals": lambda: a == b, "not_equals": lambda: a != b, "greater_than": lambda: a > b,
+                "and": lambda: a and b, "or": lambda: a or b,
+            }
+            return operators[kind]()
+        return {unquote(key): self(value) for key, value in node.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,6 +531,60 @@ def test_key_vault_uses_rbac_soft_delete_and_purge_protection():
     assert app_settings()["KEY_VAULT_URI"]["operator"]["operands"]["operand_1"] == "keyVault"
 
 
+KEY_VAULT_NAME = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")  # 3-24, Key Vault's rules
+AZD_ENVIRONMENT_NAMES = ("preservica-hooks", "Prod_EU.(2)", "p" * 64)  # azd allows a-z A-Z 0-9 - _ . ( )
+
+
+def test_key_vault_name_is_valid_changes_with_the_salt_and_is_stable_without_it():
+    doc = main()
+    assert doc["modules"]["keyVault"]["config"]["params"]["name"] == "keyVaultName"
+    assert doc["parameters"]["keyVaultNameSalt"]["default"] == ""
+    for base in AZD_ENVIRONMENT_NAMES:
+        def name(salt):
+            return Evaluator(doc, baseName=base, keyVaultNameSalt=salt).variable("keyVaultName")
+
+        # Without a salt: the name earlier deployments created, so an upgrade keeps its vault.
+        assert name("") == "kv-" + unique_string(SUBSCRIPTION_ID, RESOURCE_GROUP_ID, base)
+        names = {salt: name(salt) for salt in ("", "2", "3", "after-azd-down-" + "x" * 49)}
+        assert len(set(names.values())) == len(names), "every salt gives another vault name"
+        for salt, vault in names.items():
+            assert KEY_VAULT_NAME.match(vault), f"{vault!r} (salt {salt!r}) is not a valid Key Vault name"
+    # The salt renames the vault only.
+    others = ("functionAppName", "prefix", "token")
+    assert {v: Evaluator(doc, keyVaultNameSalt="2").variable(v) for v in others} == \
+        {v: Evaluator(doc).variable(v) for v in others}
+
+
+def test_key_vault_can_be_recovered_on_deploy():
+    doc = main()
+    call = doc["modules"]["keyVault"]["config"]["params"]["createMode"]
+    assert doc["parameters"]["keyVaultRecover"]["default"] is False
+    assert Evaluator(doc)(call) == "default"
+    assert Evaluator(doc, keyVaultRecover=True)(call) == "recover"
+    kv = module_doc("keyVault")
+    assert kv["parameters"]["createMode"]["default"] == "default"
+    (vault,) = resources_of(kv, "Microsoft.KeyVault/vaults").values()
+    assert body(vault)["properties"]["createMode"] == "createMode"
+    params = bicepparam_assignments()
+    assert params["keyVaultNameSalt"] == "readEnvironmentVariable('KEY_VAULT_NAME_SALT', '')"
+    assert params["keyVaultRecover"] == "bool(readEnvironmentVariable('KEY_VAULT_RECOVER', 'false'))"
+
+
+def test_resource_names_accept_any_azd_environment_name():
+    doc = main()
+    names = {f"{module}.{param}": value for module, call in doc["modules"].items()
+             for param, value in call["config"]["params"].items() if param == "name" or param.endswith("Name")}
+    names = {key: value for key, value in names.items()
+             if isinstance(value, str) and (value in doc["variables"] or "${" in value)}
+    assert {"identity.name", "monitoring.logAnalyticsName", "storage.name", "keyVault.name", "functionApp.name",
+            "functionApp.planName"} <= set(names)
+    for base in AZD_ENVIRONMENT_NAMES:
+        evaluate = Evaluator(doc, baseName=base)
+        for key, value in names.items():
+            name = evaluate(value)
+            assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,58}[a-z0-9]", name), f"{key} = {name!r} for azd environment {base!r}"
+
+
 def test_key_vault_secrets_are_the_ones_the_code_reads_and_optional():
     webhook = settings.BY_NAME["WEBHOOK_SECRET_NAME"].default
     expected = {webhook, webhook + "-previous", settings.KV_PRESERVICA_PASSWORD,
@@ -499,8 +624,9 @@ def test_outputs_name_the_app_the_webhook_url_and_the_vault():
 
 
 # Environment variables main.bicepparam may read besides the local settings' names: the azd
-# environment name (azd compiles the .bicepparam with the azd environment's variables).
-BICEPPARAM_DEPLOYMENT_VARIABLES = {"AZURE_ENV_NAME"}
+# environment name (azd compiles the .bicepparam with the azd environment's variables) and the
+# deployment switches README "Deploy to Azure" documents.
+BICEPPARAM_DEPLOYMENT_VARIABLES = {"AZURE_ENV_NAME", "KEY_VAULT_NAME_SALT", "KEY_VAULT_RECOVER"}
 
 
 def bicepparam_assignments() -> dict[str, str]:
