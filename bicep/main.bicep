@@ -29,10 +29,10 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
-@description('Spread app instances over availability zones (region must have zones; bills at least two always-ready instances).')
+@description('Spread app instances over availability zones (region must have zones; bills at least two always-ready instances). Also makes the storage account zone-redundant (see storageSku).')
 param zoneRedundant bool = false
 
-@description('Storage replication. Geo-redundant by default: acknowledged deliveries wait in these queues.')
+@description('Storage replication. Geo-redundant by default: acknowledged deliveries wait in these queues. With zoneRedundant the zone-redundant counterpart is deployed: LRS becomes ZRS, GRS GZRS, RAGRS RAGZRS.')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -163,6 +163,20 @@ var keyVaultToken = empty(keyVaultNameSalt) ? token : uniqueString(token, keyVau
 var keyVaultName = 'kv-${keyVaultToken}'
 var deploymentContainerName = 'app-package'
 
+// A zone-redundant Flex Consumption app needs a zone-redundant storage account ("Reliability in
+// Azure Functions", Flex Consumption prerequisites: with other storage, Functions can behave
+// unexpectedly during a zonal outage). Derive it from zoneRedundant instead of trusting the pair of
+// parameters to agree; the chosen geo-replication is kept.
+var zoneRedundantStorageSku = {
+  Standard_LRS: 'Standard_ZRS'
+  Standard_ZRS: 'Standard_ZRS'
+  Standard_GRS: 'Standard_GZRS'
+  Standard_GZRS: 'Standard_GZRS'
+  Standard_RAGRS: 'Standard_RAGZRS'
+  Standard_RAGZRS: 'Standard_RAGZRS'
+}
+var storageAccountSku = zoneRedundant ? zoneRedundantStorageSku[storageSku] : storageSku
+
 // Storage names fixed in handlers/settings.py (queues of ACTIONS, containers, table).
 var queueNames = [
   'preservica-deliveries'
@@ -217,7 +231,7 @@ module storage 'modules/storage.bicep' = {
   params: {
     name: 'st${token}'
     location: location
-    skuName: storageSku
+    skuName: storageAccountSku
     containerNames: containerNames
     expiringContainerNames: [
       'deliveries'

@@ -422,6 +422,29 @@ def test_storage_module_creates_every_named_queue_container_and_table():
     assert body(container)["properties"]["publicAccess"] == "None"
 
 
+ZONE_REDUNDANT_STORAGE = {"Standard_ZRS", "Standard_GZRS", "Standard_RAGZRS"}
+
+
+def _geo_replication(sku: str) -> str:
+    """'' (one region), 'G' (geo) or 'RAG' (geo with read access) for a Standard_* storage SKU."""
+    core = sku.removeprefix("Standard_")
+    return ("RA" if core.startswith("RA") else "") + ("G" if "G" in core else "")
+
+
+def test_zone_redundant_app_gets_zone_redundant_storage_with_the_same_geo_replication():
+    doc = main()
+    sku = doc["modules"]["storage"]["config"]["params"]["skuName"]
+    assert doc["modules"]["functionApp"]["config"]["params"]["zoneRedundant"] == "zoneRedundant"
+    allowed = next(d["argument"] for d in doc["parameters"]["storageSku"]["decorators"] if d["type"] == "allowed")
+    assert set(allowed) >= ZONE_REDUNDANT_STORAGE
+    for chosen in allowed:
+        assert Evaluator(doc, storageSku=chosen, zoneRedundant=False)(sku) == chosen
+        zonal = Evaluator(doc, storageSku=chosen, zoneRedundant=True)(sku)
+        assert zonal in ZONE_REDUNDANT_STORAGE, f"zoneRedundant with {chosen} deploys {zonal}"
+        assert _geo_replication(zonal) == _geo_replication(chosen), f"{chosen} -> {zonal} changes the geo-replication"
+    assert Evaluator(doc)(sku) == doc["parameters"]["storageSku"]["default"] == "Standard_GRS"
+
+
 def test_storage_account_is_locked_down():
     (account,) = resources_of(module_doc("storage"), "Microsoft.Storage/storageAccounts").values()
     props = body(account)["properties"]
@@ -573,7 +596,8 @@ def test_key_vault_can_be_recovered_on_deploy():
 def test_resource_names_accept_any_azd_environment_name():
     doc = main()
     names = {f"{module}.{param}": value for module, call in doc["modules"].items()
-             for param, value in call["config"]["params"].items() if param == "name" or param.endswith("Name")}
+             for param, value in call["config"]["params"].items()
+             if param == "name" or param.endswith("Name") and param != "skuName"}
     names = {key: value for key, value in names.items()
              if isinstance(value, str) and (value in doc["variables"] or "${" in value)}
     assert {"identity.name", "monitoring.logAnalyticsName", "storage.name", "keyVault.name", "functionApp.name",
