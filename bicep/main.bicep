@@ -29,6 +29,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('Instances of the HTTP function group (the webhook endpoint) kept always ready, so Preservica\'s challenge and the first deliveries after a quiet period do not wait for a cold start. 0 turns it off. Billed for their idle baseline too (README "Cold starts: always-ready instances"). With zoneRedundant at least 2.')
+@minValue(0)
+@maxValue(1000)
+param alwaysReadyHttpInstances int = 1
+
 @description('Spread app instances over availability zones (region must have zones; bills at least two always-ready instances). Also makes the storage account zone-redundant (see storageSku).')
 param zoneRedundant bool = false
 
@@ -315,6 +320,7 @@ module functionApp 'modules/functionapp.bicep' = {
     pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
     zoneRedundant: zoneRedundant
     appSettings: appSettings
     tags: tags

@@ -33,9 +33,11 @@ param relayUrl = ''
 param keyVaultNameSalt = readEnvironmentVariable('KEY_VAULT_NAME_SALT', '')
 param keyVaultRecover = bool(readEnvironmentVariable('KEY_VAULT_RECOVER', 'false'))
 
-// Scale.
+// Scale. Always-ready HTTP instances spare Preservica's first requests a cold start and are billed
+// while idle (README); per azd environment: azd env set ALWAYS_READY_HTTP_INSTANCES 0
 param instanceMemoryMB = 2048
 param maximumInstanceCount = 100
+param alwaysReadyHttpInstances = int(readEnvironmentVariable('ALWAYS_READY_HTTP_INSTANCES', '1'))
 
 // Secrets -> Key Vault.
 param webhookSecret = readEnvironmentVariable('PRESERVICA_WEBHOOK_SECRET', '')

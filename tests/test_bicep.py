@@ -474,8 +474,8 @@ def test_function_app_is_flex_python_https_only():
     config = props["functionAppConfig"]
     assert config["runtime"]["name"] == "python"
     assert config["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
-    assert set(config["scaleAndConcurrency"]) == {"instanceMemoryMB", "maximumInstanceCount"}
-    for name in ("instanceMemoryMB", "maximumInstanceCount"):
+    assert set(config["scaleAndConcurrency"]) == {"alwaysReady", "instanceMemoryMB", "maximumInstanceCount"}
+    for name in ("instanceMemoryMB", "maximumInstanceCount", "alwaysReadyHttpInstances", "zoneRedundant"):
         assert main()["modules"]["functionApp"]["config"]["params"][name] == name
         assert name in main()["parameters"]
     policies = resources_of(doc, "Microsoft.Web/sites/basicPublishingCredentialsPolicies").values()
@@ -509,6 +509,33 @@ def test_no_site_property_or_app_setting_that_flex_consumption_rejects():
     assert set(site["properties"]["siteConfig"]) - {"appSettings"} == \
         {"minTlsVersion", "scmMinTlsVersion", "http20Enabled", "remoteDebuggingEnabled"}, \
         "a new siteConfig property: check it against the Flex Consumption deprecation list first"
+
+
+def test_one_http_instance_is_always_ready_by_default_and_zero_turns_it_off():
+    doc = module_doc("functionApp")
+    (site,) = resources_of(doc, "Microsoft.Web/sites").values()
+    always_ready = body(site)["properties"]["functionAppConfig"]["scaleAndConcurrency"]["alwaysReady"]
+    assert main()["parameters"]["alwaysReadyHttpInstances"]["default"] == 1
+    assert {"type": "min_value", "argument": 0} in main()["parameters"]["alwaysReadyHttpInstances"]["decorators"]
+
+    def configured(instances, zone_redundant=False, maximum=100):
+        return Evaluator(doc, alwaysReadyHttpInstances=instances, zoneRedundant=zone_redundant,
+                         maximumInstanceCount=maximum)(always_ready)
+
+    # `http` is the per-function scale group of every HTTP trigger (Flex Consumption plan docs).
+    assert Evaluator(doc)(always_ready) == [{"name": "http", "instanceCount": 1}]
+    assert configured(0) == []
+    assert configured(3) == [{"name": "http", "instanceCount": 3}]
+    # Zone redundant: no fewer than two per group may be configured (the platform keeps two anyway).
+    assert configured(0, zone_redundant=True) == [{"name": "http", "instanceCount": 2}]
+    assert configured(1, zone_redundant=True) == [{"name": "http", "instanceCount": 2}]
+    assert configured(5, zone_redundant=True) == [{"name": "http", "instanceCount": 5}]
+    # Never more than the scale-out limit.
+    assert configured(5, maximum=3) == [{"name": "http", "instanceCount": 3}]
+    assert bicepparam_assignments()["alwaysReadyHttpInstances"] == \
+        "int(readEnvironmentVariable('ALWAYS_READY_HTTP_INSTANCES', '1'))"
+    readme = (ROOT / "README.md").read_text()
+    assert "alwaysReadyHttpInstances" in readme and "baseline" in readme, "README documents what it costs"
 
 
 def test_python_version_is_3_11_as_the_project_uses():
@@ -650,7 +677,8 @@ def test_outputs_name_the_app_the_webhook_url_and_the_vault():
 # Environment variables main.bicepparam may read besides the local settings' names: the azd
 # environment name (azd compiles the .bicepparam with the azd environment's variables) and the
 # deployment switches README "Deploy to Azure" documents.
-BICEPPARAM_DEPLOYMENT_VARIABLES = {"AZURE_ENV_NAME", "KEY_VAULT_NAME_SALT", "KEY_VAULT_RECOVER"}
+BICEPPARAM_DEPLOYMENT_VARIABLES = {"AZURE_ENV_NAME", "KEY_VAULT_NAME_SALT", "KEY_VAULT_RECOVER",
+                                   "ALWAYS_READY_HTTP_INSTANCES"}
 
 
 def bicepparam_assignments() -> dict[str, str]:

@@ -35,6 +35,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('Always-ready instances of the http function group (every HTTP-triggered function); 0 = none.')
+@minValue(0)
+@maxValue(1000)
+param alwaysReadyHttpInstances int = 1
+
 @description('Spread instances over availability zones (needs a region with zones; keeps at least two always-ready instances).')
 param zoneRedundant bool = false
 
@@ -43,6 +48,12 @@ param appSettings object
 
 @description('Tags applied to the plan and the app.')
 param tags object = {}
+
+// Always ready (Flex Consumption): instances kept running for a per-function scale group; the
+// HTTP triggers form the group `http`. A zone-redundant app may not configure fewer than two per
+// group (the platform keeps two anyway, billed as always ready), and always-ready instances cannot
+// exceed the scale-out limit.
+var httpAlwaysReady = min(maximumInstanceCount, zoneRedundant ? max(alwaysReadyHttpInstances, 2) : alwaysReadyHttpInstances)
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225:Zone redundancy is a parameter (zoneRedundant, default false): on Flex Consumption it bills at least two always-ready instances per function group and needs a region with availability zones.
@@ -109,6 +120,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: {
+        alwaysReady: (httpAlwaysReady > 0) ? [
+          {
+            name: 'http'
+            instanceCount: httpAlwaysReady
+          }
+        ] : []
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
       }
