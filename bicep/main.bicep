@@ -9,7 +9,7 @@ targetScope = 'resourceGroup'
 // Parameters: deployment
 // ---------------------------------------------------------------------------------------------
 
-@description('Short name used in resource names and tags (azd passes the environment name). Lowercase letters, digits and hyphens.')
+@description('Short name used in resource names and the azd-env-name tag; main.bicepparam passes the azd environment name (AZURE_ENV_NAME).')
 @minLength(2)
 param baseName string = 'preservica-hooks'
 
@@ -29,10 +29,15 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
-@description('Spread app instances over availability zones (region must have zones; bills at least two always-ready instances).')
+@description('Instances of the HTTP function group (the webhook endpoint) kept always ready, so Preservica\'s challenge and the first deliveries after a quiet period do not wait for a cold start. 0 turns it off. Billed for their idle baseline too (README "Cold starts: always-ready instances"). With zoneRedundant at least 2.')
+@minValue(0)
+@maxValue(1000)
+param alwaysReadyHttpInstances int = 1
+
+@description('Spread app instances over availability zones (region must have zones; bills at least two always-ready instances). Also makes the storage account zone-redundant (see storageSku).')
 param zoneRedundant bool = false
 
-@description('Storage replication. Geo-redundant by default: acknowledged deliveries wait in these queues.')
+@description('Storage replication. Geo-redundant by default: acknowledged deliveries wait in these queues. With zoneRedundant the zone-redundant counterpart is deployed: LRS becomes ZRS, GRS GZRS, RAGRS RAGZRS.')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -47,6 +52,13 @@ param storageSku string = 'Standard_GRS'
 @minValue(1)
 @maxValue(3650)
 param deliveryRetentionDays int = 90
+
+@description('Any text changes the Key Vault name, and nothing else. Purge protection keeps a deleted vault, and its name, for 90 days: after `azd down` or deleting the resource group, a new salt deploys the same environment again at once (or recover the old vault with keyVaultRecover). Empty keeps the name earlier deployments used.')
+@maxLength(64)
+param keyVaultNameSalt string = ''
+
+@description('true: bring back the soft-deleted vault of this name, with its secrets, instead of creating one (createMode recover; fails if there is none, so deploy with false afterwards). false: create or update it (fails while a deleted vault of this name is kept).')
+param keyVaultRecover bool = false
 
 @description('Days Log Analytics keeps logs and telemetry.')
 @minValue(30)
@@ -152,13 +164,31 @@ param relaySecret string = ''
 
 var pythonVersion = '3.11'
 var token = uniqueString(subscription().id, resourceGroup().id, baseName)
-var prefix = toLower(replace(take(baseName, 20), '_', '-'))
+// azd environment names may also hold '_', '.', '(' and ')', which resource names do not accept.
+var prefix = toLower(replace(replace(replace(replace(take(baseName, 20), '_', '-'), '.', '-'), '(', '-'), ')', '-'))
 var tags = {
   'azd-env-name': baseName
   app: 'preservica-webhooks'
 }
 var functionAppName = 'func-${prefix}-${token}'
+// Without a salt the vault keeps the name it always had ('kv-' + token): 16 characters, the limit is 24.
+var keyVaultToken = empty(keyVaultNameSalt) ? token : uniqueString(token, keyVaultNameSalt)
+var keyVaultName = 'kv-${keyVaultToken}'
 var deploymentContainerName = 'app-package'
+
+// A zone-redundant Flex Consumption app needs a zone-redundant storage account ("Reliability in
+// Azure Functions", Flex Consumption prerequisites: with other storage, Functions can behave
+// unexpectedly during a zonal outage). Derive it from zoneRedundant instead of trusting the pair of
+// parameters to agree; the chosen geo-replication is kept.
+var zoneRedundantStorageSku = {
+  Standard_LRS: 'Standard_ZRS'
+  Standard_ZRS: 'Standard_ZRS'
+  Standard_GRS: 'Standard_GZRS'
+  Standard_GZRS: 'Standard_GZRS'
+  Standard_RAGRS: 'Standard_RAGZRS'
+  Standard_RAGZRS: 'Standard_RAGZRS'
+}
+var storageAccountSku = zoneRedundant ? zoneRedundantStorageSku[storageSku] : storageSku
 
 // Storage names fixed in handlers/settings.py (queues of ACTIONS, containers, table).
 var queueNames = [
@@ -214,7 +244,7 @@ module storage 'modules/storage.bicep' = {
   params: {
     name: 'st${token}'
     location: location
-    skuName: storageSku
+    skuName: storageAccountSku
     containerNames: containerNames
     expiringContainerNames: [
       'deliveries'
@@ -230,7 +260,8 @@ module storage 'modules/storage.bicep' = {
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
-    name: 'kv-${token}'
+    name: keyVaultName
+    createMode: keyVaultRecover ? 'recover' : 'default'
     location: location
     tags: tags
     secretValues: {
@@ -299,6 +330,7 @@ module functionApp 'modules/functionapp.bicep' = {
     pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
     zoneRedundant: zoneRedundant
     appSettings: appSettings
     tags: tags

@@ -1,10 +1,17 @@
-// Parameters for `az deployment group create` (README "Deploy to Azure"). azd uses main.parameters.json.
-// Secrets are read from environment variables with the same names as the local settings, so
-// they never appear in this file or on the command line. An unset variable leaves that Key Vault
-// secret as it is (first deployment: PRESERVICA_WEBHOOK_SECRET must be set).
+// The one parameter file, for both `azd up` and `az deployment group create` (README "Deploy to
+// Azure"). It is a .bicepparam rather than main.parameters.json because azd prefers main.bicepparam
+// when both exist, and because ${VAR} substitution in a JSON file happens only under azd: `az`
+// would deploy the literal text. readEnvironmentVariable works for both: azd sets the variables of
+// the selected azd environment (.azure/<name>/.env, `azd env set`), `az` reads the shell's.
+//
+// Secrets use the same names as the local settings, so they never appear in this file or on the
+// command line. An unset variable leaves that Key Vault secret as it is (first deployment:
+// PRESERVICA_WEBHOOK_SECRET must be set).
 using './main.bicep'
 
-param baseName = 'preservica-hooks'
+// Resource names and the azd-env-name tag follow the azd environment name; without azd, export
+// AZURE_ENV_NAME or keep the default.
+param baseName = readEnvironmentVariable('AZURE_ENV_NAME', 'preservica-hooks')
 
 // Preservica connection (actions and `hookops subscribe`).
 param preservicaServer = readEnvironmentVariable('PRESERVICA_SERVER', '')
@@ -20,9 +27,17 @@ param catalogueUrlTemplate = ''
 param catalogueSchema = ''
 param relayUrl = ''
 
-// Scale.
+// Key Vault after a tear-down (README "Tear down"): a new salt gives the vault a new name, or
+// KEY_VAULT_RECOVER=true brings the deleted vault back (for one deployment). Per azd
+// environment: azd env set KEY_VAULT_NAME_SALT 2
+param keyVaultNameSalt = readEnvironmentVariable('KEY_VAULT_NAME_SALT', '')
+param keyVaultRecover = bool(readEnvironmentVariable('KEY_VAULT_RECOVER', 'false'))
+
+// Scale. Always-ready HTTP instances spare Preservica's first requests a cold start and are billed
+// while idle (README); per azd environment: azd env set ALWAYS_READY_HTTP_INSTANCES 0
 param instanceMemoryMB = 2048
 param maximumInstanceCount = 100
+param alwaysReadyHttpInstances = int(readEnvironmentVariable('ALWAYS_READY_HTTP_INSTANCES', '1'))
 
 // Secrets -> Key Vault.
 param webhookSecret = readEnvironmentVariable('PRESERVICA_WEBHOOK_SECRET', '')

@@ -8,6 +8,8 @@ fails here.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -42,6 +44,33 @@ ROLES = {
 }
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SKIP_COMMENT = re.compile(r"^\s*//\s*checkov:skip=(?P<id>CKV2?_[A-Z0-9]+_\d+):(?P<reason>.*)$")
+
+# Flex Consumption refuses these. Source: "Flex Consumption plan deprecations", App settings
+# reference for Azure Functions,
+# https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations
+# (table as of the 2025-12-22 revision of functions-app-settings.md). Regions that enforce the list
+# reject the deployment with ARM error 51021 ("The following site configuration property ... for
+# Flex Consumption sites is invalid"). Property names are compared case-insensitively and wherever
+# they appear in the site resource (the table writes them as properties.<name> whether they live
+# on the site or in siteConfig).
+FLEX_DEPRECATED_APP_SETTINGS = {
+    "ENABLE_ORYX_BUILD", "FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION", "FUNCTIONS_MAX_HTTP_CONCURRENCY", "FUNCTIONS_WORKER_PROCESS_COUNT",
+    "FUNCTIONS_WORKER_DYNAMIC_CONCURRENCY_ENABLED", "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTOVERVNET", "WEBSITE_CONTENTSHARE",
+    "WEBSITE_DNS_SERVER", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "WEBSITE_NODE_DEFAULT_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_SKIP_CONTENTSHARE_VALIDATION", "WEBSITE_VNET_ROUTE_ALL",
+}
+FLEX_DEPRECATED_PROPERTIES = {
+    "alwaysOn", "containerSize", "dnsConfiguration", "ftpsState", "isReserved", "isXenon", "javaVersion",
+    "linuxFxVersion", "netFrameworkVersion", "powerShellVersion", "functionAppScaleLimit",
+    "preWarmedInstanceCount", "use32BitWorkerProcess", "vnetBackupRestoreEnabled", "vnetContentShareEnabled",
+    "vnetImagePullEnabled", "vnetRouteAllEnabled", "windowsFxVersion",
+    # Not in the table by these names, but the same rule: `reserved` is the ARM name of the site's
+    # isReserved, and ARM names functionsRuntimeScaleMonitoringEnabled in a 51021 rejection quoted in
+    # Microsoft Q&A 2277522 (see Azure/terraform-azurerm-avm-res-web-site#360).
+    "reserved", "functionsRuntimeScaleMonitoringEnabled",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,6 +133,75 @@ def unquote(key: str) -> str:
 
 def is_secure(doc: dict, name: str) -> bool:
     return any(d["type"] == "secure" for d in doc["parameters"][name]["decorators"])
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluating expressions (no Bicep compiler here)
+# --------------------------------------------------------------------------------------------
+
+SUBSCRIPTION_ID = "/subscriptions/00000000-0000-0000-0000-000000000001"
+RESOURCE_GROUP_ID = SUBSCRIPTION_ID + "/resourceGroups/rg-preservica-hooks"
+
+
+def unique_string(*parts: str) -> str:
+    """Stand-in for ARM uniqueString: deterministic, 13 characters of lowercase base32, like the real one."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()[:8]
+    return base64.b32encode(digest).decode().lower().rstrip("=")
+
+
+class Evaluator:
+    """Evaluates the part of pycep's expression tree that names and counts are built from.
+
+    pycep writes identifiers and string literals alike: a bare string that names a parameter or
+    variable is read as one, any other as a literal (with its ${identifier} interpolations filled in).
+    """
+
+    def __init__(self, doc: dict, **params):
+        self.doc, self.params = doc, params
+
+    def variable(self, name: str):
+        return self(self.doc["variables"][name]["value"])
+
+    def __call__(self, node):
+        if isinstance(node, list):
+            return [self(item) for item in node]
+        if not isinstance(node, (str, dict)):
+            return node
+        if isinstance(node, str):
+            if node in self.params:
+                return self.params[node]
+            if node in self.doc.get("parameters", {}):
+                return self.doc["parameters"][node].get("default")
+            if node in self.doc.get("variables", {}):
+                return self.variable(node)
+            return re.sub(r"\$\{(\w+)\}", lambda m: str(self(m[1])), node)
+        if "function" in node:
+            kind, args = node["function"]["type"], node["function"]["parameters"]
+            values = {key: self(value) for key, value in (args or {}).items()}
+            functions = {
+                "to_lower": lambda: values["string_to_change"].lower(),
+                "replace": lambda: values["original_string"].replace(values["old_string"], values["new_string"]),
+                "take": lambda: values["original_value"][:values["number_to_take"]],
+                "unique_string": lambda: unique_string(*values.values()),
+                "subscription": lambda: {"id": SUBSCRIPTION_ID},
+                "resource_group": lambda: {"id": RESOURCE_GROUP_ID},
+                "empty": lambda: not values["item_to_test"],
+                "min": lambda: min(values.values()),
+                "max": lambda: max(values.values()),
+            }
+            return functions[kind]()
+        if "operator" in node:
+            kind, ops = node["operator"]["type"], node["operator"]["operands"]
+            if kind == "conditional":
+                return self(ops["true_value"] if self(ops["condition"]) else ops["false_value"])
+            a, b = self(ops["operand_1"]), self(ops["operand_2"])
+            operators = {
+                "property_accessor": lambda: a[b], "index_accessor": lambda: a[b],
+                "equals": lambda: a == b, "not_equals": lambda: a != b, "greater_than": lambda: a > b,
+                "and": lambda: a and b, "or": lambda: a or b,
+            }
+            return operators[kind]()
+        return {unquote(key): self(value) for key, value in node.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,6 +422,29 @@ def test_storage_module_creates_every_named_queue_container_and_table():
     assert body(container)["properties"]["publicAccess"] == "None"
 
 
+ZONE_REDUNDANT_STORAGE = {"Standard_ZRS", "Standard_GZRS", "Standard_RAGZRS"}
+
+
+def _geo_replication(sku: str) -> str:
+    """'' (one region), 'G' (geo) or 'RAG' (geo with read access) for a Standard_* storage SKU."""
+    core = sku.removeprefix("Standard_")
+    return ("RA" if core.startswith("RA") else "") + ("G" if "G" in core else "")
+
+
+def test_zone_redundant_app_gets_zone_redundant_storage_with_the_same_geo_replication():
+    doc = main()
+    sku = doc["modules"]["storage"]["config"]["params"]["skuName"]
+    assert doc["modules"]["functionApp"]["config"]["params"]["zoneRedundant"] == "zoneRedundant"
+    allowed = next(d["argument"] for d in doc["parameters"]["storageSku"]["decorators"] if d["type"] == "allowed")
+    assert set(allowed) >= ZONE_REDUNDANT_STORAGE
+    for chosen in allowed:
+        assert Evaluator(doc, storageSku=chosen, zoneRedundant=False)(sku) == chosen
+        zonal = Evaluator(doc, storageSku=chosen, zoneRedundant=True)(sku)
+        assert zonal in ZONE_REDUNDANT_STORAGE, f"zoneRedundant with {chosen} deploys {zonal}"
+        assert _geo_replication(zonal) == _geo_replication(chosen), f"{chosen} -> {zonal} changes the geo-replication"
+    assert Evaluator(doc)(sku) == doc["parameters"]["storageSku"]["default"] == "Standard_GRS"
+
+
 def test_storage_account_is_locked_down():
     (account,) = resources_of(module_doc("storage"), "Microsoft.Storage/storageAccounts").values()
     props = body(account)["properties"]
@@ -348,18 +469,73 @@ def test_function_app_is_flex_python_https_only():
     assert site["identity"]["type"] == "UserAssigned"
     props = site["properties"]
     assert props["httpsOnly"] is True
-    assert props["siteConfig"]["ftpsState"] == "Disabled"
+    assert "ftpsState" not in props["siteConfig"], "Flex Consumption rejects ftpsState; FTP is off by the policies below"
     assert props["siteConfig"]["minTlsVersion"] == "1.2"
     config = props["functionAppConfig"]
     assert config["runtime"]["name"] == "python"
     assert config["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
-    assert set(config["scaleAndConcurrency"]) == {"instanceMemoryMB", "maximumInstanceCount"}
-    for name in ("instanceMemoryMB", "maximumInstanceCount"):
+    assert set(config["scaleAndConcurrency"]) == {"alwaysReady", "instanceMemoryMB", "maximumInstanceCount"}
+    for name in ("instanceMemoryMB", "maximumInstanceCount", "alwaysReadyHttpInstances", "zoneRedundant"):
         assert main()["modules"]["functionApp"]["config"]["params"][name] == name
         assert name in main()["parameters"]
     policies = resources_of(doc, "Microsoft.Web/sites/basicPublishingCredentialsPolicies").values()
     assert {body(p)["name"]: body(p)["properties"]["allow"] for p in policies} == {"ftp": False, "scm": False}
     assert "\"'azd-service-name'\": \"api\"" in json.dumps(site["tags"]), "azd finds the app by this tag"
+
+
+def _keys(node):
+    """Every dict key in a parsed resource body, at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield unquote(key)
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _keys(item)
+
+
+def test_no_site_property_or_app_setting_that_flex_consumption_rejects():
+    forbidden = {name.lower() for name in FLEX_DEPRECATED_PROPERTIES}
+    sites = [(path, name, res) for path in BICEP_FILES
+             for type_ in ("Microsoft.Web/sites", "Microsoft.Web/sites/config")
+             for name, res in resources_of(parse(path), type_).items()]
+    assert sites, "no Microsoft.Web/sites resource found"
+    for path, name, res in sites:
+        found = {key for key in _keys(body(res)) if key.lower() in forbidden}
+        assert not found, f"{path.name}:{name} sets {sorted(found)}, which Flex Consumption rejects"
+    assert FLEX_DEPRECATED_APP_SETTINGS & set(app_settings()) == set()
+    # Settings can only reach the site through main.bicep's appSettings (checked above).
+    site = body(next(iter(resources_of(module_doc("functionApp"), "Microsoft.Web/sites").values())))
+    assert set(site["properties"]["siteConfig"]) - {"appSettings"} == \
+        {"minTlsVersion", "scmMinTlsVersion", "http20Enabled", "remoteDebuggingEnabled"}, \
+        "a new siteConfig property: check it against the Flex Consumption deprecation list first"
+
+
+def test_one_http_instance_is_always_ready_by_default_and_zero_turns_it_off():
+    doc = module_doc("functionApp")
+    (site,) = resources_of(doc, "Microsoft.Web/sites").values()
+    always_ready = body(site)["properties"]["functionAppConfig"]["scaleAndConcurrency"]["alwaysReady"]
+    assert main()["parameters"]["alwaysReadyHttpInstances"]["default"] == 1
+    assert {"type": "min_value", "argument": 0} in main()["parameters"]["alwaysReadyHttpInstances"]["decorators"]
+
+    def configured(instances, zone_redundant=False, maximum=100):
+        return Evaluator(doc, alwaysReadyHttpInstances=instances, zoneRedundant=zone_redundant,
+                         maximumInstanceCount=maximum)(always_ready)
+
+    # `http` is the per-function scale group of every HTTP trigger (Flex Consumption plan docs).
+    assert Evaluator(doc)(always_ready) == [{"name": "http", "instanceCount": 1}]
+    assert configured(0) == []
+    assert configured(3) == [{"name": "http", "instanceCount": 3}]
+    # Zone redundant: no fewer than two per group may be configured (the platform keeps two anyway).
+    assert configured(0, zone_redundant=True) == [{"name": "http", "instanceCount": 2}]
+    assert configured(1, zone_redundant=True) == [{"name": "http", "instanceCount": 2}]
+    assert configured(5, zone_redundant=True) == [{"name": "http", "instanceCount": 5}]
+    # Never more than the scale-out limit.
+    assert configured(5, maximum=3) == [{"name": "http", "instanceCount": 3}]
+    assert bicepparam_assignments()["alwaysReadyHttpInstances"] == \
+        "int(readEnvironmentVariable('ALWAYS_READY_HTTP_INSTANCES', '1'))"
+    readme = (ROOT / "README.md").read_text()
+    assert "alwaysReadyHttpInstances" in readme and "baseline" in readme, "README documents what it costs"
 
 
 def test_python_version_is_3_11_as_the_project_uses():
@@ -405,6 +581,61 @@ def test_key_vault_uses_rbac_soft_delete_and_purge_protection():
     assert app_settings()["KEY_VAULT_URI"]["operator"]["operands"]["operand_1"] == "keyVault"
 
 
+KEY_VAULT_NAME = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")  # 3-24, Key Vault's rules
+AZD_ENVIRONMENT_NAMES = ("preservica-hooks", "Prod_EU.(2)", "p" * 64)  # azd allows a-z A-Z 0-9 - _ . ( )
+
+
+def test_key_vault_name_is_valid_changes_with_the_salt_and_is_stable_without_it():
+    doc = main()
+    assert doc["modules"]["keyVault"]["config"]["params"]["name"] == "keyVaultName"
+    assert doc["parameters"]["keyVaultNameSalt"]["default"] == ""
+    for base in AZD_ENVIRONMENT_NAMES:
+        def name(salt):
+            return Evaluator(doc, baseName=base, keyVaultNameSalt=salt).variable("keyVaultName")
+
+        # Without a salt: the name earlier deployments created, so an upgrade keeps its vault.
+        assert name("") == "kv-" + unique_string(SUBSCRIPTION_ID, RESOURCE_GROUP_ID, base)
+        names = {salt: name(salt) for salt in ("", "2", "3", "after-azd-down-" + "x" * 49)}
+        assert len(set(names.values())) == len(names), "every salt gives another vault name"
+        for salt, vault in names.items():
+            assert KEY_VAULT_NAME.match(vault), f"{vault!r} (salt {salt!r}) is not a valid Key Vault name"
+    # The salt renames the vault only.
+    others = ("functionAppName", "prefix", "token")
+    assert {v: Evaluator(doc, keyVaultNameSalt="2").variable(v) for v in others} == \
+        {v: Evaluator(doc).variable(v) for v in others}
+
+
+def test_key_vault_can_be_recovered_on_deploy():
+    doc = main()
+    call = doc["modules"]["keyVault"]["config"]["params"]["createMode"]
+    assert doc["parameters"]["keyVaultRecover"]["default"] is False
+    assert Evaluator(doc)(call) == "default"
+    assert Evaluator(doc, keyVaultRecover=True)(call) == "recover"
+    kv = module_doc("keyVault")
+    assert kv["parameters"]["createMode"]["default"] == "default"
+    (vault,) = resources_of(kv, "Microsoft.KeyVault/vaults").values()
+    assert body(vault)["properties"]["createMode"] == "createMode"
+    params = bicepparam_assignments()
+    assert params["keyVaultNameSalt"] == "readEnvironmentVariable('KEY_VAULT_NAME_SALT', '')"
+    assert params["keyVaultRecover"] == "bool(readEnvironmentVariable('KEY_VAULT_RECOVER', 'false'))"
+
+
+def test_resource_names_accept_any_azd_environment_name():
+    doc = main()
+    names = {f"{module}.{param}": value for module, call in doc["modules"].items()
+             for param, value in call["config"]["params"].items()
+             if param == "name" or param.endswith("Name") and param != "skuName"}
+    names = {key: value for key, value in names.items()
+             if isinstance(value, str) and (value in doc["variables"] or "${" in value)}
+    assert {"identity.name", "monitoring.logAnalyticsName", "storage.name", "keyVault.name", "functionApp.name",
+            "functionApp.planName"} <= set(names)
+    for base in AZD_ENVIRONMENT_NAMES:
+        evaluate = Evaluator(doc, baseName=base)
+        for key, value in names.items():
+            name = evaluate(value)
+            assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,58}[a-z0-9]", name), f"{key} = {name!r} for azd environment {base!r}"
+
+
 def test_key_vault_secrets_are_the_ones_the_code_reads_and_optional():
     webhook = settings.BY_NAME["WEBHOOK_SECRET_NAME"].default
     expected = {webhook, webhook + "-previous", settings.KV_PRESERVICA_PASSWORD,
@@ -443,27 +674,51 @@ def test_outputs_name_the_app_the_webhook_url_and_the_vault():
     assert json.dumps(outputs["keyVaultName"]["value"]).count("keyVault") == 1
 
 
+# Environment variables main.bicepparam may read besides the local settings' names: the azd
+# environment name (azd compiles the .bicepparam with the azd environment's variables) and the
+# deployment switches README "Deploy to Azure" documents.
+BICEPPARAM_DEPLOYMENT_VARIABLES = {"AZURE_ENV_NAME", "KEY_VAULT_NAME_SALT", "KEY_VAULT_RECOVER",
+                                   "ALWAYS_READY_HTTP_INSTANCES"}
+
+
+def bicepparam_assignments() -> dict[str, str]:
+    return dict(re.findall(r"^param (\w+) = (.+)$", (BICEP / "main.bicepparam").read_text(), re.M))
+
+
 def test_bicepparam_sets_only_declared_parameters_and_reads_secrets_from_the_environment():
     text = (BICEP / "main.bicepparam").read_text()
     assert re.search(r"^using '\./main\.bicep'$", text, re.M)
     doc = main()
-    assigned = dict(re.findall(r"^param (\w+) = (.+)$", text, re.M))
+    assigned = bicepparam_assignments()
     assert set(assigned) <= set(doc["parameters"]), set(assigned) - set(doc["parameters"])
     for name, value in assigned.items():
         if is_secure(doc, name):
             assert value.startswith("readEnvironmentVariable("), f"{name}: secrets come from the environment"
     for variable in re.findall(r"readEnvironmentVariable\('(\w+)'", text):
-        assert variable in settings.BY_NAME, f"{variable}: use the local setting's name"
+        assert variable in settings.BY_NAME or variable in BICEPPARAM_DEPLOYMENT_VARIABLES, \
+            f"{variable}: use the local setting's name"
 
 
-def test_azd_parameters_file_sets_only_declared_parameters():
-    data = json.loads((BICEP / "main.parameters.json").read_text())
-    doc = main()
-    assert set(data["parameters"]) <= set(doc["parameters"])
-    for name, entry in data["parameters"].items():
-        match = re.fullmatch(r"\$\{(\w+)\}", entry["value"])
-        assert match, f"{name}: azd substitutes an environment variable here"
-        assert match[1].startswith("AZURE_") or match[1] in settings.BY_NAME, match[1]
+def test_there_is_exactly_one_parameter_file():
+    """azd prefers main.bicepparam over main.parameters.json, so a second file would be silently ignored
+    by azd (and `${VAR}` in a JSON file is substituted only by azd, never by `az deployment`)."""
+    candidates = sorted(p.relative_to(BICEP).as_posix() for pattern in ("*.bicepparam", "*parameters*.json")
+                        for p in BICEP.rglob(pattern))
+    assert candidates == ["main.bicepparam"]
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    assert re.search(r"^  module: main$", azure_yaml, re.M), "azd looks for <module>.bicepparam"
+    readme = (ROOT / "README.md").read_text()
+    assert "main.parameters.json" not in readme
+
+
+def test_bicepparam_maps_the_azd_environment_name_to_base_name():
+    value = bicepparam_assignments()["baseName"]
+    match = re.fullmatch(r"readEnvironmentVariable\('AZURE_ENV_NAME', '([^']*)'\)", value)
+    assert match, f"baseName = {value}: take it from AZURE_ENV_NAME"
+    # Without azd (AZURE_ENV_NAME unset) the name is main.bicep's own default.
+    assert match[1] == main()["parameters"]["baseName"]["default"]
+    # The tag azd finds the environment's resources by is baseName itself, not a sanitised form.
+    assert main()["variables"]["tags"]["value"]["'azd-env-name'"] == "baseName"
 
 
 def test_azure_yaml_deploys_the_api_service_from_bicep():

@@ -35,6 +35,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('Always-ready instances of the http function group (every HTTP-triggered function); 0 = none.')
+@minValue(0)
+@maxValue(1000)
+param alwaysReadyHttpInstances int = 1
+
 @description('Spread instances over availability zones (needs a region with zones; keeps at least two always-ready instances).')
 param zoneRedundant bool = false
 
@@ -43,6 +48,12 @@ param appSettings object
 
 @description('Tags applied to the plan and the app.')
 param tags object = {}
+
+// Always ready (Flex Consumption): instances kept running for a per-function scale group; the
+// HTTP triggers form the group `http`. A zone-redundant app may not configure fewer than two per
+// group (the platform keeps two anyway, billed as always ready), and always-ready instances cannot
+// exceed the scale-out limit.
+var httpAlwaysReady = min(maximumInstanceCount, zoneRedundant ? max(alwaysReadyHttpInstances, 2) : alwaysReadyHttpInstances)
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225:Zone redundancy is a parameter (zoneRedundant, default false): on Flex Consumption it bills at least two always-ready instances per function group and needs a region with availability zones.
@@ -65,6 +76,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:The webhook endpoint must be reachable by the Preservica service over the internet; it only accepts signed requests.
   // checkov:skip=CKV_AZURE_212:numberOfWorkers is a dedicated-plan setting; Flex Consumption allocates instances on demand up to maximumInstanceCount.
   // checkov:skip=CKV_AZURE_213:Flex Consumption does not support the App Service health check; the app is monitored through Application Insights.
+  // checkov:skip=CKV_AZURE_78:siteConfig.ftpsState is on the Flex Consumption deprecation list ("FTPS not supported", learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations) and regions that enforce it reject the site; FTP stays off through basicPublishingCredentialsPolicies ftp and scm (allow false) below.
   name: name
   location: location
   tags: union(tags, {
@@ -82,10 +94,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    // Only properties Flex Consumption accepts: its deprecation list ("Flex Consumption plan
+    // deprecations" in the Functions app settings reference) names ftpsState, alwaysOn,
+    // use32BitWorkerProcess, linuxFxVersion and others, and regions that enforce the list reject
+    // the whole site. tests/test_bicep.py holds this resource to that list.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
       appSettings: [for setting in items(appSettings): {
@@ -105,6 +120,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: {
+        alwaysReady: (httpAlwaysReady > 0) ? [
+          {
+            name: 'http'
+            instanceCount: httpAlwaysReady
+          }
+        ] : []
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
       }
@@ -117,6 +138,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Publishing with user name and password is off: az CLI, Core Tools and azd deploy with Entra ID.
+// These two policies are also what keeps FTP off: Flex Consumption rejects siteConfig.ftpsState.
 resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'

@@ -10,6 +10,13 @@ param name string
 @description('Azure region.')
 param location string
 
+@description('default creates or updates the vault; recover brings back a soft-deleted vault of this name (and fails if there is none).')
+@allowed([
+  'default'
+  'recover'
+])
+param createMode string = 'default'
+
 @description('Days a deleted vault or secret can be recovered (purge protection keeps it that long).')
 @minValue(7)
 @maxValue(90)
@@ -31,6 +38,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   tags: tags
   properties: {
     tenantId: subscription().tenantId
+    createMode: createMode
     sku: {
       family: 'A'
       name: 'standard'
