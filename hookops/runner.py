@@ -315,7 +315,14 @@ class Runner:
 
     def _poison(self, fn: Function, client: QueueClient, msg, why: str) -> None:
         poison = self._ensure(self._client(fn.trigger, f"{client.queue_name}-poison"))
-        poison.send_message(msg.content)  # the original, still-encoded content
+        # The original, still-encoded content, as a new message with the service's default
+        # time-to-live (7 days from now), whatever the original's was: that is what the host does.
+        # QueueProcessor.CopyMessageToPoisonQueueAsync calls AddMessageAndCreateIfNotExistsAsync(
+        # message.Body), which calls QueueClient.SendMessageAsync(body) without a timeToLive
+        # (Azure/azure-sdk-for-net, sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/
+        # Shared/Queues/QueueProcessor.cs and Shared/StorageQueueExtensions.cs); it is not configurable
+        # (Azure/azure-webjobs-sdk-extensions#891). So a poison message must be replayed within a week.
+        poison.send_message(msg.content, time_to_live=None)
         client.delete_message(msg.id, msg.pop_receipt)
         log.warning("%s: message %s moved to %s (%s)", fn.name, msg.id, poison.queue_name, why)
         self._count(fn.name, "poisoned")

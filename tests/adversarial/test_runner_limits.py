@@ -5,6 +5,7 @@ Every wait here is for a condition (an answer, a closed connection, a runner cou
 as a hang guard; the slow clients pace their bytes by waiting for the server's answer."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import time
@@ -12,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from hookops import azurite as azurite_mod
 from hookops.runner import Runner
@@ -230,3 +232,21 @@ def test_stop_while_connections_wait_for_a_slot(azurite, host_json, tmp_path):
     held.close()
     waiting.close()
 
+
+# ---- poison copies --------------------------------------------------------------------------------
+
+def test_poison_copy_gets_the_hosts_seven_day_ttl(runner, azurite):
+    """The host copies a poison message with the service's default time-to-live (7 days from the
+    move), whatever the original's was; see Runner._poison. A message sent never to expire must not
+    look immortal in the poison queue locally when it expires on Azure."""
+    text = f"poison ttl {uuid.uuid4()}"
+    fail_queue = runner.toy_env["TOY_FAIL_QUEUE"]
+    before = runner.stats["always_fail"]["poisoned"]
+    QueueClient.from_connection_string(azurite.connection_string, fail_queue,
+                                       message_encode_policy=TextBase64EncodePolicy()
+                                       ).send_message(text, time_to_live=-1)
+    assert runner.wait_for(lambda: runner.stats["always_fail"]["poisoned"] > before, WAIT)
+    poison = QueueClient.from_connection_string(azurite.connection_string, f"{fail_queue}-poison")
+    [copy] = [m for m in poison.peek_messages(max_messages=32)
+              if m.content == TextBase64EncodePolicy().encode(text)]
+    assert copy.expires_on - copy.inserted_on == dt.timedelta(days=7)
