@@ -10,6 +10,7 @@ import json
 import secrets as pysecrets
 import sys
 import time
+import unicodedata
 import uuid
 from typing import NoReturn
 
@@ -129,6 +130,28 @@ def verify_endpoint(url):
 
 # ---- events --------------------------------------------------------------------------------
 
+# Control and format characters (ESC, CR, DEL, C1, bidi overrides, zero-width ones), line and
+# paragraph separators, and lone surrogates: in sender-controlled text they could rewrite the
+# operator's screen (erase lines, fake hyperlinks, reorder text), or fail to encode at all.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def printable(value) -> str:
+    """`value` as text safe for a terminal: every unprintable character shown as an escape, as
+    Python writes them (\\r, \\x1b, \\u202e, ...)."""
+    text = "" if value is None else str(value)
+    if text.isprintable():  # the usual case, in one C call (what it refuses is a superset)
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
+
+
+def _escape(c: str) -> str:
+    o = ord(c)
+    if c in "\t\n\r":
+        return repr(c)[1:-1]
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
 @main.command("events")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
@@ -145,15 +168,16 @@ def events(limit, as_json):
         return
     for row in rows:
         states = {a: row.get(f"{a}_state") for a in settings.ACTIONS if row.get(f"{a}_state")}
-        if as_json:
+        if as_json:  # ensure_ascii escapes every character outside printable ASCII, DEL included
             click.echo(json.dumps({k: row.get(k) for k in ("timestamp", "trigger", "entityType", "entityRef", "key")}
                                   | {"actions": {a: {"state": s, "reason": row.get(f"{a}_reason", "")}
-                                                 for a, s in states.items()}}))
+                                                 for a, s in states.items()}}, ensure_ascii=True))
             continue
-        actions = " ".join(f"{a}:{s}" + (f"({row.get(f'{a}_reason')})" if row.get(f"{a}_reason") else "")
+        actions = " ".join(f"{a}:{printable(s)}" + (f"({printable(row.get(f'{a}_reason'))})"
+                                                    if row.get(f"{a}_reason") else "")
                            for a, s in states.items())
-        click.echo(f"{row.get('timestamp', ''):23} {row.get('trigger', ''):20} {row.get('entityType', ''):2} "
-                   f"{row.get('entityRef', ''):36} {actions}")
+        click.echo(f"{printable(row.get('timestamp', '')):23} {printable(row.get('trigger', '')):20} "
+                   f"{printable(row.get('entityType', '')):2} {printable(row.get('entityRef', '')):36} {actions}")
 
 
 @main.command("prune-events")
@@ -216,7 +240,7 @@ def poison_list(show):
                            f"delivery={doc.get('deliveryId') or doc.get('id')}"
                 except ValueError:
                     what = "not a pipeline message"
-                click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} {what}")
+                click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} {printable(what)}")
     click.echo(f"total: {total}")
 
 
