@@ -222,10 +222,23 @@ def _count(name: str) -> int:
         return 0
 
 
+def _expiry(when: dt.datetime | None) -> str:
+    """When a message expires, and how long is left; Azure reports 9999-12-31 for "never"."""
+    if when is None:
+        return "unknown"
+    if when.year >= 9999:
+        return "never"
+    when = when.astimezone(dt.timezone.utc) if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    left = when - dt.datetime.now(dt.timezone.utc)
+    hint = f"in {left.days}d {left.seconds // 3600}h" if left.total_seconds() > 0 else "expired"
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC ({hint})"
+
+
 @poison.command("list")
 @click.option("--show", default=5, show_default=True, type=click.IntRange(0, 32), help="Messages to show per queue.")
 def poison_list(show):
-    """Count and show poison messages of every pipeline queue."""
+    """Count and show poison messages of every pipeline queue, with when each expires: the Functions
+    host gives a poison message the storage default of 7 days, after which it is gone unreplayed."""
     import base64
     total = 0
     for queue in _pipeline_queues():
@@ -240,7 +253,8 @@ def poison_list(show):
                            f"delivery={doc.get('deliveryId') or doc.get('id')}"
                 except ValueError:
                     what = "not a pipeline message"
-                click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} {printable(what)}")
+                click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} expires {_expiry(m.expires_on)} "
+                           f"{printable(what)}")
     click.echo(f"total: {total}")
 
 
@@ -261,7 +275,9 @@ def poison_replay(queues, limit):
             if not batch:
                 break
             for m in batch[: (limit - n) if limit else None]:
-                target.send_message(m.content)  # send first: a crash in between duplicates, never loses
+                # Send first: a crash in between duplicates, never loses. With no expiry: the storage
+                # default (7 days) would drop it unprocessed if the app stayed down that long.
+                target.send_message(m.content, time_to_live=-1)
                 source.delete_message(m)
                 n += 1
             click.echo(f"{queue}: {n} replayed", err=True)

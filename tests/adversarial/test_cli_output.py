@@ -5,7 +5,9 @@ so click strips nothing)."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import re
 import unicodedata
 
 import pytest
@@ -85,3 +87,31 @@ def test_terminal_escape_sequences_in_poison_list(app_env):
     out = hookops("poison", "list")
     assert not unsafe_chars(out), out
     assert "ref=asset\\x1b[2K\\rDONE" in out
+
+
+def test_poison_expiry_hidden_from_operator(app_env):
+    """`poison list` did not say when a poison message expires, so nobody knew how long was left to
+    replay it; the host gives the copy 7 days (see Runner._poison)."""
+    q = _poison_queue(app_env)
+    q.send_message(_job("expiring-asset"))
+    q.send_message(_job("immortal-asset"), time_to_live=-1)
+    peeked = {json.loads(base64.b64decode(m.content))["event"]["entityRef"]: m
+              for m in q.peek_messages(max_messages=32)}
+    out = hookops("poison", "list")
+    [expiring] = [line for line in out.splitlines() if "expiring-asset" in line]
+    when = peeked["expiring-asset"].expires_on.astimezone(dt.timezone.utc)
+    assert f"expires {when:%Y-%m-%d %H:%M:%S} UTC" in expiring
+    assert re.search(r"\(in 6d 2[0-3]h\)|\(in 7d 0h\)", expiring), expiring
+    [immortal] = [line for line in out.splitlines() if "immortal-asset" in line]
+    assert "expires never" in immortal
+
+
+def test_replayed_message_expires_again(app_env):
+    """Replay re-sent with the service default: a replayed message expired 7 days later in its queue,
+    e.g. while the app was still down. It is now sent never to expire."""
+    _poison_queue(app_env).send_message(_job("replayed-asset"))
+    target = QueueClient.from_connection_string(app_env.connection_string, settings.action_queue("teams"))
+    _create(target)  # the host creates its trigger queues
+    assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
+    [m] = [m for m in target.peek_messages(max_messages=32) if m.content == _job("replayed-asset")]
+    assert m.expires_on.year == 9999
