@@ -251,7 +251,7 @@ def poison_list(show):
                     doc = json.loads(base64.b64decode(m.content))
                     what = f"action={doc.get('action', 'dispatch')} ref={(doc.get('event') or {}).get('entityRef', '-')} " \
                            f"delivery={doc.get('deliveryId') or doc.get('id')}"
-                except ValueError:
+                except (ValueError, AttributeError):  # not base64, UTF-8 or JSON, or not a JSON object
                     what = "not a pipeline message"
                 click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} expires {_expiry(m.expires_on)} "
                            f"{printable(what)}")

@@ -115,3 +115,12 @@ def test_replayed_message_expires_again(app_env):
     assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
     [m] = [m for m in target.peek_messages(max_messages=32) if m.content == _job("replayed-asset")]
     assert m.expires_on.year == 9999
+
+
+@pytest.mark.parametrize("content", ["WzEsMl0=", "InRleHQi", "eyJldmVudCI6ICJ4In0=", "//79", "not base64!"])
+def test_malformed_poison_message(app_env, content):
+    """Poison queues hold exactly the messages that were wrong: one that is JSON but not an object
+    ([1,2], "text", an `event` that is a string) or not UTF-8 made `poison list` crash."""
+    _poison_queue(app_env).send_message(content)
+    out = hookops("poison", "list")
+    assert "not a pipeline message" in out and "total: 1" in out
