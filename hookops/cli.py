@@ -10,6 +10,7 @@ import json
 import secrets as pysecrets
 import sys
 import time
+import unicodedata
 import uuid
 from typing import NoReturn
 
@@ -140,6 +141,28 @@ def verify_endpoint(url):
 
 # ---- events --------------------------------------------------------------------------------
 
+# Control and format characters (ESC, CR, DEL, C1, bidi overrides, zero-width ones), line and
+# paragraph separators, and lone surrogates: in sender-controlled text they could rewrite the
+# operator's screen (erase lines, fake hyperlinks, reorder text), or fail to encode at all.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def printable(value) -> str:
+    """`value` as text safe for a terminal: every unprintable character shown as an escape, as
+    Python writes them (\\r, \\x1b, \\u202e, ...)."""
+    text = "" if value is None else str(value)
+    if text.isprintable():  # the usual case, in one C call (what it refuses is a superset)
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
+
+
+def _escape(c: str) -> str:
+    o = ord(c)
+    if c in "\t\n\r":
+        return repr(c)[1:-1]
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
 @main.command("events")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
@@ -156,15 +179,16 @@ def events(limit, as_json):
         return
     for row in rows:
         states = {a: row.get(f"{a}_state") for a in settings.ACTIONS if row.get(f"{a}_state")}
-        if as_json:
+        if as_json:  # ensure_ascii escapes every character outside printable ASCII, DEL included
             click.echo(json.dumps({k: row.get(k) for k in ("timestamp", "trigger", "entityType", "entityRef", "key")}
                                   | {"actions": {a: {"state": s, "reason": row.get(f"{a}_reason", "")}
-                                                 for a, s in states.items()}}))
+                                                 for a, s in states.items()}}, ensure_ascii=True))
             continue
-        actions = " ".join(f"{a}:{s}" + (f"({row.get(f'{a}_reason')})" if row.get(f"{a}_reason") else "")
+        actions = " ".join(f"{a}:{printable(s)}" + (f"({printable(row.get(f'{a}_reason'))})"
+                                                    if row.get(f"{a}_reason") else "")
                            for a, s in states.items())
-        click.echo(f"{row.get('timestamp', ''):23} {row.get('trigger', ''):20} {row.get('entityType', ''):2} "
-                   f"{row.get('entityRef', ''):36} {actions}")
+        click.echo(f"{printable(row.get('timestamp', '')):23} {printable(row.get('trigger', '')):20} "
+                   f"{printable(row.get('entityType', '')):2} {printable(row.get('entityRef', '')):36} {actions}")
 
 
 @main.command("prune-events")
@@ -209,10 +233,23 @@ def _count(name: str) -> int:
         return 0
 
 
+def _expiry(when: dt.datetime | None) -> str:
+    """When a message expires, and how long is left; Azure reports 9999-12-31 for "never"."""
+    if when is None:
+        return "unknown"
+    if when.year >= 9999:
+        return "never"
+    when = when.astimezone(dt.timezone.utc) if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    left = when - dt.datetime.now(dt.timezone.utc)
+    hint = f"in {left.days}d {left.seconds // 3600}h" if left.total_seconds() > 0 else "expired"
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC ({hint})"
+
+
 @poison.command("list")
 @click.option("--show", default=5, show_default=True, type=click.IntRange(0, 32), help="Messages to show per queue.")
 def poison_list(show):
-    """Count and show poison messages of every pipeline queue."""
+    """Count and show poison messages of every pipeline queue, with when each expires: the Functions
+    host gives a poison message the storage default of 7 days, after which it is gone unreplayed."""
     import base64
     total = 0
     for queue in _pipeline_queues():
@@ -225,9 +262,10 @@ def poison_list(show):
                     doc = json.loads(base64.b64decode(m.content))
                     what = f"action={doc.get('action', 'dispatch')} ref={(doc.get('event') or {}).get('entityRef', '-')} " \
                            f"delivery={doc.get('deliveryId') or doc.get('id')}"
-                except ValueError:
+                except (ValueError, AttributeError):  # not base64, UTF-8 or JSON, or not a JSON object
                     what = "not a pipeline message"
-                click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} {what}")
+                click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} expires {_expiry(m.expires_on)} "
+                           f"{printable(what)}")
     click.echo(f"total: {total}")
 
 
@@ -248,7 +286,9 @@ def poison_replay(queues, limit):
             if not batch:
                 break
             for m in batch[: (limit - n) if limit else None]:
-                target.send_message(m.content)  # send first: a crash in between duplicates, never loses
+                # Send first: a crash in between duplicates, never loses. With no expiry: the storage
+                # default (7 days) would drop it unprocessed if the app stayed down that long.
+                target.send_message(m.content, time_to_live=-1)
                 source.delete_message(m)
                 n += 1
             click.echo(f"{queue}: {n} replayed", err=True)

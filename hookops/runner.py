@@ -14,6 +14,7 @@ import base64
 import binascii
 import importlib
 import inspect
+import io
 import json
 import logging
 import os
@@ -51,6 +52,70 @@ class _HttpServer(ThreadingHTTPServer):
     # http.server's listen backlog of 5 resets connections when many senders connect at once;
     # Kestrel, in front of the real host, queues 512.
     request_queue_size = 512
+    runner: "Runner"
+    full = False
+
+    # One thread per connection, but at most runner.max_connections of them: over that, the accept
+    # loop waits for a connection to close, and new ones queue in the listen backlog (then the
+    # kernel's SYN retries) rather than get a thread, or a 503 that a sender would have to retry.
+    def get_request(self):
+        r = self.runner
+        with r._cond:
+            if r.http_connections >= r.max_connections and not r._stop.is_set():
+                if not self.full:  # once per busy spell, not once per connection
+                    log.warning("%d HTTP connections open (max_connections): new ones wait", r.http_connections)
+                self.full = r.http_waiting = True
+                r._cond.notify_all()
+                r._cond.wait_for(lambda: r.http_connections < r.max_connections or r._stop.is_set())
+                r.http_waiting = False
+            else:
+                self.full = False
+            if r._stop.is_set():
+                raise OSError("stopping")  # serve_forever() ignores it and sees the shutdown
+            r.http_connections += 1
+        try:
+            return super().get_request()
+        except BaseException:
+            self._release()
+            raise
+
+    def shutdown_request(self, request):  # once for each accepted connection, whatever happened
+        try:
+            super().shutdown_request(request)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self.runner._cond:
+            self.runner.http_connections -= 1
+            self.runner._cond.notify_all()
+
+
+class _Reader(io.RawIOBase):
+    """A connection's reads: none waits more than `idle` s for a byte, and all of a phase end by
+    `deadline`, which in a body moves on by 1/rate s for each byte received (a minimum data rate)."""
+    def __init__(self, sock: socket.socket):
+        self.sock, self.idle, self.deadline, self.rate = sock, None, None, 0.0
+
+    def readable(self) -> bool:
+        return True
+
+    def phase(self, idle: float, within: float | None = None, rate: float = 0.0) -> None:
+        self.idle, self.rate = idle, rate
+        self.deadline = None if within is None else time.monotonic() + within
+        self.sock.settimeout(idle)  # also what writes get
+
+    def readinto(self, buf) -> int:
+        wait = self.idle
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError("the client is too slow")
+        self.sock.settimeout(wait)
+        n = self.sock.recv_into(buf)
+        if self.rate and self.deadline is not None:
+            self.deadline += n / self.rate
+        return n
 
 
 class RunnerError(RuntimeError):
@@ -59,6 +124,10 @@ class RunnerError(RuntimeError):
 
 class TooLarge(ValueError):
     """A request body over the host's limit."""
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")           # Content-Length = 1*DIGIT; int() would take -1, +1, 1_0
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")       # chunk-size = 1*HEXDIG
 
 
 class Out:
@@ -130,6 +199,13 @@ class Runner:
         self._empty_polls: dict[str, int] = {}
         self._http_inflight = 0
         self._conns: set[socket.socket] = set()
+        # The limits of a front end, as Kestrel's defaults (tests shorten them; read at each request):
+        self.header_timeout = 30.0  # request line and headers, from when the connection is ready for
+        #                             a request: so also how long an idle keep-alive connection stays
+        self.idle_timeout = 30.0    # the longest wait for any one read or write
+        self.body_grace, self.min_body_rate = 5.0, 240.0  # then the body must average 240 bytes/s
+        self.max_connections = 100  # concurrent connections, one thread each; see _HttpServer
+        self.http_connections, self.http_waiting = 0, False
         self._saved_env: dict[str, str | None] = {}
         self._server = self._loop = None
 
@@ -239,7 +315,14 @@ class Runner:
 
     def _poison(self, fn: Function, client: QueueClient, msg, why: str) -> None:
         poison = self._ensure(self._client(fn.trigger, f"{client.queue_name}-poison"))
-        poison.send_message(msg.content)  # the original, still-encoded content
+        # The original, still-encoded content, as a new message with the service's default
+        # time-to-live (7 days from now), whatever the original's was: that is what the host does.
+        # QueueProcessor.CopyMessageToPoisonQueueAsync calls AddMessageAndCreateIfNotExistsAsync(
+        # message.Body), which calls QueueClient.SendMessageAsync(body) without a timeToLive
+        # (Azure/azure-sdk-for-net, sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/
+        # Shared/Queues/QueueProcessor.cs and Shared/StorageQueueExtensions.cs); it is not configurable
+        # (Azure/azure-webjobs-sdk-extensions#891). So a poison message must be replayed within a week.
+        poison.send_message(msg.content, time_to_live=None)
         client.delete_message(msg.id, msg.pop_receipt)
         log.warning("%s: message %s moved to %s (%s)", fn.name, msg.id, poison.queue_name, why)
         self._count(fn.name, "poisoned")
@@ -332,7 +415,9 @@ class Runner:
         with self._cond:
             self._http_inflight += 1
         try:
+            h.reader.phase(self.idle_timeout, self.body_grace, self.min_body_rate)
             status, headers, body = (503, CLOSE, b"") if self._stop.is_set() else self._dispatch(h, parts)
+            h.reader.phase(self.idle_timeout)
             h.send_response(status)
             for k, v in headers:
                 if k.lower() not in ("content-length", "transfer-encoding"):
@@ -365,8 +450,10 @@ class Runner:
             body = self._read_body(h)
         except TooLarge:
             return 413, CLOSE, b""
-        except ValueError:  # broken chunked framing
+        except ValueError:  # a broken Content-Length or chunked framing
             return 400, CLOSE, b""
+        except TimeoutError:  # slower than idle_timeout, or than min_body_rate after body_grace
+            return 408, CLOSE, b""
         headers, params = {}, {}
         for k, v in h.headers.items():  # repeated ones join with a comma
             headers[k] = f"{headers[k]},{v}" if k in headers else v
@@ -394,21 +481,45 @@ class Runner:
 
     @staticmethod
     def _read_body(h) -> bytes:
+        """The body, or ValueError for broken framing (never a negative size: read(-1) reads to EOF)."""
         if "chunked" in h.headers.get("Transfer-Encoding", "").lower():  # Preservica sends chunked
-            chunks, total = [], 0
-            while size := int(h.rfile.readline(1024).split(b";")[0].strip() or b"x", 16):
+            chunks, total, framing = [], 0, 0  # size lines, extensions and trailers count too
+
+            def line(limit: int) -> bytes:
+                nonlocal framing
+                text = h.rfile.readline(limit)
+                framing += len(text)
+                if framing > MAX_BODY:
+                    raise TooLarge()
+                if not text.endswith(b"\n"):  # the stream ended, or a line over the limit
+                    raise ValueError("broken chunked framing")
+                return text
+
+            while True:
+                digits = line(1024).split(b";")[0].strip(b" \t\r\n")
+                if not _HEX.fullmatch(digits):
+                    raise ValueError("bad chunk size")
+                if not (size := int(digits, 16)):
+                    break
                 total += size
                 if total > MAX_BODY:
                     raise TooLarge()
                 chunks.append(h.rfile.read(size))
-                h.rfile.readline(8)  # the CRLF after each chunk
-            while h.rfile.readline(8192) not in (b"\r\n", b"\n", b""):  # trailers
+                if len(chunks[-1]) < size or line(8) not in (b"\r\n", b"\n"):
+                    raise ValueError("broken chunked framing")
+            while line(8192) not in (b"\r\n", b"\n"):  # trailers
                 pass
             return b"".join(chunks)
-        length = int(h.headers.get("Content-Length") or 0)
+        values = {v.strip(" \t") for v in h.headers.get_all("Content-Length") or []}
+        if len(values) > 1 or not all(_DIGITS.fullmatch(v) for v in values):
+            raise ValueError("bad Content-Length")
+        length = int(values.pop()) if values else 0
         if length > MAX_BODY:
             raise TooLarge()
-        return h.rfile.read(length)
+        body = h.rfile.read(length)
+        if len(body) < length:
+            raise ValueError("body shorter than Content-Length")
+        return body
 
     def _handler(self):
         runner = self
@@ -418,7 +529,14 @@ class Runner:
 
             def setup(self):
                 super().setup()
+                self.rfile.close()  # reads go through a _Reader, with the runner's timeouts
+                self.reader = _Reader(self.connection)
+                self.rfile = io.BufferedReader(self.reader)
                 runner._conns.add(self.connection)
+
+            def handle_one_request(self):  # a timeout closes the connection (http.server does that)
+                self.reader.phase(runner.idle_timeout, runner.header_timeout)
+                super().handle_one_request()
 
             def finish(self):
                 runner._conns.discard(self.connection)
@@ -440,6 +558,7 @@ class Runner:
             self._loop_thread = threading.Thread(target=self._loop.run_forever, name="runner-asyncio", daemon=True)
             self._loop_thread.start()
             self._server = _HttpServer(("127.0.0.1", self.port), self._handler())
+            self._server.runner = self
             self.port = self._server.server_address[1]  # port 0: the one the OS chose
             self._spawn(lambda: self._server.serve_forever(poll_interval=0.05), "runner-http")
             for name in self._queues:

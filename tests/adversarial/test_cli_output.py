@@ -1,0 +1,126 @@
+"""Attacks on the operator's terminal through `hookops events` and `hookops poison`: what they print
+comes from senders (Preservica deliveries, queue messages), so it must not carry control sequences.
+Against a real Azurite (the `app_env` fixture); output is taken as a terminal would get it (color=True,
+so click strips nothing)."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import unicodedata
+
+import pytest
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
+from click.testing import CliRunner
+
+from handlers import dispatch, envelope, journal, settings
+from hookops.cli import main as cli
+from tests.support.deliveries import delivery, encode
+
+UNSAFE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+# Erase the line and return to its start, an OSC 8 hyperlink, a bidi override, a line separator,
+# DEL, a C1 CSI, a zero-width joiner and a lone surrogate.
+EVIL_REF = "asset\x1b[2K\rDONE\x7f\x9b31m"
+EVIL_TRIGGER = "MOVED\x1b]8;;http://evil.example\x07click\x1b]8;;\x07"
+EVIL_REASON = "bad\u202egnp.exe\u2028next\u200dline\ud800"
+
+
+def hookops(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, color=True)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def unsafe_chars(text: str) -> set[str]:
+    return {c for line in text.split("\n") for c in line if unicodedata.category(c) in UNSAFE}
+
+
+@pytest.fixture
+def evil_row(app_env):
+    """A journaled event whose sender-controlled fields carry terminal control sequences."""
+    body = encode(delivery(trigger=EVIL_TRIGGER, refs=[EVIL_REF]))
+    did = envelope.delivery_id(body)
+    dispatch.dispatch(envelope.intake_message(did, "2026-11-29T10:00:01Z", body.decode()).encode())
+    [row] = [r for r in journal.default().recent(10) if r["entityRef"] == EVIL_REF]
+    journal.default().set_state(row["PartitionKey"], row["RowKey"], "journal", "failed", EVIL_REASON)
+    return row
+
+
+def test_terminal_escape_sequences_in_events(evil_row):
+    out = hookops("events")
+    assert not unsafe_chars(out), out
+    assert "asset\\x1b[2K\\rDONE\\x7f\\x9b31m" in out
+    assert "MOVED\\x1b]8;;HTTP://EVIL.EXAMPLE\\x07CLICK\\x1b]8;;\\x07" in out  # the trigger is upper-cased
+    assert "journal:failed(bad\\u202egnp.exe\\u2028next\\u200dline\\ud800)" in out
+
+
+def test_terminal_escape_sequences_in_events_json(evil_row):
+    out = hookops("events", "--json")
+    assert not unsafe_chars(out), out
+    assert "\x7f" not in out  # json.dumps leaves DEL as it is
+    [doc] = [json.loads(line) for line in out.splitlines() if json.loads(line)["entityRef"] == EVIL_REF]
+    assert doc["actions"]["journal"] == {"state": "failed", "reason": EVIL_REASON}  # nothing lost
+
+
+def _create(q: QueueClient) -> QueueClient:
+    try:
+        q.create_queue()
+    except ResourceExistsError:
+        pass
+    return q
+
+
+def _poison_queue(app_env, action: str = "teams") -> QueueClient:
+    return _create(QueueClient.from_connection_string(app_env.connection_string,
+                                                      settings.action_queue(action) + "-poison"))
+
+
+def _job(ref: str) -> str:
+    doc = {"action": "teams", "deliveryId": "d" * 32, "event": {"entityRef": ref}}
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
+def test_terminal_escape_sequences_in_poison_list(app_env):
+    _poison_queue(app_env).send_message(_job(EVIL_REF))
+    out = hookops("poison", "list")
+    assert not unsafe_chars(out), out
+    assert "ref=asset\\x1b[2K\\rDONE" in out
+
+
+def test_poison_expiry_hidden_from_operator(app_env):
+    """`poison list` did not say when a poison message expires, so nobody knew how long was left to
+    replay it; the host gives the copy 7 days (see Runner._poison)."""
+    q = _poison_queue(app_env)
+    q.send_message(_job("expiring-asset"))
+    q.send_message(_job("immortal-asset"), time_to_live=-1)
+    peeked = {json.loads(base64.b64decode(m.content))["event"]["entityRef"]: m
+              for m in q.peek_messages(max_messages=32)}
+    out = hookops("poison", "list")
+    [expiring] = [line for line in out.splitlines() if "expiring-asset" in line]
+    when = peeked["expiring-asset"].expires_on.astimezone(dt.timezone.utc)
+    assert f"expires {when:%Y-%m-%d %H:%M:%S} UTC" in expiring
+    assert re.search(r"\(in 6d 2[0-3]h\)|\(in 7d 0h\)", expiring), expiring
+    [immortal] = [line for line in out.splitlines() if "immortal-asset" in line]
+    assert "expires never" in immortal
+
+
+def test_replayed_message_expires_again(app_env):
+    """Replay re-sent with the service default: a replayed message expired 7 days later in its queue,
+    e.g. while the app was still down. It is now sent never to expire."""
+    _poison_queue(app_env).send_message(_job("replayed-asset"))
+    target = QueueClient.from_connection_string(app_env.connection_string, settings.action_queue("teams"))
+    _create(target)  # the host creates its trigger queues
+    assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
+    [m] = [m for m in target.peek_messages(max_messages=32) if m.content == _job("replayed-asset")]
+    assert m.expires_on.year == 9999
+
+
+@pytest.mark.parametrize("content", ["WzEsMl0=", "InRleHQi", "eyJldmVudCI6ICJ4In0=", "//79", "not base64!"])
+def test_malformed_poison_message(app_env, content):
+    """Poison queues hold exactly the messages that were wrong: one that is JSON but not an object
+    ([1,2], "text", an `event` that is a string) or not UTF-8 made `poison list` crash."""
+    _poison_queue(app_env).send_message(content)
+    out = hookops("poison", "list")
+    assert "not a pipeline message" in out and "total: 1" in out
