@@ -24,7 +24,8 @@ import azure.functions
 base = set(sys.modules)
 import function_app
 after_app = set(sys.modules)
-from handlers import intake, signature
+from handlers import intake
+from handlers.core import signature
 from tests.support.deliveries import delivery, encode
 body = encode(delivery("FULL_TEXT_INDEXED", refs=["bench-io-00000"]))
 sig = signature.sign(os.environ["PRESERVICA_WEBHOOK_SECRET"], body)

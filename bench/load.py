@@ -30,7 +30,7 @@ from bench.common import WEBHOOK_PATH, delivery_body, ref
 
 
 def build(spec: dict) -> list[tuple[bytes, dict]]:
-    from handlers.signature import sign
+    from handlers.core.signature import sign
     per, n_refs, first = spec["events_per_delivery"], spec["refs"], spec.get("first_ref", 0)
     out = []
     for i in range(spec["count"]):

@@ -278,7 +278,7 @@ def pipeline(runner, clock, double, azurite_pid, *, events: int, batch: int, con
 
 def count_done(subscription: str) -> int:
     """Journal rows of this run with both routed actions done: one filtered query, few columns."""
-    from handlers import journal
+    from handlers.clients import journal
     table = journal.default().table
     rows = table.query_entities("subscriptionId eq @s", parameters={"s": subscription},
                                 select=["journal_state", "thumbnail_state"], results_per_page=1000)
@@ -290,7 +290,7 @@ def count_done(subscription: str) -> int:
 @contextlib.contextmanager
 def counted_storage():
     """Count Storage.send (one queue put each) and Storage.put_blob calls, on the class."""
-    from handlers.storage import Storage
+    from handlers.clients.storage import Storage
     counts = {"queue_puts": 0, "blob_puts": 0}
     send, put_blob = Storage.send, Storage.put_blob
 
@@ -311,7 +311,7 @@ def counted_storage():
 
 def signed_request(body: bytes):
     import azure.functions as func
-    from handlers.signature import sign
+    from handlers.core.signature import sign
     return func.HttpRequest("POST", "http://127.0.0.1" + WEBHOOK_PATH, body=body,
                             headers={"Content-Type": "application/json", "Preservica-Signature": sign(SECRET, body)})
 
@@ -362,7 +362,9 @@ def _per_call_us(fn, iterations: int, repeats: int = 5) -> float:
 
 
 def intake_cpu(env: dict, *, iterations: int, runs: int, sizes=(1, 100), progress=print) -> dict:
-    from handlers import envelope, intake, signature, storage
+    from handlers.core import envelope, signature
+    from handlers import intake
+    from handlers.clients import storage
     out = {}
     key = SECRET.encode()
     with environment(env):

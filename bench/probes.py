@@ -58,7 +58,8 @@ class StageClock:
         return timed
 
     def install(self) -> "StageClock":
-        from handlers import action_runner, dispatch, intake
+        from handlers.actions import runner as action_runner
+        from handlers import dispatch, intake
         for module, attr, name_of in ((intake, "handle", lambda *a, **k: "intake"),
                                       (dispatch, "dispatch", lambda *a, **k: "dispatch"),
                                       (action_runner, "run", lambda action, *a, **k: f"action_{action}")):

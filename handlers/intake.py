@@ -13,7 +13,7 @@ import logging
 
 import azure.functions as func
 
-from . import envelope, settings, signature
+from .core import envelope, settings, signature
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -47,7 +47,7 @@ def handle(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("delivery rejected: %d bytes is over MAX_BODY_BYTES (%d)", len(body), limit)
         return _error(413, f"body is larger than {limit} bytes")
 
-    from .secrets import SecretUnavailable, default as secret_source
+    from .clients.secrets import SecretUnavailable, default as secret_source
     try:
         secrets = secret_source().webhook_secrets()
     except SecretUnavailable as exc:
@@ -82,7 +82,7 @@ def _challenge(secret: str, code: str) -> func.HttpResponse:
 
 def _reject(did: str, received: str, body: bytes, reason: str) -> func.HttpResponse:
     """A signed body that is not a delivery is kept, so nothing Preservica sent is lost."""
-    from .storage import StorageUnavailable, default as storage
+    from .clients.storage import StorageUnavailable, default as storage
     try:
         storage().put_blob(settings.REJECTED_CONTAINER, f"{did}.bin", body, "application/octet-stream",
                            {"reason": reason, "received": received})
@@ -94,7 +94,7 @@ def _reject(did: str, received: str, body: bytes, reason: str) -> func.HttpRespo
 
 
 def _enqueue(did: str, received: str, delivery: envelope.Delivery, text: str) -> func.HttpResponse:
-    from .storage import StorageUnavailable, default as storage
+    from .clients.storage import StorageUnavailable, default as storage
     message = envelope.intake_message(did, received, text)
     try:
         store = storage()

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from handlers.storage import azurite_connection_string
+from handlers.clients.storage import azurite_connection_string
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS = (10000, 10001, 10002)  # blob, queue, table: what `UseDevelopmentStorage=true` means

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import click
 
-from handlers import settings
+from handlers.core import settings
 from hookops import localsettings
 
 DEFAULT_URL = "http://localhost:7071/api/preservica/webhook"
@@ -27,7 +27,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _webhook_secret() -> str:
-    from handlers.secrets import SecretUnavailable, default
+    from handlers.clients.secrets import SecretUnavailable, default
     try:
         return default().webhook_secrets()[0]
     except SecretUnavailable as exc:
@@ -35,7 +35,7 @@ def _webhook_secret() -> str:
 
 
 def _storage():
-    from handlers.storage import StorageUnavailable, default
+    from handlers.clients.storage import StorageUnavailable, default
     try:
         return default()
     except StorageUnavailable as exc:
@@ -52,7 +52,7 @@ def main() -> None:
 # ---- send-test-event -----------------------------------------------------------------------
 
 def _refs(values: tuple[str, ...]) -> tuple[str, ...]:
-    from handlers.envelope import entity_ref, is_ref
+    from handlers.core.envelope import entity_ref, is_ref
     for value in values:
         if not is_ref(entity_ref({"entityRef": value})):
             raise click.BadParameter(f"{value!r} is not a Preservica reference: a UUID such as "
@@ -77,7 +77,7 @@ def send_test_event(url, trigger, refs, entity_type, count, secret):
     and print the status of each."""
     import httpx
 
-    from handlers import signature
+    from handlers.core import signature
     key = secret or _webhook_secret()
     failures = 0
     with httpx.Client(timeout=30) as client:
@@ -108,7 +108,7 @@ def check_endpoint(url: str, secret: str) -> tuple[bool, str]:
     """Perform Preservica's subscription challenge against `url`; (ok, explanation)."""
     import httpx
 
-    from handlers import signature
+    from handlers.core import signature
     code = pysecrets.token_hex(16)
     try:
         resp = httpx.post(url, params={"challengeCode": code}, timeout=30)
@@ -168,7 +168,7 @@ def _escape(c: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def events(limit, as_json):
     """Recent journaled events, newest first, with each routed action's state."""
-    from handlers import journal
+    from handlers.clients import journal
     _storage()
     try:
         rows = journal.default().recent(limit)
@@ -178,15 +178,13 @@ def events(limit, as_json):
         click.echo("No events journaled yet.")
         return
     for row in rows:
-        states = {a: row.get(f"{a}_state") for a in settings.ACTIONS if row.get(f"{a}_state")}
+        states = journal.action_states(row)
         if as_json:  # ensure_ascii escapes every character outside printable ASCII, DEL included
             click.echo(json.dumps({k: row.get(k) for k in ("timestamp", "trigger", "entityType", "entityRef", "key")}
-                                  | {"actions": {a: {"state": s, "reason": row.get(f"{a}_reason", "")}
-                                                 for a, s in states.items()}}, ensure_ascii=True))
+                                  | {"actions": {a: {"state": s, "reason": r} for a, (s, r) in states.items()}},
+                                  ensure_ascii=True))
             continue
-        actions = " ".join(f"{a}:{printable(s)}" + (f"({printable(row.get(f'{a}_reason'))})"
-                                                    if row.get(f"{a}_reason") else "")
-                           for a, s in states.items())
+        actions = " ".join(f"{a}:{printable(s)}" + (f"({printable(r)})" if r else "") for a, (s, r) in states.items())
         click.echo(f"{printable(row.get('timestamp', '')):23} {printable(row.get('trigger', '')):20} "
                    f"{printable(row.get('entityType', '')):2} {printable(row.get('entityRef', '')):36} {actions}")
 
@@ -197,7 +195,7 @@ def events(limit, as_json):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def prune_events(days, yes):
     """Delete old journal rows: Table Storage keeps them for ever otherwise. Undated events are kept."""
-    from handlers import journal
+    from handlers.clients import journal
     _storage()
     cut = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days)
     if not yes:
@@ -217,7 +215,8 @@ def poison():
 
 
 def _pipeline_queues() -> list[str]:
-    return [settings.DELIVERY_QUEUE] + [settings.action_queue(a) for a in settings.ACTIONS]
+    from handlers.actions import registry
+    return [settings.DELIVERY_QUEUE] + [settings.action_queue(a) for a in registry.names()]
 
 
 def _raw_queue(name: str):
@@ -303,9 +302,10 @@ WHERE = {settings.APP: "app setting", settings.LOCAL: "local only", settings.HOS
 
 
 def settings_table() -> str:
-    """The README's configuration table, made from handlers/settings.py."""
+    """The README's configuration table, made from the pipeline's and every action's declared settings."""
+    from handlers.actions import registry
     lines = ["| Setting | Default | Set where | Meaning |", "|---|---|---|---|"]
-    for s in settings.SETTINGS:
+    for s in registry.all_settings():
         default = f"`{s.default}`" if s.default else ""
         lines.append(f"| `{s.name}` | {default} | {WHERE[s.where]} | {s.meaning} |")
     return "\n".join(lines)
@@ -318,7 +318,8 @@ def settings_cmd(check):
     click.echo(settings_table())
     if not check:
         return
-    problems = settings.problems()
+    from handlers.actions import registry
+    problems = registry.problems()
     if problems:
         _fail("; ".join(problems))
     click.echo("\nsettings OK")
@@ -351,12 +352,12 @@ def _webhooks():
     """A logged-in pyPreservica WebHooksAPI, or a clear error naming the settings to fix."""
     import logging
 
-    from handlers import preservica
-    from handlers.action_runner import ActionError
-    from handlers.secrets import SecretUnavailable, default
+    from handlers.clients import preservica
+    from handlers.actions.contract import ActionError
+    from handlers.clients.secrets import SecretUnavailable, default
     # Errors are reported below without URLs; pyPreservica's own log lines would repeat them with URLs.
     logging.getLogger("pyPreservica").setLevel(logging.CRITICAL)
-    logging.getLogger("handlers.preservica").setLevel(logging.CRITICAL)  # its error lines repeat what we print
+    logging.getLogger("handlers.clients.preservica").setLevel(logging.CRITICAL)  # its error lines repeat what we print
     try:
         return preservica.webhooks_api(default())
     except (ActionError, SecretUnavailable) as exc:
@@ -365,7 +366,7 @@ def _webhooks():
 
 def _refused(what: str, exc: Exception, url: str = "") -> None:
     """Fail with what Preservica said, never with a subscriber URL's query string."""
-    from handlers import preservica
+    from handlers.clients import preservica
     problem = preservica.classify(exc)
     if isinstance(problem, preservica.NotFound):
         _fail(f"could not {what}: no such subscription")

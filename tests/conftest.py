@@ -54,8 +54,8 @@ def app_env(azurite, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("PRESERVICA_WEBHOOK_SECRET", SECRET)
-    from handlers import secrets
-    monkeypatch.setattr(secrets, "_default", None)  # each test starts a new "process": no cached secret
+    from handlers.clients import shared
+    shared.reset_all()  # each test starts a new "process": no cached secret or client
     return azurite
 
 

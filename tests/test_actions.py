@@ -15,8 +15,11 @@ import types
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers import action_runner, dispatch, envelope, journal, preservica, settings
-from handlers.action_runner import ActionError, Context
+from handlers.actions import runner as action_runner
+from handlers import dispatch
+from handlers.core import envelope, settings
+from handlers.clients import journal, preservica
+from handlers.actions.contract import ActionError, Context
 from tests.conftest import ROOT
 from tests.doubles.preservica import PreservicaDouble, make_png
 from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
@@ -69,7 +72,7 @@ def jobs(monkeypatch):
     """jobs(action, refs, trigger, entity_type): dispatch a delivery routed to `action` and take the
     action messages off its queue, as the action's function would receive them."""
     def make(action: str, refs=(ASSET,), trigger: str = "FULL_TEXT_INDEXED", entity_type: str = "IO") -> list[bytes]:
-        from handlers.storage import default
+        from handlers.clients.storage import default
         monkeypatch.setenv("PRESERVICA_ROUTES", f"*={action}")
         body = encode(delivery(trigger=trigger, refs=list(refs), entity_type=entity_type))
         did = envelope.delivery_id(body)
@@ -114,7 +117,7 @@ def closed_port() -> int:
 
 def test_importing_function_app_loads_no_action_library():
     code = ("import sys, function_app; print(sorted(m for m in ('pyPreservica', 'httpx', 'standardwebhooks', "
-            "'requests', 'handlers.preservica') if m in sys.modules))")
+            "'requests', 'handlers.clients.preservica') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -146,7 +149,7 @@ def test_thumbnail_retry_overwrites_and_finished_job_is_not_redone(env, pres, mo
     monkeypatch.setenv("THUMBNAIL_CONTAINER", "thumbs")
     [raw] = jobs("thumbnail")
     job = envelope.read_job(raw)
-    from handlers import action_thumbnail
+    from handlers.actions import thumbnail as action_thumbnail
     action_thumbnail.perform(job, Context())               # a first attempt whose journal write was lost
     newer = make_png(rgb=(1, 2, 3))
     pres.add_asset(ASSET, "Café on the harbour", thumbnail=newer)
@@ -310,7 +313,7 @@ def test_teams_digest_card_for_a_large_delivery_settles_every_row(teams, pres, m
 
 
 def test_teams_429_with_retry_after_waits_once_then_posts(teams, monkeypatch, jobs):
-    from handlers import action_teams
+    from handlers.actions import teams as action_teams
     waits = []
     monkeypatch.setattr(action_teams, "_sleep", waits.append)   # record the wait instead of waiting
     teams.respond_with(429, {"Retry-After": "1"})
@@ -320,7 +323,7 @@ def test_teams_429_with_retry_after_waits_once_then_posts(teams, monkeypatch, jo
 
 
 def test_teams_long_retry_after_or_5xx_leave_the_retry_to_the_queue(teams, monkeypatch, jobs):
-    from handlers import action_teams
+    from handlers.actions import teams as action_teams
     waits = []
     monkeypatch.setattr(action_teams, "_sleep", waits.append)
     [raw] = jobs("teams")
@@ -380,7 +383,7 @@ def test_catalogue_replaces_an_existing_fragment_and_retries_add_nothing(catalog
     pres.add_metadata(ASSET, "urn:other", "<x xmlns='urn:other'/>")
     pres.add_metadata(ASSET, SCHEMA, RECORD.format("Old title"))
     [raw] = jobs("catalogue")
-    from handlers import action_catalogue
+    from handlers.actions import catalogue as action_catalogue
     action_catalogue.perform(envelope.read_job(raw), Context())   # an attempt whose journal write was lost
     assert action_runner.run("catalogue", raw, attempt=2).reason == ""
     fragments = pres.metadata(ASSET)

@@ -22,8 +22,10 @@ from pathlib import Path
 import pytest
 from pycep import BicepParser
 
-from handlers import settings
+from handlers.actions import registry
+from handlers.core import settings
 
+ALL = {s.name: s for s in registry.all_settings()}
 ROOT = Path(__file__).resolve().parent.parent
 BICEP = ROOT / "bicep"
 MAIN = BICEP / "main.bicep"
@@ -124,7 +126,7 @@ def app_settings() -> dict:
 
 
 def settings_where(where: str) -> set[str]:
-    return {s.name for s in settings.SETTINGS if s.where == where}
+    return {s.name for s in registry.all_settings() if s.where == where}
 
 
 def unquote(key: str) -> str:
@@ -338,14 +340,14 @@ def test_the_function_app_gets_those_app_settings():
 def test_app_setting_defaults_match_the_settings_module():
     doc = main()
     for name, value in app_settings().items():
-        spec = settings.BY_NAME.get(name)
+        spec = ALL.get(name)
         found = param_default(doc, value)
         if found:
             param, default = found
             want = "" if spec.default is None else spec.default
             assert default is not None, f"{name}: parameter {param} needs a default"
             assert str(default) == want, f"{name}: parameter {param} defaults to {default!r}, settings.py to {want!r}"
-    assert app_settings()["WEBHOOK_SECRET_NAME"] == settings.BY_NAME["WEBHOOK_SECRET_NAME"].default
+    assert app_settings()["WEBHOOK_SECRET_NAME"] == ALL["WEBHOOK_SECRET_NAME"].default
     assert app_settings()["AzureWebJobsStorage__credential"] == "managedidentity"
     assert app_settings()["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == \
         "Authorization=AAD;ClientId=${identity.outputs.clientId}"
@@ -357,7 +359,7 @@ def test_local_settings_example_covers_the_settings_that_matter_locally():
     if not example.exists():
         pytest.skip("local.settings.json.example is not in the repository yet")
     values = json.loads(example.read_text())["Values"]
-    unknown = set(values) - set(settings.BY_NAME)
+    unknown = set(values) - set(ALL)
     assert not unknown, f"not declared in handlers/settings.py: {sorted(unknown)}"
     # Locally needed: every local-only setting, and every app setting the operator configures
     # (a main.bicep parameter); the identity/resource ones exist only in Azure.
@@ -366,7 +368,7 @@ def test_local_settings_example_covers_the_settings_that_matter_locally():
     needed = settings_where(settings.LOCAL) | (configured & settings_where(settings.APP))
     assert needed - set(values) == set(), "missing from local.settings.json.example"
     for name, value in values.items():
-        default = settings.BY_NAME[name].default
+        default = ALL[name].default
         if default is not None and value:
             assert value == default, f"{name}: example {value!r} differs from the default {default!r}"
 
@@ -391,7 +393,7 @@ def _names(values) -> set[str]:
 
 
 def test_queues_are_the_pipeline_queues_and_their_poison_queues():
-    queues = [settings.DELIVERY_QUEUE] + [settings.action_queue(a) for a in settings.ACTIONS]
+    queues = [settings.DELIVERY_QUEUE] + [settings.action_queue(a) for a in registry.names()]
     expected = set(queues) | {q + "-poison" for q in queues}
     assert _names(_storage_call_param("queueNames")) == expected
 
@@ -399,7 +401,7 @@ def test_queues_are_the_pipeline_queues_and_their_poison_queues():
 def test_containers_and_table_match_the_settings_module():
     deployment = resolve(main(), main()["modules"]["functionApp"]["config"]["params"]["deploymentContainerName"])
     expected = {settings.DELIVERY_CONTAINER, settings.REJECTED_CONTAINER,
-                settings.BY_NAME["THUMBNAIL_CONTAINER"].default, deployment}
+                ALL["THUMBNAIL_CONTAINER"].default, deployment}
     assert _names(_storage_call_param("containerNames")) == expected
     assert _names(_storage_call_param("tableNames")) == {settings.JOURNAL_TABLE}
     # The thumbnails container and the app setting come from the same parameter.
@@ -637,9 +639,9 @@ def test_resource_names_accept_any_azd_environment_name():
 
 
 def test_key_vault_secrets_are_the_ones_the_code_reads_and_optional():
-    webhook = settings.BY_NAME["WEBHOOK_SECRET_NAME"].default
+    webhook = ALL["WEBHOOK_SECRET_NAME"].default
     expected = {webhook, webhook + "-previous", settings.KV_PRESERVICA_PASSWORD,
-                settings.KV_TEAMS_WEBHOOK_URL, settings.KV_RELAY_SECRET}
+                *(secret.vault_name for a in registry.actions().values() for secret in a.secrets)}
     doc = main()
     values = doc["modules"]["keyVault"]["config"]["params"]["secretValues"]
     assert {unquote(k) for k in values} == expected
@@ -695,7 +697,7 @@ def test_bicepparam_sets_only_declared_parameters_and_reads_secrets_from_the_env
         if is_secure(doc, name):
             assert value.startswith("readEnvironmentVariable("), f"{name}: secrets come from the environment"
     for variable in re.findall(r"readEnvironmentVariable\('(\w+)'", text):
-        assert variable in settings.BY_NAME or variable in BICEPPARAM_DEPLOYMENT_VARIABLES, \
+        assert variable in ALL or variable in BICEPPARAM_DEPLOYMENT_VARIABLES, \
             f"{variable}: use the local setting's name"
 
 

@@ -11,7 +11,9 @@ import azure.functions as func
 import pytest
 from click.testing import CliRunner
 
-from handlers import intake, preservica, signature
+from handlers import intake
+from handlers.clients import preservica
+from handlers.core import signature
 from hookops import cli, localsettings
 from tests.doubles.preservica import PreservicaDouble
 
@@ -78,8 +80,8 @@ def env(pres, tmp_path, monkeypatch):
                         "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD, "PRESERVICA_TENANT": TENANT,
                         "PRESERVICA_PROTOCOL": "http"}.items():
         monkeypatch.setenv(name, value)
-    from handlers import secrets
-    monkeypatch.setattr(secrets, "_default", None)
+    from handlers.clients import secrets
+    secrets._default.reset()
     return pres
 
 

@@ -5,7 +5,11 @@ import json
 import pytest
 from azure.storage.queue import QueueClient
 
-from handlers import action_runner, dispatch, envelope, journal, settings
+from handlers.actions.contract import ActionError, Outcome
+from handlers.actions import runner as action_runner
+from handlers import dispatch
+from handlers.core import envelope, settings
+from handlers.clients import journal
 from tests.support.deliveries import delivery, encode, ref
 
 
@@ -98,7 +102,7 @@ def test_bad_routes_setting_fails_with_the_token(app_env, monkeypatch):
 
 
 def test_claim_check_delivery_is_dispatched_from_blob(app_env):
-    from handlers.storage import default
+    from handlers.clients.storage import default
     doc = delivery(refs=[f"r{i}" for i in range(300)])
     body = encode(doc)
     did = envelope.delivery_id(body)
@@ -125,14 +129,17 @@ def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
     dispatch.dispatch(intake_msg(delivery(refs=["a"])))
     [raw] = drain(app_env.connection_string, "journal")
 
-    class Boom(action_runner.ActionError):
+    class Boom(ActionError):
         pass
 
-    import handlers.action_journal as mod
+    import dataclasses
+
+    from handlers.actions import registry
 
     def explode(job, ctx):
         raise Boom("catalogue said no")
-    monkeypatch.setattr(mod, "perform", explode)
+    declared = registry.actions()
+    monkeypatch.setitem(declared, "journal", dataclasses.replace(declared["journal"], perform=explode))
     with pytest.raises(Boom):
         action_runner.run("journal", raw, attempt=2)
     [row] = journal.default().recent(1)
@@ -140,10 +147,13 @@ def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
 
 
 def test_non_repeatable_action_skips_a_duplicate_message(app_env, monkeypatch):
-    import handlers.action_journal as mod
+    import dataclasses
+
+    from handlers.actions import registry
     calls = []
-    monkeypatch.setattr(mod, "REPEATABLE", False)
-    monkeypatch.setattr(mod, "perform", lambda job, ctx: calls.append(job) or action_runner.Outcome("done"))
+    declared = registry.actions()
+    monkeypatch.setitem(declared, "journal", dataclasses.replace(
+        declared["journal"], repeatable=False, perform=lambda job, ctx: calls.append(job) or Outcome("done")))
     dispatch.dispatch(intake_msg(delivery(refs=["a"])))
     [raw] = drain(app_env.connection_string, "journal")
     assert action_runner.run("journal", raw).state == "done"

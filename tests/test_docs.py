@@ -3,7 +3,8 @@ import json
 import re
 from pathlib import Path
 
-from handlers import settings
+from handlers.actions import registry
+from handlers.core import settings
 from hookops.cli import settings_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,10 +19,10 @@ def test_readme_configuration_table_is_current():
 
 def test_example_local_settings_cover_every_setting_the_code_reads_locally():
     values = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
-    wanted = {s.name for s in settings.SETTINGS if s.where in (settings.APP, settings.LOCAL)}
+    wanted = {s.name for s in registry.all_settings() if s.where in (settings.APP, settings.LOCAL)}
     azure_only = {n for n in wanted if n.startswith("AzureWebJobsStorage__")}
     assert set(values) - {"FUNCTIONS_WORKER_RUNTIME"} == wanted - azure_only
-    for s in settings.SETTINGS:
+    for s in registry.all_settings():
         if s.name in values and s.default:
             assert values[s.name] == s.default, f"{s.name}: example says {values[s.name]!r}, code default {s.default!r}"
 

@@ -14,7 +14,9 @@ import pytest
 from azure.storage.queue import QueueClient
 from click.testing import CliRunner
 
-from handlers import journal, settings, signature
+from handlers.actions import registry
+from handlers.clients import journal
+from handlers.core import settings, signature
 from hookops import azurite as az
 from hookops.cli import main as cli
 from hookops.runner import Runner
@@ -169,7 +171,7 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
     """Issue 3's done-when: thumbnails in Blob, a Teams card per title, catalogue fragments, verified relay POSTs."""
     from azure.storage.blob import BlobServiceClient
 
-    from handlers import preservica
+    from handlers.clients import preservica
     from tests.doubles.preservica import PreservicaDouble, make_png
     from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 
@@ -195,7 +197,7 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
         out = hookops("send-test-event", "--url", webhook(runner), "--trigger", "FULL_TEXT_INDEXED",
                       *[a for r in assets for a in ("--ref", r)])
         assert ": 200 " in out
-        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in settings.ACTIONS), timeout=60)
+        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in registry.names()), timeout=60)
 
         blobs = BlobServiceClient.from_connection_string(app_env.connection_string).get_container_client("thumbnails")
         assert sorted(b.name for b in blobs.list_blobs()) == sorted(f"{r}.png" for r in assets)

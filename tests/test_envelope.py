@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from handlers import envelope
+from handlers.core import envelope
 
 REF1, REF2 = "7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002"
 DELIVERY = {"subscriptionId": "sub1", "timestamp": "2023-10-11T10:52:42.469", "tenant": "T", "version": "6.10",

@@ -7,7 +7,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
-from handlers import envelope, intake, settings, signature
+from handlers.core import envelope, settings, signature
+from handlers import intake
 from tests.conftest import SECRET
 from tests.support.deliveries import delivery, encode
 
@@ -103,7 +104,7 @@ def test_unresolved_key_vault_reference_counts_as_missing(app_env, monkeypatch):
 
 
 def test_storage_down_is_503_never_200(app_env, monkeypatch):
-    from handlers.storage import azurite_connection_string
+    from handlers.clients.storage import azurite_connection_string
     from hookops.azurite import free_port
     dead = azurite_connection_string(free_port(), free_port(), free_port())
     monkeypatch.setenv("AzureWebJobsStorage", dead)

@@ -4,7 +4,8 @@ import azure.functions as func
 from azure.storage.queue import QueueClient
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from handlers import intake, settings, signature
+from handlers import intake
+from handlers.core import settings, signature
 from tests.conftest import SECRET
 
 header_names = st.sampled_from(["Preservica-Signature", "preservica-signature", "PRESERVICA-SIGNATURE",

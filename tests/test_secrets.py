@@ -3,7 +3,9 @@ import json
 
 import azure.functions as func
 
-from handlers import intake, secrets, signature
+from handlers import intake
+from handlers.clients import secrets
+from handlers.core import signature
 from tests.support.deliveries import delivery, encode
 
 

@@ -1,7 +1,8 @@
 import pytest
 from click.testing import CliRunner
 
-from handlers import settings
+from handlers.actions import registry
+from handlers.core import settings
 from hookops.cli import main as cli
 
 
@@ -24,9 +25,9 @@ def test_bad_numbers_name_the_setting(value, message):
 
 
 def test_names_are_unique_and_every_setting_explained():
-    names = [s.name for s in settings.SETTINGS]
+    names = [s.name for s in registry.all_settings()]
     assert len(names) == len(set(names))
-    assert all(s.meaning and s.where in (settings.APP, settings.LOCAL, settings.HOST) for s in settings.SETTINGS)
+    assert all(s.meaning and s.where in (settings.APP, settings.LOCAL, settings.HOST) for s in registry.all_settings())
 
 
 def test_settings_check_reports_a_bad_route_token(monkeypatch):

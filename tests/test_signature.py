@@ -3,7 +3,7 @@ import hmac
 
 from hypothesis import given, strategies as st
 
-from handlers import signature
+from handlers.core import signature
 
 SECRET = "test-secret"
 

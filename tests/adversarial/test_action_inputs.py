@@ -4,7 +4,8 @@ Uses test_actions' fixtures: the real pyPreservica client against the Preservica
 """
 import pytest
 
-from handlers import action_runner, journal
+from handlers.actions import runner as action_runner
+from handlers.clients import journal
 from tests.doubles.receivers import CatalogueDouble
 from tests.support.deliveries import ref
 from tests.test_actions import SCHEMA, env, isolated, jobs, pres, row  # noqa: F401 (fixtures)

@@ -15,7 +15,9 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 from click.testing import CliRunner
 
-from handlers import dispatch, envelope, journal, settings
+from handlers import dispatch
+from handlers.core import envelope, settings
+from handlers.clients import journal
 from hookops.cli import main as cli
 from tests.support.deliveries import delivery, encode, ref
 

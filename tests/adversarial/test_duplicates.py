@@ -5,7 +5,11 @@ end-to-end run is in test_storage_stall.py.
 """
 import pytest
 
-from handlers import action_runner, action_teams, dispatch, envelope, journal
+from handlers.actions.contract import ActionError
+from handlers.actions import runner as action_runner, teams as action_teams
+from handlers import dispatch
+from handlers.core import envelope
+from handlers.clients import journal
 from tests.adversarial.test_trust_boundary import drain, intake_msg
 from tests.doubles.receivers import TeamsDouble
 from tests.support.deliveries import delivery
@@ -60,7 +64,7 @@ def test_an_expired_claim_is_taken_over(teams, app_env):
 def test_a_failed_attempt_releases_its_claim_for_the_retry(teams, app_env):
     raw = one_teams_message(app_env, delivery(refs=["a"]))
     teams.respond_with(400)
-    with pytest.raises(action_runner.ActionError):
+    with pytest.raises(ActionError):
         action_runner.run("teams", raw, message_id="m")
     row = journal.default().get(envelope.read_job(raw).pk, envelope.read_job(raw).rk)
     assert row["teams_state"] == journal.FAILED and not row["teams_lease"]

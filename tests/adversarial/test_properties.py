@@ -11,7 +11,8 @@ import uuid
 import azure.functions as func
 from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
-from handlers import dispatch, intake, settings, signature
+from handlers import dispatch, intake
+from handlers.core import settings, signature
 from tests.conftest import SECRET
 
 PREFIX = "preservica-webhook-auth"
@@ -64,7 +65,7 @@ def test_a_no_challenge_answer_verifies_as_a_delivery_signature(app_env, code, b
 @hsettings(max_examples=120, deadline=None, suppress_health_check=FIXTURES)
 @given(doc=deliveries)
 def test_b_every_acknowledged_delivery_is_dispatched(app_env, doc):
-    from handlers.storage import default
+    from handlers.clients.storage import default
     body = as_body(doc)
     resp = call(body, headers={"Preservica-Signature": signature.sign(SECRET, body)})
     assert resp.status_code in (200, 400), resp.get_body()

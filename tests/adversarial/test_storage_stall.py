@@ -14,7 +14,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from handlers import journal, preservica, settings, signature
+from handlers.clients import journal, preservica
+from handlers.core import settings, signature
 from hookops import azurite as az
 from hookops.runner import Runner
 from tests.conftest import ROOT, SECRET

@@ -10,7 +10,11 @@ import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers import action_runner, dispatch, envelope, journal, settings, signature
+from handlers.actions.contract import ActionError
+from handlers.actions import runner as action_runner
+from handlers import dispatch
+from handlers.core import envelope, settings, signature
+from handlers.clients import journal
 from tests.conftest import SECRET
 from tests.support.deliveries import delivery, encode, ref
 from tests.test_dispatch import drain, intake_msg
@@ -43,7 +47,7 @@ def rejected_and_kept(app_env, body: bytes, why: str) -> None:
 
 def accepted_and_dispatched(app_env, body: bytes) -> dict:
     """200 at intake, then the real dispatcher on the very message intake queued."""
-    from handlers.storage import default
+    from handlers.clients.storage import default
     resp = post(body)
     assert resp.status_code == 200, resp.get_body()
     q = default().queue(settings.DELIVERY_QUEUE)
@@ -215,7 +219,7 @@ def test_entity_ref_forms_preservica_uses_are_accepted(app_env):
 def test_markdown_link_in_a_title_is_shown_as_text():
     from markdown_it import MarkdownIt
 
-    from handlers import teams_cards
+    from handlers.core import cards as teams_cards
     evil = "[re-enter your password](https://evil.example) **urgent** <https://evil.example>\n# Heading\n1. step"
     card = teams_cards.indexed_card(evil, evil, A, [(evil, 1)], None)
     md = MarkdownIt("commonmark")
@@ -255,14 +259,15 @@ def test_vault_secret_pasted_with_a_trailing_newline_still_verifies(keyvault):
 
 
 def test_whitespace_only_vault_secret_counts_as_not_configured(keyvault, monkeypatch):
-    from handlers import action_config, secrets
-    keyvault.set_secret(settings.KV_TEAMS_WEBHOOK_URL, "  \n")
-    assert "teams-webhook-url" in action_config.missing("teams", secrets.default())
+    from handlers.actions import registry
+    from handlers.clients import secrets
+    keyvault.set_secret("teams-webhook-url", "  \n")
+    assert "teams-webhook-url" in registry.missing("teams", secrets.default())
 
 
 def test_teams_url_with_a_newline_is_a_classified_failure(app_env, monkeypatch):
-    from handlers import action_teams
-    with pytest.raises(action_runner.ActionError) as err:
+    from handlers.actions import teams as action_teams
+    with pytest.raises(ActionError) as err:
         action_teams.post("https://prod.example/workflows/x?sig=SECRETSIG\nmore", {"type": "message"})
     assert "SECRETSIG" not in str(err.value) and "TEAMS_WEBHOOK_URL" in str(err.value)
 
@@ -272,7 +277,7 @@ def test_teams_url_with_a_newline_is_a_classified_failure(app_env, monkeypatch):
 def test_vault_outage_after_the_ttl_is_not_asked_once_per_request(keyvault, monkeypatch):
     import concurrent.futures as cf
 
-    from handlers import secrets
+    from handlers.clients import secrets
     now = [1000.0]
     source = secrets.SecretSource(clock=lambda: now[0])
     assert source.webhook_secrets() == ["vault-secret"]
@@ -292,7 +297,7 @@ def test_vault_outage_after_the_ttl_is_not_asked_once_per_request(keyvault, monk
 
 
 def test_unreadable_previous_secret_does_not_refuse_the_current_one(keyvault):
-    from handlers import secrets
+    from handlers.clients import secrets
     source = secrets.SecretSource()
     assert source.get("preservica-webhook-secret", "PRESERVICA_WEBHOOK_SECRET") == "vault-secret"
     keyvault.set_available(False)                   # `-previous` was never read, so nothing is cached for it
@@ -302,7 +307,7 @@ def test_unreadable_previous_secret_does_not_refuse_the_current_one(keyvault):
 # ---- 10. storage connections are kept, not thrown away ---------------------------------------------
 
 def test_sixteen_concurrent_senders_do_not_overflow_the_connection_pool(app_env, caplog):
-    from handlers.storage import Storage
+    from handlers.clients.storage import Storage
     caplog.set_level("WARNING", logger="urllib3.connectionpool")
     store = Storage()
     assert store.send_many(("burst", f"m{i}") for i in range(200)) == 200
@@ -312,7 +317,7 @@ def test_sixteen_concurrent_senders_do_not_overflow_the_connection_pool(app_env,
 # ---- 11. acknowledged work does not expire --------------------------------------------------------
 
 def test_queued_deliveries_and_action_messages_never_expire(app_env):
-    from handlers.storage import default
+    from handlers.clients.storage import default
     assert post(encode(delivery(refs=["a"]))).status_code == 200
     [m] = default().queue(settings.DELIVERY_QUEUE).peek_messages()
     assert m.expires_on.year == 9999

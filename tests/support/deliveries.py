@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from handlers.envelope import is_ref
+from handlers.core.envelope import is_ref
 
 
 def ref(name: str) -> str:

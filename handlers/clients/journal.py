@@ -11,7 +11,7 @@ import datetime as dt
 import itertools
 from typing import Callable, Iterable, TypeVar
 
-from .envelope import day_partition
+from ..core.envelope import Delivery, day_partition, entity_ref
 
 QUEUED, RUNNING, DONE, SKIPPED, FAILED, GONE = "queued", "running", "done", "skipped", "failed", "gone"
 TERMINAL = frozenset({DONE, SKIPPED, GONE})
@@ -33,6 +33,23 @@ def now_iso() -> str:
 
 def state_of(entity: dict | None, action: str) -> str | None:
     return (entity or {}).get(f"{action}_state")
+
+
+def event_row(pk: str, rk: str, key: str, did: str, received: str, delivery: Delivery, event: dict,
+              actions: tuple[str, ...]) -> dict:
+    """A new event's row: what the delivery said, clipped, and which actions were routed."""
+    return {"PartitionKey": pk, "RowKey": rk, "key": key, "deliveryId": did, "received": received,
+            "trigger": clip(delivery.trigger), "tenant": clip(delivery.tenant),
+            "subscriptionId": clip(delivery.subscription_id), "timestamp": clip(delivery.timestamp),
+            "entityType": clip(str(event.get("entityType") or "").upper()), "entityRef": clip(entity_ref(event)),
+            "event": clip(event.get("event") or ""), "actions": ",".join(actions)}
+
+
+def action_states(row: dict) -> dict[str, tuple[str, str]]:
+    """{action: (state, reason)} for every action with a state in the row, routed ones first."""
+    routed = [a for a in str(row.get("actions") or "").split(",") if a]
+    others = sorted(k[: -len("_state")] for k in row if k.endswith("_state") and k[: -len("_state")] not in routed)
+    return {a: (row[f"{a}_state"], row.get(f"{a}_reason") or "") for a in routed + others if row.get(f"{a}_state")}
 
 
 def clip(value, limit: int = MAX_TEXT) -> str:
@@ -190,5 +207,6 @@ class Journal:
 
 
 def default() -> Journal:
-    from . import settings, storage
+    from ..core import settings
+    from . import storage
     return Journal(storage.default().table(settings.JOURNAL_TABLE))

@@ -27,9 +27,9 @@ from pyPreservica.common import EntityType, HTTPException, ReferenceNotFoundExce
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
-from . import settings
-from .action_config import preservica_missing
-from .action_runner import ActionError, Context
+from ..core import settings
+from ..core.errors import ActionError, NotFound
+from .shared import Shared
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,10 +44,6 @@ CREDENTIAL_SETTINGS = (f"PRESERVICA_USERNAME, the password (Key Vault secret {se
 
 # pyPreservica logs subscriber URLs and request details at DEBUG.
 logging.getLogger("pyPreservica").setLevel(logging.WARNING)
-
-
-class NotFound(Exception):
-    """The entity no longer exists in Preservica."""
 
 
 class CredentialsRejected(ActionError):
@@ -96,7 +92,7 @@ def _password(secrets) -> str | None:
 
 
 def _arguments(secrets) -> dict:
-    need = preservica_missing(secrets)
+    need = settings.preservica_missing(secrets)
     if need:
         raise ActionError(f"Preservica is not configured: set {', '.join(need)}")
     protocol = settings.get("PRESERVICA_PROTOCOL")
@@ -115,21 +111,20 @@ def _identity(args: dict) -> tuple:
 
 # ---- the process's EntityAPI -------------------------------------------------------------------
 
-_client: tuple[tuple, EntityAPI] | None = None
+_client: Shared[dict] = Shared(dict)   # {identity: EntityAPI}: one login per process and credentials
 _rejected: dict[tuple, float] = {}
 _lock = threading.Lock()
 
 
-def entity_api(ctx: Context) -> EntityAPI:
-    global _client
-    args = _arguments(ctx.secrets)
+def entity_api(secrets) -> EntityAPI:
+    args = _arguments(secrets)
     key = _identity(args)
-    current = _client
-    if current and current[0] == key:
-        return current[1]
+    clients = _client.get()
+    if key in clients:
+        return clients[key]
     with _lock:  # one login per process, however many invocations arrive together
-        if _client and _client[0] == key:
-            return _client[1]
+        if key in clients:
+            return clients[key]
         since = _rejected.get(key)
         if since is not None and time.monotonic() - since < REJECTED_PAUSE:
             log.error("Preservica rejected the credentials recently; not trying again yet: check %s", CREDENTIAL_SETTINGS)
@@ -142,16 +137,15 @@ def entity_api(ctx: Context) -> EntityAPI:
                 _rejected[key] = time.monotonic()
             raise
         _rejected.pop(key, None)
-        _client = (key, client)
+        clients.clear()  # a rotated password replaces the old client
+        clients[key] = client
         return client
 
 
 def forget_client() -> None:
-    """Drop the cached client (tests; and after credentials stop working)."""
-    global _client
-    with _lock:
-        _client = None
-        _rejected.clear()
+    """Drop the cached client and the memory of rejected credentials (tests; a new "process")."""
+    _client.reset()
+    _rejected.clear()
 
 
 def webhooks_api(secrets=None) -> WebHooksAPI:
@@ -199,23 +193,17 @@ def classify(exc: BaseException) -> Exception | None:
     return None
 
 
-def call(ctx: Context, work: Callable[[EntityAPI], T]) -> T:
+def call(secrets, work: Callable[[EntityAPI], T]) -> T:
     """Run `work(api)` with the process's client, with Preservica failures classified (see module doc)."""
     try:
-        return work(entity_api(ctx))
+        return work(entity_api(secrets))
     except Exception as exc:
         problem = classify(exc)
         if problem is None:
             raise
         if isinstance(problem, CredentialsRejected):
-            _drop_client()  # its password stopped working (rotated elsewhere): do not reuse it
+            _client.reset()  # its password stopped working (rotated elsewhere): do not reuse it
         raise problem from None
-
-
-def _drop_client() -> None:
-    global _client
-    with _lock:
-        _client = None
 
 
 def summary(api: EntityAPI, entity_type: str, ref: str) -> dict:

@@ -3,27 +3,23 @@ reused (connection pooling), never following redirects (a redirect could carry a
 from __future__ import annotations
 
 import logging
-import threading
 
 import httpx
+
+from .shared import Shared
 
 # httpx logs every request URL at INFO; the Teams URL is a credential.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-_client: httpx.Client | None = None
-_lock = threading.Lock()
+# Keep-alive for as many connections as a batch of invocations uses at once (16 + newBatchThreshold 8).
+LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+_client = Shared(lambda: httpx.Client(timeout=TIMEOUT, follow_redirects=False, limits=LIMITS))
 
 
 def client() -> httpx.Client:
-    global _client
-    if _client is None:
-        with _lock:
-            if _client is None:
-                _client = httpx.Client(timeout=TIMEOUT, follow_redirects=False,
-                                       limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
-    return _client
+    return _client.get()
 
 
 def retry_after(response: httpx.Response) -> float | None:

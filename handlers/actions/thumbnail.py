@@ -9,9 +9,13 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from . import journal, preservica, settings
-from .action_runner import ActionError, Context, Outcome
-from .envelope import Job
+from ..clients import journal
+from ..core.envelope import Job
+from ..core.settings import APP, Setting
+from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
+
+SIZE = Setting("THUMBNAIL_SIZE", "large", APP, "Thumbnail size to keep: `large`, `medium` or `small`.")
+CONTAINER = Setting("THUMBNAIL_CONTAINER", "thumbnails", APP, "Blob container the `thumbnail` action writes to.")
 
 _PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 MAX_TITLE = 1024  # blob metadata is at most 8 KiB in all
@@ -24,14 +28,14 @@ def perform(job: Job, ctx: Context) -> Outcome:
         return Outcome(journal.SKIPPED, "not an asset")
     size = _size()
     try:
-        return preservica.call(ctx, lambda api: _store(api, job, ctx, size))
-    except preservica.NotFound:
+        return ctx.preservica(lambda api: _store(api, job, ctx, size))
+    except NotFound:
         return Outcome(journal.SKIPPED, "not found")
 
 
 def _size():
     from pyPreservica.common import Thumbnail
-    value = (settings.get("THUMBNAIL_SIZE") or "").lower()
+    value = (SIZE.value() or "").lower()
     try:
         return Thumbnail(value)
     except ValueError:
@@ -46,7 +50,7 @@ def _store(api, job: Job, ctx: Context, size) -> Outcome:
             return Outcome(journal.SKIPPED, "no thumbnail")
         data = Path(path).read_bytes()
     content_type, ext = image_type(data)
-    container, name = settings.get("THUMBNAIL_CONTAINER"), f"{job.entity_ref}.{ext}"
+    container, name = CONTAINER.value(), f"{job.entity_ref}.{ext}"
     ctx.storage.put_blob(container, name, data, content_type,
                          metadata={"title": ascii_safe(asset.title or ""), "ref": job.entity_ref})
     return Outcome(journal.DONE, "", {"thumbnail_blob": f"{container}/{name}", "thumbnail_bytes": len(data),
@@ -67,3 +71,7 @@ def ascii_safe(text: str) -> str:
     """Blob metadata travels as HTTP headers: printable ASCII only. Others are %-encoded (reversible
     with urllib.parse.unquote), so "Café" becomes "Caf%C3%A9"."""
     return quote(text.strip()[:MAX_TITLE], safe=_PRINTABLE_ASCII)
+
+
+ACTION = Action(name="thumbnail", perform=perform, settings=(SIZE, CONTAINER), required=(), secrets=(),
+                preservica=NEEDS, repeatable=False)

@@ -9,27 +9,30 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
-import httpx
+from ..clients import journal
+from ..core.envelope import Job
+from ..core.settings import APP, Setting
+from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
 
-from . import httpclient, journal, preservica, settings
-from .action_runner import ActionError, Context, Outcome
-from .envelope import Job
+URL_TEMPLATE = Setting("CATALOGUE_URL_TEMPLATE", None, APP,
+                       "Catalogue record URL, e.g. `https://catalogue.example.org/records/{identifier}`.")
+IDENTIFIER_TYPE = Setting("CATALOGUE_IDENTIFIER_TYPE", "catalogue", APP,
+                          "Identifier type whose value is looked up in the catalogue.")
+SCHEMA = Setting("CATALOGUE_SCHEMA", None, APP, "Schema URI of the metadata fragment the `catalogue` action attaches.")
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
     if job.entity_type != "IO":
         return Outcome(journal.SKIPPED, "not an asset")
-    template, schema = settings.get("CATALOGUE_URL_TEMPLATE"), settings.get("CATALOGUE_SCHEMA")
-    if not (template and schema):
-        raise ActionError("the catalogue is not configured: set CATALOGUE_URL_TEMPLATE and CATALOGUE_SCHEMA")
+    template, schema = URL_TEMPLATE.value(), SCHEMA.value()  # required: the dispatcher skips the action without them
     try:
-        return preservica.call(ctx, lambda api: _enrich(api, job, template, schema))
-    except preservica.NotFound:
+        return ctx.preservica(lambda api: _enrich(api, job, template, schema))
+    except NotFound:
         return Outcome(journal.SKIPPED, "not found")
 
 
 def _enrich(api, job: Job, template: str, schema: str) -> Outcome:
-    id_type = settings.get("CATALOGUE_IDENTIFIER_TYPE")
+    id_type = IDENTIFIER_TYPE.value()
     asset = api.asset(job.entity_ref)
     values = sorted(v for t, v in api.identifiers_for_entity(asset) if t == id_type and v)
     if not values:
@@ -51,12 +54,15 @@ def _enrich(api, job: Job, template: str, schema: str) -> Outcome:
 
 def fetch(template: str, identifier: str) -> str | None:
     """The record as an XML string, None on 404; ActionError (no URL in it) otherwise."""
+    import httpx
+
+    from ..clients import http
     try:
         url = template.format(identifier=quote(identifier, safe=""))
     except (KeyError, IndexError, ValueError):
         raise ActionError("CATALOGUE_URL_TEMPLATE must contain {identifier} and no other {field}") from None
     try:
-        resp = httpclient.client().get(url, headers={"Accept": "application/xml, text/xml"})
+        resp = http.client().get(url, headers={"Accept": "application/xml, text/xml"})
     except httpx.InvalidURL:
         raise ActionError("CATALOGUE_URL_TEMPLATE does not make a valid URL") from None
     except httpx.HTTPError as exc:
@@ -73,3 +79,7 @@ def fetch(template: str, identifier: str) -> str | None:
     except ET.ParseError:
         raise ActionError("the catalogue record is not well-formed XML") from None
     return ET.tostring(root, encoding="unicode")
+
+
+ACTION = Action(name="catalogue", perform=perform, settings=(URL_TEMPLATE, IDENTIFIER_TYPE, SCHEMA),
+                required=(URL_TEMPLATE, SCHEMA), secrets=(), preservica=NEEDS, repeatable=False)

@@ -13,17 +13,15 @@ import threading
 import time
 from typing import Callable, Mapping
 
-from . import settings
+from ..core import settings
+from ..core.errors import SecretUnavailable
+from .shared import Shared
 
 log = logging.getLogger(__name__)
 _UNRESOLVED_REFERENCE = "@Microsoft.KeyVault("
 # After a failed vault read, wait this long before asking again (a stale value, or the failure, is
 # served meanwhile): an outage must not make every request queue up for the vault.
 RETRY_AFTER_FAILURE = 15.0
-
-
-class SecretUnavailable(RuntimeError):
-    """The secret store could not be read and no earlier value is cached. Names the secret, never a value."""
 
 
 class SecretSource:
@@ -119,15 +117,10 @@ def _normal(value: str | None) -> str | None:
     return value or None
 
 
-_default: tuple[tuple, SecretSource] | None = None
-_default_lock = threading.Lock()
+_default = Shared(lambda: SecretSource(), key=lambda: tuple(
+    os.environ.get(n) for n in ("KEY_VAULT_URI", "SECRET_CACHE_SECONDS", "AZURE_CLIENT_ID")))
 
 
 def default() -> SecretSource:
-    """The process-wide source; rebuilt only if the settings it depends on change (tests do that)."""
-    global _default
-    key = (os.environ.get("KEY_VAULT_URI"), os.environ.get("SECRET_CACHE_SECONDS"), os.environ.get("AZURE_CLIENT_ID"))
-    with _default_lock:
-        if _default is None or _default[0] != key:
-            _default = (key, SecretSource())
-        return _default[1]
+    """The process-wide source (its cache is what spares the vault)."""
+    return _default.get()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from .settings import ACTIONS, SettingsError
+from .errors import SettingsError
 
 TRIGGERS = ("FULL_TEXT_INDEXED", "MOVED", "CHANGED_SECURITY_DESCRIPTOR", "INGEST_FAILED", "CHANGE_ASSET_VISIBILITY")
 WILDCARD = "*"
@@ -22,6 +22,7 @@ class RoutesError(SettingsError):
 @dataclass(frozen=True)
 class Routes:
     table: Mapping[str, tuple[str, ...]]
+    known: tuple[str, ...] = ()
 
     def actions_for(self, trigger: str | None) -> tuple[str, ...]:
         key = (trigger or "").strip().upper()
@@ -31,11 +32,11 @@ class Routes:
 
     def all_actions(self) -> tuple[str, ...]:
         seen = {a for actions in self.table.values() for a in actions}
-        return tuple(a for a in ACTIONS if a in seen)
+        return tuple(a for a in self.known if a in seen)
 
 
-def parse(text: str | None) -> Routes:
-    """Parse the setting; raise RoutesError naming the first token that is wrong."""
+def parse(text: str | None, known: tuple[str, ...]) -> Routes:
+    """Parse the setting against the `known` action names; raise RoutesError naming the first wrong token."""
     if text is None or not text.strip():
         text = DEFAULT_ROUTES
     table: dict[str, tuple[str, ...]] = {}
@@ -56,12 +57,12 @@ def parse(text: str | None) -> Routes:
             name = name.strip().lower()
             if not name:
                 continue
-            if name not in ACTIONS:
+            if name not in known:
                 raise RoutesError(f"PRESERVICA_ROUTES: unknown action {name!r} for {trigger}; "
-                                  f"known: {', '.join(ACTIONS)}")
+                                  f"known: {', '.join(known)}")
             if name not in actions:
                 actions.append(name)
         if not actions:
             raise RoutesError(f"PRESERVICA_ROUTES: trigger {trigger!r} has no actions")
         table[trigger] = tuple(actions)
-    return Routes(table)
+    return Routes(table, tuple(known))

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 
-from . import journal
-from .action_runner import Context, Outcome
-from .envelope import Job
+from ..clients import journal
+from ..core.envelope import Job
+from .contract import NO, Action, Context, Outcome
 
-REPEATABLE = True  # merging the same columns again changes nothing
 _MAX_COLUMN = 30000  # a Table string property holds 64 KiB of UTF-16
 
 
@@ -16,3 +15,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
     identifiers = json.dumps(job.event.get("identifiers") or [], ensure_ascii=False, separators=(",", ":"))
     extra = {"eventJson": event[:_MAX_COLUMN], "identifiers": identifiers[:_MAX_COLUMN]}
     return Outcome(journal.DONE, "", extra)
+
+
+ACTION = Action(name="journal", perform=perform, settings=(), required=(), secrets=(), preservica=NO,
+                repeatable=True)  # merging the same columns again changes nothing

@@ -12,7 +12,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
-from . import settings
+from ..core import settings
+from ..core.errors import StorageNotConfigured, StorageUnavailable
+from .shared import Shared
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's fixed, publicly documented development key (what UseDevelopmentStorage=true means): not a secret.
@@ -24,14 +26,6 @@ def azurite_connection_string(blob: int = 10000, queue: int = 10001, table: int 
     return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
             f"BlobEndpoint=http://{host}:{blob}/{AZURITE_ACCOUNT};QueueEndpoint=http://{host}:{queue}/{AZURITE_ACCOUNT};"
             f"TableEndpoint=http://{host}:{table}/{AZURITE_ACCOUNT};")
-
-
-class StorageUnavailable(RuntimeError):
-    """Storage could not be reached or refused the write; the request should be retried later."""
-
-
-class StorageNotConfigured(StorageUnavailable, settings.SettingsError):
-    """No storage settings at all: unavailable to callers, a settings error to the operator."""
 
 
 def _connection_string(env) -> str | None:
@@ -206,16 +200,11 @@ class Storage:
         return self._cached(("table", name), build)
 
 
-_default: tuple[tuple, Storage] | None = None
-_default_lock = threading.Lock()
+_STORAGE_SETTINGS = ("AzureWebJobsStorage", "AzureWebJobsStorage__queueServiceUri",
+                     "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__tableServiceUri", "STORAGE_TIMEOUT_SECONDS")
+_default = Shared(lambda: Storage(), key=lambda: tuple(os.environ.get(n) for n in _STORAGE_SETTINGS))
 
 
 def default() -> Storage:
-    """The process-wide clients; rebuilt only when the storage settings change (tests do that)."""
-    global _default
-    key = tuple(os.environ.get(n) for n in ("AzureWebJobsStorage", "AzureWebJobsStorage__queueServiceUri",
-                                            "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__tableServiceUri"))
-    with _default_lock:
-        if _default is None or _default[0] != key:
-            _default = (key, Storage())
-        return _default[1]
+    """The process-wide clients."""
+    return _default.get()

@@ -16,22 +16,28 @@ import logging
 import re
 import time
 
-import httpx
-
-from . import httpclient, journal, settings, teams_cards
-from .action_runner import ActionError, Context, Outcome
-from .envelope import Job
+from ..clients import journal
+from ..core import cards as teams_cards
+from ..core import envelope, settings
+from ..core.envelope import Job
+from ..core.settings import APP, LOCAL, Setting
+from .contract import USES, Action, ActionError, Context, NotFound, Outcome, Secret
 
 log = logging.getLogger(__name__)
 MAX_WAIT = 30.0
+DIGEST_SAMPLE = 5  # events named in a digest card
 _sleep = time.sleep  # replaced in tests, which never wait
-WHERE = f"TEAMS_WEBHOOK_URL or Key Vault secret {settings.KV_TEAMS_WEBHOOK_URL!r}"
+WEBHOOK = Secret("teams-webhook-url", Setting(
+    "TEAMS_WEBHOOK_URL", None, LOCAL,
+    "Teams Workflows webhook URL (local); Key Vault secret `teams-webhook-url` in Azure. It is a credential."))
+DIGEST_THRESHOLD = Setting("TEAMS_DIGEST_THRESHOLD", "10", APP,
+                           "A delivery with more events than this posts one digest card.")
+ASSET_URL = settings.BY_NAME["ASSET_URL_TEMPLATE"]  # the pipeline's: pages link to assets too
+WHERE = f"TEAMS_WEBHOOK_URL or Key Vault secret {WEBHOOK.vault_name!r}"
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    url = ctx.secrets.get(settings.KV_TEAMS_WEBHOOK_URL, "TEAMS_WEBHOOK_URL")
-    if not url:
-        raise ActionError(f"the Teams webhook URL is not configured ({WHERE})")
+    url = ctx.secret(WEBHOOK)  # required: the dispatcher skips the action without it
     built = _card(job, ctx)
     if isinstance(built, Outcome):
         return built
@@ -42,23 +48,17 @@ def perform(job: Job, ctx: Context) -> Outcome:
 
 # ---- which card ------------------------------------------------------------------------------
 
-def _preservica_ready(ctx: Context) -> bool:
-    from .action_config import preservica_missing
-    return not preservica_missing(ctx.secrets)
-
-
 def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
-    link = teams_cards.asset_link(settings.get("ASSET_URL_TEMPLATE"), job.entity_ref)
+    link = teams_cards.asset_link(ASSET_URL.value(), job.entity_ref)
     if job.kind == "digest":
         return "digest", _digest(job, ctx)
     if job.trigger == "INGEST_FAILED":
         return "alert", teams_cards.alert_card(job.trigger, job.entity_type, job.entity_ref, job.tenant,
                                                job.timestamp, link)
-    if job.trigger == "FULL_TEXT_INDEXED" and job.entity_type == "IO" and _preservica_ready(ctx):
-        from . import preservica
+    if job.trigger == "FULL_TEXT_INDEXED" and job.entity_type == "IO" and ctx.preservica_ready():
         try:
-            title, description, files = preservica.call(ctx, lambda api: _asset_details(api, job.entity_ref))
-        except preservica.NotFound:
+            title, description, files = ctx.preservica(lambda api: _asset_details(api, job.entity_ref))
+        except NotFound:
             return Outcome(journal.SKIPPED, "not found")
         return "indexed", teams_cards.indexed_card(title, description, job.entity_ref, files, link)
     return "line", teams_cards.line_card(job.trigger, job.entity_type, job.entity_ref, link)
@@ -81,15 +81,15 @@ def _digest(job: Job, ctx: Context) -> dict:
     digest = job.digest or {}
     sample = [s for s in digest.get("sample") or [] if isinstance(s, dict)]
     names = [f"{s.get('entityType', '?')} {s.get('entityRef', '?')}" for s in sample]
-    if _preservica_ready(ctx):
-        from . import preservica
+    if ctx.preservica_ready():
+        from ..clients import preservica
         for i, s in enumerate(sample):
             if s.get("entityType") not in ("IO", "SO"):
                 continue
             try:
-                found = preservica.call(ctx, lambda api: preservica.summary(api, s["entityType"], s["entityRef"]))
+                found = ctx.preservica(lambda api: preservica.summary(api, s["entityType"], s["entityRef"]))
                 names[i] = found["title"] or names[i]
-            except preservica.NotFound:
+            except NotFound:
                 names[i] += " (deleted)"
             except ActionError:
                 break  # Preservica is unwell: the card goes out with references, not titles
@@ -101,9 +101,12 @@ def _digest(job: Job, ctx: Context) -> dict:
 
 def post(url: str, card: dict) -> int:
     """POST the card; the status on 2xx, else ActionError (safe to record: no URL)."""
+    import httpx
+
+    from ..clients import http
     for attempt in (1, 2):
         try:
-            resp = httpclient.client().post(url, json=card)
+            resp = http.client().post(url, json=card)
         except httpx.InvalidURL:  # not an HTTPError; its message would quote the URL, a credential
             raise ActionError(f"the Teams webhook URL is not a valid URL: check {WHERE}") from None
         except httpx.HTTPError as exc:
@@ -112,7 +115,7 @@ def post(url: str, card: dict) -> int:
         if 200 <= status < 300:
             return status
         if status == 429 or status >= 500:
-            wait = httpclient.retry_after(resp)
+            wait = http.retry_after(resp)
             if attempt == 1 and wait is not None and wait <= MAX_WAIT:
                 log.warning("Teams answered HTTP %d with Retry-After %.0f s; posting again then", status, wait)
                 _sleep(wait)
@@ -126,10 +129,54 @@ def post(url: str, card: dict) -> int:
     raise AssertionError  # unreachable
 
 
-def _code(resp: httpx.Response) -> str:
+def _code(resp) -> str:
     """The error code a Workflows endpoint sends (e.g. InvalidRequestContent); never free text."""
     try:
         code = resp.json().get("error", {}).get("code")
     except (ValueError, AttributeError):
         return ""
     return f" ({code})" if isinstance(code, str) and re.fullmatch(r"[A-Za-z0-9_.]{1,80}", code) else ""
+
+
+# ---- the digest: many events of one delivery become one card ----------------------------------
+
+def fan_out(jobs, delivery, did, pk, prefix, rows) -> list[Job]:
+    """Dispatcher hook: more Teams events in one delivery than TEAMS_DIGEST_THRESHOLD become one digest."""
+    teams = [j for j in jobs if j.action == "teams"]
+    if len(teams) <= DIGEST_THRESHOLD.int_value():
+        return jobs
+    counts: dict[str, int] = {}
+    for j in teams:
+        counts[j.entity_type or "?"] = counts.get(j.entity_type or "?", 0) + 1
+        rows[j.rk]["teams_reason"] = "in digest"
+    # settle() marks this delivery's rows (`prefix` + subscription and trigger), so the message stays
+    # small whatever the number of events.
+    digest = {"total": len(teams), "counts": counts, "prefix": prefix,
+              "sample": [{"entityType": j.entity_type, "entityRef": j.entity_ref} for j in teams[:DIGEST_SAMPLE]]}
+    key = envelope.event_key(delivery, {"event": "digest"})
+    job = Job(action="teams", kind="digest", key=key, pk=pk, rk=prefix + "digest-" + key, delivery_id=did,
+              trigger=delivery.trigger, tenant=delivery.tenant, subscription_id=delivery.subscription_id,
+              timestamp=delivery.timestamp, event={}, digest=digest)
+    # The digest gets a journal row of its own, so `hookops events` shows the card and its state.
+    row = journal.event_row(pk, job.rk, key, did, "", delivery, {"event": "digest"}, ("teams",))
+    rows[job.rk] = {**row, "entityRef": f"(digest of {len(teams)} events)", **journal.state_columns("teams", journal.QUEUED)}
+    return [j for j in jobs if j.action != "teams"] + [job]
+
+
+def settle(book, job: Job, outcome: Outcome) -> None:
+    """Runner hook: a digest's outcome is its events' outcome. Its events share the row prefix (the
+    delivery's timestamp), subscription and trigger; another subscription's delivery with the same
+    timestamp shares only the prefix."""
+    if job.kind != "digest" or not job.digest:
+        return
+    rows = book.rows_with_prefix(job.pk, job.digest["prefix"])
+    reason = f"in digest {job.key}" + (f": {outcome.reason}" if outcome.reason else "")
+    book.merge_many({"PartitionKey": job.pk, "RowKey": rk, **journal.state_columns("teams", outcome.state, reason)}
+                    for rk, row in rows.items()
+                    if rk != job.rk and journal.state_of(row, "teams") == journal.QUEUED
+                    and row.get("subscriptionId") == journal.clip(job.subscription_id)
+                    and row.get("trigger") == journal.clip(job.trigger))
+
+
+ACTION = Action(name="teams", perform=perform, settings=(WEBHOOK.local, DIGEST_THRESHOLD, ASSET_URL), required=(),
+                secrets=(WEBHOOK,), preservica=USES, repeatable=False, fan_out=fan_out, settle=settle)

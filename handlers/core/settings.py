@@ -1,7 +1,7 @@
-"""Every app setting the app, the CLI and the local runner read: name, default, meaning.
-
-This module is the single list. The README configuration table, `local.settings.json.example`
-and `bicep/main.bicep` are tested against it, so a setting renamed on one side only fails CI.
+"""The pipeline's own app settings: name, default, meaning. Each action module declares its own
+settings the same way (handlers/actions/*.py); `actions.registry.all_settings()` is the whole list,
+and the README configuration table, `local.settings.json.example` and `bicep/main.bicep` are tested
+against it, so a setting renamed on one side only fails CI.
 Pure: reads a mapping (os.environ by default), imports nothing from Azure.
 """
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Mapping
+
+from .errors import SettingsError
 
 # Where a setting is set:
 #   "app"   - read by our code; main.bicep sets it as an app setting.
@@ -29,6 +31,33 @@ class Setting:
     def numeric(self) -> bool:
         """A whole-number setting (its default is one): checked by problems()."""
         return bool(self.default and self.default.isdigit())
+
+    def value(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The value, stripped; the default when unset or blank."""
+        raw = (os.environ if env is None else env).get(self.name)
+        if raw is None or not raw.strip():
+            return self.default
+        return raw.strip()
+
+    def int_value(self, env: Mapping[str, str] | None = None, minimum: int = 0) -> int:
+        raw = self.value(env)
+        try:
+            value = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise SettingsError(f"{self.name} must be a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise SettingsError(f"{self.name} must be at least {minimum}, got {value}")
+        return value
+
+    def problem(self, env: Mapping[str, str] | None = None) -> str | None:
+        """What is wrong with the value (numeric settings), or None."""
+        if not self.numeric:
+            return None
+        try:
+            self.int_value(env)
+        except SettingsError as exc:
+            return str(exc)
+        return None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -68,18 +97,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESERVICA_TENANT", None, APP, "Preservica tenant."),
     Setting("PRESERVICA_PROTOCOL", "https", APP, "`https`, or `http` for a local test double."),
     Setting("PRESERVICA_PASSWORD", None, LOCAL, "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
-    # Actions.
-    Setting("THUMBNAIL_SIZE", "large", APP, "Thumbnail size to keep: `large`, `medium` or `small`."),
-    Setting("THUMBNAIL_CONTAINER", "thumbnails", APP, "Blob container the `thumbnail` action writes to."),
-    Setting("TEAMS_WEBHOOK_URL", None, LOCAL,
-            "Teams Workflows webhook URL (local); Key Vault secret `teams-webhook-url` in Azure. It is a credential."),
-    Setting("TEAMS_DIGEST_THRESHOLD", "10", APP, "A delivery with more events than this posts one digest card."),
+    # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
-    Setting("CATALOGUE_URL_TEMPLATE", None, APP, "Catalogue record URL, e.g. `https://catalogue.example.org/records/{identifier}`."),
-    Setting("CATALOGUE_IDENTIFIER_TYPE", "catalogue", APP, "Identifier type whose value is looked up in the catalogue."),
-    Setting("CATALOGUE_SCHEMA", None, APP, "Schema URI of the metadata fragment the `catalogue` action attaches."),
-    Setting("RELAY_URL", None, APP, "Receiver the `relay` action POSTs Standard Webhooks to."),
-    Setting("RELAY_SECRET", None, LOCAL, "Standard Webhooks secret (`whsec_...`) for `relay` (local); Key Vault `relay-secret` in Azure."),
     # Read by the Functions host only.
     Setting("FUNCTIONS_WORKER_RUNTIME", "python", HOST, "Language worker (local `func start`; Flex sets it from `functionAppConfig`)."),
     Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", None, HOST, "Application Insights target (set by Bicep)."),
@@ -90,9 +109,8 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME = {s.name: s for s in SETTINGS}
 
 # Key Vault secret names (fixed, so Bicep and code agree; the webhook one can be renamed by setting).
+# Each action declares its own; the Preservica password is the pipeline's (several actions share the client).
 KV_PRESERVICA_PASSWORD = "preservica-password"
-KV_TEAMS_WEBHOOK_URL = "teams-webhook-url"
-KV_RELAY_SECRET = "relay-secret"
 
 # Storage resource names. Fixed rather than settings: Bicep creates exactly these.
 DELIVERY_QUEUE = "preservica-deliveries"
@@ -101,51 +119,30 @@ DELIVERY_CONTAINER = "deliveries"          # claim-check bodies too large for on
 REJECTED_CONTAINER = "rejected-deliveries"  # signed but malformed bodies, kept for inspection
 JOURNAL_TABLE = "journal"
 
-# Every action the pipeline can route to; each has its own queue and queue-triggered function.
-ACTIONS = ("journal", "thumbnail", "teams", "catalogue", "relay")
-
 
 def action_queue(action: str) -> str:
+    """Each action has its own queue and queue-triggered function."""
     return ACTION_QUEUE_PREFIX + action
 
 
-class SettingsError(ValueError):
-    """A setting has a value the app cannot use; the message names the setting."""
-
-
 def get(name: str, env: Mapping[str, str] | None = None) -> str | None:
-    """The value of a declared setting, its default when unset or blank."""
-    spec = BY_NAME[name]  # KeyError: an undeclared setting is a bug, caught by tests
-    value = (os.environ if env is None else env).get(name)
-    if value is None or not value.strip():
-        return spec.default
-    return value.strip()
+    """The value of one of the settings above (KeyError for any other name: a bug, caught by tests)."""
+    return BY_NAME[name].value(env)
 
 
 def get_int(name: str, env: Mapping[str, str] | None = None, minimum: int = 0) -> int:
-    raw = get(name, env)
-    try:
-        value = int(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-    return value
+    return BY_NAME[name].int_value(env, minimum)
 
 
-def problems(env: Mapping[str, str] | None = None) -> list[str]:
-    """Every setting value the app cannot use, each naming its setting (`hookops settings --check`,
-    `hookops run`). Empty when all is well."""
-    from .routing import parse  # routing builds on this module
-    found = []
-    for spec in SETTINGS:
-        if spec.numeric:
-            try:
-                get_int(spec.name, env)
-            except SettingsError as exc:
-                found.append(str(exc))
-    try:
-        parse(get("PRESERVICA_ROUTES", env))
-    except SettingsError as exc:
-        found.append(str(exc))
-    return found
+def secret_missing(secrets, vault_name: str, local_setting: str) -> list[str]:
+    """[] when the secret is there, else where to put it (a name, never a value). `secrets` is a
+    clients.secrets.SecretSource (passed in: this module does no I/O of its own)."""
+    if secrets.get(vault_name, local_setting):
+        return []
+    return [f"Key Vault secret {vault_name}" if secrets.vault_uri else local_setting]
+
+
+def preservica_missing(secrets, env: Mapping[str, str] | None = None) -> list[str]:
+    """What the Preservica client lacks to log in (setting names, never values)."""
+    return ([n for n in ("PRESERVICA_SERVER", "PRESERVICA_USERNAME") if not get(n, env)]
+            + secret_missing(secrets, KV_PRESERVICA_PASSWORD, "PRESERVICA_PASSWORD"))

@@ -11,23 +11,23 @@ import datetime as dt
 import json
 import logging
 
-import httpx
-
-from . import httpclient, journal, settings
-from .action_runner import ActionError, Context, Outcome
-from .envelope import Job
+from ..clients import journal
+from ..core.envelope import Job
+from ..core.settings import APP, LOCAL, Setting
+from .contract import USES, Action, ActionError, Context, NotFound, Outcome, Secret
 
 log = logging.getLogger(__name__)
+URL = Setting("RELAY_URL", None, APP, "Receiver the `relay` action POSTs Standard Webhooks to.")
+SECRET = Secret("relay-secret", Setting(
+    "RELAY_SECRET", None, LOCAL, "Standard Webhooks secret (`whsec_...`) for `relay` (local); Key Vault `relay-secret` in Azure."))
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
+    import httpx
     import standardwebhooks
 
-    url = settings.get("RELAY_URL")
-    secret = ctx.secrets.get(settings.KV_RELAY_SECRET, "RELAY_SECRET")
-    if not (url and secret):
-        raise ActionError(f"the relay is not configured: set RELAY_URL and RELAY_SECRET "
-                          f"(Key Vault secret {settings.KV_RELAY_SECRET!r} in Azure)")
+    from ..clients import http
+    url, secret = URL.value(), ctx.secret(SECRET)  # required: the dispatcher skips the action without them
     try:
         signer = standardwebhooks.Webhook(secret)
     except Exception:  # bad base64 or empty: say so without echoing the value
@@ -41,7 +41,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
                "webhook-signature": signer.sign(msg_id=job.key, timestamp=now, data=body),
                "content-type": "application/json"}
     try:
-        resp = httpclient.client().post(url, content=body.encode("utf-8"), headers=headers)
+        resp = http.client().post(url, content=body.encode("utf-8"), headers=headers)
     except httpx.InvalidURL:
         raise ActionError("RELAY_URL is not a valid URL") from None
     except httpx.HTTPError as exc:
@@ -56,10 +56,14 @@ def perform(job: Job, ctx: Context) -> Outcome:
 
 def _summary(job: Job, ctx: Context) -> dict | None:
     """The entity's summary for assets and folders; None when Preservica is not set up or it is gone."""
-    if job.entity_type not in ("IO", "SO") or not settings.get("PRESERVICA_SERVER"):
+    if job.entity_type not in ("IO", "SO") or not ctx.preservica_ready():
         return None
-    from . import preservica
+    from ..clients import preservica
     try:
-        return preservica.call(ctx, lambda api: preservica.summary(api, job.entity_type, job.entity_ref))
-    except preservica.NotFound:
+        return ctx.preservica(lambda api: preservica.summary(api, job.entity_type, job.entity_ref))
+    except NotFound:
         return None
+
+
+ACTION = Action(name="relay", perform=perform, settings=(URL, SECRET.local), required=(URL,), secrets=(SECRET,),
+                preservica=USES, repeatable=False)

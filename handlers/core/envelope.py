@@ -4,7 +4,8 @@ Intake message (queue `preservica-deliveries`), one per delivery:
     {"v": 1, "id": <delivery id>, "received": <iso>, "delivery": <the body, verbatim>}
   or, when that would not fit one queue message (claim check):
     {"v": 1, "id": ..., "received": ..., "blob": <name in the deliveries container>}
-Action message (queue `action-<name>`), one per (event, action), or one digest for Teams.
+Action message (queue `action-<name>`), one per (event, action); an action's fan-out hook may
+replace its messages for a delivery with one of its own kind (Teams: a digest).
 
 Everything the dispatcher derives from a delivery is derived here, and checked at intake by
 `delivery_from_doc` before the delivery is acknowledged: a 200 is never given to a delivery
@@ -18,6 +19,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from .errors import InvalidDelivery, InvalidMessage  # noqa: F401 (part of this module's interface)
 
 VERSION = 1
 # A queue message holds 64 KiB once base64-encoded, i.e. 48 KiB of payload.
@@ -37,12 +40,6 @@ _HEADER_FIELDS = ("subscriptionId", "timestamp", "tenant", "version", "trigger")
 _EVENT_FIELDS = ("event", "entityType")
 
 
-class InvalidDelivery(ValueError):
-    """A signed body that is not a Preservica delivery; the message says why (no body content)."""
-
-
-class InvalidMessage(ValueError):
-    """A queue message this version cannot read; it should end in the poison queue."""
 
 
 @dataclass(frozen=True)
@@ -251,8 +248,8 @@ class Job:
     subscription_id: str
     timestamp: str
     event: dict
-    kind: str = "event"           # "event", or "digest" for a Teams digest of many events
-    digest: dict | None = None    # {"counts": {trigger: n}, "items": [{pk, rk, entityType, entityRef}], "total": n}
+    kind: str = "event"           # "event", or another kind an action's fan-out hook makes (Teams: "digest")
+    digest: dict | None = None    # that hook's own data for a message standing for many events
 
     @property
     def entity_type(self) -> str:

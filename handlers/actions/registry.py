@@ -1,0 +1,95 @@
+"""The actions there are: one module per action in this package, each declaring ACTION.
+
+Everything else is read from those declarations: the queue functions (functions.py), what the
+dispatcher may route to and whether an action is ready (`missing`), the settings table and the
+Bicep contract tests (`all_settings`). Adding an action is adding a module here.
+Action modules import nothing heavy at import time (their libraries load inside `perform`), so
+finding them costs cold start nothing.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+
+from ..clients.shared import Shared
+from ..core import settings
+from ..core.errors import SettingsError
+from .contract import NEEDS, Action
+
+PACKAGE = __package__
+INFRASTRUCTURE = frozenset({"contract", "registry", "runner", "functions"})
+
+
+class DeclarationError(ImportError):
+    """An action module without a valid ACTION declaration."""
+
+
+def _load(name: str) -> Action:
+    module: ModuleType = importlib.import_module(f"{PACKAGE}.{name}")
+    action = getattr(module, "ACTION", None)
+    if not isinstance(action, Action):
+        raise DeclarationError(f"{module.__name__} is in the actions package but declares no "
+                               f"ACTION = contract.Action(...)")
+    if action.name != name:
+        raise DeclarationError(f"{module.__name__} declares the action {action.name!r}; the module and the "
+                               f"action must have one name (it names the queue and the function)")
+    return action
+
+
+def _discover() -> dict[str, Action]:
+    from . import __path__ as here
+    names = sorted(m.name for m in pkgutil.iter_modules(here) if m.name not in INFRASTRUCTURE
+                   and not m.name.startswith("_"))
+    return {name: _load(name) for name in names}
+
+
+_actions = Shared(_discover)
+
+
+def actions() -> dict[str, Action]:
+    return _actions.get()
+
+
+def names() -> tuple[str, ...]:
+    return tuple(actions())
+
+
+def get(name: str) -> Action:
+    return actions()[name]
+
+
+def all_settings() -> tuple[settings.Setting, ...]:
+    """Every app setting: the pipeline's, then each action's in name order."""
+    found = list(settings.SETTINGS)
+    for action in actions().values():
+        found += [s for s in action.settings if s not in found]
+    return tuple(found)
+
+
+def missing(name: str, secrets, env=None) -> str | None:
+    """None when the action can run, else what is missing (setting names, never values).
+    Reads settings and (cached) secret presence only: cheap enough for every dispatch."""
+    action = get(name)
+    need: list[str] = settings.preservica_missing(secrets, env) if action.preservica == NEEDS else []
+    need += [s.name for s in action.required if not s.value(env)]
+    for secret in action.secrets:
+        need += settings.secret_missing(secrets, secret.vault_name, secret.local.name)
+    return ", ".join(need) or None
+
+
+def routes(text: str | None = None):
+    """PRESERVICA_ROUTES parsed against the actions there are."""
+    from ..core import routing
+    return routing.parse(settings.get("PRESERVICA_ROUTES") if text is None else text, names())
+
+
+def problems(env=None) -> list[str]:
+    """Every setting value the app cannot use, each naming its setting (`hookops settings --check`,
+    `hookops run`). Empty when all is well."""
+    found = [p for s in all_settings() if (p := s.problem(env))]
+    try:
+        routes(settings.get("PRESERVICA_ROUTES", env))
+    except SettingsError as exc:
+        found.append(str(exc))
+    return found

@@ -1,0 +1,196 @@
+"""The layout holds: imports only go downwards (stages -> actions -> clients -> core), no cycles, no
+file too long to read, and an action is one module: the registry finds it, the dispatcher routes and
+readiness-checks it, the queue functions include it, the runner runs and journals it."""
+import ast
+import dataclasses
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from handlers.actions import contract, registry
+from handlers.clients import journal
+from tests.conftest import ROOT
+from tests.support.deliveries import delivery, encode
+
+HANDLERS = ROOT / "handlers"
+LAYER = {"core": 0, "clients": 1, "actions": 2}   # modules directly in handlers/ are the stages: layer 3
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYER.get(parts[1], 3) if len(parts) > 1 else 3
+
+
+def imports(path: Path) -> set[str]:
+    """Every handlers module this file imports, at any depth (function-level imports count too)."""
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("handlers")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith("handlers"):
+                continue
+            for alias in node.names:  # `from handlers.core import settings` imports handlers.core.settings
+                sub = f"{target}.{alias.name}"
+                found.add(sub if (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() else target)
+    return found - {here}
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports(p) for p in HANDLERS.rglob("*.py")}
+
+
+def test_imports_only_go_downwards():
+    upward = [f"{m} imports {t}" for m, targets in graph().items() for t in targets
+              if layer(t) > layer(m) and not t.endswith("__init__")]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycles():
+    g = graph()
+    state: dict[str, int] = {}
+
+    def visit(m, path):
+        if state.get(m) == 1:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(m):] + [m]))
+        if state.get(m) == 2:
+            return
+        state[m] = 1
+        for t in sorted(g.get(m, ())):
+            if t in g and t.rsplit(".", 1)[0] != m:   # a package importing its own submodule is not a cycle
+                visit(t, path + [m])
+        state[m] = 2
+    for m in sorted(g):
+        visit(m, [])
+
+
+def test_the_walk_sees_real_imports():
+    g = graph()
+    assert "handlers.core.settings" in g["handlers.clients.storage"]
+    assert "handlers.actions.registry" in g["handlers.dispatch"]      # a function-level import
+
+
+@pytest.mark.parametrize("folder", ["handlers", "hookops"])
+def test_no_file_over_300_lines(folder):
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / folder).rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, long
+
+
+def test_bench_imports_nothing_from_tests():
+    for path in (ROOT / "bench").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names] + \
+                [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in names if n == "tests" or n.startswith("tests.")], path
+
+
+# ---- adding an action is one module ------------------------------------------------------------
+
+PROBE = '''
+"""A throwaway action for the layout test: it records what it saw."""
+from handlers.clients import journal
+from handlers.core.settings import APP, Setting
+from handlers.actions.contract import NO, Action, Outcome
+
+GREETING = Setting("PROBE_GREETING", None, APP, "What the probe action writes.")
+SEEN = []
+
+
+def perform(job, ctx):
+    SEEN.append(job.entity_ref)
+    return Outcome(journal.DONE, "", {"probe_greeting": GREETING.value()})
+
+
+ACTION = Action(name="probe", perform=perform, settings=(GREETING,), required=(GREETING,), secrets=(),
+                preservica=NO, repeatable=False)
+'''
+
+
+@pytest.fixture
+def probe_package(tmp_path, monkeypatch):
+    """A temporary folder added to the actions package's path holding one new module: no file edited."""
+    import handlers.actions
+    folder = tmp_path / "more_actions"
+    folder.mkdir()
+    (folder / "probe.py").write_text(textwrap.dedent(PROBE))
+    monkeypatch.setattr(handlers.actions, "__path__", [*handlers.actions.__path__, str(folder)])
+    registry._actions.reset()
+    yield folder
+    sys.modules.pop("handlers.actions.probe", None)
+    registry._actions.reset()
+
+
+def test_a_new_action_module_is_queued_checked_run_and_journaled(probe_package, app_env, monkeypatch):
+    from handlers import dispatch
+    from handlers.actions import runner
+    from handlers.clients.storage import default
+    from handlers.core import envelope, settings
+
+    assert "probe" in registry.names()
+    assert "PROBE_GREETING" in {s.name for s in registry.all_settings()}
+    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,probe")
+    body = encode(delivery(refs=["p"]))
+    intake = envelope.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:01Z", body.decode()).encode()
+
+    assert dispatch.dispatch(intake)["messages"] == 1                     # not configured: skipped, not queued
+    [row] = journal.default().recent(1)
+    assert row["probe_state"] == "skipped" and row["probe_reason"] == "not configured: PROBE_GREETING"
+
+    monkeypatch.setenv("PROBE_GREETING", "hello")                        # configured: a new event is queued
+    body = encode(delivery(refs=["q"]))
+    intake = envelope.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:02Z", body.decode()).encode()
+    assert dispatch.dispatch(intake)["messages"] == 2
+    q = default().queue(settings.action_queue("probe"))
+    [msg] = list(q.receive_messages())
+    assert runner.run("probe", msg.content, message_id=msg.id).state == "done"     # the client decodes base64
+    row = journal.default().get(envelope.read_job(msg.content).pk, envelope.read_job(msg.content).rk)
+    assert row["probe_state"] == "done" and row["probe_greeting"] == "hello"
+
+
+def test_functions_are_generated_for_every_action(probe_package):
+    import azure.functions as func
+
+    from handlers.actions import functions
+    app = func.FunctionApp()
+    app.register_functions(functions.blueprint())
+    found = {f.get_function_name() for f in app.get_functions()}   # get_functions() works once per app
+    assert found == {f"action_{n}" for n in registry.names()} and "action_probe" in found
+
+
+@pytest.mark.parametrize("field", ["repeatable", "preservica", "secrets", "required", "settings"])
+def test_a_declaration_left_out_fails_at_import(probe_package, field):
+    text = (probe_package / "probe.py").read_text()
+    line = next(part for part in ("repeatable=False", "preservica=NO", "secrets=()", "required=(GREETING,)",
+                                  "settings=(GREETING,)") if part.startswith(field))
+    (probe_package / "probe.py").write_text(text.replace(line + ",", "").replace(", " + line, "").replace(line, ""))
+    with pytest.raises(TypeError, match=field):
+        registry.actions()
+
+
+def test_a_module_without_a_declaration_fails_clearly(probe_package):
+    (probe_package / "probe.py").write_text("def perform(job, ctx):\n    return None\n")
+    with pytest.raises(registry.DeclarationError, match="declares no ACTION"):
+        registry.actions()
+
+
+def test_every_action_declares_what_it_needs():
+    for name, action in registry.actions().items():
+        assert isinstance(action, contract.Action) and action.name == name
+        assert all(s in action.settings for s in action.required)
+        assert dataclasses.is_dataclass(action)
