@@ -362,7 +362,7 @@ def _per_call_us(fn, iterations: int, repeats: int = 5) -> float:
 
 
 def intake_cpu(env: dict, *, iterations: int, runs: int, sizes=(1, 100), progress=print) -> dict:
-    from handlers.core import envelope, signature
+    from handlers.core import envelope, messages, signature
     from handlers import intake
     from handlers.clients import storage
     out = {}
@@ -382,7 +382,7 @@ def intake_cpu(env: dict, *, iterations: int, runs: int, sizes=(1, 100), progres
                     signature.verify([SECRET], body, header)
                     did = envelope.delivery_id(body)
                     _, text = envelope.parse_delivery(body)
-                    envelope.intake_message(did, "2026-01-01T00:00:00.000+00:00", text)
+                    messages.intake_message(did, "2026-01-01T00:00:00.000+00:00", text)
 
                 handle = lambda: intake.handle(req)             # noqa: E731
                 floor = lambda: hmac.digest(key, message, "sha256")  # noqa: E731

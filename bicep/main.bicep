@@ -119,6 +119,21 @@ param thumbnailContainer string = 'thumbnails'
 @minValue(0)
 param teamsDigestThreshold int = 10
 
+@description('TEAMS_LIST_FILES: true lists an asset\'s files on its ingest card (4+ Preservica requests per asset).')
+@allowed([
+  'true'
+  'false'
+])
+param teamsListFiles string = 'false'
+
+@description('ACTION_BATCH_SIZE: most events of one delivery one action message carries.')
+@minValue(1)
+param actionBatchSize int = 50
+
+@description('PRESERVICA_MAX_RPS: most requests per second one instance sends to Preservica.')
+@minValue(1)
+param preservicaMaxRps int = 10
+
 @description('ASSET_URL_TEMPLATE: link to an asset for cards, e.g. https://host/explorer/{ref}')
 param assetUrlTemplate string = ''
 
@@ -311,6 +326,9 @@ var appSettings = {
   THUMBNAIL_SIZE: thumbnailSize
   THUMBNAIL_CONTAINER: thumbnailContainer
   TEAMS_DIGEST_THRESHOLD: string(teamsDigestThreshold)
+  TEAMS_LIST_FILES: teamsListFiles
+  ACTION_BATCH_SIZE: string(actionBatchSize)
+  PRESERVICA_MAX_RPS: string(preservicaMaxRps)
   ASSET_URL_TEMPLATE: assetUrlTemplate
   CATALOGUE_URL_TEMPLATE: catalogueUrlTemplate
   CATALOGUE_IDENTIFIER_TYPE: catalogueIdentifierType

@@ -1,20 +1,26 @@
-"""Dispatcher: one queued delivery becomes one message per (event, routed action).
+"""Dispatcher: one queued delivery becomes, per routed action, a few batch messages of its events.
 
-Before it enqueues anything it records every event and each routed action's `queued` state
-in the journal; an action already done/skipped for that event (a re-sent delivery, or a
-retry of this dispatch) is not queued again. Journal rows are written only if unchanged since
-they were read. Any failure raises, so the queue retries the whole dispatch.
+Before it enqueues anything it records every event and each routed action's `queued` state in the
+journal; an action already finished for that event (a re-sent delivery, or a retry of this dispatch),
+or being performed now, is not queued again. Journal rows are written only if unchanged since they
+were read. Then it reads from Preservica, once per event, what the routed actions declare they read
+(the snapshot the messages carry), and sends the batches. Any failure raises, so the queue retries
+the whole dispatch.
 """
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import azure.functions as func
 
-from .core import envelope, settings
+from .core import envelope, messages, settings
+from .core.errors import SafeError
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
+SNAPSHOT_CONCURRENCY = 8  # Preservica reads at once; PRESERVICA_MAX_RPS bounds their rate
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=settings.DELIVERY_QUEUE, connection="AzureWebJobsStorage")
@@ -28,7 +34,7 @@ def dispatch(raw: bytes) -> dict:
     from .clients.secrets import default as secret_source
     from .clients.storage import default as storage
 
-    doc = envelope.read_intake_message(raw)
+    doc = messages.read_intake_message(raw)
     did = doc["id"]
     # The same checks intake made before acknowledging (a message from an older version, or one put
     # on the queue by hand, fails here and goes to poison rather than half-way through the journal).
@@ -45,14 +51,14 @@ def dispatch(raw: bytes) -> dict:
     existing = book.rows_with_prefix(pk, prefix)
 
     rows: dict[str, dict] = {}
-    jobs: list[envelope.Job] = []
+    jobs: list[messages.Job] = []
     for event in delivery.events:
         key = envelope.event_key(delivery, event)
         rk = prefix + key
         if rk in rows:
             continue  # the same event twice in one delivery
         row = journal.event_row(pk, rk, key, did, doc.get("received", ""), delivery, event, actions)
-        for job in envelope.jobs_for(delivery, did, event, actions, key, pk, rk):
+        for job in messages.jobs_for(delivery, did, event, actions, key, pk, rk):
             before = existing.get(rk)
             if journal.state_of(before, job.action) in journal.TERMINAL:
                 continue
@@ -65,13 +71,45 @@ def dispatch(raw: bytes) -> dict:
             jobs.append(job)
         rows[rk] = row
 
+    jobs = _with_snapshots(jobs, registry, secrets)
     for action in actions:  # an action may replace its jobs for this delivery (Teams: one digest)
         if hook := registry.get(action).fan_out:
             jobs = hook(jobs, delivery, did, pk, prefix, rows)
     # Conditional on what was read: if an action finished or was claimed meanwhile, this raises and the
     # queue retries the dispatch, which then sees that state instead of queuing the action again.
     book.merge_if_unchanged(rows.values(), existing)
-    # Messages are built as they are sent, so a large delivery never holds them all at once.
-    sent = storage().send_many((settings.action_queue(j.action), j.to_message()) for j in jobs)
+    size = settings.get_int("ACTION_BATCH_SIZE", minimum=1)
+    groups: dict[tuple[str, str], list[messages.Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.action, job.kind), []).append(job)
+    sent = storage().send_many((settings.action_queue(action), m) for (action, _), group in groups.items()
+                               for m in messages.pack(group, size))
     log.info("delivery %s dispatched: trigger=%s events=%d messages=%d", did, delivery.trigger, len(rows), sent)
     return {"events": len(rows), "messages": sent}
+
+
+def _with_snapshots(jobs: list[messages.Job], registry, secrets) -> list[messages.Job]:
+    """Each job with the part of its entity's snapshot its action reads, from one read per entity.
+    Without Preservica (not configured, or failing now) the jobs go as they are: an action reads what
+    it needs itself, so a Preservica outage delays no action that does not need it."""
+    parts = {job.action: registry.get(job.action).parts() for job in jobs}
+    wanted: dict[tuple[str, str], frozenset[str]] = {}
+    for job in jobs:
+        if parts[job.action] and job.entity_type in ("IO", "SO") and job.entity_ref:
+            entity = (job.entity_type, job.entity_ref)
+            wanted[entity] = wanted.get(entity, frozenset()) | parts[job.action]
+    if not wanted or settings.preservica_missing(secrets):
+        return jobs
+    from .clients import preservica, snapshot
+    events = {(j.entity_type, j.entity_ref): j.event for j in jobs}
+
+    def take(entity):
+        return preservica.call(secrets, lambda api: snapshot.take(api, *entity, wanted[entity], events[entity]))
+    try:
+        with ThreadPoolExecutor(min(len(wanted), SNAPSHOT_CONCURRENCY), thread_name_prefix="snapshot") as pool:
+            snaps = dict(zip(wanted, pool.map(take, wanted)))
+    except Exception as exc:  # classified by preservica.call; the actions will ask again themselves
+        log.warning("Preservica snapshots not taken (%s); the actions read what they need themselves",
+                    str(exc) if isinstance(exc, SafeError) else type(exc).__name__)
+        return jobs
+    return [replace(j, snapshot=snaps.get((j.entity_type, j.entity_ref))) if parts[j.action] else j for j in jobs]

@@ -13,7 +13,7 @@ import logging
 
 import azure.functions as func
 
-from .core import envelope, settings, signature
+from .core import envelope, messages, settings, signature
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -95,14 +95,14 @@ def _reject(did: str, received: str, body: bytes, reason: str) -> func.HttpRespo
 
 def _enqueue(did: str, received: str, delivery: envelope.Delivery, text: str) -> func.HttpResponse:
     from .clients.storage import StorageUnavailable, default as storage
-    message = envelope.intake_message(did, received, text)
+    message = messages.intake_message(did, received, text)
     try:
         store = storage()
-        if not envelope.fits_queue(message):
+        if not messages.fits_queue(message):
             # Claim check: the body goes to a blob, the queue carries its name (two writes, any size).
             name = f"{did}.json"
             store.put_blob(settings.DELIVERY_CONTAINER, name, text.encode("utf-8"), "application/json")
-            message = envelope.claim_message(did, received, name)
+            message = messages.claim_message(did, received, name)
         store.send(settings.DELIVERY_QUEUE, message)
     except StorageUnavailable as exc:
         log.error("delivery %s not queued: %s", did, exc)

@@ -244,6 +244,20 @@ def _expiry(when: dt.datetime | None) -> str:
     return f"{when:%Y-%m-%d %H:%M:%S} UTC ({hint})"
 
 
+def _describe_message(doc: dict) -> str:
+    """What a pipeline message was for: the delivery, or the action and the events of its batch."""
+    events = doc.get("events")
+    if "action" not in doc or not isinstance(events, list):
+        if isinstance(doc.get("id"), str):
+            return f"action=dispatch delivery={doc['id']}"
+        raise ValueError("not a pipeline message")
+    refs = [str(e["event"].get("entityRef") or "-") if isinstance(e, dict) and isinstance(e.get("event"), dict) else "?"
+            for e in events[:3]]
+    more = f" and {len(events) - 3} more" if len(events) > 3 else ""
+    return (f"action={doc.get('action')} kind={doc.get('kind', 'event')} delivery={doc.get('deliveryId')} "
+            f"events={len(events)} refs={','.join(refs)}{more}")
+
+
 @poison.command("list")
 @click.option("--show", default=5, show_default=True, type=click.IntRange(0, 32), help="Messages to show per queue.")
 def poison_list(show):
@@ -258,10 +272,8 @@ def poison_list(show):
         if n and show:
             for m in _raw_queue(queue + "-poison").peek_messages(max_messages=show):
                 try:
-                    doc = json.loads(base64.b64decode(m.content))
-                    what = f"action={doc.get('action', 'dispatch')} ref={(doc.get('event') or {}).get('entityRef', '-')} " \
-                           f"delivery={doc.get('deliveryId') or doc.get('id')}"
-                except (ValueError, AttributeError):  # not base64, UTF-8 or JSON, or not a JSON object
+                    what = _describe_message(json.loads(base64.b64decode(m.content)))
+                except (ValueError, AttributeError, TypeError):  # not base64, UTF-8 or JSON, or not an object
                     what = "not a pipeline message"
                 click.echo(f"  {m.id} inserted {m.inserted_on:%Y-%m-%d %H:%M:%S} expires {_expiry(m.expires_on)} "
                            f"{printable(what)}")

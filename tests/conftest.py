@@ -81,3 +81,17 @@ def keyvault(_keyvault_server, app_env, monkeypatch):
     kv.set_secret("preservica-webhook-secret", "vault-secret")
     yield kv
     kv.set_available(True)
+
+
+def read_job(raw) -> "object":
+    """The one job of an action message that holds one event."""
+    from handlers.core import messages
+    [job] = messages.read_batch(raw)
+    return job
+
+
+def run_one(action: str, raw, **kwargs):
+    """Run an action message that holds one event; its outcome (None: finished or busy elsewhere)."""
+    from handlers.actions import runner
+    [outcome] = runner.run(action, raw, **kwargs)
+    return outcome

@@ -17,10 +17,10 @@ from azure.storage.blob import BlobServiceClient
 
 from handlers.actions import runner as action_runner
 from handlers import dispatch
-from handlers.core import envelope, settings
+from handlers.core import envelope, messages, settings
 from handlers.clients import journal, preservica
 from handlers.actions.contract import ActionError, Context
-from tests.conftest import ROOT
+from tests.conftest import ROOT, read_job, run_one
 from tests.doubles.preservica import PreservicaDouble, make_png
 from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from tests.support.deliveries import delivery, encode, ref
@@ -70,13 +70,15 @@ def env(app_env, pres, monkeypatch):
 @pytest.fixture
 def jobs(monkeypatch):
     """jobs(action, refs, trigger, entity_type): dispatch a delivery routed to `action` and take the
-    action messages off its queue, as the action's function would receive them."""
+    action messages off its queue, as the action's function would receive them: one event per message
+    here (ACTION_BATCH_SIZE=1), so each event's path can be driven on its own; batches are tested below."""
     def make(action: str, refs=(ASSET,), trigger: str = "FULL_TEXT_INDEXED", entity_type: str = "IO") -> list[bytes]:
         from handlers.clients.storage import default
         monkeypatch.setenv("PRESERVICA_ROUTES", f"*={action}")
+        monkeypatch.setenv("ACTION_BATCH_SIZE", "1")
         body = encode(delivery(trigger=trigger, refs=list(refs), entity_type=entity_type))
         did = envelope.delivery_id(body)
-        dispatch.dispatch(envelope.intake_message(did, "2026-11-29T10:00:01Z", body.decode()).encode())
+        dispatch.dispatch(messages.intake_message(did, "2026-11-29T10:00:01Z", body.decode()).encode())
         q = default().queue(settings.action_queue(action))
         out = []
         while batch := list(q.receive_messages(max_messages=32)):
@@ -84,13 +86,13 @@ def jobs(monkeypatch):
                 out.append(m.content)
                 q.delete_message(m)
         order = [ref(r) for r in refs]   # queues keep no order: restore the refs'
-        return sorted(out, key=lambda m: order.index(envelope.read_job(m).entity_ref)
-                      if envelope.read_job(m).entity_ref in order else len(order))
+        return sorted(out, key=lambda m: order.index(read_job(m).entity_ref)
+                      if read_job(m).entity_ref in order else len(order))
     return make
 
 
 def row(raw: bytes) -> dict:
-    job = envelope.read_job(raw)
+    job = read_job(raw)
     return journal.default().get(job.pk, job.rk)
 
 
@@ -127,8 +129,8 @@ def test_importing_function_app_loads_no_action_library():
 def test_thumbnail_stored_with_content_type_and_metadata(env, pres, jobs):
     pres.add_asset(OTHER, "Plain title", thumbnail=JPEG)
     first, second = jobs("thumbnail", refs=[ASSET, OTHER])
-    assert action_runner.run("thumbnail", first).state == journal.DONE
-    assert action_runner.run("thumbnail", second).state == journal.DONE
+    assert run_one("thumbnail", first).state == journal.DONE
+    assert run_one("thumbnail", second).state == journal.DONE
     stored = blobs(env.connection_string)
     assert set(stored) == {f"{ASSET}.png", f"{OTHER}.jpg"}
     png = stored[f"{ASSET}.png"]
@@ -148,18 +150,18 @@ def test_thumbnail_retry_overwrites_and_finished_job_is_not_redone(env, pres, mo
     monkeypatch.setenv("THUMBNAIL_SIZE", "small")
     monkeypatch.setenv("THUMBNAIL_CONTAINER", "thumbs")
     [raw] = jobs("thumbnail")
-    job = envelope.read_job(raw)
+    job = read_job(raw)
     from handlers.actions import thumbnail as action_thumbnail
     action_thumbnail.perform(job, Context())               # a first attempt whose journal write was lost
     newer = make_png(rgb=(1, 2, 3))
     pres.add_asset(ASSET, "Café on the harbour", thumbnail=newer)
-    assert action_runner.run("thumbnail", raw, attempt=2).state == journal.DONE
+    assert run_one("thumbnail", raw, attempt=2).state == journal.DONE
     stored = blobs(env.connection_string, "thumbs")
     assert list(stored) == [f"{ASSET}.png"]                # overwritten, not a second blob
     assert BlobServiceClient.from_connection_string(env.connection_string).get_blob_client(
         "thumbs", f"{ASSET}.png").download_blob().readall() == newer
     requests_before = len(pres.requests)
-    assert action_runner.run("thumbnail", raw, attempt=3) is None     # a duplicate message: nothing done
+    assert run_one("thumbnail", raw, attempt=3) is None     # a duplicate message: nothing done
     assert len(pres.requests) == requests_before
     assert ("GET", f"/api/content/thumbnail?id=sdb:IO|{ASSET}&size=small") in pres.requests
 
@@ -167,11 +169,11 @@ def test_thumbnail_retry_overwrites_and_finished_job_is_not_redone(env, pres, mo
 def test_thumbnail_skips_what_it_cannot_keep(env, pres, jobs):
     pres.add_asset(OTHER, "No thumbnail")
     gone, no_thumb = jobs("thumbnail", refs=["deleted-since", OTHER])
-    assert (action_runner.run("thumbnail", gone).reason, row(gone)["thumbnail_state"]) == ("not found", "skipped")
-    assert action_runner.run("thumbnail", no_thumb).reason == "no thumbnail"
+    assert (run_one("thumbnail", gone).reason, row(gone)["thumbnail_state"]) == ("not found", "skipped")
+    assert run_one("thumbnail", no_thumb).reason == "no thumbnail"
     assert row(no_thumb)["thumbnail_state"] == "skipped"
     [folder] = jobs("thumbnail", refs=[FOLDER], entity_type="SO")
-    assert action_runner.run("thumbnail", folder).reason == "not an asset"
+    assert run_one("thumbnail", folder).reason == "not an asset"
     assert blobs(env.connection_string) == {}
 
 
@@ -179,11 +181,11 @@ def test_preservica_5xx_raises_journals_failed_and_a_retry_succeeds(env, pres, j
     [raw] = jobs("thumbnail")
     pres.fail_next(1, status=500)
     with pytest.raises(ActionError, match="HTTP 500"):
-        action_runner.run("thumbnail", raw, attempt=1)
+        run_one("thumbnail", raw, attempt=1)
     r = row(raw)
     assert r["thumbnail_state"] == "failed" and r["thumbnail_attempts"] == 1
-    assert r["thumbnail_reason"] == "ActionError: Preservica answered HTTP 500 to asset()"
-    assert action_runner.run("thumbnail", raw, attempt=2).state == journal.DONE
+    assert r["thumbnail_reason"] == "ActionError: Preservica answered HTTP 500 to thumbnail()"
+    assert run_one("thumbnail", raw, attempt=2).state == journal.DONE
 
 
 def test_preservica_retry_after_is_capped(env, pres, monkeypatch, jobs):
@@ -193,7 +195,7 @@ def test_preservica_retry_after_is_capped(env, pres, monkeypatch, jobs):
     monkeypatch.setattr(retry_mod, "time", types.SimpleNamespace(sleep=slept.append, time=time.time, monotonic=time.monotonic))
     [raw] = jobs("thumbnail")
     pres.fail_next(1, status=503, headers={"Retry-After": "3600"})
-    assert action_runner.run("thumbnail", raw).state == journal.DONE
+    assert run_one("thumbnail", raw).state == journal.DONE
     assert slept == [preservica.RETRY_AFTER_MAX]
 
 
@@ -201,7 +203,7 @@ def test_preservica_unreachable_raises_and_journals_failed(env, monkeypatch, job
     [raw] = jobs("thumbnail")
     monkeypatch.setenv("PRESERVICA_SERVER", f"127.0.0.1:{closed_port()}")
     with pytest.raises(ActionError, match="could not be reached: ConnectionError"):
-        action_runner.run("thumbnail", raw)
+        run_one("thumbnail", raw)
     assert row(raw)["thumbnail_state"] == "failed"
 
 
@@ -211,7 +213,7 @@ def test_rejected_credentials_name_the_settings_and_never_the_password(env, pres
     monkeypatch.setenv("PRESERVICA_PASSWORD", wrong)
     [raw] = jobs("thumbnail")
     with pytest.raises(preservica.CredentialsRejected):
-        action_runner.run("thumbnail", raw)
+        run_one("thumbnail", raw)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("handlers")]
     assert any("PRESERVICA_USERNAME" in m and "PRESERVICA_PASSWORD" in m and "PRESERVICA_TENANT" in m for m in errors)
     r = row(raw)
@@ -219,15 +221,15 @@ def test_rejected_credentials_name_the_settings_and_never_the_password(env, pres
     # Every queued message failing would try to log in again: pause instead of locking the account.
     logins = pres.login_count
     with pytest.raises(preservica.CredentialsRejected):
-        action_runner.run("thumbnail", raw, attempt=2)
+        run_one("thumbnail", raw, attempt=2)
     assert pres.login_count == logins
     assert wrong not in all_log_text(caplog) and wrong not in json.dumps(row(raw), default=str)
 
 
 def test_one_client_per_process_reused_across_invocations(env, pres, jobs):
     a, b = jobs("thumbnail", refs=[ASSET, "other-ref"])
-    action_runner.run("thumbnail", a)
-    action_runner.run("thumbnail", b)
+    run_one("thumbnail", a)
+    run_one("thumbnail", b)
     assert pres.login_count == 1
 
 
@@ -237,7 +239,7 @@ def test_password_comes_from_key_vault_when_configured(keyvault, pres, monkeypat
         monkeypatch.setenv(name, value)
     keyvault.set_secret(settings.KV_PRESERVICA_PASSWORD, PASSWORD)
     [raw] = jobs("thumbnail")
-    assert action_runner.run("thumbnail", raw).state == journal.DONE
+    assert run_one("thumbnail", raw).state == journal.DONE
 
 
 def test_routed_thumbnail_without_password_is_skipped_by_the_dispatcher(env, monkeypatch, jobs):
@@ -272,8 +274,9 @@ def card_text(card: dict) -> str:
 
 def test_teams_indexed_card_names_title_files_sizes_and_links(teams, monkeypatch, jobs):
     monkeypatch.setenv("ASSET_URL_TEMPLATE", "https://archive.example/explorer/{ref}")
+    monkeypatch.setenv("TEAMS_LIST_FILES", "true")
     [raw] = jobs("teams")
-    outcome = action_runner.run("teams", raw)
+    outcome = run_one("teams", raw)
     assert outcome.state == journal.DONE
     [card] = teams.cards
     text = card_text(card)
@@ -283,15 +286,15 @@ def test_teams_indexed_card_names_title_files_sizes_and_links(teams, monkeypatch
                                 "url": f"https://archive.example/explorer/{ASSET}"}]
     r = row(raw)
     assert (r["teams_state"], r["teams_status"], r["teams_card"]) == ("done", 202, "indexed")
-    assert action_runner.run("teams", raw, attempt=2) is None     # a duplicate message: no second card
+    assert run_one("teams", raw, attempt=2) is None     # a duplicate message: no second card
     assert len(teams.received) == 1
 
 
 def test_teams_alert_and_one_line_cards(teams, jobs):
     [failed] = jobs("teams", refs=["ingest-1"], trigger="INGEST_FAILED", entity_type="SO")
     [moved] = jobs("teams", refs=[ASSET], trigger="MOVED")
-    action_runner.run("teams", failed)
-    action_runner.run("teams", moved)
+    run_one("teams", failed)
+    run_one("teams", moved)
     alert, line = teams.cards
     assert "Ingest failed" in card_text(alert) and f"SO {ref('ingest-1')}" in card_text(alert) and "actions" not in alert
     assert line["body"] == [{"type": "TextBlock", "text": f"Preservica MOVED: IO {ASSET}", "wrap": True}]
@@ -302,13 +305,13 @@ def test_teams_digest_card_for_a_large_delivery_settles_every_row(teams, pres, m
     monkeypatch.setenv("TEAMS_DIGEST_THRESHOLD", "2")
     pres.add_asset(OTHER, "Second letter")
     [raw] = jobs("teams", refs=[ASSET, OTHER, "gone-ref"])
-    assert envelope.read_job(raw).kind == "digest"
-    assert action_runner.run("teams", raw).state == journal.DONE
+    assert read_job(raw).kind == "digest"
+    assert run_one("teams", raw).state == journal.DONE
     [card] = teams.cards
     text = card_text(card)
     assert "3 events" in text and "Assets (IO)" in text
     assert "Café on the harbour" in text and "Second letter" in text and f"{ref('gone-ref')} (deleted)" in text
-    rows = [r for r in journal.default().recent(10) if r["RowKey"] != envelope.read_job(raw).rk]
+    rows = [r for r in journal.default().recent(10) if r["RowKey"] != read_job(raw).rk]
     assert len(rows) == 3 and all(r["teams_state"] == "done" for r in rows)
 
 
@@ -318,7 +321,7 @@ def test_teams_429_with_retry_after_waits_once_then_posts(teams, monkeypatch, jo
     monkeypatch.setattr(action_teams, "_sleep", waits.append)   # record the wait instead of waiting
     teams.respond_with(429, {"Retry-After": "1"})
     [raw] = jobs("teams")
-    assert action_runner.run("teams", raw).state == journal.DONE
+    assert run_one("teams", raw).state == journal.DONE
     assert waits == [1.0] and len(teams.received) == 2 and len(teams.cards) == 1
 
 
@@ -329,12 +332,12 @@ def test_teams_long_retry_after_or_5xx_leave_the_retry_to_the_queue(teams, monke
     [raw] = jobs("teams")
     teams.respond_with(429, {"Retry-After": "3600"})
     with pytest.raises(ActionError, match="HTTP 429"):
-        action_runner.run("teams", raw, attempt=1)
+        run_one("teams", raw, attempt=1)
     teams.respond_with(502)
     with pytest.raises(ActionError, match="HTTP 502"):
-        action_runner.run("teams", raw, attempt=2)
+        run_one("teams", raw, attempt=2)
     assert waits == [] and row(raw)["teams_state"] == "failed" and row(raw)["teams_attempts"] == 2
-    assert action_runner.run("teams", raw, attempt=3).state == journal.DONE
+    assert run_one("teams", raw, attempt=3).state == journal.DONE
 
 
 def test_teams_400_fails_with_a_reason_but_never_the_url(teams, caplog, jobs):
@@ -343,19 +346,19 @@ def test_teams_400_fails_with_a_reason_but_never_the_url(teams, caplog, jobs):
                        json.dumps({"error": {"code": "InvalidRequestContent", "message": "echo " + teams.url}}))
     [raw] = jobs("teams")
     with pytest.raises(ActionError) as raised:
-        action_runner.run("teams", raw)
+        run_one("teams", raw)
     assert str(raised.value) == "Teams refused the card: HTTP 400 (InvalidRequestContent)"
     assert raised.value.__cause__ is None and raised.value.__context__ is None   # no httpx error chained to it
     reason = row(raw)["teams_reason"]
     assert "HTTP 400" in reason
-    action_runner.run("teams", raw, attempt=2)          # a successful post is not logged with its URL either
+    run_one("teams", raw, attempt=2)          # a successful post is not logged with its URL either
     for text in (reason, all_log_text(caplog)):
         assert teams.sig not in text and "sig=" not in text and str(teams.port) not in text
 
 
 def test_teams_skips_an_asset_deleted_since_the_event(teams, jobs):
     [raw] = jobs("teams", refs=["deleted-since"])
-    assert action_runner.run("teams", raw).reason == "not found" and teams.cards == []
+    assert run_one("teams", raw).reason == "not found" and teams.cards == []
 
 
 # ---- catalogue -------------------------------------------------------------------------------
@@ -371,7 +374,7 @@ def catalogue(env, monkeypatch):
 
 def test_catalogue_record_attached_as_fragment(catalogue, pres, jobs):
     [raw] = jobs("catalogue")
-    assert action_runner.run("catalogue", raw).state == journal.DONE
+    assert run_one("catalogue", raw).state == journal.DONE
     [(schema, xml)] = pres.metadata(ASSET)
     assert schema == SCHEMA and "Harbour" in xml and "HM/1887/12" in xml
     assert [r.path for r in catalogue.received] == ["/records/HM%2F1887%2F12"]
@@ -384,22 +387,22 @@ def test_catalogue_replaces_an_existing_fragment_and_retries_add_nothing(catalog
     pres.add_metadata(ASSET, SCHEMA, RECORD.format("Old title"))
     [raw] = jobs("catalogue")
     from handlers.actions import catalogue as action_catalogue
-    action_catalogue.perform(envelope.read_job(raw), Context())   # an attempt whose journal write was lost
-    assert action_runner.run("catalogue", raw, attempt=2).reason == ""
+    action_catalogue.perform(read_job(raw), Context())   # an attempt whose journal write was lost
+    assert run_one("catalogue", raw, attempt=2).reason == ""
     fragments = pres.metadata(ASSET)
     assert [s for s, _ in fragments] == ["urn:other", SCHEMA]
     assert "Harbour" in fragments[1][1] and "Old title" not in fragments[1][1]
     assert row(raw)["catalogue_fragment"] == "replaced"
-    assert action_runner.run("catalogue", raw, attempt=3) is None
+    assert run_one("catalogue", raw, attempt=3) is None
 
 
 def test_catalogue_skips(catalogue, pres, jobs):
     pres.add_asset(OTHER, "No catalogue id", identifiers={"isbn": "1"})
     pres.add_asset(ref("unknown"), "Unknown to the catalogue", identifiers={"catalogue": "NOPE/1"})
     no_id, unknown, gone = jobs("catalogue", refs=[OTHER, "unknown", "deleted-since"])
-    assert action_runner.run("catalogue", no_id).reason == "no 'catalogue' identifier"
-    assert action_runner.run("catalogue", unknown).reason == "no catalogue record"    # catalogue 404
-    assert action_runner.run("catalogue", gone).reason == "not found"                 # Preservica 404
+    assert run_one("catalogue", no_id).reason == "no 'catalogue' identifier"
+    assert run_one("catalogue", unknown).reason == "no catalogue record"    # catalogue 404
+    assert run_one("catalogue", gone).reason == "not found"                 # Preservica 404
     assert [row(r)["catalogue_state"] for r in (no_id, unknown, gone)] == ["skipped"] * 3
     assert pres.metadata(OTHER) == [] and pres.metadata(ref("unknown")) == []
 
@@ -408,16 +411,16 @@ def test_catalogue_5xx_and_non_xml_raise(catalogue, pres, jobs):
     [raw] = jobs("catalogue")
     catalogue.respond_with(503)
     with pytest.raises(ActionError, match="the catalogue answered HTTP 503"):
-        action_runner.run("catalogue", raw)
+        run_one("catalogue", raw)
     assert row(raw)["catalogue_state"] == "failed"
     catalogue.respond_with(200, {"Content-Type": "application/xml"}, "<record><unclosed></record>")
     with pytest.raises(ActionError, match="not well-formed XML"):
-        action_runner.run("catalogue", raw, attempt=2)
+        run_one("catalogue", raw, attempt=2)
     catalogue.respond_with(200, {"Content-Type": "text/html"}, "<html/>")
     with pytest.raises(ActionError, match="not XML"):
-        action_runner.run("catalogue", raw, attempt=3)
+        run_one("catalogue", raw, attempt=3)
     assert pres.metadata(ASSET) == []
-    assert action_runner.run("catalogue", raw, attempt=4).state == journal.DONE
+    assert run_one("catalogue", raw, attempt=4).state == journal.DONE
 
 
 # ---- relay -----------------------------------------------------------------------------------
@@ -432,8 +435,8 @@ def relay(env, monkeypatch):
 
 def test_relay_posts_a_signed_event_with_the_asset_summary(relay, jobs):
     [raw] = jobs("relay")
-    job = envelope.read_job(raw)
-    assert action_runner.run("relay", raw).state == journal.DONE
+    job = read_job(raw)
+    assert run_one("relay", raw).state == journal.DONE
     [got] = relay.wait_for_deliveries(1)                  # verified by svix and by the spec's own reading
     assert relay.disagreements == [] and got.headers["webhook-id"] == job.key
     doc = got.json()
@@ -442,17 +445,17 @@ def test_relay_posts_a_signed_event_with_the_asset_summary(relay, jobs):
     assert doc["event"] == job.event and doc["trigger"] == "FULL_TEXT_INDEXED"
     assert (doc["tenant"], doc["timestamp"], doc["deliveryId"]) == (job.tenant, job.timestamp, job.delivery_id)
     assert row(raw)["relay_state"] == "done" and row(raw)["relay_status"] == 204
-    assert action_runner.run("relay", raw, attempt=2) is None and len(relay.received) == 1
+    assert run_one("relay", raw, attempt=2) is None and len(relay.received) == 1
 
 
 def test_relay_summary_is_null_when_the_entity_is_gone_or_not_looked_up(relay, jobs, monkeypatch):
     [gone] = jobs("relay", refs=["deleted-since"])
     [content] = jobs("relay", refs=["co-1"], entity_type="CO")
-    action_runner.run("relay", gone)
-    action_runner.run("relay", content)
+    run_one("relay", gone)
+    run_one("relay", content)
     monkeypatch.delenv("PRESERVICA_SERVER")               # Preservica is optional for the relay
     [unlooked] = jobs("relay", refs=[ASSET], trigger="MOVED")
-    action_runner.run("relay", unlooked)
+    run_one("relay", unlooked)
     docs = [d.json() for d in relay.wait_for_deliveries(3)]
     assert [d["asset"] for d in docs] == [None, None, None]
     assert [d["event"]["entityRef"] for d in docs] == [ref("deleted-since"), ref("co-1"), ASSET]
@@ -460,7 +463,7 @@ def test_relay_summary_is_null_when_the_entity_is_gone_or_not_looked_up(relay, j
 
 def test_relay_summary_of_a_folder(relay, jobs):
     [raw] = jobs("relay", refs=[FOLDER], trigger="MOVED", entity_type="SO")
-    action_runner.run("relay", raw)
+    run_one("relay", raw)
     [got] = relay.wait_for_deliveries(1)
     assert got.json()["asset"]["title"] == "Accession 2024/17" and got.json()["asset"]["type"] == "SO"
 
@@ -468,10 +471,10 @@ def test_relay_summary_of_a_folder(relay, jobs):
 def test_relay_410_is_gone_and_not_retried(relay, caplog, jobs):
     relay.gone()
     [raw] = jobs("relay")
-    outcome = action_runner.run("relay", raw)
+    outcome = run_one("relay", raw)
     assert (outcome.state, outcome.reason) == (journal.GONE, "receiver gone")
     assert row(raw)["relay_state"] == "gone"
-    assert action_runner.run("relay", raw, attempt=2) is None
+    assert run_one("relay", raw, attempt=2) is None
     assert len(relay.received) == 1
     assert any("410" in r.getMessage() and "PRESERVICA_ROUTES" in r.getMessage() for r in caplog.records)
 
@@ -480,9 +483,9 @@ def test_relay_failure_raises_for_the_queue_to_retry(relay, jobs):
     [raw] = jobs("relay")
     relay.respond_with(503)
     with pytest.raises(ActionError, match="HTTP 503"):
-        action_runner.run("relay", raw)
+        run_one("relay", raw)
     assert row(raw)["relay_state"] == "failed"
-    assert action_runner.run("relay", raw, attempt=2).state == journal.DONE
+    assert run_one("relay", raw, attempt=2).state == journal.DONE
     assert len(relay.wait_for_deliveries(1)) == 1
 
 
@@ -490,5 +493,5 @@ def test_relay_bad_secret_is_reported_without_its_value(relay, monkeypatch, jobs
     monkeypatch.setenv("RELAY_SECRET", "whsec_!!not-base64!!")
     [raw] = jobs("relay")
     with pytest.raises(ActionError) as raised:
-        action_runner.run("relay", raw)
+        run_one("relay", raw)
     assert "not-base64" not in str(raised.value) and "RELAY_SECRET" in str(raised.value)

@@ -8,14 +8,15 @@ from azure.storage.queue import QueueClient
 from handlers.actions.contract import ActionError, Outcome
 from handlers.actions import runner as action_runner
 from handlers import dispatch
-from handlers.core import envelope, settings
+from handlers.core import envelope, messages, settings
 from handlers.clients import journal
+from tests.conftest import read_job, run_one
 from tests.support.deliveries import delivery, encode, ref
 
 
 def intake_msg(doc: dict) -> bytes:
     body = encode(doc)
-    return envelope.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:01Z", body.decode()).encode()
+    return messages.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:01Z", body.decode()).encode()
 
 
 def drain(conn: str, action: str) -> list[bytes]:
@@ -37,10 +38,11 @@ def test_each_event_and_action_gets_one_message_and_a_journal_row(app_env, monke
     monkeypatch.setenv("PRESERVICA_USERNAME", "u")
     monkeypatch.setenv("PRESERVICA_PASSWORD", "p")
     doc = delivery(refs=["a", "b", "a"])  # the same event twice is one event
-    assert dispatch.dispatch(intake_msg(doc)) == {"events": 2, "messages": 4}
-    jobs = [envelope.read_job(m) for m in drain(app_env.connection_string, "journal")]
+    assert dispatch.dispatch(intake_msg(doc)) == {"events": 2, "messages": 2}   # a batch per action
+    jobs = [j for m in drain(app_env.connection_string, "journal") for j in messages.read_batch(m)]
     assert sorted(j.entity_ref for j in jobs) == sorted([ref("a"), ref("b")])
-    assert len(drain(app_env.connection_string, "thumbnail")) == 2
+    [batch] = drain(app_env.connection_string, "thumbnail")
+    assert len(messages.read_batch(batch)) == 2
     rows = journal.default().recent(10)
     assert {r["entityRef"] for r in rows} == {ref("a"), ref("b")}
     assert all(r["journal_state"] == "queued" and r["thumbnail_state"] == "queued" for r in rows)
@@ -50,9 +52,9 @@ def test_finished_actions_are_not_queued_again(app_env):
     msg = intake_msg(delivery(refs=["a"]))
     dispatch.dispatch(msg)
     [job] = drain(app_env.connection_string, "journal")
-    assert action_runner.run("journal", job).state == "done"
+    assert run_one("journal", job).state == "done"
     assert dispatch.dispatch(msg) == {"events": 1, "messages": 0}   # re-sent delivery: no double work
-    assert action_runner.run("journal", job).state == "done"          # a duplicate: redone, same row
+    assert run_one("journal", job).state == "done"          # a duplicate: redone, same row
     [row] = journal.default().recent(10)
     assert row["journal_state"] == "done" and json.loads(row["eventJson"])["entityRef"] == ref("a")
 
@@ -69,7 +71,7 @@ def test_dispatch_never_puts_a_finished_action_back_to_queued(app_env, monkeypat
         rows = original(self, pk, prefix)
         stale.update(rows)
         [job] = drain(app_env.connection_string, "journal")
-        action_runner.run("journal", job)        # finishes between the dispatch's read and its write
+        run_one("journal", job)        # finishes between the dispatch's read and its write
         return rows
     monkeypatch.setattr(journal.Journal, "rows_with_prefix", read_then_action_finishes)
     with pytest.raises(journal.Conflict):
@@ -107,8 +109,8 @@ def test_claim_check_delivery_is_dispatched_from_blob(app_env):
     body = encode(doc)
     did = envelope.delivery_id(body)
     default().put_blob(settings.DELIVERY_CONTAINER, did + ".json", body)
-    raw = envelope.claim_message(did, "2026-11-29T10:00:01Z", did + ".json").encode()
-    assert dispatch.dispatch(raw) == {"events": 300, "messages": 300}
+    raw = messages.claim_message(did, "2026-11-29T10:00:01Z", did + ".json").encode()
+    assert dispatch.dispatch(raw) == {"events": 300, "messages": 6}     # ACTION_BATCH_SIZE 50
     assert len(journal.default().recent(1000)) == 300
 
 
@@ -118,7 +120,7 @@ def test_many_teams_events_become_one_digest(app_env, monkeypatch):
     monkeypatch.setenv("TEAMS_DIGEST_THRESHOLD", "3")
     assert dispatch.dispatch(intake_msg(delivery(refs=["a", "b", "c", "d"])))["messages"] == 1
     [raw] = drain(app_env.connection_string, "teams")
-    job = envelope.read_job(raw)
+    job = read_job(raw)
     assert job.kind == "digest" and job.digest["total"] == 4 and job.digest["counts"] == {"IO": 4}
     rows = {r["entityRef"]: r for r in journal.default().recent(10)}
     assert rows["(digest of 4 events)"]["teams_state"] == "queued"
@@ -141,7 +143,7 @@ def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
     declared = registry.actions()
     monkeypatch.setitem(declared, "journal", dataclasses.replace(declared["journal"], perform=explode))
     with pytest.raises(Boom):
-        action_runner.run("journal", raw, attempt=2)
+        run_one("journal", raw, attempt=2)
     [row] = journal.default().recent(1)
     assert row["journal_state"] == "failed" and row["journal_attempts"] == 2 and "catalogue said no" in row["journal_reason"]
 
@@ -156,15 +158,15 @@ def test_non_repeatable_action_skips_a_duplicate_message(app_env, monkeypatch):
         declared["journal"], repeatable=False, perform=lambda job, ctx: calls.append(job) or Outcome("done")))
     dispatch.dispatch(intake_msg(delivery(refs=["a"])))
     [raw] = drain(app_env.connection_string, "journal")
-    assert action_runner.run("journal", raw).state == "done"
-    assert action_runner.run("journal", raw) is None and len(calls) == 1
+    assert run_one("journal", raw).state == "done"
+    assert run_one("journal", raw) is None and len(calls) == 1
 
 
 def test_message_on_the_wrong_queue_is_invalid(app_env):
     dispatch.dispatch(intake_msg(delivery(refs=["a"])))
     [raw] = drain(app_env.connection_string, "journal")
-    with pytest.raises(envelope.InvalidMessage):
-        action_runner.run("teams", raw)
+    with pytest.raises(messages.InvalidMessage):
+        run_one("teams", raw)
 
 
 def test_prune_events_deletes_only_days_before_the_cut(app_env):

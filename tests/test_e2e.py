@@ -122,26 +122,28 @@ def test_storage_outage_is_503_and_no_acknowledged_delivery_is_lost(tmp_path, fa
     assert len(acked) == 6
 
 
-def test_failing_action_ends_in_poison_and_replay_brings_it_back(runner, app_env, monkeypatch):
+def test_failing_batch_ends_in_poison_names_its_events_and_replay_brings_it_back(runner, app_env, monkeypatch):
     from tests.doubles.receivers import TeamsDouble
     with TeamsDouble() as teams:
         monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,teams")
         monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.url)
         attempts = FAST_HOST["extensions"]["queues"]["maxDequeueCount"]
-        teams.respond_with(500, times=attempts)  # fails every attempt the host makes
-        poisoned = ref("poisoned-asset")
-        hookops("send-test-event", "--url", webhook(runner), "--ref", poisoned)
+        poisoned = [ref(f"poisoned-{i}") for i in range(3)]       # one Teams batch of three events
+        teams.respond_with(500, times=attempts * len(poisoned))  # fails every post of every attempt
+        hookops("send-test-event", "--url", webhook(runner), *[a for r in poisoned for a in ("--ref", r)])
         poison = settings.action_queue("teams") + "-poison"
         wait_until(lambda: queue_count(app_env.connection_string, poison) == 1)
         assert runner.stats["action_teams"]["failed"] == attempts
-        [row] = [r for r in journal.default().recent(10) if r["entityRef"] == poisoned]
-        assert row["teams_state"] == "failed" and row["journal_state"] == "done"
-        assert "action-teams-poison: 1" in hookops("poison", "list")
+        rows = [r for r in journal.default().recent(10) if r["entityRef"] in poisoned]
+        assert len(rows) == 3 and all(r["teams_state"] == "failed" and r["journal_state"] == "done" for r in rows)
+        listing = hookops("poison", "list")
+        assert "action-teams-poison: 1" in listing and "events=3" in listing
+        assert all(r in listing for r in poisoned)                  # the poison message names its events
 
         # The scripted failures are used up: the channel works again.
         assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
-        wait_until(lambda: poisoned in rows_done("teams"))
-        assert queue_count(app_env.connection_string, poison) == 0
+        wait_until(lambda: set(poisoned) <= set(rows_done("teams")))
+        assert queue_count(app_env.connection_string, poison) == 0 and len(teams.cards) == 3
 
 
 @pytest.mark.skipif(shutil.which("func") is None, reason="Azure Functions Core Tools (func) is not installed here")

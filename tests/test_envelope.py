@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from handlers.core import envelope
+from tests.conftest import read_job
+from handlers.core import envelope, messages
 
 REF1, REF2 = "7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002"
 DELIVERY = {"subscriptionId": "sub1", "timestamp": "2023-10-11T10:52:42.469", "tenant": "T", "version": "6.10",
@@ -54,26 +55,41 @@ def test_newer_deliveries_sort_first():
 
 def test_intake_message_embeds_body_verbatim_and_is_valid_json():
     _, text = envelope.parse_delivery(body())
-    msg = envelope.intake_message("id1", "2026-01-01T00:00:00Z", text)
-    doc = envelope.read_intake_message(msg)
+    msg = messages.intake_message("id1", "2026-01-01T00:00:00Z", text)
+    doc = messages.read_intake_message(msg)
     assert doc["delivery"] == DELIVERY and doc["id"] == "id1"
 
 
 def test_fits_queue_respects_base64_limit():
-    small = "x" * envelope.MAX_QUEUE_PAYLOAD
-    assert envelope.fits_queue(small)
+    small = "x" * messages.MAX_QUEUE_PAYLOAD
+    assert messages.fits_queue(small)
     assert len(base64.b64encode(small.encode())) <= 64 * 1024
-    assert not envelope.fits_queue(small + "x")
+    assert not messages.fits_queue(small + "x")
 
 
 def test_job_round_trip():
     d, _ = envelope.parse_delivery(body())
-    job = envelope.jobs_for(d, "did", d.events[0], ("journal", "teams"))[1]
-    back = envelope.read_job(job.to_message())
-    assert back == job and back.entity_ref == REF1 and back.entity_type == "IO"
+    job = messages.jobs_for(d, "did", d.events[0], ("journal", "teams"), "k", "pk", "rk")[1]
+    job = messages.replace(job, snapshot={"parts": ["summary"], "title": "T"})
+    [back] = messages.read_batch(messages.pack([job], 10)[0])
+    assert back == job and back.snapshot == job.snapshot and back.entity_ref == REF1 and back.entity_type == "IO"
 
 
-@pytest.mark.parametrize("raw", [b"x", b"{}", b'{"v": 2}', b'{"v": 1, "action": "teams"}'])
+def test_batches_hold_at_most_the_batch_size_and_fit_a_queue_message():
+    d, _ = envelope.parse_delivery(body())
+    jobs = [messages.replace(messages.jobs_for(d, "did", {**d.events[0], "pad": "x" * 15000}, ("teams",),
+                                               f"k{i}", "pk", f"rk{i}")[0]) for i in range(12)]
+    packed = messages.pack(jobs, 5)
+    assert all(messages.fits_queue(m) for m in packed)
+    back = [j for m in packed for j in messages.read_batch(m)]
+    assert [j.key for j in back] == [j.key for j in jobs]               # every event once, in order
+    assert max(len(messages.read_batch(m)) for m in messages.pack(jobs[:3], 50)) <= 3
+    assert len(messages.pack([messages.replace(j, event={"entityRef": REF1}) for j in jobs], 5)) == 3
+
+
+@pytest.mark.parametrize("raw", [b"x", b"{}", b'{"v": 2}', b'{"v": 1, "action": "teams"}',
+                                 b'{"v": 1, "action": "t", "kind": "event", "deliveryId": "d", "trigger": "", '
+                                 b'"tenant": "", "subscriptionId": "", "timestamp": "", "pk": "p", "events": []}'])
 def test_bad_messages_are_invalid(raw):
-    with pytest.raises(envelope.InvalidMessage):
-        envelope.read_job(raw)
+    with pytest.raises(messages.InvalidMessage):
+        messages.read_batch(raw)

@@ -7,7 +7,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
-from handlers.core import envelope, settings, signature
+from handlers.core import envelope, messages, settings, signature
 from handlers import intake
 from tests.conftest import SECRET
 from tests.support.deliveries import delivery, encode
@@ -77,7 +77,7 @@ def test_oversized_body_is_413_before_signature(app_env, monkeypatch):
 
 def test_large_delivery_uses_claim_check(app_env):
     body = encode(delivery(refs=[f"ref-{i:05d}" for i in range(1000)]))
-    assert len(body) > envelope.MAX_QUEUE_PAYLOAD
+    assert len(body) > messages.MAX_QUEUE_PAYLOAD
     assert intake.handle(signed(body)).status_code == 200
     [msg] = queued(app_env.connection_string)
     blobs = BlobServiceClient.from_connection_string(app_env.connection_string)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from handlers.core import messages
 from handlers.actions import contract, registry
 from handlers.clients import journal
-from tests.conftest import ROOT
+from tests.conftest import ROOT, read_job
 from tests.support.deliveries import delivery, encode
 
 HANDLERS = ROOT / "handlers"
@@ -118,7 +119,7 @@ def perform(job, ctx):
 
 
 ACTION = Action(name="probe", perform=perform, settings=(GREETING,), required=(GREETING,), secrets=(),
-                preservica=NO, repeatable=False)
+                preservica=NO, reads=frozenset(), repeatable=False)
 '''
 
 
@@ -146,7 +147,7 @@ def test_a_new_action_module_is_queued_checked_run_and_journaled(probe_package, 
     assert "PROBE_GREETING" in {s.name for s in registry.all_settings()}
     monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,probe")
     body = encode(delivery(refs=["p"]))
-    intake = envelope.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:01Z", body.decode()).encode()
+    intake = messages.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:01Z", body.decode()).encode()
 
     assert dispatch.dispatch(intake)["messages"] == 1                     # not configured: skipped, not queued
     [row] = journal.default().recent(1)
@@ -154,12 +155,12 @@ def test_a_new_action_module_is_queued_checked_run_and_journaled(probe_package, 
 
     monkeypatch.setenv("PROBE_GREETING", "hello")                        # configured: a new event is queued
     body = encode(delivery(refs=["q"]))
-    intake = envelope.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:02Z", body.decode()).encode()
+    intake = messages.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:02Z", body.decode()).encode()
     assert dispatch.dispatch(intake)["messages"] == 2
     q = default().queue(settings.action_queue("probe"))
     [msg] = list(q.receive_messages())
-    assert runner.run("probe", msg.content, message_id=msg.id).state == "done"     # the client decodes base64
-    row = journal.default().get(envelope.read_job(msg.content).pk, envelope.read_job(msg.content).rk)
+    assert runner.run("probe", msg.content, message_id=msg.id)[0].state == "done"     # the client decodes base64
+    row = journal.default().get(*(lambda j: (j.pk, j.rk))(messages.read_batch(msg.content)[0]))
     assert row["probe_state"] == "done" and row["probe_greeting"] == "hello"
 
 
@@ -173,11 +174,11 @@ def test_functions_are_generated_for_every_action(probe_package):
     assert found == {f"action_{n}" for n in registry.names()} and "action_probe" in found
 
 
-@pytest.mark.parametrize("field", ["repeatable", "preservica", "secrets", "required", "settings"])
+@pytest.mark.parametrize("field", ["repeatable", "reads", "preservica", "secrets", "required", "settings"])
 def test_a_declaration_left_out_fails_at_import(probe_package, field):
     text = (probe_package / "probe.py").read_text()
-    line = next(part for part in ("repeatable=False", "preservica=NO", "secrets=()", "required=(GREETING,)",
-                                  "settings=(GREETING,)") if part.startswith(field))
+    line = next(part for part in ("repeatable=False", "reads=frozenset()", "preservica=NO", "secrets=()",
+                                  "required=(GREETING,)", "settings=(GREETING,)") if part.startswith(field))
     (probe_package / "probe.py").write_text(text.replace(line + ",", "").replace(", " + line, "").replace(line, ""))
     with pytest.raises(TypeError, match=field):
         registry.actions()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
-from ..clients import journal
-from ..core.envelope import Job
+from ..clients import journal, snapshot
+from ..core.messages import Job
 from ..core.settings import APP, Setting
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
 
@@ -19,6 +19,7 @@ URL_TEMPLATE = Setting("CATALOGUE_URL_TEMPLATE", None, APP,
 IDENTIFIER_TYPE = Setting("CATALOGUE_IDENTIFIER_TYPE", "catalogue", APP,
                           "Identifier type whose value is looked up in the catalogue.")
 SCHEMA = Setting("CATALOGUE_SCHEMA", None, APP, "Schema URI of the metadata fragment the `catalogue` action attaches.")
+READS = frozenset({"summary", "identifiers"})  # the fragments already there, and the identifiers
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
@@ -26,15 +27,16 @@ def perform(job: Job, ctx: Context) -> Outcome:
         return Outcome(journal.SKIPPED, "not an asset")
     template, schema = URL_TEMPLATE.value(), SCHEMA.value()  # required: the dispatcher skips the action without them
     try:
-        return ctx.preservica(lambda api: _enrich(api, job, template, schema))
+        return _enrich(ctx, job, template, schema)
     except NotFound:
         return Outcome(journal.SKIPPED, "not found")
 
 
-def _enrich(api, job: Job, template: str, schema: str) -> Outcome:
+def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
     id_type = IDENTIFIER_TYPE.value()
-    asset = api.asset(job.entity_ref)
-    values = sorted(v for t, v in api.identifiers_for_entity(asset) if t == id_type and v)
+    snap = ctx.snapshot(job, READS)
+    asset = snapshot.entity("IO", job.entity_ref, snap)
+    values = sorted(v for t, v in snap.get("identifiers") or [] if t == id_type and v)
     if not values:
         return Outcome(journal.SKIPPED, f"no {id_type!r} identifier")
     identifier = values[0]  # several: the same one every time
@@ -43,12 +45,7 @@ def _enrich(api, job: Job, template: str, schema: str) -> Outcome:
     record = fetch(template, identifier)
     if record is None:
         return Outcome(journal.SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})
-    if schema in asset.metadata.values():
-        api.update_metadata(asset, schema, record)
-        how = "replaced"
-    else:
-        api.add_metadata(asset, schema, record)
-        how = "added"
+    how = ctx.preservica(lambda api: api.write_metadata(asset, schema, record))
     return Outcome(journal.DONE, "", {"catalogue_identifier": identifier, "catalogue_fragment": how})
 
 
@@ -82,4 +79,4 @@ def fetch(template: str, identifier: str) -> str | None:
 
 
 ACTION = Action(name="catalogue", perform=perform, settings=(URL_TEMPLATE, IDENTIFIER_TYPE, SCHEMA),
-                required=(URL_TEMPLATE, SCHEMA), secrets=(), preservica=NEEDS, repeatable=False)
+                required=(URL_TEMPLATE, SCHEMA), secrets=(), preservica=NEEDS, reads=READS, repeatable=False)

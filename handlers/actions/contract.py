@@ -12,7 +12,7 @@ from ..core.settings import Setting
 
 if TYPE_CHECKING:
     from ..clients.journal import Journal
-    from ..core.envelope import Job
+    from ..core.messages import Job
 
 # Whether an action calls Preservica: it cannot run without it / uses it when configured / never.
 NEEDS, USES, NO = "needs", "uses", "no"
@@ -41,6 +41,8 @@ class Action:
     required:   those that must be set for it to run (else the dispatcher journals `skipped: not configured`);
     secrets:    secrets that must be present, likewise;
     preservica: NEEDS, USES or NO: whether it calls Preservica (NEEDS adds Preservica's settings to `required`);
+    reads:      which parts of the entity's Preservica snapshot it reads ("summary", "identifiers", "files"):
+                the dispatcher reads the union once per event and the messages carry it;
     repeatable: running it twice leaves the same result and has no external effect, so it is not claimed.
     fan_out:    optional dispatcher hook (jobs, delivery, did, pk, prefix, rows) -> jobs, e.g. Teams' digest;
     settle:     optional runner hook (journal, job, outcome) after an outcome is recorded.
@@ -51,6 +53,7 @@ class Action:
     required: tuple[Setting, ...]
     secrets: tuple[Secret, ...]
     preservica: str
+    reads: frozenset[str] | Callable[[], frozenset[str]]   # a callable when a setting decides
     repeatable: bool
     fan_out: Callable | None = None
     settle: Callable | None = None
@@ -58,9 +61,17 @@ class Action:
     def __post_init__(self):
         if self.preservica not in (NEEDS, USES, NO):
             raise ValueError(f"action {self.name!r}: preservica must be NEEDS, USES or NO")
+        from ..clients.snapshot import PARTS
+        if not self.parts() <= PARTS:
+            raise ValueError(f"action {self.name!r}: reads {sorted(self.parts() - PARTS)}; known: {sorted(PARTS)}")
         stray = [s.name for s in self.required if s not in self.settings]
         if stray:
             raise ValueError(f"action {self.name!r}: required settings not declared in settings: {stray}")
+
+
+    def parts(self) -> frozenset[str]:
+        """The snapshot parts it reads now."""
+        return self.reads() if callable(self.reads) else self.reads
 
 
 class Context:
@@ -88,6 +99,15 @@ class Context:
         """Run `work(api)` with the process's pyPreservica client, failures classified (NotFound, ActionError)."""
         from ..clients import preservica
         return preservica.call(self.secrets, work)
+
+    def snapshot(self, job: "Job", parts: frozenset[str]) -> dict:
+        """The entity as the dispatcher read it for this event, or read now when that snapshot lacks a
+        part (or the action must see Preservica's current state and passes a part it never carries).
+        {"gone": True} when the entity was deleted; {} for content objects."""
+        from ..clients import snapshot
+        if snapshot.covers(job.snapshot, parts):
+            return job.snapshot or {}
+        return self.preservica(lambda api: snapshot.take(api, job.entity_type, job.entity_ref, parts, job.event))
 
     def preservica_ready(self) -> bool:
         """For actions that USE Preservica when it is configured."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from ..clients import journal
-from ..core.envelope import Job
+from ..core.messages import Job
 from .contract import NO, Action, Context, Outcome
 
 _MAX_COLUMN = 30000  # a Table string property holds 64 KiB of UTF-16
@@ -18,4 +18,4 @@ def perform(job: Job, ctx: Context) -> Outcome:
 
 
 ACTION = Action(name="journal", perform=perform, settings=(), required=(), secrets=(), preservica=NO,
-                repeatable=True)  # merging the same columns again changes nothing
+                reads=frozenset(), repeatable=True)  # merging the same columns again changes nothing

@@ -12,11 +12,12 @@ import json
 import logging
 
 from ..clients import journal
-from ..core.envelope import Job
+from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
-from .contract import USES, Action, ActionError, Context, NotFound, Outcome, Secret
+from .contract import USES, Action, ActionError, Context, Outcome, Secret
 
 log = logging.getLogger(__name__)
+READS = frozenset({"summary"})
 URL = Setting("RELAY_URL", None, APP, "Receiver the `relay` action POSTs Standard Webhooks to.")
 SECRET = Secret("relay-secret", Setting(
     "RELAY_SECRET", None, LOCAL, "Standard Webhooks secret (`whsec_...`) for `relay` (local); Key Vault `relay-secret` in Azure."))
@@ -58,12 +59,12 @@ def _summary(job: Job, ctx: Context) -> dict | None:
     """The entity's summary for assets and folders; None when Preservica is not set up or it is gone."""
     if job.entity_type not in ("IO", "SO") or not ctx.preservica_ready():
         return None
-    from ..clients import preservica
-    try:
-        return ctx.preservica(lambda api: preservica.summary(api, job.entity_type, job.entity_ref))
-    except NotFound:
+    snap = ctx.snapshot(job, READS)
+    if snap.get("gone"):
         return None
+    return {"ref": job.entity_ref, "type": job.entity_type, "title": snap.get("title"),
+            "description": snap.get("description"), "securityTag": snap.get("securityTag"), "parent": snap.get("parent")}
 
 
 ACTION = Action(name="relay", perform=perform, settings=(URL, SECRET.local), required=(URL,), secrets=(SECRET,),
-                preservica=USES, repeatable=False)
+                preservica=USES, reads=READS, repeatable=False)

@@ -1,4 +1,4 @@
-"""Runs one (event, action) message: claim it, perform, record the outcome.
+"""Runs one action message (a batch of events): claim them, perform each, record the outcomes together.
 
 Exactly-once effects, as far as storage allows: before acting, the (event, action) is claimed in
 the journal with a conditional write (state `running`, owner = the queue message, a lease). A copy
@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from ..clients import journal
-from ..core import envelope
-from ..core.errors import SafeError
+from ..core import messages
+from ..core.errors import InvalidMessage, SafeError
 from . import registry
 from .contract import Context, Outcome
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 # How long a claim holds off other copies: host.json's functionTimeout (10 min), after which the
 # host has given up on the invocation anyway.
 CLAIM_SECONDS = 600
+# Events of one message performed at once; Preservica's share is bounded by PRESERVICA_MAX_RPS anyway.
+CONCURRENCY = 4
 
 
 def describe(exc: BaseException) -> str:
@@ -38,32 +41,65 @@ def describe(exc: BaseException) -> str:
 
 
 def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None,
-        message_id: str | None = None) -> Outcome | None:
-    """`message_id` identifies this queue message across its retries: its own earlier claim is its to take over."""
-    job = envelope.read_job(body)
-    if job.action != action:
-        raise envelope.InvalidMessage(f"message for {job.action!r} arrived on the {action!r} queue")
+        message_id: str | None = None) -> list[Outcome | None]:
+    """Perform one action message (a batch of events of one delivery): the outcome of each event in
+    the message's order, None for one already finished or being performed by another message.
+
+    `message_id` identifies this queue message across its retries: its own earlier claims are its to take
+    over. Outcomes, failures included, are recorded together; then, if any event failed, the first
+    failure is raised, so the host retries the message and the retry performs only the unfinished events.
+    """
+    jobs = messages.read_batch(body)
+    if jobs[0].action != action:
+        raise InvalidMessage(f"message for {jobs[0].action!r} arrived on the {action!r} queue")
     ctx = ctx or Context()
     book = ctx.journal
     declared = registry.get(action)
+    pk = jobs[0].pk
     # A duplicate message (a retried queue write, a second copy of a delivery) must not cause a second
-    # external effect: the (event, action) is claimed with a conditional write before acting. A
-    # repeatable action (the journal's own merge) has no external effect and skips the two calls.
-    if not declared.repeatable:
-        claim = book.claim(job.pk, job.rk, action, message_id or uuid.uuid4().hex, CLAIM_SECONDS)
-        if claim != journal.CLAIMED:
-            log.info("%s for event %s %s; nothing to do", action, job.key,
-                     "already finished" if claim == journal.FINISHED else "is being performed by another message")
-            return None
+    # external effect: each (event, action) is claimed with a conditional write before acting. A
+    # repeatable action (the journal's own merge) has no external effect and skips the claim.
+    if declared.repeatable:
+        todo = jobs
+    else:
+        claimed = book.claim_many(pk, [j.rk for j in jobs], action, message_id or uuid.uuid4().hex, CLAIM_SECONDS)
+        todo = [j for j in jobs if j.rk in claimed]
+        for j in jobs:
+            if j.rk not in claimed:
+                log.info("%s for event %s finished or being performed by another message; nothing to do", action, j.key)
+    results: dict[str, Outcome | BaseException] = {}
+    if len(todo) == 1:
+        results[todo[0].rk] = _perform(declared, todo[0], ctx)
+    elif todo:
+        with ThreadPoolExecutor(min(len(todo), CONCURRENCY), thread_name_prefix=f"{action}-batch") as pool:
+            for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx), todo)):
+                results[job.rk] = result
+    book.merge_many(_record(action, job, results[job.rk], attempt) for job in todo)
+    failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException)]
+    for job in todo:
+        outcome = results[job.rk]
+        if isinstance(outcome, Outcome):
+            if declared.settle:
+                declared.settle(book, job, outcome)
+            log.info("%s %s for event %s%s", action, outcome.state, job.key,
+                     f" ({outcome.reason})" if outcome.reason else "")
+        else:
+            log.warning("%s failed for event %s (attempt %d): %s", action, job.key, attempt, describe(outcome))
+    if failures:
+        raise failures[0]
+    return [results.get(j.rk) for j in jobs]  # type: ignore[misc]
+
+
+def _perform(declared, job, ctx) -> Outcome | BaseException:
     try:
-        outcome: Outcome = declared.perform(job, ctx)
-    except Exception as exc:
-        reason = describe(exc)
-        log.warning("%s failed for event %s (attempt %d): %s", action, job.key, attempt, reason)
-        book.set_state(job.pk, job.rk, action, journal.FAILED, reason, attempts=attempt)
-        raise
-    book.set_state(job.pk, job.rk, action, outcome.state, outcome.reason, attempts=attempt, extra=outcome.extra)
-    if declared.settle:
-        declared.settle(book, job, outcome)
-    log.info("%s %s for event %s%s", action, outcome.state, job.key, f" ({outcome.reason})" if outcome.reason else "")
-    return outcome
+        return declared.perform(job, ctx)
+    except Exception as exc:  # recorded with the others, then raised by run()
+        return exc
+
+
+def _record(action: str, job, result, attempt: int) -> dict:
+    if isinstance(result, BaseException):
+        cols = journal.outcome_columns(action, journal.FAILED, describe(result), attempt)
+    else:
+        cols = journal.outcome_columns(action, result.state, result.reason, attempt, result.extra)
+    return {"PartitionKey": job.pk, "RowKey": job.rk, **cols}

@@ -19,7 +19,7 @@ import time
 from ..clients import journal
 from ..core import cards as teams_cards
 from ..core import envelope, settings
-from ..core.envelope import Job
+from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
 from .contract import USES, Action, ActionError, Context, NotFound, Outcome, Secret
 
@@ -32,6 +32,15 @@ WEBHOOK = Secret("teams-webhook-url", Setting(
     "Teams Workflows webhook URL (local); Key Vault secret `teams-webhook-url` in Azure. It is a credential."))
 DIGEST_THRESHOLD = Setting("TEAMS_DIGEST_THRESHOLD", "10", APP,
                            "A delivery with more events than this posts one digest card.")
+LIST_FILES = Setting("TEAMS_LIST_FILES", "false", APP,
+                     "`true`: an ingest card lists the asset's files and sizes. Off by default: listing them costs "
+                     "Preservica 4 or more requests per asset (representations, content objects, generations, bitstreams).")
+
+
+def reads() -> frozenset[str]:
+    """The snapshot parts the card needs: the file list only when TEAMS_LIST_FILES is on."""
+    return frozenset({"summary", "files"}) if (LIST_FILES.value() or "").lower() in ("true", "1", "yes") \
+        else frozenset({"summary"})
 ASSET_URL = settings.BY_NAME["ASSET_URL_TEMPLATE"]  # the pipeline's: pages link to assets too
 WHERE = f"TEAMS_WEBHOOK_URL or Key Vault secret {WEBHOOK.vault_name!r}"
 
@@ -56,36 +65,26 @@ def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
         return "alert", teams_cards.alert_card(job.trigger, job.entity_type, job.entity_ref, job.tenant,
                                                job.timestamp, link)
     if job.trigger == "FULL_TEXT_INDEXED" and job.entity_type == "IO" and ctx.preservica_ready():
-        try:
-            title, description, files = ctx.preservica(lambda api: _asset_details(api, job.entity_ref))
-        except NotFound:
+        parts = reads()
+        snap = ctx.snapshot(job, parts)
+        if snap.get("gone"):
             return Outcome(journal.SKIPPED, "not found")
-        return "indexed", teams_cards.indexed_card(title, description, job.entity_ref, files, link)
+        files = [tuple(f) for f in snap.get("files") or []] if "files" in parts else None
+        return "indexed", teams_cards.indexed_card(snap.get("title") or job.entity_ref, snap.get("description"),
+                                                   job.entity_ref, files, link, snap.get("fileCount"))
     return "line", teams_cards.line_card(job.trigger, job.entity_type, job.entity_ref, link)
-
-
-def _asset_details(api, ref: str):
-    asset = api.asset(ref)
-    files = sorted((b.filename or "?", _int(b.length)) for b in api.bitstreams_for_asset(asset))
-    return asset.title or ref, asset.description, files
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _digest(job: Job, ctx: Context) -> dict:
     digest = job.digest or {}
     sample = [s for s in digest.get("sample") or [] if isinstance(s, dict)]
-    names = [f"{s.get('entityType', '?')} {s.get('entityRef', '?')}" for s in sample]
+    names = [s.get("title") or f"{s.get('entityType', '?')} {s.get('entityRef', '?')}" for s in sample]
+    names = [n + " (deleted)" if s.get("gone") else n for n, s in zip(names, sample)]
     if ctx.preservica_ready():
         from ..clients import preservica
         for i, s in enumerate(sample):
-            if s.get("entityType") not in ("IO", "SO"):
-                continue
+            if s.get("entityType") not in ("IO", "SO") or "title" in s or s.get("gone"):
+                continue  # the dispatcher's snapshot already said
             try:
                 found = ctx.preservica(lambda api: preservica.summary(api, s["entityType"], s["entityRef"]))
                 names[i] = found["title"] or names[i]
@@ -152,7 +151,7 @@ def fan_out(jobs, delivery, did, pk, prefix, rows) -> list[Job]:
     # settle() marks this delivery's rows (`prefix` + subscription and trigger), so the message stays
     # small whatever the number of events.
     digest = {"total": len(teams), "counts": counts, "prefix": prefix,
-              "sample": [{"entityType": j.entity_type, "entityRef": j.entity_ref} for j in teams[:DIGEST_SAMPLE]]}
+              "sample": [_sample(j) for j in teams[:DIGEST_SAMPLE]]}
     key = envelope.event_key(delivery, {"event": "digest"})
     job = Job(action="teams", kind="digest", key=key, pk=pk, rk=prefix + "digest-" + key, delivery_id=did,
               trigger=delivery.trigger, tenant=delivery.tenant, subscription_id=delivery.subscription_id,
@@ -161,6 +160,16 @@ def fan_out(jobs, delivery, did, pk, prefix, rows) -> list[Job]:
     row = journal.event_row(pk, job.rk, key, did, "", delivery, {"event": "digest"}, ("teams",))
     rows[job.rk] = {**row, "entityRef": f"(digest of {len(teams)} events)", **journal.state_columns("teams", journal.QUEUED)}
     return [j for j in jobs if j.action != "teams"] + [job]
+
+
+def _sample(job: Job) -> dict:
+    found = {"entityType": job.entity_type, "entityRef": job.entity_ref}
+    snap = job.snapshot or {}
+    if snap.get("gone"):
+        found["gone"] = True
+    elif snap.get("title"):
+        found["title"] = snap["title"]
+    return found
 
 
 def settle(book, job: Job, outcome: Outcome) -> None:
@@ -178,5 +187,6 @@ def settle(book, job: Job, outcome: Outcome) -> None:
                     and row.get("trigger") == journal.clip(job.trigger))
 
 
-ACTION = Action(name="teams", perform=perform, settings=(WEBHOOK.local, DIGEST_THRESHOLD, ASSET_URL), required=(),
-                secrets=(WEBHOOK,), preservica=USES, repeatable=False, fan_out=fan_out, settle=settle)
+ACTION = Action(name="teams", perform=perform, settings=(WEBHOOK.local, DIGEST_THRESHOLD, LIST_FILES, ASSET_URL),
+                required=(), secrets=(WEBHOOK,), preservica=USES, reads=reads, repeatable=False, fan_out=fan_out,
+                settle=settle)

@@ -9,13 +9,14 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from ..clients import journal
-from ..core.envelope import Job
+from ..clients import journal, snapshot
+from ..core.messages import Job
 from ..core.settings import APP, Setting
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
 
 SIZE = Setting("THUMBNAIL_SIZE", "large", APP, "Thumbnail size to keep: `large`, `medium` or `small`.")
 CONTAINER = Setting("THUMBNAIL_CONTAINER", "thumbnails", APP, "Blob container the `thumbnail` action writes to.")
+READS = frozenset({"summary"})  # the title, for the blob's metadata
 
 _PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 MAX_TITLE = 1024  # blob metadata is at most 8 KiB in all
@@ -28,7 +29,8 @@ def perform(job: Job, ctx: Context) -> Outcome:
         return Outcome(journal.SKIPPED, "not an asset")
     size = _size()
     try:
-        return ctx.preservica(lambda api: _store(api, job, ctx, size))
+        asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
+        return ctx.preservica(lambda api: _store(api, job, ctx, asset, size))
     except NotFound:
         return Outcome(journal.SKIPPED, "not found")
 
@@ -42,8 +44,7 @@ def _size():
         raise ActionError("THUMBNAIL_SIZE must be large, medium or small") from None
 
 
-def _store(api, job: Job, ctx: Context, size) -> Outcome:
-    asset = api.asset(job.entity_ref)
+def _store(api, job: Job, ctx: Context, asset, size) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="thumb-") as tmp:  # pyPreservica writes thumbnails to a file
         path = api.thumbnail(asset, str(Path(tmp) / "thumbnail"), size=size)
         if path is None:
@@ -74,4 +75,4 @@ def ascii_safe(text: str) -> str:
 
 
 ACTION = Action(name="thumbnail", perform=perform, settings=(SIZE, CONTAINER), required=(), secrets=(),
-                preservica=NEEDS, repeatable=False)
+                preservica=NEEDS, reads=READS, repeatable=False)

@@ -52,6 +52,12 @@ def action_states(row: dict) -> dict[str, tuple[str, str]]:
     return {a: (row[f"{a}_state"], row.get(f"{a}_reason") or "") for a in routed + others if row.get(f"{a}_state")}
 
 
+def outcome_columns(action: str, state: str, reason: str = "", attempts: int | None = None,
+                    extra: dict | None = None) -> dict:
+    """An outcome's columns; they end any claim (the lease is cleared)."""
+    return {**state_columns(action, state, reason, attempts), f"{action}_lease": "", **(extra or {})}
+
+
 def clip(value, limit: int = MAX_TEXT) -> str:
     """Text for a journal column: bounded, whatever the sender put there."""
     text = "" if value is None else str(value)
@@ -140,6 +146,41 @@ class Journal:
         return self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
                                    for e in self.table.query_entities(query, parameters=params)})
 
+    def rows_between(self, pk: str, lo: str, hi: str) -> dict[str, dict]:
+        """Rows lo <= RowKey <= hi (a batch's events: one query); each carries its ETag under ETAG."""
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        params = {"pk": pk, "lo": lo, "hi": hi}
+        return self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
+                                   for e in self.table.query_entities(query, parameters=params)})
+
+    def claim_many(self, pk: str, rks: list[str], action: str, owner: str, lease_seconds: float) -> set[str]:
+        """claim() for a batch of one partition: one read and one transaction per 100 rows. Returns the
+        RowKeys claimed for `owner` (finished ones and ones another live owner holds are left out)."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+        for _ in range(3):  # lost races re-read; then one by one
+            rows = self.rows_between(pk, min(rks), max(rks))
+            now = dt.datetime.now(dt.timezone.utc)
+            lease = _iso(now + dt.timedelta(seconds=lease_seconds))
+            ops, claimed = [], set()
+            for rk in dict.fromkeys(rks):
+                row = rows.get(rk)
+                if state_of(row, action) in TERMINAL or live_claim(row, action, owner):
+                    continue
+                cols = {"PartitionKey": pk, "RowKey": rk, f"{action}_state": RUNNING, f"{action}_owner": owner,
+                        f"{action}_lease": lease, f"{action}_at": _iso(now)}
+                ops.append(("update", cols, {"mode": UpdateMode.MERGE, "etag": row[ETAG],
+                                             "match_condition": MatchConditions.IfNotModified}) if row else ("create", cols))
+                claimed.add(rk)
+            try:
+                for i in range(0, len(ops), _BATCH):
+                    self._call(lambda batch=ops[i:i + _BATCH]: self.table.submit_transaction(batch))
+                return claimed
+            except TableTransactionError as exc:
+                if exc.status_code not in (409, 412):
+                    raise
+        return {rk for rk in dict.fromkeys(rks) if self.claim(pk, rk, action, owner, lease_seconds) == CLAIMED}
+
     def merge(self, pk: str, rk: str, columns: dict) -> None:
         from azure.data.tables import UpdateMode
         entity = {"PartitionKey": pk, "RowKey": rk, **columns}
@@ -182,8 +223,7 @@ class Journal:
     def set_state(self, pk: str, rk: str, action: str, state: str, reason: str = "",
                   attempts: int | None = None, extra: dict | None = None) -> None:
         """Record an outcome; it also ends any claim (the lease column is cleared)."""
-        self.merge(pk, rk, {**state_columns(action, state, reason, attempts), f"{action}_lease": "",
-                            **(extra or {})})
+        self.merge(pk, rk, outcome_columns(action, state, reason, attempts, extra))
 
     def prune(self, older_than: dt.date) -> int:
         """Delete the rows of days before `older_than` (Table Storage has no expiry). Returns the count.

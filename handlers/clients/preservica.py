@@ -29,6 +29,7 @@ from urllib3.util import Retry
 
 from ..core import settings
 from ..core.errors import ActionError, NotFound
+from .ratelimit import TokenBucket
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,24 @@ class CredentialsRejected(ActionError):
 
 
 def _harden(api) -> None:
-    """Cap Retry-After waits and timeouts, widen the pool. Done before the first request."""
+    """Cap Retry-After waits and timeouts, widen the pool, and send every request through the
+    process's token bucket (PRESERVICA_MAX_RPS). Done before the first request."""
     if getattr(api, "_hardened", False):
         return
     retry = _retry()
     for session in (api.session, api.auth_session):
         session.mount(f"{api.protocol}://", HTTPAdapter(max_retries=retry, pool_maxsize=POOL_SIZE))
-        session.request = functools.partial(getattr(session.request, "func", session.request), timeout=TIMEOUT)
+        send = functools.partial(session.request, timeout=TIMEOUT)
+
+        def request(*args, _send=send, **kwargs):
+            _bucket.get().take()
+            return _send(*args, **kwargs)
+        session.request = request
     api._hardened = True
+
+
+_bucket = Shared(lambda: TokenBucket(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
+                 key=lambda: settings.get("PRESERVICA_MAX_RPS"))
 
 
 def _retry() -> Retry:
@@ -78,7 +89,26 @@ class _Hardened:
 
 
 class _EntityAPI(_Hardened, EntityAPI):
-    pass
+    # pyPreservica's add_metadata/update_metadata end by reading the entity again (`self.entity(...)`)
+    # to return it; we do not use that return value, so within write_metadata() the read answers with
+    # the entity we already have. Thread-local: the client is shared by the invocations of a process.
+    _known = threading.local()
+
+    def entity(self, entity_type, reference):
+        held = getattr(self._known, "entity", None)
+        if held is not None and held.reference == reference:
+            return held
+        return super().entity(entity_type, reference)
+
+    def write_metadata(self, entity, schema: str, xml: str) -> str:
+        """Replace the fragment of `schema` on `entity` (from a snapshot), or add one: one request."""
+        replace = schema in (entity.metadata or {}).values()
+        self._known.entity = entity
+        try:
+            (self.update_metadata if replace else self.add_metadata)(entity, schema, xml)
+        finally:
+            self._known.entity = None
+        return "replaced" if replace else "added"
 
 
 class _WebHooksAPI(_Hardened, WebHooksAPI):

@@ -74,19 +74,21 @@ def _open(url: str | None, title: str = "Open in Preservica") -> list[dict]:
     return [{"type": "Action.OpenUrl", "title": title, "url": url}] if url else []
 
 
-def indexed_card(title: str, description: str | None, ref: str, files: list[tuple[str, int | None]],
-                 link: str | None) -> dict:
-    """FULL_TEXT_INDEXED: an asset finished ingest."""
+def indexed_card(title: str, description: str | None, ref: str, files: list[tuple[str, int | None]] | None,
+                 link: str | None, file_count: int | None = None) -> dict:
+    """FULL_TEXT_INDEXED: an asset finished ingest. `files` None: the file list is not shown (not read);
+    `file_count`: how many there are when `files` holds only the first ones."""
     body = [_text("New asset in Preservica", size="Small", isSubtle=True),
             _text(_short(title, 200) or plain(ref), size="Large", weight="Bolder")]
     if description:
         body.append(_text(_short(description)))
+    total = max(file_count or 0, len(files or ()))
     if files:
         facts = [{"title": _short(name, 120), "value": human_size(size)} for name, size in files[:MAX_FILES]]
         body.append({"type": "FactSet", "facts": facts})
-        if len(files) > MAX_FILES:
-            body.append(_text(f"and {len(files) - MAX_FILES} more file(s)", isSubtle=True))
-    else:
+        if total > min(len(files), MAX_FILES):
+            body.append(_text(f"and {total - min(len(files), MAX_FILES)} more file(s)", isSubtle=True))
+    elif files is not None:
         body.append(_text("No files listed.", isSubtle=True))
     body.append(_text(f"Reference: {plain(ref)}", size="Small", isSubtle=True))
     return message(body, _open(link))

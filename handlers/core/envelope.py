@@ -1,15 +1,8 @@
-"""Delivery parsing, event keys and the queue message formats. Pure, no I/O.
+"""Delivery parsing, its rules, event keys and journal coordinates. Pure, no I/O.
 
-Intake message (queue `preservica-deliveries`), one per delivery:
-    {"v": 1, "id": <delivery id>, "received": <iso>, "delivery": <the body, verbatim>}
-  or, when that would not fit one queue message (claim check):
-    {"v": 1, "id": ..., "received": ..., "blob": <name in the deliveries container>}
-Action message (queue `action-<name>`), one per (event, action); an action's fan-out hook may
-replace its messages for a delivery with one of its own kind (Teams: a digest).
-
-Everything the dispatcher derives from a delivery is derived here, and checked at intake by
-`delivery_from_doc` before the delivery is acknowledged: a 200 is never given to a delivery
-the dispatcher would then fail on.
+Everything the dispatcher derives from a delivery is derived here (the queue messages in
+messages.py), and checked at intake by `delivery_from_doc` before the delivery is acknowledged:
+a 200 is never given to a delivery the dispatcher would then fail on.
 """
 from __future__ import annotations
 
@@ -20,13 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidDelivery, InvalidMessage  # noqa: F401 (part of this module's interface)
+from .errors import InvalidDelivery  # noqa: F401 (part of this module's interface)
 
-VERSION = 1
-# A queue message holds 64 KiB once base64-encoded, i.e. 48 KiB of payload.
-MAX_QUEUE_PAYLOAD = 48 * 1024
 # Limits every signed delivery is held to at intake, so that what is acknowledged can be dispatched:
-MAX_EVENT_BYTES = 16 * 1024   # one event as JSON: an action message (event + envelope) stays far below 48 KiB
+MAX_EVENT_BYTES = 16 * 1024   # one event as JSON: an action message (event, snapshot, envelope) fits 48 KiB
 MAX_FIELD_CHARS = 256         # subscriptionId, timestamp, tenant, version, trigger, event, entityType
 MAX_DEPTH = 32                # JSON nesting; real deliveries nest 5 deep (events -> identifiers -> entry)
 _BOM = b"\xef\xbb\xbf"
@@ -145,38 +135,6 @@ def delivery_from_doc(doc: Any, max_events: int | None = None) -> Delivery:
     )
 
 
-# ---- intake message -------------------------------------------------------------------------
-
-def intake_message(did: str, received: str, body_text: str) -> str:
-    """The body is already checked JSON, so it is embedded verbatim: no second serialisation."""
-    return f'{{"v":{VERSION},"id":"{did}","received":"{received}","delivery":{body_text}}}'
-
-
-def claim_message(did: str, received: str, blob_name: str) -> str:
-    return json.dumps({"v": VERSION, "id": did, "received": received, "blob": blob_name}, separators=(",", ":"))
-
-
-def fits_queue(message: str) -> bool:
-    return len(message.encode("utf-8")) <= MAX_QUEUE_PAYLOAD
-
-
-def read_intake_message(raw: bytes | str) -> dict:
-    doc = _load_message(raw)
-    if not isinstance(doc.get("id"), str) or ("delivery" not in doc and not isinstance(doc.get("blob"), str)):
-        raise InvalidMessage("intake message has neither 'delivery' nor 'blob'")
-    return doc
-
-
-def _load_message(raw: bytes | str) -> dict:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise InvalidMessage("message is not JSON") from None
-    if not isinstance(doc, dict) or doc.get("v") != VERSION:
-        raise InvalidMessage(f"message is not a version {VERSION} envelope")
-    return doc
-
-
 # ---- events, keys, journal coordinates ------------------------------------------------------
 
 def entity_ref(event: dict) -> str:
@@ -233,58 +191,3 @@ def journal_row_prefix(delivery: Delivery, did: str) -> str:
     if ts is None:
         return did[:16] + "-"
     return f"{_MAX_MS - int(ts.timestamp() * 1000):014d}-"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One (event, action) unit of work, as carried by an action queue message."""
-    action: str
-    key: str
-    pk: str
-    rk: str
-    delivery_id: str
-    trigger: str
-    tenant: str
-    subscription_id: str
-    timestamp: str
-    event: dict
-    kind: str = "event"           # "event", or another kind an action's fan-out hook makes (Teams: "digest")
-    digest: dict | None = None    # that hook's own data for a message standing for many events
-
-    @property
-    def entity_type(self) -> str:
-        return _text(self.event.get("entityType")).upper()
-
-    @property
-    def entity_ref(self) -> str:
-        return entity_ref(self.event)
-
-    def to_message(self) -> str:
-        doc = {"v": VERSION, "action": self.action, "kind": self.kind, "key": self.key, "pk": self.pk,
-               "rk": self.rk, "deliveryId": self.delivery_id, "trigger": self.trigger, "tenant": self.tenant,
-               "subscriptionId": self.subscription_id, "timestamp": self.timestamp, "event": self.event}
-        if self.digest is not None:
-            doc["digest"] = self.digest
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-
-
-def read_job(raw: bytes | str) -> Job:
-    doc = _load_message(raw)
-    try:
-        return Job(action=doc["action"], key=doc["key"], pk=doc["pk"], rk=doc["rk"],
-                   delivery_id=doc["deliveryId"], trigger=doc["trigger"], tenant=doc.get("tenant", ""),
-                   subscription_id=doc.get("subscriptionId", ""), timestamp=doc.get("timestamp", ""),
-                   event=doc.get("event") or {}, kind=doc.get("kind", "event"), digest=doc.get("digest"))
-    except (KeyError, TypeError):
-        raise InvalidMessage("action message lacks a required field") from None
-
-
-def jobs_for(delivery: Delivery, did: str, event: dict, actions: tuple[str, ...],
-             key: str | None = None, pk: str | None = None, rk: str | None = None) -> list[Job]:
-    """The (event, action) jobs; a caller that already has the event's key and journal row passes them."""
-    key = key or event_key(delivery, event)
-    pk = pk or journal_partition(delivery)
-    rk = rk or journal_row_prefix(delivery, did) + key
-    return [Job(action=a, key=key, pk=pk, rk=rk, delivery_id=did, trigger=delivery.trigger, tenant=delivery.tenant,
-                subscription_id=delivery.subscription_id, timestamp=delivery.timestamp, event=event)
-            for a in actions]

@@ -88,6 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_EVENTS_PER_DELIVERY", "1000", APP,
             "Most events one delivery may hold; a signed delivery with more gets 400 and is kept in "
             "`rejected-deliveries`. Bounds the work and memory of one dispatch."),
+    Setting("ACTION_BATCH_SIZE", "50", APP,
+            "Most events of one delivery one action message carries (messages also stay within the 48 KiB "
+            "queue payload). A failed event is retried alone: the journal knows which ones finished."),
     Setting("PRESERVICA_ROUTES", "*=journal", APP,
             "Which actions run for which trigger, e.g. "
             "`FULL_TEXT_INDEXED=journal,thumbnail,teams;INGEST_FAILED=journal,teams;*=journal`."),
@@ -96,6 +99,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESERVICA_USERNAME", None, APP, "Preservica user for the actions and `subscribe`."),
     Setting("PRESERVICA_TENANT", None, APP, "Preservica tenant."),
     Setting("PRESERVICA_PROTOCOL", "https", APP, "`https`, or `http` for a local test double."),
+    Setting("PRESERVICA_MAX_RPS", "10", APP,
+            "Most requests per second one instance sends to Preservica (a token bucket shared by the process): "
+            "Preservica is a shared service the archive's staff use too."),
     Setting("PRESERVICA_PASSWORD", None, LOCAL, "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),

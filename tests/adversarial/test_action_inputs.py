@@ -6,6 +6,7 @@ import pytest
 
 from handlers.actions import runner as action_runner
 from handlers.clients import journal
+from tests.conftest import run_one
 from tests.doubles.receivers import CatalogueDouble
 from tests.support.deliveries import ref
 from tests.test_actions import SCHEMA, env, isolated, jobs, pres, row  # noqa: F401 (fixtures)
@@ -19,7 +20,7 @@ def test_catalogue_identifier_that_is_a_dot_segment_does_not_move_the_request(en
         monkeypatch.setenv("CATALOGUE_SCHEMA", SCHEMA)
         pres.add_asset(ref("dots"), "Dots", identifiers={"catalogue": identifier})
         [raw] = jobs("catalogue", refs=["dots"])
-        outcome = action_runner.run("catalogue", raw)
+        outcome = run_one("catalogue", raw)
         assert outcome.state == journal.SKIPPED and "not usable" in outcome.reason
         assert cat.received == []          # never asked for /records/.. (that is /, or the parent path)
         assert row(raw)["catalogue_state"] == "skipped"

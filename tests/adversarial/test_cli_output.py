@@ -16,7 +16,7 @@ from azure.storage.queue import QueueClient
 from click.testing import CliRunner
 
 from handlers import dispatch
-from handlers.core import envelope, settings
+from handlers.core import envelope, messages, settings
 from handlers.clients import journal
 from hookops.cli import main as cli
 from tests.support.deliveries import delivery, encode, ref
@@ -45,7 +45,7 @@ def evil_row(app_env):
     refuses such a ref, so it is written into the row directly (older rows, or another writer)."""
     body = encode(delivery(trigger=EVIL_TRIGGER, refs=["evil"]))
     did = envelope.delivery_id(body)
-    dispatch.dispatch(envelope.intake_message(did, "2026-11-29T10:00:01Z", body.decode()).encode())
+    dispatch.dispatch(messages.intake_message(did, "2026-11-29T10:00:01Z", body.decode()).encode())
     [row] = [r for r in journal.default().recent(10) if r["entityRef"] == ref("evil")]
     journal.default().merge(row["PartitionKey"], row["RowKey"], {"entityRef": EVIL_REF})
     journal.default().set_state(row["PartitionKey"], row["RowKey"], "journal", "failed", EVIL_REASON)
@@ -82,7 +82,7 @@ def _poison_queue(app_env, action: str = "teams") -> QueueClient:
 
 
 def _job(ref: str) -> str:
-    doc = {"action": "teams", "deliveryId": "d" * 32, "event": {"entityRef": ref}}
+    doc = {"v": 1, "action": "teams", "deliveryId": "d" * 32, "events": [{"key": "k", "rk": "r", "event": {"entityRef": ref}}]}
     return base64.b64encode(json.dumps(doc).encode()).decode()
 
 
@@ -90,7 +90,7 @@ def test_terminal_escape_sequences_in_poison_list(app_env):
     _poison_queue(app_env).send_message(_job(EVIL_REF))
     out = hookops("poison", "list")
     assert not unsafe_chars(out), out
-    assert "ref=asset\\x1b[2K\\rDONE" in out
+    assert "refs=asset\\x1b[2K\\rDONE" in out
 
 
 def test_poison_expiry_hidden_from_operator(app_env):
@@ -99,7 +99,7 @@ def test_poison_expiry_hidden_from_operator(app_env):
     q = _poison_queue(app_env)
     q.send_message(_job("expiring-asset"))
     q.send_message(_job("immortal-asset"), time_to_live=-1)
-    peeked = {json.loads(base64.b64decode(m.content))["event"]["entityRef"]: m
+    peeked = {json.loads(base64.b64decode(m.content))["events"][0]["event"]["entityRef"]: m
               for m in q.peek_messages(max_messages=32)}
     out = hookops("poison", "list")
     [expiring] = [line for line in out.splitlines() if "expiring-asset" in line]

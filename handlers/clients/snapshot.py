@@ -1,0 +1,84 @@
+"""What the actions need to know about an entity from Preservica, read once per event.
+
+The dispatcher takes a snapshot for each event whose routed actions declare `reads` (the union of
+their parts), and the action messages carry it: no action asks Preservica for the asset again.
+Parts: "summary" (title, description, security tag, parent, metadata fragment schemas: the one
+entity GET), "identifiers" (one more GET, unless the delivery carried them), "files" (the bitstream
+walk, several GETs: only the Teams card's file list reads it). Sizes are bounded so that an event and
+its snapshot always fit one queue message.
+"""
+from __future__ import annotations
+
+from ..core.errors import NotFound
+
+PARTS = frozenset({"summary", "identifiers", "files"})
+_MAX = {"title": 500, "description": 2000, "list": 20, "value": 200}
+
+
+def _clip(value, limit: int) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def payload_identifiers(event: dict) -> list[list[str]] | None:
+    """Identifiers a delivery carries (subscriptions made with includeIdentifiers=true), as [type, value]
+    pairs; None when it carries none. Entries are {type: value} or {"type": .., "value": ..} objects."""
+    found = []
+    for item in event.get("identifiers") or []:
+        if not isinstance(item, dict):
+            continue
+        if "type" in item and "value" in item:
+            found.append([str(item["type"]), str(item["value"])])
+        else:
+            found += [[str(k), str(v)] for k, v in item.items() if isinstance(v, (str, int))]
+    return found or None
+
+
+def take(api, entity_type: str, ref: str, parts: frozenset[str], event: dict | None = None) -> dict:
+    """The snapshot of one entity: {"gone": True} if Preservica no longer has it, {} for content objects."""
+    from pyPreservica.common import EntityType, ReferenceNotFoundException
+    kind = {"IO": EntityType.ASSET, "SO": EntityType.FOLDER}.get(entity_type)
+    if kind is None or not ref:
+        return {}
+    try:
+        e = api.entity(kind, ref)
+    except ReferenceNotFoundException:
+        return {"gone": True}
+    snap = {"parts": sorted(parts | {"summary"}), "title": _clip(e.title, _MAX["title"]), "description": _clip(e.description, _MAX["description"]),
+            "securityTag": e.security_tag, "parent": e.parent,
+            "metadata": dict(list((e.metadata or {}).items())[: _MAX["list"]])}
+    if "identifiers" in parts:
+        ids = payload_identifiers(event or {})
+        if ids is None:
+            ids = [[t, v] for t, v in sorted(api.identifiers_for_entity(e))]
+        snap["identifiers"] = [[_clip(t, _MAX["value"]), _clip(v, _MAX["value"])] for t, v in ids[: _MAX["list"]]]
+    if "files" in parts and entity_type == "IO":
+        files = sorted((b.filename or "?", _int(b.length)) for b in api.bitstreams_for_asset(e))
+        snap["files"] = [[_clip(n, _MAX["value"]), s] for n, s in files[: _MAX["list"]]]
+        snap["fileCount"] = len(files)
+    return snap
+
+
+def entity(entity_type: str, ref: str, snap: dict):
+    """A pyPreservica entity built from a snapshot, for calls that take one (thumbnail, metadata writes)
+    without reading the entity again. NotFound for a snapshot of a deleted entity."""
+    from pyPreservica.common import Asset, Folder
+    if snap.get("gone"):
+        raise NotFound()
+    cls = {"IO": Asset, "SO": Folder}[entity_type]
+    return cls(ref, snap.get("title"), snap.get("description"), snap.get("securityTag"), snap.get("parent"),
+               dict(snap.get("metadata") or {}))
+
+
+def covers(snap: dict | None, parts: frozenset[str]) -> bool:
+    """Whether a snapshot answers for `parts` (a deleted entity or a content object answers for all)."""
+    if snap is None:
+        return False
+    return bool(snap.get("gone")) or snap == {} or parts <= set(snap.get("parts") or ())
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

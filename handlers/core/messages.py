@@ -1,0 +1,142 @@
+"""The queue messages. Pure, no I/O.
+
+Intake message (queue `preservica-deliveries`), one per delivery:
+    {"v": 1, "id": <delivery id>, "received": <iso>, "delivery": <the body, verbatim>}
+  or, when that would not fit one queue message (claim check):
+    {"v": 1, "id": ..., "received": ..., "blob": <name in the deliveries container>}
+Action message (queue `action-<name>`): a batch of up to ACTION_BATCH_SIZE events of one delivery
+for one action, packed to fit the 48 KiB payload; each event may carry the Preservica snapshot the
+dispatcher took for it. An action's fan-out hook may send a message of its own kind (Teams: a digest).
+    {"v": 1, "action", "kind", "deliveryId", "trigger", "tenant", "subscriptionId", "timestamp", "pk",
+     "events": [{"key", "rk", "event", "snapshot"?}], "digest"?}
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace  # noqa: F401 (replace: callers adjust jobs with it)
+
+from .envelope import Delivery, _text, entity_ref
+from .errors import InvalidMessage
+
+VERSION = 1
+# A queue message holds 64 KiB once base64-encoded, i.e. 48 KiB of payload.
+MAX_QUEUE_PAYLOAD = 48 * 1024
+_HEADER = ("deliveryId", "trigger", "tenant", "subscriptionId", "timestamp", "pk")
+
+
+# ---- intake message -------------------------------------------------------------------------
+
+def intake_message(did: str, received: str, body_text: str) -> str:
+    """The body is already checked JSON, so it is embedded verbatim: no second serialisation."""
+    return f'{{"v":{VERSION},"id":"{did}","received":"{received}","delivery":{body_text}}}'
+
+
+def claim_message(did: str, received: str, blob_name: str) -> str:
+    return json.dumps({"v": VERSION, "id": did, "received": received, "blob": blob_name}, separators=(",", ":"))
+
+
+def fits_queue(message: str) -> bool:
+    return len(message.encode("utf-8")) <= MAX_QUEUE_PAYLOAD
+
+
+def read_intake_message(raw: bytes | str) -> dict:
+    doc = _load(raw)
+    if not isinstance(doc.get("id"), str) or ("delivery" not in doc and not isinstance(doc.get("blob"), str)):
+        raise InvalidMessage("intake message has neither 'delivery' nor 'blob'")
+    return doc
+
+
+def _load(raw: bytes | str) -> dict:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise InvalidMessage("message is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("v") != VERSION:
+        raise InvalidMessage(f"message is not a version {VERSION} envelope")
+    return doc
+
+
+# ---- action messages ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """One (event, action) unit of work: what an action's perform() receives."""
+    action: str
+    key: str
+    pk: str
+    rk: str
+    delivery_id: str
+    trigger: str
+    tenant: str
+    subscription_id: str
+    timestamp: str
+    event: dict
+    kind: str = "event"           # "event", or another kind an action's fan-out hook makes (Teams: "digest")
+    digest: dict | None = None    # that hook's own data for a message standing for many events
+    snapshot: dict | None = field(default=None, compare=False)  # what the dispatcher read from Preservica
+
+    @property
+    def entity_type(self) -> str:
+        return _text(self.event.get("entityType")).upper()
+
+    @property
+    def entity_ref(self) -> str:
+        return entity_ref(self.event)
+
+    def entry(self) -> dict:
+        doc = {"key": self.key, "rk": self.rk, "event": self.event}
+        if self.snapshot is not None:
+            doc["snapshot"] = self.snapshot
+        return doc
+
+
+def jobs_for(delivery: Delivery, did: str, event: dict, actions: tuple[str, ...], key: str, pk: str,
+             rk: str) -> list[Job]:
+    return [Job(action=a, key=key, pk=pk, rk=rk, delivery_id=did, trigger=delivery.trigger, tenant=delivery.tenant,
+                subscription_id=delivery.subscription_id, timestamp=delivery.timestamp, event=event)
+            for a in actions]
+
+
+def _header(job: Job) -> dict:
+    return {"v": VERSION, "action": job.action, "kind": job.kind, "deliveryId": job.delivery_id,
+            "trigger": job.trigger, "tenant": job.tenant, "subscriptionId": job.subscription_id,
+            "timestamp": job.timestamp, "pk": job.pk}
+
+
+def pack(jobs: list[Job], max_events: int) -> list[str]:
+    """Messages for jobs of one action, one delivery and one kind: up to `max_events` each, each within
+    the queue payload (an entry is at most MAX_EVENT_BYTES of event plus a bounded snapshot)."""
+    if not jobs:
+        return []
+    head = _header(jobs[0])
+    if jobs[0].digest is not None:
+        head["digest"] = jobs[0].digest
+    prefix = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + ',"events":['
+    out, parts, size = [], [], 0
+    for job in jobs:
+        part = json.dumps(job.entry(), separators=(",", ":"), ensure_ascii=False)
+        grown = len(prefix.encode()) + size + len(part.encode()) + len(parts) + 2
+        if parts and (len(parts) >= max_events or grown > MAX_QUEUE_PAYLOAD):
+            out.append(prefix + ",".join(parts) + "]}")
+            parts, size = [], 0
+        parts.append(part)
+        size += len(part.encode())
+    out.append(prefix + ",".join(parts) + "]}")
+    return out
+
+
+def read_batch(raw: bytes | str) -> list[Job]:
+    """The jobs of one action message, in the order they were packed."""
+    doc = _load(raw)
+    try:
+        head = {k: doc[k] for k in _HEADER}
+        base = Job(action=doc["action"], key="", pk=head["pk"], rk="", delivery_id=head["deliveryId"],
+                   trigger=head["trigger"], tenant=head["tenant"], subscription_id=head["subscriptionId"],
+                   timestamp=head["timestamp"], event={}, kind=doc.get("kind", "event"), digest=doc.get("digest"))
+        jobs = [replace(base, key=e["key"], rk=e["rk"], event=e.get("event") or {}, snapshot=e.get("snapshot"))
+                for e in doc["events"]]
+    except (KeyError, TypeError):
+        raise InvalidMessage("action message lacks a required field") from None
+    if not jobs:
+        raise InvalidMessage("action message holds no events")
+    return jobs

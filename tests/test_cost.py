@@ -1,0 +1,144 @@
+"""Cost per event: Preservica is asked once per event for what the routed actions read, events move
+in batches, a failed event is retried alone, and the Preservica request rate is bounded.
+
+The real pyPreservica client against the Preservica double, real Azurite, the real runner.
+"""
+import threading
+from collections import Counter
+
+import pytest
+
+from handlers import dispatch
+from handlers.actions import runner
+from handlers.actions.contract import ActionError
+from handlers.clients import journal, preservica, ratelimit
+from handlers.core import envelope, messages, settings
+from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
+from tests.support.deliveries import delivery, encode, ref
+from tests.test_actions import PASSWORD, TENANT, USER, env, isolated, pres  # noqa: F401 (fixtures)
+from tests.test_dispatch import drain
+
+SCHEMA = "urn:example:catalogue"
+ALL = "journal,thumbnail,teams,catalogue,relay"
+
+
+@pytest.fixture
+def five(env, pres, monkeypatch):
+    """Every action routed and configured, each receiver a double."""
+    with TeamsDouble() as teams, CatalogueDouble() as cat, RelayReceiver() as relay:
+        for name, value in {"PRESERVICA_ROUTES": f"FULL_TEXT_INDEXED={ALL}", "TEAMS_WEBHOOK_URL": teams.url,
+                            "TEAMS_DIGEST_THRESHOLD": "1000", "CATALOGUE_URL_TEMPLATE": cat.url_template,
+                            "CATALOGUE_SCHEMA": SCHEMA, "RELAY_URL": relay.url, "RELAY_SECRET": relay.secret}.items():
+            monkeypatch.setenv(name, value)
+        yield teams, cat, relay
+
+
+def add_assets(pres, cat, names, *, in_payload: bool):
+    refs = [ref(n) for n in names]
+    for i, r in enumerate(refs):
+        from tests.doubles.preservica import make_png
+        pres.add_asset(r, f"Asset {i}", thumbnail=make_png(), identifiers={"catalogue": f"C/{i}"})
+        cat.add_record(f"C/{i}", f"<record xmlns='{SCHEMA}'><id>{i}</id></record>")
+    doc = delivery(refs=names)
+    if in_payload:  # what a subscription made with includeIdentifiers=true delivers
+        for i, e in enumerate(doc["events"]):
+            e["identifiers"] = [{"catalogue": f"C/{i}"}]
+    return refs, doc
+
+
+def run_everything(conn: str) -> int:
+    """Every action message, as the queue functions would run them; returns how many there were."""
+    count = 0
+    for action in ALL.split(","):
+        for raw in drain(conn, action):
+            runner.run(action, raw, message_id=f"m{count}")
+            count += 1
+    return count
+
+
+def dispatched(doc) -> dict:
+    body = encode(doc)
+    return dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:01Z",
+                                                     body.decode()).encode())
+
+
+@pytest.mark.parametrize("in_payload", [True, False], ids=["identifiers in the delivery", "identifiers asked for"])
+def test_each_asset_is_read_once_per_event_with_all_five_actions(five, pres, app_env, in_payload):
+    teams, cat, relay = five
+    refs, doc = add_assets(pres, cat, [f"cost-{i}" for i in range(10)], in_payload=in_payload)
+    pres.requests.clear()
+    assert dispatched(doc)["messages"] == 5                      # one batch per action for 10 events
+    assert run_everything(app_env.connection_string) == 5
+    reads = Counter(p.split("/")[4] for m, p in pres.requests
+                    if m == "GET" and p.startswith("/api/entity/information-objects/") and p.count("/") == 4)
+    assert reads == Counter(refs)                                # one asset read per event, for all five actions
+    ids = sum(1 for m, p in pres.requests if p.endswith("/identifiers"))
+    assert ids == (0 if in_payload else len(refs))
+    per_process = ("/api/accesstoken", "/api/entity/versiondetails", "/api/user/details")  # login, once
+    per_event = sum(1 for m, p in pres.requests if not p.startswith(per_process)) / len(refs)
+    assert per_event <= (3 if in_payload else 4), Counter((m, p.split("?")[0].rsplit("/", 1)[0]) for m, p in pres.requests)
+    rows = journal.default().recent(100)
+    assert all(r[f"{a}_state"] == "done" for r in rows for a in ALL.split(","))
+    assert len(teams.cards) == 10 and len(relay.deliveries) == 10
+    assert {d.json()["asset"]["title"] for d in relay.deliveries} == {f"Asset {i}" for i in range(10)}
+    assert all(len(pres.metadata(r)) == 1 for r in refs)
+
+
+def test_a_failed_event_in_a_batch_is_retried_alone(env, pres, app_env, monkeypatch):
+    names = ["b-0", "b-1", "b-2"]
+    with CatalogueDouble() as cat:
+        monkeypatch.setenv("PRESERVICA_ROUTES", "*=catalogue")
+        monkeypatch.setenv("CATALOGUE_URL_TEMPLATE", cat.url_template)
+        monkeypatch.setenv("CATALOGUE_SCHEMA", SCHEMA)
+        refs, doc = add_assets(pres, cat, names, in_payload=True)
+        dispatched(doc)
+        [raw] = drain(app_env.connection_string, "catalogue")
+        pres.fail_next(1, 500, path_prefix=f"/api/entity/information-objects/{refs[1]}/metadata")
+        with pytest.raises(ActionError, match="HTTP 500"):
+            runner.run("catalogue", raw, message_id="m1")
+        states = {r["entityRef"]: r["catalogue_state"] for r in journal.default().recent(10)}
+        assert states == {refs[0]: "done", refs[1]: "failed", refs[2]: "done"}
+
+        def writes():
+            return Counter(p.split("/")[4] for m, p in pres.requests if m == "POST" and p.endswith("/metadata"))
+        before = writes()
+        outcomes = runner.run("catalogue", raw, attempt=2, message_id="m1")   # the host's retry of the message
+        assert writes() - before == Counter({refs[1]: 1})             # only the failed event was performed again
+        assert [o is None for o in outcomes] == [True, False, True] and outcomes[1].state == "done"
+        assert all(len(pres.metadata(r)) == 1 for r in refs)
+
+
+def test_token_bucket_holds_the_rate_for_many_threads():
+    now, slept = [0.0], []
+    lock = threading.Lock()
+
+    def sleep(seconds):
+        with lock:
+            slept.append(seconds)
+    bucket = ratelimit.TokenBucket(5, clock=lambda: now[0], sleep=sleep)
+    threads = [threading.Thread(target=lambda: [bucket.take() for _ in range(10)]) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # 80 requests at 5/s with a burst of 5, all at one instant: the last must wait (80 - 5) / 5 s.
+    assert max(slept) == pytest.approx((80 - 5) / 5)
+    assert len(slept) == 75                                       # every request past the burst waited its turn
+
+
+def test_every_preservica_request_takes_a_token(five, pres, app_env, monkeypatch):
+    taken = []
+
+    class Counting(ratelimit.TokenBucket):
+        def take(self):
+            taken.append(1)
+            return 0.0
+    monkeypatch.setattr(preservica._bucket, "_build", lambda: Counting(1))
+    preservica._bucket.reset()
+    preservica.forget_client()
+    teams, cat, relay = five
+    refs, doc = add_assets(pres, cat, ["rl-0", "rl-1", "rl-2"], in_payload=False)
+    pres.requests.clear()
+    dispatched(doc)
+    run_everything(app_env.connection_string)
+    assert len(taken) == len(pres.requests) > 0                   # login, version, user details included
