@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from handlers import intake, preservica, signature
 from hookops import cli, localsettings
-from tests.doubles.preservica import PreservicaDouble
+from hookops.doubles.preservica import PreservicaDouble
 
 USER, PASSWORD, TENANT = "hook-admin", "s3cure-pass-phrase", "ARCHIVE"
 SECRET = "cli-test-webhook-secret"

@@ -6,7 +6,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from handlers import action_runner, dispatch, envelope, journal, settings
-from tests.support.deliveries import delivery, encode, ref
+from hookops.doubles.deliveries import delivery, encode, ref
 
 
 def intake_msg(doc: dict) -> bytes:

@@ -4,7 +4,7 @@ import json
 import azure.functions as func
 
 from handlers import intake, secrets, signature
-from tests.support.deliveries import delivery, encode
+from hookops.doubles.deliveries import delivery, encode
 
 
 def post(body: bytes, secret: str) -> func.HttpResponse:

@@ -5,8 +5,8 @@ Uses test_actions' fixtures: the real pyPreservica client against the Preservica
 import pytest
 
 from handlers import action_runner, journal
-from tests.doubles.receivers import CatalogueDouble
-from tests.support.deliveries import ref
+from hookops.doubles.deliveries import ref
+from hookops.doubles.receivers import CatalogueDouble
 from tests.test_actions import SCHEMA, env, isolated, jobs, pres, row  # noqa: F401 (fixtures)
 
 

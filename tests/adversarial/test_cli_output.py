@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from handlers import dispatch, envelope, journal, settings
 from hookops.cli import main as cli
-from tests.support.deliveries import delivery, encode, ref
+from hookops.doubles.deliveries import delivery, encode, ref
 
 UNSAFE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 # Erase the line and return to its start, an OSC 8 hyperlink, a bidi override, a line separator,
