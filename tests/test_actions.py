@@ -17,10 +17,10 @@ from azure.storage.blob import BlobServiceClient
 
 from handlers import action_runner, dispatch, envelope, journal, preservica, settings
 from handlers.action_runner import ActionError, Context
-from hookops.doubles.deliveries import delivery, encode, ref
+from tests.conftest import ROOT
 from hookops.doubles.preservica import PreservicaDouble, make_png
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
-from tests.conftest import ROOT
+from hookops.doubles.deliveries import delivery, encode, ref
 
 USER, PASSWORD, TENANT = "hook-user", "correct horse battery staple", "ARCHIVE"
 ASSET, OTHER, FOLDER = ("7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002",

@@ -8,8 +8,8 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
 from handlers import envelope, intake, settings, signature
-from hookops.doubles.deliveries import delivery, encode
 from tests.conftest import SECRET
+from hookops.doubles.deliveries import delivery, encode
 
 URL = "http://localhost:7071/api/preservica/webhook"
 

@@ -6,9 +6,9 @@ end-to-end run is in test_storage_stall.py.
 import pytest
 
 from handlers import action_runner, action_teams, dispatch, envelope, journal
-from hookops.doubles.deliveries import delivery
-from hookops.doubles.receivers import TeamsDouble
 from tests.adversarial.test_trust_boundary import drain, intake_msg
+from hookops.doubles.receivers import TeamsDouble
+from hookops.doubles.deliveries import delivery
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers import action_runner, dispatch, envelope, journal, settings, signature
-from hookops.doubles.deliveries import delivery, encode, ref
 from tests.conftest import SECRET
+from hookops.doubles.deliveries import delivery, encode, ref
 from tests.test_dispatch import drain, intake_msg
 
 URL = "http://localhost:7071/api/preservica/webhook"
