@@ -26,7 +26,7 @@ import function_app
 after_app = set(sys.modules)
 from handlers import intake
 from handlers.core import signature
-from tests.support.deliveries import delivery, encode
+from hookops.doubles.deliveries import delivery, encode
 body = encode(delivery("FULL_TEXT_INDEXED", refs=["bench-io-00000"]))
 sig = signature.sign(os.environ["PRESERVICA_WEBHOOK_SECRET"], body)
 req = azure.functions.HttpRequest("POST", "http://127.0.0.1/api/preservica/webhook", body=body,

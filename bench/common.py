@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-if str(ROOT) not in sys.path:  # the app (function_app, handlers) and the test doubles live there
+if str(ROOT) not in sys.path:  # the app (function_app, handlers) and hookops (runner, doubles) live there
     sys.path.insert(0, str(ROOT))
 
 SECRET = "bench-webhook-secret"          # the shared webhook secret (a benchmark value, not a credential)
@@ -34,8 +34,8 @@ def timestamp(ms_since_epoch: int) -> str:
 
 
 def delivery_body(refs, subscription: str, ms: int, trigger: str = "FULL_TEXT_INDEXED") -> bytes:
-    """A delivery as Preservica sends it (tests/support/deliveries.py builds the same shape)."""
-    from tests.support.deliveries import delivery, encode
+    """A delivery as Preservica sends it (hookops/doubles/deliveries.py builds the same shape)."""
+    from hookops.doubles.deliveries import delivery, encode
     return encode(delivery(trigger, refs=list(refs), timestamp=timestamp(ms), subscription=subscription))
 
 

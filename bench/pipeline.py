@@ -128,7 +128,7 @@ def intake_only_runner(runner_cls):
     class IntakeOnlyRunner(runner_cls):
         def load(self):
             functions = super().load()
-            self._queues.clear()   # the runner starts one poller per entry; none here
+            self.queue_functions.clear()   # the runner starts one poller per entry; none here
             return functions
     return IntakeOnlyRunner
 
@@ -205,7 +205,7 @@ def ack_latency(runner, clock, double, reference, *, deliveries: int, ref_delive
                      "statuses": _merge([x["statuses"] for x in ours]),
                      "retried": sum(x["retried"] for x in ours), "failed": sum(x["failed"] for x in ours),
                      "thumbnails_done": sum(x["thumbnails_done"] for x in ours),
-                     "listen_backlog": runner._server.request_queue_size},
+                     "listen_backlog": runner.http_server.request_queue_size},
             "reference": {**{k: med(theirs, k) for k in keys}, "ok": sum(x["ok"] for x in theirs),
                           "sent": sum(x["sent"] for x in theirs), "statuses": _merge([x["statuses"] for x in theirs]),
                           "work_done": sum(x["work_done"] for x in theirs),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from bench.common import PASSWORD, TENANT, USER, ref, serve_commands
-from tests.doubles.preservica import PreservicaDouble, make_png
+from hookops.doubles.preservica import PreservicaDouble, make_png
 
 
 class CountingDouble(PreservicaDouble):

@@ -7,20 +7,22 @@ requirements.txt at the root) minus everything `.funcignore` excludes. Dependenc
 bundled: deploy with a remote build, e.g.
 `az functionapp deployment source config-zip --src dist/app.zip --build-remote true ...`.
 
-`.funcignore` uses gitignore syntax (the one Core Tools and azd read): `#` comments, `!` negation,
-a trailing `/` for folders only, a `/` elsewhere anchoring the pattern to the project root,
-`*`, `?`, `[...]` and `**`. As in git, a file inside an excluded folder cannot be re-included.
+`.funcignore` uses gitignore syntax (the one Core Tools and azd read), matched by pathspec's
+GitIgnoreSpec. As in git, a file inside an excluded folder cannot be re-included: the walk does
+not enter excluded folders. An invalid pattern (e.g. a trailing backslash) is an error.
 The zip is reproducible: entries sorted, fixed timestamps.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import pathspec
+from pathspec.patterns.gitwildmatch import GitWildMatchPatternError
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORE_FILE = ".funcignore"
@@ -28,96 +30,24 @@ REQUIRED = ("host.json", "function_app.py", "requirements.txt")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def _translate(pattern: str) -> str:
-    """Regex source for one gitignore glob (no leading/trailing slash handling)."""
-    out, i, n = [], 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("/**", i) and i + 3 == n:
-            out.append("/.*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            j = pattern.find("]", i + 2)
-            if j == -1:
-                out.append(re.escape(c))
-                i += 1
-                continue
-            body = pattern[i + 1:j]
-            if body[0] in "!^":
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = j + 1
-        elif c == "\\" and i + 1 < n:
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return "".join(out)
-
-
-@dataclass(frozen=True)
-class Rule:
-    pattern: str
-    regex: re.Pattern
-    negate: bool
-    dir_only: bool
-
-    @classmethod
-    def parse(cls, line: str) -> "Rule | None":
-        text = line.rstrip("\n\r")
-        if not text.endswith("\\ "):
-            text = text.rstrip()
-        if not text or text.startswith("#"):
-            return None
-        negate = text.startswith("!")
-        if negate:
-            text = text[1:]
-        elif text.startswith("\\!") or text.startswith("\\#"):
-            text = text[1:]
-        dir_only = text.endswith("/")
-        body = text.rstrip("/")
-        if not body:
-            return None
-        anchored = "/" in body
-        body = body.lstrip("/")
-        prefix = "^" if anchored else "^(?:.*/)?"
-        return cls(line.strip(), re.compile(prefix + _translate(body) + "$"), negate, dir_only)
-
-    def matches(self, path: str, is_dir: bool) -> bool:
-        if self.dir_only and not is_dir:
-            return False
-        return bool(self.regex.match(path))
-
-
 class IgnoreRules:
     """gitignore-style rules; the last matching rule decides."""
 
     def __init__(self, lines: list[str] | tuple[str, ...] = ()):
-        self.rules = [r for r in (Rule.parse(line) for line in lines) if r]
+        self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
 
     @classmethod
     def from_file(cls, path: Path) -> "IgnoreRules":
-        return cls(path.read_text(encoding="utf-8").splitlines() if path.exists() else [])
+        if not path.exists():
+            return cls()
+        try:
+            return cls(path.read_text(encoding="utf-8").splitlines())
+        except GitWildMatchPatternError as exc:
+            raise ValueError(f"{path.name}: {exc}") from exc
 
     def ignored(self, path: str, is_dir: bool = False) -> bool:
-        result = False
-        for rule in self.rules:
-            if rule.matches(path, is_dir):
-                result = not rule.negate
-        return result
+        """Whether the project-relative POSIX `path` is excluded (a folder when `is_dir`)."""
+        return self.spec.match_file(path + "/" if is_dir else path)
 
 
 def select_files(root: Path, rules: IgnoreRules, exclude: set[Path] = frozenset()) -> list[str]:

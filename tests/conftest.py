@@ -61,7 +61,7 @@ def app_env(azurite, monkeypatch):
 
 @pytest.fixture(scope="session")
 def _keyvault_server():
-    from tests.doubles.keyvault import KeyVaultDouble
+    from hookops.doubles.keyvault import KeyVaultDouble
     with KeyVaultDouble() as kv:
         yield kv
 

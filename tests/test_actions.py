@@ -21,9 +21,9 @@ from handlers.core import envelope, messages, settings
 from handlers.clients import journal, preservica
 from handlers.actions.contract import ActionError, Context
 from tests.conftest import ROOT, read_job, run_one
-from tests.doubles.preservica import PreservicaDouble, make_png
-from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
-from tests.support.deliveries import delivery, encode, ref
+from hookops.doubles.preservica import PreservicaDouble, make_png
+from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
+from hookops.doubles.deliveries import delivery, encode, ref
 
 USER, PASSWORD, TENANT = "hook-user", "correct horse battery staple", "ARCHIVE"
 ASSET, OTHER, FOLDER = ("7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002",

@@ -82,3 +82,10 @@ def test_raw_figures_are_numbers(quick):
     assert _number(r4["ack_ms"]) and r4["status"] == [200] and r4["queue_puts"] == 1
     for size in r5["sizes"].values():
         assert all(_number(size[k]) for k in ("handle_us", "pure_us", "hmac_us", "ratio"))
+
+
+def test_bench_imports_nothing_from_tests():
+    """The doubles and delivery builders the benchmarks share with the tests live in hookops/doubles/."""
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        text = path.read_text()
+        assert not re.search(r"^\s*(from|import) tests\b", text, re.M), f"{path.name} imports from tests/"

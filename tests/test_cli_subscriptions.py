@@ -15,7 +15,7 @@ from handlers import intake
 from handlers.clients import preservica
 from handlers.core import signature
 from hookops import cli, localsettings
-from tests.doubles.preservica import PreservicaDouble
+from hookops.doubles.preservica import PreservicaDouble
 
 USER, PASSWORD, TENANT = "hook-admin", "s3cure-pass-phrase", "ARCHIVE"
 SECRET = "cli-test-webhook-secret"
@@ -189,6 +189,16 @@ def test_help_explains_the_challenge_and_the_triggers():
     text = " ".join(result.output.split())
     assert "challenge" in text and "FULL_TEXT_INDEXED" in text and "INGEST_FAILED" in text
     assert "--yes" in hookops("unsubscribe", "--help").output
+
+
+def test_hookops_lists_the_commands_kept_in_modules_of_their_own():
+    """subscribe, subscriptions, unsubscribe (hookops/subscriptions.py) and poison (hookops/poison.py)
+    register on the same group as the rest, so `hookops --help` lists them all."""
+    result = hookops("--help")
+    assert result.exit_code == 0
+    listed = {line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == {"events", "poison", "prune-events", "run", "send-test-event", "settings", "subscribe",
+                      "subscriptions", "unsubscribe", "verify-endpoint"}
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ from handlers.actions import runner
 from handlers.actions.contract import ActionError
 from handlers.clients import journal, preservica, ratelimit
 from handlers.core import envelope, messages, settings
-from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
-from tests.support.deliveries import delivery, encode, ref
+from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
+from hookops.doubles.deliveries import delivery, encode, ref
 from tests.test_actions import PASSWORD, TENANT, USER, env, isolated, pres  # noqa: F401 (fixtures)
 from tests.test_dispatch import drain
 
@@ -36,7 +36,7 @@ def five(env, pres, monkeypatch):
 def add_assets(pres, cat, names, *, in_payload: bool):
     refs = [ref(n) for n in names]
     for i, r in enumerate(refs):
-        from tests.doubles.preservica import make_png
+        from hookops.doubles.preservica import make_png
         pres.add_asset(r, f"Asset {i}", thumbnail=make_png(), identifiers={"catalogue": f"C/{i}"})
         cat.add_record(f"C/{i}", f"<record xmlns='{SCHEMA}'><id>{i}</id></record>")
     doc = delivery(refs=names)

@@ -11,7 +11,7 @@ from handlers import dispatch
 from handlers.core import envelope, messages, settings
 from handlers.clients import journal
 from tests.conftest import read_job, run_one
-from tests.support.deliveries import delivery, encode, ref
+from hookops.doubles.deliveries import delivery, encode, ref
 
 
 def intake_msg(doc: dict) -> bytes:

@@ -21,8 +21,8 @@ from pyPreservica import EntityAPI, WebHooksAPI
 from pyPreservica.common import EntityType, HTTPException, ReferenceNotFoundException, Thumbnail
 from pyPreservica.webHooksAPI import TriggerType, WebHookHandler
 
-from tests.doubles.preservica import PreservicaDouble, bitstream_bytes, make_png
-from tests.doubles.receivers import (CatalogueDouble, RelayReceiver, TeamsDouble, adaptive_card_problem,
+from hookops.doubles.preservica import PreservicaDouble, bitstream_bytes, make_png
+from hookops.doubles.receivers import (CatalogueDouble, RelayReceiver, TeamsDouble, adaptive_card_problem,
                                      verify_standard_webhook)
 
 USER, PASSWORD, TENANT = "hook-user", "correct horse battery", "ARCHIVE"

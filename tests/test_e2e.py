@@ -19,9 +19,9 @@ from handlers.clients import journal
 from handlers.core import settings, signature
 from hookops import azurite as az
 from hookops.cli import main as cli
+from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.runner import Runner
 from tests.conftest import ROOT, SECRET
-from tests.support.deliveries import delivery, encode, ref
 
 pytestmark = pytest.mark.slow
 FAST_HOST = {"version": "2.0", "extensions": {"http": {"routePrefix": "api"}, "queues": {
@@ -123,7 +123,7 @@ def test_storage_outage_is_503_and_no_acknowledged_delivery_is_lost(tmp_path, fa
 
 
 def test_failing_batch_ends_in_poison_names_its_events_and_replay_brings_it_back(runner, app_env, monkeypatch):
-    from tests.doubles.receivers import TeamsDouble
+    from hookops.doubles.receivers import TeamsDouble
     with TeamsDouble() as teams:
         monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,teams")
         monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.url)
@@ -174,8 +174,8 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
     from azure.storage.blob import BlobServiceClient
 
     from handlers.clients import preservica
-    from tests.doubles.preservica import PreservicaDouble, make_png
-    from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
+    from hookops.doubles.preservica import PreservicaDouble, make_png
+    from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 
     monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
     preservica.forget_client()

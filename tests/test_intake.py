@@ -10,7 +10,7 @@ from azure.storage.queue import QueueClient
 from handlers.core import envelope, messages, settings, signature
 from handlers import intake
 from tests.conftest import SECRET
-from tests.support.deliveries import delivery, encode
+from hookops.doubles.deliveries import delivery, encode
 
 URL = "http://localhost:7071/api/preservica/webhook"
 

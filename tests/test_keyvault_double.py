@@ -10,7 +10,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
-from tests.doubles.keyvault import KeyVaultDouble
+from hookops.doubles.keyvault import KeyVaultDouble
 
 CLIENT_ID = "some-id"
 

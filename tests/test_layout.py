@@ -13,7 +13,7 @@ from handlers.core import messages
 from handlers.actions import contract, registry
 from handlers.clients import journal
 from tests.conftest import ROOT, read_job
-from tests.support.deliveries import delivery, encode
+from hookops.doubles.deliveries import delivery, encode
 
 HANDLERS = ROOT / "handlers"
 LAYER = {"core": 0, "clients": 1, "actions": 2}   # modules directly in handlers/ are the stages: layer 3

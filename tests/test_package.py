@@ -109,7 +109,8 @@ SCRATCH_FILES = {
     "local.settings.json": False, "local.settings.json.example": False,
     "handlers/__pycache__/intake.cpython-311.pyc": False, "__pycache__/function_app.cpython-311.pyc": False,
     "handlers/stale.pyc": False, "docs/deploy.md": False, "scripts/checkov.sh": False,
-    "hookops/cli.py": False, ".azurite/__azurite_db_queue__.json": False, ".git/HEAD": False,
+    "hookops/cli.py": False, "hookops/host/runner.py": False, "hookops/doubles/preservica.py": False,
+    ".azurite/__azurite_db_queue__.json": False, ".git/HEAD": False,
     ".azure/dev/.env": False, "dist/old.zip": False, ".pytest_cache/v/x": False,
     "README.md": False, "Makefile": False, "pyproject.toml": False, "requirements-dev.txt": False,
     "azure.yaml": False, "package.json": False, ".python_packages/lib/x.py": False,
@@ -182,9 +183,20 @@ def test_output_inside_the_project_is_not_packaged_into_itself(tmp_path):
     (["# comment", ""], "# comment", False, False),
     (["__azurite_db*__.json"], "__azurite_db_queue__.json", False, True),
     ([".venv-*/"], ".venv-checkov", True, True),
+    # The hand-written matcher got these wrong (it ignored the path); git does not:
+    (["doc**.md"], "docs/a/b.md", False, False),      # ** not between slashes is a plain *: it stops at /
+    (["a[/]b"], "a/b", False, False),                 # a bracket expression never matches a slash
 ])
 def test_ignore_rules(patterns, path, is_dir, ignored):
     assert package.IgnoreRules(patterns).ignored(path, is_dir) is ignored
+
+
+def test_an_invalid_pattern_is_an_error_naming_the_file(tmp_path):
+    for name in ("function_app.py", "host.json", "requirements.txt"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / ".funcignore").write_text("docs\\\n")  # a trailing backslash escapes nothing
+    with pytest.raises(ValueError, match=r"\.funcignore"):
+        package.build(tmp_path, tmp_path / "out" / "app.zip")
 
 
 def test_a_file_in_an_excluded_folder_cannot_be_reincluded(tmp_path):

@@ -22,6 +22,7 @@ from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient, TextBase6
 
 from hookops import azurite as azurite_mod
 from hookops import hostconfig
+from hookops.host import queues as runner_queues
 from hookops.runner import Runner, RunnerError, route_regex
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,7 +255,7 @@ def test_local_settings_fill_in_and_env_overrides(tmp_path, monkeypatch):
         assert set(r.load()) == {"echo", "item", "boom", "record", "always_fail"}
         assert (os.environ["TOY_A"], os.environ["TOY_B"], os.environ["TOY_C"]) == \
             ("from-file", "from-environment", "from-arg")
-        assert "127.0.0.1:10001" in r._connection({"connection": "AzureWebJobsStorage"})
+        assert "127.0.0.1:10001" in runner_queues.connection({"connection": "AzureWebJobsStorage"})
     finally:
         r.stop()  # puts the environment back
     assert "TOY_A" not in os.environ and os.environ["TOY_B"] == "from-environment"

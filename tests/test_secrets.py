@@ -6,7 +6,7 @@ import azure.functions as func
 from handlers import intake
 from handlers.clients import secrets
 from handlers.core import signature
-from tests.support.deliveries import delivery, encode
+from hookops.doubles.deliveries import delivery, encode
 
 
 def post(body: bytes, secret: str) -> func.HttpResponse:

@@ -7,8 +7,8 @@ import pytest
 from handlers.actions import runner as action_runner
 from handlers.clients import journal
 from tests.conftest import run_one
-from tests.doubles.receivers import CatalogueDouble
-from tests.support.deliveries import ref
+from hookops.doubles.receivers import CatalogueDouble
+from hookops.doubles.deliveries import ref
 from tests.test_actions import SCHEMA, env, isolated, jobs, pres, row  # noqa: F401 (fixtures)
 
 

@@ -19,7 +19,7 @@ from handlers import dispatch
 from handlers.core import envelope, messages, settings
 from handlers.clients import journal
 from hookops.cli import main as cli
-from tests.support.deliveries import delivery, encode, ref
+from hookops.doubles.deliveries import delivery, encode, ref
 
 UNSAFE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 # Erase the line and return to its start, an OSC 8 hyperlink, a bidi override, a line separator,
@@ -95,7 +95,7 @@ def test_terminal_escape_sequences_in_poison_list(app_env):
 
 def test_poison_expiry_hidden_from_operator(app_env):
     """`poison list` did not say when a poison message expires, so nobody knew how long was left to
-    replay it; the host gives the copy 7 days (see Runner._poison)."""
+    replay it; the host gives the copy 7 days (see QueuePoller._poison in hookops/host/queues.py)."""
     q = _poison_queue(app_env)
     q.send_message(_job("expiring-asset"))
     q.send_message(_job("immortal-asset"), time_to_live=-1)

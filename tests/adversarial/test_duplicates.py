@@ -12,8 +12,8 @@ from handlers.core import envelope
 from handlers.clients import journal
 from tests.conftest import read_job, run_one
 from tests.adversarial.test_trust_boundary import drain, intake_msg
-from tests.doubles.receivers import TeamsDouble
-from tests.support.deliveries import delivery
+from hookops.doubles.receivers import TeamsDouble
+from hookops.doubles.deliveries import delivery
 
 
 @pytest.fixture

@@ -130,8 +130,8 @@ def test_non_hex_chunk_size(runner, size):
 
 def test_chunk_framing_overhead_counts_against_max_body(runner, monkeypatch):
     """Chunk extensions and trailers are bytes the runner reads too: they are bounded like the body."""
-    from hookops import runner as runner_mod
-    monkeypatch.setattr(runner_mod, "MAX_BODY", 4096)
+    from hookops.host import http as runner_http
+    monkeypatch.setattr(runner_http, "MAX_BODY", 4096)
     ext = b";x=" + b"y" * 1000
     with connect(runner.port) as s:
         s.sendall(request("POST /api/echo HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n",
@@ -236,8 +236,8 @@ def test_stop_while_connections_wait_for_a_slot(azurite, host_json, tmp_path):
 
 def test_poison_copy_gets_the_hosts_seven_day_ttl(runner, azurite):
     """The host copies a poison message with the service's default time-to-live (7 days from the
-    move), whatever the original's was; see Runner._poison. A message sent never to expire must not
-    look immortal in the poison queue locally when it expires on Azure."""
+    move), whatever the original's was; see QueuePoller._poison (hookops/host/queues.py). A message
+    sent never to expire must not look immortal in the poison queue locally when it expires on Azure."""
     text = f"poison ttl {uuid.uuid4()}"
     fail_queue = runner.toy_env["TOY_FAIL_QUEUE"]
     before = runner.stats["always_fail"]["poisoned"]

@@ -17,11 +17,11 @@ import pytest
 from handlers.clients import journal, preservica
 from handlers.core import settings, signature
 from hookops import azurite as az
+from hookops.doubles.deliveries import delivery, encode, ref
+from hookops.doubles.preservica import PreservicaDouble, make_png
+from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from hookops.runner import Runner
 from tests.conftest import ROOT, SECRET
-from tests.doubles.preservica import PreservicaDouble, make_png
-from tests.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
-from tests.support.deliveries import delivery, encode, ref
 from tests.test_e2e import fast_host_json, wait_until, webhook  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow

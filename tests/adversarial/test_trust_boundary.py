@@ -16,7 +16,7 @@ from handlers import dispatch
 from handlers.core import envelope, settings, signature
 from handlers.clients import journal
 from tests.conftest import SECRET, read_job, run_one
-from tests.support.deliveries import delivery, encode, ref
+from hookops.doubles.deliveries import delivery, encode, ref
 from tests.test_dispatch import drain, intake_msg
 
 URL = "http://localhost:7071/api/preservica/webhook"
@@ -172,7 +172,7 @@ def test_largest_admitted_delivery_dispatches_in_bounded_memory(app_env, monkeyp
 def test_digest_does_not_settle_another_subscriptions_events(app_env, monkeypatch):
     monkeypatch.setenv("PRESERVICA_ROUTES", "*=teams")
     monkeypatch.setenv("TEAMS_DIGEST_THRESHOLD", "2")
-    from tests.doubles.receivers import TeamsDouble
+    from hookops.doubles.receivers import TeamsDouble
     with TeamsDouble() as teams:
         monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.url)
         stamp = "2026-11-29T10:00:00.000"

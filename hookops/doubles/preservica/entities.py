@@ -1,0 +1,216 @@
+"""The entity part of the Preservica double's REST API: entities, identifiers, metadata fragments,
+representations -> content objects -> generations -> bitstreams, and thumbnails."""
+from __future__ import annotations
+
+import hashlib
+import uuid
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape, quoteattr
+
+from ..base import Reply
+from .model import (KINDS, MAX_CONTENT_BYTES, PATHS, TAGS, THUMBNAIL_SIZES, Entity, bitstream_bytes, image_type,
+                    not_found, text_reply, xml_reply)
+
+
+class EntityApi:
+    """Route handlers of PreservicaDouble (a mixin): every later hop is an absolute URL built from
+    the request's Host, as Preservica gives them. Uses the double's ``_entities``, ``_base`` (set
+    for each request), ``entity_ns`` and ``xip_ns``."""
+    _entities: dict[str, Entity]
+    _base: str
+    entity_ns: str
+    xip_ns: str
+
+    # entities ----------------------------------------------------------------------------------
+    def _find(self, path_kind: str, ref: str) -> Entity | None:
+        entity = self._entities.get(ref)
+        return entity if entity and entity.kind == KINDS[path_kind] else None
+
+    def _url(self, entity: Entity, tail: str = "") -> str:
+        return f"{self._base}/api/entity/{PATHS[entity.kind]}/{entity.ref}{tail}"
+
+    def _entity(self, request, query, path_kind, ref):
+        e = self._find(path_kind, ref)
+        if e is None:
+            return not_found(ref)
+        tag = TAGS[e.kind]
+        fields = f"<xip:Ref>{e.ref}</xip:Ref><xip:Title>{escape(e.title)}</xip:Title>"
+        if e.description:
+            fields += f"<xip:Description>{escape(e.description)}</xip:Description>"
+        fields += f"<xip:SecurityTag>{escape(e.security_tag)}</xip:SecurityTag>"
+        if e.parent:
+            fields += f"<xip:Parent>{e.parent}</xip:Parent>"
+        extra = f"<Self>{self._url(e)}</Self><Identifiers>{self._url(e, '/identifiers')}</Identifiers>"
+        if e.parent:
+            parent = self._entities.get(e.parent)
+            extra += f"<Parent>{self._url(parent) if parent else e.parent}</Parent>"
+        if e.metadata:
+            extra += "<Metadata>" + "".join(
+                f"<Fragment schema={quoteattr(schema)}>{self._url(e, '/metadata/' + mref)}</Fragment>"
+                for mref, (schema, _) in e.metadata.items()) + "</Metadata>"
+        if e.kind == "IO":
+            extra += f"<Representations>{self._url(e, '/representations')}</Representations>"
+        if e.kind == "CO":
+            extra += f"<Generations>{self._url(e, '/generations')}</Generations>"
+        return self._doc("EntityResponse", f"<xip:{tag}>{fields}</xip:{tag}>"
+                                           f"<AdditionalInformation>{extra}</AdditionalInformation>")
+
+    def _identifiers(self, request, query, path_kind, ref):
+        e = self._find(path_kind, ref)
+        if e is None:
+            return not_found(ref)
+        items = "".join(f"<xip:Identifier><xip:ApiId>{api_id}</xip:ApiId><xip:Type>{escape(t)}</xip:Type>"
+                        f"<xip:Value>{escape(v)}</xip:Value><xip:Entity>{e.ref}</xip:Entity></xip:Identifier>"
+                        for api_id, t, v in e.identifiers)
+        return self._doc("IdentifiersResponse",
+                         f"<Identifiers>{items}</Identifiers><Paging><TotalResults>{len(e.identifiers)}"
+                         f"</TotalResults></Paging><AdditionalInformation><Self>{self._url(e, '/identifiers')}"
+                         f"</Self></AdditionalInformation>")
+
+    # metadata fragments ----------------------------------------------------------------------------
+    def _parse_container(self, body: bytes):
+        """(schema, ref or None, content xml) from a posted xip:MetadataContainer, or an error Reply."""
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as e:
+            return text_reply(400, f"malformed XML: {e}")
+        if not root.tag.endswith("}MetadataContainer") or "schemaUri" not in root.attrib:
+            return text_reply(400, "expected xip:MetadataContainer with a schemaUri attribute")
+        content = root.find(f"{{{self.xip_ns}}}Content")
+        if content is None or len(content) != 1:
+            return text_reply(400, f"expected one element inside {{{self.xip_ns}}}Content")
+        ref = root.find(f"{{{self.xip_ns}}}Ref")
+        return root.attrib["schemaUri"], (ref.text if ref is not None else None), \
+            ET.tostring(content[0], encoding="unicode").strip()
+
+    def _fragment_doc(self, e: Entity, mref: str) -> Reply:
+        schema, xml = e.metadata[mref]
+        return self._doc("MetadataResponse",
+                         f"<xip:MetadataContainer schemaUri={quoteattr(schema)}><xip:Ref>{mref}</xip:Ref>"
+                         f"<xip:Entity>{e.ref}</xip:Entity><xip:Content>{xml}</xip:Content>"
+                         f"</xip:MetadataContainer><AdditionalInformation><Self>"
+                         f"{self._url(e, '/metadata/' + mref)}</Self></AdditionalInformation>")
+
+    def _add_fragment(self, request, query, path_kind, ref):
+        e = self._find(path_kind, ref)
+        if e is None:
+            return not_found(ref)
+        parsed = self._parse_container(request.body)
+        if isinstance(parsed, Reply):
+            return parsed
+        schema, _, xml = parsed
+        mref = str(uuid.uuid4())
+        e.metadata[mref] = (schema, xml)
+        return self._fragment_doc(e, mref)
+
+    def _get_fragment(self, request, query, path_kind, ref, mref):
+        e = self._find(path_kind, ref)
+        if e is None or mref not in e.metadata:
+            return not_found(mref)
+        return self._fragment_doc(e, mref)
+
+    def _put_fragment(self, request, query, path_kind, ref, mref):
+        e = self._find(path_kind, ref)
+        if e is None or mref not in e.metadata:
+            return not_found(mref)
+        parsed = self._parse_container(request.body)
+        if isinstance(parsed, Reply):
+            return parsed
+        schema, body_ref, xml = parsed
+        if body_ref not in (None, mref):
+            return text_reply(400, f"container Ref {body_ref} does not match {mref}")
+        e.metadata[mref] = (schema, xml)
+        return self._fragment_doc(e, mref)
+
+    def _delete_fragment(self, request, query, path_kind, ref, mref):
+        e = self._find(path_kind, ref)
+        if e is None or e.metadata.pop(mref, None) is None:
+            return not_found(mref)
+        return Reply(204)
+
+    # representations -> content objects -> generations -> bitstreams -------------------------------
+    def _cos(self, asset: Entity, rep_type: str) -> list[Entity]:
+        return [self._entities[c] for c in asset.content_objects if self._entities[c].rep_type == rep_type]
+
+    def _representations(self, request, query, ref):
+        a = self._find("information-objects", ref)
+        if a is None:
+            return not_found(ref)
+        reps = "".join(f'<Representation type="{t}" name="{t}-1">{self._url(a, f"/representations/{t}/1")}'
+                       f"</Representation>" for t in ("Preservation", "Access") if self._cos(a, t))
+        return self._doc("RepresentationsResponse", f"<Representations>{reps}</Representations>"
+                         f"<AdditionalInformation><Self>{self._url(a, '/representations')}</Self>"
+                         f"</AdditionalInformation>")
+
+    def _representation(self, request, query, ref, rep_type, index):
+        a = self._find("information-objects", ref)
+        cos = self._cos(a, rep_type) if a else []
+        if not cos or index != "1":
+            return not_found(f"{ref}/{rep_type}/{index}")
+        xip_cos = "".join(f"<xip:ContentObject>{c.ref}</xip:ContentObject>" for c in cos)
+        links = "".join(f"<ContentObject title={quoteattr(c.title)}>{self._url(c)}</ContentObject>" for c in cos)
+        return self._doc("RepresentationResponse",
+                         f"<xip:Representation><xip:InformationObject>{a.ref}</xip:InformationObject>"
+                         f"<xip:Name>{rep_type}-1</xip:Name><xip:Type>{rep_type}</xip:Type>"
+                         f"<xip:ContentObjects>{xip_cos}</xip:ContentObjects></xip:Representation>"
+                         f"<ContentObjects>{links}</ContentObjects><AdditionalInformation><Self>"
+                         f"{self._url(a, f'/representations/{rep_type}/1')}</Self></AdditionalInformation>")
+
+    def _generations(self, request, query, co_ref):
+        c = self._find("content-objects", co_ref)
+        if c is None:
+            return not_found(co_ref)
+        return self._doc("GenerationsResponse",
+                         f'<Generations><Generation original="true" active="true">{self._url(c, "/generations/1")}'
+                         f"</Generation></Generations><AdditionalInformation><Self>{self._url(c, '/generations')}"
+                         f"</Self></AdditionalInformation>")
+
+    def _generation(self, request, query, co_ref, gen):
+        c = self._find("content-objects", co_ref)
+        if c is None or gen != "1":
+            return not_found(f"{co_ref}/generations/{gen}")
+        return self._doc("GenerationResponse",
+                         f'<xip:Generation original="true" active="true"><xip:ContentObject>{c.ref}'
+                         f"</xip:ContentObject><xip:EffectiveDate>2024-01-01T00:00:00.000Z</xip:EffectiveDate>"
+                         f"<xip:Bitstreams><xip:Bitstream>{escape(c.filename)}</xip:Bitstream></xip:Bitstreams>"
+                         f"</xip:Generation><Bitstreams><Bitstream filename={quoteattr(c.filename)}>"
+                         f"{self._url(c, '/generations/1/bitstreams/1')}</Bitstream></Bitstreams>"
+                         f"<AdditionalInformation><Self>{self._url(c, '/generations/1')}</Self>"
+                         f"</AdditionalInformation>")
+
+    def _bitstream(self, request, query, co_ref, gen, index):
+        c = self._find("content-objects", co_ref)
+        if c is None or gen != "1" or index != "1":
+            return not_found(f"{co_ref}/generations/{gen}/bitstreams/{index}")
+        fixity = ""
+        if c.size <= MAX_CONTENT_BYTES:
+            sha1 = hashlib.sha1(bitstream_bytes(c.filename, c.size)).hexdigest()
+            fixity = (f"<xip:Fixities><xip:Fixity><xip:FixityAlgorithmRef>SHA1</xip:FixityAlgorithmRef>"
+                      f"<xip:FixityValue>{sha1}</xip:FixityValue></xip:Fixity></xip:Fixities>")
+        url = self._url(c, "/generations/1/bitstreams/1")
+        return self._doc("BitstreamResponse",
+                         f"<xip:Bitstream><xip:Filename>{escape(c.filename)}</xip:Filename>"
+                         f"<xip:FileSize>{c.size}</xip:FileSize>{fixity}</xip:Bitstream>"
+                         f"<AdditionalInformation><Self>{url}</Self><Content>{url}/content</Content>"
+                         f"</AdditionalInformation>")
+
+    def _bitstream_content(self, request, query, co_ref, gen, index):
+        c = self._find("content-objects", co_ref)
+        if c is None or gen != "1" or index != "1":
+            return not_found(co_ref)
+        if c.size > MAX_CONTENT_BYTES:
+            return text_reply(501, "PreservicaDouble serves bitstream content only up to 16 MiB")
+        return Reply(200, {"Content-Type": "application/octet-stream"}, bitstream_bytes(c.filename, c.size))
+
+    # thumbnails ---------------------------------------------------------------------------------
+    def _thumbnail(self, request, query):
+        kind, _, ref = query.get("id", "").removeprefix("sdb:").partition("|")
+        if query.get("size", "large") not in THUMBNAIL_SIZES:
+            return text_reply(400, "size must be small, medium or large")
+        e = self._entities.get(ref)
+        if e is None or e.kind != kind or e.thumbnail is None:
+            return not_found(ref)
+        return Reply(200, {"Content-Type": image_type(e.thumbnail)}, e.thumbnail)
+
+    def _doc(self, root: str, inner: str) -> Reply:
+        return xml_reply(200, f'<{root} xmlns="{self.entity_ns}" xmlns:xip="{self.xip_ns}">{inner}</{root}>')

@@ -1,0 +1,131 @@
+"""`hookops subscribe`, `subscriptions` and `unsubscribe`: the Preservica tenant's webhook
+subscriptions, through pyPreservica's WebHooksAPI. Registered on the `hookops` group (hookops/cli.py)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from hookops.cli import _fail, _webhook_secret, check_endpoint, main
+
+# Preservica's trigger names (what deliveries carry) -> pyPreservica's TriggerType member.
+TRIGGERS = {"FULL_TEXT_INDEXED": "INDEXED", "MOVED": "MOVED", "CHANGED_SECURITY_DESCRIPTOR": "SECURITY_CHANGED",
+            "INGEST_FAILED": "INGEST_FAILED", "CHANGE_ASSET_VISIBILITY": "CHANGE_ASSET_VISIBILITY"}
+ALIASES = {"INDEXED": "FULL_TEXT_INDEXED", "SECURITY_CHANGED": "CHANGED_SECURITY_DESCRIPTOR"}  # the SDK's names
+
+
+def _trigger_name(value: str) -> str:
+    name = value.strip().upper()
+    name = ALIASES.get(name, name)
+    if name not in TRIGGERS:
+        _fail(f"unknown trigger {value!r}; use one of {', '.join(TRIGGERS)}")
+    return name
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query string (a function key `code=` or a `sig=` lives there)."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(str(url or ""))
+    return urlunsplit(parts._replace(query="<redacted>" if parts.query else "", fragment=""))
+
+
+def _webhooks():
+    """A logged-in pyPreservica WebHooksAPI, or a clear error naming the settings to fix."""
+    import logging
+
+    from handlers.clients import preservica
+    from handlers.actions.contract import ActionError
+    from handlers.clients.secrets import SecretUnavailable, default
+    # Errors are reported below without URLs; pyPreservica's own log lines would repeat them with URLs.
+    logging.getLogger("pyPreservica").setLevel(logging.CRITICAL)
+    logging.getLogger("handlers.clients.preservica").setLevel(logging.CRITICAL)  # its error lines repeat what we print
+    try:
+        return preservica.webhooks_api(default())
+    except (ActionError, SecretUnavailable) as exc:
+        _fail(f"{exc}. Set them in the environment or local.settings.json (KEY_VAULT_URI for Key Vault).")
+
+
+def _refused(what: str, exc: Exception, url: str = "") -> None:
+    """Fail with what Preservica said, never with a subscriber URL's query string."""
+    from handlers.clients import preservica
+    problem = preservica.classify(exc)
+    if isinstance(problem, preservica.NotFound):
+        _fail(f"could not {what}: no such subscription")
+    reason = str(problem) if problem is not None else (str(exc) if isinstance(exc, RuntimeError) else type(exc).__name__)
+    detail = str(getattr(exc, "msg", "") or "")[:300]
+    if url:
+        detail = detail.replace(url, redact_url(url))
+    _fail(f"could not {what}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@main.command("subscribe")
+@click.option("--url", required=True, help="Public URL of this app's webhook, e.g. "
+              "https://<app>.azurewebsites.net/api/preservica/webhook.")
+@click.option("--trigger", "-t", "triggers", multiple=True, required=True, metavar="TRIGGER",
+              help="Trigger to subscribe to (repeat for several): " + ", ".join(TRIGGERS) + ".")
+def subscribe(url, triggers):
+    """Subscribe URL to Preservica events, one subscription per trigger.
+
+    First sends Preservica's challenge to URL with the configured webhook secret (what
+    `verify-endpoint` does) and refuses if the answer is wrong: Preservica would then reject the
+    subscription or, worse, sign events the app rejects. Needs PRESERVICA_SERVER,
+    PRESERVICA_USERNAME, PRESERVICA_TENANT and the password (PRESERVICA_PASSWORD, or the Key Vault
+    secret `preservica-password` when KEY_VAULT_URI is set), for a user with a manager role.
+    Prints the id of each new subscription.
+    """
+    names = list(dict.fromkeys(_trigger_name(t) for t in triggers))
+    secret = _webhook_secret()
+    if any(c in url or c in secret for c in '"\\') or not url.startswith(("https://", "http://")):
+        # pyPreservica writes the request JSON with an f-string: a quote or backslash would break it.
+        _fail("the URL must be http(s) and neither the URL nor the secret may contain '\"' or '\\'")
+    ok, why = check_endpoint(url, secret)
+    if not ok:
+        _fail(f"not subscribing: the endpoint did not answer the challenge correctly "
+              f"({why.replace(url, redact_url(url))})")
+    click.echo(f"challenge answered correctly by {redact_url(url)}")
+    from pyPreservica.webHooksAPI import TriggerType
+    api = _webhooks()
+    for name in names:
+        try:
+            created = json.loads(api.subscribe(url, TriggerType[TRIGGERS[name]], secret))
+        except Exception as exc:  # HTTPException, RuntimeError (roles), requests errors
+            _refused(f"subscribe {name}", exc, url)
+        click.echo(f"subscribed {name}: {created.get('id')}")
+
+
+@main.command("subscriptions")
+def subscriptions():
+    """List the Preservica tenant's webhook subscriptions (URLs shown without their query string)."""
+    api = _webhooks()
+    try:
+        subs = api.subscriptions()
+    except Exception as exc:
+        _refused("list subscriptions", exc)
+    if not subs:
+        click.echo("No subscriptions.")
+        return
+    for sub in subs:
+        click.echo(f"{sub.get('id', '?'):34} {str(sub.get('triggerType', '?')):28} {redact_url(sub.get('url'))}")
+
+
+@main.command("unsubscribe")
+@click.argument("subscription_id", required=False)
+@click.option("--all", "remove_all", is_flag=True, help="Remove every subscription of the tenant, not only this app's.")
+@click.option("--yes", is_flag=True, help="Confirm --all.")
+def unsubscribe(subscription_id, remove_all, yes):
+    """Remove the subscription SUBSCRIPTION_ID (see `subscriptions`), or with `--all --yes` every
+    subscription of the Preservica tenant."""
+    if bool(subscription_id) == remove_all:
+        _fail("give either a SUBSCRIPTION_ID or --all")
+    if remove_all and not yes:
+        _fail("--all removes every webhook subscription of the tenant, including other systems'; add --yes to confirm")
+    api = _webhooks()
+    try:
+        ids = [s["id"] for s in api.subscriptions()] if remove_all else [subscription_id]
+        for sub_id in ids:
+            api.unsubscribe(sub_id)
+            click.echo(f"unsubscribed {sub_id}")
+    except Exception as exc:
+        _refused("unsubscribe", exc)
+    if remove_all and not ids:
+        click.echo("No subscriptions.")
