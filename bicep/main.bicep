@@ -359,6 +359,17 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+module availability 'modules/availability.bicep' = {
+  name: 'availability'
+  params: {
+    name: 'avail-${prefix}-${token}'
+    location: location
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    url: 'https://${functionApp.outputs.defaultHostName}/api/health'
+    tags: tags
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Outputs (azd stores them in the environment)
 // ---------------------------------------------------------------------------------------------

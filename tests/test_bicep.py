@@ -738,3 +738,14 @@ def test_delivery_bodies_expire_by_a_lifecycle_rule():
     (rule,) = policy["config"]["config"]["properties"]["policy"]["rules"]  # under its `if` condition
     assert rule["definition"]["filters"]["prefixMatch"]["loop_type"]["detail"]["array_name"] == "expiringContainerNames"
     assert rule["definition"]["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == "expireAfterDays"
+
+
+def test_availability_test_probes_the_health_route_the_app_serves():
+    """Bicep's availability test GETs the route handlers/health.py serves, expecting 200, from three regions."""
+    from handlers import health
+    text = (BICEP / "modules" / "availability.bicep").read_text()
+    assert "kind: 'standard'" in text and "ExpectedHttpStatusCode: 200" in text and text.count("{ Id: '") == 3
+    assert "HttpVerb: 'GET'" in text and "hidden-link:" in text
+    main_text = MAIN.read_text()
+    assert f"url: 'https://${{functionApp.outputs.defaultHostName}}/api/{health.ROUTE}'" in main_text
+    assert "applicationInsightsId: monitoring.outputs.applicationInsightsId" in main_text

@@ -49,4 +49,5 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output workspaceName string = workspace.name
 output applicationInsightsName string = appInsights.name
+output applicationInsightsId string = appInsights.id
 output connectionString string = appInsights.properties.ConnectionString
