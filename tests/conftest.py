@@ -12,6 +12,23 @@ sys.path.insert(0, str(ROOT))
 from hookops import azurite as _azurite  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_network_beyond_this_machine():
+    """Tests never reach the internet: resolving any name but this machine's fails the call at once."""
+    import socket
+    real = socket.getaddrinfo
+    local = ("localhost", "127.0.0.1", "::1", "0.0.0.0", "")
+
+    def guarded(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name not in local and not name.startswith("127."):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests do not resolve {name!r}: use 127.0.0.1")
+        return real(host, *args, **kwargs)
+    socket.getaddrinfo = guarded
+    yield
+    socket.getaddrinfo = real
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory):
     """A real Azurite on free ports for the whole session."""

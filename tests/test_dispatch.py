@@ -34,7 +34,8 @@ def drain(conn: str, action: str) -> list[bytes]:
 
 def test_each_event_and_action_gets_one_message_and_a_journal_row(app_env, monkeypatch):
     monkeypatch.setenv("PRESERVICA_ROUTES", "FULL_TEXT_INDEXED=journal,thumbnail;*=journal")
-    monkeypatch.setenv("PRESERVICA_SERVER", "preservica.test")
+    monkeypatch.setenv("PRESERVICA_SERVER", "127.0.0.1:9")   # nothing listens: the snapshot fails, locally
+    monkeypatch.setenv("PRESERVICA_PROTOCOL", "http")
     monkeypatch.setenv("PRESERVICA_USERNAME", "u")
     monkeypatch.setenv("PRESERVICA_PASSWORD", "p")
     doc = delivery(refs=["a", "b", "a"])  # the same event twice is one event

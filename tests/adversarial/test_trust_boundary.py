@@ -139,7 +139,7 @@ def test_oversized_delivery_field_is_400(app_env, name):
 @pytest.mark.parametrize("shape", ["largest events", "most events"])
 def test_largest_admitted_delivery_dispatches_in_bounded_memory(app_env, monkeypatch, shape):
     """Property (d): MAX_BODY_BYTES of events (as large as admitted, or as many), all five actions routed."""
-    for name, value in {"PRESERVICA_ROUTES": "*=journal,thumbnail,teams,catalogue,relay", "PRESERVICA_SERVER": "p.test",
+    for name, value in {"PRESERVICA_ROUTES": "*=journal,thumbnail,teams,catalogue,relay", "PRESERVICA_SERVER": "127.0.0.1:9", "PRESERVICA_PROTOCOL": "http",
                         "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p", "TEAMS_WEBHOOK_URL": "http://127.0.0.1:9/x",
                         "CATALOGUE_URL_TEMPLATE": "http://127.0.0.1:9/{identifier}", "CATALOGUE_SCHEMA": "urn:x",
                         "RELAY_URL": "http://127.0.0.1:9/r", "RELAY_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}.items():
