@@ -29,12 +29,30 @@ def dispatch_delivery(msg: func.QueueMessage) -> None:
 
 
 def dispatch(raw: bytes) -> dict:
+    from .clients import telemetry
+    doc = messages.read_intake_message(raw)
+    parent = doc.get("traceparent") if isinstance(doc.get("traceparent"), str) else None
+    with telemetry.span("dispatch", parent=parent, delivery__id=doc["id"], queue__wait_ms=_waited_ms(doc)):
+        return _dispatch(doc)
+
+
+def _waited_ms(doc: dict) -> int | None:
+    """How long the delivery waited on the queue since intake acknowledged it."""
+    import datetime as dt
+    try:
+        received = dt.datetime.fromisoformat(str(doc.get("received")))
+        return int((dt.datetime.now(dt.timezone.utc) - received).total_seconds() * 1000)
+    except (TypeError, ValueError):
+        return None
+
+
+def _dispatch(doc: dict) -> dict:
     from .actions import registry
+    from .clients import telemetry
     from .clients import journal
     from .clients.secrets import default as secret_source
     from .clients.storage import default as storage
 
-    doc = messages.read_intake_message(raw)
     did = doc["id"]
     # The same checks intake made before acknowledging (a message from an older version, or one put
     # on the queue by hand, fails here and goes to poison rather than half-way through the journal).
@@ -82,8 +100,10 @@ def dispatch(raw: bytes) -> dict:
     groups: dict[tuple[str, str], list[messages.Job]] = {}
     for job in jobs:
         groups.setdefault((job.action, job.kind), []).append(job)
+    trace = telemetry.traceparent()  # every action message continues this delivery's trace
     sent = storage().send_many((settings.action_queue(action), m) for (action, _), group in groups.items()
-                               for m in messages.pack(group, size))
+                               for m in messages.pack(group, size, trace))
+    telemetry.annotate(delivery__trigger=delivery.trigger, delivery__events=len(rows), dispatch__messages=sent)
     log.info("delivery %s dispatched: trigger=%s events=%d messages=%d", did, delivery.trigger, len(rows), sent)
     return {"events": len(rows), "messages": sent}
 

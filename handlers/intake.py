@@ -41,6 +41,14 @@ def preservica_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def handle(req: func.HttpRequest) -> func.HttpResponse:
+    from .clients import telemetry
+    with telemetry.span("intake", server=True):
+        resp = _handle(req)
+        telemetry.annotate(http__status_code=resp.status_code)
+        return resp
+
+
+def _handle(req: func.HttpRequest) -> func.HttpResponse:
     body = req.get_body() or b""
     limit = settings.get_int("MAX_BODY_BYTES", minimum=1)
     if len(body) > limit:
@@ -94,15 +102,18 @@ def _reject(did: str, received: str, body: bytes, reason: str) -> func.HttpRespo
 
 
 def _enqueue(did: str, received: str, delivery: envelope.Delivery, text: str) -> func.HttpResponse:
+    from .clients import telemetry
     from .clients.storage import StorageUnavailable, default as storage
-    message = messages.intake_message(did, received, text)
+    telemetry.annotate(delivery__id=did, delivery__trigger=delivery.trigger, delivery__events=len(delivery.events))
+    trace = telemetry.traceparent()  # the dispatcher continues this trace
+    message = messages.intake_message(did, received, text, trace)
     try:
         store = storage()
         if not messages.fits_queue(message):
             # Claim check: the body goes to a blob, the queue carries its name (two writes, any size).
             name = f"{did}.json"
             store.put_blob(settings.DELIVERY_CONTAINER, name, text.encode("utf-8"), "application/json")
-            message = messages.claim_message(did, received, name)
+            message = messages.claim_message(did, received, name, trace)
         store.send(settings.DELIVERY_QUEUE, message)
     except StorageUnavailable as exc:
         log.error("delivery %s not queued: %s", did, exc)

@@ -41,6 +41,9 @@ def perform(job: Job, ctx: Context) -> Outcome:
     headers = {"webhook-id": job.key, "webhook-timestamp": str(int(now.timestamp())),
                "webhook-signature": signer.sign(msg_id=job.key, timestamp=now, data=body),
                "content-type": "application/json"}
+    from ..clients import telemetry
+    if trace := telemetry.traceparent():  # the receiver can join this delivery's trace
+        headers["traceparent"] = trace
     try:
         resp = http.client().post(url, content=body.encode("utf-8"), headers=headers)
     except httpx.InvalidURL:

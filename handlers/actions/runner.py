@@ -19,7 +19,7 @@ import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from ..clients import journal
+from ..clients import journal, telemetry
 from ..core import messages
 from ..core.errors import InvalidMessage, SafeError
 from . import registry
@@ -52,6 +52,12 @@ def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None,
     jobs = messages.read_batch(body)
     if jobs[0].action != action:
         raise InvalidMessage(f"message for {jobs[0].action!r} arrived on the {action!r} queue")
+    with telemetry.span(f"action {action}", parent=jobs[0].traceparent, action=action, delivery__id=jobs[0].delivery_id,
+                        delivery__trigger=jobs[0].trigger, batch__events=len(jobs), attempt=attempt):
+        return _run(action, jobs, attempt, ctx, message_id)
+
+
+def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id: str | None) -> list[Outcome | None]:
     ctx = ctx or Context()
     book = ctx.journal
     declared = registry.get(action)
@@ -68,11 +74,12 @@ def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None,
             if j.rk not in claimed:
                 log.info("%s for event %s finished or being performed by another message; nothing to do", action, j.key)
     results: dict[str, Outcome | BaseException] = {}
+    trace = telemetry.traceparent()  # worker threads start with no context: each event span names its parent
     if len(todo) == 1:
-        results[todo[0].rk] = _perform(declared, todo[0], ctx)
+        results[todo[0].rk] = _perform(declared, todo[0], ctx, trace)
     elif todo:
         with ThreadPoolExecutor(min(len(todo), CONCURRENCY), thread_name_prefix=f"{action}-batch") as pool:
-            for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx), todo)):
+            for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx, trace), todo)):
                 results[job.rk] = result
     book.merge_many(_record(action, job, results[job.rk], attempt) for job in todo)
     failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException)]
@@ -90,11 +97,16 @@ def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None,
     return [results.get(j.rk) for j in jobs]  # type: ignore[misc]
 
 
-def _perform(declared, job, ctx) -> Outcome | BaseException:
-    try:
-        return declared.perform(job, ctx)
-    except Exception as exc:  # recorded with the others, then raised by run()
-        return exc
+def _perform(declared, job, ctx, trace: str | None) -> Outcome | BaseException:
+    with telemetry.span("event", parent=trace, internal=True, action=declared.name, event__key=job.key,
+                        entity__type=job.entity_type):
+        try:
+            outcome = declared.perform(job, ctx)
+        except Exception as exc:  # recorded with the others, then raised by run()
+            telemetry.annotate(outcome=journal.FAILED)
+            return exc
+        telemetry.annotate(outcome=outcome.state)
+        return outcome
 
 
 def _record(action: str, job, result, attempt: int) -> dict:

@@ -8,7 +8,8 @@ Action message (queue `action-<name>`): a batch of up to ACTION_BATCH_SIZE event
 for one action, packed to fit the 48 KiB payload; each event may carry the Preservica snapshot the
 dispatcher took for it. An action's fan-out hook may send a message of its own kind (Teams: a digest).
     {"v": 1, "action", "kind", "deliveryId", "trigger", "tenant", "subscriptionId", "timestamp", "pk",
-     "events": [{"key", "rk", "event", "snapshot"?}], "digest"?}
+     "events": [{"key", "rk", "event", "snapshot"?}], "digest"?, "traceparent"?}
+Every message may carry the W3C `traceparent` of the span that sent it (clients/telemetry.py).
 """
 from __future__ import annotations
 
@@ -26,13 +27,17 @@ _HEADER = ("deliveryId", "trigger", "tenant", "subscriptionId", "timestamp", "pk
 
 # ---- intake message -------------------------------------------------------------------------
 
-def intake_message(did: str, received: str, body_text: str) -> str:
+def intake_message(did: str, received: str, body_text: str, traceparent: str | None = None) -> str:
     """The body is already checked JSON, so it is embedded verbatim: no second serialisation."""
-    return f'{{"v":{VERSION},"id":"{did}","received":"{received}","delivery":{body_text}}}'
+    trace = f',"traceparent":{json.dumps(traceparent)}' if traceparent else ""
+    return f'{{"v":{VERSION},"id":"{did}","received":"{received}"{trace},"delivery":{body_text}}}'
 
 
-def claim_message(did: str, received: str, blob_name: str) -> str:
-    return json.dumps({"v": VERSION, "id": did, "received": received, "blob": blob_name}, separators=(",", ":"))
+def claim_message(did: str, received: str, blob_name: str, traceparent: str | None = None) -> str:
+    doc = {"v": VERSION, "id": did, "received": received, "blob": blob_name}
+    if traceparent:
+        doc["traceparent"] = traceparent
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def fits_queue(message: str) -> bool:
@@ -74,6 +79,7 @@ class Job:
     kind: str = "event"           # "event", or another kind an action's fan-out hook makes (Teams: "digest")
     digest: dict | None = None    # that hook's own data for a message standing for many events
     snapshot: dict | None = field(default=None, compare=False)  # what the dispatcher read from Preservica
+    traceparent: str | None = field(default=None, compare=False)  # the trace the message belongs to
 
     @property
     def entity_type(self) -> str:
@@ -103,7 +109,7 @@ def _header(job: Job) -> dict:
             "timestamp": job.timestamp, "pk": job.pk}
 
 
-def pack(jobs: list[Job], max_events: int) -> list[str]:
+def pack(jobs: list[Job], max_events: int, traceparent: str | None = None) -> list[str]:
     """Messages for jobs of one action, one delivery and one kind: up to `max_events` each, each within
     the queue payload (an entry is at most MAX_EVENT_BYTES of event plus a bounded snapshot)."""
     if not jobs:
@@ -111,6 +117,8 @@ def pack(jobs: list[Job], max_events: int) -> list[str]:
     head = _header(jobs[0])
     if jobs[0].digest is not None:
         head["digest"] = jobs[0].digest
+    if traceparent:
+        head["traceparent"] = traceparent
     prefix = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + ',"events":['
     out, parts, size = [], [], 0
     for job in jobs:
@@ -132,7 +140,8 @@ def read_batch(raw: bytes | str) -> list[Job]:
         head = {k: doc[k] for k in _HEADER}
         base = Job(action=doc["action"], key="", pk=head["pk"], rk="", delivery_id=head["deliveryId"],
                    trigger=head["trigger"], tenant=head["tenant"], subscription_id=head["subscriptionId"],
-                   timestamp=head["timestamp"], event={}, kind=doc.get("kind", "event"), digest=doc.get("digest"))
+                   timestamp=head["timestamp"], event={}, kind=doc.get("kind", "event"), digest=doc.get("digest"),
+                   traceparent=doc.get("traceparent") if isinstance(doc.get("traceparent"), str) else None)
         jobs = [replace(base, key=e["key"], rk=e["rk"], event=e.get("event") or {}, snapshot=e.get("snapshot"))
                 for e in doc["events"]]
     except (KeyError, TypeError):

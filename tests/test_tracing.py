@@ -1,0 +1,74 @@
+"""One trace per delivery: intake -> delivery queue -> dispatch -> every action message -> the relay's
+request, linked by the traceparent the messages carry. Spans are recorded in memory (the real
+OpenTelemetry SDK); the app runs in the local runner over real HTTP and real Azurite."""
+import pytest
+
+from handlers.clients import journal
+from hookops import azurite as az
+from hookops.doubles.receivers import RelayReceiver
+from hookops.runner import Runner
+from tests.conftest import ROOT
+from tests.test_e2e import fast_host_json, hookops, wait_until, webhook  # noqa: F401 (fixture)
+from hookops.doubles.deliveries import ref
+
+
+@pytest.fixture(scope="module")
+def spans():
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)   # once per process: OpenTelemetry refuses a second provider
+    yield exporter
+
+
+def test_a_delivery_is_one_trace_across_the_queues_and_the_relay(spans, app_env, fast_host_json, monkeypatch):
+    with RelayReceiver() as relay:
+        monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,relay")
+        monkeypatch.setenv("RELAY_URL", relay.url)
+        monkeypatch.setenv("RELAY_SECRET", relay.secret)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        refs = [ref("traced-1"), ref("traced-2")]
+        with Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as runner:
+            spans.clear()
+            hookops("send-test-event", "--url", webhook(runner), *[a for r in refs for a in ("--ref", r)])
+            wait_until(lambda: all(any(row["entityRef"] == r and row.get("relay_state") == "done"
+                                       and row.get("journal_state") == "done" for row in journal.default().recent(10))
+                                   for r in refs), timeout=60)
+            runner.wait_idle(timeout=30)
+        finished = spans.get_finished_spans()
+        [intake] = [s for s in finished if s.name == "intake"]
+        trace_id = intake.context.trace_id
+        ours = [s for s in finished if s.context.trace_id == trace_id]
+        names = sorted(s.name for s in ours)
+        assert names.count("dispatch") == 1 and "action journal" in names and "action relay" in names
+        assert names.count("event") == 4                                  # two events, two actions
+        by_id = {s.context.span_id: s for s in ours}
+        dispatch = next(s for s in ours if s.name == "dispatch")
+        assert dispatch.parent.span_id == intake.context.span_id          # carried by the delivery message
+        for action in (s for s in ours if s.name.startswith("action ")):
+            assert action.parent.span_id == dispatch.context.span_id     # carried by each action message
+            assert action.attributes["delivery.id"] == intake.attributes["delivery.id"]
+        for event in (s for s in ours if s.name == "event"):
+            assert by_id[event.parent.span_id].name.startswith("action ") and event.attributes["outcome"] == "done"
+        assert dispatch.attributes["queue.wait_ms"] >= 0 and intake.attributes["http.status_code"] == 200
+        # The receiver sees the same trace.
+        assert relay.deliveries and all(d.headers["traceparent"].split("-")[1] == f"{trace_id:032x}"
+                                        for d in relay.deliveries)
+        # No secret, signature or credential-bearing URL in any attribute.
+        text = repr([dict(s.attributes) for s in finished])
+        assert relay.secret not in text and "signature" not in text.lower() and relay.url not in text
+
+
+def test_nothing_is_traced_or_imported_without_a_connection_string_or_provider():
+    import subprocess
+    import sys
+    code = ("import sys, function_app\nfrom handlers.clients import telemetry\n"
+            "with telemetry.span('x') as s: pass\n"
+            "print(s is None, telemetry.traceparent() is None, any('opentelemetry' in m for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={"PATH": "", "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert out.stdout.split() == ["True", "True", "False"], out.stderr
