@@ -80,6 +80,18 @@ param maxBodyBytes int = 4194304
 @minValue(0)
 param secretCacheSeconds int = 300
 
+@description('Address the alerts mail (poison messages, refused or failing deliveries); empty: alerts show in the portal only.')
+param alertEmail string = ''
+
+@description('Refused (401) or failing (5xx) webhook requests in 15 minutes above which an alert fires.')
+@minValue(1)
+param webhookFailureThreshold int = 5
+
+@description('Hours without any delivery after which an alert fires; 0 (default) turns it off.')
+@minValue(0)
+@maxValue(48)
+param noDeliveryHours int = 0
+
 @description('MAX_EVENTS_PER_DELIVERY: most events one delivery may hold (400, body kept, above it).')
 @minValue(1)
 param maxEventsPerDelivery int = 1000
@@ -357,6 +369,19 @@ module functionApp 'modules/functionapp.bicep' = {
   dependsOn: [
     roles
   ]
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    namePrefix: '${prefix}-${token}'
+    alertEmail: alertEmail
+    webhookFailureThreshold: webhookFailureThreshold
+    noDeliveryHours: noDeliveryHours
+    tags: tags
+  }
 }
 
 module availability 'modules/availability.bicep' = {

@@ -44,3 +44,7 @@ param webhookSecret = readEnvironmentVariable('PRESERVICA_WEBHOOK_SECRET', '')
 param preservicaPassword = readEnvironmentVariable('PRESERVICA_PASSWORD', '')
 param teamsWebhookUrl = readEnvironmentVariable('TEAMS_WEBHOOK_URL', '')
 param relaySecret = readEnvironmentVariable('RELAY_SECRET', '')
+
+// Alerts (README "Alerts"): who is mailed, and the optional "no delivery for N hours" rule.
+param alertEmail = readEnvironmentVariable('ALERT_EMAIL', '')
+param noDeliveryHours = int(readEnvironmentVariable('NO_DELIVERY_ALERT_HOURS', '0'))

@@ -680,7 +680,7 @@ def test_outputs_name_the_app_the_webhook_url_and_the_vault():
 # environment name (azd compiles the .bicepparam with the azd environment's variables) and the
 # deployment switches README "Deploy to Azure" documents.
 BICEPPARAM_DEPLOYMENT_VARIABLES = {"AZURE_ENV_NAME", "KEY_VAULT_NAME_SALT", "KEY_VAULT_RECOVER",
-                                   "ALWAYS_READY_HTTP_INSTANCES"}
+                                   "ALWAYS_READY_HTTP_INSTANCES", "ALERT_EMAIL", "NO_DELIVERY_ALERT_HOURS"}
 
 
 def bicepparam_assignments() -> dict[str, str]:
@@ -749,3 +749,21 @@ def test_availability_test_probes_the_health_route_the_app_serves():
     main_text = MAIN.read_text()
     assert f"url: 'https://${{functionApp.outputs.defaultHostName}}/api/{health.ROUTE}'" in main_text
     assert "applicationInsightsId: monitoring.outputs.applicationInsightsId" in main_text
+
+
+def test_alert_queries_use_the_telemetry_the_app_emits():
+    """Each rule's query names what the code emits: the intake span's name and its delivery.id attribute,
+    and the wording of a move to a poison queue (the host's, which the local runner logs the same way)."""
+    text = (BICEP / "modules" / "alerts.bicep").read_text()
+    queries = re.findall(r"query: '(.*)'", text)
+    assert len(queries) == 3
+    intake = (ROOT / "handlers" / "intake.py").read_text()
+    assert 'telemetry.span("intake", server=True)' in intake and "delivery__id=did" in intake
+    assert "telemetry.annotate(http__status_code=" in intake          # what becomes the request's resultCode
+    assert all('name == "intake"' in q for q in queries[1:]) and 'customDimensions["delivery.id"]' in queries[2]
+    runner_log = (ROOT / "hookops" / "host" / "queues.py").read_text()
+    assert "Moving message to queue '%s'." in runner_log and '"Moving message to queue"' in queries[0]
+    main_text = MAIN.read_text()
+    assert "module alerts 'modules/alerts.bicep'" in main_text and "alertEmail: alertEmail" in main_text
+    assert "if (!empty(alertEmail))" in text and "if (noDeliveryHours > 0)" in text   # optional parts
+

@@ -5,6 +5,7 @@ Preservica's deliveries are sent by the operator CLI, which signs and chunks the
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -122,7 +123,8 @@ def test_storage_outage_is_503_and_no_acknowledged_delivery_is_lost(tmp_path, fa
     assert len(acked) == 6
 
 
-def test_failing_batch_ends_in_poison_names_its_events_and_replay_brings_it_back(runner, app_env, monkeypatch):
+def test_failing_batch_ends_in_poison_names_its_events_and_replay_brings_it_back(runner, app_env, monkeypatch,
+                                                                                 caplog):
     from hookops.doubles.receivers import TeamsDouble
     with TeamsDouble() as teams:
         monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,teams")
@@ -138,6 +140,9 @@ def test_failing_batch_ends_in_poison_names_its_events_and_replay_brings_it_back
         assert len(rows) == 3 and all(r["teams_state"] == "failed" and r["journal_state"] == "done" for r in rows)
         listing = hookops("poison", "list")
         assert "action-teams-poison: 1" in listing and "events=3" in listing
+        # The poison alert (bicep/modules/alerts.bicep) finds the line the move wrote.
+        needles = re.findall(r'message has "([^"]+)"', (ROOT / "bicep" / "modules" / "alerts.bicep").read_text())
+        assert needles and any(all(n in r.getMessage() for n in needles) for r in caplog.records)
         assert all(r in listing for r in poisoned)                  # the poison message names its events
 
         # The scripted failures are used up: the channel works again.

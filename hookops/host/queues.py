@@ -81,7 +81,8 @@ class QueuePoller:
         # (Azure/azure-webjobs-sdk-extensions#891). So a poison message must be replayed within a week.
         poison.send_message(msg.content, time_to_live=None)
         queue.delete_message(msg.id, msg.pop_receipt)
-        log.warning("%s: message %s moved to %s (%s)", self.fn.name, msg.id, poison.queue_name, why)
+        # The host's own wording (WebJobs QueueProcessor), which the poison alert in bicep/ searches for.
+        log.warning("%s: message %s (%s): Moving message to queue '%s'.", self.fn.name, msg.id, why, poison.queue_name)
         self.runner.count(self.fn.name, "poisoned")
 
     def _process(self, queue: QueueClient, msg) -> None:
