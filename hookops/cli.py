@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import secrets as pysecrets
 import sys
-import time
 import unicodedata
 import uuid
 from typing import NoReturn

@@ -15,7 +15,6 @@ import types
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.actions import runner as action_runner
 from handlers import dispatch
 from handlers.core import envelope, messages, settings
 from handlers.clients import journal, preservica

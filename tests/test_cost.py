@@ -12,10 +12,10 @@ from handlers import dispatch
 from handlers.actions import runner
 from handlers.actions.contract import ActionError
 from handlers.clients import journal, preservica, ratelimit
-from handlers.core import envelope, messages, settings
+from handlers.core import envelope, messages
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from hookops.doubles.deliveries import delivery, encode, ref
-from tests.test_actions import PASSWORD, TENANT, USER, env, isolated, pres  # noqa: F401 (fixtures)
+from tests.test_actions import env, isolated, pres  # noqa: F401 (fixtures)
 from tests.test_dispatch import drain
 
 SCHEMA = "urn:example:catalogue"

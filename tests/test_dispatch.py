@@ -6,7 +6,6 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from handlers.actions.contract import ActionError, Outcome
-from handlers.actions import runner as action_runner
 from handlers import dispatch
 from handlers.core import envelope, messages, settings
 from handlers.clients import journal

@@ -2,7 +2,6 @@
 
 Preservica's deliveries are sent by the operator CLI, which signs and chunks them as Preservica does.
 """
-import base64
 import json
 import os
 import re

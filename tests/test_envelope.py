@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-from tests.conftest import read_job
 from handlers.core import envelope, messages
 
 REF1, REF2 = "7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002"

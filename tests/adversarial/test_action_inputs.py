@@ -4,7 +4,6 @@ Uses test_actions' fixtures: the real pyPreservica client against the Preservica
 """
 import pytest
 
-from handlers.actions import runner as action_runner
 from handlers.clients import journal
 from tests.conftest import run_one
 from hookops.doubles.receivers import CatalogueDouble

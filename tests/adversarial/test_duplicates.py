@@ -5,10 +5,9 @@ end-to-end run is in test_storage_stall.py.
 """
 import pytest
 
-from handlers.actions.contract import ActionError
-from handlers.actions import runner as action_runner, teams as action_teams
 from handlers import dispatch
-from handlers.core import envelope
+from handlers.actions import teams as action_teams
+from handlers.actions.contract import ActionError
 from handlers.clients import journal
 from tests.conftest import read_job, run_one
 from tests.adversarial.test_trust_boundary import drain, intake_msg

@@ -6,11 +6,9 @@ as a hang guard; the slow clients pace their bytes by waiting for the server's a
 from __future__ import annotations
 
 import datetime as dt
-import json
 import socket
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
@@ -18,24 +16,7 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from hookops import azurite as azurite_mod
 from hookops.runner import Runner
 
-GOOD = Path(__file__).resolve().parent.parent / "support" / "toyapp" / "good"
-WAIT = 30  # upper bound for conditions that normally hold within a fraction of a second
-HOST_JSON = {"version": "2.0", "extensions": {"http": {"routePrefix": "api"}, "queues": {
-    "maxPollingInterval": "00:00:00.200", "visibilityTimeout": "00:00:00", "maxDequeueCount": 2,
-    "messageEncoding": "base64"}}}
-
-
-def toy_env(azurite, records: Path) -> dict:
-    tag = uuid.uuid4().hex[:8]
-    return {"AzureWebJobsStorage": azurite.connection_string, "TOYAPP_RECORD_DIR": str(records),
-            "TOY_RECORD_QUEUE": f"adv-record-{tag}", "TOY_FAIL_QUEUE": f"adv-fail-{tag}"}
-
-
-@pytest.fixture(scope="module")
-def host_json(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("hostjson") / "host.json"
-    path.write_text(json.dumps(HOST_JSON))
-    return path
+from tests.test_runner import GOOD, WAIT, host_json, toy_env  # noqa: E402,F401 (host_json: a fixture)
 
 
 @pytest.fixture(scope="module")

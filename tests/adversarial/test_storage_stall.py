@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from handlers.clients import journal, preservica
-from handlers.core import settings, signature
+from handlers.core import signature
 from hookops import azurite as az
 from hookops.doubles.deliveries import delivery, encode, ref
-from hookops.doubles.preservica import PreservicaDouble, make_png
+from hookops.doubles.preservica import PreservicaDouble
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from hookops.runner import Runner
 from tests.conftest import ROOT, SECRET

@@ -11,7 +11,6 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers.actions.contract import ActionError
-from handlers.actions import runner as action_runner
 from handlers import dispatch
 from handlers.core import envelope, settings, signature
 from handlers.clients import journal
