@@ -142,3 +142,15 @@ def test_every_preservica_request_takes_a_token(five, pres, app_env, monkeypatch
     dispatched(doc)
     run_everything(app_env.connection_string)
     assert len(taken) == len(pres.requests) > 0                   # login, version, user details included
+
+
+@pytest.mark.parametrize("identifiers, expected", [
+    ([{"catalogue": "C/1"}, {"isbn": "978"}], [["catalogue", "C/1"], ["isbn", "978"]]),
+    ([{"type": "catalogue", "value": "C/1"}], [["catalogue", "C/1"]]),
+    ([], None), (None, None),
+    ([{"identifierType": "catalogue", "identifierValue": "C/1"}], None),   # another shape: ask Preservica
+    (["C/1"], None), ([{"catalogue": {"nested": 1}}], None),
+])
+def test_identifiers_in_a_delivery_are_read_only_in_a_known_shape(identifiers, expected):
+    from handlers.clients.snapshot import payload_identifiers
+    assert payload_identifiers({"identifiers": identifiers}) == expected

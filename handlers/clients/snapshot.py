@@ -22,15 +22,16 @@ def _clip(value, limit: int) -> str:
 
 def payload_identifiers(event: dict) -> list[list[str]] | None:
     """Identifiers a delivery carries (subscriptions made with includeIdentifiers=true), as [type, value]
-    pairs; None when it carries none. Entries are {type: value} or {"type": .., "value": ..} objects."""
+    pairs. No public schema documents their shape: {type: value} and {"type": .., "value": ..} entries
+    are read; None (ask Preservica) when there are none or any entry has another shape."""
     found = []
     for item in event.get("identifiers") or []:
-        if not isinstance(item, dict):
-            continue
-        if "type" in item and "value" in item:
+        if isinstance(item, dict) and set(item) == {"type", "value"}:
             found.append([str(item["type"]), str(item["value"])])
+        elif isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())), (str, int)):
+            found += [[str(k), str(v)] for k, v in item.items()]
         else:
-            found += [[str(k), str(v)] for k, v in item.items() if isinstance(v, (str, int))]
+            return None
     return found or None
 
 

@@ -101,7 +101,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESERVICA_PROTOCOL", "https", APP, "`https`, or `http` for a local test double."),
     Setting("PRESERVICA_MAX_RPS", "10", APP,
             "Most requests per second one instance sends to Preservica (a token bucket shared by the process): "
-            "Preservica is a shared service the archive's staff use too."),
+            "Preservica is a shared service the archive's staff use too. Per instance: with several instances "
+            "the total is this times their number (bound it with the Bicep `maximumInstanceCount`)."),
     Setting("PRESERVICA_PASSWORD", None, LOCAL, "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
