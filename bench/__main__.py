@@ -383,7 +383,8 @@ def _row3(r: dict) -> str:
     return (
         f"| 3 | Pipeline: {m['events']:,} events ({m['deliveries']} deliveries of {r['batch']}) routed "
         f"`journal,thumbnail`, Preservica +0 ms, `PRESERVICA_MAX_RPS` not binding (median of {r['runs']}) | "
-        f"{f(r['events_per_s'])} events/s: {f(r['total_s'], 1)} s from the first POST to the last action done | "
+        f"{f(r['events_per_s'])} events/s: {f(r['total_s'], 1)} s from the first POST to the last action done"
+        f"{_runs(r)} | "
         f"README of {OLD['date']}: {OLD['events_per_s']} events/s ({OLD['pipeline_s']} s) | {f(ratio, 1)}× | "
         f"≥ 5×: {_check(ratio >= 5)}{_by(ratio, 5)} | Acknowledged: all {m['events']:,} events in "
         f"{f(intake_last, 1)} s, {_ack_ahead(r, intake_last)} ahead of the work. Last one done at: {ends}. "
@@ -393,6 +394,12 @@ def _row3(r: dict) -> str:
         f"App process: {f(cpu_per_event, 1)} ms CPU per event, busy {f(busy * 100)}% of one core over the run. "
         f"Preservica requests per event: {pres_text} (+{per_process} per process). {_profile_text(r.get('profile'))}"
         f"Journal rows with both actions done: {m['journal_rows_done']:,} |")
+
+
+def _runs(r: dict) -> str:
+    """Each run's events/s, when there are several: a median near a target says little without them."""
+    each = [x["events_per_s"] for x in r.get("per_run", [])]
+    return f" (runs: {', '.join(f(x) for x in each)})" if len(each) > 1 else ""
 
 
 def _by(ratio: float, target: float) -> str:
@@ -459,15 +466,25 @@ def _row7(r: dict) -> str:
     ops = ", ".join(f"{k.split('|', 1)[1].replace('|', ' ')} {f(v, 2)}"
                     for k, v in sorted(x["storage_by_operation_per_event"].items(), key=lambda kv: -kv[1]) if v)
     empty = x["empty_receives_per_event"]
+    runs = [y["storage_per_event"] for v in ("in_delivery", "asked_for") for y in r["per_run"][v]]
+    fallbacks = [y for v in ("in_delivery", "asked_for") for y in r["per_run"][v]
+                 if any(k.startswith("app|table|get") for k in y["storage"]["by_operation"])]
+    spread = f" Runs, both variants: {f(min(runs), 2)}–{f(max(runs), 2)} per event." if len(runs) > 1 else ""
+    if fallbacks:
+        worst = max(fallbacks, key=lambda y: y["storage_per_event"])
+        spread += (f" In {len(fallbacks)} of {len(runs)} runs an action's claim of its batch (one read and one "
+                   f"conditional transaction) lost three races with the other actions' writes to the same journal "
+                   f"rows and fell back to a read and a conditional write per event "
+                   f"({f(worst['storage_per_event'], 2)} per event in that run).")
     return (
         f"| 7 | Storage requests per event, same runs as row 6: every request at the client, the app's and the "
         f"runner's (standing in for the host's receive and delete) (median of {r['runs']}) | {f(per, 2)} per event "
         f"({services}); {f(per - empty, 2)} without the runner's empty polls | README of {OLD['date']}: "
         f"~{OLD['storage_per_event']} per event | {f(ratio, 1)}× fewer | ≤ 3: {_check(per <= 3)} | Of them the "
         f"thumbnail blob itself: {f(x['thumbnail_puts_per_event'], 2)} per event. By operation, per event: {ops}. "
-        f"Identifiers asked for: {f(r['asked_for']['storage_per_event'], 2)} per event. The empty polls depend on "
-        f"time, not events: six idle queues polled with back-off up to `maxPollingInterval` (2 s) while the run "
-        f"lasts |")
+        f"Identifiers asked for: {f(r['asked_for']['storage_per_event'], 2)} per event.{spread} The empty polls "
+        f"depend on time, not events: six idle queues polled with back-off up to `maxPollingInterval` (2 s) while "
+        f"the run lasts |")
 
 
 def _row8(r: dict) -> str:
@@ -533,7 +550,7 @@ NOTES = [
     "is the rest of that process (queue polling, receive and delete, HTTP). An action message carries a batch of "
     "events: the run ends when every event is performed (the outcomes `actions.runner.run` returns), not after a "
     "number of invocations. Azurite's and the double's CPU from /proc. \"Where the CPU went\" is one more run, "
-    "not in the medians, with a sampler that every 5 ms charges each thread's CPU (its own CPU clock) to the stack "
+    "not in the medians, with a sampler that every 10 ms charges each thread's CPU (its own CPU clock) to the stack "
     "it is on (`bench/probes.py` `CpuSampler`; cProfile with a per-thread CPU timer slowed the run 5× and charged "
     "its per-call overhead to the most-called functions); the full breakdown is in the JSON (`rows.3.profile`).",
     "- `PRESERVICA_MAX_RPS` is set to 100,000 (never binding here) in rows 2, 3, 6 and 7, so that they measure the "
@@ -548,10 +565,11 @@ NOTES = [
     "the dispatcher asks Preservica for them. Preservica requests are counted at the double, by endpoint; login, "
     "version and user details happen once per process and are not counted per event. Storage requests are counted "
     "at the client (a wrapper around azure-core's `RequestsTransport.send`, installed in the benchmark's process), "
-    "the app's and the local runner's (which stands in for the host's receive and delete), retries and refused "
-    "requests included (a 412 is a conditional journal write that lost a race with another action's write to the "
-    "same row; the claim is then read and written again). The figures of 2026-11-29 are quoted from the README of "
-    "that date: the design they measured is not in the tree any more.",
+    "the app's and the local runner's (which stands in for the host's receive and delete), retries included: an "
+    "action claims its batch with one read and one conditional transaction, and one that lost a race with another "
+    "action's write to the same journal rows reads and writes again (after three lost races, one event at a time; "
+    "a lost conditional write shows as 412). The figures of 2026-11-29 are quoted from the README of that date: the "
+    "design they measured is not in the tree any more.",
     "- Row 8: arrival times at the Preservica double. A token bucket of `PRESERVICA_MAX_RPS` tokens refilled at that "
     "rate allows at most rate × T + rate requests in any T seconds: up to twice the setting in one second, whenever "
     "the bucket has refilled during a pause, not only at the start.",

@@ -278,7 +278,7 @@ def _has_message(response) -> bool:
 # ---- where the CPU goes: a sampling profiler over each thread's own CPU clock --------------------
 
 class CpuSampler:
-    """Every `interval` seconds, reads each thread's CPU clock (`time.pthread_getcpuclockid`) and
+    """Every `interval` seconds (10 ms), reads each thread's CPU clock (`time.pthread_getcpuclockid`) and
     charges the CPU a thread used since the last sample to the stack it is on now
     (`sys._current_frames()`). Threads blocked on I/O or waiting for the GIL use no CPU and are charged
     nothing, so this shows where a GIL-bound process spends its one core, across all its threads.
@@ -312,7 +312,7 @@ class CpuSampler:
           ("azure/data/tables/_deserialize.py", None, None), ("azure/data/tables/_serialize.py", None, None))),
     )
 
-    def __init__(self, interval: float = 0.005):
+    def __init__(self, interval: float = 0.01):
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
