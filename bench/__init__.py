@@ -1,8 +1,9 @@
 """Benchmarks of the Preservica webhook app, side by side with pyPreservica's reference receiver.
 
 `make bench` (or `.venv/bin/python -m bench`) starts what it needs (Azurite, the local runner, a
-Preservica test double, the reference `WebHookHandler` server), runs the five measurements and
-prints one markdown table, also saved to `bench/results/latest.md` (and `.json`). See `--help`.
+Preservica test double, Teams/catalogue/relay doubles, the reference `WebHookHandler` server), runs
+the eight measurements and prints one markdown table, also saved to `bench/results/latest.md` (and
+`.json`). See `--help`.
 
 Modules:
   __main__        options, orchestration, the table
@@ -10,7 +11,12 @@ Modules:
   coldstart       row 1: import cost and what the intake imports
   load            the load generator (run as its own process: `python -m bench.load SPEC`)
   reference       the reference receiver (`python -m bench.reference ...`): pyPreservica's WebHookHandler
-  preservica_proc the Preservica double in its own process (`python -m bench.preservica_proc ...`)
-  probes          timers wrapped around the app's intake, dispatcher and action runner
+  preservica_proc the Preservica double in its own process (`python -m bench.preservica_proc ...`), counting
+                  requests by endpoint and when they arrived
+  receivers_proc  the Teams, catalogue and relay doubles in their own process (`python -m bench.receivers_proc`)
+  probes          what is measured inside the app's process: stage timers (with the events of each batch),
+                  storage requests at the client, a CPU sampler over every thread
   pipeline        rows 2 and 3 (through the local runner), 4 and 5 (in process)
+  cost            rows 6 and 7 (Preservica and storage requests per event, five actions) and 8 (the
+                  Preservica request rate under load)
 """

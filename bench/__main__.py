@@ -1,11 +1,12 @@
-"""`python -m bench`: run the five benchmarks and print one markdown table.
+"""`python -m bench`: run the eight benchmarks and print one markdown table.
 
     python -m bench [--deliveries 2000] [--concurrency 32] [--latency 0.2] [--events 10000]
-                    [--large 5000] [--runs 3] [--quick] [--out bench/results/latest.md]
+                    [--large 1000] [--cost-events 100] [--rate 20] [--rate-events 200]
+                    [--runs 3] [--quick] [--out bench/results/latest.md]
 
-Starts Azurite, the Preservica double, the reference receiver and the local runner on free
-127.0.0.1 ports and stops them all at the end. Progress goes to stderr, the table to stdout and
-to --out (with the raw figures next to it as .json).
+Starts Azurite, the Preservica double, the Teams/catalogue/relay doubles, the reference receiver
+and the local runner on free 127.0.0.1 ports and stops them all at the end. Progress goes to
+stderr, the table to stdout and to --out (with the raw figures next to it as .json).
 """
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import coldstart, pipeline
+from bench import coldstart, cost, pipeline
 from bench.common import ROOT, Service, machine
-from bench.probes import StageClock
+from bench.probes import StageClock, StorageCounter
 
 RESULTS = ROOT / "bench" / "results"
-QUICK = {"deliveries": 20, "concurrency": 4, "latency": 0.05, "events": 60, "batch": 30, "large": 300,
-         "runs": 1, "cold_samples": 2, "cpu_iterations": 200, "ref_deliveries": 8}
+QUICK = {"deliveries": 20, "concurrency": 4, "latency": 0.05, "events": 60, "batch": 30, "cost_events": 30,
+         "rate_events": 40, "runs": 1, "cold_samples": 2, "cpu_iterations": 200, "ref_deliveries": 8}
+ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
+# The figures of the design before "Cost per event" (README, 2026-11-29), which is not in the tree any more.
+OLD = {"date": "2026-11-29", "preservica_per_event": 12.7, "storage_per_event": 25, "events_per_s": 16,
+       "pipeline_s": 36.4}
 
 
 def parse(argv) -> argparse.Namespace:
@@ -41,14 +46,22 @@ def parse(argv) -> argparse.Namespace:
                    help="row 2: seconds the Preservica double adds to each response (default 0.2)")
     p.add_argument("--events", type=int, default=600, help="row 3: events through the pipeline (default 600)")
     p.add_argument("--batch", type=int, default=100, help="row 3: events per delivery (default 100)")
-    p.add_argument("--large", type=int, default=5000, help="row 4: events in the one large delivery (default 5000)")
+    p.add_argument("--large", type=int, default=None,
+                   help="row 4: events in the one large delivery (default: MAX_EVENTS_PER_DELIVERY's default, "
+                        "1000, the largest delivery intake admits; more is answered 400)")
+    p.add_argument("--cost-events", type=int, default=100,
+                   help="rows 6 and 7: events in the one delivery routed to all five actions (default 100)")
+    p.add_argument("--rate", type=int, default=20,
+                   help="row 8: PRESERVICA_MAX_RPS while the pipeline runs flat out (default 20)")
+    p.add_argument("--rate-events", type=int, default=200,
+                   help="row 8: events through the pipeline at that rate (default 200)")
     p.add_argument("--runs", type=int, default=3, help="runs per figure; each figure is the median (default 3)")
     p.add_argument("--cold-samples", type=int, default=9, help="row 1: fresh interpreters per import (default 9)")
     p.add_argument("--cpu-iterations", type=int, default=5000, help="row 5: calls per timing (default 5000)")
     p.add_argument("--reference-server", choices=("http", "threading"), default="http",
                    help="row 2: the reference's server class: HTTPServer as documented (default) "
                         "or ThreadingHTTPServer")
-    p.add_argument("--rows", default="1,2,3,4,5", help="which rows to run, e.g. 2,3 (default all)")
+    p.add_argument("--rows", default=",".join(map(str, ROWS)), help="which rows to run, e.g. 2,3 (default all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one run: checks that every row works (CI)")
     p.add_argument("--out", type=Path, default=None,
                    help="where to save the table (default bench/results/latest.md; quick.md with --quick)")
@@ -61,12 +74,15 @@ def parse(argv) -> argparse.Namespace:
     try:
         a.rows = sorted({int(x) for x in str(a.rows).split(",") if x.strip()})
     except ValueError:
-        p.error("--rows takes row numbers 1-5, e.g. 2,3")
-    if not a.rows or not set(a.rows) <= {1, 2, 3, 4, 5}:
-        p.error("--rows takes row numbers 1-5, e.g. 2,3")
+        p.error("--rows takes row numbers 1-8, e.g. 2,3")
+    if not a.rows or not set(a.rows) <= set(ROWS):
+        p.error("--rows takes row numbers 1-8, e.g. 2,3")
     a.out = a.out or RESULTS / ("quick.md" if a.quick else "latest.md")
-    for name in ("deliveries", "ref_deliveries", "concurrency", "events", "batch", "large", "runs", "cold_samples",
-                 "cpu_iterations"):
+    if a.large is None:
+        from handlers.core.settings import BY_NAME
+        a.large = int(BY_NAME["MAX_EVENTS_PER_DELIVERY"].default)
+    for name in ("deliveries", "ref_deliveries", "concurrency", "events", "batch", "large", "cost_events", "rate",
+                 "rate_events", "runs", "cold_samples", "cpu_iterations"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     return a
@@ -96,8 +112,10 @@ def run(a: argparse.Namespace) -> dict:
                 rows[1] = _guard(failures, 1, lambda: coldstart.run(a.cold_samples, storage, progress))
 
             preservica_server = "127.0.0.1:9"   # rows 4 and 5 never reach Preservica
-            if {2, 3} & set(a.rows):
-                assets = max(a.deliveries if 2 in a.rows else 0, a.events + a.batch if 3 in a.rows else 0, 1)
+            if {2, 3, 6, 7, 8} & set(a.rows):
+                assets = max(a.deliveries if 2 in a.rows else 0, a.events + a.batch if 3 in a.rows else 0,
+                             a.cost_events if {6, 7} & set(a.rows) else 0,
+                             a.rate_events + a.batch if 8 in a.rows else 0, 1)
                 progress(f"starting the Preservica double ({assets:,} assets)")
                 double = Service(["-m", "bench.preservica_proc", "--assets", str(assets), "--latency",
                                   str(a.latency)], "Preservica double", tmp / "logs" / "preservica.log").start()
@@ -139,7 +157,33 @@ def run(a: argparse.Namespace) -> dict:
                     progress("row 3: pipeline throughput")
                     rows[3] = _guard(failures, 3, lambda: pipeline.pipeline(
                         runner, clock, double, az.proc.pid, events=a.events, batch=a.batch,
-                        concurrency=a.concurrency, runs=a.runs, progress=progress))
+                        concurrency=a.concurrency, runs=a.runs, profile=True, progress=progress))
+                if {6, 7} & set(a.rows):
+                    progress("rows 6 and 7: Preservica and storage requests per event, five actions")
+                    receivers = Service(["-m", "bench.receivers_proc", "--assets", str(assets)],
+                                        "Teams/catalogue/relay doubles", tmp / "logs" / "receivers.log").start()
+                    started.append(receivers)
+                    counter = StorageCounter(storage).install()
+                    started.append(counter)
+                    double.call(cmd="latency", seconds=0.0)
+                    five = _guard(failures, 6 if 6 in a.rows else 7, lambda: cost.five_actions(
+                        runner, clock, counter, double, receivers, events=a.cost_events, runs=a.runs,
+                        progress=progress))
+                    for n in (6, 7):
+                        if n in a.rows:
+                            rows[n] = five
+                            if five is None:
+                                failures.setdefault(n, failures.get(6) or failures.get(7))
+                    counter.remove()
+                    started.remove(counter)
+                    receivers.stop()
+                    started.remove(receivers)
+                if 8 in a.rows:
+                    progress(f"row 8: Preservica request rate with PRESERVICA_MAX_RPS={a.rate}")
+                    double.call(cmd="latency", seconds=0.0)
+                    rows[8] = _guard(failures, 8, lambda: cost.rate_limit(
+                        runner, clock, double, rate=a.rate, events=a.rate_events, batch=a.batch,
+                        concurrency=a.concurrency, progress=progress))
                 runner.stop()   # rows 4 and 5 run in process: no queue trigger may pick their messages up
                 started.remove(runner)
                 clock.remove()
@@ -157,7 +201,7 @@ def run(a: argparse.Namespace) -> dict:
         finally:
             for thing in reversed(started):
                 try:
-                    thing.stop() if not isinstance(thing, StageClock) else thing.remove()
+                    thing.remove() if isinstance(thing, (StageClock, StorageCounter)) else thing.stop()
                 except Exception:
                     progress(f"could not stop {type(thing).__name__}: {traceback.format_exc()}")
     return {"rows": rows, "failures": failures}
@@ -252,40 +296,22 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
 
     r = rows.get(3)
     if r:
-        m = r["median_run"]
-        st, cpu = m["stages"], m["cpu_s"]
-
-        def stage(name):
-            return st.get(name) or {"calls": 0, "wall": 0.0, "cpu": 0.0, "last": float("nan")}
-        names = (("intake", "intake"), ("dispatch", "dispatch"), ("action_journal", "journal"),
-                 ("action_thumbnail", "thumbnail"))
-        ends = ", ".join(f"{label} {f(stage(k)['last'], 1)} s" for k, label in names)
-        per_call = ", ".join(f"{label} {_ms(stage(k)['wall'] / stage(k)['calls'] * 1000) if stage(k)['calls'] else '–'}"
-                             for k, label in names)
-        cpus = ", ".join(f"{label} {f(stage(k)['cpu'], 1)}" for k, label in names)
-        staged = sum(stage(k)["cpu"] for k, _ in names)
-        out.append(
-            f"| 3 | Pipeline: {m['events']:,} events ({m['deliveries']} deliveries of {r['batch']}) routed "
-            f"`journal,thumbnail`, Preservica +0 ms (median of {r['runs']}) | {f(r['events_per_s'])} events/s: "
-            f"{f(r['total_s'], 1)} s from the first POST to the last action done | acknowledged: all {m['events']:,} "
-            f"events in {f(stage('intake')['last'], 1)} s | acknowledgement {_ack_ahead(r, stage('intake')['last'])} "
-            f"ahead of the work | – | Last one done at: "
-            f"{ends}. Wall per call: {per_call}. CPU s: app process {f(cpu['app_process'], 1)} ({cpus}; host/runner "
-            f"{f(cpu['app_process'] - staged, 1)}: the host's share, .NET in Azure), Azurite {f(cpu['azurite'], 1)}, "
-            f"Preservica double "
-            f"{f(cpu['preservica_double'], 1)}. Journal rows with both actions done: {m['journal_rows_done']:,} |")
+        out.append(_row3(r))
     elif 3 in a.rows:
         out.append(_failed(3, "Pipeline throughput", failures))
 
     r = rows.get(4)
     if r:
         writes = r["queue_puts"] + r["blob_puts"]
+        padded = f", {r['pad']} characters of filler per event" if r.get("pad") else ""
         out.append(
-            f"| 4 | Large delivery: {r['events']:,} events ({f(r['body_kib'])} KiB) in one POST, in process "
-            f"against Azurite (median of {r['runs']}) | ack {f(r['ack_ms'])} ms; {r['queue_puts']} queue put + "
-            f"{r['blob_puts']} blob put | – | {f(r['events'] / max(1, writes))} events per storage write | – | "
+            f"| 4 | Large delivery: {r['events']:,} events ({f(r['body_kib'])} KiB{padded}), the most "
+            f"`MAX_EVENTS_PER_DELIVERY` admits, in one POST, in process against Azurite (median of {r['runs']}) | "
+            f"ack {f(r['ack_ms'])} ms; {r['queue_puts']} queue put + {r['blob_puts']} blob put | – | "
+            f"{f(r['events'] / max(1, writes))} events per storage write | – | "
             f"answer {'/'.join(map(str, r['status']))}; over the 48 KiB queue payload the body goes to the "
-            f"`deliveries` container and the queue message carries its name |")
+            f"`deliveries` container and the queue message carries its name (claim check); "
+            f"{r['limit'] + 1:,} events would be answered 400 |")
     elif 4 in a.rows:
         out.append(_failed(4, "Large delivery", failures))
 
@@ -303,6 +329,23 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
             f"{f(one['ratio'], 1)}× ({f(one['pure_ratio'], 1)}×) | – | {more} |")
     elif 5 in a.rows:
         out.append(_failed(5, "Intake CPU", failures))
+    r = rows.get(6)
+    if r:
+        out.append(_row6(r))
+    elif 6 in a.rows:
+        out.append(_failed(6, "Preservica requests per event", failures))
+
+    r = rows.get(7)
+    if r:
+        out.append(_row7(r))
+    elif 7 in a.rows:
+        out.append(_failed(7, "Storage requests per event", failures))
+
+    r = rows.get(8)
+    if r:
+        out.append(_row8(r))
+    elif 8 in a.rows:
+        out.append(_failed(8, "Preservica request rate", failures))
     notes = list(NOTES)
     if a.reference_server != "http":
         notes.append("- This run served the reference with `ThreadingHTTPServer` (`--reference-server threading`), one "
@@ -311,6 +354,158 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
         notes.append(_sizes_note(a, rows))
     out += ["", "Notes:", *notes]
     return "\n".join(out) + "\n"
+
+
+def _row3(r: dict) -> str:
+    m = r["median_run"]
+    st, cpu = m["stages"], m["cpu_s"]
+
+    def stage(name):
+        return st.get(name) or {"calls": 0, "wall": 0.0, "cpu": 0.0, "pool_cpu": 0.0, "events": 0,
+                                "last": float("nan")}
+    names = (("intake", "intake"), ("dispatch", "dispatch"), ("action_journal", "journal"),
+             ("action_thumbnail", "thumbnail"))
+    ends = ", ".join(f"{label} {f(stage(k)['last'], 1)} s" for k, label in names)
+    per_call = ", ".join(f"{label} {_ms(stage(k)['wall'] / stage(k)['calls'] * 1000) if stage(k)['calls'] else '–'}"
+                         for k, label in names)
+    batches = ", ".join(f"{label} {f(stage(k)['events'] / stage(k)['calls'])}" for k, label in names[1:]
+                        if stage(k)["calls"])
+    cpus = ", ".join(f"{label} {f(stage(k)['cpu'], 1)}" for k, label in names)
+    staged = sum(stage(k)["cpu"] for k, _ in names)
+    ratio = r["events_per_s"] / OLD["events_per_s"]
+    intake_last = stage("intake")["last"]
+    pres = m.get("preservica_by_endpoint") or {}
+    per_process = sum(pres.get(k, 0) for k in ("login", "version", "user details"))
+    pres_text = ", ".join(f"{k} {f(v / m['events'], 2)}" for k, v in sorted(pres.items())
+                          if k not in ("login", "version", "user details"))
+    cpu_per_event = cpu["app_process"] / m["events"] * 1000
+    busy = cpu["app_process"] / m["total_s"] if m["total_s"] else float("nan")
+    return (
+        f"| 3 | Pipeline: {m['events']:,} events ({m['deliveries']} deliveries of {r['batch']}) routed "
+        f"`journal,thumbnail`, Preservica +0 ms, `PRESERVICA_MAX_RPS` not binding (median of {r['runs']}) | "
+        f"{f(r['events_per_s'])} events/s: {f(r['total_s'], 1)} s from the first POST to the last action done"
+        f"{_runs(r)} | "
+        f"README of {OLD['date']}: {OLD['events_per_s']} events/s ({OLD['pipeline_s']} s) | {f(ratio, 1)}× | "
+        f"≥ 5×: {_check(ratio >= 5)}{_by(ratio, 5)} | Acknowledged: all {m['events']:,} events in "
+        f"{f(intake_last, 1)} s, {_ack_ahead(r, intake_last)} ahead of the work. Last one done at: {ends}. "
+        f"Wall per call: {per_call}; events per call: {batches}. CPU s: app process {f(cpu['app_process'], 1)} "
+        f"({cpus}, each with its thread pools; host/runner {f(cpu['app_process'] - staged, 1)}: the host's share, "
+        f".NET in Azure), Azurite {f(cpu['azurite'], 1)}, Preservica double {f(cpu['preservica_double'], 1)}. "
+        f"App process: {f(cpu_per_event, 1)} ms CPU per event, busy {f(busy * 100)}% of one core over the run. "
+        f"Preservica requests per event: {pres_text} (+{per_process} per process). {_profile_text(r.get('profile'))}"
+        f"Journal rows with both actions done: {m['journal_rows_done']:,} |")
+
+
+def _runs(r: dict) -> str:
+    """Each run's events/s, when there are several: a median near a target says little without them."""
+    each = [x["events_per_s"] for x in r.get("per_run", [])]
+    return f" (runs: {', '.join(f(x) for x in each)})" if len(each) > 1 else ""
+
+
+def _by(ratio: float, target: float) -> str:
+    """By how much a ratio target is missed."""
+    if ratio >= target or math.isnan(ratio):
+        return ""
+    return f" (by {f((1 - ratio / target) * 100)}%)"
+
+
+def _profile_text(p: dict | None) -> str:
+    """Where the app process's CPU went in the sampled run (bench.probes.CpuSampler), in a sentence."""
+    if not p or not p.get("cpu_s"):
+        return ""
+    total = p["cpu_s"]
+
+    def share(x):
+        return f"{f(x / total * 100)}%"
+    inc = p["inclusive"]
+    labels = list(inc)
+    owner = p.get("by_owner", {})
+    libs = ", ".join(f"{k} {share(v)}" for k, v in list(p["by_library"].items())[:5])
+    return (f"Where the app process's CPU went (one more run, {f(p['events_per_s'])} events/s, sampled "
+            f"{f(total, 1)} s of CPU in every thread): the app's invocations {share(owner.get('app', 0))}, "
+            f"the runner's polling/receive/delete/HTTP {share(owner.get('runner', 0))}; "
+            f"HTTP through `requests` {share(inc[labels[0]])} (pyPreservica and the storage SDKs alike), of which "
+            f"what it looks up on every request with `trust_env` on: `.netrc` and proxy variables "
+            f"{share(inc[labels[1]])}, and the CA bundle path (`REQUESTS_CA_BUNDLE` is set on this machine) "
+            f"{share(inc[labels[2]])}; azure-core pipelines {share(inc[labels[3]])}; pyPreservica "
+            f"{share(inc[labels[4]])}; the thumbnail's temporary file {share(inc[labels[5]])}; by library: {libs}. ")
+
+
+def _row6(r: dict) -> str:
+    ind, ask = r["in_delivery"], r["asked_for"]
+    best = ind["preservica_per_event"]
+    ratio = OLD["preservica_per_event"] / best if best else float("nan")
+
+    def endpoints(x):
+        return ", ".join(f"{k} {f(v, 2)}" for k, v in sorted(x["preservica_by_endpoint_per_event"].items(),
+                                                             key=lambda kv: -kv[1])
+                         if k not in ("login", "version", "user details") and v)
+    digest = (f"Teams as one digest card per delivery ({r['events']} events > `TEAMS_DIGEST_THRESHOLD` "
+              f"{r['digest_threshold']})" if r["teams_digest"] else "one Teams card per event")
+    rc = ind["receivers"]
+    return (
+        f"| 6 | Preservica requests per event: one delivery of {r['events']} events routed to all five actions, each "
+        f"against a local double, until every journal row has all five done (median of {r['runs']}) | "
+        f"{f(best, 2)} per event with the identifiers in the delivery; {f(ask['preservica_per_event'], 2)} with "
+        f"them asked for | README of {OLD['date']}: {OLD['preservica_per_event']} per event | {f(ratio, 1)}× "
+        f"fewer ({f(OLD['preservica_per_event'] / ask['preservica_per_event'], 1)}×) | ≤ 4: "
+        f"{_check(best <= 4 and ask['preservica_per_event'] <= 4)} | Per event, identifiers in the delivery: "
+        f"{endpoints(ind)}; asked for: {endpoints(ask)}. Login, version and user details come once per process and "
+        f"are not counted per event ({ind['preservica_per_process']} in these runs). "
+        f"{digest}. Journal rows with all five done: {ind['rows_all_done']}/{r['events']} and "
+        f"{ask['rows_all_done']}/{r['events']}; the doubles received {rc.get('relay_deliveries', 0)} relay "
+        f"deliveries, {rc.get('teams_cards', 0)} Teams card(s), {rc.get('catalogue_requests', 0)} catalogue look-ups "
+        f"per run; {f(ind['total_s'], 1)} s from the POST to the last action done |")
+
+
+def _row7(r: dict) -> str:
+    x = r["in_delivery"]
+    per = x["storage_per_event"]
+    ratio = OLD["storage_per_event"] / per if per else float("nan")
+    services = ", ".join(f"{k} {f(v, 2)}" for k, v in sorted(x["storage_by_service_per_event"].items()))
+    ops = ", ".join(f"{k.split('|', 1)[1].replace('|', ' ')} {f(v, 2)}"
+                    for k, v in sorted(x["storage_by_operation_per_event"].items(), key=lambda kv: -kv[1]) if v)
+    empty = x["empty_receives_per_event"]
+    runs = [y["storage_per_event"] for v in ("in_delivery", "asked_for") for y in r["per_run"][v]]
+    fallbacks = [y for v in ("in_delivery", "asked_for") for y in r["per_run"][v]
+                 if any(k.startswith("app|table|get") for k in y["storage"]["by_operation"])]
+    spread = f" Runs, both variants: {f(min(runs), 2)}–{f(max(runs), 2)} per event." if len(runs) > 1 else ""
+    if fallbacks:
+        worst = max(fallbacks, key=lambda y: y["storage_per_event"])
+        spread += (f" In {len(fallbacks)} of {len(runs)} runs an action's claim of its batch (one read and one "
+                   f"conditional transaction) lost three races with the other actions' writes to the same journal "
+                   f"rows and fell back to a read and a conditional write per event "
+                   f"({f(worst['storage_per_event'], 2)} per event in that run).")
+    return (
+        f"| 7 | Storage requests per event, same runs as row 6: every request at the client, the app's and the "
+        f"runner's (standing in for the host's receive and delete) (median of {r['runs']}) | {f(per, 2)} per event "
+        f"({services}); {f(per - empty, 2)} without the runner's empty polls | README of {OLD['date']}: "
+        f"~{OLD['storage_per_event']} per event | {f(ratio, 1)}× fewer | ≤ 3: {_check(per <= 3)} | Of them the "
+        f"thumbnail blob itself: {f(x['thumbnail_puts_per_event'], 2)} per event. By operation, per event: {ops}. "
+        f"Identifiers asked for: {f(r['asked_for']['storage_per_event'], 2)} per event.{spread} The empty polls "
+        f"depend on time, not events: six idle queues polled with back-off up to `maxPollingInterval` (2 s) while "
+        f"the run lasts |")
+
+
+def _row8(r: dict) -> str:
+    rate = r["rate"]
+    later = r["max_1s_after_first_second"]
+    why = (f" ({later} in a second after a {f(r['longest_pause_s'], 2)} s pause had refilled the bucket)"
+           if later > rate else "")
+    return (
+        f"| 8 | Preservica request rate: the row 3 pipeline flat out, {r['events']:,} events ({r['deliveries']} "
+        f"deliveries), `PRESERVICA_MAX_RPS={rate}` | at most {r['max_1s_first_second']} requests in a second "
+        f"starting within the first second, {later} in any later one, at the double; {f(r['mean_rps'], 1)}/s on "
+        f"average over {f(r['span_s'], 1)} s | the setting: {rate}/s, and up to {2 * rate} in the first second "
+        f"(the bucket starts full) | {f(later / rate, 2)}× the setting after the first second | ≤ {rate} after the "
+        f"first second: {_check(r['met'])}{why}; ≤ {2 * rate} in any second and within the bucket's envelope "
+        f"(rate × T + {rate} in any T s): {_check(r['within_burst'] and r['within_envelope'])} | "
+        f"{r['requests']:,} requests ({f(r['requests_per_event'], 2)} per event), so this process's ceiling at "
+        f"this setting is {f(r['bound_events_per_s'], 1)} events/s; it moved {f(r['events_per_s'], 1)} events/s. "
+        f"The bucket holds {rate} tokens, so after any pause of a second or more (here: the dispatcher's "
+        f"snapshots done, the thumbnails not yet polled) it sends up to {rate} at once again: "
+        f"`PRESERVICA_MAX_RPS` bounds the average, and any one second to twice the setting. At the default "
+        f"(10) the ceiling is {f(10 / r['requests_per_event'], 1)} events/s per instance for `journal,thumbnail` |")
 
 
 def _sizes_note(a, rows) -> str:
@@ -350,8 +545,34 @@ NOTES = [
     "senders). \"Intake alone\" is a runner with no queue trigger: Flex Consumption scales HTTP "
     "functions on instances apart from queue-triggered ones; in \"one process\" the thumbnail work shares its CPU.",
     "- Row 3: per-stage wall time and CPU from timers around `intake.handle`, `dispatch.dispatch` and "
-    "`action_runner.run` in the runner's process (wall includes waiting on storage and for the GIL); \"host/runner\" "
-    "is the rest of that process (queue polling, HTTP). Azurite's and the double's CPU from /proc.",
+    "`actions.runner.run` in the runner's process (wall includes waiting on storage and for the GIL); a stage's CPU "
+    "includes the thread pools it hands work to (Preservica snapshots, queue puts, a batch's events); \"host/runner\" "
+    "is the rest of that process (queue polling, receive and delete, HTTP). An action message carries a batch of "
+    "events: the run ends when every event is performed (the outcomes `actions.runner.run` returns), not after a "
+    "number of invocations. Azurite's and the double's CPU from /proc. \"Where the CPU went\" is one more run, "
+    "not in the medians, with a sampler that every 10 ms charges each thread's CPU (its own CPU clock) to the stack "
+    "it is on (`bench/probes.py` `CpuSampler`; cProfile with a per-thread CPU timer slowed the run 5× and charged "
+    "its per-call overhead to the most-called functions); the full breakdown is in the JSON (`rows.3.profile`).",
+    "- `PRESERVICA_MAX_RPS` is set to 100,000 (never binding here) in rows 2, 3, 6 and 7, so that they measure the "
+    "pipeline as the figures of 2026-11-29 did, before the limit existed; row 8 sets a binding one.",
+    "- Row 4: the largest delivery intake admits (`MAX_EVENTS_PER_DELIVERY`, 1,000; until 2026-11-29 this row sent "
+    "5,000, which is now answered 400), over the 48 KiB queue payload (filler is added to the events if it is not), "
+    "so the claim check is exercised.",
+    "- Rows 6 and 7: one delivery POSTed through the local runner, all five actions routed and configured against "
+    "local doubles (Preservica in its own process; Teams, catalogue and relay receiver in another), run until every "
+    "event's journal row has all five done; once with each event carrying its identifiers (`\"identifiers\": "
+    "[{\"catalogue\": \"C/1\"}]`, what a subscription made with includeIdentifiers=true sends), once without, so "
+    "the dispatcher asks Preservica for them. Preservica requests are counted at the double, by endpoint; login, "
+    "version and user details happen once per process and are not counted per event. Storage requests are counted "
+    "at the client (a wrapper around azure-core's `RequestsTransport.send`, installed in the benchmark's process), "
+    "the app's and the local runner's (which stands in for the host's receive and delete), retries included: an "
+    "action claims its batch with one read and one conditional transaction, and one that lost a race with another "
+    "action's write to the same journal rows reads and writes again (after three lost races, one event at a time; "
+    "a lost conditional write shows as 412). The figures of 2026-11-29 are quoted from the README of that date: the "
+    "design they measured is not in the tree any more.",
+    "- Row 8: arrival times at the Preservica double. A token bucket of `PRESERVICA_MAX_RPS` tokens refilled at that "
+    "rate allows at most rate × T + rate requests in any T seconds: up to twice the setting in one second, whenever "
+    "the bucket has refilled during a pause, not only at the start.",
     "- Row 5: each timing is the best of 5 within a run (timeit's advice: the others measure other load), then the "
     "median across runs; the floor is `hmac.digest` (one OpenSSL call) over the signed bytes.",
     "- The Preservica double, the load generator and the reference each run in their own process; all on 127.0.0.1.",

@@ -25,6 +25,11 @@ def ref(i: int) -> str:
     return f"{REF_PREFIX}{i:012d}"
 
 
+def catalogue_id(i: int) -> str:
+    """Asset ref(i)'s catalogue identifier (type "catalogue"), in the Preservica double and the catalogue."""
+    return f"C/{i}"
+
+
 # ---- deliveries ---------------------------------------------------------------------------------
 
 def timestamp(ms_since_epoch: int) -> str:
@@ -33,10 +38,20 @@ def timestamp(ms_since_epoch: int) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
-def delivery_body(refs, subscription: str, ms: int, trigger: str = "FULL_TEXT_INDEXED") -> bytes:
-    """A delivery as Preservica sends it (hookops/doubles/deliveries.py builds the same shape)."""
+def delivery_body(refs, subscription: str, ms: int, trigger: str = "FULL_TEXT_INDEXED", identifiers=None,
+                  pad: int = 0) -> bytes:
+    """A delivery as Preservica sends it (hookops/doubles/deliveries.py builds the same shape).
+    `identifiers`: one list per event of what a subscription made with includeIdentifiers=true
+    carries, e.g. [{"catalogue": "C/1"}]. `pad`: characters of filler in each event (a `description`),
+    to make a body of a given size."""
     from hookops.doubles.deliveries import delivery, encode
-    return encode(delivery(trigger, refs=list(refs), timestamp=timestamp(ms), subscription=subscription))
+    doc = delivery(trigger, refs=list(refs), timestamp=timestamp(ms), subscription=subscription)
+    for i, event in enumerate(doc["events"]):
+        if identifiers is not None:
+            event["identifiers"] = identifiers[i]
+        if pad:
+            event["description"] = "x" * pad
+    return encode(doc)
 
 
 # ---- statistics ---------------------------------------------------------------------------------

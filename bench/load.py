@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-from bench.common import WEBHOOK_PATH, delivery_body, ref
+from bench.common import WEBHOOK_PATH, catalogue_id, delivery_body, ref
 
 
 def build(spec: dict) -> list[tuple[bytes, dict]]:
@@ -34,8 +34,12 @@ def build(spec: dict) -> list[tuple[bytes, dict]]:
     per, n_refs, first = spec["events_per_delivery"], spec["refs"], spec.get("first_ref", 0)
     out = []
     for i in range(spec["count"]):
-        refs = [ref((first + i * per + j) % n_refs) for j in range(per)]
-        body = delivery_body(refs, spec["subscription"], spec["ms"] + i)   # distinct timestamps, like Preservica
+        numbers = [(first + i * per + j) % n_refs for j in range(per)]
+        # With "identifiers": each event carries its asset's catalogue identifier, as a subscription made
+        # with includeIdentifiers=true delivers it.
+        ids = [[{"catalogue": catalogue_id(n)}] for n in numbers] if spec.get("identifiers") else None
+        # Distinct timestamps, like Preservica.
+        body = delivery_body([ref(n) for n in numbers], spec["subscription"], spec["ms"] + i, identifiers=ids)
         out.append((body, {"Content-Type": "application/json", "Preservica-Signature": sign(spec["secret"], body)}))
     return out
 

@@ -23,14 +23,22 @@ from bench.common import (PASSWORD, PYTHON, ROOT, SECRET, TENANT, USER, WEBHOOK_
 THUMBNAIL_CONTAINER = "bench-thumbnails"
 
 
+# Preservica requests per second per process (PRESERVICA_MAX_RPS) in every row but row 8: high enough
+# never to bind here (the double answers a few hundred a second), so that rows 2, 3, 6 and 7 measure the
+# pipeline, as the figures of 2026-11-29 (before the limit existed) did. Row 8 sets a binding one.
+UNBOUND_RPS = 100_000
+
+
 def app_env(storage: str, preservica_server: str, routes: str) -> dict:
-    """Every setting the app reads, explicitly: nothing leaks in from a local.settings.json."""
-    return {"AzureWebJobsStorage": storage, "PRESERVICA_WEBHOOK_SECRET": SECRET,
-            "PRESERVICA_WEBHOOK_SECRET_PREVIOUS": "", "KEY_VAULT_URI": "", "PRESERVICA_ROUTES": routes,
-            "PRESERVICA_SERVER": preservica_server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-            "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "THUMBNAIL_CONTAINER": THUMBNAIL_CONTAINER,
-            "THUMBNAIL_SIZE": "", "MAX_BODY_BYTES": "", "TEAMS_WEBHOOK_URL": "", "RELAY_URL": "", "RELAY_SECRET": "",
-            "CATALOGUE_URL_TEMPLATE": "", "CATALOGUE_SCHEMA": "", "ASSET_URL_TEMPLATE": ""}
+    """Every setting the app reads, explicitly: nothing leaks in from a local.settings.json or the
+    environment. Settings not named here are blank, which means their default."""
+    from handlers.actions import registry
+    from handlers.core.settings import HOST
+    blank = {s.name: "" for s in registry.all_settings() if s.where != HOST}
+    return {**blank, "AzureWebJobsStorage": storage, "PRESERVICA_WEBHOOK_SECRET": SECRET,
+            "PRESERVICA_ROUTES": routes, "PRESERVICA_SERVER": preservica_server, "PRESERVICA_USERNAME": USER,
+            "PRESERVICA_PASSWORD": PASSWORD, "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http",
+            "THUMBNAIL_CONTAINER": THUMBNAIL_CONTAINER, "PRESERVICA_MAX_RPS": str(UNBOUND_RPS)}
 
 
 
@@ -158,18 +166,18 @@ def ack_latency(runner, clock, double, reference, *, deliveries: int, ref_delive
     os.environ["PRESERVICA_ROUTES"] = "*=thumbnail"     # the same work as the reference's do_WORK
     ours, theirs, ratios = [], [], []
     for r in range(runs):
-        before = runner.stats["action_thumbnail"]["succeeded"]
         clock.reset()
         spec = load_spec(runner.url, deliveries, concurrency, assets)
         res = run_load(spec)
         a = ack_summary(res)
-        # Let the queued thumbnails finish before the next measurement, so runs do not overlap.
-        drained = runner.wait_for(lambda: runner.stats["action_thumbnail"]["succeeded"] >= before + a["ok"],
+        # Let the queued thumbnails finish before the next measurement, so runs do not overlap. An action
+        # message carries a batch of events: count events performed, not invocations.
+        drained = runner.wait_for(lambda: clock.performed("action_thumbnail") >= a["ok"],
                                   timeout=max(120.0, a["ok"] * 2 * latency))
         last = clock.snapshot().get("action_thumbnail", {}).get("last")
         a["drained"] = drained
         a["all_thumbnails_s"] = (last - res["first_post"]) if (drained and last) else float("nan")
-        a["thumbnails_done"] = runner.stats["action_thumbnail"]["succeeded"] - before
+        a["thumbnails_done"] = clock.performed("action_thumbnail")
         ours.append(a)
         progress(f"  ack run {r + 1}/{runs} app: p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms, "
                  f"{a['rate']:.0f}/s, {a['ok']}/{deliveries} acknowledged; thumbnails done after "
@@ -231,58 +239,93 @@ def _merge(dicts) -> dict:
 # ---- row 3 -------------------------------------------------------------------------------------
 
 def pipeline(runner, clock, double, azurite_pid, *, events: int, batch: int, concurrency: int, runs: int,
-             progress=print) -> dict:
+             profile: bool = False, progress=print) -> dict:
+    """Row 3: `runs` measured runs, then (with `profile`) one more with bench.probes.CpuSampler
+    running, which is reported apart and not in the medians (the sampler takes some of the GIL)."""
     double.call(cmd="latency", seconds=0.0)
     os.environ["PRESERVICA_ROUTES"] = "*=journal,thumbnail"
     n_deliveries = math.ceil(events / batch)
     results = []
     for r in range(runs):
-        stats = runner.stats
-        base = {a: stats[f"action_{a}"]["succeeded"] for a in ("journal", "thumbnail")}
-        expected = n_deliveries * batch
-        clock.reset()
-        cpu0 = (time.process_time(), process_cpu_seconds(azurite_pid), process_cpu_seconds(double.pid))
-        spec = load_spec(runner.url, n_deliveries, min(concurrency, n_deliveries), expected, per=batch)
-        proc = start_load(spec)
-        done = runner.wait_for(lambda: all(stats[f"action_{a}"]["succeeded"] >= base[a] + expected
-                                           for a in ("journal", "thumbnail")),
-                               timeout=max(180.0, expected * 0.1))
-        res = finish_load(proc, spec)
-        cpu1 = (time.process_time(), process_cpu_seconds(azurite_pid), process_cpu_seconds(double.pid))
-        stages = clock.snapshot()
-        acks = ack_summary(res)
-        first = res["first_post"]
-        last_action = max((stages.get(f"action_{a}", {}).get("last") or 0) for a in ("journal", "thumbnail"))
-        total = (last_action - first) if done else float("nan")
-        journaled = count_done(spec["subscription"])
-        cpu = {"app_process": cpu1[0] - cpu0[0],
-               "azurite": (cpu1[1] - cpu0[1]) if None not in (cpu0[1], cpu1[1]) else float("nan"),
-               "preservica_double": (cpu1[2] - cpu0[2]) if None not in (cpu0[2], cpu1[2]) else float("nan")}
-        row = {"events": expected, "deliveries": n_deliveries, "completed": done, "total_s": total,
-               "events_per_s": expected / total if done and total else float("nan"),
-               "acked": acks["ok"], "last_ack_s": acks["wall_s"], "journal_rows_done": journaled,
-               "dispatch_done_s": (stages.get("dispatch", {}).get("last") or first) - first,
-               "stages": {k: {**v, "first": (v["first"] or first) - first, "last": (v["last"] or first) - first}
-                          for k, v in stages.items()},
-               "cpu_s": cpu}
+        row = _pipeline_once(runner, clock, double, azurite_pid, n_deliveries=n_deliveries, batch=batch,
+                             concurrency=concurrency)
         results.append(row)
-        progress(f"  pipeline run {r + 1}/{runs}: {expected} events in {total:.1f} s = {row['events_per_s']:.0f} "
-                 f"events/s; acks done {acks['wall_s']:.1f} s, dispatch done {row['dispatch_done_s']:.1f} s; "
-                 f"journal rows with both actions done: {journaled}")
+        progress(f"  pipeline run {r + 1}/{runs}: {row['events']} events in {row['total_s']:.1f} s = "
+                 f"{row['events_per_s']:.0f} events/s; acks done {row['last_ack_s']:.1f} s, dispatch done "
+                 f"{row['dispatch_done_s']:.1f} s; journal rows with both actions done: {row['journal_rows_done']}")
     best = sorted(results, key=lambda x: x["events_per_s"] if x["completed"] else -1)[len(results) // 2]
-    return {"events": events, "batch": batch, "runs": runs,
-            "events_per_s": median([x["events_per_s"] for x in results]),
-            "total_s": median([x["total_s"] for x in results]),
-            "completed": all(x["completed"] for x in results), "median_run": best, "per_run": results}
+    out = {"events": events, "batch": batch, "runs": runs,
+           "events_per_s": median([x["events_per_s"] for x in results]),
+           "total_s": median([x["total_s"] for x in results]),
+           "completed": all(x["completed"] for x in results), "median_run": best, "per_run": results}
+    if profile:
+        from bench.probes import CpuSampler
+        sampler = CpuSampler()
+        row = _pipeline_once(runner, clock, double, azurite_pid, n_deliveries=n_deliveries, batch=batch,
+                             concurrency=concurrency, sampler=sampler)
+        out["profile"] = {**sampler.result(), "events_per_s": row["events_per_s"], "cpu_s_run": row["cpu_s"],
+                          "stages": row["stages"], "completed": row["completed"]}
+        progress(f"  pipeline run with the CPU sampler: {row['events_per_s']:.0f} events/s; sampled "
+                 f"{sampler.total:.1f} s of CPU of the app process's {row['cpu_s']['app_process']:.1f} s")
+    return out
 
 
-def count_done(subscription: str) -> int:
-    """Journal rows of this run with both routed actions done: one filtered query, few columns."""
+def _pipeline_once(runner, clock, double, azurite_pid, *, n_deliveries: int, batch: int, concurrency: int,
+                   sampler=None) -> dict:
+    expected = n_deliveries * batch
+    settle(runner)
+    clock.reset()
+    double.call(cmd="mark")
+    cpu0 = (time.process_time(), process_cpu_seconds(azurite_pid), process_cpu_seconds(double.pid))
+    spec = load_spec(runner.url, n_deliveries, min(concurrency, n_deliveries), expected, per=batch)
+    if sampler:
+        sampler.start()
+    proc = start_load(spec)
+    # One invocation performs a batch of events: wait until every event is performed by both actions
+    # (re-checked whenever an invocation ends).
+    done = runner.wait_for(lambda: all(clock.performed(f"action_{a}") >= expected
+                                       for a in ("journal", "thumbnail")),
+                           timeout=max(180.0, expected * 0.1))
+    if sampler:
+        sampler.stop()
+    res = finish_load(proc, spec)
+    cpu1 = (time.process_time(), process_cpu_seconds(azurite_pid), process_cpu_seconds(double.pid))
+    stages = clock.snapshot()
+    tally = double.call(cmd="tally")
+    acks = ack_summary(res)
+    first = res["first_post"]
+    last_action = max((stages.get(f"action_{a}", {}).get("last") or 0) for a in ("journal", "thumbnail"))
+    total = (last_action - first) if done else float("nan")
+    journaled = count_done(spec["subscription"])
+    cpu = {"app_process": cpu1[0] - cpu0[0],
+           "azurite": (cpu1[1] - cpu0[1]) if None not in (cpu0[1], cpu1[1]) else float("nan"),
+           "preservica_double": (cpu1[2] - cpu0[2]) if None not in (cpu0[2], cpu1[2]) else float("nan")}
+    return {"events": expected, "deliveries": n_deliveries, "completed": done, "total_s": total,
+            "events_per_s": expected / total if done and total else float("nan"),
+            "acked": acks["ok"], "last_ack_s": acks["wall_s"], "journal_rows_done": journaled,
+            "dispatch_done_s": (stages.get("dispatch", {}).get("last") or first) - first,
+            "stages": {k: {**v, "first": (v["first"] or first) - first, "last": (v["last"] or first) - first}
+                       for k, v in stages.items()},
+            "preservica_requests": tally["requests"], "preservica_by_endpoint": tally["by_endpoint"],
+            "cpu_s": cpu}
+
+
+def settle(runner, timeout: float = 60.0) -> bool:
+    """Wait until no invocation is in flight: every message the runner took is finished (deleted, or
+    released after a failure), so that what a run counts belongs to it."""
+    return runner.wait_for(lambda: all(s["invoked"] == s["succeeded"] + s["failed"]
+                                       for s in runner.stats.values()), timeout)
+
+
+def count_done(subscription: str, actions=("journal", "thumbnail")) -> int:
+    """Journal rows of this run's events with every routed action done: one filtered query, few
+    columns. A Teams digest's own row (its entityRef says "(digest of N events)") is not an event."""
     from handlers.clients import journal
     table = journal.default().table
     rows = table.query_entities("subscriptionId eq @s", parameters={"s": subscription},
-                                select=["journal_state", "thumbnail_state"], results_per_page=1000)
-    return sum(1 for e in rows if e.get("journal_state") == "done" and e.get("thumbnail_state") == "done")
+                                select=["entityRef", *(f"{a}_state" for a in actions)], results_per_page=1000)
+    return sum(1 for e in rows if not str(e.get("entityRef", "")).startswith("(digest")
+               and all(e.get(f"{a}_state") == "done" for a in actions))
 
 
 # ---- row 4 -------------------------------------------------------------------------------------
@@ -316,26 +359,46 @@ def signed_request(body: bytes):
                             headers={"Content-Type": "application/json", "Preservica-Signature": sign(SECRET, body)})
 
 
+def largest_delivery(events: int) -> tuple[bytes, int]:
+    """A delivery of `events` events whose body is over the 48 KiB queue payload, so that intake takes the
+    claim-check path: each event gets as much filler as it needs (none when it is big enough already).
+    Returns the body and the filler per event."""
+    from handlers.core.messages import MAX_QUEUE_PAYLOAD
+    subscription, ms = new_subscription(), now_ms()
+    refs = [ref(i) for i in range(events)]
+    body, pad = delivery_body(refs, subscription, ms), 0
+    while len(body) <= MAX_QUEUE_PAYLOAD + 1024:   # with a margin: the intake message adds a header
+        pad = pad + max(1, (MAX_QUEUE_PAYLOAD + 2048 - len(body)) // events)
+        body = delivery_body(refs, subscription, ms, pad=pad)
+    return body, pad
+
+
 def large_delivery(env: dict, *, events: int, runs: int, progress=print) -> dict:
     from handlers import intake
+    from handlers.core import settings
     with environment(env):
+        limit = settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1)
+        if events > limit:
+            raise ValueError(f"row 4: {events} events is over MAX_EVENTS_PER_DELIVERY ({limit}), which intake "
+                             f"answers with 400")
         intake.handle(signed_request(delivery_body([ref(0)], new_subscription(), now_ms())))  # clients warm
         samples = []
         for r in range(runs):
-            body = delivery_body([ref(i) for i in range(events)], new_subscription(), now_ms())
+            body, pad = largest_delivery(events)
             req = signed_request(body)
             with counted_storage() as counts:
                 t = time.perf_counter()
                 resp = intake.handle(req)
                 ms = (time.perf_counter() - t) * 1000
-            samples.append({"ms": ms, "status": resp.status_code, **counts, "body_kib": len(body) / 1024})
+            samples.append({"ms": ms, "status": resp.status_code, **counts, "body_kib": len(body) / 1024,
+                            "pad": pad})
             progress(f"  large delivery run {r + 1}/{runs}: {events} events, {len(body) / 1024:.0f} KiB -> "
                      f"{resp.status_code} in {ms:.1f} ms, {counts['queue_puts']} queue put(s), "
                      f"{counts['blob_puts']} blob put(s)")
-    return {"events": events, "runs": runs, "ack_ms": median([s["ms"] for s in samples]),
+    return {"events": events, "limit": limit, "runs": runs, "ack_ms": median([s["ms"] for s in samples]),
             "status": sorted({s["status"] for s in samples}),
             "queue_puts": max(s["queue_puts"] for s in samples), "blob_puts": max(s["blob_puts"] for s in samples),
-            "body_kib": samples[0]["body_kib"], "per_run": samples}
+            "body_kib": samples[0]["body_kib"], "pad": samples[0]["pad"], "per_run": samples}
 
 
 # ---- row 5 -------------------------------------------------------------------------------------

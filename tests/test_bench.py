@@ -1,6 +1,6 @@
 """`python -m bench --quick`: every benchmark's code path runs at tiny sizes and yields its row.
 
-No timing is asserted: only that the five rows come out with numbers, so a change that breaks a
+No timing is asserted: only that the eight rows come out with numbers, so a change that breaks a
 benchmark fails CI rather than the next `make bench`. The benchmark runs in its own process (it
 starts Azurite, the local runner and its helpers, and stops them before it exits).
 """
@@ -50,10 +50,10 @@ def test_quick_run_succeeds_and_saves_the_table(quick):
     assert json.loads(out.with_suffix(".json").read_text())["failures"] == {}
 
 
-def test_table_has_five_rows_with_numbers(quick):
+def test_table_has_eight_rows_with_numbers(quick):
     _, stdout, _, _ = quick
     rows = {m[1]: m[0] for m in re.finditer(r"^\| (\d) \|.*$", stdout, re.M)}
-    assert sorted(rows) == ["1", "2", "3", "4", "5"]
+    assert sorted(rows) == ["1", "2", "3", "4", "5", "6", "7", "8"]
     for n, line in rows.items():
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert len(cells) == 7, line
@@ -65,7 +65,7 @@ def test_table_has_five_rows_with_numbers(quick):
 def test_raw_figures_are_numbers(quick):
     _, _, _, out = quick
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
-    r1, r2, r3, r4, r5 = (rows[str(n)] for n in range(1, 6))
+    r1, r2, r3, r4, r5, r6, r7, r8 = (rows[str(n)] for n in range(1, 9))
     for x in (r1["app_ms"], r1["base_ms"], r1["ratio"], r1["first_ms"]):
         assert _number(x)
     assert r1["status"] == 200
@@ -79,9 +79,30 @@ def test_raw_figures_are_numbers(quick):
     run = r3["median_run"]
     assert run["journal_rows_done"] == run["events"]
     assert {"intake", "dispatch", "action_journal", "action_thumbnail"} <= set(run["stages"])
-    assert _number(r4["ack_ms"]) and r4["status"] == [200] and r4["queue_puts"] == 1
+    for stage in ("action_journal", "action_thumbnail"):   # events counted from the batches' outcomes
+        assert run["stages"][stage]["performed"] == run["events"] > run["stages"][stage]["calls"]
+    assert run["preservica_requests"] > 0
+    profile = r3["profile"]
+    assert profile["completed"] and _number(profile["cpu_s"]) and profile["cpu_s"] > 0
+    assert profile["by_owner"].get("app", 0) > 0 and all(_number(v) for v in profile["inclusive"].values())
+    # The largest delivery intake admits, over the queue payload: the claim check.
+    assert r4["events"] == r4["limit"] and r4["body_kib"] > 48
+    assert _number(r4["ack_ms"]) and r4["status"] == [200] and r4["queue_puts"] == 1 and r4["blob_puts"] == 1
     for size in r5["sizes"].values():
         assert all(_number(size[k]) for k in ("handle_us", "pure_us", "hmac_us", "ratio"))
+    assert r6 == r7 and r6["completed"]   # rows 6 and 7 are the same runs
+    for variant in ("in_delivery", "asked_for"):
+        x = r6[variant]
+        assert x["rows_all_done"] == r6["events"]   # every event's row has all five actions done
+        assert _number(x["preservica_per_event"]) and x["preservica_per_event"] > 0
+        assert _number(x["storage_per_event"]) and x["storage_per_event"] > 0
+        assert x["thumbnail_puts_per_event"] >= 1
+        assert x["receivers"]["relay_deliveries"] == r6["events"] and x["receivers"]["relay_disagreements"] == 0
+    assert r6["asked_for"]["preservica_by_endpoint_per_event"].get("identifiers", 0) > 0
+    assert r6["in_delivery"]["preservica_by_endpoint_per_event"].get("identifiers", 0) == 0
+    assert r8["completed"] and r8["requests"] > 0 and r8["rate"] > 0
+    assert all(_number(r8[k]) for k in ("max_1s", "max_1s_first_second", "mean_rps", "envelope_excess",
+                                        "events_per_s"))
 
 
 def test_bench_imports_nothing_from_tests():
