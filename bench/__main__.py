@@ -490,22 +490,19 @@ def _row7(r: dict) -> str:
 def _row8(r: dict) -> str:
     rate = r["rate"]
     later = r["max_1s_after_first_second"]
-    why = (f" ({later} in a second after a {f(r['longest_pause_s'], 2)} s pause had refilled the bucket)"
-           if later > rate else "")
+    why = ""
     return (
         f"| 8 | Preservica request rate: the row 3 pipeline flat out, {r['events']:,} events ({r['deliveries']} "
-        f"deliveries), `PRESERVICA_MAX_RPS={rate}` | at most {r['max_1s_first_second']} requests in a second "
-        f"starting within the first second, {later} in any later one, at the double; {f(r['mean_rps'], 1)}/s on "
-        f"average over {f(r['span_s'], 1)} s | the setting: {rate}/s, and up to {2 * rate} in the first second "
-        f"(the bucket starts full) | {f(later / rate, 2)}× the setting after the first second | ≤ {rate} after the "
-        f"first second: {_check(r['met'])}{why}; ≤ {2 * rate} in any second and within the bucket's envelope "
-        f"(rate × T + {rate} in any T s): {_check(r['within_burst'] and r['within_envelope'])} | "
+        f"deliveries), `PRESERVICA_MAX_RPS={rate}` | at most {r['max_1s']} requests in any one second at the "
+        f"double ({r['max_1s_first_second']} in the first, {later} later); {f(r['mean_rps'], 1)}/s on "
+        f"average over {f(r['span_s'], 1)} s | the setting: {rate}/s | {f(r['max_1s'] / rate, 2)}× the setting "
+        f"in the busiest second | ≤ {rate} + 1 in any second: {_check(r['met'])}{why}; within the bucket's "
+        f"envelope (rate × T + 1 in any T s): {_check(r['within_envelope'])} | "
         f"{r['requests']:,} requests ({f(r['requests_per_event'], 2)} per event), so this process's ceiling at "
         f"this setting is {f(r['bound_events_per_s'], 1)} events/s; it moved {f(r['events_per_s'], 1)} events/s. "
-        f"The bucket holds {rate} tokens, so after any pause of a second or more (here: the dispatcher's "
-        f"snapshots done, the thumbnails not yet polled) it sends up to {rate} at once again: "
-        f"`PRESERVICA_MAX_RPS` bounds the average, and any one second to twice the setting. At the default "
-        f"(10) the ceiling is {f(10 / r['requests_per_event'], 1)} events/s per instance for `journal,thumbnail` |")
+        f"The bucket holds one token, so requests are spaced 1/{rate} s apart whatever the pauses. At the "
+        f"default (10) the ceiling is {f(10 / r['requests_per_event'], 1)} events/s per instance for "
+        f"`journal,thumbnail` |")
 
 
 def _sizes_note(a, rows) -> str:

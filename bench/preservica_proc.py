@@ -87,9 +87,9 @@ def windows(times, rate: float | None = None) -> dict:
     """The most requests that arrived within any one second (a sliding window starting at each
     arrival), overall and among windows starting a second or more after the first request (once the
     token bucket's initial burst is spent), the longest pause between two arrivals, and the span from
-    the first arrival to the last. With `rate`: how far the arrivals exceed the envelope of a token
-    bucket of that rate and a burst of `rate` (at most rate x T + rate requests in any interval of T
-    seconds), at worst: 0 or less conforms."""
+    the first arrival to the last. With `rate`: how far the arrivals exceed the envelope of the app's
+    token bucket, which holds one token (at most rate x T + 1 requests in any interval of T seconds),
+    at worst: 0 or less conforms."""
     if not times:
         return {"max_1s": 0, "max_1s_first_second": 0, "max_1s_after_first_second": 0, "span_s": 0.0,
                 "longest_pause_s": 0.0, "envelope_excess": None}
@@ -107,11 +107,11 @@ def windows(times, rate: float | None = None) -> dict:
     excess = None
     if rate:
         # Interval from arrival i to arrival j holds j - i + 1 requests; the envelope allows
-        # rate * (t_j - t_i) + rate. Max over i <= j of (j + 1 - rate t_j) - (i - rate t_i) - rate, in one pass.
+        # rate * (t_j - t_i) + 1. Max over i <= j of (j + 1 - rate t_j) - (i - rate t_i) - 1, in one pass.
         low, excess = float("inf"), float("-inf")
         for k, t in enumerate(times):
             low = min(low, k - rate * t)
-            excess = max(excess, (k + 1 - rate * t) - low - rate)
+            excess = max(excess, (k + 1 - rate * t) - low - 1)
     return {"max_1s": max(best_first, best_after), "max_1s_first_second": best_first,
             "max_1s_after_first_second": best_after, "span_s": times[-1] - first,
             "longest_pause_s": max((b - a for a, b in zip(times, times[1:])), default=0.0),

@@ -20,6 +20,7 @@ ETAG = "_etag"
 MAX_TEXT = 1024  # characters of sender-influenced text kept in a column (a property holds 32K UTF-16 units)
 # Claim results: the caller may act / someone else is acting / it is already finished.
 CLAIMED, BUSY, FINISHED = "claimed", "busy", "finished"
+CLAIM_TRIES = 6
 T = TypeVar("T")
 
 
@@ -158,7 +159,9 @@ class Journal:
         RowKeys claimed for `owner` (finished ones and ones another live owner holds are left out)."""
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
-        for _ in range(3):  # lost races re-read; then one by one
+        # The other actions of these events merge their own columns into the same rows meanwhile, and any
+        # such write fails the whole conditional transaction: re-read and try again before one by one.
+        for _ in range(CLAIM_TRIES):
             rows = self.rows_between(pk, min(rks), max(rks))
             now = dt.datetime.now(dt.timezone.utc)
             lease = _iso(now + dt.timedelta(seconds=lease_seconds))
