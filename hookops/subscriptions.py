@@ -6,7 +6,7 @@ import json
 
 import click
 
-from hookops.cli import _fail, _webhook_secret, check_endpoint, main
+from hookops.cli import _fail, _webhook_secret, check_endpoint, main, printable
 
 # Preservica's trigger names (what deliveries carry) -> pyPreservica's TriggerType member.
 TRIGGERS = {"FULL_TEXT_INDEXED": "INDEXED", "MOVED": "MOVED", "CHANGED_SECURITY_DESCRIPTOR": "SECURITY_CHANGED",
@@ -105,7 +105,9 @@ def subscriptions():
         click.echo("No subscriptions.")
         return
     for sub in subs:
-        click.echo(f"{sub.get('id', '?'):34} {str(sub.get('triggerType', '?')):28} {redact_url(sub.get('url'))}")
+        # What Preservica returns is shown, not obeyed: control characters are escaped like `events` does.
+        click.echo(f"{printable(str(sub.get('id', '?'))):34} {printable(str(sub.get('triggerType', '?'))):28} "
+                   f"{printable(redact_url(sub.get('url')))}")
 
 
 @main.command("unsubscribe")

@@ -206,3 +206,10 @@ def _fresh_preservica_client():
     preservica.forget_client()
     yield
     preservica.forget_client()
+
+
+def test_subscriptions_escape_what_preservica_returns(env):
+    """A subscription's fields come from Preservica (another user may have made it): shown, not obeyed."""
+    seed(env, "https://evil.example/\x1b]8;;https://x\x07hook", "MOVED\x1b[2K")
+    result = hookops("subscriptions")
+    assert result.exit_code == 0 and "\x1b" not in result.output and "\\x1b" in result.output

@@ -128,3 +128,15 @@ def test_malformed_poison_message(app_env, content):
     _poison_queue(app_env).send_message(content)
     out = hookops("poison", "list")
     assert "not a pipeline message" in out and "total: 1" in out
+
+
+def test_replay_into_a_queue_removed_by_hand_recreates_it(app_env):
+    """Replay crashed with a traceback when the target queue did not exist (removed by hand)."""
+    _poison_queue(app_env).send_message(_job("orphan-asset"))
+    target = QueueClient.from_connection_string(app_env.connection_string, settings.action_queue("teams"))
+    try:
+        target.delete_queue()
+    except Exception:
+        pass
+    assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
+    assert len(list(target.peek_messages())) == 1
