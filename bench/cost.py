@@ -14,10 +14,9 @@ most requests that arrived within any one second.
 """
 from __future__ import annotations
 
-import os
 
 from bench.common import median
-from bench.pipeline import count_done, finish_load, load_spec, settle, start_load
+from bench.pipeline import count_done, environment, finish_load, load_spec, settle, start_load
 from bench.preservica_proc import PER_PROCESS
 
 ALL = ("journal", "thumbnail", "teams", "catalogue", "relay")
@@ -29,11 +28,9 @@ VARIANTS = (("in_delivery", True), ("asked_for", False))
 def five_actions(runner, clock, counter, double, receivers, *, events: int, runs: int, progress=print) -> dict:
     from handlers.actions.teams import DIGEST_THRESHOLD
     settings = dict(receivers.info["settings"], PRESERVICA_ROUTES=f"FULL_TEXT_INDEXED={','.join(ALL)};*=journal")
-    saved = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
-    digest = events > DIGEST_THRESHOLD.int_value()
     out: dict = {name: [] for name, _ in VARIANTS}
-    try:
+    with environment(settings):
+        digest = events > DIGEST_THRESHOLD.int_value()
         for r in range(runs):
             for name, in_payload in VARIANTS:
                 x = _five_once(runner, clock, counter, double, receivers, events=events, in_payload=in_payload,
@@ -43,12 +40,6 @@ def five_actions(runner, clock, counter, double, receivers, *, events: int, runs
                          f"{x['preservica_per_event']:.2f} Preservica requests and {x['storage_per_event']:.2f} "
                          f"storage requests per event; {x['rows_all_done']}/{events} rows with all five done "
                          f"in {x['total_s']:.1f} s")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     summary = {name: _summarize(rows) for name, rows in out.items()}
     return {"events": events, "runs": runs, "actions": list(ALL), "teams_digest": digest,
             "digest_threshold": DIGEST_THRESHOLD.int_value(), "completed": all(
@@ -130,12 +121,10 @@ def rate_limit(runner, clock, double, *, rate: int, events: int, batch: int, con
                progress=print) -> dict:
     """The row 3 pipeline (journal, thumbnail) flat out with PRESERVICA_MAX_RPS = rate."""
     import math
-    saved = {k: os.environ.get(k) for k in ("PRESERVICA_MAX_RPS", "PRESERVICA_ROUTES")}
     n = math.ceil(events / batch)
     expected = n * batch
     settle(runner)
-    os.environ.update({"PRESERVICA_MAX_RPS": str(rate), "PRESERVICA_ROUTES": "*=journal,thumbnail"})
-    try:
+    with environment({"PRESERVICA_MAX_RPS": str(rate), "PRESERVICA_ROUTES": "*=journal,thumbnail"}):
         double.call(cmd="mark")
         clock.reset()
         spec = load_spec(runner.url, n, min(concurrency, n), expected, per=batch)
@@ -146,9 +135,6 @@ def rate_limit(runner, clock, double, *, rate: int, events: int, batch: int, con
         res = finish_load(proc, spec)
         tally = double.call(cmd="tally", rate=rate)
         stages = clock.snapshot()
-    finally:
-        for k, v in saved.items():
-            os.environ[k] = v if v is not None else ""
     settle(runner)
     last = max((stages.get(f"action_{a}", {}).get("last") or 0) for a in ("journal", "thumbnail"))
     total = (last - res["first_post"]) if done else float("nan")
