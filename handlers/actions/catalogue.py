@@ -51,19 +51,13 @@ def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
 
 def fetch(template: str, identifier: str) -> str | None:
     """The record as an XML string, None on 404; ActionError (no URL in it) otherwise."""
-    import httpx
-
     from ..clients import http
     try:
         url = template.format(identifier=quote(identifier, safe=""))
     except (KeyError, IndexError, ValueError):
         raise ActionError("CATALOGUE_URL_TEMPLATE must contain {identifier} and no other {field}") from None
-    try:
-        resp = http.client().get(url, headers={"Accept": "application/xml, text/xml"})
-    except httpx.InvalidURL:
-        raise ActionError("CATALOGUE_URL_TEMPLATE does not make a valid URL") from None
-    except httpx.HTTPError as exc:
-        raise ActionError(f"the catalogue could not be reached: {type(exc).__name__}") from None
+    resp = http.send("GET", url, peer="the catalogue", where="CATALOGUE_URL_TEMPLATE",
+                     headers={"Accept": "application/xml, text/xml"})
     if resp.status_code == 404:
         return None
     if resp.status_code != 200:

@@ -24,7 +24,6 @@ SECRET = Secret("relay-secret", Setting(
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    import httpx
     import standardwebhooks
 
     from ..clients import http
@@ -44,12 +43,8 @@ def perform(job: Job, ctx: Context) -> Outcome:
     from ..clients import telemetry
     if trace := telemetry.traceparent():  # the receiver can join this delivery's trace
         headers["traceparent"] = trace
-    try:
-        resp = http.client().post(url, content=body.encode("utf-8"), headers=headers)
-    except httpx.InvalidURL:
-        raise ActionError("RELAY_URL is not a valid URL") from None
-    except httpx.HTTPError as exc:
-        raise ActionError(f"the relay receiver could not be reached: {type(exc).__name__}") from None
+    resp = http.send("POST", url, peer="the relay receiver", where="RELAY_URL", content=body.encode("utf-8"),
+                     headers=headers)
     if 200 <= resp.status_code < 300:
         return Outcome(journal.DONE, "", {"relay_status": resp.status_code})
     if resp.status_code == 410:

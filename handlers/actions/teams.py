@@ -100,16 +100,9 @@ def _digest(job: Job, ctx: Context) -> dict:
 
 def post(url: str, card: dict) -> int:
     """POST the card; the status on 2xx, else ActionError (safe to record: no URL)."""
-    import httpx
-
     from ..clients import http
     for attempt in (1, 2):
-        try:
-            resp = http.client().post(url, json=card)
-        except httpx.InvalidURL:  # not an HTTPError; its message would quote the URL, a credential
-            raise ActionError(f"the Teams webhook URL is not a valid URL: check {WHERE}") from None
-        except httpx.HTTPError as exc:
-            raise ActionError(f"Teams could not be reached: {type(exc).__name__}") from None
+        resp = http.send("POST", url, peer="Teams", where=WHERE, json=card)
         status = resp.status_code
         if 200 <= status < 300:
             return status

@@ -6,6 +6,7 @@ import logging
 
 import httpx
 
+from ..core.errors import ActionError
 from .shared import Shared
 
 # httpx logs every request URL at INFO; the Teams URL is a credential.
@@ -20,6 +21,18 @@ _client = Shared(lambda: httpx.Client(timeout=TIMEOUT, follow_redirects=False, l
 
 def client() -> httpx.Client:
     return _client.get()
+
+
+def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> httpx.Response:
+    """One request through the process's client; a failure to send becomes an ActionError that names the
+    `peer` and `where` the URL is configured, never the URL (it may be a credential, as Teams' is).
+    httpx.InvalidURL is not an HTTPError, and its message quotes the URL."""
+    try:
+        return client().request(method, url, **kwargs)
+    except httpx.InvalidURL:
+        raise ActionError(f"the {peer} URL is not a valid URL: check {where}") from None
+    except httpx.HTTPError as exc:
+        raise ActionError(f"{peer} could not be reached: {type(exc).__name__}") from None
 
 
 def retry_after(response: httpx.Response) -> float | None:

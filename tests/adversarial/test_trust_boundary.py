@@ -324,3 +324,15 @@ def test_queued_deliveries_and_action_messages_never_expire(app_env):
     dispatch.dispatch(intake_msg(delivery(refs=["b"])))
     [a] = default().queue(settings.action_queue("journal")).peek_messages()
     assert a.expires_on.year == 9999
+
+
+@pytest.mark.parametrize("url", ["https://h.example/x?sig=SECRETSIG\nmore", "https://h.example:99999/x?sig=SECRETSIG",
+                                 "not a url ?sig=SECRETSIG"])
+def test_a_malformed_receiver_url_is_classified_without_quoting_it(url):
+    """Teams, the catalogue and the relay all send through clients.http.send: a URL pasted badly
+    (it may be a credential) fails as an ActionError that names the setting, never the URL."""
+    from handlers.clients import http
+    with pytest.raises(ActionError) as err:
+        http.send("POST", url, peer="the relay receiver", where="RELAY_URL")
+    message = str(err.value)
+    assert "SECRETSIG" not in message and ("RELAY_URL" in message or "could not be reached" in message)
