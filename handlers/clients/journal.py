@@ -117,72 +117,65 @@ class Journal:
         message is retried by the host if it fails, so this copy can step back). CLAIMED: state is
         `running` for `owner` until the lease ends; the caller acts, then records the outcome.
         """
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-        from azure.data.tables import UpdateMode
-        for _ in range(3):  # lost races re-read; a third loss means others are busy with it
-            row = self.get(pk, rk)
-            if state_of(row, action) in TERMINAL:
-                return FINISHED
-            if live_claim(row, action, owner):
-                return BUSY
-            now = dt.datetime.now(dt.timezone.utc)
-            cols = {"PartitionKey": pk, "RowKey": rk, f"{action}_state": RUNNING, f"{action}_owner": owner,
-                    f"{action}_lease": _iso(now + dt.timedelta(seconds=lease_seconds)), f"{action}_at": _iso(now)}
-            try:
-                if row is None:
-                    self._call(lambda: self.table.create_entity(cols))
-                else:
-                    self._call(lambda: self.table.update_entity(cols, mode=UpdateMode.MERGE, etag=row[ETAG],
-                                                                match_condition=MatchConditions.IfNotModified))
-                return CLAIMED
-            except (ResourceExistsError, ResourceModifiedError):
-                continue
+        for _ in range(CLAIM_TRIES):  # lost races re-read
+            got = self._claim_once(pk, [rk], action, owner, lease_seconds)
+            if got is not None:
+                claimed, rows = got
+                if claimed:
+                    return CLAIMED
+                return FINISHED if state_of(rows.get(rk), action) in TERMINAL else BUSY
         return BUSY
-
-    def rows_with_prefix(self, pk: str, prefix: str) -> dict[str, dict]:
-        """Rows whose RowKey starts with `prefix`; each carries its ETag under ETAG."""
-        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
-        params = {"pk": pk, "lo": prefix, "hi": prefix + "\uffff"}
-        return self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
-                                   for e in self.table.query_entities(query, parameters=params)})
-
-    def rows_between(self, pk: str, lo: str, hi: str) -> dict[str, dict]:
-        """Rows lo <= RowKey <= hi (a batch's events: one query); each carries its ETag under ETAG."""
-        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
-        params = {"pk": pk, "lo": lo, "hi": hi}
-        return self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
-                                   for e in self.table.query_entities(query, parameters=params)})
 
     def claim_many(self, pk: str, rks: list[str], action: str, owner: str, lease_seconds: float) -> set[str]:
         """claim() for a batch of one partition: one read and one transaction per 100 rows. Returns the
         RowKeys claimed for `owner` (finished ones and ones another live owner holds are left out)."""
-        from azure.core import MatchConditions
-        from azure.data.tables import TableTransactionError, UpdateMode
+        unique = list(dict.fromkeys(rks))
         # The other actions of these events merge their own columns into the same rows meanwhile, and any
         # such write fails the whole conditional transaction: re-read and try again before one by one.
         for _ in range(CLAIM_TRIES):
-            rows = self.rows_between(pk, min(rks), max(rks))
-            now = dt.datetime.now(dt.timezone.utc)
-            lease = _iso(now + dt.timedelta(seconds=lease_seconds))
-            ops, claimed = [], set()
-            for rk in dict.fromkeys(rks):
-                row = rows.get(rk)
-                if state_of(row, action) in TERMINAL or live_claim(row, action, owner):
-                    continue
-                cols = {"PartitionKey": pk, "RowKey": rk, f"{action}_state": RUNNING, f"{action}_owner": owner,
-                        f"{action}_lease": lease, f"{action}_at": _iso(now)}
-                ops.append(("update", cols, {"mode": UpdateMode.MERGE, "etag": row[ETAG],
-                                             "match_condition": MatchConditions.IfNotModified}) if row else ("create", cols))
-                claimed.add(rk)
-            try:
-                for i in range(0, len(ops), _BATCH):
-                    self._call(lambda batch=ops[i:i + _BATCH]: self.table.submit_transaction(batch))
-                return claimed
-            except TableTransactionError as exc:
-                if exc.status_code not in (409, 412):
-                    raise
-        return {rk for rk in dict.fromkeys(rks) if self.claim(pk, rk, action, owner, lease_seconds) == CLAIMED}
+            got = self._claim_once(pk, unique, action, owner, lease_seconds)
+            if got is not None:
+                return got[0]
+        return {rk for rk in unique if self.claim(pk, rk, action, owner, lease_seconds) == CLAIMED}
+
+    def _claim_once(self, pk: str, rks: list[str], action: str, owner: str,
+                    lease_seconds: float) -> tuple[set[str], dict[str, dict]] | None:
+        """One read, then the claims as conditional writes in transactions of 100: (claimed RowKeys, rows
+        read), or None when a row changed or appeared between the read and the write."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+        rows = self.rows_between(pk, min(rks), max(rks))
+        now = dt.datetime.now(dt.timezone.utc)
+        lease = _iso(now + dt.timedelta(seconds=lease_seconds))
+        ops, claimed = [], set()
+        for rk in rks:
+            row = rows.get(rk)
+            if state_of(row, action) in TERMINAL or live_claim(row, action, owner):
+                continue
+            cols = {"PartitionKey": pk, "RowKey": rk, f"{action}_state": RUNNING, f"{action}_owner": owner,
+                    f"{action}_lease": lease, f"{action}_at": _iso(now)}
+            ops.append(("update", cols, {"mode": UpdateMode.MERGE, "etag": row[ETAG],
+                                         "match_condition": MatchConditions.IfNotModified}) if row else ("create", cols))
+            claimed.add(rk)
+        try:
+            for i in range(0, len(ops), _BATCH):
+                self._call(lambda batch=ops[i:i + _BATCH]: self.table.submit_transaction(batch))
+        except TableTransactionError as exc:
+            if exc.status_code not in (409, 412):
+                raise
+            return None
+        return claimed, rows
+
+    def rows_with_prefix(self, pk: str, prefix: str) -> dict[str, dict]:
+        """Rows whose RowKey starts with `prefix`; each carries its ETag under ETAG."""
+        return self.rows_between(pk, prefix, prefix + "\uffff")
+
+    def rows_between(self, pk: str, lo: str, hi: str) -> dict[str, dict]:
+        """Rows lo <= RowKey <= hi (a batch's events, a delivery's rows: one query); each carries its ETag."""
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        params = {"pk": pk, "lo": lo, "hi": hi}
+        return self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
+                                   for e in self.table.query_entities(query, parameters=params)})
 
     def merge(self, pk: str, rk: str, columns: dict) -> None:
         from azure.data.tables import UpdateMode
