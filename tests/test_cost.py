@@ -155,3 +155,31 @@ def test_every_preservica_request_takes_a_token(five, pres, app_env, monkeypatch
 def test_identifiers_in_a_delivery_are_read_only_in_a_known_shape(identifiers, expected):
     from handlers.clients.snapshot import payload_identifiers
     assert payload_identifiers({"identifiers": identifiers}) == expected
+
+
+def test_a_careless_preservica_record_is_carried_whole_or_not_at_all(env, pres, app_env, monkeypatch):
+    """Preservica's data is not ours to cut: an asset with 30 fragments (the catalogue's last), 30
+    identifiers (the catalogue one last) and a 60 KB title and description still gets its catalogue
+    fragment replaced, not a second one added, and every message fits a queue message."""
+    with CatalogueDouble() as cat:
+        monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,catalogue,teams")
+        monkeypatch.setenv("CATALOGUE_URL_TEMPLATE", cat.url_template)
+        monkeypatch.setenv("CATALOGUE_SCHEMA", SCHEMA)
+        monkeypatch.setenv("TEAMS_WEBHOOK_URL", "http://127.0.0.1:9/never-posted")
+        monkeypatch.setenv("TEAMS_DIGEST_THRESHOLD", "1")
+        big = ref("careless")
+        ids = {f"other-{i:02d}": f"V{i}" for i in range(29)} | {"zz-catalogue": "C/9"}
+        monkeypatch.setenv("CATALOGUE_IDENTIFIER_TYPE", "zz-catalogue")
+        pres.add_asset(big, "T" * 30_000, "D" * 30_000, identifiers=ids)
+        for i in range(29):
+            pres.add_metadata(big, f"urn:other:{i}", f"<r xmlns='urn:other:{i}'/>")
+        pres.add_metadata(big, SCHEMA, f"<record xmlns='{SCHEMA}'><id>old</id></record>")
+        cat.add_record("C/9", f"<record xmlns='{SCHEMA}'><id>new</id></record>")
+        dispatched(delivery(refs=["careless", "plain"]))               # two events: the Teams digest samples both
+        for action in ("catalogue", "teams"):
+            for raw in drain(app_env.connection_string, action):
+                assert messages.fits_queue(raw.decode() if isinstance(raw, bytes) else raw)
+                if action == "catalogue":
+                    runner.run("catalogue", raw, message_id="m")
+        ours = [xml for schema, xml in pres.metadata(big) if schema == SCHEMA]
+        assert len(ours) == 1 and "new" in ours[0]

@@ -161,7 +161,7 @@ def _sample(job: Job) -> dict:
     if snap.get("gone"):
         found["gone"] = True
     elif snap.get("title"):
-        found["title"] = snap["title"]
+        found["title"] = str(snap["title"])[:200]  # what a digest card shows; the message stays small
     return found
 
 

@@ -4,20 +4,17 @@ The dispatcher takes a snapshot for each event whose routed actions declare `rea
 their parts), and the action messages carry it: no action asks Preservica for the asset again.
 Parts: "summary" (title, description, security tag, parent, metadata fragment schemas: the one
 entity GET), "identifiers" (one more GET, unless the delivery carried them), "files" (the bitstream
-walk, several GETs: only the Teams card's file list reads it). Sizes are bounded so that an event and
-its snapshot always fit one queue message.
+walk, several GETs: only the Teams card's file list reads it, and shows the first 20). What Preservica
+says is kept as it is (a cut list of fragments or identifiers would make an action act on a wrong
+picture); an event whose snapshot does not fit a queue message goes without one (messages.pack), and
+its action reads Preservica itself.
 """
 from __future__ import annotations
 
 from ..core.errors import NotFound
 
 PARTS = frozenset({"summary", "identifiers", "files"})
-_MAX = {"title": 500, "description": 2000, "list": 20, "value": 200}
-
-
-def _clip(value, limit: int) -> str:
-    text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+MAX_FILES = 20  # what a card lists
 
 
 def payload_identifiers(event: dict) -> list[list[str]] | None:
@@ -45,17 +42,14 @@ def take(api, entity_type: str, ref: str, parts: frozenset[str], event: dict | N
         e = api.entity(kind, ref)
     except ReferenceNotFoundException:
         return {"gone": True}
-    snap = {"parts": sorted(parts | {"summary"}), "title": _clip(e.title, _MAX["title"]), "description": _clip(e.description, _MAX["description"]),
-            "securityTag": e.security_tag, "parent": e.parent,
-            "metadata": dict(list((e.metadata or {}).items())[: _MAX["list"]])}
+    snap = {"parts": sorted(parts | {"summary"}), "title": e.title, "description": e.description,
+            "securityTag": e.security_tag, "parent": e.parent, "metadata": dict(e.metadata or {})}
     if "identifiers" in parts:
         ids = payload_identifiers(event or {})
-        if ids is None:
-            ids = [[t, v] for t, v in sorted(api.identifiers_for_entity(e))]
-        snap["identifiers"] = [[_clip(t, _MAX["value"]), _clip(v, _MAX["value"])] for t, v in ids[: _MAX["list"]]]
+        snap["identifiers"] = ids if ids is not None else [[t, v] for t, v in sorted(api.identifiers_for_entity(e))]
     if "files" in parts and entity_type == "IO":
         files = sorted((b.filename or "?", _int(b.length)) for b in api.bitstreams_for_asset(e))
-        snap["files"] = [[_clip(n, _MAX["value"]), s] for n, s in files[: _MAX["list"]]]
+        snap["files"] = [[n, s] for n, s in files[:MAX_FILES]]
         snap["fileCount"] = len(files)
     return snap
 

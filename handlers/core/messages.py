@@ -89,9 +89,9 @@ class Job:
     def entity_ref(self) -> str:
         return entity_ref(self.event)
 
-    def entry(self) -> dict:
+    def entry(self, with_snapshot: bool = True) -> dict:
         doc = {"key": self.key, "rk": self.rk, "event": self.event}
-        if self.snapshot is not None:
+        if with_snapshot and self.snapshot is not None:
             doc["snapshot"] = self.snapshot
         return doc
 
@@ -111,7 +111,8 @@ def _header(job: Job) -> dict:
 
 def pack(jobs: list[Job], max_events: int, traceparent: str | None = None) -> list[str]:
     """Messages for jobs of one action, one delivery and one kind: up to `max_events` each, each within
-    the queue payload (an entry is at most MAX_EVENT_BYTES of event plus a bounded snapshot)."""
+    the queue payload. An event is at most MAX_EVENT_BYTES; one whose snapshot would not fit goes without
+    it, and its action reads Preservica itself."""
     if not jobs:
         return []
     head = _header(jobs[0])
@@ -121,9 +122,12 @@ def pack(jobs: list[Job], max_events: int, traceparent: str | None = None) -> li
         head["traceparent"] = traceparent
     prefix = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + ',"events":['
     out, parts, size = [], [], 0
+    head_bytes = len(prefix.encode())
     for job in jobs:
         part = json.dumps(job.entry(), separators=(",", ":"), ensure_ascii=False)
-        grown = len(prefix.encode()) + size + len(part.encode()) + len(parts) + 2
+        if head_bytes + len(part.encode()) + 2 > MAX_QUEUE_PAYLOAD:
+            part = json.dumps(job.entry(with_snapshot=False), separators=(",", ":"), ensure_ascii=False)
+        grown = head_bytes + size + len(part.encode()) + len(parts) + 2
         if parts and (len(parts) >= max_events or grown > MAX_QUEUE_PAYLOAD):
             out.append(prefix + ",".join(parts) + "]}")
             parts, size = [], 0
