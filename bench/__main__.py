@@ -294,11 +294,7 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
     elif 2 in a.rows:
         out.append(_failed(2, "Ack latency under load", failures))
 
-    r = rows.get(3)
-    if r:
-        out.append(_row3(r))
-    elif 3 in a.rows:
-        out.append(_failed(3, "Pipeline throughput", failures))
+    _row(out, rows, a.rows, failures, 3, "Pipeline throughput", _row3)
 
     r = rows.get(4)
     if r:
@@ -329,23 +325,9 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
             f"{f(one['ratio'], 1)}× ({f(one['pure_ratio'], 1)}×) | – | {more} |")
     elif 5 in a.rows:
         out.append(_failed(5, "Intake CPU", failures))
-    r = rows.get(6)
-    if r:
-        out.append(_row6(r))
-    elif 6 in a.rows:
-        out.append(_failed(6, "Preservica requests per event", failures))
-
-    r = rows.get(7)
-    if r:
-        out.append(_row7(r))
-    elif 7 in a.rows:
-        out.append(_failed(7, "Storage requests per event", failures))
-
-    r = rows.get(8)
-    if r:
-        out.append(_row8(r))
-    elif 8 in a.rows:
-        out.append(_failed(8, "Preservica request rate", failures))
+    for n, title, render in ((6, "Preservica requests per event", _row6), (7, "Storage requests per event", _row7),
+                             (8, "Preservica request rate", _row8)):
+        _row(out, rows, a.rows, failures, n, title, render)
     notes = list(NOTES)
     if a.reference_server != "http":
         notes.append("- This run served the reference with `ThreadingHTTPServer` (`--reference-server threading`), one "
@@ -485,6 +467,14 @@ def _row7(r: dict) -> str:
         f"Identifiers asked for: {f(r['asked_for']['storage_per_event'], 2)} per event.{spread} The empty polls "
         f"depend on time, not events: six idle queues polled with back-off up to `maxPollingInterval` (2 s) while "
         f"the run lasts |")
+
+
+def _row(out: list, rows: dict, wanted, failures, n: int, title: str, render) -> None:
+    """Row n rendered, or the line saying it failed when it was asked for."""
+    if rows.get(n):
+        out.append(render(rows[n]))
+    elif n in wanted:
+        out.append(_failed(n, title, failures))
 
 
 def _row8(r: dict) -> str:

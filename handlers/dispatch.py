@@ -48,8 +48,7 @@ def _waited_ms(doc: dict) -> int | None:
 
 def _dispatch(doc: dict) -> dict:
     from .actions import registry
-    from .clients import telemetry
-    from .clients import journal
+    from .clients import journal, telemetry
     from .clients.secrets import default as secret_source
     from .clients.storage import default as storage
 
@@ -89,7 +88,7 @@ def _dispatch(doc: dict) -> dict:
             jobs.append(job)
         rows[rk] = row
 
-    jobs = _with_snapshots(jobs, registry, secrets)
+    jobs = _with_snapshots(jobs, secrets)
     for action in actions:  # an action may replace its jobs for this delivery (Teams: one digest)
         if hook := registry.get(action).fan_out:
             jobs = hook(jobs, delivery, did, pk, prefix, rows)
@@ -108,10 +107,11 @@ def _dispatch(doc: dict) -> dict:
     return {"events": len(rows), "messages": sent}
 
 
-def _with_snapshots(jobs: list[messages.Job], registry, secrets) -> list[messages.Job]:
+def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:
     """Each job with the part of its entity's snapshot its action reads, from one read per entity.
     Without Preservica (not configured, or failing now) the jobs go as they are: an action reads what
     it needs itself, so a Preservica outage delays no action that does not need it."""
+    from .actions import registry
     parts = {job.action: registry.get(job.action).parts() for job in jobs}
     wanted: dict[tuple[str, str], frozenset[str]] = {}
     for job in jobs:
