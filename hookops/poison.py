@@ -88,16 +88,13 @@ def poison_list(show):
 @click.option("--limit", default=0, type=click.IntRange(0), help="Replay at most this many per queue (0: all).")
 def poison_replay(queues, limit):
     """Move poison messages back to their queue, so the functions run them again (fresh retry budget)."""
-    from azure.core.exceptions import ResourceExistsError
+    from hookops.host.queues import ensure
     moved = 0
     for queue in queues or _pipeline_queues():
         if not _count(queue + "-poison"):
             continue
-        source, target = _raw_queue(queue + "-poison"), _raw_queue(queue)
-        try:  # the host creates its trigger queues; one removed by hand since would fail every send
-            target.create_queue()
-        except ResourceExistsError:
-            pass
+        # The host creates its trigger queues; one removed by hand since would fail every send.
+        source, target = _raw_queue(queue + "-poison"), ensure(_raw_queue(queue))
         n = 0
         while not limit or n < limit:
             batch = list(source.receive_messages(max_messages=32, visibility_timeout=60))

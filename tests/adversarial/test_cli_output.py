@@ -11,13 +11,13 @@ import re
 import unicodedata
 
 import pytest
-from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 from click.testing import CliRunner
 
 from handlers import dispatch
 from handlers.core import envelope, messages, settings
 from handlers.clients import journal
+from hookops.host.queues import ensure
 from hookops.cli import main as cli
 from hookops.doubles.deliveries import delivery, encode, ref
 
@@ -68,16 +68,8 @@ def test_terminal_escape_sequences_in_events_json(evil_row):
     assert doc["actions"]["journal"] == {"state": "failed", "reason": EVIL_REASON}  # nothing lost
 
 
-def _create(q: QueueClient) -> QueueClient:
-    try:
-        q.create_queue()
-    except ResourceExistsError:
-        pass
-    return q
-
-
 def _poison_queue(app_env, action: str = "teams") -> QueueClient:
-    return _create(QueueClient.from_connection_string(app_env.connection_string,
+    return ensure(QueueClient.from_connection_string(app_env.connection_string,
                                                       settings.action_queue(action) + "-poison"))
 
 
@@ -115,7 +107,7 @@ def test_replayed_message_expires_again(app_env):
     e.g. while the app was still down. It is now sent never to expire."""
     _poison_queue(app_env).send_message(_job("replayed-asset"))
     target = QueueClient.from_connection_string(app_env.connection_string, settings.action_queue("teams"))
-    _create(target)  # the host creates its trigger queues
+    ensure(target)  # the host creates its trigger queues
     assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
     [m] = [m for m in target.peek_messages(max_messages=32) if m.content == _job("replayed-asset")]
     assert m.expires_on.year == 9999
