@@ -148,6 +148,18 @@ def test_bitstreams_for_asset(entity):
     assert entity.bitstream_bytes(small).getvalue() == bitstream_bytes("letter.pdf", 734)
 
 
+def test_real_content_and_security_tag(entity, pres):
+    wav = b"RIFF" + bytes(range(256)) * 3
+    pres.add_asset("b7d1c1a4-7d3e-4f0e-9d38-5b1d2c3e4f50", "Interview", bitstreams=[("talk.wav", wav, "Access")])
+    asset = entity.asset("b7d1c1a4-7d3e-4f0e-9d38-5b1d2c3e4f50")
+    (bitstream,) = entity.bitstreams_for_asset(asset)
+    assert bitstream.length == len(wav) and bitstream.fixity["SHA1"] == hashlib.sha1(wav).hexdigest()
+    assert entity.bitstream_bytes(bitstream).getvalue() == wav
+    assert asset.security_tag == "open"
+    pres.set_security_tag(asset.reference, "closed")
+    assert entity.asset(asset.reference).security_tag == "closed"
+
+
 def test_add_metadata_then_replace_via_update(entity, pres):
     asset = entity.add_metadata(entity.asset(ASSET), DC, dc("First title"))   # returns the re-read entity
     assert list(asset.metadata.values()) == [DC]

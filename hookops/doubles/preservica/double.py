@@ -26,7 +26,7 @@ class PreservicaDouble(EntityApi, WebhookApi, HttpDouble):
     ``xip_ns``/``entity_ns``, ``requests`` ([(method, unquoted path+query)]), ``login_count``,
     ``subscriptions`` (id -> dict incl. the secret).
 
-    Controls: ``add_asset``, ``add_folder``, ``remove_asset``, ``add_metadata`` (seed a fragment),
+    Controls: ``add_asset``, ``add_folder``, ``set_security_tag``, ``remove_asset``, ``add_metadata`` (seed a fragment),
     ``metadata(ref)``, ``fail_next(n, status=500)``, ``expire_tokens()``, ``latency``,
     ``respond_with`` (any path), ``notify(subscription_id, refs)`` (send a signed event).
     """
@@ -97,18 +97,29 @@ class PreservicaDouble(EntityApi, WebhookApi, HttpDouble):
                   parent: str | None = None, thumbnail: bytes | None = None,
                   bitstreams=(), identifiers: dict[str, str] | None = None) -> None:
         """``bitstreams``: (filename, size) or (filename, size, "Access"|"Preservation"); each
-        becomes one content object with one active original generation holding one bitstream."""
+        becomes one content object with one active original generation holding one bitstream.
+        ``size`` may be the real bytes instead (a WAV, a PNG made by the test), served as they are."""
         with self._lock:
             self.remove_asset(ref)
             asset = Entity("IO", ref, title, description, security_tag, parent, thumbnail=thumbnail)
             asset.identifiers = [(uuid.uuid4().hex, t, v) for t, v in (identifiers or {}).items()]
             for i, (filename, size, *rep) in enumerate(bitstreams, start=1):
                 co_ref = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ref}/co/{i}"))
+                content = bytes(size) if isinstance(size, (bytes, bytearray)) else None
                 self._entities[co_ref] = Entity("CO", co_ref, filename, "", security_tag, ref,
-                                                filename=filename, size=int(size),
-                                                rep_type=rep[0] if rep else "Preservation")
+                                                filename=filename,
+                                                size=len(content) if content is not None else int(size),
+                                                rep_type=rep[0] if rep else "Preservation", content=content)
                 asset.content_objects.append(co_ref)
             self._entities[ref] = asset
+
+    def set_security_tag(self, ref: str, tag: str) -> None:
+        """Change an entity's security tag (and its content objects'), as an archivist would."""
+        with self._lock:
+            entity = self._entities[ref]
+            entity.security_tag = tag
+            for co_ref in entity.content_objects:
+                self._entities[co_ref].security_tag = tag
 
     def add_folder(self, ref: str, title: str, description: str = "", security_tag: str = "open",
                    parent: str | None = None, thumbnail: bytes | None = None,

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 from ..base import Reply
-from .model import (KINDS, MAX_CONTENT_BYTES, PATHS, TAGS, THUMBNAIL_SIZES, Entity, bitstream_bytes, image_type,
+from .model import (KINDS, MAX_CONTENT_BYTES, PATHS, TAGS, THUMBNAIL_SIZES, Entity, image_type,
                     not_found, text_reply, xml_reply)
 
 
@@ -184,7 +184,7 @@ class EntityApi:
             return not_found(f"{co_ref}/generations/{gen}/bitstreams/{index}")
         fixity = ""
         if c.size <= MAX_CONTENT_BYTES:
-            sha1 = hashlib.sha1(bitstream_bytes(c.filename, c.size)).hexdigest()
+            sha1 = hashlib.sha1(c.body()).hexdigest()
             fixity = (f"<xip:Fixities><xip:Fixity><xip:FixityAlgorithmRef>SHA1</xip:FixityAlgorithmRef>"
                       f"<xip:FixityValue>{sha1}</xip:FixityValue></xip:Fixity></xip:Fixities>")
         url = self._url(c, "/generations/1/bitstreams/1")
@@ -200,7 +200,7 @@ class EntityApi:
             return not_found(co_ref)
         if c.size > MAX_CONTENT_BYTES:
             return text_reply(501, "PreservicaDouble serves bitstream content only up to 16 MiB")
-        return Reply(200, {"Content-Type": "application/octet-stream"}, bitstream_bytes(c.filename, c.size))
+        return Reply(200, {"Content-Type": "application/octet-stream"}, c.body())
 
     # thumbnails ---------------------------------------------------------------------------------
     def _thumbnail(self, request, query):

@@ -54,6 +54,11 @@ class Entity:
     filename: str = ""                                                      # CO: its one bitstream
     size: int = 0
     rep_type: str = "Preservation"                                          # CO: representation it is in
+    content: bytes | None = None                                            # CO: real bytes, else generated
+
+    def body(self) -> bytes:
+        """A content object's bitstream bytes: the real ones a test gave, else generated ones."""
+        return self.content if self.content is not None else bitstream_bytes(self.filename, self.size)
 
 
 def xml_reply(status: int, doc: str) -> Reply:
