@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import azure.functions as func
 
-from .core import envelope, messages, settings
+from .core import envelope, messages, reconcile, settings
 from .core.errors import SafeError
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ def _dispatch(doc: dict) -> dict:
     else:
         delivery = envelope.delivery_from_doc(doc["delivery"])
 
+    source = doc.get("source") if doc.get("source") in reconcile.SOURCES else reconcile.WEBHOOK
+    same_event = _identity_guard(delivery, source)
     actions = registry.routes().actions_for(delivery.trigger)
     secrets = secret_source()
     not_ready = {a: registry.missing(a, secrets) for a in actions}
@@ -74,7 +76,13 @@ def _dispatch(doc: dict) -> dict:
         rk = prefix + key
         if rk in rows:
             continue  # the same event twice in one delivery
-        row = journal.event_row(pk, rk, key, did, doc.get("received", ""), delivery, event, actions)
+        row = journal.event_row(pk, rk, key, did, doc.get("received", ""), delivery, event, actions, source)
+        first = same_event(event, key) if same_event and rk not in existing else None
+        if first:  # the reconciler and a late webhook found the same event: the first one does the work
+            for action in actions:
+                row.update(journal.state_columns(action, journal.SKIPPED, f"same event as the {first['source']} one"))
+            rows[rk] = {**row, "sameAs": journal.clip(first["key"])}
+            continue
         for job in messages.jobs_for(delivery, did, event, actions, key, pk, rk):
             before = existing.get(rk)
             if journal.state_of(before, job.action) in journal.TERMINAL:
@@ -105,6 +113,31 @@ def _dispatch(doc: dict) -> dict:
     telemetry.annotate(delivery__trigger=delivery.trigger, delivery__events=len(rows), dispatch__messages=sent)
     log.info("delivery %s dispatched: trigger=%s events=%d messages=%d", did, delivery.trigger, len(rows), sent)
     return {"events": len(rows), "messages": sent}
+
+
+def _identity_guard(delivery, source: str):
+    """For events the reconciler found, and webhooks late enough that it may have found them too:
+    a check that records the event's identity and says whether another path got there first.
+    None for the rest (on-time webhooks, backfill): they cost nothing more."""
+    import datetime as dt
+    tolerance = dt.timedelta(minutes=settings.get_int("RECONCILE_TOLERANCE_MINUTES"))
+    if source == reconcile.WEBHOOK:
+        delay = dt.timedelta(minutes=settings.get_int("RECONCILE_DELAY_MINUTES"))
+        if not settings.get("RECONCILE_SCHEDULE") or not reconcile.is_late(
+                delivery.timestamp, dt.datetime.now(dt.timezone.utc), delay, tolerance):
+            return None
+    elif source != reconcile.RECONCILE:
+        return None
+    when = envelope.parse_timestamp(delivery.timestamp)
+    if when is None:
+        return None
+    from .clients.reconcile_state import default as state
+    book = state()
+
+    def check(event: dict, key: str) -> dict | None:
+        ref = envelope.entity_ref(event)
+        return book.claim_identity(ref, delivery.trigger, when, key, source, tolerance) if ref else None
+    return check
 
 
 def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:

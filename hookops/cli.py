@@ -252,7 +252,7 @@ def run(port, use_runner):
 # ---- commands in modules of their own --------------------------------------------------------
 
 # Imported last: they register their commands on `main`, which they import from here.
-from hookops import poison, subscriptions  # noqa: E402,F401
+from hookops import backfill, poison, subscriptions  # noqa: E402,F401
 
 if __name__ == "__main__":  # `python -m hookops.cli`: the imported module's group has every command
     from hookops.cli import main as hookops

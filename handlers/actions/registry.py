@@ -88,8 +88,12 @@ def problems(env=None) -> list[str]:
     """Every setting value the app cannot use, each naming its setting (`hookops settings --check`,
     `hookops run`). Empty when all is well."""
     found = [p for s in all_settings() if (p := s.problem(env))]
-    try:
-        routes(settings.get("PRESERVICA_ROUTES", env))
-    except SettingsError as exc:
-        found.append(str(exc))
+    from ..core import reconcile
+    for check in (lambda: routes(settings.get("PRESERVICA_ROUTES", env)),
+                  lambda: reconcile.parse_schedule(settings.get("RECONCILE_SCHEDULE", env)),
+                  lambda: reconcile.parse_types(settings.get("RECONCILE_EVENT_TYPES", env))):
+        try:
+            check()
+        except SettingsError as exc:
+            found.append(str(exc))
     return found

@@ -37,9 +37,10 @@ def state_of(entity: dict | None, action: str) -> str | None:
 
 
 def event_row(pk: str, rk: str, key: str, did: str, received: str, delivery: Delivery, event: dict,
-              actions: tuple[str, ...]) -> dict:
-    """A new event's row: what the delivery said, clipped, and which actions were routed."""
-    return {"PartitionKey": pk, "RowKey": rk, "key": key, "deliveryId": did, "received": received,
+              actions: tuple[str, ...], source: str = "webhook") -> dict:
+    """A new event's row: what the delivery said, clipped, which actions were routed, and where the
+    event came from (webhook, reconcile, backfill)."""
+    return {"PartitionKey": pk, "RowKey": rk, "key": key, "deliveryId": did, "received": received, "source": source,
             "trigger": clip(delivery.trigger), "tenant": clip(delivery.tenant),
             "subscriptionId": clip(delivery.subscription_id), "timestamp": clip(delivery.timestamp),
             "entityType": clip(str(event.get("entityType") or "").upper()), "entityRef": clip(entity_ref(event)),
@@ -176,6 +177,14 @@ class Journal:
         params = {"pk": pk, "lo": lo, "hi": hi}
         return self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
                                    for e in self.table.query_entities(query, parameters=params)})
+
+    def rows_in_time(self, lo: dt.datetime, hi: dt.datetime) -> list[dict]:
+        """Rows of the events Preservica timed in [lo, hi]: one range query a day, few columns."""
+        from ..core.envelope import time_rows
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        cols = ["PartitionKey", "RowKey", "entityRef", "trigger", "timestamp", "source"]
+        return [dict(e) for pk, lo_rk, hi_rk in time_rows(lo, hi) for e in self._call(lambda pk=pk, a=lo_rk, b=hi_rk: list(
+            self.table.query_entities(query, parameters={"pk": pk, "lo": a, "hi": b}, select=cols)))]
 
     def merge(self, pk: str, rk: str, columns: dict) -> None:
         from azure.data.tables import UpdateMode

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from typing import Callable, TypeVar
@@ -218,6 +219,10 @@ def classify(exc: BaseException) -> Exception | None:
         return ActionError(f"Preservica answered HTTP {status} to {exc.method_name}()")
     if isinstance(exc, RuntimeError) and exc.args and isinstance(exc.args[0], int):
         return ActionError(f"Preservica answered HTTP {exc.args[0]}")  # e.g. the version call at login
+    if isinstance(exc, requests.exceptions.RetryError):  # 502/503/504 to every retry; the message names no URL
+        status = re.search(r"too many (\d{3}) error responses", str(exc))
+        if status:
+            return ActionError(f"Preservica answered HTTP {status[1]} to every retry")
     if isinstance(exc, requests.exceptions.RequestException):
         return ActionError(f"Preservica could not be reached: {type(exc).__name__}")
     return None

@@ -185,6 +185,13 @@ def journal_partition(delivery: Delivery) -> str:
     return day_partition(ts.date()) if ts else "undated"
 
 
+def time_rows(lo: dt.datetime, hi: dt.datetime) -> list[tuple[str, str, str]]:
+    """(PartitionKey, lowest RowKey, highest RowKey) of the dated rows timed in [lo, hi], a day each."""
+    lo_rk, hi_rk = f"{_MAX_MS - int(hi.timestamp() * 1000):014d}", f"{_MAX_MS - int(lo.timestamp() * 1000):014d}-\uffff"
+    days = (hi.date() - lo.date()).days
+    return [(day_partition(lo.date() + dt.timedelta(days=i)), lo_rk, hi_rk) for i in range(days + 1)]
+
+
 def journal_row_prefix(delivery: Delivery, did: str) -> str:
     """Rows of one delivery share a prefix (one range query); dated rows sort newest first."""
     ts = parse_timestamp(delivery.timestamp)

@@ -27,9 +27,12 @@ _HEADER = ("deliveryId", "trigger", "tenant", "subscriptionId", "timestamp", "pk
 
 # ---- intake message -------------------------------------------------------------------------
 
-def intake_message(did: str, received: str, body_text: str, traceparent: str | None = None) -> str:
-    """The body is already checked JSON, so it is embedded verbatim: no second serialisation."""
+def intake_message(did: str, received: str, body_text: str, traceparent: str | None = None,
+                   source: str | None = None) -> str:
+    """The body is already checked JSON, so it is embedded verbatim: no second serialisation.
+    `source`: where the events came from when not a webhook ("reconcile", "backfill")."""
     trace = f',"traceparent":{json.dumps(traceparent)}' if traceparent else ""
+    trace += f',"source":{json.dumps(source)}' if source else ""
     return f'{{"v":{VERSION},"id":"{did}","received":"{received}"{trace},"delivery":{body_text}}}'
 
 

@@ -104,6 +104,20 @@ SETTINGS: tuple[Setting, ...] = (
             "Preservica is a shared service the archive's staff use too. Per instance: with several instances "
             "the total is this times their number (bound it with the Bicep `maximumInstanceCount`)."),
     Setting("PRESERVICA_PASSWORD", None, LOCAL, "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
+    # Reconciliation with Preservica's own event log, and backfill.
+    Setting("RECONCILE_SCHEDULE", "0 */15 * * * *", APP,
+            "NCRONTAB schedule of the reconciler, which asks Preservica's event log what the webhooks missed; "
+            "empty turns it off."),
+    Setting("RECONCILE_EVENT_TYPES", "Ingest=FULL_TEXT_INDEXED,Move=MOVED,SecurityChange=CHANGED_SECURITY_DESCRIPTOR",
+            APP, "Which Preservica event-log types stand for which webhook trigger (`EventType=TRIGGER,...`)."),
+    Setting("RECONCILE_DELAY_MINUTES", "60", APP,
+            "The reconciler looks only at events older than this, so their webhooks have had time to arrive."),
+    Setting("RECONCILE_TOLERANCE_MINUTES", "30", APP,
+            "A webhook event and a logged one for the same entity and trigger are the same event when "
+            "Preservica's two times for it are this close (also the overlap between runs)."),
+    Setting("RECONCILE_FIRST_HOURS", "24", APP, "How far back the first reconciliation run looks."),
+    Setting("RECONCILE_MAX_REQUESTS", "300", APP,
+            "Most Preservica requests one reconciliation run makes; the rest of its window waits for the next run."),
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
     # Read by the Functions host only.
@@ -125,6 +139,7 @@ ACTION_QUEUE_PREFIX = "action-"
 DELIVERY_CONTAINER = "deliveries"          # claim-check bodies too large for one queue message
 REJECTED_CONTAINER = "rejected-deliveries"  # signed but malformed bodies, kept for inspection
 JOURNAL_TABLE = "journal"
+RECONCILE_TABLE = "reconcile"               # watermark, run reports, backfill progress, event identities
 
 
 def action_queue(action: str) -> str:

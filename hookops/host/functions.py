@@ -13,7 +13,7 @@ from pathlib import Path
 
 import azure.functions as func
 
-SUPPORTED = {"httpTrigger", "http", "queueTrigger"}
+SUPPORTED = {"httpTrigger", "http", "queueTrigger", "timerTrigger"}
 
 
 class RunnerError(RuntimeError):

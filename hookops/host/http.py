@@ -174,6 +174,9 @@ class HttpServer(ThreadingHTTPServer):
 
     def dispatch(self, h, parts):
         r = self.runner
+        if parts.path.lower().startswith("/admin/functions/"):  # the host's "run this function now"
+            from .timers import run_now
+            return (run_now(r, parts.path.split("/")[-1]) if h.command == "POST" else 405), CLOSE, b""
         matches = []
         for fn in r.functions.values():
             if fn.trigger["type"] == "httpTrigger":

@@ -22,7 +22,7 @@ from pathlib import Path
 from azure.core.exceptions import AzureError
 
 from hookops import hostconfig
-from hookops.host import functions, queues
+from hookops.host import functions, queues, timers
 from hookops.host.functions import Function
 from hookops.host.http import HttpServer
 
@@ -57,6 +57,7 @@ class Runner:
         self.http_server: HttpServer | None = None
         self.queue_functions: dict[str, str] = {}  # queue-triggered function -> its queue; one poller each
         self._pollers: dict[str, queues.QueuePoller] = {}
+        self.timers: dict[str, timers.TimerPoller] = {}  # timer-triggered function -> its schedule
         self._threads: list[threading.Thread] = []
         self._saved_env: dict[str, str | None] = {}
         self._loop = None
@@ -86,6 +87,8 @@ class Runner:
             if fn.trigger["type"] == "queueTrigger":  # a missing setting fails now, not mid-run
                 queues.connection(fn.trigger)
                 self.queue_functions[fn.name] = queues.queue_name(fn.trigger)
+            elif fn.trigger["type"] == "timerTrigger":
+                self.timers[fn.name] = timers.TimerPoller(self, fn)
         return self.functions
 
     # ---- invoking -----------------------------------------------------------------------
@@ -132,6 +135,8 @@ class Runner:
                     pass  # the poller reports the outage and creates it later
                 self._pollers[name] = queues.QueuePoller(self, fn)
                 self._spawn(self._pollers[name].run, f"poll-{name}")
+            for name, timer in self.timers.items():
+                self._spawn(timer.run, f"timer-{name}")
         except BaseException:  # e.g. the port is taken: leave no thread or setting behind
             self.stop()
             raise
@@ -158,6 +163,7 @@ class Runner:
             self._loop_thread.join()
             self._loop.close()
         self._threads, self._pollers, self.http_server, self._loop = [], {}, None, None
+        self.timers = {}
         for k, v in self._saved_env.items():  # the environment as it was before load()
             if v is None:
                 os.environ.pop(k, None)

@@ -11,12 +11,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..base import HttpDouble, Received, Reply
 from .entities import EntityApi
+from .events import EventsApi
 from .model import Entity, json_reply, text_reply, xml_reply
 from .webhooks import WebhookApi
 
 
-class PreservicaDouble(EntityApi, WebhookApi, HttpDouble):
-    """Preservica REST subset: auth, entities, identifiers, metadata, thumbnails, bitstreams, webhooks.
+class PreservicaDouble(EntityApi, WebhookApi, EventsApi, HttpDouble):
+    """Preservica REST subset: auth, entities, identifiers, metadata, thumbnails, bitstreams, webhooks,
+    the event log, updated-since and folder children (events.py).
 
     Constructor: ``PreservicaDouble(username="test-user", password="test-password", tenant="TEST",
     version="7.7.0", roles=(...manager roles...), handshake=False)``. With ``handshake=True`` a new
@@ -28,7 +30,8 @@ class PreservicaDouble(EntityApi, WebhookApi, HttpDouble):
 
     Controls: ``add_asset``, ``add_folder``, ``set_security_tag``, ``remove_asset``, ``add_metadata`` (seed a fragment),
     ``metadata(ref)``, ``fail_next(n, status=500)``, ``expire_tokens()``, ``latency``,
-    ``respond_with`` (any path), ``notify(subscription_id, refs)`` (send a signed event).
+    ``respond_with`` (any path), ``notify(subscription_id, refs)`` (send a signed event),
+    ``record_event(log_type, refs, when)``, ``touch(ref)``, ``page_limit``.
     """
 
     def __init__(self, username: str = "test-user", password: str = "test-password", tenant: str = "TEST",
@@ -77,6 +80,8 @@ class PreservicaDouble(EntityApi, WebhookApi, HttpDouble):
             ("GET", r"/api/entity/content-objects/([^/]+)/generations/(\d+)/bitstreams/(\d+)/content",
              self._bitstream_content),
         ]
+        self._init_events()
+        self._routes += self.event_routes()
         self._routes = [(m, re.compile(p + "$"), f) for m, p, f in self._routes]
 
     # -- test controls -------------------------------------------------------------------------
@@ -112,6 +117,7 @@ class PreservicaDouble(EntityApi, WebhookApi, HttpDouble):
                                                 rep_type=rep[0] if rep else "Preservation", content=content)
                 asset.content_objects.append(co_ref)
             self._entities[ref] = asset
+            self.touch(ref)
 
     def set_security_tag(self, ref: str, tag: str) -> None:
         """Change an entity's security tag (and its content objects'), as an archivist would."""
@@ -128,6 +134,7 @@ class PreservicaDouble(EntityApi, WebhookApi, HttpDouble):
             folder = Entity("SO", ref, title, description, security_tag, parent, thumbnail=thumbnail)
             folder.identifiers = [(uuid.uuid4().hex, t, v) for t, v in (identifiers or {}).items()]
             self._entities[ref] = folder
+            self.touch(ref)
 
     def remove_asset(self, ref: str) -> None:
         with self._lock:

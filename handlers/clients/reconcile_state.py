@@ -1,0 +1,140 @@
+"""The reconciler's table (RECONCILE_TABLE): its watermark, its run reports (the gap reports), backfill
+progress, and the identities of events that came by the reconciler or late.
+
+Rows: ("state", "watermark") the time up to which Preservica's log has been queued;
+("runs", inverted time) one report per run, newest first; ("backfill", job id) a backfill's start
+time and counts; ("seen|<ref>", trigger) the Preservica times of that entity's events of that
+trigger that a reconciliation or a late webhook put through, each with the journal key that did,
+so that the other path can tell it is the same event even when both dispatch at once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Callable, TypeVar
+
+from ..core.envelope import parse_timestamp
+from ..core.reconcile import near
+from .journal import ETAG, clip
+
+T = TypeVar("T")
+MAX_SEEN = 50   # times kept per (entity, trigger): older ones are long past any tolerance
+_MAX_MS = 10**14
+TRIES = 6
+
+
+class ReconcileState:
+    def __init__(self, table_client):
+        self.table = table_client
+        self._ready = False
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        from azure.core.exceptions import ResourceNotFoundError
+        try:
+            return fn()
+        except ResourceNotFoundError:
+            if self._ready:
+                raise
+            from azure.core.exceptions import ResourceExistsError
+            try:
+                self.table.create_table()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+            return fn()
+
+    def _get(self, pk: str, rk: str) -> dict | None:
+        from azure.core.exceptions import ResourceNotFoundError
+        try:
+            e = self._call(lambda: self.table.get_entity(pk, rk))
+        except ResourceNotFoundError:
+            return None
+        return {**e, ETAG: e.metadata["etag"]}
+
+    # -- watermark ------------------------------------------------------------------------------
+    def watermark(self) -> tuple[dt.datetime | None, dict | None]:
+        row = self._get("state", "watermark")
+        return (parse_timestamp(str(row.get("until") or "")) if row else None), row
+
+    def advance(self, until: dt.datetime, seen: dict | None) -> dict:
+        """Move the watermark, only if no other run moved it since `seen` was read (else Conflict).
+        Returns what to pass as `seen` next time."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+        from .journal import Conflict
+        entity = {"PartitionKey": "state", "RowKey": "watermark", "until": until.isoformat()}
+        try:
+            if seen:
+                meta = self._call(lambda: self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=seen[ETAG],
+                                                                   match_condition=MatchConditions.IfNotModified))
+            else:
+                meta = self._call(lambda: self.table.create_entity(entity))
+        except (ResourceModifiedError, ResourceExistsError) as exc:
+            raise Conflict("another reconciliation run moved the watermark") from exc
+        return {**entity, ETAG: meta["etag"]}
+
+    # -- run reports ------------------------------------------------------------------------------
+    def report(self, summary: dict, at: dt.datetime) -> None:
+        rk = f"{_MAX_MS - int(at.timestamp() * 1000):014d}"
+        row = {k: (clip(v) if isinstance(v, str) else v) for k, v in summary.items()}
+        self._call(lambda: self.table.upsert_entity({"PartitionKey": "runs", "RowKey": rk, **row}))
+
+    def reports(self, limit: int = 1) -> list[dict]:
+        """The newest run reports (inverted keys: the first rows of the partition)."""
+        import itertools
+        rows = lambda: list(itertools.islice(self.table.query_entities(
+            "PartitionKey eq 'runs'", results_per_page=limit), limit))
+        try:
+            return [dict(e) for e in self._call(rows)]
+        except Exception as exc:  # noqa: BLE001 - a missing table means no run yet
+            if type(exc).__name__ == "ResourceNotFoundError":
+                return []
+            raise
+
+    # -- backfill progress --------------------------------------------------------------------------
+    def backfill(self, job: str) -> dict | None:
+        return self._get("backfill", job)
+
+    def save_backfill(self, job: str, columns: dict) -> None:
+        from azure.data.tables import UpdateMode
+        self._call(lambda: self.table.upsert_entity({"PartitionKey": "backfill", "RowKey": job, **columns},
+                                                    mode=UpdateMode.MERGE))
+
+    # -- identities -------------------------------------------------------------------------------
+    def claim_identity(self, ref: str, trigger: str, when: dt.datetime, key: str, source: str,
+                       tolerance: dt.timedelta) -> dict | None:
+        """Record that the event (ref, trigger, when) is being put through by `key`. None if that is
+        new (or `key` itself recorded it before: a retried dispatch); else what recorded it first,
+        {"key", "source", "when"}. Conditional writes, so two dispatches at once cannot both win."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+        pk, rk = f"seen|{ref.lower()}", trigger
+        for _ in range(TRIES):
+            row = self._get(pk, rk)
+            entries = json.loads(row["entries"]) if row else []
+            times = [parse_timestamp(e["when"]) for e in entries]
+            match = near(when, [t for t in times if t], tolerance)
+            if match is not None:
+                first = next(e for e, t in zip(entries, times) if t == match)
+                return None if first["key"] == key else first
+            entries = (entries + [{"when": when.isoformat(), "key": key, "source": source}])[-MAX_SEEN:]
+            entity = {"PartitionKey": pk, "RowKey": rk, "entries": json.dumps(entries)}
+            try:
+                if row:
+                    self._call(lambda: self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=row[ETAG],
+                                                                match_condition=MatchConditions.IfNotModified))
+                else:
+                    self._call(lambda: self.table.create_entity(entity))
+                return None
+            except (ResourceModifiedError, ResourceExistsError):
+                continue  # someone else wrote it meanwhile: read again
+        from .journal import Conflict
+        raise Conflict("event identity kept changing while it was being recorded")
+
+
+def default() -> ReconcileState:
+    from ..core import settings
+    from . import storage
+    return ReconcileState(storage.default().table(settings.RECONCILE_TABLE))

@@ -1,0 +1,225 @@
+"""Reconciliation and backfill: Preservica's event log read by the real pyPreservica client from the
+double, the events put through the real dispatcher and journal on Azurite."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import pytest
+
+from handlers import dispatch, reconcile
+from handlers.clients import journal, preservica, reconcile_state
+from handlers.core import envelope, messages, settings
+from handlers.core import reconcile as core
+from handlers.core.errors import ActionError, SettingsError
+from hookops.doubles.deliveries import delivery, encode, ref
+from hookops.doubles.preservica import PreservicaDouble
+
+USER, PASSWORD, TENANT = "recon-user", "recon-password", "ARCHIVE"
+UTC = dt.timezone.utc
+NOW = dt.datetime.now(UTC).replace(second=0, microsecond=0)  # the dispatcher judges lateness by the clock
+A, B, C = ref("recon-a"), ref("recon-b"), ref("recon-c")
+FOLDER = ref("recon-folder")
+
+
+# ---- the pure core --------------------------------------------------------------------------------
+
+def test_mapping_and_schedule_are_checked():
+    assert core.parse_types("Ingest=FULL_TEXT_INDEXED, Move=moved") == {"Ingest": "FULL_TEXT_INDEXED", "Move": "MOVED"}
+    for bad in ("Ingest", "=MOVED", "Ingest=", "Ingest=FULL TEXT"):
+        with pytest.raises(SettingsError, match="RECONCILE_EVENT_TYPES"):
+            core.parse_types(bad)
+    assert core.parse_schedule("0 */15 * * * *") == "0 */15 * * * *" and core.parse_schedule("  ") is None
+    for bad in ("*/15 * * * *", "0 */15 * * * * *", "0 @hourly * * * *"):
+        with pytest.raises(SettingsError, match="RECONCILE_SCHEDULE"):
+            core.parse_schedule(bad)
+
+
+def test_window_lags_and_overlaps():
+    hour, tol = dt.timedelta(hours=1), dt.timedelta(minutes=30)
+    assert core.window(None, NOW, hour, tol, dt.timedelta(hours=24)) == (NOW - 25 * hour, NOW - hour)
+    assert core.window(NOW - 2 * hour, NOW, hour, tol, hour) == (NOW - 2 * hour - tol, NOW - hour)
+    assert core.window(NOW - hour, NOW, hour, tol, hour) is None   # nothing new yet
+    assert core.slices(NOW - 3 * hour, NOW - hour / 2, hour)[-1] == (NOW - hour, NOW - hour / 2)
+
+
+def test_same_event_within_tolerance_once():
+    tol = dt.timedelta(minutes=30)
+    seen = {(A, "FULL_TEXT_INDEXED"): [NOW]}
+    found = [core.Found(A, "IO", "FULL_TEXT_INDEXED", NOW - dt.timedelta(minutes=20), "Ingest"),   # the webhook's
+             core.Found(A, "IO", "FULL_TEXT_INDEXED", NOW - dt.timedelta(hours=2), "Ingest"),      # an earlier one
+             core.Found(A, "IO", "MOVED", NOW, "Move"),                                            # another trigger
+             core.Found(B, "IO", "FULL_TEXT_INDEXED", NOW, "Ingest"),
+             core.Found(B, "IO", "FULL_TEXT_INDEXED", NOW + dt.timedelta(minutes=1), "Ingest")]    # B twice in the log
+    new, already = core.missed(found, seen, tol)
+    assert already == 2 and [(f.ref, f.trigger) for f in new] == [
+        (A, "FULL_TEXT_INDEXED"), (A, "MOVED"), (B, "FULL_TEXT_INDEXED")]
+
+
+def test_backfill_deliveries_are_the_same_every_time():
+    refs = [("IO", ref(f"bf-{i}")) for i in range(30)]
+    started = NOW
+    once = core.backfill_deliveries(refs, "FULL_TEXT_INDEXED", started, "T", 1000)
+    again = core.backfill_deliveries(list(reversed(refs)) + [("IO", "not-a-ref")], "FULL_TEXT_INDEXED", started, "T", 1000)
+    assert once == again and sum(len(d["events"]) for d in once) == 30
+    keys = {envelope.event_key(envelope.delivery_from_doc(d), e) for d in once for e in d["events"]}
+    assert len(keys) == 30
+
+
+# ---- against the double ----------------------------------------------------------------------------
+
+@pytest.fixture
+def pres(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # no credentials.properties
+    preservica.forget_client()
+    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
+        double.page_limit = 3   # several pages with few entities
+        double.add_folder(FOLDER, "Accession")
+        for r in (A, B, C):
+            double.add_asset(r, f"Asset {r[:4]}", parent=FOLDER)
+        yield double
+    preservica.forget_client()
+
+
+@pytest.fixture
+def env(app_env, pres, monkeypatch):
+    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
+                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1",
+                        "PRESERVICA_ROUTES": "*=journal", "RECONCILE_FIRST_HOURS": "6"}.items():
+        monkeypatch.setenv(name, value)
+    return app_env
+
+
+def test_the_real_client_reads_the_event_log(pres):
+    from pyPreservica import EntityAPI
+    pres.record_event("Ingest", [A, B], NOW - dt.timedelta(hours=3))
+    pres.record_event("Move", [C], dt.datetime.now(UTC))
+    api = EntityAPI(username=USER, password=PASSWORD, tenant=TENANT, server=pres.server, protocol="http")
+    ingests = list(api.all_ingest_events(previous_days=1))
+    assert [e["eventType"] for e in ingests] == ["Move"] or all(e["eventType"] == "Ingest" for e in ingests)
+    (event,) = [e for e in api._all_events_page(type="Ingest", from_date=(NOW - dt.timedelta(days=1)).isoformat(),
+                                                 to_date=NOW.isoformat()).results]
+    assert {x["Entity"] for x in api.entity_from_event(event["Ref"])} == {A, B}
+    assert {e.reference for e in api.updated_entities(previous_days=1)} >= {A, B, C, FOLDER}
+    assert {e.reference for e in api.all_descendants(FOLDER)} == {A, B, C}
+
+
+def dispatch_all(conn: str) -> int:
+    """Take every delivery off the delivery queue and dispatch it, as the queue function would."""
+    from handlers.clients.storage import default
+    q, n = default().queue(settings.DELIVERY_QUEUE), 0
+    while batch := list(q.receive_messages(max_messages=32)):
+        for m in batch:
+            dispatch.dispatch(m.content.encode() if isinstance(m.content, str) else m.content)
+            q.delete_message(m)
+            n += 1
+    return n
+
+
+def webhook(refs, when: dt.datetime, trigger="FULL_TEXT_INDEXED") -> None:
+    doc = delivery(trigger=trigger, refs=refs, timestamp=when.strftime("%Y-%m-%dT%H:%M:%S.000"))
+    body = encode(doc)
+    dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "x", body.decode()).encode())
+
+
+def journaled() -> list[dict]:
+    return journal.default().recent(1000)
+
+
+def test_reconciler_queues_only_what_the_webhooks_missed_and_only_once(env, pres, caplog):
+    ingest = NOW - dt.timedelta(hours=3)
+    pres.record_event("Ingest", [A, B, C], ingest)
+    webhook([A], ingest + dt.timedelta(minutes=4))   # indexing took 4 minutes; B and C were missed
+    caplog.set_level(logging.INFO)
+
+    report = reconcile.run(now=NOW)
+    assert (report["found"], report["delivered"], report["queued"], report["complete"]) == (3, 1, 2, True)
+    assert dispatch_all(env.connection_string) >= 1
+    rows = journaled()
+    by_source = sorted((r["source"], r["entityRef"]) for r in rows)
+    assert by_source == sorted([("webhook", A), ("reconcile", B), ("reconcile", C)])
+    assert all(r["journal_state"] == "queued" and r["trigger"] == "FULL_TEXT_INDEXED" for r in rows)
+    assert "the webhooks missed 2 event(s)" in caplog.text
+    (last,) = reconcile_state.default().reports(1)
+    assert (last["found"], last["delivered"], last["queued"]) == (3, 1, 2)
+
+    # The next run overlaps this one's window: nothing is queued twice.
+    again = reconcile.run(now=NOW + dt.timedelta(minutes=15))
+    assert again["queued"] == 0 and dispatch_all(env.connection_string) == 0
+    assert len(journaled()) == 3
+
+
+def test_a_late_webhook_after_the_reconciler_is_the_same_event(env, pres):
+    ingest = NOW - dt.timedelta(hours=3)
+    pres.record_event("Ingest", [A], ingest)
+    reconcile.run(now=NOW)
+    dispatch_all(env.connection_string)
+    webhook([A], ingest + dt.timedelta(minutes=2))   # Preservica re-sent it after an outage, late
+    rows = {r["source"]: r for r in journaled()}
+    assert rows["reconcile"]["journal_state"] == "queued"
+    assert rows["webhook"]["journal_state"] == "skipped"
+    assert rows["webhook"]["journal_reason"] == "same event as the reconcile one"
+
+
+def test_watermark_moves_only_after_the_slice_is_queued(env, pres, monkeypatch):
+    event = NOW - dt.timedelta(hours=3)
+    pres.record_event("Ingest", [A], event)
+    state = reconcile_state.default()
+    from handlers.clients import storage
+
+    def broken(self, queue, message):
+        raise RuntimeError("queue down")
+    with monkeypatch.context() as m:
+        m.setattr(storage.Storage, "send", broken)
+        with pytest.raises(RuntimeError):
+            reconcile.run(now=NOW)
+    assert state.watermark()[0] <= event   # the empty slices before it count; its own does not
+    reconcile.run(now=NOW)
+    dispatch_all(env.connection_string)
+    assert [r["entityRef"] for r in journaled()] == [A]
+
+
+def test_preservica_failing_mid_page_leaves_the_watermark(env, pres, monkeypatch):
+    monkeypatch.setenv("PRESERVICA_PROTOCOL", "http")
+    first = NOW - dt.timedelta(hours=5, minutes=30)
+    pres.record_event("Ingest", [A], first)                                   # slice 1: fine
+    pres.record_event("Ingest", [B, C, FOLDER, A], NOW - dt.timedelta(hours=2))  # a later slice: fails on page 2
+    reconcile.run(now=NOW - dt.timedelta(hours=4))                            # queues A's slice, watermark at -5 h
+    mark = reconcile_state.default().watermark()[0]
+    assert mark == NOW - dt.timedelta(hours=5)
+    pres.fail_next(4, status=503, path_prefix="/api/entity/events/")          # event-actions, and its 3 retries
+    with pytest.raises(ActionError, match="reconciliation stopped"):
+        reconcile.run(now=NOW)
+    assert reconcile_state.default().watermark()[0] >= mark
+    assert reconcile_state.default().watermark()[0] <= NOW - dt.timedelta(hours=2)
+    (last,) = reconcile_state.default().reports(1)
+    assert last["complete"] is False and "503" in last["error"]
+    reconcile.run(now=NOW)   # Preservica is back: the rest is queued, nothing skipped
+    dispatch_all(env.connection_string)
+    assert {(r["entityRef"], r["entityType"]) for r in journaled() if r["source"] == "reconcile"} == {
+        (A, "IO"), (B, "IO"), (C, "IO"), (FOLDER, "SO")}
+
+
+def test_a_spent_budget_ends_the_run_early_and_the_next_run_goes_on(env, pres, monkeypatch):
+    for hours in (5, 4, 3, 2):
+        pres.record_event("Ingest", [A], NOW - dt.timedelta(hours=hours, minutes=10))
+    monkeypatch.setenv("RECONCILE_EVENT_TYPES", "Ingest=FULL_TEXT_INDEXED")
+    monkeypatch.setenv("RECONCILE_MAX_REQUESTS", "6")   # a slice with an event: 1 + 1, and 2 pages of updated-since
+    report = reconcile.run(now=NOW)
+    assert report["complete"] is False and "RECONCILE_MAX_REQUESTS" in report["error"] and report["requests"] == 6
+    runs = 1
+    while (r := reconcile.run(now=NOW))["complete"] is False:
+        runs += 1
+        assert runs < 10
+    dispatch_all(env.connection_string)
+    assert len([r for r in journaled() if r["source"] == "reconcile"]) == 4
+
+
+def test_not_configured_or_off(app_env, monkeypatch):
+    monkeypatch.delenv("PRESERVICA_SERVER", raising=False)
+    report = reconcile.run(now=NOW)
+    assert report["complete"] is False and "PRESERVICA_SERVER" in report["error"]
+    from handlers.actions import registry
+    monkeypatch.setenv("RECONCILE_SCHEDULE", "every 15 minutes")
+    assert any("RECONCILE_SCHEDULE" in p for p in registry.problems())
