@@ -149,6 +149,28 @@ param preservicaMaxRps int = 10
 @description('ASSET_URL_TEMPLATE: link to an asset for cards, e.g. https://host/explorer/{ref}')
 param assetUrlTemplate string = ''
 
+@description('RECONCILE_SCHEDULE: NCRONTAB schedule of the reconciler (Preservica event log); empty turns it off.')
+param reconcileSchedule string = '0 */15 * * * *'
+
+@description('RECONCILE_EVENT_TYPES: Preservica event-log types and the webhook trigger each stands for.')
+param reconcileEventTypes string = 'Ingest=FULL_TEXT_INDEXED,Move=MOVED,SecurityChange=CHANGED_SECURITY_DESCRIPTOR'
+
+@description('RECONCILE_DELAY_MINUTES: the reconciler looks only at events older than this.')
+@minValue(0)
+param reconcileDelayMinutes int = 60
+
+@description('RECONCILE_TOLERANCE_MINUTES: how close Preservica\'s two times for one event are.')
+@minValue(0)
+param reconcileToleranceMinutes int = 30
+
+@description('RECONCILE_FIRST_HOURS: how far back the first reconciliation run looks.')
+@minValue(1)
+param reconcileFirstHours int = 24
+
+@description('RECONCILE_MAX_REQUESTS: most Preservica requests one reconciliation run makes.')
+@minValue(1)
+param reconcileMaxRequests int = 300
+
 @description('CATALOGUE_URL_TEMPLATE: catalogue record URL, e.g. https://catalogue.example.org/records/{identifier}')
 param catalogueUrlTemplate string = ''
 
@@ -240,6 +262,7 @@ var containerNames = [
 ]
 var tableNames = [
   'journal'
+  'reconcile'
 ]
 
 // ---------------------------------------------------------------------------------------------
@@ -342,6 +365,12 @@ var appSettings = {
   ACTION_BATCH_SIZE: string(actionBatchSize)
   PRESERVICA_MAX_RPS: string(preservicaMaxRps)
   ASSET_URL_TEMPLATE: assetUrlTemplate
+  RECONCILE_SCHEDULE: reconcileSchedule
+  RECONCILE_EVENT_TYPES: reconcileEventTypes
+  RECONCILE_DELAY_MINUTES: string(reconcileDelayMinutes)
+  RECONCILE_TOLERANCE_MINUTES: string(reconcileToleranceMinutes)
+  RECONCILE_FIRST_HOURS: string(reconcileFirstHours)
+  RECONCILE_MAX_REQUESTS: string(reconcileMaxRequests)
   CATALOGUE_URL_TEMPLATE: catalogueUrlTemplate
   CATALOGUE_IDENTIFIER_TYPE: catalogueIdentifierType
   CATALOGUE_SCHEMA: catalogueSchema

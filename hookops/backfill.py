@@ -3,6 +3,7 @@ holds, and ask Preservica's event log now what the webhooks missed."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 import click
 
@@ -102,14 +103,15 @@ def backfill(since, folder, trigger, dry_run):
                                          settings.get("PRESERVICA_TENANT") or "",
                                          settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1))
     book, queued, done = journal.default(), 0, 0
-    with click.progressbar(docs, label="Queuing", item_show_func=lambda d: None, file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(docs, label="Queuing", item_show_func=lambda d: None, file=sys.stderr) as bar:
         for doc in bar:
             body = json.dumps(doc, separators=(",", ":"))
             delivery = envelope.delivery_from_doc(doc)
             rows = book.rows_with_prefix(envelope.journal_partition(delivery),
                                          envelope.journal_row_prefix(delivery, ""))
+            # done, or queued by the interrupted run and still on its way: not again (failed ones are)
             finished = sum(1 for r in rows.values()
-                           if all(journal.state_of(r, a) in journal.TERMINAL for a in actions))
+                           if all(journal.state_of(r, a) not in (None, journal.FAILED) for a in actions))
             if finished == len(doc["events"]):
                 done += finished
                 continue
@@ -118,7 +120,7 @@ def backfill(since, folder, trigger, dry_run):
             queued += len(doc["events"]) - finished
             done += finished
     state.save_backfill(job, {"queued": queued, "done": done, "finished": journal.now_iso()})
-    click.echo(f"Queued {', '.join(actions)} for {queued} asset(s); {done} already done. "
+    click.echo(f"Queued {', '.join(actions)} for {queued} asset(s); {done} already done or on their way. "
                f"Follow them with `hookops events`.")
 
 

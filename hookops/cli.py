@@ -73,17 +73,22 @@ def _refs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--count", "-n", default=1, show_default=True, type=click.IntRange(1, 100000),
               help="How many deliveries to send, one after another.")
 @click.option("--secret", envvar="HOOKOPS_SECRET", help="Sign with this secret instead of the configured one.")
-def send_test_event(url, trigger, refs, entity_type, count, secret):
+@click.option("--timestamp", metavar="TIME", help="The delivery's timestamp (UTC, e.g. 2026-11-30T08:00:00), "
+              "as for an event Preservica sends late. Default: now.")
+def send_test_event(url, trigger, refs, entity_type, count, secret, timestamp):
     """Sign and POST deliveries exactly as Preservica does (chunked body, Preservica-Signature header)
     and print the status of each."""
     import httpx
 
     from handlers.core import signature
+    from handlers.core.envelope import parse_timestamp
+    if timestamp is not None and parse_timestamp(timestamp) is None:
+        raise click.BadParameter(f"{timestamp!r} is not a time such as 2026-11-30T08:00:00", param_hint="--timestamp")
     key = secret or _webhook_secret()
     failures = 0
     with httpx.Client(timeout=30) as client:
         for i in range(count):
-            now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+            now = timestamp or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
             doc = {"subscriptionId": uuid.uuid4().hex, "timestamp": now, "tenant": settings.get("PRESERVICA_TENANT") or "TEST",
                    "version": "7.7", "trigger": trigger.upper(),
                    "events": [{"event": "TestEvent", "entityType": entity_type, "entityRef": r, "identifiers": []}
@@ -181,7 +186,8 @@ def events(limit, as_json):
     for row in rows:
         states = journal.action_states(row)
         if as_json:  # ensure_ascii escapes every character outside printable ASCII, DEL included
-            click.echo(json.dumps({k: row.get(k) for k in ("timestamp", "trigger", "entityType", "entityRef", "key")}
+            click.echo(json.dumps({k: row.get(k) for k in ("timestamp", "trigger", "entityType", "entityRef", "key",
+                                                           "source")}
                                   | {"actions": {a: {"state": s, "reason": r} for a, (s, r) in states.items()}},
                                   ensure_ascii=True))
             continue

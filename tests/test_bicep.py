@@ -403,7 +403,7 @@ def test_containers_and_table_match_the_settings_module():
     expected = {settings.DELIVERY_CONTAINER, settings.REJECTED_CONTAINER,
                 ALL["THUMBNAIL_CONTAINER"].default, deployment}
     assert _names(_storage_call_param("containerNames")) == expected
-    assert _names(_storage_call_param("tableNames")) == {settings.JOURNAL_TABLE}
+    assert _names(_storage_call_param("tableNames")) == {settings.JOURNAL_TABLE, settings.RECONCILE_TABLE}
     # The thumbnails container and the app setting come from the same parameter.
     assert "thumbnailContainer" in _storage_call_param("containerNames")
     assert app_settings()["THUMBNAIL_CONTAINER"] == "thumbnailContainer"

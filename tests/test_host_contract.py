@@ -158,6 +158,9 @@ def test_real_app_indexes_with_webhook_and_queue_functions(indexer):
     webhook = next(t for t in http if t.get("route") == "preservica/webhook")
     assert "POST" in [m.upper() for m in webhook.get("methods") or ["POST"]], webhook
     assert any(t["type"] == "queueTrigger" for t in triggers.values()), f"no queue-triggered function: {triggers}"
+    # The reconciler's timer, with the default schedule the worker accepted.
+    assert triggers["reconcile_timer"]["type"] == "timerTrigger", triggers
+    assert triggers["reconcile_timer"]["schedule"] == "0 */15 * * * *"
 
 
 @pytest.mark.parametrize("app", ["toy", "real"])

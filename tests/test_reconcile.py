@@ -15,6 +15,7 @@ from handlers.core import reconcile as core
 from handlers.core.errors import ActionError, SettingsError
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.preservica import PreservicaDouble
+from hookops.host import queues
 
 USER, PASSWORD, TENANT = "recon-user", "recon-password", "ARCHIVE"
 UTC = dt.timezone.utc
@@ -109,6 +110,7 @@ def dispatch_all(conn: str) -> int:
     """Take every delivery off the delivery queue and dispatch it, as the queue function would."""
     from handlers.clients.storage import default
     q, n = default().queue(settings.DELIVERY_QUEUE), 0
+    queues.ensure(q)
     while batch := list(q.receive_messages(max_messages=32)):
         for m in batch:
             dispatch.dispatch(m.content.encode() if isinstance(m.content, str) else m.content)
@@ -160,6 +162,21 @@ def test_a_late_webhook_after_the_reconciler_is_the_same_event(env, pres):
     assert rows["reconcile"]["journal_state"] == "queued"
     assert rows["webhook"]["journal_state"] == "skipped"
     assert rows["webhook"]["journal_reason"] == "same event as the reconcile one"
+
+
+def test_webhook_dispatched_between_the_reconciler_queuing_and_its_dispatch(env, pres):
+    """The race the journal check alone cannot see: the reconciler read the journal before the late
+    webhook was dispatched, and its own delivery is dispatched after. The identity record decides."""
+    ingest = NOW - dt.timedelta(hours=3)
+    pres.record_event("Ingest", [A, B], ingest)
+    assert reconcile.run(now=NOW)["queued"] == 2                # on the queue, not dispatched yet
+    webhook([A], ingest + dt.timedelta(minutes=1))               # late, dispatched first
+    dispatch_all(env.connection_string)                          # now the reconciler's delivery
+    rows = {(r["source"], r["entityRef"]): r for r in journaled()}
+    assert rows[("webhook", A)]["journal_state"] == "queued"
+    assert rows[("reconcile", A)]["journal_state"] == "skipped"
+    assert rows[("reconcile", A)]["journal_reason"] == "same event as the webhook one"
+    assert rows[("reconcile", B)]["journal_state"] == "queued"
 
 
 def test_watermark_moves_only_after_the_slice_is_queued(env, pres, monkeypatch):
@@ -223,3 +240,123 @@ def test_not_configured_or_off(app_env, monkeypatch):
     from handlers.actions import registry
     monkeypatch.setenv("RECONCILE_SCHEDULE", "every 15 minutes")
     assert any("RECONCILE_SCHEDULE" in p for p in registry.problems())
+
+
+# ---- through the local runner: the timer, and a run overlapping a webhook burst ---------------------
+
+@pytest.mark.slow
+def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres, monkeypatch, tmp_path):
+    import httpx
+
+    from hookops import azurite as az
+    from hookops.doubles.receivers import TeamsDouble
+    from hookops.runner import Runner
+    from tests.conftest import ROOT
+    from tests.test_e2e import FAST_HOST, hookops, wait_until
+
+    host_json = tmp_path / "host.json"
+    host_json.write_text(json.dumps(FAST_HOST))
+    ingest = NOW - dt.timedelta(hours=2)
+    refs = [ref(f"burst-{i}") for i in range(12)]
+    for r in refs:
+        pres.add_asset(r, f"Burst {r[:4]}", parent=FOLDER)
+    pres.record_event("Ingest", refs, ingest)
+    with TeamsDouble() as teams:
+        monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.url)
+        monkeypatch.setenv("TEAMS_DIGEST_THRESHOLD", "100")     # one card per event, so duplicates show
+        monkeypatch.setenv("PRESERVICA_ROUTES", "FULL_TEXT_INDEXED=journal,teams;*=journal")
+        with Runner(ROOT, port=az.free_port(), host_json=host_json) as runner:
+            assert runner.functions["reconcile_timer"].trigger["type"] == "timerTrigger"
+            # Preservica re-sends the burst late (after an outage) while the timer runs.
+            stamp = (ingest + dt.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S.000")
+            assert httpx.post(f"{runner.url}/admin/functions/reconcile_timer", json={"input": ""}).status_code == 202
+            for chunk in (refs[:6], refs[6:]):
+                hookops("send-test-event", "--url", f"{runner.url}/api/preservica/webhook", "--timestamp", stamp,
+                        "--trigger", "FULL_TEXT_INDEXED", *[a for r in chunk for a in ("--ref", r)])
+            assert runner.wait_for(lambda: runner.stats["reconcile_timer"]["succeeded"] == 1, timeout=60), runner.stats["reconcile_timer"]
+            wait_until(lambda: len([r for r in journaled() if r.get("teams_state") in ("done", "skipped")]) >= 12,
+                       timeout=60)
+            assert runner.wait_idle(timeout=30)
+        cards = json.dumps(teams.cards)
+        assert all(cards.count(f"Burst {r[:4]}") == 1 for r in refs), "every asset has exactly one card"
+        sources = sorted({r["source"] for r in journaled()})
+        assert sources == ["reconcile", "webhook"] or sources == ["webhook"]
+
+
+# ---- backfill ---------------------------------------------------------------------------------------
+
+def perform_all(action: str) -> dict[str, int]:
+    """Run every message on the action's queue as its function would; how often each ref was performed."""
+    from handlers.actions import runner
+    from handlers.clients.storage import default
+    q, seen = default().queue(settings.action_queue(action)), {}
+    queues.ensure(q)
+    while batch := list(q.receive_messages(max_messages=32)):
+        for m in batch:
+            for job in messages.read_batch(m.content):
+                seen[job.entity_ref] = seen.get(job.entity_ref, 0) + 1
+            runner.run(action, m.content, 1, None, m.id)
+            q.delete_message(m)
+    return seen
+
+
+def test_backfill_interrupted_half_way_and_resumed_does_each_asset_once(env, pres, monkeypatch):
+    from click.testing import CliRunner
+
+    from handlers.clients import storage
+    from hookops.cli import main as cli
+    folder = ref("bf-folder")
+    pres.add_folder(folder, "Backfilled collection", parent=FOLDER)
+    assets = [ref(f"bf-asset-{i}") for i in range(50)]
+    for r in assets:
+        pres.add_asset(r, f"Item {r[:6]}", parent=folder)
+    pres.add_asset(ref("elsewhere"), "Not in the folder")
+    args = ["backfill", "--since", "2020-01-01", "--folder", folder]
+
+    dry = CliRunner().invoke(cli, args + ["--dry-run"])
+    assert dry.exit_code == 0 and "Would queue journal for 50 asset(s)" in dry.output
+    assert dispatch_all(env.connection_string) == 0                 # a dry run queues nothing
+
+    real_send, sent = storage.Storage.send, []
+
+    def flaky(self, queue, message):
+        if len(sent) == 25:
+            raise RuntimeError("the operator's laptop lost its connection")
+        sent.append(queue)
+        return real_send(self, queue, message)
+    with monkeypatch.context() as m:
+        m.setattr(storage.Storage, "send", flaky)
+        first = CliRunner().invoke(cli, args)
+    assert first.exit_code != 0 and len(sent) == 25
+    dispatch_all(env.connection_string)
+    performed = perform_all("journal")
+
+    resumed = CliRunner().invoke(cli, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "Resuming" in resumed.output and "already done or on their way" in resumed.output
+    dispatch_all(env.connection_string)
+    for r, n in perform_all("journal").items():
+        performed[r] = performed.get(r, 0) + n
+    assert performed == {r: 1 for r in assets}
+    rows = [r for r in journaled() if r["source"] == "backfill"]
+    assert len(rows) == 50 and all(r["journal_state"] == "done" for r in rows)
+
+    again = CliRunner().invoke(cli, args)                           # a third time: nothing left
+    assert again.exit_code == 0 and "for 0 asset(s); 50 already done" in again.output
+    assert dispatch_all(env.connection_string) == 0
+
+
+def test_backfill_refuses_bad_input(env, pres):
+    from click.testing import CliRunner
+
+    from hookops.cli import main as cli
+    for args, message in ((["--since", "yesterday"], "is not a date"), (["--since", "2999-01-01"], "in the future"),
+                          (["--since", "2020-01-01", "--folder", "../etc"], "not a folder reference"),
+                          (["--since", "2020-01-01", "--trigger", "NOPE"], None)):
+        result = CliRunner().invoke(cli, ["backfill", *args])
+        if message:
+            assert result.exit_code == 2 and message in result.output
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("PRESERVICA_ROUTES", "MOVED=journal")
+        result = CliRunner().invoke(cli, ["backfill", "--since", "2020-01-01"])
+        assert result.exit_code == 1 and "routes no action for FULL_TEXT_INDEXED" in result.output

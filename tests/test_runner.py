@@ -274,9 +274,24 @@ def test_failed_start_leaves_nothing_behind(azurite, records, monkeypatch):
     assert not [t for t in set(threading.enumerate()) - threads_before if t.name.startswith(("poll-", "runner-"))]
 
 
-def test_unsupported_binding_is_a_clear_error():  # timer: fine for the worker, not served here
-    with pytest.raises(RunnerError, match=r"'tick'.*'timer'.*'timerTrigger'"):
-        Runner(TOYS / "timer").load()
+def test_unsupported_binding_is_a_clear_error():  # blob: fine for the worker, not served here
+    with pytest.raises(RunnerError, match=r"'arrived'.*'blob'.*'blobTrigger'"):
+        Runner(TOYS / "blob").load()
+
+
+def test_timer_fires_on_its_schedule_and_on_the_admin_call(tmp_path):
+    """NCRONTAB with seconds first, as the host reads it; POST /admin/functions/<name> runs it now (202)."""
+    import httpx
+    ticks = tmp_path / "ticks"
+    ticks.touch()
+    with Runner(TOYS / "ticker", port=0, env={"TICK_FILE": str(ticks)}) as r:
+        assert r.wait_for(lambda: r.stats["tick"]["succeeded"] >= 2, timeout=30)   # "* * * * * *": every second
+        before = r.stats["tick"]["invoked"]
+        assert httpx.post(f"{r.url}/admin/functions/tick", json={"input": ""}).status_code == 202
+        assert httpx.post(f"{r.url}/admin/functions/nope", json={}).status_code == 404
+        assert httpx.get(f"{r.url}/admin/functions/tick").status_code == 405
+        assert r.wait_for(lambda: r.stats["tick"]["invoked"] > before, timeout=30)
+    assert ticks.read_text().count("tick") >= 3
 
 
 @pytest.mark.parametrize("app, message", [("no_functions", "no functions"),

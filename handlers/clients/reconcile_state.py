@@ -10,7 +10,9 @@ so that the other path can tell it is the same event even when both dispatch at 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 from typing import Callable, TypeVar
 
 from ..core.envelope import parse_timestamp
@@ -21,6 +23,14 @@ T = TypeVar("T")
 MAX_SEEN = 50   # times kept per (entity, trigger): older ones are long past any tolerance
 _MAX_MS = 10**14
 TRIES = 6
+_SAFE = re.compile(r"[A-Za-z0-9_.|-]{1,200}")
+
+
+def _key(text: str) -> str:
+    """A Table key from sender text: as it is when plainly safe, else a hash (keys refuse / \\ # ? and controls)."""
+    if _SAFE.fullmatch(text):
+        return text
+    return "h-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 class ReconcileState:
@@ -110,7 +120,7 @@ class ReconcileState:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
-        pk, rk = f"seen|{ref.lower()}", trigger
+        pk, rk = _key(f"seen|{ref.lower()}"), _key(trigger)
         for _ in range(TRIES):
             row = self._get(pk, rk)
             entries = json.loads(row["entries"]) if row else []

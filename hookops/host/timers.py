@@ -8,7 +8,7 @@ import logging
 import threading
 import traceback
 
-import azure.functions as func
+from azure.functions.timer import TimerRequest
 
 log = logging.getLogger("hookops.runner")
 
@@ -46,7 +46,7 @@ class TimerPoller:
         with self.lock:
             r.count(name, "invoked")
             try:
-                r.invoke(self.fn, func.TimerRequest(past_due=past_due))
+                r.invoke(self.fn, TimerRequest(past_due=past_due))
             except Exception:  # the host logs it and waits for the next occurrence
                 log.error("%s failed\n%s", name, traceback.format_exc())
                 r.count(name, "failed")
