@@ -96,7 +96,8 @@ def events_page(book, actions: list[str], start: dt.date, end: dt.date, undated:
     if state:
         params["state"] = state
         cols = [action] if action else actions
-        clauses.append("(" + " or ".join(f"{a}_state eq @state" for a in cols) + ")")
+        # The SDK substitutes a parameter only as a word of its own: spaces round the brackets.
+        clauses.append("( " + " or ".join(f"{a}_state eq @state" for a in cols) + " )")
     elif action:
         clauses.append(f"{action}_state gt @empty")
         params["empty"] = ""
