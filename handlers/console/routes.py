@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 import azure.functions as func
 
 from ..clients.shared import Shared
+from ..core import settings
 from . import auth
 from .context import BASE, Ctx
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()
 ROUTE = "console/{*path}"
 MAX_FORM = 4096
-KEY_CONTAINER, KEY_BLOB = "console", "csrf-key"
+KEY_BLOB = "csrf-key"
 
 
 @bp.route(route=ROUTE, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -81,13 +82,13 @@ def _load_key() -> bytes:
     from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
     from ..clients.storage import default
-    blob = default().blob_service().get_blob_client(KEY_CONTAINER, KEY_BLOB)
+    blob = default().blob_service().get_blob_client(settings.CONSOLE_CONTAINER, KEY_BLOB)
     try:
         return blob.download_blob().readall()
     except ResourceNotFoundError:
         pass
     try:
-        default().blob_service().create_container(KEY_CONTAINER)
+        default().blob_service().create_container(settings.CONSOLE_CONTAINER)
     except ResourceExistsError:
         pass
     try:
