@@ -21,6 +21,7 @@ PAGE_SIZE = 50            # events per page
 MAX_DAYS = 31             # the widest date range one events page looks through
 REJECTED_CAP = 1_000      # rejected-delivery blobs listed at most (the container expires them)
 MAX_BODY_SHOWN = 64 * 1024
+AHEAD_HOURS = 14          # the furthest a delivery's own time stamp can be ahead of UTC (UTC+14)
 GAP_CONTAINER, GAP_BLOB = "reconciliation", "latest.json"
 _PK = re.compile(r"\d{8}|undated")
 _RK = re.compile(r"[0-9a-f-]{1,80}")
@@ -58,11 +59,13 @@ def window_rows(book, actions: list[str], now: dt.datetime, hours: int = 48,
     """Rows of deliveries stamped in the last `hours` (only the columns the overview counts), newest
     first, at most `cap`; and whether the cap cut it short."""
     since = now - dt.timedelta(hours=hours)
+    # Preservica stamps local time without a zone, read as UTC: a server east of UTC is up to 14 h "ahead".
+    ahead = now + dt.timedelta(hours=AHEAD_HOURS)
     select = ["PartitionKey", "RowKey", "trigger", "timestamp"] + [f"{a}_state" for a in actions]
-    days = [(now - dt.timedelta(days=i)).date() for i in range((now.date() - since.date()).days + 1)]
+    days = [(ahead - dt.timedelta(days=i)).date() for i in range((ahead.date() - since.date()).days + 1)]
     rows: list[dict] = []
     for day in days:
-        params = {"pk": envelope.day_partition(day), "lo": row_prefix(now), "hi": row_prefix(since) + "\uffff"}
+        params = {"pk": envelope.day_partition(day), "lo": row_prefix(ahead), "hi": row_prefix(since) + "\uffff"}
         rows += _query(book, "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi", params, select,
                        cap + 1 - len(rows))
         if len(rows) > cap:
