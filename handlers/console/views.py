@@ -15,6 +15,7 @@ STATES = ("queued", "running", "done", "skipped", "failed", "gone")
 OUTCOMES = ("done", "skipped", "failed", "gone")
 MAX_TRIGGER_SERIES = 6  # colours in the chart; the rest are "other"
 CHART_W, CHART_H, BAR_GAP = 720, 160, 2
+MAX_RAW = 16 * 1024  # characters of a poison message's body shown
 _META = ("_lease", "_owner")  # claim bookkeeping, not worth showing
 
 
@@ -146,6 +147,8 @@ def poison_message(m, queue: str) -> dict:
         title = snap.get("title") if isinstance(snap, dict) else None
         items.append({"ref": str(ev.get("entityRef") or "")[:200], "title": str(title)[:200] if title else "",
                       "pk": pk, "rk": str(e.get("rk") or "")})
+    raw = json.dumps(doc, indent=1, ensure_ascii=False) if m.doc is not None else "(not JSON)"
     return {"id": m.id, "queue": queue, "what": m.what, "events": items,
+            "raw": raw if len(raw) <= MAX_RAW else raw[:MAX_RAW] + "\n…",
             "inserted": m.inserted.isoformat(timespec="seconds") if m.inserted else "",
             "expires": m.expires.isoformat(timespec="seconds") if m.expires else ""}
