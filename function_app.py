@@ -3,6 +3,7 @@ import azure.functions as func
 
 from handlers import dispatch, health, intake, reconcile
 from handlers.actions import functions as actions
+from handlers.console import routes as console
 
 app = func.FunctionApp()
 app.register_functions(intake.bp)
@@ -10,3 +11,4 @@ app.register_functions(dispatch.bp)
 app.register_functions(health.bp)
 app.register_functions(reconcile.bp)
 app.register_functions(actions.bp)
+app.register_functions(console.bp)

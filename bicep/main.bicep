@@ -124,6 +124,9 @@ param preservicaProtocol string = 'https'
 ])
 param thumbnailSize string = 'large'
 
+@description('Application (client) ID of the Entra ID app registration the operator console signs in with (README "Operator console"). Empty: no built-in authentication, and the app refuses to serve the console.')
+param consoleClientId string = ''
+
 @description('THUMBNAIL_CONTAINER: blob container the thumbnail action writes to (created here).')
 param thumbnailContainer string = 'thumbnails'
 
@@ -257,6 +260,7 @@ var queueNames = [
 var containerNames = [
   'deliveries'
   'rejected-deliveries'
+  'console'
   thumbnailContainer
   deploymentContainerName
 ]
@@ -400,6 +404,15 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+// The operator console signs in with Entra ID; without an app registration it is not served.
+module consoleAuth 'modules/consoleauth.bicep' = {
+  name: 'consoleauth'
+  params: {
+    siteName: functionApp.outputs.name
+    clientId: consoleClientId
+  }
+}
+
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts'
   params: {
@@ -429,6 +442,7 @@ module availability 'modules/availability.bicep' = {
 // ---------------------------------------------------------------------------------------------
 
 output functionAppName string = functionApp.outputs.name
+output consoleUrl string = 'https://${functionApp.outputs.defaultHostName}/api/console/overview'
 output webhookUrl string = 'https://${functionApp.outputs.defaultHostName}/api/preservica/webhook'
 output keyVaultName string = keyVault.outputs.name
 output keyVaultUri string = keyVault.outputs.uri

@@ -27,6 +27,9 @@ param catalogueUrlTemplate = ''
 param catalogueSchema = ''
 param relayUrl = ''
 
+// The operator console's Entra ID app registration (README "Operator console"); empty: no console.
+param consoleClientId = ''
+
 // Key Vault after a tear-down (README "Tear down"): a new salt gives the vault a new name, or
 // KEY_VAULT_RECOVER=true brings the deleted vault back (for one deployment). Per azd
 // environment: azd env set KEY_VAULT_NAME_SALT 2

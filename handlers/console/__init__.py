@@ -1,0 +1,1 @@
+"""The operator console: server-rendered pages under /api/console/ (routes.py)."""
