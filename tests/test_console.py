@@ -276,14 +276,16 @@ def test_a_delivery_stamped_ahead_of_utc_is_in_the_overview(app_env):
     assert len(rows) == 1
 
 
-def test_gap_report_is_read_from_one_place_and_shown_escaped(app_env):
-    from handlers.clients.storage import default
-    assert data.last_gap_report(default()) is None
-    default().put_blob(data.GAP_CONTAINER, data.GAP_BLOB, json.dumps(
-        {"missing": ["<b>x</b>"], "checked": "<i>2026-11-29</i>"}).encode())
-    assert data.last_gap_report(default())["checked"] == "<i>2026-11-29</i>"
+def test_gap_report_is_the_reconcilers_last_and_shown_escaped(app_env):
+    from handlers.clients import reconcile_state
+    assert data.last_gap_report() is None
+    at = dt.datetime.now(dt.timezone.utc)
+    reconcile_state.default().report({"found": 7, "delivered": 5, "queued": 2, "complete": False,
+                                      "error": "<i>budget spent</i>", "secret": "not shown"}, at)
+    gap = data.last_gap_report()
+    assert (gap["found"], gap["queued"], gap["error"]) == (7, 2, "<i>budget spent</i>") and "secret" not in gap
     body = routes.handle(request("overview", url=LOCAL_URL + "overview", headers={"Host": "127.0.0.1"}), {}).get_body()
-    assert b"&lt;i&gt;2026-11-29&lt;/i&gt;" in body and b"1 item(s)" in body
+    assert b"&lt;i&gt;budget spent&lt;/i&gt;" in body and b"<i>budget" not in body
 
 
 # ---- shipping and cold start ------------------------------------------------------------------------

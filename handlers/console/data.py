@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import re
 
 from ..core import envelope, settings
@@ -22,7 +21,6 @@ MAX_DAYS = 31             # the widest date range one events page looks through
 REJECTED_CAP = 1_000      # rejected-delivery blobs listed at most (the container expires them)
 MAX_BODY_SHOWN = 64 * 1024
 AHEAD_HOURS = 14          # the furthest a delivery's own time stamp can be ahead of UTC (UTC+14)
-GAP_CONTAINER, GAP_BLOB = "reconciliation", "latest.json"
 _PK = re.compile(r"\d{8}|undated")
 _RK = re.compile(r"[0-9a-f-]{1,80}")
 _DID = re.compile(r"[0-9a-f]{32}")
@@ -170,14 +168,13 @@ def rejected(store, since: dt.datetime, cap: int = REJECTED_CAP) -> tuple[list[d
     return sorted(found, key=lambda r: r["received"], reverse=True), listed > cap
 
 
-def last_gap_report(store) -> dict | None:
-    """The reconciler's last gap report, or None when there is none. The ONE place the console reads it:
-    adjust here if the reconciler keeps it elsewhere."""
-    found = _blob(store, GAP_CONTAINER, GAP_BLOB)
-    if found is None:
+GAP_FIELDS = ("at", "start", "end", "found", "delivered", "queued", "unusable", "requests", "complete", "error")
+
+
+def last_gap_report(store=None) -> dict | None:
+    """The reconciler's last run report (table `reconcile`, partition `runs`, newest first), or None."""
+    from ..clients import reconcile_state
+    reports = reconcile_state.default().reports(1)
+    if not reports:
         return None
-    try:
-        doc = json.loads(found[0])
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+    return {k: reports[0][k] for k in GAP_FIELDS if k in reports[0]}
