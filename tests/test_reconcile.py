@@ -360,3 +360,12 @@ def test_backfill_refuses_bad_input(env, pres):
         m.setenv("PRESERVICA_ROUTES", "MOVED=journal")
         result = CliRunner().invoke(cli, ["backfill", "--since", "2020-01-01"])
         assert result.exit_code == 1 and "routes no action for FULL_TEXT_INDEXED" in result.output
+
+
+def test_preservica_429_is_waited_out_within_the_cap(env, pres):
+    """A 429 with Retry-After is retried after the wait (capped), and the run goes on."""
+    pres.record_event("Ingest", [A], NOW - dt.timedelta(hours=3))
+    pres.fail_next(1, status=429, headers={"Retry-After": "0"}, path_prefix="/api/entity/events")
+    report = reconcile.run(now=NOW)
+    assert report["complete"] is True and report["queued"] == 1
+    assert sum(1 for m, p in pres.requests if p.startswith("/api/entity/events?")) >= 2

@@ -5,7 +5,8 @@ reused; rebuilt only when its settings or the password change (a rotation in Key
 Failures are classified rather than lumped:
   - the entity is gone (deleted since the event)   -> NotFound; actions journal `skipped: not found`
   - credentials rejected                            -> log.error naming the settings, ActionError (retry)
-  - 429 / 5xx / timeout / connection error          -> ActionError, so the queue retries, then poisons
+  - 429 / 5xx / timeout / connection error          -> retried here (Retry-After honoured up to
+                                                       RETRY_AFTER_MAX), then ActionError: the queue retries
 The SDK's HTTP session is tightened before its first request: Retry-After waits capped at
 RETRY_AFTER_MAX (urllib3 would sleep up to 6 h inside the function), shorter timeouts, a pool as
 large as the queue trigger's batch.
@@ -74,7 +75,9 @@ _bucket = Shared(lambda: TokenBucket(settings.get_int("PRESERVICA_MAX_RPS", mini
 
 
 def _retry() -> Retry:
-    kw = dict(total=3, backoff_factor=0.1, status_forcelist=[502, 503, 504], allowed_methods=Retry.DEFAULT_ALLOWED_METHODS)
+    # 429 too: Preservica is shared and says when to come back; its Retry-After is honoured up to the cap.
+    kw = dict(total=3, backoff_factor=0.1, status_forcelist=[429, 502, 503, 504],
+              allowed_methods=Retry.DEFAULT_ALLOWED_METHODS)
     try:
         return Retry(**kw, retry_after_max=RETRY_AFTER_MAX)
     except TypeError:  # an urllib3 without the cap: rather not wait for Retry-After at all
@@ -219,7 +222,7 @@ def classify(exc: BaseException) -> Exception | None:
         return ActionError(f"Preservica answered HTTP {status} to {exc.method_name}()")
     if isinstance(exc, RuntimeError) and exc.args and isinstance(exc.args[0], int):
         return ActionError(f"Preservica answered HTTP {exc.args[0]}")  # e.g. the version call at login
-    if isinstance(exc, requests.exceptions.RetryError):  # 502/503/504 to every retry; the message names no URL
+    if isinstance(exc, requests.exceptions.RetryError):  # 429/5xx to every retry; the message names no URL
         status = re.search(r"too many (\d{3}) error responses", str(exc))
         if status:
             return ActionError(f"Preservica answered HTTP {status[1]} to every retry")
