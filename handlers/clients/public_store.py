@@ -46,8 +46,9 @@ class PublicStore:
         return StorageUnavailable(f"public blob container {self.container.container_name!r}: {type(exc).__name__}")
 
     def ensure(self) -> None:
-        """Create the container when it is missing (locally; Bicep creates it in Azure)."""
-        if self._ready:
+        """Create the container when it is missing, locally (in Azure Bicep creates it, public, and the app may
+        only write blobs in it)."""
+        if self._ready or not self.local:
             return
         from azure.core.exceptions import AzureError, ResourceExistsError
         try:
