@@ -288,3 +288,14 @@ def test_a_huge_number_of_files_is_refused_before_they_are_read(env, pres, monke
     outcome = run_one("publish", dispatched(ASSET))
     assert outcome.state == journal.SKIPPED and outcome.reason == "too many files (5 > PUBLISH_MAX_FILES 3)"
     assert not [p for m, p in pres.requests if "/content-objects/" in p] and blobs(env, f"{ASSET}/") == {}
+
+
+def test_importing_function_app_loads_neither_iiif_nor_pillow():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    code = ("import sys, function_app; print(sorted(m for m in ('iiif_prezi3', 'PIL', 'pydantic', 'azure.storage.blob')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

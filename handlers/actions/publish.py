@@ -19,7 +19,7 @@ from ..clients import journal
 from ..core import iiif, media
 from ..core.messages import Job
 from ..core.settings import APP, Setting
-from .contract import NEEDS, Action, Context, NotFound, Outcome
+from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
 
 CONTAINER = Setting("PUBLISH_CONTAINER", "iiif", APP, "Public-read blob container the `publish` action writes IIIF to.")
 SERVICE_URI = Setting("PUBLISH_BLOB_SERVICE_URI", None, APP,
@@ -79,7 +79,10 @@ def link(ref: str, security_tag: str | None) -> dict | None:
     if not iiif.is_public(security_tag, PUBLIC_TAGS.value()):
         return {"state": "withdrawn"}
     from ..clients import public_store
-    base = public_store.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value()).base
+    try:
+        base = public_store.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value()).base
+    except ActionError:   # publish not set up here: the relay says nothing about IIIF rather than fail
+        return None
     return {"state": "published", "manifest": iiif.manifest_url(base, ref)}
 
 
