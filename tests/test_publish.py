@@ -299,3 +299,21 @@ def test_importing_function_app_loads_neither_iiif_nor_pillow():
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_rights_value_that_is_no_uri_fails_naming_the_setting(env, pres, monkeypatch):
+    monkeypatch.setenv("PUBLISH_RIGHTS", "All rights reserved")
+    with pytest.raises(Exception, match="PUBLISH_RIGHTS must be"):
+        run_one("publish", dispatched(ASSET))
+    monkeypatch.setenv("PUBLISH_RIGHTS", "https://")                 # a URI prefix but no URI: pydantic refuses it
+    with pytest.raises(Exception, match="did not validate") as failed:
+        publish.perform(read_job(dispatched(ASSET, "MOVED")), Context())
+    assert "Harbour" not in str(failed.value)                       # no untrusted text in the journaled reason
+
+
+def test_in_azure_the_store_writes_with_the_identity_and_never_creates_the_container(app_env):
+    from handlers.clients.public_store import PublicStore
+    store = PublicStore("https://127.0.0.1:9/", "iiif", None)        # nothing listens there: a request would fail
+    assert not store.local and store.base == "https://127.0.0.1:9/iiif"
+    store.ensure()                                                    # Bicep made it public; the app may not
+    assert PublicStore("https://127.0.0.1:9/", "iiif", "https://cdn.example/iiif/").base == "https://cdn.example/iiif"

@@ -124,10 +124,17 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     captions = _captions(ctx, store, ref, preservica_ref)
     if not any(f.media.paintable for f in files):
         return withdraw(store, ref, "no image, audio or video to show")
+    rights = RIGHTS.value()
+    if rights and not rights.startswith(("http://", "https://")):
+        raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     doc = iiif.Asset(ref=ref, title=asset.title, description=asset.description, identifiers=asset.identifiers,
-                     files=files, thumbnail=thumbnail, captions=captions, rights=RIGHTS.value(),
+                     files=files, thumbnail=thumbnail, captions=captions, rights=rights,
                      required_statement=STATEMENT.value())
-    body = iiif.manifest(doc, store.base)
+    try:
+        body = iiif.manifest(doc, store.base)
+    except ValueError as exc:   # pydantic's ValidationError; its text quotes the (untrusted) values
+        raise ActionError(f"the IIIF manifest did not validate ({type(exc).__name__}): check PUBLISH_BASE_URL "
+                          f"and PUBLISH_RIGHTS") from None
     name, url = f"{ref}/manifest.json", iiif.manifest_url(store.base, ref)
     keep = {name} | {f"{ref}/{f.name}" for f in files} | {f"{ref}/{x.name}" for x in [thumbnail] if x} \
         | ({f"{ref}/{captions}"} if captions else set())
