@@ -317,3 +317,14 @@ def test_in_azure_the_store_writes_with_the_identity_and_never_creates_the_conta
     assert not store.local and store.base == "https://127.0.0.1:9/iiif"
     store.ensure()                                                    # Bicep made it public; the app may not
     assert PublicStore("https://127.0.0.1:9/", "iiif", "https://cdn.example/iiif/").base == "https://cdn.example/iiif"
+
+
+def test_files_of_a_publish_that_never_reached_its_manifest_are_removed_without_an_activity(env, pres):
+    from handlers.clients.public_store import store
+    partial = store(None, "iiif", None)
+    partial.ensure()
+    partial.upload(f"{ASSET}/files/left-over", b"half a copy", "application/octet-stream")
+    pres.set_security_tag(ASSET, "closed")
+    outcome = run_one("publish", dispatched(ASSET))
+    assert outcome.reason == "withdrawn (not public)" and "publish_activity" not in outcome.extra
+    assert blobs(env, f"{ASSET}/") == {} and activities(env) == []

@@ -107,14 +107,19 @@ def withdraw(store, ref: str, why: str) -> Outcome:
         return Outcome(journal.SKIPPED, f"not published ({why})")
     manifest = f"{ref}/manifest.json"
     store.delete(sorted(names, key=lambda n: n != manifest))   # the entry point goes first
-    activity.append(store, "Delete", iiif.manifest_url(store.base, ref))
-    return Outcome(journal.DONE, f"withdrawn ({why})", {"publish_deleted": len(names), "publish_activity": "Delete"})
+    extra = {"publish_deleted": len(names)}
+    if manifest in names:   # files of a publish that never got to its manifest were never announced
+        activity.append(store, "Delete", iiif.manifest_url(store.base, ref))
+        extra["publish_activity"] = "Delete"
+    return Outcome(journal.DONE, f"withdrawn ({why})", extra)
 
 
 # ---- publishing --------------------------------------------------------------------------------
 
 def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> Outcome:
-    limit = MAX_FILES.int_value(minimum=1)
+    limit, rights = MAX_FILES.int_value(minimum=1), RIGHTS.value()
+    if rights and not rights.startswith(("http://", "https://")):
+        raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     try:
         found = _access_files(api, asset, limit)
     except TooMany as exc:
@@ -124,9 +129,6 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     captions = _captions(ctx, store, ref, preservica_ref)
     if not any(f.media.paintable for f in files):
         return withdraw(store, ref, "no image, audio or video to show")
-    rights = RIGHTS.value()
-    if rights and not rights.startswith(("http://", "https://")):
-        raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     doc = iiif.Asset(ref=ref, title=asset.title, description=asset.description, identifiers=asset.identifiers,
                      files=files, thumbnail=thumbnail, captions=captions, rights=rights,
                      required_statement=STATEMENT.value())
