@@ -186,6 +186,29 @@ param catalogueSchema string = ''
 @description('RELAY_URL: receiver the relay action POSTs Standard Webhooks to.')
 param relayUrl string = ''
 
+@description('PUBLISH_CONTAINER: the public-read IIIF container of the publish action (created in its own storage account).')
+@minLength(3)
+param publishContainer string = 'iiif'
+
+@description('PUBLISH_BASE_URL: public URL of the IIIF container (e.g. a CDN in front of it); empty: the container\'s own URL.')
+param publishBaseUrl string = ''
+
+@description('PUBLIC_SECURITY_TAGS: comma-separated security tags whose assets the publish action makes public.')
+param publicSecurityTags string = 'open'
+
+@description('PUBLISH_RIGHTS: IIIF rights URI of published manifests (Creative Commons or RightsStatements.org).')
+param publishRights string = ''
+
+@description('PUBLISH_REQUIRED_STATEMENT: attribution text shown with every published manifest.')
+param publishRequiredStatement string = ''
+
+@description('PUBLISH_MAX_FILES: most files of one access representation the publish action copies.')
+@minValue(1)
+param publishMaxFiles int = 500
+
+@description('TRANSCRIPT_CONTAINER: container where the transcribe action leaves <ref>.vtt captions.')
+param transcriptContainer string = 'transcripts'
+
 // ---------------------------------------------------------------------------------------------
 // Parameters: secrets (stored in Key Vault; an empty value leaves the secret as it is)
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +279,8 @@ var queueNames = [
   'action-catalogue-poison'
   'action-relay'
   'action-relay-poison'
+  'action-publish'
+  'action-publish-poison'
 ]
 var containerNames = [
   'deliveries'
@@ -307,6 +332,18 @@ module storage 'modules/storage.bicep' = {
     expireAfterDays: deliveryRetentionDays
     queueNames: queueNames
     tableNames: tableNames
+    tags: tags
+  }
+}
+
+// The public IIIF host of the publish action: its own account, so the pipeline's stays private.
+module publicStorage 'modules/publicstorage.bicep' = {
+  name: 'publicstorage'
+  params: {
+    name: 'stiiif${token}'
+    location: location
+    containerName: publishContainer
+    principalId: identity.outputs.principalId
     tags: tags
   }
 }
@@ -379,6 +416,14 @@ var appSettings = {
   CATALOGUE_IDENTIFIER_TYPE: catalogueIdentifierType
   CATALOGUE_SCHEMA: catalogueSchema
   RELAY_URL: relayUrl
+  PUBLISH_CONTAINER: publishContainer
+  PUBLISH_BLOB_SERVICE_URI: publicStorage.outputs.blobEndpoint
+  PUBLISH_BASE_URL: publishBaseUrl
+  PUBLIC_SECURITY_TAGS: publicSecurityTags
+  PUBLISH_RIGHTS: publishRights
+  PUBLISH_REQUIRED_STATEMENT: publishRequiredStatement
+  PUBLISH_MAX_FILES: string(publishMaxFiles)
+  TRANSCRIPT_CONTAINER: transcriptContainer
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -447,5 +492,6 @@ output webhookUrl string = 'https://${functionApp.outputs.defaultHostName}/api/p
 output keyVaultName string = keyVault.outputs.name
 output keyVaultUri string = keyVault.outputs.uri
 output storageAccountName string = storage.outputs.name
+output publicIiifUrl string = empty(publishBaseUrl) ? publicStorage.outputs.containerUrl : publishBaseUrl
 output applicationInsightsName string = monitoring.outputs.applicationInsightsName
 output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName

@@ -43,6 +43,8 @@ ROLES = {
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": ("Storage Table Data Contributor", "Microsoft.Storage/storageAccounts"),
     "4633458b-17de-408a-b874-0445c86b69e6": ("Key Vault Secrets User", "Microsoft.KeyVault/vaults"),
     "3913510d-42f4-4e42-8a64-420c390055eb": ("Monitoring Metrics Publisher", "Microsoft.Insights/components"),
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": ("Storage Blob Data Contributor",
+                                             "Microsoft.Storage/storageAccounts/blobServices/containers"),
 }
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SKIP_COMMENT = re.compile(r"^\s*//\s*checkov:skip=(?P<id>CKV2?_[A-Z0-9]+_\d+):(?P<reason>.*)$")
@@ -562,7 +564,7 @@ def test_role_assignments_grant_exactly_the_needed_roles():
             scope = doc["resources"][body(res)["scope"]]
             assignments.append((ids[0], scope["type"], props))
     granted = [role for role, _, _ in assignments]
-    assert sorted(granted) == sorted(ROLES), "roles granted differ from the five the connections need"
+    assert sorted(granted) == sorted(ROLES), "roles granted differ from the six the connections need"
     for role, scope_type, props in assignments:
         assert scope_type == ROLES[role][1], f"{ROLES[role][0]} scoped to {scope_type}"
         assert props["principalType"] == "ServicePrincipal"

@@ -189,10 +189,10 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
         assets = {ref("io-aaaa"): ("Minute book 1887", "CAT/1"), ref("io-bbbb"): ("Harbour map", "CAT/2")}
         for r, (title, ident) in assets.items():
             pres.add_asset(r, title, thumbnail=make_png(), identifiers={"catalogue": ident},
-                           bitstreams=[(f"{r}.tif", 2048)])
+                           bitstreams=[(f"{r}.tif", 2048), ("page.png", make_png(), "Access")])
             cat.add_record(ident, f"<record xmlns='{schema}'><id>{ident}</id></record>")
         for name, value in {
-            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay;*=journal",
+            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay,publish;*=journal",
             "PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p",
             "PRESERVICA_TENANT": "T", "PRESERVICA_PROTOCOL": "http", "TEAMS_WEBHOOK_URL": teams.url,
             "CATALOGUE_URL_TEMPLATE": cat.url_template, "CATALOGUE_SCHEMA": schema,
@@ -212,4 +212,7 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
         assert all(len(pres.metadata(r)) == 1 and pres.metadata(r)[0][0] == schema for r in assets)
         relay.wait_for_deliveries(2, timeout=10)
         assert {d.json()["event"]["entityRef"] for d in relay.deliveries} == set(assets) and not relay.disagreements
+        assert all(d.json()["iiif"]["state"] == "published" for d in relay.deliveries)
+        iiif = BlobServiceClient.from_connection_string(app_env.connection_string).get_container_client("iiif")
+        assert all(iiif.get_blob_client(f"{r}/manifest.json").exists() for r in assets)
     preservica.forget_client()

@@ -1,7 +1,9 @@
 """`relay` action: hand the event to another system as a Standard Webhooks delivery.
 
-Body: {event, asset (summary or null), trigger, tenant, timestamp, deliveryId}; `webhook-id` is
+Body: {event, asset (summary or null), trigger, tenant, timestamp, deliveryId, iiif?}; `webhook-id` is
 the event key, so the receiver can drop the duplicates that at-least-once delivery brings.
+`iiif` (when `publish` is routed for the trigger): {"state": "published", "manifest": url} or
+{"state": "withdrawn"}, from the security tag the dispatcher read; the manifest may appear a moment later.
 2xx -> done; 410 -> `gone` (the receiver asked us to stop; not retried); anything else raises
 and the queue retries.
 """
@@ -33,9 +35,11 @@ def perform(job: Job, ctx: Context) -> Outcome:
     except Exception:  # bad base64 or empty: say so without echoing the value
         raise ActionError("RELAY_SECRET is not a Standard Webhooks secret (whsec_ + base64)") from None
 
-    body = json.dumps({"event": job.event, "asset": _summary(job, ctx), "trigger": job.trigger,
-                       "tenant": job.tenant, "timestamp": job.timestamp, "deliveryId": job.delivery_id},
-                      ensure_ascii=False, separators=(",", ":"))
+    doc = {"event": job.event, "asset": _summary(job, ctx), "trigger": job.trigger,
+           "tenant": job.tenant, "timestamp": job.timestamp, "deliveryId": job.delivery_id}
+    if (published := _iiif(job, ctx, doc["asset"])) is not None:
+        doc["iiif"] = published
+    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     now = dt.datetime.now(dt.timezone.utc)
     headers = {"webhook-id": job.key, "webhook-timestamp": str(int(now.timestamp())),
                "webhook-signature": signer.sign(msg_id=job.key, timestamp=now, data=body),
@@ -62,6 +66,16 @@ def _summary(job: Job, ctx: Context) -> dict | None:
         return None
     return {"ref": job.entity_ref, "type": job.entity_type, "title": snap.get("title"),
             "description": snap.get("description"), "securityTag": snap.get("securityTag"), "parent": snap.get("parent")}
+
+
+def _iiif(job: Job, ctx: Context, summary: dict | None) -> dict | None:
+    """When `publish` runs for this trigger too: the manifest URL the asset converges to, or its withdrawal."""
+    from . import registry
+    if job.entity_type != "IO" or "publish" not in registry.routes().actions_for(job.trigger) \
+            or not ctx.preservica_ready():
+        return None
+    from . import publish
+    return publish.link(job.entity_ref, (summary or {}).get("securityTag"))
 
 
 ACTION = Action(name="relay", perform=perform, settings=(URL, SECRET.local), required=(URL,), secrets=(SECRET,),

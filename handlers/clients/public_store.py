@@ -1,0 +1,159 @@
+"""The public IIIF store: one blob container anyone may read, in its own storage account.
+
+In Azure `PUBLISH_BLOB_SERVICE_URI` names that account's blob endpoint and the app's identity writes
+(Storage Blob Data Contributor on that account only); Bicep creates the container with anonymous read.
+Unset, the pipeline's own storage is used, which only makes sense locally: Azurite through
+`AzureWebJobsStorage`; then the container is created with anonymous blob read and Azurite is given a
+CORS rule for GET, so a viewer in the browser can open what `make run` publishes.
+
+Files are uploaded from an iterator of chunks in blocks of BLOCK_BYTES: a large video never sits
+in memory whole. The activity stream's pages are written with ETag conditions (clients/activity.py).
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from ..core.errors import ActionError, StorageUnavailable
+from .shared import Shared
+
+BLOCK_BYTES = 4 * 1024 * 1024
+CACHE = "public, max-age=60"   # how long a withdrawn file may still be served from a browser or CDN cache
+
+
+class PublicStore:
+    def __init__(self, uri: str | None, container: str, base_url: str | None, env=None):
+        from azure.storage.blob import BlobServiceClient
+
+        from . import storage
+        env = os.environ if env is None else env
+        opts = dict(storage._retry("blob", env), max_block_size=BLOCK_BYTES, max_single_put_size=BLOCK_BYTES)
+        conn = storage._connection_string(env)
+        if uri:
+            from .identity import credential
+            self.service = BlobServiceClient(uri, credential=credential(env.get("AzureWebJobsStorage__clientId")), **opts)
+        elif conn:
+            self.service = BlobServiceClient.from_connection_string(conn, **opts)
+        else:
+            raise ActionError("PUBLISH_BLOB_SERVICE_URI is not set (the public storage account's blob endpoint)")
+        self.local = not uri
+        self.container = self.service.get_container_client(container)
+        self.base = (base_url or self.container.url).rstrip("/")
+        self._ready = False
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _fail(self, exc) -> StorageUnavailable:
+        return StorageUnavailable(f"public blob container {self.container.container_name!r}: {type(exc).__name__}")
+
+    def ensure(self) -> None:
+        """Create the container when it is missing, locally (in Azure Bicep creates it, public, and the app may
+        only write blobs in it)."""
+        if self._ready or not self.local:
+            return
+        from azure.core.exceptions import AzureError, ResourceExistsError
+        try:
+            self.container.create_container(public_access="blob" if self.local else None)
+            if self.local and self.service.account_name == "devstoreaccount1":
+                from azure.storage.blob import CorsRule
+                self.service.set_service_properties(cors=[CorsRule(["*"], ["GET", "HEAD"], allowed_headers=["*"],
+                                                                   exposed_headers=["*"], max_age_in_seconds=3600)])
+        except ResourceExistsError:
+            pass
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        self._ready = True
+
+    def _settings(self, content_type: str):
+        from azure.storage.blob import ContentSettings
+        attach = "attachment" if content_type == "application/octet-stream" else None
+        return ContentSettings(content_type=content_type, cache_control=CACHE, content_disposition=attach)
+
+    # -- files -------------------------------------------------------------------------------
+    def upload(self, name: str, chunks: Iterable[bytes] | bytes, content_type: str,
+               metadata: dict[str, str] | None = None) -> None:
+        """Write a blob from bytes or an iterator of chunks (staged in blocks, never held whole)."""
+        from azure.core.exceptions import AzureError
+        try:
+            self.container.get_blob_client(name).upload_blob(
+                chunks, overwrite=True, metadata=metadata, content_settings=self._settings(content_type), max_concurrency=1)
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+
+    def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
+        from azure.core.exceptions import AzureError
+        try:
+            self.container.get_blob_client(name).set_blob_metadata(metadata)
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+
+    def properties(self, name: str):
+        """The blob's properties (size, metadata, etag), or None when there is none."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        try:
+            return self.container.get_blob_client(name).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+
+    def read(self, name: str) -> tuple[bytes | None, str | None]:
+        """(content, etag), or (None, None) when there is no such blob."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        try:
+            download = self.container.get_blob_client(name).download_blob()
+            return download.readall(), download.properties.etag
+        except ResourceNotFoundError:
+            return None, None
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+
+    def write_if(self, name: str, data: bytes, etag: str | None, content_type: str = "application/ld+json") -> bool:
+        """Write only if the blob still has `etag` (None: only if there is none yet). False when it changed."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
+        kw = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {"overwrite": False}
+        try:
+            self.container.get_blob_client(name).upload_blob(data, content_settings=self._settings(content_type), **kw)
+            return True
+        except (ResourceModifiedError, ResourceExistsError):
+            return False
+        except AzureError as exc:
+            if getattr(exc, "status_code", None) in (409, 412):
+                return False
+            raise self._fail(exc) from exc
+
+    def names(self, prefix: str) -> list[str]:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        try:
+            return [b.name for b in self.container.list_blobs(name_starts_with=prefix)]
+        except ResourceNotFoundError:
+            return []
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+
+    def delete(self, names: Iterable[str]) -> int:
+        """Delete these blobs (an absent one is no error); how many were there."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        count = 0
+        for name in names:
+            try:
+                self.container.delete_blob(name, delete_snapshots="include")
+                count += 1
+            except ResourceNotFoundError:
+                pass
+            except AzureError as exc:
+                raise self._fail(exc) from exc
+        return count
+
+
+_stores: Shared[dict] = Shared(dict)
+
+
+def store(uri: str | None, container: str, base_url: str | None) -> PublicStore:
+    """The process's store for these settings (and the storage settings it falls back to)."""
+    key = (uri, container, base_url, os.environ.get("AzureWebJobsStorage"))
+    known = _stores.get()
+    if key not in known:
+        known.clear()
+        known[key] = PublicStore(uri, container, base_url)
+    return known[key]

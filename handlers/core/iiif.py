@@ -1,0 +1,162 @@
+"""IIIF documents for the `publish` action: the Presentation 3 Manifest (built with iiif-prezi3) and the
+Change Discovery 1.0 activity stream pages. Pure, no I/O: the action streams, this describes.
+
+Everything textual comes from Preservica and is untrusted: it only ever goes into JSON values (never a
+blob path or an id), is cut to a bounded length, and a value that a IIIF client would read as HTML
+(it starts with `<` and ends with `>`) is escaped inside a <span>, so it shows as the text it is.
+The JSON is written with <, > and & as \\u escapes, so it is inert even if a page inlines it in a <script>.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from dataclasses import dataclass, field
+
+from .media import Media
+
+MAX_LABEL, MAX_SUMMARY, MAX_VALUE, MAX_METADATA = 1000, 10_000, 1000, 50
+PRESENTATION_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
+DISCOVERY_CONTEXT = "http://iiif.io/api/discovery/1/context.json"
+MANIFEST_TYPE = f'application/ld+json;profile="{PRESENTATION_CONTEXT}"'
+_REF = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def blob_ref(ref: str) -> str | None:
+    """The reference as it names blobs (lower case, so one asset has one prefix), or None if it is no UUID."""
+    ref = (ref or "").strip().lower()
+    return ref if _REF.fullmatch(ref) else None
+
+
+def is_public(security_tag: str | None, public_tags: str | None) -> bool:
+    """Whether an asset with this security tag may be published (PUBLIC_SECURITY_TAGS, comma separated)."""
+    allowed = {t.strip() for t in (public_tags or "").split(",") if t.strip()}
+    return bool(security_tag) and security_tag.strip() in allowed
+
+
+def manifest_url(base: str, ref: str) -> str:
+    return f"{base.rstrip('/')}/{ref}/manifest.json"
+
+
+@dataclass(frozen=True)
+class File:
+    """A published file: its blob name under the asset's prefix (e.g. `files/<co>-1`) and what it is."""
+    name: str
+    media: Media
+    label: str = ""
+
+
+@dataclass
+class Asset:
+    ref: str
+    title: str | None
+    description: str | None
+    identifiers: list = field(default_factory=list)      # [(type, value)]
+    files: list[File] = field(default_factory=list)       # in the access representation's order
+    thumbnail: File | None = None
+    captions: str | None = None                            # blob name of a WebVTT file
+    rights: str | None = None
+    required_statement: str | None = None
+
+
+def text(value, limit: int) -> str:
+    value = str(value or "").strip()[:limit]
+    if value.startswith("<") and value.endswith(">"):
+        return f"<span>{html.escape(value)}</span>"
+    return value
+
+
+def _lang(value, limit: int) -> dict:
+    return {"none": [text(value, limit)]}
+
+
+def manifest(asset: Asset, base: str) -> bytes:
+    """The Manifest as bytes: one Canvas per image (its size) or audio/video file (its duration), the
+    other files as `rendering`, captions as a supplementing annotation on the first audio/video Canvas."""
+    from iiif_prezi3 import Annotation, AnnotationBody, AnnotationPage, KeyValueString, Manifest
+    root = f"{base.rstrip('/')}/{asset.ref}"
+    kw = {"id": f"{root}/manifest.json", "label": _lang(asset.title or asset.ref, MAX_LABEL)}
+    if asset.description:
+        kw["summary"] = _lang(asset.description, MAX_SUMMARY)
+    pairs = [(t, v) for t, v in asset.identifiers if t and v][:MAX_METADATA]
+    if pairs:
+        kw["metadata"] = [KeyValueString(label=_lang(t, MAX_VALUE), value=_lang(v, MAX_VALUE)) for t, v in pairs]
+    if asset.required_statement:
+        kw["requiredStatement"] = KeyValueString(label={"en": ["Attribution"]},
+                                                 value=_lang(asset.required_statement, MAX_SUMMARY))
+    if asset.rights:
+        kw["rights"] = asset.rights
+    others = [f for f in asset.files if not f.media.paintable]
+    if others:
+        kw["rendering"] = [{"id": f"{root}/{f.name}", "type": f.media.kind, "format": f.media.content_type,
+                            "label": _lang(f.label or f.name, MAX_LABEL)} for f in others]
+    thumb = asset.thumbnail or next((f for f in asset.files if f.media.kind == "Image" and f.media.paintable), None)
+    if thumb:
+        kw["thumbnail"] = [_body(AnnotationBody, f"{root}/{thumb.name}", thumb.media)]
+    doc = Manifest(**kw, items=[])
+    captioned = False
+    for i, f in enumerate((f for f in asset.files if f.media.paintable), start=1):
+        canvas_id = f"{root}/canvas/{i}"
+        size = {"width": f.media.width, "height": f.media.height} if f.media.kind == "Image" \
+            else {"duration": f.media.duration}
+        painting = Annotation(id=f"{canvas_id}/painting", motivation="painting", target=canvas_id,
+                              body=_body(AnnotationBody, f"{root}/{f.name}", f.media))
+        canvas = doc.make_canvas(id=canvas_id, label=_lang(f.label or str(i), MAX_LABEL), **size,
+                                 items=[AnnotationPage(id=f"{canvas_id}/page", items=[painting])])
+        if asset.captions and not captioned and f.media.kind in ("Sound", "Video"):
+            captioned = True
+            canvas.annotations = [AnnotationPage(id=f"{canvas_id}/annotations", items=[Annotation(
+                id=f"{canvas_id}/annotations/captions", motivation="supplementing", target=canvas_id,
+                body=AnnotationBody(id=f"{root}/{asset.captions}", type="Text", format="text/vtt",
+                                    label={"en": ["Captions"]}))])]
+    return inert_json(json.loads(doc.json()))
+
+
+def _body(cls, url: str, media: Media):
+    kw = {k: v for k, v in (("width", media.width), ("height", media.height), ("duration", media.duration)) if v}
+    return cls(id=url, type=media.kind, format=media.content_type, **kw)
+
+
+def inert_json(doc: dict) -> bytes:
+    """JSON with <, > and & escaped: the same document to a JSON parser, inert text to an HTML one."""
+    out = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    return out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
+
+
+# ---- IIIF Change Discovery 1.0 -------------------------------------------------------------------
+
+COLLECTION = "activity/collection.json"
+
+
+def page_name(index: int) -> str:
+    return f"activity/page-{index}.json"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def activity(kind: str, object_id: str, end_time: str) -> dict:
+    """One Create/Update/Delete of a Manifest; endTime is when it was published (UTC, sortable text)."""
+    assert kind in ("Create", "Update", "Delete")
+    return {"type": kind, "object": {"id": object_id, "type": "Manifest"}, "endTime": end_time}
+
+
+def collection_doc(base: str, last: int) -> dict:
+    base = base.rstrip("/")
+    return {"@context": DISCOVERY_CONTEXT, "id": f"{base}/{COLLECTION}", "type": "OrderedCollection",
+            "first": {"id": f"{base}/{page_name(0)}", "type": "OrderedCollectionPage"},
+            "last": {"id": f"{base}/{page_name(last)}", "type": "OrderedCollectionPage"}}
+
+
+def page_doc(base: str, index: int, items: list[dict], has_next: bool) -> dict:
+    base = base.rstrip("/")
+    doc = {"@context": DISCOVERY_CONTEXT, "id": f"{base}/{page_name(index)}", "type": "OrderedCollectionPage",
+           "partOf": {"id": f"{base}/{COLLECTION}", "type": "OrderedCollection"}}
+    if index > 0:
+        doc["prev"] = {"id": f"{base}/{page_name(index - 1)}", "type": "OrderedCollectionPage"}
+    if has_next:
+        doc["next"] = {"id": f"{base}/{page_name(index + 1)}", "type": "OrderedCollectionPage"}
+    doc["orderedItems"] = items
+    return doc
