@@ -114,8 +114,8 @@ class ReconcileState:
     # -- identities -------------------------------------------------------------------------------
     def claim_identity(self, ref: str, trigger: str, when: dt.datetime, key: str, source: str,
                        tolerance: dt.timedelta) -> dict | None:
-        """Record that the event (ref, trigger, when) is being put through by `key`. None if that is
-        new (or `key` itself recorded it before: a retried dispatch); else what recorded it first,
+        """Record that the event (ref, trigger, when) is being put through by `key` from `source`. None
+        if the other path (webhook / reconcile) has not put it through; else that path's record,
         {"key", "source", "when"}. Conditional writes, so two dispatches at once cannot both win."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
@@ -124,11 +124,14 @@ class ReconcileState:
         for _ in range(TRIES):
             row = self._get(pk, rk)
             entries = json.loads(row["entries"]) if row else []
-            times = [parse_timestamp(e["when"]) for e in entries]
-            match = near(when, [t for t in times if t], tolerance)
+            # Only the other path's records count: two webhooks (two subscriptions, say) are two
+            # deliveries here as everywhere else.
+            others = [(e, t) for e in entries if e.get("source") != source and (t := parse_timestamp(e["when"]))]
+            match = near(when, [t for _, t in others], tolerance)
             if match is not None:
-                first = next(e for e, t in zip(entries, times) if t == match)
-                return None if first["key"] == key else first
+                return next(e for e, t in others if t == match)
+            if any(e.get("key") == key for e in entries):
+                return None   # recorded by this event before: a retried dispatch
             entries = (entries + [{"when": when.isoformat(), "key": key, "source": source}])[-MAX_SEEN:]
             entity = {"PartitionKey": pk, "RowKey": rk, "entries": json.dumps(entries)}
             try:
