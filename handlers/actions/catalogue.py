@@ -6,7 +6,6 @@ fragment of that schema (never a second one), so a retry or a re-sent event chan
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
 from ..clients import journal, snapshot
@@ -65,6 +64,7 @@ def fetch(template: str, identifier: str) -> str | None:
     content_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type and "xml" not in content_type:
         raise ActionError(f"the catalogue answered {content_type!r}, not XML")
+    import xml.etree.ElementTree as ET  # here, not at import: cold start
     try:
         root = ET.fromstring(resp.content)  # bytes: the XML declaration's encoding is honoured
     except ET.ParseError:

@@ -12,12 +12,10 @@ withdrawn asset back, because it is not the event that decides.
 from __future__ import annotations
 
 import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..clients import journal
-from ..core import iiif, media
-from ..core.messages import Job
+from ..core.messages import Job  # core.iiif and core.media are imported where used: not at cold start
 from ..core.settings import APP, Setting
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
 
@@ -50,6 +48,7 @@ class TooMany(Exception):
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
+    from ..core import iiif
     if job.entity_type != "IO":
         return Outcome(journal.SKIPPED, "not an asset")
     ref = iiif.blob_ref(job.entity_ref)
@@ -73,6 +72,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
 
 def link(ref: str, security_tag: str | None) -> dict | None:
     """What the relay tells a receiver about the published state of an asset (None: not a publishable ref)."""
+    from ..core import iiif
     ref = iiif.blob_ref(ref)
     if ref is None:
         return None
@@ -101,6 +101,7 @@ def _current(ctx: Context, ref: str):
 # ---- withdrawing -------------------------------------------------------------------------------
 
 def withdraw(store, ref: str, why: str) -> Outcome:
+    from ..core import iiif
     from ..clients import activity
     names = store.names(f"{ref}/")
     if not names:
@@ -117,6 +118,7 @@ def withdraw(store, ref: str, why: str) -> Outcome:
 # ---- publishing --------------------------------------------------------------------------------
 
 def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> Outcome:
+    from ..core import iiif
     limit, rights = MAX_FILES.int_value(minimum=1), RIGHTS.value()
     if rights and not rights.startswith(("http://", "https://")):
         raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
@@ -175,6 +177,7 @@ def _access_files(api, asset, limit: int) -> list:
 def _content_refs(api, asset, representation) -> list[str]:
     """The content object references a representation lists (UUIDs only: each goes into a URL and a blob name).
     pyPreservica's content_objects() would read every one of them before we could count."""
+    from ..core import iiif
     from pyPreservica.common import HTTPException, ReferenceNotFoundException
     resp = api.session.get(representation.url, headers={XIP_TOKEN_HEADER: api.token})
     if resp.status_code == 401:   # the token expired: log in again, as the SDK does
@@ -184,6 +187,7 @@ def _content_refs(api, asset, representation) -> list[str]:
         raise ReferenceNotFoundException(asset.reference, 404, "", "representation")
     if resp.status_code != 200:
         raise HTTPException(asset.reference, resp.status_code, "", "representation", "")
+    import xml.etree.ElementTree as ET
     root = ET.fromstring(resp.content)
     refs = [(e.text or "").strip() for e in root.iter(f"{{{api.xip_ns}}}ContentObject")]
     return [r for r in refs if iiif.blob_ref(r) == r.lower()]
@@ -195,6 +199,7 @@ def _fixity(bitstream) -> str:
 
 def _copy(api, store, ref: str, name: str, bitstream) -> iiif.File:
     """Stream one bitstream to `<ref>/<name>` unless the blob there already holds it (same fixity and size)."""
+    from ..core import iiif, media
     label, blob = bitstream.filename or name, f"{ref}/{name}"
     fixity, known = _fixity(bitstream), store.properties(blob)
     if known is not None and fixity and known.metadata.get("fixity") == fixity and known.size == bitstream.length:
@@ -226,6 +231,7 @@ def _metadata(m: media.Media, fixity: str) -> dict:
 
 
 def _media_from(props) -> media.Media:
+    from ..core import media
     md = props.metadata or {}
 
     def num(key, kind=int):
@@ -238,6 +244,7 @@ def _media_from(props) -> media.Media:
 
 
 def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
+    from ..core import iiif, media
     from pyPreservica.common import Thumbnail
     with tempfile.TemporaryDirectory(prefix="iiif-thumb-") as tmp:   # pyPreservica writes thumbnails to a file
         path = api.thumbnail(asset, str(Path(tmp) / "thumbnail"), size=Thumbnail.LARGE)
