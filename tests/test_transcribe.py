@@ -280,3 +280,18 @@ def test_bad_locales_and_endpoint_are_named(env, monkeypatch):
     with pytest.raises(ActionError, match="SPEECH_ENDPOINT must be") as caught:
         action.perform(read_job(job_for(AV)), Context())
     assert "pw" not in str(caught.value) and re.search(r"https://<name>", str(caught.value))
+
+
+def test_one_recording_per_message_whatever_the_batch_size(env, pres, monkeypatch):
+    """A transcription takes minutes: a message of 50 would outlive functionTimeout and be retried whole."""
+    from handlers.clients.storage import default
+    others = [f"0d9d4a4e-0000-4000-8000-00000000d00{i}" for i in range(3)]
+    for r in others:
+        pres.add_asset(r, "Tape", bitstreams=[("tape.wav", WAV, "Access")])
+    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,transcribe")
+    monkeypatch.setenv("ACTION_BATCH_SIZE", "50")
+    body = encode(delivery(trigger="FULL_TEXT_INDEXED", refs=others))
+    dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-30T06:00:00Z", body.decode()).encode())
+    sizes = {name: [len(messages.read_batch(m.content)) for m in default().queue(name).receive_messages(max_messages=32)]
+             for name in (settings.action_queue("transcribe"), settings.action_queue("journal"))}
+    assert sizes == {settings.action_queue("transcribe"): [1, 1, 1], settings.action_queue("journal"): [3]}

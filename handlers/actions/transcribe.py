@@ -200,4 +200,5 @@ def _write(api, ref: str, xml: str) -> str:
 
 ACTION = Action(name="transcribe", perform=perform,
                 settings=(ENDPOINT, KEY.local, LOCALES, MAX_BYTES, SCHEMA, CONTAINER),
-                required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False)
+                required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
+                batch_size=1)  # one recording per message: minutes each, and a message must end within functionTimeout
