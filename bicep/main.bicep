@@ -206,8 +206,21 @@ param publishRequiredStatement string = ''
 @minValue(1)
 param publishMaxFiles int = 500
 
-@description('TRANSCRIPT_CONTAINER: container where the transcribe action leaves <ref>.vtt captions.')
-param transcriptContainer string = 'transcripts'
+@description('Region of the Speech resource (transcribe action): one that offers fast transcription. Default: the resource group\'s.')
+param speechLocation string = location
+
+@description('TRANSCRIBE_LOCALES: candidate locales of the speech, e.g. en-US,cy-GB (more than one: language identification; empty: the service detects it).')
+param transcribeLocales string = ''
+
+@description('TRANSCRIBE_MAX_BYTES: largest file the transcribe action sends to Speech (fast transcription takes up to 250 MB); larger ones are skipped.')
+@minValue(1)
+param transcribeMaxBytes int = 250000000
+
+@description('TRANSCRIPT_SCHEMA: schema URI of the transcript metadata fragment.')
+param transcriptSchema string = 'urn:preservica-webhooks-azure:transcript:v1'
+
+@description('TRANSCRIBE_CONTAINER: blob container for captions (.vtt) and transcripts (.txt), created here.')
+param transcribeContainer string = 'transcripts'
 
 // ---------------------------------------------------------------------------------------------
 // Parameters: secrets (stored in Key Vault; an empty value leaves the secret as it is)
@@ -281,12 +294,15 @@ var queueNames = [
   'action-relay-poison'
   'action-publish'
   'action-publish-poison'
+  'action-transcribe'
+  'action-transcribe-poison'
 ]
 var containerNames = [
   'deliveries'
   'rejected-deliveries'
   'console'
   thumbnailContainer
+  transcribeContainer
   deploymentContainerName
 ]
 var tableNames = [
@@ -365,6 +381,17 @@ module keyVault 'modules/keyvault.bicep' = {
   }
 }
 
+// Speech for the transcribe action, with its role for the app identity (modules/speech.bicep).
+module speech 'modules/speech.bicep' = {
+  name: 'speech'
+  params: {
+    name: 'spch-${prefix}-${token}'
+    location: speechLocation
+    principalId: identity.outputs.principalId
+    tags: tags
+  }
+}
+
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
@@ -423,7 +450,11 @@ var appSettings = {
   PUBLISH_RIGHTS: publishRights
   PUBLISH_REQUIRED_STATEMENT: publishRequiredStatement
   PUBLISH_MAX_FILES: string(publishMaxFiles)
-  TRANSCRIPT_CONTAINER: transcriptContainer
+  SPEECH_ENDPOINT: speech.outputs.endpoint
+  TRANSCRIBE_LOCALES: transcribeLocales
+  TRANSCRIBE_MAX_BYTES: string(transcribeMaxBytes)
+  TRANSCRIPT_SCHEMA: transcriptSchema
+  TRANSCRIBE_CONTAINER: transcribeContainer
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -446,6 +477,7 @@ module functionApp 'modules/functionapp.bicep' = {
   // The host needs its roles before it first starts.
   dependsOn: [
     roles
+    speech
   ]
 }
 
@@ -493,5 +525,6 @@ output keyVaultName string = keyVault.outputs.name
 output keyVaultUri string = keyVault.outputs.uri
 output storageAccountName string = storage.outputs.name
 output publicIiifUrl string = empty(publishBaseUrl) ? publicStorage.outputs.containerUrl : publishBaseUrl
+output speechName string = speech.outputs.name
 output applicationInsightsName string = monitoring.outputs.applicationInsightsName
 output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName

@@ -109,7 +109,7 @@ def _dispatch(doc: dict) -> dict:
         groups.setdefault((job.action, job.kind), []).append(job)
     trace = telemetry.traceparent()  # every action message continues this delivery's trace
     sent = storage().send_many((settings.action_queue(action), m) for (action, _), group in groups.items()
-                               for m in messages.pack(group, size, trace))
+                               for m in messages.pack(group, min(size, registry.get(action).batch_size or size), trace))
     telemetry.annotate(delivery__trigger=delivery.trigger, delivery__events=len(rows), dispatch__messages=sent)
     log.info("delivery %s dispatched: trigger=%s events=%d messages=%d", did, delivery.trigger, len(rows), sent)
     return {"events": len(rows), "messages": sent}

@@ -2,8 +2,8 @@
 
 Reads the same settings as the app: environment, then local.settings.json, and Key Vault when
 KEY_VAULT_URI is set (signed in with `az login` or a managed identity). The `main` group and the
-helpers its commands share are here; `poison` and the subscription commands live in
-hookops/poison.py and hookops/subscriptions.py and register on `main`.
+helpers its commands share are here; `poison`, `doubles` and the subscription commands live in
+hookops/poison.py, hookops/demo.py and hookops/subscriptions.py and register on `main`.
 """
 from __future__ import annotations
 
@@ -258,7 +258,7 @@ def run(port, use_runner):
 # ---- commands in modules of their own --------------------------------------------------------
 
 # Imported last: they register their commands on `main`, which they import from here.
-from hookops import backfill, poison, subscriptions  # noqa: E402,F401
+from hookops import backfill, demo, poison, subscriptions  # noqa: E402,F401
 
 if __name__ == "__main__":  # `python -m hookops.cli`: the imported module's group has every command
     from hookops.cli import main as hookops

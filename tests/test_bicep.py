@@ -45,6 +45,7 @@ ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": ("Monitoring Metrics Publisher", "Microsoft.Insights/components"),
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": ("Storage Blob Data Contributor",
                                              "Microsoft.Storage/storageAccounts/blobServices/containers"),
+    "f2dc8367-1007-4938-bd23-fe263f013447": ("Cognitive Services Speech User", "Microsoft.CognitiveServices/accounts"),
 }
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SKIP_COMMENT = re.compile(r"^\s*//\s*checkov:skip=(?P<id>CKV2?_[A-Z0-9]+_\d+):(?P<reason>.*)$")
@@ -403,12 +404,14 @@ def test_queues_are_the_pipeline_queues_and_their_poison_queues():
 def test_containers_and_table_match_the_settings_module():
     deployment = resolve(main(), main()["modules"]["functionApp"]["config"]["params"]["deploymentContainerName"])
     expected = {settings.DELIVERY_CONTAINER, settings.REJECTED_CONTAINER, settings.CONSOLE_CONTAINER,
-                ALL["THUMBNAIL_CONTAINER"].default, deployment}
+                ALL["THUMBNAIL_CONTAINER"].default, ALL["TRANSCRIBE_CONTAINER"].default, deployment}
     assert _names(_storage_call_param("containerNames")) == expected
     assert _names(_storage_call_param("tableNames")) == {settings.JOURNAL_TABLE, settings.RECONCILE_TABLE}
     # The thumbnails container and the app setting come from the same parameter.
     assert "thumbnailContainer" in _storage_call_param("containerNames")
     assert app_settings()["THUMBNAIL_CONTAINER"] == "thumbnailContainer"
+    assert "transcribeContainer" in _storage_call_param("containerNames")
+    assert app_settings()["TRANSCRIBE_CONTAINER"] == "transcribeContainer"
 
 
 def test_storage_module_creates_every_named_queue_container_and_table():
@@ -456,6 +459,18 @@ def test_storage_account_is_locked_down():
     assert props["minimumTlsVersion"] == "TLS1_2"
     assert props["allowBlobPublicAccess"] is False
     assert props["supportsHttpsTrafficOnly"] is True
+
+
+def test_speech_is_keyless_with_a_custom_subdomain_and_gives_the_app_its_endpoint():
+    doc = module_doc("speech")
+    (account,) = resources_of(doc, "Microsoft.CognitiveServices/accounts").values()
+    config = body(account)
+    assert config["kind"] == "SpeechServices"
+    assert config["properties"]["disableLocalAuth"] is True        # Entra ID only: no key to leak
+    assert config["properties"]["customSubDomainName"] == "name"   # Entra ID needs it; the resource's name
+    assert "speech" in json.dumps(app_settings()["SPEECH_ENDPOINT"]) and "endpoint" in json.dumps(app_settings()["SPEECH_ENDPOINT"])
+    roles = main()["modules"]["roles"]["config"]["params"]["principalId"]
+    assert main()["modules"]["speech"]["config"]["params"]["principalId"] == roles   # the app's identity
 
 
 # --------------------------------------------------------------------------------------------

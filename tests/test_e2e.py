@@ -174,29 +174,33 @@ def _answers(url: str) -> bool:
 
 
 def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp_path):
-    """Issue 3's done-when: thumbnails in Blob, a Teams card per title, catalogue fragments, verified relay POSTs."""
+    """Issue 3's done-when (and issue 11's transcribe): thumbnails in Blob, a Teams card per title, catalogue and
+    transcript fragments, verified relay POSTs."""
     from azure.storage.blob import BlobServiceClient
 
     from handlers.clients import preservica
     from hookops.doubles.preservica import PreservicaDouble, make_png
     from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
+    from hookops.doubles.speech import SpeechDouble, make_wav
 
     monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
     preservica.forget_client()
     schema = "urn:example:catalogue"
     with PreservicaDouble(username="u", password="p", tenant="T") as pres, TeamsDouble() as teams, \
-            CatalogueDouble() as cat, RelayReceiver() as relay:
+            CatalogueDouble() as cat, RelayReceiver() as relay, SpeechDouble(key="k") as speech:
         assets = {ref("io-aaaa"): ("Minute book 1887", "CAT/1"), ref("io-bbbb"): ("Harbour map", "CAT/2")}
         for r, (title, ident) in assets.items():
             pres.add_asset(r, title, thumbnail=make_png(), identifiers={"catalogue": ident},
-                           bitstreams=[(f"{r}.tif", 2048), ("page.png", make_png(), "Access")])
+                           bitstreams=[(f"{r}.tif", 2048), ("page.png", make_png(), "Access"),
+                                                        (f"{r}.wav", make_wav(0.2), "Access")])
             cat.add_record(ident, f"<record xmlns='{schema}'><id>{ident}</id></record>")
         for name, value in {
-            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay,publish;*=journal",
+            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay,publish,transcribe;*=journal",
             "PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p",
             "PRESERVICA_TENANT": "T", "PRESERVICA_PROTOCOL": "http", "TEAMS_WEBHOOK_URL": teams.url,
             "CATALOGUE_URL_TEMPLATE": cat.url_template, "CATALOGUE_SCHEMA": schema,
             "RELAY_URL": relay.url, "RELAY_SECRET": relay.secret, "NO_PROXY": "127.0.0.1,localhost",
+            "SPEECH_ENDPOINT": speech.endpoint, "SPEECH_KEY": "k", "REQUESTS_CA_BUNDLE": speech.ca_bundle,
         }.items():
             monkeypatch.setenv(name, value)
 
@@ -209,7 +213,8 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
         assert sorted(b.name for b in blobs.list_blobs()) == sorted(f"{r}.png" for r in assets)
         card_text = json.dumps(teams.cards)
         assert all(title in card_text for title, _ in assets.values())
-        assert all(len(pres.metadata(r)) == 1 and pres.metadata(r)[0][0] == schema for r in assets)
+        assert all(sorted(s for s, _ in pres.metadata(r)) == sorted([schema, "urn:preservica-webhooks-azure:transcript:v1"])
+                   for r in assets)
         relay.wait_for_deliveries(2, timeout=10)
         assert {d.json()["event"]["entityRef"] for d in relay.deliveries} == set(assets) and not relay.disagreements
         assert all(d.json()["iiif"]["state"] == "published" for d in relay.deliveries)

@@ -45,7 +45,9 @@ class Action:
                 the dispatcher reads the union once per event and the messages carry it;
     repeatable: running it twice leaves the same result and has no external effect, so it is not claimed.
     fan_out:    optional dispatcher hook (jobs, delivery, did, pk, prefix, rows) -> jobs, e.g. Teams' digest;
-    settle:     optional runner hook (journal, job, outcome) after an outcome is recorded.
+    settle:     optional runner hook (journal, job, outcome) after an outcome is recorded;
+    batch_size: optional: most events one message of this action carries, below ACTION_BATCH_SIZE (an action
+                whose event takes minutes, e.g. transcribe, must finish its message within functionTimeout).
     """
     name: str
     perform: Callable[["Job", "Context"], Outcome]
@@ -57,6 +59,7 @@ class Action:
     repeatable: bool
     fan_out: Callable | None = None
     settle: Callable | None = None
+    batch_size: int | None = None
 
     def __post_init__(self):
         if self.preservica not in (NEEDS, USES, NO):

@@ -3,7 +3,7 @@
 State-based: whatever the trigger, it reads the asset from Preservica *now* (never the event's snapshot)
 and converges. Security tag in PUBLIC_SECURITY_TAGS: the access representation's files are streamed
 to `<ref>/files/...`, the thumbnail to `<ref>/thumbnail`, captions the `transcribe` action left in
-TRANSCRIPT_CONTAINER to `<ref>/captions.vtt`, then `<ref>/manifest.json` (IIIF Presentation 3) and a
+TRANSCRIBE_CONTAINER to `<ref>/captions.vtt`, then `<ref>/manifest.json` (IIIF Presentation 3) and a
 Create or Update activity. Any other tag, or a deleted asset: every blob under `<ref>/` is deleted
 (manifest first) and a Delete activity written. After publishing the tag is read again, so a tag
 closed while the files were copying withdraws at once; a stale or re-ordered event cannot bring a
@@ -17,6 +17,7 @@ from pathlib import Path
 from ..clients import journal
 from ..core.messages import Job  # core.iiif and core.media are imported where used: not at cold start
 from ..core.settings import APP, Setting
+from .transcribe import CONTAINER as TRANSCRIPTS  # where `transcribe` leaves <ref>.vtt: one setting
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
 
 CONTAINER = Setting("PUBLISH_CONTAINER", "iiif", APP, "Public-read blob container the `publish` action writes IIIF to.")
@@ -34,8 +35,6 @@ STATEMENT = Setting("PUBLISH_REQUIRED_STATEMENT", None, APP,
                     "IIIF `requiredStatement` (Attribution) text shown with every published manifest.")
 MAX_FILES = Setting("PUBLISH_MAX_FILES", "500", APP,
                     "Most files of one access representation `publish` copies; an asset with more is skipped.")
-TRANSCRIPTS = Setting("TRANSCRIPT_CONTAINER", "transcripts", APP,
-                      "Blob container where `transcribe` leaves `<ref>.vtt` captions (`publish` adds them).")
 
 CHUNK = 256 * 1024                 # bytes per read from Preservica
 MAX_CAPTIONS = 5 * 1024 * 1024     # a WebVTT file larger than this is not published
@@ -259,7 +258,7 @@ def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
 
 
 def _captions(ctx: Context, store, ref: str, preservica_ref: str) -> str | None:
-    """Copy `<ref>.vtt` from TRANSCRIPT_CONTAINER (pipeline storage) when `transcribe` made one."""
+    """Copy `<ref>.vtt` from TRANSCRIBE_CONTAINER (pipeline storage) when `transcribe` made one."""
     from azure.core.exceptions import ResourceNotFoundError
     blob = ctx.storage.blob_service().get_blob_client(TRANSCRIPTS.value(), f"{preservica_ref}.vtt")
     try:
@@ -275,5 +274,5 @@ def _captions(ctx: Context, store, ref: str, preservica_ref: str) -> str | None:
 
 
 ACTION = Action(name="publish", perform=perform,
-                settings=(CONTAINER, SERVICE_URI, BASE_URL, PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES, TRANSCRIPTS),
+                settings=(CONTAINER, SERVICE_URI, BASE_URL, PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES),
                 required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False)

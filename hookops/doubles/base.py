@@ -30,7 +30,7 @@ class Received(NamedTuple):
 class Reply(NamedTuple):
     status: int
     headers: dict[str, str] = {}
-    body: bytes = b""
+    body: bytes = b""   # or an iterable of byte chunks, with Content-Length in headers (streamed)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -192,10 +192,16 @@ class HttpDouble:
         h.send_response(reply.status)
         for name, value in reply.headers.items():
             h.send_header(name, value)
-        h.send_header("Content-Length", str(len(reply.body)))
+        if isinstance(reply.body, (bytes, bytearray)):
+            h.send_header("Content-Length", str(len(reply.body)))
         h.end_headers()
-        if h.command != "HEAD" and reply.body:
+        if h.command == "HEAD":
+            return
+        if isinstance(reply.body, (bytes, bytearray)):
             h.wfile.write(reply.body)
+        else:  # an iterable of chunks (a large generated body); its Content-Length is in reply.headers
+            for chunk in reply.body:
+                h.wfile.write(chunk)
 
 
 def _read_body(h: BaseHTTPRequestHandler) -> bytes:

@@ -13,10 +13,11 @@ from ..base import HttpDouble, Received, Reply
 from .entities import EntityApi
 from .events import EventsApi
 from .model import Entity, json_reply, text_reply, xml_reply
+from .streamed import FormatControls
 from .webhooks import WebhookApi
 
 
-class PreservicaDouble(EntityApi, WebhookApi, EventsApi, HttpDouble):
+class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDouble):
     """Preservica REST subset: auth, entities, identifiers, metadata, thumbnails, bitstreams, webhooks,
     the event log, updated-since and folder children (events.py).
 
@@ -28,7 +29,7 @@ class PreservicaDouble(EntityApi, WebhookApi, EventsApi, HttpDouble):
     ``xip_ns``/``entity_ns``, ``requests`` ([(method, unquoted path+query)]), ``login_count``,
     ``subscriptions`` (id -> dict incl. the secret).
 
-    Controls: ``add_asset``, ``add_folder``, ``set_security_tag``, ``remove_asset``, ``add_metadata`` (seed a fragment),
+    Controls: ``add_asset``, ``add_folder``, ``set_security_tag``, ``set_format`` (PUID, format group), ``remove_asset``, ``add_metadata`` (seed a fragment),
     ``metadata(ref)``, ``fail_next(n, status=500)``, ``expire_tokens()``, ``latency``,
     ``respond_with`` (any path), ``notify(subscription_id, refs)`` (send a signed event),
     ``record_event(log_type, refs, when)``, ``touch(ref)``, ``page_limit``.

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 from ..base import Reply
+from .streamed import format_xml, streamed_reply
 from .model import (KINDS, MAX_CONTENT_BYTES, PATHS, TAGS, THUMBNAIL_SIZES, Entity, image_type,
                     not_found, text_reply, xml_reply)
 
@@ -171,7 +172,8 @@ class EntityApi:
             return not_found(f"{co_ref}/generations/{gen}")
         return self._doc("GenerationResponse",
                          f'<xip:Generation original="true" active="true"><xip:ContentObject>{c.ref}'
-                         f"</xip:ContentObject><xip:EffectiveDate>2024-01-01T00:00:00.000Z</xip:EffectiveDate>"
+                         f"</xip:ContentObject>{format_xml(c.format_group, c.puid, c.format_name)}"
+                         f"<xip:EffectiveDate>2024-01-01T00:00:00.000Z</xip:EffectiveDate>"
                          f"<xip:Bitstreams><xip:Bitstream>{escape(c.filename)}</xip:Bitstream></xip:Bitstreams>"
                          f"</xip:Generation><Bitstreams><Bitstream filename={quoteattr(c.filename)}>"
                          f"{self._url(c, '/generations/1/bitstreams/1')}</Bitstream></Bitstreams>"
@@ -198,8 +200,8 @@ class EntityApi:
         c = self._find("content-objects", co_ref)
         if c is None or gen != "1" or index != "1":
             return not_found(co_ref)
-        if c.size > MAX_CONTENT_BYTES:
-            return text_reply(501, "PreservicaDouble serves bitstream content only up to 16 MiB")
+        if c.size > MAX_CONTENT_BYTES and c.content is None:
+            return streamed_reply(c.filename, c.size)   # generated as it is sent, never held whole
         return Reply(200, {"Content-Type": "application/octet-stream"}, c.body())
 
     # thumbnails ---------------------------------------------------------------------------------

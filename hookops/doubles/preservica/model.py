@@ -55,6 +55,9 @@ class Entity:
     size: int = 0
     rep_type: str = "Preservation"                                          # CO: representation it is in
     content: bytes | None = None                                            # CO: real bytes, else generated
+    format_group: str | None = None                                         # CO: as characterised (set_format)
+    puid: str | None = None
+    format_name: str | None = None
 
     def body(self) -> bytes:
         """A content object's bitstream bytes: the real ones a test gave, else generated ones."""

@@ -1,0 +1,204 @@
+"""`transcribe` action: speech in an asset's audio or video, transcribed with Azure AI Speech (fast
+transcription), kept as captions and text in Blob and as a metadata fragment on the asset.
+
+Which file: the access representation's bitstreams first (smaller, playable), else the preservation
+representation's; audio or video by PRONOM PUID or format group where Preservica characterised it,
+else by extension. The first one Speech reads is used; AV that Speech cannot read is `skipped:
+unsupported format`. Larger than TRANSCRIBE_MAX_BYTES (default: the fast API's 250 MB): `skipped:
+too large`, decided from Preservica's file size before any byte is fetched (see README: why not batch).
+The file is streamed from Preservica to a temporary file and from there to Speech, never held whole.
+Writes `<ref>.vtt` and `<ref>.txt` to TRANSCRIBE_CONTAINER and the TRANSCRIPT_SCHEMA fragment
+(replacing an earlier one, never a second). Speech 429/5xx: one wait of at most MAX_WAIT s when the
+service says Retry-After, then ActionError (the queue retries); 401/403: ActionError naming the
+setting and role; a file the service refuses: `skipped`. No key or token is logged or recorded.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+from ..clients import journal, snapshot
+from ..core import envelope, transcript
+from ..core.messages import Job
+from ..core.settings import APP, LOCAL, Setting
+from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome, Secret
+
+log = logging.getLogger(__name__)
+ENDPOINT = Setting("SPEECH_ENDPOINT", None, APP,
+                   "Azure AI Speech endpoint for `transcribe` (`https://<name>.cognitiveservices.azure.com/`); "
+                   "reached with the app's identity (role Cognitive Services Speech User).")
+KEY = Secret("speech-key", Setting("SPEECH_KEY", None, LOCAL,
+                                   "Speech key for local runs only; optional Key Vault secret `speech-key`. "
+                                   "Unset: the app's identity (the Bicep resource disables keys)."))
+LOCALES = Setting("TRANSCRIBE_LOCALES", None, APP,
+                  "Candidate locales, e.g. `en-US,cy-GB` (more than one: language identification; "
+                  "unset: the service detects the language).")
+MAX_BYTES = Setting("TRANSCRIBE_MAX_BYTES", "250000000", APP,
+                    "Largest file `transcribe` sends (the fast API takes up to 250 MB and 2 hours); "
+                    "larger: `skipped: too large`.")
+SCHEMA = Setting("TRANSCRIPT_SCHEMA", "urn:preservica-webhooks-azure:transcript:v1", APP,
+                 "Schema URI of the transcript metadata fragment.")
+CONTAINER = Setting("TRANSCRIBE_CONTAINER", "transcripts", APP,
+                    "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts.")
+READS = frozenset({"summary"})  # deleted since the event? (the fragments are read again before writing)
+MAX_WAIT = 30.0
+_sleep = time.sleep  # replaced in tests, which never wait
+
+# What Speech's fast transcription reads (its documented formats), by extension -> content type.
+SUPPORTED = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "opus": "audio/ogg", "flac": "audio/flac",
+             "wma": "audio/x-ms-wma", "aac": "audio/aac", "m4a": "audio/mp4", "amr": "audio/amr",
+             "webm": "audio/webm", "spx": "audio/ogg"}
+OTHER_AV = {"aif", "aiff", "au", "mid", "ra", "mp4", "m4v", "mov", "mkv", "avi", "wmv", "mpg", "mpeg", "mxf",
+            "3gp", "flv", "ts", "vob", "dv"}
+# PRONOM identifiers, where Preservica characterised the file, that name one of the formats above.
+PUIDS = {"fmt/141": "wav", "fmt/142": "wav", "fmt/143": "wav", "fmt/527": "wav", "fmt/703": "wav",
+         "fmt/704": "wav", "fmt/705": "wav", "fmt/706": "wav", "fmt/134": "mp3", "fmt/279": "flac",
+         "fmt/203": "ogg", "fmt/946": "opus", "fmt/132": "wma", "fmt/573": "webm", "fmt/199": "mp4",
+         "x-fmt/384": "mov", "fmt/5": "avi", "fmt/569": "mkv", "fmt/414": "aif"}
+AV_GROUPS = {"audio", "video", "sound", "moving image"}
+
+
+@dataclass(frozen=True)
+class Media:
+    bitstream: object  # pyPreservica Bitstream
+    kind: str          # extension that decides: from the PUID when known, else the file name
+    representation: str
+
+    @property
+    def name(self) -> str:
+        return self.bitstream.filename or "?"
+
+
+def perform(job: Job, ctx: Context) -> Outcome:
+    if job.entity_type != "IO":
+        return Outcome(journal.SKIPPED, "not an asset")
+    if not envelope.is_ref(job.entity_ref):  # it names blobs: only a Preservica reference may
+        return Outcome(journal.SKIPPED, "not a Preservica reference")
+    locales = _locales()
+    limit = MAX_BYTES.int_value(minimum=1)
+    try:
+        asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
+        found = ctx.preservica(lambda api: choose(api, asset))
+        if isinstance(found, Outcome):
+            return found
+        if found.bitstream.length > limit:
+            return Outcome(journal.SKIPPED, f"too large ({found.bitstream.length} bytes > {limit})",
+                           {"transcribe_source": journal.clip(found.name, 200)})
+        with tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
+            path = os.path.join(tmp, "media")
+            ctx.preservica(lambda api: api.bitstream_content(found.bitstream, path))
+            result = _transcribe(ctx, path, SUPPORTED[found.kind], locales)
+        if isinstance(result, Outcome):
+            return result
+        return _keep(ctx, job, found, result, locales)
+    except NotFound:
+        return Outcome(journal.SKIPPED, "not found")
+
+
+def _locales() -> list[str]:
+    values = [v.strip() for v in (LOCALES.value() or "").split(",") if v.strip()]
+    bad = [v for v in values if not transcript.is_locale(v)]
+    if bad:
+        raise ActionError("TRANSCRIBE_LOCALES must be locales such as en-US,cy-GB, separated by commas")
+    return values
+
+
+# ---- which file ------------------------------------------------------------------------------
+
+def kind_of(filename: str, generation) -> tuple[str, bool]:
+    """(extension that decides, is it audio or video) from the format Preservica identified, else the name."""
+    ext = (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
+    puids = [f.get("PUID") for f in getattr(generation, "formats", None) or [] if isinstance(f, dict)]
+    known = next((PUIDS[p] for p in puids if p in PUIDS), None)
+    group = (getattr(generation, "format_group", None) or "").strip().lower()
+    kind = known or ext
+    return kind, bool(known) or group in AV_GROUPS or kind in SUPPORTED or kind in OTHER_AV
+
+
+def choose(api, asset) -> Media | Outcome:
+    """The first audio or video file Speech reads, access representation first; or why there is none."""
+    reps = sorted(api.representations(asset), key=lambda r: (r.rep_type.value != "Access", r.name or ""))
+    unsupported = []
+    for rep in reps:
+        for co in api.content_objects(rep):
+            for generation in api.generations(co):
+                if not generation.active:
+                    continue
+                for bitstream in generation.bitstreams:
+                    kind, av = kind_of(bitstream.filename, generation)
+                    if av and kind in SUPPORTED:
+                        return Media(bitstream, kind, rep.rep_type.value)
+                    if av:
+                        unsupported.append(kind or "no extension")
+    if unsupported:
+        return Outcome(journal.SKIPPED, f"unsupported format ({', '.join(sorted(set(unsupported)))[:100]})")
+    return Outcome(journal.SKIPPED, "no audio or video")
+
+
+# ---- Speech ----------------------------------------------------------------------------------
+
+def _transcribe(ctx: Context, path: str, content_type: str, locales: list[str]) -> dict | Outcome:
+    from ..clients import speech
+    client = speech.client(ENDPOINT.value(), ctx.secret(KEY))
+    for attempt in (1, 2):
+        try:
+            with open(path, "rb") as media:
+                return speech.transcribe(client, media, content_type, locales)
+        except speech.SpeechBusy as exc:
+            if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_WAIT:
+                raise  # the queue retries after its visibility timeout
+            _sleep(exc.retry_after)
+        except speech.SpeechRejected as exc:
+            return Outcome(journal.SKIPPED, str(exc))
+    raise AssertionError  # unreachable
+
+
+def phrases(result: dict) -> list[transcript.Phrase]:
+    found = []
+    for p in result.get("phrases") or []:
+        if isinstance(p, dict) and isinstance(p.get("text"), str):
+            found.append(transcript.Phrase(_int(p.get("offsetMilliseconds")), _int(p.get("durationMilliseconds")),
+                                           p["text"], str(p.get("locale") or "")))
+    return found
+
+
+def _int(value) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+# ---- what it keeps ---------------------------------------------------------------------------
+
+def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]) -> Outcome:
+    said = phrases(result)
+    text = transcript.plain_text(said)
+    lang = transcript.language(said, locales)
+    duration = _int(result.get("durationMilliseconds"))
+    container, ref = CONTAINER.value(), job.entity_ref
+    meta = {"ref": ref, "language": lang}  # both checked: a UUID, a locale
+    ctx.storage.put_blob(container, f"{ref}.vtt", transcript.webvtt(said).encode(), "text/vtt; charset=utf-8", meta)
+    ctx.storage.put_blob(container, f"{ref}.txt", text.encode(), "text/plain; charset=utf-8", meta)
+    xml = transcript.fragment(SCHEMA.value(), text, lang, media.name, duration)
+    how = ctx.preservica(lambda api: _write(api, ref, xml))
+    return Outcome(journal.DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
+                                      "transcribe_characters": len(text.strip()), "transcribe_source": journal.clip(media.name, 200),
+                                      "transcribe_representation": media.representation,
+                                      "transcribe_blob": f"{container}/{ref}.vtt", "transcribe_fragment": how})
+
+
+def _write(api, ref: str, xml: str) -> str:
+    """Replace the fragment or add one. The fragments are read now, not taken from the event's snapshot:
+    after an attempt that wrote the fragment but whose outcome was lost, the retry must replace it."""
+    from pyPreservica.common import EntityType
+    return api.write_metadata(api.entity(EntityType.ASSET, ref), SCHEMA.value(), xml)
+
+
+ACTION = Action(name="transcribe", perform=perform,
+                settings=(ENDPOINT, KEY.local, LOCALES, MAX_BYTES, SCHEMA, CONTAINER),
+                required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
+                batch_size=1)  # one recording per message: minutes each, and a message must end within functionTimeout

@@ -1,0 +1,204 @@
+"""Azure AI Speech fast transcription through Microsoft's `azure-ai-transcription` client.
+
+One TranscriptionClient per endpoint and credential, built on first use: the app's managed identity
+(DefaultAzureCredential) unless a key is configured (local runs; the Bicep resource disables keys).
+The client's own retries are off: a throttled or failing call becomes an ActionError at once (with
+the service's Retry-After) and the caller or the queue retries, so no invocation sleeps unbounded.
+
+Streaming: azure-core hands `files=` to requests, which reads each file whole into memory to build
+the multipart body. `StreamedMultipart` (a per-call policy) turns the same fields into a body that
+is read from the file as it is sent, so a media file is never held in memory.
+No key, token or response body ever reaches a message or a log line here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import uuid
+
+from ..core.errors import ActionError
+from .shared import Shared
+
+log = logging.getLogger(__name__)
+# azure-core logs each request's URL and headers at INFO (the key header redacted); not needed.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 540   # fast transcription answers when done (minutes for hours of audio); functionTimeout is 10 min
+CHUNK = 256 * 1024
+ROLE = "Cognitive Services Speech User"
+
+
+class SpeechBusy(ActionError):
+    """429 or 5xx: worth retrying, after `retry_after` seconds when the service said."""
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SpeechRefused(ActionError):
+    """401/403 or no token: a setting or a role assignment to fix."""
+
+
+class SpeechRejected(ActionError):
+    """The service will not transcribe this file (400/413/415/422): retrying cannot help."""
+
+
+# ---- streaming multipart -----------------------------------------------------------------------
+
+class MultipartBody:
+    """multipart/form-data read part by part; files are read CHUNK bytes at a time. Has a length
+    (requests sends Content-Length) and can rewind (azure-core rewinds a seekable body to retry)."""
+
+    def __init__(self, fields: list, boundary: str | None = None):
+        self.boundary = boundary or uuid.uuid4().hex
+        self._segments: list[bytes | tuple] = []   # bytes, or (file, start offset, size)
+        for name, value in fields:
+            filename, content, ctype = (tuple(value) + (None,))[:3] if isinstance(value, tuple) else (None, value, None)
+            head = f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_token(name)}"'
+            if filename:
+                head += f'; filename="{_token(filename)}"'
+            head += (f"\r\nContent-Type: {ctype}" if ctype else "") + "\r\n\r\n"
+            self._segments.append(head.encode())
+            if hasattr(content, "read"):
+                start = content.tell()
+                size = os.fstat(content.fileno()).st_size - start
+                self._segments.append((content, start, size))
+            else:
+                self._segments.append(content.encode() if isinstance(content, str) else bytes(content))
+            self._segments.append(b"\r\n")
+        self._segments.append(f"--{self.boundary}--\r\n".encode())
+        self._length = sum(len(s) if isinstance(s, bytes) else s[2] for s in self._segments)
+        self.seek(0)
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return self._length
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = offset if whence == 0 else (self._pos + offset if whence == 1 else self._length + offset)
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = min(CHUNK if n is None or n < 0 else n, self._length - self._pos)
+        out, at = bytearray(), 0
+        for seg in self._segments:
+            size = len(seg) if isinstance(seg, bytes) else seg[2]
+            if n > 0 and at + size > self._pos:
+                skip = self._pos - at
+                take = min(size - skip, n)
+                if isinstance(seg, bytes):
+                    out += seg[skip:skip + take]
+                else:
+                    seg[0].seek(seg[1] + skip)
+                    out += seg[0].read(take)
+                self._pos += take
+                n -= take
+            at += size
+        return bytes(out)
+
+    def __iter__(self):
+        while chunk := self.read(CHUNK):
+            yield chunk
+
+
+def _token(value: str) -> str:
+    """A field or file name safe inside a quoted header parameter."""
+    return re.sub(r'[^A-Za-z0-9._-]', "_", str(value))[:100] or "file"
+
+
+def _policy():
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class StreamedMultipart(SansIOHTTPPolicy):
+        def on_request(self, request):
+            http = request.http_request
+            if not http.files:
+                return
+            body = MultipartBody(list(http.files.items()) if isinstance(http.files, dict) else list(http.files))
+            http.set_streamed_data_body(body)
+            http.headers["Content-Type"] = body.content_type
+            http.headers["Content-Length"] = str(len(body))
+    return StreamedMultipart()
+
+
+# ---- the client -------------------------------------------------------------------------------
+
+_clients: Shared[dict] = Shared(dict)
+
+
+def client(endpoint: str, key: str | None):
+    """The process's TranscriptionClient for this endpoint and credential."""
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?/?", endpoint or ""):
+        raise ActionError("SPEECH_ENDPOINT must be the Speech resource's https:// endpoint, e.g. "
+                          "https://<name>.cognitiveservices.azure.com/ (no path)")
+    ident = (endpoint, hashlib.sha256(key.encode()).hexdigest() if key else None)
+    known = _clients.get()
+    if ident not in known:
+        from azure.ai.transcription import TranscriptionClient
+        from azure.core.credentials import AzureKeyCredential
+        if key:
+            credential = AzureKeyCredential(key)
+        else:
+            from .identity import credential as identity
+            credential = identity()
+        known.clear()  # one endpoint and credential at a time: a rotated key replaces the client
+        known[ident] = TranscriptionClient(endpoint.rstrip("/"), credential, retry_total=0,
+                                           per_call_policies=[_policy()], connection_timeout=CONNECT_TIMEOUT,
+                                           read_timeout=READ_TIMEOUT)
+    return known[ident]
+
+
+def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
+    """Transcribe an open media file; the service's JSON result (durationMilliseconds, combinedPhrases,
+    phrases). Raises SpeechBusy, SpeechRefused, SpeechRejected or ActionError, each safe to record."""
+    from azure.ai.transcription.models import TranscriptionContent, TranscriptionOptions
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+    ext = content_type.rsplit("/", 1)[-1]
+    # The service's default filter, stated: the client leaves out an empty definition, which the service requires.
+    options = TranscriptionOptions(locales=locales or None, profanity_filter_mode="Masked")
+    try:
+        result = speech.transcribe(TranscriptionContent(definition=options, audio=(f"audio.{ext}", media, content_type)))
+    except HttpResponseError as exc:  # ClientAuthenticationError too: 401, or no token at all
+        if exc.status_code is None:  # the credential found no token: the identity, not the role
+            raise SpeechRefused(f"no token for Speech ({type(exc).__name__}): check the app's identity "
+                                f"(AZURE_CLIENT_ID) or set SPEECH_KEY for a local run") from None
+        raise classify(exc.status_code, getattr(exc, "response", None)) from None
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise ActionError(f"Speech could not be reached: {type(exc).__name__} (check SPEECH_ENDPOINT)") from None
+    return result.as_dict()
+
+
+def classify(status: int | None, response) -> ActionError:
+    code = _code(response)
+    if status in (401, 403):
+        log.error("Speech refused the request (HTTP %s%s): check SPEECH_ENDPOINT, the key (SPEECH_KEY or Key "
+                  "Vault secret speech-key) or the app identity's %r role on the Speech resource", status, code, ROLE)
+        return SpeechRefused(f"Speech refused the request (HTTP {status}{code}): check SPEECH_ENDPOINT and the "
+                             f"app identity's {ROLE!r} role on the Speech resource (locally: SPEECH_KEY)")
+    if status == 429 or (status or 0) >= 500:
+        from .http import retry_after
+        wait = retry_after(response) if response is not None else None
+        return SpeechBusy(f"Speech answered HTTP {status}{code}", wait)
+    if status in (400, 413, 415, 422):
+        return SpeechRejected(f"Speech cannot transcribe this file (HTTP {status}{code})")
+    return ActionError(f"Speech answered HTTP {status}{code}")
+
+
+def _code(response) -> str:
+    """The service's error code (e.g. InvalidAudioFormat); never its free text, which may quote input."""
+    try:
+        doc = json.loads(response.text())
+        code = doc.get("error", {}).get("code") or doc.get("code")
+    except Exception:  # no body, not JSON, not the usual shape
+        return ""
+    return f" {code}" if isinstance(code, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]{0,79}", code) else ""

@@ -1,0 +1,267 @@
+"""Local Azure AI Speech (fast transcription: POST /speechtotext/transcriptions:transcribe) over HTTPS
+with a trustme certificate, for the real `azure-ai-transcription` client.
+
+    with SpeechDouble() as speech:          # key "test-speech-key"; speech.endpoint, speech.ca_bundle
+        speech.set_phrases([(0, 1500, "Hello."), (1600, 900, "Goodbye.")])
+        speech.fail_next(429, {"Retry-After": "1"})
+        ... speech.calls[-1].definition["locales"], .audio_sha256, .audio (bytes when small) ...
+
+Authentication: the key in `Ocp-Apim-Subscription-Key`, or `Authorization: Bearer <token>` that
+`accept_token(token)` (a callable) approves. The request body is spooled to a temporary file and
+the multipart parts are found in it there, so a large upload is never held in memory.
+Nothing a caller sent as a credential is kept: `calls` holds header names only for those.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import mmap
+import ssl
+import tempfile
+import threading
+import wave
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+from .keyvault import _Server
+
+PATH = "/speechtotext/transcriptions:transcribe"
+KEEP_AUDIO = 16 * 1024 * 1024    # audio bytes kept for assertions up to this size (hash and size always)
+CREDENTIAL_HEADERS = ("ocp-apim-subscription-key", "authorization")
+
+
+@dataclass
+class Call:
+    path: str
+    query: dict
+    headers: dict                     # credential headers as "<redacted>"
+    content_type: str = ""
+    definition: dict | None = None
+    audio_filename: str | None = None
+    audio_content_type: str | None = None
+    audio_size: int = 0
+    audio_sha256: str = ""
+    audio: bytes | None = None
+    parts: list[str] = field(default_factory=list)   # part names in order
+
+
+def _error(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    timeout = 30
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, body: dict | None, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._send(404, _error("NotFound", "not found"))
+
+    def do_POST(self) -> None:
+        d: SpeechDouble = self.server.double
+        url = urlsplit(self.path)
+        headers = {k.lower(): ("<redacted>" if k.lower() in CREDENTIAL_HEADERS else v) for k, v in self.headers.items()}
+        call = Call(url.path, {k: v[0] for k, v in parse_qs(url.query).items()}, headers,
+                    self.headers.get("Content-Type", ""))
+        with tempfile.TemporaryFile(prefix="speech-double-") as spool:
+            _spool(self, spool)
+            if url.path == PATH and call.content_type.startswith("multipart/form-data"):
+                _parse(call, spool)
+        authorized = d._authorized(self.headers)
+        with d._lock:
+            d.calls.append(call)
+            scripted = d._failures.pop(0) if d._failures and authorized else None
+            d._cond.notify_all()
+        if not authorized:
+            return self._send(401, _error("401", "Access denied due to invalid subscription key or wrong API endpoint."))
+        if scripted:
+            return self._send(scripted[0], scripted[2], scripted[1])
+        if url.path != PATH:
+            return self._send(404, _error("NotFound", "Resource not found"))
+        if not call.query.get("api-version") or call.definition is None or call.audio_size == 0:
+            return self._send(400, _error("InvalidRequest", "definition and audio are required"))
+        self._send(200, d._result(call))
+
+
+def _spool(h: BaseHTTPRequestHandler, out) -> None:
+    if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
+        while size := int(h.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            _copy(h.rfile, out, size)
+            h.rfile.readline()
+        while h.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+    else:
+        _copy(h.rfile, out, int(h.headers.get("Content-Length") or 0))
+    out.flush()
+
+
+def _copy(src, out, size: int) -> None:
+    while size > 0:
+        chunk = src.read(min(size, 256 * 1024))
+        if not chunk:
+            break
+        out.write(chunk)
+        size -= len(chunk)
+
+
+def _parse(call: Call, spool) -> None:
+    """Find the parts in the spooled body without reading it into memory (mmap)."""
+    boundary = call.content_type.partition("boundary=")[2].strip().strip('"').encode()
+    if not boundary or spool.tell() == 0:
+        return
+    with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as body:
+        delimiter = b"--" + boundary
+        at = body.find(delimiter)
+        while at >= 0 and body[at + len(delimiter):at + len(delimiter) + 2] != b"--":
+            head_end = body.find(b"\r\n\r\n", at)
+            nxt = body.find(b"\r\n" + delimiter, head_end)
+            if head_end < 0 or nxt < 0:
+                return
+            head = body[at + len(delimiter):head_end].decode("latin-1")
+            disposition = {k.strip().lower(): v for k, _, v in (line.partition(":") for line in head.split("\r\n"))}
+            params = dict(p.strip().partition("=")[::2] for p in disposition.get("content-disposition", "").split(";")[1:])
+            name = params.get("name", "").strip('"')
+            start, end = head_end + 4, nxt
+            call.parts.append(name)
+            if name == "definition":
+                call.definition = json.loads(body[start:end])
+            elif name == "audio":
+                call.audio_filename = params.get("filename", "").strip('"') or None
+                call.audio_content_type = disposition.get("content-type", "").strip() or None
+                call.audio_size = end - start
+                digest = hashlib.sha256()
+                for i in range(start, end, 1 << 20):
+                    digest.update(body[i:min(end, i + (1 << 20))])
+                call.audio_sha256 = digest.hexdigest()
+                call.audio = body[start:end] if call.audio_size <= KEEP_AUDIO else None
+            at = nxt + 2
+
+
+class SpeechDouble:
+    """HTTPS fast-transcription endpoint on 127.0.0.1 at a free port (see the module docstring)."""
+
+    def __init__(self, key: str = "test-speech-key", ca: trustme.CA | None = None, accept_token=None):
+        self.key = key
+        self.accept_token = accept_token          # callable(token) -> bool, for Entra ID tokens
+        self._ca = ca or trustme.CA()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._failures: list[tuple[int, dict, dict | None]] = []
+        self._phrases: list[tuple[int, int, str]] = [(0, 1200, "Hello from the archive.")]
+        self._server: _Server | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.calls: list[Call] = []
+
+    # lifecycle
+    def start(self) -> "SpeechDouble":
+        self._tmp = tempfile.TemporaryDirectory(prefix="speech-double-")
+        self._ca.cert_pem.write_to_path(self.ca_bundle)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("localhost", "127.0.0.1").configure_cert(tls)
+        self._server = _Server(0, _Handler, self, tls)
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            self._server = None
+        if self._tmp:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "SpeechDouble":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # connection facts
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self._server.server_address[1]}/"
+
+    @property
+    def ca_bundle(self) -> str:
+        """The CA certificate (PEM) a client must trust, e.g. through REQUESTS_CA_BUNDLE."""
+        return str(Path(self._tmp.name) / "ca.pem")
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self._ca.cert_pem.bytes()
+
+    # controls
+    def set_phrases(self, phrases: list[tuple[int, int, str]]) -> None:
+        """(offset ms, duration ms, text) per phrase of every later answer."""
+        with self._lock:
+            self._phrases = list(phrases)
+
+    def fail_next(self, status: int, headers: dict | None = None, body: dict | None = None, times: int = 1) -> None:
+        with self._lock:
+            self._failures += [(status, dict(headers or {}), body if body is not None else
+                                _error(str(status), "scripted failure"))] * times
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> list[Call]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.calls) >= n, timeout):
+                raise TimeoutError(f"SpeechDouble: {len(self.calls)} of {n} calls after {timeout}s")
+            return list(self.calls)
+
+    # answers
+    def _authorized(self, headers) -> bool:
+        key = headers.get("Ocp-Apim-Subscription-Key")
+        if key is not None:
+            return hmac.compare_digest(key.encode(), self.key.encode())
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and bool(token) and bool(self.accept_token and self.accept_token(token))
+
+    def _result(self, call: Call) -> dict:
+        locales = (call.definition or {}).get("locales") or ["en-US"]
+        with self._lock:
+            phrases = list(self._phrases)
+        duration = _wav_ms(call.audio) or max((o + d for o, d, _ in phrases), default=0)
+        return {"durationMilliseconds": duration,
+                "combinedPhrases": [{"text": " ".join(t for _, _, t in phrases)}],
+                "phrases": [{"offsetMilliseconds": o, "durationMilliseconds": d, "text": t, "locale": locales[0],
+                             "confidence": 0.9} for o, d, t in phrases]}
+
+
+def _wav_ms(data: bytes | None) -> int:
+    if not data or not data.startswith(b"RIFF"):
+        return 0
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            return int(w.getnframes() * 1000 / w.getframerate())
+    except (wave.Error, EOFError, ZeroDivisionError):
+        return 0
+
+
+def make_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    """A real mono 16-bit PCM WAV: a quiet 440 Hz tone."""
+    import math
+    import struct
+    frames = b"".join(struct.pack("<h", int(3000 * math.sin(2 * math.pi * 440 * i / rate)))
+                      for i in range(int(seconds * rate)))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return out.getvalue()
