@@ -255,6 +255,15 @@ def run(port, use_runner):
     serve(port, use_runner)
 
 
+@main.command("console-url")
+@click.option("--port", default=7071, show_default=True, help="The port `hookops run` serves on.")
+def console_url(port):
+    """The local operator console's link. It carries a token derived from the local webhook secret: the
+    console of a local run answers only browsers that opened it (`hookops run` prints it too)."""
+    from handlers.console.auth import local_token
+    click.echo(f"http://127.0.0.1:{port}/api/console/overview?token={local_token(_webhook_secret())}")
+
+
 # ---- commands in modules of their own --------------------------------------------------------
 
 # Imported last: they register their commands on `main`, which they import from here.

@@ -82,9 +82,13 @@ def _check_settings() -> None:
 
 
 def _banner(url: str) -> None:
+    from handlers.console.auth import local_token
+    secret = os.environ.get(localsettings.SECRET_SETTING, "")
+    console = url.replace("/preservica/webhook", f"/console/overview?token={local_token(secret)}")
     click.echo(
         f"\nWebhook URL:  {url}\n"
         f"Secret:       PRESERVICA_WEBHOOK_SECRET in {localsettings.PATH.name} (never printed)\n"
+        f"Console:      {console}\n"
         "Try it:       .venv/bin/hookops send-test-event    (another terminal)\n"
         "              .venv/bin/hookops events\n"
         "Stop:         Ctrl-C\n", err=False)

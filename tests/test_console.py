@@ -14,7 +14,7 @@ from handlers.clients import journal
 from handlers.console import auth, data, routes, views
 from handlers.core import envelope, settings
 from hookops.doubles.deliveries import ref
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SECRET
 
 AZURE = {"WEBSITE_INSTANCE_ID": "abc123", "WEBSITE_AUTH_ENABLED": "True"}
 LOCAL_URL = "http://127.0.0.1:7071/api/console/"
@@ -31,6 +31,8 @@ def principal(*roles: str, oid: str = "oid-1") -> str:
 def request(path: str = "overview", method: str = "GET", url: str | None = None, headers: dict | None = None,
             body: bytes = b"", params: dict | None = None) -> func.HttpRequest:
     url = url or f"https://app.example.org/api/console/{path}"
+    if url.startswith(LOCAL_URL) and "cookie" not in {k.lower() for k in (headers or {})}:
+        headers = {**(headers or {}), "Cookie": f"{auth.LOCAL_COOKIE}={auth.local_token(SECRET)}"}  # the link's token
     return func.HttpRequest(method, url, headers=headers or {}, params=params or {}, body=body,
                             route_params={"path": path})
 
@@ -73,6 +75,24 @@ def test_forged_principal_from_a_non_local_caller_is_refused(app_env, url, heade
     forged = {"X-MS-CLIENT-PRINCIPAL": principal(auth.OPERATOR), **headers}
     resp = routes.handle(request("overview", url=url, headers=forged), {})
     assert resp.status_code == 403
+
+
+@pytest.mark.parametrize("path, where", [("events", "/api/console/events"), ("poison", "/api/console/poison"),
+                                         ("a/../..//evil.example", "/api/console/overview"),
+                                         ("x/..", "/api/console/overview")])
+def test_local_console_wants_the_link_with_its_token(app_env, path, where):
+    """`func start` listens on every interface and the Host header is the caller's: "local" alone is not enough."""
+    local = {"Host": "127.0.0.1:7071"}
+    assert routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"}), {}).status_code == 401
+    wrong = routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"},
+                                  params={"token": "0" * 32}), {})
+    assert wrong.status_code == 401 and b"hookops" in wrong.get_body()
+    ok = routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"},
+                               params={"token": auth.local_token(SECRET)}), {})
+    assert ok.status_code == 303 and ok.headers["Location"] == where
+    assert f"{auth.LOCAL_COOKIE}={auth.local_token(SECRET)}" in ok.headers["Set-Cookie"]
+    assert "HttpOnly" in ok.headers["Set-Cookie"] and "SameSite=Strict" in ok.headers["Set-Cookie"]
+    assert auth.local_token(SECRET) != auth.local_token(SECRET + "x") and SECRET not in auth.local_token(SECRET)
 
 
 def test_local_run_serves_the_local_user_as_operator(app_env):

@@ -10,11 +10,12 @@ import shutil
 
 import pytest
 
+from handlers.console import auth
 from handlers.core import settings
 from hookops import azurite as az
 from hookops.doubles.deliveries import ref
 from hookops.runner import Runner
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SECRET
 from tests.test_e2e import FAST_HOST, hookops, queue_count, rows_done, wait_until, webhook
 
 pytestmark = pytest.mark.slow
@@ -87,8 +88,10 @@ def test_console_end_to_end(console, browser, app_env):
     wait_until(lambda: set(plain) <= set(rows_done("teams")), timeout=60)
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    assert page.goto(f"{base}/overview").status == 401           # a local run's console wants its link
     seen = _watch(page)
-    page.goto(f"{base}/overview")
+    page.goto(f"{base}/overview?token={auth.local_token(SECRET)}")  # the link `hookops run` prints
+    assert page.url == f"{base}/overview"                         # the token went into a cookie
     assert page.locator("svg.chart rect").count() > 0 and "action-teams-poison" in page.content()
     _screenshot(page, "console-overview.png")
 
@@ -122,7 +125,7 @@ def test_console_end_to_end(console, browser, app_env):
 def test_a_cross_site_form_post_is_refused(console, browser):
     runner, _, _ = console
     page = browser.new_page()
-    page.goto(f"{runner.url}/api/console/poison")          # a session cookie, but no token of a page
+    page.goto(f"{runner.url}/api/console/poison?token={auth.local_token(SECRET)}")  # a session, no form token
     resp = page.request.post(f"{runner.url}/api/console/poison/replay",
                              form={"queue": settings.DELIVERY_QUEUE, "message": "all", "confirm": "yes"},
                              headers={"Origin": "http://127.0.0.1:1"})

@@ -5,8 +5,9 @@ who they are in `X-MS-CLIENT-PRINCIPAL` (base64 JSON; app roles are claims of ty
 platform sets `WEBSITE_AUTH_ENABLED=True` when it is on, and then it replaces any such header a
 caller sends. When it is off the header is whatever the caller wrote, so the console refuses to
 serve at all. Locally (no `WEBSITE_INSTANCE_ID`: not in Azure) it serves only requests made to a
-loopback address, with no proxy headers, and treats the local user as an operator; the header is
-ignored there, so a forged one gains nothing.
+loopback address, with no proxy headers, from a browser that opened the link `hookops run` prints
+(a token derived from the local webhook secret, then kept in a cookie), and treats the local user as an
+operator; the header is ignored there, so a forged one gains nothing.
 
 Writes are POSTs with a CSRF token and a same-origin `Origin`: the token is an HMAC, under a key only
 the app holds, of the signed-in principal and a random per-browser session id (cookie `console_sid`).
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 READER, OPERATOR = "Console.Reader", "Console.Operator"
 PRINCIPAL_HEADER = "x-ms-client-principal"
 SESSION_COOKIE = "console_sid"
+LOCAL_COOKIE = "console_local"   # a local run's proof that the browser got the link `hookops run` printed
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-original-host")
 MAX_PRINCIPAL = 16 * 1024  # bytes of header read; Easy Auth's is a few KiB
@@ -126,6 +128,17 @@ def principal(url: str, headers: Mapping[str, str], env: Mapping[str, str]) -> P
     if is_local(url, headers, env):
         return Principal("local", "local operator", frozenset({READER, OPERATOR}), local=True)
     raise Refused(403, "The console is served only behind built-in authentication, or locally on 127.0.0.1.")
+
+
+def local_token(secret: str) -> str:
+    """A local run's console token: an HMAC of the local webhook secret, so only someone who can read
+    local.settings.json (or was shown the link) has it. `func start` listens on every interface and the
+    Host header is the caller's to write: without this, anyone on the network could claim to be local."""
+    return hmac.new(secret.encode("utf-8"), b"operator console, local run", hashlib.sha256).hexdigest()[:32]
+
+
+def local_token_ok(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected.encode(), str(given).encode())
 
 
 # ---- CSRF and Origin ------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ def handle(req: func.HttpRequest, env=None) -> func.HttpResponse:
         who = auth.principal(req.url, headers, env)
     except auth.Refused as exc:
         return _plain(exc.status, str(exc))
+    if who.local and (refused := _local_link(req, headers, path)) is not None:
+        return refused
     if path == "static/console.css" and req.method == "GET":
         return _respond(200, render.stylesheet(), "text/css", {"Cache-Control": "max-age=300"})
     sid = auth.cookies(headers.get("cookie")).get(auth.SESSION_COOKIE) or ""
@@ -61,6 +63,24 @@ def handle(req: func.HttpRequest, env=None) -> func.HttpResponse:
         flags = "; Secure" if ctx.secure else ""
         extra = {**extra, "Set-Cookie": f"{auth.SESSION_COOKIE}={ctx.sid}; Path={BASE}; HttpOnly; SameSite=Strict{flags}"}
     return _respond(status, body, kind, extra)
+
+
+def _local_link(req: func.HttpRequest, headers: dict, path: str) -> func.HttpResponse | None:
+    """Locally: None when the browser holds the token; a redirect that stores it when the link carried it;
+    else 401 saying where the link is."""
+    from ..clients.secrets import SecretUnavailable, default
+    try:
+        expected = auth.local_token(default().webhook_secrets()[0])
+    except (SecretUnavailable, IndexError):
+        return _plain(503, "No webhook secret is configured, so the local console has no token yet.")
+    if auth.local_token_ok(expected, auth.cookies(headers.get("cookie")).get(auth.LOCAL_COOKIE)):
+        return None
+    if auth.local_token_ok(expected, (req.params or {}).get("token")):
+        cookie = f"{auth.LOCAL_COOKIE}={expected}; Path={BASE}; HttpOnly; SameSite=Strict"
+        plain = re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*", path) and ".." not in path
+        target = f"{BASE}/{path if plain else 'overview'}"   # never somewhere a crafted path could point
+        return _respond(303, b"", "text/plain", {"Location": target, "Set-Cookie": cookie})
+    return _plain(401, "Open the console with the link `hookops run` printed (or `hookops console-url`).")
 
 
 def _check_write(req: func.HttpRequest, ctx: Ctx) -> None:
