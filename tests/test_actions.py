@@ -395,6 +395,16 @@ def test_catalogue_replaces_an_existing_fragment_and_retries_add_nothing(catalog
     assert run_one("catalogue", raw, attempt=3) is None
 
 
+def test_catalogue_retry_after_a_lost_outcome_replaces_its_own_fragment(catalogue, pres, jobs):
+    """The first try added the fragment, then its outcome was lost (the instance stopped): the message's
+    snapshot still says "no fragment", so the retry must ask Preservica, not add a second one."""
+    [raw] = jobs("catalogue")
+    from handlers.actions import catalogue as action_catalogue
+    assert action_catalogue.perform(read_job(raw), Context()).extra["catalogue_fragment"] == "added"
+    assert run_one("catalogue", raw, attempt=2).extra["catalogue_fragment"] == "replaced"
+    assert [s for s, _ in pres.metadata(ASSET)] == [SCHEMA]
+
+
 def test_catalogue_skips(catalogue, pres, jobs):
     pres.add_asset(OTHER, "No catalogue id", identifiers={"isbn": "1"})
     pres.add_asset(ref("unknown"), "Unknown to the catalogue", identifiers={"catalogue": "NOPE/1"})

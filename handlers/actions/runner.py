@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from ..clients import journal, telemetry
 from ..core import messages
@@ -59,6 +60,8 @@ def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None,
 
 def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id: str | None) -> list[Outcome | None]:
     ctx = ctx or Context()
+    if attempt > 1:
+        jobs = [replace(j, attempt=attempt) for j in jobs]
     book = ctx.journal
     declared = registry.get(action)
     pk = jobs[0].pk

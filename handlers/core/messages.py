@@ -83,6 +83,7 @@ class Job:
     digest: dict | None = None    # that hook's own data for a message standing for many events
     snapshot: dict | None = field(default=None, compare=False)  # what the dispatcher read from Preservica
     traceparent: str | None = field(default=None, compare=False)  # the trace the message belongs to
+    attempt: int = field(default=1, compare=False)  # the message's delivery count: > 1, an earlier try may have acted
 
     @property
     def entity_type(self) -> str:
