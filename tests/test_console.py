@@ -323,3 +323,9 @@ def test_function_app_does_not_load_jinja2():
     code = "import sys, function_app; print(any(m.startswith('jinja2') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_events_name_where_an_event_came_from():
+    row = {"PartitionKey": "1", "RowKey": "2", "entityRef": "7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "actions": "journal"}
+    assert views.event_row(row, None)["source"] == "webhook"          # rows from before the reconciler
+    assert views.event_row({**row, "source": "reconcile"}, None)["source"] == "reconcile"

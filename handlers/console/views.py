@@ -97,7 +97,7 @@ def event_row(row: dict, asset_template: str | None) -> dict:
     ref = str(row.get("entityRef") or "")
     return {"pk": row.get("PartitionKey"), "rk": row.get("RowKey"), "timestamp": row.get("timestamp") or "",
             "received": row.get("received") or "", "trigger": row.get("trigger") or "", "event": row.get("event") or "",
-            "entityType": row.get("entityType") or "", "entityRef": ref,
+            "entityType": row.get("entityType") or "", "entityRef": ref, "source": row.get("source") or "webhook",
             "link": asset_link(asset_template, ref) if envelope.is_ref(ref) else None, "states": states}
 
 
