@@ -369,3 +369,19 @@ def test_preservica_429_is_waited_out_within_the_cap(env, pres):
     report = reconcile.run(now=NOW)
     assert report["complete"] is True and report["queued"] == 1
     assert sum(1 for m, p in pres.requests if p.startswith("/api/entity/events?")) >= 2
+
+
+def test_preservica_data_cannot_steer_the_reconcilers_requests(env, pres):
+    """A next-page link to another host is not followed (it would carry the access token); an event ref
+    with path characters stays one path segment; a purged event is skipped, not fatal."""
+    pres.record_event("Ingest", [A, B, C, FOLDER], NOW - dt.timedelta(hours=3))
+    pres.next_base = "http://127.0.0.2:9"                    # the event-action list has a second page
+    with pytest.raises(ActionError, match="another server"):
+        reconcile.run(now=NOW)
+    assert not any("127.0.0.2" in p for _, p in pres.requests)
+    pres.next_base = None
+    from handlers.clients import eventlog
+    api = preservica.entity_api(__import__("handlers.clients.secrets", fromlist=["default"]).default())
+    assert eventlog.touched(api, "../../accesstoken/login?x=", eventlog.Budget(5)) == []
+    raw = [r.path for r in list(pres.received)]
+    assert any(p.startswith("/api/entity/events/..%2F..%2Faccesstoken%2Flogin%3Fx%3D/event-actions?") for p in raw), raw[-3:]

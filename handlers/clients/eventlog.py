@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
+from urllib.parse import quote
 
 from ..core.errors import ActionError
 from ..core.envelope import is_ref, parse_timestamp
@@ -49,9 +50,16 @@ def _get(api, url: str, params: dict | None, budget: Budget) -> ET.Element:
     return ET.fromstring(resp.content)
 
 
-def _next(doc: ET.Element, entity_ns: str) -> str | None:
-    node = doc.find(f".//{{{entity_ns}}}Next")
-    return node.text if node is not None and node.text else None
+def _next(api, doc: ET.Element) -> str | None:
+    node = doc.find(f".//{{{api.entity_ns}}}Next")
+    return _same_server(api, node.text) if node is not None and node.text else None
+
+
+def _same_server(api, url: str | None) -> str | None:
+    """A next-page link is followed with the access token: only to the server it came from."""
+    if url and not url.startswith(f"{api.protocol}://{api.server}/"):
+        raise ActionError("Preservica's next-page link points to another server; not followed")
+    return url
 
 
 def events(api, log_type: str, start: dt.datetime, end: dt.datetime, budget: Budget) -> list[dict]:
@@ -73,21 +81,27 @@ def events(api, log_type: str, start: dt.datetime, end: dt.datetime, budget: Bud
         out += [e for e in paged.results if e.get("eventType") == log_type]
         if not paged.has_more or not paged.next_page:
             return out
-        page = paged.next_page
+        page = _same_server(api, paged.next_page)
 
 
 def touched(api, event_ref: str, budget: Budget) -> list[tuple[str, str | None]]:
     """The entities one event acted on, with the time of each action: [(ref, date)]."""
-    url = f"{api.protocol}://{api.server}/api/entity/events/{event_ref}/event-actions"
+    from pyPreservica.common import HTTPException
+    url = f"{api.protocol}://{api.server}/api/entity/events/{quote(event_ref, safe='')}/event-actions"
     params: dict | None = {"start": 0, "max": PAGE}
     out = []
     while url:
-        doc = _get(api, url, params, budget)
+        try:
+            doc = _get(api, url, params, budget)
+        except HTTPException as exc:
+            if exc.http_status_code == 404 and not out:
+                return []   # the event was purged since it was listed
+            raise
         for action in doc.iter(f"{{{api.xip_ns}}}EventAction"):
             ref, date = action.find(f".//{{{api.xip_ns}}}Entity"), action.find(f".//{{{api.xip_ns}}}Date")
             if ref is not None and ref.text:
                 out.append((ref.text.strip(), date.text if date is not None else None))
-        url, params = _next(doc, api.entity_ns), None
+        url, params = _next(api, doc), None
     return out
 
 
@@ -104,7 +118,7 @@ def updated_since(api, since: dt.datetime, budget: Budget, kinds=("IO", "SO")) -
             kind, ref = names.get(e.get("type", "")), (e.get("ref") or "").strip()
             if kind in kinds and is_ref(ref):
                 out[ref.lower()] = kind
-        url, params = _next(doc, api.entity_ns), None
+        url, params = _next(api, doc), None
     return out
 
 

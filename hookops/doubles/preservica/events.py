@@ -33,6 +33,7 @@ class EventsApi:
         self._events: list[dict] = []
         self._updated: dict[str, dt.datetime] = {}
         self.page_limit = 100   # Preservica caps `max`
+        self.next_base: str | None = None   # a test's hostile next-page host
 
     def event_routes(self) -> list:
         return [
@@ -67,7 +68,7 @@ class EventsApi:
         paging = f"<TotalResults>{len(items)}</TotalResults>"
         if start + size < len(items):
             params = "&".join(f"{k}={v}" for k, v in {**extra, "start": start + size, "max": size}.items())
-            paging = f"<Next>{escape(self._base + path + '?' + params)}</Next>" + paging
+            paging = f"<Next>{escape((self.next_base or self._base) + path + '?' + params)}</Next>" + paging
         return chunk, f"<Paging>{paging}</Paging>"
 
     def _list_events(self, request, query):
