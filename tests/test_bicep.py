@@ -770,14 +770,17 @@ def test_availability_test_probes_the_health_route_the_app_serves():
 
 def test_alert_queries_use_the_telemetry_the_app_emits():
     """Each rule's query names what the code emits: the intake span's name and its delivery.id attribute,
-    and the wording of a move to a poison queue (the host's, which the local runner logs the same way)."""
+    the wording of a move to a poison queue (the host's, which the local runner logs the same way), and
+    the reconciler's warning when the webhooks missed events."""
     text = (BICEP / "modules" / "alerts.bicep").read_text()
     queries = re.findall(r"query: '(.*)'", text)
-    assert len(queries) == 3
+    assert len(queries) == 4
+    assert '"the webhooks missed"' in queries[3]
+    assert '"%s: the webhooks missed %d event(s); they are queued now"' in (ROOT / "handlers" / "reconcile.py").read_text()
     intake = (ROOT / "handlers" / "intake.py").read_text()
     assert 'telemetry.span("intake", server=True)' in intake and "delivery__id=did" in intake
     assert "telemetry.annotate(http__status_code=" in intake          # what becomes the request's resultCode
-    assert all('name == "intake"' in q for q in queries[1:]) and 'customDimensions["delivery.id"]' in queries[2]
+    assert all('name == "intake"' in q for q in queries[1:3]) and 'customDimensions["delivery.id"]' in queries[2]
     runner_log = (ROOT / "hookops" / "host" / "queues.py").read_text()
     assert "Moving message to queue '%s'." in runner_log and '"Moving message to queue"' in queries[0]
     main_text = MAIN.read_text()

@@ -1,7 +1,8 @@
 // Alerts on the telemetry the app emits (names held to the code by tests/test_bicep.py):
 //  - a message moved to a poison queue (the Functions host logs "Moving message to queue '<q>-poison'");
 //  - 401s or 5xx on the webhook route above a threshold (a wrong secret after a rotation shows as 401s);
-//  - optionally, no delivery at all for N hours.
+//  - optionally, no delivery at all for N hours;
+//  - the reconciler found events the webhooks missed (its gap report's warning).
 // An action group mails alertEmail; with no address the rules still fire and show in the portal.
 
 @description('Region of the rules (that of Application Insights).')
@@ -135,6 +136,40 @@ resource quiet 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = if 
           timeAggregation: 'Count'
           operator: 'LessThan'
           threshold: 1
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: actions
+    }
+  }
+}
+
+resource missed 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-${namePrefix}-webhooks-missed'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Preservica webhooks: the reconciler found events the webhooks missed'
+    description: 'They are queued now. Webhooks are being lost: check the subscriptions (hookops subscriptions), 401s and 503s at the webhook, and recent deployments.'
+    severity: 3
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message has "the webhooks missed"'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1
