@@ -3,7 +3,7 @@ import azure.functions as func
 
 from handlers import dispatch, health, intake, reconcile
 from handlers.actions import functions as actions
-from handlers.console import routes as console
+from handlers.console import function as console
 
 app = func.FunctionApp()
 app.register_functions(intake.bp)

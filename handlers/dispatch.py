@@ -10,7 +10,6 @@ the whole dispatch.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import azure.functions as func
@@ -159,6 +158,7 @@ def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:
     def take(entity):
         return preservica.call(secrets, lambda api: snapshot.take(api, *entity, wanted[entity], events[entity]))
     try:
+        from concurrent.futures import ThreadPoolExecutor  # here: not at cold start
         with ThreadPoolExecutor(min(len(wanted), SNAPSHOT_CONCURRENCY), thread_name_prefix="snapshot") as pool:
             snaps = dict(zip(wanted, pool.map(take, wanted)))
     except Exception as exc:  # classified by preservica.call; the actions will ask again themselves

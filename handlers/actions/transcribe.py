@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from ..clients import journal, snapshot
-from ..core import envelope, transcript
+from ..core import envelope  # core.transcript is imported where used: not at cold start
 from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome, Secret
@@ -99,6 +99,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
 
 
 def _locales() -> list[str]:
+    from ..core import transcript
     values = [v.strip() for v in (LOCALES.value() or "").split(",") if v.strip()]
     bad = [v for v in values if not transcript.is_locale(v)]
     if bad:
@@ -157,6 +158,7 @@ def _transcribe(ctx: Context, path: str, content_type: str, locales: list[str]) 
 
 
 def phrases(result: dict) -> list[transcript.Phrase]:
+    from ..core import transcript
     found = []
     for p in result.get("phrases") or []:
         if isinstance(p, dict) and isinstance(p.get("text"), str):
@@ -175,6 +177,7 @@ def _int(value) -> int:
 # ---- what it keeps ---------------------------------------------------------------------------
 
 def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]) -> Outcome:
+    from ..core import transcript
     said = phrases(result)
     text = transcript.plain_text(said)
     lang = transcript.language(said, locales)

@@ -1,8 +1,5 @@
-"""`/api/console/...`: one HTTP function, signed in by the platform (see auth.py), routed here.
-
-Only azure.functions and the pure auth rules load with function_app; the pages (Jinja2, storage)
-load on the first console request.
-"""
+"""`/api/console/...`: the requests of the console's HTTP function (function.py), signed in by the
+platform (see auth.py), routed here. Loaded on the first console request, not with function_app."""
 from __future__ import annotations
 
 import logging
@@ -18,15 +15,8 @@ from . import auth
 from .context import BASE, Ctx
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
-ROUTE = "console/{*path}"
 MAX_FORM = 4096
 KEY_BLOB = "csrf-key"
-
-
-@bp.route(route=ROUTE, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def console(req: func.HttpRequest) -> func.HttpResponse:
-    return handle(req)
 
 
 def handle(req: func.HttpRequest, env=None) -> func.HttpResponse:

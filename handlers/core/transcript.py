@@ -8,7 +8,6 @@ timed by its text) and each cue is one line; XML gets only characters XML 1.0 al
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
 
@@ -83,6 +82,7 @@ def fragment(schema: str, text: str, lang: str, source: str, duration_ms: int) -
     """The metadata fragment: <transcript xmlns=SCHEMA> with language, source bitstream, duration, text
     (cut at MAX_FRAGMENT_CHARS, with <truncated>true</truncated>).
     ElementTree escapes the text; characters XML cannot hold are removed first."""
+    import xml.etree.ElementTree as ET  # here: the action module is imported at cold start
     root = ET.Element(f"{{{schema}}}transcript")
     body = _CONTROL.sub("", text)
     for name, value in (("language", lang), ("source", clean(source)), ("durationMilliseconds", str(int(duration_ms)))):
