@@ -112,3 +112,22 @@ def run_one(action: str, raw, **kwargs):
     from handlers.actions import runner
     [outcome] = runner.run(action, raw, **kwargs)
     return outcome
+
+
+def cold_start_modules() -> set[str]:
+    """Every module a fresh interpreter holds after `import function_app`, as the worker's indexing loads it."""
+    import json
+    import subprocess
+    code = "import sys, function_app; print(__import__('json').dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+@pytest.fixture
+def relay(env, monkeypatch):
+    """A relay receiver the app posts to (`env`: the test module's app settings with Preservica)."""
+    from hookops.doubles.receivers import RelayReceiver
+    with RelayReceiver() as receiver:
+        monkeypatch.setenv("RELAY_URL", receiver.url)
+        monkeypatch.setenv("RELAY_SECRET", receiver.secret)
+        yield receiver

@@ -7,8 +7,6 @@ import json
 import re
 import logging
 import socket
-import subprocess
-import sys
 import time
 import types
 
@@ -19,9 +17,9 @@ from handlers import dispatch
 from handlers.core import envelope, messages, settings
 from handlers.clients import journal, preservica
 from handlers.actions.contract import ActionError, Context
-from tests.conftest import ROOT, read_job, run_one
+from tests.conftest import ROOT, cold_start_modules, read_job, run_one
 from hookops.doubles.preservica import PreservicaDouble, make_png
-from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
+from hookops.doubles.receivers import CatalogueDouble, TeamsDouble
 from hookops.doubles.deliveries import delivery, encode, ref
 
 USER, PASSWORD, TENANT = "hook-user", "correct horse battery staple", "ARCHIVE"
@@ -117,10 +115,9 @@ def closed_port() -> int:
 # ---- cold start ------------------------------------------------------------------------------
 
 def test_importing_function_app_loads_no_action_library():
-    code = ("import sys, function_app; print(sorted(m for m in ('pyPreservica', 'httpx', 'standardwebhooks', "
-            "'requests', 'handlers.clients.preservica') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    loaded = cold_start_modules()
+    assert sorted(m for m in ('pyPreservica', 'httpx', 'standardwebhooks', 'requests', 'handlers.clients.preservica')
+                  if m in loaded) == []
 
 
 # ---- thumbnail -------------------------------------------------------------------------------
@@ -433,14 +430,6 @@ def test_catalogue_5xx_and_non_xml_raise(catalogue, pres, jobs):
 
 
 # ---- relay -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def relay(env, monkeypatch):
-    with RelayReceiver() as receiver:
-        monkeypatch.setenv("RELAY_URL", receiver.url)
-        monkeypatch.setenv("RELAY_SECRET", receiver.secret)
-        yield receiver
-
 
 def test_relay_posts_a_signed_event_with_the_asset_summary(relay, jobs):
     [raw] = jobs("relay")

@@ -9,7 +9,6 @@ import pytest
 from handlers.clients import activity, public_store
 from handlers.core import iiif
 from hookops.doubles.preservica import make_png
-from hookops.doubles.receivers import RelayReceiver
 from tests.conftest import run_one
 from tests.test_publish import ASSET, dispatched, env, isolated, pres  # noqa: F401 (fixtures)
 
@@ -71,14 +70,6 @@ def test_a_collection_that_lags_behind_its_pages_is_caught_up(app_env):
 
 
 # ---- the relay ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def relay(env, monkeypatch):
-    with RelayReceiver() as receiver:
-        monkeypatch.setenv("RELAY_URL", receiver.url)
-        monkeypatch.setenv("RELAY_SECRET", receiver.secret)
-        yield receiver
-
 
 def test_relay_carries_the_manifest_url_or_the_withdrawal_when_publish_is_routed(relay, pres, monkeypatch):
     monkeypatch.setenv("PRESERVICA_ROUTES", "*=publish,relay")

@@ -20,8 +20,7 @@ READS = frozenset({"summary"})  # the title, for the blob's metadata
 
 _PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 MAX_TITLE = 1024  # blob metadata is at most 8 KiB in all
-KINDS = ((b"\x89PNG\r\n\x1a\n", "image/png", "png"), (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-         (b"GIF87a", "image/gif", "gif"), (b"GIF89a", "image/gif", "gif"))
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}  # what is kept
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
@@ -60,12 +59,9 @@ def _store(api, job: Job, ctx: Context, asset, size) -> Outcome:
 
 def image_type(data: bytes) -> tuple[str, str]:
     """(content type, extension) from the image's magic bytes: the SDK hides the response headers."""
-    for magic, content_type, ext in KINDS:
-        if data.startswith(magic):
-            return content_type, ext
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    return "application/octet-stream", "bin"
+    from ..core.media import sniff  # here, not at cold start
+    content_type, _ = sniff(data)
+    return (content_type, EXTENSIONS[content_type]) if content_type in EXTENSIONS else ("application/octet-stream", "bin")
 
 
 def ascii_safe(text: str) -> str:

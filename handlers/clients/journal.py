@@ -84,32 +84,41 @@ def state_columns(action: str, state: str, reason: str = "", attempts: int | Non
     return cols
 
 
+def table_call(table, fn: Callable[[], T]) -> T:
+    """`fn()`, creating the table first if it is missing (local runs; Bicep creates the tables in Azure)."""
+    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+    try:
+        return fn()
+    except ResourceNotFoundError as exc:
+        if getattr(exc, "error_code", None) != "TableNotFound":
+            raise
+        try:
+            table.create_table()
+        except ResourceExistsError:
+            pass
+        return fn()
+
+
+def get_row(table, pk: str, rk: str) -> dict | None:
+    """A row of any of the app's tables with its ETag under ETAG, or None."""
+    from azure.core.exceptions import ResourceNotFoundError
+    try:
+        e = table_call(table, lambda: table.get_entity(pk, rk))
+    except ResourceNotFoundError:
+        return None
+    return {**e, ETAG: e.metadata["etag"]}
+
+
 class Journal:
     def __init__(self, table_client):
         self.table = table_client
 
     def _call(self, fn: Callable[[], T]) -> T:
-        """Create the table on first use (local runs; Bicep creates it in Azure)."""
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-        try:
-            return fn()
-        except ResourceNotFoundError as exc:
-            if getattr(exc, "error_code", None) != "TableNotFound":
-                raise
-            try:
-                self.table.create_table()
-            except ResourceExistsError:
-                pass
-            return fn()
+        return table_call(self.table, fn)
 
     def get(self, pk: str, rk: str) -> dict | None:
         """The row with its ETag under ETAG, or None."""
-        from azure.core.exceptions import ResourceNotFoundError
-        try:
-            e = self._call(lambda: self.table.get_entity(pk, rk))
-        except ResourceNotFoundError:
-            return None
-        return {**e, ETAG: e.metadata["etag"]}
+        return get_row(self.table, pk, rk)
 
     def claim(self, pk: str, rk: str, action: str, owner: str, lease_seconds: float) -> str:
         """Take (event, action) for `owner` with a conditional write, before any external effect.

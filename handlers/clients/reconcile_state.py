@@ -17,7 +17,7 @@ from typing import Callable, TypeVar
 
 from ..core.envelope import parse_timestamp
 from ..core.reconcile import near
-from .journal import ETAG, clip
+from .journal import ETAG, clip, get_row, table_call
 
 T = TypeVar("T")
 MAX_SEEN = 50   # times kept per (entity, trigger): older ones are long past any tolerance
@@ -36,30 +36,12 @@ def _key(text: str) -> str:
 class ReconcileState:
     def __init__(self, table_client):
         self.table = table_client
-        self._ready = False
 
     def _call(self, fn: Callable[[], T]) -> T:
-        from azure.core.exceptions import ResourceNotFoundError
-        try:
-            return fn()
-        except ResourceNotFoundError:
-            if self._ready:
-                raise
-            from azure.core.exceptions import ResourceExistsError
-            try:
-                self.table.create_table()
-            except ResourceExistsError:
-                pass
-            self._ready = True
-            return fn()
+        return table_call(self.table, fn)
 
     def _get(self, pk: str, rk: str) -> dict | None:
-        from azure.core.exceptions import ResourceNotFoundError
-        try:
-            e = self._call(lambda: self.table.get_entity(pk, rk))
-        except ResourceNotFoundError:
-            return None
-        return {**e, ETAG: e.metadata["etag"]}
+        return get_row(self.table, pk, rk)
 
     # -- watermark ------------------------------------------------------------------------------
     def watermark(self) -> tuple[dt.datetime | None, dict | None]:
@@ -95,12 +77,7 @@ class ReconcileState:
         import itertools
         rows = lambda: list(itertools.islice(self.table.query_entities(
             "PartitionKey eq 'runs'", results_per_page=limit), limit))
-        try:
-            return [dict(e) for e in self._call(rows)]
-        except Exception as exc:  # noqa: BLE001 - a missing table means no run yet
-            if type(exc).__name__ == "ResourceNotFoundError":
-                return []
-            raise
+        return [dict(e) for e in self._call(rows)]
 
     # -- backfill progress --------------------------------------------------------------------------
     def backfill(self, job: str) -> dict | None:

@@ -9,18 +9,16 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-import ssl
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
+
+from .tls import Certificates, Server as _Server
 
 # Env vars that would make DefaultAzureCredential pick something other than App Service managed identity.
 CONFLICTING_ENV = (
@@ -32,29 +30,6 @@ CONFLICTING_ENV = (
 
 def _error(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int, handler, double: "KeyVaultDouble", tls: ssl.SSLContext | None = None):
-        super().__init__(("127.0.0.1", port), handler)
-        self.double = double
-        if tls:
-            # Handshake lazily in the worker thread so a stalled client cannot block accept().
-            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
-        # Short poll so shutdown() returns quickly.
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join()
-
-    def handle_error(self, request, client_address) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # hang-ups and failed handshakes are expected
-            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -147,7 +122,7 @@ class KeyVaultDouble:
         self._available = True
         self._vault: _Server | None = None
         self._identity: _Server | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._certs: Certificates | None = None
         self._port = 0
         self.secret_reads: Counter[str] = Counter()  # authorized GETs per secret name (hits and misses)
         self.token_requests: list[dict] = []  # one {"client_id", "resource"} per token issued
@@ -155,10 +130,8 @@ class KeyVaultDouble:
 
     # lifecycle
     def start(self) -> "KeyVaultDouble":
-        self._tmp = tempfile.TemporaryDirectory(prefix="kv-double-")
-        self._ca.cert_pem.write_to_path(str(Path(self._tmp.name) / "ca.pem"))
-        self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("localhost", "127.0.0.1").configure_cert(self._tls)
+        self._certs = Certificates(self._ca, "kv-double-")
+        self._tls = self._certs.context
         self._vault = _Server(0, _VaultHandler, self, self._tls)
         self._port = self._vault.server_address[1]
         self._identity = _Server(0, _IdentityHandler, self)
@@ -169,9 +142,9 @@ class KeyVaultDouble:
             if server:
                 server.close()
         self._vault = self._identity = None
-        if self._tmp:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self._certs:
+            self._certs.cleanup()
+            self._certs = None
 
     def __enter__(self) -> "KeyVaultDouble":
         return self.start()
@@ -197,7 +170,7 @@ class KeyVaultDouble:
 
     @property
     def ca_bundle(self) -> str:
-        return str(Path(self._tmp.name) / "ca.pem")
+        return self._certs.ca_pem_path
 
     @property
     def identity_env(self) -> dict[str, str]:

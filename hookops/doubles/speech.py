@@ -18,18 +18,16 @@ import hmac
 import io
 import json
 import mmap
-import ssl
 import tempfile
 import threading
 import wave
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .keyvault import _Server
+from .tls import Certificates, Server as _Server
 
 PATH = "/speechtotext/transcriptions:transcribe"
 KEEP_AUDIO = 16 * 1024 * 1024    # audio bytes kept for assertions up to this size (hash and size always)
@@ -166,25 +164,22 @@ class SpeechDouble:
         self._failures: list[tuple[int, dict, dict | None]] = []
         self._phrases: list[tuple[int, int, str]] = [(0, 1200, "Hello from the archive.")]
         self._server: _Server | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._certs: Certificates | None = None
         self.calls: list[Call] = []
 
     # lifecycle
     def start(self) -> "SpeechDouble":
-        self._tmp = tempfile.TemporaryDirectory(prefix="speech-double-")
-        self._ca.cert_pem.write_to_path(self.ca_bundle)
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("localhost", "127.0.0.1").configure_cert(tls)
-        self._server = _Server(0, _Handler, self, tls)
+        self._certs = Certificates(self._ca, "speech-double-")
+        self._server = _Server(0, _Handler, self, self._certs.context)
         return self
 
     def stop(self) -> None:
         if self._server:
             self._server.close()
             self._server = None
-        if self._tmp:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self._certs:
+            self._certs.cleanup()
+            self._certs = None
 
     def __enter__(self) -> "SpeechDouble":
         return self.start()
@@ -200,7 +195,7 @@ class SpeechDouble:
     @property
     def ca_bundle(self) -> str:
         """The CA certificate (PEM) a client must trust, e.g. through REQUESTS_CA_BUNDLE."""
-        return str(Path(self._tmp.name) / "ca.pem")
+        return self._certs.ca_pem_path
 
     @property
     def ca_pem(self) -> bytes:

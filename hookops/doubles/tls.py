@@ -1,0 +1,50 @@
+"""What the HTTPS doubles (Key Vault, Speech) share: a threaded server on 127.0.0.1 that does its TLS
+handshake in the worker thread, and a throw-away CA whose certificate a client is told to trust."""
+from __future__ import annotations
+
+import ssl
+import sys
+import tempfile
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import trustme
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, handler, double, tls: ssl.SSLContext | None = None):
+        super().__init__(("127.0.0.1", port), handler)
+        self.double = double
+        if tls:
+            # Handshake lazily in the worker thread so a stalled client cannot block accept().
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+        # Short poll so shutdown() returns quickly.
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join()
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # hang-ups and failed handshakes are expected
+            super().handle_error(request, client_address)
+
+
+class Certificates:
+    """A CA, its PEM in a temporary folder (`ca_pem_path`), and a server context for 127.0.0.1/localhost."""
+
+    def __init__(self, ca: trustme.CA, prefix: str):
+        self.ca = ca
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        self.ca_pem_path = str(Path(self._tmp.name) / "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_pem_path)
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost", "127.0.0.1").configure_cert(self.context)
+
+    def cleanup(self) -> None:
+        self._tmp.cleanup()
