@@ -17,7 +17,7 @@ from handlers import dispatch
 from handlers.core import envelope, messages, settings
 from handlers.clients import journal, preservica
 from handlers.actions.contract import ActionError, Context
-from tests.conftest import ROOT, cold_start_modules, read_job, run_one
+from tests.conftest import cold_start_modules, read_job, run_one
 from hookops.doubles.preservica import PreservicaDouble, make_png
 from hookops.doubles.receivers import CatalogueDouble, TeamsDouble
 from hookops.doubles.deliveries import delivery, encode, ref

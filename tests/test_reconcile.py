@@ -226,7 +226,7 @@ def test_a_spent_budget_ends_the_run_early_and_the_next_run_goes_on(env, pres, m
     report = reconcile.run(now=NOW)
     assert report["complete"] is False and "RECONCILE_MAX_REQUESTS" in report["error"] and report["requests"] == 6
     runs = 1
-    while (r := reconcile.run(now=NOW))["complete"] is False:
+    while reconcile.run(now=NOW)["complete"] is False:
         runs += 1
         assert runs < 10
     dispatch_all(env.connection_string)

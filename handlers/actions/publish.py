@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..clients import journal
 from ..core.messages import Job  # core.iiif and core.media are imported where used: not at cold start
 from ..core.settings import APP, Setting
 from .transcribe import CONTAINER as TRANSCRIPTS  # where `transcribe` leaves <ref>.vtt: one setting
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
+
+if TYPE_CHECKING:  # annotations only
+    from ..core import iiif, media
 
 CONTAINER = Setting("PUBLISH_CONTAINER", "iiif", APP, "Public-read blob container the `publish` action writes IIIF to.")
 SERVICE_URI = Setting("PUBLISH_BLOB_SERVICE_URI", None, APP,

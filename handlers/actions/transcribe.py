@@ -19,12 +19,16 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..clients import journal, snapshot
 from ..core import envelope  # core.transcript is imported where used: not at cold start
 from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome, Secret
+
+if TYPE_CHECKING:  # annotations only
+    from ..core import transcript
 
 log = logging.getLogger(__name__)
 ENDPOINT = Setting("SPEECH_ENDPOINT", None, APP,
