@@ -44,9 +44,6 @@ def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
     record = fetch(template, identifier)
     if record is None:
         return Outcome(journal.SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})
-    if job.attempt > 1:  # an earlier try may have added the fragment and lost its outcome: ask Preservica now
-        asset = ctx.preservica(lambda api: snapshot.entity("IO", job.entity_ref, snapshot.take(
-            api, "IO", job.entity_ref, frozenset({"summary"}))))
     how = ctx.preservica(lambda api: api.write_metadata(asset, schema, record))
     return Outcome(journal.DONE, "", {"catalogue_identifier": identifier, "catalogue_fragment": how})
 

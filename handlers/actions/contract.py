@@ -106,9 +106,11 @@ class Context:
     def snapshot(self, job: "Job", parts: frozenset[str]) -> dict:
         """The entity as the dispatcher read it for this event, or read now when that snapshot lacks a
         part (or the action must see Preservica's current state and passes a part it never carries).
+        A retried message reads afresh: its snapshot predates the first try, which may have acted
+        (added a fragment, say) before its outcome was lost.
         {"gone": True} when the entity was deleted; {} for content objects."""
         from ..clients import snapshot
-        if snapshot.covers(job.snapshot, parts):
+        if job.attempt == 1 and snapshot.covers(job.snapshot, parts):
             return job.snapshot or {}
         return self.preservica(lambda api: snapshot.take(api, job.entity_type, job.entity_ref, parts, job.event))
 
