@@ -13,7 +13,7 @@ import logging
 
 import azure.functions as func
 
-from .core import envelope, messages, settings, signature
+from .core import envelope, settings, signature
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -102,19 +102,12 @@ def _reject(did: str, received: str, body: bytes, reason: str) -> func.HttpRespo
 
 
 def _enqueue(did: str, received: str, delivery: envelope.Delivery, text: str) -> func.HttpResponse:
-    from .clients import telemetry
+    from .clients import delivery_queue, telemetry
     from .clients.storage import StorageUnavailable, default as storage
     telemetry.annotate(delivery__id=did, delivery__trigger=delivery.trigger, delivery__events=len(delivery.events))
     trace = telemetry.traceparent()  # the dispatcher continues this trace
-    message = messages.intake_message(did, received, text, trace)
     try:
-        store = storage()
-        if not messages.fits_queue(message):
-            # Claim check: the body goes to a blob, the queue carries its name (two writes, any size).
-            name = f"{did}.json"
-            store.put_blob(settings.DELIVERY_CONTAINER, name, text.encode("utf-8"), "application/json")
-            message = messages.claim_message(did, received, name, trace)
-        store.send(settings.DELIVERY_QUEUE, message)
+        delivery_queue.enqueue(storage(), did, received, text, trace)
     except StorageUnavailable as exc:
         log.error("delivery %s not queued: %s", did, exc)
         return _unavailable("the delivery queue")

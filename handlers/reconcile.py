@@ -99,13 +99,12 @@ def run(now: dt.datetime | None = None, dry_run: bool = False) -> dict:
 def _queue(store, docs: list[dict]) -> None:
     """Each delivery as an intake message; sent before the watermark moves (at-least-once)."""
     import json
-    from .clients import journal
-    from .core import envelope, messages
+    from .clients import delivery_queue, journal
+    from .core import envelope
     received = journal.now_iso()
     for doc in docs:
         body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-        did = envelope.delivery_id(body.encode())
-        store.send(settings.DELIVERY_QUEUE, messages.intake_message(did, received, body, source=reconcile.RECONCILE))
+        delivery_queue.enqueue(store, envelope.delivery_id(body.encode()), received, body, source=reconcile.RECONCILE)
 
 
 def _report(state, report: dict, now: dt.datetime, dry_run: bool) -> None:

@@ -23,6 +23,13 @@ def _since(ctx, param, value: str) -> dt.datetime:
     return when
 
 
+def _trigger(ctx, param, value: str) -> str:
+    import re
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value or ""):
+        raise click.BadParameter(f"{printable(value)!r} is not a trigger name such as FULL_TEXT_INDEXED")
+    return value.upper()
+
+
 def _folder(ctx, param, value):
     from handlers.core.envelope import is_ref
     if value and not is_ref(value):
@@ -63,7 +70,7 @@ def _walk(secrets, since: dt.datetime, folder: str | None) -> list[str]:
               help="Assets updated in Preservica since this date or time (UTC), e.g. 2015-01-01 for everything "
                    "ingested since then.")
 @click.option("--folder", callback=_folder, metavar="REF", help="Only assets under this folder (any depth).")
-@click.option("--trigger", "-t", default="FULL_TEXT_INDEXED", show_default=True,
+@click.option("--trigger", "-t", default="FULL_TEXT_INDEXED", show_default=True, callback=_trigger,
               help="Run the actions routed for this trigger (PRESERVICA_ROUTES).")
 @click.option("--dry-run", is_flag=True, help="Count the assets and show the first few; queue nothing.")
 def backfill(since, folder, trigger, dry_run):
@@ -73,9 +80,8 @@ def backfill(since, folder, trigger, dry_run):
     import json
 
     from handlers.actions import registry
-    from handlers.clients import journal, reconcile_state
-    from handlers.core import envelope, messages, reconcile
-    trigger = trigger.strip().upper()
+    from handlers.clients import delivery_queue, journal, reconcile_state
+    from handlers.core import envelope, reconcile
     actions = registry.routes().actions_for(trigger)
     if not actions:
         _fail(f"PRESERVICA_ROUTES routes no action for {trigger}: nothing would run")
@@ -115,8 +121,8 @@ def backfill(since, folder, trigger, dry_run):
             if finished == len(doc["events"]):
                 done += finished
                 continue
-            store.send(settings.DELIVERY_QUEUE, messages.intake_message(
-                envelope.delivery_id(body.encode()), journal.now_iso(), body, source=reconcile.BACKFILL))
+            delivery_queue.enqueue(store, envelope.delivery_id(body.encode()), journal.now_iso(), body,
+                                   source=reconcile.BACKFILL)
             queued += len(doc["events"]) - finished
             done += finished
     state.save_backfill(job, {"queued": queued, "done": done, "finished": journal.now_iso()})

@@ -352,6 +352,7 @@ def test_backfill_refuses_bad_input(env, pres):
     from hookops.cli import main as cli
     for args, message in ((["--since", "yesterday"], "is not a date"), (["--since", "2999-01-01"], "in the future"),
                           (["--since", "2020-01-01", "--folder", "../etc"], "not a folder reference"),
+                          (["--since", "2020-01-01", "--trigger", "MOVED\x1b]8;;http://x\x07"], "not a trigger name"),
                           (["--since", "2020-01-01", "--trigger", "NOPE"], None)):
         result = CliRunner().invoke(cli, ["backfill", *args])
         if message:
@@ -385,3 +386,46 @@ def test_preservica_data_cannot_steer_the_reconcilers_requests(env, pres):
     assert eventlog.touched(api, "../../accesstoken/login?x=", eventlog.Budget(5)) == []
     raw = [r.path for r in list(pres.received)]
     assert any(p.startswith("/api/entity/events/..%2F..%2Faccesstoken%2Flogin%3Fx%3D/event-actions?") for p in raw), raw[-3:]
+
+
+def test_hostile_refs_in_preservicas_records_are_not_queued(env, pres):
+    """Entity references Preservica's lists return that are not UUIDs (a path, markup, a content object)
+    are counted as not usable by the reconciler and left out by backfill: they never reach a URL or a key."""
+    from click.testing import CliRunner
+
+    from hookops.cli import main as cli
+    evil = "../../accesstoken/login"
+    pres.add_asset("<b>not-a-ref</b>", "Hostile", parent=FOLDER)
+    pres.record_event("Ingest", [evil, "<b>not-a-ref</b>", A], NOW - dt.timedelta(hours=3))
+    report = reconcile.run(now=NOW)
+    assert (report["queued"], report["unusable"], report["complete"]) == (1, 2, True)
+    dispatch_all(env.connection_string)
+    assert [r["entityRef"] for r in journaled()] == [A]
+    result = CliRunner().invoke(cli, ["backfill", "--since", "2020-01-01", "--dry-run"])
+    assert result.exit_code == 0 and "not-a-ref" not in result.output and "<b>" not in result.output
+
+
+def test_an_intake_message_naming_another_source_counts_as_a_webhook(env, pres):
+    body = encode(delivery(refs=[A], timestamp=dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000")))
+    raw = json.loads(messages.intake_message(envelope.delivery_id(body), "x", body.decode()))
+    raw["source"] = "<script>x</script>"
+    dispatch.dispatch(json.dumps(raw).encode())
+    assert [r["source"] for r in journaled()] == ["webhook"]
+
+
+def test_a_large_event_goes_through_a_claim_check_like_a_large_webhook(env, pres):
+    """One ingest touching 600 assets at one time is one delivery of ~70 KiB, over the 48 KiB queue
+    payload: it is queued as intake queues a large body, through a blob."""
+    many = [ref(f"big-{i}") for i in range(600)]
+    for r in many:
+        pres.add_asset(r, "Item", parent=FOLDER)
+    pres.page_limit = 100
+    pres.record_event("Ingest", many, NOW - dt.timedelta(hours=3))
+    assert reconcile.run(now=NOW)["queued"] == 600
+    from azure.storage.blob import BlobServiceClient
+    container = BlobServiceClient.from_connection_string(env.connection_string).get_container_client(
+        settings.DELIVERY_CONTAINER)
+    assert len(list(container.list_blobs())) == 1
+    dispatch_all(env.connection_string)
+    rows = journaled()
+    assert len(rows) == 600 and {r["source"] for r in rows} == {"reconcile"}

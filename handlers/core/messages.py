@@ -36,10 +36,13 @@ def intake_message(did: str, received: str, body_text: str, traceparent: str | N
     return f'{{"v":{VERSION},"id":"{did}","received":"{received}"{trace},"delivery":{body_text}}}'
 
 
-def claim_message(did: str, received: str, blob_name: str, traceparent: str | None = None) -> str:
+def claim_message(did: str, received: str, blob_name: str, traceparent: str | None = None,
+                  source: str | None = None) -> str:
     doc = {"v": VERSION, "id": did, "received": received, "blob": blob_name}
     if traceparent:
         doc["traceparent"] = traceparent
+    if source:
+        doc["source"] = source
     return json.dumps(doc, separators=(",", ":"))
 
 
