@@ -260,8 +260,13 @@ def run(port, use_runner):
 def console_url(port):
     """The local operator console's link. It carries a token derived from the local webhook secret: the
     console of a local run answers only browsers that opened it (`hookops run` prints it too)."""
+    click.echo(console_link(port))
+
+
+def console_link(port: int) -> str:
+    """The local console's link with its token (from the secret the app itself reads)."""
     from handlers.console.auth import local_token
-    click.echo(f"http://127.0.0.1:{port}/api/console/overview?token={local_token(_webhook_secret())}")
+    return f"http://127.0.0.1:{port}/api/console/overview?token={local_token(_webhook_secret())}"
 
 
 # ---- commands in modules of their own --------------------------------------------------------

@@ -51,7 +51,7 @@ def serve(port: int = 7071, use_runner: bool | None = None) -> None:
             from hookops.runner import Runner
             click.echo("Azure Functions Core Tools not found: serving with the project's local runner.")
             runner = Runner(ROOT, port=port).start()
-            _banner(url)
+            _banner(url, port)
             try:
                 stop.wait()
             except KeyboardInterrupt:
@@ -59,7 +59,7 @@ def serve(port: int = 7071, use_runner: bool | None = None) -> None:
             finally:
                 runner.stop()
         else:
-            _banner(url)
+            _banner(url, port)
             proc = subprocess.Popen([func, "start", "--port", str(port)], cwd=ROOT, env=os.environ.copy())
             try:
                 proc.wait()
@@ -81,10 +81,9 @@ def _check_settings() -> None:
         raise click.ClickException(f"{'; '.join(problems)} (in {localsettings.PATH.name} or the environment)")
 
 
-def _banner(url: str) -> None:
-    from handlers.console.auth import local_token
-    secret = os.environ.get(localsettings.SECRET_SETTING, "")
-    console = url.replace("/preservica/webhook", f"/console/overview?token={local_token(secret)}")
+def _banner(url: str, port: int) -> None:
+    from hookops.cli import console_link
+    console = console_link(port)
     click.echo(
         f"\nWebhook URL:  {url}\n"
         f"Secret:       PRESERVICA_WEBHOOK_SECRET in {localsettings.PATH.name} (never printed)\n"
