@@ -196,15 +196,11 @@ def _content_refs(api, asset, representation) -> list[str]:
     return [r for r in refs if iiif.blob_ref(r) == r.lower()]
 
 
-def _fixity(bitstream) -> str:
-    return ";".join(f"{k}:{v}" for k, v in sorted((bitstream.fixity or {}).items()))[:256]
-
-
 def _copy(api, store, ref: str, name: str, bitstream) -> iiif.File:
     """Stream one bitstream to `<ref>/<name>` unless the blob there already holds it (same fixity and size)."""
-    from ..core import iiif, media
+    from ..core import iiif, media, transcript
     label, blob = bitstream.filename or name, f"{ref}/{name}"
-    fixity, known = _fixity(bitstream), store.properties(blob)
+    fixity, known = transcript.fixity_text(bitstream.fixity), store.properties(blob)
     if known is not None and fixity and known.metadata.get("fixity") == fixity and known.size == bitstream.length:
         return iiif.File(name, _media_from(known), label)
     chunks = iter(api.bitstream_chunks(bitstream, chunk_size=CHUNK))

@@ -78,3 +78,20 @@ def annotate(**attributes) -> None:
     for key, value in attributes.items():
         if value is not None:
             current.set_attribute(key.replace("__", "."), value)
+
+
+# Alert signals: the few log records an alert rule in bicep/modules/alerts.bicep fires on. One function
+# emits them all, so a rule's query and what the app sends are held to each other in one place.
+SIGNALS = {
+    "reconcile-missed": "the reconciler queued events the webhooks missed",
+    "reconcile-stalled": "the reconciler ended incomplete several runs in a row",
+    "sweep-withdrew": "the public sweep withdrew assets that were public but should not have been",
+}
+
+
+def alert_signal(name: str, text: str, **counts: int) -> None:
+    """Log one alert signal (a warning whose message starts with `ALERT <name>:`), counts as attributes."""
+    import logging
+    if name not in SIGNALS:
+        raise ValueError(f"unknown alert signal {name!r}")
+    logging.getLogger("handlers.alerts").warning("ALERT %s: %s", name, text, extra={f"alert_{k}": v for k, v in counts.items()})

@@ -91,3 +91,27 @@ def fragment(schema: str, text: str, lang: str, source: str, duration_ms: int) -
         ET.SubElement(root, f"{{{schema}}}truncated").text = "true"  # the whole text is in Blob (.txt)
     ET.SubElement(root, f"{{{schema}}}text").text = body[:MAX_FRAGMENT_CHARS]
     return ET.tostring(root, encoding="unicode", default_namespace=schema)
+
+
+# ---- which file a transcript was made from ----------------------------------------------------
+# `transcribe` writes these as the metadata of its `<ref>.vtt`/`<ref>.txt` blobs; `publish` attaches
+# captions only to a file it publishes whose content object and fixity are the ones recorded here
+# (a transcript of the preservation master must never follow an unrelated access image to the public).
+
+def fixity_text(fixity: dict | None) -> str:
+    """A bitstream's fixity values as one comparable string: `ALG:value;...`, sorted, bounded."""
+    return ";".join(f"{k}:{v}" for k, v in sorted((fixity or {}).items()))[:256]
+
+
+def source_metadata(representation: str, content_object: str, fixity: dict | None) -> dict[str, str]:
+    """Blob metadata naming what was transcribed: representation type, content object ref, fixity."""
+    return {"source_representation": representation, "source_content_object": content_object,
+            "source_fixity": fixity_text(fixity)}
+
+
+def same_source(metadata: dict | None, content_object: str, fixity: dict | None) -> bool:
+    """Whether a transcript's blob metadata says it was made from this content object with this fixity.
+    A transcript with no record (made before this was recorded) matches nothing."""
+    md = metadata or {}
+    recorded = md.get("source_fixity", "")
+    return bool(recorded) and md.get("source_content_object") == content_object and recorded == fixity_text(fixity)
