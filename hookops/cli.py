@@ -220,7 +220,7 @@ WHERE = {settings.APP: "app setting", settings.LOCAL: "local only", settings.HOS
 
 
 def settings_table() -> str:
-    """The README's configuration table, made from the pipeline's and every action's declared settings."""
+    """The configuration table (docs/configuration.md), made from the pipeline's and every action's declared settings."""
     from handlers.actions import registry
     lines = ["| Setting | Default | Set where | Meaning |", "|---|---|---|---|"]
     for s in registry.all_settings():
@@ -232,7 +232,7 @@ def settings_table() -> str:
 @main.command("settings")
 @click.option("--check", is_flag=True, help="Also validate the current values (routes, numbers, storage).")
 def settings_cmd(check):
-    """Print every app setting with its default and meaning (the README table); --check validates values."""
+    """Print every app setting with its default and meaning (docs/configuration.md); --check validates values."""
     click.echo(settings_table())
     if not check:
         return

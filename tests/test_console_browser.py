@@ -2,7 +2,7 @@
 local runner, Azurite and the doubles: deliveries in, events listed and filtered, an event opened, a
 poison message replayed by clicking, and a script in a Preservica title that never runs.
 
-`CONSOLE_SCREENSHOTS=1` also writes docs/console-overview.png and docs/console-events.png (the README's).
+`CONSOLE_SCREENSHOTS=1` also writes docs/console-overview.png and docs/console-events.png (docs/operations.md shows them).
 """
 import json
 import os

@@ -5,7 +5,7 @@ Which file: the access representation's bitstreams first (smaller, playable), el
 representation's; audio or video by PRONOM PUID or format group where Preservica characterised it,
 else by extension. The first one Speech reads is used; AV that Speech cannot read is `skipped:
 unsupported format`. Larger than TRANSCRIBE_MAX_BYTES (default: the fast API's 250 MB): `skipped:
-too large`, decided from Preservica's file size before any byte is fetched (see README: why not batch).
+too large`, decided from Preservica's file size before any byte is fetched (see docs/actions.md: why not batch).
 The file is streamed from Preservica to a temporary file and from there to Speech, never held whole.
 Writes `<ref>.vtt` and `<ref>.txt` to TRANSCRIBE_CONTAINER and the TRANSCRIPT_SCHEMA fragment
 (replacing an earlier one, never a second). Speech 429/5xx: one wait of at most MAX_WAIT s when the
