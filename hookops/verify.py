@@ -51,7 +51,9 @@ def _answer(resp) -> str:
 
 def to_sign_in(resp) -> bool:
     """A redirect to the built-in authentication's login endpoint (`/.auth/login/<provider>`), or straight
-    to the identity provider's authorize endpoint."""
+    to the identity provider's authorize endpoint. RedirectToLoginPage and excludedPaths: the authsettingsV2
+    GlobalValidation reference (learn.microsoft.com/javascript/api/@azure-rest/arm-appservice/globalvalidation);
+    the status code and Location form are inferred (hookops/doubles/easyauth.py), which is why any 3xx counts."""
     if resp.status_code not in (301, 302, 303, 307, 308):
         return False
     try:
@@ -128,7 +130,7 @@ def forged_principal() -> str:
 def check_console(client, base: str, forged: bool) -> Result:
     name = "console-forged-principal" if forged else "console-anonymous"
     headers = dict(BROWSER)
-    if forged:
+    if forged:  # the platform removes these from any request (configure-authentication-user-identities)
         headers.update({"X-MS-CLIENT-PRINCIPAL": forged_principal(), "X-MS-CLIENT-PRINCIPAL-NAME": "forged",
                         "X-MS-CLIENT-PRINCIPAL-ID": str(uuid.uuid4()), "X-MS-CLIENT-PRINCIPAL-IDP": "aad"})
     resp = client.get(base + CONSOLE, headers=headers)
@@ -171,6 +173,8 @@ def check_https(client, base: str) -> Result:
         local = (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
         return Result(name, "SKIP" if local else "FAIL", "the URL is not https" + (" (a local run)" if local else ""),
                       "give the app's https:// URL")
+    # httpsOnly (bicep/modules/functionapp.bicep) redirects plain http to https: "Enforce HTTPS",
+    # learn.microsoft.com/azure/app-service/configure-ssl-bindings. The exact status is not relied on.
     resp = client.get(f"http://{parts.netloc}{HEALTH}")
     if resp.status_code in (301, 302, 307, 308) and (resp.headers.get("location") or "").startswith("https://"):
         return Result(name, "PASS", "plain http is redirected to https")
@@ -185,10 +189,23 @@ def vault_secret(vault_url: str, name: str) -> str:
     return (client.get_secret(name).value or "").strip()
 
 
+def base_url(url: str) -> str:
+    """scheme://host[:port] of the app from what a person pastes: the app URL, or the deployment's webhookUrl
+    output (its path and any `?code=` query are dropped)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        parts = None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(f"{printable(url)!s} is not an http(s) URL such as https://<app>.azurewebsites.net",
+                                 param_hint="--url")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def run_checks(url: str, secret: str | None, why_none: str = "", console: bool = True,
                session: str | None = None, timeout: float = TIMEOUT) -> list[Result]:
     import httpx
-    base = url.rstrip("/")
+    base = base_url(url)
     results = []
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         steps = [("unsigned-delivery", lambda: check_unsigned(client, base)),

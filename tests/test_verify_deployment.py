@@ -168,3 +168,11 @@ def test_missing_security_headers_fail(app):
         _, lines = verify(front.base_url)                  # no session: said, not failed
     assert lines["security-headers"].startswith("SKIP") and "HOOKOPS_AUTH_SESSION" in lines["security-headers"]
     assert result.exit_code == 1
+
+
+def test_the_url_may_be_the_webhook_url_but_must_be_http():
+    from hookops.verify import base_url
+    assert base_url("https://app.azurewebsites.net/api/preservica/webhook?code=k") == "https://app.azurewebsites.net"
+    assert base_url("http://127.0.0.1:7071/") == "http://127.0.0.1:7071"
+    result = CliRunner().invoke(cli, ["verify-deployment", "--url", "ftp://x\x1b[2J", "--secret-stdin"], input="s\n")
+    assert result.exit_code == 2 and "not an http(s) URL" in result.output and "\x1b" not in result.output
