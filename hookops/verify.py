@@ -225,8 +225,8 @@ def run_checks(url: str, secret: str | None, why_none: str = "", console: bool =
 
 
 @main.command("verify-deployment")
-@click.option("--url", required=True, help="The app's base URL, e.g. https://<app>.azurewebsites.net "
-              "(the deployment's webhookUrl output without /api/preservica/webhook).")
+@click.option("--url", required=True, help="The app's URL, e.g. https://<app>.azurewebsites.net, or the "
+              "deployment's webhookUrl output (only scheme and host are used).")
 @click.option("--vault-url", envvar="KEY_VAULT_URI", help="Key Vault to read the webhook secret from with your own "
               "identity (az login). Default: KEY_VAULT_URI, the deployment's keyVaultUri output.")
 @click.option("--secret-stdin", is_flag=True, help="Read the webhook secret from the first line of stdin instead.")
@@ -245,7 +245,8 @@ def verify_deployment(url, vault_url, secret_stdin, no_console, timeout):
     console-anonymous         the console redirects an anonymous browser to sign-in
     console-forged-principal  ... and still does when the request carries a forged X-MS-CLIENT-PRINCIPAL
     security-headers          the console's answers carry its security headers (needs a signed-in
-                              session: the AppServiceAuthSession cookie in HOOKOPS_AUTH_SESSION)
+                              session: a browser's AppServiceAuthSession cookie value in the
+                              environment variable HOOKOPS_AUTH_SESSION, never on the command line)
 
     Each check prints one line, PASS, FAIL (with what to do) or SKIP; the exit status is 1 when any
     check fails. The secret is read from Key Vault with DefaultAzureCredential (your `az login`, needs
@@ -253,6 +254,7 @@ def verify_deployment(url, vault_url, secret_stdin, no_console, timeout):
     No redirect is followed and every request times out.
     """
     import os
+    url = base_url(url)   # a wrong URL is refused before the vault is asked
     secret, why_none = None, "no --vault-url, KEY_VAULT_URI or --secret-stdin"
     if secret_stdin:
         secret = sys.stdin.readline().strip() or None
