@@ -2,8 +2,9 @@
 
 Reads the same settings as the app: environment, then local.settings.json, and Key Vault when
 KEY_VAULT_URI is set (signed in with `az login` or a managed identity). The `main` group and the
-helpers its commands share are here; `poison`, `doubles` and the subscription commands live in
-hookops/poison.py, hookops/demo.py and hookops/subscriptions.py and register on `main`.
+helpers its commands share are here; `poison`, `doubles`, the subscription commands and
+`verify-deployment` live in hookops/poison.py, hookops/demo.py, hookops/subscriptions.py and
+hookops/verify.py and register on `main`.
 """
 from __future__ import annotations
 
@@ -103,7 +104,9 @@ def send_test_event(url, trigger, refs, entity_type, count, secret, timestamp):
                 status, detail = "no answer", type(exc).__name__
             ok = status == 200
             failures += not ok
-            click.echo(f"[{i + 1}/{count}] {trigger.upper()} {len(doc['events'])} event(s): {status} {detail}")
+            # The endpoint's text (and the operator's trigger) escaped: shown, never obeyed by the terminal.
+            click.echo(f"[{i + 1}/{count}] {printable(trigger.upper())} {len(doc['events'])} event(s): {status} "
+                       f"{printable(detail)}")
     if failures:
         _fail(f"{failures} of {count} deliveries were not accepted")
 
@@ -272,7 +275,7 @@ def console_link(port: int) -> str:
 # ---- commands in modules of their own --------------------------------------------------------
 
 # Imported last: they register their commands on `main`, which they import from here.
-from hookops import backfill, demo, poison, subscriptions  # noqa: E402,F401
+from hookops import backfill, demo, poison, subscriptions, verify  # noqa: E402,F401
 
 if __name__ == "__main__":  # `python -m hookops.cli`: the imported module's group has every command
     from hookops.cli import main as hookops
