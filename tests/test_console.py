@@ -3,6 +3,7 @@ function), the view models, the bounded reads against Azurite, and that it ships
 import base64
 import datetime as dt
 import json
+import os
 import re
 
 import azure.functions as func
@@ -10,12 +11,17 @@ import pytest
 
 from handlers.clients import journal
 from handlers.console import auth, data, routes, views
-from handlers.core import envelope, settings
+from handlers.core import envelope, hosting, settings
 from hookops.doubles.deliveries import ref
 from tests.conftest import ROOT, SECRET, cold_start_modules
 
 AZURE = {"WEBSITE_INSTANCE_ID": "abc123", "WEBSITE_AUTH_ENABLED": "True"}
 LOCAL_URL = "http://127.0.0.1:7071/api/console/"
+
+
+def local_env() -> dict:
+    """What `hookops run` gives the app: local console mode on, development storage (Azurite)."""
+    return {hosting.LOCAL_CONSOLE: "1", "AzureWebJobsStorage": os.environ["AzureWebJobsStorage"]}
 
 
 def principal(*roles: str, oid: str = "oid-1") -> str:
@@ -30,7 +36,7 @@ def request(path: str = "overview", method: str = "GET", url: str | None = None,
             body: bytes = b"", params: dict | None = None) -> func.HttpRequest:
     url = url or f"https://app.example.org/api/console/{path}"
     if url.startswith(LOCAL_URL) and "cookie" not in {k.lower() for k in (headers or {})}:
-        headers = {**(headers or {}), "Cookie": f"{auth.LOCAL_COOKIE}={auth.local_token(SECRET)}"}  # the link's token
+        headers = {**(headers or {}), "Cookie": f"{auth.LOCAL_COOKIE}={routes.local_token()}"}  # the link's token
     return func.HttpRequest(method, url, headers=headers or {}, params=params or {}, body=body,
                             route_params={"path": path})
 
@@ -63,6 +69,46 @@ def test_auth_off_in_azure_refuses_even_a_valid_looking_header(app_env):
         assert resp.status_code == 503 and b"built-in authentication" in resp.get_body()
 
 
+# Flex Consumption as the host sees it once specialised: azure-functions-host EnvironmentExtensionsTests,
+# IsFlexConsumptionSku ("expected state when specialized": SKU, CONTAINER_NAME, LEGION_SERVICE_HOST, no
+# WEBSITE_INSTANCE_ID); GetInstanceId reads WEBSITE_POD_NAME there. Built-in authentication on.
+FLEX = {"WEBSITE_SKU": "FlexConsumption", "WEBSITE_INSTANCE_ID": "", "CONTAINER_NAME": "app-7f9c-container",
+        "WEBSITE_POD_NAME": "app-7f9c-pod", "LEGION_SERVICE_HOST": "10.0.0.1", "WEBSITE_AUTH_ENABLED": "True",
+        "WEBSITE_HOSTNAME": "app.azurewebsites.net"}
+
+
+def test_on_flex_a_signed_in_operator_is_served_and_an_anonymous_request_is_refused(app_env):
+    signed_in = {"X-MS-CLIENT-PRINCIPAL": principal(auth.OPERATOR), "Host": "app.example.org"}
+    resp = routes.handle(request("poison", headers=signed_in), FLEX)
+    assert resp.status_code == 200 and b"archivist@example.org" in resp.get_body()
+    assert routes.handle(request("poison", headers={"Host": "app.example.org"}), FLEX).status_code == 401
+
+
+def test_on_flex_local_mode_cannot_be_on_even_with_a_loopback_url_and_host(app_env):
+    """Even with the variable `hookops run` sets and development storage: the host's rules say Azure."""
+    env = {**FLEX, **local_env()}
+    assert hosting.in_azure(env) and not hosting.local_console(env)
+    resp = routes.handle(request("poison", url=LOCAL_URL + "poison", headers={"Host": "127.0.0.1:7071"}), env)
+    assert resp.status_code == 401                                   # asked to sign in, not served as local
+    assert b"operator" not in resp.get_body()
+
+
+def test_on_flex_with_built_in_auth_off_the_console_answers_the_503_guard(app_env):
+    headers = {"X-MS-CLIENT-PRINCIPAL": principal(auth.OPERATOR), "Host": "app.example.org"}
+    for off in ({**FLEX, "WEBSITE_AUTH_ENABLED": ""}, {**FLEX, "WEBSITE_AUTH_ENABLED": "False"}):
+        resp = routes.handle(request("overview", headers=headers), off)
+        assert resp.status_code == 503 and b"built-in authentication" in resp.get_body()
+
+
+@pytest.mark.parametrize("env", [{}, {hosting.LOCAL_CONSOLE: "1"},
+                                 {hosting.LOCAL_CONSOLE: "1", "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;"
+                                  "AccountName=prodacct;AccountKey=eA==;EndpointSuffix=core.windows.net"}])
+def test_local_mode_is_off_unless_hookops_run_turned_it_on_with_development_storage(app_env, env):
+    """`func start` on its own, or a run against a real storage account: the console is not served as local."""
+    resp = routes.handle(request("poison", url=LOCAL_URL + "poison", headers={"Host": "127.0.0.1:7071"}), env)
+    assert resp.status_code == 403
+
+
 @pytest.mark.parametrize("url, headers", [
     ("http://10.1.2.3:7071/api/console/overview", {}),                                   # not loopback
     ("http://192.168.0.9/api/console/overview", {"Host": "127.0.0.1"}),                  # forged Host does not help
@@ -71,7 +117,7 @@ def test_auth_off_in_azure_refuses_even_a_valid_looking_header(app_env):
 ])
 def test_forged_principal_from_a_non_local_caller_is_refused(app_env, url, headers):
     forged = {"X-MS-CLIENT-PRINCIPAL": principal(auth.OPERATOR), **headers}
-    resp = routes.handle(request("overview", url=url, headers=forged), {})
+    resp = routes.handle(request("overview", url=url, headers=forged), local_env())
     assert resp.status_code == 403
 
 
@@ -81,20 +127,19 @@ def test_forged_principal_from_a_non_local_caller_is_refused(app_env, url, heade
 def test_local_console_wants_the_link_with_its_token(app_env, path, where):
     """`func start` listens on every interface and the Host header is the caller's: "local" alone is not enough."""
     local = {"Host": "127.0.0.1:7071"}
-    assert routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"}), {}).status_code == 401
+    assert routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"}), local_env()).status_code == 401
     wrong = routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"},
-                                  params={"token": "0" * 32}), {})
+                                  params={"token": "0" * 32}), local_env())
     assert wrong.status_code == 401 and b"hookops" in wrong.get_body()
     ok = routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"},
-                               params={"token": auth.local_token(SECRET)}), {})
+                               params={"token": routes.local_token()}), local_env())
     assert ok.status_code == 303 and ok.headers["Location"] == where
-    assert f"{auth.LOCAL_COOKIE}={auth.local_token(SECRET)}" in ok.headers["Set-Cookie"]
+    assert f"{auth.LOCAL_COOKIE}={routes.local_token()}" in ok.headers["Set-Cookie"]
     assert "HttpOnly" in ok.headers["Set-Cookie"] and "SameSite=Strict" in ok.headers["Set-Cookie"]
-    assert auth.local_token(SECRET) != auth.local_token(SECRET + "x") and SECRET not in auth.local_token(SECRET)
 
 
 def test_local_run_serves_the_local_user_as_operator(app_env):
-    resp = routes.handle(request("poison", url=LOCAL_URL + "poison", headers={"Host": "127.0.0.1:7071"}), {})
+    resp = routes.handle(request("poison", url=LOCAL_URL + "poison", headers={"Host": "127.0.0.1:7071"}), local_env())
     assert resp.status_code == 200 and b"operator" in resp.get_body()
     assert "console_sid=" in resp.headers["Set-Cookie"] and "HttpOnly" in resp.headers["Set-Cookie"]
 
@@ -283,7 +328,7 @@ def test_events_page_pages_newest_first_and_filters(app_env):
 
 def test_script_in_an_event_field_is_escaped_on_the_events_page(app_env):
     _journal_rows(1, dt.datetime.now(dt.timezone.utc), event="<script>alert(1)</script>")
-    body = routes.handle(request("events", url=LOCAL_URL + "events", headers={"Host": "127.0.0.1"}), {}).get_body()
+    body = routes.handle(request("events", url=LOCAL_URL + "events", headers={"Host": "127.0.0.1"}), local_env()).get_body()
     assert b"<script>alert(1)" not in body and b"&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
@@ -302,7 +347,7 @@ def test_gap_report_is_the_reconcilers_last_and_shown_escaped(app_env):
                                       "error": "<i>budget spent</i>", "secret": "not shown"}, at)
     gap = data.last_gap_report()
     assert (gap["found"], gap["queued"], gap["error"]) == (7, 2, "<i>budget spent</i>") and "secret" not in gap
-    body = routes.handle(request("overview", url=LOCAL_URL + "overview", headers={"Host": "127.0.0.1"}), {}).get_body()
+    body = routes.handle(request("overview", url=LOCAL_URL + "overview", headers={"Host": "127.0.0.1"}), local_env()).get_body()
     assert b"&lt;i&gt;budget spent&lt;/i&gt;" in body and b"<i>budget" not in body
 
 
