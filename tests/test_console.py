@@ -10,10 +10,10 @@ import azure.functions as func
 import pytest
 
 from handlers.clients import journal
-from handlers.console import auth, data, routes, views
+from handlers.console import auth, data, render, routes, views
 from handlers.core import envelope, hosting, settings
 from hookops.doubles.deliveries import ref
-from tests.conftest import ROOT, SECRET, cold_start_modules
+from tests.conftest import ROOT, cold_start_modules
 
 AZURE = {"WEBSITE_INSTANCE_ID": "abc123", "WEBSITE_AUTH_ENABLED": "True"}
 LOCAL_URL = "http://127.0.0.1:7071/api/console/"
@@ -44,113 +44,6 @@ def request(path: str = "overview", method: str = "GET", url: str | None = None,
 def azure_get(path: str, *roles: str, **kw) -> func.HttpResponse:
     headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles), "Host": "app.example.org"} if roles else {}
     return routes.handle(request(path, headers=headers, **kw), AZURE)
-
-
-# ---- authorisation ---------------------------------------------------------------------------------
-
-def test_no_header_in_azure_is_401(app_env):
-    assert azure_get("overview").status_code == 401
-
-
-def test_a_role_that_is_not_a_console_role_is_403(app_env):
-    assert azure_get("overview", "Something.Else").status_code == 403
-
-
-def test_reader_and_operator_both_see_the_pages(app_env):
-    for role in (auth.READER, auth.OPERATOR):
-        resp = azure_get("events", role)
-        assert resp.status_code == 200 and b"<table class=\"events\">" in resp.get_body()
-
-
-def test_auth_off_in_azure_refuses_even_a_valid_looking_header(app_env):
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal(auth.OPERATOR)}
-    for off in ({"WEBSITE_INSTANCE_ID": "abc"}, {"WEBSITE_INSTANCE_ID": "abc", "WEBSITE_AUTH_ENABLED": "False"}):
-        resp = routes.handle(request("overview", headers=headers), off)
-        assert resp.status_code == 503 and b"built-in authentication" in resp.get_body()
-
-
-# Flex Consumption as the host sees it once specialised: azure-functions-host EnvironmentExtensionsTests,
-# IsFlexConsumptionSku ("expected state when specialized": SKU, CONTAINER_NAME, LEGION_SERVICE_HOST, no
-# WEBSITE_INSTANCE_ID); GetInstanceId reads WEBSITE_POD_NAME there. Built-in authentication on.
-FLEX = {"WEBSITE_SKU": "FlexConsumption", "WEBSITE_INSTANCE_ID": "", "CONTAINER_NAME": "app-7f9c-container",
-        "WEBSITE_POD_NAME": "app-7f9c-pod", "LEGION_SERVICE_HOST": "10.0.0.1", "WEBSITE_AUTH_ENABLED": "True",
-        "WEBSITE_HOSTNAME": "app.azurewebsites.net"}
-
-
-def test_on_flex_a_signed_in_operator_is_served_and_an_anonymous_request_is_refused(app_env):
-    signed_in = {"X-MS-CLIENT-PRINCIPAL": principal(auth.OPERATOR), "Host": "app.example.org"}
-    resp = routes.handle(request("poison", headers=signed_in), FLEX)
-    assert resp.status_code == 200 and b"archivist@example.org" in resp.get_body()
-    assert routes.handle(request("poison", headers={"Host": "app.example.org"}), FLEX).status_code == 401
-
-
-def test_on_flex_local_mode_cannot_be_on_even_with_a_loopback_url_and_host(app_env):
-    """Even with the variable `hookops run` sets and development storage: the host's rules say Azure."""
-    env = {**FLEX, **local_env()}
-    assert hosting.in_azure(env) and not hosting.local_console(env)
-    resp = routes.handle(request("poison", url=LOCAL_URL + "poison", headers={"Host": "127.0.0.1:7071"}), env)
-    assert resp.status_code == 401                                   # asked to sign in, not served as local
-    assert b"operator" not in resp.get_body()
-
-
-def test_on_flex_with_built_in_auth_off_the_console_answers_the_503_guard(app_env):
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal(auth.OPERATOR), "Host": "app.example.org"}
-    for off in ({**FLEX, "WEBSITE_AUTH_ENABLED": ""}, {**FLEX, "WEBSITE_AUTH_ENABLED": "False"}):
-        resp = routes.handle(request("overview", headers=headers), off)
-        assert resp.status_code == 503 and b"built-in authentication" in resp.get_body()
-
-
-@pytest.mark.parametrize("env", [{}, {hosting.LOCAL_CONSOLE: "1"},
-                                 {hosting.LOCAL_CONSOLE: "1", "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;"
-                                  "AccountName=prodacct;AccountKey=eA==;EndpointSuffix=core.windows.net"}])
-def test_local_mode_is_off_unless_hookops_run_turned_it_on_with_development_storage(app_env, env):
-    """`func start` on its own, or a run against a real storage account: the console is not served as local."""
-    resp = routes.handle(request("poison", url=LOCAL_URL + "poison", headers={"Host": "127.0.0.1:7071"}), env)
-    assert resp.status_code == 403
-
-
-@pytest.mark.parametrize("url, headers", [
-    ("http://10.1.2.3:7071/api/console/overview", {}),                                   # not loopback
-    ("http://192.168.0.9/api/console/overview", {"Host": "127.0.0.1"}),                  # forged Host does not help
-    ("http://127.0.0.1:7071/api/console/overview", {"Host": "attacker.example"}),        # DNS rebinding
-    ("http://127.0.0.1:7071/api/console/overview", {"X-Forwarded-For": "203.0.113.9"}),  # proxied to a local port
-])
-def test_forged_principal_from_a_non_local_caller_is_refused(app_env, url, headers):
-    forged = {"X-MS-CLIENT-PRINCIPAL": principal(auth.OPERATOR), **headers}
-    resp = routes.handle(request("overview", url=url, headers=forged), local_env())
-    assert resp.status_code == 403
-
-
-@pytest.mark.parametrize("path, where", [("events", "/api/console/events"), ("poison", "/api/console/poison"),
-                                         ("a/../..//evil.example", "/api/console/overview"),
-                                         ("x/..", "/api/console/overview")])
-def test_local_console_wants_the_link_with_its_token(app_env, path, where):
-    """`func start` listens on every interface and the Host header is the caller's: "local" alone is not enough."""
-    local = {"Host": "127.0.0.1:7071"}
-    assert routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"}), local_env()).status_code == 401
-    wrong = routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"},
-                                  params={"token": "0" * 32}), local_env())
-    assert wrong.status_code == 401 and b"hookops" in wrong.get_body()
-    ok = routes.handle(request(path, url=LOCAL_URL + path, headers={**local, "Cookie": "x=1"},
-                               params={"token": routes.local_token()}), local_env())
-    assert ok.status_code == 303 and ok.headers["Location"] == where
-    assert f"{auth.LOCAL_COOKIE}={routes.local_token()}" in ok.headers["Set-Cookie"]
-    assert "HttpOnly" in ok.headers["Set-Cookie"] and "SameSite=Strict" in ok.headers["Set-Cookie"]
-
-
-def test_local_run_serves_the_local_user_as_operator(app_env):
-    resp = routes.handle(request("poison", url=LOCAL_URL + "poison", headers={"Host": "127.0.0.1:7071"}), local_env())
-    assert resp.status_code == 200 and b"operator" in resp.get_body()
-    assert "console_sid=" in resp.headers["Set-Cookie"] and "HttpOnly" in resp.headers["Set-Cookie"]
-
-
-def test_every_answer_carries_a_strict_policy(app_env):
-    resp = azure_get("overview", auth.READER)
-    csp = resp.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
-    assert "unsafe-inline" not in csp and resp.headers["X-Content-Type-Options"] == "nosniff"
-    body = resp.get_body().decode()
-    assert "<script" not in body and " style=" not in body and "<style" not in body
 
 
 # ---- writes: CSRF, Origin, role -------------------------------------------------------------------
@@ -330,6 +223,28 @@ def test_script_in_an_event_field_is_escaped_on_the_events_page(app_env):
     _journal_rows(1, dt.datetime.now(dt.timezone.utc), event="<script>alert(1)</script>")
     body = routes.handle(request("events", url=LOCAL_URL + "events", headers={"Host": "127.0.0.1"}), local_env()).get_body()
     assert b"<script>alert(1)" not in body and b"&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_the_event_page_escapes_what_preservica_and_the_journal_hold(app_env):
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    _journal_rows(1, dt.datetime.now(dt.timezone.utc), event=evil)
+    book = journal.default()
+    row = next(iter(book.table.list_entities()))
+    pk, rk = row["PartitionKey"], row["RowKey"]
+    book.merge_many([{"PartitionKey": pk, "RowKey": rk, "journal_reason": evil, "journal_detail": evil,
+                      "eventJson": json.dumps({"title": evil}, ensure_ascii=False)}])
+    path = f"events/{pk}/{rk}"
+    body = routes.handle(request(path, url=LOCAL_URL + path, headers={"Host": "127.0.0.1"}), local_env()).get_body()
+    assert b"<script>" not in body and b"<img" not in body
+    assert body.count(b"&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;") >= 3
+
+
+def test_no_template_turns_escaping_off():
+    """Jinja2's autoescape is on (render.py); `|safe`, `Markup` or an autoescape block would turn it off for a value."""
+    for template in (ROOT / "handlers" / "console" / "templates").glob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"\|\s*safe\b|autoescape\s+false|Markup", text), template.name
+    assert render.environment().autoescape is True
 
 
 def test_a_delivery_stamped_ahead_of_utc_is_in_the_overview(app_env):
