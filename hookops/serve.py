@@ -27,7 +27,7 @@ def _logging() -> None:
 
 def serve(port: int = 7071, use_runner: bool | None = None) -> None:
     _logging()
-    if localsettings.ensure():
+    if localsettings.ensure(localsettings.PATH):
         click.echo(f"Created {localsettings.PATH.name} with a newly generated webhook secret.")
     func = shutil.which("func")
     if use_runner is None:
@@ -36,7 +36,7 @@ def serve(port: int = 7071, use_runner: bool | None = None) -> None:
         raise click.ClickException("Azure Functions Core Tools (`func`) is not installed; use --runner.")
     # `func start` reads local.settings.json itself and says what it skips; it gets the environment as it was.
     child_env = {**os.environ, LOCAL_CONSOLE: "1"}
-    localsettings.load(say=click.echo if use_runner else None)
+    localsettings.load(localsettings.PATH, say=click.echo if use_runner else None)
     _check_settings()
     # Local console mode, opt-in and only here: the app serves it only with development storage and
     # never where the host's rules say Azure (handlers/core/hosting.local_console).
