@@ -55,12 +55,24 @@ def skipped_line(key: str) -> str:
     return f"Skipping '{key}' from local settings as it's already defined in current environment variables."
 
 
-def load(path: Path = PATH, say: Callable[[str], None] | None = print) -> dict[str, str]:
+# What load() put into this process's environment: not "already defined" for a later load (the CLI group
+# loads before `hookops run` does), and left out of the environment a child `func start` is given.
+LOADED: dict[str, str] = {}
+
+
+def load(path: Path = PATH, say: Callable[[str], None] | None = None) -> dict[str, str]:
     """Put Values into the environment without overriding what is already set (as `func start`), and
-    say one line per setting the environment overrides. Returns what it set."""
-    applied, skipped = merge(values(path), os.environ)
+    `say` one line per setting the environment overrides. Returns what it set."""
+    applied, skipped = merge(values(path), inherited(os.environ))
     for key in skipped:
         if say:
             say(skipped_line(key))
+    applied = {k: v for k, v in applied.items() if os.environ.get(k) != v}
     os.environ.update(applied)
+    LOADED.update(applied)
     return applied
+
+
+def inherited(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment as this process was given it: without what load() added."""
+    return {k: v for k, v in environ.items() if not (k in LOADED and LOADED[k] == v)}

@@ -35,7 +35,7 @@ def serve(port: int = 7071, use_runner: bool | None = None) -> None:
     if not use_runner and func is None:
         raise click.ClickException("Azure Functions Core Tools (`func`) is not installed; use --runner.")
     # `func start` reads local.settings.json itself and says what it skips; it gets the environment as it was.
-    child_env = {**os.environ, LOCAL_CONSOLE: "1"}
+    child_env = {**localsettings.inherited(os.environ), LOCAL_CONSOLE: "1"}
     localsettings.load(localsettings.PATH, say=click.echo if use_runner else None)
     _check_settings()
     # Local console mode, opt-in and only here: the app serves it only with development storage and

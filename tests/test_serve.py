@@ -19,7 +19,7 @@ WAIT = 120  # the app's first import and the runner's start, on a busy machine
 # What the child runs: local.settings.json from the test's folder; Azurite is the test's (no default ports).
 CHILD = ("import sys, pathlib; from hookops import azurite, localsettings; "
          "localsettings.PATH = pathlib.Path(sys.argv[1]); azurite.ports_in_use = lambda *a, **k: True; "
-         "from hookops.serve import serve; serve(int(sys.argv[2]), True)")
+         "from hookops.cli import main; main(['run', '--runner', '--port', sys.argv[2]])")
 
 
 def _start(tmp_path, azurite, port):
@@ -55,6 +55,7 @@ def test_hookops_run_names_overridden_settings_and_serves_the_local_console_and_
     proc = _start(tmp_path, azurite, port)
     try:
         out = _read_until(proc, "Run a timer:")
+        assert len([line for line in out if line.startswith("Skipping")]) == 4, out  # only what the shell set
         assert ("Skipping 'REQUESTS_CA_BUNDLE' from local settings as it's already defined in current environment "
                 "variables.") in out
         assert "Skipping 'AzureWebJobsStorage' from local settings as it's already defined in current environment " \
