@@ -61,6 +61,11 @@ class Refused(Exception):
 
 
 def auth_enabled(env: Mapping[str, str]) -> bool:
+    # As the host's IsEasyAuthEnabled (bool.TryParse: "True", any case). On Flex the host sets it from the
+    # site's auth config at assignment unless an app setting of that name exists, which wins
+    # (azure-functions-host Models/HostAssignmentContext.cs, ApplyAppSettings); the Python worker copies the
+    # host's variables into os.environ when it specialises (azure-functions-python-worker dispatcher,
+    # _handle__function_environment_reload_request). So WEBSITE_AUTH_ENABLED must never be an app setting.
     return (env.get("WEBSITE_AUTH_ENABLED") or "").strip().lower() == "true"
 
 
