@@ -261,15 +261,22 @@ def run(port, use_runner):
 @main.command("console-url")
 @click.option("--port", default=7071, show_default=True, help="The port `hookops run` serves on.")
 def console_url(port):
-    """The local operator console's link. It carries a token derived from the local webhook secret: the
-    console of a local run answers only browsers that opened it (`hookops run` prints it too)."""
+    """The local operator console's link. It carries a token from the console's own random key (kept in
+    local storage): the console of a local run answers only browsers that opened it (`hookops run` prints it too)."""
     click.echo(console_link(port))
 
 
 def console_link(port: int) -> str:
-    """The local console's link with its token (from the secret the app itself reads)."""
-    from handlers.console.auth import local_token
-    return f"http://127.0.0.1:{port}/api/console/overview?token={local_token(_webhook_secret())}"
+    """The local console's link with its token (from the key the app itself reads, in local storage)."""
+    from azure.core.exceptions import AzureError
+
+    from handlers.console.routes import local_token
+    from handlers.core.errors import StorageUnavailable
+    try:
+        token = local_token()
+    except (AzureError, StorageUnavailable) as exc:
+        _fail(f"Local storage is unavailable ({type(exc).__name__}): start the app with `hookops run` first.")
+    return f"http://127.0.0.1:{port}/api/console/overview?token={token}"
 
 
 # ---- commands in modules of their own --------------------------------------------------------
