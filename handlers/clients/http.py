@@ -122,11 +122,15 @@ def _causes(exc: BaseException):
                  *[a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]]
 
 
-def tls_failure(exc: BaseException, url: str) -> str | None:
-    """The message for a failed certificate verification while reaching `url`, or None when `exc`
-    is not one. The commonest local cause: the CA that signed the server's certificate is not in
-    the bundle requests uses (REQUESTS_CA_BUNDLE) or the system store."""
-    if not any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc)):
+def tls_failure(exc: BaseException, url: str | None = None) -> str | None:
+    """The message for a failed certificate verification while reaching `url` (else the URL of the
+    request a wrapped requests error carries), or None when `exc` is not one. The commonest local cause:
+    the CA that signed the server's certificate is not in the bundle requests uses (REQUESTS_CA_BUNDLE)
+    or the system store."""
+    causes = list(_causes(exc))
+    if not any(isinstance(e, ssl.SSLCertVerificationError) for e in causes):
         return None
-    return (f"TLS certificate verification failed for {shown(url, path=False).split('://', 1)[-1]} "
-            f"(check REQUESTS_CA_BUNDLE / the CA you trust)")
+    for e in causes:
+        url = url or getattr(getattr(e, "request", None), "url", None)
+    where = shown(url, path=False).split("://", 1)[-1] if url else "the server"
+    return f"TLS certificate verification failed for {where} (check REQUESTS_CA_BUNDLE / the CA you trust)"
