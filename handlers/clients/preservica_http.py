@@ -168,8 +168,8 @@ def download(api, url: str, out, limit: int) -> int:
                 out.write(chunk)
                 written += len(chunk)
         except requests.exceptions.RequestException as exc:
-            problem = classify(exc)
-            raise ActionError(f"Preservica's download broke off after {written} bytes ({problem})") from None
+            raise ActionError(f"the download from Preservica broke off ({classify(exc)}) with {written} bytes "
+                              f"written; it is not resumed: the queue retries it whole") from None
     return written
 
 
