@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..clients import journal, snapshot
 from ..clients.shared import Shared
+from ..clients.slots import Slots
 from ..core import envelope  # core.transcript is imported where used: not at cold start
 from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
@@ -162,33 +161,8 @@ def choose(api, asset) -> Media | Outcome:
 
 # ---- the file, on temporary disk, one of TRANSCRIBE_CONCURRENCY at a time ---------------------------
 
-class _Slots:
-    """At most `n` transcriptions at once in this process; `waiting` counts those held back."""
-
-    def __init__(self, n: int):
-        self.n, self.waiting = n, 0
-        self._free = threading.BoundedSemaphore(n)
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def held(self):
-        with self._lock:
-            self.waiting += 1
-        try:
-            got = self._free.acquire(timeout=SLOT_WAIT)
-        finally:
-            with self._lock:
-                self.waiting -= 1
-        if not got:
-            raise ActionError(f"all {self.n} transcription slots of this instance stayed busy for {SLOT_WAIT:.0f} s "
-                              f"(TRANSCRIBE_CONCURRENCY); the queue retries")
-        try:
-            yield
-        finally:
-            self._free.release()
-
-
-_slots = Shared(lambda: _Slots(CONCURRENCY.int_value(minimum=1)), key=lambda: CONCURRENCY.value())
+_slots = Shared(lambda: Slots(CONCURRENCY.int_value(minimum=1), SLOT_WAIT, CONCURRENCY.name),
+                key=lambda: CONCURRENCY.value())
 
 
 def _fetch(ctx: Context, media: Media, path: str, limit: int) -> Outcome | None:
