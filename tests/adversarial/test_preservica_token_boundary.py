@@ -110,3 +110,42 @@ def test_an_omitted_port_is_the_schemes_default():
     assert http.same_server("https://EU.Preservica.com:443/api/entity/x", "https://eu.preservica.com/")
     assert http.same_server("http://host/api", "http://host:80/")
     assert not http.same_server("https://eu.preservica.com:8443/api", "https://eu.preservica.com/")
+
+
+# ---- get_xml: the one way our code reads a URL Preservica hands back ---------------------------------
+
+def entity_url(api) -> str:
+    return f"{api.protocol}://{api.server}{ENTITY}"
+
+
+def test_get_xml_logs_in_again_once_when_the_token_expired(env, pres):
+    preservica.call(secrets(), lambda api: api.entity(EntityType.ASSET, AV))
+    logins = pres.login_count
+    pres.expire_tokens()
+    root = preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api)))
+    assert root.tag.endswith("EntityResponse") and pres.login_count == logins + 1
+
+
+def test_get_xml_says_not_found_and_names_other_statuses_without_the_query(env, pres):
+    with pytest.raises(preservica.NotFound):
+        preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api) + "0"))
+    pres.fail_next(1, 500, path_prefix=ENTITY)
+    with pytest.raises(ActionError) as caught:
+        preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api), {"secret": "q"}))
+    assert f"HTTP 500 to GET http://{pres.server}{ENTITY}" in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_an_entity_expansion_bomb_from_preservica_is_not_parsed(env, pres):
+    bomb = ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+            '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><r>&c;&c;&c;&c;</r>')
+    preservica.call(secrets(), lambda api: api.entity(EntityType.ASSET, AV))
+    pres.respond_with(200, {"Content-Type": "application/xml"}, bomb)
+    with pytest.raises(ActionError, match="declares a DTD; not parsed"):
+        preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api)))
+
+
+def test_an_answer_too_large_to_be_preservicas_is_not_read_whole(env, pres, monkeypatch):
+    from handlers.clients import preservica_http
+    monkeypatch.setattr(preservica_http, "MAX_XML_BYTES", 64)
+    with pytest.raises(ActionError, match="larger than 64 bytes"):
+        preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api)))
