@@ -108,9 +108,10 @@ def shown(url: str, path: bool = True) -> str:
 
 def _causes(exc: BaseException):
     """`exc` and what it wraps, as requests, urllib3, httpx and azure-core wrap: __cause__/__context__,
-    exceptions among args (requests' SSLError holds urllib3's MaxRetryError, whose .reason holds
-    urllib3's SSLError, whose args hold ssl.SSLCertVerificationError), .reason, and azure-core's
-    .inner_exception (azure/core/exceptions.py: AzureError keeps the wrapped error there)."""
+    exceptions among args (requests/adapters.py `raise SSLError(e, request=request)` with urllib3's
+    MaxRetryError, whose .reason holds urllib3's SSLError, whose args hold ssl.SSLCertVerificationError),
+    and azure-core's .inner_exception (azure/core/pipeline/transport/_requests_basic.py wraps requests'
+    error as `ServiceRequestError(err, error=err)`; azure/core/exceptions.py keeps it there)."""
     seen, todo = set(), [exc]
     while todo and len(seen) < 32:
         e = todo.pop()
