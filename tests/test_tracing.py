@@ -14,15 +14,8 @@ from hookops.doubles.deliveries import ref
 
 @pytest.fixture(scope="module")
 def spans():
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)   # once per process: OpenTelemetry refuses a second provider
-    yield exporter
+    from tests.support.otel import recorder
+    yield recorder().spans   # the one tracer provider of the process, shared with test_telemetry_export
 
 
 def test_a_delivery_is_one_trace_across_the_queues_and_the_relay(spans, app_env, fast_host_json, monkeypatch):
@@ -54,7 +47,7 @@ def test_a_delivery_is_one_trace_across_the_queues_and_the_relay(spans, app_env,
             assert action.attributes["delivery.id"] == intake.attributes["delivery.id"]
         for event in (s for s in ours if s.name == "event"):
             assert by_id[event.parent.span_id].name.startswith("action ") and event.attributes["outcome"] == "done"
-        assert dispatch.attributes["queue.wait_ms"] >= 0 and intake.attributes["http.status_code"] == 200
+        assert dispatch.attributes["queue.wait_ms"] >= 0 and intake.attributes["http.response.status_code"] == 200
         # The receiver sees the same trace.
         assert relay.deliveries and all(d.headers["traceparent"].split("-")[1] == f"{trace_id:032x}"
                                         for d in relay.deliveries)
