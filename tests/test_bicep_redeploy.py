@@ -118,3 +118,18 @@ def test_no_deprecated_or_preview_api_for_alerts():
                 for m in re.findall(r"'(Microsoft\.Insights/[\w/]+)@([\w-]+)'", path.read_text())}
     assert not {v for v in versions if "preview" in v[1]}, versions
     assert ("Microsoft.Insights/scheduledQueryRules", "2023-12-01") in versions
+
+
+def test_alert_rules_keep_the_names_earlier_deployments_created():
+    """A renamed rule would be a second rule next to the old one (deployments are incremental): the four rules
+    that existed before the alert signals keep their names; the new ones are added."""
+    doc = parse(BICEP / "modules" / "alerts.bicep")
+    names = set()
+    for res in resources_of(doc, "Microsoft.Insights/scheduledQueryRules").values():
+        loop = res["config"].get("loop_type")
+        items = Evaluator(doc)(loop["detail"]["array_name"]) if loop else [None]
+        for item in items:
+            params = {loop["detail"]["item_name"]: item} if loop else {}
+            names.add(Evaluator(doc, namePrefix="p", **params)(body(res)["name"]))
+    assert {"alert-p-poison", "alert-p-webhook-failures", "alert-p-no-delivery", "alert-p-webhooks-missed"} <= names
+    assert len(names) == 6

@@ -66,22 +66,26 @@ var noDeliveryWindows = {
 }
 
 // One rule per alert signal; `signal` is a key of SIGNALS in handlers/clients/telemetry.py and the custom
-// event's name is 'ALERT <signal>' (telemetry.alert_event).
+// event's name is 'ALERT <signal>' (telemetry.alert_event). `rule` names the resource: reconcile-missed keeps
+// the name its rule had before the signals, so a redeployment updates that rule instead of adding a second.
 var signalRules = [
   {
     signal: 'reconcile-missed'
+    rule: 'webhooks-missed'
     severity: 3
     displayName: 'Preservica webhooks: the reconciler found events the webhooks missed'
     description: 'They are queued now. Webhooks are being lost: check the subscriptions (hookops subscriptions), 401s and 503s at the webhook, and recent deployments.'
   }
   {
     signal: 'reconcile-stalled'
+    rule: 'reconcile-stalled'
     severity: 2
     displayName: 'Preservica webhooks: the reconciler ended incomplete several runs in a row'
     description: 'Events the webhooks missed are not being found: read the reconciler\'s gap report in the console, check Preservica (hookops eventlog-types) and raise RECONCILE_MAX_REQUESTS if each run runs out of requests.'
   }
   {
     signal: 'sweep-withdrew'
+    rule: 'sweep-withdrew'
     severity: 1
     displayName: 'Preservica webhooks: the public sweep withdrew assets that should not have been public'
     description: 'Something was public that Preservica says is closed, hidden or deleted, and is withdrawn now: read the sweep report in the console, and find why the webhook and the reconciler did not withdraw it.'
@@ -208,7 +212,7 @@ resource quiet 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (noDeliv
 }
 
 resource signals 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for rule in signalRules: {
-  name: 'alert-${namePrefix}-${rule.signal}'
+  name: 'alert-${namePrefix}-${rule.rule}'
   location: location
   tags: tags
   properties: {
