@@ -75,21 +75,19 @@ class _Parser:
         return tok
 
     # predicate := and ('or' and)* ; and := cmp ('and' cmp)* ; cmp := value (op value)?
-    def predicate(self):
-        left = self.conj()
-        while self.peek("or"):
+    def _chain(self, word, operand, join):
+        left = operand()
+        while self.peek(word):
             self.take()
-            a, b = left, self.conj()
-            left = lambda r, a=a, b=b: a(r) or b(r)
+            a, b = left, operand()
+            left = lambda r, a=a, b=b: join(a(r), b(r))
         return left
 
+    def predicate(self):
+        return self._chain("or", self.conj, lambda x, y: x or y)
+
     def conj(self):
-        left = self.comparison()
-        while self.peek("and"):
-            self.take()
-            a, b = left, self.comparison()
-            left = lambda r, a=a, b=b: a(r) and b(r)
-        return left
+        return self._chain("and", self.comparison, lambda x, y: x and y)
 
     def comparison(self):
         left = self.value()
