@@ -10,6 +10,8 @@ from hookops.runner import Runner
 from tests.conftest import ROOT
 from tests.test_e2e import fast_host_json, hookops, wait_until, webhook  # noqa: F401 (fixture)
 from hookops.doubles.deliveries import ref
+from tests.support import kql
+from tests.support.otel import tables
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,15 @@ def test_a_delivery_is_one_trace_across_the_queues_and_the_relay(spans, app_env,
         # The receiver sees the same trace.
         assert relay.deliveries and all(d.headers["traceparent"].split("-")[1] == f"{trace_id:032x}"
                                         for d in relay.deliveries)
+        # What Application Insights gets (the real exporter's conversion): the README's query for a delivery's
+        # trace ("A delivery's trace": union requests, dependencies by customDimensions['delivery.id']) finds
+        # the request, the dispatch and every action message; intake's request has its status as resultCode.
+        from azure.monitor.opentelemetry.exporter.export.trace._exporter import _convert_span_to_envelope
+        found = tables([_convert_span_to_envelope(s) for s in ours])
+        where = f"where customDimensions['delivery.id'] == '{intake.attributes['delivery.id']}'"
+        rows = kql.run(f"requests | {where}", found) + kql.run(f"dependencies | {where}", found)
+        assert {r["name"] for r in rows} >= {"intake", "dispatch", "action journal", "action relay"}
+        assert [r["resultCode"] for r in rows if r["name"] == "intake"] == ["200"]
         # No secret, signature or credential-bearing URL in any attribute.
         text = repr([dict(s.attributes) for s in finished])
         assert relay.secret not in text and "signature" not in text.lower() and relay.url not in text

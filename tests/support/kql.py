@@ -1,6 +1,6 @@
 """A tiny evaluator for the few Kusto (KQL) operators the alert rules in bicep/modules/alerts.bicep use:
 `<table> | where <predicate> | where ...` with `and`, `or`, `==`, `!=`, `<`, `<=`, `>`, `>=`, `has`,
-`toint()`, `isnotempty()`, `isempty()`, `customDimensions["key"]`, string and integer literals.
+`toint()`, `isnotempty()`, `isempty()`, `customDimensions["key"]`, string ("…" or '…') and integer literals.
 
 Semantics from the Kusto reference (learn.microsoft.com/kusto/query): `has` matches a whole term,
 case-insensitively ("String operators": a term is a run of ASCII alphanumeric characters; a needle that
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<num>\d+)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,|\|)'
+TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')|(?P<num>\d+)|(?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,|\|)'
                    r'|(?P<name>[A-Za-z_][A-Za-z0-9_]*))')
 
 
@@ -27,7 +27,7 @@ def tokens(text: str) -> list[tuple[str, object]]:
         pos = m.end()
         kind = m.lastgroup
         value = m[kind]
-        out.append((kind, value[1:-1].replace('\\"', '"') if kind == "str" else int(value) if kind == "num" else value))
+        out.append((kind, re.sub(r"\\(.)", r"\1", value[1:-1]) if kind == "str" else int(value) if kind == "num" else value))
     return out
 
 
