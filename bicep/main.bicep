@@ -60,6 +60,16 @@ param keyVaultNameSalt string = ''
 @description('true: bring back the soft-deleted vault of this name, with its secrets, instead of creating one (createMode recover; fails if there is none, so deploy with false afterwards). false: create or update it (fails while a deleted vault of this name is kept).')
 param keyVaultRecover bool = false
 
+@description('Any text changes the Speech account\'s name (and custom subdomain), and nothing else. A deleted Cognitive Services account keeps its name for 48 hours: after `azd down` without --purge or deleting the resource group, a new salt deploys at once (or purge it: README "Tear down"). Empty keeps the name earlier deployments used.')
+@maxLength(64)
+param speechNameSalt string = ''
+
+@description('Create the public IIIF storage account of the publish action. Its anonymous read (allowBlobPublicAccess) is denied where the built-in policy "Storage account public access should be disallowed" (4fa4b6c0-31ca-4c0d-b10d-24b96f62a751) is assigned with Deny: exempt the resource group first, or deploy with false (publish then fails with "PUBLISH_BLOB_SERVICE_URI is not set").')
+param deployPublish bool = true
+
+@description('true: write the non-empty secret parameters into Key Vault (first deployment, or a deliberate overwrite). false (default): leave the vault\'s secrets as they are, so a deployment never reverts a secret rotated in Key Vault.')
+param writeSecrets bool = false
+
 @description('Days Log Analytics keeps logs and telemetry.')
 @minValue(30)
 @maxValue(730)
@@ -87,9 +97,19 @@ param alertEmail string = ''
 @minValue(1)
 param webhookFailureThreshold int = 5
 
-@description('Hours without any delivery after which an alert fires; 0 (default) turns it off.')
-@minValue(0)
-@maxValue(48)
+// Only hours whose window a log alert accepts (modules/alerts.bicep).
+@description('Hours without any accepted delivery after which an alert fires: 1-6, 24 or 48; 0 (default) turns it off.')
+@allowed([
+  0
+  1
+  2
+  3
+  4
+  5
+  6
+  24
+  48
+])
 param noDeliveryHours int = 0
 
 @description('MAX_EVENTS_PER_DELIVERY: most events one delivery may hold (400, body kept, above it).')
@@ -223,7 +243,7 @@ param transcriptSchema string = 'urn:preservica-webhooks-azure:transcript:v1'
 param transcribeContainer string = 'transcripts'
 
 // ---------------------------------------------------------------------------------------------
-// Parameters: secrets (stored in Key Vault; an empty value leaves the secret as it is)
+// Parameters: secrets (written to Key Vault only with writeSecrets; an empty value leaves the secret as it is)
 // ---------------------------------------------------------------------------------------------
 
 @description('Webhook HMAC secret shared with Preservica. Required on the first deployment; generate with: python -c "import secrets; print(secrets.token_urlsafe(32))"')
@@ -262,6 +282,9 @@ var functionAppName = 'func-${prefix}-${token}'
 // Without a salt the vault keeps the name it always had ('kv-' + token): 16 characters, the limit is 24.
 var keyVaultToken = empty(keyVaultNameSalt) ? token : uniqueString(token, keyVaultNameSalt)
 var keyVaultName = 'kv-${keyVaultToken}'
+// Speech likewise: 'spch-' + prefix + token without a salt, as before.
+var speechToken = empty(speechNameSalt) ? token : uniqueString(token, speechNameSalt)
+var speechName = 'spch-${prefix}-${speechToken}'
 var deploymentContainerName = 'app-package'
 
 // A zone-redundant Flex Consumption app needs a zone-redundant storage account ("Reliability in
@@ -353,7 +376,7 @@ module storage 'modules/storage.bicep' = {
 }
 
 // The public IIIF host of the publish action: its own account, so the pipeline's stays private.
-module publicStorage 'modules/publicstorage.bicep' = {
+module publicStorage 'modules/publicstorage.bicep' = if (deployPublish) {
   name: 'publicstorage'
   params: {
     name: 'stiiif${token}'
@@ -371,13 +394,15 @@ module keyVault 'modules/keyvault.bicep' = {
     createMode: keyVaultRecover ? 'recover' : 'default'
     location: location
     tags: tags
-    secretValues: {
+    // Without writeSecrets nothing is written: azd keeps its environment's values and would otherwise
+    // write the old webhook secret back over a rotated one on every provision.
+    secretValues: writeSecrets ? {
       'preservica-webhook-secret': webhookSecret
       'preservica-webhook-secret-previous': webhookSecretPrevious
       'preservica-password': preservicaPassword
       'teams-webhook-url': teamsWebhookUrl
       'relay-secret': relaySecret
-    }
+    } : {}
   }
 }
 
@@ -385,7 +410,7 @@ module keyVault 'modules/keyvault.bicep' = {
 module speech 'modules/speech.bicep' = {
   name: 'speech'
   params: {
-    name: 'spch-${prefix}-${token}'
+    name: speechName
     location: speechLocation
     principalId: identity.outputs.principalId
     tags: tags
@@ -444,7 +469,7 @@ var appSettings = {
   CATALOGUE_SCHEMA: catalogueSchema
   RELAY_URL: relayUrl
   PUBLISH_CONTAINER: publishContainer
-  PUBLISH_BLOB_SERVICE_URI: publicStorage.outputs.blobEndpoint
+  PUBLISH_BLOB_SERVICE_URI: deployPublish ? publicStorage.outputs.blobEndpoint : ''
   PUBLISH_BASE_URL: publishBaseUrl
   PUBLIC_SECURITY_TAGS: publicSecurityTags
   PUBLISH_RIGHTS: publishRights
@@ -495,6 +520,8 @@ module alerts 'modules/alerts.bicep' = {
   params: {
     location: location
     applicationInsightsId: monitoring.outputs.applicationInsightsId
+    webTestId: availability.outputs.id
+    webTestLocations: availability.outputs.locationCount
     namePrefix: '${prefix}-${token}'
     alertEmail: alertEmail
     webhookFailureThreshold: webhookFailureThreshold
@@ -524,7 +551,7 @@ output webhookUrl string = 'https://${functionApp.outputs.defaultHostName}/api/p
 output keyVaultName string = keyVault.outputs.name
 output keyVaultUri string = keyVault.outputs.uri
 output storageAccountName string = storage.outputs.name
-output publicIiifUrl string = empty(publishBaseUrl) ? publicStorage.outputs.containerUrl : publishBaseUrl
+output publicIiifUrl string = deployPublish ? (empty(publishBaseUrl) ? publicStorage.outputs.containerUrl : publishBaseUrl) : ''
 output speechName string = speech.outputs.name
 output applicationInsightsName string = monitoring.outputs.applicationInsightsName
 output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName

@@ -5,8 +5,8 @@
 // the selected azd environment (.azure/<name>/.env, `azd env set`), `az` reads the shell's.
 //
 // Secrets use the same names as the local settings, so they never appear in this file or on the
-// command line. An unset variable leaves that Key Vault secret as it is (first deployment:
-// PRESERVICA_WEBHOOK_SECRET must be set).
+// command line. They are written only with WRITE_SECRETS=true (first deployment: with
+// PRESERVICA_WEBHOOK_SECRET set); an unset variable leaves that Key Vault secret as it is.
 using './main.bicep'
 
 // Resource names and the azd-env-name tag follow the azd environment name; without azd, export
@@ -35,6 +35,12 @@ param consoleClientId = ''
 // environment: azd env set KEY_VAULT_NAME_SALT 2
 param keyVaultNameSalt = readEnvironmentVariable('KEY_VAULT_NAME_SALT', '')
 param keyVaultRecover = bool(readEnvironmentVariable('KEY_VAULT_RECOVER', 'false'))
+// Speech keeps a deleted account's name for 48 hours: a new salt, or purge it (README "Tear down").
+param speechNameSalt = readEnvironmentVariable('SPEECH_NAME_SALT', '')
+
+// The public IIIF account of the publish action; false where policy denies anonymous blob access
+// (README "Deploy to Azure": the policy exemption). azd env set DEPLOY_PUBLISH false
+param deployPublish = bool(readEnvironmentVariable('DEPLOY_PUBLISH', 'true'))
 
 // Scale. Always-ready HTTP instances spare Preservica's first requests a cold start and are billed
 // while idle (README); per azd environment: azd env set ALWAYS_READY_HTTP_INSTANCES 0
@@ -42,7 +48,10 @@ param instanceMemoryMB = 2048
 param maximumInstanceCount = 100
 param alwaysReadyHttpInstances = int(readEnvironmentVariable('ALWAYS_READY_HTTP_INSTANCES', '1'))
 
-// Secrets -> Key Vault.
+// Secrets -> Key Vault, only when WRITE_SECRETS is true (the first deployment, or a deliberate
+// overwrite): otherwise the vault keeps what it has, and a secret rotated there is never reverted by
+// the values azd keeps in its environment. Once: WRITE_SECRETS=true azd provision (or az deployment ...).
+param writeSecrets = bool(readEnvironmentVariable('WRITE_SECRETS', 'false'))
 param webhookSecret = readEnvironmentVariable('PRESERVICA_WEBHOOK_SECRET', '')
 param preservicaPassword = readEnvironmentVariable('PRESERVICA_PASSWORD', '')
 param teamsWebhookUrl = readEnvironmentVariable('TEAMS_WEBHOOK_URL', '')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_bicep import BICEP_FILES, app_settings, body, main, module_doc, parse, resources_of
+from tests.test_bicep import BICEP_FILES, app_settings, body, main, module_call, module_doc, parse, resources_of
 
 ACCOUNT = "Microsoft.Storage/storageAccounts"
 CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
@@ -38,7 +38,7 @@ def test_the_app_identity_is_the_only_writer_and_only_of_that_container():
     (assignment,) = resources_of(doc, "Microsoft.Authorization/roleAssignments").values()
     assert doc["resources"][body(assignment)["scope"]]["type"] == CONTAINER
     assert "ba92f5b4-2d11-453d-a403-e96b0029c9fe" in json.dumps(body(assignment)["properties"]["roleDefinitionId"])
-    call = main()["modules"]["publicStorage"]["config"]["params"]
+    call = module_call("publicStorage")["params"]
     assert json.dumps(call["principalId"]) == json.dumps(main()["modules"]["roles"]["config"]["params"]["principalId"])
     assert call["containerName"] == "publishContainer" == app_settings()["PUBLISH_CONTAINER"]
 

@@ -10,19 +10,14 @@ from hookops.runner import Runner
 from tests.conftest import ROOT
 from tests.test_e2e import fast_host_json, hookops, wait_until, webhook  # noqa: F401 (fixture)
 from hookops.doubles.deliveries import ref
+from tests.support import kql
+from tests.support.otel import tables
 
 
 @pytest.fixture(scope="module")
 def spans():
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)   # once per process: OpenTelemetry refuses a second provider
-    yield exporter
+    from tests.support.otel import recorder
+    yield recorder().spans   # the one tracer provider of the process, shared with test_telemetry_export
 
 
 def test_a_delivery_is_one_trace_across_the_queues_and_the_relay(spans, app_env, fast_host_json, monkeypatch):
@@ -54,10 +49,19 @@ def test_a_delivery_is_one_trace_across_the_queues_and_the_relay(spans, app_env,
             assert action.attributes["delivery.id"] == intake.attributes["delivery.id"]
         for event in (s for s in ours if s.name == "event"):
             assert by_id[event.parent.span_id].name.startswith("action ") and event.attributes["outcome"] == "done"
-        assert dispatch.attributes["queue.wait_ms"] >= 0 and intake.attributes["http.status_code"] == 200
+        assert dispatch.attributes["queue.wait_ms"] >= 0 and intake.attributes["http.response.status_code"] == 200
         # The receiver sees the same trace.
         assert relay.deliveries and all(d.headers["traceparent"].split("-")[1] == f"{trace_id:032x}"
                                         for d in relay.deliveries)
+        # What Application Insights gets (the real exporter's conversion): the README's query for a delivery's
+        # trace ("A delivery's trace": union requests, dependencies by customDimensions['delivery.id']) finds
+        # the request, the dispatch and every action message; intake's request has its status as resultCode.
+        from azure.monitor.opentelemetry.exporter.export.trace._exporter import _convert_span_to_envelope
+        found = tables([_convert_span_to_envelope(s) for s in ours])
+        where = f"where customDimensions['delivery.id'] == '{intake.attributes['delivery.id']}'"
+        rows = kql.run(f"requests | {where}", found) + kql.run(f"dependencies | {where}", found)
+        assert {r["name"] for r in rows} >= {"intake", "dispatch", "action journal", "action relay"}
+        assert [r["resultCode"] for r in rows if r["name"] == "intake"] == ["200"]
         # No secret, signature or credential-bearing URL in any attribute.
         text = repr([dict(s.attributes) for s in finished])
         assert relay.secret not in text and "signature" not in text.lower() and relay.url not in text

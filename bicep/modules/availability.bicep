@@ -23,6 +23,12 @@ param frequencySeconds int = 300
 
 param tags object = {}
 
+var locations = [
+  { Id: 'emea-nl-ams-azr' } // West Europe
+  { Id: 'us-va-ash-azr' } // East US
+  { Id: 'apac-sg-sin-azr' } // Southeast Asia
+]
+
 resource webTest 'Microsoft.Insights/webtests@2022-06-15' = {
   name: name
   location: location
@@ -39,11 +45,7 @@ resource webTest 'Microsoft.Insights/webtests@2022-06-15' = {
     Frequency: frequencySeconds
     Timeout: 30
     RetryEnabled: true
-    Locations: [
-      { Id: 'emea-nl-ams-azr' } // West Europe
-      { Id: 'us-va-ash-azr' } // East US
-      { Id: 'apac-sg-sin-azr' } // Southeast Asia
-    ]
+    Locations: locations
     Request: {
       RequestUrl: url
       HttpVerb: 'GET'
@@ -58,3 +60,4 @@ resource webTest 'Microsoft.Insights/webtests@2022-06-15' = {
 }
 
 output id string = webTest.id
+output locationCount int = length(locations)

@@ -83,14 +83,15 @@ resource publicBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-
         }
       ]
     }
+    // A withdrawal is final (issue 19): no soft-deleted blob or container and no previous version of a
+    // withdrawn file may stay restorable. Everything here can be published again from Preservica.
     deleteRetentionPolicy: {
-      enabled: true
-      days: 7
+      enabled: false
     }
     containerDeleteRetentionPolicy: {
-      enabled: true
-      days: 7
+      enabled: false
     }
+    isVersioningEnabled: false
   }
 }
 

@@ -20,6 +20,10 @@ from ..core import settings
 from .shared import Shared
 
 TRACER = "preservica-webhooks"
+SAMPLING_RATIO = 1.0
+# The exporter turns a log record with this attribute into a custom event (customEvents), not a trace
+# (azure-monitor-opentelemetry-exporter `export/logs/_exporter.py` `_log_data_is_event`).
+CUSTOM_EVENT = "microsoft.custom_event.name"
 
 
 def _configure() -> bool:
@@ -30,7 +34,11 @@ def _configure() -> bool:
         from .identity import credential
         # The distro's own instrumentations would trace every storage and HTTP call (and log URLs);
         # the app's spans are the ones that tell a delivery's story.
-        configure_azure_monitor(credential=credential(), logger_name="handlers",
+        # sampling_ratio=1.0: without it (and without OTEL_TRACES_SAMPLER) distro 1.8 samples at 5 traces
+        # a second (azure-monitor-opentelemetry `_utils/configurations.py` `_default_sampling_ratio`,
+        # `_configure.py` `_setup_tracing`), and the alerts count intake requests one by one. Logs are
+        # not sampled: `enable_trace_based_sampling_for_logs` defaults to False (same file).
+        configure_azure_monitor(credential=credential(), logger_name="handlers", sampling_ratio=SAMPLING_RATIO,
                                 instrumentation_options={n: {"enabled": False} for n in
                                                          ("azure_sdk", "requests", "urllib", "urllib3")})
         return True
@@ -69,6 +77,19 @@ def traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
+def http_status(code: int) -> None:
+    """The current SERVER span's answer: the exporter writes a request's resultCode only when the span also has
+    an HTTP method (azure-monitor-opentelemetry-exporter `export/trace/_exporter.py` `_convert_span_to_envelope`);
+    5xx is an error (OpenTelemetry HTTP semantic conventions: server spans, status)."""
+    if not _enabled.get():
+        return
+    from opentelemetry import trace
+    current = trace.get_current_span()
+    current.set_attribute("http.response.status_code", code)
+    if code >= 500:
+        current.set_status(trace.Status(trace.StatusCode.ERROR))
+
+
 def annotate(**attributes) -> None:
     """Attributes on the current span (dots are written as underscores in keyword names)."""
     if not _enabled.get():
@@ -80,8 +101,9 @@ def annotate(**attributes) -> None:
             current.set_attribute(key.replace("__", "."), value)
 
 
-# Alert signals: the few log records an alert rule in bicep/modules/alerts.bicep fires on. One function
-# emits them all, so a rule's query and what the app sends are held to each other in one place.
+# Alert signals: the few records an alert rule in bicep/modules/alerts.bicep fires on. One function emits
+# them all, so a rule's query and what the app sends are held to each other in one place
+# (tests/test_telemetry_export.py runs the exporter's conversion and each rule's query on them).
 SIGNALS = {
     "reconcile-missed": "the reconciler queued events the webhooks missed",
     "reconcile-stalled": "the reconciler ended incomplete several runs in a row",
@@ -89,9 +111,22 @@ SIGNALS = {
 }
 
 
+def alert_event(name: str) -> str:
+    """The custom event name an alert signal is sent as, and its rule's query matches."""
+    return f"ALERT {name}"
+
+
 def alert_signal(name: str, text: str, **counts: int) -> None:
-    """Log one alert signal (a warning whose message starts with `ALERT <name>:`), counts as attributes."""
+    """Log one alert signal (a warning whose message starts with `ALERT <name>:`), counts as attributes.
+
+    In Azure the worker's exporter sends it as a custom event, which nothing samples: the distro samples only
+    spans (see _configure), and the host's adaptive sampling (host.json samplingSettings) applies to what the
+    host sends, which is not this copy. The host's copy of the log line goes to traces and may be sampled.
+    """
     import logging
     if name not in SIGNALS:
         raise ValueError(f"unknown alert signal {name!r}")
-    logging.getLogger("handlers.alerts").warning("ALERT %s: %s", name, text, extra={f"alert_{k}": v for k, v in counts.items()})
+    _enabled.get()   # the exporter's log handler is attached on first use; a timer may not have traced yet
+    extra = {f"alert_{k}": v for k, v in counts.items()}
+    extra[CUSTOM_EVENT] = alert_event(name)
+    logging.getLogger("handlers.alerts").warning("ALERT %s: %s", name, text, extra=extra)
