@@ -102,6 +102,7 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
 
 def _perform(declared, job, ctx, trace: str | None) -> Outcome | BaseException:
     with telemetry.span("event", parent=trace, internal=True, action=declared.name, event__key=job.key,
+                        delivery__id=job.delivery_id,
                         entity__type=job.entity_type):
         try:
             outcome = declared.perform(job, ctx)
