@@ -1,0 +1,126 @@
+"""What `publish` reads: the asset as Preservica has it now (tag, visibility, identifiers), its access files
+(counted and sized before anything is downloaded), its thumbnail (read with a bound) and the transcript's
+captions (only for a published file they were made from). A helper of publish.py, not an action."""
+from __future__ import annotations
+
+from ..core.settings import APP, Setting
+from .contract import NotFound
+
+IDENTIFIER_TYPES = Setting("PUBLISH_IDENTIFIER_TYPES", None, APP,
+                           "Comma-separated identifier types `publish` puts in the public manifest's metadata; "
+                           "unset: none (identifiers are often internal: accession or catalogue numbers).")
+MAX_BYTES = Setting("PUBLISH_MAX_BYTES", "1073741824", APP,
+                    "Largest access file `publish` copies (bytes, from Preservica's bitstream length, checked before "
+                    "the download); an asset with a larger one is skipped.")
+MAX_THUMBNAIL = 5 * 1024 * 1024
+XIP_TOKEN_HEADER = "Preservica-Access-Token"
+
+
+class Refused(Exception):
+    """The asset is not copied (too many files, a file too large): the reason."""
+
+
+def _get(api, url: str, ref: str, what: str, **kw):
+    """GET with the SDK's session and token, logging in again once on 401 as the SDK does; None on 404."""
+    from pyPreservica.common import HTTPException
+    resp = api.session.get(url, headers={XIP_TOKEN_HEADER: api.token}, **kw)
+    if resp.status_code == 401:
+        resp.close()
+        api.token = api.__token__()
+        resp = api.session.get(url, headers={XIP_TOKEN_HEADER: api.token}, **kw)
+    if resp.status_code == 404:
+        resp.close()
+        return None
+    if resp.status_code != 200:
+        resp.close()
+        raise HTTPException(ref, resp.status_code, "", what, "")
+    return resp
+
+
+def current(ctx, ref: str):
+    """The asset as Preservica has it now (None: deleted), with `.hidden` and the public `.identifiers`."""
+    def read(api):
+        from ..core import iiif
+        from pyPreservica.common import Asset
+        # The URL and parse of pyPreservica's EntityAPI.asset() (entityAPI.py), from one GET whose document
+        # we also read for visibility, which the SDK drops.
+        resp = _get(api, f"{api.protocol}://{api.server}/api/entity/information-objects/{ref}", ref, "asset")
+        if resp is None:
+            raise NotFound()
+        fields = api.entity_from_string(resp.content.decode("utf-8"))
+        asset = Asset(fields["reference"], fields["title"], fields["description"], fields["security_tag"],
+                      fields["parent"], fields["metadata"])
+        asset.hidden = iiif.is_hidden(resp.content)
+        types = {t.strip() for t in (IDENTIFIER_TYPES.value() or "").split(",") if t.strip()}
+        asset.identifiers = sorted((t, v) for t, v in api.identifiers_for_entity(asset) if t in types) if types else []
+        return asset
+    try:
+        return ctx.preservica(read)
+    except NotFound:
+        return None
+
+
+def access_files(api, asset, limit: int, content_refs) -> list:
+    """[(blob name, content object ref, Bitstream)] of the active generations of the first Access
+    representation, in order. Counted from the representation's list before any content object is read
+    (never more than `limit`), and each length checked against PUBLISH_MAX_BYTES before any download."""
+    reps = sorted((r for r in api.representations(asset) if r.rep_type.value == "Access"), key=lambda r: r.url)
+    if not reps:
+        return []
+    refs = content_refs(api, asset, reps[0])
+    if len(refs) > limit:
+        raise Refused(f"too many files ({len(refs)} > PUBLISH_MAX_FILES {limit})")
+    found, most = [], MAX_BYTES.int_value(minimum=1)
+    for co_ref in refs:
+        for generation in api.generations(api.content_object(co_ref)):
+            if generation.active:
+                found += [(f"files/{co_ref}-{k}", co_ref, b) for k, b in enumerate(generation.bitstreams, start=1)]
+        if len(found) > limit:
+            raise Refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})")
+    for _, _, bitstream in found:
+        if not 0 <= (bitstream.length or 0) <= most:   # pyPreservica's Bitstream: length = int(<FileSize>)
+            raise Refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})")
+    return found
+
+
+def thumbnail(api, asset) -> bytes | None:
+    """The large thumbnail, at most MAX_THUMBNAIL bytes (None: none, or larger). The request is
+    pyPreservica's EntityAPI.thumbnail() (entityAPI.py: /api/content/thumbnail?id=sdb:IO|ref&size=large),
+    streamed here with a running count instead of written whole to a file first."""
+    from pyPreservica.common import Thumbnail
+    params = {"id": f"sdb:{asset.entity_type.value}|{asset.reference}", "size": Thumbnail.LARGE.value}
+    resp = _get(api, f"{api.protocol}://{api.server}/api/content/thumbnail", asset.reference, "thumbnail",
+                params=params, stream=True)
+    if resp is None:
+        return None
+    with resp:
+        data = bytearray()
+        for chunk in resp.iter_content(chunk_size=64 * 1024):
+            data += chunk
+            if len(data) > MAX_THUMBNAIL:
+                return None
+    return bytes(data)
+
+
+def captions(ctx, container: str, preservica_ref: str, files: list, sources: dict, most: int):
+    """(WebVTT bytes, name of the file they caption) when `transcribe` left `<ref>.vtt` made from the content
+    object and fixity of a published audio or video file (core.transcript.same_source); else None."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+    from ..core import transcript
+    blob = ctx.storage.blob_service().get_blob_client(container, f"{preservica_ref}.vtt")
+    try:
+        props = blob.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    target = next((f for f in files if f.media.paintable and f.media.kind in ("Sound", "Video")
+                   and transcript.same_source(props.metadata, *sources[f.name])), None)
+    if target is None or props.size > most:
+        return None
+    try:   # the transcript as it was when its metadata matched, not one written since
+        data = blob.download_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified).readall()
+    except (ResourceNotFoundError, ResourceModifiedError):
+        return None
+    if not data.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
+        return None
+    return data, target.name
