@@ -12,6 +12,14 @@ IDENTIFIER_TYPES = Setting("PUBLISH_IDENTIFIER_TYPES", None, APP,
 MAX_BYTES = Setting("PUBLISH_MAX_BYTES", "1073741824", APP,
                     "Largest access file `publish` copies (bytes, from Preservica's bitstream length, checked before "
                     "the download); an asset with a larger one is skipped.")
+# The public sweep's (handlers/sweep.py) settings are declared here, with publish's, so the settings table,
+# local.settings.json.example and Bicep see them: stage modules declare no settings of their own.
+SWEEP_SCHEDULE = Setting("PUBLISH_SWEEP_SCHEDULE", "0 30 3 * * *", APP,
+                         "NCRONTAB schedule of the public sweep, which re-checks every published asset with "
+                         "Preservica and withdraws or republishes it; set it empty to turn the sweep off.")
+SWEEP_MAX_REQUESTS = Setting("PUBLISH_SWEEP_MAX_REQUESTS", "5000", APP,
+                             "Most Preservica requests one public sweep run makes; the next run goes on from "
+                             "where it stopped.")
 MAX_THUMBNAIL = 5 * 1024 * 1024
 XIP_TOKEN_HEADER = "Preservica-Access-Token"
 

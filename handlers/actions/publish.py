@@ -279,5 +279,5 @@ def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
 
 ACTION = Action(name="publish", perform=perform,
                 settings=(CONTAINER, SERVICE_URI, BASE_URL, PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES,
-                          source.IDENTIFIER_TYPES, source.MAX_BYTES),
+                          source.IDENTIFIER_TYPES, source.MAX_BYTES, source.SWEEP_SCHEDULE, source.SWEEP_MAX_REQUESTS),
                 required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False)

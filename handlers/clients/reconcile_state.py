@@ -80,6 +80,14 @@ class ReconcileState:
             "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=limit), limit))
         return [dict(e) for e in self._call(rows)]
 
+    # -- the public sweep's place in the public container (handlers/sweep.py) -------------------------
+    def sweep_checkpoint(self) -> str:
+        row = self._get("state", "sweep")
+        return str(row.get("token") or "") if row else ""
+
+    def save_sweep_checkpoint(self, token: str) -> None:
+        self._call(lambda: self.table.upsert_entity({"PartitionKey": "state", "RowKey": "sweep", "token": token}))
+
     # -- backfill progress --------------------------------------------------------------------------
     def backfill(self, job: str) -> dict | None:
         return self._get("backfill", job)
