@@ -21,6 +21,11 @@ def manifests(env) -> set[str]:
     return {n.split("/")[0] for n in blobs(env) if n.endswith("/manifest.json")}
 
 
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setenv("PRESERVICA_MAX_RPS", "1000")   # the double needs no protecting
+
+
 @pytest.fixture
 def four(env, pres):
     """Four published assets; then Preservica changes each of three without a webhook arriving."""
