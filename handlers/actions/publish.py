@@ -52,7 +52,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
     from ..core import iiif
     if job.entity_type != "IO":
         return Outcome(journal.SKIPPED, "not an asset")
-    if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; a blob prefix is never built from anything else
+    if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; a blob prefix is built from nothing else
         return Outcome(journal.SKIPPED, "reference is not a UUID")
     return converge(ctx, job.entity_ref)
 

@@ -14,8 +14,8 @@ from handlers.actions import publish
 from handlers.clients import journal
 from hookops.doubles.preservica import make_png
 from tests.conftest import run_one
-from tests.test_publish import (ASSET, AV, PASSWORD, TENANT, USER, activities, blobs, container, dispatched,  # noqa: F401
-                                env, isolated, load_manifest, make_wav, pres, write_transcript)
+from tests.test_publish import (ASSET, AV, activities, blobs, container, dispatched, env, isolated,  # noqa: F401
+                                load_manifest, make_wav, pres, write_transcript)
 
 VTT = b"WEBVTT\n\n00:00.000 --> 00:02.000\nThe names of the informants are...\n"
 
@@ -24,7 +24,8 @@ VTT = b"WEBVTT\n\n00:00.000 --> 00:02.000\nThe names of the informants are...\n"
 
 def test_captions_of_a_preservation_only_recording_are_not_published(env, pres):
     pres.add_asset(ASSET, "Interview (image only in Access)",
-                   bitstreams=[("cover.png", make_png(20, 20), "Access"), ("interview.wav", make_wav(2.0), "Preservation")])
+                   bitstreams=[("cover.png", make_png(20, 20), "Access"),
+                               ("interview.wav", make_wav(2.0), "Preservation")])
     write_transcript(env, pres, ASSET, VTT, "Preservation")        # transcribe fell back to the WAV
     assert run_one("publish", dispatched(ASSET)).state == journal.DONE
     published = blobs(env, f"{ASSET}/")
