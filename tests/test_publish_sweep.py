@@ -104,3 +104,36 @@ def test_the_timer_is_wired_in_function_app():
     import function_app
     names = {f.get_function_name() for f in function_app.app.get_functions()}
     assert "publish_sweep_timer" in names
+
+
+def test_the_console_overview_shows_the_last_sweep_report_escaped(app_env):
+    import datetime as dt
+    from handlers.clients import reconcile_state
+    from handlers.console import routes
+    from tests.test_console import LOCAL_URL, request
+    assert data.last_sweep_report() is None
+    reconcile_state.default().report({"checked": 9, "withdrawn": 2, "updated": 1, "complete": False,
+                                      "error": "<b>budget</b>"}, dt.datetime.now(dt.timezone.utc), partition="sweep-runs")
+    assert data.last_gap_report() is None                                  # not the reconciler's report
+    body = routes.handle(request("overview", url=LOCAL_URL + "overview", headers={"Host": "127.0.0.1"}), {}).get_body()
+    assert b"Public sweep" in body and b"&lt;b&gt;budget&lt;/b&gt;" in body and b"<b>budget" not in body
+
+
+def test_a_publish_that_lost_its_lease_writes_nothing_more(env, pres, monkeypatch):
+    from handlers.actions import publish
+    from handlers.actions.contract import Context
+    from handlers.clients import publish_lock
+    from handlers.clients.storage import default
+    monkeypatch.setattr(publish_lock, "RENEW_AFTER", 0)                  # renewed before every write
+    real = publish._thumbnail
+
+    def another_run_takes_the_lease(*args):
+        from azure.storage.blob import BlobLeaseClient
+        marker = default().blob_service().get_blob_client(publish_lock.CONTAINER, ASSET)
+        BlobLeaseClient(marker).break_lease(lease_break_period=0)          # e.g. it expired while this one stalled
+        marker.acquire_lease(lease_duration=15)
+        return real(*args)
+    monkeypatch.setattr(publish, "_thumbnail", another_run_takes_the_lease)
+    with pytest.raises(publish_lock.Lost):
+        publish.converge(Context(), ASSET)
+    assert f"{ASSET}/manifest.json" not in blobs(env) and f"{ASSET}/thumbnail" not in blobs(env)
