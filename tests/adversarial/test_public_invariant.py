@@ -156,6 +156,11 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
                 world["violations"].append(f"a publish that failed after {ref} was closed left it public")
             world["during"].clear()
 
+        @rule(ref=st.sampled_from(REFS))
+        def outage_while_a_closing_asset_publishes(self, ref):
+            """Finding 3 exactly (as a rule of its own, so that short runs try it often)."""
+            self.close_during_a_publish(ref, True)
+
         # -- the platform --------------------------------------------------------------------------------
         @rule()
         def preservica_down(self):
@@ -213,5 +218,5 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
                 have = sorted(hashlib.sha1(v).hexdigest() for n, v in got.items() if n.startswith(f"{ref}/files/"))
                 assert have == want, f"{ref}: the public files are not the current access files"
 
-    run_state_machine_as_test(PublicInvariant, settings=hsettings(max_examples=10, stateful_step_count=8,
+    run_state_machine_as_test(PublicInvariant, settings=hsettings(max_examples=8, stateful_step_count=8,
                                                                   deadline=None))
