@@ -1,1 +1,1 @@
-"""Handlers of the Preservica webhook app. Each module has one job; see README "Architecture"."""
+"""Handlers of the Preservica webhook app. Each module has one job; see docs/architecture.md."""

@@ -60,7 +60,7 @@ def _walk(secrets, since: dt.datetime, folder: str | None) -> list[str]:
                                                           if e.entity_type.value == "IO"})
             kinds = {r: k for r, k in kinds.items() if r in under}
     except SafeError as exc:
-        _fail(f"cannot list assets: {exc}")
+        _fail(f"cannot list assets: {printable(exc)}")
     click.echo(f"{len(kinds)} asset(s) found with {budget.used} listing request(s).", err=True)
     return sorted(kinds)
 
@@ -90,7 +90,7 @@ def backfill(since, folder, trigger, dry_run):
     if dry_run:
         click.echo(f"Would queue {', '.join(actions)} for {len(refs)} asset(s) (trigger {trigger}); first ones:")
         for r in refs[:PREVIEW]:
-            click.echo(f"  {r}")
+            click.echo(f"  {printable(r)}")  # refs as Preservica listed them
         return
     if not refs:
         click.echo("Nothing to backfill.")

@@ -2,8 +2,9 @@
 
 Reads the same settings as the app: environment, then local.settings.json, and Key Vault when
 KEY_VAULT_URI is set (signed in with `az login` or a managed identity). The `main` group and the
-helpers its commands share are here; `poison`, `doubles` and the subscription commands live in
-hookops/poison.py, hookops/demo.py and hookops/subscriptions.py and register on `main`.
+helpers its commands share are here; `poison`, `doubles`, the subscription commands and
+`verify-deployment` live in hookops/poison.py, hookops/demo.py, hookops/subscriptions.py and
+hookops/verify.py and register on `main`.
 """
 from __future__ import annotations
 
@@ -103,7 +104,9 @@ def send_test_event(url, trigger, refs, entity_type, count, secret, timestamp):
                 status, detail = "no answer", type(exc).__name__
             ok = status == 200
             failures += not ok
-            click.echo(f"[{i + 1}/{count}] {trigger.upper()} {len(doc['events'])} event(s): {status} {detail}")
+            # The endpoint's text (and the operator's trigger) escaped: shown, never obeyed by the terminal.
+            click.echo(f"[{i + 1}/{count}] {printable(trigger.upper())} {len(doc['events'])} event(s): {status} "
+                       f"{printable(detail)}")
     if failures:
         _fail(f"{failures} of {count} deliveries were not accepted")
 
@@ -220,7 +223,7 @@ WHERE = {settings.APP: "app setting", settings.LOCAL: "local only", settings.HOS
 
 
 def settings_table() -> str:
-    """The README's configuration table, made from the pipeline's and every action's declared settings."""
+    """The configuration table (docs/configuration.md), made from the pipeline's and every action's declared settings."""
     from handlers.actions import registry
     lines = ["| Setting | Default | Set where | Meaning |", "|---|---|---|---|"]
     for s in registry.all_settings():
@@ -232,7 +235,7 @@ def settings_table() -> str:
 @main.command("settings")
 @click.option("--check", is_flag=True, help="Also validate the current values (routes, numbers, storage).")
 def settings_cmd(check):
-    """Print every app setting with its default and meaning (the README table); --check validates values."""
+    """Print every app setting with its default and meaning (docs/configuration.md); --check validates values."""
     click.echo(settings_table())
     if not check:
         return
@@ -258,21 +261,28 @@ def run(port, use_runner):
 @main.command("console-url")
 @click.option("--port", default=7071, show_default=True, help="The port `hookops run` serves on.")
 def console_url(port):
-    """The local operator console's link. It carries a token derived from the local webhook secret: the
-    console of a local run answers only browsers that opened it (`hookops run` prints it too)."""
+    """The local operator console's link. It carries a token from the console's own random key (kept in
+    local storage): the console of a local run answers only browsers that opened it (`hookops run` prints it too)."""
     click.echo(console_link(port))
 
 
 def console_link(port: int) -> str:
-    """The local console's link with its token (from the secret the app itself reads)."""
-    from handlers.console.auth import local_token
-    return f"http://127.0.0.1:{port}/api/console/overview?token={local_token(_webhook_secret())}"
+    """The local console's link with its token (from the key the app itself reads, in local storage)."""
+    from azure.core.exceptions import AzureError
+
+    from handlers.console.routes import local_token
+    from handlers.core.errors import StorageUnavailable
+    try:
+        token = local_token()
+    except (AzureError, StorageUnavailable) as exc:
+        _fail(f"Local storage is unavailable ({type(exc).__name__}): start the app with `hookops run` first.")
+    return f"http://127.0.0.1:{port}/api/console/overview?token={token}"
 
 
 # ---- commands in modules of their own --------------------------------------------------------
 
 # Imported last: they register their commands on `main`, which they import from here.
-from hookops import backfill, demo, poison, subscriptions  # noqa: E402,F401
+from hookops import backfill, demo, poison, subscriptions, verify  # noqa: E402,F401
 
 if __name__ == "__main__":  # `python -m hookops.cli`: the imported module's group has every command
     from hookops.cli import main as hookops

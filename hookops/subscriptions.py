@@ -55,7 +55,8 @@ def _refused(what: str, exc: Exception, url: str = "") -> None:
     detail = str(getattr(exc, "msg", "") or "")[:300]
     if url:
         detail = detail.replace(url, redact_url(url))
-    _fail(f"could not {what}: {reason}" + (f" ({detail})" if detail else ""))
+    # Preservica's words are shown, not obeyed: escaped like everything else from outside (printable()).
+    _fail(f"could not {what}: {printable(reason)}" + (f" ({printable(detail)})" if detail else ""))
 
 
 @main.command("subscribe")
@@ -90,7 +91,7 @@ def subscribe(url, triggers):
             created = json.loads(api.subscribe(url, TriggerType[TRIGGERS[name]], secret))
         except Exception as exc:  # HTTPException, RuntimeError (roles), requests errors
             _refused(f"subscribe {name}", exc, url)
-        click.echo(f"subscribed {name}: {created.get('id')}")
+        click.echo(f"subscribed {name}: {printable(created.get('id'))}")
 
 
 @main.command("subscriptions")
@@ -126,7 +127,7 @@ def unsubscribe(subscription_id, remove_all, yes):
         ids = [s["id"] for s in api.subscriptions()] if remove_all else [subscription_id]
         for sub_id in ids:
             api.unsubscribe(sub_id)
-            click.echo(f"unsubscribed {sub_id}")
+            click.echo(f"unsubscribed {printable(sub_id)}")  # with --all, an id as Preservica listed it
     except Exception as exc:
         _refused("unsubscribe", exc)
     if remove_all and not ids:

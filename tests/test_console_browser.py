@@ -2,7 +2,7 @@
 local runner, Azurite and the doubles: deliveries in, events listed and filtered, an event opened, a
 poison message replayed by clicking, and a script in a Preservica title that never runs.
 
-`CONSOLE_SCREENSHOTS=1` also writes docs/console-overview.png and docs/console-events.png (the README's).
+`CONSOLE_SCREENSHOTS=1` also writes docs/console-overview.png and docs/console-events.png (docs/operations.md shows them).
 """
 import json
 import os
@@ -10,12 +10,12 @@ import shutil
 
 import pytest
 
-from handlers.console import auth
-from handlers.core import settings
+from handlers.console import routes
+from handlers.core import hosting, settings
 from hookops import azurite as az
 from hookops.doubles.deliveries import ref
 from hookops.runner import Runner
-from tests.conftest import ROOT, SECRET
+from tests.conftest import ROOT
 from tests.test_e2e import FAST_HOST, hookops, queue_count, rows_done, wait_until, webhook
 
 pytestmark = pytest.mark.slow
@@ -54,8 +54,11 @@ def console(app_env, tmp_path, monkeypatch):
                             "PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p",
                             "PRESERVICA_TENANT": "T", "PRESERVICA_PROTOCOL": "http", "TEAMS_WEBHOOK_URL": teams.url,
                             "ASSET_URL_TEMPLATE": "https://archive.invalid/explorer/{ref}",
-                            "NO_PROXY": "127.0.0.1,localhost"}.items():
+                            "NO_PROXY": "127.0.0.1,localhost",
+                            hosting.LOCAL_CONSOLE: "1"}.items():   # what `hookops run` sets
             monkeypatch.setenv(name, value)
+        for name in hosting.HOSTED:  # e.g. a CI container's CONTAINER_NAME: the host would read it as Azure
+            monkeypatch.delenv(name, raising=False)
         with Runner(ROOT, port=az.free_port(), host_json=host_json) as runner:
             yield runner, pres, teams
     preservica.forget_client()
@@ -90,7 +93,7 @@ def test_console_end_to_end(console, browser, app_env):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     assert page.goto(f"{base}/overview").status == 401           # a local run's console wants its link
     seen = _watch(page)
-    page.goto(f"{base}/overview?token={auth.local_token(SECRET)}")  # the link `hookops run` prints
+    page.goto(f"{base}/overview?token={routes.local_token()}")  # the link `hookops run` prints
     assert page.url == f"{base}/overview"                         # the token went into a cookie
     assert page.locator("svg.chart rect").count() > 0 and "action-teams-poison" in page.content()
     _screenshot(page, "console-overview.png")
@@ -125,7 +128,7 @@ def test_console_end_to_end(console, browser, app_env):
 def test_a_cross_site_form_post_is_refused(console, browser):
     runner, _, _ = console
     page = browser.new_page()
-    page.goto(f"{runner.url}/api/console/poison?token={auth.local_token(SECRET)}")  # a session, no form token
+    page.goto(f"{runner.url}/api/console/poison?token={routes.local_token()}")  # a session, no form token
     resp = page.request.post(f"{runner.url}/api/console/poison/replay",
                              form={"queue": settings.DELIVERY_QUEUE, "message": "all", "confirm": "yes"},
                              headers={"Origin": "http://127.0.0.1:1"})

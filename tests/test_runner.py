@@ -242,7 +242,7 @@ def test_storage_outage_is_logged_once_and_polling_goes_on(tmp_path, host_json, 
 
 # ---- loading, settings, stopping -------------------------------------------------------------
 
-def test_local_settings_fill_in_and_env_overrides(tmp_path, monkeypatch):
+def test_local_settings_fill_in_and_env_overrides(tmp_path, monkeypatch, caplog):
     app = tmp_path / "app"
     shutil.copytree(GOOD, app)
     (app / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": {
@@ -256,6 +256,9 @@ def test_local_settings_fill_in_and_env_overrides(tmp_path, monkeypatch):
         assert (os.environ["TOY_A"], os.environ["TOY_B"], os.environ["TOY_C"]) == \
             ("from-file", "from-environment", "from-arg")
         assert "127.0.0.1:10001" in runner_queues.connection({"connection": "AzureWebJobsStorage"})
+        said = [r.getMessage() for r in caplog.records if "from local settings" in r.getMessage()]
+        assert "Skipping 'TOY_B' from local settings as it's already defined in current environment variables." in said
+        assert not [line for line in said if "'TOY_A'" in line or "'AzureWebJobsStorage'" in line]
     finally:
         r.stop()  # puts the environment back
     assert "TOY_A" not in os.environ and os.environ["TOY_B"] == "from-environment"
@@ -287,8 +290,9 @@ def test_timer_fires_on_its_schedule_and_on_the_admin_call(tmp_path):
     with Runner(TOYS / "ticker", port=0, env={"TICK_FILE": str(ticks)}) as r:
         assert r.wait_for(lambda: r.stats["tick"]["succeeded"] >= 2, timeout=30)   # "* * * * * *": every second
         before = r.stats["tick"]["invoked"]
-        assert httpx.post(f"{r.url}/admin/functions/tick", json={"input": ""}).status_code == 202
-        assert httpx.post(f"{r.url}/admin/functions/nope", json={}).status_code == 404
+        key = {"x-functions-key": r.admin_token}  # the host's master-key header; see hookops/host/admin.py
+        assert httpx.post(f"{r.url}/admin/functions/tick", json={"input": ""}, headers=key).status_code == 202
+        assert httpx.post(f"{r.url}/admin/functions/nope", json={}, headers=key).status_code == 404
         assert httpx.get(f"{r.url}/admin/functions/tick").status_code == 405
         assert r.wait_for(lambda: r.stats["tick"]["invoked"] > before, timeout=30)
     assert ticks.read_text().count("tick") >= 3

@@ -151,7 +151,7 @@ def test_a_second_run_replaces_the_fragment_never_adds_one(env, pres, speech):
     assert run_one("transcribe", raw, attempt=2).state == journal.DONE
     assert len(pres.metadata(AV)) == 1 and row(raw)["transcribe_fragment"] == "replaced"
     assert run_one("transcribe", raw, attempt=3) is None   # finished: the claim keeps it from running again
-    assert len(speech.calls) == 2
+    assert len(speech.calls) == 1 and row(raw)["transcribe_reused"]   # the kept transcript, not a second charge
 
 
 # ---- which file --------------------------------------------------------------------------------

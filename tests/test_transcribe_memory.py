@@ -1,5 +1,5 @@
 """A large media file is streamed, never held whole: Preservica -> temporary file -> Speech.
-bench/transcribe_memory.py runs the same measurement at 500 MB (README "The transcribe action")."""
+bench/transcribe_memory.py runs the same measurement at 500 MB (docs/actions.md, "The transcribe action")."""
 from __future__ import annotations
 
 from bench.transcribe_memory import measure

@@ -21,44 +21,26 @@ SWEEP_MAX_REQUESTS = Setting("PUBLISH_SWEEP_MAX_REQUESTS", "5000", APP,
                              "Most Preservica requests one public sweep run makes; the next run goes on from "
                              "where it stopped.")
 MAX_THUMBNAIL = 5 * 1024 * 1024
-XIP_TOKEN_HEADER = "Preservica-Access-Token"
 
 
 class Refused(Exception):
     """The asset is not copied (too many files, a file too large): the reason."""
 
 
-def _get(api, url: str, ref: str, what: str, **kw):
-    """GET with the SDK's session and token, logging in again once on 401 as the SDK does; None on 404."""
-    from pyPreservica.common import HTTPException
-    resp = api.session.get(url, headers={XIP_TOKEN_HEADER: api.token}, **kw)
-    if resp.status_code == 401:
-        resp.close()
-        api.token = api.__token__()
-        resp = api.session.get(url, headers={XIP_TOKEN_HEADER: api.token}, **kw)
-    if resp.status_code == 404:
-        resp.close()
-        return None
-    if resp.status_code != 200:
-        resp.close()
-        raise HTTPException(ref, resp.status_code, "", what, "")
-    return resp
-
-
 def current(ctx, ref: str):
     """The asset as Preservica has it now (None: deleted), with `.hidden` and the public `.identifiers`."""
     def read(api):
+        import xml.etree.ElementTree as ET
+        from ..clients import preservica
         from ..core import iiif
         from pyPreservica.common import Asset
-        # The URL and parse of pyPreservica's EntityAPI.asset() (entityAPI.py), from one GET whose document
-        # we also read for visibility, which the SDK drops.
-        resp = _get(api, f"{api.protocol}://{api.server}/api/entity/information-objects/{ref}", ref, "asset")
-        if resp is None:
-            raise NotFound()
-        fields = api.entity_from_string(resp.content.decode("utf-8"))
+        # The URL and parse of pyPreservica's EntityAPI.asset() (entityAPI.py), from one same-server GET whose
+        # document we also read for visibility, which the SDK drops. 404: NotFound.
+        root = preservica.get_xml(api, f"{api.protocol}://{api.server}/api/entity/information-objects/{ref}")
+        fields = api.entity_from_string(ET.tostring(root, encoding="unicode"))
         asset = Asset(fields["reference"], fields["title"], fields["description"], fields["security_tag"],
                       fields["parent"], fields["metadata"])
-        asset.hidden = iiif.is_hidden(resp.content)
+        asset.hidden = iiif.is_hidden(root)
         types = {t.strip() for t in (IDENTIFIER_TYPES.value() or "").split(",") if t.strip()}
         asset.identifiers = sorted((t, v) for t, v in api.identifiers_for_entity(asset) if t in types) if types else []
         return asset
@@ -95,11 +77,12 @@ def thumbnail(api, asset) -> bytes | None:
     """The large thumbnail, at most MAX_THUMBNAIL bytes (None: none, or larger). The request is
     pyPreservica's EntityAPI.thumbnail() (entityAPI.py: /api/content/thumbnail?id=sdb:IO|ref&size=large),
     streamed here with a running count instead of written whole to a file first."""
+    from ..clients import preservica
     from pyPreservica.common import Thumbnail
     params = {"id": f"sdb:{asset.entity_type.value}|{asset.reference}", "size": Thumbnail.LARGE.value}
-    resp = _get(api, f"{api.protocol}://{api.server}/api/content/thumbnail", asset.reference, "thumbnail",
-                params=params, stream=True)
-    if resp is None:
+    try:
+        resp = preservica.get(api, f"{api.protocol}://{api.server}/api/content/thumbnail", params, stream=True)
+    except NotFound:
         return None
     with resp:
         data = bytearray()

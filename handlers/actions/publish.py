@@ -44,7 +44,6 @@ MAX_FILES = Setting("PUBLISH_MAX_FILES", "500", APP,
 
 CHUNK = 256 * 1024                 # bytes per read from Preservica
 MAX_CAPTIONS = 5 * 1024 * 1024     # a WebVTT file larger than this is not published
-XIP_TOKEN_HEADER = source.XIP_TOKEN_HEADER
 CAPTIONS = "captions.vtt"
 
 
@@ -197,18 +196,9 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
 def _content_refs(api, asset, representation) -> list[str]:
     """The content object references a representation lists (UUIDs only: each goes into a URL and a blob name).
     pyPreservica's content_objects() would read every one of them before we could count."""
+    from ..clients import preservica
     from ..core import iiif
-    from pyPreservica.common import HTTPException, ReferenceNotFoundException
-    resp = api.session.get(representation.url, headers={XIP_TOKEN_HEADER: api.token})
-    if resp.status_code == 401:   # the token expired: log in again, as the SDK does
-        api.token = api.__token__()
-        resp = api.session.get(representation.url, headers={XIP_TOKEN_HEADER: api.token})
-    if resp.status_code == 404:
-        raise ReferenceNotFoundException(asset.reference, 404, "", "representation")
-    if resp.status_code != 200:
-        raise HTTPException(asset.reference, resp.status_code, "", "representation", "")
-    import xml.etree.ElementTree as ET
-    root = ET.fromstring(resp.content)
+    root = preservica.get_xml(api, representation.url)   # on PRESERVICA_SERVER only; 404 -> NotFound
     refs = [(e.text or "").strip() for e in root.iter(f"{{{api.xip_ns}}}ContentObject")]
     return [r for r in refs if iiif.blob_ref(r) == r.lower()]
 

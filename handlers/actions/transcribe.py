@@ -5,10 +5,15 @@ Which file: the access representation's bitstreams first (smaller, playable), el
 representation's; audio or video by PRONOM PUID or format group where Preservica characterised it,
 else by extension. The first one Speech reads is used; AV that Speech cannot read is `skipped:
 unsupported format`. Larger than TRANSCRIBE_MAX_BYTES (default: the fast API's 250 MB): `skipped:
-too large`, decided from Preservica's file size before any byte is fetched (see README: why not batch).
-The file is streamed from Preservica to a temporary file and from there to Speech, never held whole.
-Writes `<ref>.vtt` and `<ref>.txt` to TRANSCRIBE_CONTAINER and the TRANSCRIPT_SCHEMA fragment
-(replacing an earlier one, never a second). Speech 429/5xx: one wait of at most MAX_WAIT s when the
+too large`, decided from Preservica's file size before any byte is fetched (see docs/actions.md: why not batch),
+and held to while it arrives: the download counts bytes and stops at the limit.
+The file is streamed from Preservica to a temporary file and from there to Speech, never held whole;
+at most TRANSCRIBE_CONCURRENCY of these run at once in an instance (temporary disk, Speech calls).
+Writes `<ref>.txt` and `<ref>.vtt` to TRANSCRIBE_CONTAINER, each with metadata naming the
+representation, content object and fixity transcribed (core.transcript.source_metadata: publish
+attaches captions only to that very file), and the TRANSCRIPT_SCHEMA fragment (replacing an earlier
+one, never a second). A retry whose transcript is already there for the same file and fixity writes
+only the fragment: Speech is paid once. Speech 429/5xx: one wait of at most MAX_WAIT s when the
 service says Retry-After, then ActionError (the queue retries); 401/403: ActionError naming the
 setting and role; a file the service refuses: `skipped`. No key or token is logged or recorded.
 """
@@ -22,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..clients import journal, snapshot
+from ..clients.shared import Shared
+from ..clients.slots import Slots
 from ..core import envelope  # core.transcript is imported where used: not at cold start
 from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
@@ -47,8 +54,12 @@ SCHEMA = Setting("TRANSCRIPT_SCHEMA", "urn:preservica-webhooks-azure:transcript:
                  "Schema URI of the transcript metadata fragment.")
 CONTAINER = Setting("TRANSCRIBE_CONTAINER", "transcripts", APP,
                     "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts.")
+CONCURRENCY = Setting("TRANSCRIBE_CONCURRENCY", "2", APP,
+                      "Transcriptions one instance runs at once; each holds up to TRANSCRIBE_MAX_BYTES of "
+                      "temporary disk and one Speech call. Others wait (up to 4 minutes, then the queue retries).")
 READS = frozenset({"summary"})  # deleted since the event? (the fragments are read again before writing)
 MAX_WAIT = 30.0
+SLOT_WAIT = 240.0   # seconds a transcription waits for a slot: well inside functionTimeout (10 min)
 _sleep = time.sleep  # replaced in tests, which never wait
 
 # What Speech's fast transcription reads (its documented formats), by extension -> content type.
@@ -69,7 +80,8 @@ AV_GROUPS = {"audio", "video", "sound", "moving image"}
 class Media:
     bitstream: object  # pyPreservica Bitstream
     kind: str          # extension that decides: from the PUID when known, else the file name
-    representation: str
+    representation: str  # "Access" or "Preservation": recorded, so a master's captions never pass for an access file's
+    content_object: str
 
     @property
     def name(self) -> str:
@@ -91,10 +103,14 @@ def perform(job: Job, ctx: Context) -> Outcome:
         if found.bitstream.length > limit:
             return Outcome(journal.SKIPPED, f"too large ({found.bitstream.length} bytes > {limit})",
                            {"transcribe_source": journal.clip(found.name, 200)})
-        with tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
+        kept = _kept(ctx, job, found, locales)
+        if kept is not None:   # a retry after the fragment write failed: Speech is not paid twice
+            return _finish(ctx, job, found, *kept, {"transcribe_reused": True})
+        with _slots.get().held(), tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
             path = os.path.join(tmp, "media")
-            ctx.preservica(lambda api: api.bitstream_content(found.bitstream, path))
-            result = _transcribe(ctx, path, SUPPORTED[found.kind], locales)
+            result = _fetch(ctx, found, path, limit)
+            if result is None:
+                result = _transcribe(ctx, path, SUPPORTED[found.kind], locales)
         if isinstance(result, Outcome):
             return result
         return _keep(ctx, job, found, result, locales)
@@ -135,12 +151,34 @@ def choose(api, asset) -> Media | Outcome:
                 for bitstream in generation.bitstreams:
                     kind, av = kind_of(bitstream.filename, generation)
                     if av and kind in SUPPORTED:
-                        return Media(bitstream, kind, rep.rep_type.value)
+                        return Media(bitstream, kind, rep.rep_type.value, co.reference)
                     if av:
                         unsupported.append(kind or "no extension")
     if unsupported:
         return Outcome(journal.SKIPPED, f"unsupported format ({', '.join(sorted(set(unsupported)))[:100]})")
     return Outcome(journal.SKIPPED, "no audio or video")
+
+
+# ---- the file, on temporary disk, one of TRANSCRIBE_CONCURRENCY at a time ---------------------------
+
+_slots = Shared(lambda: Slots(CONCURRENCY.int_value(minimum=1), SLOT_WAIT, CONCURRENCY.name),
+                key=lambda: CONCURRENCY.value())
+
+
+def _fetch(ctx: Context, media: Media, path: str, limit: int) -> Outcome | None:
+    """The bitstream into `path` through the same-server GET, counting bytes: never more than `limit`
+    on disk, and exactly the length Preservica lists, or no transcription. A connection that breaks
+    off fails the attempt (the queue retries from byte 0, into a new file)."""
+    from ..clients import preservica
+    with open(path, "wb") as out:
+        try:
+            got = ctx.preservica(lambda api: preservica.download(api, media.bitstream.content_url, out, limit))
+        except preservica.TooLarge:
+            return Outcome(journal.SKIPPED, f"too large (more than {limit} bytes arrived)",
+                           {"transcribe_source": journal.clip(media.name, 200)})
+    if got != media.bitstream.length:
+        raise ActionError(f"Preservica sent {got} bytes where it lists {media.bitstream.length}; the queue retries")
+    return None
 
 
 # ---- Speech ----------------------------------------------------------------------------------
@@ -187,15 +225,61 @@ def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]
     lang = transcript.language(said, locales)
     duration = _int(result.get("durationMilliseconds"))
     container, ref = CONTAINER.value(), job.entity_ref
-    meta = {"ref": ref, "language": lang}  # both checked: a UUID, a locale
-    ctx.storage.put_blob(container, f"{ref}.vtt", transcript.webvtt(said).encode(), "text/vtt; charset=utf-8", meta)
+    # All checked or ours: a UUID, a locale, digits, the source record. The .vtt last: its metadata says both are whole.
+    meta = {"ref": ref, "language": lang, "duration_ms": str(duration), "locales": ",".join(locales), **_source(media)}
     ctx.storage.put_blob(container, f"{ref}.txt", text.encode(), "text/plain; charset=utf-8", meta)
+    ctx.storage.put_blob(container, f"{ref}.vtt", transcript.webvtt(said).encode(), "text/vtt; charset=utf-8", meta)
+    return _finish(ctx, job, media, text, lang, duration, {})
+
+
+def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration: int, extra: dict) -> Outcome:
+    from ..core import transcript
     xml = transcript.fragment(SCHEMA.value(), text, lang, media.name, duration)
-    how = ctx.preservica(lambda api: _write(api, ref, xml))
+    how = ctx.preservica(lambda api: _write(api, job.entity_ref, xml))
     return Outcome(journal.DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
                                       "transcribe_characters": len(text.strip()), "transcribe_source": journal.clip(media.name, 200),
                                       "transcribe_representation": media.representation,
-                                      "transcribe_blob": f"{container}/{ref}.vtt", "transcribe_fragment": how})
+                                      "transcribe_blob": f"{CONTAINER.value()}/{job.entity_ref}.vtt",
+                                      "transcribe_fragment": how, **extra})
+
+
+def _source(media: Media) -> dict[str, str]:
+    """core.transcript.source_metadata, with what Preservica said kept only where blob metadata can hold it
+    (ASCII): a value it cannot is recorded empty, which matches nothing (no reuse, no captions in publish)."""
+    from ..core import transcript
+    co = media.content_object if envelope.is_ref(media.content_object or "") else ""
+    fixity = media.bitstream.fixity
+    text = transcript.fixity_text(fixity)
+    return transcript.source_metadata(media.representation, co,
+                                      fixity if text.isascii() and text.isprintable() else None)
+
+
+def _kept(ctx: Context, job: Job, media: Media, locales: list[str]) -> tuple[str, str, int] | None:
+    """(text, language, duration) of a transcript already kept for this very file (content object and fixity),
+    made with these locales; None when there is none to reuse."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from ..core import transcript
+    service = ctx.storage.blob_service()
+    container, ref = CONTAINER.value(), job.entity_ref
+    co, fixity = _source(media)["source_content_object"], media.bitstream.fixity
+
+    def mine(md) -> bool:
+        return transcript.same_source(md, co, fixity) and (md or {}).get("locales", "") == ",".join(locales)
+    try:
+        vtt = service.get_blob_client(container, f"{ref}.vtt").get_blob_properties().metadata
+        if not co or not mine(vtt):
+            return None
+        txt = service.get_blob_client(container, f"{ref}.txt").download_blob()
+        if not mine(txt.properties.metadata):
+            return None
+        text = txt.readall().decode("utf-8", "replace")
+    except ResourceNotFoundError:
+        return None
+    lang = vtt.get("language", "")
+    duration = vtt.get("duration_ms", "")
+    if not (transcript.is_locale(lang) or lang == "und") or not duration.isdigit():
+        return None
+    return text, lang, int(duration)
 
 
 def _write(api, ref: str, xml: str) -> str:
@@ -206,6 +290,6 @@ def _write(api, ref: str, xml: str) -> str:
 
 
 ACTION = Action(name="transcribe", perform=perform,
-                settings=(ENDPOINT, KEY.local, LOCALES, MAX_BYTES, SCHEMA, CONTAINER),
+                settings=(ENDPOINT, KEY.local, LOCALES, MAX_BYTES, SCHEMA, CONTAINER, CONCURRENCY),
                 required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
                 batch_size=1)  # one recording per message: minutes each, and a message must end within functionTimeout

@@ -1,41 +1,55 @@
-"""The process's one httpx client for Teams, the catalogue and the relay: created on first use,
-reused (connection pooling), never following redirects (a redirect could carry a secret elsewhere)."""
+"""HTTP facts every client shares: the process's one httpx client for Teams, the catalogue and the
+relay (created on first use, reused for pooling, never following redirects: a redirect could carry a
+secret elsewhere); whether two URLs name the same server; and naming a TLS verification failure.
+httpx loads on first use, so the Preservica and Speech clients can use the rest without it."""
 from __future__ import annotations
 
 import logging
-
-import httpx
+import ssl
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
 from ..core.errors import ActionError
 from .shared import Shared
+
+if TYPE_CHECKING:
+    import httpx
 
 # httpx logs every request URL at INFO; the Teams URL is a credential.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-# Keep-alive for as many connections as a batch of invocations uses at once (16 + newBatchThreshold 8).
-LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-_client = Shared(lambda: httpx.Client(timeout=TIMEOUT, follow_redirects=False, limits=LIMITS))
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def client() -> httpx.Client:
+def _build():
+    import httpx
+    # Keep-alive for as many connections as a batch of invocations uses at once (16 + newBatchThreshold 8).
+    return httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False,
+                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+
+
+_client = Shared(_build)
+
+
+def client() -> "httpx.Client":
     return _client.get()
 
 
-def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> httpx.Response:
+def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> "httpx.Response":
     """One request through the process's client; a failure to send becomes an ActionError that names the
     `peer` and `where` the URL is configured, never the URL (it may be a credential, as Teams' is).
     httpx.InvalidURL is not an HTTPError, and its message quotes the URL."""
+    import httpx
     try:
         return client().request(method, url, **kwargs)
     except httpx.InvalidURL:
         raise ActionError(f"the {peer} URL is not a valid URL: check {where}") from None
     except httpx.HTTPError as exc:
-        raise ActionError(f"{peer} could not be reached: {type(exc).__name__}") from None
+        raise ActionError(tls_failure(exc, url) or f"{peer} could not be reached: {type(exc).__name__}") from None
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP date), or None."""
     value = response.headers.get("retry-after", "").strip()
     if not value:
@@ -51,3 +65,73 @@ def retry_after(response: httpx.Response) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
     return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+
+
+# ---- which server a URL names -------------------------------------------------------------------
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, effective port) of an absolute http(s) URL, compared as RFC 3986 §6.2.2-3 and
+    RFC 9110 §4.2.3 say: scheme and host case-insensitive, an omitted port the scheme's default.
+    None for anything else, or a URL with user information (nothing we follow carries one)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except (AttributeError, ValueError):   # not a string; a port out of range or not a number
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host or "@" in parts.netloc:
+        return None
+    return scheme, host, port if port is not None else DEFAULT_PORTS[scheme]
+
+
+def same_server(url: str, base: str) -> bool:
+    """Whether `url` is on the server `base` names (scheme, host, effective port)."""
+    here = origin(base)
+    return here is not None and origin(url) == here
+
+
+def shown(url: str, path: bool = True) -> str:
+    """scheme://host[:port][/path] of a URL, for a message: no user information, query or fragment
+    (they may hold a credential), printable ASCII only, bounded."""
+    try:
+        parts = urlsplit(str(url))
+        netloc = parts.hostname or "?"
+        netloc = f"[{netloc}]" if ":" in netloc else netloc
+        netloc += f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "an unreadable URL"
+    text = f"{parts.scheme or '?'}://{netloc}{parts.path if path else ''}"
+    return quote(text, safe=":/[]._-~%")[:200]
+
+
+# ---- TLS failures, named ------------------------------------------------------------------------
+
+def _causes(exc: BaseException):
+    """`exc` and what it wraps, as requests, urllib3, httpx and azure-core wrap: __cause__/__context__,
+    exceptions among args (requests/adapters.py `raise SSLError(e, request=request)` with urllib3's
+    MaxRetryError, whose .reason holds urllib3's SSLError, whose args hold ssl.SSLCertVerificationError),
+    and azure-core's .inner_exception (azure/core/pipeline/transport/_requests_basic.py wraps requests'
+    error as `ServiceRequestError(err, error=err)`; azure/core/exceptions.py keeps it there)."""
+    seen, todo = set(), [exc]
+    while todo and len(seen) < 32:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), getattr(e, "inner_exception", None),
+                 *[a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]]
+
+
+def tls_failure(exc: BaseException, url: str | None = None) -> str | None:
+    """The message for a failed certificate verification while reaching `url` (else the URL of the
+    request a wrapped requests error carries), or None when `exc` is not one. The commonest local cause:
+    the CA that signed the server's certificate is not in the bundle requests uses (REQUESTS_CA_BUNDLE)
+    or the system store."""
+    causes = list(_causes(exc))
+    if not any(isinstance(e, ssl.SSLCertVerificationError) for e in causes):
+        return None
+    for e in causes:
+        url = url or getattr(getattr(e, "request", None), "url", None)
+    where = shown(url, path=False).split("://", 1)[-1] if url else "the server"
+    return f"TLS certificate verification failed for {where} (check REQUESTS_CA_BUNDLE / the CA you trust)"

@@ -1,4 +1,4 @@
-"""pyPreservica clients and the classification of their failures.
+"""pyPreservica clients, and (from preservica_http) the classification of their failures.
 
 One EntityAPI per worker process, created on first use (never at import: cold start) and
 reused; rebuilt only when its settings or the password change (a rotation in Key Vault).
@@ -9,8 +9,12 @@ Failures are classified rather than lumped:
                                                        RETRY_AFTER_MAX), then ActionError: the queue retries
 The SDK's HTTP session is tightened before its first request: Retry-After waits capped at
 RETRY_AFTER_MAX (urllib3 would sleep up to 6 h inside the function), shorter timeouts, a pool as
-large as the queue trigger's batch.
-No message or log line here holds the password or a URL.
+large as the queue trigger's batch, and the token kept on the configured server: no redirect is
+followed (a 3xx is an error) and no URL on another server is requested, whoever built it (pyPreservica
+follows absolute URLs from Preservica's XML: representations, content objects, generations,
+bitstream content, next pages). `get`/`get_xml`/`download` are the one way our own code reads a URL
+Preservica hands back.
+No message or log line here holds the password, the token or a URL's query.
 """
 from __future__ import annotations
 
@@ -18,19 +22,20 @@ import functools
 import hashlib
 import logging
 import os
-import re
 import threading
 import time
 from typing import Callable, TypeVar
 
-import requests
 from pyPreservica import EntityAPI, WebHooksAPI
-from pyPreservica.common import EntityType, HTTPException, ReferenceNotFoundException
+from pyPreservica.common import EntityType
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from ..core import settings
 from ..core.errors import ActionError, NotFound
+from .preservica_http import (CREDENTIAL_SETTINGS, CredentialsRejected, OtherServer, Redirected,  # noqa: F401
+                              TooLarge, _home, _is_credentials_error, classify, download, get, get_xml,
+                              guarded_send)
 from .ratelimit import TokenBucket
 from .shared import Shared
 
@@ -42,32 +47,34 @@ RETRY_AFTER_MAX = 10          # urllib3 would otherwise sleep whatever Retry-Aft
                               # with 3 retries a call waits at most 30 s, then the queue retries
 POOL_SIZE = 32                # the queue trigger's largest batch; pyPreservica's default pool holds 10
 REJECTED_PAUSE = 60           # seconds without login attempts after a rejection: avoid locking the account
-CREDENTIAL_SETTINGS = (f"PRESERVICA_USERNAME, the password (Key Vault secret {settings.KV_PRESERVICA_PASSWORD!r} "
-                       f"or PRESERVICA_PASSWORD) and PRESERVICA_TENANT")
 
 # pyPreservica logs subscriber URLs and request details at DEBUG.
 logging.getLogger("pyPreservica").setLevel(logging.WARNING)
 
 
-class CredentialsRejected(ActionError):
-    pass
-
-
 def _harden(api) -> None:
-    """Cap Retry-After waits and timeouts, widen the pool, and send every request through the
-    process's token bucket (PRESERVICA_MAX_RPS). Done before the first request."""
+    """Cap Retry-After waits and timeouts, widen the pool, keep every request on the configured server
+    with no redirect followed, and send each through the process's token bucket (PRESERVICA_MAX_RPS).
+    Done before the first request."""
     if getattr(api, "_hardened", False):
         return
     retry = _retry()
     for session in (api.session, api.auth_session):
         session.mount(f"{api.protocol}://", HTTPAdapter(max_retries=retry, pool_maxsize=POOL_SIZE))
-        send = functools.partial(session.request, timeout=TIMEOUT)
-
-        def request(*args, _send=send, **kwargs):
-            _bucket.get().take()
-            return _send(*args, **kwargs)
-        session.request = request
+        session.request = functools.partial(session.request, timeout=TIMEOUT)
+        # requests re-sends a request elsewhere only where Session.resolve_redirects finds a target
+        # (requests/sessions.py: `url = self.get_redirect_target(resp)`), and keeps custom headers such as
+        # Preservica-Access-Token across hosts (rebuild_auth strips only Authorization). With no target,
+        # nothing is followed whatever allow_redirects says, and the 3xx body is never read.
+        session.get_redirect_target = lambda response: None
+        # Every request passes Session.send: Session.request calls self.send, and so does pyPreservica's
+        # 401 hook (common.py AuthenticatedAPI._handle_401: `self.session.send(response.request)`).
+        session.send = functools.partial(guarded_send, session.send, _home(api), TIMEOUT, _take)
     api._hardened = True
+
+
+def _take() -> None:
+    _bucket.get().take()
 
 
 _bucket = Shared(lambda: TokenBucket(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
@@ -195,40 +202,6 @@ def webhooks_api(secrets=None) -> WebHooksAPI:
         if problem is None:
             raise
         raise problem from None
-
-
-# ---- classification ------------------------------------------------------------------------
-
-def _is_credentials_error(exc: BaseException) -> bool:
-    # pyPreservica's login raises RuntimeError((status, "Failed to create ... authentication token ..."))
-    return isinstance(exc, RuntimeError) and len(exc.args) >= 2 and exc.args[0] in (401, 403) \
-        and "authentication token" in str(exc.args[1])
-
-
-def classify(exc: BaseException) -> Exception | None:
-    """What a pyPreservica/requests failure means: NotFound, or an ActionError safe to record.
-    None for anything else (the caller re-raises it unchanged)."""
-    if isinstance(exc, (NotFound, ActionError)):
-        return None
-    if isinstance(exc, ReferenceNotFoundException) or getattr(exc, "http_status_code", None) == 404:
-        return NotFound()
-    if _is_credentials_error(exc):
-        log.error("Preservica rejected the credentials (HTTP %s): check %s", exc.args[0], CREDENTIAL_SETTINGS)
-        return CredentialsRejected(f"Preservica rejected the credentials (HTTP {exc.args[0]}); check {CREDENTIAL_SETTINGS}")
-    if isinstance(exc, HTTPException):
-        status = exc.http_status_code
-        if status in (401, 403):
-            log.error("Preservica refused %s() with HTTP %s: check the roles of PRESERVICA_USERNAME", exc.method_name, status)
-        return ActionError(f"Preservica answered HTTP {status} to {exc.method_name}()")
-    if isinstance(exc, RuntimeError) and exc.args and isinstance(exc.args[0], int):
-        return ActionError(f"Preservica answered HTTP {exc.args[0]}")  # e.g. the version call at login
-    if isinstance(exc, requests.exceptions.RetryError):  # 429/5xx to every retry; the message names no URL
-        status = re.search(r"too many (\d{3}) error responses", str(exc))
-        if status:
-            return ActionError(f"Preservica answered HTTP {status[1]} to every retry")
-    if isinstance(exc, requests.exceptions.RequestException):
-        return ActionError(f"Preservica could not be reached: {type(exc).__name__}")
-    return None
 
 
 def call(secrets, work: Callable[[EntityAPI], T]) -> T:

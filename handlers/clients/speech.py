@@ -174,6 +174,11 @@ def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
                                 f"(AZURE_CLIENT_ID) or set SPEECH_KEY for a local run") from None
         raise classify(exc.status_code, getattr(exc, "response", None)) from None
     except (ServiceRequestError, ServiceResponseError) as exc:
+        from .http import tls_failure
+        tls = tls_failure(exc)
+        if tls:
+            log.error("Speech: %s", tls)
+            raise ActionError(f"Speech: {tls}") from None
         raise ActionError(f"Speech could not be reached: {type(exc).__name__} (check SPEECH_ENDPOINT)") from None
     return result.as_dict()
 

@@ -4,10 +4,12 @@ In Azure the platform's built-in authentication (Easy Auth, Entra ID) signs the 
 who they are in `X-MS-CLIENT-PRINCIPAL` (base64 JSON; app roles are claims of type `roles`). The
 platform sets `WEBSITE_AUTH_ENABLED=True` when it is on, and then it replaces any such header a
 caller sends. When it is off the header is whatever the caller wrote, so the console refuses to
-serve at all. Locally (no `WEBSITE_INSTANCE_ID`: not in Azure) it serves only requests made to a
-loopback address, with no proxy headers, from a browser that opened the link `hookops run` prints
-(a token derived from the local webhook secret, then kept in a cookie), and treats the local user as an
-operator; the header is ignored there, so a forged one gains nothing.
+serve at all. "In Azure" is the host's own rule (core/hosting.py: App Service, Linux and Flex Consumption).
+Locally the console serves only when `hookops run` turned local mode on, with development storage
+(core/hosting.local_console), requests made to a loopback address with no proxy headers, from a browser
+that opened the link `hookops run` prints (a token from the console's own random key, not from any
+secret shared with Preservica, then kept in a cookie); it treats the local user as an operator and
+ignores the header there, so a forged one gains nothing. Anything else is refused.
 
 Writes are POSTs with a CSRF token and a same-origin `Origin`: the token is an HMAC, under a key only
 the app holds, of the signed-in principal and a random per-browser session id (cookie `console_sid`).
@@ -26,11 +28,12 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from ..core.hosting import LOOPBACK, in_azure, local_console
+
 READER, OPERATOR = "Console.Reader", "Console.Operator"
 PRINCIPAL_HEADER = "x-ms-client-principal"
 SESSION_COOKIE = "console_sid"
 LOCAL_COOKIE = "console_local"   # a local run's proof that the browser got the link `hookops run` printed
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-original-host")
 MAX_PRINCIPAL = 16 * 1024  # bytes of header read; Easy Auth's is a few KiB
 
@@ -57,11 +60,12 @@ class Refused(Exception):
         self.status = status
 
 
-def in_azure(env: Mapping[str, str]) -> bool:
-    return bool((env.get("WEBSITE_INSTANCE_ID") or "").strip())
-
-
 def auth_enabled(env: Mapping[str, str]) -> bool:
+    # As the host's IsEasyAuthEnabled (bool.TryParse: "True", any case). On Flex the host sets it from the
+    # site's auth config at assignment unless an app setting of that name exists, which wins
+    # (azure-functions-host Models/HostAssignmentContext.cs, ApplyAppSettings); the Python worker copies the
+    # host's variables into os.environ when it specialises (azure-functions-python-worker dispatcher,
+    # _handle__function_environment_reload_request). So WEBSITE_AUTH_ENABLED must never be an app setting.
     return (env.get("WEBSITE_AUTH_ENABLED") or "").strip().lower() == "true"
 
 
@@ -73,9 +77,10 @@ def _host(value: str) -> str:
 
 
 def is_local(url: str, headers: Mapping[str, str], env: Mapping[str, str]) -> bool:
-    """A local run: not in Azure, the request made to a loopback address (its URL and its Host header:
-    a page on another site that rebinds its name to 127.0.0.1 sends its own name), and not proxied."""
-    if in_azure(env):
+    """A local run's console (never in Azure, see core/hosting.local_console), the request made to a
+    loopback address (its URL and its Host header: a page on another site that rebinds its name to
+    127.0.0.1 sends its own name), and not proxied."""
+    if not local_console(env):
         return False
     try:
         url_host = (urlsplit(url).hostname or "").lower()
@@ -127,18 +132,24 @@ def principal(url: str, headers: Mapping[str, str], env: Mapping[str, str]) -> P
         return who
     if is_local(url, headers, env):
         return Principal("local", "local operator", frozenset({READER, OPERATOR}), local=True)
-    raise Refused(403, "The console is served only behind built-in authentication, or locally on 127.0.0.1.")
+    raise Refused(403, "The console is served only behind built-in authentication, or locally by `hookops run`.")
 
 
-def local_token(secret: str) -> str:
-    """A local run's console token: an HMAC of the local webhook secret, so only someone who can read
-    local.settings.json (or was shown the link) has it. `func start` listens on every interface and the
+LOCAL_LABEL = b"hookops local console token v1"  # domain separation: CSRF tokens MAC a JSON list instead
+
+
+def local_token(key: bytes) -> str:
+    """A local run's console token, from the console's own random key (routes.console_key: a private blob
+    in local storage), never from the webhook secret: Preservica and whoever set up the subscription know
+    that one, and rotating it should not change this. `func start` listens on every interface and the
     Host header is the caller's to write: without this, anyone on the network could claim to be local."""
-    return hmac.new(secret.encode("utf-8"), b"operator console, local run", hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key, LOCAL_LABEL, hashlib.sha256).hexdigest()[:32]
 
 
-def local_token_ok(expected: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(expected.encode(), str(given).encode())
+def token_ok(expected: str, given: str | None) -> bool:
+    """Constant-time, on bytes: `compare_digest` raises TypeError for a `str` that is not ASCII."""
+    return bool(given) and hmac.compare_digest(expected.encode("utf-8"), str(given).encode("utf-8"))
+
 
 
 # ---- CSRF and Origin ------------------------------------------------------------------------------
@@ -155,7 +166,7 @@ def csrf_token(key: bytes, who: Principal, session_id: str) -> str:
 def check_csrf(key: bytes, who: Principal, session_id: str | None, token: str | None) -> None:
     if not session_id or not token:
         raise Refused(403, "The form has expired: reload the page and try again.")
-    if not hmac.compare_digest(csrf_token(key, who, session_id), token):
+    if not token_ok(csrf_token(key, who, session_id), token):
         raise Refused(403, "The form has expired: reload the page and try again.")
 
 

@@ -71,17 +71,23 @@ def overview(ctx: Ctx, as_json: bool):
                  outcomes=views.outcome_chart(model), cap=data.OVERVIEW_CAP)
 
 
-def _date(value: str | None) -> dt.date | None:
+EARLIEST = dt.date(2000, 1, 1)  # before any journal; keeps day arithmetic (a week back) off date.min
+
+
+def _date(value: str | None, today: dt.date) -> dt.date | None:
+    """A date from the query, clamped to [EARLIEST, tomorrow]: `0001-01-03` or `9999-12-31` would
+    overflow the range's arithmetic (an OverflowError, so a 500)."""
     try:
-        return dt.date.fromisoformat(value) if value else None
+        day = dt.date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    return min(max(day, EARLIEST), today + dt.timedelta(days=1)) if day else None
 
 
 def events(ctx: Ctx, as_json: bool):
     p, actions = ctx.params, _actions()
     today = dt.datetime.now(dt.timezone.utc).date()
-    start, end, clipped = data.day_range(_date(p.get("from")), _date(p.get("to")), today)
+    start, end, clipped = data.day_range(_date(p.get("from"), today), _date(p.get("to"), today), today)
     action = p.get("action", "") if p.get("action", "") in actions else ""
     state = p.get("state", "") if p.get("state", "") in views.STATES else ""
     filters = {"trigger": (p.get("trigger") or "").strip().upper()[:256], "action": action, "state": state,

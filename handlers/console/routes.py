@@ -30,15 +30,15 @@ def handle(req: func.HttpRequest, env=None) -> func.HttpResponse:
         who = auth.principal(req.url, headers, env)
     except auth.Refused as exc:
         return _plain(exc.status, str(exc))
-    if who.local and (refused := _local_link(req, headers, path)) is not None:
-        return refused
-    if path == "static/console.css" and req.method == "GET":
-        return _respond(200, render.stylesheet(), "text/css", {"Cache-Control": "max-age=300"})
-    sid = auth.cookies(headers.get("cookie")).get(auth.SESSION_COOKIE) or ""
-    new_sid = not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", sid)
-    ctx = Ctx(req.method.upper(), path, req.url, dict(req.params or {}), headers, who,
-              auth.new_session_id() if new_sid else sid)
     try:
+        if who.local and (refused := _local_link(req, headers, path)) is not None:
+            return refused
+        if path == "static/console.css" and req.method == "GET":
+            return _respond(200, render.stylesheet(), "text/css", {"Cache-Control": "max-age=300"})
+        sid = auth.cookies(headers.get("cookie")).get(auth.SESSION_COOKIE) or ""
+        new_sid = not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", sid)
+        ctx = Ctx(req.method.upper(), path, req.url, dict(req.params or {}), headers, who,
+                  auth.new_session_id() if new_sid else sid)
         ctx.token = auth.csrf_token(csrf_key(), who, ctx.sid)
         if ctx.method == "POST":
             _check_write(req, ctx)
@@ -58,14 +58,10 @@ def handle(req: func.HttpRequest, env=None) -> func.HttpResponse:
 def _local_link(req: func.HttpRequest, headers: dict, path: str) -> func.HttpResponse | None:
     """Locally: None when the browser holds the token; a redirect that stores it when the link carried it;
     else 401 saying where the link is."""
-    from ..clients.secrets import SecretUnavailable, default
-    try:
-        expected = auth.local_token(default().webhook_secrets()[0])
-    except (SecretUnavailable, IndexError):
-        return _plain(503, "No webhook secret is configured, so the local console has no token yet.")
-    if auth.local_token_ok(expected, auth.cookies(headers.get("cookie")).get(auth.LOCAL_COOKIE)):
+    expected = local_token()
+    if auth.token_ok(expected, auth.cookies(headers.get("cookie")).get(auth.LOCAL_COOKIE)):
         return None
-    if auth.local_token_ok(expected, (req.params or {}).get("token")):
+    if auth.token_ok(expected, (req.params or {}).get("token")):
         cookie = f"{auth.LOCAL_COOKIE}={expected}; Path={BASE}; HttpOnly; SameSite=Strict"
         plain = re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*", path) and ".." not in path
         target = f"{BASE}/{path if plain else 'overview'}"   # never somewhere a crafted path could point
@@ -112,8 +108,14 @@ _key = Shared(_load_key, key=lambda: os.environ.get("AzureWebJobsStorage"))
 
 
 def csrf_key() -> bytes:
-    """The key CSRF tokens are signed with: random, kept in a private blob so every instance shares it."""
+    """The console's key: random, kept in a private blob so every instance shares it. CSRF tokens are
+    signed with it, and a local run's console token is derived from it (auth.local_token)."""
     return _key.get()
+
+
+def local_token() -> str:
+    """The token of a local run's console link (and of the local runner's admin call, hookops/host)."""
+    return auth.local_token(csrf_key())
 
 
 def _respond(status: int, body: bytes, kind: str, extra: dict | None = None) -> func.HttpResponse:

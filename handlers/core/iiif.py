@@ -40,19 +40,14 @@ _HIDDEN_NAMES = {"hidden", "ishidden"}
 _VISIBLE_NAMES = {"visible", "isvisible", "visibility"}
 
 
-def is_hidden(entity_xml: bytes) -> bool:
-    """Whether Preservica's entity document marks the asset hidden (CHANGE_ASSET_VISIBILITY).
-    Inferred: no public source (pyPreservica, XIP schemas v6.0/6.2) shows how visibility appears in the
-    entity document, so the rule is: an element (any namespace) named Hidden/IsHidden whose text is not
-    `false`, or Visible/IsVisible/Visibility whose text is `false`, `hidden` or `private`, hides it.
-    A document that cannot be parsed counts as hidden (fail closed)."""
-    import xml.etree.ElementTree as ET
-    try:
-        root = ET.fromstring(entity_xml)
-    except ET.ParseError:
-        return True
-    for e in root.iter():
-        name, value = e.tag.rsplit("}", 1)[-1].lower(), (e.text or "").strip().lower()
+def is_hidden(entity) -> bool:
+    """Whether Preservica's entity document (its parsed ElementTree root) marks the asset hidden
+    (CHANGE_ASSET_VISIBILITY). Inferred: no public source (pyPreservica, XIP schemas v6.0/6.2) shows how
+    visibility appears in the entity document, so the rule is: an element (any namespace) named
+    Hidden/IsHidden whose text is not `false`, or Visible/IsVisible/Visibility whose text is `false`,
+    `hidden` or `private`, hides it."""
+    for e in entity.iter():
+        name, value = str(e.tag).rsplit("}", 1)[-1].lower(), (e.text or "").strip().lower()
         if name in _HIDDEN_NAMES and value != "false":
             return True
         if name in _VISIBLE_NAMES and value in ("false", "hidden", "private"):

@@ -1,6 +1,6 @@
 """The pipeline's own app settings: name, default, meaning. Each action module declares its own
 settings the same way (handlers/actions/*.py); `actions.registry.all_settings()` is the whole list,
-and the README configuration table, `local.settings.json.example` and `bicep/main.bicep` are tested
+and the configuration table in docs/configuration.md, `local.settings.json.example` and `bicep/main.bicep` are tested
 against it, so a setting renamed on one side only fails CI.
 Pure: reads a mapping (os.environ by default), imports nothing from Azure.
 """

@@ -205,7 +205,8 @@ class HttpDouble:
 
 
 def _read_body(h: BaseHTTPRequestHandler) -> bytes:
-    # Preservica sends chunked bodies; most clients send Content-Length. Accept both.
+    # Preservica sends chunked bodies (pyPreservica webHooksAPI.py's reference receiver reads only chunked
+    # ones); most clients send Content-Length. Accept both.
     if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
         parts = []
         while True:

@@ -3,6 +3,13 @@
 The real ``SecretClient`` and ``DefaultAzureCredential`` talk to it unchanged: put ``identity_env``
 into the environment (or call ``patch_env(monkeypatch)``) and use ``vault_url``.
 The double never logs or prints token or secret values.
+
+Sources of its shapes: the token endpoint follows azure-identity's App Service managed identity client
+(azure-sdk-for-python, sdk/identity/azure-identity/azure/identity/_credentials/app_service.py: GET
+IDENTITY_ENDPOINT?resource=..&api-version=2019-08-01 with X-IDENTITY-HEADER); the vault follows the
+Key Vault REST reference "Get Secret" (learn.microsoft.com/rest/api/keyvault/secrets/get-secret/get-secret)
+and "Set Secret", and the bearer challenge azure-keyvault-secrets answers (its
+_shared/challenge_auth_policy.py). Error codes and message texts are inferred: the app reads only statuses.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ CONFLICTING_ENV = (
 
 
 def _error(code: str, message: str) -> dict:
+    # {"error": {"code", "message"}}: Key Vault's error response (Get Secret reference, "KeyVaultError").
     return {"error": {"code": code, "message": message}}
 
 
@@ -64,7 +72,8 @@ class _IdentityHandler(_Handler):
         with d._lock:
             d.token_requests.append({"client_id": client_id, "resource": resource})
             d._tokens[token] = resource
-        # App Service returns expires_on as a string of epoch seconds.
+        # App Service returns expires_on as a string of epoch seconds (app_service.py parses it so); the
+        # other fields as in learn.microsoft.com/azure/app-service/overview-managed-identity (REST endpoint).
         self._send(200, {"access_token": token, "expires_on": str(int(time.time()) + 3600),
                          "resource": resource, "token_type": "Bearer", "client_id": client_id or "system"})
 
@@ -83,9 +92,9 @@ class _VaultHandler(_Handler):
         with d._lock:
             d.requests.append((method, self.path, headers))
             available, authorized = d._available, self._authorized(d)
-        if not available:
+        if not available:  # inferred: how an outage looks (the SDK retries 503, then raises HttpResponseError)
             return self._send(503, _error("ServiceUnavailable", "The double is set unavailable."))
-        if not authorized:
+        if not authorized:  # the challenge azure-keyvault-secrets' challenge_auth_policy.py answers with a token
             return self._send(401, _error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."),
                               {"WWW-Authenticate": d._challenge})
         parts = [unquote(p) for p in urlsplit(self.path).path.strip("/").split("/")]
@@ -98,7 +107,7 @@ class _VaultHandler(_Handler):
             with d._lock:
                 d.secret_reads[name] += 1
         bundle = d._bundle(name, version)
-        if bundle is None:
+        if bundle is None:  # 404 SecretNotFound (Get Secret reference); the message text is inferred
             return self._send(404, _error("SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault."))
         self._send(200, bundle)
 
@@ -217,6 +226,7 @@ class KeyVaultDouble:
         if not found:
             return None
         version, value, created = found[0]
+        # The "Get Secret" reference's sample response: value, id (vault/secrets/name/version), attributes.
         return {"value": value, "id": f"{self.vault_url}secrets/{name}/{version}", "tags": {},
                 "attributes": {"enabled": True, "created": created, "updated": created,
                                "recoveryLevel": "Recoverable+Purgeable"}}

@@ -30,6 +30,11 @@ class TeamsDouble(HttpDouble):
     {"Retry-After": "1"})`` or ``respond_with(400)`` to script failures.
     """
 
+    # Shapes: the envelope {"type": "message", "attachments": [{contentType adaptive, content}]} is Microsoft's
+    # "Send Adaptive Cards using an Incoming Webhook" (learn.microsoft.com/microsoftteams/platform/
+    # webhooks-and-connectors/how-to/connectors-using); the URL (api-version, sp, sv, sig) is a Logic Apps
+    # request trigger's callback URL (learn.microsoft.com/azure/logic-apps/logic-apps-http-endpoint).
+    # Inferred: 202 with an empty body, and the error codes/statuses of a bad sig or body.
     PATH = "/workflows/0a1b2c3d4e5f/triggers/manual/paths/invoke"
 
     def __init__(self, sig: str | None = None):
@@ -81,6 +86,7 @@ def adaptive_card_problem(body: bytes) -> str | None:
 # ---------------------------------------------------------------------------------------------
 class CatalogueDouble(HttpDouble):
     """An external catalogue: ``GET /records/{identifier}`` answers the XML set by ``add_record``, else 404."""
+    # Inferred throughout: no particular product; CATALOGUE_URL_TEMPLATE names whatever server an archive has.
 
     def __init__(self):
         super().__init__()
@@ -143,6 +149,8 @@ class RelayReceiver(HttpDouble):
                                    f"({len(self.received)} requests received)")
             return list(self.deliveries)
 
+    # Signature scheme: the Standard Webhooks spec (github.com/standard-webhooks/standard-webhooks,
+    # spec/standard-webhooks.md); 204/401/410 statuses are inferred (any 2xx is success per the spec).
     def handle(self, request: Received) -> Reply:
         if self._gone:
             return Reply(410)

@@ -4,6 +4,7 @@ with a trustme certificate, for the real `azure-ai-transcription` client.
     with SpeechDouble() as speech:          # key "test-speech-key"; speech.endpoint, speech.ca_bundle
         speech.set_phrases([(0, 1500, "Hello."), (1600, 900, "Goodbye.")])
         speech.fail_next(429, {"Retry-After": "1"})
+        speech.hold(); ...; speech.wait_in_flight(2); speech.release()   # calls answered only after release()
         ... speech.calls[-1].definition["locales"], .audio_sha256, .audio (bytes when small) ...
 
 Authentication: the key in `Ocp-Apim-Subscription-Key`, or `Authorization: Bearer <token>` that
@@ -86,7 +87,17 @@ class _Handler(BaseHTTPRequestHandler):
         with d._lock:
             d.calls.append(call)
             scripted = d._failures.pop(0) if d._failures and authorized else None
+            d.in_flight += 1
+            d.max_in_flight = max(d.max_in_flight, d.in_flight)
             d._cond.notify_all()
+        d._gate.wait(60)
+        with d._lock:   # before the answer is written: a client that has it may send the next call at once
+            d.in_flight -= 1
+            d._cond.notify_all()
+        self._answer(d, call, authorized, scripted)
+
+    def _answer(self, d: "SpeechDouble", call: Call, authorized: bool, scripted) -> None:
+        url = urlsplit(self.path)
         if not authorized:
             return self._send(401, _error("401", "Access denied due to invalid subscription key or wrong API endpoint."))
         if scripted:
@@ -166,6 +177,9 @@ class SpeechDouble:
         self._server: _Server | None = None
         self._certs: Certificates | None = None
         self.calls: list[Call] = []
+        self.in_flight = self.max_in_flight = 0   # calls received and not yet answered; the most at once
+        self._gate = threading.Event()
+        self._gate.set()
 
     # lifecycle
     def start(self) -> "SpeechDouble":
@@ -174,6 +188,7 @@ class SpeechDouble:
         return self
 
     def stop(self) -> None:
+        self._gate.set()
         if self._server:
             self._server.close()
             self._server = None
@@ -211,6 +226,18 @@ class SpeechDouble:
         with self._lock:
             self._failures += [(status, dict(headers or {}), body if body is not None else
                                 _error(str(status), "scripted failure"))] * times
+
+    def hold(self) -> None:
+        """Calls are received (and counted in `in_flight`) but answered only after release() (60 s at most)."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def wait_in_flight(self, n: int, timeout: float = 30.0) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.in_flight == n, timeout):
+                raise TimeoutError(f"SpeechDouble: {self.in_flight} calls in flight, not {n}, after {timeout}s")
 
     def wait_for(self, n: int, timeout: float = 10.0) -> list[Call]:
         with self._cond:

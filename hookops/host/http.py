@@ -175,8 +175,12 @@ class HttpServer(ThreadingHTTPServer):
     def dispatch(self, h, parts):
         r = self.runner
         if parts.path.lower().startswith("/admin/functions/"):  # the host's "run this function now"
+            from .admin import refusal
             from .timers import run_now
-            return (run_now(r, parts.path.split("/")[-1]) if h.command == "POST" else 405), CLOSE, b""
+            if h.command != "POST":
+                return 405, CLOSE, b""
+            refused = refusal(r.admin_token, r.port, h.headers)  # see admin.py: key and same origin
+            return (refused or run_now(r, parts.path.split("/")[-1])), CLOSE, b""
         matches = []
         for fn in r.functions.values():
             if fn.trigger["type"] == "httpTrigger":

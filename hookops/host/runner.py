@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from azure.core.exceptions import AzureError
 
-from hookops import hostconfig
+from hookops import hostconfig, localsettings
 from hookops.host import functions, queues, timers
 from hookops.host.functions import Function
 from hookops.host.http import HttpServer
@@ -32,13 +32,17 @@ LEASE_SECONDS = 600           # the host keeps a message invisible this long whi
 
 class Runner:
     def __init__(self, app_dir: Path, port: int = 7071, host_json: Path | None = None,
-                 env: dict | None = None, module: str = "function_app", lease_seconds: int = LEASE_SECONDS):
+                 env: dict | None = None, module: str = "function_app", lease_seconds: int = LEASE_SECONDS,
+                 admin_token: str | None = None, local_settings: bool = True):
         self.app_dir = Path(app_dir).resolve()
         self.port = port
         self.config = hostconfig.load(Path(host_json) if host_json else self.app_dir / "host.json")
         self.env = {k: str(v) for k, v in (env or {}).items()}
+        self.local_settings = local_settings  # False: the caller loaded local.settings.json (hookops run)
         self.module = module
         self.lease_seconds = lease_seconds  # tests shorten it to see a lost lease expire
+        # The key POST /admin/functions/<name> wants in x-functions-key (host/admin.py); random unless given.
+        self.admin_token = admin_token or secrets.token_urlsafe(24)
         self.functions: dict[str, Function] = {}
         # per function: invoked / succeeded / failed / poisoned, and storage outages seen; see wait_for()
         self.stats: dict[str, dict[str, int]] = defaultdict(
@@ -69,10 +73,10 @@ class Runner:
     # ---- loading ------------------------------------------------------------------------
     def _set_env(self) -> None:
         values = {}
-        settings = self.app_dir / "local.settings.json"
-        if settings.exists():  # like `func start`: what the environment already has wins
-            values = {k: str(v) for k, v in json.loads(settings.read_text()).get("Values", {}).items()
-                      if k not in os.environ}
+        if self.local_settings:  # like `func start`: what the environment already has wins, and it says so
+            values, skipped = localsettings.merge(localsettings.values(self.app_dir / "local.settings.json"), os.environ)
+            for key in skipped:
+                log.warning("%s", localsettings.skipped_line(key))
         values.update(self.env)
         for k, v in values.items():
             self._saved_env.setdefault(k, os.environ.get(k))  # put back by stop()
@@ -192,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every storage request
     signal.signal(signal.SIGTERM, _interrupt)
-    with Runner(a.app_dir, a.port, a.host_json, module=a.module):
+    with Runner(a.app_dir, a.port, a.host_json, module=a.module) as r:
+        # on the terminal only, not in the log: the key of this run's admin call (host/admin.py)
+        print(f"Run a timer now: curl -X POST -H 'x-functions-key: {r.admin_token}' {r.url}/admin/functions/<name>",
+              file=sys.stderr, flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop cleanly (the with block calls stop())

@@ -132,3 +132,49 @@ def test_replay_into_a_queue_removed_by_hand_recreates_it(app_env):
         pass
     assert "replayed 1 message" in hookops("poison", "replay", "--queue", settings.action_queue("teams"))
     assert len(list(target.peek_messages())) == 1
+
+
+# ---- Preservica's and an endpoint's text in `unsubscribe --all` and `send-test-event` -------------
+
+from hookops.doubles.base import HttpDouble, Reply  # noqa: E402
+from tests.test_cli_subscriptions import env, pres, seed  # noqa: E402,F401  (the Preservica double's fixtures)
+
+# An OSC 8 hyperlink (no "/" in it: it is a path segment of the DELETE) and clear screen + cursor home.
+EVIL_ID = "sub\x1b]8;;evil.example\x07click-me\x1b]8;;\x07\x1b[2J\x1b[H"
+CLEAR_AND_LINK = "ok\x1b[2J\x1b[H\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07\u202e"
+
+
+@pytest.fixture
+def cli_loggers():
+    """The subscription commands quieten these loggers for the process (hookops/subscriptions.py _webhooks);
+    put them back so later tests' caplog sees their errors."""
+    import logging
+    names = ("pyPreservica", "handlers.clients.preservica")
+    levels = {n: logging.getLogger(n).level for n in names}
+    yield
+    for n, level in levels.items():
+        logging.getLogger(n).setLevel(level)
+
+
+def test_terminal_escape_sequences_in_unsubscribe_all(env, cli_loggers):
+    """`unsubscribe --all` printed each subscription id as Preservica listed it."""
+    seed(env, "https://a.example/hook", "MOVED")
+    env.subscriptions[EVIL_ID] = {**env.subscriptions.popitem()[1], "id": EVIL_ID}
+    out = hookops("unsubscribe", "--all", "--yes")
+    assert env.subscriptions == {}                       # it was removed: the id went to Preservica unchanged
+    assert not unsafe_chars(out), out
+    assert "unsubscribed sub\\x1b]8;;evil.example\\x07click-me" in out
+
+
+class _Chatty(HttpDouble):
+    """An endpoint whose answer to a delivery carries a clear-screen sequence and an OSC 8 link."""
+
+    def handle(self, request):
+        return Reply(200, {"Content-Type": "text/plain; charset=utf-8"}, CLEAR_AND_LINK.encode())
+
+
+def test_terminal_escape_sequences_in_send_test_event(app_env):
+    with _Chatty() as endpoint:
+        out = hookops("send-test-event", "--url", endpoint.base_url + "/api/preservica/webhook")
+    assert not unsafe_chars(out), out
+    assert "200 ok\\x1b[2J\\x1b[H\\x1b]8;;http://evil.example/\\x07click" in out

@@ -10,13 +10,14 @@ import socket
 import time
 import uuid
 
+import httpx
 import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from hookops import azurite as azurite_mod
 from hookops.runner import Runner
 
-from tests.test_runner import GOOD, WAIT, host_json, toy_env  # noqa: E402,F401 (host_json: a fixture)
+from tests.test_runner import GOOD, TOYS, WAIT, host_json, toy_env  # noqa: E402,F401 (host_json: a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +231,43 @@ def test_poison_copy_gets_the_hosts_seven_day_ttl(runner, azurite):
     [copy] = [m for m in poison.peek_messages(max_messages=32)
               if m.content == TextBase64EncodePolicy().encode(text)]
     assert copy.expires_on - copy.inserted_on == dt.timedelta(days=7)
+
+
+# ---- the admin call: POST /admin/functions/<name> (hookops/host/admin.py) --------------------------
+
+ADMIN_KEY = "local-admin-key-for-the-test"
+
+
+@pytest.fixture(scope="module")
+def ticker(tmp_path_factory):
+    ticks = tmp_path_factory.mktemp("ticks") / "ticks"
+    ticks.touch()
+    with Runner(TOYS / "ticker", port=0, env={"TICK_FILE": str(ticks)}, admin_token=ADMIN_KEY) as r:
+        yield r
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://evil.example"},                                        # a form on any web page
+    {"Origin": "null"},                                                         # a sandboxed frame or a file
+    {"Origin": "https://evil.example", "x-functions-key": ADMIN_KEY},          # even with the key
+    {"Sec-Fetch-Site": "cross-site", "x-functions-key": ADMIN_KEY},            # no Origin, but the browser says
+    {"Host": "evil.example", "x-functions-key": ADMIN_KEY},                    # DNS rebinding: its own name
+])
+def test_cross_origin_post_starts_a_timer(ticker, headers):
+    """Any web page open in the developer's browser could POST here and start a reconcile run."""
+    resp = httpx.post(f"{ticker.url}/admin/functions/tick", headers=headers, timeout=WAIT)
+    assert resp.status_code == 403
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-functions-key": "wrong"}, {"x-functions-key": "\u00e9".encode()},
+                                     {"Origin": "http://127.0.0.1:1", "x-functions-key": "wrong"}])
+def test_admin_call_without_the_key(ticker, headers):
+    resp = httpx.post(f"{ticker.url}/admin/functions/tick", headers=headers, timeout=WAIT)
+    assert resp.status_code in (401, 403)
+
+
+def test_admin_call_with_the_key_from_this_machine_runs_the_timer(ticker):
+    for extra in ({}, {"Origin": ticker.url}, {"Sec-Fetch-Site": "same-origin"}):   # curl; the runner's own page
+        resp = httpx.post(f"{ticker.url}/admin/functions/tick", headers={"x-functions-key": ADMIN_KEY, **extra},
+                          timeout=WAIT)
+        assert resp.status_code == 202

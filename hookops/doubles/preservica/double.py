@@ -194,6 +194,8 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if not path.startswith("/api/accesstoken/"):
             with self._lock:
+                # Header name: pyPreservica common.py HEADER_TOKEN; a 401 makes the SDK log in again (its
+                # retry in common.py). The body's wording is inferred.
                 if request.headers.get("preservica-access-token") not in self._tokens:
                     return json_reply(401, {"success": False, "message": "Invalid or expired access token"})
             failure = self._take_failure(path)
@@ -217,11 +219,14 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
             for i, (status, headers, prefix) in enumerate(self._failures):
                 if (prefix and path.startswith(prefix)) or (prefix is None and eligible):
                     del self._failures[i]
+                    # Inferred: a plain-text error body (the SDK reads only the status of a failure).
                     return Reply(status, {"Content-Type": "text/plain", **headers}, b"injected failure")
         return None
 
     # auth, version, user ---------------------------------------------------------------------------
     def _login(self, request, query):
+        # pyPreservica common.py __token__: a form POST (username, password, tenant) to /api/accesstoken/login,
+        # reading response.json()['token'] (and ['tenant'] when none is given).
         form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
         if (form.get("username") != self.username or form.get("password") != self.password
                 or form.get("tenant", self.tenant) != self.tenant):
@@ -237,15 +242,20 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
         return json_reply(200, self._new_token())
 
     def _new_token(self) -> dict:
+        # 'token' is what pyPreservica reads; 'refresh-token', 'validFor' (minutes), 'user' are inferred from
+        # Preservica's access token API as the SDK's refresh code names them (common.py), unconfirmed here.
         token, refresh = str(uuid.uuid4()), str(uuid.uuid4())
         self._tokens.update((token, refresh))
         return {"success": True, "token": token, "refresh-token": refresh, "validFor": 15,
                 "user": self.username, "tenant": self.tenant}
 
     def _version(self, request, query):
+        # pyPreservica common.py: GET /api/entity/versiondetails/version, text between <CurrentVersion> tags.
         return xml_reply(200, f'<VersionDetails xmlns="{self.entity_ns}"><CurrentVersion>{self.version}'
                               f'</CurrentVersion></VersionDetails>')
 
     def _user_details(self, request, query):
+        # pyPreservica common.py: GET /api/user/details, json ['roles'] checked by _check_if_user_has_*_role;
+        # the other fields are inferred.
         return json_reply(200, {"userName": self.username, "fullName": "Test User", "tenant": self.tenant,
                                 "roles": self.roles})

@@ -16,7 +16,11 @@ from .model import (KINDS, MAX_CONTENT_BYTES, PATHS, TAGS, THUMBNAIL_SIZES, Enti
 class EntityApi:
     """Route handlers of PreservicaDouble (a mixin): every later hop is an absolute URL built from
     the request's Host, as Preservica gives them. Uses the double's ``_entities``, ``_base`` (set
-    for each request), ``entity_ns`` and ``xip_ns``."""
+    for each request), ``entity_ns`` and ``xip_ns``.
+
+    Each shape is what a pyPreservica 4.2 entityAPI.py function parses (named at each handler); the
+    texts and content types of errors (404 "... not found", 400 reasons) are inferred: the SDK reads
+    only the status of a failure."""
     _entities: dict[str, Entity]
     _base: str
     entity_ns: str
@@ -31,6 +35,8 @@ class EntityApi:
         return f"{self._base}/api/entity/{PATHS[entity.kind]}/{entity.ref}{tail}"
 
     def _entity(self, request, query, path_kind, ref):
+        # entityAPI.py entity(): EntityResponse, xip:<Kind> with Ref/Title/Description/SecurityTag/Parent,
+        # AdditionalInformation links (Self, Identifiers, Metadata/Fragment@schema, Representations, Generations).
         e = self._find(path_kind, ref)
         if e is None:
             return not_found(ref)
@@ -59,6 +65,7 @@ class EntityApi:
                                            f"<AdditionalInformation>{extra}</AdditionalInformation>")
 
     def _identifiers(self, request, query, path_kind, ref):
+        # entityAPI.py identifiers_for_entity(): Identifiers/xip:Identifier (ApiId, Type, Value), TotalResults.
         e = self._find(path_kind, ref)
         if e is None:
             return not_found(ref)
@@ -71,6 +78,8 @@ class EntityApi:
                          f"</Self></AdditionalInformation>")
 
     # metadata fragments ----------------------------------------------------------------------------
+    # add_metadata_as_fragment(), update_metadata(), metadata_for_entity(), delete_metadata() in entityAPI.py:
+    # an xip:MetadataContainer (schemaUri, Ref, Entity, Content) in and a MetadataResponse out; 204 on delete.
     def _parse_container(self, body: bytes):
         """(schema, ref or None, content xml) from a posted xip:MetadataContainer, or an error Reply."""
         try:
@@ -136,6 +145,7 @@ class EntityApi:
         return [self._entities[c] for c in asset.content_objects if self._entities[c].rep_type == rep_type]
 
     def _representations(self, request, query, ref):
+        # entityAPI.py representations(): Representation@type elements whose text is the next URL.
         a = self._find("information-objects", ref)
         if a is None:
             return not_found(ref)
@@ -146,6 +156,8 @@ class EntityApi:
                          f"</AdditionalInformation>")
 
     def _representation(self, request, query, ref, rep_type, index):
+        # entityAPI.py content_objects(): ContentObjects/ContentObject@title links. One representation per
+        # type, index 1, is the double's simplification (inferred: a real asset may have several).
         a = self._find("information-objects", ref)
         cos = self._cos(a, rep_type) if a else []
         if not cos or index != "1":
@@ -160,6 +172,8 @@ class EntityApi:
                          f"{self._url(a, f'/representations/{rep_type}/1')}</Self></AdditionalInformation>")
 
     def _generations(self, request, query, co_ref):
+        # entityAPI.py generations(): Generation@original/@active links, then each GenerationResponse's
+        # xip:Generation (formats, EffectiveDate, Bitstreams) and Bitstreams/Bitstream@filename links.
         c = self._find("content-objects", co_ref)
         if c is None:
             return not_found(co_ref)
@@ -183,6 +197,8 @@ class EntityApi:
                          f"</AdditionalInformation>")
 
     def _bitstream(self, request, query, co_ref, gen, index):
+        # entityAPI.py bitstream(): xip:Bitstream Filename, FileSize, Fixities/Fixity (algorithm, value) and
+        # the AdditionalInformation/Content URL bitstream_content() downloads. SHA1 only is inferred.
         c = self._find("content-objects", co_ref)
         if c is None or gen != "1" or index != "1":
             return not_found(f"{co_ref}/generations/{gen}/bitstreams/{index}")
@@ -208,6 +224,7 @@ class EntityApi:
 
     # thumbnails ---------------------------------------------------------------------------------
     def _thumbnail(self, request, query):
+        # entityAPI.py thumbnail(): GET /api/content/thumbnail?id=sdb:<IO|SO>|<ref>&size=small|medium|large.
         kind, _, ref = query.get("id", "").removeprefix("sdb:").partition("|")
         if query.get("size", "large") not in THUMBNAIL_SIZES:
             return text_reply(400, "size must be small, medium or large")

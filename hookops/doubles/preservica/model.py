@@ -65,6 +65,7 @@ class Entity:
         return self.content if self.content is not None else bitstream_bytes(self.filename, self.size)
 
 
+# Content types: inferred (pyPreservica parses bodies by position, not by Content-Type).
 def xml_reply(status: int, doc: str) -> Reply:
     return Reply(status, {"Content-Type": "application/xml;charset=UTF-8"},
                  ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + doc).encode())

@@ -1,14 +1,18 @@
-"""Large bitstreams and file formats for the Preservica double.
+"""Large bitstreams, file formats and hostile answers for the Preservica double.
 
 Content beyond MAX_CONTENT_BYTES is streamed in CHUNK-sized pieces, generated as it is sent (the same
 bytes `bitstream_bytes` would give), so a test can download a 500 MB file without either side
 holding it. `set_format` gives a content object's generation a format group and a PRONOM PUID, as
 Preservica reports after characterisation.
+What a network or a compromised server can do to a client: `cut_content` (a download that stops
+short of its Content-Length and drops the connection), `oversize_content` (more bytes than the
+bitstream's FileSize says), `link_to` (absolute URLs in entity answers on another server);
+`content_hook` is called as each download starts (a test can look at the client's disk then).
 """
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..base import Reply
 
@@ -30,6 +34,12 @@ def streamed_reply(filename: str, size: int) -> Reply:
                  chunks(filename, size))
 
 
+def _hang_up_after(sent: bytes) -> Iterator[bytes]:
+    yield sent
+    # The double's server closes a connection whose handler raised a ConnectionError, quietly (base.py).
+    raise ConnectionAbortedError("cut_content: hanging up before the announced length")
+
+
 def format_xml(format_group: str | None, puid: str | None, name: str | None) -> str:
     """The xip:FormatGroup and xip:Formats elements of a generation (empty when not characterised)."""
     from xml.sax.saxutils import escape
@@ -42,14 +52,59 @@ def format_xml(format_group: str | None, puid: str | None, name: str | None) -> 
 
 
 class FormatControls:
-    """Mixed into PreservicaDouble: characterise a content object of an asset by its file name."""
+    """Mixed into PreservicaDouble (before EntityApi, whose `_url` and `_bitstream_content` it wraps):
+    characterise a content object of an asset by its file name; the hostile answers above."""
+    content_hook: Callable[[], None] | None = None
+    _link_base: str | None = None
+
+    def _hostile(self) -> dict:
+        return self.__dict__.setdefault("_hostile_state", {"cuts": {}, "extra": {}})
+
+    def cut_content(self, asset_ref: str, filename: str, at: int, times: int = 1) -> None:
+        """The next `times` downloads of this bitstream announce its whole length, send `at` bytes and hang up."""
+        with self._lock:
+            self._hostile()["cuts"][self._co(asset_ref, filename)] = [at, times]
+
+    def oversize_content(self, asset_ref: str, filename: str, extra: int) -> None:
+        """Its downloads carry `extra` bytes more than the FileSize (and fixity) its bitstream lists."""
+        with self._lock:
+            self._hostile()["extra"][self._co(asset_ref, filename)] = extra
+
+    def link_to(self, base: str | None) -> None:
+        """Absolute URLs in entity answers start with `base` (e.g. another server's http://host:port) from now on."""
+        self._link_base = base
+
+    def _co(self, asset_ref: str, filename: str) -> str:
+        for co_ref in self._entities[asset_ref].content_objects:
+            if self._entities[co_ref].filename == filename:
+                return co_ref
+        raise KeyError(f"{asset_ref} has no bitstream {filename!r}")
+
+    def _url(self, entity, tail: str = "") -> str:
+        url = super()._url(entity, tail)
+        return self._link_base + url[len(self._base):] if self._link_base else url
+
+    def _bitstream_content(self, request, query, co_ref, gen, index):
+        if self.content_hook:
+            self.content_hook()
+        reply = super()._bitstream_content(request, query, co_ref, gen, index)
+        state = self._hostile()
+        extra = state["extra"].get(co_ref, 0)
+        if reply.status != 200 or not (extra or co_ref in state["cuts"]):
+            return reply
+        # Held whole here: these controls are for small files.
+        body = (reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)) + b"\x00" * extra
+        cut = state["cuts"].get(co_ref)
+        if cut:
+            cut[1] -= 1
+            if cut[1] <= 0:
+                del state["cuts"][co_ref]
+            return Reply(200, {"Content-Type": "application/octet-stream", "Content-Length": str(len(body))},
+                         _hang_up_after(body[:cut[0]]))
+        return Reply(200, {"Content-Type": "application/octet-stream"}, body)
 
     def set_format(self, asset_ref: str, filename: str, format_group: str | None = None,
                    puid: str | None = None, name: str | None = None) -> None:
         with self._lock:
-            for co_ref in self._entities[asset_ref].content_objects:
-                co = self._entities[co_ref]
-                if co.filename == filename:
-                    co.format_group, co.puid, co.format_name = format_group, puid, name
-                    return
-        raise KeyError(f"{asset_ref} has no bitstream {filename!r}")
+            co = self._entities[self._co(asset_ref, filename)]
+            co.format_group, co.puid, co.format_name = format_group, puid, name

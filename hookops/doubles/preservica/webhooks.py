@@ -11,7 +11,7 @@ import threading
 import urllib.request
 import uuid
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..base import Reply
 from .model import Entity, json_reply
@@ -33,12 +33,18 @@ class WebhookApi:
     def _may_manage_webhooks(self) -> bool:
         return bool(MANAGER_ROLES & set(self.roles))
 
+    # Roles: pyPreservica common.py _check_if_user_has_config_manager_role (ADMIN, MANAGER or CONFIG_MANAGER).
     def _list_subscriptions(self, request, query):
+        # pyPreservica webHooksAPI.py subscriptions(): GET /api/webhook/subscriptions, a JSON list of dicts
+        # whose 'id' unsubscribe_all() uses. The other fields (url, triggerType, includeIdentifiers, created)
+        # and leaving out the secret are inferred.
         if not self._may_manage_webhooks():
             return json_reply(403, {"message": "Forbidden"})
         return json_reply(200, [{k: v for k, v in s.items() if k != "secret"} for s in self.subscriptions.values()])
 
     def _subscribe(self, request, query):
+        # pyPreservica webHooksAPI.py subscribe(): POST JSON {url, triggerType, secret, includeIdentifiers: "true"},
+        # 200 with a JSON body the caller parses; the status and wording of a refusal are inferred.
         if not self._may_manage_webhooks():
             return json_reply(403, {"message": "Forbidden"})
         try:
@@ -64,8 +70,10 @@ class WebhookApi:
         return json_reply(200, {k: v for k, v in self.subscriptions[sub_id].items() if k != "secret"})
 
     def _unsubscribe(self, request, query, sub_id):
+        # pyPreservica webHooksAPI.py unsubscribe(): DELETE .../subscriptions/<id>, 204 expected; 404 inferred.
         if not self._may_manage_webhooks():
             return json_reply(403, {"message": "Forbidden"})
+        sub_id = unquote(sub_id)   # the path segment as sent: percent-encoded (requests quotes it; RFC 3986 2.1)
         if self.subscriptions.pop(sub_id, None) is None:
             return json_reply(404, {"message": f"no subscription {sub_id}"})
         return Reply(204)
@@ -75,13 +83,16 @@ class WebhookApi:
                event_name: str = "FullTextIndexed", timeout: float = 10.0) -> tuple[int, bytes]:
         """POST one event notification to a subscriber the way Preservica does: JSON body sent
         chunked, header ``Preservica-Signature`` = hex HMAC-SHA256(secret, "preservica-webhook-auth"
-        + body). ``refs`` become events (type and identifiers from the stored entities) unless
+        + body, pyPreservica webHooksAPI.py process_request/process_event). ``refs`` become events (type and identifiers from the stored entities) unless
         ``events`` is given. Returns (status, body) of the subscriber's answer."""
         with self._lock:
             sub = dict(self.subscriptions[subscription_id])
             if events is None:
                 events = [self._event(ref, event_name, sub["includeIdentifiers"]) for ref in refs]
         major, minor = self.version.split(".")[:2]
+        # Field names as pyPreservica's receivers read them (webHooksAPI.py process_event: events[].entityRef,
+        # entityType), sent chunked as its reference receiver expects; the other fields follow public receivers'
+        # examples (docs/../shared notes "Payload shape"): no official schema, so their exact form is inferred.
         body = json.dumps({
             "subscriptionId": subscription_id,
             "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],   # no zone, like Preservica
@@ -108,7 +119,9 @@ class WebhookApi:
 
 
 def _challenge(url: str, secret: str) -> str | None:
-    """Do Preservica's subscription handshake against ``url``; None when it is answered correctly."""
+    """Do Preservica's subscription handshake against ``url``; None when it is answered correctly.
+    The answer's shape, {"challengeCode", "challengeResponse": hex HMAC-SHA256(secret, code)}, is what
+    pyPreservica's receivers return (webHooksAPI.py verify_challenge); sending it as a POST is inferred."""
     code = secrets.token_hex(16)
     expected = hmac.new(secret.encode(), code.encode(), hashlib.sha256).hexdigest()
     request = urllib.request.Request(f"{url}{'&' if '?' in url else '?'}challengeCode={code}", data=b"",
