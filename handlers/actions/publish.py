@@ -1,24 +1,26 @@
 """`publish` action: the asset's access copy as IIIF on a public container, withdrawn when it stops being public.
 
-State-based: whatever the trigger, it reads the asset from Preservica *now* (never the event's snapshot)
-and converges. Security tag in PUBLIC_SECURITY_TAGS: the access representation's files are streamed
-to `<ref>/files/...`, the thumbnail to `<ref>/thumbnail`, captions the `transcribe` action left in
-TRANSCRIBE_CONTAINER to `<ref>/captions.vtt`, then `<ref>/manifest.json` (IIIF Presentation 3) and a
-Create or Update activity. Any other tag, or a deleted asset: every blob under `<ref>/` is deleted
-(manifest first) and a Delete activity written. After publishing the tag is read again, so a tag
-closed while the files were copying withdraws at once; a stale or re-ordered event cannot bring a
-withdrawn asset back, because it is not the event that decides.
+State-based: whatever the trigger (or the public sweep, handlers/sweep.py), `converge` reads the asset from
+Preservica *now* (never the event's snapshot) and makes the public container match. The invariant: the
+container holds an asset's files only while Preservica says the asset exists, its security tag is in
+PUBLIC_SECURITY_TAGS and it is not hidden.
+Open: the access representation's files are streamed to `<ref>/files/...`, the thumbnail to
+`<ref>/thumbnail`, captions to `<ref>/captions.vtt` only when `transcribe` made them from one of those
+files (same content object and fixity), then `<ref>/manifest.json` (IIIF Presentation 3) and a Create or
+Update activity. Anything else: every blob under `<ref>/` is deleted (manifest first) and a Delete activity
+written. One run per asset at a time (a lease, clients/publish_lock.py): a withdrawal waits for a publish
+in flight. The tag is read again before the manifest is written and once more at the end; a re-check that
+fails (Preservica down) withdraws before it raises, so a retried or poisoned message leaves nothing public.
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..clients import journal
 from ..core.messages import Job  # core.iiif and core.media are imported where used: not at cold start
 from ..core.settings import APP, Setting
 from .transcribe import CONTAINER as TRANSCRIPTS  # where `transcribe` leaves <ref>.vtt: one setting
+from . import _publish_source as source
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
 
 if TYPE_CHECKING:  # annotations only
@@ -42,35 +44,69 @@ MAX_FILES = Setting("PUBLISH_MAX_FILES", "500", APP,
 
 CHUNK = 256 * 1024                 # bytes per read from Preservica
 MAX_CAPTIONS = 5 * 1024 * 1024     # a WebVTT file larger than this is not published
-MAX_THUMBNAIL = 5 * 1024 * 1024
-XIP_TOKEN_HEADER = "Preservica-Access-Token"
-
-
-class TooMany(Exception):
-    pass
+CAPTIONS = "captions.vtt"
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
     from ..core import iiif
     if job.entity_type != "IO":
         return Outcome(journal.SKIPPED, "not an asset")
-    ref = iiif.blob_ref(job.entity_ref)
-    if ref is None:   # intake refuses these already; a blob prefix is never built from anything else
+    if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; a blob prefix is built from nothing else
         return Outcome(journal.SKIPPED, "reference is not a UUID")
-    from ..clients import public_store
-    store = public_store.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value())
+    return converge(ctx, job.entity_ref)
+
+
+def public_store():
+    from ..clients import public_store as ps
+    store = ps.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value())
     store.ensure()
-    asset = _current(ctx, job.entity_ref)
-    if asset is None or not iiif.is_public(asset.security_tag, PUBLIC_TAGS.value()):
-        return withdraw(store, ref, "not found" if asset is None else "not public")
+    return store
+
+
+def converge(ctx: Context, preservica_ref: str, lock_wait: float | None = None) -> Outcome:
+    """Make the public container match what Preservica says about this asset now (publish or withdraw)."""
+    from ..core import iiif
+    from ..clients import public_store as ps, publish_lock
+    ref = iiif.blob_ref(preservica_ref)
+    with publish_lock.held(ctx.storage.blob_service(), ref, lock_wait) as lease:
+        store = ps.Guarded(public_store(), lease.check)
+        asset = source.current(ctx, preservica_ref)
+        why = _not_public(asset)
+        if why:
+            return withdraw(store, ref, why)
+        try:
+            outcome = ctx.preservica(lambda api: _publish(api, ctx, store, ref, preservica_ref, asset))
+        except NotFound:
+            return withdraw(store, ref, "not found")
+        except BaseException:   # files may be out: they stay only if Preservica confirms the asset is public
+            why = _recheck(ctx, store, ref, preservica_ref)
+            if why:
+                withdraw(store, ref, why)
+            raise
+        if outcome.state == journal.DONE and "publish_manifest" in outcome.extra:
+            why = _recheck(ctx, store, ref, preservica_ref)   # what Preservica says now that all is out
+            if why:
+                return withdraw(store, ref, "no longer public")
+        return outcome
+
+
+def _not_public(asset) -> str | None:
+    from ..core import iiif
+    if asset is None:
+        return "not found"
+    if getattr(asset, "hidden", False):
+        return "hidden"
+    return None if iiif.is_public(asset.security_tag, PUBLIC_TAGS.value()) else "not public"
+
+
+def _recheck(ctx: Context, store, ref: str, preservica_ref: str) -> str | None:
+    """Why the asset may no longer be public (None: it still may). A failed read withdraws, then raises:
+    a publish that cannot confirm the asset is still open leaves nothing public behind it."""
     try:
-        outcome = ctx.preservica(lambda api: _publish(api, ctx, store, ref, job.entity_ref, asset))
-    except NotFound:
-        return withdraw(store, ref, "not found")
-    again = _current(ctx, job.entity_ref)   # what Preservica says now that the files are out
-    if again is None or not iiif.is_public(again.security_tag, PUBLIC_TAGS.value()):
-        return withdraw(store, ref, "no longer public")
-    return outcome
+        return _not_public(source.current(ctx, preservica_ref))
+    except BaseException:
+        withdraw(store, ref, "the re-check failed")
+        raise
 
 
 def link(ref: str, security_tag: str | None) -> dict | None:
@@ -81,24 +117,12 @@ def link(ref: str, security_tag: str | None) -> dict | None:
         return None
     if not iiif.is_public(security_tag, PUBLIC_TAGS.value()):
         return {"state": "withdrawn"}
-    from ..clients import public_store
+    from ..clients import public_store as ps
     try:
-        base = public_store.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value()).base
+        base = ps.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value()).base
     except ActionError:   # publish not set up here: the relay says nothing about IIIF rather than fail
         return None
     return {"state": "published", "manifest": iiif.manifest_url(base, ref)}
-
-
-def _current(ctx: Context, ref: str):
-    """The asset as Preservica has it now (None: deleted), with its identifiers."""
-    def read(api):
-        asset = api.asset(ref)
-        asset.identifiers = sorted(api.identifiers_for_entity(asset))
-        return asset
-    try:
-        return ctx.preservica(read)
-    except NotFound:
-        return None
 
 
 # ---- withdrawing -------------------------------------------------------------------------------
@@ -126,55 +150,47 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     if rights and not rights.startswith(("http://", "https://")):
         raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     try:
-        found = _access_files(api, asset, limit)
-    except TooMany as exc:
-        return Outcome(journal.SKIPPED, f"too many files ({exc} > PUBLISH_MAX_FILES {limit})")
-    files = [_copy(api, store, ref, name, bitstream) for name, bitstream in found]
+        found = source.access_files(api, asset, limit, _content_refs)
+    except source.Refused as exc:
+        return Outcome(journal.SKIPPED, str(exc))
+    copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
+    files = [f for f, _ in copies]
     thumbnail = _thumbnail(api, store, ref, asset)
-    captions = _captions(ctx, store, ref, preservica_ref)
+    captions = source.captions(ctx, TRANSCRIPTS.value(), preservica_ref, files,
+                               {name: (co, b.fixity) for name, co, b in found}, MAX_CAPTIONS)
+    if captions:
+        store.upload(f"{ref}/{CAPTIONS}", captions[0], "text/vtt")
+    else:   # no transcript of a file published here: none stays public from an earlier run
+        store.delete([f"{ref}/{CAPTIONS}"])
     if not any(f.media.paintable for f in files):
         return withdraw(store, ref, "no image, audio or video to show")
     doc = iiif.Asset(ref=ref, title=asset.title, description=asset.description, identifiers=asset.identifiers,
-                     files=files, thumbnail=thumbnail, captions=captions, rights=rights,
+                     files=files, thumbnail=thumbnail, captions=CAPTIONS if captions else None,
+                     captions_on=captions[1] if captions else None, rights=rights,
                      required_statement=STATEMENT.value())
     try:
         body = iiif.manifest(doc, store.base)
     except ValueError as exc:   # pydantic's ValidationError; its text quotes the (untrusted) values
         raise ActionError(f"the IIIF manifest did not validate ({type(exc).__name__}): check PUBLISH_BASE_URL "
                           f"and PUBLISH_RIGHTS") from None
+    why = _recheck(ctx, store, ref, preservica_ref)   # before anything announces the asset
+    if why:
+        return withdraw(store, ref, "no longer public")
     name, url = f"{ref}/manifest.json", iiif.manifest_url(store.base, ref)
     keep = {name} | {f"{ref}/{f.name}" for f in files} | {f"{ref}/{x.name}" for x in [thumbnail] if x} \
-        | ({f"{ref}/{captions}"} if captions else set())
+        | ({f"{ref}/{CAPTIONS}"} if captions else set())
     old, _ = store.read(name)
-    extra = {"publish_manifest": url, "publish_files": len(files)}
+    copied = sum(1 for _, c in copies if c)
+    extra = {"publish_manifest": url, "publish_files": len(files), "publish_copied": copied}
     if old != body:
         store.upload(name, body, iiif.MANIFEST_TYPE)
     store.delete(n for n in store.names(f"{ref}/") if n not in keep)   # files no longer in the representation
-    if old == body:
+    if old == body and not copied:
         return Outcome(journal.DONE, "unchanged", extra)
     from ..clients import activity
-    kind = "Update" if old else "Create"
+    kind = "Update" if old else "Create"   # a replaced file under the same name is an Update too
     activity.append(store, kind, url)
     return Outcome(journal.DONE, "", {**extra, "publish_activity": kind})
-
-
-def _access_files(api, asset, limit: int) -> list:
-    """[(blob name, Bitstream)] of the active generations of the first Access representation, in order.
-    Counted from the representation's list before any content object is read: never more than `limit`."""
-    reps = sorted((r for r in api.representations(asset) if r.rep_type.value == "Access"), key=lambda r: r.url)
-    if not reps:
-        return []
-    refs = _content_refs(api, asset, reps[0])
-    if len(refs) > limit:
-        raise TooMany(len(refs))
-    found = []
-    for co_ref in refs:
-        for generation in api.generations(api.content_object(co_ref)):
-            if generation.active:
-                found += [(f"files/{co_ref}-{k}", b) for k, b in enumerate(generation.bitstreams, start=1)]
-        if len(found) > limit:
-            raise TooMany(f"{len(found)}+")
-    return found
 
 
 def _content_refs(api, asset, representation) -> list[str]:
@@ -187,13 +203,15 @@ def _content_refs(api, asset, representation) -> list[str]:
     return [r for r in refs if iiif.blob_ref(r) == r.lower()]
 
 
-def _copy(api, store, ref: str, name: str, bitstream) -> iiif.File:
-    """Stream one bitstream to `<ref>/<name>` unless the blob there already holds it (same fixity and size)."""
+def _copy(api, store, ref: str, name: str, bitstream) -> tuple[iiif.File, bool]:
+    """Stream one bitstream to `<ref>/<name>` unless the blob there already holds it (same fixity and size);
+    the file, and whether it was copied. Never more bytes than PUBLISH_MAX_BYTES, whatever the length said."""
     from ..core import iiif, media, transcript
     label, blob = bitstream.filename or name, f"{ref}/{name}"
     fixity, known = transcript.fixity_text(bitstream.fixity), store.properties(blob)
     if known is not None and fixity and known.metadata.get("fixity") == fixity and known.size == bitstream.length:
-        return iiif.File(name, _media_from(known), label)
+        return iiif.File(name, _media_from(known), label), False
+    most = source.MAX_BYTES.int_value(minimum=1)
     chunks = iter(api.bitstream_chunks(bitstream, chunk_size=CHUNK))
     head = bytearray()
     for chunk in chunks:               # enough to tell the type before the upload starts
@@ -203,15 +221,19 @@ def _copy(api, store, ref: str, name: str, bitstream) -> iiif.File:
     content_type, _ = media.sniff(bytes(head))
 
     def rest():
+        sent = len(head)
         yield bytes(head)
         for chunk in chunks:
+            sent += len(chunk)
+            if sent > most:
+                raise ActionError(f"a file grew past PUBLISH_MAX_BYTES {most} while it was copied")
             if len(head) < media.HEAD_BYTES:    # the header, for the size or duration: bounded
                 head.extend(chunk[:media.HEAD_BYTES - len(head)])
             yield chunk
     store.upload(blob, rest(), content_type)
     found = media.describe(bytes(head), bitstream.length)
     store.set_metadata(blob, _metadata(found, fixity))   # known once the header went past
-    return iiif.File(name, found, label)
+    return iiif.File(name, found, label), True
 
 
 def _metadata(m: media.Media, fixity: str) -> dict:
@@ -235,12 +257,9 @@ def _media_from(props) -> media.Media:
 
 def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
     from ..core import iiif, media
-    from pyPreservica.common import Thumbnail
-    with tempfile.TemporaryDirectory(prefix="iiif-thumb-") as tmp:   # pyPreservica writes thumbnails to a file
-        path = api.thumbnail(asset, str(Path(tmp) / "thumbnail"), size=Thumbnail.LARGE)
-        if path is None or Path(path).stat().st_size > MAX_THUMBNAIL:
-            return None
-        data = Path(path).read_bytes()
+    data = source.thumbnail(api, asset)
+    if data is None:
+        return None
     found = media.describe(data)
     if not (found.kind == "Image" and found.paintable):
         return None
@@ -248,22 +267,7 @@ def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
     return iiif.File("thumbnail", found, "thumbnail")
 
 
-def _captions(ctx: Context, store, ref: str, preservica_ref: str) -> str | None:
-    """Copy `<ref>.vtt` from TRANSCRIBE_CONTAINER (pipeline storage) when `transcribe` made one."""
-    from azure.core.exceptions import ResourceNotFoundError
-    blob = ctx.storage.blob_service().get_blob_client(TRANSCRIPTS.value(), f"{preservica_ref}.vtt")
-    try:
-        if blob.get_blob_properties().size > MAX_CAPTIONS:
-            return None
-        data = blob.download_blob().readall()
-    except ResourceNotFoundError:
-        return None
-    if not data.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
-        return None
-    store.upload(f"{ref}/captions.vtt", data, "text/vtt")
-    return "captions.vtt"
-
-
 ACTION = Action(name="publish", perform=perform,
-                settings=(CONTAINER, SERVICE_URI, BASE_URL, PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES),
+                settings=(CONTAINER, SERVICE_URI, BASE_URL, PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES,
+                          source.IDENTIFIER_TYPES, source.MAX_BYTES, source.SWEEP_SCHEDULE, source.SWEEP_MAX_REQUESTS),
                 required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False)

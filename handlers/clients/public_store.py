@@ -146,6 +146,37 @@ class PublicStore:
         return count
 
 
+class Guarded:
+    """The store for one publish or withdrawal run: `check()` (the asset's lease, clients/publish_lock.py)
+    before every write and between the chunks of a streamed upload, so a run that lost its lease stops
+    writing. Reads go straight through. Nothing here creates a snapshot or a version: blobs are written
+    with Put Blob / Put Block List and deleted with their snapshots (delete_snapshots="include")."""
+
+    def __init__(self, store: PublicStore, check):
+        self.store, self.check = store, check
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def upload(self, name: str, chunks, content_type: str, metadata: dict[str, str] | None = None) -> None:
+        self.check()
+        if not isinstance(chunks, (bytes, bytearray)):
+            chunks = (c for c in chunks if self.check() is None)
+        self.store.upload(name, chunks, content_type, metadata)
+
+    def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
+        self.check()
+        self.store.set_metadata(name, metadata)
+
+    def write_if(self, *args, **kwargs) -> bool:
+        self.check()
+        return self.store.write_if(*args, **kwargs)
+
+    def delete(self, names: Iterable[str]) -> int:
+        self.check()
+        return self.store.delete(names)
+
+
 _stores: Shared[dict] = Shared(dict)
 
 

@@ -67,17 +67,26 @@ class ReconcileState:
         return {**entity, ETAG: meta["etag"]}
 
     # -- run reports ------------------------------------------------------------------------------
-    def report(self, summary: dict, at: dt.datetime) -> None:
+    def report(self, summary: dict, at: dt.datetime, partition: str = "runs") -> None:
         rk = f"{_MAX_MS - int(at.timestamp() * 1000):014d}"
         row = {k: (clip(v) if isinstance(v, str) else v) for k, v in summary.items()}
-        self._call(lambda: self.table.upsert_entity({"PartitionKey": "runs", "RowKey": rk, **row}))
+        self._call(lambda: self.table.upsert_entity({"PartitionKey": partition, "RowKey": rk, **row}))
 
-    def reports(self, limit: int = 1) -> list[dict]:
-        """The newest run reports (inverted keys: the first rows of the partition)."""
+    def reports(self, limit: int = 1, partition: str = "runs") -> list[dict]:
+        """The newest run reports (inverted keys: the first rows of the partition); the public sweep's
+        are in partition "sweep-runs"."""
         import itertools
         rows = lambda: list(itertools.islice(self.table.query_entities(
-            "PartitionKey eq 'runs'", results_per_page=limit), limit))
+            "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=limit), limit))
         return [dict(e) for e in self._call(rows)]
+
+    # -- the public sweep's place in the public container (handlers/sweep.py) -------------------------
+    def sweep_checkpoint(self) -> str:
+        row = self._get("state", "sweep")
+        return str(row.get("token") or "") if row else ""
+
+    def save_sweep_checkpoint(self, token: str) -> None:
+        self._call(lambda: self.table.upsert_entity({"PartitionKey": "state", "RowKey": "sweep", "token": token}))
 
     # -- backfill progress --------------------------------------------------------------------------
     def backfill(self, job: str) -> dict | None:

@@ -178,3 +178,13 @@ def last_gap_report(store=None) -> dict | None:
     if not reports:
         return None
     return {k: reports[0][k] for k in GAP_FIELDS if k in reports[0]}
+
+
+SWEEP_FIELDS = ("at", "checked", "withdrawn", "updated", "busy", "requests", "complete", "error")
+
+
+def last_sweep_report() -> dict | None:
+    """The public sweep's last run report (table `reconcile`, partition `sweep-runs`), or None."""
+    from ..clients import reconcile_state
+    reports = reconcile_state.default().reports(1, partition="sweep-runs")
+    return {k: reports[0][k] for k in SWEEP_FIELDS if k in reports[0]} if reports else None

@@ -64,6 +64,7 @@ def overview(ctx: Ctx, as_json: bool):
     counts = {q: poison_queues.count(store, q) for q in poison_queues.pipeline_queues(actions)}
     rej, rej_capped = data.rejected(store, now - dt.timedelta(hours=48))
     model = views.overview(rows, actions, now, capped, counts, rej, rej_capped, data.last_gap_report(store))
+    model["sweep"] = data.last_sweep_report()
     if as_json:
         return _json(model)
     return _page(ctx, "overview.html", "Overview", m=model, hours=views.hour_chart(model),

@@ -29,10 +29,30 @@ def blob_ref(ref: str) -> str | None:
     return ref if _REF.fullmatch(ref) else None
 
 
-def is_public(security_tag: str | None, public_tags: str | None) -> bool:
-    """Whether an asset with this security tag may be published (PUBLIC_SECURITY_TAGS, comma separated)."""
+def is_public(security_tag: str | None, public_tags: str | None, hidden: bool = False) -> bool:
+    """Whether an asset may be published: its security tag is in PUBLIC_SECURITY_TAGS (comma separated)
+    and it is not hidden."""
     allowed = {t.strip() for t in (public_tags or "").split(",") if t.strip()}
-    return bool(security_tag) and security_tag.strip() in allowed
+    return not hidden and bool(security_tag) and security_tag.strip() in allowed
+
+
+_HIDDEN_NAMES = {"hidden", "ishidden"}
+_VISIBLE_NAMES = {"visible", "isvisible", "visibility"}
+
+
+def is_hidden(entity) -> bool:
+    """Whether Preservica's entity document (its parsed ElementTree root) marks the asset hidden
+    (CHANGE_ASSET_VISIBILITY). Inferred: no public source (pyPreservica, XIP schemas v6.0/6.2) shows how
+    visibility appears in the entity document, so the rule is: an element (any namespace) named
+    Hidden/IsHidden whose text is not `false`, or Visible/IsVisible/Visibility whose text is `false`,
+    `hidden` or `private`, hides it."""
+    for e in entity.iter():
+        name, value = str(e.tag).rsplit("}", 1)[-1].lower(), (e.text or "").strip().lower()
+        if name in _HIDDEN_NAMES and value != "false":
+            return True
+        if name in _VISIBLE_NAMES and value in ("false", "hidden", "private"):
+            return True
+    return False
 
 
 def manifest_url(base: str, ref: str) -> str:
@@ -56,6 +76,7 @@ class Asset:
     files: list[File] = field(default_factory=list)       # in the access representation's order
     thumbnail: File | None = None
     captions: str | None = None                            # blob name of a WebVTT file
+    captions_on: str | None = None                         # the name of the file (its canvas) they caption
     rights: str | None = None
     required_statement: str | None = None
 
@@ -73,7 +94,8 @@ def _lang(value, limit: int) -> dict:
 
 def manifest(asset: Asset, base: str) -> bytes:
     """The Manifest as bytes: one Canvas per image (its size) or audio/video file (its duration), the
-    other files as `rendering`, captions as a supplementing annotation on the first audio/video Canvas."""
+    other files as `rendering`, captions as a supplementing annotation on the Canvas of the file they were made
+    from (`captions_on`), and nowhere else."""
     from iiif_prezi3 import Annotation, AnnotationBody, AnnotationPage, KeyValueString, Manifest
     root = f"{base.rstrip('/')}/{asset.ref}"
     kw = {"id": f"{root}/manifest.json", "label": _lang(asset.title or asset.ref, MAX_LABEL)}
@@ -95,7 +117,6 @@ def manifest(asset: Asset, base: str) -> bytes:
     if thumb:
         kw["thumbnail"] = [_body(AnnotationBody, f"{root}/{thumb.name}", thumb.media)]
     doc = Manifest(**kw, items=[])
-    captioned = False
     for i, f in enumerate((f for f in asset.files if f.media.paintable), start=1):
         canvas_id = f"{root}/canvas/{i}"
         size = {"width": f.media.width, "height": f.media.height} if f.media.kind == "Image" \
@@ -104,8 +125,7 @@ def manifest(asset: Asset, base: str) -> bytes:
                               body=_body(AnnotationBody, f"{root}/{f.name}", f.media))
         canvas = doc.make_canvas(id=canvas_id, label=_lang(f.label or str(i), MAX_LABEL), **size,
                                  items=[AnnotationPage(id=f"{canvas_id}/page", items=[painting])])
-        if asset.captions and not captioned and f.media.kind in ("Sound", "Video"):
-            captioned = True
+        if asset.captions and f.name == asset.captions_on and f.media.kind in ("Sound", "Video"):
             canvas.annotations = [AnnotationPage(id=f"{canvas_id}/annotations", items=[Annotation(
                 id=f"{canvas_id}/annotations/captions", motivation="supplementing", target=canvas_id,
                 body=AnnotationBody(id=f"{root}/{asset.captions}", type="Text", format="text/vtt",

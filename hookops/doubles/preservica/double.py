@@ -128,6 +128,20 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
             for co_ref in entity.content_objects:
                 self._entities[co_ref].security_tag = tag
 
+    def source_of(self, ref: str, rep_type: str = "Access", index: int = 0) -> tuple[str, dict[str, str]]:
+        """(content object ref, fixity as pyPreservica reads it) of an asset's `index`-th file of `rep_type`:
+        what `transcribe` records on the transcript it made from that file."""
+        import hashlib
+        with self._lock:
+            cos = [self._entities[c] for c in self._entities[ref].content_objects]
+            co = [c for c in cos if c.rep_type == rep_type][index]
+            return co.ref, {"SHA1": hashlib.sha1(co.body()).hexdigest()}
+
+    def set_hidden(self, ref: str, hidden: bool = True) -> None:
+        """Hide an asset (or show it again), as CHANGE_ASSET_VISIBILITY reports."""
+        with self._lock:
+            self._entities[ref].hidden = hidden
+
     def add_folder(self, ref: str, title: str, description: str = "", security_tag: str = "open",
                    parent: str | None = None, thumbnail: bytes | None = None,
                    identifiers: dict[str, str] | None = None) -> None:
@@ -162,6 +176,11 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
         ``/api/content/...``; or only paths starting with ``path_prefix``) answer ``status``."""
         with self._lock:
             self._failures.extend([(status, dict(headers or {}), path_prefix)] * n)
+
+    def clear_failures(self) -> None:
+        """Forget the failures ``fail_next`` queued that were not used up (Preservica is back)."""
+        with self._lock:
+            self._failures.clear()
 
     def expire_tokens(self) -> None:
         """Invalidate every issued token: the next call gets 401 and the SDK must log in again."""

@@ -47,6 +47,8 @@ class EntityApi:
         fields += f"<xip:SecurityTag>{escape(e.security_tag)}</xip:SecurityTag>"
         if e.parent:
             fields += f"<xip:Parent>{e.parent}</xip:Parent>"
+        if e.hidden:   # inferred: no public source shows how a hidden asset appears (see core.iiif.is_hidden)
+            fields += "<xip:Hidden>true</xip:Hidden>"
         extra = f"<Self>{self._url(e)}</Self><Identifiers>{self._url(e, '/identifiers')}</Identifiers>"
         if e.parent:
             parent = self._entities.get(e.parent)

@@ -50,6 +50,7 @@ class Entity:
     identifiers: list[tuple[str, str, str]] = field(default_factory=list)   # (api id, type, value)
     metadata: dict[str, tuple[str, str]] = field(default_factory=dict)      # fragment ref -> (schema, xml)
     thumbnail: bytes | None = None
+    hidden: bool = False                                                    # IO: CHANGE_ASSET_VISIBILITY (inferred shape)
     content_objects: list[str] = field(default_factory=list)               # IO: its CO refs, in order
     filename: str = ""                                                      # CO: its one bitstream
     size: int = 0

@@ -1,0 +1,117 @@
+"""What `publish` reads: the asset as Preservica has it now (tag, visibility, identifiers), its access files
+(counted and sized before anything is downloaded), its thumbnail (read with a bound) and the transcript's
+captions (only for a published file they were made from). A helper of publish.py, not an action."""
+from __future__ import annotations
+
+from ..core.settings import APP, Setting
+from .contract import NotFound
+
+IDENTIFIER_TYPES = Setting("PUBLISH_IDENTIFIER_TYPES", None, APP,
+                           "Comma-separated identifier types `publish` puts in the public manifest's metadata; "
+                           "unset: none (identifiers are often internal: accession or catalogue numbers).")
+MAX_BYTES = Setting("PUBLISH_MAX_BYTES", "1073741824", APP,
+                    "Largest access file `publish` copies (bytes, from Preservica's bitstream length, checked before "
+                    "the download); an asset with a larger one is skipped.")
+# The public sweep's (handlers/sweep.py) settings are declared here, with publish's, so the settings table,
+# local.settings.json.example and Bicep see them: stage modules declare no settings of their own.
+SWEEP_SCHEDULE = Setting("PUBLISH_SWEEP_SCHEDULE", "0 30 3 * * *", APP,
+                         "NCRONTAB schedule of the public sweep, which re-checks every published asset with "
+                         "Preservica and withdraws or republishes it; set it empty to turn the sweep off.")
+SWEEP_MAX_REQUESTS = Setting("PUBLISH_SWEEP_MAX_REQUESTS", "5000", APP,
+                             "Most Preservica requests one public sweep run makes; the next run goes on from "
+                             "where it stopped.")
+MAX_THUMBNAIL = 5 * 1024 * 1024
+
+
+class Refused(Exception):
+    """The asset is not copied (too many files, a file too large): the reason."""
+
+
+def current(ctx, ref: str):
+    """The asset as Preservica has it now (None: deleted), with `.hidden` and the public `.identifiers`."""
+    def read(api):
+        import xml.etree.ElementTree as ET
+        from ..clients import preservica
+        from ..core import iiif
+        from pyPreservica.common import Asset
+        # The URL and parse of pyPreservica's EntityAPI.asset() (entityAPI.py), from one same-server GET whose
+        # document we also read for visibility, which the SDK drops. 404: NotFound.
+        root = preservica.get_xml(api, f"{api.protocol}://{api.server}/api/entity/information-objects/{ref}")
+        fields = api.entity_from_string(ET.tostring(root, encoding="unicode"))
+        asset = Asset(fields["reference"], fields["title"], fields["description"], fields["security_tag"],
+                      fields["parent"], fields["metadata"])
+        asset.hidden = iiif.is_hidden(root)
+        types = {t.strip() for t in (IDENTIFIER_TYPES.value() or "").split(",") if t.strip()}
+        asset.identifiers = sorted((t, v) for t, v in api.identifiers_for_entity(asset) if t in types) if types else []
+        return asset
+    try:
+        return ctx.preservica(read)
+    except NotFound:
+        return None
+
+
+def access_files(api, asset, limit: int, content_refs) -> list:
+    """[(blob name, content object ref, Bitstream)] of the active generations of the first Access
+    representation, in order. Counted from the representation's list before any content object is read
+    (never more than `limit`), and each length checked against PUBLISH_MAX_BYTES before any download."""
+    reps = sorted((r for r in api.representations(asset) if r.rep_type.value == "Access"), key=lambda r: r.url)
+    if not reps:
+        return []
+    refs = content_refs(api, asset, reps[0])
+    if len(refs) > limit:
+        raise Refused(f"too many files ({len(refs)} > PUBLISH_MAX_FILES {limit})")
+    found, most = [], MAX_BYTES.int_value(minimum=1)
+    for co_ref in refs:
+        for generation in api.generations(api.content_object(co_ref)):
+            if generation.active:
+                found += [(f"files/{co_ref}-{k}", co_ref, b) for k, b in enumerate(generation.bitstreams, start=1)]
+        if len(found) > limit:
+            raise Refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})")
+    for _, _, bitstream in found:
+        if not 0 <= (bitstream.length or 0) <= most:   # pyPreservica's Bitstream: length = int(<FileSize>)
+            raise Refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})")
+    return found
+
+
+def thumbnail(api, asset) -> bytes | None:
+    """The large thumbnail, at most MAX_THUMBNAIL bytes (None: none, or larger). The request is
+    pyPreservica's EntityAPI.thumbnail() (entityAPI.py: /api/content/thumbnail?id=sdb:IO|ref&size=large),
+    streamed here with a running count instead of written whole to a file first."""
+    from ..clients import preservica
+    from pyPreservica.common import Thumbnail
+    params = {"id": f"sdb:{asset.entity_type.value}|{asset.reference}", "size": Thumbnail.LARGE.value}
+    try:
+        resp = preservica.get(api, f"{api.protocol}://{api.server}/api/content/thumbnail", params, stream=True)
+    except NotFound:
+        return None
+    with resp:
+        data = bytearray()
+        for chunk in resp.iter_content(chunk_size=64 * 1024):
+            data += chunk
+            if len(data) > MAX_THUMBNAIL:
+                return None
+    return bytes(data)
+
+
+def captions(ctx, container: str, preservica_ref: str, files: list, sources: dict, most: int):
+    """(WebVTT bytes, name of the file they caption) when `transcribe` left `<ref>.vtt` made from the content
+    object and fixity of a published audio or video file (core.transcript.same_source); else None."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+    from ..core import transcript
+    blob = ctx.storage.blob_service().get_blob_client(container, f"{preservica_ref}.vtt")
+    try:
+        props = blob.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    target = next((f for f in files if f.media.paintable and f.media.kind in ("Sound", "Video")
+                   and transcript.same_source(props.metadata, *sources[f.name])), None)
+    if target is None or props.size > most:
+        return None
+    try:   # the transcript as it was when its metadata matched, not one written since
+        data = blob.download_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified).readall()
+    except (ResourceNotFoundError, ResourceModifiedError):
+        return None
+    if not data.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
+        return None
+    return data, target.name
