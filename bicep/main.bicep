@@ -226,6 +226,20 @@ param publishRequiredStatement string = ''
 @minValue(1)
 param publishMaxFiles int = 500
 
+@description('PUBLISH_IDENTIFIER_TYPES: comma-separated identifier types the publish action puts in public manifests; empty: none.')
+param publishIdentifierTypes string = ''
+
+@description('PUBLISH_MAX_BYTES: largest access file the publish action copies; an asset with a larger one is skipped.')
+@minValue(1)
+param publishMaxBytes int = 1073741824
+
+@description('PUBLISH_SWEEP_SCHEDULE: NCRONTAB schedule of the public sweep (withdraws what is no longer public); empty turns it off.')
+param publishSweepSchedule string = '0 30 3 * * *'
+
+@description('PUBLISH_SWEEP_MAX_REQUESTS: most Preservica requests one public sweep run makes.')
+@minValue(1)
+param publishSweepMaxRequests int = 5000
+
 @description('Region of the Speech resource (transcribe action): one that offers fast transcription. Default: the resource group\'s.')
 param speechLocation string = location
 
@@ -235,6 +249,10 @@ param transcribeLocales string = ''
 @description('TRANSCRIBE_MAX_BYTES: largest file the transcribe action sends to Speech (fast transcription takes up to 250 MB); larger ones are skipped.')
 @minValue(1)
 param transcribeMaxBytes int = 250000000
+
+@description('TRANSCRIBE_CONCURRENCY: most transcriptions one instance runs at once (temporary disk and Speech calls).')
+@minValue(1)
+param transcribeConcurrency int = 2
 
 @description('TRANSCRIPT_SCHEMA: schema URI of the transcript metadata fragment.')
 param transcriptSchema string = 'urn:preservica-webhooks-azure:transcript:v1'
@@ -324,6 +342,7 @@ var containerNames = [
   'deliveries'
   'rejected-deliveries'
   'console'
+  'publish-locks'
   thumbnailContainer
   transcribeContainer
   deploymentContainerName
@@ -475,9 +494,14 @@ var appSettings = {
   PUBLISH_RIGHTS: publishRights
   PUBLISH_REQUIRED_STATEMENT: publishRequiredStatement
   PUBLISH_MAX_FILES: string(publishMaxFiles)
+  PUBLISH_IDENTIFIER_TYPES: publishIdentifierTypes
+  PUBLISH_MAX_BYTES: string(publishMaxBytes)
+  PUBLISH_SWEEP_SCHEDULE: publishSweepSchedule
+  PUBLISH_SWEEP_MAX_REQUESTS: string(publishSweepMaxRequests)
   SPEECH_ENDPOINT: speech.outputs.endpoint
   TRANSCRIBE_LOCALES: transcribeLocales
   TRANSCRIBE_MAX_BYTES: string(transcribeMaxBytes)
+  TRANSCRIBE_CONCURRENCY: string(transcribeConcurrency)
   TRANSCRIPT_SCHEMA: transcriptSchema
   TRANSCRIBE_CONTAINER: transcribeContainer
 }

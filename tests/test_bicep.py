@@ -428,7 +428,7 @@ def test_queues_are_the_pipeline_queues_and_their_poison_queues():
 
 def test_containers_and_table_match_the_settings_module():
     deployment = resolve(main(), main()["modules"]["functionApp"]["config"]["params"]["deploymentContainerName"])
-    expected = {settings.DELIVERY_CONTAINER, settings.REJECTED_CONTAINER, settings.CONSOLE_CONTAINER,
+    expected = {settings.DELIVERY_CONTAINER, settings.REJECTED_CONTAINER, settings.CONSOLE_CONTAINER, settings.PUBLISH_LOCK_CONTAINER,
                 ALL["THUMBNAIL_CONTAINER"].default, ALL["TRANSCRIBE_CONTAINER"].default, deployment}
     assert _names(_storage_call_param("containerNames")) == expected
     assert _names(_storage_call_param("tableNames")) == {settings.JOURNAL_TABLE, settings.RECONCILE_TABLE}

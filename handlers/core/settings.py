@@ -139,6 +139,7 @@ ACTION_QUEUE_PREFIX = "action-"
 DELIVERY_CONTAINER = "deliveries"          # claim-check bodies too large for one queue message
 REJECTED_CONTAINER = "rejected-deliveries"  # signed but malformed bodies, kept for inspection
 CONSOLE_CONTAINER = "console"               # the console's CSRF signing key (private, never expires)
+PUBLISH_LOCK_CONTAINER = "publish-locks"    # per-asset lease blobs that serialise publish and withdrawal
 JOURNAL_TABLE = "journal"
 RECONCILE_TABLE = "reconcile"               # watermark, run reports, backfill progress, event identities
 
