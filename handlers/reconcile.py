@@ -102,6 +102,7 @@ class _Pages:
         self.state, self.book, self.row, self.until = state, book, row, until
         self.tolerance, self.dry_run, self.report = tolerance, dry_run, report
         self.used: set = set()   # journaled events matched in this run (one to one across pages)
+        self.covered: dict = {}  # (ref, trigger) -> webhook times matched in this run
         self.pending: tuple | None = None   # (slice start, checkpoint) reached but not yet saved
 
     def take(self, lo: dt.datetime, hi: dt.datetime, found: list, unusable: dict, where: dict) -> None:
@@ -115,10 +116,13 @@ class _Pages:
     def _queue(self, lo: dt.datetime, hi: dt.datetime, found: list) -> bool:
         from .actions import registry
         report = self.report
-        gone = [f for f in found if f.event == reconcile.DELETED]
+        gone = [f for f in found if f.event == reconcile.DELETED and (f.ref, "gone") not in self.used]
+        self.used.update((f.ref, "gone") for f in gone)   # listed by two slices (endDate is inclusive)
         logged = [f for f in found if f.event != reconcile.DELETED]
         seen = reconcile.sightings(self.book.rows_in_time(lo - self.tolerance, hi + self.tolerance)) if logged else {}
         gap = reconcile.missed(logged, seen, self.tolerance, self.used)
+        for k, times in gap.covered.items():
+            self.covered.setdefault(k, []).extend(times)
         routes = registry.routes()
         recheck = [f for f in gap.recheck + gone
                    if set(reconcile.RECHECK_ACTIONS) & set(routes.actions_for(f.trigger))]
@@ -143,7 +147,7 @@ class _Pages:
         out = []
         for (ref, trigger), group in groups.items():
             keys = {reconcile.event_key(f): f for f in group}
-            take = self.state.claim_logged(ref, trigger, gap.covered.get((ref, trigger), []),
+            take = self.state.claim_logged(ref, trigger, self.covered.get((ref, trigger), []),
                                            [(f.when, k) for k, f in keys.items()], self.tolerance,
                                            match=trigger not in reconcile.ALWAYS)
             out += [keys[k] for k in take]

@@ -37,6 +37,10 @@ class Budget:
     def __init__(self, limit: int):
         self.limit, self.used = limit, 0
 
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
     def spend(self) -> None:
         if self.used >= self.limit:
             raise BudgetSpent(f"request budget of {self.limit} spent (RECONCILE_MAX_REQUESTS)")
@@ -111,11 +115,12 @@ def events(api, log_type: str | None, lo: dt.datetime, hi: dt.datetime, start: i
         yield out, after
 
 
-def touched(api, event_ref: str, start: int, budget: Budget) -> Iterator[tuple[list[tuple[str, str | None]], int]]:
+def touched(api, event_ref: str, start: int, budget: Budget, size: int = ENTITY_PAGE
+            ) -> Iterator[tuple[list[tuple[str, str | None]], int]]:
     """Pages of the entities one event acted on, with the time of each action: [(ref, date)]. Nothing
     when the event was purged since it was listed (404)."""
     path = f"/api/entity/events/{quote(event_ref, safe='')}/event-actions"
-    for page, after in _pages(api, path, {"max": ENTITY_PAGE}, start, f"{{{api.xip_ns}}}EventAction", budget,
+    for page, after in _pages(api, path, {"max": size}, start, f"{{{api.xip_ns}}}EventAction", budget,
                               missing_ok=True):
         out = []
         for action in page:
@@ -143,7 +148,7 @@ GONE = "gone"
 
 class Kinds:
     """ref -> IO, SO, CO or GONE for one slice: from the slice's updated-since list (its first
-    KIND_PAGES pages), else asked per entity (one request for an asset)."""
+    KIND_PAGES pages, fewer when the budget is low), else asked per entity (one request for an asset)."""
 
     def __init__(self, lo: dt.datetime, hi: dt.datetime, budget: Budget):
         self.lo, self.hi, self.budget, self.known = lo, hi, budget, None
@@ -151,7 +156,7 @@ class Kinds:
     def get(self, api, ref: str) -> str | None:
         if self.known is None:
             self.known = {}
-            for page, _ in _first(updated(api, self.lo, self.hi, 0, self.budget), KIND_PAGES):
+            for page, _ in _first(updated(api, self.lo, self.hi, 0, self.budget), min(KIND_PAGES, self.budget.left // 4)):
                 for r, kind in page:
                     self.known[r.lower()] = kind or GONE
         ref = ref.lower()
@@ -208,7 +213,9 @@ def _actions(api, trigger: str, log_type: str, event: dict, start: int, kinds: K
     event_time = parse_timestamp(event.get("Date") or "")
     if not event.get("Ref") or event.get("eventType") != log_type:
         return
-    for page, after in touched(api, event["Ref"], start, budget):
+    # A page no bigger than half the budget left: its entities' types can be asked one by one within
+    # this run, so every run gets at least one page further (a run that could not would stall).
+    for page, after in touched(api, event["Ref"], start, budget, max(1, min(ENTITY_PAGE, budget.left // 2))):
         found, skipped = [], {"unknown entity": 0, "undated": 0}
         for ref, date in page:
             when = parse_timestamp(date or "") or event_time
