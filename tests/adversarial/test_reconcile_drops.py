@@ -17,6 +17,11 @@ T0 = NOW - dt.timedelta(hours=3)
 FIVE = dt.timedelta(minutes=5)
 
 
+def mapped(monkeypatch, routes: str = "*=journal") -> None:
+    monkeypatch.setenv("PRESERVICA_ROUTES", routes)
+    monkeypatch.setenv("RECONCILE_EVENT_TYPES", "Ingest=FULL_TEXT_INDEXED,Moved=MOVED,Modified=CHANGED_SECURITY_DESCRIPTOR")
+
+
 def rows_of(source: str, trigger: str) -> list[dict]:
     return sorted((r for r in journaled() if r["source"] == source and r["trigger"] == trigger),
                   key=lambda r: r["timestamp"])
@@ -25,7 +30,7 @@ def rows_of(source: str, trigger: str) -> list[dict]:
 def test_closing_event_after_a_delivered_opening_is_queued(env, pres, monkeypatch):
     """Opened at t0 (webhook arrives), closed at t0+5 min (webhook lost). The old matcher let the one
     webhook stand for both logged events: found 2, delivered 2, queued 0, and the asset stayed public."""
-    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal")
+    mapped(monkeypatch)
     webhook([A], T0, trigger="CHANGED_SECURITY_DESCRIPTOR")      # the opening, delivered
     pres.record_event("Modified", [A], T0)
     pres.record_event("Modified", [A], T0 + FIVE)                 # the closing: its webhook was lost
@@ -39,7 +44,7 @@ def test_closing_event_after_a_delivered_opening_is_queued(env, pres, monkeypatc
 
 def test_second_move_is_not_taken_for_the_first(env, pres, monkeypatch):
     """The same with a trigger that has no re-check: one webhook stands for one logged event only."""
-    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal")
+    mapped(monkeypatch)
     webhook([A], T0, trigger="MOVED")
     pres.record_event("Moved", [A], T0)
     pres.record_event("Moved", [A], T0 + FIVE)
@@ -53,7 +58,7 @@ def test_identity_guard_does_not_let_a_used_webhook_stand_for_a_second_event(env
     """Through the identity guard: the reconciler queued the first move (its webhook was lost), then
     both moves' webhooks arrive late. The first is the reconciled one; the second is a new event and
     must be put through (the old guard matched it to the same reconciled record and skipped it)."""
-    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal")
+    mapped(monkeypatch)
     pres.record_event("Moved", [A], T0)
     assert reconcile.run(now=T0 + dt.timedelta(hours=1, minutes=2))["queued"] == 1   # the window ends before t0+5
     dispatch_all(env.connection_string)
@@ -67,7 +72,7 @@ def test_identity_guard_does_not_let_a_used_webhook_stand_for_a_second_event(env
 def test_late_webhook_dispatched_before_the_run_leaves_the_closing_move_to_it(env, pres, monkeypatch):
     """The late first webhook is dispatched (and recorded by the guard) before the run reads the journal;
     the run queues the second logged move; dispatching it must not skip it as the first one's twin."""
-    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal")
+    mapped(monkeypatch)
     webhook([A], T0, trigger="MOVED")
     pres.record_event("Moved", [A], T0)
     pres.record_event("Moved", [A], T0 + FIVE)
@@ -80,7 +85,7 @@ def test_late_webhook_dispatched_before_the_run_leaves_the_closing_move_to_it(en
 def test_a_covered_security_change_is_rechecked_by_publish_only(env, pres, monkeypatch, caplog):
     """A logged security change whose webhook came is run through publish again (it converges on the
     current tag), not through the other actions, and is not reported as missed."""
-    monkeypatch.setenv("PRESERVICA_ROUTES", "CHANGED_SECURITY_DESCRIPTOR=journal,publish;*=journal")
+    mapped(monkeypatch, "CHANGED_SECURITY_DESCRIPTOR=journal,publish;*=journal")
     webhook([A], T0, trigger="CHANGED_SECURITY_DESCRIPTOR")
     pres.record_event("Modified", [A], T0)
     caplog.set_level(logging.INFO)
@@ -96,7 +101,7 @@ def test_a_covered_security_change_is_rechecked_by_publish_only(env, pres, monke
 def test_a_deleted_asset_goes_to_publish_as_gone(env, pres, monkeypatch):
     """updated-since lists a deleted entity with no type (TNA's fixture); it reaches publish, whose own
     read then finds it gone and withdraws it."""
-    monkeypatch.setenv("PRESERVICA_ROUTES", "CHANGED_SECURITY_DESCRIPTOR=journal,publish;*=journal")
+    mapped(monkeypatch, "CHANGED_SECURITY_DESCRIPTOR=journal,publish;*=journal")
     pres.delete_entity(B, T0)
     pres.delete_entity("<b>../not-a-ref</b>", T0)
     report = reconcile.run(now=NOW)
@@ -108,10 +113,11 @@ def test_a_deleted_asset_goes_to_publish_as_gone(env, pres, monkeypatch):
     assert again["deleted"] == 0   # the overlap is not scanned for deletions twice
 
 
-def test_thirty_thousand_updates_since_the_watermark_do_not_stall_it(env, pres, caplog):
+def test_thirty_thousand_updates_since_the_watermark_do_not_stall_it(env, pres, caplog, monkeypatch):
     """~30,000 entities updated since the watermark (a busy archive, after the window's end): the old
     reconciler read updated-since without an end, spent its whole budget on it every run and reported
     complete=False, queued=0 for ever, while a missed security change waited."""
+    mapped(monkeypatch)
     pres.page_limit = 100
     pres.record_event("Modified", [A], T0)                      # its webhook was lost
     late = NOW - dt.timedelta(minutes=30)                        # newer than the window's end
