@@ -168,3 +168,37 @@ def test_the_alert_signals_carry_their_counts(env, pres, caplog):
     reconcile.run(now=NOW)
     [alert] = [r for r in caplog.records if r.getMessage().startswith("ALERT reconcile-missed:")]
     assert alert.alert_queued == 2 and settings.get("RECONCILE_STALL_RUNS") == "3"
+
+
+def test_next_page_links_are_compared_by_server_not_by_text():
+    from handlers.clients.eventlog import same_server
+    base = "https://eu.preservica.com"
+    for same in ("https://EU.Preservica.com/api/x?start=2", "https://eu.preservica.com:443/api/x",
+                 "https://eu.preservica.com./api/x"):
+        assert same_server(base, same), same
+    for other in ("http://eu.preservica.com/api/x", "https://eu.preservica.com:8443/api/x",
+                  "https://eu.preservica.com.evil.example/api/x", "https://eu.preservica.com@evil.example/api/x",
+                  "https://user@eu.preservica.com/api/x", "https://eu.preservica.com:99999/api/x", "/api/x", ""):
+        assert not same_server(base, other), other
+
+
+def test_eventlog_types_lists_what_the_server_logs(env, pres):
+    """`hookops eventlog-types`: the distinct types with counts and an example each, escaped for a terminal."""
+    from click.testing import CliRunner
+
+    from hookops.cli import main as cli
+    now = dt.datetime.now(dt.timezone.utc)
+    pres.record_event("Ingest", [A, B], now - dt.timedelta(hours=2))
+    pres.record_event("Ingest", [B], now - dt.timedelta(hours=1))
+    pres.record_event("Modified", [A], now - dt.timedelta(minutes=30))
+    pres.record_event("Virus\u202eCheck", [A], now - dt.timedelta(minutes=20))   # a bidi override
+    result = CliRunner().invoke(cli, ["eventlog-types", "--days", "1"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Ingest\t2\tevent ") and "-> FULL_TEXT_INDEXED" in lines[0]
+    assert any(line.startswith("Modified\t1\t") and f"entity {A}" in line for line in lines)
+    assert "\u202e" not in result.stdout and "\\u202e" in result.stdout
+    assert "Moved" in lines[-1]   # mapped by default, not logged here
+    assert "event(s) read" in result.stderr
+    capped = CliRunner().invoke(cli, ["eventlog-types", "--days", "1", "--max-requests", "1"])
+    assert capped.exit_code == 0 and "stopped after 1 requests" in capped.stdout
