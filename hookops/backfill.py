@@ -151,7 +151,9 @@ def reconcile_cmd(dry_run):
         return
     click.echo(f"window {report['start']} .. {report['end']}: found {report['found']}, already delivered "
                f"{report['delivered']}, {'would queue' if dry_run else 'queued'} {report['queued']}"
+               + (f", re-checked by publish {report['rechecked']}" if report["rechecked"] else "")
+               + (f", deleted {report['deleted']}" if report["deleted"] else "")
                + (f", not usable {report['unusable']}" if report["unusable"] else "")
                + f" ({report['requests']} Preservica requests)")
     if report["error"]:
-        click.echo(f"stopped early: {printable(report['error'])}")
+        click.echo(f"stopped early: {printable(report['error'])}; the next run resumes where this one stopped")
