@@ -440,3 +440,19 @@ def test_a_large_event_goes_through_a_claim_check_like_a_large_webhook(env, pres
     dispatch_all(env.connection_string)
     rows = journaled()
     assert len(rows) == 600 and {r["source"] for r in rows} == {"reconcile"}
+
+
+def test_identity_records_are_used_once_and_a_retry_gets_its_first_answer(env):
+    """claim_identity / claim_logged on Azurite: a late webhook put through and then taken by the
+    reconciler as the same event keeps its answer on a retried dispatch (it was not skipped then)."""
+    state, tol = reconcile_state.default(), dt.timedelta(minutes=30)
+    t0 = NOW - dt.timedelta(hours=3)
+    assert state.claim_identity(A, "MOVED", t0, "w0", "webhook", tol) is None            # put through
+    assert state.claim_logged(A, "MOVED", [], [(t0, "l0")], tol) == []                  # the same event: not queued
+    assert state.claim_identity(A, "MOVED", t0, "w0", "webhook", tol) is None            # retried: still put through
+    assert state.claim_logged(A, "MOVED", [], [(t0 + dt.timedelta(minutes=5), "l1")], tol) == ["l1"]   # w0 is used
+    assert state.claim_identity(A, "MOVED", t0 + dt.timedelta(minutes=5), "w1", "webhook", tol)["key"] == "l1"
+    assert state.claim_identity(A, "MOVED", t0 + dt.timedelta(minutes=5), "w1", "webhook", tol)["key"] == "l1"
+    assert state.claim_identity(A, "MOVED", t0 + dt.timedelta(minutes=6), "w2", "webhook", tol) is None   # l1 used
+    assert state.claim_logged(A, "MOVED", [], [(t0, "l0")], tol) == []                  # found again: w0 does it
+    assert state.claim_logged(A, "MOVED", [], [(t0 + dt.timedelta(minutes=5), "l1")], tol) == ["l1"]  # re-queued

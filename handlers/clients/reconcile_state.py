@@ -139,11 +139,11 @@ class ReconcileState:
         subscriptions are two deliveries here as everywhere), each at most once."""
         def change(entries: list[dict]) -> dict | None:
             mine = next((e for e in entries if e.get("key") == key), None)
-            if mine is not None:   # a retried dispatch: the same answer as the first time
-                return next((e for e in entries if e.get("key") == mine.get("pair")), None)
+            if mine is not None:   # a retried dispatch: the same answer as the first time (not a later pairing)
+                return next((e for e in entries if e.get("key") == mine.get("pair")), None) if mine.get("skip") else None
             match = _closest(entries, when, tolerance, lambda e: e.get("source") != source)
             entries.append({"when": when.isoformat(), "key": key, "source": source,
-                            **({"pair": match["key"]} if match else {})})
+                            **({"pair": match["key"], "skip": True} if match else {})})
             if match:
                 match["pair"] = key
             return match
@@ -164,12 +164,13 @@ class ReconcileState:
                     hit["pair"] = "log"
             queue = []
             for when, key in sorted(new):
-                if any(e.get("key") == key for e in entries):
-                    queue.append(key)
+                mine = next((e for e in entries if e.get("key") == key), None)
+                if mine is not None:   # found again: queued again unless a webhook was doing it
+                    queue += [] if mine.get("skip") else [key]
                     continue
                 hit = _closest(entries, when, tolerance, lambda e: e.get("source") == WEBHOOK) if match else None
                 entries.append({"when": when.isoformat(), "key": key, "source": RECONCILE,
-                                **({"pair": hit["key"]} if hit else {})})
+                                **({"pair": hit["key"], "skip": True} if hit else {})})
                 if hit:
                     hit["pair"] = key
                 else:
