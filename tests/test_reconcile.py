@@ -114,6 +114,11 @@ def test_the_real_client_reads_the_event_log(pres):
     assert {x["Entity"] for x in api.entity_from_event(event["Ref"])} == {A, B}
     assert {e.reference for e in api.updated_entities(previous_days=1)} >= {A, B, C, FOLDER}
     assert {e.reference for e in api.all_descendants(FOLDER)} == {A, B, C}
+    pres.delete_entity(C, dt.datetime.now(UTC))   # listed with deleted="true" and no type: the client skips it
+    assert C not in {e.reference for e in api.updated_entities(previous_days=1)}
+    assert 'deleted="true"' in api.session.get(f"http://{pres.server}/api/entity/entities/updated-since",
+                                               params={"date": (NOW - dt.timedelta(days=1)).isoformat(), "start": 3},
+                                               headers={"Preservica-Access-Token": api.token}).text
 
 
 def dispatch_all(conn: str) -> int:

@@ -87,6 +87,8 @@ class EventsApi:
         return chunk, f"<Paging>{paging}</Paging>"
 
     def _list_events(self, request, query):
+        # pyPreservica entityAPI.py `_all_events_page`: `types`, `from`, `to`, `start`, `max`; XIP `Event`
+        # elements with `@type`, `Ref`, `Date`, `User`; `Next` and `TotalResults` in the EntityAPI namespace.
         types = {t for t in (query.get("types") or "").split(",") if t}
         lo, hi = _time(query.get("from")), _time(query.get("to"))
         chosen = [e for e in sorted(self._events, key=lambda e: e["date"])
@@ -100,6 +102,8 @@ class EventsApi:
         return self._doc("EventsResponse", f"<Events>{body}</Events>{paging}")
 
     def _event_actions(self, request, query, event_id):
+        # pyPreservica `_entity_from_event_page` (`EventAction` > `Event@type`, `Date`, `Entity`) and TNA
+        # dr2-preservica-client `MockPreservicaAPI` event-action pages (`start`/`max`, `Next`).
         event = next((e for e in self._events if e["id"] == event_id), None)
         if event is None:
             return not_found(event_id)
@@ -136,6 +140,8 @@ class EventsApi:
                 f"{escape(self._url(e))}</{tag}>")
 
     def _children_of(self, parent: str | None, query, path: str):
+        # pyPreservica `children` (`Child` elements with `@ref`, `@type`, `@title`); TNA MockPreservicaAPI
+        # root/children pages.
         kids = sorted((e for e in self._entities.values() if e.parent == parent and e.kind in ("IO", "SO")),
                       key=lambda e: e.ref)
         chunk, paging = self._page(query, kids, path, {})
