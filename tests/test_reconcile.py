@@ -429,13 +429,14 @@ def test_an_intake_message_naming_another_source_counts_as_a_webhook(env, pres):
     assert [r["source"] for r in journaled()] == ["webhook"]
 
 
-def test_a_large_event_goes_through_a_claim_check_like_a_large_webhook(env, pres):
+def test_a_large_event_goes_through_a_claim_check_like_a_large_webhook(env, pres, monkeypatch):
     """One ingest touching 600 assets at one time is one delivery of ~70 KiB, over the 48 KiB queue
     payload: it is queued as intake queues a large body, through a blob."""
     many = [ref(f"big-{i}") for i in range(600)]
     for r in many:
         pres.add_asset(r, "Item", parent=FOLDER)
     pres.page_limit = 1000
+    monkeypatch.setenv("RECONCILE_MAX_REQUESTS", "2000")   # event-action pages are at most half the budget left
     pres.record_event("Ingest", many, NOW - dt.timedelta(hours=3))
     assert reconcile.run(now=NOW)["queued"] == 600
     from azure.storage.blob import BlobServiceClient
