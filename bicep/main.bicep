@@ -176,7 +176,7 @@ param assetUrlTemplate string = ''
 param reconcileSchedule string = '0 */15 * * * *'
 
 @description('RECONCILE_EVENT_TYPES: Preservica event-log types and the webhook trigger each stands for.')
-param reconcileEventTypes string = 'Ingest=FULL_TEXT_INDEXED,Move=MOVED,SecurityChange=CHANGED_SECURITY_DESCRIPTOR'
+param reconcileEventTypes string = 'Ingest=FULL_TEXT_INDEXED,Moved=MOVED,Modified=CHANGED_SECURITY_DESCRIPTOR'
 
 @description('RECONCILE_DELAY_MINUTES: the reconciler looks only at events older than this.')
 @minValue(0)
@@ -189,6 +189,10 @@ param reconcileToleranceMinutes int = 30
 @description('RECONCILE_FIRST_HOURS: how far back the first reconciliation run looks.')
 @minValue(1)
 param reconcileFirstHours int = 24
+
+@description('RECONCILE_STALL_RUNS: incomplete reconciliation runs in a row before the reconcile-stalled alert signal.')
+@minValue(1)
+param reconcileStallRuns int = 3
 
 @description('RECONCILE_MAX_REQUESTS: most Preservica requests one reconciliation run makes.')
 @minValue(1)
@@ -483,6 +487,7 @@ var appSettings = {
   RECONCILE_TOLERANCE_MINUTES: string(reconcileToleranceMinutes)
   RECONCILE_FIRST_HOURS: string(reconcileFirstHours)
   RECONCILE_MAX_REQUESTS: string(reconcileMaxRequests)
+  RECONCILE_STALL_RUNS: string(reconcileStallRuns)
   CATALOGUE_URL_TEMPLATE: catalogueUrlTemplate
   CATALOGUE_IDENTIFIER_TYPE: catalogueIdentifierType
   CATALOGUE_SCHEMA: catalogueSchema

@@ -62,6 +62,8 @@ def _dispatch(doc: dict) -> dict:
     source = doc.get("source") if doc.get("source") in reconcile.SOURCES else reconcile.WEBHOOK
     same_event = _identity_guard(delivery, source)
     actions = registry.routes().actions_for(delivery.trigger)
+    if source == reconcile.RECHECK:   # a logged security or visibility change re-checked: publish only
+        actions = tuple(a for a in actions if a in reconcile.RECHECK_ACTIONS)
     secrets = secret_source()
     not_ready = {a: registry.missing(a, secrets) for a in actions}
     book = journal.default()
@@ -115,17 +117,18 @@ def _dispatch(doc: dict) -> dict:
 
 
 def _identity_guard(delivery, source: str):
-    """For events the reconciler found, and webhooks late enough that it may have found them too:
-    a check that records the event's identity and says whether another path got there first.
-    None for the rest (on-time webhooks, backfill): they cost nothing more."""
+    """For webhooks late enough that the reconciler may have queued their events already: a check that
+    records the event's identity and says whether the reconciler's record of it came first (each record
+    stands for one event only). None for the rest: on-time webhooks and backfill cost nothing more; the
+    reconciler claims its events before it queues them (reconcile_state.claim_logged), so its deliveries
+    are put through as queued; security and visibility changes always run (publish converges)."""
     import datetime as dt
+    if source != reconcile.WEBHOOK or delivery.trigger in reconcile.ALWAYS:
+        return None
     tolerance = dt.timedelta(minutes=settings.get_int("RECONCILE_TOLERANCE_MINUTES"))
-    if source == reconcile.WEBHOOK:
-        delay = dt.timedelta(minutes=settings.get_int("RECONCILE_DELAY_MINUTES"))
-        if not settings.get("RECONCILE_SCHEDULE") or not reconcile.is_late(
-                delivery.timestamp, dt.datetime.now(dt.timezone.utc), delay, tolerance):
-            return None
-    elif source != reconcile.RECONCILE:
+    delay = dt.timedelta(minutes=settings.get_int("RECONCILE_DELAY_MINUTES"))
+    if not settings.get("RECONCILE_SCHEDULE") or not reconcile.is_late(
+            delivery.timestamp, dt.datetime.now(dt.timezone.utc), delay, tolerance):
         return None
     when = envelope.parse_timestamp(delivery.timestamp)
     if when is None:

@@ -49,11 +49,14 @@ def _preservica():
 def _walk(secrets, since: dt.datetime, folder: str | None) -> list[str]:
     """Assets updated since `since` (and under `folder`), sorted; progress on stderr."""
     from handlers.clients import eventlog, preservica
+    from handlers.core.envelope import is_ref
     from handlers.core.errors import SafeError
     budget = eventlog.Budget(10**9)  # the operator asked for all of it; PRESERVICA_MAX_RPS paces it
     try:
         click.echo(f"Listing assets updated since {since.isoformat()} ...", err=True)
-        kinds = preservica.call(secrets, lambda api: eventlog.updated_since(api, since, budget, kinds=("IO",)))
+        now = dt.datetime.now(dt.timezone.utc)
+        kinds = preservica.call(secrets, lambda api: {r.lower(): k for page, _ in eventlog.updated(api, since, now, 0, budget)
+                                                      for r, k in page if k == "IO" and is_ref(r)})
         if folder:
             click.echo(f"Walking folder {folder} ...", err=True)
             under = preservica.call(secrets, lambda api: {e.reference.lower() for e in api.all_descendants(folder)
@@ -148,7 +151,9 @@ def reconcile_cmd(dry_run):
         return
     click.echo(f"window {report['start']} .. {report['end']}: found {report['found']}, already delivered "
                f"{report['delivered']}, {'would queue' if dry_run else 'queued'} {report['queued']}"
+               + (f", re-checked by publish {report['rechecked']}" if report["rechecked"] else "")
+               + (f", deleted {report['deleted']}" if report["deleted"] else "")
                + (f", not usable {report['unusable']}" if report["unusable"] else "")
                + f" ({report['requests']} Preservica requests)")
     if report["error"]:
-        click.echo(f"stopped early: {printable(report['error'])}")
+        click.echo(f"stopped early: {printable(report['error'])}; the next run resumes where this one stopped")

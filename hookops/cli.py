@@ -282,7 +282,7 @@ def console_link(port: int) -> str:
 # ---- commands in modules of their own --------------------------------------------------------
 
 # Imported last: they register their commands on `main`, which they import from here.
-from hookops import backfill, demo, poison, subscriptions, verify  # noqa: E402,F401
+from hookops import backfill, demo, eventlog_types, poison, subscriptions, verify  # noqa: E402,F401
 
 if __name__ == "__main__":  # `python -m hookops.cli`: the imported module's group has every command
     from hookops.cli import main as hookops

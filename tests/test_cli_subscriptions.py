@@ -198,9 +198,9 @@ def test_hookops_lists_the_commands_kept_in_modules_of_their_own():
     result = hookops("--help")
     assert result.exit_code == 0
     listed = {line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()}
-    assert listed == {"backfill", "console-url", "doubles", "events", "poison", "prune-events", "reconcile", "run",
-                      "send-test-event", "settings", "subscribe", "subscriptions", "unsubscribe", "verify-deployment",
-                      "verify-endpoint"}
+    assert listed == {"backfill", "console-url", "doubles", "eventlog-types", "events", "poison", "prune-events",
+                      "reconcile", "run", "send-test-event", "settings", "subscribe", "subscriptions", "unsubscribe",
+                      "verify-deployment", "verify-endpoint"}
 
 
 @pytest.fixture(autouse=True)

@@ -46,16 +46,26 @@ def test_window_lags_and_overlaps():
 
 
 def test_same_event_within_tolerance_once():
+    """One to one: a journaled event stands for one logged event; the reconciler's own row at exactly
+    the logged time is its own earlier queuing; a covered security change is re-checked."""
     tol = dt.timedelta(minutes=30)
-    seen = {(A, "FULL_TEXT_INDEXED"): [NOW]}
+    seen = {(A, "FULL_TEXT_INDEXED"): [(NOW, "webhook")], (C, "FULL_TEXT_INDEXED"): [(NOW, "reconcile")],
+            (C, "CHANGED_SECURITY_DESCRIPTOR"): [(NOW, "webhook")]}
     found = [core.Found(A, "IO", "FULL_TEXT_INDEXED", NOW - dt.timedelta(minutes=20), "Ingest"),   # the webhook's
+             core.Found(A, "IO", "FULL_TEXT_INDEXED", NOW - dt.timedelta(minutes=10), "Ingest"),   # a second one near it
              core.Found(A, "IO", "FULL_TEXT_INDEXED", NOW - dt.timedelta(hours=2), "Ingest"),      # an earlier one
-             core.Found(A, "IO", "MOVED", NOW, "Move"),                                            # another trigger
+             core.Found(A, "IO", "MOVED", NOW, "Moved"),                                           # another trigger
              core.Found(B, "IO", "FULL_TEXT_INDEXED", NOW, "Ingest"),
-             core.Found(B, "IO", "FULL_TEXT_INDEXED", NOW + dt.timedelta(minutes=1), "Ingest")]    # B twice in the log
-    new, already = core.missed(found, seen, tol)
-    assert already == 2 and [(f.ref, f.trigger) for f in new] == [
-        (A, "FULL_TEXT_INDEXED"), (A, "MOVED"), (B, "FULL_TEXT_INDEXED")]
+             core.Found(B, "IO", "FULL_TEXT_INDEXED", NOW, "Ingest"),                              # listed twice
+             core.Found(B, "IO", "FULL_TEXT_INDEXED", NOW + dt.timedelta(minutes=1), "Ingest"),    # B twice in the log
+             core.Found(C, "IO", "FULL_TEXT_INDEXED", NOW, "Ingest"),                              # queued by a run before
+             core.Found(C, "IO", "CHANGED_SECURITY_DESCRIPTOR", NOW, "Modified")]                  # covered, re-checked
+    gap = core.missed(found, seen, tol)
+    assert gap.already == 2 and [(f.ref, f.trigger, f.when) for f in gap.new] == [
+        (A, "FULL_TEXT_INDEXED", NOW - dt.timedelta(hours=2)), (A, "FULL_TEXT_INDEXED", NOW - dt.timedelta(minutes=10)),
+        (A, "MOVED", NOW), (B, "FULL_TEXT_INDEXED", NOW), (B, "FULL_TEXT_INDEXED", NOW + dt.timedelta(minutes=1))]
+    assert [(f.ref, f.trigger) for f in gap.recheck] == [(C, "CHANGED_SECURITY_DESCRIPTOR")]
+    assert gap.covered == {(A, "FULL_TEXT_INDEXED"): [NOW], (C, "CHANGED_SECURITY_DESCRIPTOR"): [NOW]}
 
 
 def test_backfill_deliveries_are_the_same_every_time():
@@ -104,6 +114,11 @@ def test_the_real_client_reads_the_event_log(pres):
     assert {x["Entity"] for x in api.entity_from_event(event["Ref"])} == {A, B}
     assert {e.reference for e in api.updated_entities(previous_days=1)} >= {A, B, C, FOLDER}
     assert {e.reference for e in api.all_descendants(FOLDER)} == {A, B, C}
+    pres.delete_entity(C, dt.datetime.now(UTC))   # listed with deleted="true" and no type: the client skips it
+    assert C not in {e.reference for e in api.updated_entities(previous_days=1)}
+    assert 'deleted="true"' in api.session.get(f"http://{pres.server}/api/entity/entities/updated-since",
+                                               params={"date": (NOW - dt.timedelta(days=1)).isoformat(), "start": 3},
+                                               headers={"Preservica-Access-Token": api.token}).text
 
 
 def dispatch_all(conn: str) -> int:
@@ -166,16 +181,17 @@ def test_a_late_webhook_after_the_reconciler_is_the_same_event(env, pres):
 
 def test_webhook_dispatched_between_the_reconciler_queuing_and_its_dispatch(env, pres):
     """The race the journal check alone cannot see: the reconciler read the journal before the late
-    webhook was dispatched, and its own delivery is dispatched after. The identity record decides."""
+    webhook was dispatched, and its own delivery is dispatched after. The identity record decides: the
+    reconciler recorded its events before it queued them, so the late webhook is the one skipped."""
     ingest = NOW - dt.timedelta(hours=3)
     pres.record_event("Ingest", [A, B], ingest)
     assert reconcile.run(now=NOW)["queued"] == 2                # on the queue, not dispatched yet
     webhook([A], ingest + dt.timedelta(minutes=1))               # late, dispatched first
     dispatch_all(env.connection_string)                          # now the reconciler's delivery
     rows = {(r["source"], r["entityRef"]): r for r in journaled()}
-    assert rows[("webhook", A)]["journal_state"] == "queued"
-    assert rows[("reconcile", A)]["journal_state"] == "skipped"
-    assert rows[("reconcile", A)]["journal_reason"] == "same event as the webhook one"
+    assert rows[("webhook", A)]["journal_state"] == "skipped"
+    assert rows[("webhook", A)]["journal_reason"] == "same event as the reconcile one"
+    assert rows[("reconcile", A)]["journal_state"] == "queued"
     assert rows[("reconcile", B)]["journal_state"] == "queued"
 
 
@@ -222,7 +238,7 @@ def test_a_spent_budget_ends_the_run_early_and_the_next_run_goes_on(env, pres, m
     for hours in (5, 4, 3, 2):
         pres.record_event("Ingest", [A], NOW - dt.timedelta(hours=hours, minutes=10))
     monkeypatch.setenv("RECONCILE_EVENT_TYPES", "Ingest=FULL_TEXT_INDEXED")
-    monkeypatch.setenv("RECONCILE_MAX_REQUESTS", "6")   # a slice with an event: 1 + 1, and 2 pages of updated-since
+    monkeypatch.setenv("RECONCILE_MAX_REQUESTS", "6")   # a slice with an event: 1 + 1, pages of updated-since
     report = reconcile.run(now=NOW)
     assert report["complete"] is False and "RECONCILE_MAX_REQUESTS" in report["error"] and report["requests"] == 6
     runs = 1
@@ -384,7 +400,7 @@ def test_preservica_data_cannot_steer_the_reconcilers_requests(env, pres):
     pres.next_base = None
     from handlers.clients import eventlog
     api = preservica.entity_api(__import__("handlers.clients.secrets", fromlist=["default"]).default())
-    assert eventlog.touched(api, "../../accesstoken/login?x=", eventlog.Budget(5)) == []
+    assert list(eventlog.touched(api, "../../accesstoken/login?x=", 0, eventlog.Budget(5))) == []
     raw = [r.path for r in list(pres.received)]
     assert any(p.startswith("/api/entity/events/..%2F..%2Faccesstoken%2Flogin%3Fx%3D/event-actions?") for p in raw), raw[-3:]
 
@@ -414,13 +430,14 @@ def test_an_intake_message_naming_another_source_counts_as_a_webhook(env, pres):
     assert [r["source"] for r in journaled()] == ["webhook"]
 
 
-def test_a_large_event_goes_through_a_claim_check_like_a_large_webhook(env, pres):
+def test_a_large_event_goes_through_a_claim_check_like_a_large_webhook(env, pres, monkeypatch):
     """One ingest touching 600 assets at one time is one delivery of ~70 KiB, over the 48 KiB queue
     payload: it is queued as intake queues a large body, through a blob."""
     many = [ref(f"big-{i}") for i in range(600)]
     for r in many:
         pres.add_asset(r, "Item", parent=FOLDER)
-    pres.page_limit = 100
+    pres.page_limit = 1000
+    monkeypatch.setenv("RECONCILE_MAX_REQUESTS", "2000")   # event-action pages are at most half the budget left
     pres.record_event("Ingest", many, NOW - dt.timedelta(hours=3))
     assert reconcile.run(now=NOW)["queued"] == 600
     from azure.storage.blob import BlobServiceClient
@@ -430,3 +447,19 @@ def test_a_large_event_goes_through_a_claim_check_like_a_large_webhook(env, pres
     dispatch_all(env.connection_string)
     rows = journaled()
     assert len(rows) == 600 and {r["source"] for r in rows} == {"reconcile"}
+
+
+def test_identity_records_are_used_once_and_a_retry_gets_its_first_answer(env):
+    """claim_identity / claim_logged on Azurite: a late webhook put through and then taken by the
+    reconciler as the same event keeps its answer on a retried dispatch (it was not skipped then)."""
+    state, tol = reconcile_state.default(), dt.timedelta(minutes=30)
+    t0 = NOW - dt.timedelta(hours=3)
+    assert state.claim_identity(A, "MOVED", t0, "w0", "webhook", tol) is None            # put through
+    assert state.claim_logged(A, "MOVED", [], [(t0, "l0")], tol) == []                  # the same event: not queued
+    assert state.claim_identity(A, "MOVED", t0, "w0", "webhook", tol) is None            # retried: still put through
+    assert state.claim_logged(A, "MOVED", [], [(t0 + dt.timedelta(minutes=5), "l1")], tol) == ["l1"]   # w0 is used
+    assert state.claim_identity(A, "MOVED", t0 + dt.timedelta(minutes=5), "w1", "webhook", tol)["key"] == "l1"
+    assert state.claim_identity(A, "MOVED", t0 + dt.timedelta(minutes=5), "w1", "webhook", tol)["key"] == "l1"
+    assert state.claim_identity(A, "MOVED", t0 + dt.timedelta(minutes=6), "w2", "webhook", tol) is None   # l1 used
+    assert state.claim_logged(A, "MOVED", [], [(t0, "l0")], tol) == []                  # found again: w0 does it
+    assert state.claim_logged(A, "MOVED", [], [(t0 + dt.timedelta(minutes=5), "l1")], tol) == ["l1"]  # re-queued

@@ -1,22 +1,32 @@
-"""What Preservica's own records say happened: its event log and the entities updated since a time.
+"""What Preservica's own records say happened: its event log, each event's entities, and the entities
+updated (or deleted) in a span.
 
-The event list is read with pyPreservica's own page call (`_all_events_page`: `GET /api/entity/events`
-with `types`, `from`, `to`). The two other calls are made here as pyPreservica makes them, because
-its versions cannot be used as they are: `entity_from_event` sends bare `requests.get` (outside the
-client's session, so outside PRESERVICA_MAX_RPS, the retry policy and the timeouts), and
-`updated_entities` takes whole days, not a time. Every request counts against a Budget.
+Shapes as public code that reads real servers reads them: pyPreservica `entityAPI.py` (`_all_events_page`:
+`GET /api/entity/events` with `types`, `from`, `to`, `start`, `max`, XIP `Event` elements with `@type`,
+`Ref`, `Date`; `_entity_from_event_page`: `EventAction` elements whose first `Date` is the event's, and
+`Entity`), The National Archives' dr2-preservica-client (`EntityClient.entitiesUpdatedSince`:
+`updated-since` with `date`, `start`, `max` and an optional `endDate`; `DataProcessorTest` "getEntities":
+a deleted entity is `<Entity ref=… deleted="true">` with no `type`). Every list is paged by `start`,
+which is what a checkpoint stores with the slice's dates (TNA lost pages paging by moving the date).
+A `Next` link is followed only to the configured server (same_server), never a redirect, and every
+request counts against a Budget.
 """
 from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from urllib.parse import quote
+from typing import Iterator
+from urllib.parse import quote, urlencode, urlsplit
 
-from ..core.errors import ActionError
 from ..core.envelope import is_ref, parse_timestamp
-from ..core.reconcile import Found
+from ..core.errors import ActionError
+from ..core.reconcile import DELETED, DELETED_TRIGGER, Found
 
-PAGE = 100  # results per page (Preservica's maximum for these lists)
+PAGE = 100          # events per page, as pyPreservica pages them
+ENTITY_PAGE = 1000  # updated-since and event actions per page: TNA's EntityClient and its MockPreservicaAPI
+                    # ask for 1000 (maxEntries); a server that caps lower pages on (start counts what came)
+KIND_PAGES = 5      # updated-since pages a slice reads to learn entity types; the rest are asked one by one
+PATHS = {"IO": "information-objects", "SO": "structural-objects", "CO": "content-objects"}
 
 
 class BudgetSpent(ActionError):
@@ -27,129 +37,193 @@ class Budget:
     def __init__(self, limit: int):
         self.limit, self.used = limit, 0
 
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
     def spend(self) -> None:
         if self.used >= self.limit:
             raise BudgetSpent(f"request budget of {self.limit} spent (RECONCILE_MAX_REQUESTS)")
         self.used += 1
 
 
-def _iso(when: dt.datetime) -> str:
+def iso(when: dt.datetime) -> str:
     return when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _get(api, url: str, params: dict | None, budget: Budget) -> ET.Element:
+def same_server(base: str, url: str) -> bool:
+    """Whether `url` names the server `base` does: scheme, host (any case) and effective port, so an
+    equivalent link written differently (HOST:443, a trailing dot aside) still counts."""
+    try:
+        a, b = urlsplit(base), urlsplit(url)
+        ports = {"http": 80, "https": 443}
+        pa, pb = a.port or ports.get(a.scheme.lower()), b.port or ports.get(b.scheme.lower())
+    except ValueError:   # a port that is not a number, an unbalanced bracket
+        return False
+    return (a.scheme.lower() == b.scheme.lower() and pa == pb and bool(b.hostname)
+            and (a.hostname or "").rstrip(".") == (b.hostname or "").rstrip(".")) and not b.username
+
+
+def _base(api) -> str:
+    return f"{api.protocol}://{api.server}"
+
+
+def _get(api, url: str, budget: Budget, missing_ok: bool = False) -> ET.Element | None:
+    """GET an XML document with the access token; no redirect is followed (it would carry the token)."""
     from pyPreservica.common import HTTPException
+    if not same_server(_base(api), url):
+        raise ActionError("Preservica's next-page link points to another server; not followed")
     budget.spend()
-    resp = api.session.get(url, params=params, headers={"Preservica-Access-Token": api.token})
+    resp = api.session.get(url, headers={"Preservica-Access-Token": api.token}, allow_redirects=False)
     if resp.status_code == 401:   # the token expired: log in again once, as pyPreservica does
         api.token = api.__token__()
         budget.spend()
-        resp = api.session.get(url, params=params, headers={"Preservica-Access-Token": api.token})
+        resp = api.session.get(url, headers={"Preservica-Access-Token": api.token}, allow_redirects=False)
+    if resp.status_code == 404 and missing_ok:
+        return None
     if resp.status_code != 200:
-        raise HTTPException("", resp.status_code, "", url.rsplit("/api/", 1)[-1].split("?")[0], "")
+        raise HTTPException("", resp.status_code, "", urlsplit(url).path.rsplit("/api/", 1)[-1], "")
     return ET.fromstring(resp.content)
 
 
-def _next(api, doc: ET.Element) -> str | None:
-    node = doc.find(f".//{{{api.entity_ns}}}Next")
-    return _same_server(api, node.text) if node is not None and node.text else None
-
-
-def _same_server(api, url: str | None) -> str | None:
-    """A next-page link is followed with the access token: only to the server it came from."""
-    if url and not url.startswith(f"{api.protocol}://{api.server}/"):
-        raise ActionError("Preservica's next-page link points to another server; not followed")
-    return url
-
-
-def events(api, log_type: str, start: dt.datetime, end: dt.datetime, budget: Budget) -> list[dict]:
-    """The events of one type Preservica recorded in [start, end): {"Ref", "Date", "eventType", ...}."""
-    from pyPreservica.common import HTTPException
-    out, page = [], None
-    while True:
-        def fetch():
-            budget.spend()
-            return api._all_events_page(maximum=PAGE, next_page=page, type=log_type,
-                                        from_date=_iso(start), to_date=_iso(end))
-        try:
-            paged = fetch()
-        except HTTPException as exc:
-            if exc.http_status_code != 401:
-                raise
-            api.token = api.__token__()   # the token expired: log in again once, as pyPreservica does
-            paged = fetch()
-        out += [e for e in paged.results if e.get("eventType") == log_type]
-        if not paged.has_more or not paged.next_page:
-            return out
-        page = _same_server(api, paged.next_page)
-
-
-def touched(api, event_ref: str, budget: Budget) -> list[tuple[str, str | None]]:
-    """The entities one event acted on, with the time of each action: [(ref, date)]."""
-    from pyPreservica.common import HTTPException
-    url = f"{api.protocol}://{api.server}/api/entity/events/{quote(event_ref, safe='')}/event-actions"
-    params: dict | None = {"start": 0, "max": PAGE}
-    out = []
+def _pages(api, path: str, params: dict, start: int, item: str, budget: Budget, missing_ok: bool = False
+           ) -> Iterator[tuple[list[ET.Element], int]]:
+    """The `item` elements of each page of a list from `start`, with the `start` of what follows them."""
+    url: str | None = f"{_base(api)}{path}?{urlencode({**params, 'start': start})}"
     while url:
-        try:
-            doc = _get(api, url, params, budget)
-        except HTTPException as exc:
-            if exc.http_status_code == 404 and not out:
-                return []   # the event was purged since it was listed
-            raise
-        for action in doc.iter(f"{{{api.xip_ns}}}EventAction"):
+        doc = _get(api, url, budget, missing_ok=missing_ok and start == 0)
+        if doc is None:
+            return
+        items = doc.findall(f".//{item}")
+        start += len(items)
+        node = doc.find(f".//{{{api.entity_ns}}}Next")
+        url = node.text.strip() if node is not None and node.text and items else None
+        yield items, start
+
+
+def events(api, log_type: str | None, lo: dt.datetime, hi: dt.datetime, start: int, budget: Budget
+           ) -> Iterator[tuple[list[dict], int]]:
+    """Pages of the events Preservica logged in [lo, hi) ({"Ref", "Date", "eventType"}), from `start`;
+    every type when `log_type` is None."""
+    params = {**({"types": log_type} if log_type else {}), "from": iso(lo), "to": iso(hi), "max": PAGE}
+    for page, after in _pages(api, "/api/entity/events", params, start, f"{{{api.xip_ns}}}Event", budget):
+        out = []
+        for e in page:
+            ref, date = e.find(f"{{{api.xip_ns}}}Ref"), e.find(f"{{{api.xip_ns}}}Date")
+            out.append({"eventType": e.get("type") or "", "Ref": (ref.text or "").strip() if ref is not None else "",
+                        "Date": date.text if date is not None else None})
+        yield out, after
+
+
+def touched(api, event_ref: str, start: int, budget: Budget, size: int = ENTITY_PAGE
+            ) -> Iterator[tuple[list[tuple[str, str | None]], int]]:
+    """Pages of the entities one event acted on, with the time of each action: [(ref, date)]. Nothing
+    when the event was purged since it was listed (404)."""
+    path = f"/api/entity/events/{quote(event_ref, safe='')}/event-actions"
+    for page, after in _pages(api, path, {"max": size}, start, f"{{{api.xip_ns}}}EventAction", budget,
+                              missing_ok=True):
+        out = []
+        for action in page:
             ref, date = action.find(f".//{{{api.xip_ns}}}Entity"), action.find(f".//{{{api.xip_ns}}}Date")
             if ref is not None and ref.text:
                 out.append((ref.text.strip(), date.text if date is not None else None))
-        url, params = _next(api, doc), None
-    return out
+        yield out, after
 
 
-def updated_since(api, since: dt.datetime, budget: Budget, kinds=("IO", "SO")) -> dict[str, str]:
-    """ref -> entity type (IO, SO) of every entity updated since `since`: the event-action lists name
-    entities without their type, and this list gives it, a page for a hundred entities."""
-    names = {"IO": "IO", "SO": "SO", "CO": "CO"}
-    url = f"{api.protocol}://{api.server}/api/entity/entities/updated-since"
-    params: dict | None = {"date": _iso(since), "start": 0, "max": PAGE}
-    out: dict[str, str] = {}
-    while url:
-        doc = _get(api, url, params, budget)
-        for e in doc.iter(f"{{{api.entity_ns}}}Entity"):
-            kind, ref = names.get(e.get("type", "")), (e.get("ref") or "").strip()
-            if kind in kinds and is_ref(ref):
-                out[ref.lower()] = kind
-        url, params = _next(api, doc), None
-    return out
+def updated(api, lo: dt.datetime, hi: dt.datetime, start: int, budget: Budget
+            ) -> Iterator[tuple[list[tuple[str, str]], int]]:
+    """Pages of the entities updated in [lo, hi]: [(ref, type)], type "" for a deleted entity."""
+    params = {"date": iso(lo), "endDate": iso(hi), "max": ENTITY_PAGE}
+    for page, after in _pages(api, "/api/entity/entities/updated-since", params, start,
+                              f"{{{api.entity_ns}}}Entity", budget):
+        out = []
+        for e in page:
+            ref = (e.get("ref") or "").strip()
+            out.append((ref, "" if e.get("deleted") == "true" else (e.get("type") or "?")))
+        yield out, after
+
+
+GONE = "gone"
 
 
 class Kinds:
-    """ref -> entity type from updated_since(since), read on first need: a run that finds no event
-    spends nothing on it, and a run's slices share one read."""
+    """ref -> IO, SO, CO or GONE for one slice: from the slice's updated-since list (its first
+    KIND_PAGES pages, fewer when the budget is low), else asked per entity (one request for an asset)."""
 
-    def __init__(self, since: dt.datetime, budget: Budget):
-        self.since, self.budget, self.known = since, budget, None
+    def __init__(self, lo: dt.datetime, hi: dt.datetime, budget: Budget):
+        self.lo, self.hi, self.budget, self.known = lo, hi, budget, None
 
     def get(self, api, ref: str) -> str | None:
         if self.known is None:
-            self.known = updated_since(api, self.since, self.budget)
-        return self.known.get(ref.lower())
+            self.known = {}
+            for page, _ in _first(updated(api, self.lo, self.hi, 0, self.budget), min(KIND_PAGES, self.budget.left // 4)):
+                for r, kind in page:
+                    self.known[r.lower()] = kind or GONE
+        ref = ref.lower()
+        if ref not in self.known and is_ref(ref):
+            self.known[ref] = _kind_of(api, ref, self.budget)
+        return self.known.get(ref)
 
 
-def find(api, types: dict[str, str], start: dt.datetime, end: dt.datetime, kinds: Kinds,
-         budget: Budget) -> tuple[list[Found], dict[str, int]]:
-    """The events of the mapped types in [start, end), one Found per entity they touched whose type
-    `kinds` knows, and counts of what could not be used."""
-    found, skipped = [], {"unknown entity": 0, "undated": 0}
-    for log_type, trigger in types.items():
-        for event in events(api, log_type, start, end, budget):
-            event_time = parse_timestamp(event.get("Date") or "")
-            for ref, date in touched(api, event.get("Ref") or "", budget) if event.get("Ref") else ():
-                when = parse_timestamp(date or "") or event_time
-                kind = kinds.get(api, ref)
-                if when is None:
-                    skipped["undated"] += 1
-                elif kind is None:
-                    skipped["unknown entity"] += 1   # a content object, or gone since
-                else:
-                    found.append(Found(ref.lower(), kind, trigger, when, log_type))
-    return found, skipped
+def _first(pages, n: int):
+    for i, page in enumerate(pages):
+        if i >= n:
+            return
+        yield page
+
+
+def _kind_of(api, ref: str, budget: Budget) -> str:
+    """IO, SO or CO by asking for the entity under each path (assets first); GONE when none has it."""
+    for kind, path in PATHS.items():
+        if _get(api, f"{_base(api)}/api/entity/{path}/{ref}", budget, missing_ok=True) is not None:
+            return kind
+    return GONE
+
+
+def scan(api, types: dict[str, str], lo: dt.datetime, hi: dt.datetime, where: dict, budget: Budget,
+         deleted_since: dt.datetime | None = None) -> Iterator[tuple[list[Found], dict[str, int], dict]]:
+    """The slice [lo, hi) as pages of work from checkpoint `where`: the entities the logged events of
+    the mapped types touched (stage "events"), then the entities deleted in [deleted_since, hi] (stage
+    "deleted"; none when that is empty: an overlap already scanned). Yields (found, unusable counts,
+    the checkpoint after this page)."""
+    kinds = Kinds(lo, hi, budget)
+    order = sorted(types)
+    if where.get("stage", "events") == "events":
+        first = where.get("type") if where.get("type") in types else (order[0] if order else None)
+        for log_type in order[order.index(first):] if first else ():
+            resume = where.get("type") == log_type
+            n = int(where.get("event", 0)) if resume else 0
+            for page, _ in events(api, log_type, lo, hi, n, budget):
+                for event in page:
+                    a = int(where.get("action", 0)) if resume and n == int(where.get("event", 0)) else 0
+                    for found, unusable, a in _actions(api, types[log_type], log_type, event, a, kinds, budget):
+                        yield found, unusable, {"stage": "events", "type": log_type, "event": n, "action": a}
+                    n += 1
+                    yield [], {}, {"stage": "events", "type": log_type, "event": n, "action": 0}
+        where = {"stage": "deleted", "start": 0}
+        yield [], {}, where
+    since = deleted_since or lo
+    for page, after in updated(api, since, hi, int(where.get("start", 0)), budget) if since < hi else ():
+        gone = [Found(r.lower(), "IO", DELETED_TRIGGER, hi, DELETED) for r, kind in page if kind == "" and is_ref(r)]
+        bad = sum(1 for r, kind in page if kind == "" and not is_ref(r))
+        yield gone, ({"unknown entity": bad} if bad else {}), {"stage": "deleted", "start": after}
+
+
+def _actions(api, trigger: str, log_type: str, event: dict, start: int, kinds: Kinds, budget: Budget):
+    event_time = parse_timestamp(event.get("Date") or "")
+    if not event.get("Ref") or event.get("eventType") != log_type:
+        return
+    # A page no bigger than half the budget left: its entities' types can be asked one by one within
+    # this run, so every run gets at least one page further (a run that could not would stall).
+    for page, after in touched(api, event["Ref"], start, budget, max(1, min(ENTITY_PAGE, budget.left // 2))):
+        found, skipped = [], {"unknown entity": 0, "undated": 0}
+        for ref, date in page:
+            when = parse_timestamp(date or "") or event_time
+            kind = kinds.get(api, ref) if is_ref(ref) else None
+            if when is None:
+                skipped["undated"] += 1
+            elif kind not in ("IO", "SO", GONE):
+                skipped["unknown entity"] += 1   # a content object, or not a reference at all
+            else:   # a deleted one goes as an asset: its snapshot says gone, and publish withdraws
+                found.append(Found(ref.lower(), "IO" if kind == GONE else kind, trigger, when, log_type))
+        yield found, skipped, after

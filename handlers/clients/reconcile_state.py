@@ -4,8 +4,11 @@ progress, and the identities of events that came by the reconciler or late.
 Rows: ("state", "watermark") the time up to which Preservica's log has been queued;
 ("runs", inverted time) one report per run, newest first; ("backfill", job id) a backfill's start
 time and counts; ("seen|<ref>", trigger) the Preservica times of that entity's events of that
-trigger that a reconciliation or a late webhook put through, each with the journal key that did,
-so that the other path can tell it is the same event even when both dispatch at once.
+trigger that the reconciler queued or a late webhook put through, each with the journal key that did
+and, once matched, the key of the other path's event it is (`pair`): a record is matched at most once,
+so two events close together (opened, then closed) stay two.
+The watermark row also holds the checkpoint inside the slice being read (`slice`, `stage`, `type`,
+`event`, `action`, `start`), so a run stopped by its request budget resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import re
 from typing import Callable, TypeVar
 
 from ..core.envelope import parse_timestamp
-from ..core.reconcile import near
+from ..core.reconcile import RECONCILE, WEBHOOK, near
 from .journal import ETAG, clip, get_row, table_call
 
 T = TypeVar("T")
@@ -24,6 +27,7 @@ MAX_SEEN = 50   # times kept per (entity, trigger): older ones are long past any
 _MAX_MS = 10**14
 TRIES = 6
 _SAFE = re.compile(r"[A-Za-z0-9_.|-]{1,200}")
+CHECKPOINT = ("stage", "type", "event", "action", "start")
 
 
 def _key(text: str) -> str:
@@ -48,14 +52,21 @@ class ReconcileState:
         row = self._get("state", "watermark")
         return (parse_timestamp(str(row.get("until") or "")) if row else None), row
 
-    def advance(self, until: dt.datetime, seen: dict | None) -> dict:
-        """Move the watermark, only if no other run moved it since `seen` was read (else Conflict).
-        Returns what to pass as `seen` next time."""
+    @staticmethod
+    def checkpoint(row: dict | None, lo: dt.datetime) -> dict:
+        """Where the slice starting at `lo` was left ({} to start it afresh)."""
+        if not row or parse_timestamp(str(row.get("slice") or "")) != lo:
+            return {}
+        return {k: row[k] for k in CHECKPOINT if row.get(k) not in (None, "")}
+
+    def advance(self, until: dt.datetime, seen: dict | None, checkpoint: dict | None = None) -> dict:
+        """Move the watermark (and replace the checkpoint), only if no other run wrote the row since
+        `seen` was read (else Conflict). Returns what to pass as `seen` next time."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
         from .journal import Conflict
-        entity = {"PartitionKey": "state", "RowKey": "watermark", "until": until.isoformat()}
+        entity = {"PartitionKey": "state", "RowKey": "watermark", "until": until.isoformat(), **(checkpoint or {})}
         try:
             if seen:
                 meta = self._call(lambda: self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=seen[ETAG],
@@ -65,6 +76,10 @@ class ReconcileState:
         except (ResourceModifiedError, ResourceExistsError) as exc:
             raise Conflict("another reconciliation run moved the watermark") from exc
         return {**entity, ETAG: meta["etag"]}
+
+    def save_checkpoint(self, until: dt.datetime, lo: dt.datetime, where: dict, seen: dict | None) -> dict:
+        """Progress inside the slice from `lo`, with the watermark unchanged at `until`."""
+        return self.advance(until, seen, {"slice": lo.isoformat(), **{k: where[k] for k in CHECKPOINT if k in where}})
 
     # -- run reports ------------------------------------------------------------------------------
     def report(self, summary: dict, at: dt.datetime, partition: str = "runs") -> None:
@@ -98,11 +113,9 @@ class ReconcileState:
                                                     mode=UpdateMode.MERGE))
 
     # -- identities -------------------------------------------------------------------------------
-    def claim_identity(self, ref: str, trigger: str, when: dt.datetime, key: str, source: str,
-                       tolerance: dt.timedelta) -> dict | None:
-        """Record that the event (ref, trigger, when) is being put through by `key` from `source`. None
-        if the other path (webhook / reconcile) has not put it through; else that path's record,
-        {"key", "source", "when"}. Conditional writes, so two dispatches at once cannot both win."""
+    def _update_seen(self, ref: str, trigger: str, change: Callable[[list[dict]], T]) -> T:
+        """Read the identity record of (ref, trigger), let `change` edit its entries, write it back only
+        if unchanged since read (else read again). Returns what `change` returned."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
@@ -110,27 +123,77 @@ class ReconcileState:
         for _ in range(TRIES):
             row = self._get(pk, rk)
             entries = json.loads(row["entries"]) if row else []
-            # Only the other path's records count: two webhooks (two subscriptions, say) are two
-            # deliveries here as everywhere else.
-            others = [(e, t) for e in entries if e.get("source") != source and (t := parse_timestamp(e["when"]))]
-            match = near(when, [t for _, t in others], tolerance)
-            if match is not None:
-                return next(e for e, t in others if t == match)
-            if any(e.get("key") == key for e in entries):
-                return None   # recorded by this event before: a retried dispatch
-            entries = (entries + [{"when": when.isoformat(), "key": key, "source": source}])[-MAX_SEEN:]
-            entity = {"PartitionKey": pk, "RowKey": rk, "entries": json.dumps(entries)}
+            before = json.dumps(entries)
+            result = change(entries)
+            if json.dumps(entries) == before:
+                return result
+            entity = {"PartitionKey": pk, "RowKey": rk, "entries": json.dumps(entries[-MAX_SEEN:])}
             try:
                 if row:
                     self._call(lambda: self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=row[ETAG],
                                                                 match_condition=MatchConditions.IfNotModified))
                 else:
                     self._call(lambda: self.table.create_entity(entity))
-                return None
+                return result
             except (ResourceModifiedError, ResourceExistsError):
                 continue  # someone else wrote it meanwhile: read again
         from .journal import Conflict
         raise Conflict("event identity kept changing while it was being recorded")
+
+    def claim_identity(self, ref: str, trigger: str, when: dt.datetime, key: str, source: str,
+                       tolerance: dt.timedelta) -> dict | None:
+        """A late webhook's event (ref, trigger, when) with journal `key`: None if it is to be put
+        through (recorded now), else the reconciler's record of the same event, {"key", "source", "when"},
+        which this webhook then uses up. Only the other path's records count (two webhooks of two
+        subscriptions are two deliveries here as everywhere), each at most once."""
+        def change(entries: list[dict]) -> dict | None:
+            mine = next((e for e in entries if e.get("key") == key), None)
+            if mine is not None:   # a retried dispatch: the same answer as the first time (not a later pairing)
+                return next((e for e in entries if e.get("key") == mine.get("pair")), None) if mine.get("skip") else None
+            match = _closest(entries, when, tolerance, lambda e: e.get("source") != source)
+            entries.append({"when": when.isoformat(), "key": key, "source": source,
+                            **({"pair": match["key"], "skip": True} if match else {})})
+            if match:
+                match["pair"] = key
+            return match
+        return self._update_seen(ref, trigger, change)
+
+    def claim_logged(self, ref: str, trigger: str, covered: list[dt.datetime], new: list[tuple[dt.datetime, str]],
+                     tolerance: dt.timedelta, match: bool = True) -> list[str]:
+        """The reconciler's logged events of (ref, trigger) about to be queued ([(time, key)]): the keys
+        to queue. First the late webhooks the journal match used up (`covered`) are marked used; then
+        each new event takes the closest unused late webhook within the tolerance (one dispatched since
+        the journal was read: the same event, not queued) or is recorded and queued. An event recorded
+        before is queued again (its earlier queuing may have failed; the dispatcher drops repeats).
+        `match=False` (ALWAYS triggers): every new event is queued."""
+        def change(entries: list[dict]) -> list[str]:
+            for t in covered:
+                hit = _closest(entries, t, dt.timedelta(0), lambda e: e.get("source") == WEBHOOK)
+                if hit:
+                    hit["pair"] = "log"
+            queue = []
+            for when, key in sorted(new):
+                mine = next((e for e in entries if e.get("key") == key), None)
+                if mine is not None:   # found again: queued again unless a webhook was doing it
+                    queue += [] if mine.get("skip") else [key]
+                    continue
+                hit = _closest(entries, when, tolerance, lambda e: e.get("source") == WEBHOOK) if match else None
+                entries.append({"when": when.isoformat(), "key": key, "source": RECONCILE,
+                                **({"pair": hit["key"], "skip": True} if hit else {})})
+                if hit:
+                    hit["pair"] = key
+                else:
+                    queue.append(key)
+            return queue
+        return self._update_seen(ref, trigger, change)
+
+
+def _closest(entries: list[dict], when: dt.datetime, tolerance: dt.timedelta, which) -> dict | None:
+    """The unused entry `which` accepts whose time is closest to `when` within the tolerance."""
+    times = {id(e): t for e in entries if which(e) and not e.get("pair") and (t := parse_timestamp(e.get("when") or ""))}
+    best = near(when, times.values(), tolerance)
+    return None if best is None else min((e for e in entries if times.get(id(e)) == best),
+                                         key=lambda e: str(e.get("key")))
 
 
 def default() -> ReconcileState:

@@ -7,6 +7,10 @@ event when they name the same entity and trigger and Preservica's two times for 
 tolerance. Both times come from Preservica's clock (the webhook's `timestamp`, the log's `Date`), so
 there is no skew between our machines to absorb, only Preservica's own delay between recording an
 event and sending its webhook (for FULL_TEXT_INDEXED: the indexing after ingest).
+Matching is one to one: a journaled event stands for at most one logged event, so an asset opened
+(webhook arrived) and closed five minutes later (webhook lost) is two events, and the second is queued.
+A logged security or visibility change is re-run through publish even when its webhook came (RECHECK):
+publish converges on Preservica's current state and is cheap when nothing changed.
 """
 from __future__ import annotations
 
@@ -15,10 +19,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterable
 
+from . import envelope
 from .envelope import is_ref, parse_timestamp
 from .errors import SettingsError
 
-SOURCES = WEBHOOK, RECONCILE, BACKFILL = "webhook", "reconcile", "backfill"
+SOURCES = WEBHOOK, RECONCILE, BACKFILL, RECHECK = "webhook", "reconcile", "backfill", "recheck"
+ALWAYS = frozenset({"CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY"})   # re-run even when delivered
+RECHECK_ACTIONS = ("publish",)   # what a RECHECK delivery runs
+DELETED, DELETED_TRIGGER = "Deleted", "CHANGED_SECURITY_DESCRIPTOR"   # a deletion: publish withdraws
 UTC = dt.timezone.utc
 BUCKETS = 4096  # backfill: one delivery per first three hex digits of the ref (up to 1000 events each)
 
@@ -75,34 +83,70 @@ def slices(start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> list[tup
     return out
 
 
-def sightings(rows: Iterable[dict]) -> dict[tuple[str, str], list[dt.datetime]]:
-    """(ref, trigger) -> Preservica's times, from journal rows (any source)."""
-    seen: dict[tuple[str, str], list[dt.datetime]] = {}
+def sightings(rows: Iterable[dict]) -> dict[tuple[str, str], list[tuple[dt.datetime, str]]]:
+    """(ref, trigger) -> [(Preservica's time, source)], from journal rows (any source)."""
+    seen: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = {}
     for row in rows:
         when = parse_timestamp(str(row.get("timestamp") or ""))
         if when and row.get("entityRef"):
-            seen.setdefault((str(row["entityRef"]), str(row.get("trigger") or "")), []).append(when)
+            seen.setdefault((str(row["entityRef"]), str(row.get("trigger") or "")), []).append(
+                (when, str(row.get("source") or WEBHOOK)))
     return seen
 
 
 def near(when: dt.datetime, times: Iterable[dt.datetime], tolerance: dt.timedelta) -> dt.datetime | None:
-    return next((t for t in times if abs(t - when) <= tolerance), None)
+    """The time closest to `when` within the tolerance (the earlier on a tie), or None."""
+    close = [t for t in times if abs(t - when) <= tolerance]
+    return min(close, key=lambda t: (abs(t - when), t)) if close else None
 
 
-def missed(found: Iterable[Found], seen: dict[tuple[str, str], list[dt.datetime]],
-           tolerance: dt.timedelta) -> tuple[list[Found], int]:
-    """The found events nothing in `seen` stands for (each once), and how many were already there."""
-    new: list[Found] = []
-    known = {k: list(v) for k, v in seen.items()}
-    already = 0
+@dataclass
+class Gap:
+    """What the journal says about the logged events of a slice."""
+    new: list[Found]          # nothing journaled stands for them: the webhooks missed them
+    recheck: list[Found]      # a webhook stood for them, but their trigger is in ALWAYS
+    covered: dict[tuple[str, str], list[dt.datetime]]   # (ref, trigger) -> webhook times used up
+    already: int = 0          # stood for by a journaled event (not re-run)
+
+
+def missed(found: Iterable[Found], seen: dict[tuple[str, str], list[tuple[dt.datetime, str]]],
+           tolerance: dt.timedelta, used: set | None = None) -> Gap:
+    """Match each logged event to at most one journaled event of its entity and trigger, and each
+    journaled event to at most one logged event: first the reconciler's own rows at exactly the logged
+    time (it queued that event before), then, oldest first, the earliest unused one within the tolerance.
+    `used`: (ref, trigger, time) of journaled events matched earlier in this run (updated here)."""
+    used = set() if used is None else used
+    gap = Gap([], [], {})
+    pending = []
     for f in sorted(set(found), key=lambda f: (f.when, f.ref, f.trigger)):
-        times = known.setdefault((f.ref, f.trigger), [])
-        if near(f.when, times, tolerance):
-            already += 1
+        own = [(t, s) for t, s in seen.get((f.ref, f.trigger), ()) if t == f.when and s != WEBHOOK
+               and (f.ref, f.trigger, t) not in used]
+        if own:
+            used.add((f.ref, f.trigger, f.when))
+            gap.already += 1
+        else:
+            pending.append(f)
+    for f in pending:
+        free = sorted((t, s) for t, s in seen.get((f.ref, f.trigger), ())
+                      if abs(t - f.when) <= tolerance and (f.ref, f.trigger, t) not in used)
+        if not free:
+            gap.new.append(f)
             continue
-        times.append(f.when)
-        new.append(f)
-    return new, already
+        t, source = free[0]
+        used.add((f.ref, f.trigger, t))
+        if source == WEBHOOK:
+            gap.covered.setdefault((f.ref, f.trigger), []).append(t)
+        if source == WEBHOOK and f.trigger in ALWAYS:
+            gap.recheck.append(f)
+        else:
+            gap.already += 1
+    return gap
+
+
+def event_key(f: Found, source: str = RECONCILE) -> str:
+    """The journal key the dispatcher gives this event when the reconciler queues it."""
+    doc = _doc(source, stamp(f.when), f.trigger, "", [f])
+    return envelope.event_key(envelope.delivery_from_doc(doc), doc["events"][0])
 
 
 def stamp(when: dt.datetime) -> str:

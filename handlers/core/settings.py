@@ -108,8 +108,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECONCILE_SCHEDULE", "0 */15 * * * *", APP,
             "NCRONTAB schedule of the reconciler, which asks Preservica's event log what the webhooks missed; "
             "empty turns it off."),
-    Setting("RECONCILE_EVENT_TYPES", "Ingest=FULL_TEXT_INDEXED,Move=MOVED,SecurityChange=CHANGED_SECURITY_DESCRIPTOR",
-            APP, "Which Preservica event-log types stand for which webhook trigger (`EventType=TRIGGER,...`)."),
+    # Ingest and Moved are types public code reads from real servers (TNA dr2-preservica-client fixtures);
+    # that Modified covers security and visibility changes is inferred: check with `hookops eventlog-types`.
+    Setting("RECONCILE_EVENT_TYPES", "Ingest=FULL_TEXT_INDEXED,Moved=MOVED,Modified=CHANGED_SECURITY_DESCRIPTOR",
+            APP, "Which Preservica event-log types stand for which webhook trigger (`EventType=TRIGGER,...`); "
+                 "`hookops eventlog-types` lists the types your Preservica logs."),
     Setting("RECONCILE_DELAY_MINUTES", "60", APP,
             "The reconciler looks only at events older than this, so their webhooks have had time to arrive."),
     Setting("RECONCILE_TOLERANCE_MINUTES", "30", APP,
@@ -117,7 +120,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Preservica's two times for it are this close (also the overlap between runs)."),
     Setting("RECONCILE_FIRST_HOURS", "24", APP, "How far back the first reconciliation run looks."),
     Setting("RECONCILE_MAX_REQUESTS", "300", APP,
-            "Most Preservica requests one reconciliation run makes; the rest of its window waits for the next run."),
+            "Most Preservica requests one reconciliation run makes; the next run resumes where it stopped."),
+    Setting("RECONCILE_STALL_RUNS", "3", APP,
+            "After this many incomplete reconciliation runs in a row, each further one raises the "
+            "`reconcile-stalled` alert signal."),
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
     # Read by the Functions host only.
