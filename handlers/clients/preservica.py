@@ -31,7 +31,7 @@ from urllib3.util import Retry
 
 from ..core import settings
 from ..core.errors import ActionError, NotFound
-from .ratelimit import TokenBucket
+from .ratelimit import SharedBudget
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def _harden(api) -> None:
     api._hardened = True
 
 
-_bucket = Shared(lambda: TokenBucket(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
+_bucket = Shared(lambda: SharedBudget(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
                  key=lambda: settings.get("PRESERVICA_MAX_RPS"))
 
 
