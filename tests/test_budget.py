@@ -53,6 +53,18 @@ def test_each_process_takes_its_share_as_instances_come(app_env):
     clock.now += ratelimit.BEAT_SECONDS  # the next count is due
     mine.take()
     assert (mine.live, mine.rate) == (3, 4.0)
+    d = beat("d")
+    d.beat()
+    clock.now += ratelimit.BEAT_SECONDS
+    mine.take()   # 12 over 4 is 3 each; over 5 whole shares: 3, 3, 2, 2, 2 by id ("a" first)
+    assert (mine.live, mine.rate) == (4, 3.0)
+    e = beat("e")
+    e.beat()
+    shares = []
+    for x in (a, b, c, d, e):
+        x.beat()
+        shares.append(budget(x, 12)._share(5))
+    assert shares == [3.0, 3.0, 2.0, 2.0, 2.0] and sum(shares) == 12
     clock.now += ratelimit.TTL_SECONDS + 1  # idle past its heartbeat's life: counted afresh, on probation
     mine.take()
     assert mine.rate == mine.floor

@@ -32,6 +32,7 @@ def instance_id(env=None) -> str:
 class Heartbeat:
     def __init__(self, table, me: str, ttl: float):
         self.table, self.me, self.ttl = table, me, ttl
+        self.rank = 0
 
     def beat(self) -> int:
         """Write this process's row, then count the rows written within `ttl` seconds of it (at least 1).
@@ -46,7 +47,9 @@ class Heartbeat:
         mine = stamps.get(self.me)
         if mine is None:  # our own write is not there to be read: the count is not known
             raise LookupError("this instance's heartbeat row was not read back")
-        return max(1, sum(1 for t in stamps.values() if (mine - t).total_seconds() < self.ttl))
+        live = sorted(rk for rk, t in stamps.items() if (mine - t).total_seconds() < self.ttl)
+        self.rank = live.index(self.me)  # this process's place among the live ones: who takes a remainder
+        return len(live)
 
     def leave(self) -> None:
         """On a clean stop: this process's share goes back at once rather than after `ttl`."""

@@ -81,6 +81,15 @@ class SharedBudget:
                 self._beating.release()
         return self.bucket.take()
 
+    def _share(self, live: int) -> float:
+        """Whole requests per second where the budget allows (the remainder to the first processes by id):
+        a bucket at r/s sends at most ceil(r) in any second, so whole shares that sum to the budget keep
+        the app's total within it; fractional ones would each round up."""
+        if self.budget < live or self.budget != int(self.budget):
+            return self.budget / live
+        base, extra = divmod(int(self.budget), live)
+        return float(base + (1 if getattr(self._heartbeat, "rank", 0) < extra else 0))
+
     def _beat(self) -> None:
         import logging
         now = self._clock()
@@ -98,7 +107,7 @@ class SharedBudget:
                 self._joined = now  # new to the others (or expired from their count): on probation
             self._counted = now
         on_probation = self._counted is None or now - self._joined < PROBATION_SECONDS
-        share = self.floor if on_probation else max(self.floor, self.budget / (self.live or 1))
+        share = self.floor if on_probation else max(self.floor, self._share(self.live or 1))
         self._due = now + BEAT_SECONDS if not on_probation or self._counted is None else self._joined + PROBATION_SECONDS
         if share != self.bucket.rate:
             self.bucket.set_rate(share)
