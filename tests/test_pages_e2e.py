@@ -21,8 +21,9 @@ from tests.test_e2e import fast_host_json, queue_count as queued, wait_until  # 
 
 pytestmark = pytest.mark.slow
 EVENTS, PAGE = 1000, 100  # tests/test_pages.py dispatches 5,000 in process; here the runner's speed rules
-# A runner with a short queue lease (a killed runner's message comes back in seconds, not 10 minutes);
-# argv: app dir, port, host.json, and "dispatch" to run the dispatcher alone.
+# argv: app dir, port, host.json, and "dispatch" to run the dispatcher alone, with a short queue lease (the
+# killed runner's message comes back in seconds, not 10 minutes), or "all" with the host's (a message
+# whose lease ran out while it runs would be run again beside itself, as its own owner).
 RUNNER = """
 import sys, threading
 from pathlib import Path
@@ -37,7 +38,8 @@ class Only(Runner):
                     del self.queue_functions[name]
         return functions
 
-with Only(Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), lease_seconds=3):
+lease = {"lease_seconds": 3} if sys.argv[4] == "dispatch" else {}
+with Only(Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), **lease):
     threading.Event().wait()
 """
 
