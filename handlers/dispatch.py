@@ -1,5 +1,10 @@
 """Dispatcher: one queued delivery becomes, per routed action, a few batch messages of its events.
 
+A delivery is worked through a page of MAX_EVENTS_PER_DELIVERY events per invocation: each page's
+invocation ends by queuing a continuation (the same message with the next offset, naming the same
+claim-checked body), so one invocation's memory and time are bounded whatever the delivery's size,
+and a failure retries its page only. A page run twice queues no action twice that has finished.
+
 Before it enqueues anything it records every event and each routed action's `queued` state in the
 journal; an action already finished for that event (a re-sent delivery, or a retry of this dispatch),
 or being performed now, is not queued again. Journal rows are written only if unchanged since they
@@ -51,13 +56,16 @@ def _dispatch(doc: dict) -> dict:
     from .clients.secrets import default as secret_source
     from .clients.storage import default as storage
 
-    did = doc["id"]
+    did, offset = doc["id"], doc["offset"]
+    page = settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1)
     # The same checks intake made before acknowledging (a message from an older version, or one put
     # on the queue by hand, fails here and goes to poison rather than half-way through the journal).
     if "blob" in doc:
-        delivery, _ = envelope.parse_delivery(storage().get_blob(settings.DELIVERY_CONTAINER, doc["blob"]))
-    else:
+        delivery, total = envelope.parse_page(storage().get_blob(settings.DELIVERY_CONTAINER, doc["blob"]),
+                                              offset, page)
+    else:  # inline: within the 48 KiB queue payload, already parsed
         delivery = envelope.delivery_from_doc(doc["delivery"])
+        total, delivery = len(delivery.events), replace(delivery, events=delivery.events[offset:offset + page])
 
     source = doc.get("source") if doc.get("source") in reconcile.SOURCES else reconcile.WEBHOOK
     same_event = _identity_guard(delivery, source)
@@ -68,12 +76,12 @@ def _dispatch(doc: dict) -> dict:
     not_ready = {a: registry.missing(a, secrets) for a in actions}
     book = journal.default()
     pk, prefix = envelope.journal_partition(delivery), envelope.journal_row_prefix(delivery, did)
-    existing = book.rows_with_prefix(pk, prefix)
+    keyed = [(event, envelope.event_key(delivery, event)) for event in delivery.events]
+    existing = _page_rows(book, pk, {prefix + key for _, key in keyed})
 
     rows: dict[str, dict] = {}
     jobs: list[messages.Job] = []
-    for event in delivery.events:
-        key = envelope.event_key(delivery, event)
+    for event, key in keyed:
         rk = prefix + key
         if rk in rows:
             continue  # the same event twice in one delivery
@@ -101,6 +109,9 @@ def _dispatch(doc: dict) -> dict:
     for action in actions:  # an action may replace its jobs for this delivery (Teams: one digest)
         if hook := registry.get(action).fan_out:
             jobs = hook(jobs, delivery, did, pk, prefix, rows)
+    for rk in rows.keys() - existing.keys() - {prefix + key for _, key in keyed}:  # a hook's own rows
+        if (row := book.get(pk, rk)) is not None:
+            existing[rk] = row
     # Conditional on what was read: if an action finished or was claimed meanwhile, this raises and the
     # queue retries the dispatch, which then sees that state instead of queuing the action again.
     book.merge_if_unchanged(rows.values(), existing)
@@ -111,9 +122,28 @@ def _dispatch(doc: dict) -> dict:
     trace = telemetry.traceparent()  # every action message continues this delivery's trace
     sent = storage().send_many((settings.action_queue(action), m) for (action, _), group in groups.items()
                                for m in messages.pack(group, min(size, registry.get(action).batch_size or size), trace))
-    telemetry.annotate(delivery__trigger=delivery.trigger, delivery__events=len(rows), dispatch__messages=sent)
-    log.info("delivery %s dispatched: trigger=%s events=%d messages=%d", did, delivery.trigger, len(rows), sent)
-    return {"events": len(rows), "messages": sent}
+    rest = offset + page < total
+    if rest:  # after this page's messages: a failure before here retries this page, not the next
+        from .clients import delivery_queue
+        delivery_queue.continue_at(storage(), doc, offset + page)
+    telemetry.annotate(delivery__trigger=delivery.trigger, delivery__events=len(rows), dispatch__messages=sent,
+                       dispatch__offset=offset, delivery__total=total)
+    log.info("delivery %s dispatched: trigger=%s events=%d (from %d of %d) messages=%d", did, delivery.trigger,
+             len(rows), offset, total, sent)
+    return {"events": len(rows), "messages": sent, **({"next": offset + page} if rest else {})}
+
+
+def _page_rows(book, pk: str, rks: set[str]) -> dict[str, dict]:
+    """The journal rows of this page's events, each with its ETag. The delivery's other rows share the
+    range, so they are streamed past rather than kept: memory holds one page whatever the delivery."""
+    if not rks:
+        return {}
+    from .clients import journal
+    query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+    params = {"pk": pk, "lo": min(rks), "hi": max(rks)}
+    return journal.table_call(book.table, lambda: {
+        e["RowKey"]: {**e, journal.ETAG: e.metadata["etag"]}
+        for e in book.table.query_entities(query, parameters=params) if e["RowKey"] in rks})
 
 
 def _identity_guard(delivery, source: str):

@@ -80,7 +80,7 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
     did = envelope.delivery_id(body)
     received = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
     try:
-        delivery, text = envelope.parse_delivery(body, settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1))
+        delivery, text = envelope.parse_delivery(body)  # any number of events: dispatched a page at a time
     except envelope.InvalidDelivery as exc:
         return _reject(did, received, body, str(exc))
     return _enqueue(did, received, delivery, text)

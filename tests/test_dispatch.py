@@ -65,19 +65,19 @@ def test_dispatch_never_puts_a_finished_action_back_to_queued(app_env, monkeypat
     dispatch.dispatch(msg)
     book = journal.default()
     stale = {}
-    original = journal.Journal.rows_with_prefix
+    original = dispatch._page_rows
 
-    def read_then_action_finishes(self, pk, prefix):
-        rows = original(self, pk, prefix)
+    def read_then_action_finishes(book, pk, rks):
+        rows = original(book, pk, rks)
         stale.update(rows)
         [job] = drain(app_env.connection_string, "journal")
         run_one("journal", job)        # finishes between the dispatch's read and its write
         return rows
-    monkeypatch.setattr(journal.Journal, "rows_with_prefix", read_then_action_finishes)
+    monkeypatch.setattr(dispatch, "_page_rows", read_then_action_finishes)
     with pytest.raises(journal.Conflict):
         dispatch.dispatch(msg)
     assert drain(app_env.connection_string, "journal") == []   # nothing queued by the failed attempt
-    monkeypatch.setattr(journal.Journal, "rows_with_prefix", original)
+    monkeypatch.setattr(dispatch, "_page_rows", original)
     assert dispatch.dispatch(msg)["messages"] == 0             # the queue's retry sees `done`
     [row] = book.recent(10)
     assert row["journal_state"] == "done"

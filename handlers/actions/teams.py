@@ -145,7 +145,7 @@ def fan_out(jobs, delivery, did, pk, prefix, rows) -> list[Job]:
     # small whatever the number of events.
     digest = {"total": len(teams), "counts": counts, "prefix": prefix,
               "sample": [_sample(j) for j in teams[:DIGEST_SAMPLE]]}
-    key = envelope.event_key(delivery, {"event": "digest"})
+    key = envelope.event_key(delivery, {"event": "digest " + envelope.event_key(delivery, delivery.events[0])})  # per page
     job = Job(action="teams", kind="digest", key=key, pk=pk, rk=prefix + "digest-" + key, delivery_id=did,
               trigger=delivery.trigger, tenant=delivery.tenant, subscription_id=delivery.subscription_id,
               timestamp=delivery.timestamp, event={}, digest=digest)

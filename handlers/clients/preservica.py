@@ -36,7 +36,7 @@ from ..core.errors import ActionError, NotFound
 from .preservica_http import (CREDENTIAL_SETTINGS, CredentialsRejected, OtherServer, Redirected,  # noqa: F401
                               TooLarge, _home, _is_credentials_error, classify, download, get, get_xml,
                               guarded_send)
-from .ratelimit import TokenBucket
+from .ratelimit import SharedBudget
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _take() -> None:
     _bucket.get().take()
 
 
-_bucket = Shared(lambda: TokenBucket(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
+_bucket = Shared(lambda: SharedBudget(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
                  key=lambda: settings.get("PRESERVICA_MAX_RPS"))
 
 

@@ -52,21 +52,92 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def parse_delivery(body: bytes, max_events: int | None = None) -> tuple[Delivery, str]:
-    """Parse and check a signed body. Returns the delivery and the body as text."""
+def _body_text(body: bytes) -> str:
     if body.startswith(_BOM):
         body = body[len(_BOM):]
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidDelivery("body is not UTF-8") from None
+
+
+def parse_delivery(body: bytes) -> tuple[Delivery, str]:
+    """Parse and check a signed body. Returns the delivery and the body as text."""
+    text = _body_text(body)
     try:
         doc = json.loads(text)
     except RecursionError:
         raise InvalidDelivery(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:
         raise InvalidDelivery("body is not JSON") from None
-    return delivery_from_doc(doc, max_events), text
+    return delivery_from_doc(doc), text
+
+
+def parse_page(body: bytes, offset: int, size: int) -> tuple[Delivery, int]:
+    """The delivery with only events[offset:offset + size], checked by the same rules, and how many events
+    the whole delivery holds. The body is walked value by value (the events outside the page are parsed one
+    at a time and dropped), so memory is the body's text plus one page, whatever the number of events.
+    Agrees with json.loads, which intake used: the last of repeated keys wins, nothing may follow the object."""
+    text = _body_text(body)
+    dec = json.JSONDecoder()
+    try:
+        head, events, total = {}, None, 0
+        i = _skip(text, 0, "{")
+        while text[i] != "}":
+            if text[i] != '"':
+                raise ValueError("key is not a string")
+            key, i = dec.raw_decode(text, i)
+            i = _skip(text, i, ":")
+            if key == "events" and text[i] == "[":
+                events, total, i = [], 0, _skip(text, i, "[")
+                while text[i] != "]":
+                    value, i = dec.raw_decode(text, i)
+                    if offset <= total < offset + size:
+                        events.append(value)
+                    total += 1
+                    i = _next(text, i, "]")
+                i += 1
+            else:
+                value, i = dec.raw_decode(text, i)
+                if key == "events":
+                    events, total = value, 0
+                else:
+                    head[key] = value
+            i = _next(text, i, "}")
+        if text[i + 1:].strip(_WS):
+            raise ValueError("extra data")
+    except RecursionError:
+        raise InvalidDelivery(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, IndexError):
+        raise InvalidDelivery("body is not JSON") from None
+    return delivery_from_doc({**head, "events": events}), total
+
+
+_WS = " \t\n\r"  # JSON's whitespace
+
+
+def _skip(text: str, i: int, expect: str) -> int:
+    """Past whitespace, `expect` (one character) and whitespace again: the index of what follows."""
+    while text[i] in _WS:
+        i += 1
+    if text[i] != expect:
+        raise ValueError(f"expected {expect!r}")
+    i += 1
+    while text[i] in _WS:
+        i += 1
+    return i
+
+
+def _next(text: str, i: int, close: str) -> int:
+    """After a member: the index of `close`, or of the next member past a comma (not of a trailing one)."""
+    while text[i] in _WS:
+        i += 1
+    if text[i] == close:
+        return i
+    i = _skip(text, i, ",")
+    if text[i] == close:
+        raise ValueError("trailing comma")
+    return i
 
 
 def _depth(value: Any) -> int:
@@ -100,7 +171,7 @@ def _field(doc: dict, name: str, where: str) -> str:
     return value
 
 
-def delivery_from_doc(doc: Any, max_events: int | None = None) -> Delivery:
+def delivery_from_doc(doc: Any) -> Delivery:
     """Check a parsed body against every rule the pipeline relies on (see the limits above).
     Intake runs this before it acknowledges; the dispatcher runs the same code on what it reads."""
     if not isinstance(doc, dict):
@@ -108,9 +179,6 @@ def delivery_from_doc(doc: Any, max_events: int | None = None) -> Delivery:
     events = doc.get("events")
     if not isinstance(events, list):
         raise InvalidDelivery("no 'events' list")
-    if max_events is not None and len(events) > max_events:
-        raise InvalidDelivery(f"{len(events)} events in one delivery; at most {max_events} "
-                              f"(MAX_EVENTS_PER_DELIVERY) are accepted")
     if _depth(doc) > MAX_DEPTH:
         raise InvalidDelivery(f"JSON nested deeper than {MAX_DEPTH} levels")
     header = {name: _field(doc, name, "") for name in _HEADER_FIELDS}

@@ -4,6 +4,8 @@ Intake message (queue `preservica-deliveries`), one per delivery:
     {"v": 1, "id": <delivery id>, "received": <iso>, "delivery": <the body, verbatim>}
   or, when that would not fit one queue message (claim check):
     {"v": 1, "id": ..., "received": ..., "blob": <name in the deliveries container>}
+  Either may carry "offset": the dispatcher works through a delivery a page of events at a time, and
+  each page's invocation ends by queuing the message for the next page (a continuation).
 Action message (queue `action-<name>`): a batch of up to ACTION_BATCH_SIZE events of one delivery
 for one action, packed to fit the 48 KiB payload; each event may carry the Preservica snapshot the
 dispatcher took for it. An action's fan-out hook may send a message of its own kind (Teams: a digest).
@@ -28,21 +30,24 @@ _HEADER = ("deliveryId", "trigger", "tenant", "subscriptionId", "timestamp", "pk
 # ---- intake message -------------------------------------------------------------------------
 
 def intake_message(did: str, received: str, body_text: str, traceparent: str | None = None,
-                   source: str | None = None) -> str:
+                   source: str | None = None, offset: int = 0) -> str:
     """The body is already checked JSON, so it is embedded verbatim: no second serialisation.
     `source`: where the events came from when not a webhook ("reconcile", "backfill")."""
     trace = f',"traceparent":{json.dumps(traceparent)}' if traceparent else ""
     trace += f',"source":{json.dumps(source)}' if source else ""
+    trace += f',"offset":{int(offset)}' if offset else ""
     return f'{{"v":{VERSION},"id":"{did}","received":"{received}"{trace},"delivery":{body_text}}}'
 
 
 def claim_message(did: str, received: str, blob_name: str, traceparent: str | None = None,
-                  source: str | None = None) -> str:
+                  source: str | None = None, offset: int = 0) -> str:
     doc = {"v": VERSION, "id": did, "received": received, "blob": blob_name}
     if traceparent:
         doc["traceparent"] = traceparent
     if source:
         doc["source"] = source
+    if offset:
+        doc["offset"] = int(offset)
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -54,6 +59,9 @@ def read_intake_message(raw: bytes | str) -> dict:
     doc = _load(raw)
     if not isinstance(doc.get("id"), str) or ("delivery" not in doc and not isinstance(doc.get("blob"), str)):
         raise InvalidMessage("intake message has neither 'delivery' nor 'blob'")
+    offset = doc.setdefault("offset", 0)
+    if type(offset) is not int or offset < 0:
+        raise InvalidMessage("intake message's 'offset' is not a whole number")
     return doc
 
 

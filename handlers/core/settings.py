@@ -86,8 +86,10 @@ SETTINGS: tuple[Setting, ...] = (
     # Intake and routing.
     Setting("MAX_BODY_BYTES", "4194304", APP, "Largest delivery body accepted; larger ones get 413 before any HMAC work."),
     Setting("MAX_EVENTS_PER_DELIVERY", "1000", APP,
-            "Most events one delivery may hold; a signed delivery with more gets 400 and is kept in "
-            "`rejected-deliveries`. Bounds the work and memory of one dispatch."),
+            "Page size: the most events of one delivery one dispatcher invocation works through. A larger "
+            "delivery (any number of events within `MAX_BODY_BYTES`) is dispatched a page per invocation, each "
+            "queuing the next, so this bounds the work and memory of one invocation; reconcile and backfill "
+            "queue deliveries of at most this many events."),
     Setting("ACTION_BATCH_SIZE", "50", APP,
             "Most events of one delivery one action message carries (messages also stay within the 48 KiB "
             "queue payload). A failed event is retried alone: the journal knows which ones finished."),
@@ -100,9 +102,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESERVICA_TENANT", None, APP, "Preservica tenant."),
     Setting("PRESERVICA_PROTOCOL", "https", APP, "`https`, or `http` for a local test double."),
     Setting("PRESERVICA_MAX_RPS", "10", APP,
-            "Most requests per second one instance sends to Preservica (a token bucket shared by the process): "
-            "Preservica is a shared service the archive's staff use too. Per instance: with several instances "
-            "the total is this times their number (bound it with the Bicep `maximumInstanceCount`)."),
+            "Most requests per second the whole app sends to Preservica, a shared service the archive's staff "
+            "use too. Each process takes an equal share, re-divided as instances come and go (heartbeat rows in "
+            "the `reconcile` table); while the live count cannot be read, each takes a hundredth (the floor)."),
     Setting("PRESERVICA_PASSWORD", None, LOCAL, "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
     # Reconciliation with Preservica's own event log, and backfill.
     Setting("RECONCILE_SCHEDULE", "0 */15 * * * *", APP,

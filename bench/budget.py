@@ -1,0 +1,172 @@
+"""Row 9: one Preservica budget for the whole app. 1, 2 and 4 local runner processes (each one "instance":
+its own intake, dispatcher and actions, its own SharedBudget) share one Azurite and one Preservica double,
+with PRESERVICA_MAX_RPS = rate for them all. Deliveries are spread over the processes' intakes; the
+thumbnail action asks Preservica for each event. At the double: the most requests in any one second (the
+budget holds if that is at most rate + 1), and the events per second the processes finished together.
+
+    python -m bench.budget [--rate 10] [--events 300] [--processes 1,2,4]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import PYTHON, ROOT, SECRET, Service, delivery_body, ref
+from bench.pipeline import app_env, bench_host_json
+
+
+def _start(port: int, host_json: Path, env: dict, log: Path) -> subprocess.Popen:
+    out = open(log, "ab")
+    try:
+        return subprocess.Popen([PYTHON, "-m", "hookops.runner", "--app-dir", str(ROOT), "--port", str(port),
+                                 "--host-json", str(host_json)], cwd=ROOT, env={**os.environ, **env},
+                                stdout=out, stderr=out, start_new_session=True)
+    finally:
+        out.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()   # this process only, by its own handle
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _up(port: int) -> bool:
+    import httpx
+    try:
+        return bool(httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code)
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.1)  # polling a condition
+
+
+def _done(subscription: str) -> int:
+    from handlers.clients import journal
+    table = journal.default().table
+    rows = table.query_entities("subscriptionId eq @s and thumbnail_state eq 'done'",
+                                parameters={"s": subscription}, select=["RowKey"])
+    return sum(1 for _ in rows)
+
+
+def one(processes: int, *, storage: str, double: Service, rate: int, events: int, batch: int, tmp: Path,
+        progress=print) -> dict:
+    """`processes` runners flat out on `events` events at PRESERVICA_MAX_RPS = rate."""
+    import httpx
+
+    from hookops import azurite as az
+    env = app_env(storage, double.info["server"], "*=thumbnail")
+    env["PRESERVICA_MAX_RPS"] = str(rate)
+    host_json = bench_host_json(tmp / "host.json")
+    os.environ.update(env)   # this process reads the journal
+    ports = [az.free_port() for _ in range(processes)]
+    procs = [_start(p, host_json, env, tmp / f"runner-{processes}-{i}.log") for i, p in enumerate(ports)]
+    try:
+        for p in ports:
+            _wait(lambda p=p: _up(p), 120, f"runner on port {p}")
+        subscription = uuid.uuid4().hex
+        first = int(time.time() * 1000)
+        bodies = [delivery_body([ref(i) for i in range(k, min(k + batch, events))], subscription, first + k)
+                  for k in range(0, events, batch)]
+        double.call(cmd="mark")
+        start = time.monotonic()
+        from handlers.core import signature
+        with httpx.Client(timeout=60) as client:
+            for i, body in enumerate(bodies):   # spread over the instances' intakes, as a load balancer would
+                resp = client.post(f"http://127.0.0.1:{ports[i % processes]}/api/preservica/webhook", content=body,
+                                   headers={"Preservica-Signature": signature.sign(SECRET, body)})
+                resp.raise_for_status()
+        _wait(lambda: _done(subscription) >= events, max(300.0, 20.0 * events / rate), "every thumbnail done")
+        wall = time.monotonic() - start
+        tally = double.call(cmd="tally", rate=rate)
+    finally:
+        for proc in procs:
+            _stop(proc)
+        _clear_heartbeats()
+    row = {"processes": processes, "rate": rate, "events": events, "wall_s": wall,
+           "events_per_s": events / wall, "requests": tally["requests"],
+           "mean_rps": tally["requests"] / tally["span_s"] if tally["span_s"] else float("nan"),
+           "max_1s": tally["max_1s"], "envelope_excess": tally["envelope_excess"]}
+    row["met"] = row["max_1s"] <= rate + 1
+    progress(f"  {processes} process(es) at PRESERVICA_MAX_RPS={rate}: {events} events in {wall:.1f} s "
+             f"({row['events_per_s']:.2f}/s), {tally['requests']} Preservica requests, at most {row['max_1s']} "
+             f"in any one second (mean {row['mean_rps']:.1f}/s)")
+    return row
+
+
+def _clear_heartbeats() -> None:
+    """Each run starts with no instance counted (the stopped runners' rows would count until they expire)."""
+    from handlers.clients import heartbeat, storage
+    from handlers.core import settings
+    table = storage.default().table(settings.RECONCILE_TABLE)
+    for e in list(table.query_entities(f"PartitionKey eq '{heartbeat.PARTITION}'", select=["RowKey"])):
+        table.delete_entity(heartbeat.PARTITION, e["RowKey"])
+
+
+def run(*, storage: str, double: Service, rate: int, events: int, batch: int, counts=(1, 2, 4),
+        progress=print) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-budget-") as tmp:
+        rows = [one(n, storage=storage, double=double, rate=rate, events=events, batch=batch, tmp=Path(tmp),
+                    progress=progress) for n in counts]
+    base = rows[0]["events_per_s"]
+    return {"rate": rate, "events": events, "runs": rows, "held": all(r["met"] for r in rows),
+            "not_slower": all(r["events_per_s"] >= 0.95 * base for r in rows[1:])}
+
+
+def render(r: dict) -> str:
+    runs = "; ".join(f"{x['processes']}: {x['events_per_s']:.2f} events/s, at most {x['max_1s']} requests in any "
+                     f"second (mean {x['mean_rps']:.1f}/s)" for x in r["runs"])
+    return (f"| 9 | One Preservica budget: 1, 2 and 4 runner processes share one Azurite and one Preservica double, "
+            f"`PRESERVICA_MAX_RPS={r['rate']}`, {r['events']} events routed to `thumbnail` | {runs} | budget "
+            f"{r['rate']}/s in all | – | at most {r['rate'] + 1} in any second: "
+            f"{'met' if r['held'] else '**not met**'}; 4 processes not slower than 1 (within 5%): "
+            f"{'met' if r['not_slower'] else '**not met**'} | each process takes budget ÷ live processes "
+            f"(heartbeat rows); a newcomer takes the floor for its first "
+            f"{__import__('handlers.clients.ratelimit', fromlist=['x']).PROBATION_SECONDS:.0f} s |")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.budget", description=__doc__.splitlines()[0])
+    p.add_argument("--rate", type=int, default=10)
+    p.add_argument("--events", type=int, default=300)
+    p.add_argument("--batch", type=int, default=25)
+    p.add_argument("--processes", default="1,2,4")
+    a = p.parse_args(argv)
+    from hookops import azurite as azurite_mod
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        az = azurite_mod.on_free_ports(Path(tmp) / "azurite").start()
+        double = None
+        try:
+            double = Service(["-m", "bench.preservica_proc", "--assets", str(a.events)], "Preservica double",
+                             Path(tmp) / "preservica.log").start()
+            r = run(storage=az.connection_string, double=double, rate=a.rate, events=a.events, batch=a.batch,
+                    counts=tuple(int(x) for x in a.processes.split(",")),
+                    progress=lambda m: print(m, file=sys.stderr, flush=True))
+        finally:
+            if double:
+                double.stop()
+            az.stop()
+    print(render(r))
+    print(json.dumps(r, indent=1), file=sys.stderr)
+    return 0 if r["held"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
