@@ -19,7 +19,6 @@ import click
 from handlers.core import settings
 from hookops import backfill, demo, eventlog_types, localsettings, poison, subscriptions, verify
 from hookops.common import check_endpoint, fail, printable, storage, webhook_secret
-from hookops.serve import console_link, serve
 
 DEFAULT_URL = "http://localhost:7071/api/preservica/webhook"
 
@@ -187,6 +186,7 @@ def settings_cmd(check):
               help="Force the project's local runner, or Azure Functions Core Tools. Default: func if installed.")
 def run(port, use_runner):
     """Start Azurite and the app locally (the README's first command calls this)."""
+    from hookops.serve import serve  # here: the others need neither Azurite's nor the runner's modules
     serve(port, use_runner)
 
 
@@ -195,6 +195,7 @@ def run(port, use_runner):
 def console_url(port):
     """The local operator console's link. It carries a token from the console's own random key (kept in
     local storage): the console of a local run answers only browsers that opened it (`hookops run` prints it too)."""
+    from hookops.serve import console_link
     click.echo(console_link(port))
 
 
