@@ -1,5 +1,6 @@
 """`hookops backfill` and `hookops reconcile`: run the routed actions for what Preservica already
-holds, and ask Preservica's event log now what the webhooks missed."""
+holds, and ask Preservica's event log now what the webhooks missed. The work is the stages'
+(handlers/backfill.py, handlers/reconcile.py); these commands check their input and print progress."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,8 +8,7 @@ import sys
 
 import click
 
-from handlers.core import settings
-from hookops.cli import _fail, _storage, main, printable
+from hookops.common import fail as _fail, preservica_secrets as _preservica, printable, storage as _storage
 
 PREVIEW = 5
 
@@ -37,38 +37,7 @@ def _folder(ctx, param, value):
     return value.lower() if value else None
 
 
-def _preservica():
-    from handlers.clients.secrets import default
-    secrets = default()
-    missing = settings.preservica_missing(secrets)
-    if missing:
-        _fail(f"Preservica is not configured: set {', '.join(missing)}")
-    return secrets
-
-
-def _walk(secrets, since: dt.datetime, folder: str | None) -> list[str]:
-    """Assets updated since `since` (and under `folder`), sorted; progress on stderr."""
-    from handlers.clients import eventlog, preservica
-    from handlers.core.envelope import is_ref
-    from handlers.core.errors import SafeError
-    budget = eventlog.Budget(10**9)  # the operator asked for all of it; PRESERVICA_MAX_RPS paces it
-    try:
-        click.echo(f"Listing assets updated since {since.isoformat()} ...", err=True)
-        now = dt.datetime.now(dt.timezone.utc)
-        kinds = preservica.call(secrets, lambda api: {r.lower(): k for page, _ in eventlog.updated(api, since, now, 0, budget)
-                                                      for r, k in page if k == "IO" and is_ref(r)})
-        if folder:
-            click.echo(f"Walking folder {folder} ...", err=True)
-            under = preservica.call(secrets, lambda api: {e.reference.lower() for e in api.all_descendants(folder)
-                                                          if e.entity_type.value == "IO"})
-            kinds = {r: k for r, k in kinds.items() if r in under}
-    except SafeError as exc:
-        _fail(f"cannot list assets: {printable(exc)}")
-    click.echo(f"{len(kinds)} asset(s) found with {budget.used} listing request(s).", err=True)
-    return sorted(kinds)
-
-
-@main.command("backfill")
+@click.command("backfill")
 @click.option("--since", required=True, callback=_since, metavar="DATE",
               help="Assets updated in Preservica since this date or time (UTC), e.g. 2015-01-01 for everything "
                    "ingested since then.")
@@ -80,16 +49,17 @@ def backfill(since, folder, trigger, dry_run):
     """Queue the routed actions for every asset Preservica already holds (or a folder's), as if each had
     just been ingested. Resumable: run the same command again and what is done is skipped. Preservica
     is asked at PRESERVICA_MAX_RPS at most, by this command and by the app that performs the actions."""
-    import json
-
+    from handlers import backfill as stage
     from handlers.actions import registry
-    from handlers.clients import delivery_queue, journal, reconcile_state
-    from handlers.core import envelope, reconcile
+    from handlers.core.errors import SafeError
     actions = registry.routes().actions_for(trigger)
     if not actions:
         _fail(f"PRESERVICA_ROUTES routes no action for {trigger}: nothing would run")
     secrets = _preservica()
-    refs = _walk(secrets, since, folder)
+    try:
+        refs = stage.assets(secrets, since, folder, lambda line: click.echo(line, err=True))
+    except SafeError as exc:
+        _fail(f"cannot list assets: {printable(exc)}")
     if dry_run:
         click.echo(f"Would queue {', '.join(actions)} for {len(refs)} asset(s) (trigger {trigger}); first ones:")
         for r in refs[:PREVIEW]:
@@ -99,41 +69,16 @@ def backfill(since, folder, trigger, dry_run):
         click.echo("Nothing to backfill.")
         return
     store = _storage()
-    job = reconcile.job_id(since.isoformat(), folder, trigger)
-    state = reconcile_state.default()
-    progress = state.backfill(job)
-    started = envelope.parse_timestamp(str((progress or {}).get("started") or "")) or dt.datetime.now(dt.timezone.utc)
-    if progress:
-        click.echo(f"Resuming the backfill begun {started.isoformat()}: what is done is skipped.")
-    else:
-        state.save_backfill(job, {"started": started.isoformat(), "since": since.isoformat(),
-                                  "folder": folder or "", "trigger": trigger})
-    docs = reconcile.backfill_deliveries((("IO", r) for r in refs), trigger, started,
-                                         settings.get("PRESERVICA_TENANT") or "",
-                                         settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1))
-    book, queued, done = journal.default(), 0, 0
-    with click.progressbar(docs, label="Queuing", item_show_func=lambda d: None, file=sys.stderr) as bar:
-        for doc in bar:
-            body = json.dumps(doc, separators=(",", ":"))
-            delivery = envelope.delivery_from_doc(doc)
-            rows = book.rows_with_prefix(envelope.journal_partition(delivery),
-                                         envelope.journal_row_prefix(delivery, ""))
-            # done, or queued by the interrupted run and still on its way: not again (failed ones are)
-            finished = sum(1 for r in rows.values()
-                           if all(journal.state_of(r, a) not in (None, journal.FAILED) for a in actions))
-            if finished == len(doc["events"]):
-                done += finished
-                continue
-            delivery_queue.enqueue(store, envelope.delivery_id(body.encode()), journal.now_iso(), body,
-                                   source=reconcile.BACKFILL)
-            queued += len(doc["events"]) - finished
-            done += finished
-    state.save_backfill(job, {"queued": queued, "done": done, "finished": journal.now_iso()})
+    plan = stage.plan(refs, since, folder, trigger)
+    if plan.resumed:
+        click.echo(f"Resuming the backfill begun {plan.started.isoformat()}: what is done is skipped.")
+    with click.progressbar(plan.docs, label="Queuing", item_show_func=lambda d: None, file=sys.stderr) as bar:
+        queued, done = stage.queue(plan, actions, store, bar)
     click.echo(f"Queued {', '.join(actions)} for {queued} asset(s); {done} already done or on their way. "
                f"Follow them with `hookops events`.")
 
 
-@main.command("reconcile")
+@click.command("reconcile")
 @click.option("--dry-run", is_flag=True, help="Report what the webhooks missed; queue nothing, keep the watermark.")
 def reconcile_cmd(dry_run):
     """Run one reconciliation now (the app does it on RECONCILE_SCHEDULE): ask Preservica's event log

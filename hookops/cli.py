@@ -1,47 +1,26 @@
 """hookops: the operator's command line for the Preservica webhook app.
 
 Reads the same settings as the app: environment, then local.settings.json, and Key Vault when
-KEY_VAULT_URI is set (signed in with `az login` or a managed identity). The `main` group and the
-helpers its commands share are here; `poison`, `doubles`, the subscription commands and
-`verify-deployment` live in hookops/poison.py, hookops/demo.py, hookops/subscriptions.py and
-hookops/verify.py and register on `main`.
+KEY_VAULT_URI is set (signed in with `az login` or a managed identity). The `main` group is
+here, with the small commands; the others live in modules of their own (hookops/backfill.py,
+demo.py, eventlog_types.py, poison.py, subscriptions.py, verify.py), which define their click
+commands without importing this module, and are registered on `main` at the bottom. What commands
+share is in hookops/common.py, below them all.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets as pysecrets
 import sys
-import unicodedata
 import uuid
-from typing import NoReturn
 
 import click
 
 from handlers.core import settings
-from hookops import localsettings
+from hookops import backfill, demo, eventlog_types, localsettings, poison, subscriptions, verify
+from hookops.common import check_endpoint, fail, printable, storage, webhook_secret
 
 DEFAULT_URL = "http://localhost:7071/api/preservica/webhook"
-
-
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def _webhook_secret() -> str:
-    from handlers.clients.secrets import SecretUnavailable, default
-    try:
-        return default().webhook_secrets()[0]
-    except SecretUnavailable as exc:
-        _fail(f"{exc}. Run `make run` once to create local.settings.json, or set KEY_VAULT_URI.")
-
-
-def _storage():
-    from handlers.clients.storage import StorageUnavailable, default
-    try:
-        return default()
-    except StorageUnavailable as exc:
-        _fail(str(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -85,7 +64,7 @@ def send_test_event(url, trigger, refs, entity_type, count, secret, timestamp):
     from handlers.core.envelope import parse_timestamp
     if timestamp is not None and parse_timestamp(timestamp) is None:
         raise click.BadParameter(f"{timestamp!r} is not a time such as 2026-11-30T08:00:00", param_hint="--timestamp")
-    key = secret or _webhook_secret()
+    key = secret or webhook_secret()
     failures = 0
     with httpx.Client(timeout=30) as client:
         for i in range(count):
@@ -108,69 +87,22 @@ def send_test_event(url, trigger, refs, entity_type, count, secret, timestamp):
             click.echo(f"[{i + 1}/{count}] {printable(trigger.upper())} {len(doc['events'])} event(s): {status} "
                        f"{printable(detail)}")
     if failures:
-        _fail(f"{failures} of {count} deliveries were not accepted")
+        fail(f"{failures} of {count} deliveries were not accepted")
 
 
 # ---- verify-endpoint -----------------------------------------------------------------------
-
-def check_endpoint(url: str, secret: str) -> tuple[bool, str]:
-    """Perform Preservica's subscription challenge against `url`; (ok, explanation)."""
-    import httpx
-
-    from handlers.core import signature
-    code = pysecrets.token_hex(16)
-    try:
-        resp = httpx.post(url, params={"challengeCode": code}, timeout=30)
-    except httpx.HTTPError as exc:
-        return False, f"no answer from {url}: {type(exc).__name__}"
-    if resp.status_code != 200:
-        return False, f"answered {resp.status_code}, expected 200"
-    if not resp.headers.get("content-type", "").startswith("application/json"):
-        return False, "answer is not application/json"
-    try:
-        doc = resp.json()
-    except ValueError:
-        return False, "answer is not JSON"
-    if not isinstance(doc, dict) or doc.get("challengeCode") != code:
-        return False, "answer does not echo the challengeCode"
-    if str(doc.get("challengeResponse", "")).lower() != signature.challenge_response(secret, code):
-        return False, "challengeResponse is wrong: the endpoint uses a different secret"
-    return True, "challenge answered correctly"
-
 
 @main.command("verify-endpoint")
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="Webhook URL to check.")
 def verify_endpoint(url):
     """Send the subscription challenge as Preservica would and say whether the answer is right."""
-    ok, why = check_endpoint(url, _webhook_secret())
+    ok, why = check_endpoint(url, webhook_secret())
     if not ok:
-        _fail(why)
+        fail(why)
     click.echo(f"OK: {url} {why}")
 
 
 # ---- events --------------------------------------------------------------------------------
-
-# Control and format characters (ESC, CR, DEL, C1, bidi overrides, zero-width ones), line and
-# paragraph separators, and lone surrogates: in sender-controlled text they could rewrite the
-# operator's screen (erase lines, fake hyperlinks, reorder text), or fail to encode at all.
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-
-
-def printable(value) -> str:
-    """`value` as text safe for a terminal: every unprintable character shown as an escape, as
-    Python writes them (\\r, \\x1b, \\u202e, ...)."""
-    text = "" if value is None else str(value)
-    if text.isprintable():  # the usual case, in one C call (what it refuses is a superset)
-        return text
-    return "".join(_escape(c) if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
-
-
-def _escape(c: str) -> str:
-    o = ord(c)
-    if c in "\t\n\r":
-        return repr(c)[1:-1]
-    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
-
 
 @main.command("events")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many events.")
@@ -178,11 +110,11 @@ def _escape(c: str) -> str:
 def events(limit, as_json):
     """Recent journaled events, newest first, with each routed action's state."""
     from handlers.clients import journal
-    _storage()
+    storage()
     try:
         rows = journal.default().recent(limit)
     except Exception as exc:  # storage down or not configured: say so plainly
-        _fail(f"cannot read the journal: {type(exc).__name__}")
+        fail(f"cannot read the journal: {type(exc).__name__}")
     if not rows:
         click.echo("No events journaled yet.")
         return
@@ -206,14 +138,14 @@ def events(limit, as_json):
 def prune_events(days, yes):
     """Delete old journal rows: Table Storage keeps them for ever otherwise. Undated events are kept."""
     from handlers.clients import journal
-    _storage()
+    storage()
     cut = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days)
     if not yes:
         click.confirm(f"Delete every journaled event dated before {cut.isoformat()}?", abort=True)
     try:
         count = journal.default().prune(cut)
     except Exception as exc:
-        _fail(f"cannot prune the journal: {type(exc).__name__}")
+        fail(f"cannot prune the journal: {type(exc).__name__}")
     click.echo(f"deleted {count} journal row(s) dated before {cut.isoformat()}")
 
 
@@ -242,7 +174,7 @@ def settings_cmd(check):
     from handlers.actions import registry
     problems = registry.problems()
     if problems:
-        _fail("; ".join(problems))
+        fail("; ".join(problems))
     click.echo("\nsettings OK")
 
 
@@ -254,7 +186,7 @@ def settings_cmd(check):
               help="Force the project's local runner, or Azure Functions Core Tools. Default: func if installed.")
 def run(port, use_runner):
     """Start Azurite and the app locally (the README's first command calls this)."""
-    from hookops.serve import serve
+    from hookops.serve import serve  # here: the others need neither Azurite's nor the runner's modules
     serve(port, use_runner)
 
 
@@ -263,26 +195,16 @@ def run(port, use_runner):
 def console_url(port):
     """The local operator console's link. It carries a token from the console's own random key (kept in
     local storage): the console of a local run answers only browsers that opened it (`hookops run` prints it too)."""
+    from hookops.serve import console_link
     click.echo(console_link(port))
-
-
-def console_link(port: int) -> str:
-    """The local console's link with its token (from the key the app itself reads, in local storage)."""
-    from azure.core.exceptions import AzureError
-
-    from handlers.console.routes import local_token
-    from handlers.core.errors import StorageUnavailable
-    try:
-        token = local_token()
-    except (AzureError, StorageUnavailable) as exc:
-        _fail(f"Local storage is unavailable ({type(exc).__name__}): start the app with `hookops run` first.")
-    return f"http://127.0.0.1:{port}/api/console/overview?token={token}"
 
 
 # ---- commands in modules of their own --------------------------------------------------------
 
-# Imported last: they register their commands on `main`, which they import from here.
-from hookops import backfill, demo, eventlog_types, poison, subscriptions, verify  # noqa: E402,F401
+for command in (backfill.backfill, backfill.reconcile_cmd, demo.doubles, eventlog_types.eventlog_types,
+                poison.poison, subscriptions.subscribe, subscriptions.subscriptions, subscriptions.unsubscribe,
+                verify.verify_deployment):
+    main.add_command(command)
 
 if __name__ == "__main__":  # `python -m hookops.cli`: the imported module's group has every command
     from hookops.cli import main as hookops

@@ -22,7 +22,6 @@ from pathlib import Path
 import click
 
 from hookops import localsettings
-from hookops.cli import main
 
 AV_ASSET = "d0d0a001-5eed-4a11-9a7e-000000000001"      # an oral history: a WAV in the access representation
 IMAGE_ASSET = "d0d0a001-5eed-4a11-9a7e-000000000002"   # a map: PNG access copy and thumbnail, TIFF master
@@ -98,7 +97,7 @@ def write_settings(values: dict[str, str], path: Path) -> None:
     path.chmod(0o600)  # it holds secrets
 
 
-@main.command("doubles")
+@click.command("doubles")
 @click.option("--write", is_flag=True, help="Also write the settings into local.settings.json.")
 @click.option("--settings-file", type=click.Path(dir_okay=False, path_type=Path), default=localsettings.PATH,
               show_default=True, help="The local.settings.json --write merges into.")

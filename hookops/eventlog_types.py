@@ -7,10 +7,10 @@ import datetime as dt
 
 import click
 
-from hookops.cli import _fail, main, printable
+from hookops.common import fail as _fail, printable
 
 
-@main.command("eventlog-types")
+@click.command("eventlog-types")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366),
               help="How far back to look.")
 @click.option("--max-requests", default=50, show_default=True, type=click.IntRange(1, 10000),
@@ -22,7 +22,7 @@ def eventlog_types(days, max_requests):
     from handlers.clients import eventlog, preservica
     from handlers.core import reconcile, settings
     from handlers.core.errors import SafeError
-    from hookops.backfill import _preservica
+    from hookops.common import preservica_secrets as _preservica
     secrets = _preservica()
     mapping = reconcile.parse_types(settings.get("RECONCILE_EVENT_TYPES"))
     now = dt.datetime.now(dt.timezone.utc)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import click
 
 from handlers.clients import poison as core
-from hookops.cli import _storage, main, printable
+from hookops.common import printable, storage as _storage
 
 
-@main.group()
+@click.group()
 def poison():
     """Inspect and replay messages the Functions host gave up on (`<queue>-poison`)."""
 

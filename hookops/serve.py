@@ -13,6 +13,7 @@ import click
 from handlers.core import hosting
 from handlers.core.hosting import LOCAL_CONSOLE
 from hookops import azurite, localsettings
+from hookops.common import fail
 
 ROOT = localsettings.ROOT
 
@@ -97,8 +98,19 @@ def _local_token() -> str:
     return local_token()
 
 
+def console_link(port: int) -> str:
+    """The local console's link with its token (from the key the app itself reads, in local storage)."""
+    from azure.core.exceptions import AzureError
+
+    from handlers.core.errors import StorageUnavailable
+    try:
+        token = _local_token()
+    except (AzureError, StorageUnavailable) as exc:
+        fail(f"Local storage is unavailable ({type(exc).__name__}): start the app with `hookops run` first.")
+    return f"http://127.0.0.1:{port}/api/console/overview?token={token}"
+
+
 def _banner(url: str, port: int, admin_token: str | None) -> None:
-    from hookops.cli import console_link
     console = console_link(port)
     timer = (f"Run a timer:  curl -X POST -H 'x-functions-key: {admin_token}' http://127.0.0.1:{port}/admin/functions/<name>\n"
              if admin_token else "")

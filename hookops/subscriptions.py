@@ -6,7 +6,7 @@ import json
 
 import click
 
-from hookops.cli import _fail, _webhook_secret, check_endpoint, main, printable
+from hookops.common import check_endpoint, fail, printable, webhook_secret
 
 # Preservica's trigger names (what deliveries carry) -> pyPreservica's TriggerType member.
 TRIGGERS = {"FULL_TEXT_INDEXED": "INDEXED", "MOVED": "MOVED", "CHANGED_SECURITY_DESCRIPTOR": "SECURITY_CHANGED",
@@ -18,7 +18,7 @@ def _trigger_name(value: str) -> str:
     name = value.strip().upper()
     name = ALIASES.get(name, name)
     if name not in TRIGGERS:
-        _fail(f"unknown trigger {value!r}; use one of {', '.join(TRIGGERS)}")
+        fail(f"unknown trigger {value!r}; use one of {', '.join(TRIGGERS)}")
     return name
 
 
@@ -42,7 +42,7 @@ def _webhooks():
     try:
         return preservica.webhooks_api(default())
     except (ActionError, SecretUnavailable) as exc:
-        _fail(f"{exc}. Set them in the environment or local.settings.json (KEY_VAULT_URI for Key Vault).")
+        fail(f"{exc}. Set them in the environment or local.settings.json (KEY_VAULT_URI for Key Vault).")
 
 
 def _refused(what: str, exc: Exception, url: str = "") -> None:
@@ -50,16 +50,16 @@ def _refused(what: str, exc: Exception, url: str = "") -> None:
     from handlers.clients import preservica
     problem = preservica.classify(exc)
     if isinstance(problem, preservica.NotFound):
-        _fail(f"could not {what}: no such subscription")
+        fail(f"could not {what}: no such subscription")
     reason = str(problem) if problem is not None else (str(exc) if isinstance(exc, RuntimeError) else type(exc).__name__)
     detail = str(getattr(exc, "msg", "") or "")[:300]
     if url:
         detail = detail.replace(url, redact_url(url))
     # Preservica's words are shown, not obeyed: escaped like everything else from outside (printable()).
-    _fail(f"could not {what}: {printable(reason)}" + (f" ({printable(detail)})" if detail else ""))
+    fail(f"could not {what}: {printable(reason)}" + (f" ({printable(detail)})" if detail else ""))
 
 
-@main.command("subscribe")
+@click.command("subscribe")
 @click.option("--url", required=True, help="Public URL of this app's webhook, e.g. "
               "https://<app>.azurewebsites.net/api/preservica/webhook.")
 @click.option("--trigger", "-t", "triggers", multiple=True, required=True, metavar="TRIGGER",
@@ -75,13 +75,13 @@ def subscribe(url, triggers):
     Prints the id of each new subscription.
     """
     names = list(dict.fromkeys(_trigger_name(t) for t in triggers))
-    secret = _webhook_secret()
+    secret = webhook_secret()
     if any(c in url or c in secret for c in '"\\') or not url.startswith(("https://", "http://")):
         # pyPreservica writes the request JSON with an f-string: a quote or backslash would break it.
-        _fail("the URL must be http(s) and neither the URL nor the secret may contain '\"' or '\\'")
+        fail("the URL must be http(s) and neither the URL nor the secret may contain '\"' or '\\'")
     ok, why = check_endpoint(url, secret)
     if not ok:
-        _fail(f"not subscribing: the endpoint did not answer the challenge correctly "
+        fail(f"not subscribing: the endpoint did not answer the challenge correctly "
               f"({why.replace(url, redact_url(url))})")
     click.echo(f"challenge answered correctly by {redact_url(url)}")
     from pyPreservica.webHooksAPI import TriggerType
@@ -94,7 +94,7 @@ def subscribe(url, triggers):
         click.echo(f"subscribed {name}: {printable(created.get('id'))}")
 
 
-@main.command("subscriptions")
+@click.command("subscriptions")
 def subscriptions():
     """List the Preservica tenant's webhook subscriptions (URLs shown without their query string)."""
     api = _webhooks()
@@ -111,7 +111,7 @@ def subscriptions():
                    f"{printable(redact_url(sub.get('url')))}")
 
 
-@main.command("unsubscribe")
+@click.command("unsubscribe")
 @click.argument("subscription_id", required=False)
 @click.option("--all", "remove_all", is_flag=True, help="Remove every subscription of the tenant, not only this app's.")
 @click.option("--yes", is_flag=True, help="Confirm --all.")
@@ -119,9 +119,9 @@ def unsubscribe(subscription_id, remove_all, yes):
     """Remove the subscription SUBSCRIPTION_ID (see `subscriptions`), or with `--all --yes` every
     subscription of the Preservica tenant."""
     if bool(subscription_id) == remove_all:
-        _fail("give either a SUBSCRIPTION_ID or --all")
+        fail("give either a SUBSCRIPTION_ID or --all")
     if remove_all and not yes:
-        _fail("--all removes every webhook subscription of the tenant, including other systems'; add --yes to confirm")
+        fail("--all removes every webhook subscription of the tenant, including other systems'; add --yes to confirm")
     api = _webhooks()
     try:
         ids = [s["id"] for s in api.subscriptions()] if remove_all else [subscription_id]

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import click
 
 from handlers.core import settings
-from hookops.cli import check_endpoint, main, printable
+from hookops.common import check_endpoint, printable
 from hookops.subscriptions import redact_url
 
 WEBHOOK, HEALTH, CONSOLE = "/api/preservica/webhook", "/api/health", "/api/console/overview"
@@ -224,7 +224,7 @@ def run_checks(url: str, secret: str | None, why_none: str = "", console: bool =
     return results
 
 
-@main.command("verify-deployment")
+@click.command("verify-deployment")
 @click.option("--url", required=True, help="The app's URL, e.g. https://<app>.azurewebsites.net, or the "
               "deployment's webhookUrl output (only scheme and host are used).")
 @click.option("--vault-url", envvar="KEY_VAULT_URI", help="Key Vault to read the webhook secret from with your own "

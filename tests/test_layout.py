@@ -1,4 +1,5 @@
-"""The layout holds: imports only go downwards (stages -> actions -> clients -> core), no cycles, no
+"""The layout holds: imports only go downwards (stages -> actions -> clients -> core in handlers/; in
+hookops/, cli -> commands -> doubles, host -> common; hookops above all of handlers), no cycles, no
 file too long to read, and an action is one module: the registry finds it, the dispatcher routes and
 readiness-checks it, the queue functions include it, the runner runs and journals it."""
 import ast
@@ -17,6 +18,16 @@ from hookops.doubles.deliveries import delivery, encode
 
 HANDLERS = ROOT / "handlers"
 LAYER = {"core": 0, "clients": 1, "actions": 2}   # modules directly in handlers/ are the stages: layer 3
+# hookops/, the operator's tools, sits above every layer of handlers/ (which never imports it): what
+# commands share at the bottom, then the local host and the doubles, then the commands (every module
+# not named here), then the group that registers them.
+HOOKOPS = 10
+HOOKOPS_LAYER = {"common": 0, "localsettings": 0, "hostconfig": 0, "azurite": 0, "package": 0,
+                 "host": 1, "runner": 1, "doubles": 1, "cli": 3, "__main__": 3}
+COMMANDS = 2
+
+
+OURS = ("handlers", "hookops")
 
 
 def module_name(path: Path) -> str:
@@ -25,18 +36,20 @@ def module_name(path: Path) -> str:
 
 
 def layer(module: str) -> int:
-    parts = module.split(".")
-    return LAYER.get(parts[1], 3) if len(parts) > 1 else 3
+    top, *rest = module.split(".")
+    if top == "hookops":
+        return HOOKOPS + (HOOKOPS_LAYER.get(rest[0], COMMANDS) if rest else 0)
+    return LAYER.get(rest[0], 3) if rest else 3
 
 
 def imports(path: Path) -> set[str]:
-    """Every handlers module this file imports, at any depth (function-level imports count too)."""
+    """Every handlers or hookops module this file imports, at any depth (function-level imports count too)."""
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("handlers")}
+            found |= {a.name for a in node.names if a.name.startswith(OURS)}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -44,7 +57,7 @@ def imports(path: Path) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            if not target.startswith("handlers"):
+            if not target.startswith(OURS):
                 continue
             for alias in node.names:  # `from handlers.core import settings` imports handlers.core.settings
                 sub = f"{target}.{alias.name}"
@@ -53,7 +66,7 @@ def imports(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    return {module_name(p): imports(p) for p in HANDLERS.rglob("*.py")}
+    return {module_name(p): imports(p) for top in OURS for p in (ROOT / top).rglob("*.py")}
 
 
 def test_imports_only_go_downwards():
@@ -84,6 +97,23 @@ def test_the_walk_sees_real_imports():
     g = graph()
     assert "handlers.core.settings" in g["handlers.clients.storage"]
     assert "handlers.actions.registry" in g["handlers.dispatch"]      # a function-level import
+    assert "hookops.common" in g["hookops.backfill"]
+    assert {"hookops.backfill", "hookops.poison"} <= g["hookops.cli"]
+    assert "handlers.backfill" in g["hookops.backfill"]                # hookops may import handlers
+    assert "hookops.host.http" in g["hookops.host.runner"]
+
+
+def test_the_layers_order_hookops_above_handlers():
+    assert layer("handlers.reconcile") < layer("hookops.common") < layer("hookops.host.runner") \
+        < layer("hookops.backfill") < layer("hookops.cli")
+    assert layer("hookops.doubles.preservica.double") == layer("hookops.host.http")
+
+
+def test_the_cli_group_registers_its_commands():
+    """Command modules define their commands without importing the group; the group adds them."""
+    from hookops import backfill, cli
+    assert cli.main.commands["backfill"] is backfill.backfill
+    assert cli.main.commands["reconcile"] is backfill.reconcile_cmd
 
 
 @pytest.mark.parametrize("folder", ["handlers", "hookops"])

@@ -9,16 +9,13 @@ import re
 import socket
 import time
 import traceback
-import typing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from hookops.host.base import Host
 from hookops.host.functions import route_regex
-
-if typing.TYPE_CHECKING:
-    from hookops.host.runner import Runner
 
 log = logging.getLogger("hookops.runner")  # one logger for the whole runner
 MAX_BODY = 100 * 1024 * 1024  # the host's default maxRequestBodySize
@@ -95,7 +92,7 @@ class HttpServer(ThreadingHTTPServer):
     # Kestrel, in front of the real host, queues 512.
     request_queue_size = 512
 
-    def __init__(self, runner: "Runner", port: int):
+    def __init__(self, runner: Host, port: int):
         self.runner, self.full = runner, False
         self.inflight = 0                      # exchanges being answered; see Runner.wait_idle()
         self.conns: set[socket.socket] = set()  # open connections, cut by stop()

@@ -11,7 +11,6 @@ import random
 import re
 import threading
 import traceback
-import typing
 from concurrent.futures import ThreadPoolExecutor
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -19,10 +18,8 @@ from azure.functions.queue import QueueMessage  # the one with dequeue_count etc
 from azure.storage.queue import LinearRetry, QueueClient
 
 from hookops import azurite
+from hookops.host.base import Host
 from hookops.host.functions import Function, RunnerError
-
-if typing.TYPE_CHECKING:
-    from hookops.host.runner import Runner
 
 log = logging.getLogger("hookops.runner")  # one logger for the whole runner
 
@@ -64,7 +61,7 @@ def ensure(queue: QueueClient) -> QueueClient:
 class QueuePoller:
     """Polls one queue-triggered function's queue until the runner stops; `run()` is its thread."""
 
-    def __init__(self, runner: "Runner", fn: Function):
+    def __init__(self, runner: Host, fn: Function):
         self.runner, self.fn = runner, fn
         self.wake = threading.Event()  # set: poll now
         self.empty_polls = 0           # polls that found the queue empty and nothing in flight

@@ -10,6 +10,9 @@ import traceback
 
 from azure.functions.timer import TimerRequest
 
+from hookops.host.base import Host
+from hookops.host.functions import Function
+
 log = logging.getLogger("hookops.runner")
 
 
@@ -25,7 +28,7 @@ def croniter_for(expression: str, start: dt.datetime):
 class TimerPoller:
     """Fires one timer function on its schedule until the runner stops."""
 
-    def __init__(self, runner, fn):
+    def __init__(self, runner: Host, fn: Function):
         self.runner, self.fn = runner, fn
         self.lock = threading.Lock()  # a timer function never runs twice at once (the host's singleton)
         croniter_for(fn.trigger["schedule"], dt.datetime.now(dt.timezone.utc))  # a bad schedule fails at start
@@ -54,7 +57,7 @@ class TimerPoller:
             r.count(name, "succeeded")
 
 
-def run_now(runner, name: str) -> int:
+def run_now(runner: Host, name: str) -> int:
     """The admin call: 202 and the function runs in the background; 404 for no such timer function."""
     poller = runner.timers.get(name)
     if poller is None:
