@@ -112,7 +112,7 @@ param webhookFailureThreshold int = 5
 ])
 param noDeliveryHours int = 0
 
-@description('MAX_EVENTS_PER_DELIVERY: most events one delivery may hold (400, body kept, above it).')
+@description('MAX_EVENTS_PER_DELIVERY: page size: most events of one delivery one dispatcher invocation works through (larger deliveries are dispatched a page at a time).')
 @minValue(1)
 param maxEventsPerDelivery int = 1000
 
