@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 from urllib.parse import quote
 
 MAX_FILES = 20          # a card lists this many bitstreams, then "and N more"
@@ -15,7 +16,7 @@ SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 KINDS = {"IO": "Assets", "SO": "Folders", "CO": "Content objects"}
 
 
-def message(body: list[dict], actions: list[dict] | None = None) -> dict:
+def message(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     content = {"$schema": SCHEMA, "type": "AdaptiveCard", "version": "1.4", "body": body}
     if actions:
         content["actions"] = actions
@@ -60,7 +61,7 @@ def plain(text: str | None) -> str:
     return text.replace("://", ":\u200b//")
 
 
-def _text(text: str, **style) -> dict:
+def _text(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **style}
 
 
@@ -70,12 +71,12 @@ def _short(text: str | None, limit: int = MAX_TEXT) -> str:
     return plain(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def _open(url: str | None, title: str = "Open in Preservica") -> list[dict]:
+def _open(url: str | None, title: str = "Open in Preservica") -> list[dict[str, Any]]:
     return [{"type": "Action.OpenUrl", "title": title, "url": url}] if url else []
 
 
 def indexed_card(title: str, description: str | None, ref: str, files: list[tuple[str, int | None]] | None,
-                 link: str | None, file_count: int | None = None) -> dict:
+                 link: str | None, file_count: int | None = None) -> dict[str, Any]:
     """FULL_TEXT_INDEXED: an asset finished ingest. `files` None: the file list is not shown (not read);
     `file_count`: how many there are when `files` holds only the first ones."""
     body = [_text("New asset in Preservica", size="Small", isSubtle=True),
@@ -94,7 +95,7 @@ def indexed_card(title: str, description: str | None, ref: str, files: list[tupl
     return message(body, _open(link))
 
 
-def alert_card(trigger: str, entity_type: str, ref: str, tenant: str, timestamp: str, link: str | None) -> dict:
+def alert_card(trigger: str, entity_type: str, ref: str, tenant: str, timestamp: str, link: str | None) -> dict[str, Any]:
     """INGEST_FAILED: someone should look."""
     body = [{"type": "Container", "style": "attention", "items": [
                 _text("⚠ Ingest failed in Preservica", size="Large", weight="Bolder", color="Attention")]},
@@ -106,13 +107,13 @@ def alert_card(trigger: str, entity_type: str, ref: str, tenant: str, timestamp:
     return message(body, _open(link))
 
 
-def line_card(trigger: str, entity_type: str, ref: str, link: str | None) -> dict:
+def line_card(trigger: str, entity_type: str, ref: str, link: str | None) -> dict[str, Any]:
     """Any other trigger: one line naming the trigger and the entity."""
     return message([_text(f"Preservica {_short(trigger, 80)}: {_short(entity_type, 40) or '?'} {plain(ref) or '?'}")],
                    _open(link))
 
 
-def digest_card(trigger: str, total: int, counts: dict[str, int], titles: list[str], shown: int) -> dict:
+def digest_card(trigger: str, total: int, counts: dict[str, int], titles: list[str], shown: int) -> dict[str, Any]:
     """Many events in one delivery: counts and the first few names instead of a flood of cards."""
     body = [_text(f"Preservica {_short(trigger, 80)}: {total} events", size="Large", weight="Bolder"),
             {"type": "FactSet", "facts": [{"title": f"{KINDS.get(kind) or _short(kind, 40)} ({_short(kind, 40)})",

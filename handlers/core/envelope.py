@@ -39,8 +39,8 @@ class Delivery:
     tenant: str
     version: str
     trigger: str
-    events: tuple[dict, ...]
-    extra: dict = field(default_factory=dict, compare=False)
+    events: tuple[dict[str, Any], ...]
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def delivery_id(body: bytes) -> str:
@@ -161,7 +161,7 @@ def _utf8_len(value: Any, what: str) -> int:
         raise InvalidDelivery(f"{what} holds text that is not valid Unicode (a lone surrogate)") from None
 
 
-def _field(doc: dict, name: str, where: str) -> str:
+def _field(doc: dict[str, Any], name: str, where: str) -> str:
     raw = doc.get(name)
     if isinstance(raw, (dict, list)):
         raise InvalidDelivery(f"{where}{name} is not text")
@@ -205,7 +205,7 @@ def delivery_from_doc(doc: Any) -> Delivery:
 
 # ---- events, keys, journal coordinates ------------------------------------------------------
 
-def entity_ref(event: dict) -> str:
+def entity_ref(event: dict[str, Any]) -> str:
     """The bare reference: the last segment of a path or URL, without an `sdb:IO|` type prefix."""
     tail = _text(event.get("entityRef")).strip().rstrip("/").rsplit("/", 1)[-1]
     return _TYPE_PREFIX.sub("", tail, count=1) if _TYPE_PREFIX.match(tail) else tail
@@ -215,14 +215,14 @@ def is_ref(value: str) -> bool:
     return bool(_UUID.fullmatch(value))
 
 
-def check_ref(event: dict, index: int = 0) -> None:
+def check_ref(event: dict[str, Any], index: int = 0) -> None:
     """An event names no entity, or one by its UUID reference; nothing else reaches a URL or a blob name."""
     ref = entity_ref(event)
     if ref and not is_ref(ref):
         raise InvalidDelivery(f"events[{index}].entityRef is not a Preservica reference (a UUID)")
 
 
-def event_key(delivery: Delivery, event: dict) -> str:
+def event_key(delivery: Delivery, event: dict[str, Any]) -> str:
     """Deterministic per event: a re-sent delivery yields the same keys, so no double work.
     The fields are hashed as a JSON list, so no field's content can shift another's boundary."""
     parts = [delivery.subscription_id, delivery.timestamp, delivery.trigger,
@@ -237,7 +237,7 @@ def parse_timestamp(value: str) -> dt.datetime | None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        parsed = parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
     except (ValueError, OverflowError):
         return None
     return parsed if _YEARS[0] <= parsed.year <= _YEARS[1] else None

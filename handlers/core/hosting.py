@@ -16,7 +16,7 @@ The host's rules are azure-functions-host `src/WebJobs.Script/Environment/Enviro
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 # Set by `hookops run` (hookops/serve.py) and nothing else: a local run's console may serve the local user.

@@ -13,6 +13,7 @@ import html
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from .media import Media
 
@@ -33,14 +34,14 @@ def is_public(security_tag: str | None, public_tags: str | None, hidden: bool = 
     """Whether an asset may be published: its security tag is in PUBLIC_SECURITY_TAGS (comma separated)
     and it is not hidden."""
     allowed = {t.strip() for t in (public_tags or "").split(",") if t.strip()}
-    return not hidden and bool(security_tag) and security_tag.strip() in allowed
+    return not hidden and security_tag is not None and security_tag.strip() in allowed
 
 
 _HIDDEN_NAMES = {"hidden", "ishidden"}
 _VISIBLE_NAMES = {"visible", "isvisible", "visibility"}
 
 
-def is_hidden(entity) -> bool:
+def is_hidden(entity: Any) -> bool:
     """Whether Preservica's entity document (its parsed ElementTree root) marks the asset hidden
     (CHANGE_ASSET_VISIBILITY). Inferred: no public source (pyPreservica, XIP schemas v6.0/6.2) shows how
     visibility appears in the entity document, so the rule is: an element (any namespace) named
@@ -72,7 +73,7 @@ class Asset:
     ref: str
     title: str | None
     description: str | None
-    identifiers: list = field(default_factory=list)      # [(type, value)]
+    identifiers: list[Any] = field(default_factory=list)      # [(type, value)]
     files: list[File] = field(default_factory=list)       # in the access representation's order
     thumbnail: File | None = None
     captions: str | None = None                            # blob name of a WebVTT file
@@ -81,14 +82,14 @@ class Asset:
     required_statement: str | None = None
 
 
-def text(value, limit: int) -> str:
-    value = str(value or "").strip()[:limit]
-    if value.startswith("<") and value.endswith(">"):
-        return f"<span>{html.escape(value)}</span>"
-    return value
+def text(value: object, limit: int) -> str:
+    out = str(value or "").strip()[:limit]
+    if out.startswith("<") and out.endswith(">"):
+        return f"<span>{html.escape(out)}</span>"
+    return out
 
 
-def _lang(value, limit: int) -> dict:
+def _lang(value: object, limit: int) -> dict[str, Any]:
     return {"none": [text(value, limit)]}
 
 
@@ -98,7 +99,7 @@ def manifest(asset: Asset, base: str) -> bytes:
     from (`captions_on`), and nowhere else."""
     from iiif_prezi3 import Annotation, AnnotationBody, AnnotationPage, KeyValueString, Manifest
     root = f"{base.rstrip('/')}/{asset.ref}"
-    kw = {"id": f"{root}/manifest.json", "label": _lang(asset.title or asset.ref, MAX_LABEL)}
+    kw: dict[str, Any] = {"id": f"{root}/manifest.json", "label": _lang(asset.title or asset.ref, MAX_LABEL)}
     if asset.description:
         kw["summary"] = _lang(asset.description, MAX_SUMMARY)
     pairs = [(t, v) for t, v in asset.identifiers if t and v][:MAX_METADATA]
@@ -133,12 +134,12 @@ def manifest(asset: Asset, base: str) -> bytes:
     return inert_json(json.loads(doc.json()))
 
 
-def _body(cls, url: str, media: Media):
+def _body(cls: Any, url: str, media: Media) -> Any:
     kw = {k: v for k, v in (("width", media.width), ("height", media.height), ("duration", media.duration)) if v}
     return cls(id=url, type=media.kind, format=media.content_type, **kw)
 
 
-def inert_json(doc: dict) -> bytes:
+def inert_json(doc: dict[str, Any]) -> bytes:
     """JSON with <, > and & escaped: the same document to a JSON parser, inert text to an HTML one."""
     out = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     return out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
@@ -154,25 +155,25 @@ def page_name(index: int) -> str:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def activity(kind: str, object_id: str, end_time: str) -> dict:
+def activity(kind: str, object_id: str, end_time: str) -> dict[str, Any]:
     """One Create/Update/Delete of a Manifest; endTime is when it was published (UTC, sortable text)."""
     assert kind in ("Create", "Update", "Delete")
     return {"type": kind, "object": {"id": object_id, "type": "Manifest"}, "endTime": end_time}
 
 
-def collection_doc(base: str, last: int) -> dict:
+def collection_doc(base: str, last: int) -> dict[str, Any]:
     base = base.rstrip("/")
     return {"@context": DISCOVERY_CONTEXT, "id": f"{base}/{COLLECTION}", "type": "OrderedCollection",
             "first": {"id": f"{base}/{page_name(0)}", "type": "OrderedCollectionPage"},
             "last": {"id": f"{base}/{page_name(last)}", "type": "OrderedCollectionPage"}}
 
 
-def page_doc(base: str, index: int, items: list[dict], has_next: bool) -> dict:
+def page_doc(base: str, index: int, items: list[dict[str, Any]], has_next: bool) -> dict[str, Any]:
     base = base.rstrip("/")
-    doc = {"@context": DISCOVERY_CONTEXT, "id": f"{base}/{page_name(index)}", "type": "OrderedCollectionPage",
+    doc: dict[str, Any] = {"@context": DISCOVERY_CONTEXT, "id": f"{base}/{page_name(index)}", "type": "OrderedCollectionPage",
            "partOf": {"id": f"{base}/{COLLECTION}", "type": "OrderedCollection"}}
     if index > 0:
         doc["prev"] = {"id": f"{base}/{page_name(index - 1)}", "type": "OrderedCollectionPage"}

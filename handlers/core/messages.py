@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace  # noqa: F401 (replace: callers adjust jobs with it)
+from typing import Any
 
 from .envelope import Delivery, _text, entity_ref
 from .errors import InvalidMessage
@@ -55,7 +56,7 @@ def fits_queue(message: str) -> bool:
     return len(message.encode("utf-8")) <= MAX_QUEUE_PAYLOAD
 
 
-def read_intake_message(raw: bytes | str) -> dict:
+def read_intake_message(raw: bytes | str) -> dict[str, Any]:
     doc = _load(raw)
     if not isinstance(doc.get("id"), str) or ("delivery" not in doc and not isinstance(doc.get("blob"), str)):
         raise InvalidMessage("intake message has neither 'delivery' nor 'blob'")
@@ -65,7 +66,7 @@ def read_intake_message(raw: bytes | str) -> dict:
     return doc
 
 
-def _load(raw: bytes | str) -> dict:
+def _load(raw: bytes | str) -> dict[str, Any]:
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -89,10 +90,10 @@ class Job:
     tenant: str
     subscription_id: str
     timestamp: str
-    event: dict
+    event: dict[str, Any]
     kind: str = "event"           # "event", or another kind an action's fan-out hook makes (Teams: "digest")
-    digest: dict | None = None    # that hook's own data for a message standing for many events
-    snapshot: dict | None = field(default=None, compare=False)  # what the dispatcher read from Preservica
+    digest: dict[str, Any] | None = None    # that hook's own data for a message standing for many events
+    snapshot: dict[str, Any] | None = field(default=None, compare=False)  # what the dispatcher read from Preservica
     traceparent: str | None = field(default=None, compare=False)  # the trace the message belongs to
     attempt: int = field(default=1, compare=False)  # the message's delivery count: > 1, an earlier try may have acted
 
@@ -104,21 +105,21 @@ class Job:
     def entity_ref(self) -> str:
         return entity_ref(self.event)
 
-    def entry(self, with_snapshot: bool = True) -> dict:
+    def entry(self, with_snapshot: bool = True) -> dict[str, Any]:
         doc = {"key": self.key, "rk": self.rk, "event": self.event}
         if with_snapshot and self.snapshot is not None:
             doc["snapshot"] = self.snapshot
         return doc
 
 
-def jobs_for(delivery: Delivery, did: str, event: dict, actions: tuple[str, ...], key: str, pk: str,
+def jobs_for(delivery: Delivery, did: str, event: dict[str, Any], actions: tuple[str, ...], key: str, pk: str,
              rk: str) -> list[Job]:
     return [Job(action=a, key=key, pk=pk, rk=rk, delivery_id=did, trigger=delivery.trigger, tenant=delivery.tenant,
                 subscription_id=delivery.subscription_id, timestamp=delivery.timestamp, event=event)
             for a in actions]
 
 
-def _header(job: Job) -> dict:
+def _header(job: Job) -> dict[str, Any]:
     return {"v": VERSION, "action": job.action, "kind": job.kind, "deliveryId": job.delivery_id,
             "trigger": job.trigger, "tenant": job.tenant, "subscriptionId": job.subscription_id,
             "timestamp": job.timestamp, "pk": job.pk}
@@ -136,7 +137,9 @@ def pack(jobs: list[Job], max_events: int, traceparent: str | None = None) -> li
     if traceparent:
         head["traceparent"] = traceparent
     prefix = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + ',"events":['
-    out, parts, size = [], [], 0
+    out: list[str] = []
+    parts: list[str] = []
+    size = 0
     head_bytes = len(prefix.encode())
     for job in jobs:
         part = json.dumps(job.entry(), separators=(",", ":"), ensure_ascii=False)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any
 
 from . import envelope
 from .envelope import is_ref, parse_timestamp
@@ -27,7 +28,7 @@ SOURCES = WEBHOOK, RECONCILE, BACKFILL, RECHECK = "webhook", "reconcile", "backf
 ALWAYS = frozenset({"CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY"})   # re-run even when delivered
 RECHECK_ACTIONS = ("publish",)   # what a RECHECK delivery runs
 DELETED, DELETED_TRIGGER = "Deleted", "CHANGED_SECURITY_DESCRIPTOR"   # a deletion: publish withdraws
-UTC = dt.timezone.utc
+UTC = dt.UTC
 BUCKETS = 4096  # backfill: one delivery per first three hex digits of the ref (up to 1000 events each)
 
 
@@ -83,7 +84,7 @@ def slices(start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> list[tup
     return out
 
 
-def sightings(rows: Iterable[dict]) -> dict[tuple[str, str], list[tuple[dt.datetime, str]]]:
+def sightings(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[dt.datetime, str]]]:
     """(ref, trigger) -> [(Preservica's time, source)], from journal rows (any source)."""
     seen: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = {}
     for row in rows:
@@ -110,7 +111,7 @@ class Gap:
 
 
 def missed(found: Iterable[Found], seen: dict[tuple[str, str], list[tuple[dt.datetime, str]]],
-           tolerance: dt.timedelta, used: set | None = None) -> Gap:
+           tolerance: dt.timedelta, used: set[Any] | None = None) -> Gap:
     """Match each logged event to at most one journaled event of its entity and trigger, and each
     journaled event to at most one logged event: first the reconciler's own rows at exactly the logged
     time (it queued that event before), then, oldest first, the earliest unused one within the tolerance.
@@ -154,7 +155,7 @@ def stamp(when: dt.datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def deliveries(found: Iterable[Found], source: str, tenant: str, max_events: int) -> list[dict]:
+def deliveries(found: Iterable[Found], source: str, tenant: str, max_events: int) -> list[dict[str, Any]]:
     """Delivery documents for the dispatcher, one per (trigger, time): an event's journal row then
     sits at Preservica's time for it, and the same event found again gives the same keys."""
     groups: dict[tuple[str, str], list[Found]] = {}
@@ -168,7 +169,7 @@ def deliveries(found: Iterable[Found], source: str, tenant: str, max_events: int
 
 
 def backfill_deliveries(refs: Iterable[tuple[str, str]], trigger: str, started: dt.datetime, tenant: str,
-                        max_events: int) -> list[dict]:
+                        max_events: int) -> list[dict[str, Any]]:
     """Backfill documents: assets bucketed by the first three hex digits of their ref, bucket b at
     `started` + b ms. A resumed backfill (same `started`) gives every asset the same journal row,
     so the dispatcher skips what is done; each delivery's rows are one range query."""
@@ -186,7 +187,7 @@ def backfill_deliveries(refs: Iterable[tuple[str, str]], trigger: str, started: 
     return docs
 
 
-def _doc(source: str, ts: str, trigger: str, tenant: str, group: list[Found]) -> dict:
+def _doc(source: str, ts: str, trigger: str, tenant: str, group: list[Found]) -> dict[str, Any]:
     return {"subscriptionId": source, "timestamp": ts, "tenant": tenant, "version": "", "trigger": trigger,
             "events": [{"event": f.event, "entityType": f.entity_type, "entityRef": f.ref, "identifiers": []}
                        for f in group]}

@@ -5,8 +5,8 @@ a trigger with neither gets no actions (its events are still recorded by the dis
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .errors import SettingsError
 

@@ -7,8 +7,9 @@ Pure: reads a mapping (os.environ by default), imports nothing from Azure.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any
 
 from .errors import SettingsError
 
@@ -166,7 +167,7 @@ def get_int(name: str, env: Mapping[str, str] | None = None, minimum: int = 0) -
     return BY_NAME[name].int_value(env, minimum)
 
 
-def secret_missing(secrets, vault_name: str, local_setting: str) -> list[str]:
+def secret_missing(secrets: Any, vault_name: str, local_setting: str) -> list[str]:
     """[] when the secret is there, else where to put it (a name, never a value). `secrets` is a
     clients.secrets.SecretSource (passed in: this module does no I/O of its own)."""
     if secrets.get(vault_name, local_setting):
@@ -174,7 +175,7 @@ def secret_missing(secrets, vault_name: str, local_setting: str) -> list[str]:
     return [f"Key Vault secret {vault_name}" if secrets.vault_uri else local_setting]
 
 
-def preservica_missing(secrets, env: Mapping[str, str] | None = None) -> list[str]:
+def preservica_missing(secrets: Any, env: Mapping[str, str] | None = None) -> list[str]:
     """What the Preservica client lacks to log in (setting names, never values)."""
     return ([n for n in ("PRESERVICA_SERVER", "PRESERVICA_USERNAME") if not get(n, env)]
             + secret_missing(secrets, KV_PRESERVICA_PASSWORD, "PRESERVICA_PASSWORD"))

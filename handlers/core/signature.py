@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 SIGNATURE_HEADER = "Preservica-Signature"
 _PREFIX = b"preservica-webhook-auth"

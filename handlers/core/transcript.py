@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 # XML 1.0 forbids most C0 controls (and ElementTree would write them anyway); WebVTT lines must not
 # hold line breaks. Both drop these, and line and paragraph separators too.
@@ -47,7 +48,7 @@ def cue_text(text: str) -> str:
 
 def webvtt(phrases: list[Phrase]) -> str:
     """WebVTT captions, one cue per recognised phrase, in time order; empty phrases are left out."""
-    cues = []
+    cues: list[str] = []
     for p in sorted(phrases, key=lambda p: p.start_ms):
         payload = cue_text(p.text)
         if not payload:
@@ -98,18 +99,18 @@ def fragment(schema: str, text: str, lang: str, source: str, duration_ms: int) -
 # captions only to a file it publishes whose content object and fixity are the ones recorded here
 # (a transcript of the preservation master must never follow an unrelated access image to the public).
 
-def fixity_text(fixity: dict | None) -> str:
+def fixity_text(fixity: dict[str, Any] | None) -> str:
     """A bitstream's fixity values as one comparable string: `ALG:value;...`, sorted, bounded."""
     return ";".join(f"{k}:{v}" for k, v in sorted((fixity or {}).items()))[:256]
 
 
-def source_metadata(representation: str, content_object: str, fixity: dict | None) -> dict[str, str]:
+def source_metadata(representation: str, content_object: str, fixity: dict[str, Any] | None) -> dict[str, str]:
     """Blob metadata naming what was transcribed: representation type, content object ref, fixity."""
     return {"source_representation": representation, "source_content_object": content_object,
             "source_fixity": fixity_text(fixity)}
 
 
-def same_source(metadata: dict | None, content_object: str, fixity: dict | None) -> bool:
+def same_source(metadata: dict[str, Any] | None, content_object: str, fixity: dict[str, Any] | None) -> bool:
     """Whether a transcript's blob metadata says it was made from this content object with this fixity.
     A transcript with no record (made before this was recorded) matches nothing."""
     md = metadata or {}
