@@ -11,6 +11,18 @@ Authentication: the key in `Ocp-Apim-Subscription-Key`, or `Authorization: Beare
 `accept_token(token)` (a callable) approves. The request body is spooled to a temporary file and
 the multipart parts are found in it there, so a large upload is never held in memory.
 Nothing a caller sent as a credential is kept: `calls` holds header names only for those.
+
+Sources: the request (a multipart/form-data POST to /speechtotext/transcriptions:transcribe?api-version=...
+with an `audio` file part and a `definition` JSON part, e.g. {"locales": ["en-US"]}) and the response
+(`durationMilliseconds`, `combinedPhrases[].text`, `phrases[]` with `offsetMilliseconds`,
+`durationMilliseconds`, `text`, `locale`, `confidence`) follow learn.microsoft.com
+azure/ai-services/speech-service/fast-transcription-create and the REST reference
+rest/api/speechtotext/transcriptions/transcribe, whose field names the real client reads
+(azure-ai-transcription models/_models.py). Authentication (`Ocp-Apim-Subscription-Key`, or
+`Authorization: Bearer <Entra ID token>` for keyless use): the same page's note and the reference's
+security section. Inferred: the error bodies' wording and codes, the answer to a GET, and the 429
+form a test scripts with `fail_next` (`Retry-After` in seconds, as Azure AI services throttling is
+generally described; no page shows this API's 429).
 """
 from __future__ import annotations
 
@@ -51,6 +63,7 @@ class Call:
 
 
 def _error(code: str, message: str) -> dict:
+    # Inferred: the {"error": {"code", "message"}} shape of Azure AI services errors; no page shows this API's.
     return {"error": {"code": code, "message": message}}
 
 
@@ -247,6 +260,7 @@ class SpeechDouble:
 
     # answers
     def _authorized(self, headers) -> bool:
+        # The key or a Bearer token (fast-transcription-create, "keyless authentication" note).
         key = headers.get("Ocp-Apim-Subscription-Key")
         if key is not None:
             return hmac.compare_digest(key.encode(), self.key.encode())
@@ -258,6 +272,7 @@ class SpeechDouble:
         with self._lock:
             phrases = list(self._phrases)
         duration = _wav_ms(call.audio) or max((o + d for o, d, _ in phrases), default=0)
+        # The response shape of fast-transcription-create; the values (confidence, one combined phrase) are ours.
         return {"durationMilliseconds": duration,
                 "combinedPhrases": [{"text": " ".join(t for _, _, t in phrases)}],
                 "phrases": [{"offsetMilliseconds": o, "durationMilliseconds": d, "text": t, "locale": locales[0],
