@@ -25,7 +25,8 @@ DEFAULT_URL = "http://localhost:7071/api/preservica/webhook"
 
 
 def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
+    """Stop with `message`, escaped: errors quote what Preservica or an endpoint said (printable())."""
+    raise click.ClickException(printable(message))
 
 
 def _webhook_secret() -> str:
