@@ -93,6 +93,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             self.poisoned: set[str] = set()  # assets a message was lost for, and nothing has converged since
             self.down = False
             self.t = start                   # Preservica's clock
+            self.last = {ref: start for ref in REFS}   # when each asset last changed
             for ref in REFS:
                 self.variant[ref] = 0
                 pres.add_asset(ref, f"Asset {ref[:4]}", bitstreams=_files(ref, 0))
@@ -139,6 +140,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             """A change in Preservica at its time `self.t`: logged as Preservica logs it (None: a deletion,
             which updated-since lists), and its webhook delivered (dispatcher, journal, runner) or lost."""
             self.t += TICK
+            self.last[ref] = self.t
             if logged:
                 pres.record_event(logged, [ref], self.t)
             if public_now(ref):
@@ -198,6 +200,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
                 met.append(ref)
                 pres.set_security_tag(ref, "closed")
                 self.t += TICK
+                self.last[ref] = self.t
                 pres.record_event("Modified", [ref], self.t)
                 self.converge(ref)
                 if outage:
@@ -236,18 +239,29 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
         @rule()
         def a_failed_message_goes_to_poison(self):
             if self.pending:   # never retried: a later change, a reconciler's re-check or the sweep sees it again
-                entry = self.pending.pop(0)
-                self.poisoned.add(entry[1] if entry[0] == "converge" else messages.read_batch(entry[1])[0].entity_ref)
+                self.poisoned.add(self.ref_of(self.pending.pop(0)))
 
         @rule(lag=st.integers(min_value=0, max_value=3))
         def reconcile(self, lag):
             """A reconciliation run on its timer, `lag` changes after the newest it can see (its window ends
-            RECONCILE_DELAY_MINUTES before `now`); what it queues goes through the dispatcher and the runner."""
+            RECONCILE_DELAY_MINUTES before `now`); what it queues goes through the dispatcher and the runner.
+            A complete run with Preservica up leaves every asset that last changed inside its window right,
+            unless a message for it waits for a retry or was lost to poison."""
+            end = self.t - lag * TICK + dt.timedelta(minutes=1)
             try:
-                reconcile.run(now=self.t - lag * TICK + DELAY)
+                report = reconcile.run(now=end + DELAY)
             except Exception:
                 assert self.down   # it stops where Preservica failed; the next run resumes there
+                report = None
             self.run_queued()
+            if report and report["complete"] and not self.down:
+                waiting = {self.ref_of(entry) for entry in self.pending}
+                self.check({r for r in REFS if self.last[r] < end} - self.poisoned - waiting,
+                           "after a reconciliation run")
+
+        @staticmethod
+        def ref_of(entry: tuple) -> str:
+            return entry[1] if entry[0] == "converge" else messages.read_batch(entry[1])[0].entity_ref
 
         @rule(ref=st.sampled_from(REFS))
         def duplicate_or_stale_message(self, ref):
