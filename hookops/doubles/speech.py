@@ -12,17 +12,13 @@ Authentication: the key in `Ocp-Apim-Subscription-Key`, or `Authorization: Beare
 the multipart parts are found in it there, so a large upload is never held in memory.
 Nothing a caller sent as a credential is kept: `calls` holds header names only for those.
 
-Sources: the request (a multipart/form-data POST to /speechtotext/transcriptions:transcribe?api-version=...
-with an `audio` file part and a `definition` JSON part, e.g. {"locales": ["en-US"]}) and the response
-(`durationMilliseconds`, `combinedPhrases[].text`, `phrases[]` with `offsetMilliseconds`,
-`durationMilliseconds`, `text`, `locale`, `confidence`) follow learn.microsoft.com
-azure/ai-services/speech-service/fast-transcription-create and the REST reference
-rest/api/speechtotext/transcriptions/transcribe, whose field names the real client reads
-(azure-ai-transcription models/_models.py). Authentication (`Ocp-Apim-Subscription-Key`, or
-`Authorization: Bearer <Entra ID token>` for keyless use): the same page's note and the reference's
-security section. Inferred: the error bodies' wording and codes, the answer to a GET, and the 429
-form a test scripts with `fail_next` (`Retry-After` in seconds, as Azure AI services throttling is
-generally described; no page shows this API's 429).
+Sources: request (multipart POST to /speechtotext/transcriptions:transcribe?api-version=..., parts `audio` and
+`definition` JSON such as {"locales": ["en-US"]}) and response (`durationMilliseconds`, `combinedPhrases[].text`,
+`phrases[]`: offsetMilliseconds, durationMilliseconds, text, locale, confidence): learn.microsoft.com
+azure/ai-services/speech-service/fast-transcription-create, the REST reference speechtotext/transcriptions/transcribe
+and the real client's models (azure-ai-transcription models/_models.py); auth (`Ocp-Apim-Subscription-Key` or
+`Authorization: Bearer <Entra ID token>`): that page's keyless note. Inferred: the error bodies, the answer to a
+GET, and the 429 a test scripts (`Retry-After` in seconds; no page shows this API's 429).
 """
 from __future__ import annotations
 
@@ -260,7 +256,6 @@ class SpeechDouble:
 
     # answers
     def _authorized(self, headers) -> bool:
-        # The key or a Bearer token (fast-transcription-create, "keyless authentication" note).
         key = headers.get("Ocp-Apim-Subscription-Key")
         if key is not None:
             return hmac.compare_digest(key.encode(), self.key.encode())
