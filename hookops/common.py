@@ -13,7 +13,8 @@ from handlers.core import settings
 
 
 def fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
+    """Stop with `message`, escaped: errors quote what Preservica or an endpoint said (printable())."""
+    raise click.ClickException(printable(message))
 
 
 def webhook_secret() -> str:

@@ -30,17 +30,8 @@ class Refused(Exception):
 def current(ctx, ref: str):
     """The asset as Preservica has it now (None: deleted), with `.hidden` and the public `.identifiers`."""
     def read(api):
-        import xml.etree.ElementTree as ET
-        from ..clients import preservica
-        from ..core import iiif
-        from pyPreservica.common import Asset
-        # The URL and parse of pyPreservica's EntityAPI.asset() (entityAPI.py), from one same-server GET whose
-        # document we also read for visibility, which the SDK drops. 404: NotFound.
-        root = preservica.get_xml(api, f"{api.protocol}://{api.server}/api/entity/information-objects/{ref}")
-        fields = api.entity_from_string(ET.tostring(root, encoding="unicode"))
-        asset = Asset(fields["reference"], fields["title"], fields["description"], fields["security_tag"],
-                      fields["parent"], fields["metadata"])
-        asset.hidden = iiif.is_hidden(root)
+        from ..clients import snapshot
+        asset = snapshot.asset_now(api, ref)
         types = {t.strip() for t in (IDENTIFIER_TYPES.value() or "").split(",") if t.strip()}
         asset.identifiers = sorted((t, v) for t, v in api.identifiers_for_entity(asset) if t in types) if types else []
         return asset

@@ -90,13 +90,19 @@ def converge(ctx: Context, preservica_ref: str, lock_wait: float | None = None) 
         return outcome
 
 
-def _not_public(asset) -> str | None:
+def is_public(security_tag: str | None, hidden: bool) -> bool:
+    """The one rule of what may be public: a tag in PUBLIC_SECURITY_TAGS and not hidden."""
     from ..core import iiif
+    return iiif.is_public(security_tag, PUBLIC_TAGS.value(), hidden)
+
+
+def _not_public(asset) -> str | None:
     if asset is None:
         return "not found"
-    if getattr(asset, "hidden", False):
-        return "hidden"
-    return None if iiif.is_public(asset.security_tag, PUBLIC_TAGS.value()) else "not public"
+    hidden = bool(getattr(asset, "hidden", False))
+    if is_public(asset.security_tag, hidden):
+        return None
+    return "hidden" if hidden else "not public"
 
 
 def _recheck(ctx: Context, store, ref: str, preservica_ref: str) -> str | None:
@@ -109,13 +115,14 @@ def _recheck(ctx: Context, store, ref: str, preservica_ref: str) -> str | None:
         raise
 
 
-def link(ref: str, security_tag: str | None) -> dict | None:
-    """What the relay tells a receiver about the published state of an asset (None: not a publishable ref)."""
+def link(ref: str, security_tag: str | None, hidden: bool) -> dict | None:
+    """What the relay tells a receiver about the published state of an asset (None: not a publishable ref),
+    by the rule `converge` applies (is_public): a hidden or closed asset is `withdrawn`."""
     from ..core import iiif
     ref = iiif.blob_ref(ref)
     if ref is None:
         return None
-    if not iiif.is_public(security_tag, PUBLIC_TAGS.value()):
+    if not is_public(security_tag, hidden):
         return {"state": "withdrawn"}
     from ..clients import public_store as ps
     try:

@@ -3,7 +3,7 @@
 Body: {event, asset (summary or null), trigger, tenant, timestamp, deliveryId, iiif?}; `webhook-id` is
 the event key, so the receiver can drop the duplicates that at-least-once delivery brings.
 `iiif` (when `publish` is routed for the trigger): {"state": "published", "manifest": url} or
-{"state": "withdrawn"}, from the security tag the dispatcher read; the manifest may appear a moment later.
+{"state": "withdrawn"}, from the security tag and visibility the dispatcher read (publish.is_public); the manifest may appear a moment later.
 2xx -> done; 410 -> `gone` (the receiver asked us to stop; not retried); anything else raises
 and the queue retries.
 """
@@ -19,7 +19,7 @@ from ..core.settings import APP, LOCAL, Setting
 from .contract import USES, Action, ActionError, Context, Outcome, Secret
 
 log = logging.getLogger(__name__)
-READS = frozenset({"summary"})
+READS = frozenset({"summary", "visibility"})   # visibility: `iiif` says withdrawn for a hidden asset
 URL = Setting("RELAY_URL", None, APP, "Receiver the `relay` action POSTs Standard Webhooks to.")
 SECRET = Secret("relay-secret", Setting(
     "RELAY_SECRET", None, LOCAL, "Standard Webhooks secret (`whsec_...`) for `relay` (local); Key Vault `relay-secret` in Azure."))
@@ -35,9 +35,10 @@ def perform(job: Job, ctx: Context) -> Outcome:
     except Exception:  # bad base64 or empty: say so without echoing the value
         raise ActionError("RELAY_SECRET is not a Standard Webhooks secret (whsec_ + base64)") from None
 
-    doc = {"event": job.event, "asset": _summary(job, ctx), "trigger": job.trigger,
+    snap = _snapshot(job, ctx)
+    doc = {"event": job.event, "asset": _summary(job, snap), "trigger": job.trigger,
            "tenant": job.tenant, "timestamp": job.timestamp, "deliveryId": job.delivery_id}
-    if (published := _iiif(job, ctx, doc["asset"])) is not None:
+    if (published := _iiif(job, ctx, snap)) is not None:
         doc["iiif"] = published
     body = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     now = dt.datetime.now(dt.timezone.utc)
@@ -57,25 +58,30 @@ def perform(job: Job, ctx: Context) -> Outcome:
     raise ActionError(f"the relay receiver answered HTTP {resp.status_code}")
 
 
-def _summary(job: Job, ctx: Context) -> dict | None:
-    """The entity's summary for assets and folders; None when Preservica is not set up or it is gone."""
+def _snapshot(job: Job, ctx: Context) -> dict | None:
+    """The entity's snapshot for assets and folders; None when Preservica is not set up or it is gone."""
     if job.entity_type not in ("IO", "SO") or not ctx.preservica_ready():
         return None
     snap = ctx.snapshot(job, READS)
-    if snap.get("gone"):
+    return None if snap.get("gone") else snap
+
+
+def _summary(job: Job, snap: dict | None) -> dict | None:
+    if snap is None:
         return None
     return {"ref": job.entity_ref, "type": job.entity_type, "title": snap.get("title"),
             "description": snap.get("description"), "securityTag": snap.get("securityTag"), "parent": snap.get("parent")}
 
 
-def _iiif(job: Job, ctx: Context, summary: dict | None) -> dict | None:
+def _iiif(job: Job, ctx: Context, snap: dict | None) -> dict | None:
     """When `publish` runs for this trigger too: the manifest URL the asset converges to, or its withdrawal."""
     from . import registry
     if job.entity_type != "IO" or "publish" not in registry.routes().actions_for(job.trigger) \
             or not ctx.preservica_ready():
         return None
     from . import publish
-    return publish.link(job.entity_ref, (summary or {}).get("securityTag"))
+    snap = snap or {}   # gone: withdrawn
+    return publish.link(job.entity_ref, snap.get("securityTag"), bool(snap.get("hidden")))
 
 
 ACTION = Action(name="relay", perform=perform, settings=(URL, SECRET.local), required=(URL,), secrets=(SECRET,),

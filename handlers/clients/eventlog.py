@@ -82,7 +82,9 @@ def _get(api, url: str, budget: Budget, missing_ok: bool = False) -> ET.Element 
     if resp.status_code == 404 and missing_ok:
         return None
     if resp.status_code != 200:
-        raise HTTPException("", resp.status_code, "", urlsplit(url).path.rsplit("/api/", 1)[-1], "")
+        # The path names the call in the error; it may come from Preservica's next-page link: quoted, bounded.
+        call = quote(urlsplit(url).path.rsplit("/api/", 1)[-1][:100], safe="/")
+        raise HTTPException("", resp.status_code, "", call, "")
     return ET.fromstring(resp.content)
 
 

@@ -4,7 +4,8 @@ The dispatcher takes a snapshot for each event whose routed actions declare `rea
 their parts), and the action messages carry it: no action asks Preservica for the asset again.
 Parts: "summary" (title, description, security tag, parent, metadata fragment schemas: the one
 entity GET), "identifiers" (one more GET, unless the delivery carried them), "files" (the bitstream
-walk, several GETs: only the Teams card's file list reads it, and shows the first 20). What Preservica
+walk, several GETs: only the Teams card's file list reads it, and shows the first 20), "visibility"
+(an asset's `hidden`, from the same GET as the summary). What Preservica
 says is kept as it is (a cut list of fragments or identifiers would make an action act on a wrong
 picture); an event whose snapshot does not fit a queue message goes without one (messages.pack), and
 its action reads Preservica itself.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from ..core.errors import NotFound
 
-PARTS = frozenset({"summary", "identifiers", "files"})
+PARTS = frozenset({"summary", "identifiers", "files", "visibility"})
 MAX_FILES = 20  # what a card lists
 
 
@@ -39,11 +40,13 @@ def take(api, entity_type: str, ref: str, parts: frozenset[str], event: dict | N
     if kind is None or not ref:
         return {}
     try:
-        e = api.entity(kind, ref)
-    except ReferenceNotFoundException:
+        e = asset_now(api, ref) if kind is EntityType.ASSET else api.entity(kind, ref)
+    except (ReferenceNotFoundException, NotFound):
         return {"gone": True}
     snap = {"parts": sorted(parts | {"summary"}), "title": e.title, "description": e.description,
             "securityTag": e.security_tag, "parent": e.parent, "metadata": dict(e.metadata or {})}
+    if "visibility" in parts:
+        snap["hidden"] = bool(getattr(e, "hidden", False))
     if "identifiers" in parts:
         ids = payload_identifiers(event or {})
         snap["identifiers"] = ids if ids is not None else [[t, v] for t, v in sorted(api.identifiers_for_entity(e))]
@@ -52,6 +55,22 @@ def take(api, entity_type: str, ref: str, parts: frozenset[str], event: dict | N
         snap["files"] = [[n, s] for n, s in files[:MAX_FILES]]
         snap["fileCount"] = len(files)
     return snap
+
+
+def asset_now(api, ref: str):
+    """The asset (pyPreservica's Asset) with `.hidden`, which the SDK drops: the URL and parse of its
+    EntityAPI.asset() (entityAPI.py) from one same-server GET whose document is also read for visibility
+    (core.iiif.is_hidden). 404: NotFound."""
+    import xml.etree.ElementTree as ET
+    from pyPreservica.common import Asset
+    from ..core import iiif
+    from .preservica_http import get_xml
+    root = get_xml(api, f"{api.protocol}://{api.server}/api/entity/information-objects/{ref}")
+    fields = api.entity_from_string(ET.tostring(root, encoding="unicode"))
+    asset = Asset(fields["reference"], fields["title"], fields["description"], fields["security_tag"],
+                  fields["parent"], fields["metadata"])
+    asset.hidden = iiif.is_hidden(root)
+    return asset
 
 
 def entity(entity_type: str, ref: str, snap: dict):

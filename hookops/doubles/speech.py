@@ -11,6 +11,14 @@ Authentication: the key in `Ocp-Apim-Subscription-Key`, or `Authorization: Beare
 `accept_token(token)` (a callable) approves. The request body is spooled to a temporary file and
 the multipart parts are found in it there, so a large upload is never held in memory.
 Nothing a caller sent as a credential is kept: `calls` holds header names only for those.
+
+Sources: request (multipart POST to /speechtotext/transcriptions:transcribe?api-version=..., parts `audio` and
+`definition` JSON such as {"locales": ["en-US"]}) and response (`durationMilliseconds`, `combinedPhrases[].text`,
+`phrases[]`: offsetMilliseconds, durationMilliseconds, text, locale, confidence): learn.microsoft.com
+azure/ai-services/speech-service/fast-transcription-create, the REST reference speechtotext/transcriptions/transcribe
+and the real client's models (azure-ai-transcription models/_models.py); auth (`Ocp-Apim-Subscription-Key` or
+`Authorization: Bearer <Entra ID token>`): that page's keyless note. Inferred: the error bodies, the answer to a
+GET, and the 429 a test scripts (`Retry-After` in seconds; no page shows this API's 429).
 """
 from __future__ import annotations
 
@@ -51,6 +59,7 @@ class Call:
 
 
 def _error(code: str, message: str) -> dict:
+    # Inferred: the {"error": {"code", "message"}} shape of Azure AI services errors; no page shows this API's.
     return {"error": {"code": code, "message": message}}
 
 
@@ -258,6 +267,7 @@ class SpeechDouble:
         with self._lock:
             phrases = list(self._phrases)
         duration = _wav_ms(call.audio) or max((o + d for o, d, _ in phrases), default=0)
+        # The response shape of fast-transcription-create; the values (confidence, one combined phrase) are ours.
         return {"durationMilliseconds": duration,
                 "combinedPhrases": [{"text": " ".join(t for _, _, t in phrases)}],
                 "phrases": [{"offsetMilliseconds": o, "durationMilliseconds": d, "text": t, "locale": locales[0],

@@ -178,3 +178,28 @@ def test_terminal_escape_sequences_in_send_test_event(app_env):
         out = hookops("send-test-event", "--url", endpoint.base_url + "/api/preservica/webhook")
     assert not unsafe_chars(out), out
     assert "200 ok\\x1b[2J\\x1b[H\\x1b]8;;http://evil.example/\\x07click" in out
+
+
+def test_terminal_escape_sequences_in_a_preservica_failure(app_env, monkeypatch, tmp_path):
+    """A next-page link whose path (after the last /api/, before a `#`) carries a bidi override and a C1
+    CSI: pyPreservica's HTTPException names that path, the classified error quotes it, and `hookops
+    eventlog-types` failed with it raw. Every `_fail` message is now escaped, whatever it quotes."""
+    from tests.test_reconcile import PASSWORD, TENANT, USER
+    from hookops.doubles.preservica import PreservicaDouble
+    from handlers.clients import preservica
+    monkeypatch.chdir(tmp_path)   # no credentials.properties for pyPreservica
+    preservica.forget_client()
+    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as pres:
+        for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
+                            "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1"}.items():
+            monkeypatch.setenv(name, value)
+        now = dt.datetime.now(dt.timezone.utc)
+        pres.record_event("Ingest", [ref("cli-a")], now - dt.timedelta(hours=2))
+        pres.record_event("Ingest", [ref("cli-b")], now - dt.timedelta(hours=1))
+        pres.page_limit = 1
+        pres.next_base = f"http://{pres.server}/api/\u202eevil\x9b2J#"
+        pres.fail_next(1, 400, path_prefix="/api/%E2%80%AE")
+        result = CliRunner().invoke(cli, ["eventlog-types", "--days", "1"], color=True)
+    preservica.forget_client()
+    assert result.exit_code != 0 and "cannot read the event log" in result.output, result.output
+    assert "evil" in result.output and unsafe_chars(result.output) == set(), result.output

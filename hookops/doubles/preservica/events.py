@@ -61,6 +61,13 @@ class EventsApi:
                 self._updated[ref] = when if log_type == "Ingest" else max(when, self._updated.get(ref, when))
         return event_id
 
+    def clear_events(self) -> None:
+        """Forget the event log, the update times and the deletions (a new archive's history)."""
+        with self._lock:
+            self._events.clear()
+            self._updated.clear()
+            self._deleted.clear()
+
     def touch(self, ref: str, when: dt.datetime | None = None) -> None:
         with self._lock:
             self._updated[ref] = when or dt.datetime.now(UTC)

@@ -30,6 +30,8 @@ def chunks(filename: str, size: int) -> Iterator[bytes]:
 
 
 def streamed_reply(filename: str, size: int) -> Reply:
+    # Inferred: `application/octet-stream` for bitstream content (pyPreservica's bitstream_content and
+    # bitstream_chunks read the bytes and never look at the Content-Type).
     return Reply(200, {"Content-Type": "application/octet-stream", "Content-Length": str(size)},
                  chunks(filename, size))
 
@@ -41,7 +43,10 @@ def _hang_up_after(sent: bytes) -> Iterator[bytes]:
 
 
 def format_xml(format_group: str | None, puid: str | None, name: str | None) -> str:
-    """The xip:FormatGroup and xip:Formats elements of a generation (empty when not characterised)."""
+    """The xip:FormatGroup and xip:Formats elements of a generation (empty when not characterised).
+    Element names and the `valid` attribute as pyPreservica entityAPI.py `generation()` reads them
+    (FormatGroup; Formats/Format@valid with PUID, Priority, IdentificationMethod, FormatName). Inferred:
+    IdentificationMethod "Signature" (the value a DROID signature match would give; no public fixture)."""
     from xml.sax.saxutils import escape
     out = f"<xip:FormatGroup>{escape(format_group)}</xip:FormatGroup>" if format_group else ""
     if puid:
@@ -100,7 +105,7 @@ class FormatControls:
             if cut[1] <= 0:
                 del state["cuts"][co_ref]
             return Reply(200, {"Content-Type": "application/octet-stream", "Content-Length": str(len(body))},
-                         _hang_up_after(body[:cut[0]]))
+                         _hang_up_after(body[:cut[0]]))   # octet-stream: inferred, as in streamed_reply
         return Reply(200, {"Content-Type": "application/octet-stream"}, body)
 
     def set_format(self, asset_ref: str, filename: str, format_group: str | None = None,
