@@ -253,7 +253,7 @@ def _retries(x: dict, who: str) -> str:
 
 def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command: str) -> str:
     rows, failures = result["rows"], result["failures"]
-    out = [f"`{command}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d} — total wall time {wall / 60:.1f} min.",
+    out = [f"`{command}` on {dt.datetime.now(dt.UTC):%Y-%m-%d} — total wall time {wall / 60:.1f} min.",
            "",
            f"Machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
            f"{f(info['memory_mib'])} MiB RAM, {info['os']}, {info['implementation']} {info['python']}; "

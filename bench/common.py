@@ -34,7 +34,7 @@ def catalogue_id(i: int) -> str:
 
 def timestamp(ms_since_epoch: int) -> str:
     """Preservica's format: local ISO time with milliseconds and no zone."""
-    t = dt.datetime.fromtimestamp(ms_since_epoch / 1000, dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ms_since_epoch / 1000, dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
@@ -128,7 +128,7 @@ class Service:
         self.info: dict = {}
         self._lock = threading.Lock()
 
-    def start(self, timeout: float = 60) -> "Service":
+    def start(self, timeout: float = 60) -> Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([PYTHON, *self.args], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -14,7 +14,6 @@ most requests that arrived within any one second.
 """
 from __future__ import annotations
 
-
 from bench.common import median
 from bench.pipeline import count_done, environment, finish_load, load_spec, settle, start_load
 from bench.preservica_proc import PER_PROCESS

@@ -17,8 +17,21 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import (PASSWORD, PYTHON, ROOT, SECRET, TENANT, USER, WEBHOOK_PATH, delivery_body, median, pct,
-                          process_cpu_seconds, ratio, ref)
+from bench.common import (
+    PASSWORD,
+    PYTHON,
+    ROOT,
+    SECRET,
+    TENANT,
+    USER,
+    WEBHOOK_PATH,
+    delivery_body,
+    median,
+    pct,
+    process_cpu_seconds,
+    ratio,
+    ref,
+)
 
 THUMBNAIL_CONTAINER = "bench-thumbnails"
 
@@ -354,6 +367,7 @@ def counted_storage():
 
 def signed_request(body: bytes):
     import azure.functions as func
+
     from handlers.core.signature import sign
     return func.HttpRequest("POST", "http://127.0.0.1" + WEBHOOK_PATH, body=body,
                             headers={"Content-Type": "application/json", "Preservica-Signature": sign(SECRET, body)})
@@ -422,9 +436,9 @@ def _per_call_us(fn, iterations: int, repeats: int = 5) -> float:
 
 
 def intake_cpu(env: dict, *, iterations: int, runs: int, sizes=(1, 100), progress=print) -> dict:
-    from handlers.core import envelope, messages, signature
     from handlers import intake
     from handlers.clients import storage
+    from handlers.core import envelope, messages, signature
     out = {}
     key = SECRET.encode()
     with environment(env):

@@ -87,9 +87,9 @@ class StageClock:
                     s["last"] = end if s["last"] is None else max(s["last"], end)
         return timed
 
-    def install(self) -> "StageClock":
-        from handlers.actions import runner as action_runner
+    def install(self) -> StageClock:
         from handlers import dispatch, intake
+        from handlers.actions import runner as action_runner
         for module, attr, name_of in ((intake, "handle", lambda *a, **k: "intake"),
                                       (dispatch, "dispatch", lambda *a, **k: "dispatch"),
                                       (action_runner, "run", lambda action, *a, **k: f"action_{action}")):
@@ -166,7 +166,7 @@ class StorageCounter:
         self.counts: Counter = Counter()   # (owner, service, operation) -> requests
         self._original = None
 
-    def install(self) -> "StorageCounter":
+    def install(self) -> StorageCounter:
         from azure.core.pipeline.transport import RequestsTransport
         original = self._original = RequestsTransport.send
         counter = self
@@ -327,7 +327,7 @@ class CpuSampler:
         self.samples = 0
         self.wall = 0.0
 
-    def start(self) -> "CpuSampler":
+    def start(self) -> CpuSampler:
         self._thread = threading.Thread(target=self._run, name="bench-cpu-sampler", daemon=True)
         self._thread.start()
         return self

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from .core import envelope, reconcile, settings
 
@@ -24,7 +24,7 @@ def assets(secrets, since: dt.datetime, folder: str | None, say: Callable[[str],
     from .clients import eventlog, preservica
     budget = eventlog.Budget(10**9)  # the operator asked for all of it; PRESERVICA_MAX_RPS paces it
     say(f"Listing assets updated since {since.isoformat()} ...")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     kinds = preservica.call(secrets, lambda api: {r.lower(): k for page, _ in eventlog.updated(api, since, now, 0, budget)
                                                   for r, k in page if k == "IO" and envelope.is_ref(r)})
     if folder:
@@ -51,7 +51,7 @@ def plan(refs: Iterable[str], since: dt.datetime, folder: str | None, trigger: s
     job = reconcile.job_id(since.isoformat(), folder, trigger)
     state = reconcile_state.default()
     progress = state.backfill(job)
-    started = envelope.parse_timestamp(str((progress or {}).get("started") or "")) or dt.datetime.now(dt.timezone.utc)
+    started = envelope.parse_timestamp(str((progress or {}).get("started") or "")) or dt.datetime.now(dt.UTC)
     if not progress:
         state.save_backfill(job, {"started": started.isoformat(), "since": since.isoformat(),
                                   "folder": folder or "", "trigger": trigger})

@@ -45,7 +45,7 @@ def _waited_ms(doc: dict) -> int | None:
     import datetime as dt
     try:
         received = dt.datetime.fromisoformat(str(doc.get("received")))
-        return int((dt.datetime.now(dt.timezone.utc) - received).total_seconds() * 1000)
+        return int((dt.datetime.now(dt.UTC) - received).total_seconds() * 1000)
     except (TypeError, ValueError):
         return None
 
@@ -158,7 +158,7 @@ def _identity_guard(delivery, source: str):
     tolerance = dt.timedelta(minutes=settings.get_int("RECONCILE_TOLERANCE_MINUTES"))
     delay = dt.timedelta(minutes=settings.get_int("RECONCILE_DELAY_MINUTES"))
     if not settings.get("RECONCILE_SCHEDULE") or not reconcile.is_late(
-            delivery.timestamp, dt.datetime.now(dt.timezone.utc), delay, tolerance):
+            delivery.timestamp, dt.datetime.now(dt.UTC), delay, tolerance):
         return None
     when = envelope.parse_timestamp(delivery.timestamp)
     if when is None:

@@ -11,7 +11,8 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as Late
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as Late
 
 import azure.functions as func
 

@@ -51,7 +51,7 @@ def run(now: dt.datetime | None = None, dry_run: bool = False) -> dict:
     from .clients import eventlog, journal, preservica, reconcile_state, telemetry
     from .clients.secrets import default as secret_source
     from .core.errors import SafeError
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     types = reconcile.parse_types(settings.get("RECONCILE_EVENT_TYPES"))
     tolerance, delay = _minutes("RECONCILE_TOLERANCE_MINUTES"), _minutes("RECONCILE_DELAY_MINUTES")
     secrets = secret_source()
@@ -174,6 +174,7 @@ class _Pages:
 def _queue(source: str, found: list) -> None:
     """Each delivery as an intake message; sent before the checkpoint or watermark moves (at-least-once)."""
     import json
+
     from .clients import delivery_queue, journal, storage
     from .core import envelope
     docs = reconcile.deliveries(found, source, settings.get("PRESERVICA_TENANT") or "",

@@ -71,7 +71,7 @@ def run(now: dt.datetime | None = None) -> dict:
     from .clients import publish_lock, reconcile_state
     from .core import iiif, settings
     from .core.errors import SafeError
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     report = {"checked": 0, "withdrawn": 0, "updated": 0, "busy": 0, "requests": 0, "complete": False, "error": "",
               "at": now.isoformat()}
     ctx, state = Context(), reconcile_state.default()

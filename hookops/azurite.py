@@ -53,7 +53,7 @@ class Azurite:
     def connection_string(self) -> str:
         return connection_string(*self.ports)
 
-    def start(self, timeout: float = 30.0) -> "Azurite":
+    def start(self, timeout: float = 30.0) -> Azurite:
         self.location.mkdir(parents=True, exist_ok=True)
         blob, queue, table = self.ports
         cmd = [executable(), "--silent", "--skipApiVersionCheck", "--location", str(self.location),
@@ -84,7 +84,7 @@ class Azurite:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "Azurite":
+    def __enter__(self) -> Azurite:
         return self.start()
 
     def __exit__(self, *exc) -> None:

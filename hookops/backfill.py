@@ -8,7 +8,10 @@ import sys
 
 import click
 
-from hookops.common import fail as _fail, preservica_secrets as _preservica, printable, storage as _storage
+from hookops.common import fail as _fail
+from hookops.common import preservica_secrets as _preservica
+from hookops.common import printable
+from hookops.common import storage as _storage
 
 PREVIEW = 5
 
@@ -18,7 +21,7 @@ def _since(ctx, param, value: str) -> dt.datetime:
     when = parse_timestamp(value.strip()) if value else None
     if when is None:
         raise click.BadParameter(f"{value!r} is not a date or time such as 2024-01-31 or 2024-01-31T09:00:00Z")
-    if when > dt.datetime.now(dt.timezone.utc):
+    if when > dt.datetime.now(dt.UTC):
         raise click.BadParameter("is in the future")
     return when
 

@@ -68,7 +68,7 @@ def send_test_event(url, trigger, refs, entity_type, count, secret, timestamp):
     failures = 0
     with httpx.Client(timeout=30) as client:
         for i in range(count):
-            now = timestamp or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+            now = timestamp or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
             doc = {"subscriptionId": uuid.uuid4().hex, "timestamp": now, "tenant": settings.get("PRESERVICA_TENANT") or "TEST",
                    "version": "7.7", "trigger": trigger.upper(),
                    "events": [{"event": "TestEvent", "entityType": entity_type, "entityRef": r, "identifiers": []}
@@ -139,7 +139,7 @@ def prune_events(days, yes):
     """Delete old journal rows: Table Storage keeps them for ever otherwise. Undated events are kept."""
     from handlers.clients import journal
     storage()
-    cut = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days)
+    cut = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)
     if not yes:
         click.confirm(f"Delete every journaled event dated before {cut.isoformat()}?", abort=True)
     try:

@@ -43,7 +43,7 @@ class Demo:
         self.preservica = PreservicaDouble(username="demo", password=self.password, tenant="DEMO")
         self.speech = SpeechDouble(key=self.key)
 
-    def start(self) -> "Demo":
+    def start(self) -> Demo:
         from hookops.doubles.preservica import make_png
         from hookops.doubles.speech import make_wav
         self.preservica.start()
@@ -65,7 +65,7 @@ class Demo:
         self.speech.stop()
         self.preservica.stop()
 
-    def __enter__(self) -> "Demo":
+    def __enter__(self) -> Demo:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -7,7 +7,8 @@ import datetime as dt
 
 import click
 
-from hookops.common import fail as _fail, printable
+from hookops.common import fail as _fail
+from hookops.common import printable
 
 
 @click.command("eventlog-types")
@@ -25,7 +26,7 @@ def eventlog_types(days, max_requests):
     from hookops.common import preservica_secrets as _preservica
     secrets = _preservica()
     mapping = reconcile.parse_types(settings.get("RECONCILE_EVENT_TYPES"))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     budget = eventlog.Budget(max_requests)
     counts: dict[str, int] = {}
     example: dict[str, str] = {}

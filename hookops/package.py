@@ -37,7 +37,7 @@ class IgnoreRules:
         self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
 
     @classmethod
-    def from_file(cls, path: Path) -> "IgnoreRules":
+    def from_file(cls, path: Path) -> IgnoreRules:
         if not path.exists():
             return cls()
         try:

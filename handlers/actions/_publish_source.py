@@ -68,8 +68,9 @@ def thumbnail(api, asset) -> bytes | None:
     """The large thumbnail, at most MAX_THUMBNAIL bytes (None: none, or larger). The request is
     pyPreservica's EntityAPI.thumbnail() (entityAPI.py: /api/content/thumbnail?id=sdb:IO|ref&size=large),
     streamed here with a running count instead of written whole to a file first."""
-    from ..clients import preservica
     from pyPreservica.common import Thumbnail
+
+    from ..clients import preservica
     params = {"id": f"sdb:{asset.entity_type.value}|{asset.reference}", "size": Thumbnail.LARGE.value}
     try:
         resp = preservica.get(api, f"{api.protocol}://{api.server}/api/content/thumbnail", params, stream=True)
@@ -89,6 +90,7 @@ def captions(ctx, container: str, preservica_ref: str, files: list, sources: dic
     object and fixity of a published audio or video file (core.transcript.same_source); else None."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
     from ..core import transcript
     blob = ctx.storage.blob_service().get_blob_client(container, f"{preservica_ref}.vtt")
     try:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..core.errors import ActionError, NotFound  # noqa: F401 (part of the contract)
 from ..core.settings import Setting
@@ -50,7 +51,7 @@ class Action:
                 whose event takes minutes, e.g. transcribe, must finish its message within functionTimeout).
     """
     name: str
-    perform: Callable[["Job", "Context"], Outcome]
+    perform: Callable[[Job, Context], Outcome]
     settings: tuple[Setting, ...]
     required: tuple[Setting, ...]
     secrets: tuple[Secret, ...]
@@ -94,7 +95,7 @@ class Context:
         return default()
 
     @cached_property
-    def journal(self) -> "Journal":
+    def journal(self) -> Journal:
         from ..clients.journal import default
         return default()
 
@@ -103,7 +104,7 @@ class Context:
         from ..clients import preservica
         return preservica.call(self.secrets, work)
 
-    def snapshot(self, job: "Job", parts: frozenset[str]) -> dict:
+    def snapshot(self, job: Job, parts: frozenset[str]) -> dict:
         """The entity as the dispatcher read it for this event, or read now when that snapshot lacks a
         part (or the action must see Preservica's current state and passes a part it never carries).
         A retried message reads afresh: its snapshot predates the first try, which may have acted

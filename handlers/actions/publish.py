@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from ..clients import journal
 from ..core.messages import Job  # core.iiif and core.media are imported where used: not at cold start
 from ..core.settings import APP, Setting
-from .transcribe import CONTAINER as TRANSCRIPTS  # where `transcribe` leaves <ref>.vtt: one setting
 from . import _publish_source as source
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
+from .transcribe import CONTAINER as TRANSCRIPTS  # where `transcribe` leaves <ref>.vtt: one setting
 
 if TYPE_CHECKING:  # annotations only
     from ..core import iiif, media
@@ -65,8 +65,9 @@ def public_store():
 
 def converge(ctx: Context, preservica_ref: str, lock_wait: float | None = None) -> Outcome:
     """Make the public container match what Preservica says about this asset now (publish or withdraw)."""
+    from ..clients import public_store as ps
+    from ..clients import publish_lock
     from ..core import iiif
-    from ..clients import public_store as ps, publish_lock
     ref = iiif.blob_ref(preservica_ref)
     with publish_lock.held(ctx.storage.blob_service(), ref, lock_wait) as lease:
         store = ps.Guarded(public_store(), lease.check)
@@ -135,8 +136,8 @@ def link(ref: str, security_tag: str | None, hidden: bool) -> dict | None:
 # ---- withdrawing -------------------------------------------------------------------------------
 
 def withdraw(store, ref: str, why: str) -> Outcome:
-    from ..core import iiif
     from ..clients import activity
+    from ..core import iiif
     names = store.names(f"{ref}/")
     if not names:
         return Outcome(journal.SKIPPED, f"not published ({why})")

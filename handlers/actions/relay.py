@@ -41,7 +41,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
     if (published := _iiif(job, ctx, snap)) is not None:
         doc["iiif"] = published
     body = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     headers = {"webhook-id": job.key, "webhook-timestamp": str(int(now.timestamp())),
                "webhook-signature": signer.sign(msg_id=job.key, timestamp=now, data=body),
                "content-type": "application/json"}

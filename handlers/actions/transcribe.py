@@ -258,6 +258,7 @@ def _kept(ctx: Context, job: Job, media: Media, locales: list[str]) -> tuple[str
     """(text, language, duration) of a transcript already kept for this very file (content object and fixity),
     made with these locales; None when there is none to reuse."""
     from azure.core.exceptions import ResourceNotFoundError
+
     from ..core import transcript
     service = ctx.storage.blob_service()
     container, ref = CONTAINER.value(), job.entity_ref

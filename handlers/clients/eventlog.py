@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 from ..core.envelope import is_ref, parse_timestamp
@@ -48,7 +48,7 @@ class Budget:
 
 
 def iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return when.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def same_server(base: str, url: str) -> bool:

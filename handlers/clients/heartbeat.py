@@ -38,6 +38,7 @@ class Heartbeat:
         """Write this process's row, then count the rows written within `ttl` seconds of it (at least 1).
         Raises what storage raises: the caller decides what an unknown count means."""
         from azure.data.tables import UpdateMode
+
         from .journal import table_call
         table_call(self.table, lambda: self.table.upsert_entity(
             {"PartitionKey": PARTITION, "RowKey": self.me}, mode=UpdateMode.REPLACE))

@@ -32,11 +32,11 @@ def _build():
 _client = Shared(_build)
 
 
-def client() -> "httpx.Client":
+def client() -> httpx.Client:
     return _client.get()
 
 
-def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> "httpx.Response":
+def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> httpx.Response:
     """One request through the process's client; a failure to send becomes an ActionError that names the
     `peer` and `where` the URL is configured, never the URL (it may be a credential, as Teams' is).
     httpx.InvalidURL is not an HTTPError, and its message quotes the URL."""
@@ -56,15 +56,15 @@ def retry_after(response) -> float | None:
         return None
     if value.isdigit():
         return float(value)
-    from email.utils import parsedate_to_datetime
     import datetime as dt
+    from email.utils import parsedate_to_datetime
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 # ---- which server a URL names -------------------------------------------------------------------

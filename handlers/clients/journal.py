@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from ..core.envelope import Delivery, day_partition, entity_ref
 
@@ -29,7 +30,7 @@ class Conflict(RuntimeError):
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def state_of(entity: dict | None, action: str) -> str | None:
@@ -155,7 +156,7 @@ class Journal:
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
         rows = self.rows_between(pk, min(rks), max(rks))
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         lease = _iso(now + dt.timedelta(seconds=lease_seconds))
         ops, claimed = [], set()
         for rk in rks:

@@ -159,7 +159,7 @@ def expiry(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
         return "unknown"
     if when.year >= 9999:
         return "never"
-    when = when.astimezone(dt.timezone.utc) if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-    left = when - (now or dt.datetime.now(dt.timezone.utc))
+    when = when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    left = when - (now or dt.datetime.now(dt.UTC))
     hint = f"in {left.days}d {left.seconds // 3600}h" if left.total_seconds() > 0 else "expired"
     return f"{when:%Y-%m-%d %H:%M:%S} UTC ({hint})"

@@ -24,7 +24,8 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from pyPreservica import EntityAPI, WebHooksAPI
 from pyPreservica.common import EntityType
@@ -32,10 +33,21 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from ..core import settings
-from ..core.errors import ActionError, NotFound
-from .preservica_http import (CREDENTIAL_SETTINGS, CredentialsRejected, OtherServer, Redirected,  # noqa: F401
-                              TooLarge, _home, _is_credentials_error, classify, download, get, get_xml,
-                              guarded_send)
+from ..core.errors import ActionError
+from .preservica_http import (  # noqa: F401
+    CREDENTIAL_SETTINGS,
+    CredentialsRejected,
+    OtherServer,
+    Redirected,
+    TooLarge,
+    _home,
+    _is_credentials_error,
+    classify,
+    download,
+    get,
+    get_xml,
+    guarded_send,
+)
 from .ratelimit import SharedBudget
 from .shared import Shared
 

@@ -12,7 +12,7 @@ in memory whole. The activity stream's pages are written with ETag conditions (c
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..core.errors import ActionError, StorageUnavailable
 from .shared import Shared

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from ..core.errors import ActionError, StorageUnavailable
 from ..core.settings import PUBLISH_LOCK_CONTAINER as CONTAINER
+
 LEASE_SECONDS = 60        # the longest finite lease Azure grants
 RENEW_AFTER = 15          # renewed this often while held (a quarter of the lease)
 WAIT_SECONDS = 75         # longer than a lease: a crashed holder's lease has expired by then

@@ -16,7 +16,8 @@ import datetime as dt
 import hashlib
 import json
 import re
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..core.envelope import parse_timestamp
 from ..core.reconcile import RECONCILE, WEBHOOK, near
@@ -65,6 +66,7 @@ class ReconcileState:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
+
         from .journal import Conflict
         entity = {"PartitionKey": "state", "RowKey": "watermark", "until": until.isoformat(), **(checkpoint or {})}
         try:

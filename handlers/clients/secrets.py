@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..core import settings
 from ..core.errors import SecretUnavailable

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
-_every: "weakref.WeakSet[Shared]" = weakref.WeakSet()
+_every: weakref.WeakSet[Shared] = weakref.WeakSet()
 
 
 class Shared(Generic[T]):

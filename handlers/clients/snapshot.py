@@ -62,7 +62,9 @@ def asset_now(api, ref: str):
     EntityAPI.asset() (entityAPI.py) from one same-server GET whose document is also read for visibility
     (core.iiif.is_hidden). 404: NotFound."""
     import xml.etree.ElementTree as ET
+
     from pyPreservica.common import Asset
+
     from ..core import iiif
     from .preservica_http import get_xml
     root = get_xml(api, f"{api.protocol}://{api.server}/api/entity/information-objects/{ref}")

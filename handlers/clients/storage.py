@@ -9,8 +9,8 @@ from __future__ import annotations
 import collections
 import os
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
 
 from ..core import settings
 from ..core.errors import StorageNotConfigured, StorageUnavailable

@@ -24,8 +24,8 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from ..core.hosting import LOOPBACK, in_azure, local_console

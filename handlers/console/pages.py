@@ -59,7 +59,7 @@ def _json(doc) -> tuple[int, bytes, str, dict]:
 def overview(ctx: Ctx, as_json: bool):
     from ..clients import poison as poison_queues
     book, store = _stores()
-    actions, now = _actions(), dt.datetime.now(dt.timezone.utc)
+    actions, now = _actions(), dt.datetime.now(dt.UTC)
     rows, capped = data.window_rows(book, actions, now)
     counts = {q: poison_queues.count(store, q) for q in poison_queues.pipeline_queues(actions)}
     rej, rej_capped = data.rejected(store, now - dt.timedelta(hours=48))
@@ -86,7 +86,7 @@ def _date(value: str | None, today: dt.date) -> dt.date | None:
 
 def events(ctx: Ctx, as_json: bool):
     p, actions = ctx.params, _actions()
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     start, end, clipped = data.day_range(_date(p.get("from"), today), _date(p.get("to"), today), today)
     action = p.get("action", "") if p.get("action", "") in actions else ""
     state = p.get("state", "") if p.get("state", "") in views.STATES else ""

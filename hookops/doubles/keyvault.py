@@ -25,7 +25,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
 
-from .tls import Certificates, Server as _Server
+from .tls import Certificates
+from .tls import Server as _Server
 
 # Env vars that would make DefaultAzureCredential pick something other than App Service managed identity.
 CONFLICTING_ENV = (
@@ -111,7 +112,7 @@ class _VaultHandler(_Handler):
             return self._send(404, _error("SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault."))
         self._send(200, bundle)
 
-    def _authorized(self, d: "KeyVaultDouble") -> bool:
+    def _authorized(self, d: KeyVaultDouble) -> bool:
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
         return scheme.lower() == "bearer" and d._tokens.get(token) == d.resource
 
@@ -138,7 +139,7 @@ class KeyVaultDouble:
         self.requests: list[tuple[str, str, dict]] = []  # vault (method, path, headers); Authorization redacted
 
     # lifecycle
-    def start(self) -> "KeyVaultDouble":
+    def start(self) -> KeyVaultDouble:
         self._certs = Certificates(self._ca, "kv-double-")
         self._tls = self._certs.context
         self._vault = _Server(0, _VaultHandler, self, self._tls)
@@ -155,7 +156,7 @@ class KeyVaultDouble:
             self._certs.cleanup()
             self._certs = None
 
-    def __enter__(self) -> "KeyVaultDouble":
+    def __enter__(self) -> KeyVaultDouble:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -156,7 +156,7 @@ class RelayReceiver(HttpDouble):
             return Reply(410)
         if request.method != "POST" or urlsplit(request.path).path != self.path:
             return Reply(404)
-        from svix.webhooks import Webhook as SvixWebhook   # here: importing svix costs ~1 s
+        from svix.webhooks import Webhook as SvixWebhook  # here: importing svix costs ~1 s
         try:
             SvixWebhook(self.secret).verify(request.body, request.headers)
             svix_ok = True

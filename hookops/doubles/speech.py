@@ -36,7 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import Certificates, Server as _Server
+from .tls import Certificates
+from .tls import Server as _Server
 
 PATH = "/speechtotext/transcriptions:transcribe"
 KEEP_AUDIO = 16 * 1024 * 1024    # audio bytes kept for assertions up to this size (hash and size always)
@@ -105,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
             d._cond.notify_all()
         self._answer(d, call, authorized, scripted)
 
-    def _answer(self, d: "SpeechDouble", call: Call, authorized: bool, scripted) -> None:
+    def _answer(self, d: SpeechDouble, call: Call, authorized: bool, scripted) -> None:
         url = urlsplit(self.path)
         if not authorized:
             return self._send(401, _error("401", "Access denied due to invalid subscription key or wrong API endpoint."))
@@ -191,7 +192,7 @@ class SpeechDouble:
         self._gate.set()
 
     # lifecycle
-    def start(self) -> "SpeechDouble":
+    def start(self) -> SpeechDouble:
         self._certs = Certificates(self._ca, "speech-double-")
         self._server = _Server(0, _Handler, self, self._certs.context)
         return self
@@ -205,7 +206,7 @@ class SpeechDouble:
             self._certs.cleanup()
             self._certs = None
 
-    def __enter__(self) -> "SpeechDouble":
+    def __enter__(self) -> SpeechDouble:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import typing
 
-from hookops.hostconfig import HostConfig
 from hookops.host.functions import Function
+from hookops.hostconfig import HostConfig
 
 
 class Host(typing.Protocol):

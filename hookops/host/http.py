@@ -57,7 +57,7 @@ class Reader(io.RawIOBase):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "HttpServer"
+    server: HttpServer
 
     def setup(self):
         super().setup()

@@ -121,7 +121,7 @@ class Runner:
             pollers[f].empty_polls >= n + 2 for f, n in start.items()), timeout)
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def start(self) -> "Runner":
+    def start(self) -> Runner:
         try:
             self.load()
             self.stopping.clear()
@@ -175,7 +175,7 @@ class Runner:
                 os.environ[k] = v
         self._saved_env = {}
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -31,18 +31,18 @@ class TimerPoller:
     def __init__(self, runner: Host, fn: Function):
         self.runner, self.fn = runner, fn
         self.lock = threading.Lock()  # a timer function never runs twice at once (the host's singleton)
-        croniter_for(fn.trigger["schedule"], dt.datetime.now(dt.timezone.utc))  # a bad schedule fails at start
+        croniter_for(fn.trigger["schedule"], dt.datetime.now(dt.UTC))  # a bad schedule fails at start
 
     def run(self) -> None:
         if self.fn.trigger.get("runOnStartup"):
             self.fire()
-        schedule = croniter_for(self.fn.trigger["schedule"], dt.datetime.now(dt.timezone.utc))
+        schedule = croniter_for(self.fn.trigger["schedule"], dt.datetime.now(dt.UTC))
         while not self.runner.stopping.is_set():
             due = schedule.get_next(dt.datetime)
-            wait = (due - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
             if self.runner.stopping.wait(max(0.0, wait)):  # woken early only by stop()
                 return
-            self.fire(past_due=(dt.datetime.now(dt.timezone.utc) - due).total_seconds() > 1)
+            self.fire(past_due=(dt.datetime.now(dt.UTC) - due).total_seconds() > 1)
 
     def fire(self, past_due: bool = False) -> None:
         r, name = self.runner, self.fn.name

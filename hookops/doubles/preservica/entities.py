@@ -8,9 +8,19 @@ import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 from ..base import Reply
+from .model import (
+    KINDS,
+    MAX_CONTENT_BYTES,
+    PATHS,
+    TAGS,
+    THUMBNAIL_SIZES,
+    Entity,
+    image_type,
+    not_found,
+    text_reply,
+    xml_reply,
+)
 from .streamed import format_xml, streamed_reply
-from .model import (KINDS, MAX_CONTENT_BYTES, PATHS, TAGS, THUMBNAIL_SIZES, Entity, image_type,
-                    not_found, text_reply, xml_reply)
 
 
 class EntityApi:

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .model import not_found, text_reply
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 COMMANDS = {"Ingest": "command_create", "Modified": "AddIdentifier", "Moved": "Moved"}   # TNA fixtures
 
 

@@ -12,7 +12,7 @@ bitstream's FileSize says), `link_to` (absolute URLs in entity answers on anothe
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from ..base import Reply
 

@@ -10,7 +10,7 @@ import secrets
 import threading
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 from ..base import Reply
@@ -66,7 +66,7 @@ class WebhookApi:
         self.subscriptions[sub_id] = {
             "id": sub_id, "url": url, "triggerType": trigger, "secret": secret,
             "includeIdentifiers": str(doc.get("includeIdentifiers", "false")).lower() == "true",
-            "created": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+            "created": datetime.now(UTC).isoformat(timespec="milliseconds")}
         return json_reply(200, {k: v for k, v in self.subscriptions[sub_id].items() if k != "secret"})
 
     def _unsubscribe(self, request, query, sub_id):
@@ -95,7 +95,7 @@ class WebhookApi:
         # examples (docs/../shared notes "Payload shape"): no official schema, so their exact form is inferred.
         body = json.dumps({
             "subscriptionId": subscription_id,
-            "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],   # no zone, like Preservica
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],   # no zone, like Preservica
             "tenant": self.tenant, "version": f"{major}.{minor}", "trigger": sub["triggerType"],
             "events": events}).encode()
         signature = hmac.new(sub["secret"].encode(), b"preservica-webhook-auth" + body, hashlib.sha256).hexdigest()
