@@ -10,6 +10,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hookops import azurite as _azurite  # noqa: E402
+from tests.support.paths import SECRET  # noqa: E402
+
+# Fixtures shared by several test modules live in these plugins, helpers in tests/support/ modules;
+# no test module imports from another.
+pytest_plugins = ["tests.support.e2e", "tests.support.toys"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,9 +46,6 @@ def storage_env(azurite, monkeypatch):
     """Point the app's settings at the session Azurite."""
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     return azurite.connection_string
-
-
-SECRET = "local-test-secret"
 
 
 def _clear(conn: str) -> None:
@@ -100,32 +102,9 @@ def keyvault(_keyvault_server, app_env, monkeypatch):
     kv.set_available(True)
 
 
-def read_job(raw) -> "object":
-    """The one job of an action message that holds one event."""
-    from handlers.core import messages
-    [job] = messages.read_batch(raw)
-    return job
-
-
-def run_one(action: str, raw, **kwargs):
-    """Run an action message that holds one event; its outcome (None: finished or busy elsewhere)."""
-    from handlers.actions import runner
-    [outcome] = runner.run(action, raw, **kwargs)
-    return outcome
-
-
-def cold_start_modules() -> set[str]:
-    """Every module a fresh interpreter holds after `import function_app`, as the worker's indexing loads it."""
-    import json
-    import subprocess
-    code = "import sys, function_app; print(__import__('json').dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return set(json.loads(out.stdout))
-
-
 @pytest.fixture
 def relay(env, monkeypatch):
-    """A relay receiver the app posts to (`env`: the test module's app settings with Preservica)."""
+    """A relay receiver the app posts to (`env`: the app settings of the test's folder, in its conftest.py)."""
     from hookops.doubles.receivers import RelayReceiver
     with RelayReceiver() as receiver:
         monkeypatch.setenv("RELAY_URL", receiver.url)

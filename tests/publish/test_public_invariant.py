@@ -18,7 +18,7 @@ from handlers.actions import publish
 from handlers.actions.contract import Context
 from handlers.clients import preservica, publish_lock, public_store
 from hookops.doubles.preservica import make_png
-from tests.test_publish import ASSET, AV, blobs, env, isolated, make_wav, pres  # noqa: F401 (fixtures)
+from tests.support.publish import ASSET, AV, blobs, make_wav
 
 REFS = (ASSET, AV)
 

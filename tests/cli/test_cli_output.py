@@ -137,7 +137,7 @@ def test_replay_into_a_queue_removed_by_hand_recreates_it(app_env):
 # ---- Preservica's and an endpoint's text in `unsubscribe --all` and `send-test-event` -------------
 
 from hookops.doubles.base import HttpDouble, Reply  # noqa: E402
-from tests.test_cli_subscriptions import env, pres, seed  # noqa: E402,F401  (the Preservica double's fixtures)
+from tests.support.cli import seed  # noqa: E402
 
 # An OSC 8 hyperlink (no "/" in it: it is a path segment of the DELETE) and clear screen + cursor home.
 EVIL_ID = "sub\x1b]8;;evil.example\x07click-me\x1b]8;;\x07\x1b[2J\x1b[H"
