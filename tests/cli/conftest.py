@@ -2,6 +2,8 @@
 reads for it (no developer local.settings.json, no credentials.properties)."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from hookops import localsettings
@@ -29,3 +31,14 @@ def env(pres, tmp_path, monkeypatch):
     from handlers.clients import secrets
     secrets._default.reset()
     return pres
+
+
+@pytest.fixture(autouse=True)
+def cli_loggers():
+    """The subscription commands quieten these loggers for the process (hookops/subscriptions.py _webhooks);
+    put them back so later tests' caplog sees their errors."""
+    names = ("pyPreservica", "handlers.clients.preservica")
+    levels = {n: logging.getLogger(n).level for n in names}
+    yield
+    for n, level in levels.items():
+        logging.getLogger(n).setLevel(level)

@@ -144,18 +144,6 @@ EVIL_ID = "sub\x1b]8;;evil.example\x07click-me\x1b]8;;\x07\x1b[2J\x1b[H"
 CLEAR_AND_LINK = "ok\x1b[2J\x1b[H\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07\u202e"
 
 
-@pytest.fixture
-def cli_loggers():
-    """The subscription commands quieten these loggers for the process (hookops/subscriptions.py _webhooks);
-    put them back so later tests' caplog sees their errors."""
-    import logging
-    names = ("pyPreservica", "handlers.clients.preservica")
-    levels = {n: logging.getLogger(n).level for n in names}
-    yield
-    for n, level in levels.items():
-        logging.getLogger(n).setLevel(level)
-
-
 def test_terminal_escape_sequences_in_unsubscribe_all(env, cli_loggers):
     """`unsubscribe --all` printed each subscription id as Preservica listed it."""
     seed(env, "https://a.example/hook", "MOVED")
