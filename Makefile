@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench package clean help
+.PHONY: run test test-unit bench package clean help
 
 help:
 	@echo "make run      start Azurite and the app on http://localhost:7071 (creates everything it needs)"
 	@echo "make test     install what the tests need and run the whole suite"
+	@echo "make test-unit  run only the tests of pure code (tests/unit/), in seconds, without Azurite"
 	@echo "make bench    run the benchmarks and print the table"
 	@echo "make package  build dist/app.zip for az functionapp deployment source config-zip"
 
@@ -29,6 +30,9 @@ run: $(STAMP) node_modules/.installed
 
 test: $(STAMP) node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP) node_modules/.installed
 	$(BIN)/python -m bench

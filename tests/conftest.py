@@ -10,6 +10,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hookops import azurite as _azurite  # noqa: E402
+from tests.support.paths import SECRET  # noqa: E402
+from tests.support.storage import clear_storage  # noqa: E402
+
+# Fixtures shared by several test modules live in these plugins, helpers in tests/support/ modules;
+# no test module imports from another.
+pytest_plugins = ["tests.support.e2e", "tests.support.toys"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,29 +49,10 @@ def storage_env(azurite, monkeypatch):
     return azurite.connection_string
 
 
-SECRET = "local-test-secret"
-
-
-def _clear(conn: str) -> None:
-    from azure.data.tables import TableServiceClient
-    from azure.storage.blob import BlobServiceClient
-    from azure.storage.queue import QueueServiceClient
-
-    queues = QueueServiceClient.from_connection_string(conn)
-    for q in queues.list_queues():
-        queues.get_queue_client(q.name).clear_messages()
-    tables = TableServiceClient.from_connection_string(conn)
-    for t in tables.list_tables():
-        tables.delete_table(t.name)
-    blobs = BlobServiceClient.from_connection_string(conn)
-    for c in blobs.list_containers():
-        blobs.delete_container(c.name)
-
-
 @pytest.fixture
 def app_env(azurite, monkeypatch):
     """The app's settings for a local run against the session Azurite, storage emptied first."""
-    _clear(azurite.connection_string)
+    clear_storage(azurite.connection_string)
     for name in ("KEY_VAULT_URI", "PRESERVICA_WEBHOOK_SECRET_PREVIOUS", "PRESERVICA_ROUTES", "TEAMS_WEBHOOK_URL",
                  "RELAY_URL", "RELAY_SECRET", "PRESERVICA_SERVER", "CATALOGUE_URL_TEMPLATE", "MAX_BODY_BYTES"):
         monkeypatch.delenv(name, raising=False)
@@ -100,32 +87,9 @@ def keyvault(_keyvault_server, app_env, monkeypatch):
     kv.set_available(True)
 
 
-def read_job(raw) -> "object":
-    """The one job of an action message that holds one event."""
-    from handlers.core import messages
-    [job] = messages.read_batch(raw)
-    return job
-
-
-def run_one(action: str, raw, **kwargs):
-    """Run an action message that holds one event; its outcome (None: finished or busy elsewhere)."""
-    from handlers.actions import runner
-    [outcome] = runner.run(action, raw, **kwargs)
-    return outcome
-
-
-def cold_start_modules() -> set[str]:
-    """Every module a fresh interpreter holds after `import function_app`, as the worker's indexing loads it."""
-    import json
-    import subprocess
-    code = "import sys, function_app; print(__import__('json').dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return set(json.loads(out.stdout))
-
-
 @pytest.fixture
 def relay(env, monkeypatch):
-    """A relay receiver the app posts to (`env`: the test module's app settings with Preservica)."""
+    """A relay receiver the app posts to (`env`: the app settings of the test's folder, in its conftest.py)."""
     from hookops.doubles.receivers import RelayReceiver
     with RelayReceiver() as receiver:
         monkeypatch.setenv("RELAY_URL", receiver.url)

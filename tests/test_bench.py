@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-LIMIT = 150  # seconds; a quick run takes well under a minute
+LIMIT = 1500  # seconds: a hang guard only (a quiet run takes about a minute); no timing is asserted
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(LIMIT + 120)]   # above the suite's 300 s per test
 
 
 def _number(x) -> bool:

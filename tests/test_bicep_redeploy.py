@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import re
 
-from tests.test_bicep import (AZD_ENVIRONMENT_NAMES, BICEP, BICEP_FILES, RESOURCE_GROUP_ID, SUBSCRIPTION_ID,
-                              Evaluator, app_settings, bicepparam_assignments, body, main, module_call,
-                              module_doc, parse, resources_of, unique_string)
+from tests.support.bicep import (AZD_ENVIRONMENT_NAMES, BICEP, BICEP_FILES, RESOURCE_GROUP_ID, SUBSCRIPTION_ID,
+                                 Evaluator, app_settings, bicepparam_assignments, body, main, module_call,
+                                 module_doc, parse, resources_of, unique_string)
 
 ACCOUNT = "Microsoft.Storage/storageAccounts"
 BLOB_SERVICE = "Microsoft.Storage/storageAccounts/blobServices"

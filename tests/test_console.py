@@ -3,57 +3,20 @@ function), the view models, the bounded reads against Azurite, and that it ships
 import base64
 import datetime as dt
 import json
-import os
 import re
 
-import azure.functions as func
 import pytest
 
 from handlers.clients import journal
 from handlers.console import auth, data, render, routes, views
-from handlers.core import envelope, hosting, settings
+from handlers.core import envelope, settings
 from hookops.doubles.deliveries import ref
-from tests.conftest import ROOT, cold_start_modules
-
-AZURE = {"WEBSITE_INSTANCE_ID": "abc123", "WEBSITE_AUTH_ENABLED": "True"}
-LOCAL_URL = "http://127.0.0.1:7071/api/console/"
-
-
-def local_env() -> dict:
-    """What `hookops run` gives the app: local console mode on, development storage (Azurite)."""
-    return {hosting.LOCAL_CONSOLE: "1", "AzureWebJobsStorage": os.environ["AzureWebJobsStorage"]}
-
-
-def principal(*roles: str, oid: str = "oid-1") -> str:
-    claims = [{"typ": "roles", "val": r} for r in roles] + [
-        {"typ": "name", "val": "archivist@example.org"},
-        {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid}]
-    doc = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
-    return base64.b64encode(json.dumps(doc).encode()).decode()
-
-
-def request(path: str = "overview", method: str = "GET", url: str | None = None, headers: dict | None = None,
-            body: bytes = b"", params: dict | None = None) -> func.HttpRequest:
-    url = url or f"https://app.example.org/api/console/{path}"
-    if url.startswith(LOCAL_URL) and "cookie" not in {k.lower() for k in (headers or {})}:
-        headers = {**(headers or {}), "Cookie": f"{auth.LOCAL_COOKIE}={routes.local_token()}"}  # the link's token
-    return func.HttpRequest(method, url, headers=headers or {}, params=params or {}, body=body,
-                            route_params={"path": path})
-
-
-def azure_get(path: str, *roles: str, **kw) -> func.HttpResponse:
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles), "Host": "app.example.org"} if roles else {}
-    return routes.handle(request(path, headers=headers, **kw), AZURE)
+from tests.support.coldstart import cold_start_modules
+from tests.support.console import AZURE, LOCAL_URL, azure_get, form_for, local_env, principal, request
+from tests.support.paths import ROOT
 
 
 # ---- writes: CSRF, Origin, role -------------------------------------------------------------------
-
-def _form_for(role: str) -> tuple[str, str]:
-    """A session cookie and the CSRF token the poison page gives `role`."""
-    resp = azure_get("poison", role)
-    sid = re.search(r"console_sid=([^;]+)", resp.headers["Set-Cookie"])[1]
-    return sid, auth.csrf_token(routes.csrf_key(), auth.parse_principal(principal(role)), sid)
-
 
 def _post(role: str, sid: str | None, token: str | None, origin: str | None = "https://app.example.org"):
     headers = {"X-MS-CLIENT-PRINCIPAL": principal(role), "Host": "app.example.org",
@@ -67,29 +30,29 @@ def _post(role: str, sid: str | None, token: str | None, origin: str | None = "h
 
 
 def test_operator_post_with_token_and_origin_gets_the_confirmation(app_env):
-    sid, token = _form_for(auth.OPERATOR)
+    sid, token = form_for(auth.OPERATOR)
     resp = _post(auth.OPERATOR, sid, token)
     assert resp.status_code == 200 and b"Yes, replay" in resp.get_body()
 
 
 def test_csrf_missing_or_wrong_is_refused(app_env):
-    sid, token = _form_for(auth.OPERATOR)
+    sid, token = form_for(auth.OPERATOR)
     assert _post(auth.OPERATOR, sid, None).status_code == 403
     assert _post(auth.OPERATOR, sid, "0" * 64).status_code == 403
     assert _post(auth.OPERATOR, None, token).status_code == 403                   # no session cookie
-    other_sid, _ = _form_for(auth.OPERATOR)
+    other_sid, _ = form_for(auth.OPERATOR)
     assert _post(auth.OPERATOR, other_sid, token).status_code == 403               # another session's token
 
 
 def test_origin_mismatch_or_missing_is_refused(app_env):
-    sid, token = _form_for(auth.OPERATOR)
+    sid, token = form_for(auth.OPERATOR)
     assert _post(auth.OPERATOR, sid, token, origin="https://evil.example").status_code == 403
     assert _post(auth.OPERATOR, sid, token, origin=None).status_code == 403
     assert _post(auth.OPERATOR, sid, token, origin="null").status_code == 403
 
 
 def test_reader_cannot_replay(app_env):
-    sid, token = _form_for(auth.READER)
+    sid, token = form_for(auth.READER)
     resp = _post(auth.READER, sid, token)
     assert resp.status_code == 403 and b"Console.Operator" in resp.get_body()
     _poison_message()

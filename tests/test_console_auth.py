@@ -5,7 +5,7 @@ import pytest
 
 from handlers.console import auth, routes
 from handlers.core import hosting
-from tests.test_console import LOCAL_URL, azure_get, local_env, principal, request
+from tests.support.console import LOCAL_URL, azure_get, local_env, principal, request
 
 # ---- authorisation ---------------------------------------------------------------------------------
 

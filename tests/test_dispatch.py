@@ -1,34 +1,15 @@
 """Dispatcher and action runner against real Azurite."""
-import base64
 import json
 
 import pytest
-from azure.storage.queue import QueueClient
 
 from handlers.actions.contract import ActionError, Outcome
 from handlers import dispatch
 from handlers.core import envelope, messages, settings
 from handlers.clients import journal
-from tests.conftest import read_job, run_one
+from tests.support.jobs import read_job, run_one
+from tests.support.queues import drain, intake_msg
 from hookops.doubles.deliveries import delivery, encode, ref
-
-
-def intake_msg(doc: dict) -> bytes:
-    body = encode(doc)
-    return messages.intake_message(envelope.delivery_id(body), "2026-11-29T10:00:01Z", body.decode()).encode()
-
-
-def drain(conn: str, action: str) -> list[bytes]:
-    q = QueueClient.from_connection_string(conn, settings.action_queue(action))
-    out = []
-    try:
-        while batch := list(q.receive_messages(max_messages=32)):
-            for m in batch:
-                out.append(base64.b64decode(m.content))
-                q.delete_message(m)
-    except Exception:
-        pass
-    return out
 
 
 def test_each_event_and_action_gets_one_message_and_a_journal_row(app_env, monkeypatch):

@@ -366,7 +366,7 @@ def test_stop_closes_idle_keep_alive_connections_and_the_port():
     assert conn.getresponse().read() == b""   # connection left open (HTTP/1.1 keep-alive)
     started = time.monotonic()
     teams.stop()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30   # a hang guard: stop must not wait for the idle connection
     conn.close()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass

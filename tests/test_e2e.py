@@ -7,11 +7,9 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import httpx
 import pytest
-from azure.storage.queue import QueueClient
 from click.testing import CliRunner
 
 from handlers.actions import registry
@@ -21,57 +19,10 @@ from hookops import azurite as az
 from hookops.cli import main as cli
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.runner import Runner
-from tests.conftest import ROOT, SECRET
+from tests.support.e2e import FAST_HOST, hookops, queue_count, rows_done, wait_until, webhook
+from tests.support.paths import ROOT, SECRET
 
 pytestmark = pytest.mark.slow
-FAST_HOST = {"version": "2.0", "extensions": {"http": {"routePrefix": "api"}, "queues": {
-    "maxPollingInterval": "00:00:00.200", "visibilityTimeout": "00:00:00", "batchSize": 16,
-    "newBatchThreshold": 8, "maxDequeueCount": 2, "messageEncoding": "base64"}}}
-
-
-@pytest.fixture
-def fast_host_json(tmp_path):
-    path = tmp_path / "host.json"
-    path.write_text(json.dumps(FAST_HOST))
-    return path
-
-
-@pytest.fixture
-def runner(app_env, fast_host_json):
-    with Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as r:
-        yield r
-
-
-def webhook(r) -> str:
-    return f"{r.url}/api/preservica/webhook"
-
-
-def hookops(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def rows_done(action: str = "journal") -> dict[str, dict]:
-    return {r["entityRef"]: r for r in journal.default().recent(1000) if r.get(f"{action}_state") == "done"}
-
-
-def wait_until(predicate, timeout: float = 30.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(step)  # polling a condition, not waiting a fixed time
-    return value
-
-
-def queue_count(conn: str, name: str) -> int:
-    try:
-        return QueueClient.from_connection_string(conn, name).get_queue_properties().approximate_message_count
-    except Exception:
-        return 0
-
-
 def test_signed_chunked_delivery_shows_up_in_events(runner):
     r1, r2 = ref("asset-e2e-1"), ref("asset-e2e-2")
     out = hookops("send-test-event", "--url", webhook(runner), "--trigger", "FULL_TEXT_INDEXED",
@@ -217,7 +168,7 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
         assert all(title in card_text for title, _ in assets.values())
         assert all(sorted(s for s, _ in pres.metadata(r)) == sorted([schema, "urn:preservica-webhooks-azure:transcript:v1"])
                    for r in assets)
-        relay.wait_for_deliveries(2, timeout=10)
+        relay.wait_for_deliveries(2, timeout=120)
         assert {d.json()["event"]["entityRef"] for d in relay.deliveries} == set(assets) and not relay.disagreements
         assert all(d.json()["iiif"]["state"] == "published" for d in relay.deliveries)
         iiif = BlobServiceClient.from_connection_string(app_env.connection_string).get_container_client("iiif")

@@ -2,26 +2,15 @@
 import base64
 import json
 
-import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
 from handlers.core import envelope, messages, settings, signature
 from handlers import intake
-from tests.conftest import SECRET
+from tests.support.intake import request, signed
+from tests.support.paths import SECRET
 from hookops.doubles.deliveries import delivery, encode
-
-URL = "http://localhost:7071/api/preservica/webhook"
-
-
-def request(body: bytes = b"", headers=None, params=None) -> func.HttpRequest:
-    return func.HttpRequest("POST", URL, headers=headers or {}, params=params or {}, body=body)
-
-
-def signed(body: bytes, secret: str = SECRET, header: str = "Preservica-Signature") -> func.HttpRequest:
-    return request(body, {header: signature.sign(secret, body)})
-
 
 def queued(conn: str) -> list[dict]:
     q = QueueClient.from_connection_string(conn, settings.DELIVERY_QUEUE)

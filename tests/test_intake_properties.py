@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from handlers import intake
 from handlers.core import settings, signature
-from tests.conftest import SECRET
+from tests.support.paths import SECRET
 
 header_names = st.sampled_from(["Preservica-Signature", "preservica-signature", "PRESERVICA-SIGNATURE",
                                 "Content-Type", "X-Other"])

@@ -13,7 +13,7 @@ import pytest
 from handlers.core import messages
 from handlers.actions import contract, registry
 from handlers.clients import journal
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from hookops.doubles.deliveries import delivery, encode
 
 HANDLERS = ROOT / "handlers"

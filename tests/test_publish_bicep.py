@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_bicep import BICEP_FILES, app_settings, body, main, module_call, module_doc, parse, resources_of
+from tests.support.bicep import BICEP_FILES, app_settings, body, main, module_call, module_doc, parse, resources_of
 
 ACCOUNT = "Microsoft.Storage/storageAccounts"
 CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"

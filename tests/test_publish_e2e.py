@@ -10,7 +10,7 @@ from azure.storage.blob import BlobServiceClient
 
 from handlers.clients import preservica
 from hookops.doubles.preservica import PreservicaDouble, make_png
-from tests.test_e2e import fast_host_json, hookops, runner, wait_until, webhook  # noqa: F401 (fixtures)
+from tests.support.e2e import hookops, wait_until, webhook
 
 pytestmark = pytest.mark.slow
 REF = "5e0d2c7a-8b1f-4c3d-9e2a-6f7b8c9d0e1f"

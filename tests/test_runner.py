@@ -24,39 +24,14 @@ from hookops import azurite as azurite_mod
 from hookops import hostconfig
 from hookops.host import queues as runner_queues
 from hookops.runner import Runner, RunnerError, route_regex
+from tests.support.paths import ROOT, TOYS
+from tests.support.toys import GOOD, WAIT, toy_env
 
-ROOT = Path(__file__).resolve().parent.parent
-TOYS = Path(__file__).resolve().parent / "support" / "toyapp"
-GOOD = TOYS / "good"
-WAIT = 30  # upper bound for conditions that normally hold within a fraction of a second
-
-HOST_JSON = {
-    "version": "2.0",
-    "extensions": {
-        "http": {"routePrefix": "api"},
-        "queues": {"maxPollingInterval": "00:00:00.200", "visibilityTimeout": "00:00:00",
-                   "maxDequeueCount": 2, "batchSize": 4, "messageEncoding": "base64"},
-    },
-}
-
-
-@pytest.fixture(scope="module")
-def host_json(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("hostjson") / "host.json"
-    path.write_text(json.dumps(HOST_JSON))
-    return path
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("records")
-
-
-def toy_env(azurite, records: Path) -> dict:
-    """Settings for one runner of the toy app, with queues of its own."""
-    tag = uuid.uuid4().hex[:8]
-    return {"AzureWebJobsStorage": azurite.connection_string, "TOYAPP_RECORD_DIR": str(records),
-            "TOY_RECORD_QUEUE": f"toy-record-{tag}", "TOY_FAIL_QUEUE": f"toy-fail-{tag}"}
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import httpx
 
 from handlers.core import hosting
 from hookops import azurite as az
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 WAIT = 120  # the app's first import and the runner's start, on a busy machine
 # What the child runs: local.settings.json from the test's folder; Azurite is the test's (no default ports).

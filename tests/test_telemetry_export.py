@@ -21,9 +21,8 @@ from handlers.core import settings
 from hookops.doubles.deliveries import delivery, encode
 from tests.support import kql
 from tests.support.otel import recorder, tables
-from tests.test_bicep import Evaluator, body, parse, resources_of
-from tests.test_e2e import fast_host_json  # noqa: F401 (fixture)
-from tests.test_intake import request, signed
+from tests.support.bicep import Evaluator, body, parse, resources_of
+from tests.support.intake import request, signed
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "bicep" / "modules" / "alerts.bicep"
@@ -213,7 +212,7 @@ def test_a_message_moved_to_poison_fires_the_poison_alert(rec, app_env, fast_hos
 
     from hookops import azurite as az
     from hookops.runner import Runner
-    from tests.test_e2e import queue_count, wait_until
+    from tests.support.e2e import queue_count, wait_until
     conn = app_env.connection_string
     with Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as runner:
         QueueClient.from_connection_string(conn, settings.DELIVERY_QUEUE).send_message("not base64 at all!")
@@ -229,7 +228,7 @@ def test_a_message_moved_to_poison_fires_the_poison_alert(rec, app_env, fast_hos
 # --------------------------------------------------------------------------------------------
 
 def test_every_admitted_no_delivery_hours_gives_a_window_the_service_accepts():
-    from tests.test_bicep import main
+    from tests.support.bicep import main
     admitted = {}
     for doc in (main(), parse(ALERTS)):
         [allowed] = [d["argument"] for d in doc["parameters"]["noDeliveryHours"]["decorators"] if d["type"] == "allowed"]

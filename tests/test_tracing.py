@@ -7,8 +7,8 @@ from handlers.clients import journal
 from hookops import azurite as az
 from hookops.doubles.receivers import RelayReceiver
 from hookops.runner import Runner
-from tests.conftest import ROOT
-from tests.test_e2e import fast_host_json, hookops, wait_until, webhook  # noqa: F401 (fixture)
+from tests.support.paths import ROOT
+from tests.support.e2e import hookops, wait_until, webhook
 from hookops.doubles.deliveries import ref
 from tests.support import kql
 from tests.support.otel import tables

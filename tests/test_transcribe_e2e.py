@@ -19,19 +19,12 @@ from handlers.clients import preservica
 from handlers.core import signature
 from hookops import azurite as az
 from hookops.runner import Runner
-from tests.conftest import ROOT, SECRET
-from tests.test_e2e import FAST_HOST, hookops, rows_done, wait_until
+from tests.support.paths import ROOT, SECRET
+from tests.support.e2e import hookops, rows_done, wait_until
 
 pytestmark = pytest.mark.slow
 AV = "0d9d4a4e-0000-4000-8000-00000000e001"
 SCHEMA = "urn:example:transcript"
-
-
-@pytest.fixture
-def fast_host_json(tmp_path):
-    path = tmp_path / "host.json"
-    path.write_text(json.dumps(FAST_HOST))
-    return path
 
 
 def test_an_indexed_av_asset_is_transcribed_once_however_often_the_delivery_comes(app_env, fast_host_json, monkeypatch,
@@ -138,6 +131,6 @@ def test_demo_doubles_with_the_runner_show_transcribe_done_in_events(app_env, fa
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
         preservica.forget_client()
-    reader.join(timeout=10)
+    reader.join(timeout=60)
     rest = "".join(lines.queue)
     assert proc.returncode == 0 and "Doubles stopped." in rest

@@ -13,7 +13,7 @@ from hookops import localsettings
 from hookops.cli import main as cli
 from hookops.doubles.base import HttpDouble
 from hookops.doubles.easyauth import EasyAuthFront
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 SECRET = "verify-deployment-secret"
 # What the platform sets where the app runs with built-in authentication on (console/auth.py reads them).

@@ -7,8 +7,8 @@ import pytest
 
 from handlers.console import auth, routes
 from handlers.core import settings
-from tests.conftest import SECRET
-from tests.test_console import AZURE, LOCAL_URL, _form_for, local_env, principal, request
+from tests.support.paths import SECRET
+from tests.support.console import AZURE, LOCAL_URL, form_for, local_env, principal, request
 
 
 def _replay(form: bytes, sid: str) -> object:
@@ -21,7 +21,7 @@ def _replay(form: bytes, sid: str) -> object:
 @pytest.mark.parametrize("csrf", ["%C3%A9", "%E2%80%AE" * 30, "%FF%FE", "%00"])
 def test_non_ascii_csrf_token(app_env, csrf):
     """`csrf=%C3%A9`: compare_digest on a non-ASCII `str` raised TypeError, so a 500 for anyone."""
-    sid, _ = _form_for(auth.OPERATOR)
+    sid, _ = form_for(auth.OPERATOR)
     resp = _replay(f"queue={settings.DELIVERY_QUEUE}&message=all&csrf={csrf}".encode(), sid)
     assert resp.status_code == 403 and b"expired" in resp.get_body()
 

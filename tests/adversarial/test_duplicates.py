@@ -9,8 +9,8 @@ from handlers import dispatch
 from handlers.actions import teams as action_teams
 from handlers.actions.contract import ActionError
 from handlers.clients import journal
-from tests.conftest import read_job, run_one
-from tests.adversarial.test_trust_boundary import drain, intake_msg
+from tests.support.jobs import read_job, run_one
+from tests.support.queues import drain, intake_msg
 from hookops.doubles.receivers import TeamsDouble
 from hookops.doubles.deliveries import delivery
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings as hsettings, strateg
 
 from handlers import dispatch, intake
 from handlers.core import settings, signature
-from tests.conftest import SECRET
+from tests.support.paths import SECRET
 
 PREFIX = "preservica-webhook-auth"
 FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

@@ -17,7 +17,8 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from hookops import azurite as azurite_mod
 from hookops.runner import Runner
 
-from tests.test_runner import GOOD, TOYS, WAIT, host_json, toy_env  # noqa: E402,F401 (host_json: a fixture)
+from tests.support.paths import TOYS
+from tests.support.toys import GOOD, WAIT, toy_env
 
 
 @pytest.fixture(scope="module")

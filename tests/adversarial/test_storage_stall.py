@@ -21,8 +21,8 @@ from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.preservica import PreservicaDouble
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from hookops.runner import Runner
-from tests.conftest import ROOT, SECRET
-from tests.test_e2e import fast_host_json, wait_until, webhook  # noqa: F401 (fixture)
+from tests.support.paths import ROOT, SECRET
+from tests.support.e2e import wait_until, webhook
 
 pytestmark = pytest.mark.slow
 ACTIONS = ("journal", "teams", "catalogue", "relay")
@@ -95,7 +95,7 @@ def test_storage_stall_and_a_second_copy_in_flight_cause_each_effect_once(tmp_pa
                 assert send(0) == 200
                 # The copy is dispatched while the cards are held (well within the Teams client's timeout:
                 # a post that times out after Teams received it is the window the README documents).
-                assert runner.wait_for(lambda: stats["succeeded"] + stats["failed"] > dispatched, timeout=20)
+                assert runner.wait_for(lambda: stats["succeeded"] + stats["failed"] > dispatched, timeout=120)
                 teams.release()
                 wait_until(lambda: done_everywhere(refs), timeout=90)
                 runner.wait_idle(timeout=60)

@@ -14,9 +14,10 @@ from handlers.actions.contract import ActionError
 from handlers import dispatch
 from handlers.core import envelope, settings, signature
 from handlers.clients import journal
-from tests.conftest import SECRET, read_job, run_one
+from tests.support.jobs import read_job, run_one
+from tests.support.paths import SECRET
 from hookops.doubles.deliveries import delivery, encode, ref
-from tests.test_dispatch import drain, intake_msg
+from tests.support.queues import drain, intake_msg
 
 URL = "http://localhost:7071/api/preservica/webhook"
 A, B = ref("a"), ref("b")

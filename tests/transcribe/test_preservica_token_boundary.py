@@ -15,8 +15,8 @@ from handlers.clients import http, preservica
 from handlers.clients.secrets import default as secrets
 from hookops.doubles.preservica import PreservicaDouble
 from pyPreservica.common import EntityType
-from tests.conftest import read_job
-from tests.test_transcribe import AV, PASSWORD, TENANT, USER, env, job_for, pres, speech  # noqa: F401 (fixtures)
+from tests.support.jobs import read_job
+from tests.support.transcribe import AV, PASSWORD, TENANT, USER, job_for
 
 ENTITY = f"/api/entity/information-objects/{AV}"
 

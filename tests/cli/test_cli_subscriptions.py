@@ -14,11 +14,8 @@ from click.testing import CliRunner
 from handlers import intake
 from handlers.clients import preservica
 from handlers.core import signature
-from hookops import cli, localsettings
-from hookops.doubles.preservica import PreservicaDouble
-
-USER, PASSWORD, TENANT = "hook-admin", "s3cure-pass-phrase", "ARCHIVE"
-SECRET = "cli-test-webhook-secret"
+from hookops import cli
+from tests.support.cli import SECRET, seed
 
 
 class _Endpoint(BaseHTTPRequestHandler):
@@ -63,38 +60,8 @@ def endpoint():
     thread.join()
 
 
-@pytest.fixture
-def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT, handshake=True) as double:
-        yield double
-
-
-@pytest.fixture
-def env(pres, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)                                   # no credentials.properties
-    monkeypatch.setattr(localsettings, "load", lambda *a, **k: None)  # no developer local.settings.json
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("KEY_VAULT_URI", "PRESERVICA_WEBHOOK_SECRET_PREVIOUS"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {"PRESERVICA_WEBHOOK_SECRET": SECRET, "PRESERVICA_SERVER": pres.server,
-                        "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD, "PRESERVICA_TENANT": TENANT,
-                        "PRESERVICA_PROTOCOL": "http"}.items():
-        monkeypatch.setenv(name, value)
-    from handlers.clients import secrets
-    secrets._default.reset()
-    return pres
-
-
 def hookops(*args: str):
     return CliRunner().invoke(cli.main, list(args), catch_exceptions=False)
-
-
-def seed(pres: PreservicaDouble, url: str, trigger: str) -> str:
-    """A subscription made earlier (by anyone): straight into the double, as Preservica stores it."""
-    sub_id = f"{len(pres.subscriptions):032x}"
-    pres.subscriptions[sub_id] = {"id": sub_id, "url": url, "triggerType": trigger, "secret": "x",
-                                  "includeIdentifiers": True, "created": "2026-11-29T10:00:00.000+00:00"}
-    return sub_id
 
 
 def test_subscribe_checks_the_endpoint_then_subscribes_each_trigger(env, endpoint):

@@ -5,10 +5,10 @@ Uses test_actions' fixtures: the real pyPreservica client against the Preservica
 import pytest
 
 from handlers.clients import journal
-from tests.conftest import run_one
+from tests.support.jobs import row, run_one
 from hookops.doubles.receivers import CatalogueDouble
 from hookops.doubles.deliveries import ref
-from tests.test_actions import SCHEMA, env, isolated, jobs, pres, row  # noqa: F401 (fixtures)
+from tests.support.actions import SCHEMA
 
 
 @pytest.mark.parametrize("identifier", [".", ".."])

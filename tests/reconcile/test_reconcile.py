@@ -9,19 +9,13 @@ import logging
 import pytest
 
 from handlers import dispatch, reconcile
-from handlers.clients import journal, preservica, reconcile_state
+from handlers.clients import preservica, reconcile_state
 from handlers.core import envelope, messages, settings
 from handlers.core import reconcile as core
 from handlers.core.errors import ActionError, SettingsError
 from hookops.doubles.deliveries import delivery, encode, ref
-from hookops.doubles.preservica import PreservicaDouble
 from hookops.host import queues
-
-USER, PASSWORD, TENANT = "recon-user", "recon-password", "ARCHIVE"
-UTC = dt.timezone.utc
-NOW = dt.datetime.now(UTC).replace(second=0, microsecond=0)  # the dispatcher judges lateness by the clock
-A, B, C = ref("recon-a"), ref("recon-b"), ref("recon-c")
-FOLDER = ref("recon-folder")
+from tests.support.reconcile import A, B, C, FOLDER, NOW, PASSWORD, TENANT, USER, UTC, dispatch_all, journaled, webhook
 
 
 # ---- the pure core --------------------------------------------------------------------------------
@@ -80,27 +74,6 @@ def test_backfill_deliveries_are_the_same_every_time():
 
 # ---- against the double ----------------------------------------------------------------------------
 
-@pytest.fixture
-def pres(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)   # no credentials.properties
-    preservica.forget_client()
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.page_limit = 3   # several pages with few entities
-        double.add_folder(FOLDER, "Accession")
-        for r in (A, B, C):
-            double.add_asset(r, f"Asset {r[:4]}", parent=FOLDER)
-        yield double
-    preservica.forget_client()
-
-
-@pytest.fixture
-def env(app_env, pres, monkeypatch):
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1",
-                        "PRESERVICA_ROUTES": "*=journal", "RECONCILE_FIRST_HOURS": "6"}.items():
-        monkeypatch.setenv(name, value)
-    return app_env
-
 
 def test_the_real_client_reads_the_event_log(pres):
     from pyPreservica import EntityAPI
@@ -119,29 +92,6 @@ def test_the_real_client_reads_the_event_log(pres):
     assert 'deleted="true"' in api.session.get(f"http://{pres.server}/api/entity/entities/updated-since",
                                                params={"date": (NOW - dt.timedelta(days=1)).isoformat(), "start": 3},
                                                headers={"Preservica-Access-Token": api.token}).text
-
-
-def dispatch_all(conn: str) -> int:
-    """Take every delivery off the delivery queue and dispatch it, as the queue function would."""
-    from handlers.clients.storage import default
-    q, n = default().queue(settings.DELIVERY_QUEUE), 0
-    queues.ensure(q)
-    while batch := list(q.receive_messages(max_messages=32)):
-        for m in batch:
-            dispatch.dispatch(m.content.encode() if isinstance(m.content, str) else m.content)
-            q.delete_message(m)
-            n += 1
-    return n
-
-
-def webhook(refs, when: dt.datetime, trigger="FULL_TEXT_INDEXED") -> None:
-    doc = delivery(trigger=trigger, refs=refs, timestamp=when.strftime("%Y-%m-%dT%H:%M:%S.000"))
-    body = encode(doc)
-    dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "x", body.decode()).encode())
-
-
-def journaled() -> list[dict]:
-    return journal.default().recent(1000)
 
 
 def test_reconciler_queues_only_what_the_webhooks_missed_and_only_once(env, pres, caplog):
@@ -267,8 +217,8 @@ def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres
     from hookops import azurite as az
     from hookops.doubles.receivers import TeamsDouble
     from hookops.runner import Runner
-    from tests.conftest import ROOT
-    from tests.test_e2e import FAST_HOST, hookops, wait_until
+    from tests.support.paths import ROOT
+    from tests.support.e2e import FAST_HOST, hookops, wait_until
 
     host_json = tmp_path / "host.json"
     host_json.write_text(json.dumps(FAST_HOST))

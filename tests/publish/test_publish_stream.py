@@ -8,8 +8,8 @@ import threading
 from handlers.clients import activity, public_store
 from handlers.core import iiif
 from hookops.doubles.preservica import make_png
-from tests.conftest import run_one
-from tests.test_publish import ASSET, dispatched, env, isolated, pres  # noqa: F401 (fixtures)
+from tests.support.jobs import run_one
+from tests.support.publish import ASSET, dispatched
 
 
 def walk(store) -> tuple[list[dict], list[dict]]:

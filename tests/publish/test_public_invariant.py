@@ -24,9 +24,9 @@ from handlers.actions.contract import Context
 from handlers.clients import preservica, publish_lock, public_store, shared
 from handlers.core import messages, settings
 from hookops.doubles.preservica import make_png
-from tests import test_reconcile as recon
-from tests.conftest import _clear
-from tests.test_publish import ASSET, AV, blobs, env, isolated, make_wav, pres  # noqa: F401 (fixtures)
+from tests.support.publish import ASSET, AV, blobs, make_wav
+from tests.support import reconcile as recon
+from tests.support.storage import clear_storage
 
 REFS = (ASSET, AV)
 TICK = dt.timedelta(minutes=2)      # simulated time between two changes
@@ -85,7 +85,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             super().__init__()
             pres.clear_failures()
             pres.clear_events()
-            _clear(env.connection_string)    # journal, reconciler state, queues, containers: a new app
+            clear_storage(env.connection_string)    # journal, reconciler state, queues, containers: a new app
             shared.reset_all()
             world.update(violations=[], done=set(), during=[], written=set())
             self.variant = {}

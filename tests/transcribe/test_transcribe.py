@@ -15,74 +15,9 @@ from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal, preservica
 from handlers.core import envelope, messages, settings
 from hookops.doubles.deliveries import delivery, encode
-from hookops.doubles.preservica import PreservicaDouble, make_png
-from hookops.doubles.speech import SpeechDouble, make_wav
-from tests.conftest import read_job, run_one
-
-USER, PASSWORD, TENANT = "hook-user", "pres-password", "ARCHIVE"
-KEY = "speech-key-value-0123456789abcdef"
-AV, IMAGE, FOLDER = ("0d9d4a4e-0000-4000-8000-00000000a001", "0d9d4a4e-0000-4000-8000-00000000a002",
-                     "0d9d4a4e-0000-4000-8000-00000000a004")
-SCHEMA = "urn:example:transcript"
-WAV = make_wav(0.75)
-TRICKY = [(0, 1500, "Recorded 1952 --> the harbour"), (1600, 900, "<b>Mr Jones</b> & <script>x</script>"),
-          (2600, 400, "line one\n\nline two\x07")]
-
-
-@pytest.fixture(scope="module")
-def speech():
-    with SpeechDouble(key=KEY) as double:
-        yield double
-
-
-@pytest.fixture
-def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_folder(FOLDER, "Oral histories")
-        double.add_asset(AV, "Interview, 1952", parent=FOLDER,
-                         bitstreams=[("interview.tif", 2048), ("talk.wav", WAV, "Access")])
-        double.add_asset(IMAGE, "Harbour map", thumbnail=make_png(), bitstreams=[("map.tif", 4096), ("map.png", make_png(), "Access")])
-        yield double
-
-
-@pytest.fixture
-def env(app_env, pres, speech, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1,localhost",
-                        "SPEECH_ENDPOINT": speech.endpoint, "SPEECH_KEY": KEY, "TRANSCRIBE_LOCALES": "en-US,cy-GB",
-                        "TRANSCRIPT_SCHEMA": SCHEMA, "REQUESTS_CA_BUNDLE": speech.ca_bundle}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("TRANSCRIBE_MAX_BYTES", "TRANSCRIBE_CONTAINER"):
-        monkeypatch.delenv(name, raising=False)
-    speech.calls.clear()
-    speech._failures.clear()
-    speech.set_phrases(TRICKY)
-    slept: list[float] = []
-    monkeypatch.setattr(action, "_sleep", slept.append)
-    preservica.forget_client()
-    yield slept
-    preservica.forget_client()
-
-
-def job_for(ref: str, entity_type: str = "IO") -> bytes:
-    """Dispatch a delivery routed to transcribe; the one action message, as the queue function gets it."""
-    from handlers.clients.storage import default
-    import os
-    os.environ["PRESERVICA_ROUTES"] = "*=transcribe"
-    try:
-        body = encode(delivery(trigger="FULL_TEXT_INDEXED", refs=[ref], entity_type=entity_type))
-        dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-30T06:00:00Z", body.decode()).encode())
-    finally:
-        del os.environ["PRESERVICA_ROUTES"]
-    [m] = default().queue(settings.action_queue("transcribe")).receive_messages(max_messages=2)
-    default().queue(settings.action_queue("transcribe")).delete_message(m)
-    return m.content
-
-
-def row(raw) -> dict:
-    job = read_job(raw)
-    return journal.default().get(job.pk, job.rk)
+from hookops.doubles.speech import SpeechDouble
+from tests.support.jobs import read_job, row, run_one
+from tests.support.transcribe import AV, FOLDER, IMAGE, KEY, PASSWORD, SCHEMA, TENANT, USER, WAV, job_for
 
 
 def blob(conn: str, name: str) -> tuple[bytes, str]:

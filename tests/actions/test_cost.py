@@ -15,8 +15,7 @@ from handlers.clients import journal, preservica, ratelimit
 from handlers.core import envelope, messages
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from hookops.doubles.deliveries import delivery, encode, ref
-from tests.test_actions import env, isolated, pres  # noqa: F401 (fixtures)
-from tests.test_dispatch import drain
+from tests.support.queues import drain
 
 SCHEMA = "urn:example:catalogue"
 ALL = "journal,thumbnail,teams,catalogue,relay"

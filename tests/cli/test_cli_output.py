@@ -137,23 +137,11 @@ def test_replay_into_a_queue_removed_by_hand_recreates_it(app_env):
 # ---- Preservica's and an endpoint's text in `unsubscribe --all` and `send-test-event` -------------
 
 from hookops.doubles.base import HttpDouble, Reply  # noqa: E402
-from tests.test_cli_subscriptions import env, pres, seed  # noqa: E402,F401  (the Preservica double's fixtures)
+from tests.support.cli import seed  # noqa: E402
 
 # An OSC 8 hyperlink (no "/" in it: it is a path segment of the DELETE) and clear screen + cursor home.
 EVIL_ID = "sub\x1b]8;;evil.example\x07click-me\x1b]8;;\x07\x1b[2J\x1b[H"
 CLEAR_AND_LINK = "ok\x1b[2J\x1b[H\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07\u202e"
-
-
-@pytest.fixture
-def cli_loggers():
-    """The subscription commands quieten these loggers for the process (hookops/subscriptions.py _webhooks);
-    put them back so later tests' caplog sees their errors."""
-    import logging
-    names = ("pyPreservica", "handlers.clients.preservica")
-    levels = {n: logging.getLogger(n).level for n in names}
-    yield
-    for n, level in levels.items():
-        logging.getLogger(n).setLevel(level)
 
 
 def test_terminal_escape_sequences_in_unsubscribe_all(env, cli_loggers):

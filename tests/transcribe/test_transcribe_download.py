@@ -16,9 +16,8 @@ from handlers.actions import transcribe as action
 from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal
 from hookops.doubles.speech import make_wav
-from tests.conftest import read_job, run_one
-from tests.test_transcribe import env, pres, row, speech  # noqa: F401 (fixtures)
-from tests.test_transcribe import job_for
+from tests.support.jobs import read_job, run_one
+from tests.support.transcribe import job_for
 
 TAPE = "0d9d4a4e-0000-4000-8000-00000000f001"
 SOUND = make_wav(2.0)   # 64 kB

@@ -4,121 +4,19 @@ rules that matter, withdrawal that a stale event cannot undo, the activity strea
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import wave
 
 import httpx
 import pytest
-from azure.storage.blob import BlobServiceClient
 
-from handlers import dispatch
 from handlers.actions import publish
 from handlers.actions.contract import Context
-from handlers.clients import journal, preservica
-from handlers.core import envelope, messages, settings
+from handlers.clients import journal
 from handlers.core.messages import Job
-from hookops.doubles.deliveries import delivery, encode
-from hookops.doubles.preservica import PreservicaDouble, make_png
-from tests.conftest import read_job, run_one
-
-USER, PASSWORD, TENANT = "pub-user", "pub-password", "ARCHIVE"
-ASSET = "3b1f8a52-5d0c-4c4e-9a49-0c1d2e3f4a5b"
-AV = "9c2e6f10-7a1b-4b7c-8d2e-1f2a3b4c5d6e"
-RIGHTS = "http://creativecommons.org/licenses/by/4.0/"
-
-
-def make_wav(seconds: float, rate: int = 8000) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x00" * int(seconds * rate))
-    return out.getvalue()
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)   # no credentials.properties for pyPreservica
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("PUBLISH_BLOB_SERVICE_URI", "PUBLISH_BASE_URL", "PUBLISH_MAX_FILES", "PUBLIC_SECURITY_TAGS",
-                 "PUBLISH_IDENTIFIER_TYPES", "PUBLISH_MAX_BYTES", "PUBLISH_SWEEP_SCHEDULE"):
-        monkeypatch.delenv(name, raising=False)
-    preservica.forget_client()
-    yield
-    preservica.forget_client()
-
-
-@pytest.fixture
-def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_asset(ASSET, "Harbour survey, 1887", "Two sheets and a report", thumbnail=make_png(40, 30),
-                         identifiers={"catalogue": "HM/1887/12"},
-                         bitstreams=[("sheet-1.png", make_png(301, 207), "Access"),
-                                     ("sheet-2.png", make_png(120, 480, rgb=(1, 2, 3)), "Access"),
-                                     ("report.pdf", b"%PDF-1.4\n% a report\n", "Access"),
-                                     ("master.tif", 4096, "Preservation")])
-        double.add_asset(AV, "Oral history interview", bitstreams=[("talk.wav", make_wav(2.5), "Access")])
-        yield double
-
-
-@pytest.fixture
-def env(app_env, pres, monkeypatch):
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "PUBLISH_RIGHTS": RIGHTS,
-                        "PUBLISH_REQUIRED_STATEMENT": "Courtesy of the Harbour Archive",
-                        "PRESERVICA_ROUTES": "*=publish", "ACTION_BATCH_SIZE": "1",
-                        "PUBLISH_IDENTIFIER_TYPES": "catalogue"}.items():
-        monkeypatch.setenv(name, value)
-    return app_env
-
-
-def dispatched(ref: str, trigger: str = "FULL_TEXT_INDEXED", action: str = "publish") -> bytes:
-    """Dispatch a delivery of one event and take the action's message off its queue."""
-    from handlers.clients.storage import default
-    body = encode(delivery(trigger=trigger, refs=[ref]))
-    dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-30T10:00:00Z", body.decode()).encode())
-    q = default().queue(settings.action_queue(action))
-    [msg] = q.receive_messages(max_messages=32)
-    q.delete_message(msg)
-    return msg.content
-
-
-def container(env, name: str = "iiif"):
-    return BlobServiceClient.from_connection_string(env.connection_string).get_container_client(name)
-
-
-def blobs(env, prefix: str = "") -> dict[str, bytes]:
-    c = container(env)
-    if not c.exists():
-        return {}
-    return {b.name: c.download_blob(b.name).readall() for b in c.list_blobs(name_starts_with=prefix)}
-
-
-def base(env) -> str:
-    return container(env).url.rstrip("/")
-
-
-def load_manifest(env, ref: str):
-    from iiif_prezi3 import Manifest
-    raw = blobs(env, f"{ref}/")[f"{ref}/manifest.json"]
-    return raw, Manifest(**json.loads(raw))
-
-
-def activities(env) -> list[dict]:
-    """Every activity, oldest first, walking the stream from the collection's last page back by `prev`."""
-    got = blobs(env, "activity/")
-    if not got:
-        return []
-    prefix = base(env) + "/"
-    url = json.loads(got["activity/collection.json"])["last"]["id"]
-    pages = []
-    while url:
-        page = json.loads(got[url.removeprefix(prefix)])
-        pages.insert(0, page)
-        url = page.get("prev", {}).get("id")
-    return [item for page in pages for item in page["orderedItems"]]
+from hookops.doubles.preservica import make_png
+from tests.support.jobs import read_job, run_one
+from tests.support.publish import (ASSET, AV, RIGHTS, activities, base, blobs, container,
+                                   dispatched, load_manifest, write_transcript)
 
 
 def check_presentation_rules(manifest, env, ref: str) -> None:
@@ -183,17 +81,6 @@ def test_av_asset_gets_a_canvas_with_the_duration_and_its_captions(env, pres):
     assert captions.motivation == "supplementing" and str(captions.target) == str(canvas.id)
     assert captions.body.format == "text/vtt"
     assert blobs(env, f"{AV}/")[str(captions.body.id).removeprefix(base(env) + "/")] == vtt
-
-
-def write_transcript(env, pres, ref: str, vtt: bytes, rep_type: str, index: int = 0) -> None:
-    """`<ref>.vtt` as `transcribe` leaves it: with the metadata naming the file it was made from."""
-    from handlers.core import transcript
-    co_ref, fixity = pres.source_of(ref, rep_type, index)
-    store = BlobServiceClient.from_connection_string(env.connection_string)
-    if not store.get_container_client("transcripts").exists():
-        store.create_container("transcripts")
-    store.get_blob_client("transcripts", f"{ref}.vtt").upload_blob(
-        vtt, overwrite=True, metadata=transcript.source_metadata(rep_type, co_ref, fixity))
 
 
 def test_publishing_again_changes_nothing_and_downloads_nothing(env, pres):
@@ -302,7 +189,7 @@ def test_a_huge_number_of_files_is_refused_before_they_are_read(env, pres, monke
 
 
 def test_importing_function_app_loads_neither_iiif_nor_pillow():
-    from tests.conftest import cold_start_modules
+    from tests.support.coldstart import cold_start_modules
     loaded = cold_start_modules()
     assert sorted(m for m in ('iiif_prezi3', 'PIL', 'pydantic', 'azure.storage.blob') if m in loaded) == []
 

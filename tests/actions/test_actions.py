@@ -13,84 +13,15 @@ import types
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers import dispatch
-from handlers.core import envelope, messages, settings
+from handlers.core import settings
 from handlers.clients import journal, preservica
 from handlers.actions.contract import ActionError, Context
-from tests.conftest import cold_start_modules, read_job, run_one
-from hookops.doubles.preservica import PreservicaDouble, make_png
+from tests.support.coldstart import cold_start_modules
+from tests.support.jobs import read_job, row, run_one
+from hookops.doubles.preservica import make_png
 from hookops.doubles.receivers import CatalogueDouble, TeamsDouble
-from hookops.doubles.deliveries import delivery, encode, ref
-
-USER, PASSWORD, TENANT = "hook-user", "correct horse battery staple", "ARCHIVE"
-ASSET, OTHER, FOLDER = ("7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002",
-                        "f0f0f0f0-0000-4000-8000-000000000003")
-PNG = make_png(rgb=(10, 120, 200))
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32 + b"\xff\xd9"
-SCHEMA = "urn:example:catalogue"
-RECORD = "<record xmlns='urn:example:catalogue'><id>HM/1887/12</id><title>{}</title></record>"
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No credentials.properties, no proxy, and a fresh Preservica client per test (a new "process")."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("PRESERVICA_USERNAME", "PRESERVICA_PASSWORD", "PRESERVICA_TENANT", "PRESERVICA_PROTOCOL",
-                 "ASSET_URL_TEMPLATE", "CATALOGUE_SCHEMA", "CATALOGUE_IDENTIFIER_TYPE", "TEAMS_DIGEST_THRESHOLD",
-                 "THUMBNAIL_SIZE", "THUMBNAIL_CONTAINER"):
-        monkeypatch.delenv(name, raising=False)
-    preservica.forget_client()
-    yield
-    preservica.forget_client()
-
-
-@pytest.fixture
-def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_folder(FOLDER, "Accession 2024/17")
-        double.add_asset(ASSET, "Café on the harbour", "Handwritten, 2 pages", security_tag="open", parent=FOLDER,
-                         thumbnail=PNG, identifiers={"catalogue": "HM/1887/12", "isbn": "978-3"},
-                         bitstreams=[("letter-p1.tif", 1_048_576), ("letter.pdf", 734, "Access")])
-        yield double
-
-
-@pytest.fixture
-def env(app_env, pres, monkeypatch):
-    """App settings for a local run with Preservica at the double."""
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http"}.items():
-        monkeypatch.setenv(name, value)
-    return app_env
-
-
-@pytest.fixture
-def jobs(monkeypatch):
-    """jobs(action, refs, trigger, entity_type): dispatch a delivery routed to `action` and take the
-    action messages off its queue, as the action's function would receive them: one event per message
-    here (ACTION_BATCH_SIZE=1), so each event's path can be driven on its own; batches are tested below."""
-    def make(action: str, refs=(ASSET,), trigger: str = "FULL_TEXT_INDEXED", entity_type: str = "IO") -> list[bytes]:
-        from handlers.clients.storage import default
-        monkeypatch.setenv("PRESERVICA_ROUTES", f"*={action}")
-        monkeypatch.setenv("ACTION_BATCH_SIZE", "1")
-        body = encode(delivery(trigger=trigger, refs=list(refs), entity_type=entity_type))
-        did = envelope.delivery_id(body)
-        dispatch.dispatch(messages.intake_message(did, "2026-11-29T10:00:01Z", body.decode()).encode())
-        q = default().queue(settings.action_queue(action))
-        out = []
-        while batch := list(q.receive_messages(max_messages=32)):
-            for m in batch:
-                out.append(m.content)
-                q.delete_message(m)
-        order = [ref(r) for r in refs]   # queues keep no order: restore the refs'
-        return sorted(out, key=lambda m: order.index(read_job(m).entity_ref)
-                      if read_job(m).entity_ref in order else len(order))
-    return make
-
-
-def row(raw: bytes) -> dict:
-    job = read_job(raw)
-    return journal.default().get(job.pk, job.rk)
+from hookops.doubles.deliveries import ref
+from tests.support.actions import ASSET, FOLDER, JPEG, OTHER, PASSWORD, PNG, RECORD, SCHEMA, TENANT, USER
 
 
 def blobs(conn: str, container: str = "thumbnails") -> dict:

@@ -17,8 +17,8 @@ from handlers.actions.contract import ActionError
 from handlers.clients import journal
 from handlers.core import transcript
 from hookops.doubles.preservica import make_png
-from tests.conftest import run_one
-from tests.test_transcribe import AV, WAV, env, job_for, pres, row, speech  # noqa: F401 (fixtures)
+from tests.support.jobs import row, run_one
+from tests.support.transcribe import AV, WAV, job_for
 
 MASTER = "0d9d4a4e-0000-4000-8000-00000000f101"
 

@@ -10,8 +10,8 @@ from handlers import sweep
 from handlers.clients import journal
 from handlers.console import data
 from hookops.doubles.preservica import make_png
-from tests.conftest import run_one
-from tests.test_publish import ASSET, AV, blobs, dispatched, env, isolated, pres  # noqa: F401 (fixtures)
+from tests.support.jobs import run_one
+from tests.support.publish import ASSET, AV, blobs, dispatched
 
 OTHER = "5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
 HIDDEN = "6e7f8091-2b3c-4d4e-9f0a-1b2c3d4e5f60"
@@ -110,7 +110,7 @@ def test_the_console_overview_shows_the_last_sweep_report_escaped(app_env):
     import datetime as dt
     from handlers.clients import reconcile_state
     from handlers.console import routes
-    from tests.test_console import LOCAL_URL, local_env, request
+    from tests.support.console import LOCAL_URL, local_env, request
     assert data.last_sweep_report() is None
     reconcile_state.default().report({"checked": 9, "withdrawn": 2, "updated": 1, "complete": False,
                                       "error": "<b>budget</b>"}, dt.datetime.now(dt.timezone.utc), partition="sweep-runs")

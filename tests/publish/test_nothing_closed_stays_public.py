@@ -13,9 +13,9 @@ from azure.storage.blob import BlobServiceClient
 from handlers.actions import publish
 from handlers.clients import journal
 from hookops.doubles.preservica import make_png
-from tests.conftest import run_one
-from tests.test_publish import (ASSET, AV, activities, blobs, container, dispatched, env, isolated,  # noqa: F401
-                                load_manifest, make_wav, pres, write_transcript)
+from tests.support.jobs import run_one
+from tests.support.publish import (ASSET, AV, activities, blobs, container, dispatched, load_manifest, make_wav,
+                                   write_transcript)
 
 VTT = b"WEBVTT\n\n00:00.000 --> 00:02.000\nThe names of the informants are...\n"
 

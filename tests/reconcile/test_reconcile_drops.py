@@ -11,7 +11,7 @@ from handlers import reconcile
 from handlers.clients import reconcile_state
 from handlers.core import settings
 from hookops.doubles.deliveries import ref
-from tests.test_reconcile import A, B, FOLDER, NOW, dispatch_all, env, journaled, pres, webhook  # noqa: F401
+from tests.support.reconcile import A, B, FOLDER, NOW, dispatch_all, journaled, webhook
 
 T0 = NOW - dt.timedelta(hours=3)
 FIVE = dt.timedelta(minutes=5)

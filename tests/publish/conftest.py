@@ -1,0 +1,43 @@
+"""Fixtures of the publish tests: the Preservica double holding an image asset and a recording, and the
+app's settings for publish against it and the session Azurite."""
+from __future__ import annotations
+
+import pytest
+
+from hookops.doubles.preservica import PreservicaDouble, make_png
+from tests.support.preservica import fresh_client
+from tests.support.publish import ASSET, AV, PASSWORD, RIGHTS, TENANT, USER, make_wav
+
+# Settings a test of this folder sets itself when it needs them.
+UNSET = ("PUBLISH_BLOB_SERVICE_URI", "PUBLISH_BASE_URL", "PUBLISH_MAX_FILES", "PUBLIC_SECURITY_TAGS",
+         "PUBLISH_IDENTIFIER_TYPES", "PUBLISH_MAX_BYTES", "PUBLISH_SWEEP_SCHEDULE")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    with fresh_client(tmp_path, monkeypatch, unset=UNSET):
+        yield
+
+
+@pytest.fixture
+def pres():
+    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
+        double.add_asset(ASSET, "Harbour survey, 1887", "Two sheets and a report", thumbnail=make_png(40, 30),
+                         identifiers={"catalogue": "HM/1887/12"},
+                         bitstreams=[("sheet-1.png", make_png(301, 207), "Access"),
+                                     ("sheet-2.png", make_png(120, 480, rgb=(1, 2, 3)), "Access"),
+                                     ("report.pdf", b"%PDF-1.4\n% a report\n", "Access"),
+                                     ("master.tif", 4096, "Preservation")])
+        double.add_asset(AV, "Oral history interview", bitstreams=[("talk.wav", make_wav(2.5), "Access")])
+        yield double
+
+
+@pytest.fixture
+def env(app_env, pres, monkeypatch):
+    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
+                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "PUBLISH_RIGHTS": RIGHTS,
+                        "PUBLISH_REQUIRED_STATEMENT": "Courtesy of the Harbour Archive",
+                        "PRESERVICA_ROUTES": "*=publish", "ACTION_BATCH_SIZE": "1",
+                        "PUBLISH_IDENTIFIER_TYPES": "catalogue"}.items():
+        monkeypatch.setenv(name, value)
+    return app_env

@@ -1,0 +1,47 @@
+"""Requests to the operator console as App Service authentication and a local run present them."""
+import base64
+import json
+import os
+import re
+
+import azure.functions as func
+
+from handlers.console import auth, routes
+from handlers.core import hosting
+
+AZURE = {"WEBSITE_INSTANCE_ID": "abc123", "WEBSITE_AUTH_ENABLED": "True"}
+LOCAL_URL = "http://127.0.0.1:7071/api/console/"
+
+
+def local_env() -> dict:
+    """What `hookops run` gives the app: local console mode on, development storage (Azurite)."""
+    return {hosting.LOCAL_CONSOLE: "1", "AzureWebJobsStorage": os.environ["AzureWebJobsStorage"]}
+
+
+def principal(*roles: str, oid: str = "oid-1") -> str:
+    claims = [{"typ": "roles", "val": r} for r in roles] + [
+        {"typ": "name", "val": "archivist@example.org"},
+        {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid}]
+    doc = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
+def request(path: str = "overview", method: str = "GET", url: str | None = None, headers: dict | None = None,
+            body: bytes = b"", params: dict | None = None) -> func.HttpRequest:
+    url = url or f"https://app.example.org/api/console/{path}"
+    if url.startswith(LOCAL_URL) and "cookie" not in {k.lower() for k in (headers or {})}:
+        headers = {**(headers or {}), "Cookie": f"{auth.LOCAL_COOKIE}={routes.local_token()}"}  # the link's token
+    return func.HttpRequest(method, url, headers=headers or {}, params=params or {}, body=body,
+                            route_params={"path": path})
+
+
+def azure_get(path: str, *roles: str, **kw) -> func.HttpResponse:
+    headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles), "Host": "app.example.org"} if roles else {}
+    return routes.handle(request(path, headers=headers, **kw), AZURE)
+
+
+def form_for(role: str) -> tuple[str, str]:
+    """A session cookie and the CSRF token the poison page gives `role`."""
+    resp = azure_get("poison", role)
+    sid = re.search(r"console_sid=([^;]+)", resp.headers["Set-Cookie"])[1]
+    return sid, auth.csrf_token(routes.csrf_key(), auth.parse_principal(principal(role)), sid)

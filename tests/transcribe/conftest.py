@@ -1,0 +1,47 @@
+"""Fixtures of the transcribe tests: the Speech double (HTTPS, one per module), the Preservica double holding
+a recording and an image, and the app's settings for transcribe against both and the session Azurite."""
+from __future__ import annotations
+
+import pytest
+
+from handlers.actions import transcribe as action
+from handlers.clients import preservica
+from hookops.doubles.preservica import PreservicaDouble, make_png
+from hookops.doubles.speech import SpeechDouble
+from tests.support.transcribe import AV, FOLDER, IMAGE, KEY, PASSWORD, SCHEMA, TENANT, TRICKY, USER, WAV
+
+
+@pytest.fixture(scope="module")
+def speech():
+    with SpeechDouble(key=KEY) as double:
+        yield double
+
+
+@pytest.fixture
+def pres():
+    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
+        double.add_folder(FOLDER, "Oral histories")
+        double.add_asset(AV, "Interview, 1952", parent=FOLDER,
+                         bitstreams=[("interview.tif", 2048), ("talk.wav", WAV, "Access")])
+        double.add_asset(IMAGE, "Harbour map", thumbnail=make_png(), bitstreams=[("map.tif", 4096), ("map.png", make_png(), "Access")])
+        yield double
+
+
+@pytest.fixture
+def env(app_env, pres, speech, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
+    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
+                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1,localhost",
+                        "SPEECH_ENDPOINT": speech.endpoint, "SPEECH_KEY": KEY, "TRANSCRIBE_LOCALES": "en-US,cy-GB",
+                        "TRANSCRIPT_SCHEMA": SCHEMA, "REQUESTS_CA_BUNDLE": speech.ca_bundle}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("TRANSCRIBE_MAX_BYTES", "TRANSCRIBE_CONTAINER"):
+        monkeypatch.delenv(name, raising=False)
+    speech.calls.clear()
+    speech._failures.clear()
+    speech.set_phrases(TRICKY)
+    slept: list[float] = []
+    monkeypatch.setattr(action, "_sleep", slept.append)
+    preservica.forget_client()
+    yield slept
+    preservica.forget_client()
