@@ -20,10 +20,30 @@ import pytest
 
 from handlers.actions import registry
 from handlers.core import settings
-from tests.support.bicep import (AZD_ENVIRONMENT_NAMES, BICEP, BICEP_FILES, MAIN, RESOURCE_GROUP_ID, ROOT,
-                                 SUBSCRIPTION_ID, Evaluator, app_settings, bicepparam_assignments, body, is_secure,
-                                 main, module_call, module_doc, param_default, parse, resolve, resources_of,
-                                 settings_where, unique_string, unquote)
+from tests.support.bicep import (
+    AZD_ENVIRONMENT_NAMES,
+    BICEP,
+    BICEP_FILES,
+    MAIN,
+    RESOURCE_GROUP_ID,
+    ROOT,
+    SUBSCRIPTION_ID,
+    Evaluator,
+    app_settings,
+    bicepparam_assignments,
+    body,
+    is_secure,
+    main,
+    module_call,
+    module_doc,
+    param_default,
+    parse,
+    resolve,
+    resources_of,
+    settings_where,
+    unique_string,
+    unquote,
+)
 
 ALL = {s.name: s for s in registry.all_settings()}
 CHECKOV_SCRIPT = ROOT / "scripts" / "checkov.sh"
@@ -473,7 +493,7 @@ def test_key_vault_name_is_valid_changes_with_the_salt_and_is_stable_without_it(
     assert doc["modules"]["keyVault"]["config"]["params"]["name"] == "keyVaultName"
     assert doc["parameters"]["keyVaultNameSalt"]["default"] == ""
     for base in AZD_ENVIRONMENT_NAMES:
-        def name(salt):
+        def name(salt, base=base):
             return Evaluator(doc, baseName=base, keyVaultNameSalt=salt).variable("keyVaultName")
 
         # Without a salt: the name earlier deployments created, so an upgrade keeps its vault.

@@ -7,9 +7,23 @@ from __future__ import annotations
 import json
 import re
 
-from tests.support.bicep import (AZD_ENVIRONMENT_NAMES, BICEP, BICEP_FILES, RESOURCE_GROUP_ID, SUBSCRIPTION_ID,
-                                 Evaluator, app_settings, bicepparam_assignments, body, main, module_call,
-                                 module_doc, parse, resources_of, unique_string)
+from tests.support.bicep import (
+    AZD_ENVIRONMENT_NAMES,
+    BICEP,
+    BICEP_FILES,
+    RESOURCE_GROUP_ID,
+    SUBSCRIPTION_ID,
+    Evaluator,
+    app_settings,
+    bicepparam_assignments,
+    body,
+    main,
+    module_call,
+    module_doc,
+    parse,
+    resources_of,
+    unique_string,
+)
 
 ACCOUNT = "Microsoft.Storage/storageAccounts"
 BLOB_SERVICE = "Microsoft.Storage/storageAccounts/blobServices"
@@ -56,7 +70,7 @@ def test_speech_name_is_valid_changes_with_the_salt_and_is_stable_without_it():
     assert module_call("speech")["params"]["name"] == "speechName"
     assert doc["parameters"]["speechNameSalt"]["default"] == ""
     for base in AZD_ENVIRONMENT_NAMES:
-        def name(salt):
+        def name(salt, base=base):
             return Evaluator(doc, baseName=base, speechNameSalt=salt).variable("speechName")
 
         token = unique_string(SUBSCRIPTION_ID, RESOURCE_GROUP_ID, base)

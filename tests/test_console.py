@@ -15,7 +15,6 @@ from tests.support.coldstart import cold_start_modules
 from tests.support.console import AZURE, LOCAL_URL, azure_get, form_for, local_env, principal, request
 from tests.support.paths import ROOT
 
-
 # ---- writes: CSRF, Origin, role -------------------------------------------------------------------
 
 def _post(role: str, sid: str | None, token: str | None, origin: str | None = "https://app.example.org"):
@@ -88,7 +87,7 @@ def test_principal_parsing_rejects_junk():
 
 # ---- view models ------------------------------------------------------------------------------------
 
-NOW = dt.datetime(2026, 11, 29, 12, 30, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 29, 12, 30, tzinfo=dt.UTC)
 
 
 def _row(hours_ago: float, trigger: str, **states) -> dict:
@@ -156,7 +155,7 @@ def _journal_rows(n: int, when: dt.datetime, trigger: str = "FULL_TEXT_INDEXED",
 
 
 def test_overview_reads_at_most_its_cap(app_env):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     _journal_rows(30, now)
     rows, capped = data.window_rows(journal.default(), ["journal"], now, cap=25)
     assert len(rows) == 25 and capped
@@ -165,7 +164,7 @@ def test_overview_reads_at_most_its_cap(app_env):
 
 
 def test_events_page_pages_newest_first_and_filters(app_env):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     _journal_rows(7, now)
     _journal_rows(2, now - dt.timedelta(hours=1), trigger="MOVED")
     book, today = journal.default(), now.date()
@@ -183,14 +182,14 @@ def test_events_page_pages_newest_first_and_filters(app_env):
 
 
 def test_script_in_an_event_field_is_escaped_on_the_events_page(app_env):
-    _journal_rows(1, dt.datetime.now(dt.timezone.utc), event="<script>alert(1)</script>")
+    _journal_rows(1, dt.datetime.now(dt.UTC), event="<script>alert(1)</script>")
     body = routes.handle(request("events", url=LOCAL_URL + "events", headers={"Host": "127.0.0.1"}), local_env()).get_body()
     assert b"<script>alert(1)" not in body and b"&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
 def test_the_event_page_escapes_what_preservica_and_the_journal_hold(app_env):
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
-    _journal_rows(1, dt.datetime.now(dt.timezone.utc), event=evil)
+    _journal_rows(1, dt.datetime.now(dt.UTC), event=evil)
     book = journal.default()
     row = next(iter(book.table.list_entities()))
     pk, rk = row["PartitionKey"], row["RowKey"]
@@ -211,7 +210,7 @@ def test_no_template_turns_escaping_off():
 
 
 def test_a_delivery_stamped_ahead_of_utc_is_in_the_overview(app_env):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     _journal_rows(1, now + dt.timedelta(hours=10))     # Preservica's local time, east of UTC
     rows, _ = data.window_rows(journal.default(), ["journal"], now)
     assert len(rows) == 1
@@ -220,7 +219,7 @@ def test_a_delivery_stamped_ahead_of_utc_is_in_the_overview(app_env):
 def test_gap_report_is_the_reconcilers_last_and_shown_escaped(app_env):
     from handlers.clients import reconcile_state
     assert data.last_gap_report() is None
-    at = dt.datetime.now(dt.timezone.utc)
+    at = dt.datetime.now(dt.UTC)
     reconcile_state.default().report({"found": 7, "delivered": 5, "queued": 2, "complete": False,
                                       "error": "<i>budget spent</i>", "secret": "not shown"}, at)
     gap = data.last_gap_report()

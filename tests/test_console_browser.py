@@ -15,8 +15,8 @@ from handlers.core import hosting, settings
 from hookops import azurite as az
 from hookops.doubles.deliveries import ref
 from hookops.runner import Runner
-from tests.support.paths import ROOT
 from tests.support.e2e import FAST_HOST, hookops, queue_count, rows_done, wait_until, webhook
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium")

@@ -3,13 +3,13 @@ import json
 
 import pytest
 
-from handlers.actions.contract import ActionError, Outcome
 from handlers import dispatch
-from handlers.core import envelope, messages, settings
+from handlers.actions.contract import ActionError, Outcome
 from handlers.clients import journal
+from handlers.core import envelope, messages, settings
+from hookops.doubles.deliveries import delivery, encode, ref
 from tests.support.jobs import read_job, run_one
 from tests.support.queues import drain, intake_msg
-from hookops.doubles.deliveries import delivery, encode, ref
 
 
 def test_each_event_and_action_gets_one_message_and_a_journal_row(app_env, monkeypatch):

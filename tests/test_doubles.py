@@ -10,7 +10,7 @@ import json
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import HTTPServer
 from urllib.parse import quote
 
@@ -22,8 +22,13 @@ from pyPreservica.common import EntityType, HTTPException, ReferenceNotFoundExce
 from pyPreservica.webHooksAPI import TriggerType, WebHookHandler
 
 from hookops.doubles.preservica import PreservicaDouble, bitstream_bytes, make_png
-from hookops.doubles.receivers import (CatalogueDouble, RelayReceiver, TeamsDouble, adaptive_card_problem,
-                                     verify_standard_webhook)
+from hookops.doubles.receivers import (
+    CatalogueDouble,
+    RelayReceiver,
+    TeamsDouble,
+    adaptive_card_problem,
+    verify_standard_webhook,
+)
 
 USER, PASSWORD, TENANT = "hook-user", "correct horse battery", "ARCHIVE"
 DC = "http://www.openarchives.org/OAI/2.0/oai_dc/"
@@ -321,7 +326,7 @@ def test_catalogue_200_and_404():
 # -- Relay (Standard Webhooks) -----------------------------------------------------------------------
 
 def _signed(secret: str, body: str, msg_id: str = "msg_1") -> dict:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": standardwebhooks.Webhook(secret).sign(msg_id, now, body),
             "content-type": "application/json"}

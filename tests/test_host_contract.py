@@ -61,7 +61,7 @@ def python313() -> str:
     if base is None:
         pytest.skip("no Python 3.13 found (tried python3.13 on PATH and pyenv's versions/3.13*): "
                     "the worker-indexing check needs one")
-    stamp = hashlib.sha256(((ROOT / "requirements.txt").read_bytes() + " ".join(HOST_PACKAGES).encode())).hexdigest()
+    stamp = hashlib.sha256((ROOT / "requirements.txt").read_bytes() + " ".join(HOST_PACKAGES).encode()).hexdigest()
     marker = VENV313 / ".hookops-ready"
     if marker.exists() and marker.read_text() == stamp and _runs_313(str(_venv_python(VENV313))):
         return str(_venv_python(VENV313))

@@ -6,11 +6,12 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
-from handlers.core import envelope, messages, settings, signature
 from handlers import intake
+from handlers.core import envelope, messages, settings, signature
+from hookops.doubles.deliveries import delivery, encode
 from tests.support.intake import request, signed
 from tests.support.paths import SECRET
-from hookops.doubles.deliveries import delivery, encode
+
 
 def queued(conn: str) -> list[dict]:
     q = QueueClient.from_connection_string(conn, settings.DELIVERY_QUEUE)

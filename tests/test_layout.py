@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from handlers.core import messages
 from handlers.actions import contract, registry
 from handlers.clients import journal
-from tests.support.paths import ROOT
+from handlers.core import messages
 from hookops.doubles.deliveries import delivery, encode
+from tests.support.paths import ROOT
 
 HANDLERS = ROOT / "handlers"
 LAYER = {"core": 0, "clients": 1, "actions": 2}   # modules directly in handlers/ are the stages: layer 3

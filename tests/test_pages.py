@@ -13,7 +13,7 @@ from handlers.clients import journal
 from handlers.core import envelope, messages, settings
 from handlers.core.errors import InvalidMessage
 from hookops.doubles.deliveries import delivery, encode
-from tests.test_intake import signed
+from tests.support.intake import signed
 
 PAGE = 1000
 
@@ -110,7 +110,7 @@ def test_a_page_agrees_with_json_loads_on_odd_but_valid_json():
 
 def test_a_continuation_offset_must_be_a_whole_number():
     for bad in ('-1', '"3"', '1.5', 'true'):
-        raw = '{"v":1,"id":"x","received":"","blob":"x.json","offset":%s}' % bad
+        raw = f'{{"v":1,"id":"x","received":"","blob":"x.json","offset":{bad}}}'
         with pytest.raises(InvalidMessage):
             messages.read_intake_message(raw)
     assert messages.read_intake_message('{"v":1,"id":"x","blob":"x.json"}')["offset"] == 0
@@ -237,12 +237,12 @@ def test_one_page_invocation_holds_the_body_and_a_page_whatever_the_delivery(app
         assert len(body) <= limit
         delivery_queue.enqueue(store, f"d{n}", "2026-11-29T10:00:01Z", body.decode())
         take(app_env.connection_string, settings.DELIVERY_QUEUE)
-        read = _peak(lambda: store.get_blob(settings.DELIVERY_CONTAINER, f"d{n}.json"))
+        read = _peak(lambda n=n: store.get_blob(settings.DELIVERY_CONTAINER, f"d{n}.json"))
         assert read < 10 * limit, read
         middle = messages.claim_message(f"d{n}", "2026-11-29T10:00:01Z", f"d{n}.json", offset=n // 2).encode()
         with monkeypatch.context() as m:
             m.setattr(type(store), "get_blob", lambda self, container, name, body=body: body)  # read already
-            page = _peak(lambda: dispatch.dispatch(middle))
+            page = _peak(lambda middle=middle: dispatch.dispatch(middle))
         assert page < 2 * len(body) + 6 * 2**20, (n, len(body), page)
         take(app_env.connection_string, settings.DELIVERY_QUEUE)
         take(app_env.connection_string, settings.action_queue("journal"))

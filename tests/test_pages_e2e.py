@@ -16,8 +16,9 @@ from handlers.core import settings, signature
 from hookops import azurite as az
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.receivers import RelayReceiver
-from tests.conftest import ROOT, SECRET
-from tests.test_e2e import fast_host_json, queue_count as queued, wait_until  # noqa: F401 (a fixture)
+from tests.support.e2e import queue_count as queued
+from tests.support.e2e import wait_until
+from tests.support.paths import ROOT, SECRET
 
 pytestmark = pytest.mark.slow
 EVENTS, PAGE = 1000, 100  # tests/test_pages.py dispatches 5,000 in process; here the runner's speed rules

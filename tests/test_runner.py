@@ -28,7 +28,6 @@ from tests.support.paths import ROOT, TOYS
 from tests.support.toys import GOOD, WAIT, toy_env
 
 
-
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("records")

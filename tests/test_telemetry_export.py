@@ -20,9 +20,9 @@ from handlers.clients import telemetry
 from handlers.core import settings
 from hookops.doubles.deliveries import delivery, encode
 from tests.support import kql
-from tests.support.otel import recorder, tables
 from tests.support.bicep import Evaluator, body, parse, resources_of
 from tests.support.intake import request, signed
+from tests.support.otel import recorder, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "bicep" / "modules" / "alerts.bicep"
@@ -99,8 +99,8 @@ def refused(times: int) -> list[int]:
 
 def storage_down(monkeypatch):
     # A port nothing listens on: every storage call fails, intake answers 503.
-    from hookops import azurite as az
     from handlers.clients import shared
+    from hookops import azurite as az
     dead = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
             + base64.b64encode(b"k" * 64).decode() + f";BlobEndpoint=http://127.0.0.1:{az.free_port()}/devstoreaccount1;"
             f"QueueEndpoint=http://127.0.0.1:{az.free_port()}/devstoreaccount1;")
@@ -155,7 +155,7 @@ def test_without_a_method_the_exporter_drops_the_status(rec):
 
 def test_the_rules_are_the_ones_expected_and_every_query_runs():
     assert set(RULES) == {"poison", "webhookFailures", "quiet", *telemetry.SIGNALS}
-    for name, rule in RULES.items():
+    for rule in RULES.values():
         kql.run(rule["query"], {})   # parses, and needs no operator the evaluator lacks
 
 

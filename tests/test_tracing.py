@@ -5,13 +5,13 @@ import pytest
 
 from handlers.clients import journal
 from hookops import azurite as az
+from hookops.doubles.deliveries import ref
 from hookops.doubles.receivers import RelayReceiver
 from hookops.runner import Runner
-from tests.support.paths import ROOT
-from tests.support.e2e import hookops, wait_until, webhook
-from hookops.doubles.deliveries import ref
 from tests.support import kql
+from tests.support.e2e import hookops, wait_until, webhook
 from tests.support.otel import tables
+from tests.support.paths import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from handlers.clients import preservica
 from handlers.core import signature
 from hookops import azurite as az
 from hookops.runner import Runner
-from tests.support.paths import ROOT, SECRET
 from tests.support.e2e import hookops, rows_done, wait_until
+from tests.support.paths import ROOT, SECRET
 
 pytestmark = pytest.mark.slow
 AV = "0d9d4a4e-0000-4000-8000-00000000e001"
@@ -75,14 +75,14 @@ def _state(ref: str, action: str) -> str | None:
     return next((r.get(f"{action}_state") for r in journal.default().recent(100) if r.get("entityRef") == ref), None)
 
 
-def _lines(proc) -> tuple["queue.Queue[str]", threading.Thread]:
+def _lines(proc) -> tuple[queue.Queue[str], threading.Thread]:
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
     reader.start()
     return lines, reader
 
 
-def _until(lines: "queue.Queue[str]", text: str, timeout: float = 60) -> str:
+def _until(lines: queue.Queue[str], text: str, timeout: float = 60) -> str:
     seen = []
     while True:
         try:

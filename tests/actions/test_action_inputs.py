@@ -5,10 +5,10 @@ Uses test_actions' fixtures: the real pyPreservica client against the Preservica
 import pytest
 
 from handlers.clients import journal
-from tests.support.jobs import row, run_one
-from hookops.doubles.receivers import CatalogueDouble
 from hookops.doubles.deliveries import ref
+from hookops.doubles.receivers import CatalogueDouble
 from tests.support.actions import SCHEMA
+from tests.support.jobs import row, run_one
 
 
 @pytest.mark.parametrize("identifier", [".", ".."])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import logging
+import re
 import socket
 import time
 import types
@@ -13,15 +13,15 @@ import types
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.core import settings
-from handlers.clients import journal, preservica
 from handlers.actions.contract import ActionError, Context
-from tests.support.coldstart import cold_start_modules
-from tests.support.jobs import read_job, row, run_one
+from handlers.clients import journal, preservica
+from handlers.core import settings
+from hookops.doubles.deliveries import ref
 from hookops.doubles.preservica import make_png
 from hookops.doubles.receivers import CatalogueDouble, TeamsDouble
-from hookops.doubles.deliveries import ref
 from tests.support.actions import ASSET, FOLDER, JPEG, OTHER, PASSWORD, PNG, RECORD, SCHEMA, TENANT, USER
+from tests.support.coldstart import cold_start_modules
+from tests.support.jobs import read_job, row, run_one
 
 
 def blobs(conn: str, container: str = "thumbnails") -> dict:

@@ -13,8 +13,8 @@ from handlers.actions import runner
 from handlers.actions.contract import ActionError
 from handlers.clients import journal, preservica, ratelimit
 from handlers.core import envelope, messages
-from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from hookops.doubles.deliveries import delivery, encode, ref
+from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from tests.support.queues import drain
 
 SCHEMA = "urn:example:catalogue"

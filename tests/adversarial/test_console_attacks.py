@@ -7,8 +7,8 @@ import pytest
 
 from handlers.console import auth, routes
 from handlers.core import settings
-from tests.support.paths import SECRET
 from tests.support.console import AZURE, LOCAL_URL, form_for, local_env, principal, request
+from tests.support.paths import SECRET
 
 
 def _replay(form: bytes, sid: str) -> object:

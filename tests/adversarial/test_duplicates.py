@@ -9,10 +9,10 @@ from handlers import dispatch
 from handlers.actions import teams as action_teams
 from handlers.actions.contract import ActionError
 from handlers.clients import journal
+from hookops.doubles.deliveries import delivery
+from hookops.doubles.receivers import TeamsDouble
 from tests.support.jobs import read_job, run_one
 from tests.support.queues import drain, intake_msg
-from hookops.doubles.receivers import TeamsDouble
-from hookops.doubles.deliveries import delivery
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from hookops import azurite as azurite_mod
 from hookops.runner import Runner
-
 from tests.support.paths import TOYS
 from tests.support.toys import GOOD, WAIT, toy_env
 
@@ -52,7 +51,7 @@ def trickle_until_closed(s: socket.socket, byte: bytes, pace: float = 0.05) -> b
     while time.monotonic() < deadline:
         try:
             chunk = s.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             try:
                 s.sendall(byte)
             except (BrokenPipeError, ConnectionResetError):

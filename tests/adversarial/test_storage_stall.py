@@ -21,8 +21,8 @@ from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.preservica import PreservicaDouble
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from hookops.runner import Runner
-from tests.support.paths import ROOT, SECRET
 from tests.support.e2e import wait_until, webhook
+from tests.support.paths import ROOT, SECRET
 
 pytestmark = pytest.mark.slow
 ACTIONS = ("journal", "teams", "catalogue", "relay")

@@ -10,13 +10,13 @@ import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.actions.contract import ActionError
 from handlers import dispatch
-from handlers.core import envelope, settings, signature
+from handlers.actions.contract import ActionError
 from handlers.clients import journal
+from handlers.core import envelope, settings, signature
+from hookops.doubles.deliveries import delivery, encode, ref
 from tests.support.jobs import read_job, run_one
 from tests.support.paths import SECRET
-from hookops.doubles.deliveries import delivery, encode, ref
 from tests.support.queues import drain, intake_msg
 
 URL = "http://localhost:7071/api/preservica/webhook"

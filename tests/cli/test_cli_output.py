@@ -15,11 +15,11 @@ from azure.storage.queue import QueueClient
 from click.testing import CliRunner
 
 from handlers import dispatch
-from handlers.core import envelope, messages, settings
 from handlers.clients import journal
-from hookops.host.queues import ensure
+from handlers.core import envelope, messages, settings
 from hookops.cli import main as cli
 from hookops.doubles.deliveries import delivery, encode, ref
+from hookops.host.queues import ensure
 
 UNSAFE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 # Erase the line and return to its start, an OSC 8 hyperlink, a bidi override, a line separator,
@@ -95,7 +95,7 @@ def test_poison_expiry_hidden_from_operator(app_env):
               for m in q.peek_messages(max_messages=32)}
     out = hookops("poison", "list")
     [expiring] = [line for line in out.splitlines() if "expiring-asset" in line]
-    when = peeked["expiring-asset"].expires_on.astimezone(dt.timezone.utc)
+    when = peeked["expiring-asset"].expires_on.astimezone(dt.UTC)
     assert f"expires {when:%Y-%m-%d %H:%M:%S} UTC" in expiring
     assert re.search(r"\(in 6d 2[0-3]h\)|\(in 7d 0h\)", expiring), expiring
     [immortal] = [line for line in out.splitlines() if "immortal-asset" in line]
@@ -172,16 +172,16 @@ def test_terminal_escape_sequences_in_a_preservica_failure(app_env, monkeypatch,
     """A next-page link whose path (after the last /api/, before a `#`) carries a bidi override and a C1
     CSI: pyPreservica's HTTPException names that path, the classified error quotes it, and `hookops
     eventlog-types` failed with it raw. Every `_fail` message is now escaped, whatever it quotes."""
-    from tests.test_reconcile import PASSWORD, TENANT, USER
-    from hookops.doubles.preservica import PreservicaDouble
     from handlers.clients import preservica
+    from hookops.doubles.preservica import PreservicaDouble
+    from tests.test_reconcile import PASSWORD, TENANT, USER
     monkeypatch.chdir(tmp_path)   # no credentials.properties for pyPreservica
     preservica.forget_client()
     with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as pres:
         for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
                             "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1"}.items():
             monkeypatch.setenv(name, value)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         pres.record_event("Ingest", [ref("cli-a")], now - dt.timedelta(hours=2))
         pres.record_event("Ingest", [ref("cli-b")], now - dt.timedelta(hours=1))
         pres.page_limit = 1

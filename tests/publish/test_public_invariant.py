@@ -15,17 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from hypothesis import settings as hsettings, strategies as st
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from handlers import reconcile, sweep
 from handlers.actions import publish, runner
 from handlers.actions.contract import Context
-from handlers.clients import preservica, publish_lock, public_store, shared
+from handlers.clients import preservica, public_store, publish_lock, shared
 from handlers.core import messages, settings
 from hookops.doubles.preservica import make_png
-from tests.support.publish import ASSET, AV, blobs, make_wav
 from tests.support import reconcile as recon
+from tests.support.publish import ASSET, AV, blobs, make_wav
 from tests.support.storage import clear_storage
 
 REFS = (ASSET, AV)
@@ -52,7 +53,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
     monkeypatch.setenv("RECONCILE_EVENT_TYPES", "Ingest=FULL_TEXT_INDEXED,Moved=MOVED,Modified=CHANGED_SECURITY_DESCRIPTOR")
     monkeypatch.setenv("RECONCILE_FIRST_HOURS", "4")
     monkeypatch.setenv("RECONCILE_DELAY_MINUTES", str(int(DELAY.total_seconds() // 60)))
-    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=3)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)
     preservica.forget_client()
     world = {"violations": [], "done": set(), "during": [], "written": set()}
 

@@ -15,8 +15,18 @@ from handlers.clients import journal
 from handlers.core.messages import Job
 from hookops.doubles.preservica import make_png
 from tests.support.jobs import read_job, run_one
-from tests.support.publish import (ASSET, AV, RIGHTS, activities, base, blobs, container,
-                                   dispatched, load_manifest, write_transcript)
+from tests.support.publish import (
+    ASSET,
+    AV,
+    RIGHTS,
+    activities,
+    base,
+    blobs,
+    container,
+    dispatched,
+    load_manifest,
+    write_transcript,
+)
 
 
 def check_presentation_rules(manifest, env, ref: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import threading
 
-
 from handlers.clients import activity, public_store
 from handlers.core import iiif
 from hookops.doubles.preservica import make_png

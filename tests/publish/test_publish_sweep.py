@@ -108,12 +108,13 @@ def test_the_timer_is_wired_in_function_app():
 
 def test_the_console_overview_shows_the_last_sweep_report_escaped(app_env):
     import datetime as dt
+
     from handlers.clients import reconcile_state
     from handlers.console import routes
     from tests.support.console import LOCAL_URL, local_env, request
     assert data.last_sweep_report() is None
     reconcile_state.default().report({"checked": 9, "withdrawn": 2, "updated": 1, "complete": False,
-                                      "error": "<b>budget</b>"}, dt.datetime.now(dt.timezone.utc), partition="sweep-runs")
+                                      "error": "<b>budget</b>"}, dt.datetime.now(dt.UTC), partition="sweep-runs")
     assert data.last_gap_report() is None                                  # not the reconciler's report
     body = routes.handle(request("overview", url=LOCAL_URL + "overview", headers={"Host": "127.0.0.1"}), local_env()).get_body()
     assert b"Public sweep" in body and b"&lt;b&gt;budget&lt;/b&gt;" in body and b"<b>budget" not in body

@@ -15,8 +15,7 @@ from handlers.core import reconcile as core
 from handlers.core.errors import ActionError, SettingsError
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.host import queues
-from tests.support.reconcile import A, B, C, FOLDER, NOW, PASSWORD, TENANT, USER, UTC, dispatch_all, journaled, webhook
-
+from tests.support.reconcile import FOLDER, NOW, PASSWORD, TENANT, USER, UTC, A, B, C, dispatch_all, journaled, webhook
 
 # ---- the pure core --------------------------------------------------------------------------------
 
@@ -217,8 +216,8 @@ def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres
     from hookops import azurite as az
     from hookops.doubles.receivers import TeamsDouble
     from hookops.runner import Runner
-    from tests.support.paths import ROOT
     from tests.support.e2e import FAST_HOST, hookops, wait_until
+    from tests.support.paths import ROOT
 
     host_json = tmp_path / "host.json"
     host_json.write_text(json.dumps(FAST_HOST))

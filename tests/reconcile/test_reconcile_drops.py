@@ -11,7 +11,7 @@ from handlers import reconcile
 from handlers.clients import reconcile_state
 from handlers.core import settings
 from hookops.doubles.deliveries import ref
-from tests.support.reconcile import A, B, FOLDER, NOW, dispatch_all, journaled, webhook
+from tests.support.reconcile import FOLDER, NOW, A, B, dispatch_all, journaled, webhook
 
 T0 = NOW - dt.timedelta(hours=3)
 FIVE = dt.timedelta(minutes=5)
@@ -187,7 +187,7 @@ def test_eventlog_types_lists_what_the_server_logs(env, pres):
     from click.testing import CliRunner
 
     from hookops.cli import main as cli
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     pres.record_event("Ingest", [A, B], now - dt.timedelta(hours=2))
     pres.record_event("Ingest", [B], now - dt.timedelta(hours=1))
     pres.record_event("Modified", [A], now - dt.timedelta(minutes=30))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from pycep import BicepParser
@@ -23,7 +23,7 @@ AZD_ENVIRONMENT_NAMES = ("preservica-hooks", "Prod_EU.(2)", "p" * 64)  # azd all
 # Reading the templates
 # --------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def parse(path: Path) -> dict:
     return BicepParser().parse(file_path=path)
 

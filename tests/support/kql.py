@@ -80,7 +80,8 @@ class _Parser:
         while self.peek(word):
             self.take()
             a, b = left, operand()
-            left = lambda r, a=a, b=b: join(a(r), b(r))
+            def left(r, a=a, b=b):
+                return join(a(r), b(r))
         return left
 
     def predicate(self):

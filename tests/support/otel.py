@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Recorder:
             [_convert_log_to_envelope(r) for r in self.logs.get_finished_logs()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def recorder() -> Recorder:
     from opentelemetry import trace
     from opentelemetry.sdk._logs import LoggerProvider

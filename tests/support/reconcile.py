@@ -11,7 +11,7 @@ from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.host import queues
 
 USER, PASSWORD, TENANT = "recon-user", "recon-password", "ARCHIVE"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime.now(UTC).replace(second=0, microsecond=0)  # the dispatcher judges lateness by the clock
 A, B, C = ref("recon-a"), ref("recon-b"), ref("recon-c")
 FOLDER = ref("recon-folder")

@@ -7,6 +7,7 @@ through the app's client, must send that server nothing."""
 from __future__ import annotations
 
 import pytest
+from pyPreservica.common import EntityType
 
 from handlers.actions import publish
 from handlers.actions import transcribe as action
@@ -14,7 +15,6 @@ from handlers.actions.contract import ActionError, Context
 from handlers.clients import http, preservica
 from handlers.clients.secrets import default as secrets
 from hookops.doubles.preservica import PreservicaDouble
-from pyPreservica.common import EntityType
 from tests.support.jobs import read_job
 from tests.support.transcribe import AV, PASSWORD, TENANT, USER, job_for
 

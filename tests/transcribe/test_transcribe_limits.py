@@ -14,9 +14,9 @@ from handlers.actions import transcribe as action
 from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal, preservica
 from hookops.doubles.tls import Certificates, Server
+from tests.support.e2e import wait_until
 from tests.support.jobs import read_job, row, run_one
 from tests.support.transcribe import AV, WAV, job_for
-from tests.support.e2e import wait_until
 
 TAPES = [f"0d9d4a4e-0000-4000-8000-00000000f2{i:02d}" for i in range(5)]
 TLS_ADVICE = "(check REQUESTS_CA_BUNDLE / the CA you trust)"
