@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit bench package clean help
+.PHONY: run test test-unit lint bench package clean help
 
 help:
 	@echo "make run      start Azurite and the app on http://localhost:7071 (creates everything it needs)"
-	@echo "make test     install what the tests need and run the whole suite"
+	@echo "make test     install what the tests need, lint (ruff, mypy) and run the whole suite"
 	@echo "make test-unit  run only the tests of pure code (tests/unit/), in seconds, without Azurite"
+	@echo "make lint     ruff (lint) and mypy (strict on handlers/core), as make test runs them first"
 	@echo "make bench    run the benchmarks and print the table"
 	@echo "make package  build dist/app.zip for az functionapp deployment source config-zip"
 
@@ -28,7 +29,11 @@ node_modules/.installed: package.json package-lock.json
 run: $(STAMP) node_modules/.installed
 	$(BIN)/hookops run
 
-test: $(STAMP) node_modules/.installed
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint $(STAMP) node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
