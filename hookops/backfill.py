@@ -27,10 +27,11 @@ def _since(ctx, param, value: str) -> dt.datetime:
 
 
 def _trigger(ctx, param, value: str) -> str:
-    import re
-    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value or ""):
-        raise click.BadParameter(f"{printable(value)!r} is not a trigger name such as FULL_TEXT_INDEXED")
-    return value.upper()
+    from handlers.core.routing import TRIGGERS, trigger_name
+    name = trigger_name(value)
+    if name is None:
+        raise click.BadParameter(f"{printable(value)!r} is not a trigger; use one of {', '.join(TRIGGERS)}")
+    return name
 
 
 def _folder(ctx, param, value):

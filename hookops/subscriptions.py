@@ -6,18 +6,13 @@ import json
 
 import click
 
+from handlers.core.routing import SDK_TRIGGERS, TRIGGERS, trigger_name
 from hookops.common import check_endpoint, fail, printable, webhook_secret
-
-# Preservica's trigger names (what deliveries carry) -> pyPreservica's TriggerType member.
-TRIGGERS = {"FULL_TEXT_INDEXED": "INDEXED", "MOVED": "MOVED", "CHANGED_SECURITY_DESCRIPTOR": "SECURITY_CHANGED",
-            "INGEST_FAILED": "INGEST_FAILED", "CHANGE_ASSET_VISIBILITY": "CHANGE_ASSET_VISIBILITY"}
-ALIASES = {"INDEXED": "FULL_TEXT_INDEXED", "SECURITY_CHANGED": "CHANGED_SECURITY_DESCRIPTOR"}  # the SDK's names
 
 
 def _trigger_name(value: str) -> str:
-    name = value.strip().upper()
-    name = ALIASES.get(name, name)
-    if name not in TRIGGERS:
+    name = trigger_name(value)
+    if name is None:
         fail(f"unknown trigger {value!r}; use one of {', '.join(TRIGGERS)}")
     return name
 
@@ -88,7 +83,7 @@ def subscribe(url, triggers):
     api = _webhooks()
     for name in names:
         try:
-            created = json.loads(api.subscribe(url, TriggerType[TRIGGERS[name]], secret))
+            created = json.loads(api.subscribe(url, TriggerType[SDK_TRIGGERS[name]], secret))
         except Exception as exc:  # HTTPException, RuntimeError (roles), requests errors
             _refused(f"subscribe {name}", exc, url)
         click.echo(f"subscribed {name}: {printable(created.get('id'))}")

@@ -33,7 +33,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from ..core import settings
-from ..core.errors import ActionError
+from ..core.errors import ActionError, NotFound  # noqa: F401 (callers catch preservica.NotFound)
 from .preservica_http import (  # noqa: F401
     CREDENTIAL_SETTINGS,
     CredentialsRejected,

@@ -212,6 +212,7 @@ def entity_ref(event: dict[str, Any]) -> str:
 
 
 def is_ref(value: str) -> bool:
+    """Whether `value` is a Preservica reference: a UUID, any case (the one pattern the app checks refs with)."""
     return bool(_UUID.fullmatch(value))
 
 

@@ -11,23 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .envelope import is_ref
 from .media import Media
 
 MAX_LABEL, MAX_SUMMARY, MAX_VALUE, MAX_METADATA = 1000, 10_000, 1000, 50
 PRESENTATION_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 DISCOVERY_CONTEXT = "http://iiif.io/api/discovery/1/context.json"
 MANIFEST_TYPE = f'application/ld+json;profile="{PRESENTATION_CONTEXT}"'
-_REF = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def blob_ref(ref: str) -> str | None:
     """The reference as it names blobs (lower case, so one asset has one prefix), or None if it is no UUID."""
-    ref = (ref or "").strip().lower()
-    return ref if _REF.fullmatch(ref) else None
+    ref = (ref or "").strip()
+    return ref.lower() if is_ref(ref) else None
 
 
 def is_public(security_tag: str | None, public_tags: str | None, hidden: bool = False) -> bool:

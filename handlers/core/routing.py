@@ -10,7 +10,19 @@ from dataclasses import dataclass
 
 from .errors import SettingsError
 
-TRIGGERS = ("FULL_TEXT_INDEXED", "MOVED", "CHANGED_SECURITY_DESCRIPTOR", "INGEST_FAILED", "CHANGE_ASSET_VISIBILITY")
+# Preservica's trigger names (what deliveries carry and subscriptions take), each with pyPreservica's
+# `TriggerType` member for it (pyPreservica webHooksAPI.py): the one trigger table of the app and its CLI.
+SDK_TRIGGERS = {"FULL_TEXT_INDEXED": "INDEXED", "MOVED": "MOVED", "CHANGED_SECURITY_DESCRIPTOR": "SECURITY_CHANGED",
+                "INGEST_FAILED": "INGEST_FAILED", "CHANGE_ASSET_VISIBILITY": "CHANGE_ASSET_VISIBILITY"}
+TRIGGERS = tuple(SDK_TRIGGERS)
+_SDK_ALIASES = {sdk: name for name, sdk in SDK_TRIGGERS.items() if sdk != name}
+
+
+def trigger_name(value: str | None) -> str | None:
+    """A trigger as deliveries name it, from what a person may type (any case, or the SDK's name); None if unknown."""
+    name = (value or "").strip().upper()
+    name = _SDK_ALIASES.get(name, name)
+    return name if name in SDK_TRIGGERS else None
 WILDCARD = "*"
 DEFAULT_ROUTES = "*=journal"
 

@@ -174,7 +174,7 @@ def test_terminal_escape_sequences_in_a_preservica_failure(app_env, monkeypatch,
     eventlog-types` failed with it raw. Every `_fail` message is now escaped, whatever it quotes."""
     from handlers.clients import preservica
     from hookops.doubles.preservica import PreservicaDouble
-    from tests.test_reconcile import PASSWORD, TENANT, USER
+    from tests.support.reconcile import PASSWORD, TENANT, USER
     monkeypatch.chdir(tmp_path)   # no credentials.properties for pyPreservica
     preservica.forget_client()
     with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as pres:
