@@ -93,14 +93,24 @@ _bucket = Shared(lambda: SharedBudget(settings.get_int("PRESERVICA_MAX_RPS", min
                  key=lambda: settings.get("PRESERVICA_MAX_RPS"))
 
 
+class _BudgetedRetry(Retry):
+    """urllib3 re-sends a request inside the adapter, below Session.send where the bucket is: each re-send
+    takes a token of its own. urllib3's connectionpool.urlopen calls `retries.sleep()` before every re-send
+    (after a connection error and after a retried status), and `Retry.new` keeps the subclass."""
+
+    def sleep(self, response=None) -> None:
+        super().sleep(response)
+        _take()
+
+
 def _retry() -> Retry:
     # 429 too: Preservica is shared and says when to come back; its Retry-After is honoured up to the cap.
     kw = dict(total=3, backoff_factor=0.1, status_forcelist=[429, 502, 503, 504],
               allowed_methods=Retry.DEFAULT_ALLOWED_METHODS)
     try:
-        return Retry(**kw, retry_after_max=RETRY_AFTER_MAX)
+        return _BudgetedRetry(**kw, retry_after_max=RETRY_AFTER_MAX)
     except TypeError:  # an urllib3 without the cap: rather not wait for Retry-After at all
-        return Retry(**kw, respect_retry_after_header=False)
+        return _BudgetedRetry(**kw, respect_retry_after_header=False)
 
 
 class _Hardened:

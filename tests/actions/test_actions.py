@@ -126,6 +126,22 @@ def test_preservica_retry_after_is_capped(env, pres, monkeypatch, jobs):
     assert slept == [preservica.RETRY_AFTER_MAX]
 
 
+def test_every_request_preservica_sees_takes_a_token_retries_included(env, pres, monkeypatch, jobs):
+    """The budget holds for urllib3's own re-sends too: they happen inside the adapter, below the bucket's
+    Session.send; before, two 503s answered and retried cost one token for three requests."""
+    import urllib3.util.retry as retry_mod
+    monkeypatch.setattr(retry_mod, "time", types.SimpleNamespace(sleep=lambda s: None, time=time.time,
+                                                                 monotonic=time.monotonic))
+    [raw] = jobs("thumbnail")
+    taken = []
+    monkeypatch.setattr(preservica._bucket.get(), "take", lambda: taken.append(1))
+    before = len(pres.requests)
+    pres.fail_next(2, status=503, headers={"Retry-After": "0"})
+    assert run_one("thumbnail", raw).state == journal.DONE
+    seen = len(pres.requests) - before
+    assert seen >= 3 and len(taken) == seen, (seen, len(taken))
+
+
 def test_preservica_unreachable_raises_and_journals_failed(env, monkeypatch, jobs):
     [raw] = jobs("thumbnail")
     monkeypatch.setenv("PRESERVICA_SERVER", f"127.0.0.1:{closed_port()}")
