@@ -92,7 +92,7 @@ def run(samples: int, storage: str, progress=print) -> dict:
     for module in ("azure.functions", "function_app"):   # warm-up: pyc files, disk cache
         time_import(module)
     app, base, app_wall, base_wall, ratios = [], [], [], [], []
-    for i in range(samples):
+    for _ in range(samples):
         a, aw = time_import("function_app")
         b, bw = time_import("azure.functions")
         app.append(a)

@@ -100,13 +100,13 @@ def _summarize(rows: list[dict]) -> dict:
     ops = sorted({k for x in rows for k in x["storage"]["by_operation"]})
     return {"preservica_per_event": med(lambda x: x["preservica_per_event"]),
             "preservica_by_endpoint_per_event": {
-                k: med(lambda x: x["preservica"]["by_endpoint"].get(k, 0) / x["events"]) for k in endpoints},
+                k: med(lambda x, k=k: x["preservica"]["by_endpoint"].get(k, 0) / x["events"]) for k in endpoints},
             "preservica_per_process": max(x["preservica"]["per_process"] for x in rows),
             "storage_per_event": med(lambda x: x["storage_per_event"]),
             "storage_by_service_per_event": {
-                k: med(lambda x: x["storage"]["by_service"].get(k, 0) / x["events"]) for k in services},
+                k: med(lambda x, k=k: x["storage"]["by_service"].get(k, 0) / x["events"]) for k in services},
             "storage_by_operation_per_event": {
-                k: med(lambda x: x["storage"]["by_operation"].get(k, 0) / x["events"]) for k in ops},
+                k: med(lambda x, k=k: x["storage"]["by_operation"].get(k, 0) / x["events"]) for k in ops},
             "empty_receives_per_event": med(lambda x: x["storage"]["empty_receives"] / x["events"]),
             "thumbnail_puts_per_event": med(lambda x: x["storage"]["thumbnail_puts"] / x["events"]),
             "total_s": med(lambda x: x["total_s"]),

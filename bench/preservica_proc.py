@@ -114,7 +114,7 @@ def windows(times, rate: float | None = None) -> dict:
             excess = max(excess, (k + 1 - rate * t) - low - 1)
     return {"max_1s": max(best_first, best_after), "max_1s_first_second": best_first,
             "max_1s_after_first_second": best_after, "span_s": times[-1] - first,
-            "longest_pause_s": max((b - a for a, b in zip(times, times[1:])), default=0.0),
+            "longest_pause_s": max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0),  # neighbours
             "envelope_excess": excess}
 
 

@@ -193,7 +193,7 @@ def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:
     try:
         from concurrent.futures import ThreadPoolExecutor  # here: not at cold start
         with ThreadPoolExecutor(min(len(wanted), SNAPSHOT_CONCURRENCY), thread_name_prefix="snapshot") as pool:
-            snaps = dict(zip(wanted, pool.map(take, wanted)))
+            snaps = dict(zip(wanted, pool.map(take, wanted), strict=True))
     except Exception as exc:  # classified by preservica.call; the actions will ask again themselves
         log.warning("Preservica snapshots not taken (%s); the actions read what they need themselves",
                     str(exc) if isinstance(exc, SafeError) else type(exc).__name__)

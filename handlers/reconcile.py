@@ -2,8 +2,8 @@
 what the webhooks missed through the same dispatcher.
 
 A run: the window from the watermark (less the tolerance, as overlap) to RECONCILE_DELAY_MINUTES ago,
-in slices of an hour, oldest first. Per slice, page by page (eventlog.scan): the logged events of the mapped types and the entities
-they touched, then the entities deleted in the slice; each page is matched one to one against the
+in slices of an hour, oldest first. Per slice, page by page (eventlog.scan): the logged events of the mapped types and
+the entities they touched, then the entities deleted in the slice; each page is matched one to one against the
 journal (core.reconcile.missed), its new events are claimed in the identity table (so a late webhook
 dispatched meanwhile is not done twice) and queued as source `reconcile`, logged security and
 visibility changes a webhook covered are queued again for publish (source `recheck`), deleted
@@ -74,8 +74,10 @@ def run(now: dt.datetime | None = None, dry_run: bool = False) -> dict:
         try:
             for lo, hi in reconcile.slices(*span, SLICE):
                 where = reconcile_state.ReconcileState.checkpoint(pages.row, lo)
-                scan = lambda api: [pages.take(lo, hi, *page) for page in eventlog.scan(
-                    api, types, lo, hi, where, budget, deleted_since=max(lo, pages.until))]
+
+                def scan(api, lo=lo, hi=hi, where=where):  # called at once, inside this slice
+                    return [pages.take(lo, hi, *page) for page in eventlog.scan(
+                        api, types, lo, hi, where, budget, deleted_since=max(lo, pages.until))]
                 preservica.call(secrets, scan)
                 pages.finish(hi)
         except (eventlog.BudgetSpent, journal.Conflict) as exc:  # the rest of the window waits for the next run
@@ -195,7 +197,7 @@ def _report(state, report: dict, now: dt.datetime, dry_run: bool) -> None:
             + (f"; stopped early: {report['error']}" if report["error"] else ""))
     if report["queued"] and not dry_run:
         # The wording the alert rule on this signal has matched so far (bicep/modules/alerts.bicep).
-        missed = "%s: the webhooks missed %d event(s); they are queued now" % (text, report["queued"])
+        missed = f"{text}: the webhooks missed {report['queued']:d} event(s); they are queued now"
         telemetry.alert_signal("reconcile-missed", missed, queued=report["queued"])
     elif report["error"]:
         log.warning(text)

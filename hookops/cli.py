@@ -69,7 +69,8 @@ def send_test_event(url, trigger, refs, entity_type, count, secret, timestamp):
     with httpx.Client(timeout=30) as client:
         for i in range(count):
             now = timestamp or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-            doc = {"subscriptionId": uuid.uuid4().hex, "timestamp": now, "tenant": settings.get("PRESERVICA_TENANT") or "TEST",
+            doc = {"subscriptionId": uuid.uuid4().hex, "timestamp": now,
+                   "tenant": settings.get("PRESERVICA_TENANT") or "TEST",
                    "version": "7.7", "trigger": trigger.upper(),
                    "events": [{"event": "TestEvent", "entityType": entity_type, "entityRef": r, "identifiers": []}
                               for r in (refs or [str(uuid.uuid4())])]}

@@ -40,7 +40,8 @@ def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
         return Outcome(journal.SKIPPED, f"no {id_type!r} identifier")
     identifier = values[0]  # several: the same one every time
     if identifier.strip() in (".", ".."):  # quote() keeps dots: a dot segment would move the request up a path
-        return Outcome(journal.SKIPPED, f"{id_type!r} identifier is not usable in a URL", {"catalogue_identifier": identifier[:10]})
+        return Outcome(journal.SKIPPED, f"{id_type!r} identifier is not usable in a URL",
+                       {"catalogue_identifier": identifier[:10]})
     record = fetch(template, identifier)
     if record is None:
         return Outcome(journal.SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})

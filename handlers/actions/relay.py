@@ -3,7 +3,8 @@
 Body: {event, asset (summary or null), trigger, tenant, timestamp, deliveryId, iiif?}; `webhook-id` is
 the event key, so the receiver can drop the duplicates that at-least-once delivery brings.
 `iiif` (when `publish` is routed for the trigger): {"state": "published", "manifest": url} or
-{"state": "withdrawn"}, from the security tag and visibility the dispatcher read (publish.is_public); the manifest may appear a moment later.
+{"state": "withdrawn"}, from the security tag and visibility the dispatcher read (publish.is_public); the manifest
+may appear a moment later.
 2xx -> done; 410 -> `gone` (the receiver asked us to stop; not retried); anything else raises
 and the queue retries.
 """
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 READS = frozenset({"summary", "visibility"})   # visibility: `iiif` says withdrawn for a hidden asset
 URL = Setting("RELAY_URL", None, APP, "Receiver the `relay` action POSTs Standard Webhooks to.")
 SECRET = Secret("relay-secret", Setting(
-    "RELAY_SECRET", None, LOCAL, "Standard Webhooks secret (`whsec_...`) for `relay` (local); Key Vault `relay-secret` in Azure."))
+    "RELAY_SECRET", None, LOCAL,
+    "Standard Webhooks secret (`whsec_...`) for `relay` (local); Key Vault `relay-secret` in Azure."))
 
 
 def perform(job: Job, ctx: Context) -> Outcome:

@@ -82,7 +82,7 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
         results[todo[0].rk] = _perform(declared, todo[0], ctx, trace)
     elif todo:
         with ThreadPoolExecutor(min(len(todo), CONCURRENCY), thread_name_prefix=f"{action}-batch") as pool:
-            for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx, trace), todo)):
+            for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx, trace), todo), strict=True):
                 results[job.rk] = result
     book.merge_many(_record(action, job, results[job.rk], attempt) for job in todo)
     failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException)]

@@ -79,14 +79,14 @@ def _digest(job: Job, ctx: Context) -> dict:
     digest = job.digest or {}
     sample = [s for s in digest.get("sample") or [] if isinstance(s, dict)]
     names = [s.get("title") or f"{s.get('entityType', '?')} {s.get('entityRef', '?')}" for s in sample]
-    names = [n + " (deleted)" if s.get("gone") else n for n, s in zip(names, sample)]
+    names = [n + " (deleted)" if s.get("gone") else n for n, s in zip(names, sample, strict=True)]
     if ctx.preservica_ready():
         from ..clients import preservica
         for i, s in enumerate(sample):
             if s.get("entityType") not in ("IO", "SO") or "title" in s or s.get("gone"):
                 continue  # the dispatcher's snapshot already said
             try:
-                found = ctx.preservica(lambda api: preservica.summary(api, s["entityType"], s["entityRef"]))
+                found = ctx.preservica(lambda api, s=s: preservica.summary(api, s["entityType"], s["entityRef"]))
                 names[i] = found["title"] or names[i]
             except NotFound:
                 names[i] += " (deleted)"

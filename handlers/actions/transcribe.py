@@ -237,7 +237,8 @@ def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration
     xml = transcript.fragment(SCHEMA.value(), text, lang, media.name, duration)
     how = ctx.preservica(lambda api: _write(api, job.entity_ref, xml))
     return Outcome(journal.DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
-                                      "transcribe_characters": len(text.strip()), "transcribe_source": journal.clip(media.name, 200),
+                                      "transcribe_characters": len(text.strip()),
+                                      "transcribe_source": journal.clip(media.name, 200),
                                       "transcribe_representation": media.representation,
                                       "transcribe_blob": f"{CONTAINER.value()}/{job.entity_ref}.vtt",
                                       "transcribe_fragment": how, **extra})

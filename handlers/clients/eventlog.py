@@ -198,8 +198,8 @@ def scan(api, types: dict[str, str], lo: dt.datetime, hi: dt.datetime, where: di
             for page, _ in events(api, log_type, lo, hi, n, budget):
                 for event in page:
                     a = int(where.get("action", 0)) if resume and n == int(where.get("event", 0)) else 0
-                    for found, unusable, a in _actions(api, types[log_type], log_type, event, a, kinds, budget):
-                        yield found, unusable, {"stage": "events", "type": log_type, "event": n, "action": a}
+                    for found, unusable, at in _actions(api, types[log_type], log_type, event, a, kinds, budget):
+                        yield found, unusable, {"stage": "events", "type": log_type, "event": n, "action": at}
                     n += 1
                     yield [], {}, {"stage": "events", "type": log_type, "event": n, "action": 0}
         where = {"stage": "deleted", "start": 0}

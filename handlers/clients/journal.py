@@ -257,8 +257,9 @@ class Journal:
         return len(rows)
 
     def recent(self, limit: int) -> list[dict]:
-        pages = lambda: itertools.islice(self.table.list_entities(results_per_page=min(limit, 1000)), limit)
-        return self._call(lambda: [dict(e) for e in pages()])
+        def rows() -> list[dict]:
+            return [dict(e) for e in itertools.islice(self.table.list_entities(results_per_page=min(limit, 1000)), limit)]
+        return self._call(rows)
 
 
 def default() -> Journal:

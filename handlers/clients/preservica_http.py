@@ -90,7 +90,8 @@ def classify(exc: BaseException) -> Exception | None:
     if isinstance(exc, HTTPException):
         status = exc.http_status_code
         if status in (401, 403):
-            log.error("Preservica refused %s() with HTTP %s: check the roles of PRESERVICA_USERNAME", exc.method_name, status)
+            log.error("Preservica refused %s() with HTTP %s: check the roles of PRESERVICA_USERNAME",
+                      exc.method_name, status)
         return ActionError(f"Preservica answered HTTP {status} to {exc.method_name}()")
     if isinstance(exc, RuntimeError) and exc.args and isinstance(exc.args[0], int):
         return ActionError(f"Preservica answered HTTP {exc.args[0]}")  # e.g. the version call at login

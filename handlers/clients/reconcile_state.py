@@ -93,8 +93,9 @@ class ReconcileState:
         """The newest run reports (inverted keys: the first rows of the partition); the public sweep's
         are in partition "sweep-runs"."""
         import itertools
-        rows = lambda: list(itertools.islice(self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=limit), limit))
+        def rows() -> list:
+            return list(itertools.islice(self.table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=limit), limit))
         return [dict(e) for e in self._call(rows)]
 
     # -- the public sweep's place in the public container (handlers/sweep.py) -------------------------
@@ -132,10 +133,10 @@ class ReconcileState:
             entity = {"PartitionKey": pk, "RowKey": rk, "entries": json.dumps(entries[-MAX_SEEN:])}
             try:
                 if row:
-                    self._call(lambda: self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=row[ETAG],
-                                                                match_condition=MatchConditions.IfNotModified))
+                    self._call(lambda entity=entity, row=row: self.table.update_entity(
+                        entity, mode=UpdateMode.REPLACE, etag=row[ETAG], match_condition=MatchConditions.IfNotModified))
                 else:
-                    self._call(lambda: self.table.create_entity(entity))
+                    self._call(lambda entity=entity: self.table.create_entity(entity))
                 return result
             except (ResourceModifiedError, ResourceExistsError):
                 continue  # someone else wrote it meanwhile: read again

@@ -201,7 +201,8 @@ class Storage:
 
 
 _STORAGE_SETTINGS = ("AzureWebJobsStorage", "AzureWebJobsStorage__queueServiceUri",
-                     "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__tableServiceUri", "STORAGE_TIMEOUT_SECONDS")
+                     "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__tableServiceUri",
+                     "STORAGE_TIMEOUT_SECONDS")
 _default = Shared(lambda: Storage(), key=lambda: tuple(os.environ.get(n) for n in _STORAGE_SETTINGS))
 
 

@@ -144,7 +144,8 @@ def poison(ctx: Ctx, as_json: bool):
 def poison_replay(ctx: Ctx):
     from ..clients import poison as poison_queues
     queue, message = ctx.form.get("queue", ""), ctx.form.get("message", "")
-    if queue not in poison_queues.pipeline_queues(_actions()) or not (message == "all" or re.fullmatch(r"[\w-]{1,80}", message)):
+    if (queue not in poison_queues.pipeline_queues(_actions())
+            or not (message == "all" or re.fullmatch(r"[\w-]{1,80}", message))):
         raise auth.Refused(400, "No such queue or message.")
     if ctx.form.get("confirm") != "yes":
         _, store = _stores()

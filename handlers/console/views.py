@@ -48,7 +48,8 @@ def overview(rows: list[dict], actions: list[str], now: dt.datetime, capped: boo
     return {"generated": now.isoformat(timespec="seconds"), "hours": hours, "events": len(rows), "capped": capped,
             "triggers": [{"name": t, "count": totals.get(t, 0) if t != "other" else
                           sum(v for k, v in totals.items() if k not in named), "series": i} for i, t in enumerate(series)],
-            "per_hour": [{"hour": h.isoformat(timespec="minutes"), "counts": c} for h, c in zip(slots, per_hour)],
+            "per_hour": [{"hour": h.isoformat(timespec="minutes"), "counts": c}
+                         for h, c in zip(slots, per_hour, strict=True)],
             "outcomes": {a: c for a, c in outcomes.items() if any(c.values())},
             "poison": poison, "poison_total": sum(poison.values()),
             "rejected": rejected[:20], "rejected_count": len(rejected), "rejected_capped": rejected_capped,
@@ -84,7 +85,8 @@ def outcome_chart(model: dict) -> dict:
             n = counts.get(state, 0)
             if n:
                 w = width * n / total
-                parts.append({"x": round(x, 2), "w": round(max(w, 1.0), 2), "state": state, "label": f"{action} {state}: {n}"})
+                parts.append({"x": round(x, 2), "w": round(max(w, 1.0), 2), "state": state,
+                              "label": f"{action} {state}: {n}"})
                 x += w
         rows.append({"action": action, "y": y, "parts": parts, "counts": counts})
         y += 28

@@ -172,8 +172,9 @@ def collection_doc(base: str, last: int) -> dict[str, Any]:
 
 def page_doc(base: str, index: int, items: list[dict[str, Any]], has_next: bool) -> dict[str, Any]:
     base = base.rstrip("/")
-    doc: dict[str, Any] = {"@context": DISCOVERY_CONTEXT, "id": f"{base}/{page_name(index)}", "type": "OrderedCollectionPage",
-           "partOf": {"id": f"{base}/{COLLECTION}", "type": "OrderedCollection"}}
+    doc: dict[str, Any] = {"@context": DISCOVERY_CONTEXT, "id": f"{base}/{page_name(index)}",
+                           "type": "OrderedCollectionPage",
+                           "partOf": {"id": f"{base}/{COLLECTION}", "type": "OrderedCollection"}}
     if index > 0:
         doc["prev"] = {"id": f"{base}/{page_name(index - 1)}", "type": "OrderedCollectionPage"}
     if has_next:

@@ -180,7 +180,7 @@ def backfill_deliveries(refs: Iterable[tuple[str, str]], trigger: str, started: 
             buckets.setdefault(b, []).append(Found(ref.lower(), entity_type, trigger,
                                                    started + dt.timedelta(milliseconds=b), "Backfill"))
     docs = []
-    for b, group in sorted(buckets.items()):
+    for _, group in sorted(buckets.items()):
         group.sort(key=lambda f: f.ref)
         for i in range(0, len(group), max_events):
             docs.append(_doc(BACKFILL, stamp(group[0].when), trigger, tenant, group[i:i + max_events]))

@@ -71,7 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AzureWebJobsStorage__blobServiceUri", None, APP, "Blob endpoint, e.g. `https://<account>.blob.core.windows.net`."),
     Setting("AzureWebJobsStorage__queueServiceUri", None, APP, "Queue endpoint, e.g. `https://<account>.queue.core.windows.net`."),
     Setting("AzureWebJobsStorage__tableServiceUri", None, APP, "Table endpoint, e.g. `https://<account>.table.core.windows.net`."),
-    Setting("AZURE_CLIENT_ID", None, APP, "Client ID of the user-assigned identity for `DefaultAzureCredential` (Key Vault)."),
+    Setting("AZURE_CLIENT_ID", None, APP,
+            "Client ID of the user-assigned identity for `DefaultAzureCredential` (Key Vault)."),
     # Secrets.
     Setting("KEY_VAULT_URI", None, APP,
             "Key Vault URI. When set, every secret is read from Key Vault (names below), never from app settings."),
@@ -106,7 +107,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Most requests per second the whole app sends to Preservica, a shared service the archive's staff "
             "use too. Each process takes an equal share, re-divided as instances come and go (heartbeat rows in "
             "the `reconcile` table); while the live count cannot be read, each takes a hundredth (the floor)."),
-    Setting("PRESERVICA_PASSWORD", None, LOCAL, "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
+    Setting("PRESERVICA_PASSWORD", None, LOCAL,
+            "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
     # Reconciliation with Preservica's own event log, and backfill.
     Setting("RECONCILE_SCHEDULE", "0 */15 * * * *", APP,
             "NCRONTAB schedule of the reconciler, which asks Preservica's event log what the webhooks missed; "
@@ -130,7 +132,8 @@ SETTINGS: tuple[Setting, ...] = (
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
     # Read by the Functions host only.
-    Setting("FUNCTIONS_WORKER_RUNTIME", "python", HOST, "Language worker (local `func start`; Flex sets it from `functionAppConfig`)."),
+    Setting("FUNCTIONS_WORKER_RUNTIME", "python", HOST,
+            "Language worker (local `func start`; Flex sets it from `functionAppConfig`)."),
     Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", None, HOST, "Application Insights target (set by Bicep)."),
     Setting("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", None, HOST,
             "`Authorization=AAD;ClientId=...`: telemetry sent with the identity, no instrumentation key auth."),

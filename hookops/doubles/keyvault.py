@@ -109,7 +109,8 @@ class _VaultHandler(_Handler):
                 d.secret_reads[name] += 1
         bundle = d._bundle(name, version)
         if bundle is None:  # 404 SecretNotFound (Get Secret reference); the message text is inferred
-            return self._send(404, _error("SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault."))
+            return self._send(404, _error("SecretNotFound",
+                                          f"A secret with (name/id) {name} was not found in this key vault."))
         self._send(200, bundle)
 
     def _authorized(self, d: KeyVaultDouble) -> bool:
@@ -176,7 +177,8 @@ class KeyVaultDouble:
 
     @property
     def _challenge(self) -> str:
-        return f'Bearer authorization="https://login.localhost/00000000-0000-0000-0000-000000000000", resource="{self.resource}"'
+        return ('Bearer authorization="https://login.localhost/00000000-0000-0000-0000-000000000000", '
+                f'resource="{self.resource}"')
 
     @property
     def ca_bundle(self) -> str:

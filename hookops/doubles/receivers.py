@@ -123,8 +123,8 @@ class RelayReceiver(HttpDouble):
     the spec (``verify_standard_webhook``) accept its signature: svix 2.x is a thin wrapper around
     the ``standardwebhooks`` package the app signs with, so on its own it is not an independent check.
     Bad signature -> 401. ``gone()`` makes every later request answer 410; ``respond_with`` scripts
-    any other status (scripted answers skip verification and are not deliveries). ``deliveries`` holds accepted requests; ``disagreements`` lists requests
-    the two verifiers judged differently (should stay empty).
+    any other status (scripted answers skip verification and are not deliveries). ``deliveries`` holds accepted requests;
+    ``disagreements`` lists requests the two verifiers judged differently (should stay empty).
     """
 
     def __init__(self, secret: str | None = None, path: str = "/hooks/preservica"):

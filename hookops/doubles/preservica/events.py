@@ -138,7 +138,8 @@ class EventsApi:
         rows = sorted((t, r, d) for t, r, d in live + gone if t >= since and (until is None or t <= until))
         keep = {k: query[k] for k in ("date", "endDate") if k in query}
         chunk, paging = self._page(query, rows, "/api/entity/entities/updated-since", keep)
-        body = "".join(f'<Entity ref={quoteattr(r)} deleted="true">{escape(self._base)}/api/entity/entities/{escape(r)}</Entity>'
+        body = "".join(f'<Entity ref={quoteattr(r)} deleted="true">'
+                       f'{escape(self._base)}/api/entity/entities/{escape(r)}</Entity>'
                        if d else self._entity_element(self._entities[r], "Entity") for _, r, d in chunk)
         return self._doc("EntitiesResponse", f"<Entities>{body}</Entities>{paging}")
 

@@ -83,8 +83,8 @@ class WebhookApi:
                event_name: str = "FullTextIndexed", timeout: float = 10.0) -> tuple[int, bytes]:
         """POST one event notification to a subscriber the way Preservica does: JSON body sent
         chunked, header ``Preservica-Signature`` = hex HMAC-SHA256(secret, "preservica-webhook-auth"
-        + body, pyPreservica webHooksAPI.py process_request/process_event). ``refs`` become events (type and identifiers from the stored entities) unless
-        ``events`` is given. Returns (status, body) of the subscriber's answer."""
+        + body, pyPreservica webHooksAPI.py process_request/process_event). ``refs`` become events (type and identifiers
+        from the stored entities) unless ``events`` is given. Returns (status, body) of the subscriber's answer."""
         with self._lock:
             sub = dict(self.subscriptions[subscription_id])
             if events is None:
