@@ -1,11 +1,13 @@
 """What hookops' commands share, below all of them: failing with a message, the app's storage, the
-webhook secret and Preservica's credentials as the app reads them, terminal-safe text, and the
-subscription challenge. Nothing here imports a command or the `hookops` group (hookops/cli.py)."""
+webhook secret and Preservica's credentials as the app reads them, terminal-safe text, URLs with their
+query redacted, and the subscription challenge. Nothing here imports a command or the `hookops` group
+(hookops/cli.py)."""
 from __future__ import annotations
 
 import secrets as pysecrets
 import unicodedata
 from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -63,6 +65,12 @@ def _escape(c: str) -> str:
     if c in "\t\n\r":
         return repr(c)[1:-1]
     return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query string (a function key `code=` or a `sig=` lives there)."""
+    parts = urlsplit(str(url or ""))
+    return urlunsplit(parts._replace(query="<redacted>" if parts.query else "", fragment=""))
 
 
 def check_endpoint(url: str, secret: str) -> tuple[bool, str]:

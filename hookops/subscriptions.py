@@ -7,7 +7,7 @@ import json
 import click
 
 from handlers.core.routing import SDK_TRIGGERS, TRIGGERS, trigger_name
-from hookops.common import check_endpoint, fail, printable, webhook_secret
+from hookops.common import check_endpoint, fail, printable, redact_url, webhook_secret
 
 
 def _trigger_name(value: str) -> str:
@@ -15,13 +15,6 @@ def _trigger_name(value: str) -> str:
     if name is None:
         fail(f"unknown trigger {value!r}; use one of {', '.join(TRIGGERS)}")
     return name
-
-
-def redact_url(url: str) -> str:
-    """The URL without its query string (a function key `code=` or a `sig=` lives there)."""
-    from urllib.parse import urlsplit, urlunsplit
-    parts = urlsplit(str(url or ""))
-    return urlunsplit(parts._replace(query="<redacted>" if parts.query else "", fragment=""))
 
 
 def _webhooks():

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 import click
 
 from handlers.core import settings
-from hookops.common import check_endpoint, printable
-from hookops.subscriptions import redact_url
+from hookops.common import check_endpoint, printable, redact_url
 
 WEBHOOK, HEALTH, CONSOLE = "/api/preservica/webhook", "/api/health", "/api/console/overview"
 TIMEOUT = 20.0          # seconds per request: a cold start on Flex takes a few

@@ -93,6 +93,15 @@ def test_no_import_cycles():
         visit(m, [])
 
 
+def test_commands_import_no_other_command():
+    """What two commands share belongs in hookops.common (or handlers/), not in one of them."""
+    def is_command(m):
+        return m.startswith("hookops.") and layer(m) == HOOKOPS + COMMANDS
+    across = [f"{m} imports {t}" for m, targets in graph().items() if is_command(m) for t in targets
+              if is_command(t) and t.split(".")[1] != m.split(".")[1]]
+    assert not across, "\n".join(across)
+
+
 def test_the_walk_sees_real_imports():
     g = graph()
     assert "handlers.core.settings" in g["handlers.clients.storage"]
