@@ -18,7 +18,7 @@ import time
 
 from ..clients import journal
 from ..core import cards as teams_cards
-from ..core import envelope, settings
+from ..core import envelope, retry, settings
 from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
 from .contract import USES, Action, ActionError, Context, NotFound, Outcome, Secret
@@ -108,9 +108,10 @@ def post(url: str, card: dict) -> int:
             return status
         if status == 429 or status >= 500:
             wait = http.retry_after(resp)
-            if attempt == 1 and wait is not None and wait <= MAX_WAIT:
-                log.warning("Teams answered HTTP %d with Retry-After %.0f s; posting again then", status, wait)
-                _sleep(wait)
+            pause = retry.wait_once(attempt, wait, MAX_WAIT)
+            if pause is not None:
+                log.warning("Teams answered HTTP %d with Retry-After %.0f s; posting again then", status, pause)
+                _sleep(pause)
                 continue
             raise ActionError(f"Teams answered HTTP {status}" + (f" (Retry-After {wait:.0f} s)" if wait else "")
                               + "; the queue will retry")

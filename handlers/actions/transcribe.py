@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from ..clients import journal, snapshot
 from ..clients.shared import Shared
 from ..clients.slots import Slots
-from ..core import envelope  # core.transcript is imported where used: not at cold start
+from ..core import envelope, retry  # core.transcript is imported where used: not at cold start
 from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
 from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome, Secret
@@ -191,9 +191,10 @@ def _transcribe(ctx: Context, path: str, content_type: str, locales: list[str]) 
             with open(path, "rb") as media:
                 return speech.transcribe(client, media, content_type, locales)
         except speech.SpeechBusy as exc:
-            if attempt == 2 or exc.retry_after is None or exc.retry_after > MAX_WAIT:
+            wait = retry.wait_once(attempt, exc.retry_after, MAX_WAIT)
+            if wait is None:
                 raise  # the queue retries after its visibility timeout
-            _sleep(exc.retry_after)
+            _sleep(wait)
         except speech.SpeechRejected as exc:
             return Outcome(journal.SKIPPED, str(exc))
     raise AssertionError  # unreachable

@@ -50,21 +50,9 @@ def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> httpx.Res
 
 
 def retry_after(response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), or None."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    import datetime as dt
-    from email.utils import parsedate_to_datetime
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    """Seconds from a response's Retry-After header (see core.retry.parse), or None."""
+    from ..core import retry
+    return retry.parse(response.headers.get("retry-after"))
 
 
 # ---- which server a URL names -------------------------------------------------------------------
