@@ -19,13 +19,12 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..core.envelope import parse_timestamp
+from ..core.envelope import inverted_ms, parse_timestamp
 from ..core.reconcile import RECONCILE, WEBHOOK, near
 from .journal import ETAG, clip, get_row, table_call
 
 T = TypeVar("T")
 MAX_SEEN = 50   # times kept per (entity, trigger): older ones are long past any tolerance
-_MAX_MS = 10**14
 TRIES = 6
 _SAFE = re.compile(r"[A-Za-z0-9_.|-]{1,200}")
 CHECKPOINT = ("stage", "type", "event", "action", "start")
@@ -85,7 +84,7 @@ class ReconcileState:
 
     # -- run reports ------------------------------------------------------------------------------
     def report(self, summary: dict, at: dt.datetime, partition: str = "runs") -> None:
-        rk = f"{_MAX_MS - int(at.timestamp() * 1000):014d}"
+        rk = inverted_ms(at)
         row = {k: (clip(v) if isinstance(v, str) else v) for k, v in summary.items()}
         self._call(lambda: self.table.upsert_entity({"PartitionKey": partition, "RowKey": rk, **row}))
 

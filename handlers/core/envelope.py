@@ -254,9 +254,15 @@ def journal_partition(delivery: Delivery) -> str:
     return day_partition(ts.date()) if ts else "undated"
 
 
+def inverted_ms(at: dt.datetime) -> str:
+    """A time as a key that sorts newest first (14 digits of milliseconds counted down from 10**14):
+    the journal's RowKeys and the reconciler's run reports."""
+    return f"{_MAX_MS - int(at.timestamp() * 1000):014d}"
+
+
 def time_rows(lo: dt.datetime, hi: dt.datetime) -> list[tuple[str, str, str]]:
     """(PartitionKey, lowest RowKey, highest RowKey) of the dated rows timed in [lo, hi], a day each."""
-    lo_rk, hi_rk = f"{_MAX_MS - int(hi.timestamp() * 1000):014d}", f"{_MAX_MS - int(lo.timestamp() * 1000):014d}-\uffff"
+    lo_rk, hi_rk = inverted_ms(hi), inverted_ms(lo) + "-\uffff"
     days = (hi.date() - lo.date()).days
     return [(day_partition(lo.date() + dt.timedelta(days=i)), lo_rk, hi_rk) for i in range(days + 1)]
 
@@ -266,4 +272,4 @@ def journal_row_prefix(delivery: Delivery, did: str) -> str:
     ts = parse_timestamp(delivery.timestamp)
     if ts is None:
         return did[:16] + "-"
-    return f"{_MAX_MS - int(ts.timestamp() * 1000):014d}-"
+    return inverted_ms(ts) + "-"

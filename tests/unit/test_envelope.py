@@ -92,3 +92,13 @@ def test_batches_hold_at_most_the_batch_size_and_fit_a_queue_message():
 def test_bad_messages_are_invalid(raw):
     with pytest.raises(messages.InvalidMessage):
         messages.read_batch(raw)
+
+
+def test_inverted_ms_is_the_key_of_journal_rows_and_sorts_newest_first():
+    import datetime as dt
+    t = dt.datetime(2023, 10, 11, 10, 52, 42, 469000, tzinfo=dt.UTC)
+    key = envelope.inverted_ms(t)
+    assert key == f"{10**14 - 1697021562469:014d}" and len(key) == 14
+    assert envelope.inverted_ms(t + dt.timedelta(milliseconds=1)) < key
+    d = envelope.Delivery("s", "2023-10-11T10:52:42.469Z", "T", "6.10", "X", ())
+    assert envelope.journal_row_prefix(d, "did") == key + "-"
