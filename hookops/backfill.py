@@ -30,7 +30,7 @@ def _trigger(ctx, param, value: str) -> str:
     from handlers.core.routing import TRIGGERS, trigger_name
     name = trigger_name(value)
     if name is None:
-        raise click.BadParameter(f"{printable(value)!r} is not a trigger; use one of {', '.join(TRIGGERS)}")
+        raise click.BadParameter(f"{printable(value)!r} is not a trigger name; use one of {', '.join(TRIGGERS)}")
     return name
 
 

@@ -319,7 +319,7 @@ def test_backfill_refuses_bad_input(env, pres):
     for args, message in ((["--since", "yesterday"], "is not a date"), (["--since", "2999-01-01"], "in the future"),
                           (["--since", "2020-01-01", "--folder", "../etc"], "not a folder reference"),
                           (["--since", "2020-01-01", "--trigger", "MOVED\x1b]8;;http://x\x07"], "not a trigger name"),
-                          (["--since", "2020-01-01", "--trigger", "NOPE"], None)):
+                          (["--since", "2020-01-01", "--trigger", "NOPE"], "not a trigger name")):
         result = CliRunner().invoke(cli, ["backfill", *args])
         if message:
             assert result.exit_code == 2 and message in result.output
