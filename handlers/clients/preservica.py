@@ -48,7 +48,7 @@ from .preservica_http import (  # noqa: F401
     get_xml,
     guarded_send,
 )
-from .ratelimit import SharedBudget
+from .ratelimit import TokenBucket
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,10 @@ def _take() -> None:
     _bucket.get().take()
 
 
-_bucket = Shared(lambda: SharedBudget(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
+# Per process for now: ratelimit.SharedBudget (one budget divided by live instances) is built and tested but
+# not wired, since a newcomer's probation at the floor (a hundredth of the budget) stalls a new instance's
+# first Preservica calls for seconds; see docs/operations.md, "One Preservica budget".
+_bucket = Shared(lambda: TokenBucket(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
                  key=lambda: settings.get("PRESERVICA_MAX_RPS"))
 
 

@@ -104,9 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESERVICA_TENANT", None, APP, "Preservica tenant."),
     Setting("PRESERVICA_PROTOCOL", "https", APP, "`https`, or `http` for a local test double."),
     Setting("PRESERVICA_MAX_RPS", "10", APP,
-            "Most requests per second the whole app sends to Preservica, a shared service the archive's staff "
-            "use too. Each process takes an equal share, re-divided as instances come and go (heartbeat rows in "
-            "the `reconcile` table); while the live count cannot be read, each takes a hundredth (the floor)."),
+            "Most requests per second each worker process sends to Preservica, a shared service the archive's "
+            "staff use too: the app's total is this times the processes, so bound it with maximumInstanceCount."),
     Setting("PRESERVICA_PASSWORD", None, LOCAL,
             "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
     # Reconciliation with Preservica's own event log, and backfill.
