@@ -175,16 +175,11 @@ class _Pages:
 
 def _queue(source: str, found: list) -> None:
     """Each delivery as an intake message; sent before the checkpoint or watermark moves (at-least-once)."""
-    import json
-
-    from .clients import delivery_queue, journal, storage
-    from .core import envelope
+    from .clients import delivery_queue, storage
     docs = reconcile.deliveries(found, source, settings.get("PRESERVICA_TENANT") or "",
                                 settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1))
-    received = journal.now_iso()
     for doc in docs:
-        body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-        delivery_queue.enqueue(storage.default(), envelope.delivery_id(body.encode()), received, body, source=source)
+        delivery_queue.enqueue_document(storage.default(), doc, source)
 
 
 def _report(state, report: dict, now: dt.datetime, dry_run: bool) -> None:
