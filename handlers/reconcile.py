@@ -26,16 +26,7 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()
 SLICE = dt.timedelta(hours=1)
 
-def _schedule() -> str | None:
-    from .core.errors import SettingsError
-    try:
-        return reconcile.parse_schedule(settings.get("RECONCILE_SCHEDULE"))
-    except SettingsError as exc:  # the other functions still load; `hookops settings --check` says the same
-        log.error("%s: the reconciler is off", exc)
-        return None
-
-
-_SCHEDULE = _schedule()
+_SCHEDULE = settings.BY_NAME["RECONCILE_SCHEDULE"].timer("reconciler")
 if _SCHEDULE:  # empty turns the reconciler off: no timer function at all
     @bp.timer_trigger(schedule=_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
     def reconcile_timer(timer: func.TimerRequest) -> None:

@@ -24,10 +24,13 @@ def test_mapping_and_schedule_are_checked():
     for bad in ("Ingest", "=MOVED", "Ingest=", "Ingest=FULL TEXT"):
         with pytest.raises(SettingsError, match="RECONCILE_EVENT_TYPES"):
             core.parse_types(bad)
-    assert core.parse_schedule("0 */15 * * * *") == "0 */15 * * * *" and core.parse_schedule("  ") is None
+    setting = settings.BY_NAME["RECONCILE_SCHEDULE"]
+    assert setting.schedule({"RECONCILE_SCHEDULE": " 0 */15 * * * * "}) == "0 */15 * * * *"
+    assert setting.schedule({}) == setting.default
+    assert setting.schedule({"RECONCILE_SCHEDULE": "  "}) is None   # set empty: the reconciler is off
     for bad in ("*/15 * * * *", "0 */15 * * * * *", "0 @hourly * * * *"):
         with pytest.raises(SettingsError, match="RECONCILE_SCHEDULE"):
-            core.parse_schedule(bad)
+            setting.schedule({"RECONCILE_SCHEDULE": bad})
 
 
 def test_window_lags_and_overlaps():
