@@ -25,7 +25,7 @@ def get() -> func.HttpResponse:
 def test_healthy_when_storage_and_secret_answer(app_env):
     resp = get()
     assert resp.status_code == 200 and json.loads(resp.get_body()) == {"status": "ok"}
-    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["Cache-Control"] == "no-store" and resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_storage_down_is_unhealthy_and_says_nothing_more(app_env, monkeypatch):
