@@ -67,7 +67,7 @@ param speechNameSalt string = ''
 @description('Create the public IIIF storage account of the publish action. Its anonymous read (allowBlobPublicAccess) is denied where the built-in policy "Storage account public access should be disallowed" (4fa4b6c0-31ca-4c0d-b10d-24b96f62a751) is assigned with Deny: exempt the resource group first, or deploy with false (publish then fails with "PUBLISH_BLOB_SERVICE_URI is not set").')
 param deployPublish bool = true
 
-@description('Create the custody storage account of the custody action (issue 23; docs/deploy.md "The custody account"): geo-redundant, version-level WORM. Its write role is a custom role, so the deployer needs Microsoft.Authorization/roleDefinitions/write (Owner or User Access Administrator). false: CUSTODY_ACCOUNT_URL is empty and custody fails.')
+@description('Create the custody storage account of the custody action (issue 23; docs/deploy.md "The custody account"): geo-redundant, version-level WORM. Its write role is a custom role, so the deployer needs Microsoft.Authorization/roleDefinitions/write (Owner or User Access Administrator). false: no account, and CUSTODY_ACCOUNT_URL is empty.')
 param deployCustody bool = true
 
 @description('Replication of the custody account: Standard_GZRS where the region offers it (az storage sku list), else Standard_GRS.')
