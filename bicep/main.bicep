@@ -91,7 +91,7 @@ param custodyAccessTier string = 'Cold'
 @maxValue(146000)
 param custodyRetentionDays int = 3650
 
-@description('Lock the custody account\'s immutability policy: irreversible. Only on a deployment after the one that created the account, and then true on every later deployment.')
+@description('Lock the custody account\'s immutability policy: irreversible. Only on a deployment after the one that created the account and before custody is routed (versions written earlier stay unlocked), then true on every later deployment.')
 param custodyImmutabilityLocked bool = false
 
 @description('true: write the non-empty secret parameters into Key Vault (first deployment, or a deliberate overwrite). false (default): leave the vault\'s secrets as they are, so a deployment never reverts a secret rotated in Key Vault.')

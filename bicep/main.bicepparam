@@ -44,7 +44,8 @@ param deployPublish = bool(readEnvironmentVariable('DEPLOY_PUBLISH', 'true'))
 
 // The custody account (docs/deploy.md "The custody account"): WORM, geo-redundant. Its custom write role
 // needs a deployer who may create role definitions; azd env set DEPLOY_CUSTODY false to leave it out.
-// Locking its immutability policy is irreversible: only once the account exists, then keep it true.
+// Locking its immutability policy is irreversible: once the account exists and before custody is routed, then
+// keep it true.
 param deployCustody = bool(readEnvironmentVariable('DEPLOY_CUSTODY', 'true'))
 param custodyImmutabilityLocked = bool(readEnvironmentVariable('CUSTODY_IMMUTABILITY_LOCKED', 'false'))
 

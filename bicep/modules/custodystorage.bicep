@@ -53,7 +53,8 @@ param retentionDays int
 
 // Locked is irreversible: afterwards the retention can only be extended, and a policy can only be
 // created Disabled or Unlocked (types.md, AccountImmutabilityPolicyProperties.state), so lock on a
-// deployment after the first, and keep true on every later one.
+// deployment after the first, and keep true on every later one. Lock before the action writes: a version
+// keeps the policy it was written under when the default changes (azure-docs, "Configure a policy on the current version").
 @description('Lock the account\'s immutability policy: irreversible; the retention can then only be extended. Only on an account that exists (a policy is created unlocked).')
 param locked bool = false
 
