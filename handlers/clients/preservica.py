@@ -4,9 +4,9 @@ One EntityAPI per worker process, created on first use (never at import: cold st
 reused; rebuilt only when its settings or the password change (a rotation in Key Vault).
 Failures are classified rather than lumped:
   - the entity is gone (deleted since the event)   -> NotFound; actions journal `skipped: not found`
-  - credentials rejected                            -> log.error naming the settings, ActionError (retry)
+  - credentials rejected                            -> log.error naming the settings, CredentialsRejected (retry)
   - 429 / 5xx / timeout / connection error          -> retried here (Retry-After honoured up to
-                                                       RETRY_AFTER_MAX), then ActionError: the queue retries
+                                                       RETRY_AFTER_MAX), then PreservicaError: the queue retries
 The SDK's HTTP session is tightened before its first request: Retry-After waits capped at
 RETRY_AFTER_MAX (urllib3 would sleep up to 6 h inside the function), shorter timeouts, a pool as
 large as the queue trigger's batch, and the token kept on the configured server: no redirect is
@@ -33,7 +33,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from ..core import settings
-from ..core.errors import ActionError, NotFound  # noqa: F401 (callers catch preservica.NotFound)
+from ..core.errors import NotFound as NotFound  # callers catch preservica.NotFound
+from ..core.errors import SettingsError
 from .preservica_http import (  # noqa: F401
     CREDENTIAL_SETTINGS,
     CredentialsRejected,
@@ -160,10 +161,10 @@ def _password(secrets) -> str | None:
 def _arguments(secrets) -> dict:
     need = settings.preservica_missing(secrets)
     if need:
-        raise ActionError(f"Preservica is not configured: set {', '.join(need)}")
+        raise SettingsError(f"Preservica is not configured: set {', '.join(need)}")
     protocol = settings.get("PRESERVICA_PROTOCOL")
     if protocol not in ("https", "http"):
-        raise ActionError("PRESERVICA_PROTOCOL must be https or http")
+        raise SettingsError("PRESERVICA_PROTOCOL must be https or http")
     # credentials_path: a file that cannot exist, so pyPreservica never falls back to ./credentials.properties.
     return dict(username=settings.get("PRESERVICA_USERNAME"), password=_password(secrets),
                 tenant=settings.get("PRESERVICA_TENANT"), server=settings.get("PRESERVICA_SERVER"),
