@@ -24,6 +24,7 @@ only the class name of anything else.
      │    │    ├── Redirected ............... a 3xx: not followed with the token
      │    │    ├── OtherServer .............. a URL off PRESERVICA_SERVER: not requested
      │    │    ├── TooLarge ................. a download past its byte bound: stopped
+     │    │    ├── TooMany .................. a representation lists more content objects than the bound
      │    │    └── BudgetSpent .............. a run's request budget is used up
      │    ├── SpeechError
      │    │    ├── SpeechBusy ............... 429 or 5xx: retry, after Retry-After when it says
@@ -128,6 +129,14 @@ class TooLarge(PreservicaError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"more than {limit} bytes arrived")
         self.limit = limit
+
+
+class TooMany(PreservicaError):
+    """A representation lists more content objects than the caller's bound: none of them was read."""
+
+    def __init__(self, count: int, most: int) -> None:
+        super().__init__(f"{count} content objects in one representation, more than {most}")
+        self.count, self.most = count, most
 
 
 class BudgetSpent(PreservicaError):
