@@ -1,4 +1,4 @@
-"""Row 9, what a million events cost: the arithmetic against a hand-computed example, the price table's
+"""Row 10, what a million events cost: the arithmetic against a hand-computed example, the price table's
 provenance, and the measured inputs as numbers the run measured (real Azurite, the real storage clients,
 the doubles, the real Azure Monitor exporter's conversion), not constants."""
 from __future__ import annotations

@@ -102,7 +102,7 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
 
 def _perform(declared, job, ctx, trace: str | None) -> Outcome | BaseException:
     # No span per event: each event's outcome is in the journal, and the invocation's span and log line carry
-    # the counts (telemetry is billed per byte; docs/benchmarks.md, row 9).
+    # the counts (telemetry is billed per byte; docs/benchmarks.md, row 10).
     with telemetry.within(trace):
         try:
             return declared.perform(job, ctx)
