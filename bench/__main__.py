@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import coldstart, cost, cost_row, pipeline
+from bench import coldstart, cost, cost_row, costmodel, pipeline
 from bench.common import ROOT, Service, machine
 from bench.probes import StageClock, StorageCounter
 
@@ -334,7 +334,7 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
         out.append(_failed(5, "Intake CPU", failures))
     for n, title, render in ((6, "Preservica requests per event", _row6), (7, "Storage requests per event", _row7),
                              (8, "Preservica request rate", _row8),
-                             (10, "What a million events cost", lambda r: cost_row.render(r, a.million_events))):
+                             (10, "What a million events cost", lambda r: costmodel.render(r, a.million_events))):
         _row(out, rows, a.rows, failures, n, title, render)
     notes = list(NOTES)
     if a.reference_server != "http":

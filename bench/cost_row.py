@@ -31,7 +31,6 @@ import time
 import wave
 from contextlib import contextmanager
 from io import BytesIO
-from pathlib import Path
 
 from bench import costmodel
 
@@ -96,8 +95,8 @@ class Telemetry:
         self.logs.clear()
 
     def measure(self) -> dict:
-        from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
         from azure.monitor.opentelemetry.exporter._generated.exporter._utils.model_base import SdkJSONEncoder
+        from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
         from azure.monitor.opentelemetry.exporter.export.trace._exporter import _convert_span_to_envelope
         envelopes = [_convert_span_to_envelope(s) for s in self.spans.get_finished_spans()] + \
             [_convert_log_to_envelope(r) for r in self.logs.get_finished_logs()]
@@ -296,66 +295,11 @@ def measure(conn: str, tmp, *, events: int, progress=print) -> dict:
     return out
 
 
-# ---- the table row ----------------------------------------------------------------------------------
-
-def summarize(rows: dict, prices: dict, memory_gb: float, always_ready: int) -> dict:
-    """Per configuration: per-event inputs, cost lines and $ per million events; and the fixed baseline."""
-    out = {}
-    for name, row in rows.items():
-        pe = per_event(row)
-        lines = costmodel.lines(pe, prices, memory_gb)
-        worker = row["worker_telemetry_bytes"] / row["events"]
-        out[name] = {"routes": row["routes"], "events": row["events"], "per_event": pe, "lines": lines, "usd_per_million": sum(x["usd"] for x in lines),
-                     "gb_s_per_event": pe["execution_s"] * memory_gb,
-                     "worker_telemetry_bytes_per_event": worker,
-                     "host_telemetry_bytes_per_event": pe["telemetry_bytes"] - worker,
-                     "storage_per_event": sum(pe["storage"].values())}
-    unverified = sorted({x["price"] for s in out.values() for x in s["lines"] if x["price_status"] != "read"})
-    return {"configs": out, "memory_gb": memory_gb, "always_ready_instances": always_ready,
-            "always_ready_usd_per_month": costmodel.always_ready_month(always_ready, memory_gb, prices),
-            "not_read": {k: prices[k]["status"] for k in unverified}}
-
-
-def bicep_defaults() -> tuple[float, int]:
-    """instanceMemoryMB (in GB) and alwaysReadyHttpInstances as bicep/modules/functionapp.bicep sets them."""
-    import re
-    text = (Path(__file__).resolve().parent.parent / "bicep" / "modules" / "functionapp.bicep").read_text()
-    memory = int(re.search(r"^param instanceMemoryMB int = (\d+)", text, re.M)[1])
-    ready = int(re.search(r"^param alwaysReadyHttpInstances int = (\d+)", text, re.M)[1])
-    return memory / 1024, ready
-
-
-def render(r: dict, events: int) -> str:
-    def usd(x):
-        return f"${x:,.2f}"
-    configs = r["configs"]
-    d = configs["default routes"]
-    largest = d["lines"][0]
-    each = "; ".join(
-        f"{name} {usd(c['usd_per_million'])} (largest: {c['lines'][0]['line']} {usd(c['lines'][0]['usd'])}; "
-        f"{c['gb_s_per_event']:.3f} GB-s, {c['per_event']['executions']:.2f} executions, "
-        f"{c['storage_per_event']:.1f} storage operations, {c['per_event']['preservica_requests']:.1f} Preservica "
-        f"requests, {c['worker_telemetry_bytes_per_event'] + c['host_telemetry_bytes_per_event']:,.0f} telemetry "
-        f"bytes" + (f", {c['per_event']['speech_audio_s']:.1f} s of audio" if c["per_event"]["speech_audio_s"] else "")
-        + " per event)" for name, c in configs.items() if name != "default routes")
-    lines = ", ".join(f"{x['line']} {usd(x['usd'])}" for x in d["lines"])
-    caveat = ", ".join(f"{k} ({v})" for k, v in r["not_read"].items())
-    return (
-        f"| 10 | What a million events cost: one delivery of {events} events per configuration, each function body "
-        f"run in process as the host would over Azurite, storage counted at the clients, telemetry through the "
-        f"real exporter's conversion | {usd(d['usd_per_million'])} per million events with the default routes "
-        f"(`PRESERVICA_ROUTES={d['routes']}`) | "
-        f"always ready: {r['always_ready_instances']} × {r['memory_gb']:g} GB = {usd(r['always_ready_usd_per_month'])}"
-        f" a month, events or not | largest line: {largest['line']} | – | Default routes per event: "
-        f"{d['gb_s_per_event']:.3f} GB-s, {d['per_event']['executions']:.2f} executions, "
-        f"{d['storage_per_event']:.1f} storage operations, {d['worker_telemetry_bytes_per_event']:,.0f} telemetry "
-        f"bytes from the worker's exporter + {d['host_telemetry_bytes_per_event']:,.0f} from the host (estimated); "
-        f"per million: {lines}. Each action alone (`*=<action>`), per million: {each}. Prices not read on "
-        f"Microsoft's page (bench/prices.toml): {caveat or 'none'} |")
-
-
 def row(conn: str, tmp, *, events: int, progress=print) -> dict:
     """Row 10 measured and priced."""
-    memory_gb, ready = bicep_defaults()
+    memory_gb, ready = costmodel.bicep_defaults()
     measured = measure(conn, tmp, events=events, progress=progress)
-    return {**summarize(measured, costmodel.load_prices(), memory_gb, ready), "measured": measured}
+    return {**costmodel.summarize({k: per_event(v) | {"routes": v["routes"],
+                                                      "worker_bytes": v["worker_telemetry_bytes"] / v["events"]}
+                                   for k, v in measured.items()}, costmodel.load_prices(), memory_gb, ready),
+            "measured": measured}

@@ -84,3 +84,62 @@ def per_million(per_event: dict, prices: dict, memory_gb: float) -> float:
 def always_ready_month(instances: int, memory_gb: float, prices: dict) -> float:
     """The always-ready baseline of one month: paid whether or not any event comes."""
     return instances * memory_gb * SECONDS_PER_MONTH * prices["flex_always_ready_baseline_gb_s"]["usd"]
+
+
+# ---- row 10 in the table ----------------------------------------------------------------------------------
+
+def summarize(per_events: dict, prices: dict, memory_gb: float, always_ready: int) -> dict:
+    """Per configuration ({name: per-event inputs with "routes" and "worker_bytes"}): the cost lines and $ per
+    million events; and the always-ready baseline a month."""
+    out = {}
+    for name, pe in per_events.items():
+        line_items = lines(pe, prices, memory_gb)
+        worker = pe["worker_bytes"]
+        out[name] = {"routes": pe["routes"], "per_event": pe, "lines": line_items,
+                     "usd_per_million": sum(x["usd"] for x in line_items),
+                     "gb_s_per_event": pe["execution_s"] * memory_gb,
+                     "worker_telemetry_bytes_per_event": worker,
+                     "host_telemetry_bytes_per_event": pe["telemetry_bytes"] - worker,
+                     "storage_per_event": sum(pe["storage"].values())}
+    unverified = sorted({x["price"] for s in out.values() for x in s["lines"] if x["price_status"] != "read"})
+    return {"configs": out, "memory_gb": memory_gb, "always_ready_instances": always_ready,
+            "always_ready_usd_per_month": always_ready_month(always_ready, memory_gb, prices),
+            "not_read": {k: prices[k]["status"] for k in unverified}}
+
+
+def bicep_defaults() -> tuple[float, int]:
+    """instanceMemoryMB (in GB) and alwaysReadyHttpInstances as bicep/modules/functionapp.bicep sets them."""
+    import re
+    text = (PRICES.parent.parent / "bicep" / "modules" / "functionapp.bicep").read_text()
+    memory = int(re.search(r"^param instanceMemoryMB int = (\d+)", text, re.M)[1])
+    ready = int(re.search(r"^param alwaysReadyHttpInstances int = (\d+)", text, re.M)[1])
+    return memory / 1024, ready
+
+
+def render(r: dict, events: int) -> str:
+    def usd(x):
+        return f"${x:,.2f}"
+    configs = r["configs"]
+    d = configs["default routes"]
+    largest = d["lines"][0]
+    each = "; ".join(
+        f"{name} {usd(c['usd_per_million'])} (largest: {c['lines'][0]['line']} {usd(c['lines'][0]['usd'])}; "
+        f"{c['gb_s_per_event']:.3f} GB-s, {c['per_event']['executions']:.2f} executions, "
+        f"{c['storage_per_event']:.1f} storage operations, {c['per_event']['preservica_requests']:.1f} Preservica "
+        f"requests, {c['worker_telemetry_bytes_per_event'] + c['host_telemetry_bytes_per_event']:,.0f} telemetry "
+        f"bytes" + (f", {c['per_event']['speech_audio_s']:.1f} s of audio" if c["per_event"]["speech_audio_s"] else "")
+        + " per event)" for name, c in configs.items() if name != "default routes")
+    lines = ", ".join(f"{x['line']} {usd(x['usd'])}" for x in d["lines"])
+    caveat = ", ".join(f"{k} ({v})" for k, v in r["not_read"].items())
+    return (
+        f"| 10 | What a million events cost: one delivery of {events} events per configuration, each function body "
+        f"run in process as the host would over Azurite, storage counted at the clients, telemetry through the "
+        f"real exporter's conversion | {usd(d['usd_per_million'])} per million events with the default routes "
+        f"(`PRESERVICA_ROUTES={d['routes']}`) | "
+        f"always ready: {r['always_ready_instances']} × {r['memory_gb']:g} GB = {usd(r['always_ready_usd_per_month'])}"
+        f" a month, events or not | largest line: {largest['line']} | – | Default routes per event: "
+        f"{d['gb_s_per_event']:.3f} GB-s, {d['per_event']['executions']:.2f} executions, "
+        f"{d['storage_per_event']:.1f} storage operations, {d['worker_telemetry_bytes_per_event']:,.0f} telemetry "
+        f"bytes from the worker's exporter + {d['host_telemetry_bytes_per_event']:,.0f} from the host (estimated); "
+        f"per million: {lines}. Each action alone (`*=<action>`), per million: {each}. Prices not read on "
+        f"Microsoft's page (bench/prices.toml): {caveat or 'none'} |")

@@ -74,7 +74,9 @@ def test_the_measured_inputs_come_from_the_run(azurite, tmp_path):
     for name, row in large.items():
         for key in ("execution_s", "speech_audio_s", "worker_telemetry_bytes", "preservica_requests"):
             assert isinstance(row[key], (int, float)) and math.isfinite(row[key]), (name, key)
-        assert row["execution_s"] > 0 and row["worker_telemetry_bytes"] > small[name]["worker_telemetry_bytes"]
+        assert row["execution_s"] > 0 and row["worker_telemetry_bytes"] > 0
+        # One request envelope per invocation, as the exporter converted the spans the run produced.
+        assert row["telemetry"]["RequestData"]["items"] == row["executions"], name
         # Every queue-triggered invocation's message was received and deleted at the real client.
         queued = row["invocations"]["dispatch"] + row["invocations"]["actions"]
         assert row["storage"].get("queue|delete", 0) == queued, name
@@ -86,5 +88,6 @@ def test_the_measured_inputs_come_from_the_run(azurite, tmp_path):
     # Actions that read Preservica asked it per event: twice the events, at least twice the requests.
     assert large["thumbnail"]["preservica_requests"] >= 4 and \
         large["thumbnail"]["preservica_requests"] >= 2 * small["thumbnail"]["preservica_requests"] - 1
-    # The exporter's own request envelope for the intake span is among what was measured.
-    assert large["journal"]["telemetry"]["RequestData"]["items"] >= 1
+    # Transcribe takes one event per message: its invocations, and so its telemetry, grow with the events.
+    assert large["transcribe"]["executions"] == small["transcribe"]["executions"] + 2
+    assert large["transcribe"]["worker_telemetry_bytes"] > small["transcribe"]["worker_telemetry_bytes"]
