@@ -105,7 +105,7 @@ def run(a: argparse.Namespace) -> dict:
         started: list = []
         try:
             progress("starting Azurite")
-            az = azurite_mod.on_free_ports(tmp / "azurite").start()
+            az = azurite_mod.start_on_free_ports(tmp / "azurite")
             started.append(az)
             storage = az.connection_string
 

@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from hookops import azurite as azurite_mod
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        az = azurite_mod.on_free_ports(Path(tmp) / "azurite").start()
+        az = azurite_mod.start_on_free_ports(Path(tmp) / "azurite")
         double = None
         try:
             double = Service(["-m", "bench.preservica_proc", "--assets", str(a.events)], "Preservica double",

@@ -75,7 +75,7 @@ def _dispatch(doc: dict) -> dict:
     secrets = secret_source()
     not_ready = {a: registry.missing(a, secrets) for a in actions}
     book = journal.default()
-    pk, prefix = envelope.journal_partition(delivery), envelope.journal_row_prefix(delivery, did)
+    pk, prefix = journal.partition(delivery), journal.row_prefix(delivery, did)
     keyed = [(event, envelope.event_key(delivery, event)) for event in delivery.events]
     existing = _page_rows(book, pk, {prefix + key for _, key in keyed})
 

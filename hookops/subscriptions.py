@@ -24,9 +24,12 @@ def _webhooks():
     from handlers.actions.contract import ActionError
     from handlers.clients import preservica
     from handlers.clients.secrets import SecretUnavailable, default
-    # Errors are reported below without URLs; pyPreservica's own log lines would repeat them with URLs.
-    logging.getLogger("pyPreservica").setLevel(logging.CRITICAL)
-    logging.getLogger("handlers.clients.preservica").setLevel(logging.CRITICAL)  # its error lines repeat what we print
+    # Errors are reported below without URLs; pyPreservica's own log lines would repeat them with URLs, and
+    # ours repeat what we print. Quiet for this command only: the levels come back when it ends.
+    for name in ("pyPreservica", "handlers.clients.preservica"):
+        logger = logging.getLogger(name)
+        click.get_current_context().call_on_close(lambda lg=logger, lv=logger.level: lg.setLevel(lv))
+        logger.setLevel(logging.CRITICAL)
     try:
         return preservica.webhooks_api(default())
     except (ActionError, SecretUnavailable) as exc:

@@ -96,7 +96,7 @@ def test_a_clean_stop_returns_the_share_at_once(app_env):
 
 
 def test_a_storage_outage_falls_back_to_the_floor_never_unlimited(tmp_path, monkeypatch, app_env):
-    store = az.on_free_ports(tmp_path / "azurite").start()
+    store = az.start_on_free_ports(tmp_path / "azurite")
     try:
         monkeypatch.setenv("AzureWebJobsStorage", store.connection_string)
         monkeypatch.setenv("STORAGE_TIMEOUT_SECONDS", "1")

@@ -28,6 +28,15 @@ def test_challenge_answers_hmac_of_code(app_env):
                                           "challengeResponse": signature.challenge_response(SECRET, "code-123")}
 
 
+def test_every_answer_is_json_never_sniffed_nor_cached(app_env):
+    for resp in (intake.handle(request(params={"challengeCode": "code-123"})),
+                 intake.handle(request(encode(delivery()), {})),                     # 401
+                 intake.handle(signed(b'{"no": "events"}')),                          # 400
+                 intake.handle(signed(encode(delivery(refs=["a"]))))):                # 200
+        assert resp.mimetype == "application/json"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff" and resp.headers["Cache-Control"] == "no-store"
+
+
 def test_oversized_challenge_code_is_400(app_env):
     assert intake.handle(request(params={"challengeCode": "x" * 600})).status_code == 400
 

@@ -4,7 +4,6 @@ OpenTelemetry SDK); the app runs in the local runner over real HTTP and real Azu
 import pytest
 
 from handlers.clients import journal
-from hookops import azurite as az
 from hookops.doubles.deliveries import ref
 from hookops.doubles.receivers import RelayReceiver
 from hookops.runner import Runner
@@ -27,7 +26,7 @@ def test_a_delivery_is_one_trace_across_the_queues_and_the_relay(spans, app_env,
         monkeypatch.setenv("RELAY_SECRET", relay.secret)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         refs = [ref("traced-1"), ref("traced-2")]
-        with Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as runner:
+        with Runner(ROOT, port=0, host_json=fast_host_json) as runner:
             spans.clear()
             hookops("send-test-event", "--url", webhook(runner), *[a for r in refs for a in ("--ref", r)])
             wait_until(lambda: all(any(row["entityRef"] == r and row.get("relay_state") == "done"

@@ -90,7 +90,6 @@ def problems(env=None) -> list[str]:
     found = [p for s in all_settings() if (p := s.problem(env))]
     from ..core import reconcile
     for check in (lambda: routes(settings.get("PRESERVICA_ROUTES", env)),
-                  lambda: reconcile.parse_schedule(settings.get("RECONCILE_SCHEDULE", env)),
                   lambda: reconcile.parse_types(settings.get("RECONCILE_EVENT_TYPES", env))):
         try:
             check()

@@ -66,7 +66,8 @@ def origin(url: str) -> tuple[str, str, int] | None:
         port = parts.port
     except (AttributeError, ValueError):   # not a string; a port out of range or not a number
         return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    # A trailing dot names the same fully qualified host (RFC 1034 §3.1).
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower().rstrip(".")
     if scheme not in DEFAULT_PORTS or not host or "@" in parts.netloc:
         return None
     return scheme, host, port if port is not None else DEFAULT_PORTS[scheme]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 
 import requests
 from pyPreservica.common import HTTPException, ReferenceNotFoundException
@@ -115,14 +116,16 @@ def _configured() -> str:
 
 # ---- reading a URL Preservica hands back ---------------------------------------------------------
 
-def get(api, url: str, params: dict | None = None, stream: bool = False):
+def get(api, url: str, params: dict | None = None, stream: bool = False, spend: Callable[[], None] | None = None):
     """One GET of `url` (on PRESERVICA_SERVER, else guarded_send raises OtherServer) with the access token, logging in again
     once on 401; the 200 response (close it: `with get(...) as resp`). NotFound on 404, ActionError
-    otherwise, every failure classified."""
+    otherwise, every failure classified. `spend` is called before each request sent (a run's budget)."""
     from pyPreservica.common import HEADER_TOKEN
     try:
         for attempt in (1, 2):
             token = api.token
+            if spend:
+                spend()
             # X-STREAM-No-Retry: pyPreservica's 401 hook then leaves the response alone (common.py
             # _handle_401), as pyPreservica's own streaming calls ask; it would re-send without stream=True.
             resp = api.session.get(url, params=params, stream=stream,
@@ -174,11 +177,11 @@ def download(api, url: str, out, limit: int) -> int:
     return written
 
 
-def get_xml(api, url: str, params: dict | None = None):
+def get_xml(api, url: str, params: dict | None = None, spend: Callable[[], None] | None = None):
     """`get` a URL Preservica hands back and parse its XML (ElementTree root), read with a bound."""
     import xml.etree.ElementTree as ET
     body = bytearray()
-    with get(api, url, params, stream=True) as resp:
+    with get(api, url, params, stream=True, spend=spend) as resp:
         try:
             for chunk in resp.iter_content(chunk_size=CHUNK):
                 body += chunk

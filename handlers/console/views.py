@@ -10,9 +10,8 @@ import json
 
 from ..core import envelope
 from ..core.cards import asset_link
+from ..core.journal import STATES, action_states
 
-STATES = ("queued", "running", "done", "skipped", "failed", "gone")
-OUTCOMES = ("done", "skipped", "failed", "gone")
 MAX_TRIGGER_SERIES = 6  # colours in the chart; the rest are "other"
 CHART_W, CHART_H, BAR_GAP = 720, 160, 2
 MAX_RAW = 16 * 1024  # characters of a poison message's body shown
@@ -104,7 +103,6 @@ def event_row(row: dict, asset_template: str | None) -> dict:
 
 
 def _states(row: dict) -> dict[str, tuple[str, str]]:
-    from ..clients.journal import action_states  # a pure helper of the journal's layout
     return action_states(row)
 
 

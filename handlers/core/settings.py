@@ -6,6 +6,7 @@ Pure: reads a mapping (os.environ by default), imports nothing from Azure.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,12 +51,36 @@ class Setting:
             raise SettingsError(f"{self.name} must be at least {minimum}, got {value}")
         return value
 
-    def problem(self, env: Mapping[str, str] | None = None) -> str | None:
-        """What is wrong with the value (numeric settings), or None."""
-        if not self.numeric:
+    def schedule(self, env: Mapping[str, str] | None = None) -> str | None:
+        """A timer's NCRONTAB schedule (settings named *_SCHEDULE): the default when unset, None (no
+        timer function at all) when set empty. Six fields, seconds first, as the Functions timer trigger
+        takes them (learn.microsoft.com/azure/azure-functions/functions-bindings-timer, "NCRONTAB expressions")."""
+        raw = (os.environ if env is None else env).get(self.name)
+        text = self.default if raw is None else raw
+        if not text or not text.strip():
             return None
+        fields = text.split()
+        if len(fields) != 6 or any(not set(f) <= set("0123456789*/,-") for f in fields):
+            raise SettingsError(f"{self.name} must be an NCRONTAB expression of six fields "
+                                f"(second minute hour day month weekday), e.g. '0 */15 * * * *'; got {text!r}")
+        return " ".join(fields)
+
+    def timer(self, what: str) -> str | None:
+        """The schedule a stage registers its timer function with at indexing; an unusable one turns that
+        timer off with an error naming the setting, so the other functions still load."""
         try:
-            self.int_value(env)
+            return self.schedule()
+        except SettingsError as exc:   # `hookops settings --check` reports the same
+            logging.getLogger("handlers").error("%s: the %s is off", exc, what)
+            return None
+
+    def problem(self, env: Mapping[str, str] | None = None) -> str | None:
+        """What is wrong with the value (whole numbers, schedules), or None."""
+        try:
+            if self.name.endswith("_SCHEDULE"):
+                self.schedule(env)
+            elif self.numeric:
+                self.int_value(env)
         except SettingsError as exc:
             return str(exc)
         return None

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from handlers import sweep
+from handlers.actions._publish_source import SWEEP_SCHEDULE
 from handlers.clients import journal
 from handlers.console import data
 from hookops.doubles.preservica import make_png
@@ -94,10 +95,14 @@ def test_a_preservica_outage_is_reported_and_the_page_is_swept_again(env, four):
 
 
 @pytest.mark.parametrize("raw, expected", [(None, "0 30 3 * * *"), ("", None), ("  ", None),
-                                           ("0 0 2 * * *", "0 0 2 * * *"), ("daily", None)])
+                                           ("0 0 2 * * *", "0 0 2 * * *")])
 def test_the_schedule_is_daily_by_default_and_empty_turns_it_off(raw, expected):
     env = {} if raw is None else {"PUBLISH_SWEEP_SCHEDULE": raw}
-    assert sweep.schedule(env) == expected
+    assert SWEEP_SCHEDULE.schedule(env) == expected and SWEEP_SCHEDULE.problem(env) is None
+
+
+def test_an_unusable_schedule_is_a_problem_naming_the_setting():
+    assert "PUBLISH_SWEEP_SCHEDULE must be an NCRONTAB" in (SWEEP_SCHEDULE.problem({"PUBLISH_SWEEP_SCHEDULE": "daily"}) or "")
 
 
 def test_the_timer_is_wired_in_function_app():

@@ -24,10 +24,13 @@ def test_mapping_and_schedule_are_checked():
     for bad in ("Ingest", "=MOVED", "Ingest=", "Ingest=FULL TEXT"):
         with pytest.raises(SettingsError, match="RECONCILE_EVENT_TYPES"):
             core.parse_types(bad)
-    assert core.parse_schedule("0 */15 * * * *") == "0 */15 * * * *" and core.parse_schedule("  ") is None
+    setting = settings.BY_NAME["RECONCILE_SCHEDULE"]
+    assert setting.schedule({"RECONCILE_SCHEDULE": " 0 */15 * * * * "}) == "0 */15 * * * *"
+    assert setting.schedule({}) == setting.default
+    assert setting.schedule({"RECONCILE_SCHEDULE": "  "}) is None   # set empty: the reconciler is off
     for bad in ("*/15 * * * *", "0 */15 * * * * *", "0 @hourly * * * *"):
         with pytest.raises(SettingsError, match="RECONCILE_SCHEDULE"):
-            core.parse_schedule(bad)
+            setting.schedule({"RECONCILE_SCHEDULE": bad})
 
 
 def test_window_lags_and_overlaps():
@@ -213,7 +216,6 @@ def test_not_configured_or_off(app_env, monkeypatch):
 def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres, monkeypatch, tmp_path):
     import httpx
 
-    from hookops import azurite as az
     from hookops.doubles.receivers import TeamsDouble
     from hookops.runner import Runner
     from tests.support.e2e import FAST_HOST, hookops, wait_until
@@ -230,7 +232,7 @@ def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres
         monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.url)
         monkeypatch.setenv("TEAMS_DIGEST_THRESHOLD", "100")     # one card per event, so duplicates show
         monkeypatch.setenv("PRESERVICA_ROUTES", "FULL_TEXT_INDEXED=journal,teams;*=journal")
-        with Runner(ROOT, port=az.free_port(), host_json=host_json) as runner:
+        with Runner(ROOT, port=0, host_json=host_json) as runner:
             assert runner.functions["reconcile_timer"].trigger["type"] == "timerTrigger"
             # Preservica re-sends the burst late (after an outage) while the timer runs.
             stamp = (ingest + dt.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S.000")
