@@ -67,6 +67,8 @@ def test_every_price_names_its_page_its_status_and_when_it_was_read():
 def test_the_measured_inputs_come_from_the_run(azurite, tmp_path):
     """Two sizes of the same run: the inputs follow what the run did, event for event."""
     from handlers.core.settings import BY_NAME
+    from tests.support.otel import recorder
+    recorder()   # the process's one tracer provider, as the other test modules expect it; the row adds to it
     small, large = (cost_row.measure(azurite.connection_string, tmp_path, events=n, progress=lambda *_: None)
                     for n in (2, 4))
     assert list(small) == [name for name, _ in cost_row.configs()]
