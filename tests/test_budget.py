@@ -213,3 +213,41 @@ def test_the_app_takes_its_share_on_its_first_preservica_call(app_env, monkeypat
     rows = list(storage.default().table(settings.RECONCILE_TABLE).query_entities(
         f"PartitionKey eq '{heartbeat.PARTITION}'"))
     assert [(r["RowKey"], r["claim"]) for r in rows] == [(heartbeat.instance_id(), 7.0)]
+
+
+def test_a_cut_holds_from_the_next_request_however_many_callers_wait():
+    """A token bucket reserves each waiting caller's slot ahead: cut with twenty callers queued, it ran on at
+    the old rate for a second, while the others raised into the share this row now said was free."""
+    import threading
+
+    class Others:
+        rank, others = 0, {}
+
+        def beat(self, claim):
+            return dict(self.others)
+    hb, slots, at = Others(), [], threading.local()
+
+    def clock():
+        at.now = time.monotonic()
+        return at.now
+
+    def sleep(s):
+        slots.append((getattr(at, "now", 0.0) + s, mine.rate))   # when the bucket booked this caller
+        time.sleep(s)
+    mine = ratelimit.SharedBudget(20, 100, hb, clock=clock, sleep=sleep)
+    mine.take()
+    callers = [threading.Thread(target=mine.take) for _ in range(20)]
+    for c in callers:
+        c.start()
+    deadline = time.monotonic() + 60
+    while len(slots) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    hb.others = {"other": 10.0}  # another process now claims half
+    mine._due = 0.0              # and this one counts at its next request
+    for c in callers:
+        c.join(60)
+    gaps = [b[0] - a[0] for a, b in zip(slots, slots[1:])]
+    cut = next((i for i, (_, rate) in enumerate(slots) if rate == 10.0), None)
+    assert len(slots) == 20 and cut is not None and cut <= 6, slots   # booked at the cut share soon after it
+    assert all(g >= 1 / 10 - 1e-6 for g in gaps[cut:]), gaps

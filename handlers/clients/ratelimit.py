@@ -48,7 +48,7 @@ class TokenBucket:
 # never sum above the budget, however instances come and go.
 # A process counts synchronously before it uses a share it does not hold (its first call, after an idle spell
 # longer than its row lives, or while it has none): one write and one query, tens of ms. Alone, it gets the
-# whole budget at once. Busy, it counts again every BEAT_SECONDS without holding anyone up. A row lives
+# whole budget at once. Busy, it counts again every BEAT_SECONDS, while the bucket refills. A row lives
 # TTL_SECONDS: an idle or dead process's share returns to the others within TTL_SECONDS + BEAT_SECONDS.
 # A count that fails (storage down) gives the floor, budget / the deployment's maximum instance count
 # (MAXIMUM_INSTANCE_COUNT): never unlimited, never the whole budget.
@@ -72,31 +72,28 @@ class SharedBudget:
         self.live: int | None = None
         self._fair = self.budget        # what to claim next: all of it until others are seen
         self._due = self._held_until = clock()
-        self._counting = threading.Lock()
+        self._gate = threading.Lock()
 
     @property
     def rate(self) -> float:
         return self.share
 
     def take(self) -> float:
+        """Wait for a token at this process's share. Callers pass one at a time, each waiting for its slot at
+        the share in force when its turn comes, so a cut holds from the next request on (a bucket's reserved
+        waits would run on at the old rate while the others, reading the cut in this row, raise). A count
+        due is done by the caller at the head, inside its wait for the slot (the bucket refills meanwhile)."""
         waited = 0.0
-        while True:
-            now = self._clock()
-            if now >= self._held_until or (self.share == 0 and now >= self._due):
-                with self._counting:   # no share held: every caller waits for this count
-                    now = self._clock()
-                    if now >= self._held_until or (self.share == 0 and now >= self._due):
-                        self._count(now)
-            elif now >= self._due and self._counting.acquire(blocking=False):
-                try:                   # routine: one thread counts, the others go on at the share held
+        with self._gate:
+            while True:
+                now = self._clock()
+                if now >= self._due or now >= self._held_until:
                     self._count(now)
-                finally:
-                    self._counting.release()
-            if self.share > 0:
-                return waited + self.bucket.take()
-            pause = max(0.01, self._due - self._clock())   # none free yet: look again when due
-            self._sleep(pause)
-            waited += pause
+                if self.share > 0:
+                    return waited + self.bucket.take()
+                pause = max(0.01, self._due - self._clock())   # none free yet: look again when due
+                self._sleep(pause)
+                waited += pause
 
     def _whole(self, rate: float) -> float:
         """Whole requests per second where the budget is whole: a bucket at r/s sends up to ceil(r) in a
@@ -121,7 +118,9 @@ class SharedBudget:
             import logging
             self.live, self.share = None, self.floor
             self.bucket.set_rate(self.floor)
-            self._held_until, self._due = float("inf"), started + BEAT_SECONDS  # the floor needs no row
+            # The floor needs no row; try again in a beat (a failing count may take the storage timeout, but
+            # at the floor the next slot is further off than that).
+            self._held_until, self._due = float("inf"), started + BEAT_SECONDS
             logging.getLogger(__name__).warning(
                 "live instances not counted (%s): Preservica share is the floor, %.3g/s", type(exc).__name__, self.floor)
             return
