@@ -247,7 +247,7 @@ def test_a_cut_holds_from_the_next_request_however_many_callers_wait():
     mine._due = 0.0              # and this one counts at its next request
     for c in callers:
         c.join(60)
-    gaps = [b[0] - a[0] for a, b in zip(slots, slots[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(slots, slots[1:], strict=False)]  # neighbours
     cut = next((i for i, (_, rate) in enumerate(slots) if rate == 10.0), None)
     assert len(slots) == 20 and cut is not None and cut <= 6, slots   # booked at the cut share soon after it
     assert all(g >= 1 / 10 - 1e-6 for g in gaps[cut:]), gaps
