@@ -192,7 +192,7 @@ param teamsListFiles string = 'false'
 @minValue(1)
 param actionBatchSize int = 50
 
-@description('PRESERVICA_MAX_RPS: most requests per second one instance sends to Preservica.')
+@description('PRESERVICA_MAX_RPS: most requests per second the whole app sends to Preservica, shared by its live instances.')
 @minValue(1)
 param preservicaMaxRps int = 10
 
@@ -534,6 +534,7 @@ var appSettings = {
   TEAMS_LIST_FILES: teamsListFiles
   ACTION_BATCH_SIZE: string(actionBatchSize)
   PRESERVICA_MAX_RPS: string(preservicaMaxRps)
+  MAXIMUM_INSTANCE_COUNT: string(maximumInstanceCount)   // the floor of each one's Preservica share: PRESERVICA_MAX_RPS / this
   ASSET_URL_TEMPLATE: assetUrlTemplate
   RECONCILE_SCHEDULE: reconcileSchedule
   RECONCILE_EVENT_TYPES: reconcileEventTypes

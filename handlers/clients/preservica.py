@@ -50,7 +50,7 @@ from .preservica_http import (  # noqa: F401
     get_xml,
     guarded_send,
 )
-from .ratelimit import TokenBucket
+from .ratelimit import SharedBudget
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ logging.getLogger("pyPreservica").setLevel(logging.WARNING)
 
 def _harden(api) -> None:
     """Cap Retry-After waits and timeouts, widen the pool, keep every request on the configured server
-    with no redirect followed, and send each through the process's token bucket (PRESERVICA_MAX_RPS).
+    with no redirect followed, and send each through the process's share of PRESERVICA_MAX_RPS.
     Done before the first request."""
     if getattr(api, "_hardened", False):
         return
@@ -91,11 +91,10 @@ def _take() -> None:
     _bucket.get().take()
 
 
-# Per process for now: ratelimit.SharedBudget (one budget divided by live instances) is built and tested but
-# not wired, since a newcomer's probation at the floor (a hundredth of the budget) stalls a new instance's
-# first Preservica calls for seconds; see docs/operations.md, "One Preservica budget".
-_bucket = Shared(lambda: TokenBucket(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
-                 key=lambda: settings.get("PRESERVICA_MAX_RPS"))
+# The whole app's budget, this process's share of it (ratelimit.SharedBudget, heartbeat rows in the reconcile table).
+_bucket = Shared(lambda: SharedBudget(settings.get_int("PRESERVICA_MAX_RPS", minimum=1),
+                                      settings.get_int("MAXIMUM_INSTANCE_COUNT", minimum=1)),
+                 key=lambda: (settings.get("PRESERVICA_MAX_RPS"), settings.get("MAXIMUM_INSTANCE_COUNT")))
 
 
 class _BudgetedRetry(Retry):

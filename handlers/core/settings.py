@@ -129,8 +129,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESERVICA_TENANT", None, APP, "Preservica tenant."),
     Setting("PRESERVICA_PROTOCOL", "https", APP, "`https`, or `http` for a local test double."),
     Setting("PRESERVICA_MAX_RPS", "10", APP,
-            "Most requests per second each worker process sends to Preservica, a shared service the archive's "
-            "staff use too: the app's total is this times the processes, so bound it with maximumInstanceCount."),
+            "Most requests per second the whole app sends to Preservica, a shared service the archive's staff use "
+            "too. Each busy process takes a share, re-divided as instances come and go (heartbeat rows in the "
+            "`reconcile` table); while that table cannot be read, each takes the floor: this divided by "
+            "`MAXIMUM_INSTANCE_COUNT`."),
+    Setting("MAXIMUM_INSTANCE_COUNT", "100", APP,
+            "The most instances the app scales out to (the Bicep passes its `maximumInstanceCount`): what "
+            "`PRESERVICA_MAX_RPS` is divided by for each process's floor while the live count cannot be read."),
     Setting("PRESERVICA_PASSWORD", None, LOCAL,
             "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
     # Reconciliation with Preservica's own event log, and backfill.
