@@ -630,6 +630,16 @@ NOTES = [
     "not in the medians, with a sampler that every 10 ms charges each thread's CPU (its own CPU clock) to the stack "
     "it is on (`bench/probes.py` `CpuSampler`; cProfile with a per-thread CPU timer slowed the run 5× and charged "
     "its per-call overhead to the most-called functions); the full breakdown is in the JSON (`rows.3.profile`).",
+    "- Storage floors (rows 2 and 3), measured after each run on the same Azurite by `bench/floor.py` in its own "
+    "process: threads as many as the senders (`--concurrency`), each with its own SDK clients built with the "
+    "defaults, repeat the row's storage requests with their sizes. Row 2: one queue put of intake's message per "
+    "delivery sent (base64, as the app sends it); \"of the puts' rate\" is deliveries acknowledged per second "
+    "over puts per second, so 50% means intake takes twice a bare put per delivery. Row 3: the run's requests as "
+    "counted at the client (the app's, and the runner's receives and deletes; not the empty polls, which depend "
+    "on time, nor the one-off creation of queues, containers and tables), a receive repeated with its deletes, "
+    "a table transaction with as many upserts as the app's had; the floor is the run's events over the floor's "
+    "wall time. The counter is installed during row 3's runs (a few µs per request). The floor leaves out "
+    "Preservica and the app's own CPU: it is what the storage allows, not what the app could do.",
     "- `PRESERVICA_MAX_RPS` is set to 100,000 (never binding here) in rows 2, 3, 6 and 7, so that they measure the "
     "pipeline as the figures of 2026-11-29 did, before the limit existed; row 8 sets a binding one.",
     "- Row 4: a delivery of five dispatcher pages (5,000 events at `MAX_EVENTS_PER_DELIVERY`'s default; from "
