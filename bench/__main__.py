@@ -497,7 +497,8 @@ def _profile_text(p: dict | None) -> str:
             f"{f(total, 1)} s of CPU in every thread): the app's invocations {share(owner.get('app', 0))}, "
             f"the runner's polling/receive/delete/HTTP {share(owner.get('runner', 0))}; "
             f"HTTP through `requests` {share(inc[labels[0]])} (pyPreservica and the storage SDKs alike), of which "
-            f"what it looks up on every request with `trust_env` on: `.netrc` and proxy variables "
+            f"what it looks up on every request with `trust_env` on (pyPreservica's session and the runner's queue "
+            f"clients; the app's storage clients read the environment once): `.netrc` and proxy variables "
             f"{share(inc[labels[1]])}, and the CA bundle path (`REQUESTS_CA_BUNDLE` is set on this machine) "
             f"{share(inc[labels[2]])}; azure-core pipelines {share(inc[labels[3]])}; pyPreservica "
             f"{share(inc[labels[4]])}; the thumbnail's temporary file {share(inc[labels[5]])}; by library: {libs}. ")
