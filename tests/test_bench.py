@@ -52,8 +52,8 @@ def test_quick_run_succeeds_and_saves_the_table(quick):
 
 def test_table_has_eight_rows_with_numbers(quick):
     _, stdout, _, _ = quick
-    rows = {m[1]: m[0] for m in re.finditer(r"^\| (\d) \|.*$", stdout, re.M)}
-    assert sorted(rows) == ["1", "2", "3", "4", "5", "6", "7", "8"]
+    rows = {m[1]: m[0] for m in re.finditer(r"^\| (\d+) \|.*$", stdout, re.M)}
+    assert sorted(rows, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "10"]
     header = next(line for line in stdout.splitlines() if line.startswith("| # |"))
     assert [c.strip() for c in header.strip("|").split("|")][5:7] == ["Storage floor, same run", "Of the floor"]
     for line in rows.values():
@@ -138,6 +138,12 @@ def test_raw_figures_are_numbers(quick):
     assert r8["completed"] and r8["requests"] > 0 and r8["rate"] > 0
     assert all(_number(r8[k]) for k in ("max_1s", "max_1s_first_second", "mean_rps", "envelope_excess",
                                         "events_per_s"))
+    r10 = rows["10"]   # what a million events cost: every configuration priced from measured inputs
+    assert set(r10["configs"]) == {"default routes", "journal", "thumbnail", "teams", "catalogue", "relay",
+                                   "transcribe", "publish"}
+    for c in r10["configs"].values():
+        assert _number(c["usd_per_million"]) and c["usd_per_million"] > 0 and c["gb_s_per_event"] > 0
+    assert _number(r10["always_ready_usd_per_month"])
 
 
 def test_bench_imports_nothing_from_tests():

@@ -234,3 +234,19 @@ def test_every_action_declares_what_it_needs():
         assert isinstance(action, contract.Action) and action.name == name
         assert all(s in action.settings for s in action.required)
         assert dataclasses.is_dataclass(action)
+
+
+def test_one_error_tree():
+    """Every exception the app defines is in core/errors.py, under SafeError, and drawn in its docstring."""
+    import inspect
+
+    from handlers.core import errors
+    elsewhere = [f"{p.relative_to(ROOT)}: {node.name}" for p in HANDLERS.rglob("*.py") if p != HANDLERS / "core" / "errors.py"
+                 for node in ast.walk(ast.parse(p.read_text())) if isinstance(node, ast.ClassDef)
+                 and any(isinstance(b, ast.Name) and (b.id.endswith(("Error", "Exception")) or b.id in ("NotFound", "Conflict"))
+                         for b in node.bases)]
+    assert not elsewhere, elsewhere
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__]
+    assert all(issubclass(c, errors.SafeError) for c in classes)
+    drawn = errors.__doc__ or ""
+    assert not [c.__name__ for c in classes if f" {c.__name__} " not in drawn.replace("\n", " \n")], "not drawn"

@@ -3,6 +3,7 @@
 captions (only for a published file they were made from). A helper of publish.py, not an action."""
 from __future__ import annotations
 
+from ..core.errors import Refused as Refused
 from ..core.settings import APP, Setting
 from .contract import NotFound
 
@@ -21,10 +22,6 @@ SWEEP_MAX_REQUESTS = Setting("PUBLISH_SWEEP_MAX_REQUESTS", "5000", APP,
                              "Most Preservica requests one public sweep run makes; the next run goes on from "
                              "where it stopped.")
 MAX_THUMBNAIL = 5 * 1024 * 1024
-
-
-class Refused(Exception):
-    """The asset is not copied (too many files, a file too large): the reason."""
 
 
 def current(ctx, ref: str):

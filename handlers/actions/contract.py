@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ..core.errors import ActionError, NotFound  # noqa: F401 (part of the contract)
+from ..core.errors import ActionError, NotFound, SafeError, ServiceError, SettingsError  # noqa: F401 (the contract)
 from ..core.settings import Setting
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from ..clients import journal
 from ..core.messages import Job  # core.iiif and core.media are imported where used: not at cold start
 from ..core.settings import APP, Setting
 from . import _publish_source as source
-from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
+from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome, SettingsError
 from .transcribe import CONTAINER as TRANSCRIPTS  # where `transcribe` leaves <ref>.vtt: one setting
 
 if TYPE_CHECKING:  # annotations only
@@ -128,7 +128,7 @@ def link(ref: str, security_tag: str | None, hidden: bool) -> dict | None:
     from ..clients import public_store as ps
     try:
         base = ps.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value()).base
-    except ActionError:   # publish not set up here: the relay says nothing about IIIF rather than fail
+    except SettingsError:   # publish not set up here: the relay says nothing about IIIF rather than fail
         return None
     return {"state": "published", "manifest": iiif.manifest_url(base, ref)}
 

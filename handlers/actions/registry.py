@@ -14,15 +14,12 @@ from types import ModuleType
 
 from ..clients.shared import Shared
 from ..core import settings
+from ..core.errors import DeclarationError as DeclarationError
 from ..core.errors import SettingsError
 from .contract import NEEDS, Action
 
 PACKAGE = __package__
 INFRASTRUCTURE = frozenset({"contract", "registry", "runner", "functions"})
-
-
-class DeclarationError(ImportError):
-    """An action module without a valid ACTION declaration."""
 
 
 def _load(name: str) -> Action:

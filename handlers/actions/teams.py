@@ -21,7 +21,7 @@ from ..core import cards as teams_cards
 from ..core import envelope, retry, settings
 from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
-from .contract import USES, Action, ActionError, Context, NotFound, Outcome, Secret
+from .contract import USES, Action, ActionError, Context, NotFound, Outcome, SafeError, Secret
 
 log = logging.getLogger(__name__)
 MAX_WAIT = 30.0
@@ -90,8 +90,8 @@ def _digest(job: Job, ctx: Context) -> dict:
                 names[i] = found["title"] or names[i]
             except NotFound:
                 names[i] += " (deleted)"
-            except ActionError:
-                break  # Preservica is unwell: the card goes out with references, not titles
+            except SafeError:
+                break  # Preservica is unwell or not set up: the card goes out with references, not titles
     return teams_cards.digest_card(job.trigger, int(digest.get("total") or len(sample)),
                                    dict(digest.get("counts") or {}), names, len(sample))
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from urllib.parse import quote, urlencode
 
 from ..core.envelope import is_ref, parse_timestamp
-from ..core.errors import ActionError, NotFound
+from ..core.errors import BudgetSpent, NotFound
 from ..core.reconcile import DELETED, DELETED_TRIGGER, Found
 from . import preservica_http
 
@@ -28,10 +28,6 @@ ENTITY_PAGE = 1000  # updated-since and event actions per page: TNA's EntityClie
                     # ask for 1000 (maxEntries); a server that caps lower pages on (start counts what came)
 KIND_PAGES = 5      # updated-since pages a slice reads to learn entity types; the rest are asked one by one
 PATHS = {"IO": "information-objects", "SO": "structural-objects", "CO": "content-objects"}
-
-
-class BudgetSpent(ActionError):
-    """The run's request budget toward Preservica is used up; the rest waits for the next run."""
 
 
 class Budget:

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from ..core.errors import Conflict as Conflict
 from ..core.journal import (
     BUSY as BUSY,
 )
@@ -80,10 +81,6 @@ _BATCH = 100  # Table Storage's limit of operations in one transaction
 ETAG = "_etag"
 CLAIM_TRIES = 6
 T = TypeVar("T")
-
-
-class Conflict(RuntimeError):
-    """Rows changed between read and write; the caller's unit of work should be retried."""
 
 
 def table_call(table, fn: Callable[[], T]) -> T:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from ..core.errors import ActionError, StorageUnavailable
+from ..core.errors import SettingsError, StorageUnavailable
 from .shared import Shared
 
 BLOCK_BYTES = 4 * 1024 * 1024
@@ -35,7 +35,7 @@ class PublicStore:
         elif conn:
             self.service = BlobServiceClient.from_connection_string(conn, **opts)
         else:
-            raise ActionError("PUBLISH_BLOB_SERVICE_URI is not set (the public storage account's blob endpoint)")
+            raise SettingsError("PUBLISH_BLOB_SERVICE_URI is not set (the public storage account's blob endpoint)")
         self.local = not uri
         self.container = self.service.get_container_client(container)
         self.base = (base_url or self.container.url).rstrip("/")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import SettingsError
+from .errors import RoutesError as RoutesError
 
 # Preservica's trigger names (what deliveries carry and subscriptions take), each with pyPreservica's
 # `TriggerType` member for it (pyPreservica webHooksAPI.py): the one trigger table of the app and its CLI.
@@ -25,10 +25,6 @@ def trigger_name(value: str | None) -> str | None:
     return name if name in SDK_TRIGGERS else None
 WILDCARD = "*"
 DEFAULT_ROUTES = "*=journal"
-
-
-class RoutesError(SettingsError):
-    """PRESERVICA_ROUTES cannot be used; the message names the bad token."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from handlers import dispatch, reconcile
 from handlers.clients import preservica, reconcile_state
 from handlers.core import envelope, messages, settings
 from handlers.core import reconcile as core
-from handlers.core.errors import ActionError, SettingsError
+from handlers.core.errors import SafeError, SettingsError
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.host import queues
 from tests.support.reconcile import FOLDER, NOW, PASSWORD, TENANT, USER, UTC, A, B, C, dispatch_all, journaled, webhook
@@ -174,7 +174,7 @@ def test_preservica_failing_mid_page_leaves_the_watermark(env, pres, monkeypatch
     mark = reconcile_state.default().watermark()[0]
     assert mark == NOW - dt.timedelta(hours=5)
     pres.fail_next(4, status=503, path_prefix="/api/entity/events/")          # event-actions, and its 3 retries
-    with pytest.raises(ActionError, match="reconciliation stopped"):
+    with pytest.raises(SafeError, match="reconciliation stopped"):
         reconcile.run(now=NOW)
     assert reconcile_state.default().watermark()[0] >= mark
     assert reconcile_state.default().watermark()[0] <= NOW - dt.timedelta(hours=2)
@@ -345,7 +345,7 @@ def test_preservica_data_cannot_steer_the_reconcilers_requests(env, pres):
     with path characters stays one path segment; a purged event is skipped, not fatal."""
     pres.record_event("Ingest", [A, B, C, FOLDER], NOW - dt.timedelta(hours=3))
     pres.next_base = "http://127.0.0.2:9"                    # the event-action list has a second page
-    with pytest.raises(ActionError, match="another server"):
+    with pytest.raises(SafeError, match="another server"):
         reconcile.run(now=NOW)
     assert not any("127.0.0.2" in p for _, p in pres.requests)
     pres.next_base = None
