@@ -51,10 +51,10 @@ def _waited_ms(doc: dict) -> int | None:
 
 
 def _dispatch(doc: dict) -> dict:
-    from .actions import registry
     from .clients import journal, telemetry
     from .clients.secrets import default as secret_source
     from .clients.storage import default as storage
+    from .pipeline import registry
 
     did, offset = doc["id"], doc["offset"]
     page = settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1)
@@ -176,7 +176,7 @@ def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:
     """Each job with the part of its entity's snapshot its action reads, from one read per entity.
     Without Preservica (not configured, or failing now) the jobs go as they are: an action reads what
     it needs itself, so a Preservica outage delays no action that does not need it."""
-    from .actions import registry
+    from .pipeline import registry
     parts = {job.action: registry.get(job.action).parts() for job in jobs}
     wanted: dict[tuple[str, str], frozenset[str]] = {}
     for job in jobs:

@@ -21,9 +21,9 @@ def _webhooks():
     """A logged-in pyPreservica WebHooksAPI, or a clear error naming the settings to fix."""
     import logging
 
-    from handlers.actions.contract import ActionError
     from handlers.clients import preservica
     from handlers.clients.secrets import SecretUnavailable, default
+    from handlers.pipeline.contract import ActionError
     # Errors are reported below without URLs; pyPreservica's own log lines would repeat them with URLs.
     logging.getLogger("pyPreservica").setLevel(logging.CRITICAL)
     logging.getLogger("handlers.clients.preservica").setLevel(logging.CRITICAL)  # its error lines repeat what we print

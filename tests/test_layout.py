@@ -1,7 +1,8 @@
-"""The layout holds: imports only go downwards (stages -> actions -> clients -> core in handlers/; in
-hookops/, cli -> commands -> doubles, host -> common; hookops above all of handlers), no cycles, no
-file too long to read, and an action is one module: the registry finds it, the dispatcher routes and
-readiness-checks it, the queue functions include it, the runner runs and journals it."""
+"""The layout holds: imports only go downwards (in handlers/: stages -> pipeline (registry, runner,
+functions) -> actions -> pipeline.contract -> clients -> core; in hookops/, cli -> commands -> doubles,
+host -> common; hookops above all of handlers), no cycles, no file too long to read, and an action is
+one module: the registry finds it, the dispatcher routes and readiness-checks it, the queue functions
+include it, the runner runs and journals it."""
 import ast
 import dataclasses
 import sys
@@ -10,14 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from handlers.actions import contract, registry
 from handlers.clients import journal
 from handlers.core import messages
+from handlers.pipeline import contract, registry
 from hookops.doubles.deliveries import delivery, encode
 from tests.support.paths import ROOT
 
 HANDLERS = ROOT / "handlers"
-LAYER = {"core": 0, "clients": 1, "actions": 2}   # modules directly in handlers/ are the stages: layer 3
+# The framework (handlers/pipeline/) straddles the actions: its contract, all an action imports of it, sits
+# below them; the registry, runner and queue functions, which find and run them, above. A key names a
+# package or one module of it (the longer key wins); modules directly in handlers/, and console/, are the
+# stages: STAGES.
+LAYER = {"core": 0, "clients": 1, "pipeline.contract": 2, "actions": 3, "pipeline": 4}
+STAGES = 5
 # hookops/, the operator's tools, sits above every layer of handlers/ (which never imports it): what
 # commands share at the bottom, then the local host and the doubles, then the commands (every module
 # not named here), then the group that registers them.
@@ -39,7 +45,9 @@ def layer(module: str) -> int:
     top, *rest = module.split(".")
     if top == "hookops":
         return HOOKOPS + (HOOKOPS_LAYER.get(rest[0], COMMANDS) if rest else 0)
-    return LAYER.get(rest[0], 3) if rest else 3
+    if not rest:
+        return STAGES
+    return LAYER.get(".".join(rest[:2]), LAYER.get(rest[0], STAGES))
 
 
 def imports(path: Path) -> set[str]:
@@ -105,11 +113,25 @@ def test_commands_import_no_other_command():
 def test_the_walk_sees_real_imports():
     g = graph()
     assert "handlers.core.settings" in g["handlers.clients.storage"]
-    assert "handlers.actions.registry" in g["handlers.dispatch"]      # a function-level import
+    assert "handlers.pipeline.registry" in g["handlers.dispatch"]      # a function-level import
     assert "hookops.common" in g["hookops.backfill"]
     assert {"hookops.backfill", "hookops.poison"} <= g["hookops.cli"]
     assert "handlers.backfill" in g["hookops.backfill"]                # hookops may import handlers
     assert "hookops.host.http" in g["hookops.host.runner"]
+
+
+def test_the_framework_straddles_the_actions():
+    """An action may import the contract, never the registry, runner or queue functions that run it."""
+    assert layer("handlers.clients.journal") < layer("handlers.pipeline.contract") < layer("handlers.actions.teams") \
+        < layer("handlers.pipeline.registry") == layer("handlers.pipeline.runner") < layer("handlers.dispatch")
+    assert layer("handlers.actions.publish.source") == layer("handlers.actions.publish")   # an action's own helpers
+
+
+def test_actions_hold_only_actions():
+    """Every module or package in handlers/actions/ is an action: the framework lives in handlers/pipeline/."""
+    found = {p.stem if p.suffix == ".py" else p.name for p in (HANDLERS / "actions").iterdir()
+             if (p.suffix == ".py" or (p / "__init__.py").exists()) and not p.name.startswith("_")}
+    assert found == set(registry.names())
 
 
 def test_the_layers_order_hookops_above_handlers():
@@ -144,9 +166,7 @@ def test_bench_imports_nothing_from_tests():
 
 PROBE = '''
 """A throwaway action for the layout test: it records what it saw."""
-from handlers.clients import journal
-from handlers.core.settings import APP, Setting
-from handlers.actions.contract import NO, Action, Outcome
+from handlers.pipeline.contract import APP, DONE, NO, Action, Outcome, Setting
 
 GREETING = Setting("PROBE_GREETING", None, APP, "What the probe action writes.")
 SEEN = []
@@ -154,7 +174,7 @@ SEEN = []
 
 def perform(job, ctx):
     SEEN.append(job.entity_ref)
-    return Outcome(journal.DONE, "", {"probe_greeting": GREETING.value()})
+    return Outcome(DONE, "", {"probe_greeting": GREETING.value()})
 
 
 ACTION = Action(name="probe", perform=perform, settings=(GREETING,), required=(GREETING,), secrets=(),
@@ -178,9 +198,9 @@ def probe_package(tmp_path, monkeypatch):
 
 def test_a_new_action_module_is_queued_checked_run_and_journaled(probe_package, app_env, monkeypatch):
     from handlers import dispatch
-    from handlers.actions import runner
     from handlers.clients.storage import default
     from handlers.core import envelope, settings
+    from handlers.pipeline import runner
 
     assert "probe" in registry.names()
     assert "PROBE_GREETING" in {s.name for s in registry.all_settings()}
@@ -206,7 +226,7 @@ def test_a_new_action_module_is_queued_checked_run_and_journaled(probe_package, 
 def test_functions_are_generated_for_every_action(probe_package):
     import azure.functions as func
 
-    from handlers.actions import functions
+    from handlers.pipeline import functions
     app = func.FunctionApp()
     app.register_functions(functions.blueprint())
     found = {f.get_function_name() for f in app.get_functions()}   # get_functions() works once per app

@@ -3,8 +3,7 @@
 captions (only for a published file they were made from). A helper of publish.py, not an action."""
 from __future__ import annotations
 
-from ..core.settings import APP, Setting
-from .contract import NotFound
+from ..pipeline.contract import APP, NotFound, Setting
 
 IDENTIFIER_TYPES = Setting("PUBLISH_IDENTIFIER_TYPES", None, APP,
                            "Comma-separated identifier types `publish` puts in the public manifest's metadata; "

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..clients import journal
-from ..core.messages import Job  # core.iiif and core.media are imported where used: not at cold start
-from ..core.settings import APP, Setting
+from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, NotFound, Outcome, Setting
 from . import _publish_source as source
-from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
 from .transcribe import CONTAINER as TRANSCRIPTS  # where `transcribe` leaves <ref>.vtt: one setting
 
 if TYPE_CHECKING:  # annotations only
@@ -50,9 +47,9 @@ CAPTIONS = "captions.vtt"
 def perform(job: Job, ctx: Context) -> Outcome:
     from ..core import iiif
     if job.entity_type != "IO":
-        return Outcome(journal.SKIPPED, "not an asset")
+        return Outcome(SKIPPED, "not an asset")
     if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; a blob prefix is built from nothing else
-        return Outcome(journal.SKIPPED, "reference is not a UUID")
+        return Outcome(SKIPPED, "reference is not a UUID")
     return converge(ctx, job.entity_ref)
 
 
@@ -84,7 +81,7 @@ def converge(ctx: Context, preservica_ref: str, lock_wait: float | None = None) 
             if why:
                 withdraw(store, ref, why)
             raise
-        if outcome.state == journal.DONE and "publish_manifest" in outcome.extra:
+        if outcome.state == DONE and "publish_manifest" in outcome.extra:
             why = _recheck(ctx, store, ref, preservica_ref)   # what Preservica says now that all is out
             if why:
                 return withdraw(store, ref, "no longer public")
@@ -140,14 +137,14 @@ def withdraw(store, ref: str, why: str) -> Outcome:
     from ..core import iiif
     names = store.names(f"{ref}/")
     if not names:
-        return Outcome(journal.SKIPPED, f"not published ({why})")
+        return Outcome(SKIPPED, f"not published ({why})")
     manifest = f"{ref}/manifest.json"
     store.delete(sorted(names, key=lambda n: n != manifest))   # the entry point goes first
     extra = {"publish_deleted": len(names)}
     if manifest in names:   # files of a publish that never got to its manifest were never announced
         activity.append(store, "Delete", iiif.manifest_url(store.base, ref))
         extra["publish_activity"] = "Delete"
-    return Outcome(journal.DONE, f"withdrawn ({why})", extra)
+    return Outcome(DONE, f"withdrawn ({why})", extra)
 
 
 # ---- publishing --------------------------------------------------------------------------------
@@ -160,7 +157,7 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     try:
         found = source.access_files(api, asset, limit, _content_refs)
     except source.Refused as exc:
-        return Outcome(journal.SKIPPED, str(exc))
+        return Outcome(SKIPPED, str(exc))
     copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
     files = [f for f, _ in copies]
     thumbnail = _thumbnail(api, store, ref, asset)
@@ -194,11 +191,11 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
         store.upload(name, body, iiif.MANIFEST_TYPE)
     store.delete(n for n in store.names(f"{ref}/") if n not in keep)   # files no longer in the representation
     if old == body and not copied:
-        return Outcome(journal.DONE, "unchanged", extra)
+        return Outcome(DONE, "unchanged", extra)
     from ..clients import activity
     kind = "Update" if old else "Create"   # a replaced file under the same name is an Update too
     activity.append(store, kind, url)
-    return Outcome(journal.DONE, "", {**extra, "publish_activity": kind})
+    return Outcome(DONE, "", {**extra, "publish_activity": kind})
 
 
 def _content_refs(api, asset, representation) -> list[str]:

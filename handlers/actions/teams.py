@@ -19,9 +19,21 @@ import time
 from ..clients import journal
 from ..core import cards as teams_cards
 from ..core import envelope, retry, settings
-from ..core.messages import Job
-from ..core.settings import APP, LOCAL, Setting
-from .contract import USES, Action, ActionError, Context, NotFound, Outcome, Secret
+from ..pipeline.contract import (
+    APP,
+    DONE,
+    LOCAL,
+    SKIPPED,
+    USES,
+    Action,
+    ActionError,
+    Context,
+    Job,
+    NotFound,
+    Outcome,
+    Secret,
+    Setting,
+)
 
 log = logging.getLogger(__name__)
 MAX_WAIT = 30.0
@@ -52,7 +64,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
         return built
     kind, card = built
     status = post(url, card)
-    return Outcome(journal.DONE, "", {"teams_status": status, "teams_card": kind})
+    return Outcome(DONE, "", {"teams_status": status, "teams_card": kind})
 
 
 # ---- which card ------------------------------------------------------------------------------
@@ -68,7 +80,7 @@ def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
         parts = reads()
         snap = ctx.snapshot(job, parts)
         if snap.get("gone"):
-            return Outcome(journal.SKIPPED, "not found")
+            return Outcome(SKIPPED, "not found")
         files = [tuple(f) for f in snap.get("files") or []] if "files" in parts else None
         return "indexed", teams_cards.indexed_card(snap.get("title") or job.entity_ref, snap.get("description"),
                                                    job.entity_ref, files, link, snap.get("fileCount"))

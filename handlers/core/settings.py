@@ -1,5 +1,5 @@
 """The pipeline's own app settings: name, default, meaning. Each action module declares its own
-settings the same way (handlers/actions/*.py); `actions.registry.all_settings()` is the whole list,
+settings the same way (handlers/actions/*.py); `pipeline.registry.all_settings()` is the whole list,
 and the configuration table in docs/configuration.md, `local.settings.json.example` and `bicep/main.bicep` are tested
 against it, so a setting renamed on one side only fails CI.
 Pure: reads a mapping (os.environ by default), imports nothing from Azure.

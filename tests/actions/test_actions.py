@@ -13,9 +13,9 @@ import types
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal, preservica
 from handlers.core import settings
+from handlers.pipeline.contract import ActionError, Context
 from hookops.doubles.deliveries import ref
 from hookops.doubles.preservica import make_png
 from hookops.doubles.receivers import CatalogueDouble, TeamsDouble

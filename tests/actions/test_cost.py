@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 
 from handlers import dispatch
-from handlers.actions import runner
-from handlers.actions.contract import ActionError
 from handlers.clients import journal, preservica, ratelimit
 from handlers.core import envelope, messages
+from handlers.pipeline import runner
+from handlers.pipeline.contract import ActionError
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from tests.support.queues import drain

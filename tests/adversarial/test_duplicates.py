@@ -7,8 +7,8 @@ import pytest
 
 from handlers import dispatch
 from handlers.actions import teams as action_teams
-from handlers.actions.contract import ActionError
 from handlers.clients import journal
+from handlers.pipeline.contract import ActionError
 from hookops.doubles.deliveries import delivery
 from hookops.doubles.receivers import TeamsDouble
 from tests.support.jobs import read_job, run_one

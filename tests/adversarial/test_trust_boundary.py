@@ -11,9 +11,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers import dispatch
-from handlers.actions.contract import ActionError
 from handlers.clients import journal
 from handlers.core import envelope, settings, signature
+from handlers.pipeline.contract import ActionError
 from hookops.doubles.deliveries import delivery, encode, ref
 from tests.support.jobs import read_job, run_one
 from tests.support.paths import SECRET
@@ -265,8 +265,8 @@ def test_vault_secret_pasted_with_a_trailing_newline_still_verifies(keyvault):
 
 
 def test_whitespace_only_vault_secret_counts_as_not_configured(keyvault, monkeypatch):
-    from handlers.actions import registry
     from handlers.clients import secrets
+    from handlers.pipeline import registry
     keyvault.set_secret("teams-webhook-url", "  \n")
     assert "teams-webhook-url" in registry.missing("teams", secrets.default())
 

@@ -122,9 +122,9 @@ def test_the_console_overview_shows_the_last_sweep_report_escaped(app_env):
 
 def test_a_publish_that_lost_its_lease_writes_nothing_more(env, pres, monkeypatch):
     from handlers.actions import publish
-    from handlers.actions.contract import Context
     from handlers.clients import publish_lock
     from handlers.clients.storage import default
+    from handlers.pipeline.contract import Context
     monkeypatch.setattr(publish_lock, "RENEW_AFTER", 0)                  # renewed before every write
     real = publish._thumbnail
 

@@ -11,9 +11,9 @@ from pyPreservica.common import EntityType
 
 from handlers.actions import publish
 from handlers.actions import transcribe as action
-from handlers.actions.contract import ActionError, Context
 from handlers.clients import http, preservica
 from handlers.clients.secrets import default as secrets
+from handlers.pipeline.contract import ActionError, Context
 from hookops.doubles.preservica import PreservicaDouble
 from tests.support.jobs import read_job
 from tests.support.transcribe import AV, PASSWORD, TENANT, USER, job_for

@@ -13,9 +13,9 @@ import uuid
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.actions.contract import ActionError
 from handlers.clients import journal
 from handlers.core import transcript
+from handlers.pipeline.contract import ActionError
 from hookops.doubles.preservica import make_png
 from tests.support.jobs import row, run_one
 from tests.support.transcribe import AV, WAV, job_for

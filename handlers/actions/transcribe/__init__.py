@@ -23,19 +23,31 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..clients import journal, snapshot
-from ..clients.shared import Shared
-from ..clients.slots import Slots
-from ..core import envelope, retry  # core.transcript is imported where used: not at cold start
-from ..core.messages import Job
-from ..core.settings import APP, LOCAL, Setting
-from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome, Secret
+from ...clients import journal, snapshot
+from ...clients.shared import Shared
+from ...clients.slots import Slots
+from ...core import envelope, retry  # core.transcript is imported where used: not at cold start
+from ...pipeline.contract import (
+    APP,
+    DONE,
+    LOCAL,
+    NEEDS,
+    SKIPPED,
+    Action,
+    ActionError,
+    Context,
+    Job,
+    NotFound,
+    Outcome,
+    Secret,
+    Setting,
+)
+from .formats import SUPPORTED, Media, kind_of
 
 if TYPE_CHECKING:  # annotations only
-    from ..core import transcript
+    from ...core import transcript
 
 log = logging.getLogger(__name__)
 ENDPOINT = Setting("SPEECH_ENDPOINT", None, APP,
@@ -62,37 +74,11 @@ MAX_WAIT = 30.0
 SLOT_WAIT = 240.0   # seconds a transcription waits for a slot: well inside functionTimeout (10 min)
 _sleep = time.sleep  # replaced in tests, which never wait
 
-# What Speech's fast transcription reads (its documented formats), by extension -> content type.
-SUPPORTED = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "opus": "audio/ogg", "flac": "audio/flac",
-             "wma": "audio/x-ms-wma", "aac": "audio/aac", "m4a": "audio/mp4", "amr": "audio/amr",
-             "webm": "audio/webm", "spx": "audio/ogg"}
-OTHER_AV = {"aif", "aiff", "au", "mid", "ra", "mp4", "m4v", "mov", "mkv", "avi", "wmv", "mpg", "mpeg", "mxf",
-            "3gp", "flv", "ts", "vob", "dv"}
-# PRONOM identifiers, where Preservica characterised the file, that name one of the formats above.
-PUIDS = {"fmt/141": "wav", "fmt/142": "wav", "fmt/143": "wav", "fmt/527": "wav", "fmt/703": "wav",
-         "fmt/704": "wav", "fmt/705": "wav", "fmt/706": "wav", "fmt/134": "mp3", "fmt/279": "flac",
-         "fmt/203": "ogg", "fmt/946": "opus", "fmt/132": "wma", "fmt/573": "webm", "fmt/199": "mp4",
-         "x-fmt/384": "mov", "fmt/5": "avi", "fmt/569": "mkv", "fmt/414": "aif"}
-AV_GROUPS = {"audio", "video", "sound", "moving image"}
-
-
-@dataclass(frozen=True)
-class Media:
-    bitstream: object  # pyPreservica Bitstream
-    kind: str          # extension that decides: from the PUID when known, else the file name
-    representation: str  # "Access" or "Preservation": recorded, so a master's captions never pass for an access file's
-    content_object: str
-
-    @property
-    def name(self) -> str:
-        return self.bitstream.filename or "?"
-
-
 def perform(job: Job, ctx: Context) -> Outcome:
     if job.entity_type != "IO":
-        return Outcome(journal.SKIPPED, "not an asset")
+        return Outcome(SKIPPED, "not an asset")
     if not envelope.is_ref(job.entity_ref):  # it names blobs: only a Preservica reference may
-        return Outcome(journal.SKIPPED, "not a Preservica reference")
+        return Outcome(SKIPPED, "not a Preservica reference")
     locales = _locales()
     limit = MAX_BYTES.int_value(minimum=1)
     try:
@@ -101,7 +87,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
         if isinstance(found, Outcome):
             return found
         if found.bitstream.length > limit:
-            return Outcome(journal.SKIPPED, f"too large ({found.bitstream.length} bytes > {limit})",
+            return Outcome(SKIPPED, f"too large ({found.bitstream.length} bytes > {limit})",
                            {"transcribe_source": journal.clip(found.name, 200)})
         kept = _kept(ctx, job, found, locales)
         if kept is not None:   # a retry after the fragment write failed: Speech is not paid twice
@@ -115,11 +101,11 @@ def perform(job: Job, ctx: Context) -> Outcome:
             return result
         return _keep(ctx, job, found, result, locales)
     except NotFound:
-        return Outcome(journal.SKIPPED, "not found")
+        return Outcome(SKIPPED, "not found")
 
 
 def _locales() -> list[str]:
-    from ..core import transcript
+    from ...core import transcript
     values = [v.strip() for v in (LOCALES.value() or "").split(",") if v.strip()]
     bad = [v for v in values if not transcript.is_locale(v)]
     if bad:
@@ -128,16 +114,6 @@ def _locales() -> list[str]:
 
 
 # ---- which file ------------------------------------------------------------------------------
-
-def kind_of(filename: str, generation) -> tuple[str, bool]:
-    """(extension that decides, is it audio or video) from the format Preservica identified, else the name."""
-    ext = (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
-    puids = [f.get("PUID") for f in getattr(generation, "formats", None) or [] if isinstance(f, dict)]
-    known = next((PUIDS[p] for p in puids if p in PUIDS), None)
-    group = (getattr(generation, "format_group", None) or "").strip().lower()
-    kind = known or ext
-    return kind, bool(known) or group in AV_GROUPS or kind in SUPPORTED or kind in OTHER_AV
-
 
 def choose(api, asset) -> Media | Outcome:
     """The first audio or video file Speech reads, access representation first; or why there is none."""
@@ -155,8 +131,8 @@ def choose(api, asset) -> Media | Outcome:
                     if av:
                         unsupported.append(kind or "no extension")
     if unsupported:
-        return Outcome(journal.SKIPPED, f"unsupported format ({', '.join(sorted(set(unsupported)))[:100]})")
-    return Outcome(journal.SKIPPED, "no audio or video")
+        return Outcome(SKIPPED, f"unsupported format ({', '.join(sorted(set(unsupported)))[:100]})")
+    return Outcome(SKIPPED, "no audio or video")
 
 
 # ---- the file, on temporary disk, one of TRANSCRIBE_CONCURRENCY at a time ---------------------------
@@ -169,12 +145,12 @@ def _fetch(ctx: Context, media: Media, path: str, limit: int) -> Outcome | None:
     """The bitstream into `path` through the same-server GET, counting bytes: never more than `limit`
     on disk, and exactly the length Preservica lists, or no transcription. A connection that breaks
     off fails the attempt (the queue retries from byte 0, into a new file)."""
-    from ..clients import preservica
+    from ...clients import preservica
     with open(path, "wb") as out:
         try:
             got = ctx.preservica(lambda api: preservica.download(api, media.bitstream.content_url, out, limit))
         except preservica.TooLarge:
-            return Outcome(journal.SKIPPED, f"too large (more than {limit} bytes arrived)",
+            return Outcome(SKIPPED, f"too large (more than {limit} bytes arrived)",
                            {"transcribe_source": journal.clip(media.name, 200)})
     if got != media.bitstream.length:
         raise ActionError(f"Preservica sent {got} bytes where it lists {media.bitstream.length}; the queue retries")
@@ -184,7 +160,7 @@ def _fetch(ctx: Context, media: Media, path: str, limit: int) -> Outcome | None:
 # ---- Speech ----------------------------------------------------------------------------------
 
 def _transcribe(ctx: Context, path: str, content_type: str, locales: list[str]) -> dict | Outcome:
-    from ..clients import speech
+    from ...clients import speech
     client = speech.client(ENDPOINT.value(), ctx.secret(KEY))
     for attempt in (1, 2):
         try:
@@ -196,12 +172,12 @@ def _transcribe(ctx: Context, path: str, content_type: str, locales: list[str]) 
                 raise  # the queue retries after its visibility timeout
             _sleep(wait)
         except speech.SpeechRejected as exc:
-            return Outcome(journal.SKIPPED, str(exc))
+            return Outcome(SKIPPED, str(exc))
     raise AssertionError  # unreachable
 
 
 def phrases(result: dict) -> list[transcript.Phrase]:
-    from ..core import transcript
+    from ...core import transcript
     found = []
     for p in result.get("phrases") or []:
         if isinstance(p, dict) and isinstance(p.get("text"), str):
@@ -220,7 +196,7 @@ def _int(value) -> int:
 # ---- what it keeps ---------------------------------------------------------------------------
 
 def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]) -> Outcome:
-    from ..core import transcript
+    from ...core import transcript
     said = phrases(result)
     text = transcript.plain_text(said)
     lang = transcript.language(said, locales)
@@ -234,10 +210,10 @@ def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]
 
 
 def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration: int, extra: dict) -> Outcome:
-    from ..core import transcript
+    from ...core import transcript
     xml = transcript.fragment(SCHEMA.value(), text, lang, media.name, duration)
     how = ctx.preservica(lambda api: _write(api, job.entity_ref, xml))
-    return Outcome(journal.DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
+    return Outcome(DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
                                       "transcribe_characters": len(text.strip()),
                                       "transcribe_source": journal.clip(media.name, 200),
                                       "transcribe_representation": media.representation,
@@ -248,7 +224,7 @@ def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration
 def _source(media: Media) -> dict[str, str]:
     """core.transcript.source_metadata, with what Preservica said kept only where blob metadata can hold it
     (ASCII): a value it cannot is recorded empty, which matches nothing (no reuse, no captions in publish)."""
-    from ..core import transcript
+    from ...core import transcript
     co = media.content_object if envelope.is_ref(media.content_object or "") else ""
     fixity = media.bitstream.fixity
     text = transcript.fixity_text(fixity)
@@ -261,7 +237,7 @@ def _kept(ctx: Context, job: Job, media: Media, locales: list[str]) -> tuple[str
     made with these locales; None when there is none to reuse."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    from ..core import transcript
+    from ...core import transcript
     service = ctx.storage.blob_service()
     container, ref = CONTAINER.value(), job.entity_ref
     co, fixity = _source(media)["source_content_object"], media.bitstream.fixity

@@ -1,8 +1,8 @@
-"""The actions there are: one module per action in this package, each declaring ACTION.
+"""The actions there are: every module or package in handlers/actions/, each declaring ACTION.
 
 Everything else is read from those declarations: the queue functions (functions.py), what the
 dispatcher may route to and whether an action is ready (`missing`), the settings table and the
-Bicep contract tests (`all_settings`). Adding an action is adding a module here.
+Bicep contract tests (`all_settings`). Adding an action is adding a module (or package) there.
 Action modules import nothing heavy at import time (their libraries load inside `perform`), so
 finding them costs cold start nothing.
 """
@@ -17,8 +17,7 @@ from ..core import settings
 from ..core.errors import SettingsError
 from .contract import NEEDS, Action
 
-PACKAGE = __package__
-INFRASTRUCTURE = frozenset({"contract", "registry", "runner", "functions"})
+PACKAGE = "handlers.actions"
 
 
 class DeclarationError(ImportError):
@@ -38,9 +37,8 @@ def _load(name: str) -> Action:
 
 
 def _discover() -> dict[str, Action]:
-    from . import __path__ as here
-    names = sorted(m.name for m in pkgutil.iter_modules(here) if m.name not in INFRASTRUCTURE
-                   and not m.name.startswith("_"))
+    here = importlib.import_module(PACKAGE).__path__   # read now: tests add a folder to it
+    names = sorted(m.name for m in pkgutil.iter_modules(here) if not m.name.startswith("_"))
     return {name: _load(name) for name in names}
 
 

@@ -11,7 +11,7 @@ effect, e.g. the journal's own merge) is not claimed.
 
 A raised exception is recorded as `failed` and re-raised, so the Functions host retries the
 message and, after maxDequeueCount attempts, moves it to `action-<name>-poison`.
-Action modules load their libraries inside `perform`: pyPreservica and HTTP clients stay off cold start.
+Actions load their libraries inside `perform`: pyPreservica and HTTP clients stay off cold start.
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""What an action is: its declaration (Action), what it returns (Outcome), what it may raise
-(ActionError, NotFound) and what it may use (Context)."""
+"""Everything an action may use from the framework, in one module: its declaration (Action, Secret,
+Setting with APP/LOCAL), what it is given (Job, Context), what it returns (Outcome with DONE, SKIPPED or
+GONE) and what it may raise (ActionError, NotFound). An action imports this module, handlers.core and
+handlers.clients, never another action and never the rest of handlers.pipeline."""
 from __future__ import annotations
 
 import os
@@ -8,12 +10,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ..core.errors import ActionError, NotFound  # noqa: F401 (part of the contract)
-from ..core.settings import Setting
+from ..clients.journal import DONE, GONE, SKIPPED
+from ..core.errors import ActionError, NotFound
+from ..core.messages import Job
+from ..core.settings import APP, LOCAL, Setting
 
 if TYPE_CHECKING:
     from ..clients.journal import Journal
-    from ..core.messages import Job
+
+__all__ = ["APP", "DONE", "GONE", "LOCAL", "NEEDS", "NO", "SKIPPED", "USES", "Action", "ActionError", "Context",
+           "Job", "NotFound", "Outcome", "Secret", "Setting"]
 
 # Whether an action calls Preservica: it cannot run without it / uses it when configured / never.
 NEEDS, USES, NO = "needs", "uses", "no"
@@ -21,7 +27,7 @@ NEEDS, USES, NO = "needs", "uses", "no"
 
 @dataclass
 class Outcome:
-    state: str                      # journal.DONE / SKIPPED / GONE
+    state: str                      # DONE / SKIPPED / GONE
     reason: str = ""
     extra: dict = field(default_factory=dict)  # more journal columns, e.g. where a thumbnail went
 
