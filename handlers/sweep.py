@@ -19,7 +19,10 @@ import threading
 
 import azure.functions as func
 
-from .actions._publish_source import SWEEP_MAX_REQUESTS, SWEEP_SCHEDULE
+from .core import settings
+
+SWEEP_SCHEDULE = settings.BY_NAME["PUBLISH_SWEEP_SCHEDULE"]
+SWEEP_MAX_REQUESTS = settings.BY_NAME["PUBLISH_SWEEP_MAX_REQUESTS"]
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()

@@ -130,8 +130,18 @@ def test_the_framework_straddles_the_actions():
 def test_actions_hold_only_actions():
     """Every module or package in handlers/actions/ is an action: the framework lives in handlers/pipeline/."""
     found = {p.stem if p.suffix == ".py" else p.name for p in (HANDLERS / "actions").iterdir()
-             if (p.suffix == ".py" or (p / "__init__.py").exists()) and not p.name.startswith("_")}
+             if (p.suffix == ".py" or (p / "__init__.py").exists()) and p.name != "__init__.py"}
     assert found == set(registry.names())
+
+
+def test_actions_import_no_other_action():
+    """What two actions share lives in core or clients: an action (module or package) reaches no other."""
+    def action_of(m):
+        parts = m.split(".")
+        return parts[2] if len(parts) > 2 and parts[:2] == ["handlers", "actions"] else None
+    across = [f"{m} imports {t}" for m, targets in graph().items() if action_of(m) for t in targets
+              if action_of(t) and action_of(t) != action_of(m)]
+    assert not across, "\n".join(across)
 
 
 def test_the_layers_order_hookops_above_handlers():

@@ -3,7 +3,7 @@
 Body: {event, asset (summary or null), trigger, tenant, timestamp, deliveryId, iiif?}; `webhook-id` is
 the event key, so the receiver can drop the duplicates that at-least-once delivery brings.
 `iiif` (when `publish` is routed for the trigger): {"state": "published", "manifest": url} or
-{"state": "withdrawn"}, from the security tag and visibility the dispatcher read (publish.is_public); the manifest
+{"state": "withdrawn"}, from the security tag and visibility the dispatcher read (public_store.is_public); the manifest
 may appear a moment later.
 2xx -> done; 410 -> `gone` (the receiver asked us to stop; not retried); anything else raises
 and the queue retries.
@@ -79,9 +79,9 @@ def _iiif(job: Job, ctx: Context, snap: dict | None) -> dict | None:
     from ..core import routing, settings
     if "publish" not in routing.parse(settings.get("PRESERVICA_ROUTES"), None).actions_for(job.trigger):
         return None
-    from . import publish
+    from ..clients import public_store
     snap = snap or {}   # gone: withdrawn
-    return publish.link(job.entity_ref, snap.get("securityTag"), bool(snap.get("hidden")))
+    return public_store.link(job.entity_ref, snap.get("securityTag"), bool(snap.get("hidden")))
 
 
 ACTION = Action(name="relay", perform=perform, settings=(URL, SECRET.local), required=(URL,), secrets=(SECRET,),

@@ -29,7 +29,7 @@ def _load(name: str) -> Action:
     action = getattr(module, "ACTION", None)
     if not isinstance(action, Action):
         raise DeclarationError(f"{module.__name__} is in the actions package but declares no "
-                               f"ACTION = contract.Action(...)")
+                               f"ACTION = contract.Action(...); an action's helpers go inside its own package")
     if action.name != name:
         raise DeclarationError(f"{module.__name__} declares the action {action.name!r}; the module and the "
                                f"action must have one name (it names the queue and the function)")
@@ -38,7 +38,7 @@ def _load(name: str) -> Action:
 
 def _discover() -> dict[str, Action]:
     here = importlib.import_module(PACKAGE).__path__   # read now: tests add a folder to it
-    names = sorted(m.name for m in pkgutil.iter_modules(here) if not m.name.startswith("_"))
+    names = sorted(m.name for m in pkgutil.iter_modules(here))
     return {name: _load(name) for name in names}
 
 

@@ -225,7 +225,7 @@ def test_entity_ref_forms_preservica_uses_are_accepted(app_env):
 def test_markdown_link_in_a_title_is_shown_as_text():
     from markdown_it import MarkdownIt
 
-    from handlers.core import cards as teams_cards
+    from handlers.actions.teams import cards as teams_cards
     evil = "[re-enter your password](https://evil.example) **urgent** <https://evil.example>\n# Heading\n1. step"
     card = teams_cards.indexed_card(evil, evil, A, [(evil, 1)], None)
     md = MarkdownIt("commonmark")

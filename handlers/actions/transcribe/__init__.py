@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from ...clients import journal, snapshot
 from ...clients.shared import Shared
 from ...clients.slots import Slots
-from ...core import envelope, retry  # core.transcript is imported where used: not at cold start
+from ...core import envelope, retry, settings  # core.transcript is imported where used: not at cold start
 from ...pipeline.contract import (
     APP,
     DONE,
@@ -64,8 +64,7 @@ MAX_BYTES = Setting("TRANSCRIBE_MAX_BYTES", "250000000", APP,
                     "larger: `skipped: too large`.")
 SCHEMA = Setting("TRANSCRIPT_SCHEMA", "urn:preservica-webhooks-azure:transcript:v1", APP,
                  "Schema URI of the transcript metadata fragment.")
-CONTAINER = Setting("TRANSCRIBE_CONTAINER", "transcripts", APP,
-                    "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts.")
+CONTAINER = settings.BY_NAME["TRANSCRIBE_CONTAINER"]   # publish reads captions from there too
 CONCURRENCY = Setting("TRANSCRIBE_CONCURRENCY", "2", APP,
                       "Transcriptions one instance runs at once; each holds up to TRANSCRIBE_MAX_BYTES of "
                       "temporary disk and one Speech call. Others wait (up to 4 minutes, then the queue retries).")

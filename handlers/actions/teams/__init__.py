@@ -16,10 +16,9 @@ import logging
 import re
 import time
 
-from ..clients import journal
-from ..core import cards as teams_cards
-from ..core import envelope, retry, settings
-from ..pipeline.contract import (
+from ...clients import journal
+from ...core import envelope, retry, settings
+from ...pipeline.contract import (
     APP,
     DONE,
     LOCAL,
@@ -70,7 +69,8 @@ def perform(job: Job, ctx: Context) -> Outcome:
 # ---- which card ------------------------------------------------------------------------------
 
 def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
-    link = teams_cards.asset_link(ASSET_URL.value(), job.entity_ref)
+    from . import cards as teams_cards  # here, not at cold start
+    link = envelope.asset_link(ASSET_URL.value(), job.entity_ref)
     if job.kind == "digest":
         return "digest", _digest(job, ctx)
     if job.trigger == "INGEST_FAILED":
@@ -88,12 +88,13 @@ def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
 
 
 def _digest(job: Job, ctx: Context) -> dict:
+    from . import cards as teams_cards
     digest = job.digest or {}
     sample = [s for s in digest.get("sample") or [] if isinstance(s, dict)]
     names = [s.get("title") or f"{s.get('entityType', '?')} {s.get('entityRef', '?')}" for s in sample]
     names = [n + " (deleted)" if s.get("gone") else n for n, s in zip(names, sample, strict=True)]
     if ctx.preservica_ready():
-        from ..clients import preservica
+        from ...clients import preservica
         for i, s in enumerate(sample):
             if s.get("entityType") not in ("IO", "SO") or "title" in s or s.get("gone"):
                 continue  # the dispatcher's snapshot already said
@@ -112,7 +113,7 @@ def _digest(job: Job, ctx: Context) -> dict:
 
 def post(url: str, card: dict) -> int:
     """POST the card; the status on 2xx, else ActionError (safe to record: no URL)."""
-    from ..clients import http
+    from ...clients import http
     for attempt in (1, 2):
         resp = http.send("POST", url, peer="Teams", where=WHERE, json=card)
         status = resp.status_code
