@@ -69,7 +69,8 @@ def imports(path: Path) -> set[str]:
                 continue
             for alias in node.names:  # `from handlers.core import settings` imports handlers.core.settings
                 sub = f"{target}.{alias.name}"
-                found.add(sub if (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() else target)
+                path = ROOT / Path(*sub.split("."))   # a module, or a package (an action may be one)
+                found.add(sub if path.with_suffix(".py").exists() or (path / "__init__.py").exists() else target)
     return found - {here}
 
 
@@ -118,6 +119,7 @@ def test_the_walk_sees_real_imports():
     assert {"hookops.backfill", "hookops.poison"} <= g["hookops.cli"]
     assert "handlers.backfill" in g["hookops.backfill"]                # hookops may import handlers
     assert "hookops.host.http" in g["hookops.host.runner"]
+    assert "handlers.actions.teams.cards" in g["handlers.actions.teams"]    # `from . import cards`, in a function
 
 
 def test_the_framework_straddles_the_actions():
