@@ -107,8 +107,12 @@ def _dispatch(doc: dict) -> dict:
 
     jobs = _with_snapshots(jobs, secrets)
     for action in actions:  # an action may replace its jobs for this delivery (Teams: one digest)
-        if hook := registry.get(action).fan_out:
-            jobs = hook(jobs, delivery, did, pk, prefix, rows)
+        mine = [j for j in jobs if j.action == action]
+        if mine and (hook := registry.get(action).fan_out) and (fan := hook(mine, delivery)) is not None:
+            jobs = [j for j in jobs if j.action != action] + fan.jobs
+            for rk, reason in fan.reasons.items():
+                rows[rk].update(journal.state_columns(action, journal.QUEUED, reason))
+            rows.update(fan.rows)
     for rk in rows.keys() - existing.keys() - {prefix + key for _, key in keyed}:  # a hook's own rows
         if (row := book.get(pk, rk)) is not None:
             existing[rk] = row

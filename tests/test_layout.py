@@ -266,3 +266,58 @@ def test_every_action_declares_what_it_needs():
         assert isinstance(action, contract.Action) and action.name == name
         assert all(s in action.settings for s in action.required)
         assert dataclasses.is_dataclass(action)
+
+
+# ---- the runner owns the common opening -----------------------------------------------------------
+
+def _declared(gone=None):
+    seen: list[str] = []
+
+    def perform(job, ctx):
+        seen.append(job.entity_ref)
+        if job.entity_ref == "deleted":
+            raise contract.NotFound()
+        return contract.Outcome(contract.DONE)
+    return seen, contract.Action(name="probe", perform=perform, settings=(), required=(), secrets=(),
+                                 preservica=contract.NO, reads=frozenset(), repeatable=True,
+                                 entities=("asset",), gone=gone)
+
+
+def _job(entity_type: str, ref: str) -> contract.Job:
+    return contract.Job(action="probe", key=ref, pk="p", rk=ref, delivery_id="d", trigger="MOVED", tenant="t",
+                        subscription_id="s", timestamp="", event={"entityType": entity_type, "entityRef": ref})
+
+
+def test_the_runner_journals_what_the_declaration_says_for_other_entities_and_gone_ones():
+    from handlers.pipeline import runner
+    seen, declared = _declared(gone=contract.Outcome(contract.SKIPPED, "not found", {"probe_gone": True}))
+    folder = runner._outcome(declared, _job("SO", "folder"), None)
+    assert (folder.state, folder.reason) == (contract.SKIPPED, "not an asset") and seen == []   # perform not called
+    gone = runner._outcome(declared, _job("IO", "deleted"), None)
+    assert (gone.state, gone.reason, gone.extra) == (contract.SKIPPED, "not found", {"probe_gone": True})
+    gone.extra["changed"] = 1                                       # each event gets its own outcome
+    assert declared.gone.extra == {"probe_gone": True}
+    assert runner._outcome(declared, _job("IO", "here"), None).state == contract.DONE and seen == ["deleted", "here"]
+
+
+def test_without_a_gone_declaration_not_found_is_a_failure():
+    from handlers.pipeline import runner
+    _, declared = _declared()
+    with pytest.raises(contract.NotFound):
+        runner._outcome(declared, _job("IO", "deleted"), None)
+
+
+def test_entity_types_are_checked_at_declaration():
+    with pytest.raises(ValueError, match="entities"):
+        _declared()[1].__class__(name="x", perform=lambda j, c: None, settings=(), required=(), secrets=(),
+                                 preservica=contract.NO, reads=frozenset(), repeatable=True, entities=("IO",))
+    assert contract.Action.refuses(_declared()[1], "CO") == "not an asset"
+
+
+def test_the_four_actions_that_opened_alike_declare_it_instead():
+    for name in ("thumbnail", "catalogue", "transcribe", "publish"):
+        declared = registry.get(name)
+        assert declared.entities == ("asset",), name
+    assert all(registry.get(n).gone == contract.Outcome(contract.SKIPPED, "not found")
+               for n in ("thumbnail", "catalogue", "transcribe"))
+    assert registry.get("publish").gone is None                     # it withdraws what a deleted asset left public

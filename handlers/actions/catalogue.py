@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ..clients import snapshot
-from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, NotFound, Outcome, Setting
+from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, Outcome, Setting
 
 URL_TEMPLATE = Setting("CATALOGUE_URL_TEMPLATE", None, APP,
                        "Catalogue record URL, e.g. `https://catalogue.example.org/records/{identifier}`.")
@@ -20,13 +20,8 @@ READS = frozenset({"summary", "identifiers"})  # the fragments already there, an
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    if job.entity_type != "IO":
-        return Outcome(SKIPPED, "not an asset")
     template, schema = URL_TEMPLATE.value(), SCHEMA.value()  # required: the dispatcher skips the action without them
-    try:
-        return _enrich(ctx, job, template, schema)
-    except NotFound:
-        return Outcome(SKIPPED, "not found")
+    return _enrich(ctx, job, template, schema)
 
 
 def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
@@ -72,4 +67,5 @@ def fetch(template: str, identifier: str) -> str | None:
 
 
 ACTION = Action(name="catalogue", perform=perform, settings=(URL_TEMPLATE, IDENTIFIER_TYPE, SCHEMA),
-                required=(URL_TEMPLATE, SCHEMA), secrets=(), preservica=NEEDS, reads=READS, repeatable=False)
+                required=(URL_TEMPLATE, SCHEMA), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"))

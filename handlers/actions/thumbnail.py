@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..clients import snapshot
-from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, NotFound, Outcome, Setting
+from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, Outcome, Setting
 
 SIZE = Setting("THUMBNAIL_SIZE", "large", APP, "Thumbnail size to keep: `large`, `medium` or `small`.")
 CONTAINER = Setting("THUMBNAIL_CONTAINER", "thumbnails", APP, "Blob container the `thumbnail` action writes to.")
@@ -22,14 +22,9 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "imag
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    if job.entity_type != "IO":
-        return Outcome(SKIPPED, "not an asset")
     size = _size()
-    try:
-        asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
-        return ctx.preservica(lambda api: _store(api, job, ctx, asset, size))
-    except NotFound:
-        return Outcome(SKIPPED, "not found")
+    asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
+    return ctx.preservica(lambda api: _store(api, job, ctx, asset, size))
 
 
 def _size():
@@ -69,4 +64,5 @@ def ascii_safe(text: str) -> str:
 
 
 ACTION = Action(name="thumbnail", perform=perform, settings=(SIZE, CONTAINER), required=(), secrets=(),
-                preservica=NEEDS, reads=READS, repeatable=False)
+                preservica=NEEDS, reads=READS, repeatable=False,
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"))

@@ -24,7 +24,7 @@ from ..clients import journal, telemetry
 from ..core import messages
 from ..core.errors import InvalidMessage, SafeError
 from . import registry
-from .contract import Context, Outcome
+from .contract import SKIPPED, Context, NotFound, Outcome
 
 log = logging.getLogger(__name__)
 # How long a claim holds off other copies: host.json's functionTimeout (10 min), after which the
@@ -90,7 +90,7 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
         outcome = results[job.rk]
         if isinstance(outcome, Outcome):
             if declared.settle:
-                declared.settle(book, job, outcome)
+                book.merge_many(declared.settle(book, job, outcome))
             log.info("%s %s for event %s%s", action, outcome.state, job.key,
                      f" ({outcome.reason})" if outcome.reason else "")
         else:
@@ -105,12 +105,25 @@ def _perform(declared, job, ctx, trace: str | None) -> Outcome | BaseException:
                         delivery__id=job.delivery_id,
                         entity__type=job.entity_type):
         try:
-            outcome = declared.perform(job, ctx)
+            outcome = _outcome(declared, job, ctx)
         except Exception as exc:  # recorded with the others, then raised by run()
             telemetry.annotate(outcome=journal.FAILED)
             return exc
         telemetry.annotate(outcome=outcome.state)
         return outcome
+
+
+def _outcome(declared, job, ctx: Context) -> Outcome:
+    """The common opening every action would otherwise write: an entity type it does not act on, or
+    an entity deleted since the event, journaled as the declaration says."""
+    if why := declared.refuses(job.entity_type):
+        return Outcome(SKIPPED, why)
+    try:
+        return declared.perform(job, ctx)
+    except NotFound:
+        if declared.gone is None:
+            raise
+        return replace(declared.gone, extra=dict(declared.gone.extra))
 
 
 def _record(action: str, job, result, attempt: int) -> dict:

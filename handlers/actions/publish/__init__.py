@@ -39,8 +39,6 @@ CAPTIONS = "captions.vtt"
 
 def perform(job: Job, ctx: Context) -> Outcome:
     from ...core import iiif
-    if job.entity_type != "IO":
-        return Outcome(SKIPPED, "not an asset")
     if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; a blob prefix is built from nothing else
         return Outcome(SKIPPED, "reference is not a UUID")
     return converge(ctx, job.entity_ref)
@@ -243,4 +241,5 @@ def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
 ACTION = Action(name="publish", perform=perform,
                 settings=(ps.CONTAINER, ps.SERVICE_URI, ps.BASE_URL, ps.PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES,
                           source.IDENTIFIER_TYPES, source.MAX_BYTES, TRANSCRIPTS),
-                required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False)
+                required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False,
+                entities=("asset",))

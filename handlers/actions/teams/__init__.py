@@ -27,6 +27,7 @@ from ...pipeline.contract import (
     Action,
     ActionError,
     Context,
+    FanOut,
     Job,
     NotFound,
     Outcome,
@@ -146,27 +147,27 @@ def _code(resp) -> str:
 
 # ---- the digest: many events of one delivery become one card ----------------------------------
 
-def fan_out(jobs, delivery, did, pk, prefix, rows) -> list[Job]:
-    """Dispatcher hook: more Teams events in one delivery than TEAMS_DIGEST_THRESHOLD become one digest."""
-    teams = [j for j in jobs if j.action == "teams"]
-    if len(teams) <= DIGEST_THRESHOLD.int_value():
-        return jobs
+def fan_out(jobs: list[Job], delivery) -> FanOut | None:
+    """Dispatcher hook: more Teams events in one delivery than TEAMS_DIGEST_THRESHOLD become one digest,
+    which gets a journal row of its own, so `hookops events` shows the card and its state."""
+    if len(jobs) <= DIGEST_THRESHOLD.int_value():
+        return None
     counts: dict[str, int] = {}
-    for j in teams:
+    for j in jobs:
         counts[j.entity_type or "?"] = counts.get(j.entity_type or "?", 0) + 1
-        rows[j.rk]["teams_reason"] = "in digest"
+    did, pk = jobs[0].delivery_id, jobs[0].pk
+    prefix = envelope.journal_row_prefix(delivery, did)
     # settle() marks this delivery's rows (`prefix` + subscription and trigger), so the message stays
     # small whatever the number of events.
-    digest = {"total": len(teams), "counts": counts, "prefix": prefix,
-              "sample": [_sample(j) for j in teams[:DIGEST_SAMPLE]]}
+    digest = {"total": len(jobs), "counts": counts, "prefix": prefix,
+              "sample": [_sample(j) for j in jobs[:DIGEST_SAMPLE]]}
     key = envelope.event_key(delivery, {"event": "digest " + envelope.event_key(delivery, delivery.events[0])})  # per page
     job = Job(action="teams", kind="digest", key=key, pk=pk, rk=prefix + "digest-" + key, delivery_id=did,
               trigger=delivery.trigger, tenant=delivery.tenant, subscription_id=delivery.subscription_id,
               timestamp=delivery.timestamp, event={}, digest=digest)
-    # The digest gets a journal row of its own, so `hookops events` shows the card and its state.
     row = journal.event_row(pk, job.rk, key, did, "", delivery, {"event": "digest"}, ("teams",))
-    rows[job.rk] = {**row, "entityRef": f"(digest of {len(teams)} events)", **journal.state_columns("teams", journal.QUEUED)}
-    return [j for j in jobs if j.action != "teams"] + [job]
+    row = {**row, "entityRef": f"(digest of {len(jobs)} events)", **journal.state_columns("teams", journal.QUEUED)}
+    return FanOut([job], {j.rk: "in digest" for j in jobs}, {job.rk: row})
 
 
 def _sample(job: Job) -> dict:
@@ -179,19 +180,19 @@ def _sample(job: Job) -> dict:
     return found
 
 
-def settle(book, job: Job, outcome: Outcome) -> None:
+def settle(book, job: Job, outcome: Outcome) -> list[dict]:
     """Runner hook: a digest's outcome is its events' outcome. Its events share the row prefix (the
     delivery's timestamp), subscription and trigger; another subscription's delivery with the same
     timestamp shares only the prefix."""
     if job.kind != "digest" or not job.digest:
-        return
+        return []
     rows = book.rows_with_prefix(job.pk, job.digest["prefix"])
     reason = f"in digest {job.key}" + (f": {outcome.reason}" if outcome.reason else "")
-    book.merge_many({"PartitionKey": job.pk, "RowKey": rk, **journal.state_columns("teams", outcome.state, reason)}
-                    for rk, row in rows.items()
-                    if rk != job.rk and journal.state_of(row, "teams") == journal.QUEUED
-                    and row.get("subscriptionId") == journal.clip(job.subscription_id)
-                    and row.get("trigger") == journal.clip(job.trigger))
+    return [{"PartitionKey": job.pk, "RowKey": rk, **journal.state_columns("teams", outcome.state, reason)}
+            for rk, row in rows.items()
+            if rk != job.rk and journal.state_of(row, "teams") == journal.QUEUED
+            and row.get("subscriptionId") == journal.clip(job.subscription_id)
+            and row.get("trigger") == journal.clip(job.trigger)]
 
 
 ACTION = Action(name="teams", perform=perform, settings=(WEBHOOK.local, DIGEST_THRESHOLD, LIST_FILES, ASSET_URL),

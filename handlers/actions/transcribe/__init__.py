@@ -39,7 +39,6 @@ from ...pipeline.contract import (
     ActionError,
     Context,
     Job,
-    NotFound,
     Outcome,
     Secret,
     Setting,
@@ -73,34 +72,30 @@ MAX_WAIT = 30.0
 SLOT_WAIT = 240.0   # seconds a transcription waits for a slot: well inside functionTimeout (10 min)
 _sleep = time.sleep  # replaced in tests, which never wait
 
+
 def perform(job: Job, ctx: Context) -> Outcome:
-    if job.entity_type != "IO":
-        return Outcome(SKIPPED, "not an asset")
     if not envelope.is_ref(job.entity_ref):  # it names blobs: only a Preservica reference may
         return Outcome(SKIPPED, "not a Preservica reference")
     locales = _locales()
     limit = MAX_BYTES.int_value(minimum=1)
-    try:
-        asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
-        found = ctx.preservica(lambda api: choose(api, asset))
-        if isinstance(found, Outcome):
-            return found
-        if found.bitstream.length > limit:
-            return Outcome(SKIPPED, f"too large ({found.bitstream.length} bytes > {limit})",
-                           {"transcribe_source": journal.clip(found.name, 200)})
-        kept = _kept(ctx, job, found, locales)
-        if kept is not None:   # a retry after the fragment write failed: Speech is not paid twice
-            return _finish(ctx, job, found, *kept, {"transcribe_reused": True})
-        with _slots.get().held(), tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
-            path = os.path.join(tmp, "media")
-            result = _fetch(ctx, found, path, limit)
-            if result is None:
-                result = _transcribe(ctx, path, SUPPORTED[found.kind], locales)
-        if isinstance(result, Outcome):
-            return result
-        return _keep(ctx, job, found, result, locales)
-    except NotFound:
-        return Outcome(SKIPPED, "not found")
+    asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
+    found = ctx.preservica(lambda api: choose(api, asset))
+    if isinstance(found, Outcome):
+        return found
+    if found.bitstream.length > limit:
+        return Outcome(SKIPPED, f"too large ({found.bitstream.length} bytes > {limit})",
+                       {"transcribe_source": journal.clip(found.name, 200)})
+    kept = _kept(ctx, job, found, locales)
+    if kept is not None:   # a retry after the fragment write failed: Speech is not paid twice
+        return _finish(ctx, job, found, *kept, {"transcribe_reused": True})
+    with _slots.get().held(), tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
+        path = os.path.join(tmp, "media")
+        result = _fetch(ctx, found, path, limit)
+        if result is None:
+            result = _transcribe(ctx, path, SUPPORTED[found.kind], locales)
+    if isinstance(result, Outcome):
+        return result
+    return _keep(ctx, job, found, result, locales)
 
 
 def _locales() -> list[str]:
@@ -270,4 +265,5 @@ def _write(api, ref: str, xml: str) -> str:
 ACTION = Action(name="transcribe", perform=perform,
                 settings=(ENDPOINT, KEY.local, LOCALES, MAX_BYTES, SCHEMA, CONTAINER, CONCURRENCY),
                 required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"),
                 batch_size=1)  # one recording per message: minutes each, and a message must end within functionTimeout
