@@ -630,10 +630,10 @@ NOTES = [
     "senders). \"Intake alone\" is a runner with no queue trigger: Flex Consumption scales HTTP "
     "functions on instances apart from queue-triggered ones; in \"one process\" the thumbnail work shares its CPU.",
     "- Row 3: per-stage wall time and CPU from timers around `intake.handle`, `dispatch.dispatch` and "
-    "`actions.runner.run` in the runner's process (wall includes waiting on storage and for the GIL); a stage's CPU "
+    "`pipeline.runner.run` in the runner's process (wall includes waiting on storage and for the GIL); a stage's CPU "
     "includes the thread pools it hands work to (Preservica snapshots, queue puts, a batch's events); \"host/runner\" "
     "is the rest of that process (queue polling, receive and delete, HTTP). An action message carries a batch of "
-    "events: the run ends when every event is performed (the outcomes `actions.runner.run` returns), not after a "
+    "events: the run ends when every event is performed (the outcomes `pipeline.runner.run` returns), not after a "
     "number of invocations. Azurite's and the double's CPU from /proc. \"Where the CPU went\" is one more run, "
     "not in the medians, with a sampler that every 10 ms charges each thread's CPU (its own CPU clock) to the stack "
     "it is on (`bench/probes.py` `CpuSampler`; cProfile with a per-thread CPU timer slowed the run 5× and charged "

@@ -142,8 +142,8 @@ def run_config(world, name: str, routes: str, events: int, counter, tel: Telemet
     import azure.functions as func
 
     from handlers import dispatch, intake
-    from handlers.actions import registry, runner
     from handlers.core import settings, signature
+    from handlers.pipeline import registry, runner
     from hookops.doubles.deliveries import delivery, encode
 
     os.environ["PRESERVICA_ROUTES"] = routes

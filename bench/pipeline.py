@@ -45,8 +45,8 @@ UNBOUND_RPS = 100_000
 def app_env(storage: str, preservica_server: str, routes: str) -> dict:
     """Every setting the app reads, explicitly: nothing leaks in from a local.settings.json or the
     environment. Settings not named here are blank, which means their default."""
-    from handlers.actions import registry
     from handlers.core.settings import HOST
+    from handlers.pipeline import registry
     blank = {s.name: "" for s in registry.all_settings() if s.where != HOST}
     return {**blank, "AzureWebJobsStorage": storage, "PRESERVICA_WEBHOOK_SECRET": SECRET,
             "PRESERVICA_ROUTES": routes, "PRESERVICA_SERVER": preservica_server, "PRESERVICA_USERNAME": USER,

@@ -89,7 +89,7 @@ class StageClock:
 
     def install(self) -> StageClock:
         from handlers import dispatch, intake
-        from handlers.actions import runner as action_runner
+        from handlers.pipeline import runner as action_runner
         for module, attr, name_of in ((intake, "handle", lambda *a, **k: "intake"),
                                       (dispatch, "dispatch", lambda *a, **k: "dispatch"),
                                       (action_runner, "run", lambda action, *a, **k: f"action_{action}")):

@@ -29,8 +29,8 @@ KEY = "bench-speech-key"
 def measure(size: int, storage_connection: str) -> dict:
     """Transcribe a generated `size`-byte bitstream once; peak traced memory, what Speech got, seconds."""
     from handlers.actions import transcribe
-    from handlers.actions.contract import Context
     from handlers.clients import preservica, shared
+    from handlers.pipeline.contract import Context
     from hookops.doubles.preservica import PreservicaDouble
     from hookops.doubles.preservica.streamed import chunks
     from hookops.doubles.speech import SpeechDouble

@@ -107,7 +107,7 @@ class _Pages:
             self.save()
 
     def _queue(self, lo: dt.datetime, hi: dt.datetime, found: list) -> bool:
-        from .actions import registry
+        from .pipeline import registry
         report = self.report
         gone = [f for f in found if f.event == reconcile.DELETED and (f.ref, "gone") not in self.used]
         self.used.update((f.ref, "gone") for f in gone)   # listed by two slices (endDate is inclusive)

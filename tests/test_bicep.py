@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.actions import registry
 from handlers.core import settings
+from handlers.pipeline import registry
 from tests.support.bicep import (
     AZD_ENVIRONMENT_NAMES,
     BICEP,

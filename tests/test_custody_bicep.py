@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from handlers.actions import registry
 from handlers.core import settings
+from handlers.pipeline import registry
 from tests.support.bicep import (
     AZD_ENVIRONMENT_NAMES,
     BICEP,

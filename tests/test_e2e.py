@@ -12,9 +12,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from handlers.actions import registry
 from handlers.clients import journal
 from handlers.core import settings, signature
+from handlers.pipeline import registry
 from hookops import azurite as az
 from hookops.cli import main as cli
 from hookops.doubles.deliveries import delivery, encode, ref

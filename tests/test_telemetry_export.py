@@ -307,7 +307,7 @@ def test_the_evaluator_reads_kql_as_kusto_does():
 
 def _run_journal_batch(app_env, monkeypatch, n: int, fail=None) -> list:
     from handlers import dispatch
-    from handlers.actions import registry, runner
+    from handlers.pipeline import registry, runner
     from hookops.doubles.deliveries import ref
     from tests.support.queues import drain, intake_msg
     monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal")

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 
 from ..core import envelope
-from ..core.cards import asset_link
 from ..core.journal import STATES, action_states
 
 MAX_TRIGGER_SERIES = 6  # colours in the chart; the rest are "other"
@@ -99,7 +98,7 @@ def event_row(row: dict, asset_template: str | None) -> dict:
     return {"pk": row.get("PartitionKey"), "rk": row.get("RowKey"), "timestamp": row.get("timestamp") or "",
             "received": row.get("received") or "", "trigger": row.get("trigger") or "", "event": row.get("event") or "",
             "entityType": row.get("entityType") or "", "entityRef": ref, "source": row.get("source") or "webhook",
-            "link": asset_link(asset_template, ref) if envelope.is_ref(ref) else None, "states": states}
+            "link": envelope.asset_link(asset_template, ref) if envelope.is_ref(ref) else None, "states": states}
 
 
 def _states(row: dict) -> dict[str, tuple[str, str]]:

@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from .errors import InvalidDelivery  # noqa: F401 (part of this module's interface)
 
@@ -213,6 +214,17 @@ def entity_ref(event: dict[str, Any]) -> str:
 def is_ref(value: str) -> bool:
     """Whether `value` is a Preservica reference: a UUID, any case (the one pattern the app checks refs with)."""
     return bool(_UUID.fullmatch(value))
+
+
+def asset_link(template: str | None, ref: str) -> str | None:
+    """ASSET_URL_TEMPLATE with {ref} filled in; None when unset or not an http(s) link."""
+    if not template or not ref:
+        return None
+    try:
+        url = template.format(ref=quote(ref, safe=""))
+    except (KeyError, IndexError, ValueError):
+        return None
+    return url if url.startswith(("https://", "http://")) else None
 
 
 def check_ref(event: dict[str, Any], index: int = 0) -> None:

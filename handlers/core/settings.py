@@ -1,5 +1,5 @@
 """The pipeline's own app settings: name, default, meaning. Each action module declares its own
-settings the same way (handlers/actions/*.py); `actions.registry.all_settings()` is the whole list,
+settings the same way (handlers/actions/*.py); `pipeline.registry.all_settings()` is the whole list,
 and the configuration table in docs/configuration.md, `local.settings.json.example` and `bicep/main.bicep` are tested
 against it, so a setting renamed on one side only fails CI.
 Pure: reads a mapping (os.environ by default), imports nothing from Azure.
@@ -158,6 +158,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECONCILE_STALL_RUNS", "3", APP,
             "After this many incomplete reconciliation runs in a row, each further one raises the "
             "`reconcile-stalled` alert signal."),
+    # The public sweep's (handlers/sweep.py, a stage): it re-checks what `publish` made public.
+    Setting("PUBLISH_SWEEP_SCHEDULE", "0 30 3 * * *", APP,
+            "NCRONTAB schedule of the public sweep, which re-checks every published asset with "
+            "Preservica and withdraws or republishes it; set it empty to turn the sweep off."),
+    Setting("PUBLISH_SWEEP_MAX_REQUESTS", "5000", APP,
+            "Most Preservica requests one public sweep run makes; the next run goes on from "
+            "where it stopped."),
+    # Two actions': `transcribe` writes there, `publish` reads captions from there.
+    Setting("TRANSCRIBE_CONTAINER", "transcripts", APP,
+            "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts."),
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
     # Read by the Functions host only.

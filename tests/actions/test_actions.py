@@ -13,10 +13,10 @@ import types
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.actions.contract import Context
 from handlers.clients import journal, preservica
 from handlers.core import settings
 from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.deliveries import ref
 from hookops.doubles.preservica import make_png
 from hookops.doubles.receivers import CatalogueDouble, TeamsDouble

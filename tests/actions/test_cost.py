@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 
 from handlers import dispatch
-from handlers.actions import runner
 from handlers.clients import journal, preservica, ratelimit
 from handlers.core import envelope, messages
 from handlers.core.errors import SafeError
+from handlers.pipeline import runner
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from tests.support.queues import drain

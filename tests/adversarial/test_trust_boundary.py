@@ -225,7 +225,7 @@ def test_entity_ref_forms_preservica_uses_are_accepted(app_env):
 def test_markdown_link_in_a_title_is_shown_as_text():
     from markdown_it import MarkdownIt
 
-    from handlers.core import cards as teams_cards
+    from handlers.actions.teams import cards as teams_cards
     evil = "[re-enter your password](https://evil.example) **urgent** <https://evil.example>\n# Heading\n1. step"
     card = teams_cards.indexed_card(evil, evil, A, [(evil, 1)], None)
     md = MarkdownIt("commonmark")
@@ -265,8 +265,8 @@ def test_vault_secret_pasted_with_a_trailing_newline_still_verifies(keyvault):
 
 
 def test_whitespace_only_vault_secret_counts_as_not_configured(keyvault, monkeypatch):
-    from handlers.actions import registry
     from handlers.clients import secrets
+    from handlers.pipeline import registry
     keyvault.set_secret("teams-webhook-url", "  \n")
     assert "teams-webhook-url" in registry.missing("teams", secrets.default())
 

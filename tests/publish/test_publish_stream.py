@@ -98,15 +98,15 @@ def test_relay_uses_the_public_base_url(relay, pres, monkeypatch):
 
 def test_relay_says_withdrawn_for_a_hidden_asset(relay, pres, monkeypatch):
     """Issue 19: an open but hidden asset is not public (publish withdraws it), so the relay must not tell a
-    receiver it is published: the same rule (publish.is_public) decides both, from the same entity GET."""
-    from handlers.actions import publish
+    receiver it is published: the same rule (public_store.is_public) decides both, from the same entity GET."""
+    from handlers.clients import public_store
     monkeypatch.setenv("PRESERVICA_ROUTES", "*=publish,relay")
     pres.set_hidden(ASSET, True)
     run_one("relay", dispatched(ASSET, "CHANGE_ASSET_VISIBILITY", action="relay"))
     [got] = relay.wait_for_deliveries(1)
     assert got.json()["iiif"] == {"state": "withdrawn"} and not relay.disagreements
-    assert publish.link(ASSET, "open", hidden=True) == {"state": "withdrawn"}
-    assert publish.link(ASSET, "open", hidden=False)["state"] == "published"
+    assert public_store.link(ASSET, "open", hidden=True) == {"state": "withdrawn"}
+    assert public_store.link(ASSET, "open", hidden=False)["state"] == "published"
 
 
 def test_the_public_store_still_goes_through_a_proxy_in_the_environment(app_env, monkeypatch):

@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from handlers import sweep
-from handlers.actions._publish_source import SWEEP_SCHEDULE
 from handlers.clients import journal
 from handlers.console import data
+from handlers.sweep import SWEEP_SCHEDULE
 from hookops.doubles.preservica import make_png
 from tests.support.jobs import run_one
 from tests.support.publish import ASSET, AV, blobs, dispatched
@@ -127,9 +127,9 @@ def test_the_console_overview_shows_the_last_sweep_report_escaped(app_env):
 
 def test_a_publish_that_lost_its_lease_writes_nothing_more(env, pres, monkeypatch):
     from handlers.actions import publish
-    from handlers.actions.contract import Context
     from handlers.clients import publish_lock
     from handlers.clients.storage import default
+    from handlers.pipeline.contract import Context
     monkeypatch.setattr(publish_lock, "RENEW_AFTER", 0)                  # renewed before every write
     real = publish._thumbnail
 

@@ -205,7 +205,7 @@ def test_not_configured_or_off(app_env, monkeypatch):
     monkeypatch.delenv("PRESERVICA_SERVER", raising=False)
     report = reconcile.run(now=NOW)
     assert report["complete"] is False and "PRESERVICA_SERVER" in report["error"]
-    from handlers.actions import registry
+    from handlers.pipeline import registry
     monkeypatch.setenv("RECONCILE_SCHEDULE", "every 15 minutes")
     assert any("RECONCILE_SCHEDULE" in p for p in registry.problems())
 
@@ -255,8 +255,8 @@ def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres
 
 def perform_all(action: str) -> dict[str, int]:
     """Run every message on the action's queue as its function would; how often each ref was performed."""
-    from handlers.actions import runner
     from handlers.clients.storage import default
+    from handlers.pipeline import runner
     q, seen = default().queue(settings.action_queue(action)), {}
     queues.ensure(q)
     while batch := list(q.receive_messages(max_messages=32)):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pycep import BicepParser
 
-from handlers.actions import registry
+from handlers.pipeline import registry
 from tests.support.paths import ROOT
 
 BICEP = ROOT / "bicep"

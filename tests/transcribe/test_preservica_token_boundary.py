@@ -11,10 +11,10 @@ from pyPreservica.common import EntityType
 
 from handlers.actions import publish
 from handlers.actions import transcribe as action
-from handlers.actions.contract import Context
 from handlers.clients import http, preservica
 from handlers.clients.secrets import default as secrets
 from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.preservica import PreservicaDouble
 from tests.support.jobs import read_job
 from tests.support.transcribe import AV, PASSWORD, TENANT, USER, job_for

@@ -9,12 +9,12 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers import dispatch
-from handlers.actions import registry
 from handlers.actions import transcribe as action
-from handlers.actions.contract import Context
 from handlers.clients import journal, preservica
 from handlers.core import envelope, messages, settings
 from handlers.core.errors import SafeError
+from handlers.pipeline import registry
+from handlers.pipeline.contract import Context
 from hookops.doubles.deliveries import delivery, encode
 from hookops.doubles.speech import SpeechDouble
 from tests.support.jobs import read_job, row, run_one

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from handlers.actions import transcribe as action
-from handlers.actions.contract import Context
 from handlers.clients import journal
 from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.speech import make_wav
 from tests.support.jobs import read_job, run_one
 from tests.support.transcribe import job_for

@@ -11,9 +11,9 @@ import pytest
 import trustme
 
 from handlers.actions import transcribe as action
-from handlers.actions.contract import Context
 from handlers.clients import journal, preservica
 from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.tls import Certificates, Server
 from tests.support.e2e import wait_until
 from tests.support.jobs import read_job, row, run_one

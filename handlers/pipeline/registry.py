@@ -1,8 +1,8 @@
-"""The actions there are: one module per action in this package, each declaring ACTION.
+"""The actions there are: every module or package in handlers/actions/, each declaring ACTION.
 
 Everything else is read from those declarations: the queue functions (functions.py), what the
 dispatcher may route to and whether an action is ready (`missing`), the settings table and the
-Bicep contract tests (`all_settings`). Adding an action is adding a module here.
+Bicep contract tests (`all_settings`). Adding an action is adding a module (or package) there.
 Action modules import nothing heavy at import time (their libraries load inside `perform`), so
 finding them costs cold start nothing.
 """
@@ -18,8 +18,7 @@ from ..core.errors import DeclarationError as DeclarationError
 from ..core.errors import SettingsError
 from .contract import NEEDS, Action
 
-PACKAGE = __package__
-INFRASTRUCTURE = frozenset({"contract", "registry", "runner", "functions"})
+PACKAGE = "handlers.actions"
 
 
 def _load(name: str) -> Action:
@@ -27,7 +26,7 @@ def _load(name: str) -> Action:
     action = getattr(module, "ACTION", None)
     if not isinstance(action, Action):
         raise DeclarationError(f"{module.__name__} is in the actions package but declares no "
-                               f"ACTION = contract.Action(...)")
+                               f"ACTION = contract.Action(...); an action's helpers go inside its own package")
     if action.name != name:
         raise DeclarationError(f"{module.__name__} declares the action {action.name!r}; the module and the "
                                f"action must have one name (it names the queue and the function)")
@@ -35,9 +34,8 @@ def _load(name: str) -> Action:
 
 
 def _discover() -> dict[str, Action]:
-    from . import __path__ as here
-    names = sorted(m.name for m in pkgutil.iter_modules(here) if m.name not in INFRASTRUCTURE
-                   and not m.name.startswith("_"))
+    here = importlib.import_module(PACKAGE).__path__   # read now: tests add a folder to it
+    names = sorted(m.name for m in pkgutil.iter_modules(here))
     return {name: _load(name) for name in names}
 
 

@@ -11,7 +11,7 @@ effect, e.g. the journal's own merge) is not claimed.
 
 A raised exception is recorded as `failed` and re-raised, so the Functions host retries the
 message and, after maxDequeueCount attempts, moves it to `action-<name>-poison`.
-Action modules load their libraries inside `perform`: pyPreservica and HTTP clients stay off cold start.
+Actions load their libraries inside `perform`: pyPreservica and HTTP clients stay off cold start.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ..clients import journal, telemetry
 from ..core import messages
 from ..core.errors import InvalidMessage, SafeError
 from . import registry
-from .contract import Context, Outcome
+from .contract import SKIPPED, Context, NotFound, Outcome
 
 log = logging.getLogger(__name__)
 # How long a claim holds off other copies: host.json's functionTimeout (10 min), after which the
@@ -89,7 +89,7 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
         outcome = results[job.rk]
         if isinstance(outcome, Outcome):
             if declared.settle:
-                declared.settle(book, job, outcome)
+                book.merge_many(declared.settle(book, job, outcome))
             counts[outcome.state] += 1
         else:  # each failure with its reason: what an operator acts on
             counts[journal.FAILED] += 1
@@ -105,7 +105,7 @@ def _perform(declared, job, ctx, trace: str | None) -> Outcome | BaseException:
     # the counts (telemetry is billed per byte; docs/benchmarks.md, row 10).
     with telemetry.within(trace):
         try:
-            return declared.perform(job, ctx)
+            return _outcome(declared, job, ctx)
         except Exception as exc:  # recorded with the others, then raised by run()
             return exc
 
@@ -117,6 +117,19 @@ def _summarize(action: str, delivery_id: str, counts: Counter[str]) -> None:
         telemetry.error()
     log.info("%s for delivery %s: %s", action, delivery_id,
              ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "no events")
+
+
+def _outcome(declared, job, ctx: Context) -> Outcome:
+    """The common opening every action would otherwise write: an entity type it does not act on, or
+    an entity deleted since the event, journaled as the declaration says."""
+    if why := declared.refuses(job.entity_type):
+        return Outcome(SKIPPED, why)
+    try:
+        return declared.perform(job, ctx)
+    except NotFound:
+        if declared.gone is None:
+            raise
+        return replace(declared.gone, extra=dict(declared.gone.extra))
 
 
 def _record(action: str, job, result, attempt: int) -> dict:
