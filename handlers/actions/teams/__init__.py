@@ -157,7 +157,7 @@ def fan_out(jobs: list[Job], delivery) -> FanOut | None:
     for j in jobs:
         counts[j.entity_type or "?"] = counts.get(j.entity_type or "?", 0) + 1
     did, pk = jobs[0].delivery_id, jobs[0].pk
-    prefix = envelope.journal_row_prefix(delivery, did)
+    prefix = journal.row_prefix(delivery, did)
     # settle() marks this delivery's rows (`prefix` + subscription and trigger), so the message stays
     # small whatever the number of events.
     digest = {"total": len(jobs), "counts": counts, "prefix": prefix,
