@@ -89,6 +89,11 @@ def names(client, prefix: str, start: str | None = None) -> Iterator[tuple[str, 
             yield blob.name, pages.continuation_token
 
 
+def top_level(client) -> set[str]:
+    """The names of the storage root's top-level folders (one listing, `/` as delimiter: BlobPrefix items)."""
+    return {item.name.rstrip("/") for item in client.walk_blobs(delimiter="/") if item.name.endswith("/")}
+
+
 class BlockWriter:
     """A write-only file that stages its bytes as blocks of one blob, hashing them with `algorithms`."""
 

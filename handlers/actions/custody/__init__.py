@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ...clients import journal
-from ...core.messages import Job
-from ..contract import NEEDS, Action, Context, NotFound, Outcome
+from ..contract import DONE, NEEDS, SKIPPED, Action, Context, Job, NotFound, Outcome
 from . import config
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
     if job.entity_type != "IO":
-        return Outcome(journal.SKIPPED, "not an asset")
+        return Outcome(SKIPPED, "not an asset")
     from . import copy
     limit = config.MAX_BYTES.int_value(minimum=1)
     root = config.storage_root()
@@ -26,10 +24,10 @@ def perform(job: Job, ctx: Context) -> Outcome:
     try:
         result = ctx.preservica(lambda api: copy.converge(api, root, job.entity_ref, limit, created, message))
     except NotFound:
-        return Outcome(journal.SKIPPED, "not found (the copy is kept)")
+        return Outcome(SKIPPED, "not found (the copy is kept)")
     extra = {"custody_version": result.version, "custody_copied_bytes": result.copied_bytes,
              "custody_files": result.files}
-    return Outcome(journal.DONE, "" if result.changed else f"unchanged {result.version}", extra)
+    return Outcome(DONE, "" if result.changed else f"unchanged {result.version}", extra)
 
 
 ACTION = Action(name="custody", perform=perform, settings=config.SETTINGS, required=(), secrets=(),

@@ -1,7 +1,8 @@
 """The custody copy's settings, each declared once here (the action, the audit timer and the CLI read them)."""
 from __future__ import annotations
 
-from ...core.settings import APP, Setting
+from ...core.settings import APP
+from ..contract import Setting
 
 ACCOUNT_URL = Setting("CUSTODY_ACCOUNT_URL", None, APP,
                       "Blob endpoint of the custody storage account, e.g. `https://<account>.blob.core.windows.net`; "
