@@ -10,8 +10,8 @@ ACCOUNT_URL = Setting("CUSTODY_ACCOUNT_URL", None, APP,
 CONTAINER = Setting("CUSTODY_CONTAINER", "custody", APP,
                     "Blob container that is the custody copy's OCFL storage root.")
 AUDIT_SCHEDULE = Setting("CUSTODY_AUDIT_SCHEDULE", "0 0 2 * * *", APP,
-                         "NCRONTAB schedule of the custody audit, which re-reads a share of the stored objects; "
-                         "empty turns it off.")
+                         "NCRONTAB schedule of the custody audit; each run re-reads 1/`CUSTODY_AUDIT_DAYS` of the "
+                         "stored objects, so it must fire at least daily. Empty turns it off.")
 AUDIT_DAYS = Setting("CUSTODY_AUDIT_DAYS", "90", APP,
                      "Every custody object is audited (its blobs read back and their digests checked) within this "
                      "many days.")
