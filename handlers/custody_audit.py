@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 
 import azure.functions as func
 
@@ -29,15 +28,10 @@ RUNS = "custody-audit-runs"  # partition of the reports in the reconciler's tabl
 def schedule(env=None) -> str | None:
     """The NCRONTAB schedule, or None when the audit is off (set empty) or the value is unusable."""
     from .core import reconcile
-    from .core.errors import SettingsError
-    raw = (os.environ if env is None else env).get(AUDIT_SCHEDULE.name)
-    text = AUDIT_SCHEDULE.default if raw is None else raw   # unset: the default; set empty: off
-    try:
-        return reconcile.parse_schedule(text)
-    except SettingsError:
-        log.error("CUSTODY_AUDIT_SCHEDULE must be an NCRONTAB expression of six fields, e.g. '0 0 2 * * *'; "
-                  "the custody audit is off")
-        return None
+    found, problem = reconcile.timer_schedule(AUDIT_SCHEDULE, env)
+    if problem:
+        log.error("%s: the custody audit is off", problem)
+    return found
 
 
 _SCHEDULE = schedule()

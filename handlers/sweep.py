@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 
 import azure.functions as func
@@ -30,15 +29,10 @@ RUNS = "sweep-runs"       # partition of the reports in the reconciler's table
 def schedule(env=None) -> str | None:
     """The NCRONTAB schedule, or None when the sweep is off (set empty) or the value is unusable."""
     from .core import reconcile
-    from .core.errors import SettingsError
-    raw = (os.environ if env is None else env).get(SWEEP_SCHEDULE.name)
-    text = SWEEP_SCHEDULE.default if raw is None else raw   # unset: the default; set empty: off
-    try:
-        return reconcile.parse_schedule(text)
-    except SettingsError:
-        log.error("PUBLISH_SWEEP_SCHEDULE must be an NCRONTAB expression of six fields, e.g. '0 30 3 * * *'; "
-                  "the public sweep is off")
-        return None
+    found, problem = reconcile.timer_schedule(SWEEP_SCHEDULE, env)
+    if problem:
+        log.error("%s: the public sweep is off", problem)
+    return found
 
 
 _SCHEDULE = schedule()

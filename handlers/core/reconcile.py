@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import envelope
 from .envelope import is_ref, parse_timestamp
 from .errors import SettingsError
+from .settings import Setting
 
 SOURCES = WEBHOOK, RECONCILE, BACKFILL, RECHECK = "webhook", "reconcile", "backfill", "recheck"
 ALWAYS = frozenset({"CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY"})   # re-run even when delivered
@@ -64,6 +66,17 @@ def parse_schedule(text: str | None) -> str | None:
         raise SettingsError("RECONCILE_SCHEDULE must be an NCRONTAB expression of six fields "
                             f"(second minute hour day month weekday), e.g. '0 */15 * * * *'; got {text!r}")
     return " ".join(fields)
+
+
+def timer_schedule(setting: Setting, env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """(schedule, problem) of a timer's setting: its default when unset, (None, None) (off) when set empty,
+    (None, what is wrong) when the value is unusable."""
+    raw = (os.environ if env is None else env).get(setting.name)
+    text = setting.default if raw is None else raw
+    try:
+        return parse_schedule(text), None
+    except SettingsError:
+        return None, f"{setting.name} must be an NCRONTAB expression of six fields, e.g. '0 30 3 * * *'; got {text!r}"
 
 
 def window(watermark: dt.datetime | None, now: dt.datetime, delay: dt.timedelta, overlap: dt.timedelta,

@@ -131,3 +131,10 @@ def test_an_inventory_changed_without_its_sidecar_is_reported(stored):
     result = cli("verify", ASSET)
     assert result.exit_code == 1 and "does not match its sidecar" in result.output
     assert hashlib.sha512(inv).hexdigest()   # the original is what the sidecar names
+
+
+@pytest.mark.parametrize("env, expected", [({}, "0 0 2 * * *"), ({"CUSTODY_AUDIT_SCHEDULE": ""}, None),
+                                           ({"CUSTODY_AUDIT_SCHEDULE": "0 15 1 * * *"}, "0 15 1 * * *"),
+                                           ({"CUSTODY_AUDIT_SCHEDULE": "daily"}, None)])
+def test_the_audit_timer_takes_its_schedule_from_the_setting(env, expected):
+    assert custody_audit.schedule(env) == expected
