@@ -202,3 +202,12 @@ def test_two_events_racing_for_one_asset_leave_one_consistent_object(custody, pr
     assert inventory(custody.connection_string)["head"] == "v2" and valid(custody.connection_string, tmp_path)
     [retry] = jobs("custody", trigger="MOVED")   # the queue's retry: the object is up to date now
     assert run_one("custody", retry).reason == "unchanged v2"
+
+
+def test_a_hostile_file_name_from_preservica_stays_one_path_segment(custody, pres, jobs, tmp_path):
+    pres.add_asset(ASSET, "Hostile", bitstreams=[("../../evil\n.tif", 64), ("..", 32)])
+    run_one("custody", jobs("custody")[0])
+    state = layout.version_state(inventory(custody.connection_string), "v1")
+    names_kept = sorted(p.rsplit("/", 1)[-1] for p in state if p.startswith("preservation/"))
+    assert names_kept == ["..%2F..%2Fevil%0A.tif", "file"]
+    assert valid(custody.connection_string, tmp_path)
