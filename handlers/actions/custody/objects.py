@@ -45,7 +45,7 @@ def load(root, prefix: str, object_id: str | None = None) -> tuple[ocfl.Inventor
     if data is None:
         return None, "missing"
     side, _ = store.read(root, f"{prefix}/{ocfl.SIDECAR}", 1024)
-    if side is None or side.split(b" ")[0].strip() != ocfl.sidecar(data).split(b" ")[0]:
+    if side is None or side.split()[:1] != ocfl.sidecar(data).split()[:1]:   # spec 3.5.6: digest, whitespace, name
         return None, "the inventory does not match its sidecar digest"
     try:
         return ocfl.parse(data, object_id), ""
