@@ -25,16 +25,7 @@ PREFIXES = 16 ** 3         # the first tuple of the 0004 layout: three hex digit
 RUNS = "custody-audit-runs"  # partition of the reports in the reconciler's table
 
 
-def schedule(env=None) -> str | None:
-    """The NCRONTAB schedule, or None when the audit is off (set empty) or the value is unusable."""
-    from .core import reconcile
-    found, problem = reconcile.timer_schedule(AUDIT_SCHEDULE, env)
-    if problem:
-        log.error("%s: the custody audit is off", problem)
-    return found
-
-
-_SCHEDULE = schedule()
+_SCHEDULE = AUDIT_SCHEDULE.timer("custody audit")
 if _SCHEDULE:  # empty turns the audit off: no timer function at all
     @bp.timer_trigger(schedule=_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
     def custody_audit_timer(timer: func.TimerRequest) -> None:

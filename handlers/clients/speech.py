@@ -2,7 +2,7 @@
 
 One TranscriptionClient per endpoint and credential, built on first use: the app's managed identity
 (DefaultAzureCredential) unless a key is configured (local runs; the Bicep resource disables keys).
-The client's own retries are off: a throttled or failing call becomes an ActionError at once (with
+The client's own retries are off: a throttled or failing call becomes a SpeechError at once (with
 the service's Retry-After) and the caller or the queue retries, so no invocation sleeps unbounded.
 
 Streaming: azure-core hands `files=` to requests, which reads each file whole into memory to build
@@ -19,7 +19,7 @@ import os
 import re
 import uuid
 
-from ..core.errors import ActionError
+from ..core.errors import SettingsError, SpeechBusy, SpeechError, SpeechRefused, SpeechRejected
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -30,21 +30,6 @@ CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 540   # fast transcription answers when done (minutes for hours of audio); functionTimeout is 10 min
 CHUNK = 256 * 1024
 ROLE = "Cognitive Services Speech User"
-
-
-class SpeechBusy(ActionError):
-    """429 or 5xx: worth retrying, after `retry_after` seconds when the service said."""
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class SpeechRefused(ActionError):
-    """401/403 or no token: a setting or a role assignment to fix."""
-
-
-class SpeechRejected(ActionError):
-    """The service will not transcribe this file (400/413/415/422): retrying cannot help."""
 
 
 # ---- streaming multipart -----------------------------------------------------------------------
@@ -139,7 +124,7 @@ _clients: Shared[dict] = Shared(dict)
 def client(endpoint: str, key: str | None):
     """The process's TranscriptionClient for this endpoint and credential."""
     if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?/?", endpoint or ""):
-        raise ActionError("SPEECH_ENDPOINT must be the Speech resource's https:// endpoint, e.g. "
+        raise SettingsError("SPEECH_ENDPOINT must be the Speech resource's https:// endpoint, e.g. "
                           "https://<name>.cognitiveservices.azure.com/ (no path)")
     ident = (endpoint, hashlib.sha256(key.encode()).hexdigest() if key else None)
     known = _clients.get()
@@ -160,7 +145,7 @@ def client(endpoint: str, key: str | None):
 
 def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
     """Transcribe an open media file; the service's JSON result (durationMilliseconds, combinedPhrases,
-    phrases). Raises SpeechBusy, SpeechRefused, SpeechRejected or ActionError, each safe to record."""
+    phrases). Raises SpeechBusy, SpeechRefused, SpeechRejected or SpeechError, each safe to record."""
     from azure.ai.transcription.models import TranscriptionContent, TranscriptionOptions
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
     ext = content_type.rsplit("/", 1)[-1]
@@ -178,12 +163,12 @@ def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
         tls = tls_failure(exc)
         if tls:
             log.error("Speech: %s", tls)
-            raise ActionError(f"Speech: {tls}") from None
-        raise ActionError(f"Speech could not be reached: {type(exc).__name__} (check SPEECH_ENDPOINT)") from None
+            raise SpeechError(f"Speech: {tls}") from None
+        raise SpeechError(f"Speech could not be reached: {type(exc).__name__} (check SPEECH_ENDPOINT)") from None
     return result.as_dict()
 
 
-def classify(status: int | None, response) -> ActionError:
+def classify(status: int | None, response) -> SpeechError:
     code = _code(response)
     if status in (401, 403):
         log.error("Speech refused the request (HTTP %s%s): check SPEECH_ENDPOINT, the key (SPEECH_KEY or Key "
@@ -196,7 +181,7 @@ def classify(status: int | None, response) -> ActionError:
         return SpeechBusy(f"Speech answered HTTP {status}{code}", wait)
     if status in (400, 413, 415, 422):
         return SpeechRejected(f"Speech cannot transcribe this file (HTTP {status}{code})")
-    return ActionError(f"Speech answered HTTP {status}{code}")
+    return SpeechError(f"Speech answered HTTP {status}{code}")
 
 
 def _code(response) -> str:

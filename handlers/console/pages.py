@@ -15,7 +15,7 @@ _REJECTED = re.compile(r"rejected/([0-9a-f]{32})")
 
 
 def _actions() -> list[str]:
-    from ..actions import registry
+    from ..pipeline import registry
     return registry.names()
 
 

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from . import envelope
 from .envelope import is_ref, parse_timestamp
 from .errors import SettingsError
-from .settings import Setting
 
 SOURCES = WEBHOOK, RECONCILE, BACKFILL, RECHECK = "webhook", "reconcile", "backfill", "recheck"
 ALWAYS = frozenset({"CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY"})   # re-run even when delivered
@@ -55,28 +53,6 @@ def parse_types(text: str | None) -> dict[str, str]:
             raise SettingsError(f"RECONCILE_EVENT_TYPES: {part.strip()!r} is not EventType=TRIGGER")
         mapping[log_type] = trigger.upper()
     return mapping
-
-
-def parse_schedule(text: str | None) -> str | None:
-    """An NCRONTAB expression (six fields, seconds first), or None when reconciliation is off."""
-    if not text or not text.strip():
-        return None
-    fields = text.split()
-    if len(fields) != 6 or any(not set(f) <= set("0123456789*/,-") for f in fields):
-        raise SettingsError("RECONCILE_SCHEDULE must be an NCRONTAB expression of six fields "
-                            f"(second minute hour day month weekday), e.g. '0 */15 * * * *'; got {text!r}")
-    return " ".join(fields)
-
-
-def timer_schedule(setting: Setting, env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
-    """(schedule, problem) of a timer's setting: its default when unset, (None, None) (off) when set empty,
-    (None, what is wrong) when the value is unusable."""
-    raw = (os.environ if env is None else env).get(setting.name)
-    text = setting.default if raw is None else raw
-    try:
-        return parse_schedule(text), None
-    except SettingsError:
-        return None, f"{setting.name} must be an NCRONTAB expression of six fields, e.g. '0 30 3 * * *'; got {text!r}"
 
 
 def window(watermark: dt.datetime | None, now: dt.datetime, delay: dt.timedelta, overlap: dt.timedelta,

@@ -11,6 +11,7 @@ from azure.storage.blob import BlobServiceClient
 from click.testing import CliRunner
 
 from handlers import custody_audit
+from handlers.actions.custody.config import AUDIT_SCHEDULE
 from handlers.core import ocfl as layout
 from hookops.cli import main
 from hookops.doubles.preservica.model import bitstream_bytes
@@ -134,7 +135,7 @@ def test_an_inventory_changed_without_its_sidecar_is_reported(stored):
 
 
 @pytest.mark.parametrize("env, expected", [({}, "0 0 2 * * *"), ({"CUSTODY_AUDIT_SCHEDULE": ""}, None),
-                                           ({"CUSTODY_AUDIT_SCHEDULE": "0 15 1 * * *"}, "0 15 1 * * *"),
-                                           ({"CUSTODY_AUDIT_SCHEDULE": "daily"}, None)])
+                                           ({"CUSTODY_AUDIT_SCHEDULE": "0 15 1 * * *"}, "0 15 1 * * *")])
 def test_the_audit_timer_takes_its_schedule_from_the_setting(env, expected):
-    assert custody_audit.schedule(env) == expected
+    assert AUDIT_SCHEDULE.schedule(env) == expected and AUDIT_SCHEDULE.problem(env) is None
+    assert "CUSTODY_AUDIT_SCHEDULE must be an NCRONTAB" in AUDIT_SCHEDULE.problem({"CUSTODY_AUDIT_SCHEDULE": "daily"})

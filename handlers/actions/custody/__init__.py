@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..contract import DONE, NEEDS, SKIPPED, Action, Context, Job, NotFound, Outcome
+from ...pipeline.contract import DONE, NEEDS, SKIPPED, Action, Context, Job, Outcome
 from . import config
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    if job.entity_type != "IO":
-        return Outcome(SKIPPED, "not an asset")
     from . import copy
     limit = config.MAX_BYTES.int_value(minimum=1)
     root = config.storage_root()
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     message = f"{job.trigger or 'event'} {job.timestamp}".strip()[:200]
-    try:
-        result = ctx.preservica(lambda api: copy.converge(api, root, job.entity_ref, limit, created, message))
-    except NotFound:
-        return Outcome(SKIPPED, "not found (the copy is kept)")
+    result = ctx.preservica(lambda api: copy.converge(api, root, job.entity_ref, limit, created, message))
     extra = {"custody_version": result.version, "custody_copied_bytes": result.copied_bytes,
              "custody_files": result.files}
     return Outcome(DONE, "" if result.changed else f"unchanged {result.version}", extra)
 
 
 ACTION = Action(name="custody", perform=perform, settings=config.SETTINGS, required=(), secrets=(),
-                preservica=NEEDS, reads=frozenset(), repeatable=False)
+                preservica=NEEDS, reads=frozenset(), repeatable=False,
+                entities=("asset",), gone=Outcome(SKIPPED, "not found (the copy is kept)"))

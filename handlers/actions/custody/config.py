@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...core.settings import APP
-from ..contract import Setting
+from ...pipeline.contract import Setting
 
 ACCOUNT_URL = Setting("CUSTODY_ACCOUNT_URL", None, APP,
                       "Blob endpoint of the custody storage account, e.g. `https://<account>.blob.core.windows.net`; "

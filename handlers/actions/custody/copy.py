@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ...clients import custody_store as store
 from ...clients import preservica_http
 from ...core import ocfl
-from ..contract import ActionError
+from ...pipeline.contract import ActionError
 
 USER = {"name": "preservica-webhooks-azure custody", "address": "https://ocfl.io/1.1/spec/#inventory"}
 REPRESENTATION = "Preservation"   # RepresentationType.PRESERVATION.value (pyPreservica common.py)
@@ -125,18 +125,15 @@ def _document(api, url: str) -> bytes:
 
 def _bitstreams(api, asset):
     """(logical path, Bitstream) of every generation's bitstreams in the Preservation representations."""
+    from ...clients import preservica
     seen: set[str] = set()
-    for rep in sorted(api.representations(asset), key=lambda r: r.url):
-        if rep.rep_type.value != REPRESENTATION:
-            continue
-        for co in api.content_objects(rep):
-            for generation in api.generations(co):
-                for bs in generation.bitstreams:
-                    logical = (f"{REPRESENTATION.lower()}/{ocfl.safe_segment(co.reference)}/g{bs.gen_index}/"
-                               f"b{bs.bs_index}/{ocfl.safe_segment(bs.filename)}")
-                    if logical not in seen:
-                        seen.add(logical)
-                        yield logical, bs
+    for f in preservica.files(api, asset, (REPRESENTATION,), active_only=False):
+        bs = f.bitstream
+        logical = (f"{REPRESENTATION.lower()}/{ocfl.safe_segment(f.content_object)}/g{bs.gen_index}/"
+                   f"b{bs.bs_index}/{ocfl.safe_segment(bs.filename)}")
+        if logical not in seen:
+            seen.add(logical)
+            yield logical, bs
 
 
 def _recorded(bitstream) -> dict[str, str]:
