@@ -31,7 +31,7 @@ def test_setting_a_schedule_empty_turns_its_timer_off(name):
 
 
 def test_every_schedule_setting_is_checked_by_settings_problems():
-    from handlers.actions.registry import all_settings
+    from handlers.pipeline.registry import all_settings
     schedules = [s for s in all_settings() if s.name.endswith("_SCHEDULE")]
     assert {s.name for s in schedules} >= set(TIMERS)
     for s in schedules:

@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import InventoryError as InventoryError
+
 ROOT_DECLARATION = "0=ocfl_1.1"                     # spec 4.2: the storage root's Namaste file...
 ROOT_DECLARATION_TEXT = "ocfl_1.1\n"                # ...and its content
 OBJECT_DECLARATION = "0=ocfl_object_1.1"            # spec 3.1
@@ -36,10 +38,6 @@ _HEX = re.compile(r"[0-9a-f]+")
 
 
 Inventory = dict[str, Any]   # an inventory as JSON gives it
-
-
-class InventoryError(ValueError):
-    """An inventory that is not a valid OCFL 1.1 inventory this code can trust."""
 
 
 def algorithm(preservica_name: str) -> str | None:

@@ -19,14 +19,11 @@ from dataclasses import dataclass, field
 from ...clients import custody_store as store
 from ...clients import preservica_http
 from ...core import ocfl
+from ...core.errors import FixityFailure as FixityFailure
 from ...pipeline.contract import ActionError
 
 USER = {"name": "preservica-webhooks-azure custody", "address": "https://ocfl.io/1.1/spec/#inventory"}
 REPRESENTATION = "Preservation"   # RepresentationType.PRESERVATION.value (pyPreservica common.py)
-
-
-class FixityFailure(ActionError):
-    """A bitstream's bytes do not match what Preservica recorded for it: nothing is committed."""
 
 
 @dataclass

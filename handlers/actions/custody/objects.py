@@ -10,11 +10,8 @@ from pathlib import Path
 
 from ...clients import custody_store as store
 from ...core import ocfl
+from ...core.errors import RestoreError as RestoreError
 from . import config
-
-
-class RestoreError(Exception):
-    """A restore that could not be done as asked: nothing of the failing file is left behind."""
 
 
 @dataclass
