@@ -1,7 +1,7 @@
 """Azure Functions entry point (v2 model): wiring only. The functions live in handlers/."""
 import azure.functions as func
 
-from handlers import dispatch, health, intake, reconcile, sweep
+from handlers import custody_audit, dispatch, health, intake, reconcile, sweep
 from handlers.console import function as console
 from handlers.pipeline import functions as actions
 
@@ -11,5 +11,6 @@ app.register_functions(dispatch.bp)
 app.register_functions(health.bp)
 app.register_functions(reconcile.bp)
 app.register_functions(sweep.bp)
+app.register_functions(custody_audit.bp)
 app.register_functions(actions.bp)
 app.register_functions(console.bp)

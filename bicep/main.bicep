@@ -298,6 +298,10 @@ param custodyAuditSchedule string = '0 0 2 * * *'
 @minValue(1)
 param custodyAuditDays int = 90
 
+@description('CUSTODY_MAX_BYTES: most bytes the custody action copies for one asset (a larger one fails, nothing committed).')
+@minValue(1)
+param custodyMaxBytes int = 10737418240
+
 // ---------------------------------------------------------------------------------------------
 // Parameters: secrets (written to Key Vault only with writeSecrets; an empty value leaves the secret as it is)
 // ---------------------------------------------------------------------------------------------
@@ -568,6 +572,7 @@ var appSettings = {
   CUSTODY_CONTAINER: custodyContainer
   CUSTODY_AUDIT_SCHEDULE: custodyAuditSchedule
   CUSTODY_AUDIT_DAYS: string(custodyAuditDays)
+  CUSTODY_MAX_BYTES: string(custodyMaxBytes)
 }
 
 module functionApp 'modules/functionapp.bicep' = {

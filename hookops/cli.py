@@ -17,7 +17,7 @@ import uuid
 import click
 
 from handlers.core import settings
-from hookops import backfill, demo, eventlog_types, localsettings, poison, subscriptions, verify
+from hookops import backfill, custody, demo, eventlog_types, localsettings, poison, subscriptions, verify
 from hookops.common import check_endpoint, fail, printable, storage, webhook_secret
 
 DEFAULT_URL = "http://localhost:7071/api/preservica/webhook"
@@ -202,7 +202,7 @@ def console_url(port):
 
 # ---- commands in modules of their own --------------------------------------------------------
 
-for command in (backfill.backfill, backfill.reconcile_cmd, demo.doubles, eventlog_types.eventlog_types,
+for command in (backfill.backfill, backfill.reconcile_cmd, custody.custody, demo.doubles, eventlog_types.eventlog_types,
                 poison.poison, subscriptions.subscribe, subscriptions.subscriptions, subscriptions.unsubscribe,
                 verify.verify_deployment):
     main.add_command(command)

@@ -148,7 +148,7 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
                                                         (f"{r}.wav", make_wav(0.2), "Access")])
             cat.add_record(ident, f"<record xmlns='{schema}'><id>{ident}</id></record>")
         for name, value in {
-            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay,publish,transcribe;*=journal",
+            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay,publish,transcribe,custody;*=journal",
             "PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p",
             "PRESERVICA_TENANT": "T", "PRESERVICA_PROTOCOL": "http", "TEAMS_WEBHOOK_URL": teams.url,
             "CATALOGUE_URL_TEMPLATE": cat.url_template, "CATALOGUE_SCHEMA": schema,

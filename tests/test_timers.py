@@ -11,7 +11,8 @@ import pytest
 
 from tests.support.paths import ROOT
 
-TIMERS = {"RECONCILE_SCHEDULE": "reconcile_timer", "PUBLISH_SWEEP_SCHEDULE": "publish_sweep_timer"}
+TIMERS = {"RECONCILE_SCHEDULE": "reconcile_timer", "PUBLISH_SWEEP_SCHEDULE": "publish_sweep_timer",
+          "CUSTODY_AUDIT_SCHEDULE": "custody_audit_timer"}
 
 
 def indexed(env: dict[str, str]) -> set[str]:

@@ -90,6 +90,13 @@ var signalRules = [
     displayName: 'Preservica webhooks: the public sweep withdrew assets that should not have been public'
     description: 'Something was public that Preservica says is closed, hidden or deleted, and is withdrawn now: read the sweep report in the console, and find why the webhook and the reconciler did not withdraw it.'
   }
+  {
+    signal: 'custody-audit'
+    rule: 'custody-audit'
+    severity: 1
+    displayName: 'Preservica webhooks: the custody audit found a copy that does not match its inventory, or is missing'
+    description: 'A file of the archive\'s independent OCFL copy changed or went missing: read the audit report, run hookops custody verify on the asset, and re-run custody for it (it copies again from Preservica after checking fixity).'
+  }
 ]
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmail)) {

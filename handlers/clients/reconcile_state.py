@@ -106,6 +106,15 @@ class ReconcileState:
     def save_sweep_checkpoint(self, token: str) -> None:
         self._call(lambda: self.table.upsert_entity({"PartitionKey": "state", "RowKey": "sweep", "token": token}))
 
+    # -- the custody audit's place in the custody storage root (handlers/custody_audit.py) --------------
+    def custody_checkpoint(self) -> int:
+        row = self._get("state", "custody-audit")
+        return int(row.get("next") or 0) if row else 0
+
+    def save_custody_checkpoint(self, next_prefix: int) -> None:
+        self._call(lambda: self.table.upsert_entity({"PartitionKey": "state", "RowKey": "custody-audit",
+                                                     "next": next_prefix}))
+
     # -- backfill progress --------------------------------------------------------------------------
     def backfill(self, job: str) -> dict | None:
         return self._get("backfill", job)

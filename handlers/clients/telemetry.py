@@ -131,6 +131,7 @@ SIGNALS = {
     "reconcile-missed": "the reconciler queued events the webhooks missed",
     "reconcile-stalled": "the reconciler ended incomplete several runs in a row",
     "sweep-withdrew": "the public sweep withdrew assets that were public but should not have been",
+    "custody-audit": "the custody audit found a stored file that differs from its inventory, or is missing",
 }
 
 

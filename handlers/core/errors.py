@@ -32,10 +32,13 @@ only the class name of anything else.
      │    │    └── SpeechRejected ........... 400/413/415/422 for this audio: retrying cannot help
      │    ├── EndpointError ................. Teams, the catalogue, the relay's receiver
      │    └── SlotsBusy ..................... this instance's slots for a service stayed taken
+     ├── InventoryError (ValueError) ........ an OCFL inventory read back from storage this code cannot trust
+     ├── RestoreError ....................... a custody restore that could not be done as asked
      ├── AccessRefused ...................... the console may not serve this request (a status and words to show)
      ├── DeclarationError (ImportError) ..... an action module's declaration is wrong: the app does not load
      └── ActionError ........................ an action cannot do its work; the message says what to fix
-          └── Refused ....................... publish will not copy this asset (too many files, one too large)
+          ├── Refused ....................... publish will not copy this asset (too many files, one too large)
+          └── FixityFailure .................. custody: bytes differ from Preservica's fixity; nothing committed
 """
 from __future__ import annotations
 
@@ -171,6 +174,14 @@ class SlotsBusy(ServiceError):
     """Every slot this instance keeps for a service stayed taken for the whole wait."""
 
 
+class InventoryError(SafeError, ValueError):
+    """An inventory that is not a valid OCFL 1.1 inventory this code can trust."""
+
+
+class RestoreError(SafeError):
+    """A restore that could not be done as asked: nothing of the failing file is left behind."""
+
+
 class AccessRefused(SafeError):
     """The console may not serve the request: `status` and a message safe to show (no detail about config)."""
 
@@ -189,3 +200,7 @@ class ActionError(SafeError):
 
 class Refused(ActionError):
     """Publish will not copy the asset (too many files, a file too large): the reason."""
+
+
+class FixityFailure(ActionError):
+    """A bitstream's bytes do not match what Preservica recorded for it: nothing is committed."""

@@ -30,6 +30,7 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
     ``subscriptions`` (id -> dict incl. the secret).
 
     Controls: ``add_asset``, ``add_folder``, ``set_security_tag``, ``set_format`` (PUID, format group), ``remove_asset``,
+    ``set_fixity`` (a stored value that does not match), ``fixity_algorithms`` (what Fixities lists),
     ``add_metadata`` (seed a fragment), ``metadata(ref)``, ``fail_next(n, status=500)``, ``expire_tokens()``, ``latency``,
     ``respond_with`` (any path), ``notify(subscription_id, refs)`` (send a signed event),
     ``record_event(log_type, refs, when)``, ``touch(ref)``, ``page_limit``.

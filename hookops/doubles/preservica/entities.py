@@ -35,6 +35,7 @@ class EntityApi:
     _base: str
     entity_ns: str
     xip_ns: str
+    fixity_algorithms: tuple[str, ...] = ("SHA1",)   # what each bitstream's Fixities lists, in Preservica's names
 
     # entities ----------------------------------------------------------------------------------
     def _find(self, path_kind: str, ref: str) -> Entity | None:
@@ -208,15 +209,20 @@ class EntityApi:
 
     def _bitstream(self, request, query, co_ref, gen, index):
         # entityAPI.py bitstream(): xip:Bitstream Filename, FileSize, Fixities/Fixity (algorithm, value) and
-        # the AdditionalInformation/Content URL bitstream_content() downloads. SHA1 only is inferred.
+        # the AdditionalInformation/Content URL bitstream_content() downloads. Which algorithms a real
+        # Preservica records is its configuration (SHA1 by default here: inferred).
         c = self._find("content-objects", co_ref)
         if c is None or gen != "1" or index != "1":
             return not_found(f"{co_ref}/generations/{gen}/bitstreams/{index}")
         fixity = ""
-        if c.size <= MAX_CONTENT_BYTES:
-            sha1 = hashlib.sha1(c.body()).hexdigest()
-            fixity = (f"<xip:Fixities><xip:Fixity><xip:FixityAlgorithmRef>SHA1</xip:FixityAlgorithmRef>"
-                      f"<xip:FixityValue>{sha1}</xip:FixityValue></xip:Fixity></xip:Fixities>")
+        if c.size <= MAX_CONTENT_BYTES:   # one xip:Fixity per algorithm the double records (fixity_algorithms)
+            values = {algo: hashlib.new(algo.replace("-", "").lower(), c.body()).hexdigest()
+                      for algo in self.fixity_algorithms}
+            values.update(c.fixity_override)   # set_fixity: a stored value that does not match the content
+            fixity = "<xip:Fixities>" + "".join(
+                f"<xip:Fixity><xip:FixityAlgorithmRef>{escape(algo)}</xip:FixityAlgorithmRef>"
+                f"<xip:FixityValue>{escape(value)}</xip:FixityValue></xip:Fixity>"
+                for algo, value in values.items()) + "</xip:Fixities>"
         url = self._url(c, "/generations/1/bitstreams/1")
         return self._doc("BitstreamResponse",
                          f"<xip:Bitstream><xip:Filename>{escape(c.filename)}</xip:Filename>"

@@ -59,6 +59,7 @@ class Entity:
     format_group: str | None = None                                         # CO: as characterised (set_format)
     puid: str | None = None
     format_name: str | None = None
+    fixity_override: dict[str, str] = field(default_factory=dict)         # CO: algorithm -> stored value (set_fixity)
 
     def body(self) -> bytes:
         """A content object's bitstream bytes: the real ones a test gave, else generated ones."""

@@ -113,3 +113,9 @@ class FormatControls:
         with self._lock:
             co = self._entities[self._co(asset_ref, filename)]
             co.format_group, co.puid, co.format_name = format_group, puid, name
+
+    def set_fixity(self, asset_ref: str, filename: str, algorithm: str, value: str) -> None:
+        """Preservica's stored fixity for this bitstream says `value` for `algorithm`, whatever its bytes are
+        (a corrupted store, or a wrong value recorded at ingest)."""
+        with self._lock:
+            self._entities[self._co(asset_ref, filename)].fixity_override[algorithm] = value

@@ -1,0 +1,193 @@
+"""Converge one asset's OCFL object to what Preservica holds now.
+
+Read from Preservica with pyPreservica 4.2 (entityAPI.py): asset(), representations(), content_objects(),
+generations() (each Generation's bitstreams come from bitstream(): filename, length, fixity dict, content_url,
+gen_index, bs_index). The content: every bitstream of every generation of the Preservation representations,
+streamed through `custody_store.BlockWriter` (hashed on the way); the metadata: the asset's XIP entity
+document, its identifiers and each metadata fragment, as the Entity API answers them less their
+AdditionalInformation (links naming the server, which would make every copy differ).
+
+Nothing is committed until every bitstream's digests matched Preservica's; then the new content, the
+version's inventory and, last, the object's inventory (a conditional write): a failure before that leaves
+the object as it was (staged blocks are never committed; the service discards them).
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from ...clients import custody_store as store
+from ...clients import preservica_http
+from ...core import ocfl
+from ...core.errors import FixityFailure as FixityFailure
+from ...pipeline.contract import ActionError
+
+USER = {"name": "preservica-webhooks-azure custody", "address": "https://ocfl.io/1.1/spec/#inventory"}
+REPRESENTATION = "Preservation"   # RepresentationType.PRESERVATION.value (pyPreservica common.py)
+
+
+@dataclass
+class Result:
+    version: str
+    changed: bool
+    copied_bytes: int = 0
+    read_bytes: int = 0
+    files: int = 0
+    new_files: list[str] = field(default_factory=list)
+
+
+def converge(api, root, ref: str, limit: int, created: str, message: str) -> Result:
+    """Bring the object of asset `ref` in the storage root `root` (a ContainerClient) up to date."""
+    object_id = _object_id(ref)
+    prefix = ocfl.object_root(object_id)
+    inventory, etag = _inventory(root, prefix, object_id)
+    if inventory is None:
+        store.ensure(root)
+    head = ocfl.version_number(inventory["head"]) if inventory else 0
+    next_version = ocfl.version_name(head + 1)
+
+    asset = api.asset(ref)
+    metadata = _metadata(api, asset)
+    state = {path: ocfl.digest_bytes(data) for path, data in metadata.items()}
+    writers, fixity, read = [], {}, 0
+    for logical, bitstream in _bitstreams(api, asset):
+        recorded = _recorded(bitstream)
+        known = {ocfl.known_fixity(inventory, a, v) for a, v in recorded.items()}
+        if recorded and len(known) == 1 and None not in known:   # every digest Preservica has is one we hold
+            state[logical] = known.pop()
+            continue
+        writer = _stream(api, root, f"{prefix}/{next_version}/{ocfl.CONTENT}/{logical}", bitstream, recorded,
+                         limit - read)
+        read += writer.size
+        digest = writer.digests()[ocfl.DIGEST]
+        state[logical] = digest
+        for algo, value in recorded.items():
+            fixity.setdefault(algo, {})[value] = digest
+        if digest not in (inventory or {}).get("manifest", {}) and all(w[1] != digest for w in writers):
+            writers.append((logical, digest, writer))
+
+    if inventory and state == ocfl.head_state(inventory):
+        _mend_sidecar(root, prefix, inventory)
+        return Result(inventory["head"], False, 0, read, len(state))
+    new_content = {digest: logical for logical, digest, _ in writers}   # where each new digest is stored
+    for logical in sorted(metadata):
+        if state[logical] not in (inventory or {}).get("manifest", {}) and state[logical] not in new_content:
+            new_content[state[logical]] = logical
+    copied = 0
+    for _, _, writer in writers:
+        writer.commit()
+        copied += writer.size
+    for logical, data in metadata.items():
+        if new_content.get(state[logical]) == logical:
+            store.put(root, f"{prefix}/{next_version}/{ocfl.CONTENT}/{logical}", data)
+            copied += len(data)
+    new_inventory = ocfl.new_version(inventory, object_id, state, new_content, fixity, created, message, USER)
+    _write_inventory(root, prefix, new_inventory, etag, first=inventory is None)
+    return Result(next_version, True, copied, read, len(state), sorted(new_content.values()))
+
+
+def _object_id(ref: str) -> str:
+    from .config import object_id
+    return object_id(ref)
+
+
+def _inventory(root, prefix: str, object_id: str) -> tuple[dict | None, str | None]:
+    data, etag = store.read(root, f"{prefix}/{ocfl.INVENTORY}", ocfl.MAX_INVENTORY_BYTES)
+    if data is None:
+        return None, None
+    try:
+        return ocfl.parse(data, object_id), etag
+    except ocfl.InventoryError as exc:   # never written over: an operator looks first
+        raise ActionError(f"the custody object's inventory is not usable ({exc}); nothing written") from None
+
+
+def _metadata(api, asset) -> dict[str, bytes]:
+    """logical path -> bytes of the asset's XIP metadata, as the Entity API gives it."""
+    base = f"{api.protocol}://{api.server}/api/entity/{asset.path}/{asset.reference}"
+    files = {"metadata/entity.xml": _document(api, base),
+             "metadata/identifiers.xml": _document(api, f"{base}/identifiers")}
+    for url, _schema in sorted(asset.metadata.items()):   # Entity.metadata: fragment URL -> schema
+        name = ocfl.safe_segment(url.rstrip("/").rsplit("/", 1)[-1])
+        files[f"metadata/fragments/{name}.xml"] = _document(api, url)
+    return files
+
+
+def _document(api, url: str) -> bytes:
+    root = preservica_http.get_xml(api, url)   # bounded, DTD refused, on PRESERVICA_SERVER only
+    for child in list(root):
+        if child.tag.endswith("}AdditionalInformation"):
+            root.remove(child)
+    return ET.tostring(root, encoding="utf-8")
+
+
+def _bitstreams(api, asset):
+    """(logical path, Bitstream) of every generation's bitstreams in the Preservation representations."""
+    from ...clients import preservica
+    seen: set[str] = set()
+    for f in preservica.files(api, asset, (REPRESENTATION,), active_only=False):
+        bs = f.bitstream
+        logical = (f"{REPRESENTATION.lower()}/{ocfl.safe_segment(f.content_object)}/g{bs.gen_index}/"
+                   f"b{bs.bs_index}/{ocfl.safe_segment(bs.filename)}")
+        if logical not in seen:
+            seen.add(logical)
+            yield logical, bs
+
+
+def _recorded(bitstream) -> dict[str, str]:
+    """Preservica's fixity for a bitstream by OCFL algorithm name; ActionError for one we cannot compute
+    (its copy could not be checked)."""
+    out = {}
+    for name, value in (bitstream.fixity or {}).items():
+        algo = ocfl.algorithm(name)
+        if algo is None:
+            raise ActionError(f"Preservica records fixity with {name!r}, which the custody copy cannot check")
+        out[algo] = (value or "").strip().lower()
+    return out
+
+
+def _stream(api, root, path: str, bitstream, recorded: dict[str, str], budget: int) -> store.BlockWriter:
+    if bitstream.length is not None and bitstream.length > budget:
+        raise preservica_http.TooLarge(budget)
+    writer = store.BlockWriter(root, path, tuple({ocfl.DIGEST, *recorded}))
+    preservica_http.download(api, bitstream.content_url, writer, budget)
+    digests = writer.digests()
+    wrong = sorted(a for a, v in recorded.items() if digests[a] != v)
+    name = ocfl.safe_segment(bitstream.filename)
+    if bitstream.length is not None and writer.size != bitstream.length:
+        raise FixityFailure(f"fixity failure: {name} has {writer.size} bytes, Preservica records {bitstream.length}")
+    if wrong:
+        raise FixityFailure(f"fixity failure: {name}: {', '.join(wrong)} of the bytes Preservica sent differ "
+                            f"from the values it records; nothing written")
+    return writer
+
+
+def _write_inventory(root, prefix: str, inventory: dict, etag: str | None, first: bool) -> None:
+    data = ocfl.serialise(inventory)
+    head = inventory["head"]
+    store.put(root, f"{prefix}/{head}/{ocfl.INVENTORY}", data, create=True, content_type="application/json")
+    store.put(root, f"{prefix}/{head}/{ocfl.SIDECAR}", ocfl.sidecar(data), content_type="text/plain")
+    if first:
+        _ensure_root(root)
+        store.put(root, f"{prefix}/{ocfl.OBJECT_DECLARATION}", ocfl.OBJECT_DECLARATION_TEXT.encode(),
+                  content_type="text/plain")
+    store.put(root, f"{prefix}/{ocfl.INVENTORY}", data, etag=etag, create=first, content_type="application/json")
+    store.put(root, f"{prefix}/{ocfl.SIDECAR}", ocfl.sidecar(data), content_type="text/plain")
+
+
+def _mend_sidecar(root, prefix: str, inventory: dict) -> None:
+    """A run that stopped between the inventory and its sidecar left them apart: the sidecar follows."""
+    data, _ = store.read(root, f"{prefix}/{ocfl.INVENTORY}", ocfl.MAX_INVENTORY_BYTES)
+    side, _ = store.read(root, f"{prefix}/{ocfl.SIDECAR}", 1024)
+    if data is not None and side != ocfl.sidecar(data):
+        store.put(root, f"{prefix}/{ocfl.SIDECAR}", ocfl.sidecar(data), content_type="text/plain")
+
+
+def _ensure_root(root) -> None:
+    """The storage root's declaration, layout and extension config, written once."""
+    if store.exists(root, ocfl.ROOT_DECLARATION):
+        return
+    for path, data in ocfl.root_files().items():
+        try:
+            store.put(root, path, data, create=True)
+        except store.Conflict:
+            pass   # another writer made it first: the same bytes

@@ -1,0 +1,136 @@
+"""Reading custody objects back: check one against its inventory (the audit, `hookops custody verify`) and
+restore a version's files to a folder (`hookops custody restore`). An inventory read from storage is
+untrusted (handlers.core.ocfl.parse): a path in it never leaves the folder it is restored to."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...clients import custody_store as store
+from ...core import ocfl
+from ...core.errors import RestoreError as RestoreError
+from . import config
+
+
+@dataclass
+class Check:
+    """One object's audit: content files read back, with those whose bytes differ and those not there."""
+    prefix: str
+    head: str = ""
+    files: int = 0
+    mismatched: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    problem: str = ""   # the inventory itself: absent, unusable, or not what its sidecar says
+
+    @property
+    def state(self) -> str:
+        if self.missing or self.problem == "missing":
+            return "missing"
+        return "mismatched" if self.mismatched or self.problem else "ok"
+
+
+def prefix_of(ref: str) -> str:
+    return ocfl.object_root(config.object_id(ref))
+
+
+def load(root, prefix: str, object_id: str | None = None) -> tuple[ocfl.Inventory | None, str]:
+    """(inventory, problem): the object's inventory checked against its sidecar and parsed; None and why
+    when it cannot be used."""
+    data, _ = store.read(root, f"{prefix}/{ocfl.INVENTORY}", ocfl.MAX_INVENTORY_BYTES)
+    if data is None:
+        return None, "missing"
+    side, _ = store.read(root, f"{prefix}/{ocfl.SIDECAR}", 1024)
+    if side is None or side.split()[:1] != ocfl.sidecar(data).split()[:1]:   # spec 3.5.6: digest, whitespace, name
+        return None, "the inventory does not match its sidecar digest"
+    try:
+        return ocfl.parse(data, object_id), ""
+    except ocfl.InventoryError as exc:
+        return None, f"unusable inventory: {exc}"
+
+
+def check(root, prefix: str, object_id: str | None = None) -> Check:
+    """Every content file of the object read back and its sha512 (and each fixity value the inventory
+    records for it) compared with the inventory."""
+    result = Check(prefix)
+    inv, result.problem = load(root, prefix, object_id)
+    if inv is None:
+        return result
+    result.head = inv["head"]
+    fixity = _fixity_by_path(inv)
+    for digest, paths in sorted(inv["manifest"].items()):
+        for path in paths:
+            result.files += 1
+            expected = {ocfl.DIGEST: digest, **fixity.get(path, {})}
+            got = _digests(root, f"{prefix}/{path}", tuple(expected))
+            if got is None:
+                result.missing.append(path)
+            elif got != expected:
+                result.mismatched.append(path)
+    return result
+
+
+def _fixity_by_path(inv: ocfl.Inventory) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for algo, values in (inv.get("fixity") or {}).items():
+        if algo in ocfl.ALGORITHMS.values() and isinstance(values, dict):
+            for value, paths in values.items():
+                for path in paths if isinstance(paths, list) else ():
+                    out.setdefault(path, {})[algo] = str(value).lower()
+    return out
+
+
+def _digests(root, name: str, algorithms: tuple[str, ...]) -> dict[str, str] | None:
+    from azure.core.exceptions import ResourceNotFoundError
+    hashes = {a: hashlib.new(a) for a in algorithms}
+    try:
+        for piece in store.chunks(root, name):
+            for h in hashes.values():
+                h.update(piece)
+    except ResourceNotFoundError:
+        return None
+    return {a: h.hexdigest() for a, h in hashes.items()}
+
+
+def restore(root, ref: str, to: Path, version: str | None = None) -> tuple[str, list[str]]:
+    """Write the files of `version` (default: the head) of asset `ref`'s object under `to`, each checked
+    against its digest before it takes its name. (version, logical paths written)."""
+    prefix = prefix_of(ref)
+    inv, problem = load(root, prefix, config.object_id(ref))
+    if inv is None:
+        raise RestoreError(f"no usable custody object for {ref}: {problem}")
+    version = version or inv["head"]
+    try:
+        state = ocfl.version_state(inv, version)
+    except ocfl.InventoryError as exc:
+        raise RestoreError(str(exc)) from None
+    base = to.resolve()
+    written = []
+    for logical, digest in sorted(state.items()):
+        target = (base / logical).resolve()
+        if base not in target.parents:   # parse() refused such paths already: a second fence
+            raise RestoreError(f"refused: {logical!r} would be written outside {base}")
+        _restore_file(root, f"{prefix}/{inv['manifest'][digest][0]}", target, digest)
+        written.append(logical)
+    return version, written
+
+
+def _restore_file(root, name: str, target: Path, digest: str) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    h = hashlib.sha512()
+    try:
+        with open(partial, "xb") as out:   # never through a file or link already there
+            for piece in store.chunks(root, name):
+                h.update(piece)
+                out.write(piece)
+        if h.hexdigest() != digest:
+            raise RestoreError(f"{name}: the stored bytes do not match the inventory's digest; not restored")
+        os.replace(partial, target)
+    except ResourceNotFoundError:
+        raise RestoreError(f"{name} is missing from the custody copy") from None
+    finally:
+        if partial.exists():
+            partial.unlink()

@@ -1,0 +1,98 @@
+"""Custody audit: on a timer (CUSTODY_AUDIT_SCHEDULE), a rolling share of the custody objects is read back
+and every stored file's digests recomputed and compared with its inventory, so each object is audited
+within CUSTODY_AUDIT_DAYS.
+
+The 0004 layout puts each object under the first three hex digits of a sha256 (handlers/core/ocfl.py): 4096
+prefixes, objects spread evenly over them. A run audits ceil(4096 / CUSTODY_AUDIT_DAYS) prefixes from the
+checkpoint on (so the schedule must fire at least daily: the default does), saving the checkpoint after each
+prefix that holds objects: a run stopped by the host's timeout goes on from there next time. Each run writes a report
+(`audited N, ok M, mismatched K, missing J`) next to the reconciler's; K or J > 0 raises the `custody-audit`
+alert signal.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+
+import azure.functions as func
+
+from .actions.custody.config import AUDIT_DAYS, AUDIT_SCHEDULE
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+PREFIXES = 16 ** 3         # the first tuple of the 0004 layout: three hex digits
+RUNS = "custody-audit-runs"  # partition of the reports in the reconciler's table
+
+
+_SCHEDULE = AUDIT_SCHEDULE.timer("custody audit")
+if _SCHEDULE:  # empty turns the audit off: no timer function at all
+    @bp.timer_trigger(schedule=_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+    def custody_audit_timer(timer: func.TimerRequest) -> None:
+        run()
+
+
+def share(days: int) -> int:
+    """Prefixes one run audits so that a daily run covers them all within `days`."""
+    return math.ceil(PREFIXES / max(days, 1))
+
+
+def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
+    """One audit run; its report. Raises (after reporting) when storage failed."""
+    from .actions.custody import config, objects
+    from .clients import custody_store, reconcile_state
+    from .core.errors import SafeError
+    now = now or dt.datetime.now(dt.UTC)
+    report = {"audited": 0, "ok": 0, "mismatched": 0, "missing": 0, "complete": False, "error": "",
+              "failures": "", "at": now.isoformat()}
+    state = reconcile_state.default()
+    count = prefixes or share(AUDIT_DAYS.int_value(minimum=1))
+    start, failed, bad = state.custody_checkpoint() % PREFIXES, None, []
+    try:
+        root = config.storage_root()
+        present = custody_store.top_level(root)   # the prefixes that hold objects: the others cost no listing
+        for step in range(min(count, PREFIXES)):
+            index = (start + step) % PREFIXES
+            for name, _ in custody_store.names(root, f"{index:03x}/") if f"{index:03x}" in present else ():
+                parts = name.split("/")
+                if len(parts) != 5 or parts[-1] != "inventory.json":   # a/b/c/<digest>/inventory.json
+                    continue
+                check = objects.check(root, "/".join(parts[:4]))
+                report["audited"] += 1
+                report[check.state] += 1
+                if check.state != "ok":
+                    bad.append(f"{check.prefix} ({check.state})")
+            if f"{index:03x}" in present:   # after each prefix that held objects, and at the end
+                state.save_custody_checkpoint((index + 1) % PREFIXES)
+            if index == PREFIXES - 1:
+                report["complete"] = True
+        state.save_custody_checkpoint((start + min(count, PREFIXES)) % PREFIXES)
+    except SafeError as exc:
+        report["error"] = failed = str(exc)
+    except Exception as exc:   # the storage SDK's own errors: named, not quoted
+        report["error"] = failed = f"custody storage failed: {type(exc).__name__}"
+    finally:
+        report["failures"] = "; ".join(bad[:20])
+        _report(state, report, now)
+    if failed:
+        from .core.errors import ActionError
+        raise ActionError(f"the custody audit stopped: {failed}")
+    return report
+
+
+def text(report: dict) -> str:
+    return (f"custody audit: audited {report['audited']}, ok {report['ok']}, mismatched {report['mismatched']}, "
+            f"missing {report['missing']}" + (f"; stopped early: {report['error']}" if report["error"] else ""))
+
+
+def _report(state, report: dict, now: dt.datetime) -> None:
+    from .clients import telemetry
+    line = text(report)
+    if report["mismatched"] or report["missing"]:
+        telemetry.alert_signal("custody-audit", f"{line}: {report['failures']}",
+                               mismatched=report["mismatched"], missing=report["missing"])
+    elif report["error"]:
+        log.warning(line)
+    else:
+        log.info(line)
+    state.report(report, now, partition=RUNS)

@@ -1,0 +1,87 @@
+"""`hookops custody status|verify|restore`: the custody copy seen from the operator's terminal. Registered on
+the `hookops` group (hookops/cli.py). The work is handlers/actions/custody/objects.py's, which the audit shares;
+everything read from storage is shown through printable()."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hookops.common import fail, printable
+
+
+def _root():
+    from handlers.actions.custody import config
+    return config.storage_root()
+
+
+@click.group()
+def custody():
+    """The custody copy: an OCFL object per asset in CUSTODY_CONTAINER (docs/actions.md, "custody")."""
+
+
+@custody.command("status")
+@click.argument("ref", required=False)
+def status(ref):
+    """Coverage and the last audits; with REF, that asset's object: its versions and when each was made."""
+    from handlers.actions.custody import objects
+    from handlers.clients import custody_store, reconcile_state
+    from handlers.custody_audit import RUNS, text
+    root = _root()
+    if ref:
+        inv, problem = objects.load(root, objects.prefix_of(ref))
+        if inv is None:
+            fail(f"{ref}: no usable custody object ({problem})")
+        click.echo(f"{printable(ref)}: {printable(inv['id'])} at {objects.prefix_of(ref)}, head {printable(inv['head'])}")
+        for name, version in sorted(inv["versions"].items(), key=lambda v: int(v[0][1:])):
+            files = sum(len(p) for p in version["state"].values())
+            click.echo(f"  {name}  {printable(version.get('created', ''))}  {files} files  "
+                       f"{printable(version.get('message', ''))}")
+        return
+    count = sum(1 for name, _ in custody_store.names(root, "") if name.count("/") == 4
+                and name.endswith("/inventory.json"))
+    click.echo(f"objects: {count}")
+    reports = reconcile_state.default().reports(limit=3, partition=RUNS)
+    if not reports:
+        click.echo("last audit: none yet")
+    for report in reports:
+        click.echo(f"{printable(report.get('at', ''))}  {printable(text(report))}")
+        if report.get("failures"):
+            click.echo(f"  failures: {printable(report['failures'])}")
+
+
+@custody.command("verify")
+@click.argument("ref")
+def verify(ref):
+    """Read asset REF's object back now: every stored file's digests against its inventory. Exit 1 on any
+    difference or missing file."""
+    from handlers.actions.custody import config, objects
+    check = objects.check(_root(), objects.prefix_of(ref), config.object_id(ref))
+    click.echo(f"{printable(ref)}: {check.state}, head {printable(check.head or '-')}, {check.files} files read")
+    if check.problem:
+        click.echo(f"  inventory: {printable(check.problem)}")
+    for path in check.mismatched:
+        click.echo(f"  mismatched: {printable(path)}")
+    for path in check.missing:
+        click.echo(f"  missing: {printable(path)}")
+    if check.state != "ok":
+        raise SystemExit(1)
+
+
+@custody.command("restore")
+@click.argument("ref")
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the files to (created; files already there are replaced).")
+@click.option("--version", "version", default=None, help="OCFL version to restore, e.g. v1. Default: the newest.")
+def restore(ref, to, version):
+    """Write the files and metadata of one version of asset REF's object under --to, each checked against
+    the inventory's sha512 before it takes its name. Paths in the inventory that would leave --to are refused."""
+    from handlers.actions.custody import objects
+    to.mkdir(parents=True, exist_ok=True)
+    try:
+        got, written = objects.restore(_root(), ref, to, version)
+    except objects.RestoreError as exc:
+        fail(str(exc))
+    for path in written:
+        click.echo(f"  {printable(path)}")
+    click.echo(f"restored {printable(got)} of {printable(ref)}: {len(written)} files in {printable(str(to))}")

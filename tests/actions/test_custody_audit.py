@@ -1,0 +1,141 @@
+"""Custody over time and the way out: the audit timer's run, `hookops custody status|verify|restore`, against
+objects the real action wrote into Azurite; a hand-corrupted blob, a deleted one and a malicious inventory."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from click.testing import CliRunner
+
+from handlers import custody_audit
+from handlers.actions.custody.config import AUDIT_SCHEDULE
+from handlers.core import ocfl as layout
+from hookops.cli import main
+from hookops.doubles.preservica.model import bitstream_bytes
+from tests.actions.test_custody import ROOT, TIF
+from tests.support.actions import ASSET, OTHER
+from tests.support.jobs import run_one
+
+
+@pytest.fixture
+def stored(env, pres, jobs):
+    """ASSET and OTHER copied (ASSET twice: v1, then v2 after a security change)."""
+    pres.add_asset(OTHER, "Second", bitstreams=[("other.wav", 2048)])
+    for raw in jobs("custody", refs=[ASSET, OTHER]):
+        run_one("custody", raw)
+    pres.set_security_tag(ASSET, "closed")
+    run_one("custody", jobs("custody", trigger="CHANGED_SECURITY_DESCRIPTOR")[0])
+    return BlobServiceClient.from_connection_string(env.connection_string).get_container_client("custody")
+
+
+def tif_path(client) -> str:
+    inv = json.loads(client.download_blob(f"{ROOT}/inventory.json").readall())
+    [path] = [p for paths in inv["manifest"].values() for p in paths if p.endswith(TIF)]
+    return f"{ROOT}/{path}"
+
+
+def cli(*args):
+    return CliRunner().invoke(main, ["custody", *args], catch_exceptions=False)
+
+
+def test_a_full_audit_finds_every_object_ok(stored):
+    report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert (report["audited"], report["ok"], report["mismatched"], report["missing"]) == (2, 2, 0, 0)
+    assert report["complete"]
+
+
+def test_the_audit_finds_a_corrupted_and_a_missing_file_and_raises_the_alert(stored, caplog):
+    stored.upload_blob(tif_path(stored), b"not the scan", overwrite=True)
+    other = layout.object_root(f"preservica:io:{OTHER}")
+    [wav] = [b.name for b in stored.list_blobs(name_starts_with=other) if b.name.endswith("other.wav")]
+    stored.delete_blob(wav)
+    with caplog.at_level(logging.WARNING):
+        report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert (report["audited"], report["ok"], report["mismatched"], report["missing"]) == (2, 0, 1, 1)
+    [alert] = [r for r in caplog.records if r.getMessage().startswith("ALERT custody-audit:")]
+    assert "audited 2, ok 0, mismatched 1, missing 1" in alert.getMessage()
+    assert (alert.alert_mismatched, alert.alert_missing) == (1, 1)
+
+
+def test_a_run_audits_its_share_and_the_next_goes_on_from_the_checkpoint(stored):
+    seen = 0
+    for _ in range(4):   # four runs of a quarter each: every object exactly once
+        seen += custody_audit.run(prefixes=custody_audit.PREFIXES // 4)["audited"]
+    assert seen == 2
+    assert custody_audit.share(90) * 90 >= custody_audit.PREFIXES
+
+
+def test_verify_reads_one_object_now(stored):
+    result = cli("verify", ASSET)
+    assert result.exit_code == 0 and f"{ASSET}: ok, head v2" in result.output
+    stored.upload_blob(tif_path(stored), b"x", overwrite=True)
+    result = cli("verify", ASSET)
+    assert result.exit_code == 1 and "mismatched: v1/content/preservation/" in result.output
+
+
+def test_restore_reproduces_the_original_bytes_of_each_version(stored, tmp_path):
+    result = cli("restore", ASSET, "--to", str(tmp_path / "v1"), "--version", "v1")
+    assert result.exit_code == 0, result.output
+    [tif] = list((tmp_path / "v1").rglob(TIF))
+    assert tif.read_bytes() == bitstream_bytes(TIF, 1_048_576)
+    old = (tmp_path / "v1" / "metadata" / "entity.xml").read_bytes()
+    assert cli("restore", ASSET, "--to", str(tmp_path / "head")).exit_code == 0
+    new = (tmp_path / "head" / "metadata" / "entity.xml").read_bytes()
+    assert b"open" in old and b"closed" in new
+
+
+def test_restore_refuses_a_corrupted_file(stored, tmp_path):
+    stored.upload_blob(tif_path(stored), b"x", overwrite=True)
+    result = CliRunner().invoke(main, ["custody", "restore", ASSET, "--to", str(tmp_path)])
+    assert result.exit_code == 1 and "do not match the inventory's digest" in result.output
+    assert not list(tmp_path.rglob(TIF)) and not list(tmp_path.rglob("*.partial"))
+
+
+@pytest.mark.parametrize("logical", ["../escaped.txt", "/tmp/escaped.txt", "a/../../escaped.txt"])
+def test_restore_refuses_an_inventory_that_points_outside_the_folder(stored, tmp_path, logical):
+    inv = json.loads(stored.download_blob(f"{ROOT}/inventory.json").readall())
+    digest = next(iter(inv["manifest"]))
+    inv["versions"][inv["head"]]["state"] = {digest: [logical]}   # as someone with write access could
+    data = json.dumps(inv).encode()
+    stored.upload_blob(f"{ROOT}/inventory.json", data, overwrite=True)
+    stored.upload_blob(f"{ROOT}/inventory.json.sha512", layout.sidecar(data), overwrite=True)
+    target = tmp_path / "restore"
+    result = CliRunner().invoke(main, ["custody", "restore", ASSET, "--to", str(target)])
+    assert result.exit_code == 1 and "logical path not allowed" in result.output
+    assert not list(tmp_path.rglob("escaped.txt")) and not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_status_shows_coverage_the_last_audit_and_one_objects_versions(stored):
+    custody_audit.run(prefixes=custody_audit.PREFIXES)
+    result = cli("status")
+    assert "objects: 2" in result.output and "audited 2, ok 2, mismatched 0, missing 0" in result.output
+    result = cli("status", ASSET)
+    assert "head v2" in result.output and "  v1  " in result.output and "CHANGED_SECURITY_DESCRIPTOR" in result.output
+
+
+def test_status_escapes_what_the_inventory_says(stored):
+    inv = json.loads(stored.download_blob(f"{ROOT}/inventory.json").readall())
+    inv["versions"]["v1"]["message"] = "\x1b]0;owned\x07\x1b[2J"   # terminal control sequences
+    data = json.dumps(inv).encode()
+    stored.upload_blob(f"{ROOT}/inventory.json", data, overwrite=True)
+    stored.upload_blob(f"{ROOT}/inventory.json.sha512", layout.sidecar(data), overwrite=True)
+    result = cli("status", ASSET)
+    assert "\x1b" not in result.output and "owned" in result.output
+
+
+def test_an_inventory_changed_without_its_sidecar_is_reported(stored):
+    inv = stored.download_blob(f"{ROOT}/inventory.json").readall()
+    stored.upload_blob(f"{ROOT}/inventory.json", inv.replace(b'"v1"', b'"v1" '), overwrite=True)
+    result = cli("verify", ASSET)
+    assert result.exit_code == 1 and "does not match its sidecar" in result.output
+    assert hashlib.sha512(inv).hexdigest()   # the original is what the sidecar names
+
+
+@pytest.mark.parametrize("env, expected", [({}, "0 0 2 * * *"), ({"CUSTODY_AUDIT_SCHEDULE": ""}, None),
+                                           ({"CUSTODY_AUDIT_SCHEDULE": "0 15 1 * * *"}, "0 15 1 * * *")])
+def test_the_audit_timer_takes_its_schedule_from_the_setting(env, expected):
+    assert AUDIT_SCHEDULE.schedule(env) == expected and AUDIT_SCHEDULE.problem(env) is None
+    assert "CUSTODY_AUDIT_SCHEDULE must be an NCRONTAB" in AUDIT_SCHEDULE.problem({"CUSTODY_AUDIT_SCHEDULE": "daily"})
