@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from ..clients.journal import DONE, GONE, SKIPPED, clip  # noqa: F401 (part of the contract)
 from ..core.errors import ActionError, NotFound  # noqa: F401 (part of the contract)
-from ..core.settings import Setting
+from ..core.messages import Job  # noqa: F401 (part of the contract)
+from ..core.settings import APP, LOCAL, Setting  # noqa: F401 (part of the contract)
 
 if TYPE_CHECKING:
     from ..clients.journal import Journal
-    from ..core.messages import Job
 
 # Whether an action calls Preservica: it cannot run without it / uses it when configured / never.
 NEEDS, USES, NO = "needs", "uses", "no"

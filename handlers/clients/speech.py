@@ -13,7 +13,6 @@ No key, token or response body ever reaches a message or a log line here.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -184,7 +183,8 @@ def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
 
 
 def classify(status: int | None, response) -> ActionError:
-    code = _code(response)
+    from .http import error_code
+    code = error_code(response)
     if status in (401, 403):
         log.error("Speech refused the request (HTTP %s%s): check SPEECH_ENDPOINT, the key (SPEECH_KEY or Key "
                   "Vault secret speech-key) or the app identity's %r role on the Speech resource", status, code, ROLE)
@@ -197,13 +197,3 @@ def classify(status: int | None, response) -> ActionError:
     if status in (400, 413, 415, 422):
         return SpeechRejected(f"Speech cannot transcribe this file (HTTP {status}{code})")
     return ActionError(f"Speech answered HTTP {status}{code}")
-
-
-def _code(response) -> str:
-    """The service's error code (e.g. InvalidAudioFormat); never its free text, which may quote input."""
-    try:
-        doc = json.loads(response.text())
-        code = doc.get("error", {}).get("code") or doc.get("code")
-    except Exception:  # no body, not JSON, not the usual shape
-        return ""
-    return f" {code}" if isinstance(code, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]{0,79}", code) else ""

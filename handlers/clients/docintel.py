@@ -1,0 +1,115 @@
+"""Azure AI Document Intelligence's read model through Microsoft's `azure-ai-documentintelligence` client.
+
+One DocumentIntelligenceClient per endpoint and credential, built on first use: the app's managed
+identity (DefaultAzureCredential) unless a key is configured (local runs; the Bicep resource disables
+keys). The client's own retries are off: a throttled call becomes DocIntelBusy at once (with the
+service's Retry-After) and the caller or the queue retries, so no invocation sleeps unbounded.
+The operation is POST .../documentModels/prebuilt-read:analyze (202, Operation-Location) then GET of
+that location until "succeeded" or "failed" (azure-rest-api-specs specification/ai/DocumentIntelligence/
+routes.tsp, examples/2025-09-01/AnalyzeDocument_Stream.json and GetAnalyzeDocumentResult.json).
+The file is sent from an open file (requests streams a file object), never read whole here.
+No key, token or response body ever reaches a message or a log line here.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+
+from ..core.errors import ActionError
+from .shared import Shared
+
+log = logging.getLogger(__name__)
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+MODEL = "prebuilt-read"
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 120
+POLL_SECONDS = 2.0      # between polls when the service names no Retry-After (the SDK's default is 30 s)
+ROLE = "Cognitive Services User"
+
+
+class DocIntelBusy(ActionError):
+    """429 or 5xx: worth retrying, after `retry_after` seconds when the service said."""
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DocIntelRefused(ActionError):
+    """401/403 or no token: a setting or a role assignment to fix."""
+
+
+class DocIntelRejected(ActionError):
+    """The service will not read this file (400/413/415/422, or the operation failed): retrying cannot help."""
+
+
+_clients: Shared[dict] = Shared(dict)
+
+
+def client(endpoint: str, key: str | None):
+    """The process's DocumentIntelligenceClient for this endpoint and credential."""
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?/?", endpoint or ""):
+        raise ActionError("DOCINTEL_ENDPOINT must be the Document Intelligence resource's https:// endpoint, e.g. "
+                          "https://<name>.cognitiveservices.azure.com/ (no path)")
+    ident = (endpoint, hashlib.sha256(key.encode()).hexdigest() if key else None)
+    known = _clients.get()
+    if ident not in known:
+        from azure.ai.documentintelligence import DocumentIntelligenceClient
+        from azure.core.credentials import AzureKeyCredential
+        if key:
+            credential = AzureKeyCredential(key)
+        else:
+            from .identity import credential as identity
+            credential = identity()
+        known.clear()  # one endpoint and credential at a time: a rotated key replaces the client
+        known[ident] = DocumentIntelligenceClient(endpoint.rstrip("/"), credential, retry_total=0,
+                                                  connection_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+    return known[ident]
+
+
+def read(docintel, document, pages: int, deadline: float) -> dict:
+    """The read model's analyzeResult (as a dict: apiVersion, modelId, content, pages[].words[].confidence)
+    for an open file, its first `pages` pages at most, waiting at most `deadline` seconds for the result.
+    Raises DocIntelBusy, DocIntelRefused, DocIntelRejected or ActionError, each safe to record."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+    try:
+        # `pages` bounds what is read and billed (routes.tsp: "1-based page numbers to analyze").
+        poller = docintel.begin_analyze_document(MODEL, document, pages=f"1-{int(pages)}",
+                                                 content_type="application/octet-stream",
+                                                 polling_interval=POLL_SECONDS)
+        result = poller.result(timeout=deadline)
+        if not poller.done():
+            raise ActionError(f"Document Intelligence had not finished after {deadline:.0f} s; the queue retries")
+    except HttpResponseError as exc:
+        if exc.status_code is None:  # the credential found no token
+            raise DocIntelRefused(f"no token for Document Intelligence ({type(exc).__name__}): check the app's "
+                                  f"identity (AZURE_CLIENT_ID) or set DOCINTEL_KEY for a local run") from None
+        raise classify(exc.status_code, getattr(exc, "response", None)) from None
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        from .http import tls_failure
+        tls = tls_failure(exc)
+        if tls:
+            log.error("Document Intelligence: %s", tls)
+            raise ActionError(f"Document Intelligence: {tls}") from None
+        raise ActionError(f"Document Intelligence could not be reached: {type(exc).__name__} "
+                          f"(check DOCINTEL_ENDPOINT)") from None
+    return result.as_dict()
+
+
+def classify(status: int | None, response) -> ActionError:
+    from .http import error_code, retry_after
+    code = error_code(response) if response is not None else ""
+    if status in (401, 403):
+        log.error("Document Intelligence refused the request (HTTP %s%s): check DOCINTEL_ENDPOINT, DOCINTEL_KEY "
+                  "(local) or the app identity's %r role", status, code, ROLE)
+        return DocIntelRefused(f"Document Intelligence refused the request (HTTP {status}{code}): check "
+                               f"DOCINTEL_ENDPOINT and the app identity's {ROLE!r} role (locally: DOCINTEL_KEY)")
+    if status == 429 or (status or 0) >= 500:
+        wait = retry_after(response) if response is not None else None
+        return DocIntelBusy(f"Document Intelligence answered HTTP {status}{code}", wait)
+    if status in (400, 413, 415, 422):
+        return DocIntelRejected(f"Document Intelligence cannot read this file (HTTP {status}{code})")
+    if status == 200:  # a poll that says "failed": azure-core's LRO raises it with the 200 response
+        return DocIntelRejected(f"Document Intelligence could not read this file ({code.strip() or 'failed'})")
+    return ActionError(f"Document Intelligence answered HTTP {status}{code}")
