@@ -25,8 +25,22 @@ from typing import TYPE_CHECKING
 
 from ..clients import snapshot
 from ..core import envelope, retry
-from .contract import (APP, DONE, LOCAL, NEEDS, SKIPPED, Action, ActionError, Context, Job, NotFound, Outcome,
-                       Secret, Setting, clip)
+from .contract import (
+    APP,
+    DONE,
+    LOCAL,
+    NEEDS,
+    SKIPPED,
+    Action,
+    ActionError,
+    Context,
+    Job,
+    NotFound,
+    Outcome,
+    Secret,
+    Setting,
+    clip,
+)
 
 if TYPE_CHECKING:
     from ..core.ocr import Reading
@@ -173,7 +187,7 @@ def _read(client, path: str, pages: int, reading: Reading, page: Page) -> str | 
 
 def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, refused: list[str]) -> Outcome:
     from ..core import ocr
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     provenance = reading.provenance(date, truncated)
     text = reading.text
     # Blob metadata: ours or checked tokens only (ASCII); the file names stay in the fragment.
