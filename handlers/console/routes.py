@@ -15,7 +15,7 @@ from . import auth
 from .context import BASE, Ctx
 
 log = logging.getLogger(__name__)
-MAX_FORM = 4096
+MAX_FORM = 16384   # a reviewed description (DESCRIBE_MAX_CHARS, percent-encoded) fits
 KEY_BLOB = "csrf-key"
 
 

@@ -104,3 +104,20 @@ def script_share(text: str, script: str) -> float:
         return 0.0
     names = ("CJK", "HIRAGANA", "KATAKANA") if script == "CJK" else (script,)
     return sum(1 for c in letters if unicodedata.name(c, "").startswith(names)) / len(letters)
+
+
+def review_fragment(schema: str, text: str | None, provenance: dict, reviewer: str, date: str, edited: bool) -> str:
+    """<reviewedDescription xmlns=SCHEMA>: that it was machine-drafted and who reviewed it, the model's
+    provenance, and the text itself when it is written as a fragment (DESCRIBE_WRITE=fragment)."""
+    import xml.etree.ElementTree as ET
+    root = ET.Element(f"{{{schema}}}reviewedDescription")
+    who = _CONTROL.sub("", reviewer)[:200]
+    facts = {"provenance": f"machine-drafted, reviewed by {who}", "reviewedBy": who, "reviewDate": date,
+             "edited": "true" if edited else "false"}
+    facts |= {k: _CONTROL.sub("", str(provenance.get(k, "")))[:200]
+              for k in ("service", "deployment", "model", "apiVersion", "promptSha256", "date")}
+    for name, value in facts.items():
+        ET.SubElement(root, f"{{{schema}}}{'draftDate' if name == 'date' else name}").text = value
+    if text is not None:
+        ET.SubElement(root, f"{{{schema}}}text").text = _CONTROL.sub("", text)
+    return ET.tostring(root, encoding="unicode", default_namespace=schema)
