@@ -12,9 +12,7 @@ No key, token or response body ever reaches a message or a log line here.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 
 from ..core.errors import ActionError
 from .shared import Shared
@@ -49,23 +47,14 @@ _clients: Shared[dict] = Shared(dict)
 
 def client(endpoint: str, key: str | None):
     """The process's DocumentIntelligenceClient for this endpoint and credential."""
-    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?/?", endpoint or ""):
-        raise ActionError("DOCINTEL_ENDPOINT must be the Document Intelligence resource's https:// endpoint, e.g. "
-                          "https://<name>.cognitiveservices.azure.com/ (no path)")
-    ident = (endpoint, hashlib.sha256(key.encode()).hexdigest() if key else None)
-    known = _clients.get()
-    if ident not in known:
+    from .identity import service_client
+
+    def build(url: str, credential):
         from azure.ai.documentintelligence import DocumentIntelligenceClient
-        from azure.core.credentials import AzureKeyCredential
-        if key:
-            credential = AzureKeyCredential(key)
-        else:
-            from .identity import credential as identity
-            credential = identity()
-        known.clear()  # one endpoint and credential at a time: a rotated key replaces the client
-        known[ident] = DocumentIntelligenceClient(endpoint.rstrip("/"), credential, retry_total=0,
-                                                  connection_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
-    return known[ident]
+        return DocumentIntelligenceClient(url, credential, retry_total=0, connection_timeout=CONNECT_TIMEOUT,
+                                          read_timeout=READ_TIMEOUT)
+    return service_client(_clients, endpoint, key, "DOCINTEL_ENDPOINT",
+                          "https://<name>.cognitiveservices.azure.com/", build)
 
 
 def read(docintel, document, pages: int, deadline: float) -> dict:

@@ -12,6 +12,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
+from typing import Any
 
 from .transcript import is_locale as is_language  # noqa: F401 (a language tag is a locale's form)
 
@@ -106,7 +107,8 @@ def script_share(text: str, script: str) -> float:
     return sum(1 for c in letters if unicodedata.name(c, "").startswith(names)) / len(letters)
 
 
-def review_fragment(schema: str, text: str | None, provenance: dict, reviewer: str, date: str, edited: bool) -> str:
+def review_fragment(schema: str, text: str | None, provenance: dict[str, Any], reviewer: str, date: str,
+                    edited: bool) -> str:
     """<reviewedDescription xmlns=SCHEMA>: that it was machine-drafted and who reviewed it, the model's
     provenance, and the text itself when it is written as a fragment (DESCRIBE_WRITE=fragment)."""
     import xml.etree.ElementTree as ET

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from .transcript import MAX_FRAGMENT_CHARS, clean
 
@@ -51,7 +52,7 @@ class Reading:
     model: str = ""
     api_version: str = ""
 
-    def add(self, source: str, result: dict) -> int:
+    def add(self, source: str, result: dict[str, Any]) -> int:
         """Add one file's analyzeResult; the pages it had."""
         pages = [p for p in result.get("pages") or [] if isinstance(p, dict)]
         content = result.get("content")
@@ -83,7 +84,7 @@ class Reading:
                 "truncated": "true" if truncated else "false"}
 
 
-def _token(value) -> str:
+def _token(value: object) -> str:
     return value if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9._:-]{1,80}", value) else ""
 
 

@@ -26,8 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import Certificates
-from .tls import Server as _Server
+from .tls import HttpsDouble
 
 CREDENTIAL_HEADERS = ("api-key", "authorization")
 MAX_BODY = 8 * 1024 * 1024
@@ -108,8 +107,10 @@ class _Handler(BaseHTTPRequestHandler):
                       "total_tokens": prompt_tokens + len(text) // 4 + 1}})
 
 
-class ChatDouble:
+class ChatDouble(HttpsDouble):
     """HTTPS Azure OpenAI endpoint on 127.0.0.1 at a free port (see the module docstring)."""
+    HANDLER = _Handler
+    PREFIX = "chat-double-"
 
     def __init__(self, key: str = "test-openai-key", ca: trustme.CA | None = None, accept_token=None):
         self.key = key
@@ -117,39 +118,10 @@ class ChatDouble:
         self._ca = ca or trustme.CA()
         self._lock = threading.Lock()
         self._failures: list[tuple[int, dict, dict]] = []
-        self._server: _Server | None = None
-        self._certs: Certificates | None = None
         self.calls: list[Call] = []
         self.answer = "A letter of 1921 about the harbour wall."
         self.respond = None
         self.finish_reason = "stop"
-
-    def start(self) -> ChatDouble:
-        self._certs = Certificates(self._ca, "chat-double-")
-        self._server = _Server(0, _Handler, self, self._certs.context)
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.close()
-            self._server = None
-        if self._certs:
-            self._certs.cleanup()
-            self._certs = None
-
-    def __enter__(self) -> ChatDouble:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self._server.server_address[1]}/"
-
-    @property
-    def ca_bundle(self) -> str:
-        return self._certs.ca_pem_path
 
     def reset(self) -> None:
         with self._lock:

@@ -31,8 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import Certificates
-from .tls import Server as _Server
+from .tls import HttpsDouble
 
 PREFIX = "/documentintelligence/documentModels/"
 MODEL = "prebuilt-read"
@@ -136,8 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
                          "analyzeResult": op[1]})
 
 
-class DocIntelDouble:
+class DocIntelDouble(HttpsDouble):
     """HTTPS Document Intelligence endpoint on 127.0.0.1 at a free port (see the module docstring)."""
+    HANDLER = _Handler
+    PREFIX = "docintel-double-"
 
     def __init__(self, key: str = "test-docintel-key", ca: trustme.CA | None = None, accept_token=None):
         self.key = key
@@ -148,37 +149,8 @@ class DocIntelDouble:
         self._pages: list[list[str]] = [["Hello from the archive."]]
         self._confidence = 0.95
         self._operations: dict[str, list] = {}
-        self._server: _Server | None = None
-        self._certs: Certificates | None = None
         self.calls: list[Call] = []
         self.running_polls = 0
-
-    def start(self) -> DocIntelDouble:
-        self._certs = Certificates(self._ca, "docintel-double-")
-        self._server = _Server(0, _Handler, self, self._certs.context)
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.close()
-            self._server = None
-        if self._certs:
-            self._certs.cleanup()
-            self._certs = None
-
-    def __enter__(self) -> DocIntelDouble:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self._server.server_address[1]}/"
-
-    @property
-    def ca_bundle(self) -> str:
-        return self._certs.ca_pem_path
 
     def reset(self) -> None:
         with self._lock:

@@ -48,3 +48,41 @@ class Certificates:
 
     def cleanup(self) -> None:
         self._tmp.cleanup()
+
+
+class HttpsDouble:
+    """Lifecycle of an HTTPS double: `start`/`stop` (or `with`), `endpoint`, `ca_bundle`. A subclass sets
+    HANDLER (its request handler class) and PREFIX (its temporary folder's), and `_ca` before start."""
+    HANDLER: type
+    PREFIX = "double-"
+    _ca: trustme.CA
+    _server: Server | None = None
+    _certs: Certificates | None = None
+
+    def start(self):
+        self._certs = Certificates(self._ca, self.PREFIX)
+        self._server = Server(0, self.HANDLER, self, self._certs.context)
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            self._server = None
+        if self._certs:
+            self._certs.cleanup()
+            self._certs = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self._server.server_address[1]}/"
+
+    @property
+    def ca_bundle(self) -> str:
+        """The CA certificate (PEM) a client must trust (REQUESTS_CA_BUNDLE, SSL_CERT_FILE)."""
+        return self._certs.ca_pem_path
