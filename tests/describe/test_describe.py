@@ -140,3 +140,29 @@ def test_a_wrong_key_names_the_role_and_not_the_key(env, pres, chat, monkeypatch
     with pytest.raises(ActionError, match="Cognitive Services OpenAI User") as err:
         run_one("describe", job_for(LETTER))
     assert "wrong-key" not in str(err.value) and "wrong-key" not in caplog.text
+
+
+def test_with_the_app_identity_an_entra_token_provider_and_no_key(keyvault, pres, monkeypatch, tmp_path):
+    """In Azure: azure_ad_token_provider over DefaultAzureCredential (scope cognitiveservices), no api-key."""
+    from handlers.clients import preservica
+    from handlers.clients.storage import default
+    from handlers.core import settings
+    from hookops.doubles.chat import ChatDouble
+    from tests.support.describe import PASSWORD, TENANT, USER
+    audience = "https://cognitiveservices.azure.com"
+    with ChatDouble(ca=keyvault._ca, accept_token=lambda t: keyvault._tokens.get(t) == audience) as entra:
+        monkeypatch.chdir(tmp_path)
+        keyvault.set_secret(settings.KV_PRESERVICA_PASSWORD, PASSWORD)
+        for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_TENANT": TENANT,
+                            "PRESERVICA_PROTOCOL": "http", "OPENAI_ENDPOINT": entra.endpoint,
+                            "DESCRIBE_DEPLOYMENT": DEPLOYMENT, "SSL_CERT_FILE": entra.ca_bundle}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("OPENAI_KEY", raising=False)
+        default().put_blob("ocr", f"{LETTER}.txt", OCR_TEXT.encode(), "text/plain")
+        preservica.forget_client()
+        assert run_one("describe", job_for(LETTER)).state == journal.DONE
+        [call] = entra.calls
+        assert call.headers["authorization"] == "<redacted>" and "api-key" not in call.headers
+        assert {"client_id": "11111111-2222-3333-4444-555555555555", "resource": audience} in keyvault.token_requests
+        default().blob_service().get_blob_client("ocr", f"{LETTER}.txt").delete_blob()
+    preservica.forget_client()

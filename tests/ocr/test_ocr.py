@@ -180,3 +180,27 @@ def test_a_wrong_key_is_an_error_naming_the_role(env, pres, di, monkeypatch, cap
     with pytest.raises(ActionError, match="Cognitive Services User") as err:
         run_one("ocr", job_for(SCAN))
     assert "wrong-key" not in str(err.value) and "wrong-key" not in caplog.text
+
+
+def test_with_the_app_identity_a_bearer_token_and_no_key(keyvault, pres, monkeypatch, tmp_path):
+    """In Azure: secrets from Key Vault (no docintel-key there), DefaultAzureCredential for Document Intelligence."""
+    from handlers.clients import preservica
+    from handlers.core import settings
+    from hookops.doubles.docintel import DocIntelDouble
+    from tests.support.ocr import PASSWORD, TENANT, USER
+    audience = "https://cognitiveservices.azure.com"
+    with DocIntelDouble(ca=keyvault._ca, accept_token=lambda t: keyvault._tokens.get(t) == audience) as entra:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr("handlers.clients.docintel.POLL_SECONDS", 0.01)
+        keyvault.set_secret(settings.KV_PRESERVICA_PASSWORD, PASSWORD)
+        for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_TENANT": TENANT,
+                            "PRESERVICA_PROTOCOL": "http", "DOCINTEL_ENDPOINT": entra.endpoint,
+                            "OCR_SCHEMA": SCHEMA}.items():
+            monkeypatch.setenv(name, value)
+        preservica.forget_client()
+        assert run_one("ocr", job_for(SCAN)).state == journal.DONE
+        post = entra.calls[0]
+        assert post.headers["authorization"] == "<redacted>" and "ocp-apim-subscription-key" not in post.headers
+        assert all(c.headers.get("authorization") == "<redacted>" for c in entra.calls)   # the polls too
+        assert {"client_id": "11111111-2222-3333-4444-555555555555", "resource": audience} in keyvault.token_requests
+    preservica.forget_client()
