@@ -1,6 +1,8 @@
 // Azure AI Document Intelligence for the ocr action (deployed only when PRESERVICA_ROUTES routes to ocr).
 // Keys are disabled: the app reaches it with its identity only (Entra ID needs the custom subdomain),
 // holding Cognitive Services User on this resource alone. Billed per page read; S0 has no standing charge.
+// kind FormRecognizer: Document Intelligence's account kind (it was Form Recognizer; inferred from the
+// templates Microsoft publishes, not a reference page read here).
 
 @description('Document Intelligence resource name, also its custom subdomain: globally unique, 2-64 letters, digits and hyphens.')
 @minLength(2)
@@ -43,7 +45,9 @@ resource docintel 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   }
 }
 
-// Cognitive Services User: may call the data plane (analyze), not list keys.
+// Cognitive Services User (built-in role a97b65f3-...: learn.microsoft.com role-based-access-control/built-in-roles,
+// "Lets you read and list keys of Cognitive Services"): the data-plane role Document Intelligence documents for
+// Entra ID. It may also list keys, which disableLocalAuth makes useless.
 resource docintelUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(docintel.id, principalId, 'a97b65f3-24c7-4388-baec-2e87135dc908')
   scope: docintel

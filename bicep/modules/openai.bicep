@@ -69,7 +69,8 @@ resource deployment 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01
   }
 }
 
-// Cognitive Services OpenAI User: chat completions on the deployments, nothing else.
+// Cognitive Services OpenAI User (built-in role 5e0bd9bd-...: learn.microsoft.com role-based-access-control/
+// built-in-roles): calls the deployments' inference APIs; no keys, no deployment changes.
 resource openaiUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(openai.id, principalId, '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd')
   scope: openai
