@@ -139,12 +139,16 @@ def _ask(ctx: Context, system: str, user: str):
 
 def _text(ctx: Context, container: str, ref: str) -> str | None:
     """`<ref>.txt` from a container, or None; read with a bound (a text blob is ours, but bounded anyway)."""
-    from azure.core.exceptions import ResourceNotFoundError
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
     try:
         blob = ctx.storage.blob_service().get_blob_client(container, f"{ref}.txt").download_blob(offset=0, length=4_000_000)
         return blob.readall().decode("utf-8", "replace")
     except ResourceNotFoundError:
         return None
+    except HttpResponseError as exc:
+        if exc.status_code == 416:   # an empty blob has no range to read (a silent recording, a blank page)
+            return None
+        raise
 
 
 ACTION = Action(name="describe", perform=perform,

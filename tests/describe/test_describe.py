@@ -166,3 +166,12 @@ def test_with_the_app_identity_an_entra_token_provider_and_no_key(keyvault, pres
         assert {"client_id": "11111111-2222-3333-4444-555555555555", "resource": audience} in keyvault.token_requests
         default().blob_service().get_blob_client("ocr", f"{LETTER}.txt").delete_blob()
     preservica.forget_client()
+
+
+def test_empty_texts_are_no_text(env, pres, chat):
+    """A blank page's OCR and a silent recording's transcript are empty blobs: nothing to describe, no error."""
+    from handlers.clients.storage import default
+    default().put_blob("ocr", f"{LETTER}.txt", b"", "text/plain")
+    default().put_blob("transcripts", f"{LETTER}.txt", b"", "text/plain")
+    outcome = run_one("describe", job_for(LETTER))
+    assert outcome.state == journal.SKIPPED and outcome.reason.startswith("no text to describe") and chat.calls == []
