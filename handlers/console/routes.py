@@ -78,7 +78,7 @@ def _check_write(req: func.HttpRequest, ctx: Ctx) -> None:
     given = auth.cookies(ctx.headers.get("cookie")).get(auth.SESSION_COOKIE)
     auth.check_csrf(csrf_key(), ctx.who, given, form.get("csrf"))
     if not ctx.who.can_operate():
-        raise auth.Refused(403, "Replaying needs the Console.Operator role.")
+        raise auth.Refused(403, "Changes (replaying, reviewing drafts) need the Console.Operator role.")
     ctx.form = form
 
 
