@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from ..core.errors import ActionError
+from ..core.errors import ActionError, ServiceBusy
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,8 @@ TIMEOUT = 120.0
 ROLE = "Cognitive Services OpenAI User"
 
 
-class ChatBusy(ActionError):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
+class ChatBusy(ServiceBusy):
+    """429 or 5xx (core.errors.ServiceBusy)."""
 
 
 class ChatRefused(ActionError):

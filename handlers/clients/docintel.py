@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from ..core.errors import ActionError
+from ..core.errors import ActionError, ServiceBusy
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,8 @@ POLL_SECONDS = 2.0      # between polls when the service names no Retry-After (t
 ROLE = "Cognitive Services User"
 
 
-class DocIntelBusy(ActionError):
-    """429 or 5xx: worth retrying, after `retry_after` seconds when the service said."""
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
+class DocIntelBusy(ServiceBusy):
+    """429 or 5xx (core.errors.ServiceBusy)."""
 
 
 class DocIntelRefused(ActionError):

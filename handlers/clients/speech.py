@@ -17,7 +17,7 @@ import os
 import re
 import uuid
 
-from ..core.errors import ActionError
+from ..core.errors import ActionError, ServiceBusy
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,8 @@ CHUNK = 256 * 1024
 ROLE = "Cognitive Services Speech User"
 
 
-class SpeechBusy(ActionError):
-    """429 or 5xx: worth retrying, after `retry_after` seconds when the service said."""
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
+class SpeechBusy(ServiceBusy):
+    """429 or 5xx (core.errors.ServiceBusy)."""
 
 
 class SpeechRefused(ActionError):

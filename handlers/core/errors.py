@@ -31,6 +31,13 @@ class ActionError(SafeError):
     """An action failed in a way worth retrying or reporting; the message says what to fix."""
 
 
+class ServiceBusy(ActionError):
+    """A service answered 429 or 5xx: worth retrying, after `retry_after` seconds when it said."""
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidDelivery(SafeError, ValueError):
     """A signed body that is not a delivery the pipeline can carry; the message says which rule (no content)."""
 

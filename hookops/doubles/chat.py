@@ -21,12 +21,11 @@ import hmac
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import HttpsDouble
+from .tls import HttpsDouble, JsonHandler
 
 CREDENTIAL_HEADERS = ("api-key", "authorization")
 MAX_BODY = 8 * 1024 * 1024
@@ -51,21 +50,7 @@ def _filters(filtered: bool) -> dict:
     return harms | {"jailbreak": {"filtered": filtered, "detected": filtered}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    timeout = 30
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class _Handler(JsonHandler):
 
     def do_POST(self) -> None:
         d: ChatDouble = self.server.double

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import threading
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import HttpsDouble
+from .tls import HttpsDouble, JsonHandler
 
 PREFIX = "/documentintelligence/documentModels/"
 MODEL = "prebuilt-read"
@@ -61,21 +59,7 @@ def _error(code: str, message: str, inner: str | None = None) -> dict:
     return {"error": err}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    timeout = 30
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: dict | None, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class _Handler(JsonHandler):
 
     def _call(self, method: str) -> tuple[DocIntelDouble, Call]:
         d: DocIntelDouble = self.server.double

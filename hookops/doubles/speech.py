@@ -31,12 +31,11 @@ import tempfile
 import threading
 import wave
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import Certificates
+from .tls import Certificates, JsonHandler
 from .tls import Server as _Server
 
 PATH = "/speechtotext/transcriptions:transcribe"
@@ -64,21 +63,7 @@ def _error(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    timeout = 30
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: dict | None, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class _Handler(JsonHandler):
 
     def do_GET(self) -> None:
         self._send(404, _error("NotFound", "not found"))
@@ -119,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, d._result(call))
 
 
-def _spool(h: BaseHTTPRequestHandler, out) -> None:
+def _spool(h: JsonHandler, out) -> None:
     if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
         while size := int(h.rfile.readline().split(b";")[0].strip() or b"0", 16):
             _copy(h.rfile, out, size)

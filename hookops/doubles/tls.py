@@ -2,11 +2,12 @@
 handshake in the worker thread, and a throw-away CA whose certificate a client is told to trust."""
 from __future__ import annotations
 
+import json
 import ssl
 import sys
 import tempfile
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import trustme
@@ -86,3 +87,21 @@ class HttpsDouble:
     def ca_bundle(self) -> str:
         """The CA certificate (PEM) a client must trust (REQUESTS_CA_BUNDLE, SSL_CERT_FILE)."""
         return self._certs.ca_pem_path
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A double's request handler: quiet, answering JSON (or nothing) with the headers given."""
+    timeout = 30
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, body: dict | None, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
