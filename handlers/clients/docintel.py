@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from ..core.errors import ActionError, ServiceBusy
+from .cognitive import Service, failure
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ class DocIntelRefused(ActionError):
 
 class DocIntelRejected(ActionError):
     """The service will not read this file (400/413/415/422, or the operation failed): retrying cannot help."""
+
+
+SERVICE = Service("Document Intelligence", "DOCINTEL_ENDPOINT", "DOCINTEL_KEY", ROLE, "read", DocIntelBusy,
+                  DocIntelRefused, DocIntelRejected)
 
 
 _clients: Shared[dict] = Shared(dict)
@@ -67,35 +72,6 @@ def read(docintel, document, pages: int, deadline: float) -> dict:
         result = poller.result(timeout=deadline)
         if not poller.done():
             raise ActionError(f"Document Intelligence had not finished after {deadline:.0f} s; the queue retries")
-    except HttpResponseError as exc:
-        if exc.status_code is None:  # the credential found no token
-            raise DocIntelRefused(f"no token for Document Intelligence ({type(exc).__name__}): check the app's "
-                                  f"identity (AZURE_CLIENT_ID) or set DOCINTEL_KEY for a local run") from None
-        raise classify(exc.status_code, getattr(exc, "response", None)) from None
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        from .http import tls_failure
-        tls = tls_failure(exc)
-        if tls:
-            log.error("Document Intelligence: %s", tls)
-            raise ActionError(f"Document Intelligence: {tls}") from None
-        raise ActionError(f"Document Intelligence could not be reached: {type(exc).__name__} "
-                          f"(check DOCINTEL_ENDPOINT)") from None
+    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+        raise failure(SERVICE, exc) from None
     return result.as_dict()
-
-
-def classify(status: int | None, response) -> ActionError:
-    from .http import error_code, retry_after
-    code = error_code(response) if response is not None else ""
-    if status in (401, 403):
-        log.error("Document Intelligence refused the request (HTTP %s%s): check DOCINTEL_ENDPOINT, DOCINTEL_KEY "
-                  "(local) or the app identity's %r role", status, code, ROLE)
-        return DocIntelRefused(f"Document Intelligence refused the request (HTTP {status}{code}): check "
-                               f"DOCINTEL_ENDPOINT and the app identity's {ROLE!r} role (locally: DOCINTEL_KEY)")
-    if status == 429 or (status or 0) >= 500:
-        wait = retry_after(response) if response is not None else None
-        return DocIntelBusy(f"Document Intelligence answered HTTP {status}{code}", wait)
-    if status in (400, 413, 415, 422):
-        return DocIntelRejected(f"Document Intelligence cannot read this file (HTTP {status}{code})")
-    if status == 200:  # a poll that says "failed": azure-core's LRO raises it with the 200 response
-        return DocIntelRejected(f"Document Intelligence could not read this file ({code.strip() or 'failed'})")
-    return ActionError(f"Document Intelligence answered HTTP {status}{code}")

@@ -18,6 +18,7 @@ import re
 import uuid
 
 from ..core.errors import ActionError, ServiceBusy
+from .cognitive import Service, failure
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class SpeechRefused(ActionError):
 
 class SpeechRejected(ActionError):
     """The service will not transcribe this file (400/413/415/422): retrying cannot help."""
+
+
+SERVICE = Service("Speech", "SPEECH_ENDPOINT", "SPEECH_KEY", ROLE, "transcribe", SpeechBusy, SpeechRefused,
+                  SpeechRejected)
 
 
 # ---- streaming multipart -----------------------------------------------------------------------
@@ -153,33 +158,6 @@ def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
     options = TranscriptionOptions(locales=locales or None, profanity_filter_mode="Masked")
     try:
         result = speech.transcribe(TranscriptionContent(definition=options, audio=(f"audio.{ext}", media, content_type)))
-    except HttpResponseError as exc:  # ClientAuthenticationError too: 401, or no token at all
-        if exc.status_code is None:  # the credential found no token: the identity, not the role
-            raise SpeechRefused(f"no token for Speech ({type(exc).__name__}): check the app's identity "
-                                f"(AZURE_CLIENT_ID) or set SPEECH_KEY for a local run") from None
-        raise classify(exc.status_code, getattr(exc, "response", None)) from None
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        from .http import tls_failure
-        tls = tls_failure(exc)
-        if tls:
-            log.error("Speech: %s", tls)
-            raise ActionError(f"Speech: {tls}") from None
-        raise ActionError(f"Speech could not be reached: {type(exc).__name__} (check SPEECH_ENDPOINT)") from None
+    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+        raise failure(SERVICE, exc) from None
     return result.as_dict()
-
-
-def classify(status: int | None, response) -> ActionError:
-    from .http import error_code
-    code = error_code(response)
-    if status in (401, 403):
-        log.error("Speech refused the request (HTTP %s%s): check SPEECH_ENDPOINT, the key (SPEECH_KEY or Key "
-                  "Vault secret speech-key) or the app identity's %r role on the Speech resource", status, code, ROLE)
-        return SpeechRefused(f"Speech refused the request (HTTP {status}{code}): check SPEECH_ENDPOINT and the "
-                             f"app identity's {ROLE!r} role on the Speech resource (locally: SPEECH_KEY)")
-    if status == 429 or (status or 0) >= 500:
-        from .http import retry_after
-        wait = retry_after(response) if response is not None else None
-        return SpeechBusy(f"Speech answered HTTP {status}{code}", wait)
-    if status in (400, 413, 415, 422):
-        return SpeechRejected(f"Speech cannot transcribe this file (HTTP {status}{code})")
-    return ActionError(f"Speech answered HTTP {status}{code}")
