@@ -35,8 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import Certificates, JsonHandler
-from .tls import Server as _Server
+from .tls import HttpsDouble, JsonHandler
 
 PATH = "/speechtotext/transcriptions:transcribe"
 KEEP_AUDIO = 16 * 1024 * 1024    # audio bytes kept for assertions up to this size (hash and size always)
@@ -158,8 +157,10 @@ def _parse(call: Call, spool) -> None:
             at = nxt + 2
 
 
-class SpeechDouble:
+class SpeechDouble(HttpsDouble):
     """HTTPS fast-transcription endpoint on 127.0.0.1 at a free port (see the module docstring)."""
+    HANDLER = _Handler
+    PREFIX = "speech-double-"
 
     def __init__(self, key: str = "test-speech-key", ca: trustme.CA | None = None, accept_token=None):
         self.key = key
@@ -169,43 +170,14 @@ class SpeechDouble:
         self._cond = threading.Condition(self._lock)
         self._failures: list[tuple[int, dict, dict | None]] = []
         self._phrases: list[tuple[int, int, str]] = [(0, 1200, "Hello from the archive.")]
-        self._server: _Server | None = None
-        self._certs: Certificates | None = None
         self.calls: list[Call] = []
         self.in_flight = self.max_in_flight = 0   # calls received and not yet answered; the most at once
         self._gate = threading.Event()
         self._gate.set()
 
-    # lifecycle
-    def start(self) -> SpeechDouble:
-        self._certs = Certificates(self._ca, "speech-double-")
-        self._server = _Server(0, _Handler, self, self._certs.context)
-        return self
-
     def stop(self) -> None:
-        self._gate.set()
-        if self._server:
-            self._server.close()
-            self._server = None
-        if self._certs:
-            self._certs.cleanup()
-            self._certs = None
-
-    def __enter__(self) -> SpeechDouble:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    # connection facts
-    @property
-    def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self._server.server_address[1]}/"
-
-    @property
-    def ca_bundle(self) -> str:
-        """The CA certificate (PEM) a client must trust, e.g. through REQUESTS_CA_BUNDLE."""
-        return self._certs.ca_pem_path
+        self._gate.set()   # a held call is answered, so the server can shut down
+        super().stop()
 
     @property
     def ca_pem(self) -> bytes:
