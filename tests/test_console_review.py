@@ -127,3 +127,9 @@ def test_edited_text_is_checked_and_writes_need_csrf_and_the_operator_role(pres)
     assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}, csrf=False).status_code == 403
     assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}, role=auth.READER).status_code == 403
     assert pres.saved == [] and _record()["status"] == "pending"
+
+
+def test_an_asset_gone_from_preservica_is_a_page_not_an_error(pres):
+    pres.remove_asset(REF)
+    resp = _get(f"drafts/{REF}")
+    assert resp.status_code == 404 and b"not in Preservica" in resp.get_body()

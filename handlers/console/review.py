@@ -58,10 +58,17 @@ def _save(ref: str, record: dict, etag: str) -> bool:
 
 
 def _asset(ref: str):
+    """The asset as Preservica has it now; a page saying why when it cannot be read (never a 500)."""
     from pyPreservica.common import EntityType
 
     from ..clients import preservica, secrets
-    return preservica.call(secrets.default(), lambda api: api.entity(EntityType.ASSET, ref))
+    from ..core.errors import ActionError, NotFound
+    try:
+        return preservica.call(secrets.default(), lambda api: api.entity(EntityType.ASSET, ref))
+    except NotFound:
+        raise auth.Refused(404, "The asset is not in Preservica any more.") from None
+    except ActionError as exc:
+        raise auth.Refused(502, f"Preservica could not be read: {exc}") from None
 
 
 def _digest(text: str | None) -> str:
