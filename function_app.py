@@ -2,8 +2,8 @@
 import azure.functions as func
 
 from handlers import dispatch, health, intake, reconcile, sweep
-from handlers.actions import functions as actions
 from handlers.console import function as console
+from handlers.pipeline import functions as actions
 
 app = func.FunctionApp()
 app.register_functions(intake.bp)

@@ -17,6 +17,10 @@ Modules:
   probes          what is measured inside the app's process: stage timers (with the events of each batch),
                   storage requests at the client, a CPU sampler over every thread
   pipeline        rows 2 and 3 (through the local runner), 4 and 5 (in process)
+  floor           the storage floor of rows 2 and 3: the row's own storage requests repeated by a bare
+                  client loop in its own process, same concurrency, same Azurite (`python -m bench.floor SPEC`)
+  storage_cpu     CPU per queue put through the app's client, with and without requests' per-request
+                  environment look-ups (`python -m bench.storage_cpu`)
   cost            rows 6 and 7 (Preservica and storage requests per event, five actions) and 8 (the
                   Preservica request rate under load)
 """

@@ -45,8 +45,8 @@ UNBOUND_RPS = 100_000
 def app_env(storage: str, preservica_server: str, routes: str) -> dict:
     """Every setting the app reads, explicitly: nothing leaks in from a local.settings.json or the
     environment. Settings not named here are blank, which means their default."""
-    from handlers.actions import registry
     from handlers.core.settings import HOST
+    from handlers.pipeline import registry
     blank = {s.name: "" for s in registry.all_settings() if s.where != HOST}
     return {**blank, "AzureWebJobsStorage": storage, "PRESERVICA_WEBHOOK_SECRET": SECRET,
             "PRESERVICA_ROUTES": routes, "PRESERVICA_SERVER": preservica_server, "PRESERVICA_USERNAME": USER,
@@ -154,14 +154,63 @@ def intake_only_runner(runner_cls):
     return IntakeOnlyRunner
 
 
-def intake_alone(runner, *, deliveries: int, concurrency: int, assets: int, runs: int, progress=print) -> list[dict]:
+def intake_alone(runner, storage: str, *, deliveries: int, concurrency: int, assets: int, runs: int,
+                 progress=print) -> list[dict]:
+    """Each run followed by its floor: the one storage request intake makes per delivery (a queue put of
+    the message intake builds for these deliveries, base64 as the app sends it), `deliveries` times by a
+    bare client loop at the same concurrency on the same Azurite (bench/floor.py)."""
+    from bench import floor
     out = []
     for r in range(runs):
-        a = ack_summary(run_load(load_spec(runner.url, deliveries, concurrency, assets)))
+        spec = load_spec(runner.url, deliveries, concurrency, assets)
+        cpu = time.process_time()   # this process is the runner's: the intake's and its front end's CPU
+        a = ack_summary(run_load(spec))
+        a["process_cpu_ms_per_delivery"] = (time.process_time() - cpu) / max(1, a["ok"]) * 1000
+        fl = a["floor"] = floor.measure(storage, concurrency, [{"op": "queue_put", "count": deliveries,
+                                                                "text": intake_message_chars(spec),
+                                                                "base64": True}])
+        put = fl["by_op"].get("queue_put", {})
+        a["floor_rate"], a["floor_p50_ms"], a["floor_p99_ms"] = fl["rate"], put.get("p50_ms"), put.get("p99_ms")
+        a["of_floor"] = ratio(a["rate"], fl["rate"])   # deliveries/s against bare puts/s
+        a["p50_over_floor"] = ratio(a["p50_ms"], a["floor_p50_ms"] or float("nan"))
         out.append(a)
         progress(f"  ack run {r + 1}/{runs} intake alone: p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms, "
-                 f"{a['rate']:.0f}/s, {a['ok']}/{deliveries} acknowledged")
+                 f"{a['rate']:.0f}/s, {a['ok']}/{deliveries} acknowledged; bare queue puts: p50 "
+                 f"{a['floor_p50_ms']:.1f} ms, {fl['rate']:.0f}/s ({a['of_floor']:.0%} of it)")
     return out
+
+
+def intake_profile(runner, azurite_pid, *, deliveries: int, concurrency: int, assets: int, progress=print) -> dict:
+    """One more intake-alone run, not in the medians, with bench.probes.CpuSampler over every thread of this
+    process (the runner's), and the CPU of this process and of Azurite over the run: where the intake's time
+    goes under row 2's load."""
+    from bench.probes import CpuSampler
+    sampler = CpuSampler()
+    cpu0 = (time.process_time(), process_cpu_seconds(azurite_pid))
+    sampler.start()
+    a = ack_summary(run_load(load_spec(runner.url, deliveries, concurrency, assets)))
+    sampler.stop()
+    cpu1 = (time.process_time(), process_cpu_seconds(azurite_pid))
+    wall = a["wall_s"]
+    out = {**sampler.result(), "rate": a["rate"], "p50_ms": a["p50_ms"], "deliveries": a["ok"], "run_wall_s": wall,
+           "process_cpu_s": cpu1[0] - cpu0[0],
+           "azurite_cpu_s": (cpu1[1] - cpu0[1]) if None not in (cpu0[1], cpu1[1]) else float("nan")}
+    out["process_cpu_ms_per_delivery"] = out["process_cpu_s"] / max(1, a["ok"]) * 1000
+    out["process_busy"] = out["process_cpu_s"] / wall if wall else float("nan")
+    progress(f"  intake alone with the CPU sampler: {a['rate']:.0f}/s; this process {out['process_cpu_s']:.1f} s CPU "
+             f"({out['process_cpu_ms_per_delivery']:.2f} ms per delivery, {out['process_busy']:.0%} of a core), "
+             f"Azurite {out['azurite_cpu_s']:.1f} s; by library: " + ", ".join(
+                 f"{k} {v / max(out['cpu_s'], 1e-9):.0%}" for k, v in list(out["by_library"].items())[:6]))
+    return out
+
+
+def intake_message_chars(spec: dict) -> int:
+    """Characters of the queue message intake builds for one of the load's deliveries (before base64)."""
+    from bench.load import build
+    from handlers.core import envelope, messages
+    body, _ = build({**spec, "count": 1})[0]
+    _, text = envelope.parse_delivery(body)
+    return len(messages.intake_message(envelope.delivery_id(body), "2026-01-01T00:00:00.000+00:00", text))
 
 
 def clear_queue(storage: str, name: str) -> None:
@@ -174,7 +223,10 @@ def clear_queue(storage: str, name: str) -> None:
 
 
 def ack_latency(runner, clock, double, reference, *, deliveries: int, ref_deliveries: int, concurrency: int,
-                latency: float, assets: int, runs: int, alone: list[dict] | None = None, progress=print) -> dict:
+                latency: float, assets: int, runs: int, alone: dict | None = None, progress=print) -> dict:
+    """`alone`: {"runs": intake_alone()'s list, "profile": intake_profile()'s answer or None}."""
+    profile = (alone or {}).get("profile")
+    alone = (alone or {}).get("runs")
     double.call(cmd="latency", seconds=latency)
     os.environ["PRESERVICA_ROUTES"] = "*=thumbnail"     # the same work as the reference's do_WORK
     ours, theirs, ratios = [], [], []
@@ -212,15 +264,20 @@ def ack_latency(runner, clock, double, reference, *, deliveries: int, ref_delive
         return median([x[key] for x in rows])
 
     keys = ("p50_ms", "p99_ms", "rate", "head_p50_ms", "head_p99_ms", "max_ms")
+    floor_keys = ("floor_rate", "floor_p50_ms", "floor_p99_ms", "of_floor", "p50_over_floor",
+                  "process_cpu_ms_per_delivery")
     alone_part = None
     if alone:
-        alone_part = {**{k: med(alone, k) for k in keys}, "ok": sum(x["ok"] for x in alone),
+        alone_part = {**{k: med(alone, k) for k in keys + floor_keys}, "ok": sum(x["ok"] for x in alone),
                       "retried": sum(x["retried"] for x in alone),
                       "sent": sum(x["sent"] for x in alone), "statuses": _merge([x["statuses"] for x in alone]),
                       # alone is the caller's list: its length is not tied to this loop's runs
                       "p99_ratio": median([ratio(b["p99_ms"], x["p99_ms"])
                                            for b, x in zip(theirs, alone, strict=False)]),
-                      "per_run": alone}
+                      "per_run": alone, "profile": profile}
+        # The app in one process against the floor of the intake-alone run of the same index.
+        alone_part["ours_of_floor"] = median([ratio(a["rate"], x["floor_rate"])
+                                              for a, x in zip(ours, alone, strict=False)])
     return {"deliveries": deliveries, "ref_deliveries": ref_deliveries, "concurrency": concurrency,
             "latency_ms": latency * 1000, "runs": runs,
             "ours": {**{k: med(ours, k) for k in keys}, "all_thumbnails_s": med(ours, "all_thumbnails_s"),
@@ -253,25 +310,43 @@ def _merge(dicts) -> dict:
 
 # ---- row 3 -------------------------------------------------------------------------------------
 
-def pipeline(runner, clock, double, azurite_pid, *, events: int, batch: int, concurrency: int, runs: int,
-             profile: bool = False, progress=print) -> dict:
-    """Row 3: `runs` measured runs, then (with `profile`) one more with bench.probes.CpuSampler
-    running, which is reported apart and not in the medians (the sampler takes some of the GIL)."""
+def pipeline(runner, clock, double, azurite_pid, storage: str, *, events: int, batch: int, concurrency: int,
+             runs: int, profile: bool = False, progress=print) -> dict:
+    """Row 3: `runs` measured runs, each followed by its storage floor (bench/floor.py: the storage requests
+    the run made, counted at the client, repeated by a bare client loop at `concurrency` on the same
+    Azurite); then (with `profile`) one more run with bench.probes.CpuSampler running, which is reported
+    apart and not in the medians (the sampler takes some of the GIL)."""
+    from bench import floor
+    from bench.probes import StorageCounter
     double.call(cmd="latency", seconds=0.0)
     os.environ["PRESERVICA_ROUTES"] = "*=journal,thumbnail"
     n_deliveries = math.ceil(events / batch)
     results = []
-    for r in range(runs):
-        row = _pipeline_once(runner, clock, double, azurite_pid, n_deliveries=n_deliveries, batch=batch,
-                             concurrency=concurrency)
-        results.append(row)
-        progress(f"  pipeline run {r + 1}/{runs}: {row['events']} events in {row['total_s']:.1f} s = "
-                 f"{row['events_per_s']:.0f} events/s; acks done {row['last_ack_s']:.1f} s, dispatch done "
-                 f"{row['dispatch_done_s']:.1f} s; journal rows with both actions done: {row['journal_rows_done']}")
+    counter = StorageCounter(storage).install()
+    try:
+        for r in range(runs):
+            settle(runner)
+            counter.reset()
+            row = _pipeline_once(runner, clock, double, azurite_pid, n_deliveries=n_deliveries, batch=batch,
+                                 concurrency=concurrency)
+            row["floor_ops"], row["floor_left_out"] = floor.ops_from_counts(counter.detail())
+            fl = row["floor"] = floor.measure(storage, concurrency, row["floor_ops"])
+            row["floor_events_per_s"] = row["events"] / fl["wall_s"] if fl["wall_s"] else float("nan")
+            row["of_floor"] = ratio(row["events_per_s"], row["floor_events_per_s"])
+            results.append(row)
+            progress(f"  pipeline run {r + 1}/{runs}: {row['events']} events in {row['total_s']:.1f} s = "
+                     f"{row['events_per_s']:.0f} events/s; acks done {row['last_ack_s']:.1f} s, dispatch done "
+                     f"{row['dispatch_done_s']:.1f} s; journal rows with both actions done: "
+                     f"{row['journal_rows_done']}; storage floor {fl['requests']} requests in {fl['wall_s']:.1f} s "
+                     f"= {row['floor_events_per_s']:.0f} events/s ({row['of_floor']:.0%} of it)")
+    finally:
+        counter.remove()
     best = sorted(results, key=lambda x: x["events_per_s"] if x["completed"] else -1)[len(results) // 2]
-    out = {"events": events, "batch": batch, "runs": runs,
+    out = {"events": events, "batch": batch, "runs": runs, "concurrency": concurrency,
            "events_per_s": median([x["events_per_s"] for x in results]),
            "total_s": median([x["total_s"] for x in results]),
+           "floor_events_per_s": median([x["floor_events_per_s"] for x in results]),
+           "of_floor": median([x["of_floor"] for x in results]),
            "completed": all(x["completed"] for x in results), "median_run": best, "per_run": results}
     if profile:
         from bench.probes import CpuSampler

@@ -89,7 +89,7 @@ class StageClock:
 
     def install(self) -> StageClock:
         from handlers import dispatch, intake
-        from handlers.actions import runner as action_runner
+        from handlers.pipeline import runner as action_runner
         for module, attr, name_of in ((intake, "handle", lambda *a, **k: "intake"),
                                       (dispatch, "dispatch", lambda *a, **k: "dispatch"),
                                       (action_runner, "run", lambda action, *a, **k: f"action_{action}")):
@@ -164,6 +164,10 @@ class StorageCounter:
         self.endpoints = endpoints(connection_string)
         self._lock = threading.Lock()
         self.counts: Counter = Counter()   # (owner, service, operation) -> requests
+        # (owner, service, operation) -> request bytes, and items: messages a receive returned, operations in
+        # a table transaction, rows a query returned (what bench/floor.py needs to repeat the same requests)
+        self.sizes: Counter = Counter()
+        self.items: Counter = Counter()
         self._original = None
 
     def install(self) -> StorageCounter:
@@ -189,6 +193,14 @@ class StorageCounter:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+            self.sizes.clear()
+            self.items.clear()
+
+    def detail(self) -> dict:
+        """{"owner|service|operation": {"requests", "bytes", "items"}}, summed since the last reset."""
+        with self._lock:
+            return {"|".join(k): {"requests": v, "bytes": self.sizes[k], "items": self.items[k]}
+                    for k, v in sorted(self.counts.items())}
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -207,8 +219,35 @@ class StorageCounter:
         status = getattr(response, "status_code", 0) or 0
         if status >= 400:   # refused: e.g. 412, a conditional write that lost a race; 404, a missing queue
             op += f" ({status})"
+        size, items = _size(request), _items(service, op, request, response)
         with self._lock:
             self.counts[(owner, service, op)] += 1
+            self.sizes[(owner, service, op)] += size
+            self.items[(owner, service, op)] += items
+
+
+def _size(request) -> int:
+    """A request's body bytes: its Content-Length, or the body's length."""
+    try:
+        return int(request.headers.get("Content-Length") or 0) or len(request.body or b"")
+    except (TypeError, ValueError):
+        return 0
+
+
+def _items(service: str, op: str, request, response) -> int:
+    """Messages a receive returned, operations in a table transaction (its multipart body has one
+    `application/http` part per operation), rows a table query returned (one `odata.etag` each)."""
+    try:
+        if op == "receive":
+            return response.internal_response.content.count(b"<QueueMessage>")
+        if service == "table" and op == "transaction":
+            body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+            return body.count(b"application/http")
+        if service == "table" and op in ("query", "get"):
+            return response.internal_response.content.count(b"odata.etag")
+    except Exception:  # not a requests response, or no body: no items known
+        return 0
+    return 0
 
 
 def _owner(frame) -> str:

@@ -29,8 +29,8 @@ KEY = "bench-speech-key"
 def measure(size: int, storage_connection: str) -> dict:
     """Transcribe a generated `size`-byte bitstream once; peak traced memory, what Speech got, seconds."""
     from handlers.actions import transcribe
-    from handlers.actions.contract import Context
     from handlers.clients import preservica, shared
+    from handlers.pipeline.contract import Context
     from hookops.doubles.preservica import PreservicaDouble
     from hookops.doubles.preservica.streamed import chunks
     from hookops.doubles.speech import SpeechDouble
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(root))
     from hookops import azurite
-    with tempfile.TemporaryDirectory() as data, azurite.on_free_ports(Path(data)) as store:
+    with tempfile.TemporaryDirectory() as data, azurite.start_on_free_ports(Path(data)) as store:
         result = measure(args.mb * 1_000_000, store.connection_string)
     print(f"transcribe of a {result['size'] / 1e6:.0f} MB file: peak traced memory {result['peak'] / 2**20:.1f} MiB, "
           f"{result['seconds']:.1f} s, outcome {result['state']}, Speech received {result['audio_size']} bytes "

@@ -67,6 +67,33 @@ param speechNameSalt string = ''
 @description('Create the public IIIF storage account of the publish action. Its anonymous read (allowBlobPublicAccess) is denied where the built-in policy "Storage account public access should be disallowed" (4fa4b6c0-31ca-4c0d-b10d-24b96f62a751) is assigned with Deny: exempt the resource group first, or deploy with false (publish then fails with "PUBLISH_BLOB_SERVICE_URI is not set").')
 param deployPublish bool = true
 
+@description('Create the custody storage account of the custody action (issue 23; docs/deploy.md "The custody account"): geo-redundant, version-level WORM. Its write role is a custom role, so the deployer needs Microsoft.Authorization/roleDefinitions/write (Owner or User Access Administrator). false: no account, and CUSTODY_ACCOUNT_URL is empty.')
+param deployCustody bool = true
+
+@description('Replication of the custody account: Standard_GZRS where the region offers it (az storage sku list), else Standard_GRS.')
+@allowed([
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+])
+param custodySku string = 'Standard_GZRS'
+
+@description('Access tier of the custody content: Cold (cheapest at rest, dearer to read) or Cool.')
+@allowed([
+  'Cold'
+  'Cool'
+])
+param custodyAccessTier string = 'Cold'
+
+@description('Days every custody blob version is WORM-protected from its creation. Once the policy is locked it can only be raised.')
+@minValue(1)
+@maxValue(146000)
+param custodyRetentionDays int = 3650
+
+@description('Lock the custody account\'s immutability policy: irreversible. Only on a deployment after the one that created the account and before custody is routed (versions written earlier stay unlocked), then true on every later deployment.')
+param custodyImmutabilityLocked bool = false
+
 @description('true: write the non-empty secret parameters into Key Vault (first deployment, or a deliberate overwrite). false (default): leave the vault\'s secrets as they are, so a deployment never reverts a secret rotated in Key Vault.')
 param writeSecrets bool = false
 
@@ -165,7 +192,7 @@ param teamsListFiles string = 'false'
 @minValue(1)
 param actionBatchSize int = 50
 
-@description('PRESERVICA_MAX_RPS: most requests per second one instance sends to Preservica.')
+@description('PRESERVICA_MAX_RPS: most requests per second the whole app sends to Preservica, shared by its live instances.')
 @minValue(1)
 param preservicaMaxRps int = 10
 
@@ -333,6 +360,13 @@ param describeWrite string = 'description'
 @description('DESCRIBE_SCHEMA: schema URI of the reviewed-description fragment.')
 param describeSchema string = 'urn:preservica-webhooks-azure:description:v1'
 
+@description('CUSTODY_AUDIT_SCHEDULE: NCRONTAB schedule of the custody audit (re-reads a share of the stored objects each run).')
+param custodyAuditSchedule string = '0 0 2 * * *'
+
+@description('CUSTODY_AUDIT_DAYS: every custody object is audited within this many days.')
+@minValue(1)
+param custodyAuditDays int = 90
+
 // ---------------------------------------------------------------------------------------------
 // Parameters: secrets (written to Key Vault only with writeSecrets; an empty value leaves the secret as it is)
 // ---------------------------------------------------------------------------------------------
@@ -380,6 +414,8 @@ var deploymentContainerName = 'app-package'
 // The AI accounts exist only when PRESERVICA_ROUTES routes to their action: a deployment without AI costs nothing.
 var ocrRouted = contains(preservicaRoutes, 'ocr')
 var describeRouted = contains(preservicaRoutes, 'describe')
+// The OCFL storage root of the custody action, in its own account (CUSTODY_CONTAINER).
+var custodyContainer = 'custody'
 
 // A zone-redundant Flex Consumption app needs a zone-redundant storage account ("Reliability in
 // Azure Functions", Flex Consumption prerequisites: with other storage, Functions can behave
@@ -417,6 +453,8 @@ var queueNames = [
   'action-ocr-poison'
   'action-describe'
   'action-describe-poison'
+  'action-custody'
+  'action-custody-poison'
 ]
 var containerNames = [
   'deliveries'
@@ -483,6 +521,22 @@ module publicStorage 'modules/publicstorage.bicep' = if (deployPublish) {
     name: 'stiiif${token}'
     location: location
     containerName: publishContainer
+    principalId: identity.outputs.principalId
+    tags: tags
+  }
+}
+
+// The custody copy (issue 23): its own account, WORM, the app identity may add versions but not delete.
+module custodyStorage 'modules/custodystorage.bicep' = if (deployCustody) {
+  name: 'custodystorage'
+  params: {
+    name: 'stcust${token}'
+    location: location
+    skuName: custodySku
+    accessTier: custodyAccessTier
+    containerName: custodyContainer
+    retentionDays: custodyRetentionDays
+    locked: custodyImmutabilityLocked
     principalId: identity.outputs.principalId
     tags: tags
   }
@@ -584,6 +638,7 @@ var appSettings = {
   TEAMS_LIST_FILES: teamsListFiles
   ACTION_BATCH_SIZE: string(actionBatchSize)
   PRESERVICA_MAX_RPS: string(preservicaMaxRps)
+  MAXIMUM_INSTANCE_COUNT: string(maximumInstanceCount)   // the floor of each one's Preservica share: PRESERVICA_MAX_RPS / this
   ASSET_URL_TEMPLATE: assetUrlTemplate
   RECONCILE_SCHEDULE: reconcileSchedule
   RECONCILE_EVENT_TYPES: reconcileEventTypes
@@ -629,6 +684,10 @@ var appSettings = {
   DESCRIBE_CONTAINER: describeContainer
   DESCRIBE_WRITE: describeWrite
   DESCRIBE_SCHEMA: describeSchema
+  CUSTODY_ACCOUNT_URL: deployCustody ? custodyStorage.outputs.blobEndpoint : ''
+  CUSTODY_CONTAINER: custodyContainer
+  CUSTODY_AUDIT_SCHEDULE: custodyAuditSchedule
+  CUSTODY_AUDIT_DAYS: string(custodyAuditDays)
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -701,6 +760,7 @@ output keyVaultName string = keyVault.outputs.name
 output keyVaultUri string = keyVault.outputs.uri
 output storageAccountName string = storage.outputs.name
 output publicIiifUrl string = deployPublish ? (empty(publishBaseUrl) ? publicStorage.outputs.containerUrl : publishBaseUrl) : ''
+output custodyAccountName string = deployCustody ? custodyStorage.outputs.name : ''
 output speechName string = speech.outputs.name
 output applicationInsightsName string = monitoring.outputs.applicationInsightsName
 output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName

@@ -42,6 +42,13 @@ param speechNameSalt = readEnvironmentVariable('SPEECH_NAME_SALT', '')
 // (README "Deploy to Azure": the policy exemption). azd env set DEPLOY_PUBLISH false
 param deployPublish = bool(readEnvironmentVariable('DEPLOY_PUBLISH', 'true'))
 
+// The custody account (docs/deploy.md "The custody account"): WORM, geo-redundant. Its custom write role
+// needs a deployer who may create role definitions; azd env set DEPLOY_CUSTODY false to leave it out.
+// Locking its immutability policy is irreversible: once the account exists and before custody is routed, then
+// keep it true.
+param deployCustody = bool(readEnvironmentVariable('DEPLOY_CUSTODY', 'true'))
+param custodyImmutabilityLocked = bool(readEnvironmentVariable('CUSTODY_IMMUTABILITY_LOCKED', 'false'))
+
 // Scale. Always-ready HTTP instances spare Preservica's first requests a cold start and are billed
 // while idle (README); per azd environment: azd env set ALWAYS_READY_HTTP_INSTANCES 0
 param instanceMemoryMB = 2048

@@ -11,7 +11,6 @@ failed ones are.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -67,15 +66,13 @@ def queue(p: Plan, actions: Iterable[str], store, docs: Iterable[dict] | None = 
     from .clients import delivery_queue, journal, reconcile_state
     actions, book, queued, done = tuple(actions), journal.default(), 0, 0
     for doc in p.docs if docs is None else docs:
-        body = json.dumps(doc, separators=(",", ":"))
         delivery = envelope.delivery_from_doc(doc)
-        rows = book.rows_with_prefix(envelope.journal_partition(delivery), envelope.journal_row_prefix(delivery, ""))
+        rows = book.rows_with_prefix(journal.partition(delivery), journal.row_prefix(delivery, ""))
         # done, or queued by the interrupted run and still on its way: not again (failed ones are)
         finished = sum(1 for r in rows.values()
                        if all(journal.state_of(r, a) not in (None, journal.FAILED) for a in actions))
         if finished < len(doc["events"]):
-            delivery_queue.enqueue(store, envelope.delivery_id(body.encode()), journal.now_iso(), body,
-                                   source=reconcile.BACKFILL)
+            delivery_queue.enqueue_document(store, doc, reconcile.BACKFILL)
             queued += len(doc["events"]) - finished
         done += finished
     reconcile_state.default().save_backfill(p.job, {"queued": queued, "done": done, "finished": journal.now_iso()})

@@ -51,10 +51,10 @@ def _waited_ms(doc: dict) -> int | None:
 
 
 def _dispatch(doc: dict) -> dict:
-    from .actions import registry
     from .clients import journal, telemetry
     from .clients.secrets import default as secret_source
     from .clients.storage import default as storage
+    from .pipeline import registry
 
     did, offset = doc["id"], doc["offset"]
     page = settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1)
@@ -75,7 +75,7 @@ def _dispatch(doc: dict) -> dict:
     secrets = secret_source()
     not_ready = {a: registry.missing(a, secrets) for a in actions}
     book = journal.default()
-    pk, prefix = envelope.journal_partition(delivery), envelope.journal_row_prefix(delivery, did)
+    pk, prefix = journal.partition(delivery), journal.row_prefix(delivery, did)
     keyed = [(event, envelope.event_key(delivery, event)) for event in delivery.events]
     existing = _page_rows(book, pk, {prefix + key for _, key in keyed})
 
@@ -107,8 +107,12 @@ def _dispatch(doc: dict) -> dict:
 
     jobs = _with_snapshots(jobs, secrets)
     for action in actions:  # an action may replace its jobs for this delivery (Teams: one digest)
-        if hook := registry.get(action).fan_out:
-            jobs = hook(jobs, delivery, did, pk, prefix, rows)
+        mine = [j for j in jobs if j.action == action]
+        if mine and (hook := registry.get(action).fan_out) and (fan := hook(mine, delivery)) is not None:
+            jobs = [j for j in jobs if j.action != action] + fan.jobs
+            for rk, reason in fan.reasons.items():
+                rows[rk].update(journal.state_columns(action, journal.QUEUED, reason))
+            rows.update(fan.rows)
     for rk in rows.keys() - existing.keys() - {prefix + key for _, key in keyed}:  # a hook's own rows
         if (row := book.get(pk, rk)) is not None:
             existing[rk] = row
@@ -176,7 +180,7 @@ def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:
     """Each job with the part of its entity's snapshot its action reads, from one read per entity.
     Without Preservica (not configured, or failing now) the jobs go as they are: an action reads what
     it needs itself, so a Preservica outage delays no action that does not need it."""
-    from .actions import registry
+    from .pipeline import registry
     parts = {job.action: registry.get(job.action).parts() for job in jobs}
     wanted: dict[tuple[str, str], frozenset[str]] = {}
     for job in jobs:

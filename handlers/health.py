@@ -32,7 +32,8 @@ _pool = ThreadPoolExecutor(2, thread_name_prefix="health")
 def health(req: func.HttpRequest) -> func.HttpResponse:
     ok = healthy()
     return func.HttpResponse(json.dumps({"status": "ok" if ok else "unhealthy"}), status_code=200 if ok else 503,
-                             mimetype="application/json", headers={"Cache-Control": "no-store"})
+                             mimetype="application/json",
+                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 def healthy(now: float | None = None) -> bool:

@@ -22,8 +22,13 @@ ROUTE = "preservica/webhook"
 RETRY_AFTER_SECONDS = "30"
 
 
+# JSON only, never sniffed as anything else, never cached (a challenge answer is per code).
+HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
 def _json(status: int, doc: dict, headers: dict | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(doc), status_code=status, mimetype="application/json", headers=headers)
+    return func.HttpResponse(json.dumps(doc), status_code=status, mimetype="application/json",
+                             headers={**HEADERS, **(headers or {})})
 
 
 def _error(status: int, message: str, **headers: str) -> func.HttpResponse:

@@ -26,16 +26,7 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()
 SLICE = dt.timedelta(hours=1)
 
-def _schedule() -> str | None:
-    from .core.errors import SettingsError
-    try:
-        return reconcile.parse_schedule(settings.get("RECONCILE_SCHEDULE"))
-    except SettingsError as exc:  # the other functions still load; `hookops settings --check` says the same
-        log.error("%s: the reconciler is off", exc)
-        return None
-
-
-_SCHEDULE = _schedule()
+_SCHEDULE = settings.BY_NAME["RECONCILE_SCHEDULE"].timer("reconciler")
 if _SCHEDULE:  # empty turns the reconciler off: no timer function at all
     @bp.timer_trigger(schedule=_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
     def reconcile_timer(timer: func.TimerRequest) -> None:
@@ -116,7 +107,7 @@ class _Pages:
             self.save()
 
     def _queue(self, lo: dt.datetime, hi: dt.datetime, found: list) -> bool:
-        from .actions import registry
+        from .pipeline import registry
         report = self.report
         gone = [f for f in found if f.event == reconcile.DELETED and (f.ref, "gone") not in self.used]
         self.used.update((f.ref, "gone") for f in gone)   # listed by two slices (endDate is inclusive)
@@ -175,16 +166,11 @@ class _Pages:
 
 def _queue(source: str, found: list) -> None:
     """Each delivery as an intake message; sent before the checkpoint or watermark moves (at-least-once)."""
-    import json
-
-    from .clients import delivery_queue, journal, storage
-    from .core import envelope
+    from .clients import delivery_queue, storage
     docs = reconcile.deliveries(found, source, settings.get("PRESERVICA_TENANT") or "",
                                 settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1))
-    received = journal.now_iso()
     for doc in docs:
-        body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-        delivery_queue.enqueue(storage.default(), envelope.delivery_id(body.encode()), received, body, source=source)
+        delivery_queue.enqueue_document(storage.default(), doc, source)
 
 
 def _report(state, report: dict, now: dt.datetime, dry_run: bool) -> None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 
 import azure.functions as func
 
-from .actions._publish_source import SWEEP_MAX_REQUESTS, SWEEP_SCHEDULE
+from .core import settings
+
+SWEEP_SCHEDULE = settings.BY_NAME["PUBLISH_SWEEP_SCHEDULE"]
+SWEEP_MAX_REQUESTS = settings.BY_NAME["PUBLISH_SWEEP_MAX_REQUESTS"]
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -27,21 +29,7 @@ PAGE = 20                 # prefixes per listing page: the budget may be oversho
 RUNS = "sweep-runs"       # partition of the reports in the reconciler's table
 
 
-def schedule(env=None) -> str | None:
-    """The NCRONTAB schedule, or None when the sweep is off (set empty) or the value is unusable."""
-    from .core import reconcile
-    from .core.errors import SettingsError
-    raw = (os.environ if env is None else env).get(SWEEP_SCHEDULE.name)
-    text = SWEEP_SCHEDULE.default if raw is None else raw   # unset: the default; set empty: off
-    try:
-        return reconcile.parse_schedule(text)
-    except SettingsError:
-        log.error("PUBLISH_SWEEP_SCHEDULE must be an NCRONTAB expression of six fields, e.g. '0 30 3 * * *'; "
-                  "the public sweep is off")
-        return None
-
-
-_SCHEDULE = schedule()
+_SCHEDULE = SWEEP_SCHEDULE.timer("public sweep")
 if _SCHEDULE:  # empty turns the sweep off: no timer function at all
     @bp.timer_trigger(schedule=_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
     def publish_sweep_timer(timer: func.TimerRequest) -> None:
@@ -67,10 +55,10 @@ def _install(api) -> None:
 def run(now: dt.datetime | None = None) -> dict:
     """One sweep run; its report. Raises (after reporting) when Preservica or storage failed."""
     from .actions import publish
-    from .actions.contract import Context
     from .clients import publish_lock, reconcile_state
     from .core import iiif, settings
     from .core.errors import SafeError
+    from .pipeline.contract import Context
     now = now or dt.datetime.now(dt.UTC)
     report = {"checked": 0, "withdrawn": 0, "updated": 0, "busy": 0, "requests": 0, "complete": False, "error": "",
               "at": now.isoformat()}

@@ -42,6 +42,19 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def listening_ports(pid: int) -> set[int] | None:
+    """The TCP ports process `pid` listens on, from /proc (Linux: its socket inodes matched against
+    /proc/net/tcp's LISTEN rows, state 0A, proc(5)); None where /proc cannot say."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+        rows = [line.split() for name in ("tcp", "tcp6") for line in
+                Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]]
+    except OSError:
+        return None
+    return {int(r[1].rsplit(":", 1)[1], 16) for r in rows if r[3] == "0A" and r[9] in inodes}
+
+
 @dataclass
 class Azurite:
     """One Azurite process. `ports` are blob, queue, table."""
@@ -70,6 +83,12 @@ class Azurite:
                 self.stop()
                 raise RuntimeError(f"Azurite did not listen on {self.ports} within {timeout:.0f}s")
             time.sleep(0.05)
+        # A port another process took after free_port() chose it answers too: only ours will do (two test
+        # runs on one machine would otherwise share, or one would talk to the other's Azurite).
+        ours = listening_ports(self.proc.pid)
+        if self.proc.poll() is not None or (ours is not None and not set(self.ports) <= ours):
+            self.stop()
+            raise PortTaken(f"another process is listening on one of {self.ports}")
         return self
 
     def stop(self, grace: float = 3.0) -> None:
@@ -85,14 +104,30 @@ class Azurite:
         self.proc = None
 
     def __enter__(self) -> Azurite:
-        return self.start()
+        return self if self.proc else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
 def on_free_ports(location: Path) -> Azurite:
+    """An Azurite (not yet started) on three ports free now; `start_on_free_ports` also retries a taken one."""
     return Azurite(location, (free_port(), free_port(), free_port()))
+
+
+def start_on_free_ports(location: Path, tries: int = 5) -> Azurite:
+    """A started Azurite on free ports, choosing again when another process took one meanwhile."""
+    for attempt in range(tries):
+        try:
+            return on_free_ports(location).start()
+        except (PortTaken, RuntimeError):
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def ports_in_use(ports=DEFAULT_PORTS) -> bool:

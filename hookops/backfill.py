@@ -54,8 +54,8 @@ def backfill(since, folder, trigger, dry_run):
     just been ingested. Resumable: run the same command again and what is done is skipped. Preservica
     is asked at PRESERVICA_MAX_RPS at most, by this command and by the app that performs the actions."""
     from handlers import backfill as stage
-    from handlers.actions import registry
     from handlers.core.errors import SafeError
+    from handlers.pipeline import registry
     actions = registry.routes().actions_for(trigger)
     if not actions:
         _fail(f"PRESERVICA_ROUTES routes no action for {trigger}: nothing would run")

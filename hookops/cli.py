@@ -157,7 +157,7 @@ WHERE = {settings.APP: "app setting", settings.LOCAL: "local only", settings.HOS
 
 def settings_table() -> str:
     """The configuration table (docs/configuration.md), made from the pipeline's and every action's declared settings."""
-    from handlers.actions import registry
+    from handlers.pipeline import registry
     lines = ["| Setting | Default | Set where | Meaning |", "|---|---|---|---|"]
     for s in registry.all_settings():
         default = f"`{s.default}`" if s.default else ""
@@ -172,7 +172,7 @@ def settings_cmd(check):
     click.echo(settings_table())
     if not check:
         return
-    from handlers.actions import registry
+    from handlers.pipeline import registry
     problems = registry.problems()
     if problems:
         fail("; ".join(problems))

@@ -16,7 +16,7 @@ def poison():
 
 
 def _pipeline_queues() -> list[str]:
-    from handlers.actions import registry
+    from handlers.pipeline import registry
     return core.pipeline_queues(registry.names())
 
 

@@ -86,7 +86,7 @@ def serve(port: int = 7071, use_runner: bool | None = None) -> None:
 
 def _check_settings() -> None:
     """Fail before starting anything when a setting cannot work (e.g. a typo in PRESERVICA_ROUTES)."""
-    from handlers.actions import registry
+    from handlers.pipeline import registry
     problems = registry.problems()
     if problems:
         raise click.ClickException(f"{'; '.join(problems)} (in {localsettings.PATH.name} or the environment)")

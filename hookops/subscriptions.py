@@ -21,15 +21,18 @@ def _webhooks():
     """A logged-in pyPreservica WebHooksAPI, or a clear error naming the settings to fix."""
     import logging
 
-    from handlers.actions.contract import ActionError
     from handlers.clients import preservica
-    from handlers.clients.secrets import SecretUnavailable, default
-    # Errors are reported below without URLs; pyPreservica's own log lines would repeat them with URLs.
-    logging.getLogger("pyPreservica").setLevel(logging.CRITICAL)
-    logging.getLogger("handlers.clients.preservica").setLevel(logging.CRITICAL)  # its error lines repeat what we print
+    from handlers.clients.secrets import default
+    from handlers.core.errors import SafeError
+    # Errors are reported below without URLs; pyPreservica's own log lines would repeat them with URLs, and
+    # ours repeat what we print. Quiet for this command only: the levels come back when it ends.
+    for name in ("pyPreservica", "handlers.clients.preservica"):
+        logger = logging.getLogger(name)
+        click.get_current_context().call_on_close(lambda lg=logger, lv=logger.level: lg.setLevel(lv))
+        logger.setLevel(logging.CRITICAL)
     try:
         return preservica.webhooks_api(default())
-    except (ActionError, SecretUnavailable) as exc:
+    except SafeError as exc:   # settings, credentials, Key Vault
         fail(f"{exc}. Set them in the environment or local.settings.json (KEY_VAULT_URI for Key Vault).")
 
 

@@ -38,7 +38,7 @@ def no_network_beyond_this_machine():
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory):
     """A real Azurite on free ports for the whole session."""
-    with _azurite.on_free_ports(tmp_path_factory.mktemp("azurite")) as server:
+    with _azurite.start_on_free_ports(tmp_path_factory.mktemp("azurite")) as server:
         yield server
 
 

@@ -1,23 +1,23 @@
-"""docs/architecture.md's "Add an action", followed exactly as written: its example module, dropped into a
+"""docs/actions.md's "Add an action", followed exactly as written: its example module, dropped into a
 temporary actions folder (no file edited), is found, gets a queue function, is queued, runs and is journaled."""
 import re
 import sys
 
 import pytest
 
-from handlers.actions import registry
 from handlers.clients import journal
 from handlers.core import messages
+from handlers.pipeline import registry
 from hookops.doubles.deliveries import delivery, encode
 from tests.support.paths import ROOT
 
-PAGE = ROOT / "docs" / "architecture.md"
+PAGE = ROOT / "docs" / "actions.md"
 
 
 def example() -> tuple[str, str]:
-    """The first ```python block after the "Add an action" paragraph, and the action name it declares."""
+    """The first ```python block of the "Add an action" section, and the action name it declares."""
     text = PAGE.read_text(encoding="utf-8")
-    section = text[text.index("**Add an action:**"):]
+    section = text[text.index("## Add an action\n"):]
     block = re.search(r"^```python\n(.*?)^```$", section, re.S | re.M)
     assert block, "no python example under Add an action"
     name = re.search(r'\bname="(\w+)"', block.group(1))
@@ -43,7 +43,7 @@ def documented_action(tmp_path, monkeypatch):
 def test_the_documented_action_is_found_and_gets_a_queue_function(documented_action):
     import azure.functions as func
 
-    from handlers.actions import functions
+    from handlers.pipeline import functions
     assert documented_action in registry.names()
     app = func.FunctionApp()
     app.register_functions(functions.blueprint())
@@ -52,9 +52,9 @@ def test_the_documented_action_is_found_and_gets_a_queue_function(documented_act
 
 def test_the_documented_action_is_queued_run_and_journaled(documented_action, app_env, monkeypatch):
     from handlers import dispatch
-    from handlers.actions import runner
     from handlers.clients.storage import default
     from handlers.core import envelope, settings
+    from handlers.pipeline import runner
 
     name = documented_action
     monkeypatch.setenv("PRESERVICA_ROUTES", f"*=journal,{name}")      # the route the page gives as its example

@@ -52,14 +52,49 @@ def test_quick_run_succeeds_and_saves_the_table(quick):
 
 def test_table_has_eight_rows_with_numbers(quick):
     _, stdout, _, _ = quick
-    rows = {m[1]: m[0] for m in re.finditer(r"^\| (\d) \|.*$", stdout, re.M)}
-    assert sorted(rows) == ["1", "2", "3", "4", "5", "6", "7", "8"]
+    rows = {m[1]: m[0] for m in re.finditer(r"^\| (\d+) \|.*$", stdout, re.M)}
+    assert sorted(rows, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "10"]
+    header = next(line for line in stdout.splitlines() if line.startswith("| # |"))
+    assert [c.strip() for c in header.strip("|").split("|")][5:7] == ["Storage floor, same run", "Of the floor"]
     for line in rows.values():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert len(cells) == 7, line
-        assert "n/a" not in " ".join(cells[2:5]), line
+        assert len(cells) == 9, line
+        assert "n/a" not in " ".join(cells[2:7]), line
         assert re.search(r"\d", cells[2]), line   # "This app" holds a figure
+    for n in ("2", "3"):   # the throughput rows: a floor measured in this run, and the fraction of it
+        cells = [c.strip() for c in rows[n].strip("|").split("|")]
+        assert re.search(r"\d", cells[5]) and re.search(r"\d+%", cells[6]), rows[n]
+    assert "README of" not in rows["3"] and "events/s (" not in rows["3"].split("|")[4]
     assert re.search(r"Machine: .+ cores .+Python \d+\.\d+", stdout)
+
+
+def test_throughput_ratios_are_of_this_runs_floors(quick):
+    """Each fraction is the row's own figure over the floor measured in the same run: recomputed here from the
+    raw figures of each run, so neither can be a constant or a figure of another day."""
+    _, _, _, out = quick
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    for run in rows["3"]["per_run"]:
+        floor = run["floor"]
+        assert floor["errors"] == [] and floor["requests"] > 0 and _number(floor["wall_s"])
+        # the floor repeated the run's own storage requests: as many as the app and runner made, empty polls
+        # and one-off creates apart
+        made = sum(o["count"] * (1 + o.get("messages", 0)) if o["op"] == "queue_receive" else o["count"]
+                   for o in run["floor_ops"])
+        assert made == floor["requests"]
+        assert {o["op"] for o in run["floor_ops"]} >= {"queue_put", "queue_receive", "blob_put", "table_tx"}
+        assert run["floor_events_per_s"] == run["events"] / floor["wall_s"]
+        assert run["of_floor"] == run["events_per_s"] / run["floor_events_per_s"]
+    r3 = rows["3"]
+    assert r3["of_floor"] == sorted(x["of_floor"] for x in r3["per_run"])[len(r3["per_run"]) // 2]
+    alone = rows["2"]["intake_alone"]
+    for run in alone["per_run"]:
+        put = run["floor"]["by_op"]["queue_put"]
+        assert put["count"] == run["floor"]["requests"] == run["sent"]   # one bare put per delivery sent
+        assert run["of_floor"] == run["rate"] / run["floor"]["rate"]
+        assert run["p50_over_floor"] == run["p50_ms"] / put["p50_ms"]
+    assert _number(alone["of_floor"]) and _number(alone["ours_of_floor"])
+    profile = alone["profile"]
+    assert profile["cpu_s"] > 0 and _number(profile["process_cpu_ms_per_delivery"])
 
 
 def test_raw_figures_are_numbers(quick):
@@ -103,6 +138,12 @@ def test_raw_figures_are_numbers(quick):
     assert r8["completed"] and r8["requests"] > 0 and r8["rate"] > 0
     assert all(_number(r8[k]) for k in ("max_1s", "max_1s_first_second", "mean_rps", "envelope_excess",
                                         "events_per_s"))
+    r10 = rows["10"]   # what a million events cost: every configuration priced from measured inputs
+    assert set(r10["configs"]) == {"default routes", "journal", "thumbnail", "teams", "catalogue", "relay",
+                                   "transcribe", "publish"}
+    for c in r10["configs"].values():
+        assert _number(c["usd_per_million"]) and c["usd_per_million"] > 0 and c["gb_s_per_event"] > 0
+    assert _number(r10["always_ready_usd_per_month"])
 
 
 def test_bench_imports_nothing_from_tests():

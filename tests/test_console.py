@@ -147,7 +147,7 @@ def _journal_rows(n: int, when: dt.datetime, trigger: str = "FULL_TEXT_INDEXED",
     for i in range(n):
         ts = when - dt.timedelta(minutes=i)
         d = envelope.Delivery("s", ts.strftime("%Y-%m-%dT%H:%M:%S"), "T", "1", trigger, ())
-        pk, prefix = envelope.journal_partition(d), envelope.journal_row_prefix(d, "x" * 32)
+        pk, prefix = journal.partition(d), journal.row_prefix(d, "x" * 32)
         rows.append(journal.event_row(pk, prefix + f"{i:032x}", "k", "d" * 32, "", d,
                                       {"entityRef": ref(f"r{i}"), "event": event}, ("journal",)))
         rows[-1].update(journal.state_columns("journal", "done"))

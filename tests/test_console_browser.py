@@ -12,7 +12,6 @@ import pytest
 
 from handlers.console import routes
 from handlers.core import hosting, settings
-from hookops import azurite as az
 from hookops.doubles.deliveries import ref
 from hookops.runner import Runner
 from tests.support.e2e import FAST_HOST, hookops, queue_count, rows_done, wait_until, webhook
@@ -59,7 +58,7 @@ def console(app_env, tmp_path, monkeypatch):
             monkeypatch.setenv(name, value)
         for name in hosting.HOSTED:  # e.g. a CI container's CONTAINER_NAME: the host would read it as Azure
             monkeypatch.delenv(name, raising=False)
-        with Runner(ROOT, port=az.free_port(), host_json=host_json) as runner:
+        with Runner(ROOT, port=0, host_json=host_json) as runner:
             yield runner, pres, teams
     preservica.forget_client()
 

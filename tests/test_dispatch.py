@@ -4,9 +4,9 @@ import json
 import pytest
 
 from handlers import dispatch
-from handlers.actions.contract import ActionError, Outcome
 from handlers.clients import journal
 from handlers.core import envelope, messages, settings
+from handlers.pipeline.contract import ActionError, Outcome
 from hookops.doubles.deliveries import delivery, encode, ref
 from tests.support.jobs import read_job, run_one
 from tests.support.queues import drain, intake_msg
@@ -117,7 +117,7 @@ def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
 
     import dataclasses
 
-    from handlers.actions import registry
+    from handlers.pipeline import registry
 
     def explode(job, ctx):
         raise Boom("catalogue said no")
@@ -132,7 +132,7 @@ def test_failed_action_is_journaled_and_raised(app_env, monkeypatch):
 def test_non_repeatable_action_skips_a_duplicate_message(app_env, monkeypatch):
     import dataclasses
 
-    from handlers.actions import registry
+    from handlers.pipeline import registry
     calls = []
     declared = registry.actions()
     monkeypatch.setitem(declared, "journal", dataclasses.replace(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.actions import registry
 from handlers.core import settings
+from handlers.pipeline import registry
 from hookops.cli import settings_table
 
 ROOT = Path(__file__).resolve().parent.parent

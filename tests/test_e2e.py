@@ -12,9 +12,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from handlers.actions import registry
 from handlers.clients import journal
 from handlers.core import settings, signature
+from handlers.pipeline import registry
 from hookops import azurite as az
 from hookops.cli import main as cli
 from hookops.doubles.deliveries import delivery, encode, ref
@@ -45,13 +45,13 @@ def test_bad_signature_is_401_and_nothing_queued(runner, app_env):
 
 
 def test_storage_outage_is_503_and_no_acknowledged_delivery_is_lost(tmp_path, fast_host_json, monkeypatch, app_env):
-    store = az.on_free_ports(tmp_path / "azurite").start()
+    store = az.start_on_free_ports(tmp_path / "azurite")
     monkeypatch.setenv("AzureWebJobsStorage", store.connection_string)
     acked, refused = [], []
     try:
         # A receive whose answer is lost in the outage leaves its message leased; the host's lease is
         # 10 minutes, shortened here so the test sees the message come back.
-        with Runner(ROOT, port=az.free_port(), host_json=fast_host_json, lease_seconds=3) as r, \
+        with Runner(ROOT, port=0, host_json=fast_host_json, lease_seconds=3) as r, \
                 httpx.Client(timeout=30) as client:
             def post(name: str) -> int:
                 body = encode(delivery(refs=[name], subscription="outage"))

@@ -25,7 +25,7 @@ def get() -> func.HttpResponse:
 def test_healthy_when_storage_and_secret_answer(app_env):
     resp = get()
     assert resp.status_code == 200 and json.loads(resp.get_body()) == {"status": "ok"}
-    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["Cache-Control"] == "no-store" and resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_storage_down_is_unhealthy_and_says_nothing_more(app_env, monkeypatch):
@@ -40,7 +40,7 @@ def test_missing_secret_is_unhealthy(app_env, monkeypatch):
 
 
 def test_storage_that_does_not_answer_is_unhealthy_within_the_deadline(app_env, tmp_path, monkeypatch):
-    store = az.on_free_ports(tmp_path / "azurite").start()
+    store = az.start_on_free_ports(tmp_path / "azurite")
     monkeypatch.setenv("AzureWebJobsStorage", store.connection_string)
     try:
         assert get().status_code == 200        # with a generous deadline: a loaded machine is slow, not down
@@ -64,6 +64,6 @@ def test_the_answer_is_cached_for_a_few_seconds(app_env, monkeypatch):
 def test_health_over_http_through_the_runner(app_env, tmp_path):
     from hookops.runner import Runner
     from tests.support.paths import ROOT
-    with Runner(ROOT, port=az.free_port()) as runner:
+    with Runner(ROOT, port=0) as runner:
         resp = httpx.get(f"{runner.url}/api/health", timeout=10)
     assert resp.status_code == 200 and resp.json() == {"status": "ok"}

@@ -28,6 +28,15 @@ def test_challenge_answers_hmac_of_code(app_env):
                                           "challengeResponse": signature.challenge_response(SECRET, "code-123")}
 
 
+def test_every_answer_is_json_never_sniffed_nor_cached(app_env):
+    for resp in (intake.handle(request(params={"challengeCode": "code-123"})),
+                 intake.handle(request(encode(delivery()), {})),                     # 401
+                 intake.handle(signed(b'{"no": "events"}')),                          # 400
+                 intake.handle(signed(encode(delivery(refs=["a"]))))):                # 200
+        assert resp.mimetype == "application/json"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff" and resp.headers["Cache-Control"] == "no-store"
+
+
 def test_oversized_challenge_code_is_400(app_env):
     assert intake.handle(request(params={"challengeCode": "x" * 600})).status_code == 400
 
@@ -100,3 +109,42 @@ def test_storage_down_is_503_never_200(app_env, monkeypatch):
     monkeypatch.setenv("AzureWebJobsStorage", dead)
     resp = intake.handle(signed(encode(delivery())))
     assert resp.status_code == 503 and resp.headers.get("Retry-After")
+
+
+def test_a_netrc_entry_for_the_storage_host_does_not_replace_its_authorization(app_env, monkeypatch, tmp_path):
+    """requests with trust_env on reads ~/.netrc on every request and, for a matching host, sends Basic auth in
+    place of the storage client's Authorization header (Session.prepare_request): the write is refused and
+    intake answers 503. The storage clients read the environment once, without .netrc."""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password something\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    resp = intake.handle(signed(encode(delivery(refs=["a"]))))
+    assert resp.status_code == 200, resp.get_body()
+    monkeypatch.delenv("NETRC")   # the test's own client reads it (trust_env on) and would be refused
+    assert len(queued(app_env.connection_string)) == 1
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy"])
+def test_proxy_variables_still_reach_the_storage_clients(app_env, monkeypatch, variable):
+    """Read once per client now, not on every request: a proxy in the environment is still used (nothing
+    listens on this one, so the put fails and intake answers 503), and NO_PROXY still exempts a host."""
+    from hookops.azurite import free_port
+    for v in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv("STORAGE_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv(variable, f"http://127.0.0.1:{free_port()}")
+    assert intake.handle(signed(encode(delivery(refs=["a"])))).status_code == 503
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert intake.handle(signed(encode(delivery(refs=["b"])))).status_code == 200
+
+
+def test_a_ca_bundle_variable_reaches_the_storage_transport(monkeypatch, tmp_path):
+    """azure-core passes verify=True on every request, which wins over a session's: REQUESTS_CA_BUNDLE must
+    go to the transport, as requests' trust_env would have applied it."""
+    from handlers.clients.storage import _transport
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    assert _transport(5).connection_config.verify == str(tmp_path / "ca.pem")
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    assert _transport(5).connection_config.verify is True

@@ -1,7 +1,8 @@
-"""The layout holds: imports only go downwards (stages -> actions -> clients -> core in handlers/; in
-hookops/, cli -> commands -> doubles, host -> common; hookops above all of handlers), no cycles, no
-file too long to read, and an action is one module: the registry finds it, the dispatcher routes and
-readiness-checks it, the queue functions include it, the runner runs and journals it."""
+"""The layout holds: imports only go downwards (in handlers/: stages -> pipeline (registry, runner,
+functions) -> actions -> pipeline.contract -> clients -> core; in hookops/, cli -> commands -> doubles,
+host -> common; hookops above all of handlers), no cycles, no file too long to read, and an action is
+one module: the registry finds it, the dispatcher routes and readiness-checks it, the queue functions
+include it, the runner runs and journals it."""
 import ast
 import dataclasses
 import sys
@@ -10,14 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from handlers.actions import contract, registry
 from handlers.clients import journal
 from handlers.core import messages
+from handlers.pipeline import contract, registry
 from hookops.doubles.deliveries import delivery, encode
 from tests.support.paths import ROOT
 
 HANDLERS = ROOT / "handlers"
-LAYER = {"core": 0, "clients": 1, "actions": 2}   # modules directly in handlers/ are the stages: layer 3
+# The framework (handlers/pipeline/) straddles the actions: its contract, all an action imports of it, sits
+# below them; the registry, runner and queue functions, which find and run them, above. A key names a
+# package or one module of it (the longer key wins); modules directly in handlers/, and console/, are the
+# stages: STAGES.
+LAYER = {"core": 0, "clients": 1, "pipeline.contract": 2, "actions": 3, "pipeline": 4}
+STAGES = 5
 # hookops/, the operator's tools, sits above every layer of handlers/ (which never imports it): what
 # commands share at the bottom, then the local host and the doubles, then the commands (every module
 # not named here), then the group that registers them.
@@ -39,7 +45,9 @@ def layer(module: str) -> int:
     top, *rest = module.split(".")
     if top == "hookops":
         return HOOKOPS + (HOOKOPS_LAYER.get(rest[0], COMMANDS) if rest else 0)
-    return LAYER.get(rest[0], 3) if rest else 3
+    if not rest:
+        return STAGES
+    return LAYER.get(".".join(rest[:2]), LAYER.get(rest[0], STAGES))
 
 
 def imports(path: Path) -> set[str]:
@@ -61,7 +69,8 @@ def imports(path: Path) -> set[str]:
                 continue
             for alias in node.names:  # `from handlers.core import settings` imports handlers.core.settings
                 sub = f"{target}.{alias.name}"
-                found.add(sub if (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() else target)
+                path = ROOT / Path(*sub.split("."))   # a module, or a package (an action may be one)
+                found.add(sub if path.with_suffix(".py").exists() or (path / "__init__.py").exists() else target)
     return found - {here}
 
 
@@ -105,11 +114,36 @@ def test_commands_import_no_other_command():
 def test_the_walk_sees_real_imports():
     g = graph()
     assert "handlers.core.settings" in g["handlers.clients.storage"]
-    assert "handlers.actions.registry" in g["handlers.dispatch"]      # a function-level import
+    assert "handlers.pipeline.registry" in g["handlers.dispatch"]      # a function-level import
     assert "hookops.common" in g["hookops.backfill"]
     assert {"hookops.backfill", "hookops.poison"} <= g["hookops.cli"]
     assert "handlers.backfill" in g["hookops.backfill"]                # hookops may import handlers
     assert "hookops.host.http" in g["hookops.host.runner"]
+    assert "handlers.actions.teams.cards" in g["handlers.actions.teams"]    # `from . import cards`, in a function
+
+
+def test_the_framework_straddles_the_actions():
+    """An action may import the contract, never the registry, runner or queue functions that run it."""
+    assert layer("handlers.clients.journal") < layer("handlers.pipeline.contract") < layer("handlers.actions.teams") \
+        < layer("handlers.pipeline.registry") == layer("handlers.pipeline.runner") < layer("handlers.dispatch")
+    assert layer("handlers.actions.publish.source") == layer("handlers.actions.publish")   # an action's own helpers
+
+
+def test_actions_hold_only_actions():
+    """Every module or package in handlers/actions/ is an action: the framework lives in handlers/pipeline/."""
+    found = {p.stem if p.suffix == ".py" else p.name for p in (HANDLERS / "actions").iterdir()
+             if (p.suffix == ".py" or (p / "__init__.py").exists()) and p.name != "__init__.py"}
+    assert found == set(registry.names())
+
+
+def test_actions_import_no_other_action():
+    """What two actions share lives in core or clients: an action (module or package) reaches no other."""
+    def action_of(m):
+        parts = m.split(".")
+        return parts[2] if len(parts) > 2 and parts[:2] == ["handlers", "actions"] else None
+    across = [f"{m} imports {t}" for m, targets in graph().items() if action_of(m) for t in targets
+              if action_of(t) and action_of(t) != action_of(m)]
+    assert not across, "\n".join(across)
 
 
 def test_the_layers_order_hookops_above_handlers():
@@ -144,9 +178,7 @@ def test_bench_imports_nothing_from_tests():
 
 PROBE = '''
 """A throwaway action for the layout test: it records what it saw."""
-from handlers.clients import journal
-from handlers.core.settings import APP, Setting
-from handlers.actions.contract import NO, Action, Outcome
+from handlers.pipeline.contract import APP, DONE, NO, Action, Outcome, Setting
 
 GREETING = Setting("PROBE_GREETING", None, APP, "What the probe action writes.")
 SEEN = []
@@ -154,7 +186,7 @@ SEEN = []
 
 def perform(job, ctx):
     SEEN.append(job.entity_ref)
-    return Outcome(journal.DONE, "", {"probe_greeting": GREETING.value()})
+    return Outcome(DONE, "", {"probe_greeting": GREETING.value()})
 
 
 ACTION = Action(name="probe", perform=perform, settings=(GREETING,), required=(GREETING,), secrets=(),
@@ -178,9 +210,9 @@ def probe_package(tmp_path, monkeypatch):
 
 def test_a_new_action_module_is_queued_checked_run_and_journaled(probe_package, app_env, monkeypatch):
     from handlers import dispatch
-    from handlers.actions import runner
     from handlers.clients.storage import default
     from handlers.core import envelope, settings
+    from handlers.pipeline import runner
 
     assert "probe" in registry.names()
     assert "PROBE_GREETING" in {s.name for s in registry.all_settings()}
@@ -206,7 +238,7 @@ def test_a_new_action_module_is_queued_checked_run_and_journaled(probe_package, 
 def test_functions_are_generated_for_every_action(probe_package):
     import azure.functions as func
 
-    from handlers.actions import functions
+    from handlers.pipeline import functions
     app = func.FunctionApp()
     app.register_functions(functions.blueprint())
     found = {f.get_function_name() for f in app.get_functions()}   # get_functions() works once per app
@@ -234,3 +266,74 @@ def test_every_action_declares_what_it_needs():
         assert isinstance(action, contract.Action) and action.name == name
         assert all(s in action.settings for s in action.required)
         assert dataclasses.is_dataclass(action)
+
+
+def test_one_error_tree():
+    """Every exception the app defines is in core/errors.py, under SafeError, and drawn in its docstring."""
+    import inspect
+
+    from handlers.core import errors
+    elsewhere = [f"{p.relative_to(ROOT)}: {node.name}" for p in HANDLERS.rglob("*.py") if p != HANDLERS / "core" / "errors.py"
+                 for node in ast.walk(ast.parse(p.read_text())) if isinstance(node, ast.ClassDef)
+                 and any(isinstance(b, ast.Name) and (b.id.endswith(("Error", "Exception")) or b.id in ("NotFound", "Conflict"))
+                         for b in node.bases)]
+    assert not elsewhere, elsewhere
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__]
+    assert all(issubclass(c, errors.SafeError) for c in classes)
+    drawn = errors.__doc__ or ""
+    assert not [c.__name__ for c in classes if f" {c.__name__} " not in drawn.replace("\n", " \n")], "not drawn"
+
+
+# ---- the runner owns the common opening -----------------------------------------------------------
+
+def _declared(gone=None):
+    seen: list[str] = []
+
+    def perform(job, ctx):
+        seen.append(job.entity_ref)
+        if job.entity_ref == "deleted":
+            raise contract.NotFound()
+        return contract.Outcome(contract.DONE)
+    return seen, contract.Action(name="probe", perform=perform, settings=(), required=(), secrets=(),
+                                 preservica=contract.NO, reads=frozenset(), repeatable=True,
+                                 entities=("asset",), gone=gone)
+
+
+def _job(entity_type: str, ref: str) -> contract.Job:
+    return contract.Job(action="probe", key=ref, pk="p", rk=ref, delivery_id="d", trigger="MOVED", tenant="t",
+                        subscription_id="s", timestamp="", event={"entityType": entity_type, "entityRef": ref})
+
+
+def test_the_runner_journals_what_the_declaration_says_for_other_entities_and_gone_ones():
+    from handlers.pipeline import runner
+    seen, declared = _declared(gone=contract.Outcome(contract.SKIPPED, "not found", {"probe_gone": True}))
+    folder = runner._outcome(declared, _job("SO", "folder"), None)
+    assert (folder.state, folder.reason) == (contract.SKIPPED, "not an asset") and seen == []   # perform not called
+    gone = runner._outcome(declared, _job("IO", "deleted"), None)
+    assert (gone.state, gone.reason, gone.extra) == (contract.SKIPPED, "not found", {"probe_gone": True})
+    gone.extra["changed"] = 1                                       # each event gets its own outcome
+    assert declared.gone.extra == {"probe_gone": True}
+    assert runner._outcome(declared, _job("IO", "here"), None).state == contract.DONE and seen == ["deleted", "here"]
+
+
+def test_without_a_gone_declaration_not_found_is_a_failure():
+    from handlers.pipeline import runner
+    _, declared = _declared()
+    with pytest.raises(contract.NotFound):
+        runner._outcome(declared, _job("IO", "deleted"), None)
+
+
+def test_entity_types_are_checked_at_declaration():
+    with pytest.raises(ValueError, match="entities"):
+        _declared()[1].__class__(name="x", perform=lambda j, c: None, settings=(), required=(), secrets=(),
+                                 preservica=contract.NO, reads=frozenset(), repeatable=True, entities=("IO",))
+    assert contract.Action.refuses(_declared()[1], "CO") == "not an asset"
+
+
+def test_the_four_actions_that_opened_alike_declare_it_instead():
+    for name in ("thumbnail", "catalogue", "transcribe", "publish"):
+        declared = registry.get(name)
+        assert declared.entities == ("asset",), name
+    assert all(registry.get(n).gone == contract.Outcome(contract.SKIPPED, "not found")
+               for n in ("thumbnail", "catalogue", "transcribe"))
+    assert registry.get("publish").gone is None                     # it withdraws what a deleted asset left public

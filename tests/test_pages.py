@@ -145,8 +145,8 @@ def _journal_once(conn: str, monkeypatch) -> dict[str, int]:
     how many times each event's action was performed."""
     import dataclasses
 
-    from handlers.actions import registry, runner
-    from handlers.actions.contract import Outcome
+    from handlers.pipeline import registry, runner
+    from handlers.pipeline.contract import Outcome
     done: dict[str, int] = {}
 
     def perform(job, ctx):

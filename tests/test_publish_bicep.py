@@ -28,7 +28,7 @@ def test_public_account_is_locked_down_but_for_anonymous_read_of_one_container()
 def test_only_the_public_account_allows_anonymous_read():
     declared = [(path.name, body(res)) for path in BICEP_FILES for res in resources_of(parse(path), ACCOUNT).values()
                 if "properties" in body(res)]   # not the `existing` references
-    assert {name for name, _ in declared} == {"storage.bicep", "publicstorage.bicep"}
+    assert {name for name, _ in declared} == {"storage.bicep", "publicstorage.bicep", "custodystorage.bicep"}
     allowing = {name for name, res in declared if res["properties"].get("allowBlobPublicAccess") is not False}
     assert allowing == {"publicstorage.bicep"}
 

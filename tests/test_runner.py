@@ -35,7 +35,7 @@ def records(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def runner(azurite, host_json, records):
-    r = Runner(GOOD, port=azurite_mod.free_port(), host_json=host_json, env=toy_env(azurite, records))
+    r = Runner(GOOD, port=0, host_json=host_json, env=toy_env(azurite, records))
     r.queue_names = {k: v for k, v in r.env.items() if k.endswith("_QUEUE")}
     with r:
         yield r
@@ -194,7 +194,7 @@ def test_non_base64_message_goes_straight_to_poison(runner, azurite, records):
 
 
 def test_storage_outage_is_logged_once_and_polling_goes_on(tmp_path, host_json, records, caplog):
-    own = azurite_mod.on_free_ports(tmp_path / "azurite").start()
+    own = azurite_mod.start_on_free_ports(tmp_path / "azurite")
     try:
         env = toy_env(own, records)
         body = f"after the outage {uuid.uuid4()}".encode()

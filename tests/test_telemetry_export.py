@@ -210,11 +210,10 @@ def test_a_message_moved_to_poison_fires_the_poison_alert(rec, app_env, fast_hos
     """The local runner moves a message the host could not decode straight to poison, logging the host's words."""
     from azure.storage.queue import QueueClient
 
-    from hookops import azurite as az
     from hookops.runner import Runner
     from tests.support.e2e import queue_count, wait_until
     conn = app_env.connection_string
-    with Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as runner:
+    with Runner(ROOT, port=0, host_json=fast_host_json) as runner:
         QueueClient.from_connection_string(conn, settings.DELIVERY_QUEUE).send_message("not base64 at all!")
         wait_until(lambda: queue_count(conn, settings.DELIVERY_QUEUE + "-poison") == 1, timeout=60)
         runner.wait_idle(timeout=30)
@@ -300,3 +299,57 @@ def test_the_evaluator_reads_kql_as_kusto_does():
     assert kql.run('requests | where isnotempty(customDimensions["x"])', rows) == []
     with pytest.raises(ValueError):
         kql.run("requests | summarize count()", rows)
+
+
+# --------------------------------------------------------------------------------------------
+# What an action message costs in telemetry: one request and one log line, whatever its batch
+# --------------------------------------------------------------------------------------------
+
+def _run_journal_batch(app_env, monkeypatch, n: int, fail=None) -> list:
+    from handlers import dispatch
+    from handlers.pipeline import registry, runner
+    from hookops.doubles.deliveries import ref
+    from tests.support.queues import drain, intake_msg
+    monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal")
+    if fail:   # the journal's perform, failing for the events `fail` picks
+        import dataclasses
+        declared, get = registry.get("journal"), registry.get
+
+        def flaky(job, ctx):
+            if fail(job):
+                raise RuntimeError("boom")
+            return declared.perform(job, ctx)
+        monkeypatch.setattr(registry, "get", lambda name: dataclasses.replace(declared, perform=flaky)
+                            if name == "journal" else get(name))
+    dispatch.dispatch(intake_msg(delivery(refs=[ref(f"batch-{i}") for i in range(n)])))
+    [raw] = drain(app_env.connection_string, "journal")
+    try:
+        runner.run("journal", raw, message_id="m1")
+    except RuntimeError:
+        pass   # the first failure is raised, so that the host retries the message
+    return raw
+
+
+def test_an_action_message_is_one_request_and_one_line_whatever_its_batch(rec, app_env, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="handlers")   # the worker's level (its root logger at INFO: inferred)
+    _run_journal_batch(app_env, monkeypatch, 6)
+    found = tables(rec.envelopes())
+    [request] = [r for r in found["requests"] if r["name"] == "action journal"]
+    assert request["success"] and request["customDimensions"]["events.done"] == "6"
+    # Two spans in all, the dispatcher's (a dependency here: this message has no intake to continue) and the
+    # action message's: no span per event.
+    assert [d["name"] for d in found.get("dependencies", [])] == ["dispatch"] and len(found["requests"]) == 1
+    lines = [t["message"] for t in found["traces"] if t["message"].startswith("journal ")]
+    assert lines == [lines[0]] and lines[0].endswith(": done 6")
+
+
+def test_each_failed_event_is_a_warning_with_its_reason_and_fails_the_request(rec, app_env, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="handlers")
+    from hookops.doubles.deliveries import ref
+    _run_journal_batch(app_env, monkeypatch, 4, fail=lambda job: job.entity_ref == ref("batch-2"))
+    found = tables(rec.envelopes())
+    [request] = [r for r in found["requests"] if r["name"] == "action journal"]
+    assert request["success"] is False
+    assert request["customDimensions"]["events.done"] == "3" and request["customDimensions"]["events.failed"] == "1"
+    warnings = [t for t in found["traces"] if "failed for event" in t["message"]]
+    assert len(warnings) == 1 and warnings[0]["severityLevel"] == 2 and "RuntimeError" in warnings[0]["message"]

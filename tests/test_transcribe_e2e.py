@@ -17,7 +17,6 @@ from azure.storage.blob import BlobServiceClient
 
 from handlers.clients import preservica
 from handlers.core import signature
-from hookops import azurite as az
 from hookops.runner import Runner
 from tests.support.e2e import hookops, rows_done, wait_until
 from tests.support.paths import ROOT, SECRET
@@ -36,7 +35,7 @@ def test_an_indexed_av_asset_is_transcribed_once_however_often_the_delivery_come
     preservica.forget_client()
     wav = make_wav(1.25)
     with PreservicaDouble(username="u", password="p", tenant="T") as pres, SpeechDouble(key="k-e2e") as speech, \
-            Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as runner:
+            Runner(ROOT, port=0, host_json=fast_host_json) as runner:
         pres.add_asset(AV, "Lecture", bitstreams=[("lecture.tif", 512), ("lecture.wav", wav, "Access")])
         speech.set_phrases([(0, 600, "Good morning."), (700, 500, "Today: tides.")])
         for name, value in {"PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,transcribe;*=journal",
@@ -116,7 +115,7 @@ def test_demo_doubles_with_the_runner_show_transcribe_done_in_events(app_env, fa
                                           "PRESERVICA_ROUTES", "REQUESTS_CA_BUNDLE", "NO_PROXY")}
         monkeypatch.chdir(tmp_path)
         preservica.forget_client()
-        with Runner(ROOT, port=az.free_port(), host_json=fast_host_json, env=doubles) as runner:
+        with Runner(ROOT, port=0, host_json=fast_host_json, env=doubles) as runner:
             out = hookops("send-test-event", "--url", f"{runner.url}/api/preservica/webhook", "--trigger",
                           "FULL_TEXT_INDEXED", "--ref", AV_ASSET, "--ref", IMAGE_ASSET)
             assert ": 200 " in out

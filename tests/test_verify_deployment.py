@@ -8,7 +8,6 @@ import unicodedata
 import pytest
 from click.testing import CliRunner
 
-from hookops import azurite as az
 from hookops import localsettings
 from hookops.cli import main as cli
 from hookops.doubles.base import HttpDouble
@@ -34,7 +33,7 @@ def app(azurite):
         mp.setenv("PRESERVICA_WEBHOOK_SECRET", SECRET)
         mp.setattr(localsettings, "load", lambda *a, **k: None)  # no developer local.settings.json
         shared.reset_all()
-        with Runner(ROOT, port=az.free_port(), env=AZURE_ENV) as runner:
+        with Runner(ROOT, port=0, env=AZURE_ENV) as runner:
             yield runner
         shared.reset_all()
 

@@ -1,3 +1,4 @@
-"""Actions: the contract (contract.py), the registry that finds one module per action (registry.py),
-the runner (runner.py) and the queue functions generated from the registry (functions.py).
-An action is one module here declaring ACTION = contract.Action(...). Imports handlers.core and .clients."""
+"""The actions: one module or package per action, each declaring ACTION = contract.Action(...).
+Only actions live here (the registry takes every module or package for one); the framework is
+handlers/pipeline/. An action imports handlers.pipeline.contract, handlers.core and handlers.clients,
+never another action."""

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ..clients import journal, snapshot
-from ..core.messages import Job
-from ..core.settings import APP, Setting
-from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
+from ..clients import snapshot
+from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, Outcome, Setting
 
 URL_TEMPLATE = Setting("CATALOGUE_URL_TEMPLATE", None, APP,
                        "Catalogue record URL, e.g. `https://catalogue.example.org/records/{identifier}`.")
@@ -22,13 +20,8 @@ READS = frozenset({"summary", "identifiers"})  # the fragments already there, an
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    if job.entity_type != "IO":
-        return Outcome(journal.SKIPPED, "not an asset")
     template, schema = URL_TEMPLATE.value(), SCHEMA.value()  # required: the dispatcher skips the action without them
-    try:
-        return _enrich(ctx, job, template, schema)
-    except NotFound:
-        return Outcome(journal.SKIPPED, "not found")
+    return _enrich(ctx, job, template, schema)
 
 
 def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
@@ -37,16 +30,16 @@ def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
     asset = snapshot.entity("IO", job.entity_ref, snap)
     values = sorted(v for t, v in snap.get("identifiers") or [] if t == id_type and v)
     if not values:
-        return Outcome(journal.SKIPPED, f"no {id_type!r} identifier")
+        return Outcome(SKIPPED, f"no {id_type!r} identifier")
     identifier = values[0]  # several: the same one every time
     if identifier.strip() in (".", ".."):  # quote() keeps dots: a dot segment would move the request up a path
-        return Outcome(journal.SKIPPED, f"{id_type!r} identifier is not usable in a URL",
+        return Outcome(SKIPPED, f"{id_type!r} identifier is not usable in a URL",
                        {"catalogue_identifier": identifier[:10]})
     record = fetch(template, identifier)
     if record is None:
-        return Outcome(journal.SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})
+        return Outcome(SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})
     how = ctx.preservica(lambda api: api.write_metadata(asset, schema, record))
-    return Outcome(journal.DONE, "", {"catalogue_identifier": identifier, "catalogue_fragment": how})
+    return Outcome(DONE, "", {"catalogue_identifier": identifier, "catalogue_fragment": how})
 
 
 def fetch(template: str, identifier: str) -> str | None:
@@ -74,4 +67,5 @@ def fetch(template: str, identifier: str) -> str | None:
 
 
 ACTION = Action(name="catalogue", perform=perform, settings=(URL_TEMPLATE, IDENTIFIER_TYPE, SCHEMA),
-                required=(URL_TEMPLATE, SCHEMA), secrets=(), preservica=NEEDS, reads=READS, repeatable=False)
+                required=(URL_TEMPLATE, SCHEMA), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"))

@@ -18,9 +18,8 @@ import json
 import time
 
 from ..clients import snapshot
-from ..core import envelope, retry
-from . import ocr, transcribe
-from .contract import (
+from ..core import envelope, retry, settings
+from ..pipeline.contract import (
     APP,
     DONE,
     LOCAL,
@@ -30,7 +29,6 @@ from .contract import (
     ActionError,
     Context,
     Job,
-    NotFound,
     Outcome,
     Secret,
     Setting,
@@ -53,6 +51,7 @@ LANGUAGE = Setting("DESCRIBE_LANGUAGE", "en", APP,
 MAX_CHARS = Setting("DESCRIBE_MAX_CHARS", "1500", APP, "Longest draft kept, in characters; longer ones are refused.")
 MAX_TOKENS = Setting("DESCRIBE_MAX_TOKENS", "6000", APP,
                      "Most tokens one asset's draft may use, prompt and answer together: the text sent is cut to fit.")
+OCR_TEXT, TRANSCRIPTS = settings.BY_NAME["OCR_CONTAINER"], settings.BY_NAME["TRANSCRIBE_CONTAINER"]   # what it reads
 CONTAINER = Setting("DESCRIBE_CONTAINER", "drafts", APP, "Blob container for the drafts (`<ref>.json`).")
 WRITE = Setting("DESCRIBE_WRITE", "description", APP,
                 "What accepting a draft in the console writes: `description` (the asset's description) or "
@@ -69,20 +68,15 @@ _sleep = time.sleep     # replaced in tests, which never wait
 
 def perform(job: Job, ctx: Context) -> Outcome:
     from ..core import describe as rules
-    if job.entity_type != "IO":
-        return Outcome(SKIPPED, "not an asset")
     if not envelope.is_ref(job.entity_ref):
         return Outcome(SKIPPED, "not a Preservica reference")
     language = (LANGUAGE.value() or "en").strip()
     if not rules.is_language(language):
         raise ActionError("DESCRIBE_LANGUAGE must be a language tag such as en or cy")
-    try:
-        snap = ctx.snapshot(job, READS)
-        snapshot.entity("IO", job.entity_ref, snap)   # NotFound when deleted
-    except NotFound:
-        return Outcome(SKIPPED, "not found")
-    sources = {name: text for name, text in (("ocr", _text(ctx, ocr.CONTAINER.value(), job.entity_ref)),
-                                             ("transcript", _text(ctx, transcribe.CONTAINER.value(), job.entity_ref)))
+    snap = ctx.snapshot(job, READS)
+    snapshot.entity("IO", job.entity_ref, snap)   # NotFound when deleted: the runner's `gone`
+    sources = {name: text for name, text in (("ocr", _text(ctx, OCR_TEXT.value(), job.entity_ref)),
+                                             ("transcript", _text(ctx, TRANSCRIPTS.value(), job.entity_ref)))
                if text and text.strip()}
     if not sources:
         return Outcome(SKIPPED, "no text to describe (no ocr or transcribe text for this asset)")
@@ -155,4 +149,4 @@ ACTION = Action(name="describe", perform=perform,
                 settings=(ENDPOINT, KEY.local, API_VERSION, DEPLOYMENT, PROMPT, LANGUAGE, MAX_CHARS, MAX_TOKENS,
                           CONTAINER, WRITE, SCHEMA),
                 required=(ENDPOINT, DEPLOYMENT), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
-                batch_size=1)
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"), batch_size=1)

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..clients import journal
-from ..core.messages import Job
-from .contract import NO, Action, Context, Outcome
+from ..pipeline.contract import DONE, NO, Action, Context, Job, Outcome
 
 _MAX_COLUMN = 30000  # a Table string property holds 64 KiB of UTF-16
 
@@ -14,7 +12,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
     event = json.dumps(job.event, ensure_ascii=False, separators=(",", ":"))
     identifiers = json.dumps(job.event.get("identifiers") or [], ensure_ascii=False, separators=(",", ":"))
     extra = {"eventJson": event[:_MAX_COLUMN], "identifiers": identifiers[:_MAX_COLUMN]}
-    return Outcome(journal.DONE, "", extra)
+    return Outcome(DONE, "", extra)
 
 
 ACTION = Action(name="journal", perform=perform, settings=(), required=(), secrets=(), preservica=NO,

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..clients import snapshot
-from ..core import envelope, retry
-from .contract import (
+from ..core import envelope, retry, settings
+from ..pipeline.contract import (
     APP,
     DONE,
     LOCAL,
@@ -35,7 +35,6 @@ from .contract import (
     ActionError,
     Context,
     Job,
-    NotFound,
     Outcome,
     Secret,
     Setting,
@@ -63,7 +62,7 @@ MAX_BYTES = Setting("OCR_MAX_BYTES", "50000000", APP,
                     "later files past it are left unread (`truncated`).")
 SCHEMA = Setting("OCR_SCHEMA", "urn:preservica-webhooks-azure:ocr:v1", APP,
                  "Schema URI of the OCR text metadata fragment.")
-CONTAINER = Setting("OCR_CONTAINER", "ocr", APP, "Blob container for `<ref>.txt`, the full OCR text.")
+CONTAINER = settings.BY_NAME["OCR_CONTAINER"]   # describe reads the text from there
 READS = frozenset({"summary"})
 MAX_WAIT = 30.0
 RESULT_WAIT = 300.0   # seconds one file's analysis may take: well inside functionTimeout (10 min)
@@ -78,22 +77,17 @@ class Page:
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    if job.entity_type != "IO":
-        return Outcome(SKIPPED, "not an asset")
     if not envelope.is_ref(job.entity_ref):  # it names a blob: only a Preservica reference may
         return Outcome(SKIPPED, "not a Preservica reference")
     first = (REPRESENTATION.value() or "Access").strip().capitalize()
     if first not in ("Access", "Preservation"):
         raise ActionError("OCR_REPRESENTATION must be Access or Preservation")
-    try:
-        asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
-        found = ctx.preservica(lambda api: choose(api, asset, first))
-        if isinstance(found, Outcome):
-            return found
-        rep, files = found
-        return _read_all(ctx, job, rep, files)
-    except NotFound:
-        return Outcome(SKIPPED, "not found")
+    asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))   # NotFound: the runner's `gone`
+    found = ctx.preservica(lambda api: choose(api, asset, first))
+    if isinstance(found, Outcome):
+        return found
+    rep, files = found
+    return _read_all(ctx, job, rep, files)
 
 
 def choose(api, asset, first: str) -> tuple[str, list[Page]] | Outcome:
@@ -213,4 +207,5 @@ def _write(api, ref: str, xml: str) -> str:
 ACTION = Action(name="ocr", perform=perform,
                 settings=(ENDPOINT, KEY.local, REPRESENTATION, MAX_PAGES, MAX_BYTES, SCHEMA, CONTAINER),
                 required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"),
                 batch_size=1)  # one asset per message: up to minutes of analysis, within functionTimeout

@@ -3,7 +3,7 @@
 Body: {event, asset (summary or null), trigger, tenant, timestamp, deliveryId, iiif?}; `webhook-id` is
 the event key, so the receiver can drop the duplicates that at-least-once delivery brings.
 `iiif` (when `publish` is routed for the trigger): {"state": "published", "manifest": url} or
-{"state": "withdrawn"}, from the security tag and visibility the dispatcher read (publish.is_public); the manifest
+{"state": "withdrawn"}, from the security tag and visibility the dispatcher read (public_store.is_public); the manifest
 may appear a moment later.
 2xx -> done; 410 -> `gone` (the receiver asked us to stop; not retried); anything else raises
 and the queue retries.
@@ -14,10 +14,7 @@ import datetime as dt
 import json
 import logging
 
-from ..clients import journal
-from ..core.messages import Job
-from ..core.settings import APP, LOCAL, Setting
-from .contract import USES, Action, ActionError, Context, Outcome, Secret
+from ..pipeline.contract import APP, DONE, GONE, LOCAL, USES, Action, ActionError, Context, Job, Outcome, Secret, Setting
 
 log = logging.getLogger(__name__)
 READS = frozenset({"summary", "visibility"})   # visibility: `iiif` says withdrawn for a hidden asset
@@ -53,10 +50,10 @@ def perform(job: Job, ctx: Context) -> Outcome:
     resp = http.send("POST", url, peer="the relay receiver", where="RELAY_URL", content=body.encode("utf-8"),
                      headers=headers)
     if 200 <= resp.status_code < 300:
-        return Outcome(journal.DONE, "", {"relay_status": resp.status_code})
+        return Outcome(DONE, "", {"relay_status": resp.status_code})
     if resp.status_code == 410:
         log.warning("the relay receiver answered 410 Gone: remove `relay` from PRESERVICA_ROUTES or fix RELAY_URL")
-        return Outcome(journal.GONE, "receiver gone", {"relay_status": 410})
+        return Outcome(GONE, "receiver gone", {"relay_status": 410})
     raise ActionError(f"the relay receiver answered HTTP {resp.status_code}")
 
 
@@ -77,13 +74,14 @@ def _summary(job: Job, snap: dict | None) -> dict | None:
 
 def _iiif(job: Job, ctx: Context, snap: dict | None) -> dict | None:
     """When `publish` runs for this trigger too: the manifest URL the asset converges to, or its withdrawal."""
-    from . import registry
-    if job.entity_type != "IO" or "publish" not in registry.routes().actions_for(job.trigger) \
-            or not ctx.preservica_ready():
+    if job.entity_type != "IO" or not ctx.preservica_ready():
         return None
-    from . import publish
+    from ..core import routing, settings
+    if "publish" not in routing.parse(settings.get("PRESERVICA_ROUTES"), None).actions_for(job.trigger):
+        return None
+    from ..clients import public_store
     snap = snap or {}   # gone: withdrawn
-    return publish.link(job.entity_ref, snap.get("securityTag"), bool(snap.get("hidden")))
+    return public_store.link(job.entity_ref, snap.get("securityTag"), bool(snap.get("hidden")))
 
 
 ACTION = Action(name="relay", perform=perform, settings=(URL, SECRET.local), required=(URL,), secrets=(SECRET,),

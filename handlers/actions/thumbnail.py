@@ -9,10 +9,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from ..clients import journal, snapshot
-from ..core.messages import Job
-from ..core.settings import APP, Setting
-from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
+from ..clients import snapshot
+from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, Outcome, Setting
 
 SIZE = Setting("THUMBNAIL_SIZE", "large", APP, "Thumbnail size to keep: `large`, `medium` or `small`.")
 CONTAINER = Setting("THUMBNAIL_CONTAINER", "thumbnails", APP, "Blob container the `thumbnail` action writes to.")
@@ -24,14 +22,9 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "imag
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    if job.entity_type != "IO":
-        return Outcome(journal.SKIPPED, "not an asset")
     size = _size()
-    try:
-        asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
-        return ctx.preservica(lambda api: _store(api, job, ctx, asset, size))
-    except NotFound:
-        return Outcome(journal.SKIPPED, "not found")
+    asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
+    return ctx.preservica(lambda api: _store(api, job, ctx, asset, size))
 
 
 def _size():
@@ -47,13 +40,13 @@ def _store(api, job: Job, ctx: Context, asset, size) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="thumb-") as tmp:  # pyPreservica writes thumbnails to a file
         path = api.thumbnail(asset, str(Path(tmp) / "thumbnail"), size=size)
         if path is None:
-            return Outcome(journal.SKIPPED, "no thumbnail")
+            return Outcome(SKIPPED, "no thumbnail")
         data = Path(path).read_bytes()
     content_type, ext = image_type(data)
     container, name = CONTAINER.value(), f"{job.entity_ref}.{ext}"
     ctx.storage.put_blob(container, name, data, content_type,
                          metadata={"title": ascii_safe(asset.title or ""), "ref": job.entity_ref})
-    return Outcome(journal.DONE, "", {"thumbnail_blob": f"{container}/{name}", "thumbnail_bytes": len(data),
+    return Outcome(DONE, "", {"thumbnail_blob": f"{container}/{name}", "thumbnail_bytes": len(data),
                                       "thumbnail_contentType": content_type})
 
 
@@ -71,4 +64,5 @@ def ascii_safe(text: str) -> str:
 
 
 ACTION = Action(name="thumbnail", perform=perform, settings=(SIZE, CONTAINER), required=(), secrets=(),
-                preservica=NEEDS, reads=READS, repeatable=False)
+                preservica=NEEDS, reads=READS, repeatable=False,
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"))

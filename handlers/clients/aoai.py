@@ -16,25 +16,13 @@ import logging
 import re
 from dataclasses import dataclass
 
-from ..core.errors import ActionError, ServiceBusy
+from ..core.errors import AIServiceError, ChatBusy, ChatFiltered, ChatRefused, SettingsError
 from .shared import Shared
 
 log = logging.getLogger(__name__)
 SCOPE = "https://cognitiveservices.azure.com/.default"
 TIMEOUT = 120.0
 ROLE = "Cognitive Services OpenAI User"
-
-
-class ChatBusy(ServiceBusy):
-    """429 or 5xx (core.errors.ServiceBusy)."""
-
-
-class ChatRefused(ActionError):
-    """401/403: a setting or a role assignment to fix."""
-
-
-class ChatFiltered(ActionError):
-    """The service's content filter stopped the prompt or the answer: recorded, not retried."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +39,7 @@ _clients: Shared[dict] = Shared(dict)
 
 def client(endpoint: str, api_version: str, key: str | None):
     if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?/?", endpoint or ""):
-        raise ActionError("OPENAI_ENDPOINT must be the Azure OpenAI resource's https:// endpoint, e.g. "
+        raise SettingsError("OPENAI_ENDPOINT must be the Azure OpenAI resource's https:// endpoint, e.g. "
                           "https://<name>.openai.azure.com/ (no path)")
     ident = (endpoint, api_version, hashlib.sha256(key.encode()).hexdigest() if key else None)
     known = _clients.get()
@@ -83,7 +71,7 @@ def complete(chat, deployment: str, system: str, user: str, max_tokens: int) -> 
     except openai.APIConnectionError as exc:
         from .http import tls_failure
         tls = tls_failure(exc)
-        raise ActionError(f"Azure OpenAI: {tls}" if tls else
+        raise AIServiceError(f"Azure OpenAI: {tls}" if tls else
                           f"Azure OpenAI could not be reached: {type(exc).__name__} (check OPENAI_ENDPOINT)") from None
     choice = done.choices[0] if done.choices else None
     usage = done.usage
@@ -93,7 +81,7 @@ def complete(chat, deployment: str, system: str, user: str, max_tokens: int) -> 
                   completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
 
-def classify(exc) -> ActionError:
+def classify(exc) -> AIServiceError:
     from ..core import retry
     status = exc.status_code
     body = exc.body if isinstance(exc.body, dict) else {}
@@ -111,4 +99,4 @@ def classify(exc) -> ActionError:
         ms = retry.parse(headers.get("retry-after-ms"))
         wait = ms / 1000 if ms is not None else retry.parse(headers.get("retry-after"))
         return ChatBusy(f"Azure OpenAI answered HTTP {status}{shown}", wait)
-    return ActionError(f"Azure OpenAI answered HTTP {status}{shown}")
+    return AIServiceError(f"Azure OpenAI answered HTTP {status}{shown}")

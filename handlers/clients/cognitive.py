@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..core.errors import ActionError
+from ..core.errors import AIServiceError
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,8 @@ class Service:
     rejected: type
 
 
-def failure(service: Service, exc: Exception) -> ActionError:
-    """The ActionError for an azure-core exception from a call to `service`; `exc` itself when it is none of them."""
+def failure(service: Service, exc: Exception) -> AIServiceError:
+    """The AIServiceError for an azure-core exception from a call to `service`; `exc` itself when it is none of them."""
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
     if isinstance(exc, HttpResponseError):   # ClientAuthenticationError too: 401, or no token at all
         if exc.status_code is None:
@@ -36,12 +36,12 @@ def failure(service: Service, exc: Exception) -> ActionError:
         tls = tls_failure(exc)
         if tls:
             log.error("%s: %s", service.name, tls)
-            return ActionError(f"{service.name}: {tls}")
-        return ActionError(f"{service.name} could not be reached: {type(exc).__name__} (check {service.endpoint})")
+            return AIServiceError(f"{service.name}: {tls}")
+        return AIServiceError(f"{service.name} could not be reached: {type(exc).__name__} (check {service.endpoint})")
     raise exc
 
 
-def classify(service: Service, status: int | None, response) -> ActionError:
+def classify(service: Service, status: int | None, response) -> AIServiceError:
     from .http import error_code, retry_after
     code = error_code(response) if response is not None else ""
     if status in (401, 403):
@@ -56,4 +56,4 @@ def classify(service: Service, status: int | None, response) -> ActionError:
         return service.rejected(f"{service.name} cannot {service.verb} this file (HTTP {status}{code})")
     if status == 200:  # an operation polled to "failed": azure-core's LRO raises it with the 200 response
         return service.rejected(f"{service.name} could not {service.verb} this file ({code.strip() or 'failed'})")
-    return ActionError(f"{service.name} answered HTTP {status}{code}")
+    return AIServiceError(f"{service.name} answered HTTP {status}{code}")

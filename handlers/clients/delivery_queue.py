@@ -20,6 +20,17 @@ def enqueue(store, did: str, received: str, text: str, traceparent: str | None =
     store.send(settings.DELIVERY_QUEUE, message)
 
 
+def enqueue_document(store, doc: dict, source: str) -> str:
+    """A delivery document the app made itself (reconciler, backfill) on the queue as intake would put a
+    webhook's: compact UTF-8 JSON, its id the digest of those bytes, received now. Its id."""
+    from ..core import envelope
+    from .journal import now_iso
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    did = envelope.delivery_id(text.encode("utf-8"))
+    enqueue(store, did, now_iso(), text, source=source)
+    return did
+
+
 def continue_at(store, doc: dict, offset: int) -> None:
     """Queue the rest of a delivery from event `offset`: the claim-checked body is named again (one queue
     write); a delivery that came inline is put back inline (in a blob if it has grown past the payload)."""

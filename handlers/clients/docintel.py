@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from ..core.errors import ActionError, ServiceBusy
+from ..core.errors import AIServiceError, DocIntelBusy, DocIntelRefused, DocIntelRejected
 from .cognitive import Service, failure
 from .shared import Shared
 
@@ -26,18 +26,6 @@ CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 120
 POLL_SECONDS = 2.0      # between polls when the service names no Retry-After (the SDK's default is 30 s)
 ROLE = "Cognitive Services User"
-
-
-class DocIntelBusy(ServiceBusy):
-    """429 or 5xx (core.errors.ServiceBusy)."""
-
-
-class DocIntelRefused(ActionError):
-    """401/403 or no token: a setting or a role assignment to fix."""
-
-
-class DocIntelRejected(ActionError):
-    """The service will not read this file (400/413/415/422, or the operation failed): retrying cannot help."""
 
 
 SERVICE = Service("Document Intelligence", "DOCINTEL_ENDPOINT", "DOCINTEL_KEY", ROLE, "read", DocIntelBusy,
@@ -62,7 +50,7 @@ def client(endpoint: str, key: str | None):
 def read(docintel, document, pages: int, deadline: float) -> dict:
     """The read model's analyzeResult (as a dict: apiVersion, modelId, content, pages[].words[].confidence)
     for an open file, its first `pages` pages at most, waiting at most `deadline` seconds for the result.
-    Raises DocIntelBusy, DocIntelRefused, DocIntelRejected or ActionError, each safe to record."""
+    Raises DocIntelBusy, DocIntelRefused, DocIntelRejected or AIServiceError, each safe to record."""
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
     try:
         # `pages` bounds what is read and billed (routes.tsp: "1-based page numbers to analyze").
@@ -71,7 +59,7 @@ def read(docintel, document, pages: int, deadline: float) -> dict:
                                                  polling_interval=POLL_SECONDS)
         result = poller.result(timeout=deadline)
         if not poller.done():
-            raise ActionError(f"Document Intelligence had not finished after {deadline:.0f} s; the queue retries")
+            raise AIServiceError(f"Document Intelligence had not finished after {deadline:.0f} s; the queue retries")
     except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
         raise failure(SERVICE, exc) from None
     return result.as_dict()

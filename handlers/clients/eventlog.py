@@ -8,29 +8,26 @@ Shapes as public code that reads real servers reads them: pyPreservica `entityAP
 `updated-since` with `date`, `start`, `max` and an optional `endDate`; `DataProcessorTest` "getEntities":
 a deleted entity is `<Entity ref=… deleted="true">` with no `type`). Every list is paged by `start`,
 which is what a checkpoint stores with the slice's dates (TNA lost pages paging by moving the date).
-A `Next` link is followed only to the configured server (same_server), never a redirect, and every
-request counts against a Budget.
+Every request goes through preservica_http (a `Next` link only to the configured server, never a
+redirect, a re-login once on 401) and counts against a Budget.
 """
 from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from ..core.envelope import is_ref, parse_timestamp
-from ..core.errors import ActionError
+from ..core.errors import BudgetSpent, NotFound
 from ..core.reconcile import DELETED, DELETED_TRIGGER, Found
+from . import preservica_http
 
 PAGE = 100          # events per page, as pyPreservica pages them
 ENTITY_PAGE = 1000  # updated-since and event actions per page: TNA's EntityClient and its MockPreservicaAPI
                     # ask for 1000 (maxEntries); a server that caps lower pages on (start counts what came)
 KIND_PAGES = 5      # updated-since pages a slice reads to learn entity types; the rest are asked one by one
 PATHS = {"IO": "information-objects", "SO": "structural-objects", "CO": "content-objects"}
-
-
-class BudgetSpent(ActionError):
-    """The run's request budget toward Preservica is used up; the rest waits for the next run."""
 
 
 class Budget:
@@ -51,41 +48,19 @@ def iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
-def same_server(base: str, url: str) -> bool:
-    """Whether `url` names the server `base` does: scheme, host (any case) and effective port, so an
-    equivalent link written differently (HOST:443, a trailing dot aside) still counts."""
-    try:
-        a, b = urlsplit(base), urlsplit(url)
-        ports = {"http": 80, "https": 443}
-        pa, pb = a.port or ports.get(a.scheme.lower()), b.port or ports.get(b.scheme.lower())
-    except ValueError:   # a port that is not a number, an unbalanced bracket
-        return False
-    return (a.scheme.lower() == b.scheme.lower() and pa == pb and bool(b.hostname)
-            and (a.hostname or "").rstrip(".") == (b.hostname or "").rstrip(".")) and not b.username
-
-
 def _base(api) -> str:
     return f"{api.protocol}://{api.server}"
 
 
 def _get(api, url: str, budget: Budget, missing_ok: bool = False) -> ET.Element | None:
-    """GET an XML document with the access token; no redirect is followed (it would carry the token)."""
-    from pyPreservica.common import HTTPException
-    if not same_server(_base(api), url):
-        raise ActionError("Preservica's next-page link points to another server; not followed")
-    budget.spend()
-    resp = api.session.get(url, headers={"Preservica-Access-Token": api.token}, allow_redirects=False)
-    if resp.status_code == 401:   # the token expired: log in again once, as pyPreservica does
-        api.token = api.__token__()
-        budget.spend()
-        resp = api.session.get(url, headers={"Preservica-Access-Token": api.token}, allow_redirects=False)
-    if resp.status_code == 404 and missing_ok:
-        return None
-    if resp.status_code != 200:
-        # The path names the call in the error; it may come from Preservica's next-page link: quoted, bounded.
-        call = quote(urlsplit(url).path.rsplit("/api/", 1)[-1][:100], safe="/")
-        raise HTTPException("", resp.status_code, "", call, "")
-    return ET.fromstring(resp.content)
+    """An XML document through the one Preservica boundary (same server, no redirect, re-login once),
+    each request sent counted against the run's budget; None for a 404 when `missing_ok`."""
+    try:
+        return preservica_http.get_xml(api, url, spend=budget.spend)
+    except NotFound:
+        if missing_ok:
+            return None
+        raise
 
 
 def _pages(api, path: str, params: dict, start: int, item: str, budget: Budget, missing_ok: bool = False

@@ -1,6 +1,12 @@
-"""Which instances of the app are alive now: each process keeps a row of its own fresh in the reconcile
-table (partition `instances`), and counts the rows written within the last TTL seconds. What shares one
-budget across the app (ratelimit.SharedBudget) divides it by that count.
+"""Which instances of the app are calling Preservica now, and at what rate: each process keeps a row of its
+own fresh in the reconcile table (partition `instances`) carrying its claim (the rate it may be using), and
+reads the rows written within the last TTL seconds. ratelimit.SharedBudget divides the budget with them.
+
+Write, then read: the query runs after our own upsert has returned, and Azure Storage is strongly consistent
+(a write that returned is what every later read sees: learn.microsoft.com/azure/storage/common/storage-
+redundancy, "Azure Storage ... strong consistency"; the Table service promises it for entity operations,
+learn.microsoft.com/azure/storage/tables/table-storage-design-guidelines). So of two processes counting at
+once, at least one sees the other's claim; ratelimit.py builds its invariant on that.
 
 Times are the Table service's own (each row's `Timestamp`, "maintained on the server side to record the
 time an entity was last modified": learn.microsoft.com/rest/api/storageservices/understanding-the-table-
@@ -34,29 +40,48 @@ class Heartbeat:
         self.table, self.me, self.ttl = table, me, ttl
         self.rank = 0
 
-    def beat(self) -> int:
-        """Write this process's row, then count the rows written within `ttl` seconds of it (at least 1).
+    def beat(self, claim: float = 0.0) -> dict[str, float]:
+        """Write this process's row with `claim`, then read the rows written within `ttl` seconds of it:
+        {row: claim} of the others. One upsert, one query (the SDK follows continuation pages itself).
         Raises what storage raises: the caller decides what an unknown count means."""
         from azure.data.tables import UpdateMode
 
         from .journal import table_call
         table_call(self.table, lambda: self.table.upsert_entity(
-            {"PartitionKey": PARTITION, "RowKey": self.me}, mode=UpdateMode.REPLACE))
+            {"PartitionKey": PARTITION, "RowKey": self.me, "claim": float(claim)}, mode=UpdateMode.REPLACE))
         rows = table_call(self.table, lambda: list(self.table.query_entities(
-            f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp"])))
+            f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim"])))
         stamps = {r["RowKey"]: r.metadata["timestamp"] for r in rows}
         mine = stamps.get(self.me)
         if mine is None:  # our own write is not there to be read: the count is not known
             raise LookupError("this instance's heartbeat row was not read back")
         live = sorted(rk for rk, t in stamps.items() if (mine - t).total_seconds() < self.ttl)
         self.rank = live.index(self.me)  # this process's place among the live ones: who takes a remainder
-        return len(live)
+        claims = {r["RowKey"]: _rate(r.get("claim")) for r in rows}
+        return {rk: claims[rk] for rk in live if rk != self.me}
 
     def leave(self) -> None:
         """On a clean stop: this process's share goes back at once rather than after `ttl`."""
         self.table.delete_entity(PARTITION, self.me)
 
 
-def default(ttl: float) -> Heartbeat:
+def _rate(value) -> float:
+    """A claim as written by beat(); anything else in the row (an older version's row has none, a careless
+    hand may edit one) counts as the whole of a large budget would: the reader holds back rather than exceed."""
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        return float("inf")
+    return rate if 0 <= rate < float("inf") else float("inf")
+
+
+def default(ttl: float) -> Heartbeat | None:
+    """This process's heartbeat in the app's table; None where no app storage is configured (a lone process:
+    the Functions host itself cannot start without AzureWebJobsStorage)."""
+    from ..core.errors import StorageNotConfigured
     from . import storage
-    return Heartbeat(storage.default().table(settings.RECONCILE_TABLE), instance_id(), ttl)
+    try:
+        table = storage.default().table(settings.RECONCILE_TABLE)
+    except StorageNotConfigured:
+        return None
+    return Heartbeat(table, instance_id(), ttl)

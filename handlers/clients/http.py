@@ -10,7 +10,7 @@ import ssl
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from ..core.errors import ActionError
+from ..core.errors import EndpointError
 from .shared import Shared
 
 if TYPE_CHECKING:
@@ -38,16 +38,16 @@ def client() -> httpx.Client:
 
 
 def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> httpx.Response:
-    """One request through the process's client; a failure to send becomes an ActionError that names the
+    """One request through the process's client; a failure to send becomes an EndpointError that names the
     `peer` and `where` the URL is configured, never the URL (it may be a credential, as Teams' is).
     httpx.InvalidURL is not an HTTPError, and its message quotes the URL."""
     import httpx
     try:
         return client().request(method, url, **kwargs)
     except httpx.InvalidURL:
-        raise ActionError(f"the {peer} URL is not a valid URL: check {where}") from None
+        raise EndpointError(f"the {peer} URL is not a valid URL: check {where}") from None
     except httpx.HTTPError as exc:
-        raise ActionError(tls_failure(exc, url) or f"{peer} could not be reached: {type(exc).__name__}") from None
+        raise EndpointError(tls_failure(exc, url) or f"{peer} could not be reached: {type(exc).__name__}") from None
 
 
 def error_code(response) -> str:
@@ -79,7 +79,8 @@ def origin(url: str) -> tuple[str, str, int] | None:
         port = parts.port
     except (AttributeError, ValueError):   # not a string; a port out of range or not a number
         return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    # A trailing dot names the same fully qualified host (RFC 1034 §3.1).
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower().rstrip(".")
     if scheme not in DEFAULT_PORTS or not host or "@" in parts.netloc:
         return None
     return scheme, host, port if port is not None else DEFAULT_PORTS[scheme]

@@ -1,10 +1,5 @@
-"""The journal: one Table Storage entity per event, with each routed action's state.
-
-PartitionKey is the event's day (inverted, newest first), RowKey the delivery's inverted
-timestamp plus the event key, so a delivery's rows are one range query and `events` lists
-the newest first without an index. Actions merge only their own columns
-(`<action>_state`, `_reason`, `_at`, `_attempts`), so concurrent actions never overwrite each other.
-"""
+"""The journal in Table Storage: claims, merges and queries of the rows core/journal.py shapes.
+Its callers get the states and columns from here too (re-exported), so one import serves them."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,77 +7,80 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from ..core.envelope import Delivery, day_partition, entity_ref
+from ..core.errors import Conflict as Conflict
+from ..core.journal import (
+    BUSY as BUSY,
+)
+from ..core.journal import (
+    CLAIMED as CLAIMED,
+)
+from ..core.journal import (
+    DONE as DONE,
+)
+from ..core.journal import (
+    FAILED as FAILED,
+)
+from ..core.journal import (
+    FINISHED as FINISHED,
+)
+from ..core.journal import (
+    GONE as GONE,
+)
+from ..core.journal import (
+    QUEUED as QUEUED,
+)
+from ..core.journal import (
+    RUNNING as RUNNING,
+)
+from ..core.journal import (
+    SKIPPED as SKIPPED,
+)
+from ..core.journal import (
+    TERMINAL as TERMINAL,
+)
+from ..core.journal import (
+    action_states as action_states,
+)
+from ..core.journal import (
+    clip as clip,
+)
+from ..core.journal import (
+    day_partition as day_partition,
+)
+from ..core.journal import (
+    event_row as event_row,
+)
+from ..core.journal import (
+    inverted_ms as inverted_ms,
+)
+from ..core.journal import (
+    iso,
+    live_claim,
+    time_rows,
+)
+from ..core.journal import (
+    now_iso as now_iso,
+)
+from ..core.journal import (
+    outcome_columns as outcome_columns,
+)
+from ..core.journal import (
+    partition as partition,
+)
+from ..core.journal import (
+    row_prefix as row_prefix,
+)
+from ..core.journal import (
+    state_columns as state_columns,
+)
+from ..core.journal import (
+    state_of as state_of,
+)
 
-QUEUED, RUNNING, DONE, SKIPPED, FAILED, GONE = "queued", "running", "done", "skipped", "failed", "gone"
-TERMINAL = frozenset({DONE, SKIPPED, GONE})
 _BATCH = 100  # Table Storage's limit of operations in one transaction
 ETAG = "_etag"
-MAX_TEXT = 1024  # characters of sender-influenced text kept in a column (a property holds 32K UTF-16 units)
-# Claim results: the caller may act / someone else is acting / it is already finished.
-CLAIMED, BUSY, FINISHED = "claimed", "busy", "finished"
 CLAIM_TRIES = 6
 T = TypeVar("T")
-
-
-class Conflict(RuntimeError):
-    """Rows changed between read and write; the caller's unit of work should be retried."""
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def state_of(entity: dict | None, action: str) -> str | None:
-    return (entity or {}).get(f"{action}_state")
-
-
-def event_row(pk: str, rk: str, key: str, did: str, received: str, delivery: Delivery, event: dict,
-              actions: tuple[str, ...], source: str = "webhook") -> dict:
-    """A new event's row: what the delivery said, clipped, which actions were routed, and where the
-    event came from (webhook, reconcile, backfill)."""
-    return {"PartitionKey": pk, "RowKey": rk, "key": key, "deliveryId": did, "received": received, "source": source,
-            "trigger": clip(delivery.trigger), "tenant": clip(delivery.tenant),
-            "subscriptionId": clip(delivery.subscription_id), "timestamp": clip(delivery.timestamp),
-            "entityType": clip(str(event.get("entityType") or "").upper()), "entityRef": clip(entity_ref(event)),
-            "event": clip(event.get("event") or ""), "actions": ",".join(actions)}
-
-
-def action_states(row: dict) -> dict[str, tuple[str, str]]:
-    """{action: (state, reason)} for every action with a state in the row, routed ones first."""
-    routed = [a for a in str(row.get("actions") or "").split(",") if a]
-    others = sorted(k[: -len("_state")] for k in row if k.endswith("_state") and k[: -len("_state")] not in routed)
-    return {a: (row[f"{a}_state"], row.get(f"{a}_reason") or "") for a in routed + others if row.get(f"{a}_state")}
-
-
-def outcome_columns(action: str, state: str, reason: str = "", attempts: int | None = None,
-                    extra: dict | None = None) -> dict:
-    """An outcome's columns; they end any claim (the lease is cleared)."""
-    return {**state_columns(action, state, reason, attempts), f"{action}_lease": "", **(extra or {})}
-
-
-def clip(value, limit: int = MAX_TEXT) -> str:
-    """Text for a journal column: bounded, whatever the sender put there."""
-    text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _iso(when: dt.datetime) -> str:
-    return when.isoformat(timespec="milliseconds")
-
-
-def live_claim(entity: dict | None, action: str, owner: str | None = None) -> bool:
-    """Another holder is acting on this (event, action) now: state running, lease not yet over."""
-    entity = entity or {}
-    return (state_of(entity, action) == RUNNING and entity.get(f"{action}_owner") != owner
-            and str(entity.get(f"{action}_lease") or "") > now_iso())
-
-
-def state_columns(action: str, state: str, reason: str = "", attempts: int | None = None) -> dict:
-    cols = {f"{action}_state": state, f"{action}_reason": reason[:1000], f"{action}_at": now_iso()}
-    if attempts is not None:
-        cols[f"{action}_attempts"] = attempts
-    return cols
 
 
 def table_call(table, fn: Callable[[], T]) -> T:
@@ -157,14 +155,14 @@ class Journal:
         from azure.data.tables import TableTransactionError, UpdateMode
         rows = self.rows_between(pk, min(rks), max(rks))
         now = dt.datetime.now(dt.UTC)
-        lease = _iso(now + dt.timedelta(seconds=lease_seconds))
+        lease = iso(now + dt.timedelta(seconds=lease_seconds))
         ops, claimed = [], set()
         for rk in rks:
             row = rows.get(rk)
             if state_of(row, action) in TERMINAL or live_claim(row, action, owner):
                 continue
             cols = {"PartitionKey": pk, "RowKey": rk, f"{action}_state": RUNNING, f"{action}_owner": owner,
-                    f"{action}_lease": lease, f"{action}_at": _iso(now)}
+                    f"{action}_lease": lease, f"{action}_at": iso(now)}
             ops.append(("update", cols, {"mode": UpdateMode.MERGE, "etag": row[ETAG],
                                          "match_condition": MatchConditions.IfNotModified}) if row else ("create", cols))
             claimed.add(rk)
@@ -190,7 +188,7 @@ class Journal:
 
     def rows_in_time(self, lo: dt.datetime, hi: dt.datetime) -> list[dict]:
         """Rows of the events Preservica timed in [lo, hi]: one range query a day, few columns."""
-        from ..core.envelope import time_rows
+
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
         cols = ["PartitionKey", "RowKey", "entityRef", "trigger", "timestamp", "source"]
         return [dict(e) for pk, lo_rk, hi_rk in time_rows(lo, hi) for e in self._call(lambda pk=pk, a=lo_rk, b=hi_rk: list(

@@ -4,9 +4,9 @@ One EntityAPI per worker process, created on first use (never at import: cold st
 reused; rebuilt only when its settings or the password change (a rotation in Key Vault).
 Failures are classified rather than lumped:
   - the entity is gone (deleted since the event)   -> NotFound; actions journal `skipped: not found`
-  - credentials rejected                            -> log.error naming the settings, ActionError (retry)
+  - credentials rejected                            -> log.error naming the settings, CredentialsRejected (retry)
   - 429 / 5xx / timeout / connection error          -> retried here (Retry-After honoured up to
-                                                       RETRY_AFTER_MAX), then ActionError: the queue retries
+                                                       RETRY_AFTER_MAX), then PreservicaError: the queue retries
 The SDK's HTTP session is tightened before its first request: Retry-After waits capped at
 RETRY_AFTER_MAX (urllib3 would sleep up to 6 h inside the function), shorter timeouts, a pool as
 large as the queue trigger's batch, and the token kept on the configured server: no redirect is
@@ -24,8 +24,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pyPreservica import EntityAPI, WebHooksAPI
 from pyPreservica.common import EntityType
@@ -33,7 +34,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from ..core import settings
-from ..core.errors import ActionError, NotFound  # noqa: F401 (callers catch preservica.NotFound)
+from ..core.errors import NotFound as NotFound  # callers catch preservica.NotFound
+from ..core.errors import SettingsError, TooMany
 from .preservica_http import (  # noqa: F401
     CREDENTIAL_SETTINGS,
     CredentialsRejected,
@@ -48,7 +50,7 @@ from .preservica_http import (  # noqa: F401
     get_xml,
     guarded_send,
 )
-from .ratelimit import TokenBucket
+from .ratelimit import SharedBudget
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ logging.getLogger("pyPreservica").setLevel(logging.WARNING)
 
 def _harden(api) -> None:
     """Cap Retry-After waits and timeouts, widen the pool, keep every request on the configured server
-    with no redirect followed, and send each through the process's token bucket (PRESERVICA_MAX_RPS).
+    with no redirect followed, and send each through the process's share of PRESERVICA_MAX_RPS.
     Done before the first request."""
     if getattr(api, "_hardened", False):
         return
@@ -89,11 +91,10 @@ def _take() -> None:
     _bucket.get().take()
 
 
-# Per process for now: ratelimit.SharedBudget (one budget divided by live instances) is built and tested but
-# not wired, since a newcomer's probation at the floor (a hundredth of the budget) stalls a new instance's
-# first Preservica calls for seconds; see docs/operations.md, "One Preservica budget".
-_bucket = Shared(lambda: TokenBucket(settings.get_int("PRESERVICA_MAX_RPS", minimum=1)),
-                 key=lambda: settings.get("PRESERVICA_MAX_RPS"))
+# The whole app's budget, this process's share of it (ratelimit.SharedBudget, heartbeat rows in the reconcile table).
+_bucket = Shared(lambda: SharedBudget(settings.get_int("PRESERVICA_MAX_RPS", minimum=1),
+                                      settings.get_int("MAXIMUM_INSTANCE_COUNT", minimum=1)),
+                 key=lambda: (settings.get("PRESERVICA_MAX_RPS"), settings.get("MAXIMUM_INSTANCE_COUNT")))
 
 
 class _BudgetedRetry(Retry):
@@ -160,10 +161,10 @@ def _password(secrets) -> str | None:
 def _arguments(secrets) -> dict:
     need = settings.preservica_missing(secrets)
     if need:
-        raise ActionError(f"Preservica is not configured: set {', '.join(need)}")
+        raise SettingsError(f"Preservica is not configured: set {', '.join(need)}")
     protocol = settings.get("PRESERVICA_PROTOCOL")
     if protocol not in ("https", "http"):
-        raise ActionError("PRESERVICA_PROTOCOL must be https or http")
+        raise SettingsError("PRESERVICA_PROTOCOL must be https or http")
     # credentials_path: a file that cannot exist, so pyPreservica never falls back to ./credentials.properties.
     return dict(username=settings.get("PRESERVICA_USERNAME"), password=_password(secrets),
                 tenant=settings.get("PRESERVICA_TENANT"), server=settings.get("PRESERVICA_SERVER"),
@@ -250,3 +251,43 @@ def summary(api: EntityAPI, entity_type: str, ref: str) -> dict:
     e = api.entity(kind, ref)
     return {"ref": e.reference, "type": entity_type, "title": e.title, "description": e.description,
             "securityTag": e.security_tag, "parent": e.parent}
+
+
+# ---- an asset's files: representations -> content objects -> generations -> bitstreams -------------------
+
+@dataclass(frozen=True)
+class File:
+    """One bitstream of an asset, with where it sits: representation type and name, content object, generation."""
+    rep_type: str
+    rep_name: str
+    content_object: str
+    generation: Any
+    bitstream: Any
+
+
+def content_refs(api: EntityAPI, representation) -> list[str]:
+    """The content object references a representation lists, UUIDs only (each goes into a URL and a blob
+    name), from one bounded read: pyPreservica's content_objects() reads every object before one can count."""
+    from ..core.envelope import is_ref
+    root = get_xml(api, representation.url)   # on PRESERVICA_SERVER only; 404 -> NotFound
+    refs = [(e.text or "").strip() for e in root.iter(f"{{{api.xip_ns}}}ContentObject")]
+    return [r.lower() for r in refs if is_ref(r)]
+
+
+def files(api: EntityAPI, asset, types: tuple[str, ...], first_only: bool = False, active_only: bool = True,
+          most: int | None = None) -> Iterator[File]:
+    """The asset's bitstreams in the representations of `types` ("Access", "Preservation"), those types in
+    that order, each type's representations by URL; only the first representation when `first_only`; only
+    active generations when `active_only`. More than `most` content objects in a representation is
+    TooMany, raised from its list, before any of them is read."""
+    reps = sorted((r for r in api.representations(asset) if r.rep_type.value in types),
+                  key=lambda r: (types.index(r.rep_type.value), r.url))
+    for rep in reps[:1] if first_only else reps:
+        refs = content_refs(api, rep)
+        if most is not None and len(refs) > most:
+            raise TooMany(len(refs), most)
+        for ref in refs:
+            for generation in api.generations(api.content_object(ref)):
+                if generation.active or not active_only:
+                    for bitstream in generation.bitstreams:
+                        yield File(rep.rep_type.value, rep.name or "", ref, generation, bitstream)

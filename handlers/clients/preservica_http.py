@@ -5,19 +5,28 @@ request (pyPreservica's, and ours) stays on PRESERVICA_SERVER, follows no redire
 naming it, without the token or query) and takes a token from the process's rate limiter.
 `get`/`get_xml`/`download` are the one way our own code reads a URL Preservica hands back, so no
 caller touches pyPreservica's session, token or login. `classify` turns a pyPreservica or requests
-failure into NotFound or an ActionError safe to record (a TLS verification failure named as such).
+failure into NotFound or a PreservicaError safe to record (a TLS verification failure named as such).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 
 import requests
 from pyPreservica.common import HTTPException, ReferenceNotFoundException
 
 from ..core import settings
-from ..core.errors import ActionError, NotFound
+from ..core.errors import (
+    CredentialsRejected,
+    NotFound,
+    OtherServer,
+    PreservicaError,
+    Redirected,
+    SafeError,
+    TooLarge,
+)
 from . import http
 
 log = logging.getLogger("handlers.clients.preservica")
@@ -25,25 +34,6 @@ MAX_XML_BYTES = 16 * 1024 * 1024   # one page of a list or one entity: far less;
 CHUNK = 1024 * 1024
 CREDENTIAL_SETTINGS = (f"PRESERVICA_USERNAME, the password (Key Vault secret {settings.KV_PRESERVICA_PASSWORD!r} "
                        f"or PRESERVICA_PASSWORD) and PRESERVICA_TENANT")
-
-
-class CredentialsRejected(ActionError):
-    pass
-
-
-class Redirected(ActionError):
-    """Preservica answered a redirect: not followed, its token stays where it was sent."""
-
-
-class OtherServer(ActionError):
-    """A URL (from Preservica's XML, or built by anyone) is not on PRESERVICA_SERVER: not requested."""
-
-
-class TooLarge(ActionError):
-    """A download went past its byte limit: stopped there."""
-    def __init__(self, limit: int):
-        super().__init__(f"more than {limit} bytes arrived")
-        self.limit = limit
 
 
 def _home(api) -> str:
@@ -78,9 +68,9 @@ def _is_credentials_error(exc: BaseException) -> bool:
 
 
 def classify(exc: BaseException) -> Exception | None:
-    """What a pyPreservica/requests failure means: NotFound, or an ActionError safe to record.
+    """What a pyPreservica/requests failure means: NotFound, or a PreservicaError safe to record.
     None for anything else (the caller re-raises it unchanged)."""
-    if isinstance(exc, (NotFound, ActionError)):
+    if isinstance(exc, SafeError):
         return None
     if isinstance(exc, ReferenceNotFoundException) or getattr(exc, "http_status_code", None) == 404:
         return NotFound()
@@ -92,20 +82,20 @@ def classify(exc: BaseException) -> Exception | None:
         if status in (401, 403):
             log.error("Preservica refused %s() with HTTP %s: check the roles of PRESERVICA_USERNAME",
                       exc.method_name, status)
-        return ActionError(f"Preservica answered HTTP {status} to {exc.method_name}()")
+        return PreservicaError(f"Preservica answered HTTP {status} to {exc.method_name}()")
     if isinstance(exc, RuntimeError) and exc.args and isinstance(exc.args[0], int):
-        return ActionError(f"Preservica answered HTTP {exc.args[0]}")  # e.g. the version call at login
+        return PreservicaError(f"Preservica answered HTTP {exc.args[0]}")  # e.g. the version call at login
     if isinstance(exc, requests.exceptions.RetryError):  # 429/5xx to every retry; the message names no URL
         status = re.search(r"too many (\d{3}) error responses", str(exc))
         if status:
-            return ActionError(f"Preservica answered HTTP {status[1]} to every retry")
+            return PreservicaError(f"Preservica answered HTTP {status[1]} to every retry")
     if isinstance(exc, requests.exceptions.RequestException):
         request = getattr(exc, "request", None)
         tls = http.tls_failure(exc, getattr(request, "url", None) or _configured())
         if tls:
             log.error("Preservica: %s", tls)
-            return ActionError(f"Preservica: {tls}")
-        return ActionError(f"Preservica could not be reached: {type(exc).__name__}")
+            return PreservicaError(f"Preservica: {tls}")
+        return PreservicaError(f"Preservica could not be reached: {type(exc).__name__}")
     return None
 
 
@@ -115,14 +105,16 @@ def _configured() -> str:
 
 # ---- reading a URL Preservica hands back ---------------------------------------------------------
 
-def get(api, url: str, params: dict | None = None, stream: bool = False):
+def get(api, url: str, params: dict | None = None, stream: bool = False, spend: Callable[[], None] | None = None):
     """One GET of `url` (on PRESERVICA_SERVER, else guarded_send raises OtherServer) with the access token, logging in again
-    once on 401; the 200 response (close it: `with get(...) as resp`). NotFound on 404, ActionError
-    otherwise, every failure classified."""
+    once on 401; the 200 response (close it: `with get(...) as resp`). NotFound on 404, PreservicaError
+    otherwise, every failure classified. `spend` is called before each request sent (a run's budget)."""
     from pyPreservica.common import HEADER_TOKEN
     try:
         for attempt in (1, 2):
             token = api.token
+            if spend:
+                spend()
             # X-STREAM-No-Retry: pyPreservica's 401 hook then leaves the response alone (common.py
             # _handle_401), as pyPreservica's own streaming calls ask; it would re-send without stream=True.
             resp = api.session.get(url, params=params, stream=stream,
@@ -144,7 +136,7 @@ def get(api, url: str, params: dict | None = None, stream: bool = False):
     if resp.status_code in (401, 403):
         log.error("Preservica refused GET %s with HTTP %s: check the roles of PRESERVICA_USERNAME",
                   http.shown(url), resp.status_code)
-    raise ActionError(f"Preservica answered HTTP {resp.status_code} to GET {http.shown(url)}")
+    raise PreservicaError(f"Preservica answered HTTP {resp.status_code} to GET {http.shown(url)}")
 
 
 def _login_again(api, used: str) -> None:
@@ -157,7 +149,7 @@ def _login_again(api, used: str) -> None:
 
 def download(api, url: str, out, limit: int) -> int:
     """Stream `url`'s body into the open file `out`, counting: at most `limit` bytes are written
-    (TooLarge past that). The bytes written; a connection that breaks off is an ActionError, never
+    (TooLarge past that). The bytes written; a connection that breaks off is a PreservicaError, never
     resumed (pyPreservica's bitstream_content "resumes" by fetching from byte 0 again and appending:
     entityAPI.py, the headers with Range are built but not sent)."""
     written = 0
@@ -169,28 +161,29 @@ def download(api, url: str, out, limit: int) -> int:
                 out.write(chunk)
                 written += len(chunk)
         except requests.exceptions.RequestException as exc:
-            raise ActionError(f"the download from Preservica broke off ({classify(exc)}) with {written} bytes "
+            raise PreservicaError(f"the download from Preservica broke off ({classify(exc)}) with {written} bytes "
                               f"written; it is not resumed: the queue retries it whole") from None
     return written
 
 
-def get_xml(api, url: str, params: dict | None = None):
+def get_xml(api, url: str, params: dict | None = None, spend: Callable[[], None] | None = None):
     """`get` a URL Preservica hands back and parse its XML (ElementTree root), read with a bound."""
     import xml.etree.ElementTree as ET
     body = bytearray()
-    with get(api, url, params, stream=True) as resp:
+    with get(api, url, params, stream=True, spend=spend) as resp:
         try:
             for chunk in resp.iter_content(chunk_size=CHUNK):
                 body += chunk
                 if len(body) > MAX_XML_BYTES:
-                    raise ActionError(f"Preservica's answer to GET {http.shown(url)} is larger than {MAX_XML_BYTES} bytes")
+                    raise PreservicaError(f"Preservica's answer to GET {http.shown(url)} is larger than "
+                                          f"{MAX_XML_BYTES} bytes")
         except requests.exceptions.RequestException as exc:
             raise classify(exc) from None
     # Preservica's documents declare no DTD (inferred from every response pyPreservica parses); one that
     # does could define entities that expand without bound.
     if b"<!DOCTYPE" in body[:4096].upper() or b"<!ENTITY" in body.upper():
-        raise ActionError(f"Preservica's answer to GET {http.shown(url)} declares a DTD; not parsed")
+        raise PreservicaError(f"Preservica's answer to GET {http.shown(url)} declares a DTD; not parsed")
     try:
         return ET.fromstring(bytes(body))
     except ET.ParseError:
-        raise ActionError(f"Preservica's answer to GET {http.shown(url)} is not XML") from None
+        raise PreservicaError(f"Preservica's answer to GET {http.shown(url)} is not XML") from None

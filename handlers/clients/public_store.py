@@ -14,8 +14,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from ..core.errors import ActionError, StorageUnavailable
+from ..core.errors import SettingsError, StorageUnavailable
+from ..core.settings import APP, Setting
 from .shared import Shared
+
+# What is public and where: `publish` writes by them, `relay` tells receivers by them, the sweep re-checks.
+CONTAINER = Setting("PUBLISH_CONTAINER", "iiif", APP, "Public-read blob container the `publish` action writes IIIF to.")
+SERVICE_URI = Setting("PUBLISH_BLOB_SERVICE_URI", None, APP,
+                      "Blob endpoint of the public IIIF storage account (Bicep sets it); unset: the pipeline's own "
+                      "storage, i.e. Azurite locally.")
+BASE_URL = Setting("PUBLISH_BASE_URL", None, APP,
+                   "Public URL of the publish container, the prefix of every IIIF id (e.g. a CDN); unset: the "
+                   "container's own URL.")
+PUBLIC_TAGS = Setting("PUBLIC_SECURITY_TAGS", "open", APP,
+                      "Comma-separated security tags whose assets `publish` makes public; any other tag withdraws.")
 
 BLOCK_BYTES = 4 * 1024 * 1024
 CACHE = "public, max-age=60"   # how long a withdrawn file may still be served from a browser or CDN cache
@@ -35,7 +47,8 @@ class PublicStore:
         elif conn:
             self.service = BlobServiceClient.from_connection_string(conn, **opts)
         else:
-            raise ActionError("PUBLISH_BLOB_SERVICE_URI is not set (the public storage account's blob endpoint)")
+            raise SettingsError("PUBLISH_BLOB_SERVICE_URI is not set (the public storage account's blob endpoint)")
+        storage._read_environment(self.service, opts)   # the proxy variables, read once (see storage._transport)
         self.local = not uri
         self.container = self.service.get_container_client(container)
         self.base = (base_url or self.container.url).rstrip("/")
@@ -188,3 +201,30 @@ def store(uri: str | None, container: str, base_url: str | None) -> PublicStore:
         known.clear()
         known[key] = PublicStore(uri, container, base_url)
     return known[key]
+
+
+def configured() -> PublicStore:
+    """The store the PUBLISH_* settings name."""
+    return store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value())
+
+
+def is_public(security_tag: str | None, hidden: bool) -> bool:
+    """The one rule of what may be public: a tag in PUBLIC_SECURITY_TAGS and not hidden."""
+    from ..core import iiif
+    return iiif.is_public(security_tag, PUBLIC_TAGS.value(), hidden)
+
+
+def link(ref: str, security_tag: str | None, hidden: bool) -> dict | None:
+    """What the relay tells a receiver about the published state of an asset (None: not a publishable ref),
+    by the rule `publish` applies (is_public): a hidden or closed asset is `withdrawn`."""
+    from ..core import iiif
+    ref = iiif.blob_ref(ref)
+    if ref is None:
+        return None
+    if not is_public(security_tag, hidden):
+        return {"state": "withdrawn"}
+    try:
+        base = configured().base
+    except SettingsError:   # publish not set up here: the relay says nothing about IIIF rather than fail
+        return None
+    return {"state": "published", "manifest": iiif.manifest_url(base, ref)}

@@ -16,21 +16,15 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from ..core.errors import ActionError, StorageUnavailable
+from ..core.errors import LeaseBusy as Busy
+from ..core.errors import LeaseLost as Lost
+from ..core.errors import StorageUnavailable
 from ..core.settings import PUBLISH_LOCK_CONTAINER as CONTAINER
 
 LEASE_SECONDS = 60        # the longest finite lease Azure grants
 RENEW_AFTER = 15          # renewed this often while held (a quarter of the lease)
 WAIT_SECONDS = 75         # longer than a lease: a crashed holder's lease has expired by then
 POLL = 1.0
-
-
-class Busy(ActionError):
-    """Another run holds this asset; the queue retries (the holder re-checks Preservica before it ends)."""
-
-
-class Lost(ActionError):
-    """The lease ran out or was taken: this run must not write any more."""
 
 
 class Held:

@@ -19,7 +19,8 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..core.envelope import inverted_ms, parse_timestamp
+from ..core.envelope import parse_timestamp
+from ..core.journal import inverted_ms
 from ..core.reconcile import RECONCILE, WEBHOOK, near
 from .journal import ETAG, clip, get_row, table_call
 

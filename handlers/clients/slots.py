@@ -4,11 +4,11 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from ..core.errors import ActionError
+from ..core.errors import SlotsBusy
 
 
 class Slots:
-    """At most `n` holders at once; others wait up to `wait` seconds, then an ActionError naming `setting`
+    """At most `n` holders at once; others wait up to `wait` seconds, then SlotsBusy naming `setting`
     (the queue retries). `waiting` counts those held back (tests and telemetry)."""
 
     def __init__(self, n: int, wait: float, setting: str):
@@ -26,7 +26,7 @@ class Slots:
             with self._lock:
                 self.waiting -= 1
         if not got:
-            raise ActionError(f"all {self.n} slots of this instance stayed busy for {self.wait:.0f} s "
+            raise SlotsBusy(f"all {self.n} slots of this instance stayed busy for {self.wait:.0f} s "
                               f"({self.setting}); the queue retries")
         try:
             yield

@@ -2,7 +2,7 @@
 
 One TranscriptionClient per endpoint and credential, built on first use: the app's managed identity
 (DefaultAzureCredential) unless a key is configured (local runs; the Bicep resource disables keys).
-The client's own retries are off: a throttled or failing call becomes an ActionError at once (with
+The client's own retries are off: a throttled or failing call becomes a SpeechError at once (with
 the service's Retry-After) and the caller or the queue retries, so no invocation sleeps unbounded.
 
 Streaming: azure-core hands `files=` to requests, which reads each file whole into memory to build
@@ -17,7 +17,7 @@ import os
 import re
 import uuid
 
-from ..core.errors import ActionError, ServiceBusy
+from ..core.errors import SpeechBusy, SpeechRefused, SpeechRejected
 from .cognitive import Service, failure
 from .shared import Shared
 
@@ -29,18 +29,6 @@ CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 540   # fast transcription answers when done (minutes for hours of audio); functionTimeout is 10 min
 CHUNK = 256 * 1024
 ROLE = "Cognitive Services Speech User"
-
-
-class SpeechBusy(ServiceBusy):
-    """429 or 5xx (core.errors.ServiceBusy)."""
-
-
-class SpeechRefused(ActionError):
-    """401/403 or no token: a setting or a role assignment to fix."""
-
-
-class SpeechRejected(ActionError):
-    """The service will not transcribe this file (400/413/415/422): retrying cannot help."""
 
 
 SERVICE = Service("Speech", "SPEECH_ENDPOINT", "SPEECH_KEY", ROLE, "transcribe", SpeechBusy, SpeechRefused,
@@ -150,7 +138,7 @@ def client(endpoint: str, key: str | None):
 
 def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
     """Transcribe an open media file; the service's JSON result (durationMilliseconds, combinedPhrases,
-    phrases). Raises SpeechBusy, SpeechRefused, SpeechRejected or ActionError, each safe to record."""
+    phrases). Raises SpeechBusy, SpeechRefused, SpeechRejected or SpeechError, each safe to record."""
     from azure.ai.transcription.models import TranscriptionContent, TranscriptionOptions
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
     ext = content_type.rsplit("/", 1)[-1]

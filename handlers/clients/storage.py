@@ -45,14 +45,39 @@ SEND_PARALLEL = 16
 NEVER_EXPIRES = -1
 
 
+# What requests reads from the environment while trust_env is on: read once per client here instead.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                   "all_proxy")
+
+
 def _transport(read_timeout: int):
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     session = requests.Session()
+    # With trust_env on, requests reads the environment again on every request: ~/.netrc
+    # (Session.prepare_request), the proxy variables and REQUESTS_CA_BUNDLE (merge_environment_settings;
+    # psf/requests src/requests/sessions.py). Under row 2's load that was a fifth of the intake process's
+    # CPU (docs/benchmarks.md). The proxies are read once for the client's URL (_read_environment) and the
+    # CA bundle here; .netrc is not read at all (a matching entry would replace the storage Authorization
+    # header with Basic auth: prepare_auth runs after the headers are set).
+    session.trust_env = False
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=False, connection_timeout=5, read_timeout=read_timeout)
+    # azure-core passes verify on every request (connection_verify, default True), which wins over
+    # session.verify (requests' merge_setting): the bundle has to go to the transport.
+    verify = next((os.environ[v] for v in CA_BUNDLE_VARIABLES if os.environ.get(v)), True)
+    return RequestsTransport(session=session, session_owner=False, connection_timeout=5, read_timeout=read_timeout,
+                             connection_verify=verify)
+
+
+def _read_environment(client, kw: dict):
+    """The proxy for the client's endpoint from HTTP(S)_PROXY / NO_PROXY, as requests would find it on each
+    request (requests.utils.get_environ_proxies: none when NO_PROXY covers the host)."""
+    from requests.utils import get_environ_proxies
+    kw["transport"].session.proxies.update(get_environ_proxies(client.url))
+    return client
 
 
 def _retry(kind: str, env=None) -> dict:
@@ -113,8 +138,8 @@ class Storage:
             if not raw:
                 kw.update(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy())
             if self._conn:
-                return QueueClient.from_connection_string(self._conn, name, **kw)
-            return QueueClient(self._uris["queue"], name, credential=self._credential(), **kw)
+                return _read_environment(QueueClient.from_connection_string(self._conn, name, **kw), kw)
+            return _read_environment(QueueClient(self._uris["queue"], name, credential=self._credential(), **kw), kw)
         return self._cached(("queue", name, raw), build)
 
     def send(self, queue_name: str, message: str) -> None:
@@ -158,9 +183,10 @@ class Storage:
     def blob_service(self):
         def build():
             from azure.storage.blob import BlobServiceClient
+            kw = _retry("blob", self._env)
             if self._conn:
-                return BlobServiceClient.from_connection_string(self._conn, **_retry("blob", self._env))
-            return BlobServiceClient(self._uris["blob"], credential=self._credential(), **_retry("blob", self._env))
+                return _read_environment(BlobServiceClient.from_connection_string(self._conn, **kw), kw)
+            return _read_environment(BlobServiceClient(self._uris["blob"], credential=self._credential(), **kw), kw)
         return self._cached(("blob",), build)
 
     def put_blob(self, container: str, name: str, data: bytes, content_type: str | None = None,
@@ -194,15 +220,18 @@ class Storage:
     def table(self, name: str):
         def build():
             from azure.data.tables import TableClient
+            kw = _retry("table", self._env)
             if self._conn:
-                return TableClient.from_connection_string(self._conn, name, **_retry("table", self._env))
-            return TableClient(self._uris["table"], name, credential=self._credential(), **_retry("table", self._env))
+                return _read_environment(TableClient.from_connection_string(self._conn, name, **kw), kw)
+            return _read_environment(TableClient(self._uris["table"], name, credential=self._credential(), **kw), kw)
         return self._cached(("table", name), build)
 
 
+# The clients are built again when any of these changes: the environment variables requests would
+# have read on each request are among them.
 _STORAGE_SETTINGS = ("AzureWebJobsStorage", "AzureWebJobsStorage__queueServiceUri",
                      "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__tableServiceUri",
-                     "STORAGE_TIMEOUT_SECONDS")
+                     "STORAGE_TIMEOUT_SECONDS", *CA_BUNDLE_VARIABLES, *PROXY_VARIABLES)
 _default = Shared(lambda: Storage(), key=lambda: tuple(os.environ.get(n) for n in _STORAGE_SETTINGS))
 
 

@@ -67,6 +67,21 @@ def span(name: str, parent: str | None = None, server: bool = False, internal: b
         yield current
 
 
+@contextlib.contextmanager
+def within(parent: str | None) -> Iterator[None]:
+    """Continue `parent` (a traceparent) in this thread without a span of its own: a worker thread of a batch
+    starts with no context, and what it sends (the relay's request) must carry the delivery's trace."""
+    if not parent or not _enabled.get():
+        yield
+        return
+    from opentelemetry import context, propagate
+    token = context.attach(propagate.extract({"traceparent": parent}))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
 def traceparent() -> str | None:
     """The current span's W3C traceparent, to put in a message or a request; None when tracing is off."""
     if not _enabled.get():
@@ -88,6 +103,14 @@ def http_status(code: int) -> None:
     current.set_attribute("http.response.status_code", code)
     if code >= 500:
         current.set_status(trace.Status(trace.StatusCode.ERROR))
+
+
+def error() -> None:
+    """Mark the current span failed (success false in Application Insights)."""
+    if not _enabled.get():
+        return
+    from opentelemetry import trace
+    trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR))
 
 
 def annotate(**attributes) -> None:

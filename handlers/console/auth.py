@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..core.errors import AccessRefused as Refused
 from ..core.hosting import LOOPBACK, in_azure, local_console
 
 READER, OPERATOR = "Console.Reader", "Console.Operator"
@@ -52,12 +53,6 @@ class Principal:
         return OPERATOR in self.roles
 
 
-class Refused(Exception):
-    """The request may not be served: `status` and a message safe to show (no detail about config)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def auth_enabled(env: Mapping[str, str]) -> bool:

@@ -13,7 +13,7 @@ import datetime as dt
 import itertools
 import re
 
-from ..core import envelope, settings
+from ..core import envelope, journal, settings
 
 OVERVIEW_CAP = 20_000     # rows the overview reads at most (~3x two busy nights)
 PAGE_SIZE = 50            # events per page
@@ -49,7 +49,7 @@ def _query(book, query: str, params: dict, select: list[str] | None, limit: int)
 
 def row_prefix(when: dt.datetime) -> str:
     """The RowKey prefix of deliveries stamped `when` (the journal's own rule)."""
-    return envelope.journal_row_prefix(envelope.Delivery("", when.isoformat(), "", "", "", ()), "")
+    return journal.row_prefix(envelope.Delivery("", when.isoformat(), "", "", "", ()), "")
 
 
 def window_rows(book, actions: list[str], now: dt.datetime, hours: int = 48,
@@ -63,7 +63,7 @@ def window_rows(book, actions: list[str], now: dt.datetime, hours: int = 48,
     days = [(ahead - dt.timedelta(days=i)).date() for i in range((ahead.date() - since.date()).days + 1)]
     rows: list[dict] = []
     for day in days:
-        params = {"pk": envelope.day_partition(day), "lo": row_prefix(ahead), "hi": row_prefix(since) + "\uffff"}
+        params = {"pk": journal.day_partition(day), "lo": row_prefix(ahead), "hi": row_prefix(since) + "\uffff"}
         rows += _query(book, "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi", params, select,
                        cap + 1 - len(rows))
         if len(rows) > cap:
@@ -102,7 +102,7 @@ def events_page(book, actions: list[str], start: dt.date, end: dt.date, undated:
     elif action:
         clauses.append(f"{action}_state gt @empty")
         params["empty"] = ""
-    pks = [envelope.day_partition(end - dt.timedelta(days=i)) for i in range((end - start).days + 1)]
+    pks = [journal.day_partition(end - dt.timedelta(days=i)) for i in range((end - start).days + 1)]
     pks += ["undated"] if undated else []
     after_pk, _, after_rk = (after or "").partition("|")
     if after and not (valid_pk(after_pk) and valid_rk(after_rk)):

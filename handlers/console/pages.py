@@ -16,7 +16,7 @@ _DRAFT = re.compile(r"drafts/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 
 
 def _actions() -> list[str]:
-    from ..actions import registry
+    from ..pipeline import registry
     return registry.names()
 
 

@@ -9,10 +9,8 @@ import datetime as dt
 import json
 
 from ..core import envelope
-from ..core.cards import asset_link
+from ..core.journal import STATES, action_states
 
-STATES = ("queued", "running", "done", "skipped", "failed", "gone")
-OUTCOMES = ("done", "skipped", "failed", "gone")
 MAX_TRIGGER_SERIES = 6  # colours in the chart; the rest are "other"
 CHART_W, CHART_H, BAR_GAP = 720, 160, 2
 MAX_RAW = 16 * 1024  # characters of a poison message's body shown
@@ -100,11 +98,10 @@ def event_row(row: dict, asset_template: str | None) -> dict:
     return {"pk": row.get("PartitionKey"), "rk": row.get("RowKey"), "timestamp": row.get("timestamp") or "",
             "received": row.get("received") or "", "trigger": row.get("trigger") or "", "event": row.get("event") or "",
             "entityType": row.get("entityType") or "", "entityRef": ref, "source": row.get("source") or "webhook",
-            "link": asset_link(asset_template, ref) if envelope.is_ref(ref) else None, "states": states}
+            "link": envelope.asset_link(asset_template, ref) if envelope.is_ref(ref) else None, "states": states}
 
 
 def _states(row: dict) -> dict[str, tuple[str, str]]:
-    from ..clients.journal import action_states  # a pure helper of the journal's layout
     return action_states(row)
 
 

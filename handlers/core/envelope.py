@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from .errors import InvalidDelivery  # noqa: F401 (part of this module's interface)
 
@@ -20,7 +21,6 @@ MAX_EVENT_BYTES = 16 * 1024   # one event as JSON: an action message (event, sna
 MAX_FIELD_CHARS = 256         # subscriptionId, timestamp, tenant, version, trigger, event, entityType
 MAX_DEPTH = 32                # JSON nesting; real deliveries nest 5 deep (events -> identifiers -> entry)
 _BOM = b"\xef\xbb\xbf"
-_MAX_MS = 10**14  # inverted timestamps sort newest first in Table Storage
 _YEARS = (1970, 4999)  # timestamps outside this range are treated as absent ("undated")
 # Preservica references are UUIDs, sometimes with a type prefix (`sdb:IO|<uuid>`) or as the last
 # segment of an entity URL. Anything else could change a REST path or a blob name: refused.
@@ -203,7 +203,7 @@ def delivery_from_doc(doc: Any) -> Delivery:
     )
 
 
-# ---- events, keys, journal coordinates ------------------------------------------------------
+# ---- events and keys ------------------------------------------------------
 
 def entity_ref(event: dict[str, Any]) -> str:
     """The bare reference: the last segment of a path or URL, without an `sdb:IO|` type prefix."""
@@ -214,6 +214,17 @@ def entity_ref(event: dict[str, Any]) -> str:
 def is_ref(value: str) -> bool:
     """Whether `value` is a Preservica reference: a UUID, any case (the one pattern the app checks refs with)."""
     return bool(_UUID.fullmatch(value))
+
+
+def asset_link(template: str | None, ref: str) -> str | None:
+    """ASSET_URL_TEMPLATE with {ref} filled in; None when unset or not an http(s) link."""
+    if not template or not ref:
+        return None
+    try:
+        url = template.format(ref=quote(ref, safe=""))
+    except (KeyError, IndexError, ValueError):
+        return None
+    return url if url.startswith(("https://", "http://")) else None
 
 
 def check_ref(event: dict[str, Any], index: int = 0) -> None:
@@ -242,34 +253,3 @@ def parse_timestamp(value: str) -> dt.datetime | None:
     except (ValueError, OverflowError):
         return None
     return parsed if _YEARS[0] <= parsed.year <= _YEARS[1] else None
-
-
-def day_partition(day: dt.date) -> str:
-    """A day's journal PartitionKey: inverted, so a plain table scan returns the newest day first."""
-    return f"{99999999 - int(day.strftime('%Y%m%d')):08d}"
-
-
-def journal_partition(delivery: Delivery) -> str:
-    ts = parse_timestamp(delivery.timestamp)
-    return day_partition(ts.date()) if ts else "undated"
-
-
-def inverted_ms(at: dt.datetime) -> str:
-    """A time as a key that sorts newest first (14 digits of milliseconds counted down from 10**14):
-    the journal's RowKeys and the reconciler's run reports."""
-    return f"{_MAX_MS - int(at.timestamp() * 1000):014d}"
-
-
-def time_rows(lo: dt.datetime, hi: dt.datetime) -> list[tuple[str, str, str]]:
-    """(PartitionKey, lowest RowKey, highest RowKey) of the dated rows timed in [lo, hi], a day each."""
-    lo_rk, hi_rk = inverted_ms(hi), inverted_ms(lo) + "-\uffff"
-    days = (hi.date() - lo.date()).days
-    return [(day_partition(lo.date() + dt.timedelta(days=i)), lo_rk, hi_rk) for i in range(days + 1)]
-
-
-def journal_row_prefix(delivery: Delivery, did: str) -> str:
-    """Rows of one delivery share a prefix (one range query); dated rows sort newest first."""
-    ts = parse_timestamp(delivery.timestamp)
-    if ts is None:
-        return did[:16] + "-"
-    return inverted_ms(ts) + "-"

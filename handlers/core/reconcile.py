@@ -55,17 +55,6 @@ def parse_types(text: str | None) -> dict[str, str]:
     return mapping
 
 
-def parse_schedule(text: str | None) -> str | None:
-    """An NCRONTAB expression (six fields, seconds first), or None when reconciliation is off."""
-    if not text or not text.strip():
-        return None
-    fields = text.split()
-    if len(fields) != 6 or any(not set(f) <= set("0123456789*/,-") for f in fields):
-        raise SettingsError("RECONCILE_SCHEDULE must be an NCRONTAB expression of six fields "
-                            f"(second minute hour day month weekday), e.g. '0 */15 * * * *'; got {text!r}")
-    return " ".join(fields)
-
-
 def window(watermark: dt.datetime | None, now: dt.datetime, delay: dt.timedelta, overlap: dt.timedelta,
            first: dt.timedelta) -> tuple[dt.datetime, dt.datetime] | None:
     """The span a run asks about: from a little before the watermark (overlap) to `delay` ago, so the

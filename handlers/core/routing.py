@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import SettingsError
+from .errors import RoutesError as RoutesError
 
 # Preservica's trigger names (what deliveries carry and subscriptions take), each with pyPreservica's
 # `TriggerType` member for it (pyPreservica webHooksAPI.py): the one trigger table of the app and its CLI.
@@ -27,10 +27,6 @@ WILDCARD = "*"
 DEFAULT_ROUTES = "*=journal"
 
 
-class RoutesError(SettingsError):
-    """PRESERVICA_ROUTES cannot be used; the message names the bad token."""
-
-
 @dataclass(frozen=True)
 class Routes:
     table: Mapping[str, tuple[str, ...]]
@@ -47,8 +43,10 @@ class Routes:
         return tuple(a for a in self.known if a in seen)
 
 
-def parse(text: str | None, known: tuple[str, ...]) -> Routes:
-    """Parse the setting against the `known` action names; raise RoutesError naming the first wrong token."""
+def parse(text: str | None, known: tuple[str, ...] | None) -> Routes:
+    """Parse the setting against the `known` action names; raise RoutesError naming the first wrong token.
+    `known=None` takes any action name: for an action asking what else runs for its trigger (the dispatcher
+    checked the names against the actions there are before it queued the event)."""
     if text is None or not text.strip():
         text = DEFAULT_ROUTES
     table: dict[str, tuple[str, ...]] = {}
@@ -69,7 +67,7 @@ def parse(text: str | None, known: tuple[str, ...]) -> Routes:
             name = name.strip().lower()
             if not name:
                 continue
-            if name not in known:
+            if known is not None and name not in known:
                 raise RoutesError(f"PRESERVICA_ROUTES: unknown action {name!r} for {trigger}; "
                                   f"known: {', '.join(known)}")
             if name not in actions:
@@ -77,4 +75,4 @@ def parse(text: str | None, known: tuple[str, ...]) -> Routes:
         if not actions:
             raise RoutesError(f"PRESERVICA_ROUTES: trigger {trigger!r} has no actions")
         table[trigger] = tuple(actions)
-    return Routes(table, tuple(known))
+    return Routes(table, tuple(known or ()))

@@ -1,11 +1,12 @@
 """The pipeline's own app settings: name, default, meaning. Each action module declares its own
-settings the same way (handlers/actions/*.py); `actions.registry.all_settings()` is the whole list,
+settings the same way (handlers/actions/*.py); `pipeline.registry.all_settings()` is the whole list,
 and the configuration table in docs/configuration.md, `local.settings.json.example` and `bicep/main.bicep` are tested
 against it, so a setting renamed on one side only fails CI.
 Pure: reads a mapping (os.environ by default), imports nothing from Azure.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,12 +51,36 @@ class Setting:
             raise SettingsError(f"{self.name} must be at least {minimum}, got {value}")
         return value
 
-    def problem(self, env: Mapping[str, str] | None = None) -> str | None:
-        """What is wrong with the value (numeric settings), or None."""
-        if not self.numeric:
+    def schedule(self, env: Mapping[str, str] | None = None) -> str | None:
+        """A timer's NCRONTAB schedule (settings named *_SCHEDULE): the default when unset, None (no
+        timer function at all) when set empty. Six fields, seconds first, as the Functions timer trigger
+        takes them (learn.microsoft.com/azure/azure-functions/functions-bindings-timer, "NCRONTAB expressions")."""
+        raw = (os.environ if env is None else env).get(self.name)
+        text = self.default if raw is None else raw
+        if not text or not text.strip():
             return None
+        fields = text.split()
+        if len(fields) != 6 or any(not set(f) <= set("0123456789*/,-") for f in fields):
+            raise SettingsError(f"{self.name} must be an NCRONTAB expression of six fields "
+                                f"(second minute hour day month weekday), e.g. '0 */15 * * * *'; got {text!r}")
+        return " ".join(fields)
+
+    def timer(self, what: str) -> str | None:
+        """The schedule a stage registers its timer function with at indexing; an unusable one turns that
+        timer off with an error naming the setting, so the other functions still load."""
         try:
-            self.int_value(env)
+            return self.schedule()
+        except SettingsError as exc:   # `hookops settings --check` reports the same
+            logging.getLogger("handlers").error("%s: the %s is off", exc, what)
+            return None
+
+    def problem(self, env: Mapping[str, str] | None = None) -> str | None:
+        """What is wrong with the value (whole numbers, schedules), or None."""
+        try:
+            if self.name.endswith("_SCHEDULE"):
+                self.schedule(env)
+            elif self.numeric:
+                self.int_value(env)
         except SettingsError as exc:
             return str(exc)
         return None
@@ -104,8 +129,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESERVICA_TENANT", None, APP, "Preservica tenant."),
     Setting("PRESERVICA_PROTOCOL", "https", APP, "`https`, or `http` for a local test double."),
     Setting("PRESERVICA_MAX_RPS", "10", APP,
-            "Most requests per second each worker process sends to Preservica, a shared service the archive's "
-            "staff use too: the app's total is this times the processes, so bound it with maximumInstanceCount."),
+            "Most requests per second the whole app sends to Preservica, a shared service the archive's staff use "
+            "too. Each busy process takes a share, re-divided as instances come and go (heartbeat rows in the "
+            "`reconcile` table); while that table cannot be read, each takes the floor: this divided by "
+            "`MAXIMUM_INSTANCE_COUNT`."),
+    Setting("MAXIMUM_INSTANCE_COUNT", "100", APP,
+            "The most instances the app scales out to (the Bicep passes its `maximumInstanceCount`): what "
+            "`PRESERVICA_MAX_RPS` is divided by for each process's floor while the live count cannot be read."),
     Setting("PRESERVICA_PASSWORD", None, LOCAL,
             "Preservica password (local); Key Vault secret `preservica-password` in Azure."),
     # Reconciliation with Preservica's own event log, and backfill.
@@ -128,6 +158,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECONCILE_STALL_RUNS", "3", APP,
             "After this many incomplete reconciliation runs in a row, each further one raises the "
             "`reconcile-stalled` alert signal."),
+    # The public sweep's (handlers/sweep.py, a stage): it re-checks what `publish` made public.
+    Setting("PUBLISH_SWEEP_SCHEDULE", "0 30 3 * * *", APP,
+            "NCRONTAB schedule of the public sweep, which re-checks every published asset with "
+            "Preservica and withdraws or republishes it; set it empty to turn the sweep off."),
+    Setting("PUBLISH_SWEEP_MAX_REQUESTS", "5000", APP,
+            "Most Preservica requests one public sweep run makes; the next run goes on from "
+            "where it stopped."),
+    # Two actions': `transcribe` writes there, `publish` reads captions from there.
+    Setting("TRANSCRIBE_CONTAINER", "transcripts", APP,
+            "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts."),
+    # Two actions': `ocr` writes there, `describe` reads the text from there.
+    Setting("OCR_CONTAINER", "ocr", APP, "Blob container for `<ref>.txt`, the full OCR text."),
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
     # Read by the Functions host only.

@@ -11,6 +11,8 @@ import hmac
 import re
 from collections.abc import Iterable
 
+from .errors import UnsafeChallenge as UnsafeChallenge
+
 SIGNATURE_HEADER = "Preservica-Signature"
 _PREFIX = b"preservica-webhook-auth"
 _HEX_LEN = 64
@@ -22,10 +24,6 @@ _HEX = frozenset("0123456789abcdef")
 # the challenge sign a forged delivery.
 CHALLENGE_RULE = "1 to 256 characters of A-Z a-z 0-9 . _ ~ : + / = -, not starting with 'preservica-webhook-auth'"
 _CHALLENGE = re.compile(r"[A-Za-z0-9._~:+/=-]{1,256}")
-
-
-class UnsafeChallenge(ValueError):
-    """A challenge code this scheme refuses to answer (see CHALLENGE_RULE)."""
 
 
 def challenge_ok(code: str) -> bool:

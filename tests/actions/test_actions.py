@@ -13,9 +13,10 @@ import types
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal, preservica
 from handlers.core import settings
+from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.deliveries import ref
 from hookops.doubles.preservica import make_png
 from hookops.doubles.receivers import CatalogueDouble, TeamsDouble
@@ -108,11 +109,11 @@ def test_thumbnail_skips_what_it_cannot_keep(env, pres, jobs):
 def test_preservica_5xx_raises_journals_failed_and_a_retry_succeeds(env, pres, jobs):
     [raw] = jobs("thumbnail")
     pres.fail_next(1, status=500)
-    with pytest.raises(ActionError, match="HTTP 500"):
+    with pytest.raises(SafeError, match="HTTP 500"):
         run_one("thumbnail", raw, attempt=1)
     r = row(raw)
     assert r["thumbnail_state"] == "failed" and r["thumbnail_attempts"] == 1
-    assert r["thumbnail_reason"] == "ActionError: Preservica answered HTTP 500 to thumbnail()"
+    assert r["thumbnail_reason"] == "PreservicaError: Preservica answered HTTP 500 to thumbnail()"
     assert run_one("thumbnail", raw, attempt=2).state == journal.DONE
 
 
@@ -146,7 +147,7 @@ def test_every_request_preservica_sees_takes_a_token_retries_included(env, pres,
 def test_preservica_unreachable_raises_and_journals_failed(env, monkeypatch, jobs):
     [raw] = jobs("thumbnail")
     monkeypatch.setenv("PRESERVICA_SERVER", f"127.0.0.1:{closed_port()}")
-    with pytest.raises(ActionError, match="could not be reached: ConnectionError"):
+    with pytest.raises(SafeError, match="could not be reached: ConnectionError"):
         run_one("thumbnail", raw)
     assert row(raw)["thumbnail_state"] == "failed"
 
@@ -275,10 +276,10 @@ def test_teams_long_retry_after_or_5xx_leave_the_retry_to_the_queue(teams, monke
     monkeypatch.setattr(action_teams, "_sleep", waits.append)
     [raw] = jobs("teams")
     teams.respond_with(429, {"Retry-After": "3600"})
-    with pytest.raises(ActionError, match="HTTP 429"):
+    with pytest.raises(SafeError, match="HTTP 429"):
         run_one("teams", raw, attempt=1)
     teams.respond_with(502)
-    with pytest.raises(ActionError, match="HTTP 502"):
+    with pytest.raises(SafeError, match="HTTP 502"):
         run_one("teams", raw, attempt=2)
     assert waits == [] and row(raw)["teams_state"] == "failed" and row(raw)["teams_attempts"] == 2
     assert run_one("teams", raw, attempt=3).state == journal.DONE
@@ -289,7 +290,7 @@ def test_teams_400_fails_with_a_reason_but_never_the_url(teams, caplog, jobs):
     teams.respond_with(400, {"Content-Type": "application/json"},
                        json.dumps({"error": {"code": "InvalidRequestContent", "message": "echo " + teams.url}}))
     [raw] = jobs("teams")
-    with pytest.raises(ActionError) as raised:
+    with pytest.raises(SafeError) as raised:
         run_one("teams", raw)
     assert str(raised.value) == "Teams refused the card: HTTP 400 (InvalidRequestContent)"
     assert raised.value.__cause__ is None and raised.value.__context__ is None   # no httpx error chained to it
@@ -364,14 +365,14 @@ def test_catalogue_skips(catalogue, pres, jobs):
 def test_catalogue_5xx_and_non_xml_raise(catalogue, pres, jobs):
     [raw] = jobs("catalogue")
     catalogue.respond_with(503)
-    with pytest.raises(ActionError, match="the catalogue answered HTTP 503"):
+    with pytest.raises(SafeError, match="the catalogue answered HTTP 503"):
         run_one("catalogue", raw)
     assert row(raw)["catalogue_state"] == "failed"
     catalogue.respond_with(200, {"Content-Type": "application/xml"}, "<record><unclosed></record>")
-    with pytest.raises(ActionError, match="not well-formed XML"):
+    with pytest.raises(SafeError, match="not well-formed XML"):
         run_one("catalogue", raw, attempt=2)
     catalogue.respond_with(200, {"Content-Type": "text/html"}, "<html/>")
-    with pytest.raises(ActionError, match="not XML"):
+    with pytest.raises(SafeError, match="not XML"):
         run_one("catalogue", raw, attempt=3)
     assert pres.metadata(ASSET) == []
     assert run_one("catalogue", raw, attempt=4).state == journal.DONE
@@ -428,7 +429,7 @@ def test_relay_410_is_gone_and_not_retried(relay, caplog, jobs):
 def test_relay_failure_raises_for_the_queue_to_retry(relay, jobs):
     [raw] = jobs("relay")
     relay.respond_with(503)
-    with pytest.raises(ActionError, match="HTTP 503"):
+    with pytest.raises(SafeError, match="HTTP 503"):
         run_one("relay", raw)
     assert row(raw)["relay_state"] == "failed"
     assert run_one("relay", raw, attempt=2).state == journal.DONE
@@ -438,6 +439,6 @@ def test_relay_failure_raises_for_the_queue_to_retry(relay, jobs):
 def test_relay_bad_secret_is_reported_without_its_value(relay, monkeypatch, jobs):
     monkeypatch.setenv("RELAY_SECRET", "whsec_!!not-base64!!")
     [raw] = jobs("relay")
-    with pytest.raises(ActionError) as raised:
+    with pytest.raises(SafeError) as raised:
         run_one("relay", raw)
     assert "not-base64" not in str(raised.value) and "RELAY_SECRET" in str(raised.value)

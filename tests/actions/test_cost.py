@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 
 from handlers import dispatch
-from handlers.actions import runner
-from handlers.actions.contract import ActionError
 from handlers.clients import journal, preservica, ratelimit
 from handlers.core import envelope, messages
+from handlers.core.errors import SafeError
+from handlers.pipeline import runner
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
 from tests.support.queues import drain
@@ -93,7 +93,7 @@ def test_a_failed_event_in_a_batch_is_retried_alone(env, pres, app_env, monkeypa
         dispatched(doc)
         [raw] = drain(app_env.connection_string, "catalogue")
         pres.fail_next(1, 500, path_prefix=f"/api/entity/information-objects/{refs[1]}/metadata")
-        with pytest.raises(ActionError, match="HTTP 500"):
+        with pytest.raises(SafeError, match="HTTP 500"):
             runner.run("catalogue", raw, message_id="m1")
         states = {r["entityRef"]: r["catalogue_state"] for r in journal.default().recent(10)}
         assert states == {refs[0]: "done", refs[1]: "failed", refs[2]: "done"}

@@ -7,8 +7,8 @@ import pytest
 
 from handlers import dispatch
 from handlers.actions import teams as action_teams
-from handlers.actions.contract import ActionError
 from handlers.clients import journal
+from handlers.core.errors import SafeError
 from hookops.doubles.deliveries import delivery
 from hookops.doubles.receivers import TeamsDouble
 from tests.support.jobs import read_job, run_one
@@ -64,7 +64,7 @@ def test_an_expired_claim_is_taken_over(teams, app_env):
 def test_a_failed_attempt_releases_its_claim_for_the_retry(teams, app_env):
     raw = one_teams_message(app_env, delivery(refs=["a"]))
     teams.respond_with(400)
-    with pytest.raises(ActionError):
+    with pytest.raises(SafeError):
         run_one("teams", raw, message_id="m")
     row = journal.default().get(read_job(raw).pk, read_job(raw).rk)
     assert row["teams_state"] == journal.FAILED and not row["teams_lease"]

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from hookops import azurite as azurite_mod
 from hookops.runner import Runner
 from tests.support.paths import TOYS
 from tests.support.toys import GOOD, WAIT, toy_env
@@ -23,7 +22,7 @@ from tests.support.toys import GOOD, WAIT, toy_env
 @pytest.fixture(scope="module")
 def runner(azurite, host_json, tmp_path_factory):
     env = toy_env(azurite, tmp_path_factory.mktemp("records"))
-    with Runner(GOOD, port=azurite_mod.free_port(), host_json=host_json, env=env) as r:
+    with Runner(GOOD, port=0, host_json=host_json, env=env) as r:
         r.toy_env = env
         yield r
 

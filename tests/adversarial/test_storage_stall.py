@@ -36,7 +36,7 @@ def done_everywhere(refs) -> bool:
 
 def test_storage_stall_and_a_second_copy_in_flight_cause_each_effect_once(tmp_path, fast_host_json, monkeypatch,
                                                                          app_env):
-    store = az.on_free_ports(tmp_path / "azurite").start()
+    store = az.start_on_free_ports(tmp_path / "azurite")
     monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
     monkeypatch.setenv("AzureWebJobsStorage", store.connection_string)
     monkeypatch.setenv("STORAGE_TIMEOUT_SECONDS", "2")
@@ -59,7 +59,7 @@ def test_storage_stall_and_a_second_copy_in_flight_cause_each_effect_once(tmp_pa
                 "NO_PROXY": "127.0.0.1,localhost",
             }.items():
                 monkeypatch.setenv(name, value)
-            with Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as runner, \
+            with Runner(ROOT, port=0, host_json=fast_host_json) as runner, \
                     httpx.Client(timeout=60) as client:
                 def send(i: int) -> int:
                     resp = client.post(webhook(runner), content=iter([bodies[i]]),

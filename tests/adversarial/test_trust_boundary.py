@@ -11,9 +11,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers import dispatch
-from handlers.actions.contract import ActionError
 from handlers.clients import journal
 from handlers.core import envelope, settings, signature
+from handlers.core.errors import SafeError
 from hookops.doubles.deliveries import delivery, encode, ref
 from tests.support.jobs import read_job, run_one
 from tests.support.paths import SECRET
@@ -225,7 +225,7 @@ def test_entity_ref_forms_preservica_uses_are_accepted(app_env):
 def test_markdown_link_in_a_title_is_shown_as_text():
     from markdown_it import MarkdownIt
 
-    from handlers.core import cards as teams_cards
+    from handlers.actions.teams import cards as teams_cards
     evil = "[re-enter your password](https://evil.example) **urgent** <https://evil.example>\n# Heading\n1. step"
     card = teams_cards.indexed_card(evil, evil, A, [(evil, 1)], None)
     md = MarkdownIt("commonmark")
@@ -265,15 +265,15 @@ def test_vault_secret_pasted_with_a_trailing_newline_still_verifies(keyvault):
 
 
 def test_whitespace_only_vault_secret_counts_as_not_configured(keyvault, monkeypatch):
-    from handlers.actions import registry
     from handlers.clients import secrets
+    from handlers.pipeline import registry
     keyvault.set_secret("teams-webhook-url", "  \n")
     assert "teams-webhook-url" in registry.missing("teams", secrets.default())
 
 
 def test_teams_url_with_a_newline_is_a_classified_failure(app_env, monkeypatch):
     from handlers.actions import teams as action_teams
-    with pytest.raises(ActionError) as err:
+    with pytest.raises(SafeError) as err:
         action_teams.post("https://prod.example/workflows/x?sig=SECRETSIG\nmore", {"type": "message"})
     assert "SECRETSIG" not in str(err.value) and "TEAMS_WEBHOOK_URL" in str(err.value)
 
@@ -336,9 +336,9 @@ def test_queued_deliveries_and_action_messages_never_expire(app_env):
                                  "not a url ?sig=SECRETSIG"])
 def test_a_malformed_receiver_url_is_classified_without_quoting_it(url):
     """Teams, the catalogue and the relay all send through clients.http.send: a URL pasted badly
-    (it may be a credential) fails as an ActionError that names the setting, never the URL."""
+    (it may be a credential) fails as a SafeError that names the setting, never the URL."""
     from handlers.clients import http
-    with pytest.raises(ActionError) as err:
+    with pytest.raises(SafeError) as err:
         http.send("POST", url, peer="the relay receiver", where="RELAY_URL")
     message = str(err.value)
     assert "SECRETSIG" not in message and ("RELAY_URL" in message or "could not be reached" in message)

@@ -108,6 +108,15 @@ def test_subscriptions_lists_with_query_strings_redacted(env):
     assert "SECRET-KEY" not in result.output
 
 
+def test_the_commands_quiet_the_preservica_loggers_only_while_they_run(env):
+    """Their error lines would repeat ours with URLs; the app's own logging is left as it was after."""
+    import logging
+    loggers = [logging.getLogger(n) for n in ("pyPreservica", "handlers.clients.preservica")]
+    before = [lg.level for lg in loggers]
+    assert hookops("subscriptions").exit_code == 0
+    assert [lg.level for lg in loggers] == before
+
+
 def test_subscriptions_when_there_are_none(env):
     result = hookops("subscriptions")
     assert (result.exit_code, result.output.strip()) == (0, "No subscriptions.")

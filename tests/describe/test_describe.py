@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from handlers.actions.contract import ActionError
 from handlers.clients import journal
 from handlers.core import describe as rules
+from handlers.core.errors import SafeError
 from tests.support.describe import DEPLOYMENT, INJECTION, LETTER, OCR_TEXT, draft, job_for
 from tests.support.jobs import row, run_one
 
@@ -121,7 +121,7 @@ def test_429_waits_what_retry_after_says_then_succeeds(env, pres, chat):
 
 def test_429_beyond_the_budget_is_left_to_the_queue(env, pres, chat):
     chat.fail_next(429, {"Retry-After": "90"})
-    with pytest.raises(ActionError, match="Azure OpenAI answered HTTP 429"):
+    with pytest.raises(SafeError, match="Azure OpenAI answered HTTP 429"):
         run_one("describe", job_for(LETTER))
     assert env == [] and len(chat.calls) == 1
 
@@ -137,7 +137,7 @@ def test_the_token_bound_cuts_the_text_sent(env, pres, chat, monkeypatch):
 
 def test_a_wrong_key_names_the_role_and_not_the_key(env, pres, chat, monkeypatch, caplog):
     monkeypatch.setenv("OPENAI_KEY", "wrong-key-0000")
-    with pytest.raises(ActionError, match="Cognitive Services OpenAI User") as err:
+    with pytest.raises(SafeError, match="Cognitive Services OpenAI User") as err:
         run_one("describe", job_for(LETTER))
     assert "wrong-key" not in str(err.value) and "wrong-key" not in caplog.text
 

@@ -9,8 +9,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers.actions import ocr as action
-from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal
+from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.preservica import make_png
 from tests.support.jobs import read_job, row, run_one
 from tests.support.ocr import PDF, PDF_ASSET, SCAN, SCHEMA, TIFF, job_for
@@ -170,14 +171,14 @@ def test_throttled_then_success_waits_what_retry_after_says(env, pres, di):
 def test_throttling_beyond_the_budget_is_left_to_the_queue(env, pres, di, status, headers, step):
     di.fail_next(status, headers, times=2, on=step)
     raw = job_for(SCAN)
-    with pytest.raises(ActionError, match=f"Document Intelligence answered HTTP {status}"):
+    with pytest.raises(SafeError, match=f"Document Intelligence answered HTTP {status}"):
         run_one("ocr", raw)
     assert row(raw)["ocr_state"] == "failed" and pres.metadata(SCAN) == []
 
 
 def test_a_wrong_key_is_an_error_naming_the_role(env, pres, di, monkeypatch, caplog):
     monkeypatch.setenv("DOCINTEL_KEY", "wrong-key-0000")
-    with pytest.raises(ActionError, match="Cognitive Services User") as err:
+    with pytest.raises(SafeError, match="Cognitive Services User") as err:
         run_one("ocr", job_for(SCAN))
     assert "wrong-key" not in str(err.value) and "wrong-key" not in caplog.text
 

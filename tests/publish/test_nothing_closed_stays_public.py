@@ -97,8 +97,8 @@ def test_a_publish_whose_recheck_gets_503_after_the_tag_closed_leaves_nothing_pu
 def test_a_withdrawal_waits_for_a_publish_in_flight(env, pres, monkeypatch):
     from handlers.clients import publish_lock
     monkeypatch.setattr(publish_lock, "WAIT_SECONDS", 0)
-    from handlers.actions.contract import Context
     from handlers.clients.storage import default
+    from handlers.pipeline.contract import Context
     with publish_lock.held(default().blob_service(), ASSET):
         with pytest.raises(publish_lock.Busy):
             publish.converge(Context(), ASSET)

@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from handlers import reconcile, sweep
-from handlers.actions import publish, runner
-from handlers.actions.contract import Context
+from handlers.actions import publish
 from handlers.clients import preservica, public_store, publish_lock, shared
 from handlers.core import messages, settings
+from handlers.pipeline import runner
+from handlers.pipeline.contract import Context
 from hookops.doubles.preservica import make_png
 from tests.support import reconcile as recon
 from tests.support.publish import ASSET, AV, blobs, make_wav

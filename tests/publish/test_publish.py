@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from handlers.actions import publish
-from handlers.actions.contract import Context
 from handlers.clients import journal
 from handlers.core.messages import Job
+from handlers.pipeline.contract import Context
 from hookops.doubles.preservica import make_png
 from tests.support.jobs import read_job, run_one
 from tests.support.publish import (

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from handlers.clients import activity, public_store
 from handlers.core import iiif
 from hookops.doubles.preservica import make_png
@@ -96,12 +98,28 @@ def test_relay_uses_the_public_base_url(relay, pres, monkeypatch):
 
 def test_relay_says_withdrawn_for_a_hidden_asset(relay, pres, monkeypatch):
     """Issue 19: an open but hidden asset is not public (publish withdraws it), so the relay must not tell a
-    receiver it is published: the same rule (publish.is_public) decides both, from the same entity GET."""
-    from handlers.actions import publish
+    receiver it is published: the same rule (public_store.is_public) decides both, from the same entity GET."""
+    from handlers.clients import public_store
     monkeypatch.setenv("PRESERVICA_ROUTES", "*=publish,relay")
     pres.set_hidden(ASSET, True)
     run_one("relay", dispatched(ASSET, "CHANGE_ASSET_VISIBILITY", action="relay"))
     [got] = relay.wait_for_deliveries(1)
     assert got.json()["iiif"] == {"state": "withdrawn"} and not relay.disagreements
-    assert publish.link(ASSET, "open", hidden=True) == {"state": "withdrawn"}
-    assert publish.link(ASSET, "open", hidden=False)["state"] == "published"
+    assert public_store.link(ASSET, "open", hidden=True) == {"state": "withdrawn"}
+    assert public_store.link(ASSET, "open", hidden=False)["state"] == "published"
+
+
+def test_the_public_store_still_goes_through_a_proxy_in_the_environment(app_env, monkeypatch):
+    """Its clients share the storage transport, which reads the proxy variables once instead of requests
+    reading them on every request: a proxy set in the environment is still used (nothing listens on this one,
+    so creating the container fails), and NO_PROXY still exempts the host."""
+    from handlers.core.errors import StorageUnavailable
+    from hookops.azurite import free_port
+    for v in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv("STORAGE_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(StorageUnavailable):
+        public_store.PublicStore(None, "iiif-proxied", None).ensure()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    public_store.PublicStore(None, "iiif-proxied", None).ensure()

@@ -9,6 +9,7 @@ import pytest
 from handlers import sweep
 from handlers.clients import journal
 from handlers.console import data
+from handlers.sweep import SWEEP_SCHEDULE
 from hookops.doubles.preservica import make_png
 from tests.support.jobs import run_one
 from tests.support.publish import ASSET, AV, blobs, dispatched
@@ -94,10 +95,14 @@ def test_a_preservica_outage_is_reported_and_the_page_is_swept_again(env, four):
 
 
 @pytest.mark.parametrize("raw, expected", [(None, "0 30 3 * * *"), ("", None), ("  ", None),
-                                           ("0 0 2 * * *", "0 0 2 * * *"), ("daily", None)])
+                                           ("0 0 2 * * *", "0 0 2 * * *")])
 def test_the_schedule_is_daily_by_default_and_empty_turns_it_off(raw, expected):
     env = {} if raw is None else {"PUBLISH_SWEEP_SCHEDULE": raw}
-    assert sweep.schedule(env) == expected
+    assert SWEEP_SCHEDULE.schedule(env) == expected and SWEEP_SCHEDULE.problem(env) is None
+
+
+def test_an_unusable_schedule_is_a_problem_naming_the_setting():
+    assert "PUBLISH_SWEEP_SCHEDULE must be an NCRONTAB" in (SWEEP_SCHEDULE.problem({"PUBLISH_SWEEP_SCHEDULE": "daily"}) or "")
 
 
 def test_the_timer_is_wired_in_function_app():
@@ -122,9 +127,9 @@ def test_the_console_overview_shows_the_last_sweep_report_escaped(app_env):
 
 def test_a_publish_that_lost_its_lease_writes_nothing_more(env, pres, monkeypatch):
     from handlers.actions import publish
-    from handlers.actions.contract import Context
     from handlers.clients import publish_lock
     from handlers.clients.storage import default
+    from handlers.pipeline.contract import Context
     monkeypatch.setattr(publish_lock, "RENEW_AFTER", 0)                  # renewed before every write
     real = publish._thumbnail
 

@@ -12,7 +12,7 @@ from handlers import dispatch, reconcile
 from handlers.clients import preservica, reconcile_state
 from handlers.core import envelope, messages, settings
 from handlers.core import reconcile as core
-from handlers.core.errors import ActionError, SettingsError
+from handlers.core.errors import SafeError, SettingsError
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.host import queues
 from tests.support.reconcile import FOLDER, NOW, PASSWORD, TENANT, USER, UTC, A, B, C, dispatch_all, journaled, webhook
@@ -24,10 +24,13 @@ def test_mapping_and_schedule_are_checked():
     for bad in ("Ingest", "=MOVED", "Ingest=", "Ingest=FULL TEXT"):
         with pytest.raises(SettingsError, match="RECONCILE_EVENT_TYPES"):
             core.parse_types(bad)
-    assert core.parse_schedule("0 */15 * * * *") == "0 */15 * * * *" and core.parse_schedule("  ") is None
+    setting = settings.BY_NAME["RECONCILE_SCHEDULE"]
+    assert setting.schedule({"RECONCILE_SCHEDULE": " 0 */15 * * * * "}) == "0 */15 * * * *"
+    assert setting.schedule({}) == setting.default
+    assert setting.schedule({"RECONCILE_SCHEDULE": "  "}) is None   # set empty: the reconciler is off
     for bad in ("*/15 * * * *", "0 */15 * * * * *", "0 @hourly * * * *"):
         with pytest.raises(SettingsError, match="RECONCILE_SCHEDULE"):
-            core.parse_schedule(bad)
+            setting.schedule({"RECONCILE_SCHEDULE": bad})
 
 
 def test_window_lags_and_overlaps():
@@ -171,7 +174,7 @@ def test_preservica_failing_mid_page_leaves_the_watermark(env, pres, monkeypatch
     mark = reconcile_state.default().watermark()[0]
     assert mark == NOW - dt.timedelta(hours=5)
     pres.fail_next(4, status=503, path_prefix="/api/entity/events/")          # event-actions, and its 3 retries
-    with pytest.raises(ActionError, match="reconciliation stopped"):
+    with pytest.raises(SafeError, match="reconciliation stopped"):
         reconcile.run(now=NOW)
     assert reconcile_state.default().watermark()[0] >= mark
     assert reconcile_state.default().watermark()[0] <= NOW - dt.timedelta(hours=2)
@@ -202,7 +205,7 @@ def test_not_configured_or_off(app_env, monkeypatch):
     monkeypatch.delenv("PRESERVICA_SERVER", raising=False)
     report = reconcile.run(now=NOW)
     assert report["complete"] is False and "PRESERVICA_SERVER" in report["error"]
-    from handlers.actions import registry
+    from handlers.pipeline import registry
     monkeypatch.setenv("RECONCILE_SCHEDULE", "every 15 minutes")
     assert any("RECONCILE_SCHEDULE" in p for p in registry.problems())
 
@@ -213,7 +216,6 @@ def test_not_configured_or_off(app_env, monkeypatch):
 def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres, monkeypatch, tmp_path):
     import httpx
 
-    from hookops import azurite as az
     from hookops.doubles.receivers import TeamsDouble
     from hookops.runner import Runner
     from tests.support.e2e import FAST_HOST, hookops, wait_until
@@ -230,7 +232,7 @@ def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres
         monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.url)
         monkeypatch.setenv("TEAMS_DIGEST_THRESHOLD", "100")     # one card per event, so duplicates show
         monkeypatch.setenv("PRESERVICA_ROUTES", "FULL_TEXT_INDEXED=journal,teams;*=journal")
-        with Runner(ROOT, port=az.free_port(), host_json=host_json) as runner:
+        with Runner(ROOT, port=0, host_json=host_json) as runner:
             assert runner.functions["reconcile_timer"].trigger["type"] == "timerTrigger"
             # Preservica re-sends the burst late (after an outage) while the timer runs.
             stamp = (ingest + dt.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S.000")
@@ -253,8 +255,8 @@ def test_timer_run_overlapping_a_webhook_burst_makes_no_duplicate_card(env, pres
 
 def perform_all(action: str) -> dict[str, int]:
     """Run every message on the action's queue as its function would; how often each ref was performed."""
-    from handlers.actions import runner
     from handlers.clients.storage import default
+    from handlers.pipeline import runner
     q, seen = default().queue(settings.action_queue(action)), {}
     queues.ensure(q)
     while batch := list(q.receive_messages(max_messages=32)):
@@ -343,7 +345,7 @@ def test_preservica_data_cannot_steer_the_reconcilers_requests(env, pres):
     with path characters stays one path segment; a purged event is skipped, not fatal."""
     pres.record_event("Ingest", [A, B, C, FOLDER], NOW - dt.timedelta(hours=3))
     pres.next_base = "http://127.0.0.2:9"                    # the event-action list has a second page
-    with pytest.raises(ActionError, match="another server"):
+    with pytest.raises(SafeError, match="another server"):
         reconcile.run(now=NOW)
     assert not any("127.0.0.2" in p for _, p in pres.requests)
     pres.next_base = None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pycep import BicepParser
 
-from handlers.actions import registry
+from handlers.pipeline import registry
 from tests.support.paths import ROOT
 
 BICEP = ROOT / "bicep"
@@ -77,6 +77,28 @@ def app_settings() -> dict:
 
 def settings_where(where: str) -> set[str]:
     return {s.name for s in registry.all_settings() if s.where == where}
+
+
+# What main.bicep wires for the custody action (issue 23) before that action is merged: it is written on
+# branch `custody`, which declares these settings and registers the action (and so its queue). Until then
+# the contract tests leave exactly these out, and tests/test_custody_bicep.py skips its check of them.
+CUSTODY_APP_SETTINGS = frozenset({"CUSTODY_ACCOUNT_URL", "CUSTODY_CONTAINER", "CUSTODY_AUDIT_SCHEDULE",
+                                  "CUSTODY_AUDIT_DAYS"})
+CUSTODY_QUEUES = frozenset({"action-custody", "action-custody-poison"})
+CUSTODY_PENDING = ("the custody action is not merged yet: branch `custody` (issue 23) declares the CUSTODY_* "
+                   "settings and registers the action and its queue")
+
+
+def custody_pending() -> bool:
+    return "custody" not in registry.names()
+
+
+def pending_app_settings() -> frozenset[str]:
+    return CUSTODY_APP_SETTINGS if custody_pending() else frozenset()
+
+
+def pending_queues() -> frozenset[str]:
+    return CUSTODY_QUEUES if custody_pending() else frozenset()
 
 
 def unquote(key: str) -> str:

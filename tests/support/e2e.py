@@ -8,7 +8,6 @@ from azure.storage.queue import QueueClient
 from click.testing import CliRunner
 
 from handlers.clients import journal
-from hookops import azurite as az
 from hookops.cli import main as cli
 from hookops.runner import Runner
 from tests.support.paths import ROOT
@@ -28,7 +27,7 @@ def fast_host_json(tmp_path):
 @pytest.fixture
 def runner(app_env, fast_host_json):
     """The whole app under the local runner against the session Azurite (test_runner.py has a toy app's)."""
-    with Runner(ROOT, port=az.free_port(), host_json=fast_host_json) as r:
+    with Runner(ROOT, port=0, host_json=fast_host_json) as r:
         yield r
 
 

@@ -11,7 +11,7 @@ def read_job(raw) -> "object":
 
 def run_one(action: str, raw, **kwargs):
     """Run an action message that holds one event; its outcome (None: finished or busy elsewhere)."""
-    from handlers.actions import runner
+    from handlers.pipeline import runner
     [outcome] = runner.run(action, raw, **kwargs)
     return outcome
 

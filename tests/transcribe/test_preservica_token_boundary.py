@@ -11,9 +11,10 @@ from pyPreservica.common import EntityType
 
 from handlers.actions import publish
 from handlers.actions import transcribe as action
-from handlers.actions.contract import ActionError, Context
 from handlers.clients import http, preservica
 from handlers.clients.secrets import default as secrets
+from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.preservica import PreservicaDouble
 from tests.support.jobs import read_job
 from tests.support.transcribe import AV, PASSWORD, TENANT, USER, job_for
@@ -81,7 +82,7 @@ def test_a_representation_link_to_another_server_is_not_read_by_publish(env, pre
     pres.link_to(elsewhere.base_url)
     raised = failure(lambda: preservica.call(secrets(), content_refs))
     assert tokens_seen(elsewhere) == [] and elsewhere.received == []
-    assert isinstance(raised, ActionError) and "another server" in str(raised)
+    assert isinstance(raised, SafeError) and "another server" in str(raised)
     pres.link_to(None)   # the same call on the configured server reads the access representation's one file
     [ref] = preservica.call(secrets(), lambda api: publish._content_refs(
         api, api.asset(AV), next(r for r in api.representations(api.asset(AV)) if r.rep_type.value == "Access")))
@@ -130,7 +131,7 @@ def test_get_xml_says_not_found_and_names_other_statuses_without_the_query(env, 
     with pytest.raises(preservica.NotFound):
         preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api) + "0"))
     pres.fail_next(1, 500, path_prefix=ENTITY)
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(SafeError) as caught:
         preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api), {"secret": "q"}))
     assert f"HTTP 500 to GET http://{pres.server}{ENTITY}" in str(caught.value) and "secret" not in str(caught.value)
 
@@ -140,12 +141,12 @@ def test_an_entity_expansion_bomb_from_preservica_is_not_parsed(env, pres):
             '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><r>&c;&c;&c;&c;</r>')
     preservica.call(secrets(), lambda api: api.entity(EntityType.ASSET, AV))
     pres.respond_with(200, {"Content-Type": "application/xml"}, bomb)
-    with pytest.raises(ActionError, match="declares a DTD; not parsed"):
+    with pytest.raises(SafeError, match="declares a DTD; not parsed"):
         preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api)))
 
 
 def test_an_answer_too_large_to_be_preservicas_is_not_read_whole(env, pres, monkeypatch):
     from handlers.clients import preservica_http
     monkeypatch.setattr(preservica_http, "MAX_XML_BYTES", 64)
-    with pytest.raises(ActionError, match="larger than 64 bytes"):
+    with pytest.raises(SafeError, match="larger than 64 bytes"):
         preservica.call(secrets(), lambda api: preservica.get_xml(api, entity_url(api)))

@@ -9,11 +9,12 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers import dispatch
-from handlers.actions import registry
 from handlers.actions import transcribe as action
-from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal, preservica
 from handlers.core import envelope, messages, settings
+from handlers.core.errors import SafeError
+from handlers.pipeline import registry
+from handlers.pipeline.contract import Context
 from hookops.doubles.deliveries import delivery, encode
 from hookops.doubles.speech import SpeechDouble
 from tests.support.jobs import read_job, row, run_one
@@ -145,7 +146,7 @@ def test_throttled_then_success_waits_what_retry_after_says(env, pres, speech):
 def test_throttling_beyond_the_budget_is_left_to_the_queue(env, pres, speech, status, headers):
     speech.fail_next(status, headers, times=2)
     raw = job_for(AV)
-    with pytest.raises(ActionError, match=f"Speech answered HTTP {status}"):
+    with pytest.raises(SafeError, match=f"Speech answered HTTP {status}"):
         run_one("transcribe", raw)
     r = row(raw)
     assert r["transcribe_state"] == "failed" and f"HTTP {status}" in r["transcribe_reason"]
@@ -158,7 +159,7 @@ def test_refused_names_the_setting_and_role_and_never_the_key(env, pres, speech,
     wrong = "wrong-key-value-fedcba9876543210"
     monkeypatch.setenv("SPEECH_KEY", wrong)
     raw = job_for(AV)
-    with pytest.raises(ActionError):
+    with pytest.raises(SafeError):
         run_one("transcribe", raw)
     reason = row(raw)["transcribe_reason"]
     assert "HTTP 401" in reason and "SPEECH_ENDPOINT" in reason and "Cognitive Services Speech User" in reason
@@ -208,11 +209,11 @@ def test_not_configured_without_an_endpoint(app_env, monkeypatch):
 
 def test_bad_locales_and_endpoint_are_named(env, monkeypatch):
     monkeypatch.setenv("TRANSCRIBE_LOCALES", "en-US,../../etc")
-    with pytest.raises(ActionError, match="TRANSCRIBE_LOCALES"):
+    with pytest.raises(SafeError, match="TRANSCRIBE_LOCALES"):
         action.perform(read_job(job_for(AV)), Context())
     monkeypatch.setenv("TRANSCRIBE_LOCALES", "en-US")
     monkeypatch.setenv("SPEECH_ENDPOINT", "https://user:pw@127.0.0.1:1/path")
-    with pytest.raises(ActionError, match="SPEECH_ENDPOINT must be") as caught:
+    with pytest.raises(SafeError, match="SPEECH_ENDPOINT must be") as caught:
         action.perform(read_job(job_for(AV)), Context())
     assert "pw" not in str(caught.value) and re.search(r"https://<name>", str(caught.value))
 

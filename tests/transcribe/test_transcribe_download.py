@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from handlers.actions import transcribe as action
-from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal
+from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.speech import make_wav
 from tests.support.jobs import read_job, run_one
 from tests.support.transcribe import job_for
@@ -43,7 +44,7 @@ def test_a_download_cut_again_and_again_never_grows_past_the_limit(env, pres, sp
     with pytest.raises(Exception) as caught:
         action.perform(read_job(job_for(TAPE)), Context())
     assert max(disk) <= limit, f"{max(disk)} bytes on disk for a {limit}-byte limit"
-    assert isinstance(caught.value, ActionError) and "broke off" in str(caught.value)
+    assert isinstance(caught.value, SafeError) and "broke off" in str(caught.value)
     assert speech.calls == []
 
 
@@ -51,7 +52,7 @@ def test_a_cut_download_is_fetched_whole_again_and_transcribed_once(env, pres, s
     pres.cut_content(TAPE, "tape.wav", at=1000, times=2)
     raw = job_for(TAPE)
     for attempt in (1, 2):
-        with pytest.raises(ActionError, match="download from Preservica broke off"):
+        with pytest.raises(SafeError, match="download from Preservica broke off"):
             run_one("transcribe", raw, attempt=attempt)
     assert run_one("transcribe", raw, attempt=3).state == journal.DONE
     [call] = speech.calls
@@ -69,13 +70,13 @@ def test_more_bytes_than_preservica_lists_stop_at_the_limit(env, pres, speech, d
 
 def test_fewer_or_more_bytes_than_listed_are_not_transcribed(env, pres, speech, disk):
     pres.oversize_content(TAPE, "tape.wav", extra=10)   # within the limit, but not the file Preservica lists
-    with pytest.raises(ActionError, match=f"sent {len(SOUND) + 10} bytes where it lists {len(SOUND)}"):
+    with pytest.raises(SafeError, match=f"sent {len(SOUND) + 10} bytes where it lists {len(SOUND)}"):
         action.perform(read_job(job_for(TAPE)), Context())
     assert speech.calls == []
 
 
 def test_the_temporary_file_is_gone_after_a_broken_download(env, pres, speech, disk):
     pres.cut_content(TAPE, "tape.wav", at=5000)
-    with pytest.raises(ActionError):
+    with pytest.raises(SafeError):
         action.perform(read_job(job_for(TAPE)), Context())
     assert not any(os.scandir(tempfile.gettempdir()))

@@ -11,8 +11,9 @@ import pytest
 import trustme
 
 from handlers.actions import transcribe as action
-from handlers.actions.contract import ActionError, Context
 from handlers.clients import journal, preservica
+from handlers.core.errors import SafeError
+from handlers.pipeline.contract import Context
 from hookops.doubles.tls import Certificates, Server
 from tests.support.e2e import wait_until
 from tests.support.jobs import read_job, row, run_one
@@ -55,7 +56,7 @@ def test_a_slot_that_never_frees_is_left_to_the_queue(env, pres, monkeypatch):
     monkeypatch.setattr(action, "SLOT_WAIT", 0.01)
     action._slots.reset()
     with action._slots.get().held():   # another transcription holds the only slot
-        with pytest.raises(ActionError, match=r"all 1 slots of this instance stayed busy .*TRANSCRIBE_CONCURRENCY"):
+        with pytest.raises(SafeError, match=r"all 1 slots of this instance stayed busy .*TRANSCRIBE_CONCURRENCY"):
             action.perform(read_job(job_for(AV)), Context())
     action._slots.reset()
 
@@ -89,7 +90,7 @@ def test_preservica_behind_a_certificate_the_client_does_not_trust_is_named(env,
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(untrusted))
         preservica.forget_client()
         raw = job_for(AV)
-        with pytest.raises(ActionError) as caught:
+        with pytest.raises(SafeError) as caught:
             run_one("transcribe", raw)
     finally:
         server.close()
@@ -104,7 +105,7 @@ def test_speech_behind_a_certificate_the_client_does_not_trust_is_named(env, pre
                                                                        caplog):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(untrusted))
     raw = job_for(AV)
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(SafeError) as caught:
         run_one("transcribe", raw)
     host = speech.endpoint.removeprefix("https://").rstrip("/")
     expected = f"TLS certificate verification failed for {host} {TLS_ADVICE}"

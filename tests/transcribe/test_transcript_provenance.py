@@ -13,9 +13,9 @@ import uuid
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.actions.contract import ActionError
 from handlers.clients import journal
 from handlers.core import transcript
+from handlers.core.errors import SafeError
 from hookops.doubles.preservica import make_png
 from tests.support.jobs import row, run_one
 from tests.support.transcribe import AV, WAV, job_for
@@ -59,7 +59,7 @@ def test_retries_after_a_failed_fragment_write_pay_speech_once(env, pres, speech
     raw = job_for(AV)
     pres.fail_next(3, 500, path_prefix=f"/api/entity/information-objects/{AV}/metadata")
     for attempt in (1, 2, 3):
-        with pytest.raises(ActionError, match="HTTP 500"):
+        with pytest.raises(SafeError, match="HTTP 500"):
             run_one("transcribe", raw, attempt=attempt)
     assert run_one("transcribe", raw, attempt=4).state == journal.DONE
     assert len(speech.calls) == 1

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from handlers.core import envelope, messages
+from handlers.core import envelope, journal, messages
 
 REF1, REF2 = "7fdea7e0-1e72-4fb1-aadb-d7f9ee6ed8c2", "1c0ffee0-0000-4000-8000-000000000002"
 DELIVERY = {"subscriptionId": "sub1", "timestamp": "2023-10-11T10:52:42.469", "tenant": "T", "version": "6.10",
@@ -24,7 +24,7 @@ def test_parse_keeps_fields_and_tolerates_extra():
 
 def test_lenient_about_absent_optional_fields():
     d, _ = envelope.parse_delivery(b'{"events": [{}]}')
-    assert d.trigger == "" and d.timestamp == "" and envelope.journal_partition(d) == "undated"
+    assert d.trigger == "" and d.timestamp == "" and journal.partition(d) == "undated"
 
 
 @pytest.mark.parametrize("raw, why", [
@@ -48,8 +48,8 @@ def test_event_key_is_deterministic_and_distinguishes_events():
 def test_newer_deliveries_sort_first():
     old, _ = envelope.parse_delivery(body())
     new, _ = envelope.parse_delivery(body({**DELIVERY, "timestamp": "2024-01-01T00:00:00"}))
-    assert envelope.journal_partition(new) < envelope.journal_partition(old)
-    assert envelope.journal_row_prefix(new, "x") < envelope.journal_row_prefix(old, "x")
+    assert journal.partition(new) < journal.partition(old)
+    assert journal.row_prefix(new, "x") < journal.row_prefix(old, "x")
 
 
 def test_intake_message_embeds_body_verbatim_and_is_valid_json():
@@ -97,8 +97,8 @@ def test_bad_messages_are_invalid(raw):
 def test_inverted_ms_is_the_key_of_journal_rows_and_sorts_newest_first():
     import datetime as dt
     t = dt.datetime(2023, 10, 11, 10, 52, 42, 469000, tzinfo=dt.UTC)
-    key = envelope.inverted_ms(t)
+    key = journal.inverted_ms(t)
     assert key == f"{10**14 - 1697021562469:014d}" and len(key) == 14
-    assert envelope.inverted_ms(t + dt.timedelta(milliseconds=1)) < key
+    assert journal.inverted_ms(t + dt.timedelta(milliseconds=1)) < key
     d = envelope.Delivery("s", "2023-10-11T10:52:42.469Z", "T", "6.10", "X", ())
-    assert envelope.journal_row_prefix(d, "did") == key + "-"
+    assert journal.row_prefix(d, "did") == key + "-"

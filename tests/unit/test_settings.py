@@ -1,8 +1,8 @@
 import pytest
 from click.testing import CliRunner
 
-from handlers.actions import registry
 from handlers.core import settings
+from handlers.pipeline import registry
 from hookops.cli import main as cli
 
 

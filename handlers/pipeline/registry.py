@@ -1,8 +1,8 @@
-"""The actions there are: one module per action in this package, each declaring ACTION.
+"""The actions there are: every module or package in handlers/actions/, each declaring ACTION.
 
 Everything else is read from those declarations: the queue functions (functions.py), what the
 dispatcher may route to and whether an action is ready (`missing`), the settings table and the
-Bicep contract tests (`all_settings`). Adding an action is adding a module here.
+Bicep contract tests (`all_settings`). Adding an action is adding a module (or package) there.
 Action modules import nothing heavy at import time (their libraries load inside `perform`), so
 finding them costs cold start nothing.
 """
@@ -14,15 +14,11 @@ from types import ModuleType
 
 from ..clients.shared import Shared
 from ..core import settings
+from ..core.errors import DeclarationError as DeclarationError
 from ..core.errors import SettingsError
 from .contract import NEEDS, Action
 
-PACKAGE = __package__
-INFRASTRUCTURE = frozenset({"contract", "registry", "runner", "functions"})
-
-
-class DeclarationError(ImportError):
-    """An action module without a valid ACTION declaration."""
+PACKAGE = "handlers.actions"
 
 
 def _load(name: str) -> Action:
@@ -30,7 +26,7 @@ def _load(name: str) -> Action:
     action = getattr(module, "ACTION", None)
     if not isinstance(action, Action):
         raise DeclarationError(f"{module.__name__} is in the actions package but declares no "
-                               f"ACTION = contract.Action(...)")
+                               f"ACTION = contract.Action(...); an action's helpers go inside its own package")
     if action.name != name:
         raise DeclarationError(f"{module.__name__} declares the action {action.name!r}; the module and the "
                                f"action must have one name (it names the queue and the function)")
@@ -38,9 +34,8 @@ def _load(name: str) -> Action:
 
 
 def _discover() -> dict[str, Action]:
-    from . import __path__ as here
-    names = sorted(m.name for m in pkgutil.iter_modules(here) if m.name not in INFRASTRUCTURE
-                   and not m.name.startswith("_"))
+    here = importlib.import_module(PACKAGE).__path__   # read now: tests add a folder to it
+    names = sorted(m.name for m in pkgutil.iter_modules(here))
     return {name: _load(name) for name in names}
 
 
@@ -90,7 +85,6 @@ def problems(env=None) -> list[str]:
     found = [p for s in all_settings() if (p := s.problem(env))]
     from ..core import reconcile
     for check in (lambda: routes(settings.get("PRESERVICA_ROUTES", env)),
-                  lambda: reconcile.parse_schedule(settings.get("RECONCILE_SCHEDULE", env)),
                   lambda: reconcile.parse_types(settings.get("RECONCILE_EVENT_TYPES", env))):
         try:
             check()

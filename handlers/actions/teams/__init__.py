@@ -16,12 +16,25 @@ import logging
 import re
 import time
 
-from ..clients import journal
-from ..core import cards as teams_cards
-from ..core import envelope, retry, settings
-from ..core.messages import Job
-from ..core.settings import APP, LOCAL, Setting
-from .contract import USES, Action, ActionError, Context, NotFound, Outcome, Secret
+from ...clients import journal
+from ...core import envelope, retry, settings
+from ...pipeline.contract import (
+    APP,
+    DONE,
+    LOCAL,
+    SKIPPED,
+    USES,
+    Action,
+    ActionError,
+    Context,
+    FanOut,
+    Job,
+    NotFound,
+    Outcome,
+    SafeError,
+    Secret,
+    Setting,
+)
 
 log = logging.getLogger(__name__)
 MAX_WAIT = 30.0
@@ -52,13 +65,14 @@ def perform(job: Job, ctx: Context) -> Outcome:
         return built
     kind, card = built
     status = post(url, card)
-    return Outcome(journal.DONE, "", {"teams_status": status, "teams_card": kind})
+    return Outcome(DONE, "", {"teams_status": status, "teams_card": kind})
 
 
 # ---- which card ------------------------------------------------------------------------------
 
 def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
-    link = teams_cards.asset_link(ASSET_URL.value(), job.entity_ref)
+    from . import cards as teams_cards  # here, not at cold start
+    link = envelope.asset_link(ASSET_URL.value(), job.entity_ref)
     if job.kind == "digest":
         return "digest", _digest(job, ctx)
     if job.trigger == "INGEST_FAILED":
@@ -68,7 +82,7 @@ def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
         parts = reads()
         snap = ctx.snapshot(job, parts)
         if snap.get("gone"):
-            return Outcome(journal.SKIPPED, "not found")
+            return Outcome(SKIPPED, "not found")
         files = [tuple(f) for f in snap.get("files") or []] if "files" in parts else None
         return "indexed", teams_cards.indexed_card(snap.get("title") or job.entity_ref, snap.get("description"),
                                                    job.entity_ref, files, link, snap.get("fileCount"))
@@ -76,12 +90,13 @@ def _card(job: Job, ctx: Context) -> tuple[str, dict] | Outcome:
 
 
 def _digest(job: Job, ctx: Context) -> dict:
+    from . import cards as teams_cards
     digest = job.digest or {}
     sample = [s for s in digest.get("sample") or [] if isinstance(s, dict)]
     names = [s.get("title") or f"{s.get('entityType', '?')} {s.get('entityRef', '?')}" for s in sample]
     names = [n + " (deleted)" if s.get("gone") else n for n, s in zip(names, sample, strict=True)]
     if ctx.preservica_ready():
-        from ..clients import preservica
+        from ...clients import preservica
         for i, s in enumerate(sample):
             if s.get("entityType") not in ("IO", "SO") or "title" in s or s.get("gone"):
                 continue  # the dispatcher's snapshot already said
@@ -90,8 +105,8 @@ def _digest(job: Job, ctx: Context) -> dict:
                 names[i] = found["title"] or names[i]
             except NotFound:
                 names[i] += " (deleted)"
-            except ActionError:
-                break  # Preservica is unwell: the card goes out with references, not titles
+            except SafeError:
+                break  # Preservica is unwell or not set up: the card goes out with references, not titles
     return teams_cards.digest_card(job.trigger, int(digest.get("total") or len(sample)),
                                    dict(digest.get("counts") or {}), names, len(sample))
 
@@ -100,7 +115,7 @@ def _digest(job: Job, ctx: Context) -> dict:
 
 def post(url: str, card: dict) -> int:
     """POST the card; the status on 2xx, else ActionError (safe to record: no URL)."""
-    from ..clients import http
+    from ...clients import http
     for attempt in (1, 2):
         resp = http.send("POST", url, peer="Teams", where=WHERE, json=card)
         status = resp.status_code
@@ -133,27 +148,27 @@ def _code(resp) -> str:
 
 # ---- the digest: many events of one delivery become one card ----------------------------------
 
-def fan_out(jobs, delivery, did, pk, prefix, rows) -> list[Job]:
-    """Dispatcher hook: more Teams events in one delivery than TEAMS_DIGEST_THRESHOLD become one digest."""
-    teams = [j for j in jobs if j.action == "teams"]
-    if len(teams) <= DIGEST_THRESHOLD.int_value():
-        return jobs
+def fan_out(jobs: list[Job], delivery) -> FanOut | None:
+    """Dispatcher hook: more Teams events in one delivery than TEAMS_DIGEST_THRESHOLD become one digest,
+    which gets a journal row of its own, so `hookops events` shows the card and its state."""
+    if len(jobs) <= DIGEST_THRESHOLD.int_value():
+        return None
     counts: dict[str, int] = {}
-    for j in teams:
+    for j in jobs:
         counts[j.entity_type or "?"] = counts.get(j.entity_type or "?", 0) + 1
-        rows[j.rk]["teams_reason"] = "in digest"
+    did, pk = jobs[0].delivery_id, jobs[0].pk
+    prefix = envelope.journal_row_prefix(delivery, did)
     # settle() marks this delivery's rows (`prefix` + subscription and trigger), so the message stays
     # small whatever the number of events.
-    digest = {"total": len(teams), "counts": counts, "prefix": prefix,
-              "sample": [_sample(j) for j in teams[:DIGEST_SAMPLE]]}
+    digest = {"total": len(jobs), "counts": counts, "prefix": prefix,
+              "sample": [_sample(j) for j in jobs[:DIGEST_SAMPLE]]}
     key = envelope.event_key(delivery, {"event": "digest " + envelope.event_key(delivery, delivery.events[0])})  # per page
     job = Job(action="teams", kind="digest", key=key, pk=pk, rk=prefix + "digest-" + key, delivery_id=did,
               trigger=delivery.trigger, tenant=delivery.tenant, subscription_id=delivery.subscription_id,
               timestamp=delivery.timestamp, event={}, digest=digest)
-    # The digest gets a journal row of its own, so `hookops events` shows the card and its state.
     row = journal.event_row(pk, job.rk, key, did, "", delivery, {"event": "digest"}, ("teams",))
-    rows[job.rk] = {**row, "entityRef": f"(digest of {len(teams)} events)", **journal.state_columns("teams", journal.QUEUED)}
-    return [j for j in jobs if j.action != "teams"] + [job]
+    row = {**row, "entityRef": f"(digest of {len(jobs)} events)", **journal.state_columns("teams", journal.QUEUED)}
+    return FanOut([job], {j.rk: "in digest" for j in jobs}, {job.rk: row})
 
 
 def _sample(job: Job) -> dict:
@@ -166,19 +181,19 @@ def _sample(job: Job) -> dict:
     return found
 
 
-def settle(book, job: Job, outcome: Outcome) -> None:
+def settle(book, job: Job, outcome: Outcome) -> list[dict]:
     """Runner hook: a digest's outcome is its events' outcome. Its events share the row prefix (the
     delivery's timestamp), subscription and trigger; another subscription's delivery with the same
     timestamp shares only the prefix."""
     if job.kind != "digest" or not job.digest:
-        return
+        return []
     rows = book.rows_with_prefix(job.pk, job.digest["prefix"])
     reason = f"in digest {job.key}" + (f": {outcome.reason}" if outcome.reason else "")
-    book.merge_many({"PartitionKey": job.pk, "RowKey": rk, **journal.state_columns("teams", outcome.state, reason)}
-                    for rk, row in rows.items()
-                    if rk != job.rk and journal.state_of(row, "teams") == journal.QUEUED
-                    and row.get("subscriptionId") == journal.clip(job.subscription_id)
-                    and row.get("trigger") == journal.clip(job.trigger))
+    return [{"PartitionKey": job.pk, "RowKey": rk, **journal.state_columns("teams", outcome.state, reason)}
+            for rk, row in rows.items()
+            if rk != job.rk and journal.state_of(row, "teams") == journal.QUEUED
+            and row.get("subscriptionId") == journal.clip(job.subscription_id)
+            and row.get("trigger") == journal.clip(job.trigger)]
 
 
 ACTION = Action(name="teams", perform=perform, settings=(WEBHOOK.local, DIGEST_THRESHOLD, LIST_FILES, ASSET_URL),

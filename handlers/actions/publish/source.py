@@ -1,10 +1,10 @@
 """What `publish` reads: the asset as Preservica has it now (tag, visibility, identifiers), its access files
 (counted and sized before anything is downloaded), its thumbnail (read with a bound) and the transcript's
-captions (only for a published file they were made from). A helper of publish.py, not an action."""
+captions (only for a published file they were made from). A helper of the publish action."""
 from __future__ import annotations
 
-from ..core.settings import APP, Setting
-from .contract import NotFound
+from ...core.errors import Refused as Refused
+from ...pipeline.contract import APP, NotFound, Setting
 
 IDENTIFIER_TYPES = Setting("PUBLISH_IDENTIFIER_TYPES", None, APP,
                            "Comma-separated identifier types `publish` puts in the public manifest's metadata; "
@@ -12,25 +12,13 @@ IDENTIFIER_TYPES = Setting("PUBLISH_IDENTIFIER_TYPES", None, APP,
 MAX_BYTES = Setting("PUBLISH_MAX_BYTES", "1073741824", APP,
                     "Largest access file `publish` copies (bytes, from Preservica's bitstream length, checked before "
                     "the download); an asset with a larger one is skipped.")
-# The public sweep's (handlers/sweep.py) settings are declared here, with publish's, so the settings table,
-# local.settings.json.example and Bicep see them: stage modules declare no settings of their own.
-SWEEP_SCHEDULE = Setting("PUBLISH_SWEEP_SCHEDULE", "0 30 3 * * *", APP,
-                         "NCRONTAB schedule of the public sweep, which re-checks every published asset with "
-                         "Preservica and withdraws or republishes it; set it empty to turn the sweep off.")
-SWEEP_MAX_REQUESTS = Setting("PUBLISH_SWEEP_MAX_REQUESTS", "5000", APP,
-                             "Most Preservica requests one public sweep run makes; the next run goes on from "
-                             "where it stopped.")
 MAX_THUMBNAIL = 5 * 1024 * 1024
-
-
-class Refused(Exception):
-    """The asset is not copied (too many files, a file too large): the reason."""
 
 
 def current(ctx, ref: str):
     """The asset as Preservica has it now (None: deleted), with `.hidden` and the public `.identifiers`."""
     def read(api):
-        from ..clients import snapshot
+        from ...clients import snapshot
         asset = snapshot.asset_now(api, ref)
         types = {t.strip() for t in (IDENTIFIER_TYPES.value() or "").split(",") if t.strip()}
         asset.identifiers = sorted((t, v) for t, v in api.identifiers_for_entity(asset) if t in types) if types else []
@@ -70,7 +58,7 @@ def thumbnail(api, asset) -> bytes | None:
     streamed here with a running count instead of written whole to a file first."""
     from pyPreservica.common import Thumbnail
 
-    from ..clients import preservica
+    from ...clients import preservica
     params = {"id": f"sdb:{asset.entity_type.value}|{asset.reference}", "size": Thumbnail.LARGE.value}
     try:
         resp = preservica.get(api, f"{api.protocol}://{api.server}/api/content/thumbnail", params, stream=True)
@@ -91,7 +79,7 @@ def captions(ctx, container: str, preservica_ref: str, files: list, sources: dic
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-    from ..core import transcript
+    from ...core import transcript
     blob = ctx.storage.blob_service().get_blob_client(container, f"{preservica_ref}.vtt")
     try:
         props = blob.get_blob_properties()

@@ -23,19 +23,30 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..clients import journal, snapshot
-from ..clients.shared import Shared
-from ..clients.slots import Slots
-from ..core import envelope, retry  # core.transcript is imported where used: not at cold start
-from ..core.messages import Job
-from ..core.settings import APP, LOCAL, Setting
-from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome, Secret
+from ...clients import journal, snapshot
+from ...clients.shared import Shared
+from ...clients.slots import Slots
+from ...core import envelope, retry, settings  # core.transcript is imported where used: not at cold start
+from ...pipeline.contract import (
+    APP,
+    DONE,
+    LOCAL,
+    NEEDS,
+    SKIPPED,
+    Action,
+    ActionError,
+    Context,
+    Job,
+    Outcome,
+    Secret,
+    Setting,
+)
+from .formats import SUPPORTED, Media, kind_of
 
 if TYPE_CHECKING:  # annotations only
-    from ..core import transcript
+    from ...core import transcript
 
 log = logging.getLogger(__name__)
 ENDPOINT = Setting("SPEECH_ENDPOINT", None, APP,
@@ -52,8 +63,7 @@ MAX_BYTES = Setting("TRANSCRIBE_MAX_BYTES", "250000000", APP,
                     "larger: `skipped: too large`.")
 SCHEMA = Setting("TRANSCRIPT_SCHEMA", "urn:preservica-webhooks-azure:transcript:v1", APP,
                  "Schema URI of the transcript metadata fragment.")
-CONTAINER = Setting("TRANSCRIBE_CONTAINER", "transcripts", APP,
-                    "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts.")
+CONTAINER = settings.BY_NAME["TRANSCRIBE_CONTAINER"]   # publish reads captions from there too
 CONCURRENCY = Setting("TRANSCRIBE_CONCURRENCY", "2", APP,
                       "Transcriptions one instance runs at once; each holds up to TRANSCRIBE_MAX_BYTES of "
                       "temporary disk and one Speech call. Others wait (up to 4 minutes, then the queue retries).")
@@ -62,64 +72,34 @@ MAX_WAIT = 30.0
 SLOT_WAIT = 240.0   # seconds a transcription waits for a slot: well inside functionTimeout (10 min)
 _sleep = time.sleep  # replaced in tests, which never wait
 
-# What Speech's fast transcription reads (its documented formats), by extension -> content type.
-SUPPORTED = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "opus": "audio/ogg", "flac": "audio/flac",
-             "wma": "audio/x-ms-wma", "aac": "audio/aac", "m4a": "audio/mp4", "amr": "audio/amr",
-             "webm": "audio/webm", "spx": "audio/ogg"}
-OTHER_AV = {"aif", "aiff", "au", "mid", "ra", "mp4", "m4v", "mov", "mkv", "avi", "wmv", "mpg", "mpeg", "mxf",
-            "3gp", "flv", "ts", "vob", "dv"}
-# PRONOM identifiers, where Preservica characterised the file, that name one of the formats above.
-PUIDS = {"fmt/141": "wav", "fmt/142": "wav", "fmt/143": "wav", "fmt/527": "wav", "fmt/703": "wav",
-         "fmt/704": "wav", "fmt/705": "wav", "fmt/706": "wav", "fmt/134": "mp3", "fmt/279": "flac",
-         "fmt/203": "ogg", "fmt/946": "opus", "fmt/132": "wma", "fmt/573": "webm", "fmt/199": "mp4",
-         "x-fmt/384": "mov", "fmt/5": "avi", "fmt/569": "mkv", "fmt/414": "aif"}
-AV_GROUPS = {"audio", "video", "sound", "moving image"}
-
-
-@dataclass(frozen=True)
-class Media:
-    bitstream: object  # pyPreservica Bitstream
-    kind: str          # extension that decides: from the PUID when known, else the file name
-    representation: str  # "Access" or "Preservation": recorded, so a master's captions never pass for an access file's
-    content_object: str
-
-    @property
-    def name(self) -> str:
-        return self.bitstream.filename or "?"
-
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    if job.entity_type != "IO":
-        return Outcome(journal.SKIPPED, "not an asset")
     if not envelope.is_ref(job.entity_ref):  # it names blobs: only a Preservica reference may
-        return Outcome(journal.SKIPPED, "not a Preservica reference")
+        return Outcome(SKIPPED, "not a Preservica reference")
     locales = _locales()
     limit = MAX_BYTES.int_value(minimum=1)
-    try:
-        asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
-        found = ctx.preservica(lambda api: choose(api, asset))
-        if isinstance(found, Outcome):
-            return found
-        if found.bitstream.length > limit:
-            return Outcome(journal.SKIPPED, f"too large ({found.bitstream.length} bytes > {limit})",
-                           {"transcribe_source": journal.clip(found.name, 200)})
-        kept = _kept(ctx, job, found, locales)
-        if kept is not None:   # a retry after the fragment write failed: Speech is not paid twice
-            return _finish(ctx, job, found, *kept, {"transcribe_reused": True})
-        with _slots.get().held(), tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
-            path = os.path.join(tmp, "media")
-            result = _fetch(ctx, found, path, limit)
-            if result is None:
-                result = _transcribe(ctx, path, SUPPORTED[found.kind], locales)
-        if isinstance(result, Outcome):
-            return result
-        return _keep(ctx, job, found, result, locales)
-    except NotFound:
-        return Outcome(journal.SKIPPED, "not found")
+    asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
+    found = ctx.preservica(lambda api: choose(api, asset))
+    if isinstance(found, Outcome):
+        return found
+    if found.bitstream.length > limit:
+        return Outcome(SKIPPED, f"too large ({found.bitstream.length} bytes > {limit})",
+                       {"transcribe_source": journal.clip(found.name, 200)})
+    kept = _kept(ctx, job, found, locales)
+    if kept is not None:   # a retry after the fragment write failed: Speech is not paid twice
+        return _finish(ctx, job, found, *kept, {"transcribe_reused": True})
+    with _slots.get().held(), tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
+        path = os.path.join(tmp, "media")
+        result = _fetch(ctx, found, path, limit)
+        if result is None:
+            result = _transcribe(ctx, path, SUPPORTED[found.kind], locales)
+    if isinstance(result, Outcome):
+        return result
+    return _keep(ctx, job, found, result, locales)
 
 
 def _locales() -> list[str]:
-    from ..core import transcript
+    from ...core import transcript
     values = [v.strip() for v in (LOCALES.value() or "").split(",") if v.strip()]
     bad = [v for v in values if not transcript.is_locale(v)]
     if bad:
@@ -128,16 +108,6 @@ def _locales() -> list[str]:
 
 
 # ---- which file ------------------------------------------------------------------------------
-
-def kind_of(filename: str, generation) -> tuple[str, bool]:
-    """(extension that decides, is it audio or video) from the format Preservica identified, else the name."""
-    ext = (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
-    puids = [f.get("PUID") for f in getattr(generation, "formats", None) or [] if isinstance(f, dict)]
-    known = next((PUIDS[p] for p in puids if p in PUIDS), None)
-    group = (getattr(generation, "format_group", None) or "").strip().lower()
-    kind = known or ext
-    return kind, bool(known) or group in AV_GROUPS or kind in SUPPORTED or kind in OTHER_AV
-
 
 def choose(api, asset) -> Media | Outcome:
     """The first audio or video file Speech reads, access representation first; or why there is none."""
@@ -155,8 +125,8 @@ def choose(api, asset) -> Media | Outcome:
                     if av:
                         unsupported.append(kind or "no extension")
     if unsupported:
-        return Outcome(journal.SKIPPED, f"unsupported format ({', '.join(sorted(set(unsupported)))[:100]})")
-    return Outcome(journal.SKIPPED, "no audio or video")
+        return Outcome(SKIPPED, f"unsupported format ({', '.join(sorted(set(unsupported)))[:100]})")
+    return Outcome(SKIPPED, "no audio or video")
 
 
 # ---- the file, on temporary disk, one of TRANSCRIBE_CONCURRENCY at a time ---------------------------
@@ -169,12 +139,12 @@ def _fetch(ctx: Context, media: Media, path: str, limit: int) -> Outcome | None:
     """The bitstream into `path` through the same-server GET, counting bytes: never more than `limit`
     on disk, and exactly the length Preservica lists, or no transcription. A connection that breaks
     off fails the attempt (the queue retries from byte 0, into a new file)."""
-    from ..clients import preservica
+    from ...clients import preservica
     with open(path, "wb") as out:
         try:
             got = ctx.preservica(lambda api: preservica.download(api, media.bitstream.content_url, out, limit))
         except preservica.TooLarge:
-            return Outcome(journal.SKIPPED, f"too large (more than {limit} bytes arrived)",
+            return Outcome(SKIPPED, f"too large (more than {limit} bytes arrived)",
                            {"transcribe_source": journal.clip(media.name, 200)})
     if got != media.bitstream.length:
         raise ActionError(f"Preservica sent {got} bytes where it lists {media.bitstream.length}; the queue retries")
@@ -184,7 +154,7 @@ def _fetch(ctx: Context, media: Media, path: str, limit: int) -> Outcome | None:
 # ---- Speech ----------------------------------------------------------------------------------
 
 def _transcribe(ctx: Context, path: str, content_type: str, locales: list[str]) -> dict | Outcome:
-    from ..clients import speech
+    from ...clients import speech
     client = speech.client(ENDPOINT.value(), ctx.secret(KEY))
     for attempt in (1, 2):
         try:
@@ -196,12 +166,12 @@ def _transcribe(ctx: Context, path: str, content_type: str, locales: list[str]) 
                 raise  # the queue retries after its visibility timeout
             _sleep(wait)
         except speech.SpeechRejected as exc:
-            return Outcome(journal.SKIPPED, str(exc))
+            return Outcome(SKIPPED, str(exc))
     raise AssertionError  # unreachable
 
 
 def phrases(result: dict) -> list[transcript.Phrase]:
-    from ..core import transcript
+    from ...core import transcript
     found = []
     for p in result.get("phrases") or []:
         if isinstance(p, dict) and isinstance(p.get("text"), str):
@@ -220,7 +190,7 @@ def _int(value) -> int:
 # ---- what it keeps ---------------------------------------------------------------------------
 
 def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]) -> Outcome:
-    from ..core import transcript
+    from ...core import transcript
     said = phrases(result)
     text = transcript.plain_text(said)
     lang = transcript.language(said, locales)
@@ -234,10 +204,10 @@ def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]
 
 
 def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration: int, extra: dict) -> Outcome:
-    from ..core import transcript
+    from ...core import transcript
     xml = transcript.fragment(SCHEMA.value(), text, lang, media.name, duration)
     how = ctx.preservica(lambda api: _write(api, job.entity_ref, xml))
-    return Outcome(journal.DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
+    return Outcome(DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
                                       "transcribe_characters": len(text.strip()),
                                       "transcribe_source": journal.clip(media.name, 200),
                                       "transcribe_representation": media.representation,
@@ -248,7 +218,7 @@ def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration
 def _source(media: Media) -> dict[str, str]:
     """core.transcript.source_metadata, with what Preservica said kept only where blob metadata can hold it
     (ASCII): a value it cannot is recorded empty, which matches nothing (no reuse, no captions in publish)."""
-    from ..core import transcript
+    from ...core import transcript
     co = media.content_object if envelope.is_ref(media.content_object or "") else ""
     fixity = media.bitstream.fixity
     text = transcript.fixity_text(fixity)
@@ -261,7 +231,7 @@ def _kept(ctx: Context, job: Job, media: Media, locales: list[str]) -> tuple[str
     made with these locales; None when there is none to reuse."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    from ..core import transcript
+    from ...core import transcript
     service = ctx.storage.blob_service()
     container, ref = CONTAINER.value(), job.entity_ref
     co, fixity = _source(media)["source_content_object"], media.bitstream.fixity
@@ -295,4 +265,5 @@ def _write(api, ref: str, xml: str) -> str:
 ACTION = Action(name="transcribe", perform=perform,
                 settings=(ENDPOINT, KEY.local, LOCALES, MAX_BYTES, SCHEMA, CONTAINER, CONCURRENCY),
                 required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"),
                 batch_size=1)  # one recording per message: minutes each, and a message must end within functionTimeout

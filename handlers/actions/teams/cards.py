@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Any
-from urllib.parse import quote
 
 MAX_FILES = 20          # a card lists this many bitstreams, then "and N more"
 MAX_TEXT = 1000         # description characters shown (Teams refuses cards over ~28 KB)
@@ -33,17 +32,6 @@ def human_size(n: int | None) -> str:
             return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError  # unreachable
-
-
-def asset_link(template: str | None, ref: str) -> str | None:
-    """ASSET_URL_TEMPLATE with {ref} filled in; None when unset or not an http(s) link."""
-    if not template or not ref:
-        return None
-    try:
-        url = template.format(ref=quote(ref, safe=""))
-    except (KeyError, IndexError, ValueError):
-        return None
-    return url if url.startswith(("https://", "http://")) else None
 
 
 _INLINE = re.compile(r"([\\`*_\[\]<>~|])")                  # emphasis, code, links, images, autolinks, tables

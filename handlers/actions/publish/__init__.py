@@ -16,25 +16,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..clients import journal
-from ..core.messages import Job  # core.iiif and core.media are imported where used: not at cold start
-from ..core.settings import APP, Setting
-from . import _publish_source as source
-from .contract import NEEDS, Action, ActionError, Context, NotFound, Outcome
-from .transcribe import CONTAINER as TRANSCRIPTS  # where `transcribe` leaves <ref>.vtt: one setting
+from ...clients import public_store as ps
+from ...core import settings
+from ...pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, NotFound, Outcome, Setting
+from . import source
 
 if TYPE_CHECKING:  # annotations only
-    from ..core import iiif, media
+    from ...core import iiif, media
 
-CONTAINER = Setting("PUBLISH_CONTAINER", "iiif", APP, "Public-read blob container the `publish` action writes IIIF to.")
-SERVICE_URI = Setting("PUBLISH_BLOB_SERVICE_URI", None, APP,
-                      "Blob endpoint of the public IIIF storage account (Bicep sets it); unset: the pipeline's own "
-                      "storage, i.e. Azurite locally.")
-BASE_URL = Setting("PUBLISH_BASE_URL", None, APP,
-                   "Public URL of the publish container, the prefix of every IIIF id (e.g. a CDN); unset: the "
-                   "container's own URL.")
-PUBLIC_TAGS = Setting("PUBLIC_SECURITY_TAGS", "open", APP,
-                      "Comma-separated security tags whose assets `publish` makes public; any other tag withdraws.")
+TRANSCRIPTS = settings.BY_NAME["TRANSCRIBE_CONTAINER"]   # where `transcribe` leaves <ref>.vtt
 RIGHTS = Setting("PUBLISH_RIGHTS", None, APP,
                  "IIIF `rights` of published manifests: a Creative Commons or RightsStatements.org URI.")
 STATEMENT = Setting("PUBLISH_REQUIRED_STATEMENT", None, APP,
@@ -48,26 +38,22 @@ CAPTIONS = "captions.vtt"
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
-    from ..core import iiif
-    if job.entity_type != "IO":
-        return Outcome(journal.SKIPPED, "not an asset")
+    from ...core import iiif
     if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; a blob prefix is built from nothing else
-        return Outcome(journal.SKIPPED, "reference is not a UUID")
+        return Outcome(SKIPPED, "reference is not a UUID")
     return converge(ctx, job.entity_ref)
 
 
 def public_store():
-    from ..clients import public_store as ps
-    store = ps.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value())
+    store = ps.configured()
     store.ensure()
     return store
 
 
 def converge(ctx: Context, preservica_ref: str, lock_wait: float | None = None) -> Outcome:
     """Make the public container match what Preservica says about this asset now (publish or withdraw)."""
-    from ..clients import public_store as ps
-    from ..clients import publish_lock
-    from ..core import iiif
+    from ...clients import publish_lock
+    from ...core import iiif
     ref = iiif.blob_ref(preservica_ref)
     with publish_lock.held(ctx.storage.blob_service(), ref, lock_wait) as lease:
         store = ps.Guarded(public_store(), lease.check)
@@ -84,24 +70,18 @@ def converge(ctx: Context, preservica_ref: str, lock_wait: float | None = None) 
             if why:
                 withdraw(store, ref, why)
             raise
-        if outcome.state == journal.DONE and "publish_manifest" in outcome.extra:
+        if outcome.state == DONE and "publish_manifest" in outcome.extra:
             why = _recheck(ctx, store, ref, preservica_ref)   # what Preservica says now that all is out
             if why:
                 return withdraw(store, ref, "no longer public")
         return outcome
 
 
-def is_public(security_tag: str | None, hidden: bool) -> bool:
-    """The one rule of what may be public: a tag in PUBLIC_SECURITY_TAGS and not hidden."""
-    from ..core import iiif
-    return iiif.is_public(security_tag, PUBLIC_TAGS.value(), hidden)
-
-
 def _not_public(asset) -> str | None:
     if asset is None:
         return "not found"
     hidden = bool(getattr(asset, "hidden", False))
-    if is_public(asset.security_tag, hidden):
+    if ps.is_public(asset.security_tag, hidden):
         return None
     return "hidden" if hidden else "not public"
 
@@ -116,51 +96,34 @@ def _recheck(ctx: Context, store, ref: str, preservica_ref: str) -> str | None:
         raise
 
 
-def link(ref: str, security_tag: str | None, hidden: bool) -> dict | None:
-    """What the relay tells a receiver about the published state of an asset (None: not a publishable ref),
-    by the rule `converge` applies (is_public): a hidden or closed asset is `withdrawn`."""
-    from ..core import iiif
-    ref = iiif.blob_ref(ref)
-    if ref is None:
-        return None
-    if not is_public(security_tag, hidden):
-        return {"state": "withdrawn"}
-    from ..clients import public_store as ps
-    try:
-        base = ps.store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value()).base
-    except ActionError:   # publish not set up here: the relay says nothing about IIIF rather than fail
-        return None
-    return {"state": "published", "manifest": iiif.manifest_url(base, ref)}
-
-
 # ---- withdrawing -------------------------------------------------------------------------------
 
 def withdraw(store, ref: str, why: str) -> Outcome:
-    from ..clients import activity
-    from ..core import iiif
+    from ...clients import activity
+    from ...core import iiif
     names = store.names(f"{ref}/")
     if not names:
-        return Outcome(journal.SKIPPED, f"not published ({why})")
+        return Outcome(SKIPPED, f"not published ({why})")
     manifest = f"{ref}/manifest.json"
     store.delete(sorted(names, key=lambda n: n != manifest))   # the entry point goes first
     extra = {"publish_deleted": len(names)}
     if manifest in names:   # files of a publish that never got to its manifest were never announced
         activity.append(store, "Delete", iiif.manifest_url(store.base, ref))
         extra["publish_activity"] = "Delete"
-    return Outcome(journal.DONE, f"withdrawn ({why})", extra)
+    return Outcome(DONE, f"withdrawn ({why})", extra)
 
 
 # ---- publishing --------------------------------------------------------------------------------
 
 def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> Outcome:
-    from ..core import iiif
+    from ...core import iiif
     limit, rights = MAX_FILES.int_value(minimum=1), RIGHTS.value()
     if rights and not rights.startswith(("http://", "https://")):
         raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     try:
         found = source.access_files(api, asset, limit, _content_refs)
     except source.Refused as exc:
-        return Outcome(journal.SKIPPED, str(exc))
+        return Outcome(SKIPPED, str(exc))
     copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
     files = [f for f, _ in copies]
     thumbnail = _thumbnail(api, store, ref, asset)
@@ -194,18 +157,18 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
         store.upload(name, body, iiif.MANIFEST_TYPE)
     store.delete(n for n in store.names(f"{ref}/") if n not in keep)   # files no longer in the representation
     if old == body and not copied:
-        return Outcome(journal.DONE, "unchanged", extra)
-    from ..clients import activity
+        return Outcome(DONE, "unchanged", extra)
+    from ...clients import activity
     kind = "Update" if old else "Create"   # a replaced file under the same name is an Update too
     activity.append(store, kind, url)
-    return Outcome(journal.DONE, "", {**extra, "publish_activity": kind})
+    return Outcome(DONE, "", {**extra, "publish_activity": kind})
 
 
 def _content_refs(api, asset, representation) -> list[str]:
     """The content object references a representation lists (UUIDs only: each goes into a URL and a blob name).
     pyPreservica's content_objects() would read every one of them before we could count."""
-    from ..clients import preservica
-    from ..core import iiif
+    from ...clients import preservica
+    from ...core import iiif
     root = preservica.get_xml(api, representation.url)   # on PRESERVICA_SERVER only; 404 -> NotFound
     refs = [(e.text or "").strip() for e in root.iter(f"{{{api.xip_ns}}}ContentObject")]
     return [r for r in refs if iiif.blob_ref(r) == r.lower()]
@@ -214,7 +177,7 @@ def _content_refs(api, asset, representation) -> list[str]:
 def _copy(api, store, ref: str, name: str, bitstream) -> tuple[iiif.File, bool]:
     """Stream one bitstream to `<ref>/<name>` unless the blob there already holds it (same fixity and size);
     the file, and whether it was copied. Never more bytes than PUBLISH_MAX_BYTES, whatever the length said."""
-    from ..core import iiif, media, transcript
+    from ...core import iiif, media, transcript
     label, blob = bitstream.filename or name, f"{ref}/{name}"
     fixity, known = transcript.fixity_text(bitstream.fixity), store.properties(blob)
     if known is not None and fixity and known.metadata.get("fixity") == fixity and known.size == bitstream.length:
@@ -251,7 +214,7 @@ def _metadata(m: media.Media, fixity: str) -> dict:
 
 
 def _media_from(props) -> media.Media:
-    from ..core import media
+    from ...core import media
     md = props.metadata or {}
 
     def num(key, kind=int):
@@ -264,7 +227,7 @@ def _media_from(props) -> media.Media:
 
 
 def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
-    from ..core import iiif, media
+    from ...core import iiif, media
     data = source.thumbnail(api, asset)
     if data is None:
         return None
@@ -276,6 +239,7 @@ def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
 
 
 ACTION = Action(name="publish", perform=perform,
-                settings=(CONTAINER, SERVICE_URI, BASE_URL, PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES,
-                          source.IDENTIFIER_TYPES, source.MAX_BYTES, source.SWEEP_SCHEDULE, source.SWEEP_MAX_REQUESTS),
-                required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False)
+                settings=(ps.CONTAINER, ps.SERVICE_URI, ps.BASE_URL, ps.PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES,
+                          source.IDENTIFIER_TYPES, source.MAX_BYTES, TRANSCRIPTS),
+                required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False,
+                entities=("asset",))

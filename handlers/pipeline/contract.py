@@ -1,20 +1,29 @@
-"""What an action is: its declaration (Action), what it returns (Outcome), what it may raise
-(ActionError, NotFound) and what it may use (Context)."""
+"""Everything an action may use from the framework, in one module: its declaration (Action, Secret,
+Setting with APP/LOCAL), what it is given (Job, Context), what it returns (Outcome with DONE, SKIPPED or
+GONE) and what it may raise (ActionError, NotFound). An action imports this module, handlers.core and
+handlers.clients, never another action and never the rest of handlers.pipeline."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ..clients.journal import DONE, GONE, SKIPPED, clip  # noqa: F401 (part of the contract)
-from ..core.errors import ActionError, NotFound  # noqa: F401 (part of the contract)
-from ..core.messages import Job  # noqa: F401 (part of the contract)
-from ..core.settings import APP, LOCAL, Setting  # noqa: F401 (part of the contract)
+from ..clients.journal import DONE, GONE, SKIPPED, clip
+from ..core.errors import ActionError, NotFound, SafeError, ServiceError, SettingsError
+from ..core.messages import Job
+from ..core.settings import APP, LOCAL, Setting
 
 if TYPE_CHECKING:
     from ..clients.journal import Journal
+
+__all__ = ["APP", "DONE", "GONE", "LOCAL", "NEEDS", "NO", "SKIPPED", "USES", "Action", "ActionError", "Context", "FanOut",
+           "SafeError", "ServiceError", "SettingsError",
+           "Job", "NotFound", "Outcome", "Secret", "Setting", "clip"]
+
+# The entity types an action may accept (`entities=("asset",)`), by what Preservica's events call them.
+ENTITIES = {"asset": "IO", "folder": "SO", "content object": "CO"}
 
 # Whether an action calls Preservica: it cannot run without it / uses it when configured / never.
 NEEDS, USES, NO = "needs", "uses", "no"
@@ -22,9 +31,19 @@ NEEDS, USES, NO = "needs", "uses", "no"
 
 @dataclass
 class Outcome:
-    state: str                      # journal.DONE / SKIPPED / GONE
+    state: str                      # DONE / SKIPPED / GONE
     reason: str = ""
     extra: dict = field(default_factory=dict)  # more journal columns, e.g. where a thumbnail went
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """What a `fan_out` hook returns: the jobs that replace the action's jobs of one delivery page, the reason
+    journaled for each event they no longer carry alone (row key -> reason; its state stays queued), and
+    journal rows of their own (row key -> row), e.g. a digest's."""
+    jobs: list[Job]
+    reasons: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,8 +65,13 @@ class Action:
     reads:      which parts of the entity's Preservica snapshot it reads ("summary", "identifiers", "files"):
                 the dispatcher reads the union once per event and the messages carry it;
     repeatable: running it twice leaves the same result and has no external effect, so it is not claimed.
-    fan_out:    optional dispatcher hook (jobs, delivery, did, pk, prefix, rows) -> jobs, e.g. Teams' digest;
-    settle:     optional runner hook (journal, job, outcome) after an outcome is recorded;
+    entities:   optional: the entity types it acts on ("asset", "folder", "content object"); for any other the
+                runner journals `skipped: not an asset` (say) without calling `perform`. Unset: every type;
+    gone:       optional: the outcome when `perform` raises NotFound (the entity was deleted), e.g.
+                Outcome(SKIPPED, "not found"); unset, NotFound is a failure like any other error;
+    fan_out:    optional dispatcher hook (jobs, delivery) -> FanOut | None, given the action's jobs of one
+                delivery page, returning what replaces them (None: nothing), e.g. Teams' digest;
+    settle:     optional runner hook (journal, job, outcome) -> journal rows to merge, after an outcome is recorded;
     batch_size: optional: most events one message of this action carries, below ACTION_BATCH_SIZE (an action
                 whose event takes minutes, e.g. transcribe, must finish its message within functionTimeout).
     """
@@ -59,8 +83,10 @@ class Action:
     preservica: str
     reads: frozenset[str] | Callable[[], frozenset[str]]   # a callable when a setting decides
     repeatable: bool
-    fan_out: Callable | None = None
-    settle: Callable | None = None
+    entities: tuple[str, ...] | None = None
+    gone: Outcome | None = None
+    fan_out: Callable[..., FanOut | None] | None = None
+    settle: Callable[..., Iterable[dict]] | None = None
     batch_size: int | None = None
 
     def __post_init__(self):
@@ -69,10 +95,17 @@ class Action:
         from ..clients.snapshot import PARTS
         if not self.parts() <= PARTS:
             raise ValueError(f"action {self.name!r}: reads {sorted(self.parts() - PARTS)}; known: {sorted(PARTS)}")
+        if self.entities is not None and not set(self.entities) <= ENTITIES.keys():
+            raise ValueError(f"action {self.name!r}: entities must be among {sorted(ENTITIES)}")
         stray = [s.name for s in self.required if s not in self.settings]
         if stray:
             raise ValueError(f"action {self.name!r}: required settings not declared in settings: {stray}")
 
+    def refuses(self, entity_type: str) -> str | None:
+        """Why it does not act on this entity type (`not an asset`), None when it does."""
+        if self.entities is None or entity_type in {ENTITIES[e] for e in self.entities}:
+            return None
+        return "not " + " or ".join(("an " if e[0] in "aeiou" else "a ") + e for e in self.entities)
 
     def parts(self) -> frozenset[str]:
         """The snapshot parts it reads now."""

@@ -1,0 +1,95 @@
+"""Row 10, what a million events cost: the arithmetic against a hand-computed example, the price table's
+provenance, and the measured inputs as numbers the run measured (real Azurite, the real storage clients,
+the doubles, the real Azure Monitor exporter's conversion), not constants."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import cost_row, costmodel
+
+# Round prices, so that the example can be worked by hand.
+PRICES = {k: {"usd": v, "status": "read", "unit": k} for k, v in {
+    "flex_on_demand_gb_s": 0.00002, "flex_on_demand_executions": 0.5, "flex_always_ready_baseline_gb_s": 0.000004,
+    "flex_always_ready_execution_gb_s": 0.000016, "queue_class1": 0.01, "queue_class2": 0.02,
+    "table_transactions": 0.001, "blob_write": 0.1, "blob_read": 0.01, "blob_other": 0.0,
+    "log_analytics_gb": 2.0, "speech_audio_hour": 1.0}.items()}
+EXAMPLE = {"execution_s": 0.05, "executions": 0.5, "speech_audio_s": 0.36, "telemetry_bytes": 2000,
+           "storage": {"queue|put": 1, "queue|receive": 0.25, "queue|delete": 1, "queue|receive (empty)": 0,
+                       "table|transaction": 2, "blob|put thumbnails": 1, "blob|get thumbnails": 0.5}}
+
+
+def test_a_million_events_cost_what_the_hand_computation_says():
+    # A million events at 2 GB: 0.05 s x 2 GB x 1e6 = 100,000 GB-s x $0.00002 = $2.00; 500,000 executions x
+    # $0.5/1e6 = $0.25; queue Class 1 (put, delete) 2e6 / 1e4 x $0.01 = $2.00; Class 2 (receive) 250,000 / 1e4 x
+    # $0.02 = $0.50; table 2e6 / 1e4 x $0.001 = $0.20; blob write 1e6 / 1e4 x $0.1 = $10.00; blob read 500,000 /
+    # 1e4 x $0.01 = $0.50; telemetry 2,000 B x 1e6 = 2 GB x $2 = $4.00; Speech 0.36 s x 1e6 = 100 h x $1 = $100.
+    got = {x["price"]: x["usd"] for x in costmodel.lines(EXAMPLE, PRICES, memory_gb=2.0)}
+    want = {"flex_on_demand_gb_s": 2.00, "flex_on_demand_executions": 0.25, "queue_class1": 2.00,
+            "queue_class2": 0.50, "table_transactions": 0.20, "blob_write": 10.00, "blob_read": 0.50,
+            "log_analytics_gb": 4.00, "speech_audio_hour": 100.00}
+    assert got.keys() == want.keys()
+    for key, usd in want.items():
+        assert got[key] == pytest.approx(usd), key
+    assert costmodel.per_million(EXAMPLE, PRICES, 2.0) == pytest.approx(119.45)
+    # The lines come largest first, so the table names the largest line first.
+    assert [x["price"] for x in costmodel.lines(EXAMPLE, PRICES, 2.0)][:2] == ["speech_audio_hour", "blob_write"]
+    # One always-ready 2 GB instance for a 730-hour month: 2 x 2,628,000 GB-s x $0.000004 = $21.024.
+    assert costmodel.always_ready_month(1, 2.0, PRICES) == pytest.approx(21.024)
+
+
+def test_storage_operations_are_priced_by_their_class():
+    c = costmodel.storage_class
+    assert [c("queue", op) for op in ("put", "delete", "update", "create queue", "receive", "receive (empty)",
+                                       "peek")] == ["queue_class1"] * 4 + ["queue_class2"] * 3
+    assert c("table", "transaction") == c("table", "merge (412)") == "table_transactions"
+    assert (c("blob", "put thumbnails"), c("blob", "create container iiif"), c("blob", "get iiif"),
+            c("blob", "properties iiif"), c("blob", "delete iiif")) == (
+        "blob_write", "blob_write", "blob_read", "blob_read", "blob_other")
+    assert c("other", "get") is None
+
+
+def test_every_price_names_its_page_its_status_and_when_it_was_read():
+    prices = costmodel.load_prices()
+    for key in ("flex_on_demand_gb_s", "flex_on_demand_executions", "flex_always_ready_baseline_gb_s",
+                "flex_always_ready_execution_gb_s", "queue_class1", "queue_class2", "table_transactions",
+                "blob_write", "blob_read", "blob_other", "log_analytics_gb", "speech_audio_hour"):
+        p = prices[key]
+        assert isinstance(p["usd"], float) and p["usd"] > 0, key
+        assert p["status"] in ("read", "third-party", "unverified"), key
+        assert p["check"].startswith("https://azure.microsoft.com/pricing/"), key
+        if p["status"] != "unverified":   # a price that was read says where and when
+            assert p["source"].startswith("https://") and p["date_read"], key
+
+
+@pytest.mark.timeout(600)
+def test_the_measured_inputs_come_from_the_run(azurite, tmp_path):
+    """Two sizes of the same run: the inputs follow what the run did, event for event."""
+    from handlers.core.settings import BY_NAME
+    from tests.support.otel import recorder
+    recorder()   # the process's one tracer provider, as the other test modules expect it; the row adds to it
+    small, large = (cost_row.measure(azurite.connection_string, tmp_path, events=n, progress=lambda *_: None)
+                    for n in (2, 4))
+    assert list(small) == [name for name, _ in cost_row.configs()]
+    assert small["default routes"]["routes"] == BY_NAME["PRESERVICA_ROUTES"].default
+    for name, row in large.items():
+        for key in ("execution_s", "speech_audio_s", "worker_telemetry_bytes", "preservica_requests"):
+            assert isinstance(row[key], (int, float)) and math.isfinite(row[key]), (name, key)
+        assert row["execution_s"] > 0 and row["worker_telemetry_bytes"] > 0
+        # One request envelope per invocation, as the exporter converted the spans the run produced.
+        assert row["telemetry"]["RequestData"]["items"] == row["executions"], name
+        # Every queue-triggered invocation's message was received and deleted at the real client.
+        queued = row["invocations"]["dispatch"] + row["invocations"]["actions"]
+        assert row["storage"].get("queue|delete", 0) == queued, name
+        assert row["executions"] == 1 + queued
+        assert row["storage"].get("queue|put", 0) >= queued, name   # intake's put and the dispatcher's
+    # Speech heard each event's 2 s recording, and only where transcribe ran.
+    assert large["transcribe"]["speech_audio_s"] == pytest.approx(4 * 2.0)
+    assert all(row["speech_audio_s"] == 0 for name, row in large.items() if name != "transcribe")
+    # Actions that read Preservica asked it per event: twice the events, at least twice the requests.
+    assert large["thumbnail"]["preservica_requests"] >= 4 and \
+        large["thumbnail"]["preservica_requests"] >= 2 * small["thumbnail"]["preservica_requests"] - 1
+    # Transcribe takes one event per message: its invocations, and so its telemetry, grow with the events.
+    assert large["transcribe"]["executions"] == small["transcribe"]["executions"] + 2
+    assert large["transcribe"]["worker_telemetry_bytes"] > small["transcribe"]["worker_telemetry_bytes"]
