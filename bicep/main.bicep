@@ -291,6 +291,75 @@ param transcriptSchema string = 'urn:preservica-webhooks-azure:transcript:v1'
 @description('TRANSCRIBE_CONTAINER: blob container for captions (.vtt) and transcripts (.txt), created here.')
 param transcribeContainer string = 'transcripts'
 
+@description('OCR_REPRESENTATION: which representation the ocr action reads first (Access or Preservation).')
+@allowed([
+  'Access'
+  'Preservation'
+])
+param ocrRepresentation string = 'Access'
+
+@description('OCR_MAX_PAGES: most pages the ocr action reads per asset.')
+@minValue(1)
+param ocrMaxPages int = 100
+
+@description('OCR_MAX_BYTES: most bytes the ocr action sends per asset.')
+@minValue(1)
+param ocrMaxBytes int = 50000000
+
+@description('OCR_SCHEMA: schema URI of the OCR text metadata fragment.')
+param ocrSchema string = 'urn:preservica-webhooks-azure:ocr:v1'
+
+@description('OCR_CONTAINER: blob container for the full OCR text, created here.')
+param ocrContainer string = 'ocr'
+
+@description('Azure OpenAI model the describe action uses (deployed only when routed), e.g. gpt-4o-mini.')
+param describeModelName string = 'gpt-4o-mini'
+
+@description('Version of that model.')
+param describeModelVersion string = '2024-07-18'
+
+@description('Deployment type of that model: GlobalStandard (any region processes) or Standard (this region).')
+@allowed([
+  'GlobalStandard'
+  'Standard'
+  'DataZoneStandard'
+])
+param describeDeploymentSku string = 'GlobalStandard'
+
+@description('Capacity of that deployment, in thousands of tokens per minute.')
+@minValue(1)
+param describeCapacity int = 10
+
+@description('OPENAI_API_VERSION: Azure OpenAI data-plane API version the describe action uses.')
+param openAiApiVersion string = '2024-10-21'
+
+@description('DESCRIBE_PROMPT: what the describe action asks for; empty: the built-in archival prompt.')
+param describePrompt string = ''
+
+@description('DESCRIBE_LANGUAGE: language tag of the drafts.')
+param describeLanguage string = 'en'
+
+@description('DESCRIBE_MAX_CHARS: longest draft kept, in characters.')
+@minValue(100)
+param describeMaxChars int = 1500
+
+@description('DESCRIBE_MAX_TOKENS: most tokens one asset\'s draft may use, prompt and answer together.')
+@minValue(1100)
+param describeMaxTokens int = 6000
+
+@description('DESCRIBE_CONTAINER: blob container for the drafts, created here.')
+param describeContainer string = 'drafts'
+
+@description('DESCRIBE_WRITE: what accepting a draft writes: description or fragment.')
+@allowed([
+  'description'
+  'fragment'
+])
+param describeWrite string = 'description'
+
+@description('DESCRIBE_SCHEMA: schema URI of the reviewed-description fragment.')
+param describeSchema string = 'urn:preservica-webhooks-azure:description:v1'
+
 @description('CUSTODY_AUDIT_SCHEDULE: NCRONTAB schedule of the custody audit (re-reads a share of the stored objects each run).')
 param custodyAuditSchedule string = '0 0 2 * * *'
 
@@ -346,6 +415,9 @@ var keyVaultName = 'kv-${keyVaultToken}'
 var speechToken = empty(speechNameSalt) ? token : uniqueString(token, speechNameSalt)
 var speechName = 'spch-${prefix}-${speechToken}'
 var deploymentContainerName = 'app-package'
+// The AI accounts exist only when PRESERVICA_ROUTES routes to their action: a deployment without AI costs nothing.
+var ocrRouted = contains(preservicaRoutes, 'ocr')
+var describeRouted = contains(preservicaRoutes, 'describe')
 // The OCFL storage root of the custody action, in its own account (CUSTODY_CONTAINER).
 var custodyContainer = 'custody'
 
@@ -381,6 +453,10 @@ var queueNames = [
   'action-publish-poison'
   'action-transcribe'
   'action-transcribe-poison'
+  'action-ocr'
+  'action-ocr-poison'
+  'action-describe'
+  'action-describe-poison'
   'action-custody'
   'action-custody-poison'
 ]
@@ -391,6 +467,8 @@ var containerNames = [
   'publish-locks'
   thumbnailContainer
   transcribeContainer
+  ocrContainer
+  describeContainer
   deploymentContainerName
 ]
 var tableNames = [
@@ -498,6 +576,32 @@ module speech 'modules/speech.bicep' = {
   }
 }
 
+// Document Intelligence (ocr) and Azure OpenAI (describe), each with its role for the app identity.
+module docintel 'modules/docintel.bicep' = if (ocrRouted) {
+  name: 'docintel'
+  params: {
+    name: 'di-${prefix}-${token}'
+    location: location
+    principalId: identity.outputs.principalId
+    tags: tags
+  }
+}
+
+module openai 'modules/openai.bicep' = if (describeRouted) {
+  name: 'openai'
+  params: {
+    name: 'oai-${prefix}-${token}'
+    location: location
+    deploymentName: 'describe'
+    modelName: describeModelName
+    modelVersion: describeModelVersion
+    deploymentSku: describeDeploymentSku
+    capacity: describeCapacity
+    principalId: identity.outputs.principalId
+    tags: tags
+  }
+}
+
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
@@ -568,6 +672,22 @@ var appSettings = {
   TRANSCRIBE_CONCURRENCY: string(transcribeConcurrency)
   TRANSCRIPT_SCHEMA: transcriptSchema
   TRANSCRIBE_CONTAINER: transcribeContainer
+  DOCINTEL_ENDPOINT: ocrRouted ? docintel.outputs.endpoint : ''
+  OCR_REPRESENTATION: ocrRepresentation
+  OCR_MAX_PAGES: string(ocrMaxPages)
+  OCR_MAX_BYTES: string(ocrMaxBytes)
+  OCR_SCHEMA: ocrSchema
+  OCR_CONTAINER: ocrContainer
+  OPENAI_ENDPOINT: describeRouted ? openai.outputs.endpoint : ''
+  OPENAI_API_VERSION: openAiApiVersion
+  DESCRIBE_DEPLOYMENT: describeRouted ? openai.outputs.deploymentName : ''
+  DESCRIBE_PROMPT: describePrompt
+  DESCRIBE_LANGUAGE: describeLanguage
+  DESCRIBE_MAX_CHARS: string(describeMaxChars)
+  DESCRIBE_MAX_TOKENS: string(describeMaxTokens)
+  DESCRIBE_CONTAINER: describeContainer
+  DESCRIBE_WRITE: describeWrite
+  DESCRIBE_SCHEMA: describeSchema
   CUSTODY_ACCOUNT_URL: deployCustody ? custodyStorage.outputs.blobEndpoint : ''
   CUSTODY_CONTAINER: custodyContainer
   CUSTODY_AUDIT_SCHEDULE: custodyAuditSchedule

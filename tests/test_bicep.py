@@ -64,6 +64,8 @@ ROLES = {
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": ("Storage Blob Data Contributor",
                                              "Microsoft.Storage/storageAccounts/blobServices/containers"),
     "f2dc8367-1007-4938-bd23-fe263f013447": ("Cognitive Services Speech User", "Microsoft.CognitiveServices/accounts"),
+    "a97b65f3-24c7-4388-baec-2e87135dc908": ("Cognitive Services User", "Microsoft.CognitiveServices/accounts"),
+    "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": ("Cognitive Services OpenAI User", "Microsoft.CognitiveServices/accounts"),
 }
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SKIP_COMMENT = re.compile(r"^\s*//\s*checkov:skip=(?P<id>CKV2?_[A-Z0-9]+_\d+):(?P<reason>.*)$")
@@ -293,7 +295,8 @@ def test_queues_are_the_pipeline_queues_and_their_poison_queues():
 def test_containers_and_table_match_the_settings_module():
     deployment = resolve(main(), main()["modules"]["functionApp"]["config"]["params"]["deploymentContainerName"])
     expected = {settings.DELIVERY_CONTAINER, settings.REJECTED_CONTAINER, settings.CONSOLE_CONTAINER, settings.PUBLISH_LOCK_CONTAINER,
-                ALL["THUMBNAIL_CONTAINER"].default, ALL["TRANSCRIBE_CONTAINER"].default, deployment}
+                ALL["THUMBNAIL_CONTAINER"].default, ALL["TRANSCRIBE_CONTAINER"].default, ALL["OCR_CONTAINER"].default,
+                ALL["DESCRIBE_CONTAINER"].default, deployment}
     assert _names(_storage_call_param("containerNames")) == expected
     assert _names(_storage_call_param("tableNames")) == {settings.JOURNAL_TABLE, settings.RECONCILE_TABLE}
     # The thumbnails container and the app setting come from the same parameter.

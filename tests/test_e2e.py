@@ -132,6 +132,8 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
     from azure.storage.blob import BlobServiceClient
 
     from handlers.clients import preservica
+    from hookops.doubles.chat import ChatDouble
+    from hookops.doubles.docintel import DocIntelDouble
     from hookops.doubles.preservica import PreservicaDouble, make_png
     from hookops.doubles.receivers import CatalogueDouble, RelayReceiver, TeamsDouble
     from hookops.doubles.speech import SpeechDouble, make_wav
@@ -140,7 +142,8 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
     preservica.forget_client()
     schema = "urn:example:catalogue"
     with PreservicaDouble(username="u", password="p", tenant="T") as pres, TeamsDouble() as teams, \
-            CatalogueDouble() as cat, RelayReceiver() as relay, SpeechDouble(key="k") as speech:
+            CatalogueDouble() as cat, RelayReceiver() as relay, SpeechDouble(key="k") as speech, \
+            DocIntelDouble(key="k", ca=speech._ca) as docintel, ChatDouble(key="k", ca=speech._ca) as chat:
         assets = {ref("io-aaaa"): ("Minute book 1887", "CAT/1"), ref("io-bbbb"): ("Harbour map", "CAT/2")}
         for r, (title, ident) in assets.items():
             pres.add_asset(r, title, thumbnail=make_png(), identifiers={"catalogue": ident},
@@ -148,25 +151,34 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
                                                         (f"{r}.wav", make_wav(0.2), "Access")])
             cat.add_record(ident, f"<record xmlns='{schema}'><id>{ident}</id></record>")
         for name, value in {
-            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay,publish,transcribe,custody;*=journal",
+            # describe reads what ocr wrote: it runs on a later event (MOVED here), as an archive would route it.
+            "PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,thumbnail,teams,catalogue,relay,publish,transcribe,ocr,custody;"
+                                 "MOVED=describe;*=journal",
             "PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p",
             "PRESERVICA_TENANT": "T", "PRESERVICA_PROTOCOL": "http", "TEAMS_WEBHOOK_URL": teams.url,
             "CATALOGUE_URL_TEMPLATE": cat.url_template, "CATALOGUE_SCHEMA": schema,
             "RELAY_URL": relay.url, "RELAY_SECRET": relay.secret, "NO_PROXY": "127.0.0.1,localhost",
             "SPEECH_ENDPOINT": speech.endpoint, "SPEECH_KEY": "k", "REQUESTS_CA_BUNDLE": speech.ca_bundle,
+            "DOCINTEL_ENDPOINT": docintel.endpoint, "DOCINTEL_KEY": "k", "OPENAI_ENDPOINT": chat.endpoint,
+            "OPENAI_KEY": "k", "DESCRIBE_DEPLOYMENT": "describer", "SSL_CERT_FILE": speech.ca_bundle,
         }.items():
             monkeypatch.setenv(name, value)
 
         out = hookops("send-test-event", "--url", webhook(runner), "--trigger", "FULL_TEXT_INDEXED",
                       *[a for r in assets for a in ("--ref", r)])
         assert ": 200 " in out
-        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in registry.names()), timeout=60)
+        first = [a for a in registry.names() if a != "describe"]
+        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in first), timeout=60)
+        hookops("send-test-event", "--url", webhook(runner), "--trigger", "MOVED", *[a for r in assets for a in ("--ref", r)])
+        wait_until(lambda: set(assets) <= set(rows_done("describe")), timeout=60)
+        assert len(chat.calls) == 2 and all("Hello from the archive." in c.messages[1]["content"] for c in chat.calls)
 
         blobs = BlobServiceClient.from_connection_string(app_env.connection_string).get_container_client("thumbnails")
         assert sorted(b.name for b in blobs.list_blobs()) == sorted(f"{r}.png" for r in assets)
         card_text = json.dumps(teams.cards)
         assert all(title in card_text for title, _ in assets.values())
-        assert all(sorted(s for s, _ in pres.metadata(r)) == sorted([schema, "urn:preservica-webhooks-azure:transcript:v1"])
+        assert all(sorted(s for s, _ in pres.metadata(r)) == sorted([schema, "urn:preservica-webhooks-azure:transcript:v1",
+                                                                     "urn:preservica-webhooks-azure:ocr:v1"])
                    for r in assets)
         relay.wait_for_deliveries(2, timeout=120)
         assert {d.json()["event"]["entityRef"] for d in relay.deliveries} == set(assets) and not relay.disagreements

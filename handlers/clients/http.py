@@ -5,6 +5,7 @@ httpx loads on first use, so the Preservica and Speech clients can use the rest 
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -47,6 +48,18 @@ def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> httpx.Res
         raise EndpointError(f"the {peer} URL is not a valid URL: check {where}") from None
     except httpx.HTTPError as exc:
         raise EndpointError(tls_failure(exc, url) or f"{peer} could not be reached: {type(exc).__name__}") from None
+
+
+def error_code(response) -> str:
+    """" <code>" from an Azure AI services error body ({"error": {"code": ...}}), e.g. " InvalidAudioFormat";
+    never its free text, which may quote input. "" when there is none."""
+    import json
+    try:
+        doc = json.loads(response.text())
+        code = doc.get("error", {}).get("code") or doc.get("code")
+    except Exception:  # no body, not JSON, not the usual shape
+        return ""
+    return f" {code}" if isinstance(code, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]{0,79}", code) else ""
 
 
 def retry_after(response) -> float | None:

@@ -12,14 +12,13 @@ No key, token or response body ever reaches a message or a log line here.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
 import uuid
 
-from ..core.errors import SettingsError, SpeechBusy, SpeechError, SpeechRefused, SpeechRejected
+from ..core.errors import SpeechBusy, SpeechRefused, SpeechRejected
+from .cognitive import Service, failure
 from .shared import Shared
 
 log = logging.getLogger(__name__)
@@ -30,6 +29,10 @@ CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 540   # fast transcription answers when done (minutes for hours of audio); functionTimeout is 10 min
 CHUNK = 256 * 1024
 ROLE = "Cognitive Services Speech User"
+
+
+SERVICE = Service("Speech", "SPEECH_ENDPOINT", "SPEECH_KEY", ROLE, "transcribe", SpeechBusy, SpeechRefused,
+                  SpeechRejected)
 
 
 # ---- streaming multipart -----------------------------------------------------------------------
@@ -123,24 +126,14 @@ _clients: Shared[dict] = Shared(dict)
 
 def client(endpoint: str, key: str | None):
     """The process's TranscriptionClient for this endpoint and credential."""
-    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?/?", endpoint or ""):
-        raise SettingsError("SPEECH_ENDPOINT must be the Speech resource's https:// endpoint, e.g. "
-                          "https://<name>.cognitiveservices.azure.com/ (no path)")
-    ident = (endpoint, hashlib.sha256(key.encode()).hexdigest() if key else None)
-    known = _clients.get()
-    if ident not in known:
+    from .identity import service_client
+
+    def build(url: str, credential):
         from azure.ai.transcription import TranscriptionClient
-        from azure.core.credentials import AzureKeyCredential
-        if key:
-            credential = AzureKeyCredential(key)
-        else:
-            from .identity import credential as identity
-            credential = identity()
-        known.clear()  # one endpoint and credential at a time: a rotated key replaces the client
-        known[ident] = TranscriptionClient(endpoint.rstrip("/"), credential, retry_total=0,
-                                           per_call_policies=[_policy()], connection_timeout=CONNECT_TIMEOUT,
-                                           read_timeout=READ_TIMEOUT)
-    return known[ident]
+        return TranscriptionClient(url, credential, retry_total=0, per_call_policies=[_policy()],
+                                   connection_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+    return service_client(_clients, endpoint, key, "SPEECH_ENDPOINT", "https://<name>.cognitiveservices.azure.com/",
+                          build)
 
 
 def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
@@ -153,42 +146,6 @@ def transcribe(speech, media, content_type: str, locales: list[str]) -> dict:
     options = TranscriptionOptions(locales=locales or None, profanity_filter_mode="Masked")
     try:
         result = speech.transcribe(TranscriptionContent(definition=options, audio=(f"audio.{ext}", media, content_type)))
-    except HttpResponseError as exc:  # ClientAuthenticationError too: 401, or no token at all
-        if exc.status_code is None:  # the credential found no token: the identity, not the role
-            raise SpeechRefused(f"no token for Speech ({type(exc).__name__}): check the app's identity "
-                                f"(AZURE_CLIENT_ID) or set SPEECH_KEY for a local run") from None
-        raise classify(exc.status_code, getattr(exc, "response", None)) from None
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        from .http import tls_failure
-        tls = tls_failure(exc)
-        if tls:
-            log.error("Speech: %s", tls)
-            raise SpeechError(f"Speech: {tls}") from None
-        raise SpeechError(f"Speech could not be reached: {type(exc).__name__} (check SPEECH_ENDPOINT)") from None
+    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+        raise failure(SERVICE, exc) from None
     return result.as_dict()
-
-
-def classify(status: int | None, response) -> SpeechError:
-    code = _code(response)
-    if status in (401, 403):
-        log.error("Speech refused the request (HTTP %s%s): check SPEECH_ENDPOINT, the key (SPEECH_KEY or Key "
-                  "Vault secret speech-key) or the app identity's %r role on the Speech resource", status, code, ROLE)
-        return SpeechRefused(f"Speech refused the request (HTTP {status}{code}): check SPEECH_ENDPOINT and the "
-                             f"app identity's {ROLE!r} role on the Speech resource (locally: SPEECH_KEY)")
-    if status == 429 or (status or 0) >= 500:
-        from .http import retry_after
-        wait = retry_after(response) if response is not None else None
-        return SpeechBusy(f"Speech answered HTTP {status}{code}", wait)
-    if status in (400, 413, 415, 422):
-        return SpeechRejected(f"Speech cannot transcribe this file (HTTP {status}{code})")
-    return SpeechError(f"Speech answered HTTP {status}{code}")
-
-
-def _code(response) -> str:
-    """The service's error code (e.g. InvalidAudioFormat); never its free text, which may quote input."""
-    try:
-        doc = json.loads(response.text())
-        code = doc.get("error", {}).get("code") or doc.get("code")
-    except Exception:  # no body, not JSON, not the usual shape
-        return ""
-    return f" {code}" if isinstance(code, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]{0,79}", code) else ""

@@ -12,6 +12,7 @@ from .context import BASE, Ctx
 HTML, JSON = "text/html", "application/json"
 _EVENT = re.compile(r"events/([^/]+)/([^/]+?)(\.json)?")
 _REJECTED = re.compile(r"rejected/([0-9a-f]{32})")
+_DRAFT = re.compile(r"drafts/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(/accept|/reject)?")
 
 
 def _actions() -> list[str]:
@@ -33,6 +34,9 @@ def dispatch(ctx: Ctx) -> tuple[int, bytes, str, dict]:
     if ctx.method == "POST":
         if path == "poison/replay":
             return poison_replay(ctx)
+        if (m := _DRAFT.fullmatch(path)) and m[2]:
+            from . import review
+            return review.decide(ctx, m[1], m[2][1:])
         raise auth.Refused(405, "Not a form of the console.")
     if path in ("", "overview", "overview.json"):
         return overview(ctx, path.endswith(".json"))
@@ -44,6 +48,9 @@ def dispatch(ctx: Ctx) -> tuple[int, bytes, str, dict]:
         return event(ctx, m[1], m[2], bool(m[3]))
     if m := _REJECTED.fullmatch(path):
         return rejected(ctx, m[1])
+    if path == "drafts" or ((m := _DRAFT.fullmatch(path)) and not m[2]):
+        from . import review
+        return review.drafts(ctx) if path == "drafts" else review.draft(ctx, m[1])
     raise auth.Refused(404, "No such page.")
 
 

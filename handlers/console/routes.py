@@ -15,7 +15,7 @@ from . import auth
 from .context import BASE, Ctx
 
 log = logging.getLogger(__name__)
-MAX_FORM = 4096
+MAX_FORM = 16384   # a reviewed description (DESCRIBE_MAX_CHARS, percent-encoded) fits
 KEY_BLOB = "csrf-key"
 
 
@@ -78,7 +78,7 @@ def _check_write(req: func.HttpRequest, ctx: Ctx) -> None:
     given = auth.cookies(ctx.headers.get("cookie")).get(auth.SESSION_COOKIE)
     auth.check_csrf(csrf_key(), ctx.who, given, form.get("csrf"))
     if not ctx.who.can_operate():
-        raise auth.Refused(403, "Replaying needs the Console.Operator role.")
+        raise auth.Refused(403, "Changes (replaying, reviewing drafts) need the Console.Operator role.")
     ctx.form = form
 
 

@@ -26,10 +26,14 @@ only the class name of anything else.
      │    │    ├── TooLarge ................. a download past its byte bound: stopped
      │    │    ├── TooMany .................. a representation lists more content objects than the bound
      │    │    └── BudgetSpent .............. a run's request budget is used up
-     │    ├── SpeechError
-     │    │    ├── SpeechBusy ............... 429 or 5xx: retry, after Retry-After when it says
-     │    │    ├── SpeechRefused ............ 401/403 or no token: a setting or role to fix
-     │    │    └── SpeechRejected ........... 400/413/415/422 for this audio: retrying cannot help
+     │    ├── AIServiceError ............... Speech, Document Intelligence, Azure OpenAI (clients/cognitive)
+     │    │    ├── ServiceBusy .............. 429 or 5xx: retry, after Retry-After when it says
+     │    │    │    └── SpeechBusy · DocIntelBusy · ChatBusy
+     │    │    ├── ServiceRefused ........... 401/403 or no token: a setting or role to fix
+     │    │    │    └── SpeechRefused · DocIntelRefused · ChatRefused
+     │    │    ├── ServiceRejected .......... this file rejected (400/413/415/422, a failed operation): no retry
+     │    │    │    └── SpeechRejected · DocIntelRejected
+     │    │    └── ChatFiltered ............. the content filter stopped the prompt or the answer
      │    ├── EndpointError ................. Teams, the catalogue, the relay's receiver
      │    └── SlotsBusy ..................... this instance's slots for a service stayed taken
      ├── InventoryError (ValueError) ........ an OCFL inventory read back from storage this code cannot trust
@@ -146,11 +150,11 @@ class BudgetSpent(PreservicaError):
     """A run's request budget toward Preservica is used up; the rest waits for the next run."""
 
 
-class SpeechError(ServiceError):
-    """Azure AI Speech failed or refused."""
+class AIServiceError(ServiceError):
+    """An Azure AI service (Speech, Document Intelligence, Azure OpenAI) failed or could not be reached."""
 
 
-class SpeechBusy(SpeechError):
+class ServiceBusy(AIServiceError):
     """429 or 5xx: worth retrying, after `retry_after` seconds when the service said."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -158,12 +162,48 @@ class SpeechBusy(SpeechError):
         self.retry_after = retry_after
 
 
-class SpeechRefused(SpeechError):
+class ServiceRefused(AIServiceError):
     """401/403 or no token: a setting or a role assignment to fix."""
 
 
-class SpeechRejected(SpeechError):
-    """The service will not transcribe this file (400/413/415/422): retrying cannot help."""
+class ServiceRejected(AIServiceError):
+    """The service will not take this file (400/413/415/422, or its operation failed): retrying cannot help."""
+
+
+class SpeechBusy(ServiceBusy):
+    """Speech throttled or failed."""
+
+
+class SpeechRefused(ServiceRefused):
+    """Speech refused the app's identity or key."""
+
+
+class SpeechRejected(ServiceRejected):
+    """Speech will not transcribe this file."""
+
+
+class DocIntelBusy(ServiceBusy):
+    """Document Intelligence throttled or failed."""
+
+
+class DocIntelRefused(ServiceRefused):
+    """Document Intelligence refused the app's identity or key."""
+
+
+class DocIntelRejected(ServiceRejected):
+    """Document Intelligence will not read this file, or its analysis failed."""
+
+
+class ChatBusy(ServiceBusy):
+    """Azure OpenAI throttled or failed."""
+
+
+class ChatRefused(ServiceRefused):
+    """Azure OpenAI refused the app's identity or key."""
+
+
+class ChatFiltered(AIServiceError):
+    """The service's content filter stopped the prompt or the answer: recorded, not retried."""
 
 
 class EndpointError(ServiceError):

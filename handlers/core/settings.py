@@ -168,6 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
     # Two actions': `transcribe` writes there, `publish` reads captions from there.
     Setting("TRANSCRIBE_CONTAINER", "transcripts", APP,
             "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts."),
+    # Two actions': `ocr` writes there, `describe` reads the text from there.
+    Setting("OCR_CONTAINER", "ocr", APP, "Blob container for `<ref>.txt`, the full OCR text."),
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
     # Read by the Functions host only.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ..clients.journal import DONE, GONE, SKIPPED
+from ..clients.journal import DONE, GONE, SKIPPED, clip
 from ..core.errors import ActionError, NotFound, SafeError, ServiceError, SettingsError
 from ..core.messages import Job
 from ..core.settings import APP, LOCAL, Setting
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["APP", "DONE", "GONE", "LOCAL", "NEEDS", "NO", "SKIPPED", "USES", "Action", "ActionError", "Context", "FanOut",
            "SafeError", "ServiceError", "SettingsError",
-           "Job", "NotFound", "Outcome", "Secret", "Setting"]
+           "Job", "NotFound", "Outcome", "Secret", "Setting", "clip"]
 
 # The entity types an action may accept (`entities=("asset",)`), by what Preservica's events call them.
 ENTITIES = {"asset": "IO", "folder": "SO", "content object": "CO"}

@@ -31,13 +31,11 @@ import tempfile
 import threading
 import wave
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import Certificates
-from .tls import Server as _Server
+from .tls import HttpsDouble, JsonHandler
 
 PATH = "/speechtotext/transcriptions:transcribe"
 KEEP_AUDIO = 16 * 1024 * 1024    # audio bytes kept for assertions up to this size (hash and size always)
@@ -64,21 +62,7 @@ def _error(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    timeout = 30
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: dict | None, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class _Handler(JsonHandler):
 
     def do_GET(self) -> None:
         self._send(404, _error("NotFound", "not found"))
@@ -119,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, d._result(call))
 
 
-def _spool(h: BaseHTTPRequestHandler, out) -> None:
+def _spool(h: JsonHandler, out) -> None:
     if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
         while size := int(h.rfile.readline().split(b";")[0].strip() or b"0", 16):
             _copy(h.rfile, out, size)
@@ -173,8 +157,10 @@ def _parse(call: Call, spool) -> None:
             at = nxt + 2
 
 
-class SpeechDouble:
+class SpeechDouble(HttpsDouble):
     """HTTPS fast-transcription endpoint on 127.0.0.1 at a free port (see the module docstring)."""
+    HANDLER = _Handler
+    PREFIX = "speech-double-"
 
     def __init__(self, key: str = "test-speech-key", ca: trustme.CA | None = None, accept_token=None):
         self.key = key
@@ -184,43 +170,14 @@ class SpeechDouble:
         self._cond = threading.Condition(self._lock)
         self._failures: list[tuple[int, dict, dict | None]] = []
         self._phrases: list[tuple[int, int, str]] = [(0, 1200, "Hello from the archive.")]
-        self._server: _Server | None = None
-        self._certs: Certificates | None = None
         self.calls: list[Call] = []
         self.in_flight = self.max_in_flight = 0   # calls received and not yet answered; the most at once
         self._gate = threading.Event()
         self._gate.set()
 
-    # lifecycle
-    def start(self) -> SpeechDouble:
-        self._certs = Certificates(self._ca, "speech-double-")
-        self._server = _Server(0, _Handler, self, self._certs.context)
-        return self
-
     def stop(self) -> None:
-        self._gate.set()
-        if self._server:
-            self._server.close()
-            self._server = None
-        if self._certs:
-            self._certs.cleanup()
-            self._certs = None
-
-    def __enter__(self) -> SpeechDouble:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    # connection facts
-    @property
-    def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self._server.server_address[1]}/"
-
-    @property
-    def ca_bundle(self) -> str:
-        """The CA certificate (PEM) a client must trust, e.g. through REQUESTS_CA_BUNDLE."""
-        return self._certs.ca_pem_path
+        self._gate.set()   # a held call is answered, so the server can shut down
+        super().stop()
 
     @property
     def ca_pem(self) -> bytes:

@@ -2,11 +2,12 @@
 handshake in the worker thread, and a throw-away CA whose certificate a client is told to trust."""
 from __future__ import annotations
 
+import json
 import ssl
 import sys
 import tempfile
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import trustme
@@ -48,3 +49,59 @@ class Certificates:
 
     def cleanup(self) -> None:
         self._tmp.cleanup()
+
+
+class HttpsDouble:
+    """Lifecycle of an HTTPS double: `start`/`stop` (or `with`), `endpoint`, `ca_bundle`. A subclass sets
+    HANDLER (its request handler class) and PREFIX (its temporary folder's), and `_ca` before start."""
+    HANDLER: type
+    PREFIX = "double-"
+    _ca: trustme.CA
+    _server: Server | None = None
+    _certs: Certificates | None = None
+
+    def start(self):
+        self._certs = Certificates(self._ca, self.PREFIX)
+        self._server = Server(0, self.HANDLER, self, self._certs.context)
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            self._server = None
+        if self._certs:
+            self._certs.cleanup()
+            self._certs = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self._server.server_address[1]}/"
+
+    @property
+    def ca_bundle(self) -> str:
+        """The CA certificate (PEM) a client must trust (REQUESTS_CA_BUNDLE, SSL_CERT_FILE)."""
+        return self._certs.ca_pem_path
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A double's request handler: quiet, answering JSON (or nothing) with the headers given."""
+    timeout = 30
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, body: dict | None, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)

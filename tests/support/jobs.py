@@ -20,3 +20,23 @@ def row(raw) -> dict:
     """The journal row of an action message's one event."""
     job = read_job(raw)
     return journal.default().get(job.pk, job.rk)
+
+
+def dispatched(action: str, ref: str, entity_type: str = "IO") -> bytes:
+    """Dispatch a delivery routed to `action` alone; its one action message, as the queue function gets it."""
+    import os
+
+    from handlers import dispatch
+    from handlers.clients.storage import default
+    from handlers.core import envelope, messages, settings
+    from hookops.doubles.deliveries import delivery, encode
+    os.environ["PRESERVICA_ROUTES"] = f"*={action}"
+    try:
+        body = encode(delivery(trigger="FULL_TEXT_INDEXED", refs=[ref], entity_type=entity_type))
+        dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-30T06:00:00Z", body.decode()).encode())
+    finally:
+        del os.environ["PRESERVICA_ROUTES"]
+    queue = default().queue(settings.action_queue(action))
+    [m] = queue.receive_messages(max_messages=2)
+    queue.delete_message(m)
+    return m.content

@@ -2,10 +2,8 @@
 and the one action message a test runs. Its fixtures (speech, pres, env) are in tests/transcribe/conftest.py."""
 from __future__ import annotations
 
-from handlers import dispatch
-from handlers.core import envelope, messages, settings
-from hookops.doubles.deliveries import delivery, encode
 from hookops.doubles.speech import make_wav
+from tests.support.jobs import dispatched
 
 USER, PASSWORD, TENANT = "hook-user", "pres-password", "ARCHIVE"
 KEY = "speech-key-value-0123456789abcdef"
@@ -19,16 +17,4 @@ TRICKY = [(0, 1500, "Recorded 1952 --> the harbour"), (1600, 900, "<b>Mr Jones</
 
 def job_for(ref: str, entity_type: str = "IO") -> bytes:
     """Dispatch a delivery routed to transcribe; the one action message, as the queue function gets it."""
-    import os
-
-    from handlers.clients.storage import default
-    os.environ["PRESERVICA_ROUTES"] = "*=transcribe"
-    try:
-        body = encode(delivery(trigger="FULL_TEXT_INDEXED", refs=[ref], entity_type=entity_type))
-        dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-30T06:00:00Z", body.decode()).encode())
-    finally:
-        del os.environ["PRESERVICA_ROUTES"]
-    [m] = default().queue(settings.action_queue("transcribe")).receive_messages(max_messages=2)
-    default().queue(settings.action_queue("transcribe")).delete_message(m)
-    return m.content
-
+    return dispatched("transcribe", ref, entity_type)

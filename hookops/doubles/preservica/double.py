@@ -49,6 +49,7 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
         self._tokens: set[str] = set()
         self._failures: deque[tuple[int, dict, str | None]] = deque()
         self._lock = threading.RLock()
+        self.saved: list[tuple[str, str, str]] = []   # (ref, title, description) of every entity save
         major, minor = (int(x) for x in version.split(".")[:2])
         suffix = "v6.0" if (major, minor) < (6, 2) else f"v{major}.{minor}"   # as common.__version_namespace__
         self.xip_ns = f"http://preservica.com/XIP/{suffix}"
@@ -63,6 +64,7 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
             ("POST", r"/api/webhook/subscriptions", self._subscribe),
             ("DELETE", r"/api/webhook/subscriptions/([^/]+)", self._unsubscribe),
             ("GET", r"/api/entity/(information-objects|structural-objects|content-objects)/([^/]+)", self._entity),
+            ("PUT", r"/api/entity/(information-objects|structural-objects)/([^/]+)", self._save),
             ("GET", r"/api/entity/(information-objects|structural-objects|content-objects)/([^/]+)/identifiers",
              self._identifiers),
             ("POST", r"/api/entity/(information-objects|structural-objects|content-objects)/([^/]+)/metadata",

@@ -75,6 +75,23 @@ class EntityApi:
         return self._doc("EntityResponse", f"<xip:{tag}>{fields}</xip:{tag}>"
                                            f"<AdditionalInformation>{extra}</AdditionalInformation>")
 
+    def _save(self, request, query, path_kind, ref):
+        # entityAPI.py save(): PUT of <InformationObject xmlns=XIP> with Ref, Title, Description (the security
+        # tag and parent are not saved by it); answered with the entity, as GET answers.
+        e = self._find(path_kind, ref)
+        if e is None:
+            return not_found(ref)
+        try:
+            root = ET.fromstring(request.body)
+        except ET.ParseError as exc:
+            return text_reply(400, f"malformed XML: {exc}")
+        if root.findtext(f"{{{self.xip_ns}}}Ref") != ref:
+            return text_reply(400, "Ref does not match the URL")
+        e.title = root.findtext(f"{{{self.xip_ns}}}Title") or e.title
+        e.description = root.findtext(f"{{{self.xip_ns}}}Description") or ""
+        self.saved.append((ref, e.title, e.description))
+        return self._entity(request, query, path_kind, ref)
+
     def _identifiers(self, request, query, path_kind, ref):
         # entityAPI.py identifiers_for_entity(): Identifiers/xip:Identifier (ApiId, Type, Value), TotalResults.
         e = self._find(path_kind, ref)

@@ -1,0 +1,156 @@
+"""The console's review of `describe`'s drafts: `drafts` lists them, `drafts/<ref>` shows one beside the
+asset's current title and description, and a Console.Operator accepts it (as is or edited) or rejects it.
+
+Accepting writes once: the draft's record is marked accepted under its ETag first (a second reviewer,
+or a second click, gets "already reviewed"), then Preservica is written (DESCRIBE_WRITE: the description,
+or a DESCRIBE_SCHEMA fragment), always with a fragment saying "machine-drafted, reviewed by <user>".
+An asset whose description changed since the draft was made (or since the page was shown) is not
+written: the page shows the conflict. The accepted text is checked as a draft is (core.describe.check).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from urllib.parse import urlencode
+
+from . import auth, render
+from .context import BASE, Ctx
+
+HTML = "text/html"
+MAX_LISTED = 100
+MAX_RECORD = 256 * 1024
+_REF = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _settings():
+    from ..actions import describe
+    return describe
+
+
+def _container():
+    from ..clients.storage import default
+    return default().blob_service().get_container_client(_settings().CONTAINER.value())
+
+
+def _record(ref: str) -> tuple[dict, str]:
+    """The draft record and its ETag; 404 when there is none."""
+    from azure.core.exceptions import ResourceNotFoundError
+    try:
+        blob = _container().get_blob_client(f"{ref}.json").download_blob(offset=0, length=MAX_RECORD)
+        return json.loads(blob.readall()), blob.properties.etag
+    except (ResourceNotFoundError, ValueError):
+        raise auth.Refused(404, "No such draft.") from None
+
+
+def _save(ref: str, record: dict, etag: str) -> bool:
+    """Write the record only if it is unchanged since it was read (ETag): False when someone else wrote first."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+    try:
+        _container().get_blob_client(f"{ref}.json").upload_blob(
+            json.dumps(record).encode(), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified,
+            metadata={"ref": ref, "status": str(record.get("status"))})
+        return True
+    except ResourceModifiedError:
+        return False
+
+
+def _asset(ref: str):
+    """The asset as Preservica has it now; a page saying why when it cannot be read (never a 500)."""
+    from pyPreservica.common import EntityType
+
+    from ..clients import preservica, secrets
+    from ..core.errors import ActionError, NotFound
+    try:
+        return preservica.call(secrets.default(), lambda api: api.entity(EntityType.ASSET, ref))
+    except NotFound:
+        raise auth.Refused(404, "The asset is not in Preservica any more.") from None
+    except ActionError as exc:
+        raise auth.Refused(502, f"Preservica could not be read: {exc}") from None
+
+
+def _digest(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()
+
+
+def drafts(ctx: Ctx):
+    from azure.core.exceptions import ResourceNotFoundError
+    items = []
+    try:
+        for blob in _container().list_blobs(include=["metadata"]):
+            ref = blob.name.removesuffix(".json")
+            if _REF.fullmatch(ref):
+                items.append({"ref": ref, "status": (blob.metadata or {}).get("status", "?")[:20],
+                              "modified": blob.last_modified})
+            if len(items) >= MAX_LISTED:
+                break
+    except ResourceNotFoundError:
+        pass
+    items.sort(key=lambda i: (i["status"] != "pending", str(i["modified"])), reverse=False)
+    return 200, render.html("drafts.html", base=BASE, title="Drafts", who=ctx.who, csrf=ctx.token, items=items,
+                            cap=MAX_LISTED, done=ctx.params.get("done", "")[:20]), HTML, {}
+
+
+def draft(ctx: Ctx, ref: str, problem: str = "", status: int = 200, text: str | None = None):
+    record, _ = _record(ref)
+    asset = _asset(ref)
+    changed = (asset.description or "") != (record.get("description") or "")
+    return status, render.html("draft.html", base=BASE, title="Draft description", who=ctx.who, csrf=ctx.token,
+                               ref=ref, r=record, p=record.get("provenance") or {}, current=asset,
+                               changed=changed, seen=_digest(asset.description), problem=problem,
+                               text=record.get("draft", "") if text is None else text,
+                               write=_settings().WRITE.value()), HTML, {}
+
+
+def decide(ctx: Ctx, ref: str, verdict: str):
+    from ..core import describe as rules
+    record, etag = _record(ref)
+    if record.get("status") != "pending":
+        return draft(ctx, ref, f"This draft is {record.get('status')}: it was already reviewed or never passed "
+                               f"the checks.", 409)
+    by = ctx.who.name or ctx.who.id
+    review = {"by": by, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if verdict == "reject":
+        record.update(status="rejected", review=review)
+        if not _save(ref, record, etag):
+            return draft(ctx, ref, "Someone reviewed this draft at the same time; nothing was changed.", 409)
+        return 303, b"", "text/plain", {"Location": f"{BASE}/drafts?{urlencode({'done': 'rejected'})}"}
+    text = (ctx.form.get("text") or "").replace("\r\n", "\n").strip()
+    language = _settings().LANGUAGE.value() or "en"
+    why = rules.check(text, _settings().MAX_CHARS.int_value(minimum=100), language, "\x00no-nonce")
+    if why:
+        return draft(ctx, ref, f"Not written: the text is refused by the checks ({why}).", 400, text)
+    asset = _asset(ref)
+    if (asset.description or "") != (record.get("description") or "") or _digest(asset.description) != ctx.form.get("seen"):
+        return draft(ctx, ref, "Not written: the asset's description changed since the draft was made or the page "
+                               "was shown. Compare them below.", 409, text)
+    mode = _settings().WRITE.value() if _settings().WRITE.value() in ("description", "fragment") else "description"
+    review.update(edited=text != record.get("draft"), wrote=mode, text=text)
+    previous = dict(record)
+    record.update(status="accepted", review=review)
+    if not _save(ref, record, etag):   # the claim: only one acceptance ever writes
+        return draft(ctx, ref, "Someone reviewed this draft at the same time; nothing was written.", 409)
+    try:
+        _write(asset, text, mode, record, by)
+    except Exception:
+        _, now = _record(ref)
+        _save(ref, previous, now)   # back to pending: the write did not happen
+        raise
+    return 303, b"", "text/plain", {"Location": f"{BASE}/drafts?{urlencode({'done': 'accepted'})}"}
+
+
+def _write(asset, text: str, mode: str, record: dict, by: str) -> None:
+    from ..clients import preservica, secrets
+    from ..core import describe as rules
+    schema = _settings().SCHEMA.value()
+    xml = rules.review_fragment(schema, text if mode == "fragment" else None, record.get("provenance") or {},
+                                by, record["review"]["date"], record["review"]["edited"])
+
+    def work(api):
+        if mode == "description":
+            asset.description = text
+            api.save(asset)
+        api.write_metadata(asset, schema, xml)
+    preservica.call(secrets.default(), work)

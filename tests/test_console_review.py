@@ -1,0 +1,135 @@
+"""The console's review of describe's drafts through the real HTTP function: listed beside the asset's current
+title and description, accepted (as is or edited) and written once with "machine-drafted, reviewed by" provenance,
+rejected and never written, and a description changed since the draft shown as a conflict, not overwritten."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from handlers.clients import preservica
+from handlers.clients.storage import default
+from handlers.console import auth, routes
+from hookops.doubles.preservica import PreservicaDouble
+from tests.support.console import AZURE, form_for, principal, request
+
+USER, PASSWORD, TENANT = "hook-user", "pres-password", "ARCHIVE"
+REF = "0d9d4a4e-0000-4000-8000-00000000f001"
+SCHEMA = "urn:example:description"
+DRAFT = "A letter of 3 May 1921 from the Harbour Office reporting the breached harbour wall."
+
+
+@pytest.fixture
+def pres(app_env, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
+        double.add_asset(REF, "Letter, 1921", description="Old note by an archivist.")
+        for name, value in {"PRESERVICA_SERVER": double.server, "PRESERVICA_USERNAME": USER,
+                            "PRESERVICA_PASSWORD": PASSWORD, "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http",
+                            "NO_PROXY": "127.0.0.1,localhost", "DESCRIBE_SCHEMA": SCHEMA}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("DESCRIBE_WRITE", raising=False)
+        preservica.forget_client()
+        _draft()
+        yield double
+        preservica.forget_client()
+
+
+def _draft(description: str = "Old note by an archivist.", status: str = "pending") -> None:
+    record = {"ref": REF, "status": status, "reason": "", "draft": DRAFT, "title": "Letter, 1921",
+              "description": description, "sources": ["ocr"], "inputCut": False,
+              "provenance": {"service": "Azure OpenAI", "deployment": "describer", "model": "gpt-4o-2024-11-20",
+                             "apiVersion": "2024-10-21", "promptSha256": "ab" * 32, "date": "2026-12-07T03:00:00Z",
+                             "promptTokens": 120, "completionTokens": 30}}
+    default().put_blob("drafts", f"{REF}.json", json.dumps(record).encode(), "application/json",
+                       {"ref": REF, "status": status})
+
+
+def _record() -> dict:
+    return json.loads(default().blob_service().get_blob_client("drafts", f"{REF}.json").download_blob().readall())
+
+
+def _get(path: str, role: str = auth.OPERATOR):
+    headers = {"X-MS-CLIENT-PRINCIPAL": principal(role), "Host": "app.example.org"}
+    return routes.handle(request(path, headers=headers), AZURE)
+
+
+def _post(path: str, fields: dict, role: str = auth.OPERATOR, csrf: bool = True):
+    from urllib.parse import urlencode
+    sid, token = form_for(role)
+    headers = {"X-MS-CLIENT-PRINCIPAL": principal(role), "Host": "app.example.org", "Origin": "https://app.example.org",
+               "Content-Type": "application/x-www-form-urlencoded", "Cookie": f"console_sid={sid}"}
+    body = urlencode({**fields, **({"csrf": token} if csrf else {})}).encode()
+    return routes.handle(request(path, "POST", headers=headers, body=body), AZURE)
+
+
+def _seen(page: bytes) -> str:
+    return re.search(rb'name="seen" value="([0-9a-f]{64})"', page)[1].decode()
+
+
+def test_listed_and_shown_beside_the_current_title_and_description(pres):
+    assert REF.encode() in _get("drafts").get_body()
+    page = _get(f"drafts/{REF}").get_body()
+    assert b"Letter, 1921" in page and b"Old note by an archivist." in page and DRAFT.encode() in page
+    assert b"gpt-4o-2024-11-20" in page and b"/accept" in page
+    assert b"/accept" not in _get(f"drafts/{REF}", auth.READER).get_body()   # a reader sees, never accepts
+
+
+def test_accept_edited_writes_once_with_provenance(pres):
+    seen = _seen(_get(f"drafts/{REF}").get_body())
+    edited = DRAFT + " Two pages."
+    resp = _post(f"drafts/{REF}/accept", {"text": edited, "seen": seen})
+    assert resp.status_code == 303, resp.get_body()
+    assert pres.saved == [(REF, "Letter, 1921", edited)]
+    [(schema, xml)] = pres.metadata(REF)
+    doc = ET.fromstring(xml)
+    ns = {"d": SCHEMA}
+    assert schema == SCHEMA and doc.findtext("d:provenance", namespaces=ns) == "machine-drafted, reviewed by archivist@example.org"
+    assert doc.findtext("d:edited", namespaces=ns) == "true" and doc.findtext("d:model", namespaces=ns) == "gpt-4o-2024-11-20"
+    r = _record()
+    assert r["status"] == "accepted" and r["review"]["by"] == "archivist@example.org" and r["review"]["text"] == edited
+    again = _post(f"drafts/{REF}/accept", {"text": edited, "seen": hashlib.sha256(edited.encode()).hexdigest()})
+    assert again.status_code == 409 and len(pres.saved) == 1   # written once
+
+
+def test_fragment_mode_leaves_the_description(pres, monkeypatch):
+    monkeypatch.setenv("DESCRIBE_WRITE", "fragment")
+    seen = _seen(_get(f"drafts/{REF}").get_body())
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}).status_code == 303
+    assert pres.saved == []
+    [(_, xml)] = pres.metadata(REF)
+    assert ET.fromstring(xml).findtext(f"{{{SCHEMA}}}text") == DRAFT
+
+
+def test_rejected_is_never_written(pres):
+    assert _post(f"drafts/{REF}/reject", {}).status_code == 303
+    assert _record()["status"] == "rejected" and pres.saved == [] and pres.metadata(REF) == []
+    seen = hashlib.sha256(b"Old note by an archivist.").hexdigest()
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}).status_code == 409 and pres.saved == []
+
+
+def test_a_description_changed_since_the_draft_is_a_conflict(pres):
+    _draft(description="What the archivist wrote before.")   # the asset now says something else
+    page = _get(f"drafts/{REF}").get_body()
+    assert b"changed since this draft was made" in page and b"/accept" not in page
+    seen = hashlib.sha256(b"Old note by an archivist.").hexdigest()
+    resp = _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen})
+    assert resp.status_code == 409 and pres.saved == [] and _record()["status"] == "pending"
+
+
+def test_edited_text_is_checked_and_writes_need_csrf_and_the_operator_role(pres):
+    seen = _seen(_get(f"drafts/{REF}").get_body())
+    bad = _post(f"drafts/{REF}/accept", {"text": "See <a href='https://x.example'>here</a>", "seen": seen})
+    assert bad.status_code == 400 and b"markup" in bad.get_body() and b"&lt;a href" in bad.get_body()
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}, csrf=False).status_code == 403
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}, role=auth.READER).status_code == 403
+    assert pres.saved == [] and _record()["status"] == "pending"
+
+
+def test_an_asset_gone_from_preservica_is_a_page_not_an_error(pres):
+    pres.remove_asset(REF)
+    resp = _get(f"drafts/{REF}")
+    assert resp.status_code == 404 and b"not in Preservica" in resp.get_body()
