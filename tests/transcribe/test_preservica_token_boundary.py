@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 from pyPreservica.common import EntityType
 
-from handlers.actions import publish
 from handlers.actions import transcribe as action
 from handlers.clients import http, preservica
 from handlers.clients.secrets import default as secrets
@@ -73,19 +72,20 @@ def test_links_in_preservicas_xml_to_another_server_are_not_followed_by_transcri
     assert f"another server (http://127.0.0.1:{elsewhere.port})" in str(raised)
 
 
-def test_a_representation_link_to_another_server_is_not_read_by_publish(env, pres, elsewhere):
+def test_a_representation_link_to_another_server_is_not_read_by_the_files_walk(env, pres, elsewhere):
+    """publish, transcribe and custody reach an asset's files through preservica.files and its content_refs."""
     def content_refs(api):
         asset = api.asset(AV)
         [rep] = [r for r in api.representations(asset) if r.rep_type.value == "Access"]
         assert rep.url.startswith(elsewhere.base_url)   # the link Preservica handed back
-        return publish._content_refs(api, asset, rep)
+        return preservica.content_refs(api, rep)
     pres.link_to(elsewhere.base_url)
     raised = failure(lambda: preservica.call(secrets(), content_refs))
     assert tokens_seen(elsewhere) == [] and elsewhere.received == []
     assert isinstance(raised, SafeError) and "another server" in str(raised)
     pres.link_to(None)   # the same call on the configured server reads the access representation's one file
-    [ref] = preservica.call(secrets(), lambda api: publish._content_refs(
-        api, api.asset(AV), next(r for r in api.representations(api.asset(AV)) if r.rep_type.value == "Access")))
+    [ref] = preservica.call(secrets(), lambda api: preservica.content_refs(
+        api, next(r for r in api.representations(api.asset(AV)) if r.rep_type.value == "Access")))
     assert api_co(pres, "talk.wav") == ref
 
 

@@ -121,7 +121,7 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     if rights and not rights.startswith(("http://", "https://")):
         raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     try:
-        found = source.access_files(api, asset, limit, _content_refs)
+        found = source.access_files(api, asset, limit)
     except source.Refused as exc:
         return Outcome(SKIPPED, str(exc))
     copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
@@ -163,15 +163,6 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     activity.append(store, kind, url)
     return Outcome(DONE, "", {**extra, "publish_activity": kind})
 
-
-def _content_refs(api, asset, representation) -> list[str]:
-    """The content object references a representation lists (UUIDs only: each goes into a URL and a blob name).
-    pyPreservica's content_objects() would read every one of them before we could count."""
-    from ...clients import preservica
-    from ...core import iiif
-    root = preservica.get_xml(api, representation.url)   # on PRESERVICA_SERVER only; 404 -> NotFound
-    refs = [(e.text or "").strip() for e in root.iter(f"{{{api.xip_ns}}}ContentObject")]
-    return [r for r in refs if iiif.blob_ref(r) == r.lower()]
 
 
 def _copy(api, store, ref: str, name: str, bitstream) -> tuple[iiif.File, bool]:

@@ -4,6 +4,7 @@ captions (only for a published file they were made from). A helper of the publis
 from __future__ import annotations
 
 from ...core.errors import Refused as Refused
+from ...core.errors import TooMany
 from ...pipeline.contract import APP, NotFound, Setting
 
 IDENTIFIER_TYPES = Setting("PUBLISH_IDENTIFIER_TYPES", None, APP,
@@ -29,23 +30,22 @@ def current(ctx, ref: str):
         return None
 
 
-def access_files(api, asset, limit: int, content_refs) -> list:
+def access_files(api, asset, limit: int) -> list:
     """[(blob name, content object ref, Bitstream)] of the active generations of the first Access
     representation, in order. Counted from the representation's list before any content object is read
     (never more than `limit`), and each length checked against PUBLISH_MAX_BYTES before any download."""
-    reps = sorted((r for r in api.representations(asset) if r.rep_type.value == "Access"), key=lambda r: r.url)
-    if not reps:
-        return []
-    refs = content_refs(api, asset, reps[0])
-    if len(refs) > limit:
-        raise Refused(f"too many files ({len(refs)} > PUBLISH_MAX_FILES {limit})")
-    found, most = [], MAX_BYTES.int_value(minimum=1)
-    for co_ref in refs:
-        for generation in api.generations(api.content_object(co_ref)):
-            if generation.active:
-                found += [(f"files/{co_ref}-{k}", co_ref, b) for k, b in enumerate(generation.bitstreams, start=1)]
-        if len(found) > limit:
-            raise Refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})")
+    from ...clients import preservica
+    found: list = []
+    most, index = MAX_BYTES.int_value(minimum=1), {}
+    try:
+        for f in preservica.files(api, asset, ("Access",), first_only=True, most=limit):
+            place = (f.content_object, id(f.generation))   # blobs are numbered within their generation
+            index[place] = index.get(place, 0) + 1
+            found.append((f"files/{f.content_object}-{index[place]}", f.content_object, f.bitstream))
+            if len(found) > limit:
+                raise Refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})")
+    except TooMany as exc:
+        raise Refused(f"too many files ({exc.count} > PUBLISH_MAX_FILES {limit})") from None
     for _, _, bitstream in found:
         if not 0 <= (bitstream.length or 0) <= most:   # pyPreservica's Bitstream: length = int(<FileSize>)
             raise Refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})")

@@ -111,19 +111,14 @@ def _locales() -> list[str]:
 
 def choose(api, asset) -> Media | Outcome:
     """The first audio or video file Speech reads, access representation first; or why there is none."""
-    reps = sorted(api.representations(asset), key=lambda r: (r.rep_type.value != "Access", r.name or ""))
+    from ...clients import preservica
     unsupported = []
-    for rep in reps:
-        for co in api.content_objects(rep):
-            for generation in api.generations(co):
-                if not generation.active:
-                    continue
-                for bitstream in generation.bitstreams:
-                    kind, av = kind_of(bitstream.filename, generation)
-                    if av and kind in SUPPORTED:
-                        return Media(bitstream, kind, rep.rep_type.value, co.reference)
-                    if av:
-                        unsupported.append(kind or "no extension")
+    for f in preservica.files(api, asset, ("Access", "Preservation")):
+        kind, av = kind_of(f.bitstream.filename, f.generation)
+        if av and kind in SUPPORTED:
+            return Media(f.bitstream, kind, f.rep_type, f.content_object)
+        if av:
+            unsupported.append(kind or "no extension")
     if unsupported:
         return Outcome(SKIPPED, f"unsupported format ({', '.join(sorted(set(unsupported)))[:100]})")
     return Outcome(SKIPPED, "no audio or video")
