@@ -92,25 +92,24 @@ def perform(job: Job, ctx: Context) -> Outcome:
 
 def choose(api, asset, first: str) -> tuple[str, list[Page]] | Outcome:
     """The images and PDFs of the first representation that has any (`first`'s type before the other's)."""
+    import itertools
+
+    from ..clients import preservica
     from ..core import ocr
-    reps = sorted(api.representations(asset), key=lambda r: (r.rep_type.value != first, r.name or ""))
+    other = "Preservation" if first == "Access" else "Access"
     unsupported = []
-    for rep in reps:
+    walk = preservica.files(api, asset, (first, other))   # lazy: stops at the first representation with any
+    for (rep_type, _), group in itertools.groupby(walk, key=lambda f: (f.rep_type, f.rep_name)):
         files = []
-        for co in api.content_objects(rep):
-            for generation in api.generations(co):
-                if not generation.active:
-                    continue
-                puids = [f.get("PUID") for f in getattr(generation, "formats", None) or [] if isinstance(f, dict)]
-                group = getattr(generation, "format_group", None) or ""
-                for bitstream in generation.bitstreams:
-                    kind, image = ocr.kind_of(bitstream.filename or "", puids, group)
-                    if kind in ocr.EXTENSIONS:
-                        files.append(Page(bitstream, kind))
-                    elif image:
-                        unsupported.append(kind or "no extension")
+        for f in group:
+            puids = [x.get("PUID") for x in getattr(f.generation, "formats", None) or [] if isinstance(x, dict)]
+            kind, image = ocr.kind_of(f.bitstream.filename or "", puids, getattr(f.generation, "format_group", None) or "")
+            if kind in ocr.EXTENSIONS:
+                files.append(Page(f.bitstream, kind))
+            elif image:
+                unsupported.append(kind or "no extension")
         if files:
-            return rep.rep_type.value, files
+            return rep_type, files
     if unsupported:
         return Outcome(SKIPPED, f"unsupported format ({', '.join(sorted(set(unsupported)))[:100]})")
     return Outcome(SKIPPED, "no image or PDF")
