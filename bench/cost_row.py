@@ -26,15 +26,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import logging
 import os
 import time
 import wave
-from contextlib import contextmanager
 from io import BytesIO
 
 from bench import costmodel
+from bench.cost_telemetry import Telemetry
 
 ACTIONS = ("journal", "thumbnail", "teams", "catalogue", "relay", "transcribe", "publish", "ocr")
 # describe drafts from ocr's text (an asset with none is skipped), so it is measured routed after ocr.
@@ -52,67 +50,6 @@ def configs() -> list[tuple[str, str]]:
     from handlers.core.settings import BY_NAME
     default = BY_NAME["PRESERVICA_ROUTES"].default
     return [("default routes", default)] + [(a, f"*={a}") for a in ACTIONS] + list(PAIRS)
-
-
-# ---- telemetry through the real exporter ---------------------------------------------------------
-
-class Telemetry:
-    """An OpenTelemetry SDK set up as the distro would, exporting to memory; envelopes by the real conversion."""
-
-    def __init__(self):
-        from opentelemetry import trace
-        from opentelemetry.instrumentation.logging.handler import LoggingHandler
-        from opentelemetry.sdk._logs import LoggerProvider
-        from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
-
-        from handlers.clients import telemetry
-        self.spans, self.logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
-        provider = TracerProvider(sampler=TraceIdRatioBased(telemetry.SAMPLING_RATIO))
-        provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        if not isinstance(trace.get_tracer_provider(), TracerProvider):
-            trace.set_tracer_provider(provider)   # once per process (OpenTelemetry refuses a second)
-        else:
-            trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(self.spans))
-        logs = LoggerProvider()
-        logs.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
-        self.handler = LoggingHandler(logger_provider=logs)
-
-    @contextmanager
-    def recording(self):
-        """The distro's handler on the "handlers" logger (telemetry.py's logger_name), root at INFO."""
-        logger, root = logging.getLogger("handlers"), logging.getLogger()
-        level = root.level
-        root.setLevel(logging.INFO)
-        logger.addHandler(self.handler)
-        try:
-            yield
-        finally:
-            logger.removeHandler(self.handler)
-            root.setLevel(level)
-
-    def clear(self) -> None:
-        self.spans.clear()
-        self.logs.clear()
-
-    def measure(self) -> dict:
-        from azure.monitor.opentelemetry.exporter._generated.exporter._utils.model_base import SdkJSONEncoder
-        from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
-        from azure.monitor.opentelemetry.exporter.export.trace._exporter import _convert_span_to_envelope
-        envelopes = [_convert_span_to_envelope(s) for s in self.spans.get_finished_spans()] + \
-            [_convert_log_to_envelope(r) for r in self.logs.get_finished_logs()]
-        out: dict = {}
-        for e in envelopes:
-            # The bytes `track` sends for it (exporter `_generated/exporter/_operations/_operations.py`:
-            # json.dumps(body, cls=SdkJSONEncoder, exclude_readonly=True)), less the list's comma.
-            size = len(json.dumps(e, cls=SdkJSONEncoder, exclude_readonly=True).encode())
-            x = out.setdefault(e.data.base_type, {"items": 0, "bytes": 0})
-            x["items"] += 1
-            x["bytes"] += size
-        return out
 
 
 # ---- one configuration ----------------------------------------------------------------------------
