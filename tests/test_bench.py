@@ -140,9 +140,12 @@ def test_raw_figures_are_numbers(quick):
                                         "events_per_s"))
     r10 = rows["10"]   # what a million events cost: every configuration priced from measured inputs
     assert set(r10["configs"]) == {"default routes", "journal", "thumbnail", "teams", "catalogue", "relay",
-                                   "transcribe", "publish"}
+                                   "transcribe", "publish", "ocr", "ocr + describe"}
     for c in r10["configs"].values():
         assert _number(c["usd_per_million"]) and c["usd_per_million"] > 0 and c["gb_s_per_event"] > 0
+        assert _number(c["usd_per_million_sparse"]) and c["usd_per_million_sparse"] >= c["usd_per_million"]
+    ai = r10["configs"]["ocr + describe"]["per_event"]   # pages and tokens as the run recorded them
+    assert ai["ocr_pages"] > 0 and ai["prompt_tokens"] > 0 and ai["completion_tokens"] > 0
     assert _number(r10["always_ready_usd_per_month"])
 
 
