@@ -639,9 +639,9 @@ NOTES = [
     "pipeline as the figures of 2026-11-29 did, before the limit existed; row 8 sets a binding one.",
     "- Row 4: a delivery of five dispatcher pages (5,000 events at `MAX_EVENTS_PER_DELIVERY`'s default; until the "
     "paging dispatcher, anything over 1,000 events was answered 400) and one of as many events as fit in "
-    "`MAX_BODY_BYTES` (4 MiB: about 32,000), each acknowledged by `intake.handle` and then dispatched a message "
+    "`MAX_BODY_BYTES` (4 MiB: about 34,000), each acknowledged by `intake.handle` and then dispatched a message "
     "at a time from the delivery queue, as the queue trigger would; the app's storage requests counted at the "
-    "client, every event's journal job and row counted after. The second delivery runs once (about 33 pages).",
+    "client, every event's journal job and row counted after. The second delivery runs once (35 pages).",
     "- Rows 6 and 7: one delivery POSTed through the local runner, all five actions routed and configured against "
     "local doubles (Preservica in its own process; Teams, catalogue and relay receiver in another), run until every "
     "event's journal row has all five done; once with each event carrying its identifiers (`\"identifiers\": "
