@@ -83,7 +83,8 @@ def _since(job, now: dt.datetime) -> dt.datetime:
         since = dt.datetime.fromisoformat(job.waiting_since) if job.waiting_since else now
     except ValueError:
         return now
-    return since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    return min(since, now)   # one from the future (another clock, a hand-made message) would wait for ever
 
 
 def _put_back(declared, waiting: list, later: dict[str, list[str]], rows: dict, ctx, now: dt.datetime,

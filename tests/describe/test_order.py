@@ -144,10 +144,15 @@ def test_the_last_put_back_is_no_longer_than_the_bound_leaves(env, pres, chat, m
     job = read_job(raw)
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=40)
     deferred = messages.pack([messages.replace(job, deferrals=1, waiting_since=journal.iso(since))], 1)[0]
-    sent: list[int] = []
-    monkeypatch.setattr(type(default()), "send", lambda self, q, m, delay=0: sent.append(delay))
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(type(default()), "send", lambda self, q, m, delay=0: sent.append((m, delay)))
     assert runner.run("describe", deferred.encode()) == [None]
-    assert sent == [5]                                   # 45 s - 40 s waited, not 60 s
+    assert [d for _, d in sent] == [5]                   # 45 s - 40 s waited, not 60 s
+    # A waitingSince in the future (another clock, a hand-made message) counts from now, not for ever.
+    future = messages.pack([messages.replace(job, deferrals=3, waiting_since="9999-01-01T00:00:00+00:00")], 1)[0]
+    assert runner.run("describe", future.encode()) == [None]
+    again = json.loads(sent[-1][0])
+    assert again["deferrals"] == 4 and dt.datetime.fromisoformat(again["waitingSince"]) <= dt.datetime.now(dt.UTC)
 
 
 def test_deferrals_in_a_message_must_be_a_count(env):
