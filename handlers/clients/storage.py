@@ -127,19 +127,23 @@ class Storage:
             return read_environment(client, kw["transport"])
         return self._cached(("queue", name, raw), build)
 
-    def send(self, queue_name: str, message: str) -> None:
-        """Put one message; creates the queue the first time if it does not exist (local runs)."""
+    def send(self, queue_name: str, message: str, delay: int = 0) -> None:
+        """Put one message; creates the queue the first time if it does not exist (local runs).
+        `delay`: seconds before it becomes visible (Put Message's `visibilitytimeout`, 0 to 7 days, in whole
+        seconds: learn.microsoft.com/rest/api/storageservices/put-message; azure-storage-queue
+        `QueueClient.send_message(visibility_timeout=...)`, azure/storage/queue/_queue_client.py)."""
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
         client = self.queue(queue_name)
+        kw = {"time_to_live": NEVER_EXPIRES, **({"visibility_timeout": int(delay)} if delay else {})}
         try:
             try:
-                client.send_message(message, time_to_live=NEVER_EXPIRES)
+                client.send_message(message, **kw)
             except ResourceNotFoundError:
                 try:
                     client.create_queue()
                 except ResourceExistsError:
                     pass  # a concurrent send (send_many) created it first
-                client.send_message(message, time_to_live=NEVER_EXPIRES)
+                client.send_message(message, **kw)
         except AzureError as exc:
             raise StorageUnavailable(f"queue {queue_name!r}: {type(exc).__name__}") from exc
 
