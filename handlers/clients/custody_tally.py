@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..core.errors import Conflict
-from .journal import ETAG, get_row
+from .journal import get_row
 from .reconcile_state import ReconcileState
 
 PARTITION = "custody-tally"
@@ -89,21 +89,11 @@ def text(report: dict) -> str:
 def _write(state: ReconcileState, rk: str, change) -> None:
     """Read row `rk`, let `change(row or None)` give its new counts, write them only if the row is unchanged
     since read (else read again)."""
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-    from azure.data.tables import UpdateMode
     for _ in range(TRIES):
         row = get_row(state.table, PARTITION, rk)
-        entity = {"PartitionKey": PARTITION, "RowKey": rk, **change(row)}
-        try:
-            if row:
-                state._call(lambda e=entity, r=row: state.table.update_entity(
-                    e, mode=UpdateMode.MERGE, etag=r[ETAG], match_condition=MatchConditions.IfNotModified))
-            else:
-                state._call(lambda e=entity: state.table.create_entity(e))
+        if state.write_if_unchanged({"PartitionKey": PARTITION, "RowKey": rk, **change(row)}, row, merge=True):
             return
-        except (ResourceModifiedError, ResourceExistsError):
-            continue   # another writer counted first: read again
+        # another writer counted first: read again
     raise Conflict(f"the custody tally row {rk!r} kept changing while it was being counted")
 
 
