@@ -64,7 +64,9 @@ def custody(found: tuple | None) -> dict | None:
         "objects": cover.total, "verified": cover.verified, "ok": cover.ok, "written": cover.written,
         "mismatched": cover.mismatched, "missing": cover.missing, "failures": cover.failures,
         "prefixes": cover.prefixes, "of": PREFIXES, "oldest": cover.oldest, "summed": cover.summed}
-    return {"coverage": counts, "audit": reports[0] if reports else None}
+    from ..clients.custody_tally import text
+    audit = {**reports[0], "line": text(reports[0])} if reports else None   # the words `hookops custody status` prints
+    return {"coverage": counts, "audit": audit}
 
 
 def custody_outcome(row: dict) -> dict | None:

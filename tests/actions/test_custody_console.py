@@ -108,7 +108,7 @@ def test_the_overview_shows_what_the_action_wrote_then_what_the_audit_found(env,
     assert (cover["objects"], cover["verified"], cover["mismatched"], cover["failures"]) == (2, 1, 1, 1)
     html = page("overview")
     assert "<h2>Custody copy</h2>" in html and "audited 2, ok 1, " in html
-    assert '<span class="bad">mismatched 1</span>' in html and ROOT in html   # the object the audit named
+    assert '<p class="audit bad">' in html and ROOT in html   # the object the audit named
     assert "events?action=custody&amp;state=failed" in html
 
 

@@ -38,7 +38,7 @@ def _count(ref: str) -> None:
     from ...clients import custody_tally, reconcile_state
     from ...core import ocfl
     try:
-        custody_tally.object_written(reconcile_state.default(), ocfl.object_root(config.object_id(ref))[:3])
+        custody_tally.object_written(reconcile_state.default(), ocfl.object_root(config.object_id(ref)).split("/")[0])
     except Exception as exc:   # the table's own errors: named, not quoted
         log.warning("custody: the new object of %s was not counted (%s)", ref, type(exc).__name__)
 
