@@ -126,7 +126,9 @@ class ReconcileState:
 
     def write_if_unchanged(self, entity: dict, row: dict | None, merge: bool = False) -> bool:
         """Write `entity` only if `row` (as read, with its ETag) is unchanged, or, when `row` is None, only if
-        there is none yet: False when another writer came first (read again and redo)."""
+        there is none yet: False when another writer came first (read again and redo). The SDK's pattern:
+        azure-data-tables samples/sample_conditional_update.py (etag + MatchConditions.IfNotModified; a changed
+        row raises ResourceModifiedError, creating one that exists ResourceExistsError)."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
