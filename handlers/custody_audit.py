@@ -7,7 +7,8 @@ prefixes, objects spread evenly over them. A run audits ceil(4096 / CUSTODY_AUDI
 checkpoint on (so the schedule must fire at least daily: the default does), saving the checkpoint after each
 prefix that holds objects: a run stopped by the host's timeout goes on from there next time. Each run writes a report
 (`audited N, ok M, mismatched K, missing J`) next to the reconciler's; K or J > 0 raises the `custody-audit`
-alert signal.
+alert signal. Each prefix read sets its counts in the custody tally (handlers/clients/custody_tally.py), and each
+run sums them: the coverage `hookops custody status` and the console show.
 """
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ import math
 import azure.functions as func
 
 from .actions.custody.config import AUDIT_DAYS, AUDIT_SCHEDULE
+from .core.ocfl import PREFIXES
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
-PREFIXES = 16 ** 3         # the first tuple of the 0004 layout: three hex digits
-RUNS = "custody-audit-runs"  # partition of the reports in the reconciler's table
 
 
 _SCHEDULE = AUDIT_SCHEDULE.timer("custody audit")
@@ -39,8 +39,8 @@ def share(days: int) -> int:
 
 def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     """One audit run; its report. Raises (after reporting) when storage failed."""
-    from .actions.custody import config, objects
-    from .clients import custody_store, reconcile_state
+    from .actions.custody import config
+    from .clients import custody_store, custody_tally, reconcile_state
     from .core.errors import SafeError
     now = now or dt.datetime.now(dt.UTC)
     report = {"audited": 0, "ok": 0, "mismatched": 0, "missing": 0, "complete": False, "error": "",
@@ -53,20 +53,16 @@ def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
         present = custody_store.top_level(root)   # the prefixes that hold objects: the others cost no listing
         for step in range(min(count, PREFIXES)):
             index = (start + step) % PREFIXES
-            for name, _ in custody_store.names(root, f"{index:03x}/") if f"{index:03x}" in present else ():
-                parts = name.split("/")
-                if len(parts) != 5 or parts[-1] != "inventory.json":   # a/b/c/<digest>/inventory.json
-                    continue
-                check = objects.check(root, "/".join(parts[:4]))
-                report["audited"] += 1
-                report[check.state] += 1
-                if check.state != "ok":
-                    bad.append(f"{check.prefix} ({check.state})")
-            if f"{index:03x}" in present:   # after each prefix that held objects, and at the end
+            prefix = f"{index:03x}"
+            if prefix in present:   # counted, and the checkpoint saved, after each prefix that holds objects
+                written = custody_tally.before_audit(state, prefix)
+                found = _audit_prefix(root, prefix, report, bad)
+                custody_tally.prefix_audited(state, prefix, found, now, written)
                 state.save_custody_checkpoint((index + 1) % PREFIXES)
             if index == PREFIXES - 1:
                 report["complete"] = True
         state.save_custody_checkpoint((start + min(count, PREFIXES)) % PREFIXES)
+        custody_tally.sum_prefixes(state, now)
     except SafeError as exc:
         report["error"] = failed = str(exc)
     except Exception as exc:   # the storage SDK's own errors: named, not quoted
@@ -80,13 +76,27 @@ def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     return report
 
 
-def text(report: dict) -> str:
-    return (f"custody audit: audited {report['audited']}, ok {report['ok']}, mismatched {report['mismatched']}, "
-            f"missing {report['missing']}" + (f"; stopped early: {report['error']}" if report["error"] else ""))
+def _audit_prefix(root, prefix: str, report: dict, bad: list[str]) -> dict:
+    """Check every object under one first-level prefix; its counts by state."""
+    from .actions.custody import objects
+    from .clients import custody_store
+    found = {"ok": 0, "mismatched": 0, "missing": 0}
+    for name, _ in custody_store.names(root, f"{prefix}/"):
+        parts = name.split("/")
+        if len(parts) != 5 or parts[-1] != "inventory.json":   # a/b/c/<digest>/inventory.json
+            continue
+        check = objects.check(root, "/".join(parts[:4]))
+        report["audited"] += 1
+        report[check.state] += 1
+        found[check.state] += 1
+        if check.state != "ok":
+            bad.append(f"{check.prefix} ({check.state})")
+    return found
 
 
 def _report(state, report: dict, now: dt.datetime) -> None:
     from .clients import telemetry
+    from .clients.custody_tally import RUNS, text
     line = text(report)
     if report["mismatched"] or report["missing"]:
         telemetry.alert_signal("custody-audit", f"{line}: {report['failures']}",

@@ -25,8 +25,8 @@ def custody():
 def status(ref):
     """Coverage and the last audits; with REF, that asset's object: its versions and when each was made."""
     from handlers.actions.custody import objects
-    from handlers.clients import custody_store, reconcile_state
-    from handlers.custody_audit import RUNS, text
+    from handlers.clients import custody_tally
+    from handlers.core.ocfl import PREFIXES
     root = _root()
     if ref:
         inv, problem = objects.load(root, objects.prefix_of(ref))
@@ -38,14 +38,18 @@ def status(ref):
             click.echo(f"  {name}  {printable(version.get('created', ''))}  {files} files  "
                        f"{printable(version.get('message', ''))}")
         return
-    count = sum(1 for name, _ in custody_store.names(root, "") if name.count("/") == 4
-                and name.endswith("/inventory.json"))
-    click.echo(f"objects: {count}")
-    reports = reconcile_state.default().reports(limit=3, partition=RUNS)
+    cover, reports = custody_tally.status(audits=3)
+    if cover is None:
+        click.echo("objects: none counted yet (the action counts the objects it makes; the audit the others)")
+    else:
+        click.echo(f"objects: {cover.total} (verified {cover.verified}: ok at their last audit {cover.ok}, "
+                   f"written since {cover.written}; mismatched {cover.mismatched}, missing {cover.missing})")
+        click.echo(f"  counted in {cover.prefixes} of {PREFIXES} prefixes; " + (
+            f"oldest prefix audit {printable(cover.oldest)}" if cover.oldest else "some not audited yet"))
     if not reports:
         click.echo("last audit: none yet")
     for report in reports:
-        click.echo(f"{printable(report.get('at', ''))}  {printable(text(report))}")
+        click.echo(f"{printable(report.get('at', ''))}  {printable(custody_tally.text(report))}")
         if report.get("failures"):
             click.echo(f"  failures: {printable(report['failures'])}")
 

@@ -1,9 +1,11 @@
 """The console in a real browser (Debian's chromium, driven by Playwright's Python client) against the
 local runner, Azurite and the doubles: deliveries in, events listed and filtered, an event opened, a
-poison message replayed by clicking, and a script in a Preservica title that never runs.
+poison message replayed by clicking, and a script in a Preservica title that never runs; the custody
+copy's coverage, last audit and an event's OCFL version, with markup in a file name that stays text.
 
 `CONSOLE_SCREENSHOTS=1` also writes docs/console-overview.png and docs/console-events.png (docs/operations.md shows them).
 """
+import contextlib
 import json
 import os
 import shutil
@@ -38,29 +40,39 @@ def browser():
             b.close()
 
 
-@pytest.fixture
-def console(app_env, tmp_path, monkeypatch):
-    """The runner with Preservica (a title carrying a script) and a Teams channel that fails at first."""
+@contextlib.contextmanager
+def _running(tmp_path, monkeypatch, pres, routes_setting: str, **more):
+    """The local runner with Preservica at the double, routed as given, as `hookops run` starts it."""
     from handlers.clients import preservica
-    from hookops.doubles.preservica import PreservicaDouble
-    from hookops.doubles.receivers import TeamsDouble
     host_json = tmp_path / "host.json"
     host_json.write_text(json.dumps(FAST_HOST))
     monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
     preservica.forget_client()
-    with PreservicaDouble(username="u", password="p", tenant="T") as pres, TeamsDouble() as teams:
-        for name, value in {"PRESERVICA_ROUTES": "FULL_TEXT_INDEXED=journal,teams;*=journal",
-                            "PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p",
-                            "PRESERVICA_TENANT": "T", "PRESERVICA_PROTOCOL": "http", "TEAMS_WEBHOOK_URL": teams.url,
-                            "ASSET_URL_TEMPLATE": "https://archive.invalid/explorer/{ref}",
-                            "NO_PROXY": "127.0.0.1,localhost",
-                            hosting.LOCAL_CONSOLE: "1"}.items():   # what `hookops run` sets
-            monkeypatch.setenv(name, value)
-        for name in hosting.HOSTED:  # e.g. a CI container's CONTAINER_NAME: the host would read it as Azure
-            monkeypatch.delenv(name, raising=False)
+    for name, value in {"PRESERVICA_ROUTES": routes_setting,
+                        "PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p",
+                        "PRESERVICA_TENANT": "T", "PRESERVICA_PROTOCOL": "http",
+                        "ASSET_URL_TEMPLATE": "https://archive.invalid/explorer/{ref}",
+                        "NO_PROXY": "127.0.0.1,localhost",
+                        hosting.LOCAL_CONSOLE: "1", **more}.items():   # what `hookops run` sets
+        monkeypatch.setenv(name, value)
+    for name in hosting.HOSTED:  # e.g. a CI container's CONTAINER_NAME: the host would read it as Azure
+        monkeypatch.delenv(name, raising=False)
+    try:
         with Runner(ROOT, port=0, host_json=host_json) as runner:
-            yield runner, pres, teams
-    preservica.forget_client()
+            yield runner
+    finally:
+        preservica.forget_client()
+
+
+@pytest.fixture
+def console(app_env, tmp_path, monkeypatch):
+    """The runner with Preservica (a title carrying a script) and a Teams channel that fails at first."""
+    from hookops.doubles.preservica import PreservicaDouble
+    from hookops.doubles.receivers import TeamsDouble
+    with PreservicaDouble(username="u", password="p", tenant="T") as pres, TeamsDouble() as teams, \
+            _running(tmp_path, monkeypatch, pres, "FULL_TEXT_INDEXED=journal,teams;*=journal",
+                     TEAMS_WEBHOOK_URL=teams.url) as runner:
+        yield runner, pres, teams
 
 
 def _watch(page) -> list[str]:
@@ -132,6 +144,55 @@ def test_a_cross_site_form_post_is_refused(console, browser):
                              form={"queue": settings.DELIVERY_QUEUE, "message": "all", "confirm": "yes"},
                              headers={"Origin": "http://127.0.0.1:1"})
     assert resp.status == 403
+
+
+SCAN = '<img src=x onerror="window.__pwned = 1">scan.tif'   # a file name Preservica holds, as Preservica gives it
+
+
+@pytest.fixture
+def custody_console(app_env, tmp_path, monkeypatch):
+    """The runner routing custody; Preservica with one good asset and one whose recorded fixity is wrong."""
+    from hookops.doubles.preservica import PreservicaDouble
+    with PreservicaDouble(username="u", password="p", tenant="T") as pres, \
+            _running(tmp_path, monkeypatch, pres, "FULL_TEXT_INDEXED=journal,custody;*=journal") as runner:
+        yield runner, pres
+
+
+def _custody_state(ref_: str) -> str | None:
+    from handlers.clients import journal
+    return next((r.get("custody_state") for r in journal.default().recent(100) if r.get("entityRef") == ref_), None)
+
+
+def test_custody_in_the_console(custody_console, browser):
+    from handlers import custody_audit
+    runner, pres = custody_console
+    base = f"{runner.url}/api/console"
+    good, bad = ref("custody-good"), ref("custody-bad")
+    pres.add_asset(good, "Harbour map", bitstreams=[("map.tif", 4096)])
+    pres.add_asset(bad, "Minute book", bitstreams=[(SCAN, 2048)])
+    pres.set_fixity(bad, SCAN, "SHA1", "0" * 40)
+    hookops("send-test-event", "--url", webhook(runner), "--ref", good, "--ref", bad)
+    wait_until(lambda: _custody_state(good) == "done" and _custody_state(bad) == "failed", timeout=60)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    seen = _watch(page)
+    page.goto(f"{base}/overview?token={routes.local_token()}")
+    panel = page.locator("section.custody")
+    assert "Assets with a copy\t1\nVerified\t1" in panel.inner_text() and "No audit report yet." in panel.inner_text()
+    custody_audit.run(prefixes=custody_audit.PREFIXES)          # the timer's run, in this process
+    page.reload()
+    assert "audited 1, ok 1, mismatched 0, missing 0" in page.locator("section.custody p.audit").inner_text()
+
+    page.goto(f"{base}/events?ref={good}")
+    page.locator("table.events tr").nth(1).locator("a").first.click()
+    assert page.locator("section.custody .outcome").inner_text() == "v1 written"
+    assert "OCFL version v1" in page.locator("section.custody").inner_text()
+    page.goto(f"{base}/events?ref={bad}")
+    page.locator("table.events tr").nth(1).locator("a").first.click()
+    outcome = page.locator("section.custody .outcome").inner_text()
+    assert f"fixity failure: {SCAN}: sha1" in outcome and outcome.endswith("no copy yet")   # the name, as text
+    assert page.locator("section.custody img").count() == 0 and page.locator("main img").count() == 0
+    assert page.evaluate("window.__pwned") is None and not seen, seen
 
 
 def _screenshot(page, name: str) -> None:

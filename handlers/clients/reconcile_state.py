@@ -124,13 +124,29 @@ class ReconcileState:
         self._call(lambda: self.table.upsert_entity({"PartitionKey": "backfill", "RowKey": job, **columns},
                                                     mode=UpdateMode.MERGE))
 
+    def write_if_unchanged(self, entity: dict, row: dict | None, merge: bool = False) -> bool:
+        """Write `entity` only if `row` (as read, with its ETag) is unchanged, or, when `row` is None, only if
+        there is none yet: False when another writer came first (read again and redo). The SDK's pattern:
+        azure-data-tables samples/sample_conditional_update.py (etag + MatchConditions.IfNotModified; a changed
+        row raises ResourceModifiedError, creating one that exists ResourceExistsError)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+        mode = UpdateMode.MERGE if merge else UpdateMode.REPLACE
+        try:
+            if row:
+                self._call(lambda: self.table.update_entity(entity, mode=mode, etag=row[ETAG],
+                                                            match_condition=MatchConditions.IfNotModified))
+            else:
+                self._call(lambda: self.table.create_entity(entity))
+        except (ResourceModifiedError, ResourceExistsError):
+            return False
+        return True
+
     # -- identities -------------------------------------------------------------------------------
     def _update_seen(self, ref: str, trigger: str, change: Callable[[list[dict]], T]) -> T:
         """Read the identity record of (ref, trigger), let `change` edit its entries, write it back only
         if unchanged since read (else read again). Returns what `change` returned."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-        from azure.data.tables import UpdateMode
         pk, rk = _key(f"seen|{ref.lower()}"), _key(trigger)
         for _ in range(TRIES):
             row = self._get(pk, rk)
@@ -140,15 +156,9 @@ class ReconcileState:
             if json.dumps(entries) == before:
                 return result
             entity = {"PartitionKey": pk, "RowKey": rk, "entries": json.dumps(entries[-MAX_SEEN:])}
-            try:
-                if row:
-                    self._call(lambda entity=entity, row=row: self.table.update_entity(
-                        entity, mode=UpdateMode.REPLACE, etag=row[ETAG], match_condition=MatchConditions.IfNotModified))
-                else:
-                    self._call(lambda entity=entity: self.table.create_entity(entity))
+            if self.write_if_unchanged(entity, row):
                 return result
-            except (ResourceModifiedError, ResourceExistsError):
-                continue  # someone else wrote it meanwhile: read again
+            # someone else wrote it meanwhile: read again
         from .journal import Conflict
         raise Conflict("event identity kept changing while it was being recorded")
 

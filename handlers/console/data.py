@@ -188,3 +188,18 @@ def last_sweep_report() -> dict | None:
     from ..clients import reconcile_state
     reports = reconcile_state.default().reports(1, partition="sweep-runs")
     return {k: reports[0][k] for k in SWEEP_FIELDS if k in reports[0]} if reports else None
+
+
+def custody_status() -> tuple | None:
+    """The custody copy's coverage and last audit, read as `hookops custody status` reads them (two rows of
+    the reconciler's table, never a listing of the copy: handlers/clients/custody_tally.py); None when no
+    trigger routes the custody action."""
+    from ..core.errors import SettingsError
+    from ..pipeline import registry
+    try:
+        if "custody" not in registry.routes().all_actions():
+            return None
+    except SettingsError:   # PRESERVICA_ROUTES unreadable: the dispatcher says so; the overview still shows
+        return None
+    from ..clients import custody_tally
+    return custody_tally.status(audits=1)

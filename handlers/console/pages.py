@@ -72,6 +72,7 @@ def overview(ctx: Ctx, as_json: bool):
     rej, rej_capped = data.rejected(store, now - dt.timedelta(hours=48))
     model = views.overview(rows, actions, now, capped, counts, rej, rej_capped, data.last_gap_report(store))
     model["sweep"] = data.last_sweep_report()
+    model["custody"] = views.custody(data.custody_status())
     if as_json:
         return _json(model)
     return _page(ctx, "overview.html", "Overview", m=model, hours=views.hour_chart(model),

@@ -10,6 +10,7 @@ import json
 
 from ..core import envelope
 from ..core.journal import STATES, action_states
+from ..core.ocfl import PREFIXES
 
 MAX_TRIGGER_SERIES = 6  # colours in the chart; the rest are "other"
 CHART_W, CHART_H, BAR_GAP = 720, 160, 2
@@ -52,6 +53,31 @@ def overview(rows: list[dict], actions: list[str], now: dt.datetime, capped: boo
             "poison": poison, "poison_total": sum(poison.values()),
             "rejected": rejected[:20], "rejected_count": len(rejected), "rejected_capped": rejected_capped,
             "gap": gap}
+
+
+def custody(found: tuple | None) -> dict | None:
+    """The overview's custody panel from custody_tally.status(): coverage and the last audit."""
+    if found is None:
+        return None
+    cover, reports = found
+    counts = None if cover is None else {
+        "objects": cover.total, "verified": cover.verified, "ok": cover.ok, "written": cover.written,
+        "mismatched": cover.mismatched, "missing": cover.missing, "failures": cover.failures,
+        "prefixes": cover.prefixes, "of": PREFIXES, "oldest": cover.oldest, "summed": cover.summed}
+    from ..clients.custody_tally import text
+    audit = {**reports[0], "line": text(reports[0])} if reports else None   # the words `hookops custody status` prints
+    return {"coverage": counts, "audit": audit}
+
+
+def custody_outcome(row: dict) -> dict | None:
+    """The event page's custody line: the action's outcome (its reason names the OCFL version: `v3 written`,
+    `no change (v2)`, `fixity failure: ...; the copy stays at v2`) and the version column."""
+    from ..actions.custody import VERSION
+    state = row.get("custody_state")
+    if not state:
+        return None
+    return {"state": state, "outcome": row.get("custody_reason") or state, "version": row.get(VERSION) or "",
+            "files": row.get("custody_files"), "copied": row.get("custody_copied_bytes")}
 
 
 def hour_chart(model: dict) -> dict:
@@ -118,6 +144,7 @@ def event_detail(row: dict, asset_template: str | None, body: tuple[bytes, int] 
                                  "trigger", "entityType", "entityRef", "event", "actions") if k in row}
     event_json = row.get("eventJson")
     return {**base, "row": shown, "actions": per_action, "deliveryId": row.get("deliveryId") or "",
+            "custody": custody_outcome(row),
             "event_json": pretty(event_json) if event_json else None,
             "body": text_of(body[0]) if body else None, "body_size": body[1] if body else None}
 

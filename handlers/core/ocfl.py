@@ -27,6 +27,7 @@ CONTENT = "content"                                 # spec 3.3: the default cont
 LAYOUT = "0004-hashed-n-tuple-storage-layout"
 LAYOUT_CONFIG: dict[str, Any] = {"extensionName": LAYOUT, "digestAlgorithm": "sha256", "tupleSize": 3, "numberOfTuples": 3,
                  "shortObjectRoot": False}          # the extension's defaults
+PREFIXES = 16 ** int(LAYOUT_CONFIG["tupleSize"])   # first-level folders of the layout: the audit's unit
 LAYOUT_DESCRIPTION = "Each object under the sha256 of its id: three 3-character tuples, then the whole digest."
 MAX_INVENTORY_BYTES = 32 * 1024 * 1024
 # Digest algorithms the spec registers (spec 3.5.1, table), by Preservica's names for them: FixityAlgorithmRef

@@ -108,7 +108,7 @@ def test_a_repeated_event_writes_nothing(custody, pres, jobs):
     inv_before = inventory(custody.connection_string)
     [again] = jobs("custody")
     outcome = run_one("custody", again)
-    assert (outcome.state, outcome.reason) == (journal.DONE, "unchanged v1")
+    assert (outcome.state, outcome.reason) == (journal.DONE, "no change (v1)")
     assert names(custody.connection_string) == before and inventory(custody.connection_string) == inv_before
     assert content_reads(pres) == reads   # Preservica's fixity matched what the copy holds: not read again
 
@@ -201,7 +201,7 @@ def test_two_events_racing_for_one_asset_leave_one_consistent_object(custody, pr
         run_one("custody", raw)
     assert inventory(custody.connection_string)["head"] == "v2" and valid(custody.connection_string, tmp_path)
     [retry] = jobs("custody", trigger="MOVED")   # the queue's retry: the object is up to date now
-    assert run_one("custody", retry).reason == "unchanged v2"
+    assert run_one("custody", retry).reason == "no change (v2)"
 
 
 def test_a_hostile_file_name_from_preservica_stays_one_path_segment(custody, pres, jobs, tmp_path):

@@ -4,13 +4,20 @@ Route it for FULL_TEXT_INDEXED (ingest), MOVED and CHANGED_SECURITY_DESCRIPTOR (
 converges the asset's OCFL object to what Preservica holds now (copy.py): a new version only when something
 changed, unchanged files referenced by digest, every bitstream's digests checked against Preservica's on
 the way in. A deleted asset keeps its copy (that is what custody is for): the event is skipped.
+The journal keeps the outcome with the OCFL version (`v3 written`, `no change (v2)`, a fixity failure naming
+the version the copy stays at): what the console's event page and `hookops events` show. A new object is
+counted in the custody tally (handlers/clients/custody_tally.py), the coverage the console's overview shows.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from ...pipeline.contract import DONE, NEEDS, SKIPPED, Action, Context, Job, Outcome
 from . import config
+
+log = logging.getLogger(__name__)
+VERSION = "custody_version"   # the journal column of the OCFL version the event left the object at
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
@@ -20,9 +27,20 @@ def perform(job: Job, ctx: Context) -> Outcome:
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     message = f"{job.trigger or 'event'} {job.timestamp}".strip()[:200]
     result = ctx.preservica(lambda api: copy.converge(api, root, job.entity_ref, limit, created, message))
-    extra = {"custody_version": result.version, "custody_copied_bytes": result.copied_bytes,
-             "custody_files": result.files}
-    return Outcome(DONE, "" if result.changed else f"unchanged {result.version}", extra)
+    if result.new_object:
+        _count(job.entity_ref)
+    extra = {VERSION: result.version, "custody_copied_bytes": result.copied_bytes, "custody_files": result.files}
+    return Outcome(DONE, f"{result.version} written" if result.changed else f"no change ({result.version})", extra)
+
+
+def _count(ref: str) -> None:
+    """The copy is made whatever happens here: a count lost now is mended by the prefix's next audit."""
+    from ...clients import custody_tally, reconcile_state
+    from ...core import ocfl
+    try:
+        custody_tally.object_written(reconcile_state.default(), ocfl.object_root(config.object_id(ref)).split("/")[0])
+    except Exception as exc:   # the table's own errors: named, not quoted
+        log.warning("custody: the new object of %s was not counted (%s)", ref, type(exc).__name__)
 
 
 ACTION = Action(name="custody", perform=perform, settings=config.SETTINGS, required=(), secrets=(),

@@ -34,6 +34,7 @@ class Result:
     read_bytes: int = 0
     files: int = 0
     new_files: list[str] = field(default_factory=list)
+    new_object: bool = False   # this run made the object (its v1)
 
 
 def converge(api, root, ref: str, limit: int, created: str, message: str) -> Result:
@@ -56,8 +57,12 @@ def converge(api, root, ref: str, limit: int, created: str, message: str) -> Res
         if recorded and len(known) == 1 and None not in known:   # every digest Preservica has is one we hold
             state[logical] = known.pop()
             continue
-        writer = _stream(api, root, f"{prefix}/{next_version}/{ocfl.CONTENT}/{logical}", bitstream, recorded,
-                         limit - read)
+        try:
+            writer = _stream(api, root, f"{prefix}/{next_version}/{ocfl.CONTENT}/{logical}", bitstream, recorded,
+                             limit - read)
+        except FixityFailure as exc:   # the event page and `hookops events` show which version the copy kept
+            kept = f"the copy stays at {inventory['head']}" if inventory else "no copy yet"
+            raise FixityFailure(f"{exc}; {kept}") from None
         read += writer.size
         digest = writer.digests()[ocfl.DIGEST]
         state[logical] = digest
@@ -83,7 +88,7 @@ def converge(api, root, ref: str, limit: int, created: str, message: str) -> Res
             copied += len(data)
     new_inventory = ocfl.new_version(inventory, object_id, state, new_content, fixity, created, message, USER)
     _write_inventory(root, prefix, new_inventory, etag, first=inventory is None)
-    return Result(next_version, True, copied, read, len(state), sorted(new_content.values()))
+    return Result(next_version, True, copied, read, len(state), sorted(new_content.values()), inventory is None)
 
 
 def _object_id(ref: str) -> str:
