@@ -6,6 +6,7 @@ or a second click, gets "already reviewed"), then Preservica is written (DESCRIB
 or a DESCRIBE_SCHEMA fragment), always with a fragment saying "machine-drafted, reviewed by <user>".
 An asset whose description changed since the draft was made (or since the page was shown) is not
 written: the page shows the conflict. The accepted text is checked as a draft is (core.describe.check).
+Once written, publish is queued for the asset (`_refresh_publish`), so the public summary follows.
 """
 from __future__ import annotations
 
