@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from handlers.clients import preservica
 from handlers.clients.storage import default
-from handlers.console import auth, routes
+from handlers.console import auth
 from hookops.doubles.preservica import PreservicaDouble
-from tests.support.console import AZURE, form_for, principal, request
+from tests.support.console import operator_get, operator_post, seen_digest
 
 USER, PASSWORD, TENANT = "hook-user", "pres-password", "ARCHIVE"
 REF = "0d9d4a4e-0000-4000-8000-00000000f001"
@@ -52,22 +51,7 @@ def _record() -> dict:
     return json.loads(default().blob_service().get_blob_client("drafts", f"{REF}.json").download_blob().readall())
 
 
-def _get(path: str, role: str = auth.OPERATOR):
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal(role), "Host": "app.example.org"}
-    return routes.handle(request(path, headers=headers), AZURE)
-
-
-def _post(path: str, fields: dict, role: str = auth.OPERATOR, csrf: bool = True):
-    from urllib.parse import urlencode
-    sid, token = form_for(role)
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal(role), "Host": "app.example.org", "Origin": "https://app.example.org",
-               "Content-Type": "application/x-www-form-urlencoded", "Cookie": f"console_sid={sid}"}
-    body = urlencode({**fields, **({"csrf": token} if csrf else {})}).encode()
-    return routes.handle(request(path, "POST", headers=headers, body=body), AZURE)
-
-
-def _seen(page: bytes) -> str:
-    return re.search(rb'name="seen" value="([0-9a-f]{64})"', page)[1].decode()
+_get, _post, _seen = operator_get, operator_post, seen_digest
 
 
 def test_listed_and_shown_beside_the_current_title_and_description(pres):
@@ -133,3 +117,33 @@ def test_an_asset_gone_from_preservica_is_a_page_not_an_error(pres):
     pres.remove_asset(REF)
     resp = _get(f"drafts/{REF}")
     assert resp.status_code == 404 and b"not in Preservica" in resp.get_body()
+
+
+def test_a_draft_the_content_filter_refused_is_shown_not_an_error(pres):
+    """describe's record when the filter refused the prompt: no answer, so no model and no token counts."""
+    record = {"ref": REF, "title": "Letter, 1921", "description": "Old note by an archivist.", "sources": ["ocr"],
+              "inputCut": False, "status": "failed", "reason": "the content filter refused the prompt",
+              "provenance": {"service": "Azure OpenAI", "deployment": "describer", "apiVersion": "2024-10-21",
+                             "promptSha256": "ab" * 32, "date": "2026-12-07T03:00:00Z"}}
+    default().put_blob("drafts", f"{REF}.json", json.dumps(record).encode(), "application/json",
+                       {"ref": REF, "status": "failed"})
+    resp = _get(f"drafts/{REF}")
+    assert resp.status_code == 200 and b"content filter refused the prompt" in resp.get_body()
+    assert b"none (no answer)" in resp.get_body() and b"/accept" not in resp.get_body()
+
+
+@pytest.mark.parametrize("routes, trigger", [("*=journal", None), ("MOVED=journal,publish;*=journal", "MOVED"),
+                                             ("*=publish", "CHANGED_SECURITY_DESCRIPTOR")])
+def test_accepting_queues_publish_where_publish_is_routed(pres, monkeypatch, routes, trigger):
+    """No webhook stands for a description or fragment written: the console queues the `recheck` delivery
+    (publish only) on a trigger that routes publish, and nothing where publish is not routed."""
+    from handlers.core import settings
+    monkeypatch.setenv("PRESERVICA_ROUTES", routes)
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": _seen(_get(f"drafts/{REF}").get_body())}).status_code == 303
+    from azure.core.exceptions import ResourceNotFoundError
+    try:   # nothing queued yet: no queue either
+        docs = [json.loads(m.content) for m in default().queue(settings.DELIVERY_QUEUE).receive_messages(max_messages=32)]
+    except ResourceNotFoundError:
+        docs = []
+    assert [(d["source"], d["delivery"]["trigger"], d["delivery"]["events"][0]["entityRef"]) for d in docs] == (
+        [("recheck", trigger, REF)] if trigger else [])

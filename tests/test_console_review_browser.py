@@ -1,6 +1,7 @@
 """The review of describe's drafts in a real browser (Debian's chromium through Playwright) against the local
-runner, Azurite and the Preservica double: a draft listed, edited, accepted and written once with provenance; a
-rejected draft never written; an asset whose description changed since its draft shows the conflict instead."""
+runner, Azurite and the Preservica double: a draft listed, edited, accepted and written once with provenance, and
+the public manifest's summary then refreshed by publish (queued by the accept); a rejected draft never written;
+an asset whose description changed since its draft shows the conflict instead."""
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -11,7 +12,7 @@ from handlers.console import routes
 from handlers.core import hosting
 from hookops import azurite as az
 from hookops.runner import Runner
-from tests.support.e2e import FAST_HOST
+from tests.support.e2e import FAST_HOST, wait_until
 from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
@@ -43,19 +44,20 @@ def _draft(ref: str, description: str) -> None:
 @pytest.fixture
 def console(app_env, tmp_path, monkeypatch):
     from handlers.clients import preservica
-    from hookops.doubles.preservica import PreservicaDouble
+    from hookops.doubles.preservica import PreservicaDouble, make_png
     host_json = tmp_path / "host.json"
     host_json.write_text(json.dumps(FAST_HOST))
     monkeypatch.chdir(tmp_path)
     preservica.forget_client()
     with PreservicaDouble(username="u", password="p", tenant="T") as pres:
-        pres.add_asset(ACCEPTED, "Letter 101", description=SMUGGLED)
+        pres.add_asset(ACCEPTED, "Letter 101", description=SMUGGLED, bitstreams=[("page.png", make_png(), "Access")])
         pres.add_asset(REJECTED, "Letter 102")
         pres.add_asset(CHANGED, "Letter 103", description="Written by a person after the draft.")
         _draft(ACCEPTED, SMUGGLED)
         _draft(REJECTED, "")
         _draft(CHANGED, "")
-        for name, value in {"PRESERVICA_ROUTES": "*=journal", "PRESERVICA_SERVER": pres.server,
+        for name, value in {"PRESERVICA_ROUTES": "CHANGED_SECURITY_DESCRIPTOR=journal,publish;*=journal",
+                            "PRESERVICA_SERVER": pres.server,
                             "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p", "PRESERVICA_TENANT": "T",
                             "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1,localhost",
                             "DESCRIBE_SCHEMA": SCHEMA, hosting.LOCAL_CONSOLE: "1"}.items():
@@ -67,7 +69,13 @@ def console(app_env, tmp_path, monkeypatch):
     preservica.forget_client()
 
 
-def test_review_in_the_browser(console):
+def _summary(env, ref: str) -> dict | None:
+    from azure.storage.blob import BlobServiceClient
+    blob = BlobServiceClient.from_connection_string(env.connection_string).get_blob_client("iiif", f"{ref}/manifest.json")
+    return json.loads(blob.download_blob().readall()).get("summary") if blob.exists() else None
+
+
+def test_review_in_the_browser(console, app_env):
     runner, pres = console
     base = f"{runner.url}/api/console"
     with playwright.sync_playwright() as p:
@@ -98,5 +106,8 @@ def test_review_in_the_browser(console):
             assert page.locator("button:has-text('Accept')").count() == 0
             assert [r for r, _, _ in pres.saved] == [ACCEPTED] and pres.metadata(REJECTED) == []
             assert page.evaluate("window.__pwned") is None and not errors, errors
+            # No webhook stands for the description written: the accept queued publish, which refreshed the summary.
+            wait_until(lambda: _summary(app_env, ACCEPTED) == {"none": [DRAFT + " Edited by hand."]}, timeout=60)
+            assert _summary(app_env, REJECTED) is None and _summary(app_env, CHANGED) is None
         finally:
             browser.close()

@@ -93,10 +93,13 @@ def _until(lines: queue.Queue[str], text: str, timeout: float = 60) -> str:
             return "".join(seen)
 
 
-def test_demo_doubles_with_the_runner_show_transcribe_done_in_events(app_env, fast_host_json, tmp_path, monkeypatch):
+def test_demo_doubles_with_the_runner_show_transcribe_ocr_and_describe_done_in_events(app_env, fast_host_json, tmp_path,
+                                                                                     monkeypatch):
     """The issue's done-when: `hookops send-test-event --trigger FULL_TEXT_INDEXED --ref <av asset>` against the
-    app with the doubles configured shows `transcribe:done` in `hookops events`."""
-    from hookops.demo import AV_ASSET, IMAGE_ASSET
+    app with the doubles configured shows `transcribe:done` in `hookops events`; and (issue 24) the image asset
+    is OCR'd by the Document Intelligence double, then drafted by the chat double on MOVED, with nothing but
+    what `hookops doubles --write` put in local.settings.json."""
+    from hookops.demo import AV_ASSET, DEMO_DRAFT, DEMO_PAGE, IMAGE_ASSET
 
     settings_file = tmp_path / "local.settings.json"
     proc = subprocess.Popen([sys.executable, "-m", "hookops.cli", "doubles", "--write", "--settings-file",
@@ -108,24 +111,37 @@ def test_demo_doubles_with_the_runner_show_transcribe_done_in_events(app_env, fa
         printed = _until(lines, "Doubles running")
         assert AV_ASSET in printed and "SPEECH_KEY" in printed
         values = json.loads(settings_file.read_text())["Values"]
-        assert values["REQUESTS_CA_BUNDLE"] == str(tmp_path / "ca" / "ca-bundle.pem")
+        assert values["REQUESTS_CA_BUNDLE"] == values["SSL_CERT_FILE"] == str(tmp_path / "ca" / "ca-bundle.pem")
         # What `make run` would take from local.settings.json (the storage and webhook secret stay the test's).
         doubles = {k: values[k] for k in ("PRESERVICA_SERVER", "PRESERVICA_USERNAME", "PRESERVICA_PASSWORD",
                                           "PRESERVICA_TENANT", "PRESERVICA_PROTOCOL", "SPEECH_ENDPOINT", "SPEECH_KEY",
-                                          "PRESERVICA_ROUTES", "REQUESTS_CA_BUNDLE", "NO_PROXY")}
+                                          "DOCINTEL_ENDPOINT", "DOCINTEL_KEY", "OPENAI_ENDPOINT", "OPENAI_KEY",
+                                          "DESCRIBE_DEPLOYMENT", "PRESERVICA_ROUTES", "REQUESTS_CA_BUNDLE",
+                                          "SSL_CERT_FILE", "NO_PROXY")}
         monkeypatch.chdir(tmp_path)
         preservica.forget_client()
         with Runner(ROOT, port=0, host_json=fast_host_json, env=doubles) as runner:
-            out = hookops("send-test-event", "--url", f"{runner.url}/api/preservica/webhook", "--trigger",
-                          "FULL_TEXT_INDEXED", "--ref", AV_ASSET, "--ref", IMAGE_ASSET)
+            webhook = f"{runner.url}/api/preservica/webhook"
+            out = hookops("send-test-event", "--url", webhook, "--trigger", "FULL_TEXT_INDEXED", "--ref", AV_ASSET,
+                          "--ref", IMAGE_ASSET)
             assert ": 200 " in out
             wait_until(lambda: AV_ASSET in rows_done("transcribe") and IMAGE_ASSET in rows_done("thumbnail")
-                       and _state(IMAGE_ASSET, "transcribe") == "skipped", timeout=60)
+                       and IMAGE_ASSET in rows_done("ocr") and _state(IMAGE_ASSET, "transcribe") == "skipped",
+                       timeout=90)
+            assert ": 200 " in hookops("send-test-event", "--url", webhook, "--trigger", "MOVED", "--ref", IMAGE_ASSET)
+            wait_until(lambda: IMAGE_ASSET in rows_done("describe"), timeout=60)
             events = hookops("events")
-        [av_line] = [line for line in events.splitlines() if AV_ASSET in line]
+        [av_line] = [line for line in events.splitlines() if AV_ASSET in line and "transcribe" in line]
         assert "transcribe:done" in av_line and "journal:done" in av_line
-        [image_line] = [line for line in events.splitlines() if IMAGE_ASSET in line]
+        [image_line] = [line for line in events.splitlines() if IMAGE_ASSET in line and "thumbnail" in line]
         assert "thumbnail:done" in image_line and "transcribe:skipped(no audio or video)" in image_line
+        assert "ocr:done" in image_line
+        assert any("describe:done" in line for line in events.splitlines() if IMAGE_ASSET in line)
+        store = BlobServiceClient.from_connection_string(app_env.connection_string)
+        assert store.get_blob_client("ocr", f"{IMAGE_ASSET}.txt").download_blob().readall().decode() == "\n".join(DEMO_PAGE)
+        draft = json.loads(store.get_blob_client("drafts", f"{IMAGE_ASSET}.json").download_blob().readall())
+        assert draft["status"] == "pending" and draft["draft"] == DEMO_DRAFT
+        assert draft["provenance"]["deployment"] == "demo-describer"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

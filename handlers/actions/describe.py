@@ -53,11 +53,7 @@ MAX_TOKENS = Setting("DESCRIBE_MAX_TOKENS", "6000", APP,
                      "Most tokens one asset's draft may use, prompt and answer together: the text sent is cut to fit.")
 OCR_TEXT, TRANSCRIPTS = settings.BY_NAME["OCR_CONTAINER"], settings.BY_NAME["TRANSCRIBE_CONTAINER"]   # what it reads
 CONTAINER = Setting("DESCRIBE_CONTAINER", "drafts", APP, "Blob container for the drafts (`<ref>.json`).")
-WRITE = Setting("DESCRIBE_WRITE", "description", APP,
-                "What accepting a draft in the console writes: `description` (the asset's description) or "
-                "`fragment` (a DESCRIBE_SCHEMA fragment, the description untouched).")
-SCHEMA = Setting("DESCRIBE_SCHEMA", "urn:preservica-webhooks-azure:description:v1", APP,
-                 "Schema URI of the reviewed-description fragment (DESCRIBE_WRITE=fragment).")
+WRITE, SCHEMA = settings.BY_NAME["DESCRIBE_WRITE"], settings.BY_NAME["DESCRIBE_SCHEMA"]   # the console's, publish's
 READS = frozenset({"summary"})
 ANSWER_TOKENS = 600     # the most the answer may use (1500 characters are ~400 tokens in English)
 OVERHEAD_TOKENS = 400   # the system message and the message framing

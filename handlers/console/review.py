@@ -6,18 +6,20 @@ or a second click, gets "already reviewed"), then Preservica is written (DESCRIB
 or a DESCRIBE_SCHEMA fragment), always with a fragment saying "machine-drafted, reviewed by <user>".
 An asset whose description changed since the draft was made (or since the page was shown) is not
 written: the page shows the conflict. The accepted text is checked as a draft is (core.describe.check).
+Once written, publish is queued for the asset (`_refresh_publish`), so the public summary follows.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
+import logging
 import re
 from urllib.parse import urlencode
 
 from . import auth, render
 from .context import BASE, Ctx
 
+log = logging.getLogger(__name__)
 HTML = "text/html"
 MAX_LISTED = 100
 MAX_RECORD = 256 * 1024
@@ -72,7 +74,8 @@ def _asset(ref: str):
 
 
 def _digest(text: str | None) -> str:
-    return hashlib.sha256((text or "").encode()).hexdigest()
+    from ..core.describe import description_digest
+    return description_digest(text)
 
 
 def drafts(ctx: Ctx):
@@ -133,20 +136,46 @@ def decide(ctx: Ctx, ref: str, verdict: str):
     if not _save(ref, record, etag):   # the claim: only one acceptance ever writes
         return draft(ctx, ref, "Someone reviewed this draft at the same time; nothing was written.", 409)
     try:
-        _write(asset, text, mode, record, by)
+        _write(asset, text, mode, record, by, language)
     except Exception:
         _, now = _record(ref)
         _save(ref, previous, now)   # back to pending: the write did not happen
         raise
+    _refresh_publish(ref)
     return 303, b"", "text/plain", {"Location": f"{BASE}/drafts?{urlencode({'done': 'accepted'})}"}
 
 
-def _write(asset, text: str, mode: str, record: dict, by: str) -> None:
+def _refresh_publish(ref: str) -> None:
+    """Queue publish for the asset, so its manifest's summary takes what was just written. No webhook trigger
+    stands for a description or metadata change (Preservica's five: core.routing.SDK_TRIGGERS), and whether
+    its event log records one as `Modified` (the reconciler's default mapping) is inferred, and late: the
+    same `recheck` delivery the reconciler makes for a logged security change (publish only, converging on
+    Preservica's state now), on a trigger that routes publish. Nothing when none does. A failure is logged,
+    not shown: the text is written, and the public sweep brings every published manifest up to date."""
+    from ..clients import delivery_queue, storage
+    from ..core import reconcile, routing, settings
+    from ..pipeline import registry
+    try:
+        routes = registry.routes()
+        trigger = next((t for t in ("CHANGED_SECURITY_DESCRIPTOR", *routing.TRIGGERS)
+                        if set(reconcile.RECHECK_ACTIONS) & set(routes.actions_for(t))), None)
+        if trigger is None:
+            return
+        found = reconcile.Found(ref, "IO", trigger, dt.datetime.now(dt.UTC), "DescriptionReviewed")
+        [doc] = reconcile.deliveries([found], reconcile.RECHECK, settings.get("PRESERVICA_TENANT") or "", 1)
+        delivery_queue.enqueue_document(storage.default(), doc, reconcile.RECHECK)
+    except Exception as exc:
+        log.warning("the accepted description of %s was written; queueing publish failed (%s): the public "
+                    "sweep will refresh its manifest", ref, type(exc).__name__)
+
+
+def _write(asset, text: str, mode: str, record: dict, by: str, language: str) -> None:
     from ..clients import preservica, secrets
     from ..core import describe as rules
     schema = _settings().SCHEMA.value()
     xml = rules.review_fragment(schema, text if mode == "fragment" else None, record.get("provenance") or {},
-                                by, record["review"]["date"], record["review"]["edited"])
+                                by, record["review"]["date"], record["review"]["edited"], language,
+                                text if mode == "description" else asset.description)
 
     def work(api):
         if mode == "description":

@@ -108,9 +108,11 @@ def script_share(text: str, script: str) -> float:
 
 
 def review_fragment(schema: str, text: str | None, provenance: dict[str, Any], reviewer: str, date: str,
-                    edited: bool) -> str:
+                    edited: bool, language: str = "", description: str | None = None) -> str:
     """<reviewedDescription xmlns=SCHEMA>: that it was machine-drafted and who reviewed it, the model's
-    provenance, and the text itself when it is written as a fragment (DESCRIBE_WRITE=fragment)."""
+    provenance, and the text itself when it is written as a fragment (DESCRIBE_WRITE=fragment), with its
+    language and the digest of the asset's description as it stands after the review (publish's summary
+    takes the fragment's text only while the description is still that one: reviewed_summary)."""
     import xml.etree.ElementTree as ET
     root = ET.Element(f"{{{schema}}}reviewedDescription")
     who = _CONTROL.sub("", reviewer)[:200]
@@ -118,8 +120,34 @@ def review_fragment(schema: str, text: str | None, provenance: dict[str, Any], r
              "edited": "true" if edited else "false"}
     facts |= {k: _CONTROL.sub("", str(provenance.get(k, "")))[:200]
               for k in ("service", "deployment", "model", "apiVersion", "promptSha256", "date")}
+    facts |= {"language": language if is_language(language) else "",
+              "descriptionSha256": description_digest(description)}
     for name, value in facts.items():
         ET.SubElement(root, f"{{{schema}}}{'draftDate' if name == 'date' else name}").text = value
     if text is not None:
         ET.SubElement(root, f"{{{schema}}}text").text = _CONTROL.sub("", text)
     return ET.tostring(root, encoding="unicode", default_namespace=schema)
+
+
+def description_digest(description: str | None) -> str:
+    return hashlib.sha256((description or "").encode()).hexdigest()
+
+
+MAX_REVIEWED = 20_000   # characters of a fragment's text publish takes (DESCRIBE_MAX_CHARS is far below)
+
+
+def reviewed_summary(root: Any, schema: str, description: str | None) -> tuple[str, str] | None:
+    """(text, language or "none") of the reviewed text in a <reviewedDescription> fragment (its parsed
+    XML, found anywhere under `root`), for a public summary; None when there is none, or when the asset's
+    description is no longer the one the review saw (a person's later words win over the reviewed draft).
+    The text is plain: markup inside the element is dropped (its text kept), control characters removed."""
+    element = next(root.iter(f"{{{schema}}}reviewedDescription"), None)
+    if element is None:
+        return None
+    node = element.find(f"{{{schema}}}text")
+    text = _CONTROL.sub("", "".join(node.itertext()) if node is not None else "").strip()[:MAX_REVIEWED]
+    seen = (element.findtext(f"{{{schema}}}descriptionSha256") or "").strip() or description_digest("")
+    if not text or seen != description_digest(description):
+        return None
+    language = (element.findtext(f"{{{schema}}}language") or "").strip()
+    return text, language if is_language(language) else "none"

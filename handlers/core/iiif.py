@@ -71,7 +71,7 @@ class File:
 class Asset:
     ref: str
     title: str | None
-    description: str | None
+    description: str | None                                # the summary's text
     identifiers: list[Any] = field(default_factory=list)      # [(type, value)]
     files: list[File] = field(default_factory=list)       # in the access representation's order
     thumbnail: File | None = None
@@ -79,6 +79,7 @@ class Asset:
     captions_on: str | None = None                         # the name of the file (its canvas) they caption
     rights: str | None = None
     required_statement: str | None = None
+    summary_language: str = "none"                         # a BCP 47 tag, or "none" (Presentation 3.0 §4.3)
 
 
 def text(value: object, limit: int) -> str:
@@ -99,8 +100,8 @@ def manifest(asset: Asset, base: str) -> bytes:
     from iiif_prezi3 import Annotation, AnnotationBody, AnnotationPage, KeyValueString, Manifest
     root = f"{base.rstrip('/')}/{asset.ref}"
     kw: dict[str, Any] = {"id": f"{root}/manifest.json", "label": _lang(asset.title or asset.ref, MAX_LABEL)}
-    if asset.description:
-        kw["summary"] = _lang(asset.description, MAX_SUMMARY)
+    if asset.description:   # Presentation 3.0 §3.1 `summary`: a language map (§4.3), plain text unless it is HTML (§4.4)
+        kw["summary"] = {asset.summary_language or "none": [text(asset.description, MAX_SUMMARY)]}
     pairs = [(t, v) for t, v in asset.identifiers if t and v][:MAX_METADATA]
     if pairs:
         kw["metadata"] = [KeyValueString(label=_lang(t, MAX_VALUE), value=_lang(v, MAX_VALUE)) for t, v in pairs]

@@ -174,6 +174,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts."),
     # Two actions': `ocr` writes there, `describe` reads the text from there.
     Setting("OCR_CONTAINER", "ocr", APP, "Blob container for `<ref>.txt`, the full OCR text."),
+    # The console writes what a person accepted of `describe`'s drafts; `publish` reads it for the summary.
+    Setting("DESCRIBE_WRITE", "description", APP,
+            "What accepting a draft in the console writes: `description` (the asset's description) or "
+            "`fragment` (a DESCRIBE_SCHEMA fragment, the description untouched); `publish` takes the "
+            "manifest's summary from the same place."),
+    Setting("DESCRIBE_SCHEMA", "urn:preservica-webhooks-azure:description:v1", APP,
+            "Schema URI of the reviewed-description fragment (its text with DESCRIBE_WRITE=fragment)."),
     # Shown on cards and pages that link to an asset.
     Setting("ASSET_URL_TEMPLATE", None, APP, "Link to an asset for cards, e.g. `https://host/explorer/{ref}`."),
     # Read by the Functions host only.

@@ -45,3 +45,22 @@ def form_for(role: str) -> tuple[str, str]:
     resp = azure_get("poison", role)
     sid = re.search(r"console_sid=([^;]+)", resp.headers["Set-Cookie"])[1]
     return sid, auth.csrf_token(routes.csrf_key(), auth.parse_principal(principal(role)), sid)
+
+
+def operator_get(path: str, role: str = auth.OPERATOR) -> func.HttpResponse:
+    return azure_get(path, role)
+
+
+def operator_post(path: str, fields: dict, role: str = auth.OPERATOR, csrf: bool = True) -> func.HttpResponse:
+    """A form posted as the console's pages post it: session cookie, CSRF token (unless `csrf` is off), Origin."""
+    from urllib.parse import urlencode
+    sid, token = form_for(role)
+    headers = {"X-MS-CLIENT-PRINCIPAL": principal(role), "Host": "app.example.org", "Origin": "https://app.example.org",
+               "Content-Type": "application/x-www-form-urlencoded", "Cookie": f"console_sid={sid}"}
+    body = urlencode({**fields, **({"csrf": token} if csrf else {})}).encode()
+    return routes.handle(request(path, "POST", headers=headers, body=body), AZURE)
+
+
+def seen_digest(page: bytes) -> str:
+    """The digest of the asset's description a draft's page was shown with (its form's `seen` field)."""
+    return re.search(rb'name="seen" value="([0-9a-f]{64})"', page)[1].decode()

@@ -135,7 +135,9 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
         store.delete([f"{ref}/{CAPTIONS}"])
     if not any(f.media.paintable for f in files):
         return withdraw(store, ref, "no image, audio or video to show")
-    doc = iiif.Asset(ref=ref, title=asset.title, description=asset.description, identifiers=asset.identifiers,
+    about = source.summary(api, asset)
+    doc = iiif.Asset(ref=ref, title=asset.title, description=about[0] if about else None,
+                     summary_language=about[1] if about else "none", identifiers=asset.identifiers,
                      files=files, thumbnail=thumbnail, captions=CAPTIONS if captions else None,
                      captions_on=captions[1] if captions else None, rights=rights,
                      required_statement=STATEMENT.value())
@@ -231,6 +233,7 @@ def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
 
 ACTION = Action(name="publish", perform=perform,
                 settings=(ps.CONTAINER, ps.SERVICE_URI, ps.BASE_URL, ps.PUBLIC_TAGS, RIGHTS, STATEMENT, MAX_FILES,
-                          source.IDENTIFIER_TYPES, source.MAX_BYTES, TRANSCRIPTS),
+                          source.IDENTIFIER_TYPES, source.MAX_BYTES, TRANSCRIPTS, source.DESCRIBE_WRITE,
+                          source.DESCRIBE_SCHEMA),
                 required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False,
                 entities=("asset",))

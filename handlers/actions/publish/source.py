@@ -3,6 +3,7 @@
 captions (only for a published file they were made from). A helper of the publish action."""
 from __future__ import annotations
 
+from ...core import settings
 from ...core.errors import Refused as Refused
 from ...core.errors import TooMany
 from ...pipeline.contract import APP, NotFound, Setting
@@ -14,6 +15,7 @@ MAX_BYTES = Setting("PUBLISH_MAX_BYTES", "1073741824", APP,
                     "Largest access file `publish` copies (bytes, from Preservica's bitstream length, checked before "
                     "the download); an asset with a larger one is skipped.")
 MAX_THUMBNAIL = 5 * 1024 * 1024
+DESCRIBE_WRITE, DESCRIBE_SCHEMA = settings.BY_NAME["DESCRIBE_WRITE"], settings.BY_NAME["DESCRIBE_SCHEMA"]
 
 
 def current(ctx, ref: str):
@@ -28,6 +30,29 @@ def current(ctx, ref: str):
         return ctx.preservica(read)
     except NotFound:
         return None
+
+
+def summary(api, asset) -> tuple[str, str] | None:
+    """(text, language) of the manifest's summary: the asset's description (DESCRIBE_WRITE=description, or no
+    reviewed text to take), or with DESCRIBE_WRITE=fragment the text a person accepted into the
+    DESCRIBE_SCHEMA fragment while the description is still the one they saw (core.describe.reviewed_summary).
+    The fragment's URL comes with the entity GET already made (pyPreservica common.py entity_from_string:
+    `metadata` maps each Metadata/Fragment URL to its schema): one GET more, only for an asset that has one.
+    Never the drafts container: a draft nobody accepted is in no fragment and no description."""
+    from ...clients.preservica import get_xml
+    from ...core import describe
+    description = (asset.description or "").strip()
+    url = next((u for u, schema in (asset.metadata or {}).items() if schema == DESCRIBE_SCHEMA.value()), None)
+    if DESCRIBE_WRITE.value() == "fragment" and url:
+        # The fragment document is a MetadataResponse holding our element (pyPreservica entityAPI.metadata:
+        # `.//{xip}Content`'s child); read with get_xml's bound, on PRESERVICA_SERVER only.
+        try:
+            found = describe.reviewed_summary(get_xml(api, url), DESCRIBE_SCHEMA.value(), asset.description)
+        except NotFound:   # the fragment went since the entity was read: not the asset (converge withdraws on that)
+            found = None
+        if found:
+            return found
+    return (description, "none") if description else None
 
 
 def access_files(api, asset, limit: int) -> list:
