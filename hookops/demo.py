@@ -4,11 +4,11 @@ doubles) seeded with a small demo collection, for trying the actions with `make 
     .venv/bin/hookops doubles --write     # terminal 1: doubles up, settings into local.settings.json
     make run                              # terminal 2 (started after: it reads the settings at start)
     .venv/bin/hookops send-test-event --trigger FULL_TEXT_INDEXED --ref <the AV asset> --ref <the image asset>
-    .venv/bin/hookops events              # ... transcribe:done, ocr:done, publish:done
-    .venv/bin/hookops send-test-event --trigger MOVED --ref <the image asset>
-    .venv/bin/hookops events              # ... describe:done: the draft is on the console's Drafts page
+    .venv/bin/hookops events              # ... transcribe:done, ocr:done, publish:done; then describe:done
+                                          # (the draft is on the console's Drafts page)
 
-`describe` runs on MOVED because it reads what `ocr` wrote on FULL_TEXT_INDEXED (actions run in parallel).
+`describe` waits for `ocr` on the same event (its `after`, docs/actions.md), so it is done about half a minute
+after `ocr`: its first look finds the OCR text not yet there and puts the event back for 30 s.
 The Document Intelligence double reads every page as DEMO_PAGE; the chat double answers DEMO_DRAFT whatever
 it is sent (a double, not a model). Accepting the draft in the console queues `publish`, which puts it in
 the manifest's summary.
@@ -36,7 +36,7 @@ AV_ASSET = "d0d0a001-5eed-4a11-9a7e-000000000001"      # an oral history: a WAV 
 IMAGE_ASSET = "d0d0a001-5eed-4a11-9a7e-000000000002"   # a map: PNG access copy and thumbnail, TIFF master
 CLOSED_ASSET = "d0d0a001-5eed-4a11-9a7e-000000000003"  # a closed file: security tag "closed"
 FOLDER = "d0d0a001-5eed-4a11-9a7e-0000000000f0"
-ROUTES = ("FULL_TEXT_INDEXED=journal,thumbnail,transcribe,ocr,publish;MOVED=journal,describe;"
+ROUTES = ("FULL_TEXT_INDEXED=journal,thumbnail,transcribe,ocr,describe,publish;"
           "CHANGED_SECURITY_DESCRIPTOR=journal,publish;*=journal")
 DEPLOYMENT = "demo-describer"
 DEMO_PAGE = ["HARBOUR OF ST. AUBIN", "Surveyed for the Harbour Board, 1887", "Scale: one inch to two hundred feet"]
@@ -150,7 +150,7 @@ def doubles(write, settings_file, ca_dir):
                    f"Closed asset:                 {CLOSED_ASSET}\nFolder:                       {FOLDER}\n"
                    f"\nTry: .venv/bin/hookops send-test-event --trigger FULL_TEXT_INDEXED --ref {AV_ASSET} "
                    f"--ref {IMAGE_ASSET}\n     .venv/bin/hookops events\n"
-                   f"     .venv/bin/hookops send-test-event --trigger MOVED --ref {IMAGE_ASSET}   (describe)\n"
+                   f"     describe:done about 30 s after ocr:done (it waits for ocr),\n"
                    f"     then the console's Drafts page to review the draft\n\nDoubles running; Ctrl-C stops them.")
         try:
             stop.wait()
