@@ -70,7 +70,7 @@ def test_a_lone_newcomer_takes_the_whole_budget_at_once_for_two_writes_and_two_q
     assert beat("other").beat(0) == {"me": 10.0}       # what the others read: its row and its claim
 
 
-def settle(budgets, clock, rounds=4):
+def settle(budgets, clock, rounds=15):
     """Each counts in turn, as their beats would; the shares in use never sum above the budget meanwhile."""
     for _ in range(rounds):
         for x in budgets:
@@ -248,7 +248,7 @@ def test_a_cut_holds_from_the_next_request_however_many_callers_wait():
     mine._due = 0.0              # and this one counts at its next request
     for c in callers:
         c.join(60)
-    gaps = [b[0] - a[0] for a, b in zip(slots, slots[1:], strict=False)]  # neighbours
     cut = next((i for i, (_, rate) in enumerate(slots) if rate == 10.0), None)
     assert len(slots) == 20 and cut is not None and cut <= 6, slots   # booked at the cut share soon after it
-    assert all(g >= 1 / 10 - 1e-6 for g in gaps[cut:]), gaps
+    after = [t for t, _ in slots[cut:]]
+    assert max(sum(1 for t in after if s <= t < s + 1) for s in after) <= 10, slots   # no second above the cut

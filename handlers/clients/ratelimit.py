@@ -1,54 +1,65 @@
-"""A one-token bucket: requests are released at least 1/rate apart, measured from the moment each
-previous one was actually released, so any one-second window [t, t+1) holds at most `rate` releases
-(whole rates), and the promise PRESERVICA_MAX_RPS + 1 keeps one request of slack for the time between
-release and arrival. One per process for Preservica, shared by every thread that calls it, at the
-process's share of the app's budget (SharedBudget below).
+"""A one-token bucket that also counts: requests are booked 1/rate apart (a pause is not followed by a
+burst), and each is released only once fewer than `rate` went in the second before it, counted by when
+they actually went. So any one-second window [t, t+1) holds at most `rate` releases (ceil(rate) where it is
+not whole), and the promise PRESERVICA_MAX_RPS + 1 keeps one request of slack for the time between release
+and arrival. One per process for Preservica, shared by every thread that calls it, at the process's share of
+the app's budget (SharedBudget below).
 
-Measured (bench row 9, one process): a bucket that books slots 1/rate apart lets a late waker compress
-its neighbours: a thread woke 99 ms after its slot on a loaded machine and the next went 0.7 ms after
-it, on its own slot; 11 releases then fell in one second and 12 arrived at the double. Here the next
-release waits for 1/rate after the late one, so lateness only slows, never bunches."""
+Measured (bench row 9, one process): booking alone lets a late waker compress its neighbours: a thread woke
+99 ms after its slot and the next went 0.7 ms after it, on its own slot; 11 releases then fell in one second
+and 12 arrived at the double. Counting what actually went holds the window; booking keeps the mean rate
+(spacing each release from the last actual one instead lowers it by every late wake)."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 
 
 class TokenBucket:
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        self.rate = float(rate)
         self._clock, self._sleep = clock, sleep
-        self.last = float("-inf")      # when the last request was released
+        self._slot = self.last = float("-inf")   # the last booked slot; when the last request actually went
         self._lock = threading.Lock()
+        self.set_rate(rate)
 
     def take(self) -> float:
-        """Wait until 1/rate after the last release; returns how long it waited. Callers pass one at a
-        time (the wait is inside the lock), so a late wake delays the ones behind it rather than bunch them.
-        time.sleep sleeps at least as long as asked (docs.python.org/3/library/time.html#time.sleep, "at
-        least secs"); the release is stamped after the wait, the later of the clock and the slot."""
+        """Wait for the next slot; returns how long it waited. Callers pass one at a time (the wait is inside
+        the lock), each booked at the rate in force when its turn comes. time.sleep sleeps at least as long
+        as asked (docs.python.org/3/library/time.html#time.sleep); a release is stamped after the wait."""
         with self._lock:
             now = self._clock()
-            slot = max(now, self.last + 1.0 / self.rate)
+            booked = slot = max(now, self._slot + 1.0 / self.rate)
+            if len(self._went) == self._went.maxlen:   # `rate` went already: the oldest must be a second back
+                slot = max(slot, self._went[0] + 1.0)
             wait = slot - now
             if wait > 0:
                 self._sleep(wait)
-            self.last = max(self._clock(), slot)
+            # The next is booked from this one's slot, not from when it went: one late wake delays one request
+            self._slot, self.last = booked, max(self._clock(), slot)
+            self._went.append(self.last)
             return wait
 
     def set_rate(self, rate: float) -> None:
-        """A new rate from the next release on: it comes 1/rate after the last."""
+        """A new rate from the next request on. After a cut the next is booked where the second before it holds
+        fewer than the new rate, and the ones after it 1/rate apart (not in a burst up to the old rate)."""
         with self._lock:
             self.rate = float(rate)
+            self._went = deque(getattr(self, "_went", ()), maxlen=max(1, math.ceil(self.rate - 1e-9)))
+            if len(self._went) == self._went.maxlen:
+                self._slot = max(self._slot, self._went[0] + 1.0 - 1.0 / self.rate)
 
 
 # ---- one budget for the whole app ---------------------------------------------------------------
 # PRESERVICA_MAX_RPS (B) is the archive's total. Each process that calls Preservica keeps a heartbeat row
 # (heartbeat.py) carrying its CLAIM. Why no one-second window [x, x+1) sees more than B releases in all:
-#  1. A process releases at least 1/s apart, s its share at the release (TokenBucket), so its releases in W
-#     number at most m, the largest share it used in W (whole shares: see _whole).
+#  1. A process releases a request only when fewer than s went in the second before it, s its share at that
+#     release (TokenBucket), so its releases in W number at most m, the largest share it used in W (whole
+#     shares: see _whole).
 #  2. Its row's claim is never below any share it used in the last HOLD_SECONDS (> 1 s): a raise is written
 #     before it is used, a cut is written once the higher share is HOLD_SECONDS behind (claim_floor). A row
 #     goes (idle, leave) only HOLD_SECONDS after its last release, and a process stops using a share
@@ -59,21 +70,23 @@ class TokenBucket:
 #  the one whose w is latest. p* read after every w_q, and before t_p* < x + 1 <= t_q + 1, so by (2) every
 #  claim it read was at least m_q, and the row was live: m_p* <= B - sum(m_q), so sum(m_p) <= B. Share
 #  changes are inside the argument: a process cut at c is still counted at its old share until c + 1 s.
-# The double counts arrivals, not releases: the one request of slack in B + 1 absorbs the spread of the
-# time from release to arrival (below 1/s). Limit: where B is below the live count or not whole, shares are
-# fractions and the releases in a second may reach the number of live processes (see _whole).
-# A newcomer (its first call, or after going idle) registers with a claim of 0, then claims its fair share of
-# those it saw (alone: the whole budget): two writes and two queries, tens of ms. So its first claim never
-# makes the others hold back for a share it cannot get. Busy, a process counts every BEAT_SECONDS, sooner while
-# it has less than its fair share or holds a cut. Idle (no request wanted for IDLE_SECONDS), a watcher thread
-# deletes its row: the others take its share at their next count. A dead process's row lapses in TTL_SECONDS.
+# Preservica counts arrivals, not releases: the one request of slack in B + 1 absorbs the spread of the time
+# from release to arrival (up to one spacing, 1/s, within a process; several processes each late at once could
+# use it more than once: not excluded by construction). Limit: where B is below the live count or not whole,
+# shares are fractions and the releases in a second may reach the number of live processes (see _whole).
+# A newcomer (its first call, or after going idle) registers with a claim of 0, then claims what it saw free of
+# its fair share (alone: the whole budget): two writes and two queries, tens of ms. Its row makes the others
+# cut to their fair shares at their next count; it claims a share only once it is free. Busy, a process
+# counts every BEAT_SECONDS, sooner while it has less than its fair share or holds a cut. Idle (no request
+# wanted for IDLE_SECONDS), a watcher thread deletes its row: the others take its share at their next count.
+# A dead process's row lapses in TTL_SECONDS.
 # A count that fails (storage down) gives the floor, budget / the deployment's maximum instance count
 # (MAXIMUM_INSTANCE_COUNT): never unlimited, never the whole budget.
 BEAT_SECONDS = 1.0
 TTL_SECONDS = 4.0
 HOLD_SECONDS = 1.1       # one second of the window, and 0.1 s for our clock against the Table service's
-IDLE_SECONDS = 1.5       # no request wanted for this long: give the share back (at least HOLD_SECONDS)
-STARVED_SECONDS = 0.25   # how soon a process with less than its fair share counts again
+IDLE_SECONDS = 1.2       # no request wanted for this long: give the share back (at least HOLD_SECONDS)
+STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
 
 
 class SharedBudget:
@@ -91,7 +104,7 @@ class SharedBudget:
         self.claim = 0.0                # what this process's row says
         self.live: int | None = None
         self.joined = False             # this process's row is there with a claim (not only registered)
-        self._fair = self.budget
+        self._fair = self._free = self.budget   # its fair share, and what it last saw free
         self._used: dict[float, float] = {}   # share -> its last release: what the claim must still cover
         self._due = self._held_until = clock()
         self._last = clock()            # the last release, or count: idle is measured from it
@@ -152,11 +165,15 @@ class SharedBudget:
             if hb is None:   # a lone process (the operator's CLI, a local run): the Functions host needs storage
                 others, self.claim, self.live, self._fair = {}, self.budget, 1, self.budget
             else:
-                if not self.joined:   # register at 0, then claim the fair share of those seen
-                    self._beat(hb, 0.0)
+                if not self.joined:   # register at 0: the others see one more live row and cut to their fair shares
+                    self._free = self.budget - sum(self._beat(hb, 0.0).values())
                     self.joined = True
                     self._start_watcher()
-                others = self._beat(hb, max(self.share, self._fair, self.claim_floor(started)))
+                # Claim what it uses or may use: of its fair share, no more than it last saw free. (Claiming the
+                # fair share while the others still held theirs made them each see too little free, and cut
+                # below their fair shares: bench row 9 saw 2 requests in a second at a budget of 10.)
+                want = self._whole(max(0.0, min(self._fair, self._free)))
+                others = self._beat(hb, max(self.share, want, self.claim_floor(started)))
                 more = self._whole(max(0.0, min(self._fair, self.budget - sum(others.values()))))
                 if more > self.claim:   # more is free than this row claims: claim it before using it
                     others = self._beat(hb, more)
@@ -172,7 +189,7 @@ class SharedBudget:
                 "live instances not counted (%s): Preservica share is the floor, %.3g/s", type(exc).__name__, self.floor)
             return
         self._hb = hb
-        free = self.budget - sum(others.values())
+        self._free = free = self.budget - sum(others.values())
         share = self._whole(max(0.0, min(self._fair, free, self.claim)))
         if share > 0:
             self.bucket.set_rate(share)
