@@ -26,6 +26,22 @@ def test_a_late_wake_never_lets_more_than_the_rate_go_in_a_second_and_keeps_the_
     assert went[-1] == pytest.approx(2.9)   # one request waited for the window; the ones after it kept their slots
 
 
+def test_a_count_that_leaves_the_share_as_it_was_does_not_shift_the_bookings():
+    """Each count sets the share again; only a cut may move the next booking (to where the last second holds
+    fewer than the new share). Moving it at every count made every late wake cost a request each second."""
+    clock, late = Clock(), iter([0.05])
+
+    def sleep(s):
+        clock.now += s + next(late, 0.0)   # the first wait oversleeps by 50 ms
+    bucket = ratelimit.TokenBucket(10, clock=clock, sleep=sleep)
+    for _ in range(11):
+        bucket.take()
+    bucket.set_rate(10)        # a count: the same share
+    for _ in range(10):
+        bucket.take()
+    assert clock.now == pytest.approx(2.0)   # on its bookings, 1/10 s apart from 0
+
+
 def rows_now() -> dict:
     table = storage.default().table(settings.RECONCILE_TABLE)
     return {r["RowKey"]: r["claim"] for r in table.query_entities(f"PartitionKey eq '{heartbeat.PARTITION}'")}

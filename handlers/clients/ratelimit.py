@@ -48,9 +48,10 @@ class TokenBucket:
         """A new rate from the next request on. After a cut the next is booked where the second before it holds
         fewer than the new rate, and the ones after it 1/rate apart (not in a burst up to the old rate)."""
         with self._lock:
+            cut = float(rate) < getattr(self, "rate", float("inf"))
             self.rate = float(rate)
             self._went = deque(getattr(self, "_went", ()), maxlen=max(1, math.ceil(self.rate - 1e-9)))
-            if len(self._went) == self._went.maxlen:
+            if cut and len(self._went) == self._went.maxlen:
                 self._slot = max(self._slot, self._went[0] + 1.0 - 1.0 / self.rate)
 
 
