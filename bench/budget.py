@@ -148,8 +148,8 @@ def render(r: dict) -> str:
             f"({', '.join(f'{n}: {x:.2f}×' for n, x in r['ratio'].items() if n != counts[0])}): "
             f"{'met' if r['not_slower'] else '**not met**'} | each busy process uses a whole share of the budget, "
             f"at most the budget less the other live processes' claims (heartbeat rows), booked 1/share s apart "
-            f"and never more than its share released in one second; a cut stays claimed for a second; an idle process gives its share back after "
-            f"{IDLE_SECONDS:g} s; alone, the whole budget from its first call |")
+            f"and never more than its share released in one second; a cut stays claimed for a second; an idle "
+            f"process gives its share back after {IDLE_SECONDS:g} s; alone, the whole budget from its first call |")
 
 
 def add_arguments(p: argparse.ArgumentParser, prefix: str = "budget-") -> None:

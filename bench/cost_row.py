@@ -12,6 +12,8 @@ Queue trigger does. Measured, per configuration:
   the app's own, and this harness's receives and deletes standing in for the host's;
 - Preservica requests at the double (login, version and user details once per process, not counted);
 - Speech audio seconds: the length of the audio the Speech double received;
+- pages OCR'd and prompt and completion tokens: what `ocr` and `describe` recorded for this run's assets
+  (bench.cost_ai: the pages in each text blob's provenance, the token counts in each draft's);
 - telemetry bytes: every span and log record the app produced, turned into Application Insights envelopes by
   the real azure-monitor-opentelemetry-exporter conversion functions and serialised as JSON, with the
   sampling the app configures (telemetry.SAMPLING_RATIO: every span; logs unsampled) and the worker's log
@@ -24,17 +26,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import logging
 import os
 import time
 import wave
-from contextlib import contextmanager
 from io import BytesIO
 
 from bench import costmodel
+from bench.cost_telemetry import Telemetry
 
-ACTIONS = ("journal", "thumbnail", "teams", "catalogue", "relay", "transcribe", "publish")
+ACTIONS = ("journal", "thumbnail", "teams", "catalogue", "relay", "transcribe", "publish", "ocr")
+# describe drafts from ocr's text (an asset with none is skipped), so it is measured routed after ocr.
+PAIRS = (("ocr + describe", "*=ocr,describe"),)
 SCHEMA = "urn:example:catalogue"
 HOST_BATCH = 16          # host.json extensions.queues.batchSize
 SECRET = "cost-row-secret"
@@ -47,68 +49,7 @@ HOST_ITEMS_PER_INVOCATION = {"requests": 1, "traces": 2}
 def configs() -> list[tuple[str, str]]:
     from handlers.core.settings import BY_NAME
     default = BY_NAME["PRESERVICA_ROUTES"].default
-    return [("default routes", default)] + [(a, f"*={a}") for a in ACTIONS]
-
-
-# ---- telemetry through the real exporter ---------------------------------------------------------
-
-class Telemetry:
-    """An OpenTelemetry SDK set up as the distro would, exporting to memory; envelopes by the real conversion."""
-
-    def __init__(self):
-        from opentelemetry import trace
-        from opentelemetry.instrumentation.logging.handler import LoggingHandler
-        from opentelemetry.sdk._logs import LoggerProvider
-        from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
-
-        from handlers.clients import telemetry
-        self.spans, self.logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
-        provider = TracerProvider(sampler=TraceIdRatioBased(telemetry.SAMPLING_RATIO))
-        provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        if not isinstance(trace.get_tracer_provider(), TracerProvider):
-            trace.set_tracer_provider(provider)   # once per process (OpenTelemetry refuses a second)
-        else:
-            trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(self.spans))
-        logs = LoggerProvider()
-        logs.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
-        self.handler = LoggingHandler(logger_provider=logs)
-
-    @contextmanager
-    def recording(self):
-        """The distro's handler on the "handlers" logger (telemetry.py's logger_name), root at INFO."""
-        logger, root = logging.getLogger("handlers"), logging.getLogger()
-        level = root.level
-        root.setLevel(logging.INFO)
-        logger.addHandler(self.handler)
-        try:
-            yield
-        finally:
-            logger.removeHandler(self.handler)
-            root.setLevel(level)
-
-    def clear(self) -> None:
-        self.spans.clear()
-        self.logs.clear()
-
-    def measure(self) -> dict:
-        from azure.monitor.opentelemetry.exporter._generated.exporter._utils.model_base import SdkJSONEncoder
-        from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
-        from azure.monitor.opentelemetry.exporter.export.trace._exporter import _convert_span_to_envelope
-        envelopes = [_convert_span_to_envelope(s) for s in self.spans.get_finished_spans()] + \
-            [_convert_log_to_envelope(r) for r in self.logs.get_finished_logs()]
-        out: dict = {}
-        for e in envelopes:
-            # The bytes `track` sends for it (exporter `_generated/exporter/_operations/_operations.py`:
-            # json.dumps(body, cls=SdkJSONEncoder, exclude_readonly=True)), less the list's comma.
-            size = len(json.dumps(e, cls=SdkJSONEncoder, exclude_readonly=True).encode())
-            x = out.setdefault(e.data.base_type, {"items": 0, "bytes": 0})
-            x["items"] += 1
-            x["bytes"] += size
-        return out
+    return [("default routes", default)] + [(a, f"*={a}") for a in ACTIONS] + list(PAIRS)
 
 
 # ---- one configuration ----------------------------------------------------------------------------
@@ -165,7 +106,9 @@ def run_config(world, name: str, routes: str, events: int, counter, tel: Telemet
         answer = _timed(calls["intake"], intake.handle, req)
         assert answer.status_code == 200, answer.get_body()
         _host_loop(world.conn, settings.DELIVERY_QUEUE, lambda raw, m: dispatch.dispatch(raw), calls["dispatch"])
-        for action in registry.routes(routes).all_actions():
+        # In the order the routes name them: describe reads what ocr wrote (a deployment runs the queues side
+        # by side, so there describe may find no text yet: see docs/benchmarks.md).
+        for action in sorted(registry.routes(routes).all_actions(), key=routes.find):
             _host_loop(world.conn, settings.action_queue(action),
                        lambda raw, m, a=action: runner.run(a, raw, message_id=m.id), calls["actions"])
     storage = {k.split("|", 1)[1]: v for k, v in counter.snapshot().items()
@@ -173,6 +116,8 @@ def run_config(world, name: str, routes: str, events: int, counter, tel: Telemet
     preservica = sum(1 for _, p in world.pres.requests[pres_before:] if not p.startswith(PER_PROCESS))
     audio = sum(_seconds(c.audio) for c in world.speech.calls[speech_before:])
     telemetry = tel.measure()
+    from bench import cost_ai
+    ai = cost_ai.measure(world.conn, refs)   # after the storage snapshot: these reads are not the app's
     executions = sum(len(v) for v in calls.values())
     worker_bytes = sum(x["bytes"] for x in telemetry.values())
     worker_items = sum(x["items"] for x in telemetry.values())
@@ -183,7 +128,8 @@ def run_config(world, name: str, routes: str, events: int, counter, tel: Telemet
             "execution_s": sum(sum(v) for v in calls.values()),
             "storage": storage, "preservica_requests": preservica, "speech_audio_s": audio,
             "telemetry": telemetry, "worker_telemetry_bytes": worker_bytes, "worker_telemetry_items": worker_items,
-            "host_telemetry": host}
+            "host_telemetry": host, "ai": ai,
+            "invocation_s": [t for v in calls.values() for t in v]}
 
 
 def _host_estimate(telemetry: dict, executions: int, log_records: dict) -> dict:
@@ -205,7 +151,9 @@ def per_event(row: dict, include_host: bool = True) -> dict:
     return {"execution_s": row["execution_s"] / n, "executions": row["executions"] / n,
             "storage": {k: v / n for k, v in row["storage"].items()},
             "speech_audio_s": row["speech_audio_s"] / n, "telemetry_bytes": telemetry / n,
-            "preservica_requests": row["preservica_requests"] / n}
+            "preservica_requests": row["preservica_requests"] / n,
+            "billed_isolated_s": costmodel.isolated_seconds(row["invocation_s"]) / n,
+            **{k: row["ai"][k] / n for k in ("ocr_pages", "prompt_tokens", "completion_tokens")}}
 
 
 # ---- the world: Azurite, the doubles, the settings ---------------------------------------------------
@@ -214,7 +162,10 @@ class World:
     """Preservica, Teams, catalogue, relay and Speech doubles in this process, and the app's settings."""
 
     def __init__(self, conn: str, tmp):
-        self.conn, self.tmp, self._stack, self._assets = conn, tmp, None, 0
+        import secrets
+        # Fresh references on every World: what an earlier run against the same Azurite kept (journal rows,
+        # OCR text, drafts) never belongs to this one.
+        self.conn, self.tmp, self._stack, self._assets = conn, tmp, None, secrets.randbelow(10 ** 8) * 10 ** 4
 
     def __enter__(self) -> World:
         from contextlib import ExitStack
@@ -226,7 +177,12 @@ class World:
         enter = self._stack.enter_context
         self.pres = enter(PreservicaDouble(username="u", password="p", tenant="T"))
         self.teams, self.cat, self.relay = enter(TeamsDouble()), enter(CatalogueDouble()), enter(RelayReceiver())
-        self.speech = enter(SpeechDouble(key="cost-key"))
+        import trustme
+
+        from bench import cost_ai
+        ca = trustme.CA()   # one CA for every HTTPS double, so one bundle trusts them all
+        self.speech = enter(SpeechDouble(key="cost-key", ca=ca))
+        ai_settings = cost_ai.enter_doubles(enter, ca)
         self.speech.set_phrases([(0, 1500, "Good morning."), (1600, 900, "Today: tides.")])
         self._saved = dict(os.environ)
         os.environ.update({
@@ -237,7 +193,7 @@ class World:
             "CATALOGUE_SCHEMA": SCHEMA, "RELAY_URL": self.relay.url, "RELAY_SECRET": self.relay.secret,
             "SPEECH_ENDPOINT": self.speech.endpoint, "SPEECH_KEY": "cost-key",
             "REQUESTS_CA_BUNDLE": self.speech.ca_bundle, "NO_PROXY": "127.0.0.1,localhost",
-            "PUBLISH_RIGHTS": "http://creativecommons.org/licenses/by/4.0/"})
+            "PUBLISH_RIGHTS": "http://creativecommons.org/licenses/by/4.0/", **ai_settings})
         os.environ.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
         self._cwd = os.getcwd()
         os.chdir(self.tmp)   # no stray credentials.properties for pyPreservica

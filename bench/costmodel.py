@@ -8,12 +8,19 @@ service and operation, Speech audio seconds, telemetry bytes. Billing rules used
 - Always-ready instances bill their memory all the time (the baseline): a monthly figure, not per event.
 - Storage bills each operation by service and class (the Azure Storage pricing pages); which queue and blob
   operation falls in which class is inferred from those pages' operation lists (see `storage_class`).
+- Flex Consumption bills an instance's activity period at least 1,000 ms, then rounded up to 100 ms
+  (learn.microsoft.com, "Azure Functions Flex Consumption plan hosting", Billing): `isolated_seconds` is the
+  billed time if every invocation were an activity period of its own (sparse traffic), the upper bound of
+  the execution line; the measured sum is the lower (a busy instance, its invocations back to back).
+- Document Intelligence bills analysed pages (each image one page, each PDF page one page: learn.microsoft.com,
+  Document Intelligence "Service quotas and limits", Billing); Azure OpenAI input and output tokens apart.
 - Log Analytics bills ingested GB (10^9 bytes): the telemetry bytes are what the exporter's envelopes weigh
   as JSON; the billed size is computed from stored columns and is usually smaller (learn.microsoft.com,
   "Azure Monitor Logs cost calculations": "around 25 percent less"), so this is an upper bound.
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 
@@ -74,7 +81,20 @@ def lines(per_event: dict, prices: dict, memory_gb: float) -> list[dict]:
     add("Application Insights ingestion", "log_analytics_gb", per_event["telemetry_bytes"] * MILLION / 1e9, "GB", 1)
     if per_event.get("speech_audio_s"):
         add("Speech audio", "speech_audio_hour", per_event["speech_audio_s"] * MILLION / 3600, "audio hours", 1)
+    if per_event.get("ocr_pages"):
+        add("Document Intelligence read pages", "docintel_read_pages", per_event["ocr_pages"] * MILLION, "pages",
+            1000)
+    if per_event.get("prompt_tokens") or per_event.get("completion_tokens"):
+        add("Azure OpenAI input tokens", "openai_input_tokens", per_event["prompt_tokens"] * MILLION, "tokens",
+            MILLION)
+        add("Azure OpenAI output tokens", "openai_output_tokens", per_event["completion_tokens"] * MILLION, "tokens",
+            MILLION)
     return sorted(out, key=lambda x: -x["usd"])
+
+
+def isolated_seconds(invocations: list[float]) -> float:
+    """Billed seconds if each invocation were its own activity period: at least 1 s, else up to the next 0.1 s."""
+    return sum(max(1.0, math.ceil(round(t * 10, 6)) / 10) for t in invocations)
 
 
 def per_million(per_event: dict, prices: dict, memory_gb: float) -> float:
@@ -100,11 +120,26 @@ def summarize(per_events: dict, prices: dict, memory_gb: float, always_ready: in
                      "gb_s_per_event": pe["execution_s"] * memory_gb,
                      "worker_telemetry_bytes_per_event": worker,
                      "host_telemetry_bytes_per_event": pe["telemetry_bytes"] - worker,
-                     "storage_per_event": sum(pe["storage"].values())}
+                     "storage_per_event": sum(pe["storage"].values()),
+                     "usd_per_million_sparse": sparse(pe, prices, memory_gb)}
     unverified = sorted({x["price"] for s in out.values() for x in s["lines"] if x["price_status"] != "read"})
     return {"configs": out, "memory_gb": memory_gb, "always_ready_instances": always_ready,
             "always_ready_usd_per_month": always_ready_month(always_ready, memory_gb, prices),
             "not_read": {k: prices[k]["status"] for k in unverified}}
+
+
+def sparse(per_event: dict, prices: dict, memory_gb: float) -> float | None:
+    """$ per million with every invocation billed as its own activity period (isolated_seconds)."""
+    isolated = per_event.get("billed_isolated_s")
+    return None if isolated is None else per_million(per_event | {"execution_s": isolated}, prices, memory_gb)
+
+
+def _ai(pe: dict) -> str:
+    """The AI inputs of one configuration's text: pages and tokens per event (one event, one asset)."""
+    parts = [f"{pe['ocr_pages']:.1f} pages OCR'd"] if pe.get("ocr_pages") else []
+    if pe.get("prompt_tokens"):
+        parts.append(f"{pe['prompt_tokens']:,.0f} prompt + {pe['completion_tokens']:,.0f} completion tokens")
+    return "".join(f", {p}" for p in parts)
 
 
 def bicep_defaults() -> tuple[float, int]:
@@ -128,14 +163,15 @@ def render(r: dict, events: int) -> str:
         f"{c['storage_per_event']:.1f} storage operations, {c['per_event']['preservica_requests']:.1f} Preservica "
         f"requests, {c['worker_telemetry_bytes_per_event'] + c['host_telemetry_bytes_per_event']:,.0f} telemetry "
         f"bytes" + (f", {c['per_event']['speech_audio_s']:.1f} s of audio" if c["per_event"]["speech_audio_s"] else "")
-        + " per event)" for name, c in configs.items() if name != "default routes")
+        + _ai(c["per_event"]) + " per event)" for name, c in configs.items() if name != "default routes")
     lines = ", ".join(f"{x['line']} {usd(x['usd'])}" for x in d["lines"])
     caveat = ", ".join(f"{k} ({v})" for k, v in r["not_read"].items())
     return (
         f"| 10 | What a million events cost: one delivery of {events} events per configuration, each function body "
         f"run in process as the host would over Azurite, storage counted at the clients, telemetry through the "
         f"real exporter's conversion | {usd(d['usd_per_million'])} per million events with the default routes "
-        f"(`PRESERVICA_ROUTES={d['routes']}`) | "
+        f"(`PRESERVICA_ROUTES={d['routes']}`); {usd(d['usd_per_million_sparse'])} if every invocation were billed "
+        f"alone (sparse traffic: 1 s minimum each) | "
         f"always ready: {r['always_ready_instances']} × {r['memory_gb']:g} GB = {usd(r['always_ready_usd_per_month'])}"
         f" a month, events or not | largest line: {largest['line']} | – | Default routes per event: "
         f"{d['gb_s_per_event']:.3f} GB-s, {d['per_event']['executions']:.2f} executions, "

@@ -1,9 +1,9 @@
-"""Rows 2-5: acknowledgement under load, pipeline throughput, a large delivery, intake CPU.
+"""Rows 2, 3 and 5: acknowledgement under load, pipeline throughput, intake CPU (row 4: bench/large.py).
 
 Rows 2 and 3 go over real HTTP through the local runner (the Functions host's stand-in, in this
 process, with timers around the app's stages) and real Azurite; the load generator, the Preservica
-double and the reference receiver are separate processes. Rows 4 and 5 call `intake.handle` in
-process: row 4 against Azurite with the storage calls counted, row 5 with storage stubbed out.
+double and the reference receiver are separate processes. Row 5 calls `intake.handle` in process, with
+storage stubbed out.
 """
 from __future__ import annotations
 
@@ -418,29 +418,7 @@ def count_done(subscription: str, actions=("journal", "thumbnail")) -> int:
                and all(e.get(f"{a}_state") == "done" for a in actions))
 
 
-# ---- row 4 -------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def counted_storage():
-    """Count Storage.send (one queue put each) and Storage.put_blob calls, on the class."""
-    from handlers.clients.storage import Storage
-    counts = {"queue_puts": 0, "blob_puts": 0}
-    send, put_blob = Storage.send, Storage.put_blob
-
-    def counting_send(self, queue_name, message):
-        counts["queue_puts"] += 1
-        return send(self, queue_name, message)
-
-    def counting_put_blob(self, *args, **kwargs):
-        counts["blob_puts"] += 1
-        return put_blob(self, *args, **kwargs)
-
-    Storage.send, Storage.put_blob = counting_send, counting_put_blob
-    try:
-        yield counts
-    finally:
-        Storage.send, Storage.put_blob = send, put_blob
-
+# ---- rows 4 and 5 --------------------------------------------------------------------------------
 
 def signed_request(body: bytes):
     import azure.functions as func
@@ -448,45 +426,6 @@ def signed_request(body: bytes):
     from handlers.core.signature import sign
     return func.HttpRequest("POST", "http://127.0.0.1" + WEBHOOK_PATH, body=body,
                             headers={"Content-Type": "application/json", "Preservica-Signature": sign(SECRET, body)})
-
-
-def largest_delivery(events: int) -> tuple[bytes, int]:
-    """A delivery of `events` events whose body is over the 48 KiB queue payload, so that intake takes the
-    claim-check path: each event gets as much filler as it needs (none when it is big enough already).
-    Returns the body and the filler per event."""
-    from handlers.core.messages import MAX_QUEUE_PAYLOAD
-    subscription, ms = new_subscription(), now_ms()
-    refs = [ref(i) for i in range(events)]
-    body, pad = delivery_body(refs, subscription, ms), 0
-    while len(body) <= MAX_QUEUE_PAYLOAD + 1024:   # with a margin: the intake message adds a header
-        pad = pad + max(1, (MAX_QUEUE_PAYLOAD + 2048 - len(body)) // events)
-        body = delivery_body(refs, subscription, ms, pad=pad)
-    return body, pad
-
-
-def large_delivery(env: dict, *, events: int, runs: int, progress=print) -> dict:
-    from handlers import intake
-    from handlers.core import settings
-    with environment(env):
-        limit = settings.get_int("MAX_EVENTS_PER_DELIVERY", minimum=1)   # the dispatcher's page size
-        intake.handle(signed_request(delivery_body([ref(0)], new_subscription(), now_ms())))  # clients warm
-        samples = []
-        for r in range(runs):
-            body, pad = largest_delivery(events)
-            req = signed_request(body)
-            with counted_storage() as counts:
-                t = time.perf_counter()
-                resp = intake.handle(req)
-                ms = (time.perf_counter() - t) * 1000
-            samples.append({"ms": ms, "status": resp.status_code, **counts, "body_kib": len(body) / 1024,
-                            "pad": pad})
-            progress(f"  large delivery run {r + 1}/{runs}: {events} events, {len(body) / 1024:.0f} KiB -> "
-                     f"{resp.status_code} in {ms:.1f} ms, {counts['queue_puts']} queue put(s), "
-                     f"{counts['blob_puts']} blob put(s)")
-    return {"events": events, "limit": limit, "runs": runs, "ack_ms": median([s["ms"] for s in samples]),
-            "status": sorted({s["status"] for s in samples}),
-            "queue_puts": max(s["queue_puts"] for s in samples), "blob_puts": max(s["blob_puts"] for s in samples),
-            "body_kib": samples[0]["body_kib"], "pad": samples[0]["pad"], "per_run": samples}
 
 
 # ---- row 5 -------------------------------------------------------------------------------------

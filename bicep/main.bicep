@@ -192,6 +192,10 @@ param teamsListFiles string = 'false'
 @minValue(1)
 param actionBatchSize int = 50
 
+@description('ACTION_WAIT_SECONDS: longest an action that runs after others (describe after ocr) waits for them per event.')
+@minValue(0)
+param actionWaitSeconds int = 3600
+
 @description('PRESERVICA_MAX_RPS: most requests per second the whole app sends to Preservica, shared by its live instances.')
 @minValue(1)
 param preservicaMaxRps int = 10
@@ -641,6 +645,7 @@ var appSettings = {
   TEAMS_DIGEST_THRESHOLD: string(teamsDigestThreshold)
   TEAMS_LIST_FILES: teamsListFiles
   ACTION_BATCH_SIZE: string(actionBatchSize)
+  ACTION_WAIT_SECONDS: string(actionWaitSeconds)
   PRESERVICA_MAX_RPS: string(preservicaMaxRps)
   MAXIMUM_INSTANCE_COUNT: string(maximumInstanceCount)   // the floor of each one's Preservica share: PRESERVICA_MAX_RPS / this
   ASSET_URL_TEMPLATE: assetUrlTemplate

@@ -120,9 +120,15 @@ def test_raw_figures_are_numbers(quick):
     profile = r3["profile"]
     assert profile["completed"] and _number(profile["cpu_s"]) and profile["cpu_s"] > 0
     assert profile["by_owner"].get("app", 0) > 0 and all(_number(v) for v in profile["inclusive"].values())
-    # A large delivery, over the queue payload (the claim check) and more events than one dispatch page: accepted.
-    assert r4["events"] > 0 and _number(r4["limit"]) and r4["body_kib"] > 48
-    assert _number(r4["ack_ms"]) and r4["status"] == [200] and r4["queue_puts"] == 1 and r4["blob_puts"] == 1
+    # Large deliveries, over the queue payload (the claim check), one of them MAX_BODY_BYTES: accepted, dispatched
+    # a page per invocation, every event's journal job queued once and its row written, counted after the run.
+    for d in r4["deliveries"].values():
+        assert d["status"] == 200 and _number(d["ack_ms"]) and d["body_bytes"] > 48 * 1024
+        assert d["ack_writes"] == {"blob put (deliveries)": 1, "queue put": 1}
+        assert d["pages"] == math.ceil(d["events"] / r4["page"]) > 1
+        assert d["every_event_once"] and d["jobs"] == d["events_once"] == d["journal_rows"] == d["events"]
+        assert d["dispatch_writes"]["table transaction"] > 0
+    assert r4["max_body_bytes"] - 200 < r4["deliveries"]["max_body"]["body_bytes"] <= r4["max_body_bytes"]
     for size in r5["sizes"].values():
         assert all(_number(size[k]) for k in ("handle_us", "pure_us", "hmac_us", "ratio"))
     assert r6 == r7 and r6["completed"]   # rows 6 and 7 are the same runs
@@ -145,9 +151,12 @@ def test_raw_figures_are_numbers(quick):
         assert x["met"] == (x["max_1s"] <= r9["rate"] + 1)
     r10 = rows["10"]   # what a million events cost: every configuration priced from measured inputs
     assert set(r10["configs"]) == {"default routes", "journal", "thumbnail", "teams", "catalogue", "relay",
-                                   "transcribe", "publish"}
+                                   "transcribe", "publish", "ocr", "ocr + describe"}
     for c in r10["configs"].values():
         assert _number(c["usd_per_million"]) and c["usd_per_million"] > 0 and c["gb_s_per_event"] > 0
+        assert _number(c["usd_per_million_sparse"]) and c["usd_per_million_sparse"] >= c["usd_per_million"]
+    ai = r10["configs"]["ocr + describe"]["per_event"]   # pages and tokens as the run recorded them
+    assert ai["ocr_pages"] > 0 and ai["prompt_tokens"] > 0 and ai["completion_tokens"] > 0
     assert _number(r10["always_ready_usd_per_month"])
 
 

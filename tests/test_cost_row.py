@@ -14,8 +14,10 @@ PRICES = {k: {"usd": v, "status": "read", "unit": k} for k, v in {
     "flex_on_demand_gb_s": 0.00002, "flex_on_demand_executions": 0.5, "flex_always_ready_baseline_gb_s": 0.000004,
     "flex_always_ready_execution_gb_s": 0.000016, "queue_class1": 0.01, "queue_class2": 0.02,
     "table_transactions": 0.001, "blob_write": 0.1, "blob_read": 0.01, "blob_other": 0.0,
-    "log_analytics_gb": 2.0, "speech_audio_hour": 1.0}.items()}
+    "log_analytics_gb": 2.0, "speech_audio_hour": 1.0, "docintel_read_pages": 1.0, "openai_input_tokens": 0.2,
+    "openai_output_tokens": 1.0}.items()}
 EXAMPLE = {"execution_s": 0.05, "executions": 0.5, "speech_audio_s": 0.36, "telemetry_bytes": 2000,
+           "ocr_pages": 1.5, "prompt_tokens": 800, "completion_tokens": 150,
            "storage": {"queue|put": 1, "queue|receive": 0.25, "queue|delete": 1, "queue|receive (empty)": 0,
                        "table|transaction": 2, "blob|put thumbnails": 1, "blob|get thumbnails": 0.5}}
 
@@ -24,19 +26,35 @@ def test_a_million_events_cost_what_the_hand_computation_says():
     # A million events at 2 GB: 0.05 s x 2 GB x 1e6 = 100,000 GB-s x $0.00002 = $2.00; 500,000 executions x
     # $0.5/1e6 = $0.25; queue Class 1 (put, delete) 2e6 / 1e4 x $0.01 = $2.00; Class 2 (receive) 250,000 / 1e4 x
     # $0.02 = $0.50; table 2e6 / 1e4 x $0.001 = $0.20; blob write 1e6 / 1e4 x $0.1 = $10.00; blob read 500,000 /
-    # 1e4 x $0.01 = $0.50; telemetry 2,000 B x 1e6 = 2 GB x $2 = $4.00; Speech 0.36 s x 1e6 = 100 h x $1 = $100.
+    # 1e4 x $0.01 = $0.50; telemetry 2,000 B x 1e6 = 2 GB x $2 = $4.00; Speech 0.36 s x 1e6 = 100 h x $1 = $100;
+    # pages 1.5 x 1e6 = 1,500,000 / 1,000 x $1 = $1,500; prompt 800 x 1e6 = 800M tokens x $0.2 per million = $160;
+    # completion 150 x 1e6 = 150M x $1 per million = $150.
     got = {x["price"]: x["usd"] for x in costmodel.lines(EXAMPLE, PRICES, memory_gb=2.0)}
     want = {"flex_on_demand_gb_s": 2.00, "flex_on_demand_executions": 0.25, "queue_class1": 2.00,
             "queue_class2": 0.50, "table_transactions": 0.20, "blob_write": 10.00, "blob_read": 0.50,
-            "log_analytics_gb": 4.00, "speech_audio_hour": 100.00}
+            "log_analytics_gb": 4.00, "speech_audio_hour": 100.00, "docintel_read_pages": 1500.00,
+            "openai_input_tokens": 160.00, "openai_output_tokens": 150.00}
     assert got.keys() == want.keys()
     for key, usd in want.items():
         assert got[key] == pytest.approx(usd), key
-    assert costmodel.per_million(EXAMPLE, PRICES, 2.0) == pytest.approx(119.45)
+    assert costmodel.per_million(EXAMPLE, PRICES, 2.0) == pytest.approx(1929.45)
     # The lines come largest first, so the table names the largest line first.
-    assert [x["price"] for x in costmodel.lines(EXAMPLE, PRICES, 2.0)][:2] == ["speech_audio_hour", "blob_write"]
+    assert [x["price"] for x in costmodel.lines(EXAMPLE, PRICES, 2.0)][:3] == [
+        "docintel_read_pages", "openai_input_tokens", "openai_output_tokens"]
+    # Without pages or tokens there are no AI lines at all.
+    plain = {k: v for k, v in EXAMPLE.items() if k not in ("ocr_pages", "prompt_tokens", "completion_tokens")}
+    assert costmodel.per_million(plain, PRICES, 2.0) == pytest.approx(119.45)
     # One always-ready 2 GB instance for a 730-hour month: 2 x 2,628,000 GB-s x $0.000004 = $21.024.
     assert costmodel.always_ready_month(1, 2.0, PRICES) == pytest.approx(21.024)
+
+
+def test_sparse_traffic_bills_each_invocation_at_least_a_second():
+    # Flex bills an activity period at least 1,000 ms, then rounded up to 100 ms: 0.05 -> 1.0, 1.23 -> 1.3,
+    # 2.0 -> 2.0, 0.999 -> 1.0, 1.2 -> 1.2 (not 1.3: 1.2 x 10 is 11.999... in floating point).
+    assert costmodel.isolated_seconds([0.05, 1.23, 2.0, 0.999, 1.2]) == pytest.approx(6.5)
+    # With 1.5 billed seconds an event the execution line is 1.5 x 2 GB x 1e6 x $0.00002 = $60 instead of $2.
+    assert costmodel.sparse(EXAMPLE | {"billed_isolated_s": 1.5}, PRICES, 2.0) == pytest.approx(1929.45 - 2 + 60)
+    assert costmodel.sparse(EXAMPLE, PRICES, 2.0) is None
 
 
 def test_storage_operations_are_priced_by_their_class():
@@ -54,13 +72,23 @@ def test_every_price_names_its_page_its_status_and_when_it_was_read():
     prices = costmodel.load_prices()
     for key in ("flex_on_demand_gb_s", "flex_on_demand_executions", "flex_always_ready_baseline_gb_s",
                 "flex_always_ready_execution_gb_s", "queue_class1", "queue_class2", "table_transactions",
-                "blob_write", "blob_read", "blob_other", "log_analytics_gb", "speech_audio_hour"):
+                "blob_write", "blob_read", "blob_other", "log_analytics_gb", "speech_audio_hour",
+                "docintel_read_pages", "openai_input_tokens", "openai_output_tokens"):
         p = prices[key]
+        assert p["region"] and p["unit"], key
         assert isinstance(p["usd"], float) and p["usd"] > 0, key
         assert p["status"] in ("read", "third-party", "unverified"), key
         assert p["check"].startswith("https://azure.microsoft.com/pricing/"), key
         if p["status"] != "unverified":   # a price that was read says where and when
             assert p["source"].startswith("https://") and p["date_read"], key
+        else:   # an unverified one says what was looked for and found
+            assert p["seen"] and p["date_read"], key
+    # The token prices are those of the model the Bicep deploys for describe by default.
+    main = (costmodel.PRICES.parent.parent / "bicep" / "main.bicep").read_text()
+    for param in ("describeModelName string = 'gpt-4o-mini'", "describeModelVersion string = '2024-07-18'",
+                  "describeDeploymentSku string = 'GlobalStandard'"):
+        assert param in main
+    assert "gpt-4o-mini 2024-07-18, GlobalStandard" in prices["openai_input_tokens"]["unit"]
 
 
 @pytest.mark.timeout(600)
@@ -93,3 +121,23 @@ def test_the_measured_inputs_come_from_the_run(azurite, tmp_path):
     # Transcribe takes one event per message: its invocations, and so its telemetry, grow with the events.
     assert large["transcribe"]["executions"] == small["transcribe"]["executions"] + 2
     assert large["transcribe"]["worker_telemetry_bytes"] > small["transcribe"]["worker_telemetry_bytes"]
+    # Pages and tokens are what ocr and describe recorded for this run's assets: every asset's one scanned sheet
+    # read as one page, and one draft per asset whose tokens are the usage the chat service reported.
+    from bench.cost_ai import ANSWER, PAGE
+    for row in (small, large):
+        n, ai = row["ocr"]["events"], row["ocr"]["ai"]
+        assert (ai["ocr_assets"], ai["ocr_pages"], ai["described_assets"], ai["prompt_tokens"]) == (n, n, 0, 0)
+        ai = row["ocr + describe"]["ai"]
+        assert (ai["ocr_assets"], ai["ocr_pages"], ai["described_assets"]) == (n, n, n)
+        # the page's text went into the prompt (the double counts 4 characters a token)
+        assert ai["prompt_tokens"] >= n * len(" ".join(PAGE)) // 4
+        assert ai["completion_tokens"] == n * (len(ANSWER) // 4 + 1)
+        assert {name: r["ai"] for name, r in row.items() if name not in ("ocr", "ocr + describe")
+                and (r["ai"]["ocr_pages"] or r["ai"]["prompt_tokens"])} == {}
+    assert large["ocr + describe"]["ai"]["prompt_tokens"] == 2 * small["ocr + describe"]["ai"]["prompt_tokens"]
+    # ... and they reach the priced lines, per event.
+    pe = cost_row.per_event(large["ocr + describe"])
+    assert pe["ocr_pages"] == 1.0 and pe["prompt_tokens"] == large["ocr + describe"]["ai"]["prompt_tokens"] / 4
+    priced = {x["price"] for x in costmodel.lines(pe, costmodel.load_prices(), 2.0)}
+    assert {"docintel_read_pages", "openai_input_tokens", "openai_output_tokens"} <= priced
+    assert pe["billed_isolated_s"] >= pe["executions"]   # at least a second an invocation

@@ -114,7 +114,8 @@ def test_storage_down_is_503_never_200(app_env, monkeypatch):
 def test_a_netrc_entry_for_the_storage_host_does_not_replace_its_authorization(app_env, monkeypatch, tmp_path):
     """requests with trust_env on reads ~/.netrc on every request and, for a matching host, sends Basic auth in
     place of the storage client's Authorization header (Session.prepare_request): the write is refused and
-    intake answers 503. The storage clients read the environment once, without .netrc."""
+    intake answers 503. The storage clients read the environment once, without .netrc (the CA bundle, the runner's
+    and Preservica's clients: tests/test_http_environment.py)."""
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine 127.0.0.1 login someone password something\n")
     netrc.chmod(0o600)
@@ -137,14 +138,3 @@ def test_proxy_variables_still_reach_the_storage_clients(app_env, monkeypatch, v
     assert intake.handle(signed(encode(delivery(refs=["a"])))).status_code == 503
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert intake.handle(signed(encode(delivery(refs=["b"])))).status_code == 200
-
-
-def test_a_ca_bundle_variable_reaches_the_storage_transport(monkeypatch, tmp_path):
-    """azure-core passes verify=True on every request, which wins over a session's: REQUESTS_CA_BUNDLE must
-    go to the transport, as requests' trust_env would have applied it."""
-    from handlers.clients.storage import _transport
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
-    assert _transport(5).connection_config.verify == str(tmp_path / "ca.pem")
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
-    assert _transport(5).connection_config.verify is True

@@ -149,4 +149,5 @@ ACTION = Action(name="describe", perform=perform,
                 settings=(ENDPOINT, KEY.local, API_VERSION, DEPLOYMENT, PROMPT, LANGUAGE, MAX_CHARS, MAX_TOKENS,
                           CONTAINER, WRITE, SCHEMA),
                 required=(ENDPOINT, DEPLOYMENT), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
-                entities=("asset",), gone=Outcome(SKIPPED, "not found"), batch_size=1)
+                entities=("asset",), gone=Outcome(SKIPPED, "not found"), batch_size=1,
+                after=("ocr", "transcribe"))   # the texts it reads: waited for where routed for the event

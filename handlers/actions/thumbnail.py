@@ -5,9 +5,8 @@ metadata `title` (ASCII-safe) and `ref`. A retry overwrites the same blob: idemp
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from urllib.parse import quote
+import io
+from urllib.parse import quote, urlencode
 
 from ..clients import snapshot
 from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, Outcome, Setting
@@ -19,6 +18,7 @@ READS = frozenset({"summary"})  # the title, for the blob's metadata
 _PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 MAX_TITLE = 1024  # blob metadata is at most 8 KiB in all
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}  # what is kept
+MAX_BYTES = 16 * 1024 * 1024   # far above any thumbnail (inferred: Preservica renders them small); read into memory
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
@@ -37,17 +37,34 @@ def _size():
 
 
 def _store(api, job: Job, ctx: Context, asset, size) -> Outcome:
-    with tempfile.TemporaryDirectory(prefix="thumb-") as tmp:  # pyPreservica writes thumbnails to a file
-        path = api.thumbnail(asset, str(Path(tmp) / "thumbnail"), size=size)
-        if path is None:
-            return Outcome(SKIPPED, "no thumbnail")
-        data = Path(path).read_bytes()
+    from ..clients import preservica
+    try:
+        data = _thumbnail(api, asset, size)
+    except preservica.TooLarge:
+        return Outcome(SKIPPED, f"thumbnail too large (more than {MAX_BYTES} bytes arrived)")
+    if data is None:
+        return Outcome(SKIPPED, "no thumbnail")
     content_type, ext = image_type(data)
     container, name = CONTAINER.value(), f"{job.entity_ref}.{ext}"
     ctx.storage.put_blob(container, name, data, content_type,
                          metadata={"title": ascii_safe(asset.title or ""), "ref": job.entity_ref})
     return Outcome(DONE, "", {"thumbnail_blob": f"{container}/{name}", "thumbnail_bytes": len(data),
                                       "thumbnail_contentType": content_type})
+
+
+def _thumbnail(api, asset, size) -> bytes | None:
+    """The image, or None when Preservica has none (404). The request pyPreservica's EntityAPI.thumbnail makes
+    (pyPreservica entityAPI.py: GET /api/content/thumbnail, id sdb:<type>|<ref>, size), read into memory with a
+    bound: pyPreservica writes it to a file, and a temporary folder per event was a tenth of the pipeline's
+    CPU (docs/benchmarks.md)."""
+    from ..clients import preservica
+    query = urlencode({"id": f"sdb:{asset.entity_type.value}|{asset.reference}", "size": size.value})
+    out = io.BytesIO()
+    try:
+        preservica.download(api, f"{api.protocol}://{api.server}/api/content/thumbnail?{query}", out, MAX_BYTES)
+    except preservica.NotFound:
+        return None
+    return out.getvalue()
 
 
 def image_type(data: bytes) -> tuple[str, str]:

@@ -1,10 +1,13 @@
 """HTTP facts every client shares: the process's one httpx client for Teams, the catalogue and the
 relay (created on first use, reused for pooling, never following redirects: a redirect could carry a
 secret elsewhere); whether two URLs name the same server; and naming a TLS verification failure.
-httpx loads on first use, so the Preservica and Speech clients can use the rest without it."""
+httpx loads on first use, so the Preservica and Speech clients can use the rest without it. And, for the
+clients that use requests (pyPreservica's sessions, azure-core's transport), what requests would read from
+the environment on every request, read once (environment_read_once)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import ssl
 from typing import TYPE_CHECKING
@@ -66,6 +69,37 @@ def retry_after(response) -> float | None:
     """Seconds from a response's Retry-After header (see core.retry.parse), or None."""
     from ..core import retry
     return retry.parse(response.headers.get("retry-after"))
+
+
+# ---- what requests reads from the environment, read once ---------------------------------------------
+
+# With a session's trust_env on (its default), requests reads the environment again on every request: ~/.netrc
+# (Session.prepare_request -> get_netrc_auth), the proxy variables (merge_environment_settings, and
+# resolve_proxies in Session.send) and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (merge_environment_settings;
+# psf/requests src/requests/sessions.py). Under load that was a fifth of a process's CPU (docs/benchmarks.md).
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                   "all_proxy")
+ENVIRONMENT_VARIABLES = CA_BUNDLE_VARIABLES + PROXY_VARIABLES   # a client reading them once is rebuilt on a change
+
+
+def environment_read_once(session, url: str) -> bool | str:
+    """Turn `session`'s trust_env off and give it, once, what requests would have read on every request to
+    `url`'s server: its proxies (requests.utils.get_environ_proxies: none when NO_PROXY covers the host) and
+    the CA bundle to verify with, as `session.verify` and returned (azure-core passes verify on every request,
+    which wins over the session's: requests' merge_setting). `.netrc` is not read at all: for a matching host
+    requests would replace a client's own Authorization header with Basic auth (prepare_auth runs after the
+    headers are set). A plain http:// URL with no proxy has nothing to verify: True, since a path costs an
+    os.path.isdir on every request (requests/adapters.py _urllib3_request_context), whatever the scheme."""
+    from requests.utils import get_environ_proxies
+    session.trust_env = False
+    proxies = get_environ_proxies(url)
+    session.proxies.update(proxies)
+    bundle = next((os.environ[v] for v in CA_BUNDLE_VARIABLES if os.environ.get(v)), None)
+    scheme = urlsplit(url).scheme.lower()
+    plain = scheme == "http" and not (proxies.get(scheme) or proxies.get("all"))
+    session.verify = True if bundle is None or plain else bundle
+    return session.verify
 
 
 # ---- which server a URL names -------------------------------------------------------------------

@@ -36,6 +36,7 @@ from urllib3.util import Retry
 from ..core import settings
 from ..core.errors import NotFound as NotFound  # callers catch preservica.NotFound
 from ..core.errors import SettingsError, TooMany
+from . import http
 from .preservica_http import (  # noqa: F401
     CREDENTIAL_SETTINGS,
     CredentialsRejected,
@@ -68,14 +69,18 @@ logging.getLogger("pyPreservica").setLevel(logging.WARNING)
 
 def _harden(api) -> None:
     """Cap Retry-After waits and timeouts, widen the pool, keep every request on the configured server
-    with no redirect followed, and send each through the process's share of PRESERVICA_MAX_RPS.
-    Done before the first request."""
+    with no redirect followed, read the proxy and CA bundle once, and send each through the process's share
+    of PRESERVICA_MAX_RPS. Done before the first request."""
     if getattr(api, "_hardened", False):
         return
     retry = _retry()
     for session in (api.session, api.auth_session):
         session.mount(f"{api.protocol}://", HTTPAdapter(max_retries=retry, pool_maxsize=POOL_SIZE))
         session.request = functools.partial(session.request, timeout=TIMEOUT)
+        # pyPreservica makes plain requests.Session()s (pyPreservica common.py AuthenticatedAPI.__init__), with
+        # trust_env on: the environment read again on every request, .netrc included, which would add Basic
+        # auth to every Preservica request for a matching host. Read once here; verify is not passed per call.
+        http.environment_read_once(session, _home(api))
         # requests re-sends a request elsewhere only where Session.resolve_redirects finds a target
         # (requests/sessions.py: `url = self.get_redirect_target(resp)`), and keeps custom headers such as
         # Preservica-Access-Token across hosts (rebuild_auth strips only Authorization). With no target,
@@ -173,7 +178,9 @@ def _arguments(secrets) -> dict:
 
 def _identity(args: dict) -> tuple:
     secret = hashlib.sha256(args["password"].encode()).hexdigest()  # compare passwords without keeping one more copy
-    return args["server"], args["username"], args["tenant"], args["protocol"], secret
+    # The sessions read the proxy and CA bundle variables once (_harden): a change to them makes a new client.
+    environment = tuple(os.environ.get(v) for v in http.ENVIRONMENT_VARIABLES)
+    return args["server"], args["username"], args["tenant"], args["protocol"], secret, environment
 
 
 # ---- the process's EntityAPI -------------------------------------------------------------------

@@ -48,7 +48,7 @@ class PublicStore:
             self.service = BlobServiceClient.from_connection_string(conn, **opts)
         else:
             raise SettingsError("PUBLISH_BLOB_SERVICE_URI is not set (the public storage account's blob endpoint)")
-        storage._read_environment(self.service, opts)   # the proxy variables, read once (see storage._transport)
+        storage.read_environment(self.service, opts["transport"])   # proxy and CA bundle, read once
         self.local = not uri
         self.container = self.service.get_container_client(container)
         self.base = (base_url or self.container.url).rstrip("/")

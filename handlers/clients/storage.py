@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..core import settings
 from ..core.errors import StorageNotConfigured, StorageUnavailable
+from . import http
 from .shared import Shared
 
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -45,38 +46,22 @@ SEND_PARALLEL = 16
 NEVER_EXPIRES = -1
 
 
-# What requests reads from the environment while trust_env is on: read once per client here instead.
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
-                   "all_proxy")
-
-
-def _transport(read_timeout: int):
+def transport(read_timeout: int):
+    """A requests transport for one client, with a pool as large as its threads use; hand it to
+    read_environment once the client is built."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     session = requests.Session()
-    # With trust_env on, requests reads the environment again on every request: ~/.netrc
-    # (Session.prepare_request), the proxy variables and REQUESTS_CA_BUNDLE (merge_environment_settings;
-    # psf/requests src/requests/sessions.py). Under row 2's load that was a fifth of the intake process's
-    # CPU (docs/benchmarks.md). The proxies are read once for the client's URL (_read_environment) and the
-    # CA bundle here; .netrc is not read at all (a matching entry would replace the storage Authorization
-    # header with Basic auth: prepare_auth runs after the headers are set).
-    session.trust_env = False
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    # azure-core passes verify on every request (connection_verify, default True), which wins over
-    # session.verify (requests' merge_setting): the bundle has to go to the transport.
-    verify = next((os.environ[v] for v in CA_BUNDLE_VARIABLES if os.environ.get(v)), True)
-    return RequestsTransport(session=session, session_owner=False, connection_timeout=5, read_timeout=read_timeout,
-                             connection_verify=verify)
+    return RequestsTransport(session=session, session_owner=False, connection_timeout=5, read_timeout=read_timeout)
 
 
-def _read_environment(client, kw: dict):
-    """The proxy for the client's endpoint from HTTP(S)_PROXY / NO_PROXY, as requests would find it on each
-    request (requests.utils.get_environ_proxies: none when NO_PROXY covers the host)."""
-    from requests.utils import get_environ_proxies
-    kw["transport"].session.proxies.update(get_environ_proxies(client.url))
+def read_environment(client, transport):
+    """The proxy and CA bundle for the client's endpoint, read once (http.environment_read_once), not on
+    every request, and never .netrc, whose entry would replace the storage Authorization header."""
+    transport.connection_config.verify = http.environment_read_once(transport.session, client.url)
     return client
 
 
@@ -85,7 +70,7 @@ def _retry(kind: str, env=None) -> dict:
     # acknowledgement. Fail fast; the queue (or the sender) retries the whole unit of work.
     read = settings.get_int("STORAGE_TIMEOUT_SECONDS", env, minimum=1)
     # The timeouts go with the transport too: a client given a transport does not pass them on to it.
-    timeouts = {"connection_timeout": 5, "read_timeout": read, "transport": _transport(read)}
+    timeouts = {"connection_timeout": 5, "read_timeout": read, "transport": transport(read)}
     if kind == "table":
         return {"retry_total": 2, "retry_backoff_factor": 0.5, **timeouts}
     if kind == "queue":
@@ -137,24 +122,28 @@ class Storage:
             kw = dict(**_retry("queue", self._env))
             if not raw:
                 kw.update(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy())
-            if self._conn:
-                return _read_environment(QueueClient.from_connection_string(self._conn, name, **kw), kw)
-            return _read_environment(QueueClient(self._uris["queue"], name, credential=self._credential(), **kw), kw)
+            client = QueueClient.from_connection_string(self._conn, name, **kw) if self._conn else \
+                QueueClient(self._uris["queue"], name, credential=self._credential(), **kw)
+            return read_environment(client, kw["transport"])
         return self._cached(("queue", name, raw), build)
 
-    def send(self, queue_name: str, message: str) -> None:
-        """Put one message; creates the queue the first time if it does not exist (local runs)."""
+    def send(self, queue_name: str, message: str, delay: int = 0) -> None:
+        """Put one message; creates the queue the first time if it does not exist (local runs).
+        `delay`: seconds before it becomes visible (Put Message's `visibilitytimeout`, 0 to 7 days, in whole
+        seconds: learn.microsoft.com/rest/api/storageservices/put-message; azure-storage-queue
+        `QueueClient.send_message(visibility_timeout=...)`, azure/storage/queue/_queue_client.py)."""
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
         client = self.queue(queue_name)
+        kw = {"time_to_live": NEVER_EXPIRES, **({"visibility_timeout": int(delay)} if delay else {})}
         try:
             try:
-                client.send_message(message, time_to_live=NEVER_EXPIRES)
+                client.send_message(message, **kw)
             except ResourceNotFoundError:
                 try:
                     client.create_queue()
                 except ResourceExistsError:
                     pass  # a concurrent send (send_many) created it first
-                client.send_message(message, time_to_live=NEVER_EXPIRES)
+                client.send_message(message, **kw)
         except AzureError as exc:
             raise StorageUnavailable(f"queue {queue_name!r}: {type(exc).__name__}") from exc
 
@@ -184,9 +173,9 @@ class Storage:
         def build():
             from azure.storage.blob import BlobServiceClient
             kw = _retry("blob", self._env)
-            if self._conn:
-                return _read_environment(BlobServiceClient.from_connection_string(self._conn, **kw), kw)
-            return _read_environment(BlobServiceClient(self._uris["blob"], credential=self._credential(), **kw), kw)
+            client = BlobServiceClient.from_connection_string(self._conn, **kw) if self._conn else \
+                BlobServiceClient(self._uris["blob"], credential=self._credential(), **kw)
+            return read_environment(client, kw["transport"])
         return self._cached(("blob",), build)
 
     def put_blob(self, container: str, name: str, data: bytes, content_type: str | None = None,
@@ -221,9 +210,9 @@ class Storage:
         def build():
             from azure.data.tables import TableClient
             kw = _retry("table", self._env)
-            if self._conn:
-                return _read_environment(TableClient.from_connection_string(self._conn, name, **kw), kw)
-            return _read_environment(TableClient(self._uris["table"], name, credential=self._credential(), **kw), kw)
+            client = TableClient.from_connection_string(self._conn, name, **kw) if self._conn else \
+                TableClient(self._uris["table"], name, credential=self._credential(), **kw)
+            return read_environment(client, kw["transport"])
         return self._cached(("table", name), build)
 
 
@@ -231,7 +220,7 @@ class Storage:
 # have read on each request are among them.
 _STORAGE_SETTINGS = ("AzureWebJobsStorage", "AzureWebJobsStorage__queueServiceUri",
                      "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__tableServiceUri",
-                     "STORAGE_TIMEOUT_SECONDS", *CA_BUNDLE_VARIABLES, *PROXY_VARIABLES)
+                     "STORAGE_TIMEOUT_SECONDS", *http.ENVIRONMENT_VARIABLES)
 _default = Shared(lambda: Storage(), key=lambda: tuple(os.environ.get(n) for n in _STORAGE_SETTINGS))
 
 

@@ -10,7 +10,9 @@ Action message (queue `action-<name>`): a batch of up to ACTION_BATCH_SIZE event
 for one action, packed to fit the 48 KiB payload; each event may carry the Preservica snapshot the
 dispatcher took for it. An action's fan-out hook may send a message of its own kind (Teams: a digest).
     {"v": 1, "action", "kind", "deliveryId", "trigger", "tenant", "subscriptionId", "timestamp", "pk",
-     "events": [{"key", "rk", "event", "snapshot"?}], "digest"?, "traceparent"?}
+     "events": [{"key", "rk", "event", "snapshot"?}], "digest"?, "traceparent"?, "deferrals"?, "waitingSince"?}
+  An action that waits for others (pipeline/waits.py) puts its events back with how often they were put back
+  and since when they wait.
 Every message may carry the W3C `traceparent` of the span that sent it (clients/telemetry.py).
 """
 from __future__ import annotations
@@ -96,6 +98,8 @@ class Job:
     snapshot: dict[str, Any] | None = field(default=None, compare=False)  # what the dispatcher read from Preservica
     traceparent: str | None = field(default=None, compare=False)  # the trace the message belongs to
     attempt: int = field(default=1, compare=False)  # the message's delivery count: > 1, an earlier try may have acted
+    deferrals: int = field(default=0, compare=False)   # times put back to wait for other actions (pipeline/waits.py)
+    waiting_since: str = field(default="", compare=False)   # when it first waited (ISO time)
 
     @property
     def entity_type(self) -> str:
@@ -136,6 +140,8 @@ def pack(jobs: list[Job], max_events: int, traceparent: str | None = None) -> li
         head["digest"] = jobs[0].digest
     if traceparent:
         head["traceparent"] = traceparent
+    if jobs[0].deferrals:
+        head.update(deferrals=jobs[0].deferrals, waitingSince=jobs[0].waiting_since)
     prefix = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + ',"events":['
     out: list[str] = []
     parts: list[str] = []
@@ -163,7 +169,8 @@ def read_batch(raw: bytes | str) -> list[Job]:
         base = Job(action=doc["action"], key="", pk=head["pk"], rk="", delivery_id=head["deliveryId"],
                    trigger=head["trigger"], tenant=head["tenant"], subscription_id=head["subscriptionId"],
                    timestamp=head["timestamp"], event={}, kind=doc.get("kind", "event"), digest=doc.get("digest"),
-                   traceparent=doc.get("traceparent") if isinstance(doc.get("traceparent"), str) else None)
+                   traceparent=doc.get("traceparent") if isinstance(doc.get("traceparent"), str) else None,
+                   deferrals=_count(doc.get("deferrals")), waiting_since=str(doc.get("waitingSince") or "")[:40])
         jobs = [replace(base, key=e["key"], rk=e["rk"], event=e.get("event") or {}, snapshot=e.get("snapshot"))
                 for e in doc["events"]]
     except (KeyError, TypeError):
@@ -171,3 +178,11 @@ def read_batch(raw: bytes | str) -> list[Job]:
     if not jobs:
         raise InvalidMessage("action message holds no events")
     return jobs
+
+
+def _count(value: Any) -> int:
+    if value is None:
+        return 0
+    if type(value) is not int or value < 0:
+        raise InvalidMessage("action message's 'deferrals' is not a whole number")
+    return value

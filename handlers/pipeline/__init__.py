@@ -5,5 +5,7 @@
   import from the framework.
 - registry.py: finds the actions (every module or package in handlers/actions/), readiness, the settings list.
 - runner.py: runs one action message (claim, perform, record).
+- waits.py: order between actions: an action declared `after` others puts back the events they have not
+  finished, on its own queue, for a while (describe after ocr and transcribe).
 - functions.py: one queue function per action, generated from the registry.
-registry, runner and functions sit above the actions (tests/test_layout.py)."""
+registry, runner, waits and functions sit above the actions (tests/test_layout.py)."""

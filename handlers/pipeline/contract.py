@@ -73,7 +73,10 @@ class Action:
                 delivery page, returning what replaces them (None: nothing), e.g. Teams' digest;
     settle:     optional runner hook (journal, job, outcome) -> journal rows to merge, after an outcome is recorded;
     batch_size: optional: most events one message of this action carries, below ACTION_BATCH_SIZE (an action
-                whose event takes minutes, e.g. transcribe, must finish its message within functionTimeout).
+                whose event takes minutes, e.g. transcribe, must finish its message within functionTimeout);
+    after:      optional: actions whose outcome for the same event this one waits for when they were routed
+                for it, e.g. describe after ("ocr", "transcribe"): the runner puts the event back on the
+                queue until they finish, ACTION_WAIT_SECONDS at most (pipeline/waits.py).
     """
     name: str
     perform: Callable[[Job, Context], Outcome]
@@ -88,6 +91,7 @@ class Action:
     fan_out: Callable[..., FanOut | None] | None = None
     settle: Callable[..., Iterable[dict]] | None = None
     batch_size: int | None = None
+    after: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.preservica not in (NEEDS, USES, NO):
@@ -97,6 +101,8 @@ class Action:
             raise ValueError(f"action {self.name!r}: reads {sorted(self.parts() - PARTS)}; known: {sorted(PARTS)}")
         if self.entities is not None and not set(self.entities) <= ENTITIES.keys():
             raise ValueError(f"action {self.name!r}: entities must be among {sorted(ENTITIES)}")
+        if not isinstance(self.after, tuple) or self.name in self.after:
+            raise ValueError(f"action {self.name!r}: after must be a tuple of other actions' names")
         stray = [s.name for s in self.required if s not in self.settings]
         if stray:
             raise ValueError(f"action {self.name!r}: required settings not declared in settings: {stray}")

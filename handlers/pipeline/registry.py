@@ -36,7 +36,24 @@ def _load(name: str) -> Action:
 def _discover() -> dict[str, Action]:
     here = importlib.import_module(PACKAGE).__path__   # read now: tests add a folder to it
     names = sorted(m.name for m in pkgutil.iter_modules(here))
-    return {name: _load(name) for name in names}
+    found = {name: _load(name) for name in names}
+    _check_order(found)
+    return found
+
+
+def _check_order(found: dict[str, Action]) -> None:
+    """Every `after` names an action, and no action waits, through others, for itself."""
+    for action in found.values():
+        if unknown := [a for a in action.after if a not in found]:
+            raise DeclarationError(f"action {action.name!r} runs after {unknown}: no such action")
+
+    def upstream(name: str, seen: tuple[str, ...]) -> None:
+        for a in found[name].after:
+            if a in seen:
+                raise DeclarationError(f"actions wait for each other: {' -> '.join((*seen, a))}")
+            upstream(a, (*seen, a))
+    for name in found:
+        upstream(name, (name,))
 
 
 _actions = Shared(_discover)

@@ -7,7 +7,8 @@ a crash after the external effect and before its outcome is recorded; the messag
 acts again (at-least-once). The relay's `webhook-id` lets its receiver drop that duplicate.
 
 An action declared `repeatable` (running it twice leaves the same result and has no external
-effect, e.g. the journal's own merge) is not claimed.
+effect, e.g. the journal's own merge) is not claimed. An action declared `after` other actions first
+puts back the events those have not finished (waits.py), before any claim.
 
 A raised exception is recorded as `failed` and re-raised, so the Functions host retries the
 message and, after maxDequeueCount attempts, moves it to `action-<name>-poison`.
@@ -24,7 +25,7 @@ from dataclasses import replace
 from ..clients import journal, telemetry
 from ..core import messages
 from ..core.errors import InvalidMessage, SafeError
-from . import registry
+from . import registry, waits
 from .contract import SKIPPED, Context, NotFound, Outcome
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ def describe(exc: BaseException) -> str:
 def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None,
         message_id: str | None = None) -> list[Outcome | None]:
     """Perform one action message (a batch of events of one delivery): the outcome of each event in
-    the message's order, None for one already finished or being performed by another message.
+    the message's order, None for one already finished, being performed by another message, or put back
+    to wait for the actions it runs after.
 
     `message_id` identifies this queue message across its retries: its own earlier claims are its to take
     over. Outcomes, failures included, are recorded together; then, if any event failed, the first
@@ -66,14 +68,17 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
     book = ctx.journal
     declared = registry.get(action)
     pk = jobs[0].pk
+    active, notes = jobs, {}
+    if declared.after:   # events whose upstream actions have not finished go back on the queue to wait
+        active, notes = waits.hold(declared, jobs, ctx, message_id, telemetry.traceparent())
     # A duplicate message (a retried queue write, a second copy of a delivery) must not cause a second
     # external effect: each (event, action) is claimed with a conditional write before acting. A
     # repeatable action (the journal's own merge) has no external effect and skips the claim.
-    if declared.repeatable:
-        todo = jobs
+    if declared.repeatable or not active:
+        todo = active
     else:
-        claimed = book.claim_many(pk, [j.rk for j in jobs], action, message_id or uuid.uuid4().hex, CLAIM_SECONDS)
-        todo = [j for j in jobs if j.rk in claimed]
+        claimed = book.claim_many(pk, [j.rk for j in active], action, message_id or uuid.uuid4().hex, CLAIM_SECONDS)
+        todo = [j for j in active if j.rk in claimed]
     results: dict[str, Outcome | BaseException] = {}
     trace = telemetry.traceparent()  # worker threads start with no context: each continues this span's trace
     if len(todo) == 1:
@@ -82,9 +87,10 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
         with ThreadPoolExecutor(min(len(todo), CONCURRENCY), thread_name_prefix=f"{action}-batch") as pool:
             for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx, trace), todo), strict=True):
                 results[job.rk] = result
-    book.merge_many(_record(action, job, results[job.rk], attempt) for job in todo)
+    book.merge_many(_record(action, job, results[job.rk], attempt, notes.get(job.rk, "")) for job in todo)
     failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException)]
-    counts: Counter[str] = Counter({"skipped": len(jobs) - len(todo)} if len(jobs) > len(todo) else {})
+    counts: Counter[str] = Counter({k: n for k, n in (("skipped", len(active) - len(todo)),
+                                                      ("waiting", len(jobs) - len(active))) if n})
     for job in todo:
         outcome = results[job.rk]
         if isinstance(outcome, Outcome):
@@ -132,9 +138,11 @@ def _outcome(declared, job, ctx: Context) -> Outcome:
         return replace(declared.gone, extra=dict(declared.gone.extra))
 
 
-def _record(action: str, job, result, attempt: int) -> dict:
+def _record(action: str, job, result, attempt: int, note: str = "") -> dict:
+    """An outcome's journal columns; `note` (why it stopped waiting for other actions) follows the reason."""
     if isinstance(result, BaseException):
         cols = journal.outcome_columns(action, journal.FAILED, describe(result), attempt)
     else:
-        cols = journal.outcome_columns(action, result.state, result.reason, attempt, result.extra)
+        reason = "; ".join(r for r in (result.reason, note) if r)
+        cols = journal.outcome_columns(action, result.state, reason, attempt, result.extra)
     return {"PartitionKey": job.pk, "RowKey": job.rk, **cols}

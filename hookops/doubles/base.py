@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -63,7 +64,8 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         # A client that hangs up, or stop() cutting a keep-alive connection, is not a test failure.
-        if not (self.double._stopping or isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError))):
+        # A client that refuses the certificate of a double serving HTTPS (`tls`) is not one either.
+        if not (self.double._stopping or isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError))):
             super().handle_error(request, client_address)
 
 
@@ -79,7 +81,8 @@ class HttpDouble:
         (at most 60 s later), so a test can act while a caller's request is in flight.
     """
 
-    def __init__(self):
+    def __init__(self, tls: ssl.SSLContext | None = None):
+        self.tls = tls   # serve HTTPS with this server context (tls.Certificates): a client's CA bundle under test
         self.latency: float = 0.0
         self.received: list[Received] = []
         self._cond = threading.Condition()
@@ -98,6 +101,9 @@ class HttpDouble:
         self._stopping = False
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.double = self
+        if self.tls:   # the handshake in the handler's thread, on its first read (as tls.Server does)
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True,
+                                                       do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"{type(self).__name__}:{self.port}", daemon=True)
         self._thread.start()
@@ -135,7 +141,11 @@ class HttpDouble:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     # -- controls ----------------------------------------------------------------------------
     def respond_with(self, status: int, headers: dict[str, str] | None = None, body: bytes | str = b"",

@@ -4,6 +4,7 @@ certificate, for the real `azure-ai-documentintelligence` client.
     with DocIntelDouble() as di:            # key "test-docintel-key"; di.endpoint, di.ca_bundle
         di.set_pages([["Page one, line one", "line two"], ["Page two"]], confidence=0.9)
         di.running_polls = 1                # answers "running" this many times before "succeeded"
+        di.hold(); ...; di.release()        # polls answer "running" until released (a slow analysis)
         di.fail_next(429, {"Retry-After": "1"})            # the next analyze POST
         di.fail_next(200, body=..., on="poll")             # the next poll
         ... di.calls[-1].query["pages"], .body_sha256, .body, .content_type ...
@@ -109,8 +110,8 @@ class _Handler(JsonHandler):
         result_id = call.path.rsplit("/", 1)[-1]
         with d._lock:
             op = d._operations.get(result_id) if "/analyzeResults/" in call.path else None
-            if op is not None and op[0] > 0:
-                op[0] -= 1
+            if op is not None and (op[0] > 0 or not d.released.is_set()):
+                op[0] -= op[0] > 0
                 return self._send(200, {"status": "running", "createdDateTime": CREATED,
                                         "lastUpdatedDateTime": CREATED})
         if op is None:
@@ -135,6 +136,15 @@ class DocIntelDouble(HttpsDouble):
         self._operations: dict[str, list] = {}
         self.calls: list[Call] = []
         self.running_polls = 0
+        self.released = threading.Event()
+        self.released.set()
+
+    def hold(self) -> None:
+        """Every analysis stays "running" until release(): as slow as a test needs, without a clock."""
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
 
     def reset(self) -> None:
         with self._lock:
@@ -142,6 +152,7 @@ class DocIntelDouble(HttpsDouble):
             self._failures = {"analyze": [], "poll": []}
             self._operations.clear()
             self.running_polls = 0
+        self.released.set()
 
     def set_pages(self, pages: list[list[str]], confidence: float = 0.95) -> None:
         """Lines per page of every later document (a request's `pages` range cuts them)."""

@@ -17,11 +17,13 @@ from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.functions.queue import QueueMessage  # the one with dequeue_count etc., which the worker builds
 from azure.storage.queue import LinearRetry, QueueClient
 
+from handlers.clients import storage
 from hookops import azurite
 from hookops.host.base import Host
 from hookops.host.functions import Function, RunnerError
 
 log = logging.getLogger("hookops.runner")  # one logger for the whole runner
+READ_TIMEOUT = 60   # azure-storage-queue's default (azure/storage/queue/_shared/constants.py READ_TIMEOUT)
 
 
 def connection(binding: dict) -> str:
@@ -44,9 +46,12 @@ def queue_name(binding: dict) -> str:
 
 
 def client(binding: dict, queue: str | None = None, retries: int = 3) -> QueueClient:
-    return QueueClient.from_connection_string(
-        connection(binding), queue or queue_name(binding), connection_timeout=5,
-        retry_policy=LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=retries))
+    # The app's transport: the proxy and CA bundle read once, not on every request, and never .netrc (whose
+    # entry would replace the storage Authorization header); a pool for the batch's threads sharing a client.
+    transport = storage.transport(READ_TIMEOUT)
+    return storage.read_environment(QueueClient.from_connection_string(
+        connection(binding), queue or queue_name(binding), transport=transport,
+        retry_policy=LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=retries)), transport)
 
 
 def ensure(queue: QueueClient) -> QueueClient:

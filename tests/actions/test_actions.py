@@ -106,6 +106,16 @@ def test_thumbnail_skips_what_it_cannot_keep(env, pres, jobs):
     assert blobs(env.connection_string) == {}
 
 
+def test_a_thumbnail_over_the_bound_is_skipped_and_nothing_kept(env, pres, monkeypatch, jobs):
+    """Read into memory now, not written to a file by pyPreservica: bounded. A retry would get the same image."""
+    from handlers.actions import thumbnail as action_thumbnail
+    monkeypatch.setattr(action_thumbnail, "MAX_BYTES", len(PNG) - 1)
+    [raw] = jobs("thumbnail")
+    outcome = run_one("thumbnail", raw)
+    assert (outcome.state, outcome.reason) == ("skipped", f"thumbnail too large (more than {len(PNG) - 1} bytes arrived)")
+    assert blobs(env.connection_string) == {}
+
+
 def test_preservica_5xx_raises_journals_failed_and_a_retry_succeeds(env, pres, jobs):
     [raw] = jobs("thumbnail")
     pres.fail_next(1, status=500)
@@ -113,7 +123,7 @@ def test_preservica_5xx_raises_journals_failed_and_a_retry_succeeds(env, pres, j
         run_one("thumbnail", raw, attempt=1)
     r = row(raw)
     assert r["thumbnail_state"] == "failed" and r["thumbnail_attempts"] == 1
-    assert r["thumbnail_reason"] == "PreservicaError: Preservica answered HTTP 500 to thumbnail()"
+    assert r["thumbnail_reason"] == f"PreservicaError: Preservica answered HTTP 500 to GET {pres.base_url}/api/content/thumbnail"
     assert run_one("thumbnail", raw, attempt=2).state == journal.DONE
 
 

@@ -22,7 +22,7 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
     the event log, updated-since and folder children (events.py).
 
     Constructor: ``PreservicaDouble(username="test-user", password="test-password", tenant="TEST",
-    version="7.7.0", roles=(...manager roles...), handshake=False)``. With ``handshake=True`` a new
+    version="7.7.0", roles=(...manager roles...), handshake=False, tls=None)``. With ``handshake=True`` a new
     subscription is only created after the subscriber URL answers Preservica's challenge correctly.
 
     Properties: ``server`` ("127.0.0.1:PORT", for the SDK's ``server=``), ``base_url``, ``port``,
@@ -38,8 +38,8 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
 
     def __init__(self, username: str = "test-user", password: str = "test-password", tenant: str = "TEST",
                  version: str = "7.7.0", roles=("ROLE_SDB_MANAGER_USER", "ROLE_SDB_CONFIG_MANAGER_USER"),
-                 handshake: bool = False):
-        super().__init__()
+                 handshake: bool = False, tls=None):
+        super().__init__(tls)
         self.username, self.password, self.tenant = username, password, tenant
         self.version = version
         self.roles = list(roles)
@@ -211,7 +211,7 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
                 matched_path = True
                 if method == request.method:
                     with self._lock:   # one request at a time touches state; latency is spent outside
-                        self._base = f"http://{request.headers.get('host', self.server)}"
+                        self._base = f"{self.scheme}://{request.headers.get('host', self.server)}"
                         return func(request, query, *m.groups())
         return text_reply(405 if matched_path else 404, "no such endpoint in PreservicaDouble")
 
