@@ -196,6 +196,7 @@ def run(a: argparse.Namespace) -> dict:
                         runner, clock, double, rate=a.rate, events=a.rate_events, batch=a.batch,
                         concurrency=a.concurrency, progress=progress))
                 runner.stop()   # rows 4 and 5 run in process: no queue trigger may pick their messages up
+                budget.forget_share()
                 started.remove(runner)
                 clock.remove()
                 started.remove(clock)
