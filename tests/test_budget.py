@@ -44,7 +44,7 @@ def beat(name: str, ttl: float = ratelimit.TTL_SECONDS) -> heartbeat.Heartbeat:
 
 def budget(hb, total: float = 12, clock=None, max_instances: int = 100) -> ratelimit.SharedBudget:
     clock = clock or Clock()
-    return ratelimit.SharedBudget(total, max_instances, hb, clock=clock, sleep=clock.sleep)
+    return ratelimit.SharedBudget(total, max_instances, hb, clock=clock, sleep=clock.sleep, watch=False)
 
 
 def test_instance_id_is_the_hosts_then_random_and_per_process():
@@ -55,21 +55,22 @@ def test_instance_id_is_the_hosts_then_random_and_per_process():
     assert heartbeat.instance_id({}) == heartbeat.instance_id({}) != heartbeat.instance_id({"CONTAINER_NAME": "x"})
 
 
-def test_a_lone_newcomer_takes_the_whole_budget_at_once_for_one_write_and_one_query(app_env):
-    """The regression of the first wiring: a new process sat at a hundredth of the budget for its first seconds."""
+def test_a_lone_newcomer_takes_the_whole_budget_at_once_for_two_writes_and_two_queries(app_env):
+    """The regression of the first wiring: a new process sat at a hundredth of the budget for its first seconds.
+    It registers at 0, then claims its fair share of those it saw (alone: all of it)."""
     table = storage.default().table(settings.RECONCILE_TABLE)
     table.create_table()
     counted = Counting(table)
     mine = budget(heartbeat.Heartbeat(counted, "me", ratelimit.TTL_SECONDS), 10)
     assert mine.take() == 0.0
     assert (mine.live, mine.rate) == (1, 10.0)
-    assert counted.calls == ["upsert_entity", "query_entities"]
+    assert counted.calls == ["upsert_entity", "query_entities"] * 2
     waits = [mine.take() for _ in range(10)]           # then paced at the whole budget, no count in between
-    assert waits == pytest.approx([0.1] * 10) and counted.calls == ["upsert_entity", "query_entities"]
+    assert waits == pytest.approx([0.1] * 10) and counted.calls == ["upsert_entity", "query_entities"] * 2
     assert beat("other").beat(0) == {"me": 10.0}       # what the others read: its row and its claim
 
 
-def settle(budgets, clock, rounds=4):
+def settle(budgets, clock, rounds=15):
     """Each counts in turn, as their beats would; the shares in use never sum above the budget meanwhile."""
     for _ in range(rounds):
         for x in budgets:
@@ -123,12 +124,12 @@ def test_an_idle_process_counts_again_before_using_a_share_it_no_longer_holds(ap
     clock = Clock()
     mine = budget(heartbeat.Heartbeat(counted, "me", 1), 10, clock)   # rows live 1 s here
     mine.take()
-    assert len(counted.calls) == 2
+    assert len(counted.calls) == 4
     beat("other").beat(10)      # another process took the whole budget while this one was idle
     clock.now += ratelimit.TTL_SECONDS   # our row has lapsed in the others' count: the share is not ours
     started = time.monotonic()
     mine.take()                 # it counts before sending, and sends only once the other's row has lapsed
-    assert counted.calls[2:4] == ["upsert_entity", "query_entities"] and len(counted.calls) > 4
+    assert counted.calls[4:6] == ["upsert_entity", "query_entities"] and len(counted.calls) > 6
     assert time.monotonic() - started >= 0.5 and mine.live == 1 and mine.rate > 0
     clock.now += ratelimit.BEAT_SECONDS
     mine.take()                 # a raise is claimed in its row before it is used: the whole budget a beat later
@@ -247,7 +248,7 @@ def test_a_cut_holds_from_the_next_request_however_many_callers_wait():
     mine._due = 0.0              # and this one counts at its next request
     for c in callers:
         c.join(60)
-    gaps = [b[0] - a[0] for a, b in zip(slots, slots[1:], strict=False)]  # neighbours
     cut = next((i for i, (_, rate) in enumerate(slots) if rate == 10.0), None)
     assert len(slots) == 20 and cut is not None and cut <= 6, slots   # booked at the cut share soon after it
-    assert all(g >= 1 / 10 - 1e-6 for g in gaps[cut:]), gaps
+    after = [t for t, _ in slots[cut:]]
+    assert max(sum(1 for t in after if s <= t < s + 1) for s in after) <= 10, slots   # no second above the cut

@@ -61,7 +61,8 @@ class Heartbeat:
         return {rk: claims[rk] for rk in live if rk != self.me}
 
     def leave(self) -> None:
-        """On a clean stop: this process's share goes back at once rather than after `ttl`."""
+        """Idle (ratelimit's watcher) or on a clean stop: this process's share goes back at once rather than
+        after `ttl`."""
         self.table.delete_entity(PARTITION, self.me)
 
 

@@ -1,88 +1,125 @@
-"""A token bucket holding one token: acquisitions are spaced 1/rate apart, so any one-second window
-sees at most rate + 1 of them (a larger bucket would let a pause be followed by a burst of up to
-twice the rate, which is not what PRESERVICA_MAX_RPS promises). One per process for Preservica,
-shared by every thread that calls it, at the process's share of the app's budget (SharedBudget below)."""
+"""A one-token bucket that also counts: requests are booked 1/rate apart (a pause is not followed by a
+burst), and each is released only once fewer than `rate` went in the second before it, counted by when
+they actually went. So any one-second window [t, t+1) holds at most `rate` releases (ceil(rate) where it is
+not whole), and the promise PRESERVICA_MAX_RPS + 1 keeps one request of slack for the time between release
+and arrival. One per process for Preservica, shared by every thread that calls it, at the process's share of
+the app's budget (SharedBudget below).
+
+Measured (bench row 9, one process): booking alone lets a late waker compress its neighbours: a thread woke
+99 ms after its slot and the next went 0.7 ms after it, on its own slot; 11 releases then fell in one second
+and 12 arrived at the double. Counting what actually went holds the window; booking keeps the mean rate
+(spacing each release from the last actual one instead lowers it by every late wake)."""
 from __future__ import annotations
 
+import math
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable
 
 
 class TokenBucket:
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
-        self.rate = float(rate)
         self._clock, self._sleep = clock, sleep
-        self._tokens = 1.0
-        self._stamp = clock()
+        self._slot = self.last = float("-inf")   # the last booked slot; when the last request actually went
         self._lock = threading.Lock()
+        self.set_rate(rate)
 
     def take(self) -> float:
-        """Wait for a token; returns how long it waited. The wait happens outside the lock, and a
-        token is reserved before waiting, so waiters are served in turn without busy loops."""
+        """Wait for the next slot; returns how long it waited. Callers pass one at a time (the wait is inside
+        the lock), each booked at the rate in force when its turn comes. time.sleep sleeps at least as long
+        as asked (docs.python.org/3/library/time.html#time.sleep); a release is stamped after the wait."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(1.0, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            self._tokens -= 1
-            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-        if wait:
-            self._sleep(wait)
-        return wait
+            booked = slot = max(now, self._slot + 1.0 / self.rate)
+            if len(self._went) == self._went.maxlen:   # `rate` went already: the oldest must be a second back
+                slot = max(slot, self._went[0] + 1.0)
+            wait = slot - now
+            if wait > 0:
+                self._sleep(wait)
+            # The next is booked from this one's slot, not from when it went: one late wake delays one request
+            self._slot, self.last = booked, max(self._clock(), slot)
+            self._went.append(self.last)
+            return wait
 
     def set_rate(self, rate: float) -> None:
-        """A new rate from the next acquisition on; a reserved wait is not shortened or lengthened."""
+        """A new rate from the next request on. After a cut the next is booked where the second before it holds
+        fewer than the new rate, and the ones after it 1/rate apart (not in a burst up to the old rate)."""
         with self._lock:
-            now = self._clock()
-            self._tokens = min(1.0, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp, self.rate = now, float(rate)
+            cut = float(rate) < getattr(self, "rate", float("inf"))
+            self.rate = float(rate)
+            self._went = deque(getattr(self, "_went", ()), maxlen=max(1, math.ceil(self.rate - 1e-9)))
+            if cut and len(self._went) == self._went.maxlen:
+                self._slot = max(self._slot, self._went[0] + 1.0 - 1.0 / self.rate)
 
 
 # ---- one budget for the whole app ---------------------------------------------------------------
-# PRESERVICA_MAX_RPS is the archive's total. Each process that calls Preservica keeps a heartbeat row
-# (heartbeat.py) carrying its CLAIM: a rate it may be using. Invariant: a row's claim is never below what its
-# process uses (a raise is written before it is used; a cut is used before it is written), and a process uses
-# at most budget - (the claims of the other live rows it read after its own write). Of any two processes one
-# read after the other's write (Table storage is strongly consistent: see heartbeat.py), so the shares in use
-# never sum above the budget, however instances come and go.
-# A process counts synchronously before it uses a share it does not hold (its first call, after an idle spell
-# longer than its row lives, or while it has none): one write and one query, tens of ms. Alone, it gets the
-# whole budget at once. Busy, it counts again every BEAT_SECONDS, while the bucket refills. A row lives
-# TTL_SECONDS: an idle or dead process's share returns to the others within TTL_SECONDS + BEAT_SECONDS.
+# PRESERVICA_MAX_RPS (B) is the archive's total. Each process that calls Preservica keeps a heartbeat row
+# (heartbeat.py) carrying its CLAIM. Why no one-second window [x, x+1) sees more than B releases in all:
+#  1. A process releases a request only when fewer than s went in the second before it, s its share at that
+#     release (TokenBucket), so its releases in W number at most m, the largest share it used in W (whole
+#     shares: see _whole).
+#  2. Its row's claim is never below any share it used in the last HOLD_SECONDS (> 1 s): a raise is written
+#     before it is used, a cut is written once the higher share is HOLD_SECONDS behind (claim_floor). A row
+#     goes (idle, leave) only HOLD_SECONDS after its last release, and a process stops using a share
+#     TTL_SECONDS - HOLD_SECONDS after the count that gave it (its row lives TTL_SECONDS in the others' count).
+#  3. A count writes the claim, then reads the others' (Table storage is strongly consistent: heartbeat.py),
+#     and takes a share of at most B less the claims it read.
+#  Let each process p reach its largest share m_p in W at t_p, set by its count with write w_p, and let p* be
+#  the one whose w is latest. p* read after every w_q, and before t_p* < x + 1 <= t_q + 1, so by (2) every
+#  claim it read was at least m_q, and the row was live: m_p* <= B - sum(m_q), so sum(m_p) <= B. Share
+#  changes are inside the argument: a process cut at c is still counted at its old share until c + 1 s.
+# Preservica counts arrivals, not releases: the one request of slack in B + 1 absorbs the spread of the time
+# from release to arrival (up to one spacing, 1/s, within a process; several processes each late at once could
+# use it more than once: not excluded by construction). Limit: where B is below the live count or not whole,
+# shares are fractions and the releases in a second may reach the number of live processes (see _whole).
+# A newcomer (its first call, or after going idle) registers with a claim of 0, then claims what it saw free of
+# its fair share (alone: the whole budget): two writes and two queries, tens of ms. Its row makes the others
+# cut to their fair shares at their next count; it claims a share only once it is free. Busy, a process
+# counts every BEAT_SECONDS, sooner while it has less than its fair share or holds a cut. Idle (no request
+# wanted for IDLE_SECONDS), a watcher thread deletes its row: the others take its share at their next count.
+# A dead process's row lapses in TTL_SECONDS.
 # A count that fails (storage down) gives the floor, budget / the deployment's maximum instance count
 # (MAXIMUM_INSTANCE_COUNT): never unlimited, never the whole budget.
 BEAT_SECONDS = 1.0
 TTL_SECONDS = 4.0
-STARVED_SECONDS = 0.25   # how soon a process with less than its fair share counts again
+HOLD_SECONDS = 1.1       # one second of the window, and 0.1 s for our clock against the Table service's
+IDLE_SECONDS = 1.2       # no request wanted for this long: give the share back (at least HOLD_SECONDS)
+STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
 
 
 class SharedBudget:
-    """A TokenBucket at this process's share of `budget`, re-divided as instances come and go."""
+    """A TokenBucket at this process's share of `budget`, re-divided as instances come, go and idle."""
 
     def __init__(self, budget: float, max_instances: int = 100, heartbeat=None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 watch: bool = True):
         self.budget = float(budget)
         self.floor = self.budget / max(1, max_instances)
         self._heartbeat = heartbeat     # None: the app's table (storage.default()), looked up at each count
         self._clock, self._sleep = clock, sleep
         self.bucket = TokenBucket(self.budget, clock, sleep)
         self.share = 0.0                # the rate in use; 0: none held, count before any request
-        self.claim = 0.0                # what this process's row says (>= share)
+        self.claim = 0.0                # what this process's row says
         self.live: int | None = None
-        self._fair = self.budget        # what to claim next: all of it until others are seen
+        self.joined = False             # this process's row is there with a claim (not only registered)
+        self._fair = self._free = self.budget   # its fair share, and what it last saw free
+        self._used: dict[float, float] = {}   # share -> its last release: what the claim must still cover
         self._due = self._held_until = clock()
+        self._last = clock()            # the last release, or count: idle is measured from it
+        self._hb = None                 # the heartbeat of the last count: the watcher deletes its row
         self._gate = threading.Lock()
+        self._watch, self._watching = watch, False   # watch=False where the clock is not the real one (tests)
 
     @property
     def rate(self) -> float:
         return self.share
 
     def take(self) -> float:
-        """Wait for a token at this process's share. Callers pass one at a time, each waiting for its slot at
-        the share in force when its turn comes, so a cut holds from the next request on (a bucket's reserved
-        waits would run on at the old rate while the others, reading the cut in this row, raise). A count
-        due is done by the caller at the head, inside its wait for the slot (the bucket refills meanwhile)."""
+        """Wait for this process's next slot at its share. Callers pass one at a time, each released at the
+        share in force when its turn comes. A count due is done by the caller at the head, before its slot."""
         waited = 0.0
         with self._gate:
             while True:
@@ -90,13 +127,21 @@ class SharedBudget:
                 if now >= self._due or now >= self._held_until:
                     self._count(now)
                 if self.share > 0:
-                    return waited + self.bucket.take()
+                    waited += self.bucket.take()
+                    self._last = self.bucket.last
+                    self._used[self.share] = self._last
+                    return waited
                 pause = max(0.01, self._due - self._clock())   # none free yet: look again when due
                 self._sleep(pause)
                 waited += pause
 
+    def claim_floor(self, now: float) -> float:
+        """The largest share released at within HOLD_SECONDS: the claim may not go below it."""
+        self._used = {s: t for s, t in self._used.items() if now - t < HOLD_SECONDS}
+        return max(self._used, default=0.0)
+
     def _whole(self, rate: float) -> float:
-        """Whole requests per second where the budget is whole: a bucket at r/s sends up to ceil(r) in a
+        """Whole requests per second where the budget is whole: a process at s/s releases at most ceil(s) in a
         one-second window, so whole shares summing to the budget keep the total within it."""
         return float(int(rate + 1e-9)) if self.budget == int(self.budget) and self.budget >= 1 else rate
 
@@ -106,17 +151,37 @@ class SharedBudget:
         base, extra = divmod(int(self.budget), live)
         return float(base + (1 if rank < extra else 0))
 
+    def _beat(self, hb, claim: float) -> dict:
+        others = hb.beat(claim)
+        self.claim, self.live = claim, 1 + len(others)
+        self._fair = self._fair_share(self.live, getattr(hb, "rank", 0))
+        return others
+
     def _count(self, started: float) -> None:
-        claim = max(self.share, self._fair)   # never below the share in use
         try:
             hb = self._heartbeat
             if hb is None:
                 from . import heartbeat
                 hb = heartbeat.default(TTL_SECONDS)   # None: no app storage configured
-            others = None if hb is None else hb.beat(claim)   # {row: claim}: the other live rows
+            if hb is None:   # a lone process (the operator's CLI, a local run): the Functions host needs storage
+                others, self.claim, self.live, self._fair = {}, self.budget, 1, self.budget
+            else:
+                if not self.joined:   # register at 0: the others see one more live row and cut to their fair shares
+                    self._free = self.budget - sum(self._beat(hb, 0.0).values())
+                    self.joined = True
+                    self._start_watcher()
+                # Claim what it uses or may use: of its fair share, no more than it last saw free. (Claiming the
+                # fair share while the others still held theirs made them each see too little free, and cut
+                # below their fair shares: bench row 9 saw 2 requests in a second at a budget of 10.)
+                want = self._whole(max(0.0, min(self._fair, self._free)))
+                others = self._beat(hb, max(self.share, want, self.claim_floor(started)))
+                more = self._whole(max(0.0, min(self._fair, self.budget - sum(others.values()))))
+                if more > self.claim:   # more is free than this row claims: claim it before using it
+                    others = self._beat(hb, more)
         except Exception as exc:  # storage down, or refusing: the floor, never unlimited
             import logging
             self.live, self.share = None, self.floor
+            self.joined = False   # back, it registers again rather than claim a fair share from before
             self.bucket.set_rate(self.floor)
             # The floor needs no row; try again in a beat (a failing count may take the storage timeout, but
             # at the floor the next slot is further off than that).
@@ -124,15 +189,59 @@ class SharedBudget:
             logging.getLogger(__name__).warning(
                 "live instances not counted (%s): Preservica share is the floor, %.3g/s", type(exc).__name__, self.floor)
             return
-        if others is None:    # a lone process (the operator's CLI, a local run): the Functions host needs storage
-            others = {}
-        self.claim, self.live = claim, 1 + len(others)
-        self._fair = self._fair_share(self.live, getattr(hb, "rank", 0))
-        free = self.budget - sum(others.values())
-        share = self._whole(max(0.0, min(self._fair, free, claim)))
+        self._hb = hb
+        self._free = free = self.budget - sum(others.values())
+        share = self._whole(max(0.0, min(self._fair, free, self.claim)))
         if share > 0:
             self.bucket.set_rate(share)
-        self.share = share
-        # The others stop counting our row TTL after its write: stop relying on it a beat before.
-        self._held_until = started + TTL_SECONDS - BEAT_SECONDS
-        self._due = self._clock() + (BEAT_SECONDS if share >= self._fair else STARVED_SECONDS)
+        self.share, now = share, self._clock()
+        self._last = max(self._last, now)
+        # The others stop counting our row TTL after its write: stop relying on it HOLD_SECONDS before.
+        self._held_until = started + TTL_SECONDS - HOLD_SECONDS
+        held = self.claim_floor(now)
+        if share < self._fair:
+            self._due = now + STARVED_SECONDS
+        elif held > max(share, self._fair):   # holding a cut: write it down once the old share is behind us
+            self._due = min(now + BEAT_SECONDS, self._used[held] + HOLD_SECONDS)
+        else:
+            self._due = now + BEAT_SECONDS
+
+    # ---- giving the share back when idle -----------------------------------------------------
+    def _start_watcher(self) -> None:
+        """One thread per budget, started with its first row; it holds only a weak reference, so a budget
+        rebuilt with new settings takes its old watcher with it."""
+        if self._watch and not self._watching:
+            self._watching = True
+            threading.Thread(target=_watcher, args=(weakref.ref(self),), name="preservica-budget", daemon=True).start()
+
+    def release_if_idle(self) -> bool:
+        """No request wanted for IDLE_SECONDS (no caller waiting, none released): delete this process's row
+        so that the others can take its share. The next request counts again, as a newcomer."""
+        if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
+            return False
+        try:
+            if not self.joined or self.share <= 0 or self._clock() - self._last < IDLE_SECONDS:
+                return False
+            try:
+                self._hb.leave()
+            except Exception:   # storage down: the row lapses in TTL_SECONDS instead
+                pass
+            self.share = self.claim = 0.0
+            self.live, self.joined, self._due = None, False, self._clock()
+            return True
+        finally:
+            self._gate.release()
+
+
+def _watcher(ref) -> None:
+    """Looks every IDLE_SECONDS (sooner when the last release says so) whether the budget went idle."""
+    pause = IDLE_SECONDS
+    while True:
+        time.sleep(pause)
+        me = ref()
+        if me is None:
+            return
+        pause = me._last + IDLE_SECONDS - me._clock() if me.joined and me.share > 0 else IDLE_SECONDS
+        if pause <= 0:
+            pause = IDLE_SECONDS / 2 if not me.release_if_idle() else IDLE_SECONDS
+        del me
