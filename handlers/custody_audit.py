@@ -8,6 +8,11 @@ checkpoint on (so the schedule must fire at least daily: the default does), savi
 prefix that holds objects: a run stopped by the host's timeout goes on from there next time. Each run writes a report
 (`audited N, ok M, mismatched K, missing J`) next to the reconciler's; K or J > 0 raises the `custody-audit`
 alert signal.
+Each object's head bitstreams are also compared with Preservica's fixity as it is now (the same walk the action
+makes, in the same read of the blobs): a stored value that no longer matches is a mismatch too. Those walks are held
+to CUSTODY_AUDIT_MAX_REQUESTS per run (and, as every request, to the process's share of PRESERVICA_MAX_RPS); when
+spent, the run stops like the reconciler's and the next resumes at the prefix it stopped in. Without Preservica
+settings, or for an asset Preservica no longer has, the copy is checked against its inventory alone.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import math
 
 import azure.functions as func
 
-from .actions.custody.config import AUDIT_DAYS, AUDIT_SCHEDULE
+from .actions.custody.config import AUDIT_DAYS, AUDIT_MAX_REQUESTS, AUDIT_SCHEDULE
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -40,14 +45,16 @@ def share(days: int) -> int:
 def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     """One audit run; its report. Raises (after reporting) when storage failed."""
     from .actions.custody import config, objects
-    from .clients import custody_store, reconcile_state
-    from .core.errors import SafeError
+    from .clients import custody_store, eventlog, reconcile_state
+    from .core.errors import BudgetSpent, SafeError
     now = now or dt.datetime.now(dt.UTC)
     report = {"audited": 0, "ok": 0, "mismatched": 0, "missing": 0, "complete": False, "error": "",
-              "failures": "", "at": now.isoformat()}
+              "failures": "", "at": now.isoformat(), "compared": 0, "requests": 0}
     state = reconcile_state.default()
     count = prefixes or share(AUDIT_DAYS.int_value(minimum=1))
     start, failed, bad = state.custody_checkpoint() % PREFIXES, None, []
+    budget = eventlog.Budget(AUDIT_MAX_REQUESTS.int_value(minimum=1), AUDIT_MAX_REQUESTS.name)
+    current = _current(budget)
     try:
         root = config.storage_root()
         present = custody_store.top_level(root)   # the prefixes that hold objects: the others cost no listing
@@ -57,22 +64,26 @@ def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
                 parts = name.split("/")
                 if len(parts) != 5 or parts[-1] != "inventory.json":   # a/b/c/<digest>/inventory.json
                     continue
-                check = objects.check(root, "/".join(parts[:4]))
+                check = objects.check(root, "/".join(parts[:4]), current=current)
                 report["audited"] += 1
+                report["compared"] += check.compared
                 report[check.state] += 1
                 if check.state != "ok":
-                    bad.append(f"{check.prefix} ({check.state})")
+                    why = ", not Preservica's fixity now" if check.not_preservicas else ""
+                    bad.append(f"{check.prefix} ({check.state}{why})")
             if f"{index:03x}" in present:   # after each prefix that held objects, and at the end
                 state.save_custody_checkpoint((index + 1) % PREFIXES)
             if index == PREFIXES - 1:
                 report["complete"] = True
         state.save_custody_checkpoint((start + min(count, PREFIXES)) % PREFIXES)
+    except BudgetSpent as exc:   # the rest of the share waits for the next run, as the reconciler's window does
+        report["error"] = str(exc)
     except SafeError as exc:
         report["error"] = failed = str(exc)
     except Exception as exc:   # the storage SDK's own errors: named, not quoted
         report["error"] = failed = f"custody storage failed: {type(exc).__name__}"
     finally:
-        report["failures"] = "; ".join(bad[:20])
+        report["failures"], report["requests"] = "; ".join(bad[:20]), budget.used
         _report(state, report, now)
     if failed:
         from .core.errors import ActionError
@@ -80,9 +91,36 @@ def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     return report
 
 
+def _current(budget):
+    """object id -> Preservica's fixity now for its asset (objects.current_fixity), each request spent from
+    `budget`; None when Preservica is not configured, the id is not one of ours, or the asset is gone."""
+    from .actions.custody import objects
+    from .clients import preservica
+    from .clients.secrets import default as secret_source
+    from .core import settings
+    from .core.envelope import is_ref
+    secrets = secret_source()
+    if settings.preservica_missing(secrets):
+        return None
+
+    def current(object_id: str):
+        ref = object_id.removeprefix("preservica:io:")
+        if not object_id.startswith("preservica:io:") or not is_ref(ref):
+            return None
+        try:
+            with preservica.counted(budget.spend):
+                return preservica.call(secrets, lambda api: objects.current_fixity(api, ref))
+        except preservica.NotFound:   # deleted in Preservica: the copy outlives it, on purpose
+            return None
+    return current
+
+
 def text(report: dict) -> str:
     return (f"custody audit: audited {report['audited']}, ok {report['ok']}, mismatched {report['mismatched']}, "
-            f"missing {report['missing']}" + (f"; stopped early: {report['error']}" if report["error"] else ""))
+            f"missing {report['missing']}"
+            + (f"; {report['compared']} compared with Preservica's fixity ({report.get('requests', 0)} requests)"
+               if "compared" in report else "")
+            + (f"; stopped early: {report['error']}" if report["error"] else ""))
 
 
 def _report(state, report: dict, now: dt.datetime) -> None:

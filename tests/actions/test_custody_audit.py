@@ -44,7 +44,35 @@ def cli(*args):
 def test_a_full_audit_finds_every_object_ok(stored):
     report = custody_audit.run(prefixes=custody_audit.PREFIXES)
     assert (report["audited"], report["ok"], report["mismatched"], report["missing"]) == (2, 2, 0, 0)
-    assert report["complete"]
+    assert report["complete"] and report["compared"] == 2 and report["requests"] > 0
+
+
+def test_the_audit_finds_a_file_whose_fixity_preservica_now_records_differently(stored, pres, caplog):
+    """The copy and its inventory agree, but Preservica's stored fixity for the scan no longer matches it (its
+    own store changed, or its record did): the audit compares with Preservica's fixity as it is now."""
+    pres.set_fixity(ASSET, TIF, "SHA1", "0" * 40)
+    with caplog.at_level(logging.WARNING):
+        report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert (report["audited"], report["ok"], report["mismatched"], report["missing"]) == (2, 1, 1, 0)
+    assert report["failures"] == f"{ROOT} (mismatched, not Preservica's fixity now)"
+    [alert] = [r for r in caplog.records if r.getMessage().startswith("ALERT custody-audit:")]
+    assert "mismatched 1" in alert.getMessage() and ROOT in alert.getMessage()
+
+
+def test_the_audit_stops_when_its_preservica_budget_is_spent_and_the_next_run_resumes(stored, monkeypatch):
+    monkeypatch.setenv("CUSTODY_AUDIT_MAX_REQUESTS", "3")   # not enough to read one asset's fixity
+    report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert not report["complete"] and report["requests"] == 3 and report["audited"] < 2
+    assert "request budget of 3 spent (CUSTODY_AUDIT_MAX_REQUESTS)" in report["error"]
+    monkeypatch.setenv("CUSTODY_AUDIT_MAX_REQUESTS", "200")
+    again = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert again["complete"] and (again["audited"], again["ok"], again["compared"]) == (2, 2, 2)
+
+
+def test_without_preservica_settings_the_audit_checks_the_inventory_alone(stored, monkeypatch):
+    monkeypatch.delenv("PRESERVICA_SERVER")
+    report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert (report["audited"], report["ok"], report["compared"], report["requests"]) == (2, 2, 0, 0)
 
 
 def test_the_audit_finds_a_corrupted_and_a_missing_file_and_raises_the_alert(stored, caplog):
