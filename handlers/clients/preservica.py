@@ -18,7 +18,6 @@ No message or log line here holds the password, the token or a URL's query.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import logging
@@ -46,10 +45,12 @@ from .preservica_http import (  # noqa: F401
     _home,
     _is_credentials_error,
     classify,
+    counted,
     download,
     get,
     get_xml,
     guarded_send,
+    spend_one,
 )
 from .ratelimit import SharedBudget
 from .shared import Shared
@@ -89,24 +90,8 @@ def _harden(api) -> None:
 
 
 def _take() -> None:
-    spend = getattr(_spending, "spend", None)
-    if spend is not None:
-        spend()   # a run's own request budget first (BudgetSpent sends nothing)
+    spend_one()   # a run's own request budget first (preservica_http.counted; BudgetSpent sends nothing)
     _bucket.get().take()
-
-
-_spending = threading.local()
-
-
-@contextlib.contextmanager
-def counted(spend: Callable[[], None]) -> Iterator[None]:
-    """Every request this thread sends to Preservica inside the block, pyPreservica's and ours, each re-send
-    included, calls `spend` first: how a run (the custody audit) holds its walks to a request budget."""
-    _spending.spend = spend
-    try:
-        yield
-    finally:
-        _spending.spend = None
 
 
 # The whole app's budget, this process's share of it (ratelimit.SharedBudget, heartbeat rows in the reconcile table).
