@@ -53,7 +53,7 @@ def test_quick_run_succeeds_and_saves_the_table(quick):
 def test_table_has_eight_rows_with_numbers(quick):
     _, stdout, _, _ = quick
     rows = {m[1]: m[0] for m in re.finditer(r"^\| (\d+) \|.*$", stdout, re.M)}
-    assert sorted(rows, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "10"]
+    assert sorted(rows, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "10", "11"]
     header = next(line for line in stdout.splitlines() if line.startswith("| # |"))
     assert [c.strip() for c in header.strip("|").split("|")][5:7] == ["Storage floor, same run", "Of the floor"]
     for line in rows.values():
@@ -144,6 +144,11 @@ def test_raw_figures_are_numbers(quick):
     for c in r10["configs"].values():
         assert _number(c["usd_per_million"]) and c["usd_per_million"] > 0 and c["gb_s_per_event"] > 0
     assert _number(r10["always_ready_usd_per_month"])
+    r11 = rows["11"]   # custody against a raw upload of the same bytes: each ratio of its own run's two rates
+    for run in r11["per_run"]:
+        assert run["copied_bytes"] >= r11["size"] and run["version"] == "v1"
+        assert run["raw_mb_s"] == r11["size"] / 1e6 / run["raw_s"] and run["ratio"] == run["custody_mb_s"] / run["raw_mb_s"]
+    assert _number(r11["ratio"]) and r11["ratio"] > 0
 
 
 def test_bench_imports_nothing_from_tests():
