@@ -6,7 +6,6 @@ The large copy takes about a minute on a shared 2-core machine (docs/development
 from __future__ import annotations
 
 import shutil
-import tracemalloc
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -18,7 +17,7 @@ from handlers.core import ocfl as layout
 from hookops import azurite
 from hookops.doubles.preservica.streamed import streamed_digest
 from tests.support.actions import ASSET, OTHER
-from tests.support.jobs import run_one
+from tests.support.jobs import run_traced
 
 LARGE = 2 * 1024 ** 3    # the issue's 2 GB
 SMALL = 32 * 1024 ** 2   # 8 blocks: past the double's MAX_CONTENT_BYTES, so streamed as generated too
@@ -47,12 +46,7 @@ def copy(pres, jobs, ref: str, name: str, size: int) -> tuple[int, dict]:
     """Copy a `size`-byte bitstream of asset `ref` with tracemalloc on; (peak traced bytes, the outcome's extra)."""
     pres.add_asset(ref, f"{name}, {size} bytes", bitstreams=[(name, size)])
     [raw] = jobs("custody", refs=[ref])
-    tracemalloc.start()
-    try:
-        outcome = run_one("custody", raw)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    outcome, peak = run_traced("custody", raw)
     assert (outcome.state, outcome.extra["custody_version"]) == (journal.DONE, "v1")
     return peak, outcome.extra
 
