@@ -69,6 +69,21 @@ def test_the_audit_stops_when_its_preservica_budget_is_spent_and_the_next_run_re
     assert again["complete"] and (again["audited"], again["ok"], again["compared"]) == (2, 2, 2)
 
 
+def test_an_inventory_that_names_another_asset_is_reported_and_that_asset_not_asked_for(stored, pres):
+    """Someone with write access to the account gives ASSET's inventory OTHER's id (sidecar and all): the audit
+    does not take the id's word and compare the copy with another asset's fixity."""
+    inv = json.loads(stored.download_blob(f"{ROOT}/inventory.json").readall())
+    inv["id"] = f"preservica:io:{OTHER}"
+    data = json.dumps(inv).encode()
+    stored.upload_blob(f"{ROOT}/inventory.json", data, overwrite=True)
+    stored.upload_blob(f"{ROOT}/inventory.json.sha512", layout.sidecar(data), overwrite=True)
+    asked = len(pres.requests)
+    report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert (report["audited"], report["ok"], report["mismatched"], report["compared"]) == (2, 1, 1, 1)
+    assert f"{ROOT} (mismatched)" in report["failures"]
+    assert sum(p.endswith(f"/information-objects/{OTHER}") for _, p in pres.requests[asked:]) == 1   # its own object
+
+
 def test_without_preservica_settings_the_audit_checks_the_inventory_alone(stored, monkeypatch):
     monkeypatch.delenv("PRESERVICA_SERVER")
     report = custody_audit.run(prefixes=custody_audit.PREFIXES)

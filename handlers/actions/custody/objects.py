@@ -48,9 +48,12 @@ def load(root, prefix: str, object_id: str | None = None) -> tuple[ocfl.Inventor
     if side is None or side.split()[:1] != ocfl.sidecar(data).split()[:1]:   # spec 3.5.6: digest, whitespace, name
         return None, "the inventory does not match its sidecar digest"
     try:
-        return ocfl.parse(data, object_id), ""
+        inv = ocfl.parse(data, object_id)
     except ocfl.InventoryError as exc:
         return None, f"unusable inventory: {exc}"
+    if ocfl.object_root(str(inv.get("id"))) != prefix:   # the audit asks Preservica about the id it holds
+        return None, "unusable inventory: its id is of an object stored elsewhere"
+    return inv, ""
 
 
 Current = Callable[[str], "dict[str, dict[str, str]] | None"]
