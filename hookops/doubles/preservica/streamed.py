@@ -33,8 +33,9 @@ def chunks(filename: str, size: int) -> Iterator[bytes]:
 
 @functools.lru_cache(maxsize=64)
 def streamed_digest(filename: str, size: int, algorithm: str) -> str:
-    """The hex digest (hashlib name) of the generated content, from the pieces `chunks` sends: a real
-    Preservica records fixity for every bitstream whatever its size, so the double does too."""
+    """The hex digest (hashlib name) of the generated content, from the pieces `chunks` sends. Inferred: a real
+    Preservica records fixity for every bitstream whatever its size (pyPreservica's bitstream() reads Fixities
+    with no size condition), so the double does too."""
     h = hashlib.new(algorithm)
     for piece in chunks(filename, size):
         h.update(piece)
