@@ -22,14 +22,15 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import budget, coldstart, cost, cost_row, costmodel, large, pipeline
+from bench import budget, coldstart, cost, cost_row, costmodel, custody, large, pipeline
 from bench.common import ROOT, Service, machine
 from bench.probes import StageClock, StorageCounter
 
 RESULTS = ROOT / "bench" / "results"
 QUICK = {"deliveries": 20, "concurrency": 4, "latency": 0.05, "events": 60, "batch": 30, "cost_events": 30,
-         "rate_events": 40, "million_events": 12, "runs": 1, "cold_samples": 2, "cpu_iterations": 200, "ref_deliveries": 8}
-ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+         "rate_events": 40, "million_events": 12, "runs": 1, "cold_samples": 2, "cpu_iterations": 200, "ref_deliveries": 8,
+         "custody_mib": 4}
+ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 # The figures of the design before "Cost per event" (README, 2026-11-29), which is not in the tree any more:
 # counts of requests per event, which do not depend on the machine. Throughput rows divide only by figures of
 # the same run (their storage floors, bench/floor.py).
@@ -56,6 +57,8 @@ def parse(argv) -> argparse.Namespace:
                    help="rows 6 and 7: events in the one delivery routed to all five actions (default 100)")
     p.add_argument("--million-events", type=int, default=100,
                    help="row 10: events per configuration whose costs are measured (default 100)")
+    p.add_argument("--custody-mib", type=int, default=256,
+                   help="row 11: MiB of the bitstream copied by custody and by a raw upload (default 256)")
     p.add_argument("--rate", type=int, default=20,
                    help="row 8: PRESERVICA_MAX_RPS while the pipeline runs flat out (default 20)")
     p.add_argument("--rate-events", type=int, default=200,
@@ -80,15 +83,15 @@ def parse(argv) -> argparse.Namespace:
     try:
         a.rows = sorted({int(x) for x in str(a.rows).split(",") if x.strip()})
     except ValueError:
-        p.error("--rows takes row numbers 1-10, e.g. 2,3")
+        p.error("--rows takes row numbers 1-11, e.g. 2,3")
     if not a.rows or not set(a.rows) <= set(ROWS):
-        p.error("--rows takes row numbers 1-10, e.g. 2,3")
+        p.error("--rows takes row numbers 1-11, e.g. 2,3")
     a.out = a.out or RESULTS / ("quick.md" if a.quick else "latest.md")
     if a.large is None:
         from handlers.core.settings import BY_NAME
         a.large = 5 * int(BY_NAME["MAX_EVENTS_PER_DELIVERY"].default)
     for name in ("deliveries", "ref_deliveries", "concurrency", "events", "batch", "large", "cost_events", "rate",
-                 "rate_events", "million_events", "runs", "cold_samples", "cpu_iterations"):
+                 "rate_events", "million_events", "runs", "cold_samples", "cpu_iterations", "custody_mib"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     return a
@@ -213,6 +216,9 @@ def run(a: argparse.Namespace) -> dict:
             if 9 in a.rows:
                 progress("row 9: one Preservica budget shared by runner processes")
                 rows[9] = _guard(failures, 9, lambda: budget.from_bench(a, storage, tmp, progress))
+            if 11 in a.rows:
+                progress(f"row 11: custody copy of {a.custody_mib} MiB against a raw upload")
+                rows[11] = _guard(failures, 11, lambda: custody.row(storage, a.custody_mib * 2 ** 20, a.runs, progress))
             if 10 in a.rows:   # last: it sets up the OpenTelemetry SDK in this process
                 progress("row 10: what a million events cost")
                 rows[10] = _guard(failures, 10, lambda: cost_row.row(storage, tmp, events=a.million_events,
@@ -336,7 +342,8 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
         out.append(_failed(5, "Intake CPU", failures))
     for n, title, render in ((6, "Preservica requests per event", _row6), (7, "Storage requests per event", _row7),
                              (8, "Preservica request rate", _row8), (9, "One Preservica budget", budget.render),
-                             (10, "What a million events cost", lambda r: costmodel.render(r, a.million_events))):
+                             (10, "What a million events cost", lambda r: costmodel.render(r, a.million_events)),
+                             (11, "Custody copy", custody.render)):
         _row(out, rows, a.rows, failures, n, title, render)
     notes = list(NOTES)
     if a.reference_server != "http":

@@ -371,6 +371,10 @@ param custodyAuditSchedule string = '0 0 2 * * *'
 @minValue(1)
 param custodyAuditDays int = 90
 
+@description('CUSTODY_AUDIT_MAX_REQUESTS: most Preservica requests one custody audit run makes to read current fixity (about 7 per asset of one file).')
+@minValue(1)
+param custodyAuditMaxRequests int = 5000
+
 @description('CUSTODY_MAX_BYTES: most bytes the custody action copies for one asset (a larger one fails, nothing committed).')
 @minValue(1)
 param custodyMaxBytes int = 10737418240
@@ -697,6 +701,7 @@ var appSettings = {
   CUSTODY_CONTAINER: custodyContainer
   CUSTODY_AUDIT_SCHEDULE: custodyAuditSchedule
   CUSTODY_AUDIT_DAYS: string(custodyAuditDays)
+  CUSTODY_AUDIT_MAX_REQUESTS: string(custodyAuditMaxRequests)
   CUSTODY_MAX_BYTES: string(custodyMaxBytes)
 }
 

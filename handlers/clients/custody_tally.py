@@ -83,6 +83,8 @@ def text(report: dict) -> str:
     """A report as one line: `custody audit: audited N, ok M, mismatched K, missing J`."""
     return (f"custody audit: audited {report.get('audited', 0)}, ok {report.get('ok', 0)}, "
             f"mismatched {report.get('mismatched', 0)}, missing {report.get('missing', 0)}"
+            + (f"; {report['compared']} compared with Preservica's fixity ({report.get('requests', 0)} requests)"
+               if "compared" in report else "")
             + (f"; stopped early: {report['error']}" if report.get("error") else ""))
 
 

@@ -31,8 +31,8 @@ PATHS = {"IO": "information-objects", "SO": "structural-objects", "CO": "content
 
 
 class Budget:
-    def __init__(self, limit: int):
-        self.limit, self.used = limit, 0
+    def __init__(self, limit: int, setting: str = "RECONCILE_MAX_REQUESTS"):
+        self.limit, self.used, self.setting = limit, 0, setting
 
     @property
     def left(self) -> int:
@@ -40,7 +40,7 @@ class Budget:
 
     def spend(self) -> None:
         if self.used >= self.limit:
-            raise BudgetSpent(f"request budget of {self.limit} spent (RECONCILE_MAX_REQUESTS)")
+            raise BudgetSpent(f"request budget of {self.limit} spent ({self.setting})")
         self.used += 1
 
 

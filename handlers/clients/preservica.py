@@ -1,20 +1,17 @@
 """pyPreservica clients, and (from preservica_http) the classification of their failures.
 
-One EntityAPI per worker process, created on first use (never at import: cold start) and
-reused; rebuilt only when its settings or the password change (a rotation in Key Vault).
+One EntityAPI per worker process, created on first use (never at import: cold start) and reused; rebuilt only
+when its settings, the password (a rotation in Key Vault) or the environment it read change.
 Failures are classified rather than lumped:
   - the entity is gone (deleted since the event)   -> NotFound; actions journal `skipped: not found`
   - credentials rejected                            -> log.error naming the settings, CredentialsRejected (retry)
-  - 429 / 5xx / timeout / connection error          -> retried here (Retry-After honoured up to
-                                                       RETRY_AFTER_MAX), then PreservicaError: the queue retries
-The SDK's HTTP session is tightened before its first request: Retry-After waits capped at
-RETRY_AFTER_MAX (urllib3 would sleep up to 6 h inside the function), shorter timeouts, a pool as
-large as the queue trigger's batch, and the token kept on the configured server: no redirect is
-followed (a 3xx is an error) and no URL on another server is requested, whoever built it (pyPreservica
-follows absolute URLs from Preservica's XML: representations, content objects, generations,
-bitstream content, next pages). `get`/`get_xml`/`download` are the one way our own code reads a URL
-Preservica hands back.
-No message or log line here holds the password, the token or a URL's query.
+  - 429 / 5xx / timeout / connection error          -> retried here, then PreservicaError: the queue retries
+The SDK's HTTP session is tightened before its first request: Retry-After waits capped at RETRY_AFTER_MAX
+(urllib3 would sleep up to 6 h inside the function), shorter timeouts, a pool as large as the queue trigger's
+batch, and the token kept on the configured server: no redirect is followed (a 3xx is an error) and no URL on
+another server is requested, whoever built it (pyPreservica follows absolute URLs from Preservica's XML).
+`get`/`get_xml`/`download` are the one way our own code reads a URL Preservica hands back. No message or log
+line here holds the password, the token or a URL's query.
 """
 from __future__ import annotations
 
@@ -46,10 +43,12 @@ from .preservica_http import (  # noqa: F401
     _home,
     _is_credentials_error,
     classify,
+    counted,
     download,
     get,
     get_xml,
     guarded_send,
+    spend_one,
 )
 from .ratelimit import SharedBudget
 from .shared import Shared
@@ -93,6 +92,7 @@ def _harden(api) -> None:
 
 
 def _take() -> None:
+    spend_one()   # a run's own request budget first (preservica_http.counted; BudgetSpent sends nothing)
     _bucket.get().take()
 
 

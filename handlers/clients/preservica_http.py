@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import requests
 from pyPreservica.common import HTTPException, ReferenceNotFoundException
@@ -57,6 +58,26 @@ def guarded_send(_send, _home_url: str, _timeout, _take, request, **kwargs):
         raise Redirected(f"Preservica answered HTTP {response.status_code}, a redirect to {http.shown(target)}; "
                          f"not followed with its token")
     return response
+
+
+_spending = threading.local()
+
+
+@contextlib.contextmanager
+def counted(spend: Callable[[], None]) -> Iterator[None]:
+    """Every request this thread sends to Preservica inside the block, pyPreservica's and ours, each re-send
+    included, calls `spend` first (preservica._take): how a run (the custody audit) holds its walks to a budget."""
+    _spending.spend = spend
+    try:
+        yield
+    finally:
+        _spending.spend = None
+
+
+def spend_one() -> None:
+    spend = getattr(_spending, "spend", None)
+    if spend is not None:
+        spend()
 
 
 # ---- classification ------------------------------------------------------------------------

@@ -59,7 +59,17 @@ def action_states(row: Row) -> dict[str, tuple[str, str]]:
 def outcome_columns(action: str, state: str, reason: str = "", attempts: int | None = None,
                     extra: dict[str, Any] | None = None) -> Row:
     """An outcome's columns; they end any claim (the lease is cleared)."""
-    return {**state_columns(action, state, reason, attempts), f"{action}_lease": "", **(extra or {})}
+    extra = {k: _storable(v) for k, v in (extra or {}).items()}
+    return {**state_columns(action, state, reason, attempts), f"{action}_lease": "", **extra}
+
+
+def _storable(value: Any) -> Any:
+    """A count past Int32 (custody's bytes of a file over 2 GiB) as its decimal text: azure-data-tables
+    writes a Python int as Edm.Int32 and refuses a larger one (azure/data/tables/_serialize.py
+    `_to_entity_int32`), and reads an Edm.Int64 back as an EntityProperty, not an int (_deserialize.py)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**31 <= value < 2**31:
+        return str(value)
+    return value
 
 
 def clip(value: object, limit: int = MAX_TEXT) -> str:

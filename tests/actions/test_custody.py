@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from handlers.core import ocfl as layout
 from hookops.doubles.preservica.model import bitstream_bytes
 from hookops.doubles.preservica.streamed import chunks
 from tests.support.actions import ASSET
-from tests.support.jobs import row, run_one
+from tests.support.jobs import row, run_one, run_traced
 
 TIF = "letter-p1.tif"   # the asset's preservation file (1 MiB); letter.pdf is its access file
 ROOT = layout.object_root(config.object_id(ASSET))
@@ -163,12 +162,7 @@ def test_memory_stays_flat_while_a_large_bitstream_is_copied(custody, pres, jobs
     size = 96 * 1024 * 1024   # streamed by the double as generated, never held whole by either side
     pres.add_asset(ASSET, "Large", bitstreams=[("scan.tif", size)])
     [raw] = jobs("custody")
-    tracemalloc.start()
-    try:
-        outcome = run_one("custody", raw)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    outcome, peak = run_traced("custody", raw)
     assert outcome.state == journal.DONE
     assert peak < size // 4, f"peak {peak} bytes for a {size}-byte bitstream"
     inv = inventory(custody.connection_string)

@@ -44,7 +44,50 @@ def cli(*args):
 def test_a_full_audit_finds_every_object_ok(stored):
     report = custody_audit.run(prefixes=custody_audit.PREFIXES)
     assert (report["audited"], report["ok"], report["mismatched"], report["missing"]) == (2, 2, 0, 0)
-    assert report["complete"]
+    assert report["complete"] and report["compared"] == 2 and report["requests"] > 0
+
+
+def test_the_audit_finds_a_file_whose_fixity_preservica_now_records_differently(stored, pres, caplog):
+    """The copy and its inventory agree, but Preservica's stored fixity for the scan no longer matches it (its
+    own store changed, or its record did): the audit compares with Preservica's fixity as it is now."""
+    pres.set_fixity(ASSET, TIF, "SHA1", "0" * 40)
+    with caplog.at_level(logging.WARNING):
+        report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert (report["audited"], report["ok"], report["mismatched"], report["missing"]) == (2, 1, 1, 0)
+    assert report["failures"] == f"{ROOT} (mismatched, not Preservica's fixity now)"
+    [alert] = [r for r in caplog.records if r.getMessage().startswith("ALERT custody-audit:")]
+    assert "mismatched 1" in alert.getMessage() and ROOT in alert.getMessage()
+
+
+def test_the_audit_stops_when_its_preservica_budget_is_spent_and_the_next_run_resumes(stored, monkeypatch):
+    monkeypatch.setenv("CUSTODY_AUDIT_MAX_REQUESTS", "3")   # not enough to read one asset's fixity
+    report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert not report["complete"] and report["requests"] == 3 and report["audited"] < 2
+    assert "request budget of 3 spent (CUSTODY_AUDIT_MAX_REQUESTS)" in report["error"]
+    monkeypatch.setenv("CUSTODY_AUDIT_MAX_REQUESTS", "200")
+    again = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert again["complete"] and (again["audited"], again["ok"], again["compared"]) == (2, 2, 2)
+
+
+def test_an_inventory_that_names_another_asset_is_reported_and_that_asset_not_asked_for(stored, pres):
+    """Someone with write access to the account gives ASSET's inventory OTHER's id (sidecar and all): the audit
+    does not take the id's word and compare the copy with another asset's fixity."""
+    inv = json.loads(stored.download_blob(f"{ROOT}/inventory.json").readall())
+    inv["id"] = f"preservica:io:{OTHER}"
+    data = json.dumps(inv).encode()
+    stored.upload_blob(f"{ROOT}/inventory.json", data, overwrite=True)
+    stored.upload_blob(f"{ROOT}/inventory.json.sha512", layout.sidecar(data), overwrite=True)
+    asked = len(pres.requests)
+    report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert (report["audited"], report["ok"], report["mismatched"], report["compared"]) == (2, 1, 1, 1)
+    assert f"{ROOT} (mismatched)" in report["failures"]
+    assert sum(p.endswith(f"/information-objects/{OTHER}") for _, p in pres.requests[asked:]) == 1   # its own object
+
+
+def test_without_preservica_settings_the_audit_checks_the_inventory_alone(stored, monkeypatch):
+    monkeypatch.delenv("PRESERVICA_SERVER")
+    report = custody_audit.run(prefixes=custody_audit.PREFIXES)
+    assert (report["audited"], report["ok"], report["compared"], report["requests"]) == (2, 2, 0, 0)
 
 
 def test_the_audit_finds_a_corrupted_and_a_missing_file_and_raises_the_alert(stored, caplog):

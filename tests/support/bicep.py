@@ -83,7 +83,7 @@ def settings_where(where: str) -> set[str]:
 # branch `custody`, which declares these settings and registers the action (and so its queue). Until then
 # the contract tests leave exactly these out, and tests/test_custody_bicep.py skips its check of them.
 CUSTODY_APP_SETTINGS = frozenset({"CUSTODY_ACCOUNT_URL", "CUSTODY_CONTAINER", "CUSTODY_AUDIT_SCHEDULE",
-                                  "CUSTODY_AUDIT_DAYS"})
+                                  "CUSTODY_AUDIT_DAYS", "CUSTODY_AUDIT_MAX_REQUESTS"})
 CUSTODY_QUEUES = frozenset({"action-custody", "action-custody-poison"})
 CUSTODY_PENDING = ("the custody action is not merged yet: branch `custody` (issue 23) declares the CUSTODY_* "
                    "settings and registers the action and its queue")

@@ -16,6 +16,17 @@ def run_one(action: str, raw, **kwargs):
     return outcome
 
 
+def run_traced(action: str, raw):
+    """run_one with tracemalloc on: (outcome, peak traced bytes of the whole process meanwhile)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        outcome = run_one(action, raw)
+        return outcome, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def row(raw) -> dict:
     """The journal row of an action message's one event."""
     job = read_job(raw)

@@ -15,10 +15,14 @@ AUDIT_SCHEDULE = Setting("CUSTODY_AUDIT_SCHEDULE", "0 0 2 * * *", APP,
 AUDIT_DAYS = Setting("CUSTODY_AUDIT_DAYS", "90", APP,
                      "Every custody object is audited (its blobs read back and their digests checked) within this "
                      "many days.")
+AUDIT_MAX_REQUESTS = Setting("CUSTODY_AUDIT_MAX_REQUESTS", "5000", APP,
+                             "Most Preservica requests one custody audit run makes to read the current fixity of "
+                             "the objects it audits (about 7 for an asset of one file); when spent, the run stops "
+                             "and the next resumes at the prefix it stopped in.")
 MAX_BYTES = Setting("CUSTODY_MAX_BYTES", "10737418240", APP,
                     "Most bytes of preservation files the `custody` action reads for one asset (10 GiB): a larger "
                     "asset fails its event, nothing is written.")
-SETTINGS = (ACCOUNT_URL, CONTAINER, AUDIT_SCHEDULE, AUDIT_DAYS, MAX_BYTES)
+SETTINGS = (ACCOUNT_URL, CONTAINER, AUDIT_SCHEDULE, AUDIT_DAYS, AUDIT_MAX_REQUESTS, MAX_BYTES)
 
 
 def storage_root():

@@ -51,7 +51,7 @@ def converge(api, root, ref: str, limit: int, created: str, message: str) -> Res
     metadata = _metadata(api, asset)
     state = {path: ocfl.digest_bytes(data) for path, data in metadata.items()}
     writers, fixity, read = [], {}, 0
-    for logical, bitstream in _bitstreams(api, asset):
+    for logical, bitstream in bitstreams(api, asset):
         recorded = _recorded(bitstream)
         known = {ocfl.known_fixity(inventory, a, v) for a, v in recorded.items()}
         if recorded and len(known) == 1 and None not in known:   # every digest Preservica has is one we hold
@@ -125,7 +125,7 @@ def _document(api, url: str) -> bytes:
     return ET.tostring(root, encoding="utf-8")
 
 
-def _bitstreams(api, asset):
+def bitstreams(api, asset):
     """(logical path, Bitstream) of every generation's bitstreams in the Preservation representations."""
     from ...clients import preservica
     seen: set[str] = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +24,14 @@ class Check:
     mismatched: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problem: str = ""   # the inventory itself: absent, unusable, or not what its sidecar says
+    compared: bool = False   # with Preservica's current fixity (the audit)
+    not_preservicas: list[str] = field(default_factory=list)   # stored bytes that differ from Preservica's fixity now
 
     @property
     def state(self) -> str:
         if self.missing or self.problem == "missing":
             return "missing"
-        return "mismatched" if self.mismatched or self.problem else "ok"
+        return "mismatched" if self.mismatched or self.not_preservicas or self.problem else "ok"
 
 
 def prefix_of(ref: str) -> str:
@@ -45,30 +48,65 @@ def load(root, prefix: str, object_id: str | None = None) -> tuple[ocfl.Inventor
     if side is None or side.split()[:1] != ocfl.sidecar(data).split()[:1]:   # spec 3.5.6: digest, whitespace, name
         return None, "the inventory does not match its sidecar digest"
     try:
-        return ocfl.parse(data, object_id), ""
+        inv = ocfl.parse(data, object_id)
     except ocfl.InventoryError as exc:
         return None, f"unusable inventory: {exc}"
+    if ocfl.object_root(str(inv.get("id"))) != prefix:   # the audit asks Preservica about the id it holds
+        return None, "unusable inventory: its id is of an object stored elsewhere"
+    return inv, ""
 
 
-def check(root, prefix: str, object_id: str | None = None) -> Check:
+Current = Callable[[str], "dict[str, dict[str, str]] | None"]
+
+
+def check(root, prefix: str, object_id: str | None = None, current: Current | None = None) -> Check:
     """Every content file of the object read back and its sha512 (and each fixity value the inventory
-    records for it) compared with the inventory."""
+    records for it) compared with the inventory; with `current` (object id -> Preservica's fixity now by
+    logical path, None when it has none), the head's bitstreams compared with that too, in the same read."""
     result = Check(prefix)
     inv, result.problem = load(root, prefix, object_id)
     if inv is None:
         return result
     result.head = inv["head"]
     fixity = _fixity_by_path(inv)
+    now = current(inv["id"]) if current else None
+    theirs = _by_content_path(inv, now) if now is not None else {}
+    result.compared = now is not None
     for digest, paths in sorted(inv["manifest"].items()):
         for path in paths:
             result.files += 1
             expected = {ocfl.DIGEST: digest, **fixity.get(path, {})}
-            got = _digests(root, f"{prefix}/{path}", tuple(expected))
+            got = _digests(root, f"{prefix}/{path}", tuple({*expected, *(a for a, _ in theirs.get(path, ()))}))
             if got is None:
                 result.missing.append(path)
-            elif got != expected:
+                continue
+            if any(got[a] != v for a, v in expected.items()):
                 result.mismatched.append(path)
+            if any(got[a] != v for a, v in theirs.get(path, ())):
+                result.not_preservicas.append(path)
     return result
+
+
+def current_fixity(api, ref: str) -> dict[str, dict[str, str]]:
+    """Preservica's fixity now for each bitstream the action keeps of asset `ref` (its logical path ->
+    algorithm -> value), read as the action reads it; algorithms the copy cannot compute are left out."""
+    from .copy import bitstreams
+    out = {}
+    for logical, bitstream in bitstreams(api, api.asset(ref)):
+        named = {ocfl.algorithm(n): (v or "").strip().lower() for n, v in (bitstream.fixity or {}).items()}
+        out[logical] = {a: v for a, v in named.items() if a}
+    return out
+
+
+def _by_content_path(inv: ocfl.Inventory, now: dict[str, dict[str, str]]) -> dict[str, set[tuple[str, str]]]:
+    """Preservica's values for each content path that holds a bitstream of the head version. A bitstream the
+    head lacks (a generation added since) is the action's to copy, not the audit's to judge."""
+    state = ocfl.version_state(inv, inv["head"])
+    out: dict[str, set[tuple[str, str]]] = {}
+    for logical, values in now.items():
+        for path in inv["manifest"].get(state.get(logical, ""), ()):
+            out.setdefault(path, set()).update(values.items())
+    return out
 
 
 def _fixity_by_path(inv: ocfl.Inventory) -> dict[str, dict[str, str]]:

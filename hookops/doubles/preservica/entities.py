@@ -20,7 +20,7 @@ from .model import (
     text_reply,
     xml_reply,
 )
-from .streamed import format_xml, streamed_reply
+from .streamed import format_xml, streamed_digest, streamed_reply
 
 
 class EntityApi:
@@ -231,15 +231,18 @@ class EntityApi:
         c = self._find("content-objects", co_ref)
         if c is None or gen != "1" or index != "1":
             return not_found(f"{co_ref}/generations/{gen}/bitstreams/{index}")
-        fixity = ""
-        if c.size <= MAX_CONTENT_BYTES:   # one xip:Fixity per algorithm the double records (fixity_algorithms)
-            values = {algo: hashlib.new(algo.replace("-", "").lower(), c.body()).hexdigest()
-                      for algo in self.fixity_algorithms}
-            values.update(c.fixity_override)   # set_fixity: a stored value that does not match the content
-            fixity = "<xip:Fixities>" + "".join(
-                f"<xip:Fixity><xip:FixityAlgorithmRef>{escape(algo)}</xip:FixityAlgorithmRef>"
-                f"<xip:FixityValue>{escape(value)}</xip:FixityValue></xip:Fixity>"
-                for algo, value in values.items()) + "</xip:Fixities>"
+        # One xip:Fixity per algorithm the double records (fixity_algorithms), whatever the size: content
+        # streamed as generated is hashed from the same pieces (streamed_digest).
+        names = {algo: algo.replace("-", "").lower() for algo in self.fixity_algorithms}
+        if c.size <= MAX_CONTENT_BYTES or c.content is not None:
+            values = {algo: hashlib.new(name, c.body()).hexdigest() for algo, name in names.items()}
+        else:
+            values = {algo: streamed_digest(c.filename, c.size, name) for algo, name in names.items()}
+        values.update(c.fixity_override)   # set_fixity: a stored value that does not match the content
+        fixity = "<xip:Fixities>" + "".join(
+            f"<xip:Fixity><xip:FixityAlgorithmRef>{escape(algo)}</xip:FixityAlgorithmRef>"
+            f"<xip:FixityValue>{escape(value)}</xip:FixityValue></xip:Fixity>"
+            for algo, value in values.items()) + "</xip:Fixities>"
         url = self._url(c, "/generations/1/bitstreams/1")
         return self._doc("BitstreamResponse",
                          f"<xip:Bitstream><xip:Filename>{escape(c.filename)}</xip:Filename>"

@@ -13,7 +13,7 @@ PATHS = {"IO": "information-objects", "SO": "structural-objects", "CO": "content
 KINDS = {v: k for k, v in PATHS.items()}
 TAGS = {"IO": "InformationObject", "SO": "StructuralObject", "CO": "ContentObject"}
 THUMBNAIL_SIZES = ("small", "medium", "large")
-MAX_CONTENT_BYTES = 16 * 1024 * 1024   # bitstream bodies and fixities are generated only up to this size
+MAX_CONTENT_BYTES = 16 * 1024 * 1024   # bitstream bodies are generated whole only up to this size, then streamed
 
 
 def make_png(width: int = 2, height: int = 2, rgb: tuple[int, int, int] = (200, 30, 30)) -> bytes:

@@ -1,8 +1,9 @@
 """Large bitstreams, file formats and hostile answers for the Preservica double.
 
 Content beyond MAX_CONTENT_BYTES is streamed in CHUNK-sized pieces, generated as it is sent (the same
-bytes `bitstream_bytes` would give), so a test can download a 500 MB file without either side
-holding it. `set_format` gives a content object's generation a format group and a PRONOM PUID, as
+bytes `bitstream_bytes` would give), so a test can download a 2 GiB file without either side
+holding it; its fixity is hashed from the same pieces (`streamed_digest`), once per file, size and
+algorithm. `set_format` gives a content object's generation a format group and a PRONOM PUID, as
 Preservica reports after characterisation.
 What a network or a compromised server can do to a client: `cut_content` (a download that stops
 short of its Content-Length and drops the connection), `oversize_content` (more bytes than the
@@ -11,6 +12,7 @@ bitstream's FileSize says), `link_to` (absolute URLs in entity answers on anothe
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 
@@ -27,6 +29,17 @@ def chunks(filename: str, size: int) -> Iterator[bytes]:
         n = min(CHUNK, size - sent)
         yield piece[:n]
         sent += n
+
+
+@functools.lru_cache(maxsize=64)
+def streamed_digest(filename: str, size: int, algorithm: str) -> str:
+    """The hex digest (hashlib name) of the generated content, from the pieces `chunks` sends. Inferred: a real
+    Preservica records fixity for every bitstream whatever its size (pyPreservica's bitstream() reads Fixities
+    with no size condition), so the double does too."""
+    h = hashlib.new(algorithm)
+    for piece in chunks(filename, size):
+        h.update(piece)
+    return h.hexdigest()
 
 
 def streamed_reply(filename: str, size: int) -> Reply:
