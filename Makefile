@@ -33,8 +33,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Two pytest-xdist workers, a test file each at a time (a file's module fixtures, such as `bench --quick` or
+# checkov's venv, run once), in the order tests/conftest.py gives (the longest files first); each worker has its
+# own session Azurite on free ports. PYTEST_WORKERS=0 runs in one process, as a targeted run may want.
+PYTEST_WORKERS ?= 2
 test: lint $(STAMP) node_modules/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
