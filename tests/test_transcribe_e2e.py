@@ -98,7 +98,7 @@ def test_demo_doubles_with_the_runner_show_transcribe_ocr_and_describe_done_in_e
     """The issue's done-when: `hookops send-test-event --trigger FULL_TEXT_INDEXED --ref <av asset>` against the
     app with the doubles configured shows `transcribe:done` in `hookops events`; and (issue 24) the image asset
     is OCR'd by the Document Intelligence double, then drafted by the chat double once describe
-    has waited for ocr on the same event, with nothing but
+    has waited for ocr on the same event, and (issue 23) copied by custody and restored as the README shows, with nothing but
     what `hookops doubles --write` put in local.settings.json."""
     from hookops.demo import AV_ASSET, DEMO_DRAFT, DEMO_PAGE, IMAGE_ASSET
 
@@ -131,12 +131,17 @@ def test_demo_doubles_with_the_runner_show_transcribe_ocr_and_describe_done_in_e
                        timeout=90)
             # describe's first look finds ocr not done and puts the event back for waits.FIRST_DELAY (30 s)
             wait_until(lambda: IMAGE_ASSET in rows_done("describe"), timeout=600)
+            wait_until(lambda: IMAGE_ASSET in rows_done("custody"), timeout=300)
             events = hookops("events")
+            # The README's custody walkthrough: verify, then restore v1 (each exits 0 or the test fails).
+            assert ": ok, head v1" in hookops("custody", "verify", IMAGE_ASSET)
+            hookops("custody", "restore", IMAGE_ASSET, "--to", str(tmp_path / "map"), "--version", "v1")
+            assert [p.name for p in (tmp_path / "map").glob("preservation/*/g1/b1/*")] == ["map.tif"]
         [av_line] = [line for line in events.splitlines() if AV_ASSET in line and "transcribe" in line]
         assert "transcribe:done" in av_line and "journal:done" in av_line
         [image_line] = [line for line in events.splitlines() if IMAGE_ASSET in line and "thumbnail" in line]
         assert "thumbnail:done" in image_line and "transcribe:skipped(no audio or video)" in image_line
-        assert "ocr:done" in image_line
+        assert "ocr:done" in image_line and "custody:done(v1 written)" in image_line
         assert any("describe:done" in line for line in events.splitlines() if IMAGE_ASSET in line)
         store = BlobServiceClient.from_connection_string(app_env.connection_string)
         assert store.get_blob_client("ocr", f"{IMAGE_ASSET}.txt").download_blob().readall().decode() == "\n".join(DEMO_PAGE)
