@@ -1,44 +1,39 @@
 #!/usr/bin/env bash
-# Scan bicep/ with checkov, run from its own virtual environment (.venv-checkov/).
+# Scan bicep/ with checkov, run from its own virtual environment.
 #
-# checkov pins many packages, so it never goes into the app's .venv. The venv is created and the
-# pinned version installed on first use (about a minute), then reused: a stamp file records the
-# installed version, and changing the pin below reinstalls.
+# checkov pins many packages, so it never goes into the app's .venv. Its venv is built on first use (minutes)
+# in the per-user cache of scripts/venv_cache.py (${XDG_CACHE_HOME:-~/.cache}/preservica-webhooks-azure/venvs/
+# checkov-<key>, where <key> covers the pin below and the interpreter), under a lock, and reused by every
+# checkout on this machine; changing the pin builds a new one.
 #
 #   bash scripts/checkov.sh                 # scan; prints a compact summary
-#   bash scripts/checkov.sh --install-only  # just create/refresh the venv
+#   bash scripts/checkov.sh --install-only  # just create/verify the venv
 #
 # Exit status: 0 when no check failed and every .bicep file parsed; 1 otherwise
 # (checkov itself exits 0 on parsing errors, so they are counted here).
 # Skips are never passed on the command line: each one is an inline
 # `// checkov:skip=CKV_ID:reason` comment in the resource it concerns.
 #
-# Environment: PYTHON          interpreter that creates the venv (default python3)
-#              CHECKOV_VENV    venv folder (default <repo>/.venv-checkov)
-#              CHECKOV_REPORT  where the full JSON report goes (default <venv>/report.json)
-#              CHECKOV_DIR     folder to scan, relative to the repo (default bicep)
+# Environment: PYTHON              interpreter that creates the venv (default python3)
+#              CHECKOV_VENV        venv path to use instead of the cache (built there the same way)
+#              HOOKOPS_VENV_CACHE  the cache folder (default above)
+#              CHECKOV_REPORT      where the full JSON report goes (default a new temporary file)
+#              CHECKOV_DIR         folder to scan, relative to the repo (default bicep)
 set -euo pipefail
 
 CHECKOV_VERSION="3.3.30"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${CHECKOV_VENV:-$ROOT/.venv-checkov}"
 PYTHON="${PYTHON:-python3}"
-STAMP="$VENV/.checkov-$CHECKOV_VERSION"
-REPORT="${CHECKOV_REPORT:-$VENV/report.json}"
 SCAN_DIR="${CHECKOV_DIR:-bicep}"
 
-if [[ ! -f "$STAMP" || ! -x "$VENV/bin/checkov" ]]; then
-  echo "checkov.sh: installing checkov==$CHECKOV_VERSION into $VENV (first run only)" >&2
-  rm -f "$VENV"/.checkov-*
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
-  touch "$STAMP"
-fi
+VENV="$("$PYTHON" "$ROOT/scripts/venv_cache.py" checkov --python "$PYTHON" --import checkov \
+        ${CHECKOV_VENV:+--dest "$CHECKOV_VENV"} -- "checkov==$CHECKOV_VERSION")"
 
 if [[ "${1:-}" == "--install-only" ]]; then
   exit 0
 fi
 
+REPORT="${CHECKOV_REPORT:-$(mktemp "${TMPDIR:-/tmp}/checkov-report.XXXXXX")}"
 cd "$ROOT"
 set +e
 "$VENV/bin/checkov" --directory "$SCAN_DIR" --framework bicep --compact --skip-download --output json > "$REPORT"
@@ -78,5 +73,6 @@ for name in parse_errors:
 version = reports[0]["summary"].get("checkov_version", "?")
 print(f"checkov {version} bicep: {passed} passed, {failed} failed, {skipped} skipped, "
       f"{len(parse_errors)} parsing errors")
+print(f"full report: {path}", file=sys.stderr)
 sys.exit(1 if failed or parse_errors or status not in (0, 1) else 0)
 PY

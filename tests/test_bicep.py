@@ -128,13 +128,13 @@ def _run_checkov(env_extra: dict, timeout: float) -> subprocess.CompletedProcess
 
 @pytest.fixture(scope="module")
 def checkov_ready():
-    """Create .venv-checkov with the pinned checkov (first run: about a minute), or skip if it cannot be."""
+    """Build or reuse checkov's cached venv (scripts/venv_cache.py; first build: minutes), or skip if it cannot be."""
     started = time.monotonic()
     done = subprocess.run(["bash", str(CHECKOV_SCRIPT), "--install-only"], cwd=ROOT,
                           env=dict(os.environ, PYTHON=sys.executable), capture_output=True, text=True,
                           timeout=900)
     if done.returncode != 0:
-        pytest.skip("could not create the checkov virtual environment (.venv-checkov) with "
+        pytest.skip("could not create the checkov virtual environment with "
                     f"`bash scripts/checkov.sh --install-only`: {(done.stderr or done.stdout)[-800:]}")
     return time.monotonic() - started
 

@@ -4,12 +4,12 @@ An import error, no FunctionApp, no functions or a parameter the worker rejects 
 with "0 functions found" and nothing to tell why. Each check runs scripts/host_index.py in a fresh
 process: under this suite's Python with the azure-functions library's checks (`sdk`), and under
 Python 3.13 with the worker's own indexing code from `azure-functions-runtime` (`worker`), in a
-venv built once at .venv-host313/ and reused. The toy apps prove each check can fail.
+venv built once per machine in the per-user cache of scripts/venv_cache.py and reused. The toy apps
+prove each check can fail.
 """
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.venvs import venv_cache
+
 ROOT = Path(__file__).resolve().parent.parent
 TOYS = Path(__file__).resolve().parent / "support" / "toyapp"
 SCRIPT = ROOT / "scripts" / "host_index.py"
-VENV313 = ROOT / ".venv-host313"
 HOST_PACKAGES = ["azure-functions-runtime", "azure-functions"]
 
 
@@ -50,10 +51,6 @@ def find_python313() -> str | None:
     return next((c for c in dict.fromkeys(filter(None, candidates)) if _runs_313(c)), None)
 
 
-def _venv_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
 @pytest.fixture(scope="session")
 def python313() -> str:
     """The 3.13 venv's interpreter, with the worker package, azure-functions and the app's requirements."""
@@ -61,22 +58,14 @@ def python313() -> str:
     if base is None:
         pytest.skip("no Python 3.13 found (tried python3.13 on PATH and pyenv's versions/3.13*): "
                     "the worker-indexing check needs one")
-    stamp = hashlib.sha256((ROOT / "requirements.txt").read_bytes() + " ".join(HOST_PACKAGES).encode()).hexdigest()
-    marker = VENV313 / ".hookops-ready"
-    if marker.exists() and marker.read_text() == stamp and _runs_313(str(_venv_python(VENV313))):
-        return str(_venv_python(VENV313))
     t0 = time.monotonic()
-    steps = [[base, "-m", "venv", "--clear", str(VENV313)],
-             [str(_venv_python(VENV313)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-              *HOST_PACKAGES, "-r", str(ROOT / "requirements.txt")]]
-    for step in steps:
-        out = subprocess.run(step, capture_output=True, text=True, timeout=900)
-        if out.returncode != 0:
-            pytest.skip(f"could not build {VENV313.name} with {base}: {' '.join(step[:4])} failed:\n"
-                        f"{(out.stderr or out.stdout)[-2000:]}")
-    marker.write_text(stamp)
-    print(f"\nbuilt {VENV313.name} in {time.monotonic() - t0:.0f}s", file=sys.stderr)
-    return str(_venv_python(VENV313))
+    try:
+        venv = venv_cache.ensure("host313", base, [*HOST_PACKAGES, "-r", str(ROOT / "requirements.txt")],
+                                 "azure_functions_runtime")
+    except venv_cache.BuildError as e:
+        pytest.skip(f"could not build the Python 3.13 worker venv with {base}: {e}")
+    print(f"\nworker venv {venv} ready in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+    return str(venv / "bin" / "python")
 
 
 def _app_env() -> dict:
