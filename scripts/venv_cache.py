@@ -31,8 +31,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 KEY_FILE = ".venv-cache-key"
 KEY_CHARS = 16
