@@ -12,7 +12,8 @@ until the cache folder is removed (docs/development.md).
 Concurrent runs (two xdist workers, two clones) take an flock on <name>-<key>.lock, so one builds and the other
 waits and reuses. A build goes into .builds/<name>-<key>-<random>/ and is published by renaming a symlink onto
 <name>-<key> only once it is complete and verified: a killed build leaves no <name>-<key>, and its folder is
-removed by the next build. (The folder itself never moves: a venv's scripts name its path in their shebangs.)
+removed by the next build. (The folder itself never moves: a venv's scripts name its path in their shebangs, and
+"virtual environments are not considered as movable or copyable", https://docs.python.org/3/library/venv.html.)
 Before use a venv is verified (its python runs, imports the expected module, and records the same key); else it
 is rebuilt.
 
@@ -53,8 +54,9 @@ def cache_root() -> Path:
 
 
 def interpreter(python: str) -> dict:
-    """The base interpreter's real path, version and platform, asked of the interpreter itself (a venv's
-    python reports its base, so every checkout's .venv/bin/python gives the same answer)."""
+    """The base interpreter's real path, version and platform, asked of the interpreter itself. A venv's python
+    reports its base in sys._base_executable (private; what CPython's Lib/venv/__init__.py creates venvs from),
+    so every checkout's .venv/bin/python gives the same answer."""
     try:
         out = subprocess.run([python, "-c", INFO], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -123,7 +125,9 @@ def ensure(name: str, python: str, pip_args: list[str], module: str, *, dest: Pa
     builds = link.parent / ".builds"
     builds.mkdir(exist_ok=True)
     with open(link.parent / f"{link.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, or by the kernel if we are killed
+        # Released when the file closes, or by the kernel when the process dies (flock(2): the lock goes with the
+        # last descriptor of the open file description).
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if verify(link, module, key):      # another process built it while we waited
             return link
         current = link.resolve() if link.is_symlink() else None
@@ -144,7 +148,7 @@ def ensure(name: str, python: str, pip_args: list[str], module: str, *, dest: Pa
         staged.symlink_to(folder)
         if link.exists() and not link.is_symlink():
             _remove(link)                   # an old in-place venv (a CHECKOV_VENV from before the cache)
-        os.replace(staged, link)            # atomic: the name points to a complete venv or to nothing
+        os.replace(staged, link)   # rename(2) is atomic: the name points to a complete venv or to nothing
         if current is not None and current != folder:
             _remove(current)
     return link

@@ -74,7 +74,7 @@ def _builds(cache: Path) -> list[str]:
 
 
 def _waiting_on_lock(pid: int) -> bool:
-    """The process is blocked in flock: /proc/locks lists a waiter (`->`) with its pid."""
+    """The process is blocked in flock: /proc/locks lists a waiter (`->`) with its pid (proc(5), /proc/locks)."""
     return any(line.split()[1:3] == ["->", "FLOCK"] and line.split()[5] == str(pid)
                for line in Path("/proc/locks").read_text().splitlines() if len(line.split()) > 5)
 
