@@ -595,8 +595,8 @@ def _row8(r: dict) -> str:
 def _sizes_note(a, rows) -> str:
     """Why the sizes are below the issue's, with what they would cost here, from this run's own rates."""
     text = (f"- Sizes: {a.deliveries:,} deliveries (row 2) and {a.events:,} events (row 3), not the issue's 2,000 "
-            f"and 10,000, so that `make bench` on a fresh clone (venv and Azurite installs included) stays under 10 "
-            f"minutes on this machine.")
+            f"and 10,000, to keep `make bench` short: with every row it takes about a quarter of an hour on this 2-core "
+            f"machine, row 4's `MAX_BODY_BYTES` delivery (35 pages) a few minutes of it.")
     r2, r3 = rows.get(2), rows.get(3)
     try:
         thumbs = a.deliveries / r2["ours"]["all_thumbnails_s"]
