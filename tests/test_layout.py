@@ -245,6 +245,18 @@ def test_functions_are_generated_for_every_action(probe_package):
     assert found == {f"action_{n}" for n in registry.names()} and "action_probe" in found
 
 
+def test_indexing_the_app_imports_no_action():
+    """The functions are generated from the actions package's listing (registry.module_names), so indexing at
+    cold start imports no action module; custody's package comes in only for its audit timer's settings."""
+    import json
+    import subprocess
+    import sys
+    code = ("import json, sys, function_app\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('handlers.actions.'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == ["handlers.actions.custody", "handlers.actions.custody.config"], out
+
+
 @pytest.mark.parametrize("field", ["repeatable", "reads", "preservica", "secrets", "required", "settings"])
 def test_a_declaration_left_out_fails_at_import(probe_package, field):
     text = (probe_package / "probe.py").read_text()

@@ -10,7 +10,7 @@ from . import registry
 
 def blueprint(names: tuple[str, ...] | None = None) -> func.Blueprint:
     bp = func.Blueprint()
-    for name in registry.names() if names is None else names:
+    for name in registry.module_names() if names is None else names:   # no action imported at indexing
         _register(bp, name)
     return bp
 

@@ -33,10 +33,15 @@ def _load(name: str) -> Action:
     return action
 
 
-def _discover() -> dict[str, Action]:
+def module_names() -> tuple[str, ...]:
+    """The actions' names from the package's listing alone, no action imported: enough to generate the
+    functions at indexing (cold start); `_load` holds each module to that name when it is first used."""
     here = importlib.import_module(PACKAGE).__path__   # read now: tests add a folder to it
-    names = sorted(m.name for m in pkgutil.iter_modules(here))
-    found = {name: _load(name) for name in names}
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(here)))
+
+
+def _discover() -> dict[str, Action]:
+    found = {name: _load(name) for name in module_names()}
     _check_order(found)
     return found
 
