@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from handlers.actions import describe as action
-from handlers.clients import preservica
 from handlers.clients.storage import default
 from hookops.doubles.chat import ChatDouble
 from hookops.doubles.preservica import PreservicaDouble
 from tests.support.describe import DEPLOYMENT, FOLDER, KEY, LETTER, OCR_TEXT, PASSWORD, TENANT, USER
+from tests.support.preservica import fresh_client, point_at
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +29,17 @@ def pres():
 
 @pytest.fixture
 def env(app_env, pres, chat, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1,localhost",
-                        "OPENAI_ENDPOINT": chat.endpoint, "OPENAI_KEY": KEY, "DESCRIBE_DEPLOYMENT": DEPLOYMENT,
-                        "SSL_CERT_FILE": chat.ca_bundle}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("DESCRIBE_PROMPT", "DESCRIBE_LANGUAGE", "DESCRIBE_MAX_CHARS", "DESCRIBE_MAX_TOKENS", "OCR_CONTAINER",
-                 "TRANSCRIBE_CONTAINER", "DESCRIBE_CONTAINER"):
-        monkeypatch.delenv(name, raising=False)
-    chat.reset()
-    default().put_blob("ocr", f"{LETTER}.txt", OCR_TEXT.encode(), "text/plain; charset=utf-8")
-    slept: list[float] = []
-    monkeypatch.setattr(action, "_sleep", slept.append)
-    preservica.forget_client()
-    yield slept
-    preservica.forget_client()
+    point_at(monkeypatch, pres, USER, PASSWORD, TENANT,
+             OPENAI_ENDPOINT=chat.endpoint, OPENAI_KEY=KEY, DESCRIBE_DEPLOYMENT=DEPLOYMENT,
+             SSL_CERT_FILE=chat.ca_bundle)
+    with fresh_client(tmp_path, monkeypatch, unset=("DESCRIBE_PROMPT", "DESCRIBE_LANGUAGE", "DESCRIBE_MAX_CHARS",
+                                                    "DESCRIBE_MAX_TOKENS", "OCR_CONTAINER", "TRANSCRIBE_CONTAINER",
+                                                    "DESCRIBE_CONTAINER")):
+        chat.reset()
+        default().put_blob("ocr", f"{LETTER}.txt", OCR_TEXT.encode(), "text/plain; charset=utf-8")
+        slept: list[float] = []
+        monkeypatch.setattr(action, "_sleep", slept.append)
+        yield slept
     svc = default().blob_service()
     for container, name in (("ocr", f"{LETTER}.txt"), ("transcripts", f"{LETTER}.txt"), ("drafts", f"{LETTER}.json")):
         try:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from handlers.actions import ocr as action
-from handlers.clients import docintel, preservica
+from handlers.clients import docintel
 from hookops.doubles.docintel import DocIntelDouble
 from hookops.doubles.preservica import PreservicaDouble, make_png
 from tests.support.ocr import FOLDER, KEY, PASSWORD, PDF, PDF_ASSET, SCAN, SCHEMA, TENANT, TIFF, USER
+from tests.support.preservica import fresh_client, point_at
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +30,13 @@ def pres():
 
 @pytest.fixture
 def env(app_env, pres, di, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1,localhost",
-                        "DOCINTEL_ENDPOINT": di.endpoint, "DOCINTEL_KEY": KEY, "OCR_SCHEMA": SCHEMA,
-                        "REQUESTS_CA_BUNDLE": di.ca_bundle}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("OCR_MAX_BYTES", "OCR_MAX_PAGES", "OCR_CONTAINER", "OCR_REPRESENTATION"):
-        monkeypatch.delenv(name, raising=False)
-    di.reset()
-    di.set_pages([["Dear Sir,", "the harbour wall is <b>breached</b> & failing."]], confidence=0.9)
-    monkeypatch.setattr(docintel, "POLL_SECONDS", 0.01)
-    slept: list[float] = []
-    monkeypatch.setattr(action, "_sleep", slept.append)
-    preservica.forget_client()
-    yield slept
-    preservica.forget_client()
+    point_at(monkeypatch, pres, USER, PASSWORD, TENANT,
+             DOCINTEL_ENDPOINT=di.endpoint, DOCINTEL_KEY=KEY, OCR_SCHEMA=SCHEMA, REQUESTS_CA_BUNDLE=di.ca_bundle)
+    with fresh_client(tmp_path, monkeypatch, unset=("OCR_MAX_BYTES", "OCR_MAX_PAGES", "OCR_CONTAINER",
+                                                    "OCR_REPRESENTATION")):
+        di.reset()
+        di.set_pages([["Dear Sir,", "the harbour wall is <b>breached</b> & failing."]], confidence=0.9)
+        monkeypatch.setattr(docintel, "POLL_SECONDS", 0.01)
+        slept: list[float] = []
+        monkeypatch.setattr(action, "_sleep", slept.append)
+        yield slept

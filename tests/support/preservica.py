@@ -17,3 +17,11 @@ def fresh_client(tmp_path, monkeypatch, unset: tuple[str, ...] = ()):
         yield
     finally:
         preservica.forget_client()
+
+
+def point_at(monkeypatch, double, username: str, password: str, tenant: str, **more: str) -> None:
+    """The app's Preservica settings for a local PreservicaDouble (plain HTTP), and `more` settings besides."""
+    for name, value in {"PRESERVICA_SERVER": double.server, "PRESERVICA_USERNAME": username,
+                        "PRESERVICA_PASSWORD": password, "PRESERVICA_TENANT": tenant, "PRESERVICA_PROTOCOL": "http",
+                        **more}.items():
+        monkeypatch.setenv(name, value)

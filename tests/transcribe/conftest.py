@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from handlers.actions import transcribe as action
-from handlers.clients import preservica
 from hookops.doubles.preservica import PreservicaDouble, make_png
 from hookops.doubles.speech import SpeechDouble
+from tests.support.preservica import fresh_client, point_at
 from tests.support.transcribe import AV, FOLDER, IMAGE, KEY, PASSWORD, SCHEMA, TENANT, TRICKY, USER, WAV
 
 
@@ -29,19 +29,13 @@ def pres():
 
 @pytest.fixture
 def env(app_env, pres, speech, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no stray credentials.properties for pyPreservica
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "NO_PROXY": "127.0.0.1,localhost",
-                        "SPEECH_ENDPOINT": speech.endpoint, "SPEECH_KEY": KEY, "TRANSCRIBE_LOCALES": "en-US,cy-GB",
-                        "TRANSCRIPT_SCHEMA": SCHEMA, "REQUESTS_CA_BUNDLE": speech.ca_bundle}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("TRANSCRIBE_MAX_BYTES", "TRANSCRIBE_CONTAINER"):
-        monkeypatch.delenv(name, raising=False)
-    speech.calls.clear()
-    speech._failures.clear()
-    speech.set_phrases(TRICKY)
-    slept: list[float] = []
-    monkeypatch.setattr(action, "_sleep", slept.append)
-    preservica.forget_client()
-    yield slept
-    preservica.forget_client()
+    point_at(monkeypatch, pres, USER, PASSWORD, TENANT,
+             SPEECH_ENDPOINT=speech.endpoint, SPEECH_KEY=KEY, TRANSCRIBE_LOCALES="en-US,cy-GB",
+             TRANSCRIPT_SCHEMA=SCHEMA, REQUESTS_CA_BUNDLE=speech.ca_bundle)
+    with fresh_client(tmp_path, monkeypatch, unset=("TRANSCRIBE_MAX_BYTES", "TRANSCRIBE_CONTAINER")):
+        speech.calls.clear()
+        speech._failures.clear()
+        speech.set_phrases(TRICKY)
+        slept: list[float] = []
+        monkeypatch.setattr(action, "_sleep", slept.append)
+        yield slept
