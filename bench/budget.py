@@ -147,8 +147,9 @@ def render(r: dict) -> str:
             f"{'met' if r['held'] else '**not met**'}; more processes not slower than {counts[0]} "
             f"({', '.join(f'{n}: {x:.2f}×' for n, x in r['ratio'].items() if n != counts[0])}): "
             f"{'met' if r['not_slower'] else '**not met**'} | each busy process uses a whole share of the budget, "
-            f"at most the budget less the other live processes' claims (heartbeat rows), booked 1/share s apart "
-            f"and never more than its share released in one second; a cut stays claimed for a second; an idle "
+            f"at most the budget less the other live processes' claims (heartbeat rows), booked 1/share s apart; "
+            f"a request occupies its process's share from its release until a second after its answer, so no "
+            f"second of arrivals holds more than the share; a cut stays claimed for a second; an idle "
             f"process gives its share back after {IDLE_SECONDS:g} s; alone, the whole budget from its first call |")
 
 

@@ -15,6 +15,7 @@ line here holds the password, the token or a URL's query.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -87,13 +88,21 @@ def _harden(api) -> None:
         session.get_redirect_target = lambda response: None
         # Every request passes Session.send: Session.request calls self.send, and so does pyPreservica's
         # 401 hook (common.py AuthenticatedAPI._handle_401: `self.session.send(response.request)`).
-        session.send = functools.partial(guarded_send, session.send, _home(api), TIMEOUT, _take)
+        session.send = functools.partial(guarded_send, session.send, _home(api), TIMEOUT, _slot)
     api._hardened = True
 
 
 def _take() -> None:
     spend_one()   # a run's own request budget first (preservica_http.counted; BudgetSpent sends nothing)
     _bucket.get().take()
+
+
+@contextlib.contextmanager
+def _slot() -> Iterator[None]:
+    """A token for one send, its re-sends (_BudgetedRetry) taking theirs inside: all held until the answer."""
+    with _bucket.get().sending():
+        _take()
+        yield
 
 
 # The whole app's budget, this process's share of it (ratelimit.SharedBudget, heartbeat rows in the reconcile table).

@@ -41,16 +41,17 @@ def _home(api) -> str:
     return f"{api.protocol}://{api.server}/"
 
 
-def guarded_send(_send, _home_url: str, _timeout, _take, request, **kwargs):
+def guarded_send(_send, _home_url: str, _timeout, _slot, request, **kwargs):
     """Session.send as _harden installs it: on the configured server, a default timeout, one token from the
-    bucket, and a 3xx an error."""
+    bucket held until the answer (`_slot`, a context: the request occupies the budget's window until then),
+    and a 3xx an error."""
     if not http.same_server(request.url, _home_url):
         raise OtherServer(f"Preservica handed back a URL on another server ({http.shown(request.url, path=False)}); "
                           f"not requested with its token: only PRESERVICA_SERVER is")
     if kwargs.get("timeout") is None:   # pyPreservica's 401 hook re-sends without one
         kwargs["timeout"] = _timeout
-    _take()
-    response = _send(request, **kwargs)
+    with _slot():
+        response = _send(request, **kwargs)
     if 300 <= response.status_code < 400:
         from urllib.parse import urljoin
         target = urljoin(request.url, response.headers.get("location", ""))

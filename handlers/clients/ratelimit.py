@@ -1,22 +1,28 @@
 """A one-token bucket that also counts: requests are booked 1/rate apart (a pause is not followed by a
-burst), and each is released only once fewer than `rate` went in the second before it, counted by when
-they actually went. So any one-second window [t, t+1) holds at most `rate` releases (ceil(rate) where it is
-not whole), and the promise PRESERVICA_MAX_RPS + 1 keeps one request of slack for the time between release
-and arrival. One per process for Preservica, shared by every thread that calls it, at the process's share of
-the app's budget (SharedBudget below).
+burst), and each is released only once fewer than `rate` requests occupy the second before it. A request
+occupies the window from its release until a second after its answer (`sending()`): Preservica counts
+arrivals, and an arrival falls between the release and the answer, so any one-second window of arrivals
+holds at most `rate` (ceil(rate) where it is not whole), however late a request arrives. One per process
+for Preservica, shared by every thread that calls it, at the process's share of the app's budget
+(SharedBudget below).
 
-Measured (bench row 9, one process): booking alone lets a late waker compress its neighbours: a thread woke
-99 ms after its slot and the next went 0.7 ms after it, on its own slot; 11 releases then fell in one second
-and 12 arrived at the double. Counting what actually went holds the window; booking keeps the mean rate
-(spacing each release from the last actual one instead lowers it by every late wake)."""
+Why the answer and not the release: bench row 9 saw 12 requests in one second at the double at a limit of
+10 (+1), with the releases holding 10: under load (14-18 processes on 2 cores) a request released on time
+arrived late, next to ones released a second after it. Counting each request until its answer closes that
+for any delay; it costs the answer's latency in rate (at 10 ms about 1%), and it caps the requests in
+flight at the rate. Measured before (one process): booking alone let a late waker compress its neighbours
+(a thread woke 99 ms after its slot and the next went 0.7 ms after it); booking keeps the mean rate."""
 from __future__ import annotations
 
+import bisect
+import contextlib
 import math
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+WAKE_SECONDS = 0.05   # every request in flight: look again this often (and at each answer)
 
 
 class TokenBucket:
@@ -24,57 +30,109 @@ class TokenBucket:
                  sleep: Callable[[float], None] = time.sleep):
         self._clock, self._sleep = clock, sleep
         self._slot = self.last = float("-inf")   # the last booked slot; when the last request actually went
-        self._lock = threading.Lock()
+        self._turn = threading.Lock()             # callers pass one at a time; the wait is inside
+        self._state = threading.Condition()       # what went and what is in flight, shared with the answers
+        self._done: list[float] = []              # sorted: when each request of the last second was answered
+        self._open = 0                            # released, not answered yet
+        self._mine = threading.local()            # this thread's sending() block: how many it released
         self.set_rate(rate)
 
+    @property
+    def in_flight(self) -> int:
+        return self._open
+
     def take(self) -> float:
-        """Wait for the next slot; returns how long it waited. Callers pass one at a time (the wait is inside
-        the lock), each booked at the rate in force when its turn comes. time.sleep sleeps at least as long
-        as asked (docs.python.org/3/library/time.html#time.sleep); a release is stamped after the wait."""
-        with self._lock:
-            now = self._clock()
-            booked = slot = max(now, self._slot + 1.0 / self.rate)
-            if len(self._went) == self._went.maxlen:   # `rate` went already: the oldest must be a second back
-                slot = max(slot, self._went[0] + 1.0)
-            wait = slot - now
-            if wait > 0:
-                self._sleep(wait)
+        """Wait for the next slot; returns how long it waited. Inside `sending()` the request occupies the
+        window until the block ends; outside, from its release only. time.sleep sleeps at least as long as
+        asked (docs.python.org/3/library/time.html#time.sleep); a release is stamped after the wait."""
+        with self._turn:
+            start = self._clock()
+            booked = max(start, self._slot + 1.0 / self.rate)
+            while True:
+                now = self._clock()
+                with self._state:
+                    free = self._free_at(now)
+                    if free is not None:
+                        break
+                    self._state.wait(WAKE_SECONDS)   # as many in flight as the rate: the next answer frees one
+            slot = max(booked, free)
+            if slot > now:   # answers meanwhile only move requests from in flight to answered: still free then
+                self._sleep(slot - now)
             # The next is booked from this one's slot, not from when it went: one late wake delays one request
             self._slot, self.last = booked, max(self._clock(), slot)
-            self._went.append(self.last)
-            return wait
+            with self._state:
+                if getattr(self._mine, "depth", 0):
+                    self._open += 1
+                    self._mine.released += 1
+                else:
+                    bisect.insort(self._done, self.last)
+            return self.last - start
+
+    def _free_at(self, now: float) -> float | None:
+        """When fewer than the rate occupy the second before: now, when the k-th latest answer is a second
+        old, or None while every one is in flight. Time and answers only lower the count; only take raises it."""
+        cut = bisect.bisect_right(self._done, now - 1.0)
+        del self._done[:cut]
+        room = self._limit - self._open
+        if room <= 0:
+            return None
+        return now if len(self._done) < room else max(now, self._done[-room] + 1.0)
+
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        """Every request this thread releases inside the block (re-sends included) occupies the window until
+        the block ends: wrap the send, so that the block ends after the answer (or the error)."""
+        mine = self._mine
+        depth = getattr(mine, "depth", 0)
+        if depth == 0:
+            mine.released = 0
+        mine.depth = depth + 1
+        try:
+            yield
+        finally:
+            mine.depth = depth
+            if depth == 0 and mine.released:
+                with self._state:
+                    now = max(self._clock(), self.last)
+                    self._open -= mine.released
+                    for _ in range(mine.released):
+                        bisect.insort(self._done, now)
+                    self._state.notify_all()
 
     def set_rate(self, rate: float) -> None:
         """A new rate from the next request on. After a cut the next is booked where the second before it holds
         fewer than the new rate, and the ones after it 1/rate apart (not in a burst up to the old rate)."""
-        with self._lock:
+        with self._state:
             cut = float(rate) < getattr(self, "rate", float("inf"))
             self.rate = float(rate)
-            self._went = deque(getattr(self, "_went", ()), maxlen=max(1, math.ceil(self.rate - 1e-9)))
-            if cut and len(self._went) == self._went.maxlen:
-                self._slot = max(self._slot, self._went[0] + 1.0 - 1.0 / self.rate)
+            self._limit = max(1, math.ceil(self.rate - 1e-9))
+            if cut:
+                free = self._free_at(self._clock())
+                if free is not None:
+                    self._slot = max(self._slot, free - 1.0 / self.rate)
 
 
 # ---- one budget for the whole app ---------------------------------------------------------------
 # PRESERVICA_MAX_RPS (B) is the archive's total. Each process that calls Preservica keeps a heartbeat row
-# (heartbeat.py) carrying its CLAIM. Why no one-second window [x, x+1) sees more than B releases in all:
-#  1. A process releases a request only when fewer than s went in the second before it, s its share at that
-#     release (TokenBucket), so its releases in W number at most m, the largest share it used in W (whole
-#     shares: see _whole).
-#  2. Its row's claim is never below any share it used in the last HOLD_SECONDS (> 1 s): a raise is written
-#     before it is used, a cut is written once the higher share is HOLD_SECONDS behind (claim_floor). A row
-#     goes (idle, leave) only HOLD_SECONDS after its last release, and a process stops using a share
-#     TTL_SECONDS - HOLD_SECONDS after the count that gave it (its row lives TTL_SECONDS in the others' count).
+# (heartbeat.py) carrying its CLAIM. Why no one-second window W = [x, x+1) sees more than B arrivals in all:
+# a request arrives between its release and its answer, so those arriving in W went before x + 1 and were
+# answered at x or later.
+#  1. A process releases a request only when fewer than s occupy the second before it (in flight, or answered
+#     within it), s its share at that release (TokenBucket). The last released of its requests arriving in W
+#     saw all the others there: they number at most its share, m_p, released at t_p < x + 1, answered >= x.
+#  2. Its row's claim is never below its share, nor below a share a request in flight went at or one answered
+#     in the last HOLD_SECONDS (> 1 s): a raise is written before it is used, a cut once the higher share's
+#     last answer is HOLD_SECONDS behind (claim_floor). A row goes (idle, leave) only with nothing in flight and
+#     HOLD_SECONDS after the last answer; a process stops using a share TTL_SECONDS - HOLD_SECONDS after the
+#     count that gave it (its row lives TTL_SECONDS in the others' count).
 #  3. A count writes the claim, then reads the others' (Table storage is strongly consistent: heartbeat.py),
 #     and takes a share of at most B less the claims it read.
-#  Let each process p reach its largest share m_p in W at t_p, set by its count with write w_p, and let p* be
-#  the one whose w is latest. p* read after every w_q, and before t_p* < x + 1 <= t_q + 1, so by (2) every
-#  claim it read was at least m_q, and the row was live: m_p* <= B - sum(m_q), so sum(m_p) <= B. Share
-#  changes are inside the argument: a process cut at c is still counted at its old share until c + 1 s.
-# Preservica counts arrivals, not releases: the one request of slack in B + 1 absorbs the spread of the time
-# from release to arrival (up to one spacing, 1/s, within a process; several processes each late at once could
-# use it more than once: not excluded by construction). Limit: where B is below the live count or not whole,
-# shares are fractions and the releases in a second may reach the number of live processes (see _whole).
+#  Let m_p be set by p's count with write w_p <= t_p, and p* the one whose w is latest. p* read after every w_q
+#  and before t_p* < x + 1, when q's request at m_q was yet to go (its share m_q already claimed), in flight,
+#  or answered after x > (the read) - 1 - 0.1: by (2) the claim it read was at least m_q and the row live, so
+#  m_p* <= B - sum(m_q) and sum(m_p) <= B. The + 1 of B + 1 is spare. Limits: where B is below the live count
+#  or not whole, shares are fractions and a second may hold up to the number of live processes more (see
+#  _whole); a request given up on (timeout) ends its block then, and could still arrive later (inferred rare).
 # A newcomer (its first call, or after going idle) registers with a claim of 0, then claims what it saw free of
 # its fair share (alone: the whole budget): two writes and two queries, tens of ms. Its row makes the others
 # cut to their fair shares at their next count; it claims a share only once it is free. Busy, a process
@@ -111,6 +169,9 @@ class SharedBudget:
         self._last = clock()            # the last release, or count: idle is measured from it
         self._hb = None                 # the heartbeat of the last count: the watcher deletes its row
         self._gate = threading.Lock()
+        self._answers = threading.Lock()    # _used, _flying and _last, written by take() and by each answer
+        self._flying: dict[float, int] = {}  # share -> requests released at it and not answered yet
+        self._mine = threading.local()      # this thread's sending() block: the shares it released at
         self._watch, self._watching = watch, False   # watch=False where the clock is not the real one (tests)
 
     @property
@@ -128,17 +189,46 @@ class SharedBudget:
                     self._count(now)
                 if self.share > 0:
                     waited += self.bucket.take()
-                    self._last = self.bucket.last
-                    self._used[self.share] = self._last
+                    with self._answers:
+                        self._last = self.bucket.last
+                        self._used[self.share] = self._last
+                        if getattr(self._mine, "depth", 0):   # in flight at this share until its answer
+                            self._mine.shares.append(self.share)
+                            self._flying[self.share] = self._flying.get(self.share, 0) + 1
                     return waited
                 pause = max(0.01, self._due - self._clock())   # none free yet: look again when due
                 self._sleep(pause)
                 waited += pause
 
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        """TokenBucket.sending, and each share this thread's requests went at stays claimed until HOLD_SECONDS
+        after their answers (not their releases: they occupy the window until then)."""
+        mine = self._mine
+        depth = getattr(mine, "depth", 0)
+        if depth == 0:
+            mine.shares = []
+        mine.depth = depth + 1
+        try:
+            with self.bucket.sending():
+                yield
+        finally:
+            mine.depth = depth
+            if depth == 0 and mine.shares:
+                # Its own lock, not _gate: a caller may be waiting inside take(), holding _gate, for this answer.
+                with self._answers:
+                    now = self._last = max(self._last, self._clock())
+                    for share in mine.shares:
+                        self._used[share] = now
+                        self._flying[share] -= 1
+                    self._flying = {s: n for s, n in self._flying.items() if n > 0}
+
     def claim_floor(self, now: float) -> float:
-        """The largest share released at within HOLD_SECONDS: the claim may not go below it."""
-        self._used = {s: t for s, t in self._used.items() if now - t < HOLD_SECONDS}
-        return max(self._used, default=0.0)
+        """The largest share a request in flight went at, or one answered within HOLD_SECONDS: the claim may
+        not go below it."""
+        with self._answers:
+            self._used = {s: t for s, t in self._used.items() if now - t < HOLD_SECONDS or s in self._flying}
+            return max(self._used, default=0.0)
 
     def _whole(self, rate: float) -> float:
         """Whole requests per second where the budget is whole: a process at s/s releases at most ceil(s) in a
@@ -202,7 +292,7 @@ class SharedBudget:
         if share < self._fair:
             self._due = now + STARVED_SECONDS
         elif held > max(share, self._fair):   # holding a cut: write it down once the old share is behind us
-            self._due = min(now + BEAT_SECONDS, self._used[held] + HOLD_SECONDS)
+            self._due = min(now + BEAT_SECONDS, self._used.get(held, now) + HOLD_SECONDS)
         else:
             self._due = now + BEAT_SECONDS
 
@@ -220,7 +310,8 @@ class SharedBudget:
         if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
             return False
         try:
-            if not self.joined or self.share <= 0 or self._clock() - self._last < IDLE_SECONDS:
+            if (not self.joined or self.share <= 0 or self.bucket.in_flight
+                    or self._clock() - self._last < IDLE_SECONDS):
                 return False
             try:
                 self._hb.leave()
