@@ -6,7 +6,11 @@ the eight measurements and prints one markdown table, also saved to `bench/resul
 `.json`). See `--help`.
 
 Modules:
-  __main__        options, orchestration, the table
+  __main__        `python -m bench`: run, print and save the table (.md and .json)
+  options         the options, `--quick`'s sizes and `--rows`
+  orchestrate     the run: which services each row asked for needs, each row in turn, all stopped at the end
+  table           the table: a line per row (1, 2 and 5 here), the floors' cells, a failed row's line
+  row_text        the text of rows 3, 6, 7 and 8; fmt: number formats; notes: the notes under the table
   common          paths, settings, statistics, machine description, helper processes
   coldstart       row 1: import cost and what the intake imports
   load            the load generator (run as its own process: `python -m bench.load SPEC`)
