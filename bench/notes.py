@@ -45,7 +45,7 @@ NOTES = [
     "events: the run ends when every event is performed (the outcomes `pipeline.runner.run` returns), not after a "
     "number of invocations. Azurite's and the double's CPU from /proc. \"Where the CPU went\" is one more run, "
     "not in the medians, with a sampler that every 10 ms charges each thread's CPU (its own CPU clock) to the stack "
-    "it is on (`bench/probes.py` `CpuSampler`; cProfile with a per-thread CPU timer slowed the run 5× and charged "
+    "it is on (`bench/cpu_sampler.py` `CpuSampler`; cProfile with a per-thread CPU timer slowed the run 5× and charged "
     "its per-call overhead to the most-called functions); the full breakdown is in the JSON (`rows.3.profile`).",
     "- Storage floors (rows 2 and 3), measured after each run on the same Azurite by `bench/floor.py` in its own "
     "process: threads as many as the senders (`--concurrency`), each with its own SDK clients built with the "

@@ -9,9 +9,10 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from bench import budget, coldstart, cost, cost_row, custody, large, pipeline
+from bench import ack, budget, coldstart, cost, cost_row, custody, intake_cpu, large, pipeline
 from bench.common import ROOT, Service
-from bench.probes import StageClock, StorageCounter
+from bench.probes import StorageCounter
+from bench.stage_clock import StageClock
 
 
 def progress(message: str) -> None:
@@ -51,20 +52,20 @@ def run(a: argparse.Namespace) -> dict:
                 alone = None
                 if 2 in a.rows:
                     progress("row 2: acknowledgement latency, the intake alone (no queue trigger in its process)")
-                    solo = pipeline.intake_only_runner(Runner)(
+                    solo = ack.intake_only_runner(Runner)(
                         ROOT, port=0, host_json=pipeline.bench_host_json(tmp / "host.json"), env=env).start()
                     started.append(solo)
-                    alone = guard(failures, "2 (intake alone)", lambda: pipeline.intake_alone(
+                    alone = guard(failures, "2 (intake alone)", lambda: ack.intake_alone(
                         solo, storage, deliveries=a.deliveries, concurrency=a.concurrency, assets=assets, runs=a.runs,
                         progress=progress))
                     if alone is not None:
-                        profile = guard(failures, "2 (intake profile)", lambda: pipeline.intake_profile(
+                        profile = guard(failures, "2 (intake profile)", lambda: ack.intake_profile(
                             solo, az.proc.pid, deliveries=a.deliveries, concurrency=a.concurrency, assets=assets,
                             progress=progress))
                         alone = {"runs": alone, "profile": profile}
                     solo.stop()
                     started.remove(solo)
-                    pipeline.clear_queue(storage, "preservica-deliveries")   # nobody is to dispatch those
+                    ack.clear_queue(storage, "preservica-deliveries")   # nobody is to dispatch those
                 clock = StageClock().install()
                 started.append(clock)
                 runner = Runner(ROOT, port=0, host_json=pipeline.bench_host_json(tmp / "host.json"), env=env).start()
@@ -78,7 +79,7 @@ def run(a: argparse.Namespace) -> dict:
                                         tmp / "logs" / "reference.log").start()
                     started.append(reference)
                     progress("row 2: acknowledgement latency under load")
-                    rows[2] = guard(failures, 2, lambda: pipeline.ack_latency(
+                    rows[2] = guard(failures, 2, lambda: ack.ack_latency(
                         runner, clock, double, reference, deliveries=a.deliveries, ref_deliveries=a.ref_deliveries,
                         concurrency=a.concurrency, latency=a.latency, assets=assets, runs=a.runs, alone=alone,
                         progress=progress))
@@ -128,7 +129,7 @@ def run(a: argparse.Namespace) -> dict:
                     env, events=a.large, runs=a.runs, quick=a.quick, progress=progress))
             if 5 in a.rows:
                 progress("row 5: intake CPU")
-                rows[5] = guard(failures, 5, lambda: pipeline.intake_cpu(env, iterations=a.cpu_iterations,
+                rows[5] = guard(failures, 5, lambda: intake_cpu.intake_cpu(env, iterations=a.cpu_iterations,
                                                                           runs=max(a.runs, 3), progress=progress))
             if 9 in a.rows:
                 progress("row 9: one Preservica budget shared by runner processes")

@@ -88,7 +88,7 @@ def _runs(r: dict) -> str:
 
 
 def _profile_text(p: dict | None) -> str:
-    """Where the app process's CPU went in the sampled run (bench.probes.CpuSampler), in a sentence."""
+    """Where the app process's CPU went in the sampled run (bench.cpu_sampler.CpuSampler), in a sentence."""
     if not p or not p.get("cpu_s"):
         return ""
     total = p["cpu_s"]

@@ -133,7 +133,7 @@ def _floor2(r: dict) -> tuple[str, str]:
 
 
 def _intake_profile_text(p: dict | None) -> str:
-    """Where the intake-alone runner's CPU went in its one sampled run (bench.probes.CpuSampler)."""
+    """Where the intake-alone runner's CPU went in its one sampled run (bench.cpu_sampler.CpuSampler)."""
     if not p or not p.get("cpu_s"):
         return ""
     total = p["cpu_s"]
