@@ -24,64 +24,14 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
            "| # | Benchmark | This app | Reference | Ratio | Storage floor, same run | Of the floor | Target | Detail |",
            "|---|---|---|---|---|---|---|---|---|"]
 
-    r = rows.get(1)
-    if r:
-        pkgs = r["intake_third_party"]
-        out.append(
-            f"| 1 | Cold start: import in a fresh interpreter (median of {r['samples']}) | `import function_app` "
-            f"{f(r['app_ms'])} ms | `import azure.functions` {f(r['base_ms'])} ms | {f(r['ratio'], 2)}× | "
-            f"≤ 1.25×: {check(r['ratio'] <= 1.25)} | third-party packages `import function_app` adds: "
-            f"{', '.join(r['app_third_party']) or 'none'}. The first `intake.handle` (signed delivery, Azurite) loads "
-            f"{len(pkgs)}: {', '.join(pkgs) or 'none'} ({r['intake_new_modules']} modules) and takes "
-            f"{f(r['first_ms'])} ms; the next {f(r['second_ms'], 1)} ms |")
-    elif 1 in a.rows:
-        out.append(_failed(1, "Cold start", failures))
-
-    r = rows.get(2)
-    if r:
-        o, t, al = r["ours"], r["reference"], r.get("intake_alone")
-        alone_ratio = f" (intake alone: {f(al['p99_ratio'])}×)" if al else ""
-        alone_check = f" (intake alone: {check(al['p99_ratio'] >= 50)})" if al else ""
-        alone = (f"Intake alone: p50 {ms(al['p50_ms'])}, p99 {ms(al['p99_ms'])}, {f(al['rate'])}/s; its "
-                 f"process (the runner's front end and the intake) {f(al['process_cpu_ms_per_delivery'], 2)} ms CPU "
-                 f"per delivery. "
-                 f"{_intake_profile_text(al.get('profile'))}") if al else ""
-        out.append(
-            f"| 2 | Ack latency: signed chunked deliveries, {r['concurrency']} concurrent senders, thumbnail action, "
-            f"Preservica +{f(r['latency_ms'])} ms (median of {r['runs']}) | {r['deliveries']:,} deliveries, local "
-            f"runner + Azurite, all functions in one process: p50 {ms(o['p50_ms'])}, p99 {ms(o['p99_ms'])}, "
-            f"{f(o['rate'])}/s | `WebHookHandler` on `{t['server_class']}`, {r['ref_deliveries']:,} deliveries: "
-            f"p50 {ms(t['p50_ms'])}, p99 {ms(t['p99_ms'])}, {f(t['rate'], 1)}/s | p99 {f(r['p99_ratio'])}× lower"
-            f"{alone_ratio} | ≥ 50×: {check(r['p99_ratio'] >= 50)}{alone_check}{_floor_target2(al)} | {alone}"
-            f"{retries(o, 'App')}; {retries(t, 'reference')}. Reference status line p99 {ms(t['head_p99_ms'])}. "
-            f"Behind its acknowledgements the app stored every run's {r['deliveries']:,} thumbnails within "
-            f"{f(o['all_thumbnails_s'], 1)} s of the run's first POST ({o['thumbnails_done']:,} in all) |")
-    elif 2 in a.rows:
-        out.append(_failed(2, "Ack latency under load", failures))
-
-    _row(out, rows, a.rows, failures, 3, "Pipeline throughput", row3)
-
-    _row(out, rows, a.rows, failures, 4, "Large deliveries", large.row_text)
-
-    r = rows.get(5)
-    if r:
-        sizes = list(r["sizes"].values())
-        one, rest = sizes[0], sizes[1:]
-        more = "; ".join(f"{s['events']} events ({s['body_bytes']:,} B): {f(s['handle_us'])} µs "
-                         f"({f(s['pure_us'])} µs) vs {f(s['hmac_us'], 1)} µs: {f(s['ratio'], 1)}× "
-                         f"({f(s['pure_ratio'], 1)}×)" for s in rest)
-        out.append(
-            f"| 5 | Intake CPU per delivery, {one['events']} event ({one['body_bytes']:,} B), storage call stubbed "
-            f"(median of {r['runs']}) | `intake.handle` {f(one['handle_us'], 1)} µs (verify + parse + envelope "
-            f"{f(one['pure_us'], 1)} µs) | HMAC-SHA256 of the same bytes {f(one['hmac_us'], 2)} µs | "
-            f"{f(one['ratio'], 1)}× ({f(one['pure_ratio'], 1)}×) | – | {more} |")
-    elif 5 in a.rows:
-        out.append(_failed(5, "Intake CPU", failures))
-    for n, title, render in ((6, "Preservica requests per event", row6), (7, "Storage requests per event", row7),
-                             (8, "Preservica request rate", row8), (9, "One Preservica budget", budget.render),
-                             (10, "What a million events cost", lambda r: costmodel.render(r, a.million_events)),
-                             (11, "Custody copy", custody.render)):
-        _row(out, rows, a.rows, failures, n, title, render)
+    for n, title, text in ((1, "Cold start", row1), (2, "Ack latency under load", row2),
+                           (3, "Pipeline throughput", row3), (4, "Large deliveries", large.row_text),
+                           (5, "Intake CPU", row5), (6, "Preservica requests per event", row6),
+                           (7, "Storage requests per event", row7), (8, "Preservica request rate", row8),
+                           (9, "One Preservica budget", budget.render),
+                           (10, "What a million events cost", lambda r: costmodel.render(r, a.million_events)),
+                           (11, "Custody copy", custody.render)):
+        _row(out, rows, a.rows, failures, n, title, text)
     notes = list(NOTES)
     if a.reference_server != "http":
         notes.append("- This run served the reference with `ThreadingHTTPServer` (`--reference-server threading`), one "
@@ -92,10 +42,57 @@ def render(result: dict, a: argparse.Namespace, info: dict, wall: float, command
     return "\n".join(floor_cells(line, rows) for line in out) + "\n"
 
 
-def _row(out: list, rows: dict, wanted, failures, n: int, title: str, render) -> None:
-    """Row n rendered, or the line saying it failed when it was asked for."""
+def row1(r: dict) -> str:
+    """Row 1: cold start."""
+    pkgs = r["intake_third_party"]
+    return (
+        f"| 1 | Cold start: import in a fresh interpreter (median of {r['samples']}) | `import function_app` "
+        f"{f(r['app_ms'])} ms | `import azure.functions` {f(r['base_ms'])} ms | {f(r['ratio'], 2)}× | "
+        f"≤ 1.25×: {check(r['ratio'] <= 1.25)} | third-party packages `import function_app` adds: "
+        f"{', '.join(r['app_third_party']) or 'none'}. The first `intake.handle` (signed delivery, Azurite) loads "
+        f"{len(pkgs)}: {', '.join(pkgs) or 'none'} ({r['intake_new_modules']} modules) and takes "
+        f"{f(r['first_ms'])} ms; the next {f(r['second_ms'], 1)} ms |")
+
+
+def row2(r: dict) -> str:
+    """Row 2: acknowledgement latency under load."""
+    o, t, al = r["ours"], r["reference"], r.get("intake_alone")
+    alone_ratio = f" (intake alone: {f(al['p99_ratio'])}×)" if al else ""
+    alone_check = f" (intake alone: {check(al['p99_ratio'] >= 50)})" if al else ""
+    alone = (f"Intake alone: p50 {ms(al['p50_ms'])}, p99 {ms(al['p99_ms'])}, {f(al['rate'])}/s; its "
+             f"process (the runner's front end and the intake) {f(al['process_cpu_ms_per_delivery'], 2)} ms CPU "
+             f"per delivery. "
+             f"{_intake_profile_text(al.get('profile'))}") if al else ""
+    return (
+        f"| 2 | Ack latency: signed chunked deliveries, {r['concurrency']} concurrent senders, thumbnail action, "
+        f"Preservica +{f(r['latency_ms'])} ms (median of {r['runs']}) | {r['deliveries']:,} deliveries, local "
+        f"runner + Azurite, all functions in one process: p50 {ms(o['p50_ms'])}, p99 {ms(o['p99_ms'])}, "
+        f"{f(o['rate'])}/s | `WebHookHandler` on `{t['server_class']}`, {r['ref_deliveries']:,} deliveries: "
+        f"p50 {ms(t['p50_ms'])}, p99 {ms(t['p99_ms'])}, {f(t['rate'], 1)}/s | p99 {f(r['p99_ratio'])}× lower"
+        f"{alone_ratio} | ≥ 50×: {check(r['p99_ratio'] >= 50)}{alone_check}{_floor_target2(al)} | {alone}"
+        f"{retries(o, 'App')}; {retries(t, 'reference')}. Reference status line p99 {ms(t['head_p99_ms'])}. "
+        f"Behind its acknowledgements the app stored every run's {r['deliveries']:,} thumbnails within "
+        f"{f(o['all_thumbnails_s'], 1)} s of the run's first POST ({o['thumbnails_done']:,} in all) |")
+
+
+def row5(r: dict) -> str:
+    """Row 5: intake CPU per delivery."""
+    sizes = list(r["sizes"].values())
+    one, rest = sizes[0], sizes[1:]
+    more = "; ".join(f"{s['events']} events ({s['body_bytes']:,} B): {f(s['handle_us'])} µs "
+                     f"({f(s['pure_us'])} µs) vs {f(s['hmac_us'], 1)} µs: {f(s['ratio'], 1)}× "
+                     f"({f(s['pure_ratio'], 1)}×)" for s in rest)
+    return (
+        f"| 5 | Intake CPU per delivery, {one['events']} event ({one['body_bytes']:,} B), storage call stubbed "
+        f"(median of {r['runs']}) | `intake.handle` {f(one['handle_us'], 1)} µs (verify + parse + envelope "
+        f"{f(one['pure_us'], 1)} µs) | HMAC-SHA256 of the same bytes {f(one['hmac_us'], 2)} µs | "
+        f"{f(one['ratio'], 1)}× ({f(one['pure_ratio'], 1)}×) | – | {more} |")
+
+
+def _row(out: list, rows: dict, wanted, failures, n: int, title: str, text) -> None:
+    """Row n's line, or the line saying it failed when it was asked for."""
     if rows.get(n):
-        out.append(render(rows[n]))
+        out.append(text(rows[n]))
     elif n in wanted:
         out.append(_failed(n, title, failures))
 
