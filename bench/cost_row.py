@@ -3,11 +3,12 @@
 Everything runs in this process, each function body called as the host would call it, over real Azurite:
 the intake with a signed delivery of `events` events, then the delivery queue and each action queue read
 16 messages at a time (host.json `batchSize`) and each message handed to its function and deleted, as the
-Queue trigger does. Measured, per configuration:
+Queue trigger does, an action that waits for another (describe for ocr) looking at its queue first, as
+deployed (bench/cost_host.py). Measured, per configuration:
 - execution seconds: the wall time of each invocation (intake, each dispatcher page, each action message),
   summed; times the Bicep's `instanceMemoryMB` this is the on-demand GB-s (invocations run one after the
   other here, so the sum is the time an instance is executing);
-- executions: the invocations;
+- executions: the invocations, those that put an event back to wait among them (counted from the queue);
 - storage operations at the real azure-storage clients (bench.probes.StorageCounter on azure-core's transport):
   the app's own, and this harness's receives and deletes standing in for the host's;
 - Preservica requests at the double (login, version and user details once per process, not counted);
@@ -24,21 +25,20 @@ Queue trigger does. Measured, per configuration:
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
+import functools
 import os
-import time
 import wave
 from io import BytesIO
 
 from bench import costmodel
+from bench.cost_host import SERVICES, drain_actions, host_loop, timed
 from bench.cost_telemetry import Telemetry
 
 ACTIONS = ("journal", "thumbnail", "teams", "catalogue", "relay", "transcribe", "publish", "ocr")
 # describe drafts from ocr's text (an asset with none is skipped), so it is measured routed after ocr.
 PAIRS = (("ocr + describe", "*=ocr,describe"),)
 SCHEMA = "urn:example:catalogue"
-HOST_BATCH = 16          # host.json extensions.queues.batchSize
 SECRET = "cost-row-secret"
 PER_PROCESS = ("/api/accesstoken", "/api/entity/versiondetails", "/api/user/details")
 # Per invocation the host sends a request and two traces ("Executing ...", "Executed ...") (inferred from the
@@ -61,30 +61,11 @@ def _seconds(wav_bytes: bytes | None) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def _timed(calls: list, fn, *args, **kwargs):
-    t = time.perf_counter()
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        calls.append(time.perf_counter() - t)
-
-
-def _host_loop(conn: str, queue_name: str, run, calls: list) -> None:
-    """Receive up to HOST_BATCH messages at a time, run each, delete it: the Queue trigger's work."""
-    from azure.storage.queue import QueueClient
-    q = QueueClient.from_connection_string(conn, queue_name)
-    while batch := list(q.receive_messages(max_messages=HOST_BATCH)):
-        for m in batch:
-            _timed(calls, run, base64.b64decode(m.content), m)
-            q.delete_message(m)
-
-
 def run_config(world, name: str, routes: str, events: int, counter, tel: Telemetry) -> dict:
     import azure.functions as func
 
     from handlers import dispatch, intake
     from handlers.core import settings, signature
-    from handlers.pipeline import registry, runner
     from hookops.doubles.deliveries import delivery, encode
 
     os.environ["PRESERVICA_ROUTES"] = routes
@@ -103,16 +84,12 @@ def run_config(world, name: str, routes: str, events: int, counter, tel: Telemet
     with tel.recording():
         req = func.HttpRequest("POST", "http://localhost/api/preservica/webhook", body=body, params={},
                                headers={"Preservica-Signature": signature.sign(SECRET, body)})
-        answer = _timed(calls["intake"], intake.handle, req)
+        answer = timed(calls["intake"], intake.handle, req)
         assert answer.status_code == 200, answer.get_body()
-        _host_loop(world.conn, settings.DELIVERY_QUEUE, lambda raw, m: dispatch.dispatch(raw), calls["dispatch"])
-        # In the order the routes name them: describe reads what ocr wrote (a deployment runs the queues side
-        # by side, so there describe may find no text yet: see docs/benchmarks.md).
-        for action in sorted(registry.routes(routes).all_actions(), key=routes.find):
-            _host_loop(world.conn, settings.action_queue(action),
-                       lambda raw, m, a=action: runner.run(a, raw, message_id=m.id), calls["actions"])
-    storage = {k.split("|", 1)[1]: v for k, v in counter.snapshot().items()
-               if k.split("|")[1] in ("queue", "blob", "table")}
+        host_loop(world.conn, settings.DELIVERY_QUEUE, lambda raw, m: dispatch.dispatch(raw), calls["dispatch"])
+        # Side by side as deployed, describe putting back what ocr has not finished (bench/cost_host.py).
+        putbacks = drain_actions(world.conn, routes, calls["actions"], counter, tel)
+    storage = {k.split("|", 1)[1]: v for k, v in counter.snapshot().items() if k.split("|")[1] in SERVICES}
     preservica = sum(1 for _, p in world.pres.requests[pres_before:] if not p.startswith(PER_PROCESS))
     audio = sum(_seconds(c.audio) for c in world.speech.calls[speech_before:])
     telemetry = tel.measure()
@@ -128,7 +105,7 @@ def run_config(world, name: str, routes: str, events: int, counter, tel: Telemet
             "execution_s": sum(sum(v) for v in calls.values()),
             "storage": storage, "preservica_requests": preservica, "speech_audio_s": audio,
             "telemetry": telemetry, "worker_telemetry_bytes": worker_bytes, "worker_telemetry_items": worker_items,
-            "host_telemetry": host, "ai": ai,
+            "host_telemetry": host, "ai": ai, "putbacks": putbacks,
             "invocation_s": [t for v in calls.values() for t in v]}
 
 
@@ -153,7 +130,21 @@ def per_event(row: dict, include_host: bool = True) -> dict:
             "speech_audio_s": row["speech_audio_s"] / n, "telemetry_bytes": telemetry / n,
             "preservica_requests": row["preservica_requests"] / n,
             "billed_isolated_s": costmodel.isolated_seconds(row["invocation_s"]) / n,
-            **{k: row["ai"][k] / n for k in ("ocr_pages", "prompt_tokens", "completion_tokens")}}
+            **{k: row["ai"][k] / n for k in ("ocr_pages", "prompt_tokens", "completion_tokens")},
+            "putbacks": row["putbacks"]["events"] / n, "putback": putback_inputs(row)}
+
+
+def putback_inputs(row: dict) -> dict | None:
+    """What waiting cost per event (bench.costmodel's inputs; included in the configuration's own): the first
+    look's invocations, seconds, storage operations and telemetry, the host's items estimated as above."""
+    p, n = row["putbacks"], row["events"]
+    if not p["messages"]:
+        return None
+    tel = p["telemetry"]
+    host = _host_estimate(tel, p["invocations"], tel.get("MessageData", {"items": 0, "bytes": 0}))
+    return {"execution_s": p["execution_s"] / n, "executions": p["invocations"] / n,
+            "storage": {k: v / n for k, v in p["storage"].items()},
+            "telemetry_bytes": (sum(x["bytes"] for x in tel.values()) + host["bytes"]) / n}
 
 
 # ---- the world: Azurite, the doubles, the settings ---------------------------------------------------
@@ -214,19 +205,26 @@ class World:
     def refs(self, n: int) -> list[str]:
         """n fresh assets: a thumbnail, a catalogue record, an image and a 2 s recording each (every action
         has something to do)."""
-        from hookops.doubles.preservica import make_png
-        from hookops.doubles.speech import make_wav
+        thumbnail, sheet, talk = _files()
         out = []
         for _ in range(n):
             i = self._assets
             self._assets += 1
             ref = f"00000000-0000-4000-8000-{i:012d}"
-            self.pres.add_asset(ref, f"Asset {i}", thumbnail=make_png(), identifiers={"catalogue": f"C/{i}"},
-                                bitstreams=[("sheet.png", make_png(64, 48), "Access"),
-                                            ("talk.wav", make_wav(2.0), "Access")])
+            self.pres.add_asset(ref, f"Asset {i}", thumbnail=thumbnail, identifiers={"catalogue": f"C/{i}"},
+                                bitstreams=[("sheet.png", sheet, "Access"), ("talk.wav", talk, "Access")])
             self.cat.add_record(f"C/{i}", f"<record xmlns='{SCHEMA}'><id>{i}</id></record>")
             out.append(ref)
         return out
+
+
+@functools.cache
+def _files() -> tuple[bytes, bytes, bytes]:
+    """Every asset's thumbnail, image and recording: the same bytes each time, so made once (the 2 s WAV is
+    32,000 samples packed in Python, ~28 ms: ~30 s of the row's ~1,000 assets)."""
+    from hookops.doubles.preservica import make_png
+    from hookops.doubles.speech import make_wav
+    return make_png(), make_png(64, 48), make_wav(2.0)
 
 
 def measure(conn: str, tmp, *, events: int, progress=print) -> dict:

@@ -121,7 +121,9 @@ def summarize(per_events: dict, prices: dict, memory_gb: float, always_ready: in
                      "worker_telemetry_bytes_per_event": worker,
                      "host_telemetry_bytes_per_event": pe["telemetry_bytes"] - worker,
                      "storage_per_event": sum(pe["storage"].values()),
-                     "usd_per_million_sparse": sparse(pe, prices, memory_gb)}
+                     "usd_per_million_sparse": sparse(pe, prices, memory_gb),
+                     "putback_usd_per_million": per_million(pe["putback"], prices, memory_gb)
+                     if pe.get("putback") else None}
     unverified = sorted({x["price"] for s in out.values() for x in s["lines"] if x["price_status"] != "read"})
     return {"configs": out, "memory_gb": memory_gb, "always_ready_instances": always_ready,
             "always_ready_usd_per_month": always_ready_month(always_ready, memory_gb, prices),
@@ -140,6 +142,16 @@ def _ai(pe: dict) -> str:
     if pe.get("prompt_tokens"):
         parts.append(f"{pe['prompt_tokens']:,.0f} prompt + {pe['completion_tokens']:,.0f} completion tokens")
     return "".join(f", {p}" for p in parts)
+
+
+def _putbacks(c: dict) -> str:
+    """What waiting for another action cost, within the configuration's figures (bench/cost_host.py)."""
+    pe, back = c["per_event"], c["per_event"].get("putback")
+    if not back:
+        return ""
+    return (f"; of it {pe['putbacks']:.2f} put-backs per event (an action waiting for another's outcome: "
+            f"{back['executions']:.2f} executions, {sum(back['storage'].values()):.1f} storage operations, "
+            f"${c['putback_usd_per_million']:,.2f} per million)")
 
 
 def bicep_defaults() -> tuple[float, int]:
@@ -163,7 +175,7 @@ def render(r: dict, events: int) -> str:
         f"{c['storage_per_event']:.1f} storage operations, {c['per_event']['preservica_requests']:.1f} Preservica "
         f"requests, {c['worker_telemetry_bytes_per_event'] + c['host_telemetry_bytes_per_event']:,.0f} telemetry "
         f"bytes" + (f", {c['per_event']['speech_audio_s']:.1f} s of audio" if c["per_event"]["speech_audio_s"] else "")
-        + _ai(c["per_event"]) + " per event)" for name, c in configs.items() if name != "default routes")
+        + _ai(c["per_event"]) + " per event" + _putbacks(c) + ")" for name, c in configs.items() if name != "default routes")
     lines = ", ".join(f"{x['line']} {usd(x['usd'])}" for x in d["lines"])
     caveat = ", ".join(f"{k} ({v})" for k, v in r["not_read"].items())
     return (

@@ -48,6 +48,51 @@ def test_a_million_events_cost_what_the_hand_computation_says():
     assert costmodel.always_ready_month(1, 2.0, PRICES) == pytest.approx(21.024)
 
 
+def _measured(events: int, putbacks: dict | None = None) -> dict:
+    """A configuration as cost_row.run_config returns it, hand-made."""
+    none = {"messages": 0, "events": 0, "invocations": 0, "execution_s": 0, "storage": {}, "telemetry": {}}
+    return {"events": events, "routes": "*=ocr,describe", "execution_s": 1.0, "executions": 14, "speech_audio_s": 0,
+            "storage": {"queue|put": 10, "queue|delete": 12, "table|query": 8}, "preservica_requests": 60,
+            "worker_telemetry_bytes": 20000, "host_telemetry": {"bytes": 8000}, "invocation_s": [0.1] * 14,
+            "ai": {"ocr_pages": 4, "prompt_tokens": 2000, "completion_tokens": 600}, "putbacks": putbacks or none}
+
+
+def test_put_backs_are_priced_as_what_waiting_cost():
+    # describe put back each of 4 events once (ocr not finished): 4 invocations of 0.2 s in all; each read the
+    # journal (query), wrote the queue (put) and noted the wait (transaction); the host's one receive of the
+    # 4 and 4 deletes; 4 requests (1,000 B) and 4 lines (600 B) from the worker.
+    putbacks = {"messages": 4, "events": 4, "invocations": 4, "execution_s": 0.2,
+                "storage": {"queue|put": 4, "table|query": 4, "table|transaction": 4, "queue|receive": 1,
+                            "queue|delete": 4},
+                "telemetry": {"RequestData": {"items": 4, "bytes": 1000}, "MessageData": {"items": 4, "bytes": 600}}}
+    pe = cost_row.per_event(_measured(4, putbacks))
+    assert pe["putbacks"] == 1.0
+    back = pe["putback"]
+    # Per event: 0.05 s, 1 execution, storage put 1, query 1, transaction 1, receive 0.25, delete 1; telemetry:
+    # the worker's 1,600 B and the host's estimate, sized like the worker's envelopes (a request 250 B, a line
+    # 150 B): 4 requests (1,000 B) and 2 traces per invocation + a copy of each of the 4 lines, 12 x 150 = 1,800 B;
+    # (1,600 + 2,800) / 4 = 1,100 B.
+    assert back["execution_s"] == pytest.approx(0.05) and back["executions"] == 1.0
+    assert back["storage"] == {"queue|put": 1, "table|query": 1, "table|transaction": 1, "queue|receive": 0.25,
+                               "queue|delete": 1}
+    assert back["telemetry_bytes"] == pytest.approx(1100)
+    # A million events: 0.05 s x 2 GB x 1e6 x $0.00002 = $2.00; 1e6 executions x $0.5/1e6 = $0.50; queue Class 1
+    # (put, delete) 2e6 / 1e4 x $0.01 = $2.00; Class 2 (receive) 250,000 / 1e4 x $0.02 = $0.50; table (query,
+    # transaction) 2e6 / 1e4 x $0.001 = $0.20; telemetry 1.1 GB x $2 = $2.20: $7.40.
+    rows = {"default routes": _measured(4), "ocr + describe": _measured(4, putbacks)}
+    summary = costmodel.summarize({k: cost_row.per_event(v) | {"routes": v["routes"], "worker_bytes": 5000}
+                                   for k, v in rows.items()}, PRICES, 2.0, 1)
+    c = summary["configs"]
+    assert c["ocr + describe"]["putback_usd_per_million"] == pytest.approx(7.40)
+    assert c["default routes"]["putback_usd_per_million"] is None
+    # They are in the configuration's own executions and storage operations (the run made them), not added twice.
+    assert c["ocr + describe"]["per_event"]["executions"] == 14 / 4
+    text = costmodel.render(summary, 4)
+    assert "of it 1.00 put-backs per event (an action waiting for another's outcome: 1.00 executions, " \
+           "4.2 storage operations, $7.40 per million)" in text
+    assert text.count("put-backs") == 1
+
+
 def test_sparse_traffic_bills_each_invocation_at_least_a_second():
     # Flex bills an activity period at least 1,000 ms, then rounded up to 100 ms: 0.05 -> 1.0, 1.23 -> 1.3,
     # 2.0 -> 2.0, 0.999 -> 1.0, 1.2 -> 1.2 (not 1.3: 1.2 x 10 is 11.999... in floating point).
@@ -135,6 +180,19 @@ def test_the_measured_inputs_come_from_the_run(azurite, tmp_path):
         assert {name: r["ai"] for name, r in row.items() if name not in ("ocr", "ocr + describe")
                 and (r["ai"]["ocr_pages"] or r["ai"]["prompt_tokens"])} == {}
     assert large["ocr + describe"]["ai"]["prompt_tokens"] == 2 * small["ocr + describe"]["ai"]["prompt_tokens"]
+    # describe looked at its queue before ocr had finished (as deployed, side by side) and put every event back
+    # once, counted from the queue; each put-back an invocation with its journal read and queue write, in the
+    # configuration's own executions and storage operations; no other configuration waits for anything.
+    for row in (small, large):
+        n, both, back = row["ocr"]["events"], row["ocr + describe"], row["ocr + describe"]["putbacks"]
+        assert back["messages"] == back["events"] == back["invocations"] == n
+        assert back["storage"]["queue|put"] == back["storage"]["table|query"] == n
+        # the host's stand-in received them as the host does, up to 16 in one request (host.json batchSize)
+        assert back["storage"]["queue|receive"] == math.ceil(n / 16)
+        assert both["executions"] == row["ocr"]["executions"] + 2 * n
+        assert both["storage"]["queue|put"] >= row["ocr"]["storage"]["queue|put"] + n + n   # describe's jobs too
+        assert {name for name, r in row.items() if r["putbacks"]["messages"]} == {"ocr + describe"}
+    assert cost_row.per_event(large["ocr + describe"])["putback"]["executions"] == 1.0
     # ... and they reach the priced lines, per event.
     pe = cost_row.per_event(large["ocr + describe"])
     assert pe["ocr_pages"] == 1.0 and pe["prompt_tokens"] == large["ocr + describe"]["ai"]["prompt_tokens"] / 4

@@ -1,7 +1,6 @@
-"""The storage floor's arithmetic (bench/floor.py) and the table's floor columns (bench/__main__.py), on
+"""The storage floor's arithmetic (bench/floor.py) and the table's floor columns (bench/table.py), on
 hand-made figures: what a run counted becomes the floor's operations, and each row gets its two cells."""
-from bench import __main__ as table
-from bench import floor
+from bench import floor, table
 
 
 def test_a_runs_counts_become_the_floors_operations():
@@ -43,8 +42,8 @@ def test_every_row_gets_the_two_floor_cells():
     rows = {3: {"median_run": {"floor": {"concurrency": 8, "requests": 120, "wall_s": 2.0}},
                 "floor_events_per_s": 30.0, "of_floor": 0.4}}
     line = "| 3 | Pipeline | 12 events/s | – | – | target | detail |"
-    cells = [c.strip() for c in table._floor_cells(line, rows).strip("|").split("|")]
+    cells = [c.strip() for c in table.floor_cells(line, rows).strip("|").split("|")]
     assert len(cells) == 9 and cells[6] == "40%" and "120 storage requests: 30 events/s" in cells[5]
-    other = [c.strip() for c in table._floor_cells("| 5 | CPU | 1 µs | 2 µs | 3× | – | d |", rows).strip("|").split("|")]
+    other = [c.strip() for c in table.floor_cells("| 5 | CPU | 1 µs | 2 µs | 3× | – | d |", rows).strip("|").split("|")]
     assert other[5:7] == ["–", "–"] and other[7:] == ["–", "d"]
-    assert table._floor_cells("Notes:", rows) == "Notes:"
+    assert table.floor_cells("Notes:", rows) == "Notes:"
