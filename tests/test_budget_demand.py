@@ -114,6 +114,29 @@ def test_an_idle_process_gives_its_share_back_and_registers_again_when_wanted(ap
     assert idle.joined and rows_now() == {"busy": 10.0, "idle": 0.0} and idle.rate == 0.0
 
 
+def test_going_idle_keeps_no_caller_waiting_on_storage_and_spares_a_row_written_again(app_env):
+    """The watcher used to delete the row holding the gate: a request wanted meanwhile waited for storage.
+    Now the delete is outside the gate, and only of the row it last wrote: a caller that registered again
+    first keeps its row."""
+    import threading
+    clock = Clock()
+    hb = beat("p")
+    p = budget(hb, 10, clock)
+    p.take()
+    clock.now += ratelimit.IDLE_SECONDS
+    real_leave, came_back = hb.leave, []
+
+    def leave(*args):   # a request is wanted while the row is being deleted
+        caller = threading.Thread(target=lambda: came_back.append(p.take()))
+        caller.start()
+        caller.join(60)
+        assert came_back, "the caller waited for the delete"
+        real_leave(*args)
+    hb.leave = leave
+    assert p.release_if_idle()
+    assert p.joined and rows_now() == {"p": 10.0}   # registered again; the stale delete left its row
+
+
 def test_releases_of_several_processes_never_exceed_the_budget_in_any_second(app_env):
     """Four budgets on one Azurite, with threads each, joining one after another, one going idle and coming back:
     the release times (each stamped when its wait ends) hold at most the budget in every one-second window,

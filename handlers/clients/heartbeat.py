@@ -39,6 +39,7 @@ class Heartbeat:
     def __init__(self, table, me: str, ttl: float):
         self.table, self.me, self.ttl = table, me, ttl
         self.rank = 0
+        self.etag: str | None = None   # of this process's last write of its row
 
     def beat(self, claim: float = 0.0) -> dict[str, float]:
         """Write this process's row with `claim`, then read the rows written within `ttl` seconds of it:
@@ -47,8 +48,9 @@ class Heartbeat:
         from azure.data.tables import UpdateMode
 
         from .journal import table_call
-        table_call(self.table, lambda: self.table.upsert_entity(
+        written = table_call(self.table, lambda: self.table.upsert_entity(
             {"PartitionKey": PARTITION, "RowKey": self.me, "claim": float(claim)}, mode=UpdateMode.REPLACE))
+        self.etag = (written or {}).get("etag")   # upsert_entity returns the write's metadata, its etag included
         rows = table_call(self.table, lambda: list(self.table.query_entities(
             f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim"])))
         stamps = {r["RowKey"]: r.metadata["timestamp"] for r in rows}
@@ -60,10 +62,16 @@ class Heartbeat:
         claims = {r["RowKey"]: _rate(r.get("claim")) for r in rows}
         return {rk: claims[rk] for rk in live if rk != self.me}
 
-    def leave(self) -> None:
+    def leave(self, etag: str | None = None) -> None:
         """Idle (ratelimit's watcher) or on a clean stop: this process's share goes back at once rather than
-        after `ttl`."""
-        self.table.delete_entity(PARTITION, self.me)
+        after `ttl`. With `etag`, only the row as that write left it: a row written since (this process
+        registering again) stays (the service answers 412: learn.microsoft.com/rest/api/storageservices/
+        delete-entity1, If-Match)."""
+        if etag is None:
+            self.table.delete_entity(PARTITION, self.me)
+            return
+        from azure.core import MatchConditions
+        self.table.delete_entity(PARTITION, self.me, etag=etag, match_condition=MatchConditions.IfNotModified)
 
 
 def _rate(value) -> float:

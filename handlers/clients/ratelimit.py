@@ -305,23 +305,26 @@ class SharedBudget:
             threading.Thread(target=_watcher, args=(weakref.ref(self),), name="preservica-budget", daemon=True).start()
 
     def release_if_idle(self) -> bool:
-        """No request wanted for IDLE_SECONDS (no caller waiting, none released): delete this process's row
-        so that the others can take its share. The next request counts again, as a newcomer."""
+        """No request wanted for IDLE_SECONDS (no caller waiting, none in flight, none released): delete this
+        process's row so that the others can take its share. The next request counts again, as a newcomer.
+        The delete is outside the gate (a caller arriving meanwhile does not wait for storage), and only of
+        the row as this process last wrote it: if that caller registered again first, its row stays."""
         if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
             return False
         try:
             if (not self.joined or self.share <= 0 or self.bucket.in_flight
                     or self._clock() - self._last < IDLE_SECONDS):
                 return False
-            try:
-                self._hb.leave()
-            except Exception:   # storage down: the row lapses in TTL_SECONDS instead
-                pass
+            hb, etag = self._hb, getattr(self._hb, "etag", None)
             self.share = self.claim = 0.0
             self.live, self.joined, self._due = None, False, self._clock()
-            return True
         finally:
             self._gate.release()
+        try:
+            hb.leave(etag) if etag else hb.leave()
+        except Exception:   # storage down, or the row written again since: it lapses in TTL_SECONDS or stays
+            pass
+        return True
 
 
 def _watcher(ref) -> None:
