@@ -173,7 +173,9 @@ def _page_rows(book, pk: str, rks: set[str], first: str, end: str) -> dict[str, 
     non-key property filters a range, it has no index: learn.microsoft.com/azure/storage/tables/
     table-storage-design-for-query. OR-ed RowKey equalities would be a partition scan of the whole day,
     per that page, 14 RowKeys a query at most: "Querying tables and entities" allows 15 comparisons.)
-    Rows this page does not read are created as new; one that is there fails its write and is read then."""
+    Rows this page does not read are created as new; one that is there fails its write and is read then.
+    A query the service cuts short (1,000 rows, 5 s: learn.microsoft.com/rest/api/storageservices/
+    query-timeout-and-pagination) is continued by the SDK's pager."""
     if not rks:
         return {}
     from .clients import journal

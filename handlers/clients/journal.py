@@ -249,7 +249,9 @@ class Journal:
                 stored = self._call(lambda batch=batch: self.table.submit_transaction(batch))
             except TableTransactionError as exc:
                 creates = [op[1]["RowKey"] for op in batch if op[0] == "create"]
-                if exc.status_code == 409 and creates:   # EntityAlreadyExists: only a create gets it
+                # EntityAlreadyExists is the 409 (learn.microsoft.com/rest/api/storageservices/table-service-error-codes);
+                # a failed transaction applies none of its operations (.../performing-entity-group-transactions)
+                if exc.status_code == 409 and creates:
                     there += creates
                     continue
                 if exc.status_code in (409, 412):
