@@ -80,14 +80,14 @@ def _dispatch(doc: dict) -> dict:
     book = journal.default()
     pk, prefix = journal.partition(delivery), journal.row_prefix(delivery, did)
     keyed = [(event, envelope.event_key(delivery, event)) for event in delivery.events]
-    mine = {prefix + key for _, key in keyed}
-    existing = _page_rows(book, pk, mine, journal.position(did, offset), journal.position(did, offset + page))
+    page_rks = {prefix + key for _, key in keyed}
+    existing = _page_rows(book, pk, page_rks, journal.position(did, offset), journal.position(did, offset + page))
     if same_event:  # the guard is asked about new events only: which are new, a point read each
-        existing.update(book.rows_at(pk, mine - existing.keys()))
+        existing.update(book.rows_at(pk, page_rks - existing.keys()))
     taken: dict = {}  # snapshots, read once however many times the page is decided
     for _ in range(WRITE_ROUNDS):
         rows, jobs = _decide(doc, delivery, keyed, existing, actions, source, same_event, secrets, taken)
-        for rk in rows.keys() - existing.keys() - mine:  # a hook's own rows
+        for rk in rows.keys() - existing.keys() - page_rks:  # a hook's own rows
             if (row := book.get(pk, rk)) is not None:
                 existing[rk] = row
         # Conditional on what was read: if an action finished or was claimed meanwhile, this raises and the
