@@ -99,11 +99,15 @@ def _one(body: bytes, events: int, subscription: str, counter: StorageCounter, q
     pages = _dispatch_all(queues["delivery"], dispatch)
     dispatch_s = time.perf_counter() - t
     detail = counter.detail()
-    rows_read = sum(v["items"] for k, v in detail.items() if k.startswith("app|table|query"))
+    # Rows the journal sent the app: its queries' and its point reads' (a page reads the rows it took for new
+    # that were there, one at a time: handlers/dispatch.py), each row once however it was asked for.
+    rows_read = sum(v["items"] for k, v in detail.items() if k.startswith(("app|table|query", "app|table|get")))
+    table_reads = sum(v["requests"] for k, v in detail.items() if k.startswith(("app|table|query", "app|table|get")))
     return {"events": events, "body_bytes": len(body), "status": resp.status_code, "ack_ms": ack_ms,
             "ack_writes": ack_writes, "pages": len(pages), "page_s_median": median(pages) if pages else None,
             "page_s_max": max(pages, default=None), "page_s": pages, "dispatch_s": dispatch_s,
             "dispatch_writes": _writes(detail), "journal_rows_read": rows_read,
+            "journal_reads": table_reads,
             **_dispatched_once(queues["journal"], subscription, events)}
 
 
@@ -165,7 +169,8 @@ def row_text(r: dict) -> str:
     once = all(d["every_event_once"] for d in (ev, mx))
     detail = "; ".join(
         f"{name}: app's storage writes while dispatching {writes(d['dispatch_writes'])}, journal rows read "
-        f"{d['journal_rows_read']:,} ({_n(d['journal_rows_read'] / max(1, d['events']), 1)} per event); "
+        f"{d['journal_rows_read']:,} ({_n(d['journal_rows_read'] / max(1, d['events']), 1)} per event) in "
+        f"{d.get('journal_reads', 0):,} table reads; "
         f"{d['jobs']:,} journal jobs "
         f"for {d['events']:,} events ({d['events_once']:,} once, {d['events_twice_or_more']:,} more than once), "
         f"{d['journal_rows']:,} journal rows" for name, d in (("first", ev), ("second", mx)))

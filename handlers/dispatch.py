@@ -7,9 +7,12 @@ and a failure retries its page only. A page run twice queues no action twice tha
 
 Before it enqueues anything it records every event and each routed action's `queued` state in the
 journal; an action already finished for that event (a re-sent delivery, or a retry of this dispatch),
-or being performed now, is not queued again. Journal rows are written only if unchanged since they
-were read. Then it reads from Preservica, once per event, what the routed actions declare they read
-(the snapshot the messages carry), and sends the batches. Any failure raises, so the queue retries
+or being performed now, is not queued again, nor an event an earlier page of the delivery has. A page
+reads only the rows it wrote itself (a retry), by their POSITION column, so what it reads does not grow
+with the pages before it; a row it did not read is created as new, and one that was there after all is
+read then and decided again. Journal rows are written only if unchanged since they were read. Then
+it reads from Preservica, once per event, what the routed actions declare they read (the snapshot the
+messages carry), and sends the batches. Any failure raises, so the queue retries
 the whole dispatch.
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .core.errors import SafeError
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
 SNAPSHOT_CONCURRENCY = 8  # Preservica reads at once; PRESERVICA_MAX_RPS bounds their rate
+WRITE_ROUNDS = 3  # a page's journal write, decided again each time rows it took for new were there
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=settings.DELIVERY_QUEUE, connection="AzureWebJobsStorage")
@@ -73,52 +77,28 @@ def _dispatch(doc: dict) -> dict:
     if source == reconcile.RECHECK:   # a logged security or visibility change re-checked: publish only
         actions = tuple(a for a in actions if a in reconcile.RECHECK_ACTIONS)
     secrets = secret_source()
-    not_ready = {a: registry.missing(a, secrets) for a in actions}
     book = journal.default()
     pk, prefix = journal.partition(delivery), journal.row_prefix(delivery, did)
     keyed = [(event, envelope.event_key(delivery, event)) for event in delivery.events]
-    existing = _page_rows(book, pk, {prefix + key for _, key in keyed})
-
-    rows: dict[str, dict] = {}
-    jobs: list[messages.Job] = []
-    for event, key in keyed:
-        rk = prefix + key
-        if rk in rows:
-            continue  # the same event twice in one delivery
-        row = journal.event_row(pk, rk, key, did, doc.get("received", ""), delivery, event, actions, source)
-        first = same_event(event, key) if same_event and rk not in existing else None
-        if first:  # the reconciler and a late webhook found the same event: the first one does the work
-            for action in actions:
-                row.update(journal.state_columns(action, journal.SKIPPED, f"same event as the {first['source']} one"))
-            rows[rk] = {**row, "sameAs": journal.clip(first["key"])}
-            continue
-        for job in messages.jobs_for(delivery, did, event, actions, key, pk, rk):
-            before = existing.get(rk)
-            if journal.state_of(before, job.action) in journal.TERMINAL:
-                continue
-            if journal.live_claim(before, job.action):
-                continue  # being performed now (a second copy of this delivery): its own message retries it
-            if not_ready[job.action]:
-                row.update(journal.state_columns(job.action, journal.SKIPPED, f"not configured: {not_ready[job.action]}"))
-                continue
-            row.update(journal.state_columns(job.action, journal.QUEUED))
-            jobs.append(job)
-        rows[rk] = row
-
-    jobs = _with_snapshots(jobs, secrets)
-    for action in actions:  # an action may replace its jobs for this delivery (Teams: one digest)
-        mine = [j for j in jobs if j.action == action]
-        if mine and (hook := registry.get(action).fan_out) and (fan := hook(mine, delivery)) is not None:
-            jobs = [j for j in jobs if j.action != action] + fan.jobs
-            for rk, reason in fan.reasons.items():
-                rows[rk].update(journal.state_columns(action, journal.QUEUED, reason))
-            rows.update(fan.rows)
-    for rk in rows.keys() - existing.keys() - {prefix + key for _, key in keyed}:  # a hook's own rows
-        if (row := book.get(pk, rk)) is not None:
-            existing[rk] = row
-    # Conditional on what was read: if an action finished or was claimed meanwhile, this raises and the
-    # queue retries the dispatch, which then sees that state instead of queuing the action again.
-    book.merge_if_unchanged(rows.values(), existing)
+    page_rks = {prefix + key for _, key in keyed}
+    existing = _page_rows(book, pk, page_rks, journal.position(did, offset), journal.position(did, offset + page))
+    if same_event:  # the guard is asked about new events only: which are new, a point read each
+        existing.update(book.rows_at(pk, page_rks - existing.keys()))
+    taken: dict = {}  # snapshots, read once however many times the page is decided
+    for _ in range(WRITE_ROUNDS):
+        rows, jobs = _decide(doc, delivery, keyed, existing, actions, source, same_event, secrets, taken)
+        for rk in rows.keys() - existing.keys() - page_rks:  # a hook's own rows
+            if (row := book.get(pk, rk)) is not None:
+                existing[rk] = row
+        # Conditional on what was read: if an action finished or was claimed meanwhile, this raises and the
+        # queue retries the dispatch, which then sees that state instead of queuing the action again.
+        try:
+            book.merge_if_unchanged(rows.values(), existing)
+            break
+        except journal.RowsExist as exc:  # rows taken for new were there (another page's or delivery's): decide
+            existing.update(book.rows_at(pk, exc.rks))  # again knowing them; this page's written rows are in `existing`
+    else:
+        raise journal.Conflict("journal rows kept appearing while this page was written")
     size = settings.get_int("ACTION_BATCH_SIZE", minimum=1)
     groups: dict[tuple[str, str], list[messages.Job]] = {}
     for job in jobs:
@@ -137,14 +117,71 @@ def _dispatch(doc: dict) -> dict:
     return {"events": len(rows), "messages": sent, **({"next": offset + page} if rest else {})}
 
 
-def _page_rows(book, pk: str, rks: set[str]) -> dict[str, dict]:
-    """The journal rows of this page's events, each with its ETag. The delivery's other rows share the
-    range, so they are streamed past rather than kept: memory holds one page whatever the delivery."""
+def _decide(doc: dict, delivery, keyed: list, existing: dict[str, dict], actions: tuple[str, ...], source: str,
+            same_event, secrets, taken: dict) -> tuple[dict[str, dict], list[messages.Job]]:
+    """The page's journal rows and action jobs, given the rows it read (`existing`)."""
+    from .clients import journal
+    from .pipeline import registry
+    did, offset = doc["id"], doc["offset"]
+    not_ready = {a: registry.missing(a, secrets) for a in actions}
+    pk, prefix = journal.partition(delivery), journal.row_prefix(delivery, did)
+    rows: dict[str, dict] = {}
+    jobs: list[messages.Job] = []
+    for i, (event, key) in enumerate(keyed):
+        rk = prefix + key
+        before = existing.get(rk)
+        # The same event twice in one delivery: where it is first does the work. An earlier page of this delivery
+        # has it there: that page's messages went before its continuation did, and so before this page could run.
+        if rk in rows or journal.placed_before(before, did, offset):
+            continue
+        row = journal.event_row(pk, rk, key, did, doc.get("received", ""), delivery, event, actions, source)
+        row[journal.POSITION] = journal.position(did, offset + i)
+        first = same_event(event, key) if same_event and before is None else None
+        if first:  # the reconciler and a late webhook found the same event: the first one does the work
+            for action in actions:
+                row.update(journal.state_columns(action, journal.SKIPPED, f"same event as the {first['source']} one"))
+            rows[rk] = {**row, "sameAs": journal.clip(first["key"])}
+            continue
+        for job in messages.jobs_for(delivery, did, event, actions, key, pk, rk):
+            if journal.state_of(before, job.action) in journal.TERMINAL:
+                continue
+            if journal.live_claim(before, job.action):
+                continue  # being performed now (a second copy of this delivery): its own message retries it
+            if not_ready[job.action]:
+                row.update(journal.state_columns(job.action, journal.SKIPPED, f"not configured: {not_ready[job.action]}"))
+                continue
+            row.update(journal.state_columns(job.action, journal.QUEUED))
+            jobs.append(job)
+        rows[rk] = row
+
+    jobs = _with_snapshots(jobs, secrets, taken)
+    for action in actions:  # an action may replace its jobs for this delivery (Teams: one digest)
+        mine = [j for j in jobs if j.action == action]
+        if mine and (hook := registry.get(action).fan_out) and (fan := hook(mine, delivery)) is not None:
+            jobs = [j for j in jobs if j.action != action] + fan.jobs
+            for rk, reason in fan.reasons.items():
+                rows[rk].update(journal.state_columns(action, journal.QUEUED, reason))
+            rows.update(fan.rows)
+    return rows, jobs
+
+
+def _page_rows(book, pk: str, rks: set[str], first: str, end: str) -> dict[str, dict]:
+    """The journal rows this page wrote before (a retry), each with its ETag: those of its RowKeys whose
+    POSITION is in [first, end). RowKeys are hashes, so the page's RowKey range spans the whole delivery;
+    the POSITION condition makes the service send only this page's rows, so what is read per event stays
+    the same however many pages went before. (The service still walks the range: a condition on a
+    non-key property filters a range, it has no index: learn.microsoft.com/azure/storage/tables/
+    table-storage-design-for-query. OR-ed RowKey equalities would be a partition scan of the whole day,
+    per that page, 14 RowKeys a query at most: "Querying tables and entities" allows 15 comparisons.)
+    Rows this page does not read are created as new; one that is there fails its write and is read then.
+    A query the service cuts short (1,000 rows, 5 s: learn.microsoft.com/rest/api/storageservices/
+    query-timeout-and-pagination) is continued by the SDK's pager."""
     if not rks:
         return {}
     from .clients import journal
-    query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
-    params = {"pk": pk, "lo": min(rks), "hi": max(rks)}
+    query = ("PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi "
+             f"and {journal.POSITION} ge @first and {journal.POSITION} lt @end")
+    params = {"pk": pk, "lo": min(rks), "hi": max(rks), "first": first, "end": end}
     return journal.table_call(book.table, lambda: {
         e["RowKey"]: {**e, journal.ETAG: e.metadata["etag"]}
         for e in book.table.query_entities(query, parameters=params) if e["RowKey"] in rks})
@@ -176,10 +213,11 @@ def _identity_guard(delivery, source: str):
     return check
 
 
-def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:
-    """Each job with the part of its entity's snapshot its action reads, from one read per entity.
-    Without Preservica (not configured, or failing now) the jobs go as they are: an action reads what
-    it needs itself, so a Preservica outage delays no action that does not need it."""
+def _with_snapshots(jobs: list[messages.Job], secrets, taken: dict) -> list[messages.Job]:
+    """Each job with the part of its entity's snapshot its action reads, from one read per entity (kept in
+    `taken`: a page decided again reads none twice). Without Preservica (not configured, or failing now) the
+    jobs go as they are: an action reads what it needs itself, so a Preservica outage delays no action that
+    does not need it."""
     from .pipeline import registry
     parts = {job.action: registry.get(job.action).parts() for job in jobs}
     wanted: dict[tuple[str, str], frozenset[str]] = {}
@@ -187,6 +225,7 @@ def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:
         if parts[job.action] and job.entity_type in ("IO", "SO") and job.entity_ref:
             entity = (job.entity_type, job.entity_ref)
             wanted[entity] = wanted.get(entity, frozenset()) | parts[job.action]
+    todo = [e for e in wanted if e not in taken]
     if not wanted or settings.preservica_missing(secrets):
         return jobs
     from .clients import preservica, snapshot
@@ -196,10 +235,11 @@ def _with_snapshots(jobs: list[messages.Job], secrets) -> list[messages.Job]:
         return preservica.call(secrets, lambda api: snapshot.take(api, *entity, wanted[entity], events[entity]))
     try:
         from concurrent.futures import ThreadPoolExecutor  # here: not at cold start
-        with ThreadPoolExecutor(min(len(wanted), SNAPSHOT_CONCURRENCY), thread_name_prefix="snapshot") as pool:
-            snaps = dict(zip(wanted, pool.map(take, wanted), strict=True))
+        if todo:
+            with ThreadPoolExecutor(min(len(todo), SNAPSHOT_CONCURRENCY), thread_name_prefix="snapshot") as pool:
+                taken.update(zip(todo, pool.map(take, todo), strict=True))
     except Exception as exc:  # classified by preservica.call; the actions will ask again themselves
         log.warning("Preservica snapshots not taken (%s); the actions read what they need themselves",
                     str(exc) if isinstance(exc, SafeError) else type(exc).__name__)
-        return jobs
-    return [replace(j, snapshot=snaps.get((j.entity_type, j.entity_ref))) if parts[j.action] else j for j in jobs]
+        taken.update(dict.fromkeys(todo))   # not asked again if the page is decided again
+    return [replace(j, snapshot=taken.get((j.entity_type, j.entity_ref))) if parts[j.action] else j for j in jobs]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from ..core.errors import Conflict as Conflict
+from ..core.errors import RowsExist as RowsExist
 from ..core.journal import (
     BUSY as BUSY,
 )
@@ -25,6 +26,9 @@ from ..core.journal import (
 )
 from ..core.journal import (
     GONE as GONE,
+)
+from ..core.journal import (
+    POSITION as POSITION,
 )
 from ..core.journal import (
     QUEUED as QUEUED,
@@ -66,6 +70,12 @@ from ..core.journal import (
 )
 from ..core.journal import (
     partition as partition,
+)
+from ..core.journal import (
+    placed_before as placed_before,
+)
+from ..core.journal import (
+    position as position,
 )
 from ..core.journal import (
     row_prefix as row_prefix,
@@ -175,6 +185,11 @@ class Journal:
             return None
         return claimed, rows
 
+    def rows_at(self, pk: str, rks: Iterable[str]) -> dict[str, dict]:
+        """The rows of these RowKeys that exist, each with its ETag: a point read each, the cheapest read
+        Table Storage has (learn.microsoft.com/azure/storage/tables/table-storage-design-for-query)."""
+        return {rk: row for rk in sorted(rks) if (row := self.get(pk, rk)) is not None}
+
     def rows_with_prefix(self, pk: str, prefix: str) -> dict[str, dict]:
         """Rows whose RowKey starts with `prefix`; each carries its ETag under ETAG."""
         return self.rows_between(pk, prefix, prefix + "\uffff")
@@ -214,9 +229,12 @@ class Journal:
         return count
 
     def merge_if_unchanged(self, entities: Iterable[dict], seen: dict[str, dict]) -> int:
-        """Merge rows that are as they were read (`seen`, from rows_with_prefix) and create the rest,
-        in transactions of up to 100. A row changed or created meanwhile raises Conflict and leaves
-        that transaction unapplied, so a state an action just finished is never put back to queued."""
+        """Merge rows that are as they were read (`seen`) and create the rest, in transactions of up to 100.
+        A row changed meanwhile raises Conflict and leaves that transaction unapplied, so a state an action
+        just finished is never put back to queued. A row created as new that was there (one the caller did
+        not read, or created meanwhile) fails its transaction with 409: the other transactions are written,
+        then RowsExist names that transaction's creates. `seen` is kept as stored: each written row with the
+        ETag its transaction returned (azure-data-tables `submit_transaction`: one `etag` per operation)."""
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
         ops = []
@@ -224,13 +242,29 @@ class Journal:
             before = seen.get(e["RowKey"])
             ops.append(("update", e, {"mode": UpdateMode.MERGE, "etag": before[ETAG],
                                       "match_condition": MatchConditions.IfNotModified}) if before else ("create", e))
+        there: list[str] = []
         for i in range(0, len(ops), _BATCH):
+            batch = ops[i:i + _BATCH]
             try:
-                self._call(lambda batch=ops[i:i + _BATCH]: self.table.submit_transaction(batch))
+                stored = self._call(lambda batch=batch: self.table.submit_transaction(batch))
             except TableTransactionError as exc:
+                creates = [op[1]["RowKey"] for op in batch if op[0] == "create"]
+                # EntityAlreadyExists is the 409 (learn.microsoft.com/rest/api/storageservices/table-service-error-codes);
+                # a failed transaction applies none of its operations (.../performing-entity-group-transactions)
+                if exc.status_code == 409 and creates:
+                    there += creates
+                    continue
                 if exc.status_code in (409, 412):
                     raise Conflict("journal rows changed while they were being written") from exc
                 raise
+            for op, meta in zip(batch, stored, strict=True):
+                rk = op[1]["RowKey"]
+                if meta.get("etag"):
+                    seen[rk] = {**seen.get(rk, {}), **op[1], ETAG: meta["etag"]}
+                else:   # not said (inferred: the service always says): the row is read again if needed
+                    seen.pop(rk, None)
+        if there:
+            raise RowsExist(there)
         return len(ops)
 
     def set_state(self, pk: str, rk: str, action: str, state: str, reason: str = "",

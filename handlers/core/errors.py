@@ -16,7 +16,8 @@ only the class name of anything else.
      │    ├── SecretUnavailable
      │    └── LeaseBusy ..................... another holder has the asset's publish lease
      ├── Conflict ........................... rows changed between read and write: redo the unit of work
-     │    └── LeaseLost ..................... the publish lease ended before the work did
+     │    ├── LeaseLost ..................... the publish lease ended before the work did
+     │    └── RowsExist ..................... rows written as new were there already: read them, decide again
      ├── ServiceError ....................... a service the app calls failed or refused (raised in clients/)
      │    ├── PreservicaError
      │    │    ├── NotFound ................. the entity no longer exists (deleted since the event)
@@ -101,6 +102,15 @@ class Conflict(SafeError):
 
 class LeaseLost(Conflict):
     """The lease ended (or was taken) before the work under it did: what was written is re-checked."""
+
+
+class RowsExist(Conflict):
+    """Rows a writer created as new were there already (another page's or delivery's, or created meanwhile):
+    `rks` names them (all the creates of each transaction that failed), for the writer to read and decide again."""
+
+    def __init__(self, rks: list[str]):
+        super().__init__(f"{len(rks)} journal rows written as new were there already")
+        self.rks = rks
 
 
 class ServiceError(SafeError):

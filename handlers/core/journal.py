@@ -117,6 +117,20 @@ def time_rows(lo: dt.datetime, hi: dt.datetime) -> list[tuple[str, str, str]]:
     return [(day_partition(lo.date() + dt.timedelta(days=i)), lo_rk, hi_rk) for i in range(days + 1)]
 
 
+POSITION = "position"   # "<delivery id>/<index>": where the delivery that last dispatched the event has it first
+
+
+def position(did: str, index: int) -> str:
+    """A place in a delivery as the POSITION column holds it: sorts as the index does, a delivery's together."""
+    return f"{did}/{index:09d}"
+
+
+def placed_before(entity: Row | None, did: str, offset: int) -> bool:
+    """The row's event is at an earlier place in delivery `did` than `offset`: an earlier page of it has it."""
+    at = str((entity or {}).get(POSITION) or "")
+    return at.startswith(did + "/") and at < position(did, offset)
+
+
 def row_prefix(delivery: Delivery, did: str) -> str:
     """Rows of one delivery share a prefix (one range query); dated rows sort newest first."""
     ts = parse_timestamp(delivery.timestamp)
