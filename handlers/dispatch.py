@@ -142,7 +142,7 @@ def _decide(doc: dict, delivery, keyed: list, existing: dict[str, dict], actions
                 row.update(journal.state_columns(action, journal.SKIPPED, f"same event as the {first['source']} one"))
             rows[rk] = {**row, "sameAs": journal.clip(first["key"])}
             continue
-        for job in messages.jobs_for(delivery, did, event, actions, key, pk, rk):
+        for job in messages.jobs_for(delivery, did, event, actions, key, pk, rk, row[journal.POSITION]):
             if journal.state_of(before, job.action) in journal.TERMINAL:
                 continue
             if journal.live_claim(before, job.action):

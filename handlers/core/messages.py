@@ -100,6 +100,10 @@ class Job:
     attempt: int = field(default=1, compare=False)  # the message's delivery count: > 1, an earlier try may have acted
     deferrals: int = field(default=0, compare=False)   # times put back to wait for other actions (pipeline/waits.py)
     waiting_since: str = field(default="", compare=False)   # when it first waited (ISO time)
+    # Where the dispatcher put the event's journal row (journal.POSITION), and a message's span of them: the
+    # claim reads only the rows in the span (a batch's RowKeys, hashes, range over the whole delivery).
+    position: str = field(default="", compare=False)
+    span: tuple[str, str] | None = field(default=None, compare=False)
 
     @property
     def entity_type(self) -> str:
@@ -117,10 +121,29 @@ class Job:
 
 
 def jobs_for(delivery: Delivery, did: str, event: dict[str, Any], actions: tuple[str, ...], key: str, pk: str,
-             rk: str) -> list[Job]:
+             rk: str, position: str = "") -> list[Job]:
     return [Job(action=a, key=key, pk=pk, rk=rk, delivery_id=did, trigger=delivery.trigger, tenant=delivery.tenant,
-                subscription_id=delivery.subscription_id, timestamp=delivery.timestamp, event=event)
-            for a in actions]
+                subscription_id=delivery.subscription_id, timestamp=delivery.timestamp, event=event,
+                position=position) for a in actions]
+
+
+MAX_POSITION = 200   # a position is "<delivery id>/<9 digits>": far less
+
+
+def _span(jobs: list[Job]) -> list[str] | None:
+    """The positions of these jobs' rows, first and last; a job read from a message has its message's span."""
+    if all(j.position for j in jobs):
+        return [min(j.position for j in jobs), max(j.position for j in jobs)]
+    spans = {j.span for j in jobs}
+    return list(spans.pop()) if len(spans) == 1 and None not in spans else None
+
+
+def _read_span(value: Any) -> tuple[str, str] | None:
+    """A message's span, or None (read every row then) where it is absent or not two short strings in order."""
+    if (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and 0 < len(v) <= MAX_POSITION
+                                                            for v in value) and value[0] <= value[1]):
+        return value[0], value[1]
+    return None
 
 
 def _header(job: Job) -> dict[str, Any]:
@@ -145,19 +168,27 @@ def pack(jobs: list[Job], max_events: int, traceparent: str | None = None) -> li
     prefix = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1] + ',"events":['
     out: list[str] = []
     parts: list[str] = []
+    held: list[Job] = []
     size = 0
-    head_bytes = len(prefix.encode())
+    # Room for the span in the header: two positions, quoted, and the key.
+    head_bytes = len(prefix.encode()) + 2 * MAX_POSITION + 16
+
+    def message() -> str:
+        span = _span(held)
+        head = prefix if span is None else prefix[:-len('"events":[')] + f'"span":{json.dumps(span)},"events":['
+        return head + ",".join(parts) + "]}"
     for job in jobs:
         part = json.dumps(job.entry(), separators=(",", ":"), ensure_ascii=False)
         if head_bytes + len(part.encode()) + 2 > MAX_QUEUE_PAYLOAD:
             part = json.dumps(job.entry(with_snapshot=False), separators=(",", ":"), ensure_ascii=False)
         grown = head_bytes + size + len(part.encode()) + len(parts) + 2
         if parts and (len(parts) >= max_events or grown > MAX_QUEUE_PAYLOAD):
-            out.append(prefix + ",".join(parts) + "]}")
-            parts, size = [], 0
+            out.append(message())
+            parts, held, size = [], [], 0
         parts.append(part)
+        held.append(job)
         size += len(part.encode())
-    out.append(prefix + ",".join(parts) + "]}")
+    out.append(message())
     return out
 
 
@@ -170,7 +201,8 @@ def read_batch(raw: bytes | str) -> list[Job]:
                    trigger=head["trigger"], tenant=head["tenant"], subscription_id=head["subscriptionId"],
                    timestamp=head["timestamp"], event={}, kind=doc.get("kind", "event"), digest=doc.get("digest"),
                    traceparent=doc.get("traceparent") if isinstance(doc.get("traceparent"), str) else None,
-                   deferrals=_count(doc.get("deferrals")), waiting_since=str(doc.get("waitingSince") or "")[:40])
+                   deferrals=_count(doc.get("deferrals")), waiting_since=str(doc.get("waitingSince") or "")[:40],
+                   span=_read_span(doc.get("span")))
         jobs = [replace(base, key=e["key"], rk=e["rk"], event=e.get("event") or {}, snapshot=e.get("snapshot"))
                 for e in doc["events"]]
     except (KeyError, TypeError):

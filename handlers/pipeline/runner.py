@@ -77,7 +77,8 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
     if declared.repeatable or not active:
         todo = active
     else:
-        claimed = book.claim_many(pk, [j.rk for j in active], action, message_id or uuid.uuid4().hex, CLAIM_SECONDS)
+        claimed = book.claim_many(pk, [j.rk for j in active], action, message_id or uuid.uuid4().hex, CLAIM_SECONDS,
+                                  jobs[0].span)
         todo = [j for j in active if j.rk in claimed]
     results: dict[str, Outcome | BaseException] = {}
     trace = telemetry.traceparent()  # worker threads start with no context: each continues this span's trace

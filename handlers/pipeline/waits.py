@@ -56,7 +56,7 @@ def hold(declared, jobs: list, ctx, owner: str | None, trace: str | None) -> tup
     """The jobs to perform now, and for some of them a note for their journal reason (why they stopped
     waiting); the others are put back on the queue to wait."""
     book, name = ctx.journal, declared.name
-    rows = book.rows_between(jobs[0].pk, min(j.rk for j in jobs), max(j.rk for j in jobs))
+    rows = book.rows_for(jobs[0].pk, [j.rk for j in jobs], jobs[0].span)
     now, bound = _now(), BOUND.int_value()
     ready, notes, later = [], {}, {}
     for job in jobs:
