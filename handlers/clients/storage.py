@@ -181,7 +181,9 @@ class Storage:
     def put_blob(self, container: str, name: str, data: bytes, content_type: str | None = None,
                  metadata: dict[str, str] | None = None, etag: str | None = None) -> None:
         """Write a blob. `etag`: only over that version of it, or ("") only where there is none; Conflict when
-        it changed (azure-storage-blob's _upload_helpers.py: overwrite=False sends If-None-Match: *)."""
+        it changed. azure-storage-blob: overwrite=False sends If-None-Match: * (_upload_helpers.py), and the
+        service's ConditionNotMet / BlobAlreadyExists arrive as ResourceModifiedError / ResourceExistsError
+        (_shared/response_handlers.py process_storage_error)."""
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.storage.blob import ContentSettings

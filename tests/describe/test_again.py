@@ -199,3 +199,22 @@ def test_describe_replayed_alone_still_runs(world, monkeypatch):
     assert run_one("describe", raw, message_id="replayed").state == journal.DONE
     assert row(raw)["describe_reason"] == "" and len(chat.calls) == refused + 1 and queued("describe") == 0
     assert draft(LETTER)["draft"] == ANSWER
+
+
+def test_describe_that_waited_out_a_slow_ocr_runs_again_when_it_is_done(world, monkeypatch):
+    """Not only a failure: ocr still working after ACTION_WAIT_SECONDS (a backlog), done later."""
+    import datetime as dt
+    pres, chat = world
+    monkeypatch.setenv("DOCINTEL_KEY", DI_KEY)
+    raw = dispatched()
+    assert runner.run("describe", raw) == [None]
+    waiting = take("describe")
+    since = dt.datetime.fromisoformat(json.loads(waiting)["waitingSince"])
+    monkeypatch.setattr(waits, "_now", lambda: since + dt.timedelta(seconds=3600))
+    assert run_one("describe", waiting).state == journal.SKIPPED
+    assert (row(raw)["describe_reason"], row(raw)["describe_without"]) == (
+        "no text to describe (no ocr or transcribe text for this asset); waited 3600 s for ocr: ran with what existed",
+        "ocr")
+    assert run_one("ocr", take("ocr")).state == journal.DONE
+    assert run_one("describe", take("describe")).state == journal.DONE
+    assert row(raw)["describe_reason"] == AGAIN and len(chat.calls) == 1 and queued("describe") == 0
