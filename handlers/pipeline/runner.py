@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from ..clients import journal, telemetry
 from ..core import messages
-from ..core.errors import InvalidMessage, SafeError, SettingsError
+from ..core.errors import InvalidMessage, SafeError
 from . import again, registry, waits
 from .contract import SKIPPED, Context, NotFound, Outcome
 
@@ -114,20 +114,10 @@ def _wake(declared, jobs: list, todo: list, results: dict, notes: dict, ctx: Con
     at every event not failed here, those found finished too: a retry sends what a failed send left owed."""
     ran_without = [j for j in todo if isinstance(results[j.rk], Outcome) and notes.get(j.rk) and notes[j.rk].without]
     again.wake(ctx.journal, ctx.storage, ran_without, [(declared, declared.after)], trace)
-    downstream = [(d, (declared.name,)) for d in registry.actions().values()
-                  if declared.name in d.after and d.name in _routed()]
+    downstream = [(d, (declared.name,)) for d in registry.actions().values() if declared.name in d.after]
     if downstream:
         ok = [j for j in jobs if not isinstance(results.get(j.rk), BaseException)]
         again.wake(ctx.journal, ctx.storage, ok, downstream, trace)
-
-
-def _routed() -> tuple[str, ...]:
-    """The actions PRESERVICA_ROUTES names (all, when it cannot be read): where none waits for this one, its
-    runs cost no journal read more."""
-    try:
-        return registry.routes().all_actions()
-    except SettingsError:
-        return registry.names()
 
 
 def _perform(declared, job, ctx, trace: str | None) -> Outcome | BaseException:
