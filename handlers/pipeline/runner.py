@@ -89,7 +89,6 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
             for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx, trace), todo), strict=True):
                 results[job.rk] = result
     book.merge_many(_record(action, job, results[job.rk], attempt, notes.get(job.rk)) for job in todo)
-    _wake(declared, jobs, todo, results, notes, ctx, trace)
     failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException)]
     counts: Counter[str] = Counter({k: n for k, n in (("skipped", len(active) - len(todo)),
                                                       ("waiting", len(jobs) - len(active))) if n})
@@ -103,6 +102,7 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
             counts[journal.FAILED] += 1
             log.warning("%s failed for event %s (attempt %d): %s", action, job.key, attempt, describe(outcome))
     _summarize(action, jobs[0].delivery_id, counts)
+    _wake(declared, jobs, todo, results, notes, ctx, trace)   # a failed send fails the message: its retry sends
     if failures:
         raise failures[0]
     return [results.get(j.rk) for j in jobs]  # type: ignore[misc]

@@ -218,3 +218,25 @@ def test_describe_that_waited_out_a_slow_ocr_runs_again_when_it_is_done(world, m
     assert run_one("ocr", take("ocr")).state == journal.DONE
     assert run_one("describe", take("describe")).state == journal.DONE
     assert row(raw)["describe_reason"] == AGAIN and len(chat.calls) == 1 and queued("describe") == 0
+
+
+def test_a_send_that_fails_is_sent_by_the_retry_of_ocr(world, monkeypatch):
+    """The row is queued to run again, then the send fails: ocr's message fails, and its retry (ocr finished,
+    so it does not run) sends describe's event."""
+    from handlers.core.errors import StorageUnavailable
+    pres, chat = world
+    ocr, raw = describe_ran_without_ocr()
+    store, send = type(default()), type(default()).send
+
+    def down(self, queue, message, delay=0):
+        if queue == "action-describe":
+            raise StorageUnavailable("queue action-describe: ServiceRequestError")
+        return send(self, queue, message, delay)
+    monkeypatch.setattr(store, "send", down)
+    with pytest.raises(StorageUnavailable):
+        replay_ocr_mended(ocr, monkeypatch)
+    assert (row(raw)["ocr_state"], row(raw)["describe_state"], queued("describe")) == ("done", "queued", 0)
+    monkeypatch.setattr(store, "send", send)
+    assert runner.run("ocr", ocr, attempt=2, message_id="replayed") == [None]
+    assert run_one("describe", take("describe")).state == journal.DONE
+    assert row(raw)["describe_reason"] == AGAIN and len(chat.calls) == 1
