@@ -12,12 +12,12 @@ from handlers.actions import describe as action
 from handlers.clients import docintel, journal, preservica
 from handlers.clients.storage import default
 from handlers.console import views
+from handlers.core.errors import ChatRefused, DocIntelRefused
 from handlers.pipeline import runner, waits
 from hookops.doubles.docintel import DocIntelDouble
 from hookops.doubles.preservica import make_png
-from tests.describe.test_order import dispatched, queued, take
 from tests.support.console import operator_get, operator_post, seen_digest
-from tests.support.describe import KEY, LETTER, draft
+from tests.support.describe import KEY, LETTER, dispatched, draft, queued, take
 from tests.support.jobs import row, run_one
 
 DI_KEY = "di-key-0123456789"
@@ -55,7 +55,7 @@ def describe_ran_without_ocr() -> tuple[bytes, bytes]:
     Returns (ocr's message, describe's)."""
     raw = dispatched()
     ocr = take("ocr")
-    with pytest.raises(Exception, match="401"):
+    with pytest.raises(DocIntelRefused, match="401"):
         runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
     outcome = run_one("describe", raw)
     assert (outcome.state, row(raw)["describe_without"]) == (journal.SKIPPED, "ocr")
@@ -115,7 +115,7 @@ def test_a_reviewed_draft_is_not_replaced_when_describe_runs_again(world, monkey
     default().put_blob("transcripts", f"{LETTER}.txt", b"Harbour Office, 1921: the wall is breached.", "text/plain")
     raw = dispatched()
     ocr = take("ocr")
-    with pytest.raises(Exception, match="401"):
+    with pytest.raises(DocIntelRefused, match="401"):
         runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
     assert run_one("describe", raw).state == journal.DONE and draft(LETTER)["sources"] == ["transcript"]
     seen = seen_digest(operator_get(f"drafts/{LETTER}").get_body())
@@ -191,7 +191,7 @@ def test_describe_replayed_alone_still_runs(world, monkeypatch):
     raw = dispatched()
     assert run_one("ocr", take("ocr")).state == journal.DONE
     monkeypatch.setenv("OPENAI_KEY", "a-wrong-key")
-    with pytest.raises(Exception):
+    with pytest.raises(ChatRefused):
         runner.run("describe", raw, attempt=waits.MAX_ATTEMPTS)
     assert (row(raw)["describe_state"], row(raw)["describe_attempts"]) == ("failed", waits.MAX_ATTEMPTS)
     monkeypatch.setenv("OPENAI_KEY", KEY)                  # mended
