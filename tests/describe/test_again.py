@@ -240,3 +240,17 @@ def test_a_send_that_fails_is_sent_by_the_retry_of_ocr(world, monkeypatch):
     assert runner.run("ocr", ocr, attempt=2, message_id="replayed") == [None]
     assert run_one("describe", take("describe")).state == journal.DONE
     assert row(raw)["describe_reason"] == AGAIN and len(chat.calls) == 1
+
+
+def test_the_run_again_drafts_against_the_asset_as_it_is_now(world, monkeypatch):
+    """A person retitled the asset and wrote a description meanwhile: the draft's record holds those (what the
+    review's conflict check compares), not the first event's snapshot."""
+    pres, chat = world
+    ocr, raw = describe_ran_without_ocr()
+    assert replay_ocr_mended(ocr, monkeypatch).state == journal.DONE
+    pres.add_asset(LETTER, "Letter to the harbour master, 1921", description="Rewritten by a person.",
+                   bitstreams=[("letter.png", make_png(), "Access")])
+    assert run_one("describe", take("describe")).state == journal.DONE
+    record = draft(LETTER)
+    assert (record["title"], record["description"]) == ("Letter to the harbour master, 1921", "Rewritten by a person.")
+    assert "Letter to the harbour master, 1921" in chat.calls[0].messages[1]["content"]
