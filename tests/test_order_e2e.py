@@ -103,3 +103,29 @@ def test_ocr_failing_for_good_lets_describe_run_with_what_exists(world, monkeypa
     assert runner.wait_idle(timeout=30)
     assert runner.stats["action_ocr"]["poisoned"] == 1
     assert not runner.stats["action_describe"]["poisoned"]
+
+
+def test_ocr_replayed_from_poison_makes_describe_draft_once_with_its_text(world, monkeypatch):
+    """The operator mends ocr's cause and replays its poison message (as `hookops poison replay` does):
+    describe, which ran without ocr's text, runs once more and drafts from it; the journal says why."""
+    from handlers.clients import poison
+    from handlers.clients.storage import default
+    runner, di, chat = world
+    monkeypatch.setenv("DOCINTEL_KEY", "a-wrong-key")
+    ingest(runner)
+    wait_until(lambda: (state("describe") or ("",))[0] == "skipped", 90)
+    assert runner.wait_idle(timeout=30) and runner.stats["action_ocr"]["poisoned"] == 1 and chat.calls == []
+
+    monkeypatch.setenv("DOCINTEL_KEY", "di-key")             # the cause mended
+    assert poison.replay(default(), "action-ocr") == 1
+    wait_until(lambda: (state("describe") or ("",))[0] == "done", 90)
+    assert state("describe") == ("done", "ran again: ocr finished after it ran without it")
+    assert state("ocr") == ("done", "")
+    [call] = chat.calls
+    assert "the harbour wall is breached" in call.messages[1]["content"]
+    assert (letter_row() or {})["describe_sources"] == "ocr"
+    # Replayed again (nothing is left in poison) or re-sent: ocr is done, nothing runs a second time.
+    assert poison.replay(default(), "action-ocr") == 0
+    ingest(runner)
+    assert runner.wait_idle(timeout=60)
+    assert len(chat.calls) == 1 and state("describe")[0] == "done"

@@ -19,6 +19,7 @@ import time
 
 from ..clients import snapshot
 from ..core import envelope, retry, settings
+from ..core.errors import Conflict
 from ..pipeline.contract import (
     APP,
     DONE,
@@ -55,6 +56,7 @@ OCR_TEXT, TRANSCRIPTS = settings.BY_NAME["OCR_CONTAINER"], settings.BY_NAME["TRA
 CONTAINER = Setting("DESCRIBE_CONTAINER", "drafts", APP, "Blob container for the drafts (`<ref>.json`).")
 WRITE, SCHEMA = settings.BY_NAME["DESCRIBE_WRITE"], settings.BY_NAME["DESCRIBE_SCHEMA"]   # the console's, publish's
 READS = frozenset({"summary"})
+REVIEWED = frozenset({"accepted", "rejected"})   # the console's verdicts (console/review.py)
 ANSWER_TOKENS = 600     # the most the answer may use (1500 characters are ~400 tokens in English)
 OVERHEAD_TOKENS = 400   # the system message and the message framing
 CHARS_PER_TOKEN = 2     # inferred, cautious: English runs ~4 characters a token, other scripts fewer
@@ -71,6 +73,9 @@ def perform(job: Job, ctx: Context) -> Outcome:
         raise ActionError("DESCRIBE_LANGUAGE must be a language tag such as en or cy")
     snap = ctx.snapshot(job, READS)
     snapshot.entity("IO", job.entity_ref, snap)   # NotFound when deleted: the runner's `gone`
+    status, etag = _kept(ctx, job.entity_ref)
+    if status in REVIEWED:   # the record of a person's review is kept, and no machine text replaces it
+        return Outcome(SKIPPED, f"its draft was reviewed ({status}) before: not replaced")
     sources = {name: text for name, text in (("ocr", _text(ctx, OCR_TEXT.value(), job.entity_ref)),
                                              ("transcript", _text(ctx, TRANSCRIPTS.value(), job.entity_ref)))
                if text and text.strip()}
@@ -96,8 +101,11 @@ def perform(job: Job, ctx: Context) -> Outcome:
                _refusal(rules.check(answer.text, max_chars, language, nonce)))
         record["draft" if why is None else "rejectedText"] = answer.text.strip()[:max_chars * 2]
     record.update(status="pending" if why is None else "failed", reason=why or "")
-    ctx.storage.put_blob(CONTAINER.value(), f"{job.entity_ref}.json", json.dumps(record).encode(),
-                         "application/json", {"ref": job.entity_ref, "status": record["status"]})
+    try:   # over the record as it was read: a review meanwhile (the console's claim, its ETag) wins
+        ctx.storage.put_blob(CONTAINER.value(), f"{job.entity_ref}.json", json.dumps(record).encode(),
+                             "application/json", {"ref": job.entity_ref, "status": record["status"]}, etag=etag)
+    except Conflict:
+        return Outcome(SKIPPED, "its draft changed while this one was made (reviewed, or drafted again): not replaced")
     extra = {"describe_status": record["status"], "describe_sources": ",".join(sorted(sources)),
              "describe_tokens": sum(record["provenance"].get(k, 0) for k in ("promptTokens", "completionTokens")),
              "describe_blob": f"{CONTAINER.value()}/{job.entity_ref}.json"}
@@ -125,6 +133,17 @@ def _ask(ctx: Context, system: str, user: str):
         except aoai.ChatFiltered as exc:
             return None, str(exc)
     raise AssertionError  # unreachable
+
+
+def _kept(ctx: Context, ref: str) -> tuple[str | None, str]:
+    """The status of the draft record there is (its metadata, as describe and the console write it) and its
+    ETag; (None, "") when there is none."""
+    from azure.core.exceptions import ResourceNotFoundError
+    try:
+        props = ctx.storage.blob_service().get_blob_client(CONTAINER.value(), f"{ref}.json").get_blob_properties()
+    except ResourceNotFoundError:
+        return None, ""
+    return (props.metadata or {}).get("status"), props.etag
 
 
 def _text(ctx: Context, container: str, ref: str) -> str | None:

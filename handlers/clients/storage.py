@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core import settings
-from ..core.errors import StorageNotConfigured, StorageUnavailable
+from ..core.errors import Conflict, StorageNotConfigured, StorageUnavailable
 from . import http
 from .shared import Shared
 
@@ -179,18 +179,27 @@ class Storage:
         return self._cached(("blob",), build)
 
     def put_blob(self, container: str, name: str, data: bytes, content_type: str | None = None,
-                 metadata: dict[str, str] | None = None) -> None:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+                 metadata: dict[str, str] | None = None, etag: str | None = None) -> None:
+        """Write a blob. `etag`: only over that version of it, or ("") only where there is none; Conflict when
+        it changed. azure-storage-blob: overwrite=False sends If-None-Match: * (_upload_helpers.py), and the
+        service's ConditionNotMet / BlobAlreadyExists arrive as ResourceModifiedError / ResourceExistsError
+        (_shared/response_handlers.py process_storage_error)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.storage.blob import ContentSettings
         blob = self.blob_service().get_blob_client(container, name)
-        kw = {"overwrite": True, "metadata": metadata,
+        kw = {"overwrite": etag != "", "metadata": metadata,
               "content_settings": ContentSettings(content_type=content_type) if content_type else None}
+        if etag:
+            kw.update(etag=etag, match_condition=MatchConditions.IfNotModified)
         try:
             try:
                 blob.upload_blob(data, **kw)
             except ResourceNotFoundError:
                 self._create_container(container)
                 blob.upload_blob(data, **kw)
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            raise Conflict(f"blob {container}/{name} changed since it was read") from exc
         except AzureError as exc:
             raise StorageUnavailable(f"blob container {container!r}: {type(exc).__name__}") from exc
 

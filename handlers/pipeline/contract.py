@@ -76,7 +76,8 @@ class Action:
                 whose event takes minutes, e.g. transcribe, must finish its message within functionTimeout);
     after:      optional: actions whose outcome for the same event this one waits for when they were routed
                 for it, e.g. describe after ("ocr", "transcribe"): the runner puts the event back on the
-                queue until they finish, ACTION_WAIT_SECONDS at most (pipeline/waits.py).
+                queue until they finish, ACTION_WAIT_SECONDS at most (pipeline/waits.py), and runs it once more
+                when one it ran without finishes `done` later (pipeline/again.py).
     """
     name: str
     perform: Callable[[Job, Context], Outcome]

@@ -8,7 +8,8 @@ acts again (at-least-once). The relay's `webhook-id` lets its receiver drop that
 
 An action declared `repeatable` (running it twice leaves the same result and has no external
 effect, e.g. the journal's own merge) is not claimed. An action declared `after` other actions first
-puts back the events those have not finished (waits.py), before any claim.
+puts back the events those have not finished (waits.py), before any claim; one that ran without them runs
+again when they finish (again.py).
 
 A raised exception is recorded as `failed` and re-raised, so the Functions host retries the
 message and, after maxDequeueCount attempts, moves it to `action-<name>-poison`.
@@ -25,7 +26,7 @@ from dataclasses import replace
 from ..clients import journal, telemetry
 from ..core import messages
 from ..core.errors import InvalidMessage, SafeError
-from . import registry, waits
+from . import again, registry, waits
 from .contract import SKIPPED, Context, NotFound, Outcome
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
         with ThreadPoolExecutor(min(len(todo), CONCURRENCY), thread_name_prefix=f"{action}-batch") as pool:
             for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx, trace), todo), strict=True):
                 results[job.rk] = result
-    book.merge_many(_record(action, job, results[job.rk], attempt, notes.get(job.rk, "")) for job in todo)
+    book.merge_many(_record(action, job, results[job.rk], attempt, notes.get(job.rk)) for job in todo)
     failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException)]
     counts: Counter[str] = Counter({k: n for k, n in (("skipped", len(active) - len(todo)),
                                                       ("waiting", len(jobs) - len(active))) if n})
@@ -102,9 +103,22 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
             counts[journal.FAILED] += 1
             log.warning("%s failed for event %s (attempt %d): %s", action, job.key, attempt, describe(outcome))
     _summarize(action, jobs[0].delivery_id, counts)
+    _wake(declared, jobs, todo, results, notes, ctx, trace)   # a failed send fails the message: its retry sends
     if failures:
         raise failures[0]
     return [results.get(j.rk) for j in jobs]  # type: ignore[misc]
+
+
+def _wake(declared, jobs: list, todo: list, results: dict, notes: dict, ctx: Context, trace: str | None) -> None:
+    """Run again what is owed a run now that these outcomes are recorded (again.py): an action that ran
+    without an upstream that has finished meanwhile; the actions that ran without this one. The latter looks
+    at every event not failed here, those found finished too: a retry sends what a failed send left owed."""
+    ran_without = [j for j in todo if isinstance(results[j.rk], Outcome) and notes.get(j.rk) and notes[j.rk].without]
+    again.wake(ctx.journal, ctx.storage, ran_without, [(declared, declared.after)], trace)
+    downstream = [(d, (declared.name,)) for d in registry.actions().values() if declared.name in d.after]
+    if downstream:
+        ok = [j for j in jobs if not isinstance(results.get(j.rk), BaseException)]
+        again.wake(ctx.journal, ctx.storage, ok, downstream, trace)
 
 
 def _perform(declared, job, ctx, trace: str | None) -> Outcome | BaseException:
@@ -139,11 +153,13 @@ def _outcome(declared, job, ctx: Context) -> Outcome:
         return replace(declared.gone, extra=dict(declared.gone.extra))
 
 
-def _record(action: str, job, result, attempt: int, note: str = "") -> dict:
-    """An outcome's journal columns; `note` (why it stopped waiting for other actions) follows the reason."""
+def _record(action: str, job, result, attempt: int, note: waits.Note | None = None) -> dict:
+    """An outcome's journal columns; `note` (an action that runs after others: why it stopped waiting, why it
+    runs again) follows the reason, and what it ran without is recorded with it."""
     if isinstance(result, BaseException):
         cols = journal.outcome_columns(action, journal.FAILED, describe(result), attempt)
     else:
-        reason = "; ".join(r for r in (result.reason, note) if r)
-        cols = journal.outcome_columns(action, result.state, reason, attempt, result.extra)
+        reason = "; ".join(r for r in (result.reason, note.text if note else "") if r)
+        extra = {**result.extra, **(note.columns(action) if note else {})}
+        cols = journal.outcome_columns(action, result.state, reason, attempt, extra)
     return {"PartitionKey": job.pk, "RowKey": job.rk, **cols}

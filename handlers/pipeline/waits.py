@@ -12,6 +12,8 @@ queue, the event is never dropped (the new message is sent before this one compl
 the message fails and is retried), and a copy that waits never holds the claim that keeps the action to
 one run per event. The journal says `queued: waiting for ocr` meanwhile. After ACTION_WAIT_SECONDS the
 action runs with what exists, and its reason says so; likewise, at once, when an upstream failed for good.
+Its outcome records what it ran without; when one of those finishes `done` later (replayed from poison, a
+backlog worked through), the event runs once more (again.py).
 
 Why here and not "ocr queues describe when it finishes": a retry, a poisoned and replayed message, a
 re-sent delivery, the reconciler and backfill all reach the action through its queue and this runner, so
@@ -22,10 +24,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..clients import journal
 from ..core import messages, settings
+from . import again
 
 log = logging.getLogger(__name__)
 BOUND = settings.BY_NAME["ACTION_WAIT_SECONDS"]
@@ -52,13 +55,26 @@ def pending(row: dict | None, after: tuple[str, ...]) -> list[str]:
             and journal.state_of(row, a) not in journal.TERMINAL and not failed_for_good(row, a)]
 
 
-def hold(declared, jobs: list, ctx, owner: str | None, trace: str | None) -> tuple[list, dict[str, str]]:
-    """The jobs to perform now, and for some of them a note for their journal reason (why they stopped
-    waiting); the others are put back on the queue to wait."""
+@dataclass(frozen=True)
+class Note:
+    """For the outcome of a job performed now: what its reason adds (why it stopped waiting, why it runs a
+    second time), and the actions it runs without (again.py runs it again when one of those is done)."""
+    text: str
+    without: tuple[str, ...]
+
+    def columns(self, action: str) -> dict[str, str]:
+        return again.columns(action, self.without)
+
+
+def hold(declared, jobs: list, ctx, owner: str | None, trace: str | None) -> tuple[list, dict[str, Note]]:
+    """The jobs to perform now, with a Note for those that will act (not found finished or busy at the
+    claim); the others are put back on the queue to wait."""
     book, name = ctx.journal, declared.name
     rows = book.rows_for(jobs[0].pk, [j.rk for j in jobs], jobs[0].span)
     now, bound = _now(), BOUND.int_value()
-    ready, notes, later = [], {}, {}
+    ready: list = []
+    notes: dict[str, Note] = {}
+    later: dict[str, list[str]] = {}
     for job in jobs:
         row = rows.get(job.rk)
         waits = pending(row, declared.after)
@@ -70,9 +86,11 @@ def hold(declared, jobs: list, ctx, owner: str | None, trace: str | None) -> tup
             later[job.rk] = waits
             continue
         ready.append(job)
+        if settled:
+            continue
         why = [f"{a} failed" for a in failed] + ([f"waited {int(waited)} s for {', '.join(waits)}"] if waits else [])
-        if why and not settled:
-            notes[job.rk] = "; ".join(why) + ": ran with what existed"
+        text = [again.note(row, name)] + (["; ".join(why) + ": ran with what existed"] if why else [])
+        notes[job.rk] = Note("; ".join(t for t in text if t), tuple(failed + waits))
     if later:
         _put_back(declared, [j for j in jobs if j.rk in later], later, rows, ctx, now, bound, trace)
     return ready, notes

@@ -8,20 +8,15 @@ import json
 
 import pytest
 
-from handlers import dispatch
 from handlers.clients import journal
 from handlers.clients.storage import default
 from handlers.console import views
-from handlers.core import envelope, messages, settings
+from handlers.core import messages, settings
 from handlers.core.errors import DeclarationError, InvalidMessage
 from handlers.pipeline import registry, runner, waits
-from hookops.doubles.deliveries import delivery, encode
-from tests.support.describe import LETTER, draft
-from tests.support.e2e import wait_until
+from tests.support.describe import LETTER, dispatched, draft, queued, take, visible
 from tests.support.jobs import read_job, row, run_one
 from tests.support.paths import ROOT
-
-ROUTES = "FULL_TEXT_INDEXED=journal,ocr,describe"
 
 
 @pytest.fixture(autouse=True)
@@ -35,35 +30,6 @@ def ocr_ready(monkeypatch):
 def fast(monkeypatch):
     """A put-back event is visible again after 1 s (storage counts whole seconds)."""
     monkeypatch.setattr(waits, "FIRST_DELAY", 1)
-
-
-def dispatched(routes: str = ROUTES, source: str | None = None) -> bytes:
-    """Dispatch a delivery of the letter with these routes; describe's message, as its queue function gets it."""
-    import os
-    os.environ["PRESERVICA_ROUTES"] = routes
-    try:
-        body = encode(delivery(trigger="FULL_TEXT_INDEXED", refs=[LETTER]))
-        dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-30T06:00:00Z", body.decode(),
-                                                  source=source).encode())
-    finally:
-        del os.environ["PRESERVICA_ROUTES"]
-    return take("describe")
-
-
-def take(action: str, timeout: float = 30.0) -> bytes:
-    """The next message of an action's queue once it is visible, deleted from the queue."""
-    queue = default().queue(settings.action_queue(action))
-    m = wait_until(lambda: next(iter(queue.receive_messages(max_messages=1)), None), timeout=timeout)
-    queue.delete_message(m)
-    return m.content
-
-
-def visible(action: str) -> int:
-    return len(default().queue(settings.action_queue(action)).peek_messages(max_messages=32))
-
-
-def queued(action: str) -> int:
-    return default().queue(settings.action_queue(action)).get_queue_properties().approximate_message_count
 
 
 def settle_ocr(raw: bytes, state: str, attempts: int = 1) -> None:
