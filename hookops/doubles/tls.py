@@ -1,5 +1,6 @@
-"""What the HTTPS doubles (Key Vault, Speech) share: a threaded server on 127.0.0.1 that does its TLS
-handshake in the worker thread, and a throw-away CA whose certificate a client is told to trust."""
+"""What the HTTPS doubles (Key Vault, Document Intelligence, Speech, Azure OpenAI) share: a threaded server on
+127.0.0.1 that does its TLS handshake in the worker thread, and a throw-away CA whose certificate a client is
+told to trust. What the Azure AI service doubles share besides is in aiservice.py."""
 from __future__ import annotations
 
 import json
