@@ -9,7 +9,7 @@ from handlers.clients.storage import default
 from hookops.doubles.chat import ChatDouble
 from hookops.doubles.preservica import PreservicaDouble
 from tests.support.describe import DEPLOYMENT, FOLDER, KEY, LETTER, OCR_TEXT, PASSWORD, TENANT, USER
-from tests.support.preservica import fresh_client, point_at
+from tests.support.preservica import action_env
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +29,13 @@ def pres():
 
 @pytest.fixture
 def env(app_env, pres, chat, monkeypatch, tmp_path):
-    point_at(monkeypatch, pres, USER, PASSWORD, TENANT,
-             OPENAI_ENDPOINT=chat.endpoint, OPENAI_KEY=KEY, DESCRIBE_DEPLOYMENT=DEPLOYMENT,
-             SSL_CERT_FILE=chat.ca_bundle)
-    with fresh_client(tmp_path, monkeypatch, unset=("DESCRIBE_PROMPT", "DESCRIBE_LANGUAGE", "DESCRIBE_MAX_CHARS",
-                                                    "DESCRIBE_MAX_TOKENS", "OCR_CONTAINER", "TRANSCRIBE_CONTAINER",
-                                                    "DESCRIBE_CONTAINER")):
-        chat.reset()
+    chat.reset()
+    with action_env(monkeypatch, tmp_path, pres, (USER, PASSWORD, TENANT), action,
+                    ("DESCRIBE_PROMPT", "DESCRIBE_LANGUAGE", "DESCRIBE_MAX_CHARS", "DESCRIBE_MAX_TOKENS",
+                     "OCR_CONTAINER", "TRANSCRIBE_CONTAINER", "DESCRIBE_CONTAINER"),
+                    OPENAI_ENDPOINT=chat.endpoint, OPENAI_KEY=KEY, DESCRIBE_DEPLOYMENT=DEPLOYMENT,
+                    SSL_CERT_FILE=chat.ca_bundle) as slept:
         default().put_blob("ocr", f"{LETTER}.txt", OCR_TEXT.encode(), "text/plain; charset=utf-8")
-        slept: list[float] = []
-        monkeypatch.setattr(action, "_sleep", slept.append)
         yield slept
     svc = default().blob_service()
     for container, name in (("ocr", f"{LETTER}.txt"), ("transcripts", f"{LETTER}.txt"), ("drafts", f"{LETTER}.json")):

@@ -9,7 +9,7 @@ from handlers.clients import docintel
 from hookops.doubles.docintel import DocIntelDouble
 from hookops.doubles.preservica import PreservicaDouble, make_png
 from tests.support.ocr import FOLDER, KEY, PASSWORD, PDF, PDF_ASSET, SCAN, SCHEMA, TENANT, TIFF, USER
-from tests.support.preservica import fresh_client, point_at
+from tests.support.preservica import action_env
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,11 @@ def pres():
 
 @pytest.fixture
 def env(app_env, pres, di, monkeypatch, tmp_path):
-    point_at(monkeypatch, pres, USER, PASSWORD, TENANT,
-             DOCINTEL_ENDPOINT=di.endpoint, DOCINTEL_KEY=KEY, OCR_SCHEMA=SCHEMA, REQUESTS_CA_BUNDLE=di.ca_bundle)
-    with fresh_client(tmp_path, monkeypatch, unset=("OCR_MAX_BYTES", "OCR_MAX_PAGES", "OCR_CONTAINER",
-                                                    "OCR_REPRESENTATION")):
-        di.reset()
-        di.set_pages([["Dear Sir,", "the harbour wall is <b>breached</b> & failing."]], confidence=0.9)
-        monkeypatch.setattr(docintel, "POLL_SECONDS", 0.01)
-        slept: list[float] = []
-        monkeypatch.setattr(action, "_sleep", slept.append)
+    di.reset()
+    di.set_pages([["Dear Sir,", "the harbour wall is <b>breached</b> & failing."]], confidence=0.9)
+    monkeypatch.setattr(docintel, "POLL_SECONDS", 0.01)
+    with action_env(monkeypatch, tmp_path, pres, (USER, PASSWORD, TENANT), action,
+                    ("OCR_MAX_BYTES", "OCR_MAX_PAGES", "OCR_CONTAINER", "OCR_REPRESENTATION"),
+                    DOCINTEL_ENDPOINT=di.endpoint, DOCINTEL_KEY=KEY, OCR_SCHEMA=SCHEMA,
+                    REQUESTS_CA_BUNDLE=di.ca_bundle) as slept:
         yield slept

@@ -1,4 +1,4 @@
-"""A fresh pyPreservica client per test, as in a new process."""
+"""A fresh pyPreservica client per test, as in a new process, and the app pointed at the Preservica double."""
 from contextlib import contextmanager
 
 from handlers.clients import preservica
@@ -25,3 +25,16 @@ def point_at(monkeypatch, double, username: str, password: str, tenant: str, **m
                         "PRESERVICA_PASSWORD": password, "PRESERVICA_TENANT": tenant, "PRESERVICA_PROTOCOL": "http",
                         **more}.items():
         monkeypatch.setenv(name, value)
+
+
+@contextmanager
+def action_env(monkeypatch, tmp_path, double, login: tuple[str, str, str], action, unset: tuple[str, ...] = (),
+               **settings: str):
+    """What an action's tests run in: the app pointed at the Preservica double (`login`: user, password, tenant)
+    and `settings` besides (a service double's), a fresh client (`unset` settings unset), and the action
+    module's waits recorded instead of slept. Yields the seconds it would have slept."""
+    point_at(monkeypatch, double, *login, **settings)
+    with fresh_client(tmp_path, monkeypatch, unset=unset):
+        slept: list[float] = []
+        monkeypatch.setattr(action, "_sleep", slept.append)
+        yield slept
