@@ -7,21 +7,16 @@ import pytest
 from handlers.actions import describe as action
 from handlers.clients.storage import default
 from hookops.doubles.chat import ChatDouble
-from hookops.doubles.preservica import PreservicaDouble
 from tests.support.describe import DEPLOYMENT, FOLDER, KEY, LETTER, OCR_TEXT, PASSWORD, TENANT, USER
-from tests.support.preservica import action_env
+from tests.support.doubles import served
+from tests.support.preservica import action_env, archive
 
-
-@pytest.fixture(scope="module")
-def chat():
-    with ChatDouble(key=KEY) as double:
-        yield double
+chat = served(ChatDouble, key=KEY)
 
 
 @pytest.fixture
 def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_folder(FOLDER, "Letters")
+    with archive((USER, PASSWORD, TENANT), FOLDER, "Letters") as double:
         double.add_asset(LETTER, "Letter, 1921", description="Written by the archivist.", parent=FOLDER,
                          bitstreams=[("letter.png", 100, "Access")])
         yield double

@@ -7,21 +7,17 @@ import pytest
 from handlers.actions import ocr as action
 from handlers.clients import docintel
 from hookops.doubles.docintel import DocIntelDouble
-from hookops.doubles.preservica import PreservicaDouble, make_png
+from hookops.doubles.preservica import make_png
+from tests.support.doubles import served
 from tests.support.ocr import FOLDER, KEY, PASSWORD, PDF, PDF_ASSET, SCAN, SCHEMA, TENANT, TIFF, USER
-from tests.support.preservica import action_env
+from tests.support.preservica import action_env, archive
 
-
-@pytest.fixture(scope="module")
-def di():
-    with DocIntelDouble(key=KEY) as double:
-        yield double
+di = served(DocIntelDouble, key=KEY)
 
 
 @pytest.fixture
 def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_folder(FOLDER, "Letters")
+    with archive((USER, PASSWORD, TENANT), FOLDER, "Letters") as double:
         double.add_asset(SCAN, "Letter, 1921", parent=FOLDER,
                          bitstreams=[("letter.tif", TIFF), ("letter.png", make_png(), "Access")])
         double.add_asset(PDF_ASSET, "Minutes, 1930", parent=FOLDER, bitstreams=[("minutes.pdf", PDF, "Access")])

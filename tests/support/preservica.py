@@ -2,6 +2,7 @@
 from contextlib import contextmanager
 
 from handlers.clients import preservica
+from hookops.doubles.preservica import PreservicaDouble
 
 
 @contextmanager
@@ -25,6 +26,15 @@ def point_at(monkeypatch, double, username: str, password: str, tenant: str, **m
                         "PRESERVICA_PASSWORD": password, "PRESERVICA_TENANT": tenant, "PRESERVICA_PROTOCOL": "http",
                         **more}.items():
         monkeypatch.setenv(name, value)
+
+
+@contextmanager
+def archive(login: tuple[str, str, str], folder: str, title: str):
+    """A PreservicaDouble that `login` (user, password, tenant) signs in to, holding the folder `title`."""
+    user, password, tenant = login
+    with PreservicaDouble(username=user, password=password, tenant=tenant) as double:
+        double.add_folder(folder, title)
+        yield double
 
 
 @contextmanager

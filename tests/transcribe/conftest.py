@@ -5,22 +5,18 @@ from __future__ import annotations
 import pytest
 
 from handlers.actions import transcribe as action
-from hookops.doubles.preservica import PreservicaDouble, make_png
+from hookops.doubles.preservica import make_png
 from hookops.doubles.speech import SpeechDouble
-from tests.support.preservica import action_env
+from tests.support.doubles import served
+from tests.support.preservica import action_env, archive
 from tests.support.transcribe import AV, FOLDER, IMAGE, KEY, PASSWORD, SCHEMA, TENANT, TRICKY, USER, WAV
 
-
-@pytest.fixture(scope="module")
-def speech():
-    with SpeechDouble(key=KEY) as double:
-        yield double
+speech = served(SpeechDouble, key=KEY)
 
 
 @pytest.fixture
 def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_folder(FOLDER, "Oral histories")
+    with archive((USER, PASSWORD, TENANT), FOLDER, "Oral histories") as double:
         double.add_asset(AV, "Interview, 1952", parent=FOLDER,
                          bitstreams=[("interview.tif", 2048), ("talk.wav", WAV, "Access")])
         double.add_asset(IMAGE, "Harbour map", thumbnail=make_png(), bitstreams=[("map.tif", 4096), ("map.png", make_png(), "Access")])
