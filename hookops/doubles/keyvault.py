@@ -170,6 +170,18 @@ class KeyVaultDouble(HttpsDouble):
         for name, value in self.identity_env.items():
             monkeypatch.setenv(name, value)
 
+    def accepts(self, audience: str):
+        """A check for another double's `accept_token`: the token was issued here for `audience`."""
+        def check(token: str) -> bool:
+            with self._lock:
+                return self._tokens.get(token) == audience
+        return check
+
+    def issued(self) -> list[str]:
+        """Every token issued so far (for a test to look for in logs; never printed)."""
+        with self._lock:
+            return list(self._tokens)
+
     # state
     def set_secret(self, name: str, value: str) -> str:
         """Add a new version (becomes current); returns the version id."""

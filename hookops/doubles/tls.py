@@ -89,6 +89,11 @@ class HttpsDouble:
         """The CA certificate (PEM) a client must trust (REQUESTS_CA_BUNDLE, SSL_CERT_FILE)."""
         return self._certs.ca_pem_path
 
+    @property
+    def ca(self) -> trustme.CA:
+        """Its CA: give it to another double (`ca=`) so that one CA bundle trusts both."""
+        return self._ca
+
 
 class JsonHandler(BaseHTTPRequestHandler):
     """A double's request handler: quiet, answering JSON (or nothing) with the headers given."""
