@@ -23,7 +23,7 @@ import math
 
 import azure.functions as func
 
-from .actions.custody.config import AUDIT_DAYS, AUDIT_MAX_REQUESTS, AUDIT_SCHEDULE
+from .clients.custody_config import AUDIT_DAYS, AUDIT_MAX_REQUESTS, AUDIT_SCHEDULE
 from .core.ocfl import PREFIXES
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def share(days: int) -> int:
 
 def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     """One audit run; its report. Raises (after reporting) when storage failed."""
-    from .actions.custody import config
+    from .clients import custody_config as config
     from .clients import custody_store, custody_tally, eventlog, reconcile_state
     from .core.errors import BudgetSpent, SafeError
     now = now or dt.datetime.now(dt.UTC)

@@ -11,7 +11,7 @@ from hookops.common import fail, printable
 
 
 def _root():
-    from handlers.actions.custody import config
+    from handlers.clients import custody_config as config
     return config.storage_root()
 
 
@@ -59,7 +59,8 @@ def status(ref):
 def verify(ref):
     """Read asset REF's object back now: every stored file's digests against its inventory. Exit 1 on any
     difference or missing file."""
-    from handlers.actions.custody import config, objects
+    from handlers.actions.custody import objects
+    from handlers.clients import custody_config as config
     check = objects.check(_root(), objects.prefix_of(ref), config.object_id(ref))
     click.echo(f"{printable(ref)}: {check.state}, head {printable(check.head or '-')}, {check.files} files read")
     if check.problem:

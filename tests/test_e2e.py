@@ -143,7 +143,7 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
     schema = "urn:example:catalogue"
     with PreservicaDouble(username="u", password="p", tenant="T") as pres, TeamsDouble() as teams, \
             CatalogueDouble() as cat, RelayReceiver() as relay, SpeechDouble(key="k") as speech, \
-            DocIntelDouble(key="k", ca=speech._ca) as docintel, ChatDouble(key="k", ca=speech._ca) as chat:
+            DocIntelDouble(key="k", ca=speech.ca) as docintel, ChatDouble(key="k", ca=speech.ca) as chat:
         assets = {ref("io-aaaa"): ("Minute book 1887", "CAT/1"), ref("io-bbbb"): ("Harbour map", "CAT/2")}
         for r, (title, ident) in assets.items():
             pres.add_asset(r, title, thumbnail=make_png(), identifiers={"catalogue": ident},

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.venvs import venv_cache
+from tests.support.venvs import WORKER_PINS, venv_cache, worker_pip_args
 
 ROOT = Path(__file__).resolve().parent.parent
 TOYS = Path(__file__).resolve().parent / "support" / "toyapp"
 SCRIPT = ROOT / "scripts" / "host_index.py"
-HOST_PACKAGES = ["azure-functions-runtime", "azure-functions"]
 
 
 def _runs_313(candidate: str) -> bool:
@@ -60,8 +59,7 @@ def python313() -> str:
                     "the worker-indexing check needs one")
     t0 = time.monotonic()
     try:
-        venv = venv_cache.ensure("host313", base, [*HOST_PACKAGES, "-r", str(ROOT / "requirements.txt")],
-                                 "azure_functions_runtime")
+        venv = venv_cache.ensure("host313", base, worker_pip_args(), "azure_functions_runtime")
     except venv_cache.BuildError as e:
         pytest.skip(f"could not build the Python 3.13 worker venv with {base}: {e}")
     print(f"\nworker venv {venv} ready in {time.monotonic() - t0:.0f}s", file=sys.stderr)
@@ -109,6 +107,13 @@ def describe(result: dict) -> str:
 
 
 # ---- the toy apps: each check can fail, and a good app passes ---------------------------------
+
+def test_the_worker_venv_holds_the_pinned_versions(python313):
+    """The cached venv has what its key names: each pin's version, asked of the venv's own metadata."""
+    names = [pin.split("==")[0] for pin in WORKER_PINS]
+    code = "import json, sys; from importlib.metadata import version; print(json.dumps([version(n) for n in sys.argv[1:]]))"
+    out = subprocess.run([python313, "-c", code, *names], capture_output=True, text=True, timeout=120, check=True)
+    assert dict(zip(names, json.loads(out.stdout), strict=True)) == dict(p.split("==") for p in WORKER_PINS)
 
 def test_good_toy_app_indexes(indexer):
     result = indexer(TOYS / "good")

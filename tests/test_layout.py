@@ -15,6 +15,7 @@ from handlers.clients import journal
 from handlers.core import messages
 from handlers.pipeline import contract, registry
 from hookops.doubles.deliveries import delivery, encode
+from tests.support.coldstart import cold_start_modules
 from tests.support.paths import ROOT
 
 HANDLERS = ROOT / "handlers"
@@ -246,15 +247,21 @@ def test_functions_are_generated_for_every_action(probe_package):
 
 
 def test_indexing_the_app_imports_no_action():
-    """The functions are generated from the actions package's listing (registry.module_names), so indexing at
-    cold start imports no action module; custody's package comes in only for its audit timer's settings."""
-    import json
-    import subprocess
-    import sys
-    code = ("import json, sys, function_app\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('handlers.actions.'))))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == ["handlers.actions.custody", "handlers.actions.custody.config"], out
+    """The functions are generated from the actions package's listing (registry.module_names), and the custody
+    audit timer's settings live below the actions (clients/custody_config.py), so indexing at cold start
+    imports no action module."""
+    assert not [m for m in cold_start_modules() if m.startswith("handlers.actions.")]
+
+
+# What an action uses while it runs, not what indexing needs: the contract (which re-exports the journal's
+# states and the messages' Job) comes in with the first action the registry loads, the journal with the
+# first event. core.journal is the journal's alone.
+@pytest.mark.parametrize("module", [
+    "handlers.pipeline.contract", "handlers.clients.journal", "handlers.core.journal",
+    pytest.param("handlers.core.messages", marks=pytest.mark.xfail(
+        strict=True, reason="handlers/dispatch.py imports core.messages at module level (its owner's change)"))])
+def test_indexing_the_app_imports_neither_the_contract_nor_the_journal(module):
+    assert module not in cold_start_modules()
 
 
 @pytest.mark.parametrize("field", ["repeatable", "reads", "preservica", "secrets", "required", "settings"])

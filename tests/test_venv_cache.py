@@ -3,6 +3,7 @@ publication and the check before use. A fake build (a bin/python that is this in
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import ROOT
-from tests.support.venvs import venv_cache
+from tests.support.venvs import WORKER_PINS, venv_cache, worker_pip_args
 
 INFO = {"executable": "/opt/python3.13/bin/python3.13", "version": "3.13.1", "implementation": "cpython-313",
         "platform": "linux-x86_64", "machine": "x86_64"}
@@ -23,7 +24,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from tests.support.venvs import venv_cache
+from tests.support.venvs import WORKER_PINS, venv_cache, worker_pip_args
 root, release = Path(sys.argv[2]), Path(sys.argv[3])
 
 def build(folder):
@@ -108,6 +109,20 @@ def test_key_changes_with_pins_name_interpreter_and_platform(change):
     info = {**INFO, **{k: v for k, v in change.items() if k in INFO}}
     assert venv_cache.venv_key(change.get("name", "checkov"), change.get("pip", ["checkov==3.3.30"]), info) != base
 
+
+
+def test_the_worker_venv_pins_every_package_it_names():
+    """Nothing the worker venv installs by name floats: a cached venv keeps the versions it was built with, so
+    only a pin in its key says which those are (the app's own ranges are keyed by requirements.txt's text)."""
+    args = worker_pip_args()
+    named = [a for i, a in enumerate(args) if a != "-r" and (i == 0 or args[i - 1] != "-r")]
+    assert named and all(re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][0-9A-Za-z.]*", a) for a in named), named
+
+
+@pytest.mark.parametrize("pin", WORKER_PINS)
+def test_a_new_worker_pin_is_a_new_venv(pin):
+    bumped = [f"{a}.post1" if a == pin else a for a in worker_pip_args()]
+    assert venv_cache.venv_key("host313", bumped, INFO) != venv_cache.venv_key("host313", worker_pip_args(), INFO)
 
 def test_interpreter_reports_the_base_of_a_venv():
     """Every checkout's .venv/bin/python is keyed as the interpreter it was made from."""

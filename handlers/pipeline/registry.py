@@ -11,17 +11,21 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..clients.shared import Shared
 from ..core import settings
 from ..core.errors import DeclarationError as DeclarationError
 from ..core.errors import SettingsError
-from .contract import NEEDS, Action
+
+if TYPE_CHECKING:
+    from .contract import Action
 
 PACKAGE = "handlers.actions"
 
 
 def _load(name: str) -> Action:
+    from .contract import Action  # with the first action: the contract pulls in the journal and messages
     module: ModuleType = importlib.import_module(f"{PACKAGE}.{name}")
     action = getattr(module, "ACTION", None)
     if not isinstance(action, Action):
@@ -87,6 +91,7 @@ def all_settings() -> tuple[settings.Setting, ...]:
 def missing(name: str, secrets, env=None) -> str | None:
     """None when the action can run, else what is missing (setting names, never values).
     Reads settings and (cached) secret presence only: cheap enough for every dispatch."""
+    from .contract import NEEDS
     action = get(name)
     need: list[str] = settings.preservica_missing(secrets, env) if action.preservica == NEEDS else []
     need += [s.name for s in action.required if not s.value(env)]

@@ -17,17 +17,13 @@ the content filter's 400 with code `content_filter` and innererror ResponsibleAI
 """
 from __future__ import annotations
 
-import hmac
 import json
-import threading
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import HttpsDouble, JsonHandler
+from .aiservice import DENIED, AiHandler, AiServiceDouble
 
-CREDENTIAL_HEADERS = ("api-key", "authorization")
 MAX_BODY = 8 * 1024 * 1024
 MODEL = "gpt-4o-2024-11-20"
 
@@ -50,28 +46,25 @@ def _filters(filtered: bool) -> dict:
     return harms | {"jailbreak": {"filtered": filtered, "detected": filtered}}
 
 
-class _Handler(JsonHandler):
+class _Handler(AiHandler):
 
     def do_POST(self) -> None:
         d: ChatDouble = self.server.double
-        url = urlsplit(self.path)
-        headers = {k.lower(): ("<redacted>" if k.lower() in CREDENTIAL_HEADERS else v) for k, v in self.headers.items()}
-        call = Call(url.path, {k: v[0] for k, v in parse_qs(url.query).items()}, headers)
+        call = Call(*self.request_parts())
         size = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(min(size, MAX_BODY))
         try:
             call.body = json.loads(raw)
         except ValueError:
             call.body = {}
-        parts = url.path.split("/")   # ["", "openai", "deployments", id, "chat", "completions"]
+        parts = call.path.split("/")   # ["", "openai", "deployments", id, "chat", "completions"]
         call.deployment = parts[3] if len(parts) == 6 and parts[1:3] == ["openai", "deployments"] else ""
         with d._lock:
             d.calls.append(call)
             authorized = d._authorized(self.headers)
             scripted = d._failures.pop(0) if d._failures and authorized else None
         if not authorized:
-            return self._send(401, {"error": {"code": "401", "message": "Access denied due to invalid subscription "
-                                              "key or wrong API endpoint."}})
+            return self._send(401, DENIED)
         if scripted:
             return self._send(*scripted)
         if not call.deployment or parts[4:] != ["chat", "completions"]:
@@ -92,16 +85,14 @@ class _Handler(JsonHandler):
                       "total_tokens": prompt_tokens + len(text) // 4 + 1}})
 
 
-class ChatDouble(HttpsDouble):
+class ChatDouble(AiServiceDouble):
     """HTTPS Azure OpenAI endpoint on 127.0.0.1 at a free port (see the module docstring)."""
     HANDLER = _Handler
     PREFIX = "chat-double-"
+    KEY_HEADER = "api-key"
 
     def __init__(self, key: str = "test-openai-key", ca: trustme.CA | None = None, accept_token=None):
-        self.key = key
-        self.accept_token = accept_token
-        self._ca = ca or trustme.CA()
-        self._lock = threading.Lock()
+        super().__init__(key, ca, accept_token)
         self._failures: list[tuple[int, dict, dict]] = []
         self.calls: list[Call] = []
         self.answer = "A letter of 1921 about the harbour wall."
@@ -125,10 +116,3 @@ class ChatDouble(HttpsDouble):
             "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
             "type": None, "param": "prompt", "code": "content_filter", "status": 400,
             "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": _filters(True)}}})
-
-    def _authorized(self, headers) -> bool:
-        key = headers.get("api-key")
-        if key is not None:
-            return hmac.compare_digest(key.encode(), self.key.encode())
-        scheme, _, token = headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token) and bool(self.accept_token and self.accept_token(token))

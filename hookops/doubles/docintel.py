@@ -22,20 +22,17 @@ Nothing a caller sent as a credential is kept: `calls` holds "<redacted>" for th
 from __future__ import annotations
 
 import hashlib
-import hmac
 import threading
 import uuid
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import HttpsDouble, JsonHandler
+from .aiservice import DENIED, AiHandler, AiServiceDouble
 
 PREFIX = "/documentintelligence/documentModels/"
 MODEL = "prebuilt-read"
 KEEP_BODY = 16 * 1024 * 1024
-CREDENTIAL_HEADERS = ("ocp-apim-subscription-key", "authorization")
 READABLE_MAGIC = (b"%PDF-", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM")
 CREATED = "2026-12-07T03:00:00Z"
 
@@ -60,14 +57,10 @@ def _error(code: str, message: str, inner: str | None = None) -> dict:
     return {"error": err}
 
 
-class _Handler(JsonHandler):
+class _Handler(AiHandler):
 
     def _call(self, method: str) -> tuple[DocIntelDouble, Call]:
-        d: DocIntelDouble = self.server.double
-        url = urlsplit(self.path)
-        headers = {k.lower(): ("<redacted>" if k.lower() in CREDENTIAL_HEADERS else v) for k, v in self.headers.items()}
-        return d, Call(method, url.path, {k: v[0] for k, v in parse_qs(url.query).items()}, headers,
-                       self.headers.get("Content-Type", ""))
+        return self.server.double, Call(method, *self.request_parts(), self.headers.get("Content-Type", ""))
 
     def do_POST(self) -> None:
         d, call = self._call("POST")
@@ -120,16 +113,13 @@ class _Handler(JsonHandler):
                          "analyzeResult": op[1]})
 
 
-class DocIntelDouble(HttpsDouble):
+class DocIntelDouble(AiServiceDouble):
     """HTTPS Document Intelligence endpoint on 127.0.0.1 at a free port (see the module docstring)."""
     HANDLER = _Handler
     PREFIX = "docintel-double-"
 
     def __init__(self, key: str = "test-docintel-key", ca: trustme.CA | None = None, accept_token=None):
-        self.key = key
-        self.accept_token = accept_token          # callable(token) -> bool, for Entra ID tokens
-        self._ca = ca or trustme.CA()
-        self._lock = threading.Lock()
+        super().__init__(key, ca, accept_token)
         self._failures: dict[str, list] = {"analyze": [], "poll": []}
         self._pages: list[list[str]] = [["Hello from the archive."]]
         self._confidence = 0.95
@@ -170,15 +160,8 @@ class DocIntelDouble(HttpsDouble):
         with self._lock:
             self.calls.append(call)
             if not self._authorized(headers):
-                return 401, _error("401", "Access denied due to invalid subscription key or wrong API endpoint.")
+                return 401, DENIED
             return self._failures[step].pop(0) if self._failures[step] else None
-
-    def _authorized(self, headers) -> bool:
-        key = headers.get("Ocp-Apim-Subscription-Key")
-        if key is not None:
-            return hmac.compare_digest(key.encode(), self.key.encode())
-        scheme, _, token = headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token) and bool(self.accept_token and self.accept_token(token))
 
     def _result(self, call: Call) -> dict:
         first, _, last = (call.query.get("pages") or "").partition("-")

@@ -20,13 +20,11 @@ import threading
 import time
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
 
-from .tls import Certificates
-from .tls import Server as _Server
+from .tls import HttpsDouble, JsonHandler, Server
 
 # Env vars that would make DefaultAzureCredential pick something other than App Service managed identity.
 CONFLICTING_ENV = (
@@ -41,22 +39,9 @@ def _error(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     timeout = 10  # a stalled client must not pin a worker thread forever
     # protocol_version stays HTTP/1.0: one request per connection, so "stop listening" really refuses.
-
-    def log_message(self, *args) -> None:  # the double keeps its own redacted log
-        pass
-
-    def _send(self, status: int, body: dict | None = None, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 class _IdentityHandler(_Handler):
@@ -118,11 +103,13 @@ class _VaultHandler(_Handler):
         return scheme.lower() == "bearer" and d._tokens.get(token) == d.resource
 
 
-class KeyVaultDouble:
+class KeyVaultDouble(HttpsDouble):
     """HTTPS Key Vault on 127.0.0.1 plus an HTTP App Service token endpoint, each on a free port.
 
     ``ca``: share one ``trustme.CA`` between doubles when a test needs a single REQUESTS_CA_BUNDLE.
     """
+    HANDLER = _VaultHandler
+    PREFIX = "kv-double-"
 
     def __init__(self, ca: trustme.CA | None = None) -> None:
         self._ca = ca or trustme.CA()
@@ -131,37 +118,24 @@ class KeyVaultDouble:
         self._secrets: dict[str, list[tuple[str, str, int]]] = {}  # name -> [(version, value, created)], newest last
         self._tokens: dict[str, str] = {}  # issued token -> resource it was issued for
         self._available = True
-        self._vault: _Server | None = None
-        self._identity: _Server | None = None
-        self._certs: Certificates | None = None
-        self._port = 0
+        self._identity: Server | None = None
+        self._port = 0   # the vault's, kept while it refuses connections (set_available)
         self.secret_reads: Counter[str] = Counter()  # authorized GETs per secret name (hits and misses)
         self.token_requests: list[dict] = []  # one {"client_id", "resource"} per token issued
         self.requests: list[tuple[str, str, dict]] = []  # vault (method, path, headers); Authorization redacted
 
     # lifecycle
     def start(self) -> KeyVaultDouble:
-        self._certs = Certificates(self._ca, "kv-double-")
-        self._tls = self._certs.context
-        self._vault = _Server(0, _VaultHandler, self, self._tls)
-        self._port = self._vault.server_address[1]
-        self._identity = _Server(0, _IdentityHandler, self)
+        super().start()
+        self._port = self._server.server_address[1]
+        self._identity = Server(0, _IdentityHandler, self)
         return self
 
     def stop(self) -> None:
-        for server in (self._vault, self._identity):
-            if server:
-                server.close()
-        self._vault = self._identity = None
-        if self._certs:
-            self._certs.cleanup()
-            self._certs = None
-
-    def __enter__(self) -> KeyVaultDouble:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        if self._identity:
+            self._identity.close()
+            self._identity = None
+        super().stop()
 
     # connection facts
     @property
@@ -181,10 +155,6 @@ class KeyVaultDouble:
                 f'resource="{self.resource}"')
 
     @property
-    def ca_bundle(self) -> str:
-        return self._certs.ca_pem_path
-
-    @property
     def identity_env(self) -> dict[str, str]:
         return {
             "IDENTITY_ENDPOINT": f"http://127.0.0.1:{self._identity.server_address[1]}/msi/token",
@@ -199,6 +169,18 @@ class KeyVaultDouble:
             monkeypatch.delenv(name, raising=False)
         for name, value in self.identity_env.items():
             monkeypatch.setenv(name, value)
+
+    def accepts(self, audience: str):
+        """A check for another double's `accept_token`: the token was issued here for `audience`."""
+        def check(token: str) -> bool:
+            with self._lock:
+                return self._tokens.get(token) == audience
+        return check
+
+    def issued(self) -> list[str]:
+        """Every token issued so far (for a test to look for in logs; never printed)."""
+        with self._lock:
+            return list(self._tokens)
 
     # state
     def set_secret(self, name: str, value: str) -> str:
@@ -216,11 +198,11 @@ class KeyVaultDouble:
         """Unavailable: every vault request gets 503, or with refuse_connections the port stops listening."""
         with self._lock:
             self._available = available
-        if not available and refuse_connections and self._vault:
-            self._vault.close()
-            self._vault = None
-        elif available and self._vault is None and self._identity:
-            self._vault = _Server(self._port, _VaultHandler, self, self._tls)  # same port, same vault_url
+        if not available and refuse_connections and self._server:
+            self._server.close()
+            self._server = None
+        elif available and self._server is None and self._identity and self._certs:
+            self._server = Server(self._port, self.HANDLER, self, self._certs.context)  # same port, same vault_url
 
     def _bundle(self, name: str, version: str) -> dict | None:
         with self._lock:

@@ -23,7 +23,6 @@ GET, and the 429 a test scripts (`Retry-After` in seconds; no page shows this AP
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import json
 import mmap
@@ -31,15 +30,14 @@ import tempfile
 import threading
 import wave
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-from .tls import HttpsDouble, JsonHandler
+from .aiservice import DENIED, AiHandler, AiServiceDouble
+from .tls import JsonHandler
 
 PATH = "/speechtotext/transcriptions:transcribe"
 KEEP_AUDIO = 16 * 1024 * 1024    # audio bytes kept for assertions up to this size (hash and size always)
-CREDENTIAL_HEADERS = ("ocp-apim-subscription-key", "authorization")
 
 
 @dataclass
@@ -62,20 +60,17 @@ def _error(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-class _Handler(JsonHandler):
+class _Handler(AiHandler):
 
     def do_GET(self) -> None:
         self._send(404, _error("NotFound", "not found"))
 
     def do_POST(self) -> None:
         d: SpeechDouble = self.server.double
-        url = urlsplit(self.path)
-        headers = {k.lower(): ("<redacted>" if k.lower() in CREDENTIAL_HEADERS else v) for k, v in self.headers.items()}
-        call = Call(url.path, {k: v[0] for k, v in parse_qs(url.query).items()}, headers,
-                    self.headers.get("Content-Type", ""))
+        call = Call(*self.request_parts(), self.headers.get("Content-Type", ""))
         with tempfile.TemporaryFile(prefix="speech-double-") as spool:
             _spool(self, spool)
-            if url.path == PATH and call.content_type.startswith("multipart/form-data"):
+            if call.path == PATH and call.content_type.startswith("multipart/form-data"):
                 _parse(call, spool)
         authorized = d._authorized(self.headers)
         with d._lock:
@@ -91,12 +86,11 @@ class _Handler(JsonHandler):
         self._answer(d, call, authorized, scripted)
 
     def _answer(self, d: SpeechDouble, call: Call, authorized: bool, scripted) -> None:
-        url = urlsplit(self.path)
         if not authorized:
-            return self._send(401, _error("401", "Access denied due to invalid subscription key or wrong API endpoint."))
+            return self._send(401, DENIED)
         if scripted:
             return self._send(scripted[0], scripted[2], scripted[1])
-        if url.path != PATH:
+        if call.path != PATH:
             return self._send(404, _error("NotFound", "Resource not found"))
         if not call.query.get("api-version") or call.definition is None or call.audio_size == 0:
             return self._send(400, _error("InvalidRequest", "definition and audio are required"))
@@ -157,16 +151,13 @@ def _parse(call: Call, spool) -> None:
             at = nxt + 2
 
 
-class SpeechDouble(HttpsDouble):
+class SpeechDouble(AiServiceDouble):
     """HTTPS fast-transcription endpoint on 127.0.0.1 at a free port (see the module docstring)."""
     HANDLER = _Handler
     PREFIX = "speech-double-"
 
     def __init__(self, key: str = "test-speech-key", ca: trustme.CA | None = None, accept_token=None):
-        self.key = key
-        self.accept_token = accept_token          # callable(token) -> bool, for Entra ID tokens
-        self._ca = ca or trustme.CA()
-        self._lock = threading.Lock()
+        super().__init__(key, ca, accept_token)
         self._cond = threading.Condition(self._lock)
         self._failures: list[tuple[int, dict, dict | None]] = []
         self._phrases: list[tuple[int, int, str]] = [(0, 1200, "Hello from the archive.")]
@@ -184,6 +175,11 @@ class SpeechDouble(HttpsDouble):
         return self._ca.cert_pem.bytes()
 
     # controls
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self._failures.clear()
+
     def set_phrases(self, phrases: list[tuple[int, int, str]]) -> None:
         """(offset ms, duration ms, text) per phrase of every later answer."""
         with self._lock:
@@ -213,13 +209,6 @@ class SpeechDouble(HttpsDouble):
             return list(self.calls)
 
     # answers
-    def _authorized(self, headers) -> bool:
-        key = headers.get("Ocp-Apim-Subscription-Key")
-        if key is not None:
-            return hmac.compare_digest(key.encode(), self.key.encode())
-        scheme, _, token = headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token) and bool(self.accept_token and self.accept_token(token))
-
     def _result(self, call: Call) -> dict:
         locales = (call.definition or {}).get("locales") or ["en-US"]
         with self._lock:

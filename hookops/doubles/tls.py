@@ -1,5 +1,6 @@
-"""What the HTTPS doubles (Key Vault, Speech) share: a threaded server on 127.0.0.1 that does its TLS
-handshake in the worker thread, and a throw-away CA whose certificate a client is told to trust."""
+"""What the HTTPS doubles (Key Vault, Document Intelligence, Speech, Azure OpenAI) share: a threaded server on
+127.0.0.1 that does its TLS handshake in the worker thread, and a throw-away CA whose certificate a client is
+told to trust. What the Azure AI service doubles share besides is in aiservice.py."""
 from __future__ import annotations
 
 import json
@@ -87,6 +88,11 @@ class HttpsDouble:
     def ca_bundle(self) -> str:
         """The CA certificate (PEM) a client must trust (REQUESTS_CA_BUNDLE, SSL_CERT_FILE)."""
         return self._certs.ca_pem_path
+
+    @property
+    def ca(self) -> trustme.CA:
+        """Its CA: give it to another double (`ca=`) so that one CA bundle trusts both."""
+        return self._ca
 
 
 class JsonHandler(BaseHTTPRequestHandler):

@@ -10,7 +10,7 @@ from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.preservica import PreservicaDouble
 from tests.support.actions import ASSET, FOLDER, PASSWORD, PNG, TENANT, USER
 from tests.support.jobs import read_job
-from tests.support.preservica import fresh_client
+from tests.support.preservica import fresh_client, point_at
 
 # Settings a test of this folder sets itself when it needs them.
 UNSET = ("PRESERVICA_USERNAME", "PRESERVICA_PASSWORD", "PRESERVICA_TENANT", "PRESERVICA_PROTOCOL",
@@ -38,9 +38,7 @@ def pres():
 @pytest.fixture
 def env(app_env, pres, monkeypatch):
     """App settings for a local run with Preservica at the double."""
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http"}.items():
-        monkeypatch.setenv(name, value)
+    point_at(monkeypatch, pres, USER, PASSWORD, TENANT)
     return app_env
 
 

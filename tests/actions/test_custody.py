@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.actions.custody import config
 from handlers.actions.custody.copy import FixityFailure
+from handlers.clients import custody_config as config
 from handlers.clients import journal
 from handlers.core import ocfl as layout
 from hookops.doubles.preservica.model import bitstream_bytes

@@ -11,7 +11,7 @@ from azure.storage.blob import BlobServiceClient
 from click.testing import CliRunner
 
 from handlers import custody_audit
-from handlers.actions.custody.config import AUDIT_SCHEDULE
+from handlers.clients.custody_config import AUDIT_SCHEDULE
 from handlers.core import ocfl as layout
 from hookops.cli import main
 from hookops.doubles.preservica.model import bitstream_bytes

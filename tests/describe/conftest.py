@@ -7,21 +7,16 @@ import pytest
 from handlers.actions import describe as action
 from handlers.clients.storage import default
 from hookops.doubles.chat import ChatDouble
-from hookops.doubles.preservica import PreservicaDouble
 from tests.support.describe import DEPLOYMENT, FOLDER, KEY, LETTER, OCR_TEXT, PASSWORD, TENANT, USER
-from tests.support.preservica import fresh_client, point_at
+from tests.support.doubles import served
+from tests.support.preservica import action_env, archive
 
-
-@pytest.fixture(scope="module")
-def chat():
-    with ChatDouble(key=KEY) as double:
-        yield double
+chat = served(ChatDouble, key=KEY)
 
 
 @pytest.fixture
 def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_folder(FOLDER, "Letters")
+    with archive((USER, PASSWORD, TENANT), FOLDER, "Letters") as double:
         double.add_asset(LETTER, "Letter, 1921", description="Written by the archivist.", parent=FOLDER,
                          bitstreams=[("letter.png", 100, "Access")])
         yield double
@@ -29,16 +24,13 @@ def pres():
 
 @pytest.fixture
 def env(app_env, pres, chat, monkeypatch, tmp_path):
-    point_at(monkeypatch, pres, USER, PASSWORD, TENANT,
-             OPENAI_ENDPOINT=chat.endpoint, OPENAI_KEY=KEY, DESCRIBE_DEPLOYMENT=DEPLOYMENT,
-             SSL_CERT_FILE=chat.ca_bundle)
-    with fresh_client(tmp_path, monkeypatch, unset=("DESCRIBE_PROMPT", "DESCRIBE_LANGUAGE", "DESCRIBE_MAX_CHARS",
-                                                    "DESCRIBE_MAX_TOKENS", "OCR_CONTAINER", "TRANSCRIBE_CONTAINER",
-                                                    "DESCRIBE_CONTAINER")):
-        chat.reset()
+    chat.reset()
+    with action_env(monkeypatch, tmp_path, pres, (USER, PASSWORD, TENANT), action,
+                    ("DESCRIBE_PROMPT", "DESCRIBE_LANGUAGE", "DESCRIBE_MAX_CHARS", "DESCRIBE_MAX_TOKENS",
+                     "OCR_CONTAINER", "TRANSCRIBE_CONTAINER", "DESCRIBE_CONTAINER"),
+                    OPENAI_ENDPOINT=chat.endpoint, OPENAI_KEY=KEY, DESCRIBE_DEPLOYMENT=DEPLOYMENT,
+                    SSL_CERT_FILE=chat.ca_bundle) as slept:
         default().put_blob("ocr", f"{LETTER}.txt", OCR_TEXT.encode(), "text/plain; charset=utf-8")
-        slept: list[float] = []
-        monkeypatch.setattr(action, "_sleep", slept.append)
         yield slept
     svc = default().blob_service()
     for container, name in (("ocr", f"{LETTER}.txt"), ("transcripts", f"{LETTER}.txt"), ("drafts", f"{LETTER}.json")):

@@ -150,7 +150,7 @@ def test_with_the_app_identity_an_entra_token_provider_and_no_key(keyvault, pres
     from hookops.doubles.chat import ChatDouble
     from tests.support.describe import PASSWORD, TENANT, USER
     audience = "https://cognitiveservices.azure.com"
-    with ChatDouble(ca=keyvault._ca, accept_token=lambda t: keyvault._tokens.get(t) == audience) as entra:
+    with ChatDouble(ca=keyvault.ca, accept_token=keyvault.accepts(audience)) as entra:
         monkeypatch.chdir(tmp_path)
         keyvault.set_secret(settings.KV_PRESERVICA_PASSWORD, PASSWORD)
         for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_TENANT": TENANT,

@@ -190,7 +190,7 @@ def test_with_the_app_identity_a_bearer_token_and_no_key(keyvault, pres, monkeyp
     from hookops.doubles.docintel import DocIntelDouble
     from tests.support.ocr import PASSWORD, TENANT, USER
     audience = "https://cognitiveservices.azure.com"
-    with DocIntelDouble(ca=keyvault._ca, accept_token=lambda t: keyvault._tokens.get(t) == audience) as entra:
+    with DocIntelDouble(ca=keyvault.ca, accept_token=keyvault.accepts(audience)) as entra:
         monkeypatch.chdir(tmp_path)
         monkeypatch.setattr("handlers.clients.docintel.POLL_SECONDS", 0.01)
         keyvault.set_secret(settings.KV_PRESERVICA_PASSWORD, PASSWORD)

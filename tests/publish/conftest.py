@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hookops.doubles.preservica import PreservicaDouble, make_png
-from tests.support.preservica import fresh_client
+from tests.support.preservica import fresh_client, point_at
 from tests.support.publish import ASSET, AV, PASSWORD, RIGHTS, TENANT, USER, make_wav
 
 # Settings a test of this folder sets itself when it needs them.
@@ -34,10 +34,7 @@ def pres():
 
 @pytest.fixture
 def env(app_env, pres, monkeypatch):
-    for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_PASSWORD": PASSWORD,
-                        "PRESERVICA_TENANT": TENANT, "PRESERVICA_PROTOCOL": "http", "PUBLISH_RIGHTS": RIGHTS,
-                        "PUBLISH_REQUIRED_STATEMENT": "Courtesy of the Harbour Archive",
-                        "PRESERVICA_ROUTES": "*=publish", "ACTION_BATCH_SIZE": "1",
-                        "PUBLISH_IDENTIFIER_TYPES": "catalogue"}.items():
-        monkeypatch.setenv(name, value)
+    point_at(monkeypatch, pres, USER, PASSWORD, TENANT, PUBLISH_RIGHTS=RIGHTS,
+             PUBLISH_REQUIRED_STATEMENT="Courtesy of the Harbour Archive", PRESERVICA_ROUTES="*=publish",
+             ACTION_BATCH_SIZE="1", PUBLISH_IDENTIFIER_TYPES="catalogue")
     return app_env

@@ -5,22 +5,18 @@ from __future__ import annotations
 import pytest
 
 from handlers.actions import transcribe as action
-from hookops.doubles.preservica import PreservicaDouble, make_png
+from hookops.doubles.preservica import make_png
 from hookops.doubles.speech import SpeechDouble
-from tests.support.preservica import fresh_client, point_at
+from tests.support.doubles import served
+from tests.support.preservica import action_env, archive
 from tests.support.transcribe import AV, FOLDER, IMAGE, KEY, PASSWORD, SCHEMA, TENANT, TRICKY, USER, WAV
 
-
-@pytest.fixture(scope="module")
-def speech():
-    with SpeechDouble(key=KEY) as double:
-        yield double
+speech = served(SpeechDouble, key=KEY)
 
 
 @pytest.fixture
 def pres():
-    with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_folder(FOLDER, "Oral histories")
+    with archive((USER, PASSWORD, TENANT), FOLDER, "Oral histories") as double:
         double.add_asset(AV, "Interview, 1952", parent=FOLDER,
                          bitstreams=[("interview.tif", 2048), ("talk.wav", WAV, "Access")])
         double.add_asset(IMAGE, "Harbour map", thumbnail=make_png(), bitstreams=[("map.tif", 4096), ("map.png", make_png(), "Access")])
@@ -29,13 +25,10 @@ def pres():
 
 @pytest.fixture
 def env(app_env, pres, speech, monkeypatch, tmp_path):
-    point_at(monkeypatch, pres, USER, PASSWORD, TENANT,
-             SPEECH_ENDPOINT=speech.endpoint, SPEECH_KEY=KEY, TRANSCRIBE_LOCALES="en-US,cy-GB",
-             TRANSCRIPT_SCHEMA=SCHEMA, REQUESTS_CA_BUNDLE=speech.ca_bundle)
-    with fresh_client(tmp_path, monkeypatch, unset=("TRANSCRIBE_MAX_BYTES", "TRANSCRIBE_CONTAINER")):
-        speech.calls.clear()
-        speech._failures.clear()
-        speech.set_phrases(TRICKY)
-        slept: list[float] = []
-        monkeypatch.setattr(action, "_sleep", slept.append)
+    speech.reset()
+    speech.set_phrases(TRICKY)
+    with action_env(monkeypatch, tmp_path, pres, (USER, PASSWORD, TENANT), action,
+                    ("TRANSCRIBE_MAX_BYTES", "TRANSCRIBE_CONTAINER"),
+                    SPEECH_ENDPOINT=speech.endpoint, SPEECH_KEY=KEY, TRANSCRIBE_LOCALES="en-US,cy-GB",
+                    TRANSCRIPT_SCHEMA=SCHEMA, REQUESTS_CA_BUNDLE=speech.ca_bundle) as slept:
         yield slept

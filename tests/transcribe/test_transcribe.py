@@ -175,7 +175,7 @@ def test_with_the_app_identity_a_bearer_token_and_no_key(keyvault, pres, speech,
     """In Azure: secrets from Key Vault (no speech-key there), DefaultAzureCredential for Speech."""
     caplog.set_level(logging.DEBUG)
     audience = "https://cognitiveservices.azure.com"
-    with SpeechDouble(ca=keyvault._ca, accept_token=lambda t: keyvault._tokens.get(t) == audience) as entra:
+    with SpeechDouble(ca=keyvault.ca, accept_token=keyvault.accepts(audience)) as entra:
         monkeypatch.chdir(tmp_path)
         keyvault.set_secret(settings.KV_PRESERVICA_PASSWORD, PASSWORD)
         for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_TENANT": TENANT,
@@ -192,7 +192,7 @@ def test_with_the_app_identity_a_bearer_token_and_no_key(keyvault, pres, speech,
         assert {"client_id": "11111111-2222-3333-4444-555555555555", "resource": audience} in keyvault.token_requests
     logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     recorded = repr(journal.default().recent(100))
-    for token in list(keyvault._tokens):
+    for token in keyvault.issued():
         assert token not in logged and token not in recorded
     preservica.forget_client()
 

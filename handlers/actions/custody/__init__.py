@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from ...clients import custody_config as config
 from ...pipeline.contract import DONE, NEEDS, SKIPPED, Action, Context, Job, Outcome
-from . import config
 
 log = logging.getLogger(__name__)
 VERSION = "custody_version"   # the journal column of the OCFL version the event left the object at

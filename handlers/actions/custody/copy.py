@@ -92,7 +92,7 @@ def converge(api, root, ref: str, limit: int, created: str, message: str) -> Res
 
 
 def _object_id(ref: str) -> str:
-    from .config import object_id
+    from ...clients.custody_config import object_id
     return object_id(ref)
 
 

@@ -1,8 +1,8 @@
-"""The custody copy's settings, each declared once here (the action, the audit timer and the CLI read them)."""
+"""The custody copy's settings, each declared once here (the action, the audit timer and the CLI read them).
+Below the actions, so that indexing the audit timer's schedule imports no action (cold start)."""
 from __future__ import annotations
 
-from ...core.settings import APP
-from ...pipeline.contract import Setting
+from ..core.settings import APP, Setting
 
 ACCOUNT_URL = Setting("CUSTODY_ACCOUNT_URL", None, APP,
                       "Blob endpoint of the custody storage account, e.g. `https://<account>.blob.core.windows.net`; "
@@ -27,7 +27,7 @@ SETTINGS = (ACCOUNT_URL, CONTAINER, AUDIT_SCHEDULE, AUDIT_DAYS, AUDIT_MAX_REQUES
 
 def storage_root():
     """The ContainerClient of the custody storage root."""
-    from ...clients import custody_store
+    from . import custody_store
     return custody_store.container(ACCOUNT_URL.value(), CONTAINER.value())
 
 
