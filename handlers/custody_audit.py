@@ -44,8 +44,7 @@ def share(days: int) -> int:
 
 def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     """One audit run; its report. Raises (after reporting) when storage failed."""
-    from .clients import custody_config as config
-    from .clients import custody_store, custody_tally, eventlog, reconcile_state
+    from .clients import custody_config as config, custody_store, custody_tally, eventlog, reconcile_state
     from .core.errors import BudgetSpent, SafeError
     now = now or dt.datetime.now(dt.UTC)
     report = {"audited": 0, "ok": 0, "mismatched": 0, "missing": 0, "complete": False, "error": "",

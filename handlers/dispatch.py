@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from .core import envelope, messages, reconcile, settings
+from .core import reconcile, settings
 from .core.errors import SafeError
+
+if TYPE_CHECKING:   # envelope and messages load with the first delivery, not at indexing
+    from .core import messages
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -38,6 +42,7 @@ def dispatch_delivery(msg: func.QueueMessage) -> None:
 
 def dispatch(raw: bytes) -> dict:
     from .clients import telemetry
+    from .core import messages
     doc = messages.read_intake_message(raw)
     parent = doc.get("traceparent") if isinstance(doc.get("traceparent"), str) else None
     with telemetry.span("dispatch", parent=parent, delivery__id=doc["id"], queue__wait_ms=_waited_ms(doc)):
@@ -58,6 +63,7 @@ def _dispatch(doc: dict) -> dict:
     from .clients import journal, telemetry
     from .clients.secrets import default as secret_source
     from .clients.storage import default as storage
+    from .core import envelope, messages
     from .pipeline import registry
 
     did, offset = doc["id"], doc["offset"]
@@ -121,6 +127,7 @@ def _decide(doc: dict, delivery, keyed: list, existing: dict[str, dict], actions
             same_event, secrets, taken: dict) -> tuple[dict[str, dict], list[messages.Job]]:
     """The page's journal rows and action jobs, given the rows it read (`existing`)."""
     from .clients import journal
+    from .core import messages
     from .pipeline import registry
     did, offset = doc["id"], doc["offset"]
     not_ready = {a: registry.missing(a, secrets) for a in actions}
@@ -194,6 +201,8 @@ def _identity_guard(delivery, source: str):
     reconciler claims its events before it queues them (reconcile_state.claim_logged), so its deliveries
     are put through as queued; security and visibility changes always run (publish converges)."""
     import datetime as dt
+
+    from .core import envelope
     if source != reconcile.WEBHOOK or delivery.trigger in reconcile.ALWAYS:
         return None
     tolerance = dt.timedelta(minutes=settings.get_int("RECONCILE_TOLERANCE_MINUTES"))

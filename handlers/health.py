@@ -11,8 +11,7 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as Late
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as Late
 
 import azure.functions as func
 

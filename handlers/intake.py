@@ -66,8 +66,7 @@ def _handle(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("delivery rejected: %d bytes is over MAX_BODY_BYTES (%d)", len(body), limit)
         return _error(413, f"body is larger than {limit} bytes")
 
-    from .clients.secrets import SecretUnavailable
-    from .clients.secrets import default as secret_source
+    from .clients.secrets import SecretUnavailable, default as secret_source
     try:
         secrets = secret_source().webhook_secrets()
     except SecretUnavailable as exc:
@@ -102,8 +101,7 @@ def _challenge(secret: str, code: str) -> func.HttpResponse:
 
 def _reject(did: str, received: str, body: bytes, reason: str) -> func.HttpResponse:
     """A signed body that is not a delivery is kept, so nothing Preservica sent is lost."""
-    from .clients.storage import StorageUnavailable
-    from .clients.storage import default as storage
+    from .clients.storage import StorageUnavailable, default as storage
     try:
         storage().put_blob(settings.REJECTED_CONTAINER, f"{did}.bin", body, "application/octet-stream",
                            {"reason": reason, "received": received})
@@ -116,8 +114,7 @@ def _reject(did: str, received: str, body: bytes, reason: str) -> func.HttpRespo
 
 def _enqueue(did: str, received: str, delivery: envelope.Delivery, text: str) -> func.HttpResponse:
     from .clients import delivery_queue, telemetry
-    from .clients.storage import StorageUnavailable
-    from .clients.storage import default as storage
+    from .clients.storage import StorageUnavailable, default as storage
     telemetry.annotate(delivery__id=did, delivery__trigger=delivery.trigger, delivery__events=len(delivery.events))
     trace = telemetry.traceparent()  # the dispatcher continues this trace
     try:

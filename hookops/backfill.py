@@ -8,10 +8,7 @@ import sys
 
 import click
 
-from hookops.common import fail as _fail
-from hookops.common import preservica_secrets as _preservica
-from hookops.common import printable
-from hookops.common import storage as _storage
+from hookops.common import fail as _fail, preservica_secrets as _preservica, printable, storage as _storage
 
 PREVIEW = 5
 

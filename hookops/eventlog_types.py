@@ -7,8 +7,7 @@ import datetime as dt
 
 import click
 
-from hookops.common import fail as _fail
-from hookops.common import printable
+from hookops.common import fail as _fail, printable
 
 
 @click.command("eventlog-types")

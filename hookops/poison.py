@@ -6,8 +6,7 @@ from __future__ import annotations
 import click
 
 from handlers.clients import poison as core
-from hookops.common import printable
-from hookops.common import storage as _storage
+from hookops.common import printable, storage as _storage
 
 
 @click.group()

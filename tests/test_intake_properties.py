@@ -2,9 +2,7 @@
 never queues anything that is not validly signed."""
 import azure.functions as func
 from azure.storage.queue import QueueClient
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from handlers import intake
 from handlers.core import settings, signature

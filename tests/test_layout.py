@@ -257,9 +257,7 @@ def test_indexing_the_app_imports_no_action():
 # states and the messages' Job) comes in with the first action the registry loads, the journal with the
 # first event. core.journal is the journal's alone.
 @pytest.mark.parametrize("module", [
-    "handlers.pipeline.contract", "handlers.clients.journal", "handlers.core.journal",
-    pytest.param("handlers.core.messages", marks=pytest.mark.xfail(
-        strict=True, reason="handlers/dispatch.py imports core.messages at module level (its owner's change)"))])
+    "handlers.pipeline.contract", "handlers.clients.journal", "handlers.core.journal", "handlers.core.messages"])
 def test_indexing_the_app_imports_neither_the_contract_nor_the_journal(module):
     assert module not in cold_start_modules()
 

@@ -17,8 +17,7 @@ from handlers.core import settings, signature
 from hookops import azurite as az
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.doubles.receivers import RelayReceiver
-from tests.support.e2e import queue_count as queued
-from tests.support.e2e import wait_until
+from tests.support.e2e import queue_count as queued, wait_until
 from tests.support.paths import ROOT, SECRET
 
 pytestmark = pytest.mark.slow

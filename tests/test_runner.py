@@ -20,8 +20,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient, TextBase64EncodePolicy
 
-from hookops import azurite as azurite_mod
-from hookops import hostconfig
+from hookops import azurite as azurite_mod, hostconfig
 from hookops.host import queues as runner_queues
 from hookops.runner import Runner, RunnerError, route_regex
 from tests.support.paths import ROOT, TOYS

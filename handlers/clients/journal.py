@@ -7,84 +7,35 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from ..core.errors import Conflict as Conflict
-from ..core.errors import RowsExist as RowsExist
+from ..core.errors import Conflict as Conflict, RowsExist as RowsExist
 from ..core.journal import (
     BUSY as BUSY,
-)
-from ..core.journal import (
     CLAIMED as CLAIMED,
-)
-from ..core.journal import (
     DONE as DONE,
-)
-from ..core.journal import (
     FAILED as FAILED,
-)
-from ..core.journal import (
     FINISHED as FINISHED,
-)
-from ..core.journal import (
     GONE as GONE,
-)
-from ..core.journal import (
     POSITION as POSITION,
-)
-from ..core.journal import (
     QUEUED as QUEUED,
-)
-from ..core.journal import (
     RUNNING as RUNNING,
-)
-from ..core.journal import (
     SKIPPED as SKIPPED,
-)
-from ..core.journal import (
     TERMINAL as TERMINAL,
-)
-from ..core.journal import (
     action_states as action_states,
-)
-from ..core.journal import (
     clip as clip,
-)
-from ..core.journal import (
     day_partition as day_partition,
-)
-from ..core.journal import (
     event_row as event_row,
-)
-from ..core.journal import (
     inverted_ms as inverted_ms,
-)
-from ..core.journal import (
     iso,
     live_claim,
-    time_rows,
-)
-from ..core.journal import (
     now_iso as now_iso,
-)
-from ..core.journal import (
     outcome_columns as outcome_columns,
-)
-from ..core.journal import (
     partition as partition,
-)
-from ..core.journal import (
     placed_before as placed_before,
-)
-from ..core.journal import (
     position as position,
-)
-from ..core.journal import (
     row_prefix as row_prefix,
-)
-from ..core.journal import (
     state_columns as state_columns,
-)
-from ..core.journal import (
     state_of as state_of,
+    time_rows,
 )
 
 _BATCH = 100  # Table Storage's limit of operations in one transaction

@@ -16,9 +16,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from ..core.errors import LeaseBusy as Busy
-from ..core.errors import LeaseLost as Lost
-from ..core.errors import StorageUnavailable
+from ..core.errors import LeaseBusy as Busy, LeaseLost as Lost, StorageUnavailable
 from ..core.settings import PUBLISH_LOCK_CONTAINER as CONTAINER
 
 LEASE_SECONDS = 60        # the longest finite lease Azure grants

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..clients.shared import Shared
 from ..core import settings
-from ..core.errors import DeclarationError as DeclarationError
-from ..core.errors import SettingsError
+from ..core.errors import DeclarationError as DeclarationError, SettingsError
 
 if TYPE_CHECKING:
     from .contract import Action

@@ -11,8 +11,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers.actions.custody.copy import FixityFailure
-from handlers.clients import custody_config as config
-from handlers.clients import journal
+from handlers.clients import custody_config as config, journal
 from handlers.core import ocfl as layout
 from hookops.doubles.preservica.model import bitstream_bytes
 from hookops.doubles.preservica.streamed import chunks

@@ -126,8 +126,7 @@ def test_status_and_the_overview_show_the_same_counts(env, pres, jobs):
 def test_the_overview_never_reads_the_copy_itself(env, pres, jobs, monkeypatch):
     """Bounded: two rows of the reconciler's table, whatever the size of the copy."""
     copy(jobs, ASSET)
-    from handlers.clients import custody_config as config
-    from handlers.clients import custody_store
+    from handlers.clients import custody_config as config, custody_store
 
     def refuse(*_a, **_k):
         raise AssertionError("the overview read the custody storage")

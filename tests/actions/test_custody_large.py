@@ -10,8 +10,7 @@ import shutil
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from handlers.clients import custody_config as config
-from handlers.clients import journal, shared
+from handlers.clients import custody_config as config, journal, shared
 from handlers.clients.custody_store import BLOCK
 from handlers.core import ocfl as layout
 from hookops import azurite

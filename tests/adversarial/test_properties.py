@@ -9,9 +9,7 @@ import json
 import uuid
 
 import azure.functions as func
-from hypothesis import HealthCheck, event, given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
 from handlers import dispatch, intake
 from handlers.core import settings, signature

@@ -15,8 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
+from hypothesis import settings as hsettings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from handlers import reconcile, sweep

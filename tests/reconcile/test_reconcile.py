@@ -10,8 +10,7 @@ import pytest
 
 from handlers import dispatch, reconcile
 from handlers.clients import preservica, reconcile_state
-from handlers.core import envelope, messages, settings
-from handlers.core import reconcile as core
+from handlers.core import envelope, messages, reconcile as core, settings
 from handlers.core.errors import SafeError, SettingsError
 from hookops.doubles.deliveries import delivery, encode, ref
 from hookops.host import queues

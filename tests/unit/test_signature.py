@@ -1,8 +1,7 @@
 import hashlib
 import hmac
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from handlers.core import signature
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from ...clients import custody_store as store
-from ...clients import preservica_http
+from ...clients import custody_store as store, preservica_http
 from ...core import ocfl
 from ...core.errors import FixityFailure as FixityFailure
 from ...pipeline.contract import ActionError

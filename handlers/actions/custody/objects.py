@@ -9,8 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...clients import custody_config as config
-from ...clients import custody_store as store
+from ...clients import custody_config as config, custody_store as store
 from ...core import ocfl
 from ...core.errors import RestoreError as RestoreError
 

@@ -4,8 +4,7 @@ captions (only for a published file they were made from). A helper of the publis
 from __future__ import annotations
 
 from ...core import settings
-from ...core.errors import Refused as Refused
-from ...core.errors import TooMany
+from ...core.errors import Refused as Refused, TooMany
 from ...pipeline.contract import APP, NotFound, Setting
 
 IDENTIFIER_TYPES = Setting("PUBLISH_IDENTIFIER_TYPES", None, APP,

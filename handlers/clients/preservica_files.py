@@ -1,0 +1,50 @@
+"""An asset's files in Preservica: representations -> content objects -> generations -> bitstreams, read
+through the process's client (preservica.py) with bounded reads."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyPreservica import EntityAPI
+
+from ..core.errors import TooMany
+from .preservica_http import get_xml
+
+
+@dataclass(frozen=True)
+class File:
+    """One bitstream of an asset, with where it sits: representation type and name, content object, generation."""
+    rep_type: str
+    rep_name: str
+    content_object: str
+    generation: Any
+    bitstream: Any
+
+
+def content_refs(api: EntityAPI, representation) -> list[str]:
+    """The content object references a representation lists, UUIDs only (each goes into a URL and a blob
+    name), from one bounded read: pyPreservica's content_objects() reads every object before one can count."""
+    from ..core.envelope import is_ref
+    root = get_xml(api, representation.url)   # on PRESERVICA_SERVER only; 404 -> NotFound
+    refs = [(e.text or "").strip() for e in root.iter(f"{{{api.xip_ns}}}ContentObject")]
+    return [r.lower() for r in refs if is_ref(r)]
+
+
+def files(api: EntityAPI, asset, types: tuple[str, ...], first_only: bool = False, active_only: bool = True,
+          most: int | None = None) -> Iterator[File]:
+    """The asset's bitstreams in the representations of `types` ("Access", "Preservation"), those types in
+    that order, each type's representations by URL; only the first representation when `first_only`; only
+    active generations when `active_only`. More than `most` content objects in a representation is
+    TooMany, raised from its list, before any of them is read."""
+    reps = sorted((r for r in api.representations(asset) if r.rep_type.value in types),
+                  key=lambda r: (types.index(r.rep_type.value), r.url))
+    for rep in reps[:1] if first_only else reps:
+        refs = content_refs(api, rep)
+        if most is not None and len(refs) > most:
+            raise TooMany(len(refs), most)
+        for ref in refs:
+            for generation in api.generations(api.content_object(ref)):
+                if generation.active or not active_only:
+                    for bitstream in generation.bitstreams:
+                        yield File(rep.rep_type.value, rep.name or "", ref, generation, bitstream)
