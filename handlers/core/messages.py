@@ -135,7 +135,8 @@ def _span(jobs: list[Job]) -> list[str] | None:
     if all(j.position for j in jobs):
         return [min(j.position for j in jobs), max(j.position for j in jobs)]
     spans = {j.span for j in jobs}
-    return list(spans.pop()) if len(spans) == 1 and None not in spans else None
+    only = spans.pop() if len(spans) == 1 else None
+    return list(only) if only is not None else None
 
 
 def _read_span(value: Any) -> tuple[str, str] | None:
