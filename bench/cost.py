@@ -145,9 +145,9 @@ def rate_limit(runner, clock, double, *, rate: int, events: int, batch: int, con
            "mean_rps": tally["requests"] / tally["span_s"] if tally["span_s"] else float("nan"),
            **{k: tally[k] for k in ("max_1s", "max_1s_first_second", "max_1s_after_first_second", "span_s",
                                     "longest_pause_s", "envelope_excess")}}
-    # The bucket holds one token: requests are spaced 1/rate apart, so any one second sees at most rate + 1,
-    # and every interval of T seconds at most rate x T + 1 (one request of slack: arrival times are taken
-    # at the double, after the network).
+    # Requests are booked 1/rate apart (every interval of T seconds at most rate x T + 1) and each occupies
+    # the rate until a second after its answer (clients/bucket.py), so a second of arrivals at the double
+    # holds at most rate; the promise is rate + 1.
     row["met"] = row["max_1s"] <= rate + 1
     row["within_burst"] = row["met"]
     row["within_envelope"] = tally["envelope_excess"] is not None and tally["envelope_excess"] <= 1

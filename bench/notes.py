@@ -76,9 +76,10 @@ NOTES = [
     "action's write to the same journal rows reads and writes again (after three lost races, one event at a time; "
     "a lost conditional write shows as 412). The figures of 2026-11-29 are quoted from the README of that date: the "
     "design they measured is not in the tree any more.",
-    "- Row 8: arrival times at the Preservica double. The app's token bucket holds one token refilled at "
-    "`PRESERVICA_MAX_RPS`, so requests are spaced 1/rate apart: at most rate × T + 1 in any T seconds, rate + 1 in "
-    "any one second, after a pause as at the start.",
+    "- Row 8: arrival times at the Preservica double. The app's token bucket books requests 1/rate apart (at most "
+    "rate × T + 1 in any T seconds, after a pause as at the start) and lets one go only while fewer than the rate "
+    "occupy the second before it, each from its release until a second after its answer: so at most the rate "
+    "arrive in any one second, however late a request arrives.",
     "- Row 5: each timing is the best of 5 within a run (timeit's advice: the others measure other load), then the "
     "median across runs; the floor is `hmac.digest` (one OpenSSL call) over the signed bytes.",
     "- The Preservica double, the load generator and the reference each run in their own process; all on 127.0.0.1.",

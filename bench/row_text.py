@@ -180,7 +180,8 @@ def row8(r: dict) -> str:
         f"envelope (rate × T + 1 in any T s): {check(r['within_envelope'])} | "
         f"{r['requests']:,} requests ({f(r['requests_per_event'], 2)} per event), so this process's ceiling at "
         f"this setting is {f(r['bound_events_per_s'], 1)} events/s; it moved {f(r['events_per_s'], 1)} events/s. "
-        f"The bucket holds one token, so requests are spaced 1/{rate} s apart whatever the pauses. At the "
+        f"Requests are booked 1/{rate} s apart, and each occupies the rate from its release until a second after "
+        f"its answer, so no second of arrivals holds more than {rate}. At the "
         f"default (10) the ceiling is {f(10 / r['requests_per_event'], 1)} events/s per instance for "
         f"`journal,thumbnail` |")
 
