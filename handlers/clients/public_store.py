@@ -204,8 +204,23 @@ def store(uri: str | None, container: str, base_url: str | None) -> PublicStore:
 
 
 def configured() -> PublicStore:
-    """The store the PUBLISH_* settings name."""
+    """The store the PUBLISH_* settings name; SettingsError when PUBLISH_CONTAINER names a private container."""
+    from ..core import settings
+    for name in (*settings.PRIVATE_CONTAINERS, *(settings.get(s) or "" for s in settings.PRIVATE_CONTAINER_SETTINGS)):
+        refuse(name)
     return store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value())
+
+
+def refuse(container: str, env=None) -> str:
+    """`container`, for a private writer (the pipeline's storage, custody); SettingsError when it is the public
+    container's name. Every container name is a setting or a constant, all in one account locally (and with
+    PUBLISH_BLOB_SERVICE_URI unset): OCR_CONTAINER=iiif would put every asset's text, closed ones too, where
+    anyone may read it, and withdrawing an asset deletes only its `<ref>/` prefix, so it would stay there."""
+    public = (CONTAINER.value(env) or "").strip().lower()
+    if (container or "").strip().lower() == public:
+        raise SettingsError(f"the private blob container {public!r} is also PUBLISH_CONTAINER, the public one: "
+                            f"give them different names")
+    return container
 
 
 def is_public(security_tag: str | None, hidden: bool) -> bool:

@@ -182,7 +182,9 @@ class Storage:
                  metadata: dict[str, str] | None = None) -> None:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
         from azure.storage.blob import ContentSettings
-        blob = self.blob_service().get_blob_client(container, name)
+
+        from .public_store import refuse
+        blob = self.blob_service().get_blob_client(refuse(container, self._env), name)
         kw = {"overwrite": True, "metadata": metadata,
               "content_settings": ContentSettings(content_type=content_type) if content_type else None}
         try:

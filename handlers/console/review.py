@@ -32,8 +32,9 @@ def _settings():
 
 
 def _container():
+    from ..clients.public_store import refuse
     from ..clients.storage import default
-    return default().blob_service().get_container_client(_settings().CONTAINER.value())
+    return default().blob_service().get_container_client(refuse(_settings().CONTAINER.value()))
 
 
 def _record(ref: str) -> tuple[dict, str]:

@@ -204,6 +204,10 @@ DELIVERY_CONTAINER = "deliveries"          # claim-check bodies too large for on
 REJECTED_CONTAINER = "rejected-deliveries"  # signed but malformed bodies, kept for inspection
 CONSOLE_CONTAINER = "console"               # the console's CSRF signing key (private, never expires)
 PUBLISH_LOCK_CONTAINER = "publish-locks"    # per-asset lease blobs that serialise publish and withdrawal
+# Never the public container (clients/public_store.refuse checks both ways); the actions' own container settings
+# (DESCRIBE_CONTAINER, THUMBNAIL_CONTAINER, CUSTODY_CONTAINER) are checked where they write.
+PRIVATE_CONTAINERS = (DELIVERY_CONTAINER, REJECTED_CONTAINER, CONSOLE_CONTAINER, PUBLISH_LOCK_CONTAINER)
+PRIVATE_CONTAINER_SETTINGS = ("TRANSCRIBE_CONTAINER", "OCR_CONTAINER")
 JOURNAL_TABLE = "journal"
 RECONCILE_TABLE = "reconcile"               # watermark, run reports, backfill progress, event identities
 
