@@ -147,3 +147,27 @@ def test_accepting_queues_publish_where_publish_is_routed(pres, monkeypatch, rou
         docs = []
     assert [(d["source"], d["delivery"]["trigger"], d["delivery"]["events"][0]["entityRef"]) for d in docs] == (
         [("recheck", trigger, REF)] if trigger else [])
+
+
+HOSTILE = ['</textarea><script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "{{ 7*7 }}",
+           "javascript:alert(1)", "\u202egnp.exe"]
+
+
+@pytest.mark.parametrize("status", ["pending", "failed", "accepted"])
+def test_text_from_preservica_a_model_or_an_operator_is_shown_as_text(pres, status):
+    """Every field of a draft's page comes from Preservica (title, description), a model (the draft, a refused
+    answer, its model name) or a person (the accepted text): none is markup, a template or an attribute there."""
+    bad = " ".join(HOSTILE)
+    pres.add_asset(REF, bad, description=bad)
+    record = {"ref": REF, "title": bad, "description": bad, "sources": [bad], "inputCut": False, "status": status,
+              "reason": bad, "draft": bad, "rejectedText": bad, "fromPreservation": [bad],
+              "review": {"by": bad, "text": bad},
+              "provenance": {"service": bad, "deployment": bad, "model": bad, "apiVersion": bad,
+                             "promptSha256": bad, "date": bad, "promptTokens": bad, "completionTokens": bad}}
+    default().put_blob("drafts", f"{REF}.json", json.dumps(record).encode(), "application/json",
+                       {"ref": REF, "status": status})
+    for page in (_get(f"drafts/{REF}").get_body(), _get("drafts").get_body()):
+        for raw in ("<script>", "<img", "</textarea><", '" onerror'):
+            assert raw.encode() not in page, raw
+    page = _get(f"drafts/{REF}").get_body()
+    assert b"&lt;/textarea&gt;&lt;script&gt;" in page and b"{{ 7*7 }}" in page
