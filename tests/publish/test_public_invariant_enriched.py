@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from handlers import dispatch, reconcile, sweep
 from handlers.actions import publish
-from handlers.clients import preservica, public_store, publish_lock, shared
+from handlers.clients import preservica, publish_lock, shared
 from handlers.clients.storage import default
 from handlers.core import messages, settings
 from handlers.pipeline import runner
@@ -33,12 +33,12 @@ from hookops.doubles.preservica import make_png
 from hookops.host import queues
 from tests.support import reconcile as recon
 from tests.support.console import operator_get, operator_post, seen_digest
+from tests.support.public_world import DELAY, INDEXED, SECURITY, TICK, VISIBILITY, logged, new_world, watch
+from tests.support.public_world import public_now as public
 from tests.support.publish import ASSET, AV, blobs, make_wav, write_transcript
 from tests.support.storage import clear_storage
 
 REFS = (ASSET, AV)
-TICK, DELAY = dt.timedelta(minutes=2), dt.timedelta(minutes=60)
-SECURITY, VISIBILITY, INDEXED = "CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY", "FULL_TEXT_INDEXED"
 OCR_SCHEMA, REVIEWED = "urn:preservica-webhooks-azure:ocr:v1", "urn:example:reviewed"
 FILES = {ASSET: [("sheet.png", make_png(30, 20), "Access"), ("master.tif", 3000, "Preservation")],
          AV: [("talk.wav", make_wav(1.5), "Access"), ("master.wav", make_wav(0.5), "Preservation")]}
@@ -54,26 +54,11 @@ def test_nothing_that_feeds_the_public_container_outlives_a_closure(env, pres, m
                         "RECONCILE_DELAY_MINUTES": "60"}.items():
         monkeypatch.setenv(name, value)
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)
-    world = {"violations": [], "done": set(), "during": []}
+    world = new_world()
 
     def public_now(ref: str) -> bool:
-        e = pres._entities.get(ref)
-        return e is not None and e.security_tag == "open" and not e.hidden
-
-    real_upload = public_store.PublicStore.upload
-
-    def upload(self, name, *args, **kwargs):
-        if name.split("/")[0] in world["done"] and not public_now(name.split("/")[0]):
-            world["violations"].append(f"{name} written after its asset was withdrawn")
-        return real_upload(self, name, *args, **kwargs)
-    monkeypatch.setattr(public_store.PublicStore, "upload", upload)
-    real_thumbnail = publish._thumbnail
-
-    def thumbnail(*args):   # a change "during" a publish: after its files, before its manifest
-        while world["during"]:
-            world["during"].pop(0)()
-        return real_thumbnail(*args)
-    monkeypatch.setattr(publish, "_thumbnail", thumbnail)
+        return public(pres, ref)
+    watch(monkeypatch, pres, world)
 
     def queue(name: str):
         q = default().queue(name)
@@ -86,7 +71,7 @@ def test_nothing_that_feeds_the_public_container_outlives_a_closure(env, pres, m
             clear_storage(env.connection_string)
             shared.reset_all()
             pres.clear_events()
-            world.update(violations=[], done=set(), during=[])
+            world.update(new_world())
             self.t, self.n = start, 0
             self.never: set[bytes] = set()          # what may never be public
             self.only: dict[bytes, str] = {}        # what may be public only in that blob
@@ -148,12 +133,9 @@ def test_nothing_that_feeds_the_public_container_outlives_a_closure(env, pres, m
                 if not public_now(ref) and not blobs(env, f"{ref}/"):
                     world["done"].add(ref)
 
-        def changed(self, ref: str, delivered: bool, trigger: str, logged: str | None) -> None:
+        def changed(self, ref: str, delivered: bool, trigger: str, event_type: str | None) -> None:
             self.t += TICK
-            if logged:
-                pres.record_event(logged, [ref], self.t)
-            if public_now(ref):
-                world["done"].discard(ref)
+            logged(pres, world, ref, self.t, event_type)
             if delivered:
                 recon.webhook([ref], self.t, trigger=trigger)
                 self.deliver()
