@@ -15,11 +15,11 @@ import os
 from collections.abc import Iterable
 
 from ..core.errors import SettingsError, StorageUnavailable
-from ..core.settings import APP, Setting
+from ..core.settings import APP, BY_NAME, Setting
 from .shared import Shared
 
 # What is public and where: `publish` writes by them, `relay` tells receivers by them, the sweep re-checks.
-CONTAINER = Setting("PUBLISH_CONTAINER", "iiif", APP, "Public-read blob container the `publish` action writes IIIF to.")
+CONTAINER = BY_NAME["PUBLISH_CONTAINER"]   # core.settings: private writers check their containers against it
 SERVICE_URI = Setting("PUBLISH_BLOB_SERVICE_URI", None, APP,
                       "Blob endpoint of the public IIIF storage account (Bicep sets it); unset: the pipeline's own "
                       "storage, i.e. Azurite locally.")
@@ -207,20 +207,8 @@ def configured() -> PublicStore:
     """The store the PUBLISH_* settings name; SettingsError when PUBLISH_CONTAINER names a private container."""
     from ..core import settings
     for name in (*settings.PRIVATE_CONTAINERS, *(settings.get(s) or "" for s in settings.PRIVATE_CONTAINER_SETTINGS)):
-        refuse(name)
+        settings.refuse_public(name)
     return store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value())
-
-
-def refuse(container: str, env=None) -> str:
-    """`container`, for a private writer (the pipeline's storage, custody); SettingsError when it is the public
-    container's name. Every container name is a setting or a constant, all in one account locally (and with
-    PUBLISH_BLOB_SERVICE_URI unset): OCR_CONTAINER=iiif would put every asset's text, closed ones too, where
-    anyone may read it, and withdrawing an asset deletes only its `<ref>/` prefix, so it would stay there."""
-    public = (CONTAINER.value(env) or "").strip().lower()
-    if (container or "").strip().lower() == public:
-        raise SettingsError(f"the private blob container {public!r} is also PUBLISH_CONTAINER, the public one: "
-                            f"give them different names")
-    return container
 
 
 def is_public(security_tag: str | None, hidden: bool) -> bool:

@@ -183,8 +183,8 @@ class Storage:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
         from azure.storage.blob import ContentSettings
 
-        from .public_store import refuse
-        blob = self.blob_service().get_blob_client(refuse(container, self._env), name)
+        from ..core.settings import refuse_public
+        blob = self.blob_service().get_blob_client(refuse_public(container, self._env), name)
         kw = {"overwrite": True, "metadata": metadata,
               "content_settings": ContentSettings(content_type=content_type) if content_type else None}
         try:

@@ -32,9 +32,9 @@ def _settings():
 
 
 def _container():
-    from ..clients.public_store import refuse
     from ..clients.storage import default
-    return default().blob_service().get_container_client(refuse(_settings().CONTAINER.value()))
+    from ..core.settings import refuse_public
+    return default().blob_service().get_container_client(refuse_public(_settings().CONTAINER.value()))
 
 
 def _record(ref: str) -> tuple[dict, str]:

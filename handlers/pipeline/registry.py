@@ -105,7 +105,6 @@ def problems(env=None) -> list[str]:
     """Every setting value the app cannot use, each naming its setting (`hookops settings --check`,
     `hookops run`). Empty when all is well."""
     found = [p for s in all_settings() if (p := s.problem(env))]
-    from ..clients import public_store
     from ..core import reconcile
     for check in (lambda: routes(settings.get("PRESERVICA_ROUTES", env)),
                   lambda: reconcile.parse_types(settings.get("RECONCILE_EVENT_TYPES", env))):
@@ -114,10 +113,10 @@ def problems(env=None) -> list[str]:
         except SettingsError as exc:
             found.append(str(exc))
     private = {s.name: s.value(env) or "" for s in all_settings()
-               if s.name.endswith("_CONTAINER") and s is not public_store.CONTAINER}
+               if s.name.endswith("_CONTAINER") and s.name != "PUBLISH_CONTAINER"}
     for name, container in {**{c: c for c in settings.PRIVATE_CONTAINERS}, **private}.items():
         try:
-            public_store.refuse(container, env)
+            settings.refuse_public(container, env)
         except SettingsError as exc:
             found.append(f"{name}: {exc}")
     return found
