@@ -171,3 +171,21 @@ def test_text_from_preservica_a_model_or_an_operator_is_shown_as_text(pres, stat
             assert raw.encode() not in page, raw
     page = _get(f"drafts/{REF}").get_body()
     assert b"&lt;/textarea&gt;&lt;script&gt;" in page and b"{{ 7*7 }}" in page
+
+
+def test_a_closure_while_accepting_is_never_sent_back_as_open(pres, monkeypatch):
+    """pyPreservica's save() sends the asset's security tag with its description: the tag read when the page was
+    accepted would reopen an asset closed since, if Preservica took it (its docs say it does not)."""
+    from handlers.console import review
+    real_save = review._save
+
+    def claim_then_close(ref, record, etag):   # the archivist closes the asset just after the draft is claimed
+        ok = real_save(ref, record, etag)
+        pres.set_security_tag(REF, "closed")
+        return ok
+    monkeypatch.setattr(review, "_save", claim_then_close)
+    seen = _seen(_get(f"drafts/{REF}").get_body())
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}).status_code == 303
+    [put] = [r for r in pres.received if r.method == "PUT" and r.path.endswith(f"/information-objects/{REF}")]
+    tag = ET.fromstring(put.body).findtext(f"{{{pres.xip_ns}}}SecurityTag")
+    assert tag == "closed" and pres.saved == [(REF, "Letter, 1921", DRAFT)]
