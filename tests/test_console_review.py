@@ -147,3 +147,45 @@ def test_accepting_queues_publish_where_publish_is_routed(pres, monkeypatch, rou
         docs = []
     assert [(d["source"], d["delivery"]["trigger"], d["delivery"]["events"][0]["entityRef"]) for d in docs] == (
         [("recheck", trigger, REF)] if trigger else [])
+
+
+HOSTILE = ['</textarea><script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "{{ 7*7 }}",
+           "javascript:alert(1)", "\u202egnp.exe"]
+
+
+@pytest.mark.parametrize("status", ["pending", "failed", "accepted"])
+def test_text_from_preservica_a_model_or_an_operator_is_shown_as_text(pres, status):
+    """Every field of a draft's page comes from Preservica (title, description), a model (the draft, a refused
+    answer, its model name) or a person (the accepted text): none is markup, a template or an attribute there."""
+    bad = " ".join(HOSTILE)
+    pres.add_asset(REF, bad, description=bad)
+    record = {"ref": REF, "title": bad, "description": bad, "sources": [bad], "inputCut": False, "status": status,
+              "reason": bad, "draft": bad, "rejectedText": bad, "fromPreservation": [bad],
+              "review": {"by": bad, "text": bad},
+              "provenance": {"service": bad, "deployment": bad, "model": bad, "apiVersion": bad,
+                             "promptSha256": bad, "date": bad, "promptTokens": bad, "completionTokens": bad}}
+    default().put_blob("drafts", f"{REF}.json", json.dumps(record).encode(), "application/json",
+                       {"ref": REF, "status": status})
+    for page in (_get(f"drafts/{REF}").get_body(), _get("drafts").get_body()):
+        for raw in ("<script>", "<img", "</textarea><", '" onerror'):
+            assert raw.encode() not in page, raw
+    page = _get(f"drafts/{REF}").get_body()
+    assert b"&lt;/textarea&gt;&lt;script&gt;" in page and b"{{ 7*7 }}" in page
+
+
+def test_a_closure_while_accepting_is_never_sent_back_as_open(pres, monkeypatch):
+    """pyPreservica's save() sends the asset's security tag with its description: the tag read when the page was
+    accepted would reopen an asset closed since, if Preservica took it (its docs say it does not)."""
+    from handlers.console import review
+    real_save = review._save
+
+    def claim_then_close(ref, record, etag):   # the archivist closes the asset just after the draft is claimed
+        ok = real_save(ref, record, etag)
+        pres.set_security_tag(REF, "closed")
+        return ok
+    monkeypatch.setattr(review, "_save", claim_then_close)
+    seen = _seen(_get(f"drafts/{REF}").get_body())
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}).status_code == 303
+    [put] = [r for r in pres.received if r.method == "PUT" and r.path.endswith(f"/information-objects/{REF}")]
+    tag = ET.fromstring(put.body).findtext(f"{{{pres.xip_ns}}}SecurityTag")
+    assert tag == "closed" and pres.saved == [(REF, "Letter, 1921", DRAFT)]

@@ -245,3 +245,18 @@ def test_deploy_docs_say_how_to_verify_the_custody_account():
                    "custodyImmutabilityLocked", "GZRS", "Cold", "roleDefinitions/write"):
         assert needed in section, needed
 
+
+
+def test_custody_is_never_the_public_account_or_container():
+    """The custody copy holds every asset's files, closed ones too: never where the public store writes. Bicep
+    names no private container like the public one (the app refuses that at run time: settings.refuse_public)."""
+    values, doc = app_settings(), main()
+    outputs = {"custodyStorage": {"outputs": {"blobEndpoint": "https://stcust.blob/"}},
+               "publicStorage": {"outputs": {"blobEndpoint": "https://stpub.blob/"}}}
+    evaluate = Evaluator(doc, deployCustody=True, deployPublish=True, **outputs)
+    assert evaluate(values["CUSTODY_ACCOUNT_URL"]) == "https://stcust.blob/"
+    assert evaluate(values["PUBLISH_BLOB_SERVICE_URI"]) == "https://stpub.blob/"
+    public = evaluate(values["PUBLISH_CONTAINER"]).lower()
+    private = [n for n in values if n.endswith("_CONTAINER") and n != "PUBLISH_CONTAINER"]
+    assert "CUSTODY_CONTAINER" in private and len(private) >= 4
+    assert all(evaluate(values[n]).lower() != public for n in private), private

@@ -76,9 +76,9 @@ def perform(job: Job, ctx: Context) -> Outcome:
     status, etag = _kept(ctx, job.entity_ref)
     if status in REVIEWED:   # the record of a person's review is kept, and no machine text replaces it
         return Outcome(SKIPPED, f"its draft was reviewed ({status}) before: not replaced")
-    sources = {name: text for name, text in (("ocr", _text(ctx, OCR_TEXT.value(), job.entity_ref)),
-                                             ("transcript", _text(ctx, TRANSCRIPTS.value(), job.entity_ref)))
-               if text and text.strip()}
+    read = {"ocr": _text(ctx, OCR_TEXT.value(), job.entity_ref),
+            "transcript": _text(ctx, TRANSCRIPTS.value(), job.entity_ref)}
+    sources = {name: text for name, (text, _) in read.items() if text and text.strip()}
     if not sources:
         return Outcome(SKIPPED, "no text to describe (no ocr or transcribe text for this asset)")
     budget = MAX_TOKENS.int_value(minimum=ANSWER_TOKENS + OVERHEAD_TOKENS + 100)
@@ -89,6 +89,9 @@ def perform(job: Job, ctx: Context) -> Outcome:
     user = rules.user_message(str(snap.get("title") or ""), text, nonce)
     record = {"ref": job.entity_ref, "title": snap.get("title") or "", "description": snap.get("description") or "",
               "sources": sorted(sources), "inputCut": was_cut,
+              # ocr and transcribe fall back to the preservation file: its text may say what the public access
+              # copy withholds (a redaction); the console tells the reviewer, who decides what goes public.
+              "fromPreservation": sorted(n for n in sources if read[n][1] == "Preservation"),
               "provenance": {"service": "Azure OpenAI", "deployment": DEPLOYMENT.value(),
                              "apiVersion": API_VERSION.value(), "promptSha256": rules.prompt_hash(system, nonce),
                              "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}
@@ -146,17 +149,19 @@ def _kept(ctx: Context, ref: str) -> tuple[str | None, str]:
     return (props.metadata or {}).get("status"), props.etag
 
 
-def _text(ctx: Context, container: str, ref: str) -> str | None:
-    """`<ref>.txt` from a container, or None; read with a bound (a text blob is ours, but bounded anyway)."""
+def _text(ctx: Context, container: str, ref: str) -> tuple[str | None, str | None]:
+    """(`<ref>.txt` from a container or None, the representation it was read from as its blob metadata says:
+    ocr's `representation`, transcribe's `source_representation`); read with a bound."""
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
     try:
         blob = ctx.storage.blob_service().get_blob_client(container, f"{ref}.txt").download_blob(offset=0, length=4_000_000)
-        return blob.readall().decode("utf-8", "replace")
+        md = blob.properties.metadata or {}
+        return blob.readall().decode("utf-8", "replace"), md.get("representation") or md.get("source_representation")
     except ResourceNotFoundError:
-        return None
+        return None, None
     except HttpResponseError as exc:
         if exc.status_code == 416:   # an empty blob has no range to read (a silent recording, a blank page)
-            return None
+            return None, None
         raise
 
 

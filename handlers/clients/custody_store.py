@@ -25,7 +25,9 @@ class Conflict(StorageUnavailable):
 
 
 def container(account_url: str | None, name: str):
-    """A ContainerClient of the custody storage root."""
+    """A ContainerClient of the custody storage root (never the public container: every asset's files are here)."""
+    from ..core.settings import refuse_public
+    refuse_public(name)
     if not account_url:
         return storage.default().blob_service().get_container_client(name)
     from azure.storage.blob import ContainerClient

@@ -15,11 +15,11 @@ import os
 from collections.abc import Iterable
 
 from ..core.errors import SettingsError, StorageUnavailable
-from ..core.settings import APP, Setting
+from ..core.settings import APP, BY_NAME, Setting
 from .shared import Shared
 
 # What is public and where: `publish` writes by them, `relay` tells receivers by them, the sweep re-checks.
-CONTAINER = Setting("PUBLISH_CONTAINER", "iiif", APP, "Public-read blob container the `publish` action writes IIIF to.")
+CONTAINER = BY_NAME["PUBLISH_CONTAINER"]   # core.settings: private writers check their containers against it
 SERVICE_URI = Setting("PUBLISH_BLOB_SERVICE_URI", None, APP,
                       "Blob endpoint of the public IIIF storage account (Bicep sets it); unset: the pipeline's own "
                       "storage, i.e. Azurite locally.")
@@ -204,7 +204,10 @@ def store(uri: str | None, container: str, base_url: str | None) -> PublicStore:
 
 
 def configured() -> PublicStore:
-    """The store the PUBLISH_* settings name."""
+    """The store the PUBLISH_* settings name; SettingsError when PUBLISH_CONTAINER names a private container."""
+    from ..core import settings
+    for name in (*settings.PRIVATE_CONTAINERS, *(settings.get(s) or "" for s in settings.PRIVATE_CONTAINER_SETTINGS)):
+        settings.refuse_public(name)
     return store(SERVICE_URI.value(), CONTAINER.value(), BASE_URL.value())
 
 

@@ -187,7 +187,9 @@ class Storage:
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.storage.blob import ContentSettings
-        blob = self.blob_service().get_blob_client(container, name)
+
+        from ..core.settings import refuse_public
+        blob = self.blob_service().get_blob_client(refuse_public(container, self._env), name)
         kw = {"overwrite": etag != "", "metadata": metadata,
               "content_settings": ContentSettings(content_type=content_type) if content_type else None}
         if etag:

@@ -33,7 +33,8 @@ def _settings():
 
 def _container():
     from ..clients.storage import default
-    return default().blob_service().get_container_client(_settings().CONTAINER.value())
+    from ..core.settings import refuse_public
+    return default().blob_service().get_container_client(refuse_public(_settings().CONTAINER.value()))
 
 
 def _record(ref: str) -> tuple[dict, str]:
@@ -179,7 +180,11 @@ def _write(asset, text: str, mode: str, record: dict, by: str, language: str) ->
 
     def work(api):
         if mode == "description":
-            asset.description = text
-            api.save(asset)
+            # pyPreservica's save() PUTs the entity's SecurityTag and Parent back with its description
+            # (entityAPI.py save; its docstring says Preservica does not save the tag from it): read them now,
+            # not with the page, so a closure or a move since is never sent back as it was.
+            now = api.asset(asset.reference)
+            now.description = text
+            api.save(now)
         api.write_metadata(asset, schema, xml)
     preservica.call(secrets.default(), work)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,8 +83,13 @@ class Asset:
     summary_language: str = "none"                         # a BCP 47 tag, or "none" (Presentation 3.0 §4.3)
 
 
+# Control characters and the bidirectional controls (Unicode TR9: embeddings, overrides, isolates, marks) of a
+# Preservica title or description: a public page would show text other than what it says, or a terminal obey it.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
 def text(value: object, limit: int) -> str:
-    out = str(value or "").strip()[:limit]
+    out = _UNSAFE.sub("", str(value or "")).strip()[:limit]
     if out.startswith("<") and out.endswith(">"):
         return f"<span>{html.escape(out)}</span>"
     return out
@@ -140,9 +146,13 @@ def _body(cls: Any, url: str, media: Media) -> Any:
 
 
 def inert_json(doc: dict[str, Any]) -> bytes:
-    """JSON with <, > and & escaped: the same document to a JSON parser, inert text to an HTML one."""
+    """JSON with <, > and & escaped: the same document to a JSON parser, inert text to an HTML one; and U+2028/2029,
+    which end a line inside a JavaScript string literal before ES2019, so a page may inline it in a script."""
     out = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    return out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                          ("\u2029", "\\u2029")):
+        out = out.replace(char, escaped)
+    return out.encode("utf-8")
 
 
 # ---- IIIF Change Discovery 1.0 -------------------------------------------------------------------

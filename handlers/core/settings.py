@@ -169,6 +169,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLISH_SWEEP_MAX_REQUESTS", "5000", APP,
             "Most Preservica requests one public sweep run makes; the next run goes on from "
             "where it stopped."),
+    # The public container (clients/public_store.py): declared here, where refuse_public can check every private
+    # container against it without importing a client.
+    Setting("PUBLISH_CONTAINER", "iiif", APP, "Public-read blob container the `publish` action writes IIIF to."),
     # Two actions': `transcribe` writes there, `publish` reads captions from there.
     Setting("TRANSCRIBE_CONTAINER", "transcripts", APP,
             "Blob container for `<ref>.vtt` captions and `<ref>.txt` transcripts."),
@@ -204,6 +207,22 @@ DELIVERY_CONTAINER = "deliveries"          # claim-check bodies too large for on
 REJECTED_CONTAINER = "rejected-deliveries"  # signed but malformed bodies, kept for inspection
 CONSOLE_CONTAINER = "console"               # the console's CSRF signing key (private, never expires)
 PUBLISH_LOCK_CONTAINER = "publish-locks"    # per-asset lease blobs that serialise publish and withdrawal
+# Never the public container (refuse_public, checked both ways); the actions' own container settings
+# (DESCRIBE_CONTAINER, THUMBNAIL_CONTAINER, CUSTODY_CONTAINER) are checked where they write.
+PRIVATE_CONTAINERS = (DELIVERY_CONTAINER, REJECTED_CONTAINER, CONSOLE_CONTAINER, PUBLISH_LOCK_CONTAINER)
+PRIVATE_CONTAINER_SETTINGS = ("TRANSCRIBE_CONTAINER", "OCR_CONTAINER")
+
+
+def refuse_public(container: str, env: Mapping[str, str] | None = None) -> str:
+    """`container`, for a private writer (the pipeline's storage, custody); SettingsError when it is the public
+    container's name. Every container name is a setting or a constant, all in one account locally (and with
+    PUBLISH_BLOB_SERVICE_URI unset): OCR_CONTAINER=iiif would put every asset's text, closed ones too, where
+    anyone may read it, and withdrawing an asset deletes only its `<ref>/` prefix, so it would stay there."""
+    public = (get("PUBLISH_CONTAINER", env) or "").strip().lower()
+    if (container or "").strip().lower() == public:
+        raise SettingsError(f"the private blob container {public!r} is also PUBLISH_CONTAINER, the public one: "
+                            f"give them different names")
+    return container
 JOURNAL_TABLE = "journal"
 RECONCILE_TABLE = "reconcile"               # watermark, run reports, backfill progress, event identities
 

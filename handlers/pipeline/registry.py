@@ -116,4 +116,11 @@ def problems(env=None) -> list[str]:
             check()
         except SettingsError as exc:
             found.append(str(exc))
+    private = {s.name: s.value(env) or "" for s in all_settings()
+               if s.name.endswith("_CONTAINER") and s.name != "PUBLISH_CONTAINER"}
+    for name, container in {**{c: c for c in settings.PRIVATE_CONTAINERS}, **private}.items():
+        try:
+            settings.refuse_public(container, env)
+        except SettingsError as exc:
+            found.append(f"{name}: {exc}")
     return found

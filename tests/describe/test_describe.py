@@ -175,3 +175,23 @@ def test_empty_texts_are_no_text(env, pres, chat):
     default().put_blob("transcripts", f"{LETTER}.txt", b"", "text/plain")
     outcome = run_one("describe", job_for(LETTER))
     assert outcome.state == journal.SKIPPED and outcome.reason.startswith("no text to describe") and chat.calls == []
+
+
+def test_a_draft_from_a_preservation_files_text_says_so_to_its_reviewer(env, pres, chat):
+    """transcribe (and ocr) fall back to the preservation file, whose words a redacted access copy may withhold:
+    the draft is still offered, with that said on the page where a person decides what goes public."""
+    from handlers.clients.storage import default
+    from handlers.core import transcript
+    from tests.support.console import operator_get
+    chat.answer = "A recorded interview about the harbour wall."
+    default().put_blob("transcripts", f"{LETTER}.txt", b"Interview: the wall fell in the storm.", "text/plain",
+                       transcript.source_metadata("Preservation", "co-ref", {"SHA1": "ab" * 20}))
+    assert run_one("describe", job_for(LETTER)).state == journal.DONE
+    assert draft(LETTER)["fromPreservation"] == ["transcript"]
+    page = operator_get(f"drafts/{LETTER}").get_body()
+    assert b"Drafted from the text of the preservation file (transcript)" in page and b"/accept" in page
+    default().put_blob("transcripts", f"{LETTER}.txt", b"Interview: the wall fell in the storm.", "text/plain",
+                       transcript.source_metadata("Access", "co-ref", {"SHA1": "ab" * 20}))
+    run_one("describe", job_for(LETTER))
+    assert draft(LETTER)["fromPreservation"] == []
+    assert b"preservation file" not in operator_get(f"drafts/{LETTER}").get_body()

@@ -20,22 +20,28 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from handlers import reconcile, sweep
 from handlers.actions import publish
-from handlers.clients import preservica, public_store, publish_lock, shared
+from handlers.clients import preservica, publish_lock, shared
 from handlers.core import messages, settings
 from handlers.pipeline import runner
 from handlers.pipeline.contract import Context
 from hookops.doubles.preservica import make_png
 from tests.support import reconcile as recon
+from tests.support.public_world import (
+    DELAY,
+    INDEXED,
+    SECURITY,
+    TICK,
+    VISIBILITY,
+    logged,
+    new_world,
+    public_now as public,
+    watch,
+)
 from tests.support.publish import ASSET, AV, blobs, make_wav
 from tests.support.storage import clear_storage
 
 REFS = (ASSET, AV)
-TICK = dt.timedelta(minutes=2)      # simulated time between two changes
-DELAY = dt.timedelta(minutes=60)    # RECONCILE_DELAY_MINUTES's default
-# How Preservica logs each change (RECONCILE_EVENT_TYPES's default maps Modified to CHANGED_SECURITY_DESCRIPTOR,
-# Ingest to FULL_TEXT_INDEXED). Inferred: that a security, visibility or access-file change is logged as
-# `Modified` (public fixtures show `Modified` for AddIdentifier); a deletion is listed by updated-since.
-SECURITY, VISIBILITY, INDEXED = "CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY", "FULL_TEXT_INDEXED"
+
 
 
 def _files(ref: str, variant: int) -> list:
@@ -55,31 +61,11 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
     monkeypatch.setenv("RECONCILE_DELAY_MINUTES", str(int(DELAY.total_seconds() // 60)))
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)
     preservica.forget_client()
-    world = {"violations": [], "done": set(), "during": [], "written": set()}
+    world = new_world()
 
     def public_now(ref: str) -> bool:
-        e = pres._entities.get(ref)
-        return e is not None and e.security_tag == "open" and not e.hidden
-
-    real_upload, real_meta = public_store.PublicStore.upload, public_store.PublicStore.set_metadata
-
-    def watched(real):
-        def write(self, name, *args, **kwargs):
-            ref = name.split("/")[0]
-            world["written"].add(name)
-            if ref in world["done"] and not public_now(ref):
-                world["violations"].append(f"{name} written after {ref} was withdrawn")
-            return real(self, name, *args, **kwargs)
-        return write
-    monkeypatch.setattr(public_store.PublicStore, "upload", watched(real_upload))
-    monkeypatch.setattr(public_store.PublicStore, "set_metadata", watched(real_meta))
-    real_thumbnail = publish._thumbnail
-
-    def thumbnail(*args):   # where a change "during" a publish happens: after the files, before the manifest
-        while world["during"]:
-            world["during"].pop(0)()
-        return real_thumbnail(*args)
-    monkeypatch.setattr(publish, "_thumbnail", thumbnail)
+        return public(pres, ref)
+    watch(monkeypatch, pres, world)
 
     class PublicInvariant(RuleBasedStateMachine):
         def __init__(self):
@@ -88,7 +74,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             pres.clear_events()
             clear_storage(env.connection_string)    # journal, reconciler state, queues, containers: a new app
             shared.reset_all()
-            world.update(violations=[], done=set(), during=[], written=set())
+            world.update(new_world())
             self.variant = {}
             self.pending: list[tuple] = []   # messages that failed and wait for their retry
             self.poisoned: set[str] = set()  # assets a message was lost for, and nothing has converged since
@@ -137,15 +123,12 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
                     q.delete_message(m)
                     self.run_message(m.content, m.id)
 
-        def changed(self, ref: str, delivered: bool, trigger: str, logged: str | None) -> None:
+        def changed(self, ref: str, delivered: bool, trigger: str, event_type: str | None) -> None:
             """A change in Preservica at its time `self.t`: logged as Preservica logs it (None: a deletion,
             which updated-since lists), and its webhook delivered (dispatcher, journal, runner) or lost."""
             self.t += TICK
             self.last[ref] = self.t
-            if logged:
-                pres.record_event(logged, [ref], self.t)
-            if public_now(ref):
-                world["done"].discard(ref)
+            logged(pres, world, ref, self.t, event_type)
             if delivered:
                 recon.webhook([ref], self.t, trigger=trigger)
                 self.run_queued()
