@@ -116,7 +116,9 @@ def _put_back(declared, waiting: list, later: dict[str, list[str]], rows: dict, 
     again = [replace(j, snapshot=None, deferrals=j.deferrals + 1, waiting_since=journal.iso(since)) for j in waiting]
     for message in messages.pack(again, len(again), trace):
         ctx.storage.send(settings.action_queue(declared.name), message, delay=delay)
-    log.info("%s: %d event(s) of delivery %s wait %d s for %s (put back %d times)", declared.name, len(again),
+    # DEBUG: the journal says "waiting for ..." and the runner's one line per invocation counts them; at INFO
+    # each put-back sent one more log record to Application Insights (row 10 prices it).
+    log.debug("%s: %d event(s) of delivery %s wait %d s for %s (put back %d times)", declared.name, len(again),
              first.delivery_id, delay, ", ".join(sorted({a for w in later.values() for a in w})), first.deferrals + 1)
     notes = [{"PartitionKey": first.pk, "RowKey": rk,
               **journal.state_columns(declared.name, journal.QUEUED, f"waiting for {', '.join(w)}")}
