@@ -121,12 +121,15 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     if rights and not rights.startswith(("http://", "https://")):
         raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     try:
-        found = source.access_files(api, asset, limit)
+        found, withheld = source.access_files(api, asset, limit)
     except source.Refused as exc:
         return Outcome(SKIPPED, str(exc))
+    if withheld:   # a content object closed under the open asset: its files and the thumbnail go before any copy
+        store.delete(n for n in store.names(f"{ref}/")
+                     if n == f"{ref}/thumbnail" or any(n.startswith(f"{ref}/files/{co}-") for co in withheld))
     copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
     files = [f for f, _ in copies]
-    thumbnail = _thumbnail(api, store, ref, asset)
+    thumbnail = _thumbnail(api, store, ref, asset, bool(withheld))
     captions = source.captions(ctx, TRANSCRIPTS.value(), preservica_ref, files,
                                {name: (co, b.fixity) for name, co, b in found}, MAX_CAPTIONS)
     if captions:
@@ -155,6 +158,8 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     old, _ = store.read(name)
     copied = sum(1 for _, c in copies if c)
     extra = {"publish_manifest": url, "publish_files": len(files), "publish_copied": copied}
+    if withheld:
+        extra["publish_withheld"] = len(withheld)
     if old != body:
         store.upload(name, body, iiif.MANIFEST_TYPE)
     store.delete(n for n in store.names(f"{ref}/") if n not in keep)   # files no longer in the representation
@@ -219,8 +224,12 @@ def _media_from(props) -> media.Media:
                        num("width"), num("height"), num("duration", float))
 
 
-def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
+def _thumbnail(api, store, ref: str, asset, withhold: bool) -> iiif.File | None:
+    """Preservica's thumbnail of the asset; none while a content object is withheld (`withhold`): which file
+    Preservica renders it from is not documented (inferred), so it may show the closed one."""
     from ...core import iiif, media
+    if withhold:
+        return None
     data = source.thumbnail(api, asset)
     if data is None:
         return None
