@@ -3,7 +3,8 @@
 State-based: whatever the trigger (or the public sweep, handlers/sweep.py), `converge` reads the asset from
 Preservica *now* (never the event's snapshot) and makes the public container match. The invariant: the
 container holds an asset's files only while Preservica says the asset exists, its security tag is in
-PUBLIC_SECURITY_TAGS and it is not hidden.
+PUBLIC_SECURITY_TAGS and it is not hidden; and a file only while its content object's own tag is public too
+(a closed one under an open asset is withheld, with the thumbnail, which may be rendered from it).
 Open: the access representation's files are streamed to `<ref>/files/...`, the thumbnail to
 `<ref>/thumbnail`, captions to `<ref>/captions.vtt` only when `transcribe` made them from one of those
 files (same content object and fixity), then `<ref>/manifest.json` (IIIF Presentation 3) and a Create or
