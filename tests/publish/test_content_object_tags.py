@@ -80,3 +80,15 @@ def test_the_sweep_withdraws_a_content_object_closed_without_a_webhook(env, pres
     assert report["complete"] and report["updated"] >= 1
     got = public(env, ASSET)
     assert of(co, got) == [] and f"{ASSET}/manifest.json" in got and f"{ASSET}/thumbnail" not in got
+
+
+def test_the_tag_costs_no_request_each_content_object_is_read_once(env, pres):
+    closed, _ = pres.source_of(ASSET, "Access", 0)
+    pres.set_security_tag(closed, "closed")
+    before = len(pres.requests)
+    run_one("publish", dispatched(ASSET))
+    gets = [p for m, p in pres.requests[before:] if m == "GET" and p.count("/") == 4
+            and p.startswith("/api/entity/content-objects/")]   # the entity document itself
+    access = [pres.source_of(ASSET, "Access", i)[0] for i in range(3)]
+    assert sorted(gets) == sorted(f"/api/entity/content-objects/{co}" for co in access)   # once each, tag with it
+    assert not any("/api/content/thumbnail" in p for _, p in pres.requests[before:])   # withheld: not even read
