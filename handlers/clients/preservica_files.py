@@ -49,7 +49,7 @@ def files(api: EntityAPI, asset, types: tuple[str, ...], first_only: bool = Fals
             # A content object carries its own tag: pyPreservica entityAPI.py content_object() builds
             # ContentObject(..., entity['security_tag'], ...) from the CO's <xip:SecurityTag>, read here anyway for
             # its generations. It may differ from the asset's: entityAPI.py security_tag_sync()/_async() change a
-            # tag with `includeDescendants=false`, so an asset's new tag does not reach its content objects.
+            # tag with `includeDescendants=false`, so an asset's new tag need not reach its content objects (inferred).
             co = api.content_object(ref)
             for generation in api.generations(co):
                 if generation.active or not active_only:

@@ -92,3 +92,20 @@ def test_the_tag_costs_no_request_each_content_object_is_read_once(env, pres):
     access = [pres.source_of(ASSET, "Access", i)[0] for i in range(3)]
     assert sorted(gets) == sorted(f"/api/entity/content-objects/{co}" for co in access)   # once each, tag with it
     assert not any("/api/content/thumbnail" in p for _, p in pres.requests[before:])   # withheld: not even read
+
+
+@pytest.mark.parametrize("bound", ["PUBLISH_MAX_FILES", "PUBLISH_MAX_BYTES"])
+def test_an_asset_refused_for_its_size_keeps_its_earlier_copy_but_not_a_file_closed_since(env, pres, monkeypatch,
+                                                                                         bound):
+    """A skipped asset keeps what was published before (docs/actions.md), except what closed since: with too
+    many files no content object was read, so those with public files are read for their tags."""
+    closed, _ = pres.source_of(ASSET, "Access", 0)
+    kept, _ = pres.source_of(ASSET, "Access", 1)
+    run_one("publish", dispatched(ASSET))
+    pres.set_security_tag(closed, "closed")
+    monkeypatch.setenv(bound, "2" if bound == "PUBLISH_MAX_FILES" else "100")
+    outcome = run_one("publish", dispatched(ASSET, "CHANGED_SECURITY_DESCRIPTOR"))
+    assert outcome.state == journal.SKIPPED and bound in outcome.reason
+    got = public(env, ASSET)
+    assert of(closed, got) == [] and f"{ASSET}/thumbnail" not in got
+    assert of(kept, got) and f"{ASSET}/manifest.json" in got     # the rest as it was

@@ -123,11 +123,13 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
         raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     try:
         found, withheld = source.access_files(api, asset, limit)
-    except source.Refused as exc:
+    except source.Refused as exc:   # what was published stays, but never a file whose content object closed since
+        withheld = exc.withheld
+        if withheld is None:
+            withheld = source.closed_of(api, {n.split("/")[2].rsplit("-", 1)[0] for n in store.names(f"{ref}/files/")})
+        _withhold(store, ref, withheld)
         return Outcome(SKIPPED, str(exc))
-    if withheld:   # a content object closed under the open asset: its files and the thumbnail go before any copy
-        store.delete(n for n in store.names(f"{ref}/")
-                     if n == f"{ref}/thumbnail" or any(n.startswith(f"{ref}/files/{co}-") for co in withheld))
+    _withhold(store, ref, withheld)
     copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
     files = [f for f, _ in copies]
     thumbnail = _thumbnail(api, store, ref, asset, bool(withheld))
@@ -171,6 +173,13 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     activity.append(store, kind, url)
     return Outcome(DONE, "", {**extra, "publish_activity": kind})
 
+
+
+def _withhold(store, ref: str, withheld: set[str]) -> None:
+    """A content object closed under the open asset: its files and the thumbnail go before anything is copied."""
+    if withheld:
+        store.delete(n for n in store.names(f"{ref}/")
+                     if n == f"{ref}/thumbnail" or any(n.startswith(f"{ref}/files/{co}-") for co in withheld))
 
 
 def _copy(api, store, ref: str, name: str, bitstream) -> tuple[iiif.File, bool]:

@@ -126,8 +126,8 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
 
     def set_security_tag(self, ref: str, tag: str) -> None:
         """Change an entity's security tag (an asset's reaches its content objects, as Preservica's
-        `includeDescendants=true` does), or one content object's alone: each is served in its own
-        <xip:SecurityTag>, which pyPreservica's content_object() reads."""
+        `includeDescendants=true` does: inferred from its name), or one content object's alone: each is served
+        in its own <xip:SecurityTag>, which pyPreservica's content_object() reads."""
         with self._lock:
             entity = self._entities[ref]
             entity.security_tag = tag
