@@ -14,12 +14,14 @@ from .preservica_http import get_xml
 
 @dataclass(frozen=True)
 class File:
-    """One bitstream of an asset, with where it sits: representation type and name, content object, generation."""
+    """One bitstream of an asset, with where it sits: representation type and name, content object, generation,
+    and the content object's own security tag (it need not be the asset's: see `files`)."""
     rep_type: str
     rep_name: str
     content_object: str
     generation: Any
     bitstream: Any
+    security_tag: str | None = None
 
 
 def content_refs(api: EntityAPI, representation) -> list[str]:
@@ -44,7 +46,13 @@ def files(api: EntityAPI, asset, types: tuple[str, ...], first_only: bool = Fals
         if most is not None and len(refs) > most:
             raise TooMany(len(refs), most)
         for ref in refs:
-            for generation in api.generations(api.content_object(ref)):
+            # A content object carries its own tag: pyPreservica entityAPI.py content_object() builds
+            # ContentObject(..., entity['security_tag'], ...) from the CO's <xip:SecurityTag>, read here anyway for
+            # its generations. It may differ from the asset's: entityAPI.py security_tag_sync()/_async() change a
+            # tag with `includeDescendants=false`, so an asset's new tag need not reach its content objects (inferred).
+            co = api.content_object(ref)
+            for generation in api.generations(co):
                 if generation.active or not active_only:
                     for bitstream in generation.bitstreams:
-                        yield File(rep.rep_type.value, rep.name or "", ref, generation, bitstream)
+                        yield File(rep.rep_type.value, rep.name or "", ref, generation, bitstream,
+                                   co.security_tag)

@@ -19,8 +19,19 @@ def new_world() -> dict:
 
 
 def public_now(pres, ref: str) -> bool:
+    """The asset is open and visible, and not every one of its access files is closed (then nothing is shown)."""
     e = pres._entities.get(ref)
-    return e is not None and e.security_tag == "open" and not e.hidden
+    access = [pres._entities[c] for c in e.content_objects if pres._entities[c].rep_type == "Access"] if e else []
+    return e is not None and e.security_tag == "open" and not e.hidden \
+        and (not access or any(c.security_tag == "open" for c in access))
+
+
+def closed_files(pres, ref: str) -> list[str]:
+    """The content objects of an open asset's access files that are not open: their files may never be written.
+    (A closed asset's are the withdrawal's to remove: a publish in flight may still be writing when it closes.)"""
+    e = pres._entities.get(ref)
+    return [c for c in e.content_objects if pres._entities[c].rep_type == "Access"
+            and pres._entities[c].security_tag != "open"] if e and e.security_tag == "open" else []
 
 
 def watch(monkeypatch, pres, world: dict) -> None:
@@ -35,6 +46,9 @@ def watch(monkeypatch, pres, world: dict) -> None:
             world["written"].add(name)
             if ref in world["done"] and not public_now(pres, ref):
                 world["violations"].append(f"{name} written after {ref} was withdrawn")
+            closed = closed_files(pres, ref)
+            if any(f"{ref}/files/{co}-" in name for co in closed) or (closed and name == f"{ref}/thumbnail"):
+                world["violations"].append(f"{name} written while a content object of {ref} was closed")
             return real(self, name, *args, **kwargs)
         return write
     for name in ("upload", "set_metadata"):

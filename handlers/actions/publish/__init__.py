@@ -3,7 +3,8 @@
 State-based: whatever the trigger (or the public sweep, handlers/sweep.py), `converge` reads the asset from
 Preservica *now* (never the event's snapshot) and makes the public container match. The invariant: the
 container holds an asset's files only while Preservica says the asset exists, its security tag is in
-PUBLIC_SECURITY_TAGS and it is not hidden.
+PUBLIC_SECURITY_TAGS and it is not hidden; and a file only while its content object's own tag is public too
+(a closed one under an open asset is withheld, with the thumbnail, which may be rendered from it).
 Open: the access representation's files are streamed to `<ref>/files/...`, the thumbnail to
 `<ref>/thumbnail`, captions to `<ref>/captions.vtt` only when `transcribe` made them from one of those
 files (same content object and fixity), then `<ref>/manifest.json` (IIIF Presentation 3) and a Create or
@@ -121,12 +122,17 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     if rights and not rights.startswith(("http://", "https://")):
         raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     try:
-        found = source.access_files(api, asset, limit)
-    except source.Refused as exc:
+        found, withheld = source.access_files(api, asset, limit)
+    except source.Refused as exc:   # what was published stays, but never a file whose content object closed since
+        withheld = exc.withheld
+        if withheld is None:
+            withheld = source.closed_of(api, {n.split("/")[2].rsplit("-", 1)[0] for n in store.names(f"{ref}/files/")})
+        _withhold(store, ref, withheld)
         return Outcome(SKIPPED, str(exc))
+    _withhold(store, ref, withheld)
     copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
     files = [f for f, _ in copies]
-    thumbnail = _thumbnail(api, store, ref, asset)
+    thumbnail = _thumbnail(api, store, ref, asset, bool(withheld))
     captions = source.captions(ctx, TRANSCRIPTS.value(), preservica_ref, files,
                                {name: (co, b.fixity) for name, co, b in found}, MAX_CAPTIONS)
     if captions:
@@ -155,6 +161,8 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     old, _ = store.read(name)
     copied = sum(1 for _, c in copies if c)
     extra = {"publish_manifest": url, "publish_files": len(files), "publish_copied": copied}
+    if withheld:
+        extra["publish_withheld"] = len(withheld)
     if old != body:
         store.upload(name, body, iiif.MANIFEST_TYPE)
     store.delete(n for n in store.names(f"{ref}/") if n not in keep)   # files no longer in the representation
@@ -165,6 +173,13 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     activity.append(store, kind, url)
     return Outcome(DONE, "", {**extra, "publish_activity": kind})
 
+
+
+def _withhold(store, ref: str, withheld: set[str]) -> None:
+    """A content object closed under the open asset: its files and the thumbnail go before anything is copied."""
+    if withheld:
+        store.delete(n for n in store.names(f"{ref}/")
+                     if n == f"{ref}/thumbnail" or any(n.startswith(f"{ref}/files/{co}-") for co in withheld))
 
 
 def _copy(api, store, ref: str, name: str, bitstream) -> tuple[iiif.File, bool]:
@@ -219,8 +234,12 @@ def _media_from(props) -> media.Media:
                        num("width"), num("height"), num("duration", float))
 
 
-def _thumbnail(api, store, ref: str, asset) -> iiif.File | None:
+def _thumbnail(api, store, ref: str, asset, withhold: bool) -> iiif.File | None:
+    """Preservica's thumbnail of the asset; none while a content object is withheld (`withhold`): which file
+    Preservica renders it from is not documented (inferred), so it may show the closed one."""
     from ...core import iiif, media
+    if withhold:
+        return None
     data = source.thumbnail(api, asset)
     if data is None:
         return None

@@ -1,6 +1,7 @@
 """What `publish` reads: the asset as Preservica has it now (tag, visibility, identifiers), its access files
-(counted and sized before anything is downloaded), its thumbnail (read with a bound) and the transcript's
-captions (only for a published file they were made from). A helper of the publish action."""
+(counted and sized before anything is downloaded; none of a content object whose own tag is not public), its
+thumbnail (read with a bound) and the transcript's captions (only for a published file they were made from).
+A helper of the publish action."""
 from __future__ import annotations
 
 from ...core import settings
@@ -54,26 +55,48 @@ def summary(api, asset) -> tuple[str, str] | None:
     return (description, "none") if description else None
 
 
-def access_files(api, asset, limit: int) -> list:
-    """[(blob name, content object ref, Bitstream)] of the active generations of the first Access
-    representation, in order. Counted from the representation's list before any content object is read
-    (never more than `limit`), and each length checked against PUBLISH_MAX_BYTES before any download."""
-    from ...clients import preservica
+def access_files(api, asset, limit: int) -> tuple[list, set[str]]:
+    """([(blob name, content object ref, Bitstream)], refs of the content objects withheld) of the active
+    generations of the first Access representation, in order. A content object whose own security tag is not
+    public (public_store.is_public) is withheld: none of its files is listed. Counted from the representation's
+    list before any content object is read (never more than `limit`), and each listed length checked against
+    PUBLISH_MAX_BYTES before any download."""
+    from ...clients import preservica, public_store
     found: list = []
+    withheld: set[str] = set()
     most, index = MAX_BYTES.int_value(minimum=1), {}
     try:
         for f in preservica.files(api, asset, ("Access",), first_only=True, most=limit):
+            if not public_store.is_public(f.security_tag, False):   # closed under an open asset
+                withheld.add(f.content_object)
+                continue
             place = (f.content_object, id(f.generation))   # blobs are numbered within their generation
             index[place] = index.get(place, 0) + 1
             found.append((f"files/{f.content_object}-{index[place]}", f.content_object, f.bitstream))
             if len(found) > limit:
-                raise Refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})")
-    except TooMany as exc:
-        raise Refused(f"too many files ({exc.count} > PUBLISH_MAX_FILES {limit})") from None
+                raise _refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})", withheld)
+    except TooMany as exc:   # from the list, before any content object (or its tag) was read
+        raise _refused(f"too many files ({exc.count} > PUBLISH_MAX_FILES {limit})", None) from None
     for _, _, bitstream in found:
         if not 0 <= (bitstream.length or 0) <= most:   # pyPreservica's Bitstream: length = int(<FileSize>)
-            raise Refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})")
-    return found
+            raise _refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})", withheld)
+    return found, withheld
+
+
+def _refused(reason: str, withheld: set[str] | None) -> Refused:
+    """Refused with `.withheld`: the closed content objects seen so far (None: no tag was read)."""
+    exc = Refused(reason)
+    exc.withheld = withheld   # type: ignore[attr-defined]
+    return exc
+
+
+def closed_of(api, refs: set[str]) -> set[str]:
+    """Which of these content objects (those with files public now) are not public: one read each, only when
+    publish refuses an asset before it read their tags, so an earlier copy kept public is still allowed."""
+    from ...clients import public_store
+    from ...core.envelope import is_ref
+    return {r for r in refs if not is_ref(r)   # not a name publish writes: not vouched for, not read (a URL)
+            or not public_store.is_public(api.content_object(r).security_tag, False)}
 
 
 def thumbnail(api, asset) -> bytes | None:

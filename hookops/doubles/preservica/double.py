@@ -29,7 +29,8 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
     ``xip_ns``/``entity_ns``, ``requests`` ([(method, unquoted path+query)]), ``login_count``,
     ``subscriptions`` (id -> dict incl. the secret).
 
-    Controls: ``add_asset``, ``add_folder``, ``set_security_tag``, ``set_format`` (PUID, format group), ``remove_asset``,
+    Controls: ``add_asset``, ``add_folder``, ``set_security_tag`` (an asset and its content objects, or one content
+    object), ``set_format`` (PUID, format group), ``remove_asset``,
     ``set_fixity`` (a stored value that does not match), ``fixity_algorithms`` (what Fixities lists),
     ``add_metadata`` (seed a fragment), ``metadata(ref)``, ``fail_next(n, status=500)``, ``expire_tokens()``, ``latency``,
     ``respond_with`` (any path), ``notify(subscription_id, refs)`` (send a signed event),
@@ -124,7 +125,9 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
             self.touch(ref)
 
     def set_security_tag(self, ref: str, tag: str) -> None:
-        """Change an entity's security tag (and its content objects'), as an archivist would."""
+        """Change an entity's security tag (an asset's reaches its content objects, as Preservica's
+        `includeDescendants=true` does: inferred from its name), or one content object's alone: each is served
+        in its own <xip:SecurityTag>, which pyPreservica's content_object() reads."""
         with self._lock:
             entity = self._entities[ref]
             entity.security_tag = tag
