@@ -16,7 +16,7 @@ from handlers.core.errors import ChatRefused, DocIntelRefused
 from handlers.pipeline import runner, waits
 from hookops.doubles.docintel import DocIntelDouble
 from hookops.doubles.preservica import make_png
-from tests.support.console import operator_get, operator_post, seen_digest
+from tests.support.console import operator_get, operator_post, review_form
 from tests.support.describe import KEY, LETTER, dispatched, draft, queued, take
 from tests.support.jobs import row, run_one
 
@@ -118,8 +118,8 @@ def test_a_reviewed_draft_is_not_replaced_when_describe_runs_again(world, monkey
     with pytest.raises(DocIntelRefused, match="401"):
         runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
     assert run_one("describe", raw).state == journal.DONE and draft(LETTER)["sources"] == ["transcript"]
-    seen = seen_digest(operator_get(f"drafts/{LETTER}").get_body())
-    assert operator_post(f"drafts/{LETTER}/accept", {"text": ANSWER, "seen": seen}).status_code == 303
+    form = review_form(operator_get(f"drafts/{LETTER}").get_body())
+    assert operator_post(f"drafts/{LETTER}/accept", {"text": ANSWER, **form}).status_code == 303
     reviewed = draft(LETTER)
     assert reviewed["status"] == "accepted" and pres.metadata(LETTER)
 
