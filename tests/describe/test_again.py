@@ -130,6 +130,38 @@ def test_a_reviewed_draft_is_not_replaced_when_describe_runs_again(world, monkey
     assert draft(LETTER) == reviewed and len(chat.calls) == 1
 
 
+def test_a_draft_replaced_by_the_run_again_while_its_page_is_open_is_not_accepted_unseen(world, monkeypatch):
+    """A reviewer opens the draft made from the transcript alone and edits it; ocr is replayed and describe drafts
+    again from both texts: their accept is refused, the new draft shown, their text kept; nothing is written
+    until they accept on the new draft's page, and then with that draft's record."""
+    pres, chat = world
+    default().put_blob("transcripts", f"{LETTER}.txt", b"Harbour Office, 1921: the wall is breached.", "text/plain")
+    raw = dispatched()
+    ocr = take("ocr")
+    with pytest.raises(DocIntelRefused, match="401"):
+        runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
+    assert run_one("describe", raw).state == journal.DONE   # from the transcript alone
+    first = draft(LETTER)
+    assert first["status"] == "pending" and first["sources"] == ["transcript"]
+    form = review_form(operator_get(f"drafts/{LETTER}").get_body())
+    edited = ANSWER + " Reviewed."
+
+    chat.answer = "A letter of 3 May 1921 from the Harbour Office: the harbour wall is breached and failing."
+    assert replay_ocr_mended(ocr, monkeypatch).state == journal.DONE
+    assert run_one("describe", take("describe")).state == journal.DONE
+    second = draft(LETTER)
+    assert second["sources"] == ["ocr", "transcript"] and second["draftId"] != first["draftId"]
+    resp = operator_post(f"drafts/{LETTER}/accept", {"text": edited, **form})
+    page = resp.get_body()
+    assert resp.status_code == 409 and b"replaced since the page was shown" in page and chat.answer.encode() in page
+    assert edited.encode() in page and draft(LETTER) == second
+    assert pres.saved == [] and not any("reviewedDescription" in xml for _, xml in pres.metadata(LETTER))
+    assert operator_post(f"drafts/{LETTER}/accept", {"text": edited, **review_form(page)}).status_code == 303
+    accepted = draft(LETTER)
+    assert (accepted["draftId"], accepted["sources"], accepted["review"]["text"]) == (
+        second["draftId"], ["ocr", "transcript"], edited)
+
+
 def test_a_review_while_describe_runs_again_wins(world, monkeypatch):
     """The draft is accepted between describe's look at it and its write: the write is refused (the ETag)."""
     pres, chat = world
@@ -175,7 +207,7 @@ def test_ocr_finishing_while_describe_runs_without_it_is_not_missed(world, monke
         if container == "ocr" and journal.default().get(pk, job["rk"])["ocr_state"] != journal.DONE:
             monkeypatch.setenv("DOCINTEL_KEY", DI_KEY)
             assert run_one("ocr", ocr, message_id="replayed").state == journal.DONE
-            return None   # describe looked before ocr's text was there
+            return None, None   # describe looked before ocr's text was there
         return text(ctx, container, ref)
     monkeypatch.setattr(action, "_text", ocr_finishes_now)
     assert run_one("describe", raw).state == journal.SKIPPED
