@@ -62,6 +62,19 @@ def describe_ran_without_ocr() -> tuple[bytes, bytes]:
     return ocr, raw
 
 
+def described_from_the_transcript() -> tuple[bytes, bytes]:
+    """A transcript there; ocr fails on its last try; describe drafts from the transcript alone (pending).
+    Returns (ocr's message, describe's)."""
+    default().put_blob("transcripts", f"{LETTER}.txt", b"Harbour Office, 1921: the wall is breached.", "text/plain")
+    raw = dispatched()
+    ocr = take("ocr")
+    with pytest.raises(DocIntelRefused, match="401"):
+        runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
+    assert run_one("describe", raw).state == journal.DONE
+    assert (draft(LETTER)["status"], draft(LETTER)["sources"]) == ("pending", ["transcript"])
+    return ocr, raw
+
+
 def replay_ocr_mended(ocr: bytes, monkeypatch, message_id: str = "replayed"):
     monkeypatch.setenv("DOCINTEL_KEY", DI_KEY)
     return run_one("ocr", ocr, message_id=message_id)
@@ -112,12 +125,7 @@ def test_a_reviewed_draft_is_not_replaced_when_describe_runs_again(world, monkey
     """describe drafted from the transcript while ocr had failed; a person accepted that draft; ocr is replayed:
     describe runs again, finds the draft reviewed, and keeps it (no model call, the review's record intact)."""
     pres, chat = world
-    default().put_blob("transcripts", f"{LETTER}.txt", b"Harbour Office, 1921: the wall is breached.", "text/plain")
-    raw = dispatched()
-    ocr = take("ocr")
-    with pytest.raises(DocIntelRefused, match="401"):
-        runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
-    assert run_one("describe", raw).state == journal.DONE and draft(LETTER)["sources"] == ["transcript"]
+    ocr, raw = described_from_the_transcript()
     form = review_form(operator_get(f"drafts/{LETTER}").get_body())
     assert operator_post(f"drafts/{LETTER}/accept", {"text": ANSWER, **form}).status_code == 303
     reviewed = draft(LETTER)
@@ -135,14 +143,8 @@ def test_a_draft_replaced_by_the_run_again_while_its_page_is_open_is_not_accepte
     again from both texts: their accept is refused, the new draft shown, their text kept; nothing is written
     until they accept on the new draft's page, and then with that draft's record."""
     pres, chat = world
-    default().put_blob("transcripts", f"{LETTER}.txt", b"Harbour Office, 1921: the wall is breached.", "text/plain")
-    raw = dispatched()
-    ocr = take("ocr")
-    with pytest.raises(DocIntelRefused, match="401"):
-        runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
-    assert run_one("describe", raw).state == journal.DONE   # from the transcript alone
+    ocr, raw = described_from_the_transcript()
     first = draft(LETTER)
-    assert first["status"] == "pending" and first["sources"] == ["transcript"]
     form = review_form(operator_get(f"drafts/{LETTER}").get_body())
     edited = ANSWER + " Reviewed."
 
