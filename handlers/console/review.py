@@ -132,9 +132,8 @@ def decide(ctx: Ctx, ref: str, verdict: str):
     # record's own (draft_version), compared with the record read here under `ref`: another asset's, a made-up
     # or a missing one never matches, so no form field can point the decision elsewhere or skip the check.
     if not auth.token_ok(rules.draft_version(record), ctx.form.get("version")):
-        given = ctx.form.get("version")
-        return _replaced(ctx, ref, verdict, text, "describe drafted it again" if given else "the form did not say "
-                         "which draft it was")
+        why = "the form did not say which draft it showed" if not ctx.form.get("version") else None
+        return _replaced(ctx, ref, verdict, text, why or "describe drafted it again, or the form was another draft's")
     by = ctx.who.name or ctx.who.id
     review = {"by": by, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     if verdict == "reject":
