@@ -13,7 +13,7 @@ from handlers.clients import preservica
 from handlers.clients.storage import default
 from handlers.console import auth
 from hookops.doubles.preservica import PreservicaDouble
-from tests.support.console import operator_get, operator_post, seen_digest
+from tests.support.console import draft_version, operator_get, operator_post, review_form
 
 USER, PASSWORD, TENANT = "hook-user", "pres-password", "ARCHIVE"
 REF = "0d9d4a4e-0000-4000-8000-00000000f001"
@@ -37,21 +37,29 @@ def pres(app_env, monkeypatch, tmp_path):
         preservica.forget_client()
 
 
-def _draft(description: str = "Old note by an archivist.", status: str = "pending") -> None:
-    record = {"ref": REF, "status": status, "reason": "", "draft": DRAFT, "title": "Letter, 1921",
+def _draft(description: str = "Old note by an archivist.", status: str = "pending", text: str = DRAFT,
+           model: str = "gpt-4o-2024-11-20", ref: str = REF, draft_id: str | None = None) -> None:
+    """A draft record as describe writes it (a record written before describe gave drafts an id has none)."""
+    record = {"ref": ref, "status": status, "reason": "", "draft": text, "title": "Letter, 1921",
               "description": description, "sources": ["ocr"], "inputCut": False,
-              "provenance": {"service": "Azure OpenAI", "deployment": "describer", "model": "gpt-4o-2024-11-20",
+              **({"draftId": draft_id} if draft_id else {}),
+              "provenance": {"service": "Azure OpenAI", "deployment": "describer", "model": model,
                              "apiVersion": "2024-10-21", "promptSha256": "ab" * 32, "date": "2026-12-07T03:00:00Z",
                              "promptTokens": 120, "completionTokens": 30}}
-    default().put_blob("drafts", f"{REF}.json", json.dumps(record).encode(), "application/json",
-                       {"ref": REF, "status": status})
+    default().put_blob("drafts", f"{ref}.json", json.dumps(record).encode(), "application/json",
+                       {"ref": ref, "status": status})
 
 
-def _record() -> dict:
-    return json.loads(default().blob_service().get_blob_client("drafts", f"{REF}.json").download_blob().readall())
+def _record(ref: str = REF) -> dict:
+    return json.loads(default().blob_service().get_blob_client("drafts", f"{ref}.json").download_blob().readall())
 
 
-_get, _post, _seen = operator_get, operator_post, seen_digest
+_get, _post = operator_get, operator_post
+
+
+def _form(ref: str = REF) -> dict:
+    """The accept form's hidden fields as the draft's page gives them now."""
+    return review_form(_get(f"drafts/{ref}").get_body())
 
 
 def test_listed_and_shown_beside_the_current_title_and_description(pres):
@@ -63,9 +71,9 @@ def test_listed_and_shown_beside_the_current_title_and_description(pres):
 
 
 def test_accept_edited_writes_once_with_provenance(pres):
-    seen = _seen(_get(f"drafts/{REF}").get_body())
+    form = _form()
     edited = DRAFT + " Two pages."
-    resp = _post(f"drafts/{REF}/accept", {"text": edited, "seen": seen})
+    resp = _post(f"drafts/{REF}/accept", {"text": edited, **form})
     assert resp.status_code == 303, resp.get_body()
     assert pres.saved == [(REF, "Letter, 1921", edited)]
     [(schema, xml)] = pres.metadata(REF)
@@ -75,24 +83,24 @@ def test_accept_edited_writes_once_with_provenance(pres):
     assert doc.findtext("d:edited", namespaces=ns) == "true" and doc.findtext("d:model", namespaces=ns) == "gpt-4o-2024-11-20"
     r = _record()
     assert r["status"] == "accepted" and r["review"]["by"] == "archivist@example.org" and r["review"]["text"] == edited
-    again = _post(f"drafts/{REF}/accept", {"text": edited, "seen": hashlib.sha256(edited.encode()).hexdigest()})
+    again = _post(f"drafts/{REF}/accept", {"text": edited, "seen": hashlib.sha256(edited.encode()).hexdigest(),
+                                           "version": form["version"]})
     assert again.status_code == 409 and len(pres.saved) == 1   # written once
 
 
 def test_fragment_mode_leaves_the_description(pres, monkeypatch):
     monkeypatch.setenv("DESCRIBE_WRITE", "fragment")
-    seen = _seen(_get(f"drafts/{REF}").get_body())
-    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}).status_code == 303
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, **_form()}).status_code == 303
     assert pres.saved == []
     [(_, xml)] = pres.metadata(REF)
     assert ET.fromstring(xml).findtext(f"{{{SCHEMA}}}text") == DRAFT
 
 
 def test_rejected_is_never_written(pres):
-    assert _post(f"drafts/{REF}/reject", {}).status_code == 303
+    form = _form()
+    assert _post(f"drafts/{REF}/reject", {"version": form["version"]}).status_code == 303
     assert _record()["status"] == "rejected" and pres.saved == [] and pres.metadata(REF) == []
-    seen = hashlib.sha256(b"Old note by an archivist.").hexdigest()
-    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}).status_code == 409 and pres.saved == []
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, **form}).status_code == 409 and pres.saved == []
 
 
 def test_a_description_changed_since_the_draft_is_a_conflict(pres):
@@ -100,16 +108,17 @@ def test_a_description_changed_since_the_draft_is_a_conflict(pres):
     page = _get(f"drafts/{REF}").get_body()
     assert b"changed since this draft was made" in page and b"/accept" not in page
     seen = hashlib.sha256(b"Old note by an archivist.").hexdigest()
-    resp = _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen})
+    resp = _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen, "version": draft_version(page)})
     assert resp.status_code == 409 and pres.saved == [] and _record()["status"] == "pending"
 
 
 def test_edited_text_is_checked_and_writes_need_csrf_and_the_operator_role(pres):
-    seen = _seen(_get(f"drafts/{REF}").get_body())
-    bad = _post(f"drafts/{REF}/accept", {"text": "See <a href='https://x.example'>here</a>", "seen": seen})
+    form = _form()
+    bad = _post(f"drafts/{REF}/accept", {"text": "See <a href='https://x.example'>here</a>", **form})
     assert bad.status_code == 400 and b"markup" in bad.get_body() and b"&lt;a href" in bad.get_body()
-    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}, csrf=False).status_code == 403
-    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}, role=auth.READER).status_code == 403
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, **form}, csrf=False).status_code == 403
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, **form}, role=auth.READER).status_code == 403
+    assert _post(f"drafts/{REF}/reject", form, csrf=False).status_code == 403
     assert pres.saved == [] and _record()["status"] == "pending"
 
 
@@ -139,7 +148,7 @@ def test_accepting_queues_publish_where_publish_is_routed(pres, monkeypatch, rou
     (publish only) on a trigger that routes publish, and nothing where publish is not routed."""
     from handlers.core import settings
     monkeypatch.setenv("PRESERVICA_ROUTES", routes)
-    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": _seen(_get(f"drafts/{REF}").get_body())}).status_code == 303
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, **_form()}).status_code == 303
     from azure.core.exceptions import ResourceNotFoundError
     try:   # nothing queued yet: no queue either
         docs = [json.loads(m.content) for m in default().queue(settings.DELIVERY_QUEUE).receive_messages(max_messages=32)]
@@ -184,8 +193,7 @@ def test_a_closure_while_accepting_is_never_sent_back_as_open(pres, monkeypatch)
         pres.set_security_tag(REF, "closed")
         return ok
     monkeypatch.setattr(review, "_save", claim_then_close)
-    seen = _seen(_get(f"drafts/{REF}").get_body())
-    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, "seen": seen}).status_code == 303
+    assert _post(f"drafts/{REF}/accept", {"text": DRAFT, **_form()}).status_code == 303
     [put] = [r for r in pres.received if r.method == "PUT" and r.path.endswith(f"/information-objects/{REF}")]
     tag = ET.fromstring(put.body).findtext(f"{{{pres.xip_ns}}}SecurityTag")
     assert tag == "closed" and pres.saved == [(REF, "Letter, 1921", DRAFT)]

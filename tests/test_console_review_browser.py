@@ -1,7 +1,8 @@
 """The review of describe's drafts in a real browser (Debian's chromium through Playwright) against the local
 runner, Azurite and the Preservica double: a draft listed, edited, accepted and written once with provenance, and
 the public manifest's summary then refreshed by publish (queued by the accept); a rejected draft never written;
-an asset whose description changed since its draft shows the conflict instead."""
+an asset whose description changed since its draft shows the conflict instead; a draft describe replaced while its
+page was open is not accepted from the old page: the new draft is shown and what the reviewer typed is kept."""
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -25,14 +26,17 @@ playwright = pytest.importorskip("playwright.sync_api", reason="the playwright p
 
 ACCEPTED, REJECTED, CHANGED = ("0d9d4a4e-0000-4000-8000-00000000f101", "0d9d4a4e-0000-4000-8000-00000000f102",
                                "0d9d4a4e-0000-4000-8000-00000000f103")
+REPLACED = "0d9d4a4e-0000-4000-8000-00000000f104"
+NEW = "A letter of 1921 about the harbour wall, with a plan of the breach."
 SCHEMA = "urn:example:reviewed"
 DRAFT = "A letter of 1921 about the harbour wall."
 SMUGGLED = "<script>window.__pwned = 1</script>"
 
 
-def _draft(ref: str, description: str) -> None:
+def _draft(ref: str, description: str, text: str = DRAFT, draft_id: str = "") -> None:
     from handlers.clients.storage import default
-    record = {"ref": ref, "status": "pending", "reason": "", "draft": DRAFT, "title": f"Letter {ref[-3:]}",
+    record = {"ref": ref, "draftId": draft_id, "status": "pending", "reason": "", "draft": text,
+              "title": f"Letter {ref[-3:]}",
               "description": description, "sources": ["ocr"], "inputCut": False,
               "provenance": {"service": "Azure OpenAI", "deployment": "describer", "model": "gpt-4o-2024-11-20",
                              "apiVersion": "2024-10-21", "promptSha256": "ab" * 32, "date": "2026-12-07T03:00:00Z",
@@ -56,6 +60,8 @@ def console(app_env, tmp_path, monkeypatch):
         _draft(ACCEPTED, SMUGGLED)
         _draft(REJECTED, "")
         _draft(CHANGED, "")
+        pres.add_asset(REPLACED, "Letter 104")
+        _draft(REPLACED, "", draft_id="1")
         for name, value in {"PRESERVICA_ROUTES": "CHANGED_SECURITY_DESCRIPTOR=journal,publish;*=journal",
                             "PRESERVICA_SERVER": pres.server,
                             "PRESERVICA_USERNAME": "u", "PRESERVICA_PASSWORD": "p", "PRESERVICA_TENANT": "T",
@@ -109,5 +115,17 @@ def test_review_in_the_browser(console, app_env):
             # No webhook stands for the description written: the accept queued publish, which refreshed the summary.
             wait_until(lambda: _summary(app_env, ACCEPTED) == {"none": [DRAFT + " Edited by hand."]}, timeout=60)
             assert _summary(app_env, REJECTED) is None and _summary(app_env, CHANGED) is None
+
+            page.goto(f"{base}/drafts/{REPLACED}")            # opened, edited; describe drafts again meanwhile
+            page.fill("textarea", DRAFT + " Typed by the reviewer.")
+            _draft(REPLACED, "", NEW, draft_id="2")
+            page.click("button:has-text('Accept')")
+            assert "replaced since the page was shown" in page.inner_text("main")
+            assert page.inner_text("#new-draft") == NEW
+            assert page.input_value("textarea") == DRAFT + " Typed by the reviewer."
+            assert not [r for r, _, _ in pres.saved if r == REPLACED] and pres.metadata(REPLACED) == []
+            page.click("button:has-text('Accept')")           # decided again, on the new draft's page
+            assert "Draft accepted" in page.inner_text("main")
+            assert (REPLACED, "Letter 104", DRAFT + " Typed by the reviewer.") in pres.saved
         finally:
             browser.close()

@@ -87,7 +87,8 @@ def perform(job: Job, ctx: Context) -> Outcome:
     nonce = rules.new_nonce()
     system = rules.system_message(PROMPT.value() or rules.DEFAULT_PROMPT, language, max_chars, nonce)
     user = rules.user_message(str(snap.get("title") or ""), text, nonce)
-    record = {"ref": job.entity_ref, "title": snap.get("title") or "", "description": snap.get("description") or "",
+    record = {"ref": job.entity_ref, "draftId": rules.new_draft_id(),   # which draft a review saw (console)
+              "title": snap.get("title") or "", "description": snap.get("description") or "",
               "sources": sorted(sources), "inputCut": was_cut,
               # ocr and transcribe fall back to the preservation file: its text may say what the public access
               # copy withholds (a redaction); the console tells the reviewer, who decides what goes public.

@@ -97,31 +97,51 @@ def drafts(ctx: Ctx):
                             cap=MAX_LISTED, done=ctx.params.get("done", "")[:20]), HTML, {}
 
 
-def draft(ctx: Ctx, ref: str, problem: str = "", status: int = 200, text: str | None = None):
+def draft(ctx: Ctx, ref: str, problem: str = "", status: int = 200, text: str | None = None, replaced: bool = False):
+    """The draft's page; `text` is what the reviewer typed (kept when a decision is refused), `replaced` says the
+    draft shown is not the one their form came from."""
+    from ..core.describe import draft_version
     record, _ = _record(ref)
     asset = _asset(ref)
     changed = (asset.description or "") != (record.get("description") or "")
     return status, render.html("draft.html", base=BASE, title="Draft description", who=ctx.who, csrf=ctx.token,
                                ref=ref, r=record, p=record.get("provenance") or {}, current=asset,
                                changed=changed, seen=_digest(asset.description), problem=problem,
-                               text=record.get("draft", "") if text is None else text,
-                               write=_settings().WRITE.value()), HTML, {}
+                               text=record.get("draft", "") if text is None else text, replaced=replaced,
+                               version=draft_version(record), write=_settings().WRITE.value()), HTML, {}
+
+
+REPLACED = ("Nothing was {done}: this draft was replaced since the page was shown ({why}). The new draft is shown "
+            "below{kept}; read it and decide again.")
+
+
+def _replaced(ctx: Ctx, ref: str, verdict: str, text: str | None, why: str = "describe drafted it again"):
+    kept = ", and your text is kept in the box" if text is not None else ""
+    done = "written" if verdict == "accept" else "rejected"
+    return draft(ctx, ref, REPLACED.format(done=done, why=why, kept=kept), 409, text, replaced=True)
 
 
 def decide(ctx: Ctx, ref: str, verdict: str):
     from ..core import describe as rules
     record, etag = _record(ref)
+    text = (ctx.form.get("text") or "").replace("\r\n", "\n").strip() if verdict == "accept" else None
     if record.get("status") != "pending":
         return draft(ctx, ref, f"This draft is {record.get('status')}: it was already reviewed or never passed "
-                               f"the checks.", 409)
+                               f"the checks.", 409, text)
+    # The form says which draft it was rendered from: a decision is on that draft or on none. The version is the
+    # record's own (draft_version), compared with the record read here under `ref`: another asset's, a made-up
+    # or a missing one never matches, so no form field can point the decision elsewhere or skip the check.
+    if not auth.token_ok(rules.draft_version(record), ctx.form.get("version")):
+        why = "the form did not say which draft it showed" if not ctx.form.get("version") else None
+        return _replaced(ctx, ref, verdict, text, why or "describe drafted it again, or the form was another draft's")
     by = ctx.who.name or ctx.who.id
     review = {"by": by, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     if verdict == "reject":
         record.update(status="rejected", review=review)
         if not _save(ref, record, etag):
-            return draft(ctx, ref, "Someone reviewed this draft at the same time; nothing was changed.", 409)
+            return _lost(ctx, ref, verdict, None, "nothing was changed")
         return 303, b"", "text/plain", {"Location": f"{BASE}/drafts?{urlencode({'done': 'rejected'})}"}
-    text = (ctx.form.get("text") or "").replace("\r\n", "\n").strip()
+    assert text is not None
     language = _settings().LANGUAGE.value() or "en"
     why = rules.check(text, _settings().MAX_CHARS.int_value(minimum=100), language, "\x00no-nonce")
     if why:
@@ -134,8 +154,8 @@ def decide(ctx: Ctx, ref: str, verdict: str):
     review.update(edited=text != record.get("draft"), wrote=mode, text=text)
     previous = dict(record)
     record.update(status="accepted", review=review)
-    if not _save(ref, record, etag):   # the claim: only one acceptance ever writes
-        return draft(ctx, ref, "Someone reviewed this draft at the same time; nothing was written.", 409)
+    if not _save(ref, record, etag):   # the claim: only one acceptance ever writes, and only of the draft read
+        return _lost(ctx, ref, verdict, text, "nothing was written")
     try:
         _write(asset, text, mode, record, by, language)
     except Exception:
@@ -144,6 +164,15 @@ def decide(ctx: Ctx, ref: str, verdict: str):
         raise
     _refresh_publish(ref)
     return 303, b"", "text/plain", {"Location": f"{BASE}/drafts?{urlencode({'done': 'accepted'})}"}
+
+
+def _lost(ctx: Ctx, ref: str, verdict: str, text: str | None, nothing: str):
+    """The claim lost to a write between reading the record and claiming it: a review, or a new draft."""
+    from ..core.describe import draft_version
+    now, _ = _record(ref)
+    if now.get("status") == "pending" and not auth.token_ok(draft_version(now), ctx.form.get("version")):
+        return _replaced(ctx, ref, verdict, text)
+    return draft(ctx, ref, f"Someone reviewed this draft at the same time; {nothing}.", 409, text)
 
 
 def _refresh_publish(ref: str) -> None:

@@ -135,6 +135,24 @@ def description_digest(description: str | None) -> str:
     return hashlib.sha256((description or "").encode()).hexdigest()
 
 
+# What a reviewer is shown of a draft: a record differing in any of these is another draft (provenance included).
+_DRAFT_FIELDS = ("draftId", "draft", "provenance", "sources", "fromPreservation", "inputCut", "title", "description")
+
+
+def new_draft_id() -> str:
+    return secrets.token_hex(16)
+
+
+def draft_version(record: dict[str, Any]) -> str:
+    """Which draft a review page showed (its forms' `version`): sha256 of the draft as shown, with the random
+    `draftId` describe gives each draft it writes, so a draft written again is another version even when its
+    words are the same, and a record written before draftId existed still has one. Not the blob's ETag: the
+    console's own writes (a claim put back after a failed write) change that and leave the draft as it was."""
+    import json
+    shown = {k: record.get(k) for k in _DRAFT_FIELDS}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()
+
+
 MAX_REVIEWED = 20_000   # characters of a fragment's text publish takes (DESCRIBE_MAX_CHARS is far below)
 
 

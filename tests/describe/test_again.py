@@ -16,7 +16,7 @@ from handlers.core.errors import ChatRefused, DocIntelRefused
 from handlers.pipeline import runner, waits
 from hookops.doubles.docintel import DocIntelDouble
 from hookops.doubles.preservica import make_png
-from tests.support.console import operator_get, operator_post, seen_digest
+from tests.support.console import operator_get, operator_post, review_form
 from tests.support.describe import KEY, LETTER, dispatched, draft, queued, take
 from tests.support.jobs import row, run_one
 
@@ -59,6 +59,19 @@ def describe_ran_without_ocr() -> tuple[bytes, bytes]:
         runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
     outcome = run_one("describe", raw)
     assert (outcome.state, row(raw)["describe_without"]) == (journal.SKIPPED, "ocr")
+    return ocr, raw
+
+
+def described_from_the_transcript() -> tuple[bytes, bytes]:
+    """A transcript there; ocr fails on its last try; describe drafts from the transcript alone (pending).
+    Returns (ocr's message, describe's)."""
+    default().put_blob("transcripts", f"{LETTER}.txt", b"Harbour Office, 1921: the wall is breached.", "text/plain")
+    raw = dispatched()
+    ocr = take("ocr")
+    with pytest.raises(DocIntelRefused, match="401"):
+        runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
+    assert run_one("describe", raw).state == journal.DONE
+    assert (draft(LETTER)["status"], draft(LETTER)["sources"]) == ("pending", ["transcript"])
     return ocr, raw
 
 
@@ -112,14 +125,9 @@ def test_a_reviewed_draft_is_not_replaced_when_describe_runs_again(world, monkey
     """describe drafted from the transcript while ocr had failed; a person accepted that draft; ocr is replayed:
     describe runs again, finds the draft reviewed, and keeps it (no model call, the review's record intact)."""
     pres, chat = world
-    default().put_blob("transcripts", f"{LETTER}.txt", b"Harbour Office, 1921: the wall is breached.", "text/plain")
-    raw = dispatched()
-    ocr = take("ocr")
-    with pytest.raises(DocIntelRefused, match="401"):
-        runner.run("ocr", ocr, attempt=waits.MAX_ATTEMPTS)
-    assert run_one("describe", raw).state == journal.DONE and draft(LETTER)["sources"] == ["transcript"]
-    seen = seen_digest(operator_get(f"drafts/{LETTER}").get_body())
-    assert operator_post(f"drafts/{LETTER}/accept", {"text": ANSWER, "seen": seen}).status_code == 303
+    ocr, raw = described_from_the_transcript()
+    form = review_form(operator_get(f"drafts/{LETTER}").get_body())
+    assert operator_post(f"drafts/{LETTER}/accept", {"text": ANSWER, **form}).status_code == 303
     reviewed = draft(LETTER)
     assert reviewed["status"] == "accepted" and pres.metadata(LETTER)
 
@@ -128,6 +136,32 @@ def test_a_reviewed_draft_is_not_replaced_when_describe_runs_again(world, monkey
     assert (outcome.state, row(raw)["describe_reason"]) == (
         journal.SKIPPED, f"its draft was reviewed (accepted) before: not replaced; {AGAIN}")
     assert draft(LETTER) == reviewed and len(chat.calls) == 1
+
+
+def test_a_draft_replaced_by_the_run_again_while_its_page_is_open_is_not_accepted_unseen(world, monkeypatch):
+    """A reviewer opens the draft made from the transcript alone and edits it; ocr is replayed and describe drafts
+    again from both texts: their accept is refused, the new draft shown, their text kept; nothing is written
+    until they accept on the new draft's page, and then with that draft's record."""
+    pres, chat = world
+    ocr, raw = described_from_the_transcript()
+    first = draft(LETTER)
+    form = review_form(operator_get(f"drafts/{LETTER}").get_body())
+    edited = ANSWER + " Reviewed."
+
+    chat.answer = "A letter of 3 May 1921 from the Harbour Office: the harbour wall is breached and failing."
+    assert replay_ocr_mended(ocr, monkeypatch).state == journal.DONE
+    assert run_one("describe", take("describe")).state == journal.DONE
+    second = draft(LETTER)
+    assert second["sources"] == ["ocr", "transcript"] and second["draftId"] != first["draftId"]
+    resp = operator_post(f"drafts/{LETTER}/accept", {"text": edited, **form})
+    page = resp.get_body()
+    assert resp.status_code == 409 and b"replaced since the page was shown" in page and chat.answer.encode() in page
+    assert edited.encode() in page and draft(LETTER) == second
+    assert pres.saved == [] and not any("reviewedDescription" in xml for _, xml in pres.metadata(LETTER))
+    assert operator_post(f"drafts/{LETTER}/accept", {"text": edited, **review_form(page)}).status_code == 303
+    accepted = draft(LETTER)
+    assert (accepted["draftId"], accepted["sources"], accepted["review"]["text"]) == (
+        second["draftId"], ["ocr", "transcript"], edited)
 
 
 def test_a_review_while_describe_runs_again_wins(world, monkeypatch):

@@ -10,7 +10,7 @@ from handlers.actions import ocr
 from handlers.clients import docintel, journal
 from hookops.doubles.docintel import DocIntelDouble
 from hookops.doubles.preservica import PreservicaDouble, make_png
-from tests.support.console import operator_get, operator_post, seen_digest
+from tests.support.console import draft_version, operator_get, operator_post, review_form
 from tests.support.describe import FOLDER, INJECTION, LETTER, PASSWORD, TENANT, USER, draft, job_for
 from tests.support.jobs import dispatched, run_one
 
@@ -59,8 +59,8 @@ def test_a_model_that_describes_the_page_gives_a_draft_written_only_once_accepte
     system, user = chat.calls[-1].messages
     assert "IGNORE ALL PREVIOUS" in user["content"] and "IGNORE ALL PREVIOUS" not in system["content"]
     assert draft(LETTER)["status"] == "pending" and writes(pres) == []      # a suggestion only
-    seen = seen_digest(operator_get(f"drafts/{LETTER}").get_body())
-    assert operator_post(f"drafts/{LETTER}/accept", {"text": DESCRIBES, "seen": seen}).status_code == 303
+    form = review_form(operator_get(f"drafts/{LETTER}").get_body())
+    assert operator_post(f"drafts/{LETTER}/accept", {"text": DESCRIBES, **form}).status_code == 303
     assert pres.saved == [(LETTER, "Letter, 1921", DESCRIBES)]
 
 
@@ -80,7 +80,8 @@ def test_a_model_that_obeys_in_plain_prose_waits_for_a_person_who_can_reject_it(
     chat.answer = OBEYS_QUIETLY   # passes every check: only a person can tell it is not a description
     assert run_one("describe", job_for(LETTER)).state == journal.DONE
     assert draft(LETTER)["status"] == "pending" and writes(pres) == []
-    assert operator_post(f"drafts/{LETTER}/reject", {}).status_code == 303
+    version = draft_version(operator_get(f"drafts/{LETTER}").get_body())
+    assert operator_post(f"drafts/{LETTER}/reject", {"version": version}).status_code == 303
     assert draft(LETTER)["status"] == "rejected" and writes(pres) == []
 
 

@@ -31,7 +31,7 @@ from handlers.pipeline import runner
 from hookops.doubles.preservica import make_png
 from hookops.host import queues
 from tests.support import reconcile as recon
-from tests.support.console import operator_get, operator_post, seen_digest
+from tests.support.console import operator_get, operator_post, review_form
 from tests.support.public_world import (
     DELAY,
     INDEXED,
@@ -217,7 +217,7 @@ def test_nothing_that_feeds_the_public_container_outlives_a_closure(env, pres, m
             if page.status_code != 200 or b'name="seen"' not in page.get_body():
                 return
             text = self.drafted[ref] if as_is else f"The harbour survey, reviewed {self.token('accepted')}."
-            resp = operator_post(f"drafts/{ref}/{verdict}", {"text": text, "seen": seen_digest(page.get_body())})
+            resp = operator_post(f"drafts/{ref}/{verdict}", {"text": text, **review_form(page.get_body())})
             if resp.status_code == 303 and verdict == "accept":
                 self.never.discard(text.encode())
                 self.only[text.encode()] = f"{ref}/manifest.json"

@@ -12,7 +12,7 @@ from handlers import dispatch
 from handlers.clients import journal, preservica, secrets
 from handlers.clients.storage import default
 from handlers.core import describe, reconcile, settings
-from tests.support.console import operator_get, operator_post, seen_digest
+from tests.support.console import operator_get, operator_post, review_form
 from tests.support.jobs import run_one
 from tests.support.publish import ASSET, blobs, dispatched
 
@@ -40,8 +40,8 @@ def draft(description: str, status: str = "pending") -> None:
 
 
 def accept(text: str = REVIEWED) -> None:
-    seen = seen_digest(operator_get(f"drafts/{ASSET}").get_body())
-    resp = operator_post(f"drafts/{ASSET}/accept", {"text": text, "seen": seen})
+    form = review_form(operator_get(f"drafts/{ASSET}").get_body())
+    resp = operator_post(f"drafts/{ASSET}/accept", {"text": text, **form})
     assert resp.status_code == 303, resp.get_body()
 
 

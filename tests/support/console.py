@@ -64,3 +64,14 @@ def operator_post(path: str, fields: dict, role: str = auth.OPERATOR, csrf: bool
 def seen_digest(page: bytes) -> str:
     """The digest of the asset's description a draft's page was shown with (its form's `seen` field)."""
     return re.search(rb'name="seen" value="([0-9a-f]{64})"', page)[1].decode()
+
+
+def review_form(page: bytes) -> dict:
+    """The hidden fields of a draft page's accept form as the browser posts them: `seen` (the description's
+    digest) and `version` (which draft the page showed)."""
+    return {"seen": seen_digest(page), "version": draft_version(page)}
+
+
+def draft_version(page: bytes) -> str:
+    """Which draft a page showed (its forms' `version` field)."""
+    return re.search(rb'name="version" value="([0-9a-f]{64})"', page)[1].decode()
