@@ -28,8 +28,8 @@ def assets(secrets, since: dt.datetime, folder: str | None, say: Callable[[str],
                                                   for r, k in page if k == "IO" and envelope.is_ref(r)})
     if folder:
         say(f"Walking folder {folder} ...")
-        under = preservica.call(secrets, lambda api: {e.reference.lower() for e in api.all_descendants(folder)
-                                                      if e.entity_type.value == "IO"})
+        from .clients import folder_walk   # the walk publish's folder re-check takes a few pages at a time
+        under = preservica.call(secrets, lambda api: set(folder_walk.walk(api, folder)))
         kinds = {r: k for r, k in kinds.items() if r in under}
     say(f"{len(kinds)} asset(s) found with {budget.used} listing request(s).")
     return sorted(kinds)
