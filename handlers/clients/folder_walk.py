@@ -68,7 +68,7 @@ def step(api, cursor: list[list], pages: int) -> Step:
             if isinstance(classify(exc), NotFound):
                 continue
             raise
-        if page.has_more and page.results:   # Preservica may send fewer than `max` (it caps it): go on from there
+        if page.has_more and page.results:   # fewer than `max` may come (a server cap: inferred): go on from there
             stack.append([ref, at + len(page.results)])
         kids = sorted(((e.reference or "").lower(), e.entity_type) for e in page.results)   # a set in pyPreservica
         for kid, kind in kids:

@@ -141,8 +141,26 @@ def test_a_folder_opened_again_after_its_assets_were_withdrawn_publishes_them_ag
     run_all(folder_event())
     assert not any(published(env, r) for r in tree)
     set_tree(pres, TOP, "open")
-    run_all(folder_event())
-    assert all(published(env, r) for r in tree)
+    [outcome] = run_all(folder_event())
+    assert outcome.extra["publish_folder_published"] == 3 and all(published(env, r) for r in tree)
+
+
+def test_an_asset_closed_under_a_folder_opened_again_is_withdrawn(env, pres, tree):
+    """Closed with its children, then the folder alone opened again: its assets' own tags stay closed."""
+    set_tree(pres, TOP, "closed")
+    pres.set_security_tag(TOP, "open")
+    [outcome] = run_all(folder_event())
+    assert outcome.extra["publish_folder_withdrawn"] == 3 and not any(published(env, r) for r in tree)
+
+
+def test_an_open_folder_runs_publish_only_where_the_container_differs(env, pres, tree):
+    """A repeated event naming an open folder whose assets are all published: one read each, no publish run."""
+    before = len(pres.requests)
+    [outcome] = run_all(folder_event())
+    asked = [p.split("?")[0] for _, p in pres.requests[before:]]
+    assert outcome.extra["publish_folder_checked"] == 3 and outcome.extra["publish_folder_published"] == 0
+    assert not any("/representations" in p or "thumbnail" in p for p in asked)
+    assert all(sum(p.endswith(f"/information-objects/{r}") for p in asked) == 1 for r in tree)
 
 
 def test_a_folder_event_publishes_nothing_preservica_says_is_closed(env, pres, tree):

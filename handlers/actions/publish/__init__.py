@@ -8,8 +8,9 @@ Open: the access representation's files are streamed to `<ref>/files/...`, the t
 `<ref>/thumbnail`, captions to `<ref>/captions.vtt` only when `transcribe` made them from one of those
 files (same content object and fixity), then `<ref>/manifest.json` (IIIF Presentation 3) and a Create or
 Update activity. Anything else: every blob under `<ref>/` is deleted (manifest first) and a Delete activity
-written. A folder's security or visibility change re-checks the assets under it (folder.py). One run per asset at a time (a lease, clients/publish_lock.py): a withdrawal waits for a publish
-in flight. The tag is read again before the manifest is written and once more at the end; a re-check that
+written. A folder's security or visibility change re-checks the assets under it (folder.py). One run per asset
+at a time (a lease, clients/publish_lock.py): a withdrawal waits for a publish in flight.
+The tag is read again before the manifest is written and once more at the end; a re-check that
 fails (Preservica down) withdraws before it raises, so a retried or poisoned message leaves nothing public.
 """
 from __future__ import annotations
