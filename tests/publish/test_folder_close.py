@@ -187,3 +187,26 @@ def test_a_cursor_that_is_not_a_walk_of_uuids_is_not_followed(cursor):
     if cursor == "too many":
         cursor = [[TOP, 0]] * (folder_walk.MAX_STACK + 1)
     assert folder_walk.cursor_from(cursor, TOP) is None
+
+
+def test_the_fullest_continuation_is_still_a_delivery_the_dispatcher_takes():
+    """A cursor at its bound, its round at its bound: the continuation's one event stays within
+    envelope.MAX_EVENT_BYTES, so the dispatcher does not refuse (and poison) the rest of a walk."""
+    from handlers.actions.publish import folder as folder_recheck
+    from handlers.clients import folder_walk
+    cursor = [[str(uuid.UUID(int=n)), folder_walk.MAX_START] for n in range(folder_walk.MAX_STACK)]
+    assert folder_walk.cursor_from(cursor, TOP) == cursor
+    event = {"event": "FolderRecheck 999999999", "entityType": "SO", "entityRef": TOP, "identifiers": [],
+             folder_recheck.CURSOR: cursor, folder_recheck.ROUND: 10**9 - 1}
+    doc = delivery(trigger="CHANGED_SECURITY_DESCRIPTOR", refs=[TOP], entity_type="SO")
+    [parsed] = envelope.delivery_from_doc({**doc, "events": [event]}).events
+    assert parsed[folder_recheck.CURSOR] == cursor
+
+
+def test_sub_folders_past_the_cursor_bound_are_reported_not_silently_skipped(env, pres, tree, monkeypatch):
+    from handlers.clients import folder_walk
+    pres.add_folder("0f0f0f0f-0000-4000-8000-000000000003", "More letters", parent=TOP)
+    monkeypatch.setattr(folder_walk, "MAX_STACK", 1)      # TOP's page names two sub-folders: room for one
+    set_tree(pres, TOP, "closed")
+    outcomes = run_all(folder_event())
+    assert any("sub-folder(s) not walked" in o.reason for o in outcomes)
