@@ -34,7 +34,7 @@ def start(folder: str) -> list[list]:
     return [[folder.lower(), 0]]
 
 
-def cursor_from(value: object, folder: str) -> list[list] | None:
+def cursor_from(value: object) -> list[list] | None:
     """A cursor carried by a message, if every entry is a [UUID, start]; else None."""
     if not isinstance(value, list) or not value or len(value) > MAX_STACK:
         return None
@@ -55,8 +55,9 @@ def _page(api, ref: str, at: int):
                                                      f"{ref}/children?start={at}&max={PAGE}")
 
 
-def step(api, cursor: list[list], pages: int) -> Step:
-    """At most `pages` children requests from `cursor`."""
+def step(api, cursor: list[list], pages: int, most: int | None = None) -> Step:
+    """At most `pages` children requests from `cursor`, which holds at most `most` (MAX_STACK) folders."""
+    most = MAX_STACK if most is None else most
     from pyPreservica import EntityType
     stack, found, used, dropped = [list(e) for e in cursor], [], 0, 0
     while stack and used < pages:
@@ -70,12 +71,13 @@ def step(api, cursor: list[list], pages: int) -> Step:
             raise
         if page.has_more and page.results:   # fewer than `max` may come (a server cap: inferred): go on from there
             stack.append([ref, at + len(page.results)])
-        kids = sorted(((e.reference or "").lower(), e.entity_type) for e in page.results)   # a set in pyPreservica
+        kids = sorted((((e.reference or "").lower(), e.entity_type) for e in page.results),
+                      key=lambda kid: kid[0])   # a set in pyPreservica: in one order each time
         for kid, kind in kids:
             if not is_ref(kid):
                 continue
             if kind == EntityType.FOLDER:
-                if len(stack) < MAX_STACK:
+                if len(stack) < most:
                     stack.append([kid, 0])
                 else:
                     dropped += 1
@@ -85,9 +87,9 @@ def step(api, cursor: list[list], pages: int) -> Step:
 
 
 def walk(api, folder: str) -> Iterator[str]:
-    """Every asset under `folder`, any depth (backfill --folder)."""
+    """Every asset under `folder`, any depth (backfill --folder): in memory, so no bound on the folders waiting."""
     cursor = start(folder)
     while cursor:
-        done = step(api, cursor, 1)
+        done = step(api, cursor, 1, most=10**9)
         cursor = done.cursor
         yield from done.assets

@@ -186,7 +186,7 @@ def test_a_cursor_that_is_not_a_walk_of_uuids_is_not_followed(cursor):
     from handlers.clients import folder_walk
     if cursor == "too many":
         cursor = [[TOP, 0]] * (folder_walk.MAX_STACK + 1)
-    assert folder_walk.cursor_from(cursor, TOP) is None
+    assert folder_walk.cursor_from(cursor) is None
 
 
 def test_the_fullest_continuation_is_still_a_delivery_the_dispatcher_takes():
@@ -195,7 +195,7 @@ def test_the_fullest_continuation_is_still_a_delivery_the_dispatcher_takes():
     from handlers.actions.publish import folder as folder_recheck
     from handlers.clients import folder_walk
     cursor = [[str(uuid.UUID(int=n)), folder_walk.MAX_START] for n in range(folder_walk.MAX_STACK)]
-    assert folder_walk.cursor_from(cursor, TOP) == cursor
+    assert folder_walk.cursor_from(cursor) == cursor
     event = {"event": "FolderRecheck 999999999", "entityType": "SO", "entityRef": TOP, "identifiers": [],
              folder_recheck.CURSOR: cursor, folder_recheck.ROUND: 10**9 - 1}
     doc = delivery(trigger="CHANGED_SECURITY_DESCRIPTOR", refs=[TOP], entity_type="SO")

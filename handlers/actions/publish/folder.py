@@ -31,7 +31,7 @@ def recheck(ctx: Context, job: Job, converge, store) -> Outcome:
     folder = job.entity_ref.lower()
     if job.trigger not in reconcile.ALWAYS:   # a folder ingested or moved changes no asset's own tag
         return Outcome(SKIPPED, f"a folder's {job.trigger} changes no asset's access")
-    cursor = folder_walk.cursor_from(job.event.get(CURSOR), folder) or folder_walk.start(folder)
+    cursor = folder_walk.cursor_from(job.event.get(CURSOR)) or folder_walk.start(folder)
     done_round = job.event.get(ROUND) if type(job.event.get(ROUND)) is int else 0
     done_round = done_round if 0 <= done_round < 10**9 else 0   # it names the next round's event: bounded
     open_folder = _is_public(ctx, folder)
