@@ -20,7 +20,7 @@ from .core import envelope, reconcile, settings
 def assets(secrets, since: dt.datetime, folder: str | None, say: Callable[[str], None]) -> list[str]:
     """Assets updated since `since` (and under `folder`), sorted; progress through `say`. Raises
     SafeError when Preservica cannot be read."""
-    from .clients import eventlog, preservica
+    from .clients import eventlog, folder_walk, preservica  # folder_walk: the walk publish's folder re-check uses too
     budget = eventlog.Budget(10**9)  # the operator asked for all of it; PRESERVICA_MAX_RPS paces it
     say(f"Listing assets updated since {since.isoformat()} ...")
     now = dt.datetime.now(dt.UTC)
@@ -28,8 +28,7 @@ def assets(secrets, since: dt.datetime, folder: str | None, say: Callable[[str],
                                                   for r, k in page if k == "IO" and envelope.is_ref(r)})
     if folder:
         say(f"Walking folder {folder} ...")
-        under = preservica.call(secrets, lambda api: {e.reference.lower() for e in api.all_descendants(folder)
-                                                      if e.entity_type.value == "IO"})
+        under = preservica.call(secrets, lambda api: set(folder_walk.walk(api, folder)))
         kinds = {r: k for r, k in kinds.items() if r in under}
     say(f"{len(kinds)} asset(s) found with {budget.used} listing request(s).")
     return sorted(kinds)
