@@ -87,7 +87,8 @@ def _dispatch(doc: dict) -> dict:
     pk, prefix = journal.partition(delivery), journal.row_prefix(delivery, did)
     keyed = [(event, envelope.event_key(delivery, event)) for event in delivery.events]
     page_rks = {prefix + key for _, key in keyed}
-    existing = _page_rows(book, pk, page_rks, journal.position(did, offset), journal.position(did, offset + page))
+    existing = _page_rows(book, pk, page_rks, journal.position(did, offset),
+                          journal.position(did, offset + page - 1))
     if same_event:  # the guard is asked about new events only: which are new, a point read each
         existing.update(book.rows_at(pk, page_rks - existing.keys()))
     taken: dict = {}  # snapshots, read once however many times the page is decided
@@ -172,26 +173,11 @@ def _decide(doc: dict, delivery, keyed: list, existing: dict[str, dict], actions
     return rows, jobs
 
 
-def _page_rows(book, pk: str, rks: set[str], first: str, end: str) -> dict[str, dict]:
-    """The journal rows this page wrote before (a retry), each with its ETag: those of its RowKeys whose
-    POSITION is in [first, end). RowKeys are hashes, so the page's RowKey range spans the whole delivery;
-    the POSITION condition makes the service send only this page's rows, so what is read per event stays
-    the same however many pages went before. (The service still walks the range: a condition on a
-    non-key property filters a range, it has no index: learn.microsoft.com/azure/storage/tables/
-    table-storage-design-for-query. OR-ed RowKey equalities would be a partition scan of the whole day,
-    per that page, 14 RowKeys a query at most: "Querying tables and entities" allows 15 comparisons.)
-    Rows this page does not read are created as new; one that is there fails its write and is read then.
-    A query the service cuts short (1,000 rows, 5 s: learn.microsoft.com/rest/api/storageservices/
-    query-timeout-and-pagination) is continued by the SDK's pager."""
-    if not rks:
-        return {}
-    from .clients import journal
-    query = ("PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi "
-             f"and {journal.POSITION} ge @first and {journal.POSITION} lt @end")
-    params = {"pk": pk, "lo": min(rks), "hi": max(rks), "first": first, "end": end}
-    return journal.table_call(book.table, lambda: {
-        e["RowKey"]: {**e, journal.ETAG: e.metadata["etag"]}
-        for e in book.table.query_entities(query, parameters=params) if e["RowKey"] in rks})
+def _page_rows(book, pk: str, rks: set[str], first: str, last: str) -> dict[str, dict]:
+    """The journal rows this page wrote before (a retry): those of its RowKeys placed in [first, last]
+    (journal.Journal.placed), never the rows of the pages before it. Rows it does not read are created as
+    new; one that is there fails its write and is read then."""
+    return book.placed(pk, rks, first, last) if rks else {}
 
 
 def _identity_guard(delivery, source: str):

@@ -147,23 +147,34 @@ class Journal:
         """Rows whose RowKey starts with `prefix`; each carries its ETag under ETAG."""
         return self.rows_between(pk, prefix, prefix + "\uffff")
 
+    def placed(self, pk: str, rks: Iterable[str], first: str, last: str) -> dict[str, dict]:
+        """The rows of these RowKeys whose POSITION is in [first, last], each with its ETag: one query of their
+        RowKey range narrowed by POSITION. RowKeys are hashes, so a page's or a batch's range spans its whole
+        delivery; the POSITION condition makes the service send only their rows, so what is read per event
+        stays the same however many pages went before. (The service still walks the range: a condition on a
+        property that is not a key filters it, with no index: learn.microsoft.com/azure/storage/tables/
+        table-storage-design-for-query. OR-ed RowKey equalities would scan the whole day's partition, 14 a
+        query at most: "Querying tables and entities" allows 15 comparisons.) A query the service cuts short
+        (1,000 rows, 5 s: learn.microsoft.com/rest/api/storageservices/query-timeout-and-pagination) is
+        continued by the SDK's pager."""
+        rks = set(rks)
+        query = (f"PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi and {POSITION} ge @first "
+                 f"and {POSITION} le @last")
+        params = {"pk": pk, "lo": min(rks), "hi": max(rks), "first": first, "last": last}
+        return self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
+                                   for e in self.table.query_entities(query, parameters=params) if e["RowKey"] in rks})
+
     def rows_for(self, pk: str, rks: Iterable[str], span: tuple[str, str] | None = None) -> dict[str, dict]:
-        """The rows of these RowKeys that exist, each with its ETag. A batch's RowKeys are hashes, so their
-        range spans its whole delivery (a 34,000-event delivery: ~660 rows streamed per event claimed); with
-        the POSITION `span` of its message, the service sends only the batch's page's rows (the condition
-        filters the range: dispatch._page_rows says why not OR-ed RowKeys), and a RowKey not among them (its
-        row moved to another delivery's position, or is not there) gets a point read."""
+        """The rows of these RowKeys that exist, each with its ETag. With the POSITION `span` of their message,
+        only theirs are sent (placed); a RowKey not among them (its row moved to another delivery's position,
+        or is not there) gets a point read. Without one, their RowKey range (a whole delivery's rows)."""
         rks = set(rks)
         if not rks:
             return {}
         if span is None:
             rows = self.rows_between(pk, min(rks), max(rks))
             return {rk: rows[rk] for rk in rks if rk in rows}
-        query = (f"PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi and {POSITION} ge @first "
-                 f"and {POSITION} le @last")
-        params = {"pk": pk, "lo": min(rks), "hi": max(rks), "first": span[0], "last": span[1]}
-        rows = self._call(lambda: {e["RowKey"]: {**e, ETAG: e.metadata["etag"]}
-                                   for e in self.table.query_entities(query, parameters=params) if e["RowKey"] in rks})
+        rows = self.placed(pk, rks, *span)
         return {**rows, **self.rows_at(pk, rks - rows.keys())}
 
     def rows_between(self, pk: str, lo: str, hi: str) -> dict[str, dict]:
