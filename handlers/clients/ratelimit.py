@@ -219,7 +219,7 @@ class SharedBudget:
         finally:
             self._gate.release()
         try:
-            hb.leave(etag) if etag else hb.leave()
+            hb.leave(etag)
         except Exception:   # storage down, or the row written again since: it lapses in TTL_SECONDS or stays
             pass
         return True

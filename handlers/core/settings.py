@@ -223,6 +223,8 @@ def refuse_public(container: str, env: Mapping[str, str] | None = None) -> str:
         raise SettingsError(f"the private blob container {public!r} is also PUBLISH_CONTAINER, the public one: "
                             f"give them different names")
     return container
+
+
 JOURNAL_TABLE = "journal"
 RECONCILE_TABLE = "reconcile"               # watermark, run reports, backfill progress, event identities
 
