@@ -50,7 +50,8 @@ class Heartbeat:
         from .journal import table_call
         written = table_call(self.table, lambda: self.table.upsert_entity(
             {"PartitionKey": PARTITION, "RowKey": self.me, "claim": float(claim)}, mode=UpdateMode.REPLACE))
-        self.etag = (written or {}).get("etag")   # upsert_entity returns the write's metadata, its etag included
+        # azure-data-tables _table_client.py upsert_entity returns _trim_service_metadata(...): date, etag, version.
+        self.etag = (written or {}).get("etag")
         rows = table_call(self.table, lambda: list(self.table.query_entities(
             f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim"])))
         stamps = {r["RowKey"]: r.metadata["timestamp"] for r in rows}
