@@ -26,12 +26,13 @@ WAKE_SECONDS = 0.05   # every request in flight: look again this often (and at e
 
 class TokenBucket:
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, keep: float = 1.0):
         self._clock, self._sleep = clock, sleep
+        self._keep = max(1.0, keep)               # answers are kept this long: occupancy() looks back as far
         self._slot = self.last = float("-inf")   # the last booked slot; when the last request actually went
         self._turn = threading.Lock()             # callers pass one at a time; the wait is inside
         self._state = threading.Condition()       # what went and what is in flight, shared with the answers
-        self._done: list[float] = []              # sorted: when each request of the last second was answered
+        self._done: list[float] = []              # sorted: when each request of the last `keep` s was answered
         self._open = 0                            # released, not answered yet
         self._mine = threading.local()            # this thread's sending() block: how many it released
         self.set_rate(rate)
@@ -70,12 +71,20 @@ class TokenBucket:
     def _free_at(self, now: float) -> float | None:
         """When fewer than the rate occupy the second before: now, when the k-th latest answer is a second
         old, or None while every one is in flight. Time and answers only lower the count; only take raises it."""
-        cut = bisect.bisect_right(self._done, now - 1.0)
-        del self._done[:cut]
+        del self._done[:bisect.bisect_right(self._done, now - self._keep)]
         room = self._limit - self._open
         if room <= 0:
             return None
-        return now if len(self._done) < room else max(now, self._done[-room] + 1.0)
+        within = len(self._done) - bisect.bisect_right(self._done, now - 1.0)
+        return now if within < room else max(now, self._done[-room] + 1.0)
+
+    def occupancy(self, now: float, window: float) -> tuple[int, float]:
+        """(how many requests are in flight or were answered within `window` s before `now` (at most `keep`),
+        when that count next falls with time alone: inf while none was answered within it)."""
+        with self._state:
+            first = bisect.bisect_right(self._done, now, key=lambda t: t + window)   # the same sum as the fall's
+            recent = len(self._done) - first
+            return self._open + recent, (self._done[first] + window if recent else float("inf"))
 
     @contextlib.contextmanager
     def sending(self) -> Iterator[None]:

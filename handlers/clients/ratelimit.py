@@ -14,23 +14,25 @@ from .bucket import TokenBucket as TokenBucket
 # PRESERVICA_MAX_RPS (B) is the archive's total. Each process that calls Preservica keeps a heartbeat row
 # (heartbeat.py) carrying its CLAIM. Why no one-second window W = [x, x+1) sees more than B arrivals in all:
 # a request arrives between its release and its answer, so those arriving in W went before x + 1 and were
-# answered at x or later.
-#  1. A process releases a request only when fewer than s occupy the second before it (in flight, or answered
-#     within it), s its share at that release (TokenBucket). The last released of its requests arriving in W
-#     saw all the others there: they number at most its share, m_p, released at t_p < x + 1, answered >= x.
-#  2. Its row's claim is never below its share, nor below a share a request in flight went at or one answered
-#     in the last HOLD_SECONDS (> 1 s): a raise is written before it is used, a cut once the higher share's
-#     last answer is HOLD_SECONDS behind (claim_floor). A row goes (idle, leave) only with nothing in flight and
-#     HOLD_SECONDS after the last answer; a process stops using a share TTL_SECONDS - HOLD_SECONDS after the
-#     count that gave it (its row lives TTL_SECONDS in the others' count).
-#  3. A count writes the claim, then reads the others' (Table storage is strongly consistent: heartbeat.py),
-#     and takes a share of at most B less the claims it read.
-#  Let m_p be set by p's count with write w_p <= t_p, and p* the one whose w is latest. p* read after every w_q
-#  and before t_p* < x + 1, when q's request at m_q was yet to go (its share m_q already claimed), in flight,
-#  or answered after x > (the read) - 1 - 0.1: by (2) the claim it read was at least m_q and the row live, so
-#  m_p* <= B - sum(m_q) and sum(m_p) <= B. The + 1 of B + 1 is spare. Limits: where B is below the live count
-#  or not whole, shares are fractions and a second may hold up to the number of live processes more (see
-#  _whole); a request given up on (timeout) ends its block then, and could still arrive later (inferred rare).
+# answered at x or later. O_q(t): how many of q's requests at t are in flight or were answered after t - 1.
+#  1. A process releases a request only when O < s, s its share then (TokenBucket): O reaches s only by a
+#     release, and otherwise only falls. The last released of q's requests arriving in W (at t_q < x + 1)
+#     finds the others there still occupying: they number at most s_q(t_q).
+#  2. A count writes the claim, then reads the others' (Table storage is strongly consistent: heartbeat.py),
+#     and takes a share of at most B less the claims it read, and at most its own claim. The claim is at least
+#     the share it had and O at the write (claim_floor, over HOLD_SECONDS > 1 s): by (1), until its next
+#     write, O and the share stay at most that claim. A raise is written before it is used; a cut is written
+#     down as the requests of the higher share age out (a count is due at each fall of O, within a second).
+#     A row goes (idle, leave) only when O is 0 over HOLD_SECONDS; a process stops using a share TTL_SECONDS -
+#     HOLD_SECONDS after the count that gave it (its row lives TTL_SECONDS in the others' count).
+#  Let w_q be the write of the count that gave s_q(t_q), and p* the process whose w is latest: it read (at r)
+#  after every w_q and before t_p* < x + 1. The claim it read of q is q's latest write before r. If r <= t_q,
+#  that is w_q's (a later one would have set the share): at least s_q(t_q). If r > t_q, q's requests arriving in
+#  W went before r and were answered at x > r - 1 or later, so they occupied at r: by (2), at most that claim.
+#  Either way the claim covers q's arrivals in W, and the row was live; so p*'s share, and with it its
+#  arrivals, is at most B less the others' arrivals. The + 1 of B + 1 is spare. Limits: where B is below the
+#  live count or not whole, shares are fractions and a second may hold up to the number of live processes more
+#  (see _whole); a request given up on (timeout) ends its block then, and could still arrive later (inferred rare).
 # A newcomer (its first call, or after going idle) registers with a claim of 0, then claims what it saw free of
 # its fair share (alone: the whole budget): two writes and two queries, tens of ms. Its row makes the others
 # cut to their fair shares at their next count; it claims a share only once it is free. Busy, a process
@@ -41,7 +43,7 @@ from .bucket import TokenBucket as TokenBucket
 # (MAXIMUM_INSTANCE_COUNT): never unlimited, never the whole budget.
 BEAT_SECONDS = 1.0
 TTL_SECONDS = 4.0
-HOLD_SECONDS = 1.1       # one second of the window, and 0.1 s for our clock against the Table service's
+HOLD_SECONDS = 1.1       # one second of the window, and 0.1 s to spare
 IDLE_SECONDS = 1.2       # no request wanted for this long: give the share back (at least HOLD_SECONDS)
 STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
 
@@ -56,20 +58,16 @@ class SharedBudget:
         self.floor = self.budget / max(1, max_instances)
         self._heartbeat = heartbeat     # None: the app's table (storage.default()), looked up at each count
         self._clock, self._sleep = clock, sleep
-        self.bucket = TokenBucket(self.budget, clock, sleep)
+        self.bucket = TokenBucket(self.budget, clock, sleep, keep=HOLD_SECONDS)
         self.share = 0.0                # the rate in use; 0: none held, count before any request
         self.claim = 0.0                # what this process's row says
         self.live: int | None = None
         self.joined = False             # this process's row is there with a claim (not only registered)
         self._fair = self._free = self.budget   # its fair share, and what it last saw free
-        self._used: dict[float, float] = {}   # share -> its last release: what the claim must still cover
         self._due = self._held_until = clock()
         self._last = clock()            # the last release, or count: idle is measured from it
         self._hb = None                 # the heartbeat of the last count: the watcher deletes its row
         self._gate = threading.Lock()
-        self._answers = threading.Lock()    # _used, _flying and _last, written by take() and by each answer
-        self._flying: dict[float, int] = {}  # share -> requests released at it and not answered yet
-        self._mine = threading.local()      # this thread's sending() block: the shares it released at
         self._watch, self._watching = watch, False   # watch=False where the clock is not the real one (tests)
 
     @property
@@ -87,12 +85,7 @@ class SharedBudget:
                     self._count(now)
                 if self.share > 0:
                     waited += self.bucket.take()
-                    with self._answers:
-                        self._last = self.bucket.last
-                        self._used[self.share] = self._last
-                        if getattr(self._mine, "depth", 0):   # in flight at this share until its answer
-                            self._mine.shares.append(self.share)
-                            self._flying[self.share] = self._flying.get(self.share, 0) + 1
+                    self._last = max(self._last, self.bucket.last)
                     return waited
                 pause = max(0.01, self._due - self._clock())   # none free yet: look again when due
                 self._sleep(pause)
@@ -100,33 +93,18 @@ class SharedBudget:
 
     @contextlib.contextmanager
     def sending(self) -> Iterator[None]:
-        """TokenBucket.sending, and each share this thread's requests went at stays claimed until HOLD_SECONDS
-        after their answers (not their releases: they occupy the window until then)."""
-        mine = self._mine
-        depth = getattr(mine, "depth", 0)
-        if depth == 0:
-            mine.shares = []
-        mine.depth = depth + 1
+        """TokenBucket.sending: each request occupies this process's window until a second after its answer,
+        and its claim (claim_floor) until HOLD_SECONDS after it."""
         try:
             with self.bucket.sending():
                 yield
         finally:
-            mine.depth = depth
-            if depth == 0 and mine.shares:
-                # Its own lock, not _gate: a caller may be waiting inside take(), holding _gate, for this answer.
-                with self._answers:
-                    now = self._last = max(self._last, self._clock())
-                    for share in mine.shares:
-                        self._used[share] = now
-                        self._flying[share] -= 1
-                    self._flying = {s: n for s, n in self._flying.items() if n > 0}
+            self._last = max(self._last, self._clock())   # a lost race only ages _last; idle also asks the bucket
 
     def claim_floor(self, now: float) -> float:
-        """The largest share a request in flight went at, or one answered within HOLD_SECONDS: the claim may
-        not go below it."""
-        with self._answers:
-            self._used = {s: t for s, t in self._used.items() if now - t < HOLD_SECONDS or s in self._flying}
-            return max(self._used, default=0.0)
+        """How many of this process's requests are in flight or were answered within HOLD_SECONDS: its claim
+        may not go below it (however the share was cut meanwhile)."""
+        return float(self.bucket.occupancy(now, HOLD_SECONDS)[0])
 
     def _whole(self, rate: float) -> float:
         """Whole requests per second where the budget is whole: a process at s/s releases at most ceil(s) in a
@@ -186,11 +164,11 @@ class SharedBudget:
         self._last = max(self._last, now)
         # The others stop counting our row TTL after its write: stop relying on it HOLD_SECONDS before.
         self._held_until = started + TTL_SECONDS - HOLD_SECONDS
-        held = self.claim_floor(now)
+        held, drops = self.bucket.occupancy(now, HOLD_SECONDS)
         if share < self._fair:
             self._due = now + STARVED_SECONDS
-        elif held > max(share, self._fair):   # holding a cut: write it down once the old share is behind us
-            self._due = min(now + BEAT_SECONDS, self._used.get(held, now) + HOLD_SECONDS)
+        elif held > max(share, self._fair):   # holding a cut: write the claim down as its requests age out
+            self._due = min(now + BEAT_SECONDS, drops)
         else:
             self._due = now + BEAT_SECONDS
 
@@ -210,8 +188,9 @@ class SharedBudget:
         if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
             return False
         try:
-            if (not self.joined or self.share <= 0 or self.bucket.in_flight
-                    or self._clock() - self._last < IDLE_SECONDS):
+            now = self._clock()
+            if (not self.joined or self.share <= 0 or self.bucket.occupancy(now, HOLD_SECONDS)[0]
+                    or now - self._last < IDLE_SECONDS):
                 return False
             hb, etag = self._hb, getattr(self._hb, "etag", None)
             self.share = self.claim = 0.0
