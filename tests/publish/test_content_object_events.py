@@ -112,6 +112,8 @@ def test_a_content_objects_other_events_ask_preservica_nothing(env, pres):
 
 
 def test_actions_for_assets_only_still_skip_content_object_events(env, pres, monkeypatch):
+    """thumbnail declares entities=("asset",) and reads the summary snapshot: for a content object the dispatcher
+    takes none (dispatch._with_snapshots: assets and folders only) and the runner skips it unasked."""
     monkeypatch.setenv("PRESERVICA_ROUTES", "*=publish,thumbnail")
     co, _ = pres.source_of(ASSET, "Access", 0)
     before = len(pres.requests)
