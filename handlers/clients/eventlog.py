@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 
 from ..core.envelope import is_ref, parse_timestamp
 from ..core.errors import BudgetSpent, NotFound
-from ..core.reconcile import DELETED, DELETED_TRIGGER, Found
+from ..core.reconcile import ALWAYS, DELETED, DELETED_TRIGGER, Found
 from . import preservica_http
 
 PAGE = 100          # events per page, as pyPreservica pages them
@@ -199,8 +199,11 @@ def _actions(api, trigger: str, log_type: str, event: dict, start: int, kinds: K
             kind = kinds.get(api, ref) if is_ref(ref) else None
             if when is None:
                 skipped["undated"] += 1
-            elif kind not in ("IO", "SO", GONE):
-                skipped["unknown entity"] += 1   # a content object, or not a reference at all
-            else:   # a deleted one goes as an asset: its snapshot says gone, and publish withdraws
+            elif kind not in ("IO", "SO", GONE) and not (kind == "CO" and trigger in ALWAYS):
+                skipped["unknown entity"] += 1   # not a reference at all, or a content object's other change
+            else:   # a deleted one goes as an asset: its snapshot says gone, and publish withdraws;
+                # a content object's security change goes as itself (that the log names the content object, not
+                # its asset, is inferred; updated-since types one `CO`: pyPreservica _updated_entities_page):
+                # publish converges its asset (actions/publish/content_object.py), asset-only actions skip it
                 found.append(Found(ref.lower(), "IO" if kind == GONE else kind, trigger, when, log_type))
         yield found, skipped, after

@@ -36,7 +36,7 @@ BUCKETS = 4096  # backfill: one delivery per first three hex digits of the ref (
 class Found:
     """An event Preservica recorded, as a webhook trigger on one entity."""
     ref: str
-    entity_type: str    # IO, SO
+    entity_type: str    # IO, SO; CO for a content object's security or visibility change (publish takes it)
     trigger: str
     when: dt.datetime   # Preservica's time, UTC
     event: str          # Preservica's event type, e.g. Ingest

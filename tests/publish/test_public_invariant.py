@@ -79,7 +79,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             self.variant = {}
             self.pending: list[tuple] = []   # messages that failed and wait for their retry
             self.poisoned: set[str] = set()  # assets a message was lost for, and nothing has converged since
-            self.unseen: set[str] = set()    # an access file's tag changed and no run has read the asset since
+            self.owner: dict[str, str] = {}  # content object -> its asset, for the messages that name one
             self.down = False
             self.t = start                   # Preservica's clock
             self.last = {ref: start for ref in REFS}   # when each asset last changed
@@ -103,7 +103,6 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             finally:
                 world["written"] |= before
             self.poisoned.discard(ref)   # it read Preservica's state now: right until the next change
-            self.unseen.discard(ref)
             if not public_now(ref) and not blobs(env, f"{ref}/"):
                 world["done"].add(ref)
             return True
@@ -114,7 +113,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
         def run_message(self, content, message_id: str, attempt: int = 1) -> bool:
             """A publish message through the real action runner, as its queue function runs it."""
             [job] = messages.read_batch(content)
-            return self.perform(job.entity_ref, lambda: runner.run("publish", content, attempt, message_id=message_id),
+            return self.perform(self.asset_of(job.entity_ref), lambda: runner.run("publish", content, attempt, message_id=message_id),
                                 ("message", content, message_id, attempt + 1))
 
         def run_queued(self) -> None:
@@ -126,14 +125,15 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
                     q.delete_message(m)
                     self.run_message(m.content, m.id)
 
-        def changed(self, ref: str, delivered: bool, trigger: str, event_type: str | None) -> None:
+        def changed(self, ref: str, delivered: bool, trigger: str, event_type: str | None, about: str = "") -> None:
             """A change in Preservica at its time `self.t`: logged as Preservica logs it (None: a deletion,
-            which updated-since lists), and its webhook delivered (dispatcher, journal, runner) or lost."""
+            which updated-since lists), and its webhook delivered (dispatcher, journal, runner) or lost. Both
+            name `about` when given (one of the asset's content objects), else the asset."""
             self.t += TICK
             self.last[ref] = self.t
-            logged(pres, world, ref, self.t, event_type)
+            logged(pres, world, ref, self.t, event_type, about)
             if delivered:
-                recon.webhook([ref], self.t, trigger=trigger)
+                recon.webhook([about or ref], self.t, trigger=trigger, entity_type="CO" if about else "IO")
                 self.run_queued()
 
         # -- what archivists do in Preservica, each with its webhook delivered or lost --------------------
@@ -181,15 +181,15 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
               delivered=st.booleans())
         def tag_an_access_file(self, ref, index, tag, delivered):
             """An archivist closes or opens one access file (its content object) of an asset. Preservica's
-            webhook and log entry name the content object, which publish does not take (inferred): `delivered`
-            is some other message for the asset arriving meanwhile; else only a later run (the sweep) sees it."""
+            webhook and log entry name the content object (inferred): publish converges its asset on the
+            webhook, or on the reconciler's delivery of the logged change when the webhook is lost."""
             e = pres._entities.get(ref)
             access = [c for c in e.content_objects if pres._entities[c].rep_type == "Access"] if e else []
             if access:
-                pres.set_security_tag(access[index % len(access)], tag)
-                self.poisoned.add(ref)    # the reconciler has no entry for the asset: until a run reads it again
-                self.unseen.add(ref)      # and the sweep only reads the assets the container holds
-                self.changed(ref, delivered, SECURITY, None)
+                co = access[index % len(access)]
+                self.owner[co] = ref
+                pres.set_security_tag(co, tag)
+                self.changed(ref, delivered, SECURITY, "Modified", about=co)
 
         @rule(ref=st.sampled_from(REFS), outage=st.booleans())
         def close_during_a_publish(self, ref, outage):
@@ -260,18 +260,18 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
                 self.check({r for r in REFS if self.last[r] < end} - self.poisoned - waiting,
                            "after a reconciliation run")
 
-        @staticmethod
-        def ref_of(entry: tuple) -> str:
-            return entry[1] if entry[0] == "converge" else messages.read_batch(entry[1])[0].entity_ref
+        def ref_of(self, entry: tuple) -> str:
+            return entry[1] if entry[0] == "converge" else self.asset_of(messages.read_batch(entry[1])[0].entity_ref)
+
+        def asset_of(self, ref: str) -> str:
+            return self.owner.get(ref, ref)
 
         @rule(ref=st.sampled_from(REFS))
         def duplicate_or_stale_message(self, ref):
             self.converge(ref)      # publish reads Preservica now: an old event is the same as a new one
 
         def swept(self) -> None:
-            held = {r for r in REFS if blobs(env, f"{r}/")}   # what the sweep walks: each converges
-            sweep.run()
-            self.unseen -= held
+            sweep.run()   # every asset the container holds converges
 
         @rule()
         def sweep(self):
@@ -309,9 +309,9 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             published = {n.split("/")[0] for n in got if n.endswith("/manifest.json")}
             expected = {r for r in refs if public_now(r)}
             assert published <= expected, when   # nothing closed is public, ever
-            # An asset withdrawn because all its access files closed, one reopened since with no message for the
-            # asset, waits for the asset's next change (fails closed): nothing else may lag.
-            assert expected - published <= self.unseen, when
+            # and everything open is: an asset withdrawn because all its access files closed comes back with the
+            # content object event (or its logged change) of one reopened
+            assert expected == published, when
             assert {n.split("/")[0] for n in got} == published, when   # nothing else under any ref
             for ref in published:
                 closed = closed_files(pres, ref)
@@ -337,7 +337,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             getattr(machine, name)(ref, delivered)
         machine.reconcile(0)
         machine.teardown()
-    machine = PublicInvariant()   # an access file closed with its asset's message, one without, one reopened unseen
+    machine = PublicInvariant()   # an access file closed with its webhook, one without, one reopened without
     machine.tag_an_access_file(ASSET, 0, "closed", True)
     machine.tag_an_access_file(AV, 0, "closed", False)
     machine.sweep()

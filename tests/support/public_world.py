@@ -8,7 +8,8 @@ TICK = dt.timedelta(minutes=2)      # simulated time between two changes
 DELAY = dt.timedelta(minutes=60)    # RECONCILE_DELAY_MINUTES's default
 # How Preservica logs each change (RECONCILE_EVENT_TYPES's default maps Modified to CHANGED_SECURITY_DESCRIPTOR,
 # Ingest to FULL_TEXT_INDEXED). Inferred: that a security, visibility or access-file change is logged as
-# `Modified` (public fixtures show `Modified` for AddIdentifier); a deletion is listed by updated-since.
+# `Modified` (public fixtures show `Modified` for AddIdentifier), an access file's under its content object;
+# a deletion is listed by updated-since.
 SECURITY, VISIBILITY, INDEXED = "CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY", "FULL_TEXT_INDEXED"
 
 
@@ -62,9 +63,10 @@ def watch(monkeypatch, pres, world: dict) -> None:
     monkeypatch.setattr(publish, "_thumbnail", thumbnail)
 
 
-def logged(pres, world: dict, ref: str, when: dt.datetime, event_type: str | None) -> None:
-    """A change at `when`, in Preservica's event log as `event_type` (None: a deletion, which updated-since lists)."""
+def logged(pres, world: dict, ref: str, when: dt.datetime, event_type: str | None, about: str = "") -> None:
+    """A change to asset `ref` at `when`, in Preservica's event log as `event_type` (None: a deletion, which
+    updated-since lists), naming `about` when given (one of its content objects: inferred, see SECURITY)."""
     if event_type:
-        pres.record_event(event_type, [ref], when)
+        pres.record_event(event_type, [about or ref], when)
     if public_now(pres, ref):
         world["done"].discard(ref)

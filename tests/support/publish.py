@@ -21,10 +21,10 @@ def make_wav(seconds: float, rate: int = 8000) -> bytes:
     return speech.make_wav(seconds, rate)
 
 
-def dispatched(ref: str, trigger: str = "FULL_TEXT_INDEXED", action: str = "publish") -> bytes:
-    """Dispatch a delivery of one event and take the action's message off its queue."""
+def dispatched(ref: str, trigger: str = "FULL_TEXT_INDEXED", action: str = "publish", entity_type: str = "IO") -> bytes:
+    """Dispatch a delivery of one event (naming an asset, or `entity_type`) and take the action's message off its queue."""
     from handlers.clients.storage import default
-    body = encode(delivery(trigger=trigger, refs=[ref]))
+    body = encode(delivery(trigger=trigger, refs=[ref], entity_type=entity_type))
     dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-30T10:00:00Z", body.decode()).encode())
     q = default().queue(settings.action_queue(action))
     [msg] = q.receive_messages(max_messages=32)

@@ -30,8 +30,8 @@ def dispatch_all(conn: str) -> int:
     return n
 
 
-def webhook(refs, when: dt.datetime, trigger="FULL_TEXT_INDEXED") -> None:
-    doc = delivery(trigger=trigger, refs=refs, timestamp=when.strftime("%Y-%m-%dT%H:%M:%S.000"))
+def webhook(refs, when: dt.datetime, trigger="FULL_TEXT_INDEXED", entity_type: str = "IO") -> None:
+    doc = delivery(trigger=trigger, refs=refs, timestamp=when.strftime("%Y-%m-%dT%H:%M:%S.000"), entity_type=entity_type)
     body = encode(doc)
     dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "x", body.decode()).encode())
 

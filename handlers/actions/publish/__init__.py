@@ -9,8 +9,9 @@ Open: the access representation's files are streamed to `<ref>/files/...`, the t
 `<ref>/thumbnail`, captions to `<ref>/captions.vtt` only when `transcribe` made them from one of those
 files (same content object and fixity), then `<ref>/manifest.json` (IIIF Presentation 3) and a Create or
 Update activity. Anything else: every blob under `<ref>/` is deleted (manifest first) and a Delete activity
-written. A folder's security or visibility change re-checks the assets under it (folder.py). One run per asset
-at a time (a lease, clients/publish_lock.py): a withdrawal waits for a publish in flight.
+written. A folder's security or visibility change re-checks the assets under it (folder.py), a content object's
+its asset (content_object.py). One run per asset at a time (a lease, clients/publish_lock.py): a withdrawal
+waits for a publish in flight.
 The tag is read again before the manifest is written and once more at the end; a re-check that
 fails (Preservica down) withdraws before it raises, so a retried or poisoned message leaves nothing public.
 """
@@ -44,6 +45,9 @@ def perform(job: Job, ctx: Context) -> Outcome:
     if job.entity_type == "SO":   # the assets under a folder closed, hidden or opened (folder.py)
         from . import folder
         return folder.recheck(ctx, job, converge, public_store())
+    if job.entity_type == "CO":   # one access file closed or opened: its asset converges (content_object.py)
+        from . import content_object
+        return content_object.recheck(ctx, job, converge)
     if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; a blob prefix is built from nothing else
         return Outcome(SKIPPED, "reference is not a UUID")
     return converge(ctx, job.entity_ref)
@@ -259,4 +263,4 @@ ACTION = Action(name="publish", perform=perform,
                           source.IDENTIFIER_TYPES, source.MAX_BYTES, TRANSCRIPTS, source.DESCRIBE_WRITE,
                           source.DESCRIBE_SCHEMA),
                 required=(), secrets=(), preservica=NEEDS, reads=frozenset(), repeatable=False,
-                entities=("asset", "folder"))
+                entities=("asset", "folder", "content object"))

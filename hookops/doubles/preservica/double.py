@@ -30,7 +30,7 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
     ``subscriptions`` (id -> dict incl. the secret).
 
     Controls: ``add_asset``, ``add_folder``, ``set_security_tag`` (an asset and its content objects, or one content
-    object), ``set_format`` (PUID, format group), ``remove_asset``,
+    object), ``set_parent`` (any text), ``set_format`` (PUID, format group), ``remove_asset``,
     ``set_fixity`` (a stored value that does not match), ``fixity_algorithms`` (what Fixities lists),
     ``add_metadata`` (seed a fragment), ``metadata(ref)``, ``fail_next(n, status=500)``, ``expire_tokens()``, ``latency``,
     ``respond_with`` (any path), ``notify(subscription_id, refs)`` (send a signed event),
@@ -133,6 +133,11 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
             entity.security_tag = tag
             for co_ref in entity.content_objects:
                 self._entities[co_ref].security_tag = tag
+
+    def set_parent(self, ref: str, parent: str | None) -> None:
+        """Point an entity at another parent, any text (a test's hostile entity document; it is served escaped)."""
+        with self._lock:
+            self._entities[ref].parent = parent
 
     def source_of(self, ref: str, rep_type: str = "Access", index: int = 0) -> tuple[str, dict[str, str]]:
         """(content object ref, fixity as pyPreservica reads it) of an asset's `index`-th file of `rep_type`:

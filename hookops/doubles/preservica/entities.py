@@ -56,14 +56,14 @@ class EntityApi:
         if e.description:
             fields += f"<xip:Description>{escape(e.description)}</xip:Description>"
         fields += f"<xip:SecurityTag>{escape(e.security_tag)}</xip:SecurityTag>"
-        if e.parent:
-            fields += f"<xip:Parent>{e.parent}</xip:Parent>"
+        if e.parent:   # a content object's is its asset (pyPreservica reads the first <xip:Parent>)
+            fields += f"<xip:Parent>{escape(e.parent)}</xip:Parent>"
         if e.hidden:   # inferred: no public source shows how a hidden asset appears (see core.iiif.is_hidden)
             fields += "<xip:Hidden>true</xip:Hidden>"
         extra = f"<Self>{self._url(e)}</Self><Identifiers>{self._url(e, '/identifiers')}</Identifiers>"
         if e.parent:
             parent = self._entities.get(e.parent)
-            extra += f"<Parent>{self._url(parent) if parent else e.parent}</Parent>"
+            extra += f"<Parent>{escape(self._url(parent) if parent else e.parent)}</Parent>"
         if e.metadata:
             extra += "<Metadata>" + "".join(
                 f"<Fragment schema={quoteattr(schema)}>{self._url(e, '/metadata/' + mref)}</Fragment>"

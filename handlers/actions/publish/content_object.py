@@ -1,0 +1,38 @@
+"""publish for a content object event: the asset the content object belongs to converges.
+
+A security change made on one access file reaches the webhook (`entityType: "CO"`) and the event log under the
+content object, not its asset (inferred: docs/deploy.md, facts to confirm). A CHANGED_SECURITY_DESCRIPTOR or
+CHANGE_ASSET_VISIBILITY naming a content object reads it (one request) for its parent and runs `converge` on that
+asset, which reads everything again and withholds, withdraws or publishes again by what Preservica says now: a
+repeated or forged event publishes nothing Preservica does not say is public, and a parent that is not a UUID
+(whatever the entity document says) names no blob and no request.
+"""
+from __future__ import annotations
+
+from ...core import reconcile
+from ...pipeline.contract import SKIPPED, Context, Job, NotFound, Outcome
+
+
+def recheck(ctx: Context, job: Job, converge) -> Outcome:
+    """Converge the asset the job's content object belongs to."""
+    from ...core import iiif
+    if job.trigger not in reconcile.ALWAYS:   # a file's other events change nothing public: no request for them
+        return Outcome(SKIPPED, f"a content object's {job.trigger} changes no file's access")
+    if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; it goes into a URL
+        return Outcome(SKIPPED, "reference is not a UUID")
+    try:
+        # pyPreservica entityAPI.py content_object(): one GET of /api/entity/content-objects/{ref}, parsed by
+        # entity_from_string (common.py), whose `parent` is the text of the document's first <xip:Parent>: for a
+        # content object, its asset (XIP ContentObject/Parent). 404: ReferenceNotFoundException, here NotFound.
+        parent = ctx.preservica(lambda api: api.content_object(job.entity_ref).parent)
+    except NotFound:   # deleted: nothing is public under a content object's ref; its asset's next run sees the rest
+        return Outcome(SKIPPED, "not found")
+    asset = parent.strip() if isinstance(parent, str) else ""
+    ref = iiif.blob_ref(asset)
+    if ref is None:   # never a blob name, a URL or a journal text from it
+        return Outcome(SKIPPED, "the content object's parent is not an asset reference (a UUID)")
+    outcome = converge(ctx, asset)
+    said = outcome.reason or ("published" if outcome.extra.get("publish_manifest") else outcome.state)
+    withheld = outcome.extra.get("publish_withheld")
+    note = f", {withheld} closed content object(s) withheld" if withheld else ""
+    return Outcome(outcome.state, f"its asset {ref}: {said}{note}", {**outcome.extra, "publish_asset": ref})
