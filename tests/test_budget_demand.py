@@ -75,7 +75,7 @@ def test_a_newcomer_claims_only_what_is_free_so_the_others_keep_their_fair_share
 def test_a_cut_is_written_down_only_as_the_requests_of_the_higher_share_age_out(app_env):
     """Counted in one-second windows, the arrivals of a process cut and of one raised into the freed share must
     not meet: the cut process's row claims the requests it still has in its window (in flight, or answered within
-    HOLD_SECONDS), however low its new share, and is written down as each ages out, not a whole second later."""
+    the last second), however low its new share, and is written down as each ages out, not a whole second later."""
     clock = Clock()
     a = budget(beat("a"), 10, clock)
     for _ in range(10):
@@ -85,12 +85,12 @@ def test_a_cut_is_written_down_only_as_the_requests_of_the_higher_share_age_out(
     n._count(clock())
     a._count(clock())          # a sees n: cut to 5 from its next release
     assert a.rate == 5.0 and rows_now()["a"] == 10.0
-    clock.now += ratelimit.STARVED_SECONDS
+    clock.now += ratelimit.STARVED_SECONDS / 2
     a._count(clock())          # all ten still in its window: the row still says 10, n gets nothing yet
     n._count(clock())
     assert rows_now()["a"] == 10.0 and n.rate == 0.0
-    assert a._due <= first + ratelimit.HOLD_SECONDS + 1e-9   # due when the first of them ages out
-    clock.now = first + ratelimit.HOLD_SECONDS + 0.35          # four have aged out (0, 0.1, 0.2, 0.3)
+    assert a._due <= first + ratelimit.WINDOW_SECONDS + 1e-9   # due when the first of them ages out
+    clock.now = first + ratelimit.WINDOW_SECONDS + 0.35          # four have aged out (0, 0.1, 0.2, 0.3)
     a._count(clock())
     n._count(clock())
     assert rows_now()["a"] == 6.0 and n.rate == 4.0             # n gets what aged out, not the whole half
@@ -101,7 +101,13 @@ def test_a_cut_is_written_down_only_as_the_requests_of_the_higher_share_age_out(
         a._count(clock())
     n._count(clock())
     assert rows_now()["a"] == 5.0 and (a.rate, n.rate) == (5.0, 5.0)
-    assert clock.now < 0.9 + ratelimit.HOLD_SECONDS            # before the last request at 10/s aged out
+    assert clock.now < 0.9 + ratelimit.WINDOW_SECONDS            # before the last request at 10/s aged out
+    for _ in range(20):        # then at 5/s, counting at every beat: a steady 5 in the window, claimed as 5
+        a.take()
+        if clock.now >= a._due:
+            a._count(clock())
+            n._count(clock())
+            assert rows_now()["a"] == 5.0 and n.rate == 5.0
 
 
 def test_an_idle_process_gives_its_share_back_and_registers_again_when_wanted(app_env):
@@ -165,8 +171,9 @@ def test_requests_of_several_processes_never_exceed_the_budget_in_any_second(app
                 b.take()
                 went = b.bucket.last
                 time.sleep(delays.choice((0.0, 0.01, 0.05, 0.2)))   # the answer's delay, a condition of the test
+                answered = time.monotonic()   # the answer: the block stamps it no earlier, as it ends
             with lock:
-                spans.append((went, time.monotonic()))
+                spans.append((went, answered))
             if pause_at is not None and len(spans) > pause_at:
                 time.sleep(ratelimit.IDLE_SECONDS * 2)    # goes idle, then comes back
                 pause_at = None

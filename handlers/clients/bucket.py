@@ -22,13 +22,14 @@ import time
 from collections.abc import Callable, Iterator
 
 WAKE_SECONDS = 0.05   # every request in flight: look again this often (and at each answer)
+WINDOW_SECONDS = 1.0  # Preservica's limit is per second: a request occupies the window until this long after its answer
 
 
 class TokenBucket:
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, keep: float = 1.0):
+                 sleep: Callable[[float], None] = time.sleep, keep: float = WINDOW_SECONDS):
         self._clock, self._sleep = clock, sleep
-        self._keep = max(1.0, keep)               # answers are kept this long: occupancy() looks back as far
+        self._keep = max(WINDOW_SECONDS, keep)              # answers are kept this long: occupancy() looks back as far
         self._slot = self.last = float("-inf")   # the last booked slot; when the last request actually went
         self._turn = threading.Lock()             # callers pass one at a time; the wait is inside
         self._state = threading.Condition()       # what went and what is in flight, shared with the answers
@@ -75,8 +76,8 @@ class TokenBucket:
         room = self._limit - self._open
         if room <= 0:
             return None
-        within = len(self._done) - bisect.bisect_right(self._done, now - 1.0)
-        return now if within < room else max(now, self._done[-room] + 1.0)
+        within = len(self._done) - bisect.bisect_right(self._done, now - WINDOW_SECONDS)
+        return now if within < room else max(now, self._done[-room] + WINDOW_SECONDS)
 
     def occupancy(self, now: float, window: float) -> tuple[int, float]:
         """(how many requests are in flight or were answered within `window` s before `now` (at most `keep`),

@@ -8,7 +8,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 
-from .bucket import TokenBucket as TokenBucket
+from .bucket import WINDOW_SECONDS, TokenBucket as TokenBucket
 
 # ---- one budget for the whole app ---------------------------------------------------------------
 # PRESERVICA_MAX_RPS (B) is the archive's total. Each process that calls Preservica keeps a heartbeat row
@@ -20,7 +20,7 @@ from .bucket import TokenBucket as TokenBucket
 #     finds the others there still occupying: they number at most s_q(t_q).
 #  2. A count writes the claim, then reads the others' (Table storage is strongly consistent: heartbeat.py),
 #     and takes a share of at most B less the claims it read, and at most its own claim. The claim is at least
-#     the share it had and O at the write (claim_floor, over HOLD_SECONDS > 1 s): by (1), until its next
+#     the share it had and O at the write (claim_floor; answers are stamped after they came): by (1), until its next
 #     write, O and the share stay at most that claim. A raise is written before it is used; a cut is written
 #     down as the requests of the higher share age out (a count is due at each fall of O, within a second).
 #     A row goes (idle, leave) only when O is 0 over HOLD_SECONDS; a process stops using a share TTL_SECONDS -
@@ -43,7 +43,7 @@ from .bucket import TokenBucket as TokenBucket
 # (MAXIMUM_INSTANCE_COUNT): never unlimited, never the whole budget.
 BEAT_SECONDS = 1.0
 TTL_SECONDS = 4.0
-HOLD_SECONDS = 1.1       # one second of the window, and 0.1 s to spare
+HOLD_SECONDS = 1.1       # the window, and 0.1 s to spare: a row goes only this long after its last answer
 IDLE_SECONDS = 1.2       # no request wanted for this long: give the share back (at least HOLD_SECONDS)
 STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
 
@@ -94,7 +94,7 @@ class SharedBudget:
     @contextlib.contextmanager
     def sending(self) -> Iterator[None]:
         """TokenBucket.sending: each request occupies this process's window until a second after its answer,
-        and its claim (claim_floor) until HOLD_SECONDS after it."""
+        and its claim (claim_floor) as long."""
         try:
             with self.bucket.sending():
                 yield
@@ -102,9 +102,10 @@ class SharedBudget:
             self._last = max(self._last, self._clock())   # a lost race only ages _last; idle also asks the bucket
 
     def claim_floor(self, now: float) -> float:
-        """How many of this process's requests are in flight or were answered within HOLD_SECONDS: its claim
-        may not go below it (however the share was cut meanwhile)."""
-        return float(self.bucket.occupancy(now, HOLD_SECONDS)[0])
+        """How many of this process's requests occupy its window (in flight, or answered within the last second):
+        its claim may not go below it, however the share was cut meanwhile. The bucket's own count, not a longer
+        one: a longer look-back made a process at share s claim s + 1 (bench row 9: a joiner got 4 of 5)."""
+        return float(self.bucket.occupancy(now, WINDOW_SECONDS)[0])
 
     def _whole(self, rate: float) -> float:
         """Whole requests per second where the budget is whole: a process at s/s releases at most ceil(s) in a
@@ -164,7 +165,7 @@ class SharedBudget:
         self._last = max(self._last, now)
         # The others stop counting our row TTL after its write: stop relying on it HOLD_SECONDS before.
         self._held_until = started + TTL_SECONDS - HOLD_SECONDS
-        held, drops = self.bucket.occupancy(now, HOLD_SECONDS)
+        held, drops = self.bucket.occupancy(now, WINDOW_SECONDS)
         if share < self._fair:
             self._due = now + STARVED_SECONDS
         elif held > max(share, self._fair):   # holding a cut: write the claim down as its requests age out
