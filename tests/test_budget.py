@@ -65,8 +65,9 @@ def test_a_lone_newcomer_takes_the_whole_budget_at_once_for_two_writes_and_two_q
     assert mine.take() == 0.0
     assert (mine.live, mine.rate) == (1, 10.0)
     assert counted.calls == ["upsert_entity", "query_entities"] * 2
-    waits = [mine.take() for _ in range(10)]           # then paced at the whole budget, no count in between
-    assert waits == pytest.approx([0.1] * 10) and counted.calls == ["upsert_entity", "query_entities"] * 2
+    paced = int(ratelimit.BEAT_SECONDS * 10) - 1          # then paced at the whole budget, no count within a beat
+    waits = [mine.take() for _ in range(paced)]
+    assert waits == pytest.approx([0.1] * paced) and counted.calls == ["upsert_entity", "query_entities"] * 2
     assert beat("other").beat(0) == {"me": 10.0}       # what the others read: its row and its claim
 
 

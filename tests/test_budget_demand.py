@@ -72,6 +72,21 @@ def test_a_newcomer_claims_only_what_is_free_so_the_others_keep_their_fair_share
     assert (a.rate, n.rate) == (4.0, 3.0)   # whole shares 4, 3, 3 by id; not 2 and 2
 
 
+def test_a_cut_the_window_already_allows_is_written_in_the_same_count(app_env):
+    """A process cut from 10 to 5 with fewer than 5 requests in its window writes 5 at once: the joiner gets its
+    half at its next count. (It used to write the cut at its next beat: the joiner waited a second more.)"""
+    clock = Clock()
+    a = budget(beat("a"), 10, clock)
+    a.take()
+    n = budget(beat("n"), 10, clock)
+    n._count(clock())
+    clock.now += ratelimit.BEAT_SECONDS
+    a._count(clock())
+    assert a.rate == 5.0 and rows_now()["a"] == 5.0
+    n._count(clock())
+    assert n.rate == 5.0
+
+
 def test_a_cut_is_written_down_only_as_the_requests_of_the_higher_share_age_out(app_env):
     """Counted in one-second windows, the arrivals of a process cut and of one raised into the freed share must
     not meet: the cut process's row claims the requests it still has in its window (in flight, or answered within
