@@ -1,6 +1,7 @@
 """Which instances of the app are calling Preservica now, and at what rate: each process keeps a row of its
-own fresh in the reconcile table (partition `instances`) carrying its claim (the rate it may be using), and
-reads the rows written within the last TTL seconds. ratelimit.SharedBudget divides the budget with them.
+own fresh in the reconcile table (partition `instances`) carrying its claim (the rate it may be using) and
+whether it wants any now, and reads the rows written within the last TTL seconds. ratelimit.SharedBudget divides
+the budget among those that want, less what all of them claim.
 
 Write, then read: the query runs after our own upsert has returned, and Azure Storage is strongly consistent
 (a write that returned is what every later read sees: learn.microsoft.com/azure/storage/common/storage-
@@ -39,29 +40,47 @@ class Heartbeat:
     def __init__(self, table, me: str, ttl: float):
         self.table, self.me, self.ttl = table, me, ttl
         self.rank = 0
+        self.wanting = 0               # the other live rows that want a share now
         self.etag: str | None = None   # of this process's last write of its row
 
     def beat(self, claim: float = 0.0) -> dict[str, float]:
-        """Write this process's row with `claim`, then read the rows written within `ttl` seconds of it:
-        {row: claim} of the others. One upsert, one query (the SDK follows continuation pages itself).
-        Raises what storage raises: the caller decides what an unknown count means."""
+        """Write this process's row with `claim`, wanting a share, then read the rows written within `ttl`
+        seconds of it: {row: claim} of the others. One upsert, one query (the SDK follows continuation pages
+        itself). Raises what storage raises: the caller decides what an unknown count means."""
         from azure.data.tables import UpdateMode
 
         from .journal import table_call
         written = table_call(self.table, lambda: self.table.upsert_entity(
-            {"PartitionKey": PARTITION, "RowKey": self.me, "claim": float(claim)}, mode=UpdateMode.REPLACE))
+            {"PartitionKey": PARTITION, "RowKey": self.me, "claim": float(claim), "wants": True},
+            mode=UpdateMode.REPLACE))
         # azure-data-tables _table_client.py upsert_entity returns _trim_service_metadata(...): date, etag, version.
         self.etag = (written or {}).get("etag")
         rows = table_call(self.table, lambda: list(self.table.query_entities(
-            f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim"])))
+            f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim", "wants"])))
         stamps = {r["RowKey"]: r.metadata["timestamp"] for r in rows}
         mine = stamps.get(self.me)
         if mine is None:  # our own write is not there to be read: the count is not known
             raise LookupError("this instance's heartbeat row was not read back")
         live = sorted(rk for rk, t in stamps.items() if (mine - t).total_seconds() < self.ttl)
-        self.rank = live.index(self.me)  # this process's place among the live ones: who takes a remainder
+        resting = {r["RowKey"] for r in rows if r.get("wants") is False}   # only as rest() writes it: else it wants
+        wanting = [rk for rk in live if rk == self.me or rk not in resting]
+        self.rank, self.wanting = wanting.index(self.me), len(wanting) - 1   # its place: who takes a remainder
         claims = {r["RowKey"]: _rate(r.get("claim")) for r in rows}
         return {rk: claims[rk] for rk in live if rk != self.me}
+
+    def rest(self, claim: float, etag: str | None) -> str | None:
+        """No request wanted for a while (ratelimit's watcher): the row claims only `claim` (what is still in
+        this process's window) and wants none, so the others' fair shares leave it out. Only over the row as the
+        write with `etag` left it (If-Match: learn.microsoft.com/rest/api/storageservices/update-entity2): a
+        count since, wanting again, stays. Returns the new etag; raises what storage raises (412 included)."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+        if etag is None:
+            raise LookupError("no write of this row to rest from")
+        written = self.table.update_entity(
+            {"PartitionKey": PARTITION, "RowKey": self.me, "claim": float(claim), "wants": False},
+            mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
+        return (written or {}).get("etag")   # _table_client.py update_entity: the service's metadata, etag with it
 
     def leave(self, etag: str | None = None) -> None:
         """Idle (ratelimit's watcher) or on a clean stop: this process's share goes back at once rather than

@@ -33,18 +33,21 @@ from .bucket import WINDOW_SECONDS, TokenBucket as TokenBucket
 #  arrivals, is at most B less the others' arrivals. The + 1 of B + 1 is spare. Limits: where B is below the
 #  live count or not whole, shares are fractions and a second may hold up to the number of live processes more
 #  (see _whole); a request given up on (timeout) ends its block then, and could still arrive later (inferred rare).
-# A newcomer (its first call, or after going idle) registers with a claim of 0, then claims what it saw free of
-# its fair share (alone: the whole budget): two writes and two queries, tens of ms. Its row makes the others
-# cut to their fair shares at their next count; it claims a share only once it is free. Busy, a process
-# counts every BEAT_SECONDS, sooner while it has less than its fair share or holds a cut. Idle (no request
-# wanted for IDLE_SECONDS), a watcher thread deletes its row: the others take its share at their next count.
-# A dead process's row lapses in TTL_SECONDS.
+# A newcomer (its first call, or after resting) registers wanting, with a claim of what its window holds (0 when
+# new), then claims what it saw free of its fair share (alone: the whole budget): two writes and two queries, tens
+# of ms. Its row makes the others cut to their fair shares at their next count; it claims a share only once it is
+# free. Fair shares divide the budget among the rows that want one. Busy, a process counts every BEAT_SECONDS,
+# sooner while it has less than its fair share or holds a cut. A watcher thread watches for no request wanted:
+# after REST_SECONDS its row claims only what its window holds and wants none (the others' fair shares leave it
+# out at their next count), after IDLE_SECONDS with its window empty the row goes. A dead one lapses in TTL_SECONDS.
 # A count that fails (storage down) gives the floor, budget / the deployment's maximum instance count
 # (MAXIMUM_INSTANCE_COUNT): never unlimited, never the whole budget.
 BEAT_SECONDS = 0.5       # how soon a busy process sees another join or leave: two table operations each
 TTL_SECONDS = 4.0
 HOLD_SECONDS = 1.1       # the window, and 0.1 s to spare: a row goes only this long after its last answer
-IDLE_SECONDS = 1.2       # no request wanted for this long: give the share back (at least HOLD_SECONDS)
+REST_SECONDS = 0.3       # no request wanted for this long: want none, claim only the window (bench row 9: a
+                         # share held 1.2 s unused each time a process ran out of work)
+IDLE_SECONDS = 1.2       # no request wanted for this long: give the row back (at least HOLD_SECONDS)
 STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
 
 
@@ -63,6 +66,7 @@ class SharedBudget:
         self.claim = 0.0                # what this process's row says
         self.live: int | None = None
         self.joined = False             # this process's row is there with a claim (not only registered)
+        self.resting = False            # its row wants none: the next request registers again
         self._fair = self._free = self.budget   # its fair share, and what it last saw free
         self._due = self._held_until = clock()
         self._last = clock()            # the last release, or count: idle is measured from it
@@ -120,7 +124,7 @@ class SharedBudget:
 
     def _beat(self, hb, claim: float) -> dict:
         others = hb.beat(claim)
-        self.claim, self.live = claim, 1 + len(others)
+        self.claim, self.live = claim, 1 + getattr(hb, "wanting", len(others))
         self._fair = self._fair_share(self.live, getattr(hb, "rank", 0))
         return others
 
@@ -133,9 +137,9 @@ class SharedBudget:
             if hb is None:   # a lone process (the operator's CLI, a local run): the Functions host needs storage
                 others, self.claim, self.live, self._fair = {}, self.budget, 1, self.budget
             else:
-                if not self.joined:   # register at 0: the others see one more live row and cut to their fair shares
-                    self._free = self.budget - sum(self._beat(hb, 0.0).values())
-                    self.joined = True
+                if not self.joined or self.resting:   # register: the others see one more row wanting, and cut
+                    self._free = self.budget - sum(self._beat(hb, self.claim_floor(started)).values())
+                    self.joined, self.resting = True, False
                     self._start_watcher()
                 # Claim what it uses or may use: of its fair share, no more than it last saw free. (Claiming the
                 # fair share while the others still held theirs made them each see too little free, and cut
@@ -187,21 +191,44 @@ class SharedBudget:
             self._watching = True
             threading.Thread(target=_watcher, args=(weakref.ref(self),), name="preservica-budget", daemon=True).start()
 
-    def release_if_idle(self) -> bool:
-        """No request wanted for IDLE_SECONDS (no caller waiting, none in flight, none released): delete this
-        process's row so that the others can take its share. The next request counts again, as a newcomer.
-        The delete is outside the gate (a caller arriving meanwhile does not wait for storage), and only of
-        the row as this process last wrote it: if that caller registered again first, its row stays."""
+    def rest_if_idle(self) -> bool:
+        """No request wanted for REST_SECONDS (no caller waiting, none in flight): the row claims only what this
+        process's window still holds and wants none, and the share is 0 until the next request registers again.
+        Written outside the gate, and only over the row as this process last wrote it (If-Match)."""
         if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
             return False
         try:
             now = self._clock()
-            if (not self.joined or self.share <= 0 or self.bucket.occupancy(now, HOLD_SECONDS)[0]
+            if (not self.joined or self.resting or self.bucket.in_flight or now - self._last < REST_SECONDS):
+                return False
+            hb, etag, held = self._hb, getattr(self._hb, "etag", None), self.claim_floor(now)
+            self.share, self.resting, self._due = 0.0, True, now   # no release before a count raises the claim
+        finally:
+            self._gate.release()
+        try:
+            written = hb.rest(held, etag)
+        except Exception:   # storage down, or a count wrote the row since: it claims what it claimed (safe)
+            return False
+        with self._gate:
+            if hb.etag == etag:   # no count since: the leave deletes this write
+                hb.etag, self.claim = written, held
+        return True
+
+    def release_if_idle(self) -> bool:
+        """No request wanted for IDLE_SECONDS and none in the window over HOLD_SECONDS: delete this process's
+        row. The next request registers again, as a newcomer. The delete is outside the gate (a caller arriving
+        meanwhile does not wait for storage), and only of the row as this process last wrote it: if that caller
+        registered again first, its row stays."""
+        if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
+            return False
+        try:
+            now = self._clock()
+            if (not self.joined or self.bucket.occupancy(now, HOLD_SECONDS)[0]
                     or now - self._last < IDLE_SECONDS):
                 return False
             hb, etag = self._hb, getattr(self._hb, "etag", None)
             self.share = self.claim = 0.0
-            self.live, self.joined, self._due = None, False, self._clock()
+            self.live, self.joined, self.resting, self._due = None, False, False, self._clock()
         finally:
             self._gate.release()
         try:
@@ -212,14 +239,17 @@ class SharedBudget:
 
 
 def _watcher(ref) -> None:
-    """Looks every IDLE_SECONDS (sooner when the last release says so) whether the budget went idle."""
+    """Looks when the last release or answer says the budget may have gone idle: rests it after REST_SECONDS,
+    gives its row back after IDLE_SECONDS."""
     pause = IDLE_SECONDS
     while True:
         time.sleep(pause)
         me = ref()
         if me is None:
             return
-        pause = me._last + IDLE_SECONDS - me._clock() if me.joined and me.share > 0 else IDLE_SECONDS
-        if pause <= 0:
-            pause = IDLE_SECONDS / 2 if not me.release_if_idle() else IDLE_SECONDS
+        pause = IDLE_SECONDS
+        if me.joined:
+            pause = me._last + (IDLE_SECONDS if me.resting else REST_SECONDS) - me._clock()
+            if pause <= 0:
+                pause = REST_SECONDS if (me.release_if_idle() if me.resting else me.rest_if_idle()) else REST_SECONDS / 2
         del me
