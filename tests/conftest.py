@@ -73,6 +73,9 @@ def app_env(azurite, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("PRESERVICA_WEBHOOK_SECRET", SECRET)
+    # The doubles need no protecting: at the default 10 a second a test spent most of its time waiting for slots.
+    # The budget's own tests set theirs (tests/test_budget*.py; test_cost and bench build their buckets).
+    monkeypatch.setenv("PRESERVICA_MAX_RPS", "1000")
     from handlers.clients import shared
     shared.reset_all()  # each test starts a new "process": no cached secret or client
     return azurite
