@@ -92,15 +92,20 @@ class Azurite:
         return self
 
     def stop(self, grace: float = 3.0) -> None:
-        # Azurite waits for idle keep-alive connections before exiting on SIGTERM; its data is
-        # already on disk, so after a short grace the whole process group is killed.
+        # On SIGTERM Azurite closes its three services, each saving its metadata, and logs "... successfully
+        # closed" for each (azurite 3.37 dist/src/azurite.js shutdown(); ServerBase.close() awaits afterClose(),
+        # which closes the stores). The process then stays while a client keeps a keep-alive connection open
+        # (about 20 s here), so once the three lines are logged, or after `grace`, the whole group is killed.
         if self.proc and self.proc.poll() is None:
+            log = self.location / "azurite.log"
+            seen = log.stat().st_size if log.exists() else 0
             self.proc.terminate()
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + grace
+            while self.proc.poll() is None and time.monotonic() < deadline and not _closed(log, seen):
+                time.sleep(0.02)
+            if self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+            self.proc.wait()
         self.proc = None
 
     def __enter__(self) -> Azurite:
@@ -108,6 +113,16 @@ class Azurite:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _closed(log: Path, start: int) -> bool:
+    """Whether Azurite logged all three services closed after byte `start` of its log."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(start)
+            return f.read().count(b"successfully closed") >= 3
+    except OSError:
+        return False
 
 
 class PortTaken(RuntimeError):

@@ -20,7 +20,7 @@ pytest_plugins = ["tests.support.e2e", "tests.support.toys"]
 # Under `make test`'s two workers (pytest-xdist: a file at a time, in the order collected; see the Makefile) the
 # files that take minutes start first, so that no worker is left running one alone at the end. Measured on the
 # 2-core machine (docs/development.md); a file missing here costs only balance, never a result.
-FIRST = ("tests/actions/test_custody_large.py",   # a 2 GiB copy: about 100 s alone
+FIRST = ("tests/actions/test_custody_large.py",   # a 2 GiB copy: about 50 s alone
          "tests/test_bicep.py", "tests/test_host_contract.py", "tests/test_bench.py",  # checkov's and the worker's
          "tests/adversarial/test_trust_boundary.py", "tests/publish/test_public_invariant.py",  # venvs; bench --quick
          "tests/reconcile/test_reconcile.py", "tests/test_pages.py", "tests/test_pages_e2e.py",
@@ -73,6 +73,9 @@ def app_env(azurite, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("PRESERVICA_WEBHOOK_SECRET", SECRET)
+    # The doubles need no protecting: at the default 10 a second a test spent most of its time waiting for slots.
+    # The budget's own tests set theirs (tests/test_budget*.py; test_cost and bench build their buckets).
+    monkeypatch.setenv("PRESERVICA_MAX_RPS", "1000")
     from handlers.clients import shared
     shared.reset_all()  # each test starts a new "process": no cached secret or client
     return azurite

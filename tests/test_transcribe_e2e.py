@@ -17,6 +17,7 @@ from azure.storage.blob import BlobServiceClient
 
 from handlers.clients import preservica
 from handlers.core import signature
+from handlers.pipeline import waits
 from hookops.runner import Runner
 from tests.support.e2e import hookops, rows_done, wait_until
 from tests.support.paths import ROOT, SECRET
@@ -120,6 +121,9 @@ def test_demo_doubles_with_the_runner_show_transcribe_ocr_and_describe_done_in_e
                                           "DESCRIBE_DEPLOYMENT", "PRESERVICA_ROUTES", "REQUESTS_CA_BUNDLE",
                                           "SSL_CERT_FILE", "NO_PROXY")}
         monkeypatch.chdir(tmp_path)
+        # describe's first look finds ocr not done and puts the event back: for 1 s here (then 2 s, 4 s ...) rather
+        # than waits.FIRST_DELAY's 30 s, as in tests/test_order_e2e.py; the runner runs in this process.
+        monkeypatch.setattr(waits, "FIRST_DELAY", 1)
         preservica.forget_client()
         with Runner(ROOT, port=0, host_json=fast_host_json, env=doubles) as runner:
             webhook = f"{runner.url}/api/preservica/webhook"
@@ -129,7 +133,6 @@ def test_demo_doubles_with_the_runner_show_transcribe_ocr_and_describe_done_in_e
             wait_until(lambda: AV_ASSET in rows_done("transcribe") and IMAGE_ASSET in rows_done("thumbnail")
                        and IMAGE_ASSET in rows_done("ocr") and _state(IMAGE_ASSET, "transcribe") == "skipped",
                        timeout=90)
-            # describe's first look finds ocr not done and puts the event back for waits.FIRST_DELAY (30 s)
             wait_until(lambda: IMAGE_ASSET in rows_done("describe"), timeout=600)
             wait_until(lambda: IMAGE_ASSET in rows_done("custody"), timeout=300)
             events = hookops("events")
