@@ -72,3 +72,22 @@ def test_a_row_from_before_the_wants_column_counts_as_wanting(app_env):
     me.beat(0)   # the table is there
     me.table.upsert_entity({"PartitionKey": heartbeat.PARTITION, "RowKey": "old", "claim": 4.0})
     assert me.beat(0) == {"old": 4.0} and me.wanting == 1
+
+
+def test_a_resting_claim_is_written_down_as_its_window_empties(app_env):
+    """Resting at what its window held, the row would keep claiming that until the row goes (IDLE_SECONDS): the
+    watcher writes it down as each request ages out, so the busy ones get the whole budget within the second."""
+    clock = Clock()
+    p = budget(beat("p"), 10, clock)
+    for _ in range(5):
+        p.take()                      # at 10/s: released at 0 ... 0.4
+    clock.now = 0.4 + ratelimit.REST_SECONDS + 0.01
+    assert p.rest_if_idle() and rows_now()["p"] == (5.0, False)
+    assert not p.rest_if_idle()       # nothing aged out since: no write
+    clock.now = 1.0 + 0.15            # those at 0 and 0.1 aged out
+    assert p.rest_if_idle() and rows_now()["p"] == (3.0, False)
+    clock.now = 1.4 + 0.01
+    assert p.rest_if_idle() and rows_now()["p"] == (0.0, False)
+    other = budget(beat("other"), 10, clock)
+    other._count(clock())
+    assert other.rate == 10.0

@@ -193,13 +193,15 @@ class SharedBudget:
 
     def rest_if_idle(self) -> bool:
         """No request wanted for REST_SECONDS (no caller waiting, none in flight): the row claims only what this
-        process's window still holds and wants none, and the share is 0 until the next request registers again.
-        Written outside the gate, and only over the row as this process last wrote it (If-Match)."""
+        process's window still holds and wants none, and the share is 0 until the next request registers again;
+        resting, the claim is written down again as the window empties. Written outside the gate, and only over
+        the row as this process last wrote it (If-Match)."""
         if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
             return False
         try:
             now = self._clock()
-            if (not self.joined or self.resting or self.bucket.in_flight or now - self._last < REST_SECONDS):
+            if (not self.joined or self.bucket.in_flight or now - self._last < REST_SECONDS
+                    or (self.resting and self.claim_floor(now) >= self.claim)):
                 return False
             hb, etag, held = self._hb, getattr(self._hb, "etag", None), self.claim_floor(now)
             self.share, self.resting, self._due = 0.0, True, now   # no release before a count raises the claim
@@ -240,7 +242,7 @@ class SharedBudget:
 
 def _watcher(ref) -> None:
     """Looks when the last release or answer says the budget may have gone idle: rests it after REST_SECONDS,
-    gives its row back after IDLE_SECONDS."""
+    writes its claim down as its window empties, gives its row back after IDLE_SECONDS."""
     pause = IDLE_SECONDS
     while True:
         time.sleep(pause)
@@ -249,7 +251,13 @@ def _watcher(ref) -> None:
             return
         pause = IDLE_SECONDS
         if me.joined:
-            pause = me._last + (IDLE_SECONDS if me.resting else REST_SECONDS) - me._clock()
+            now = me._clock()
+            pause = me._last + REST_SECONDS - now
             if pause <= 0:
-                pause = REST_SECONDS if (me.release_if_idle() if me.resting else me.rest_if_idle()) else REST_SECONDS / 2
+                if me.resting and me.release_if_idle():
+                    pause = IDLE_SECONDS
+                else:
+                    me.rest_if_idle()
+                    falls = me.bucket.occupancy(now, WINDOW_SECONDS)[1]   # the window's next fall, or a look soon
+                    pause = min(max(falls - now, 0.02), REST_SECONDS / 2)
         del me
