@@ -227,17 +227,17 @@ def test_a_cut_holds_from_the_next_request_however_many_callers_wait():
 
         def beat(self, claim):
             return dict(self.others)
-    hb, slots, at = Others(), [], threading.local()
-
-    def clock():
-        at.now = time.monotonic()
-        return at.now
-
-    def sleep(s):
-        slots.append((getattr(at, "now", 0.0) + s, mine.rate))   # when the bucket booked this caller
-        time.sleep(s)
-    mine = ratelimit.SharedBudget(20, 100, hb, clock=clock, sleep=sleep)
+    hb, slots = Others(), []
+    mine = ratelimit.SharedBudget(20, 100, hb)
     mine.take()
+    take = mine.bucket.take
+
+    def booked(*args, **kw):   # called with the budget's gate held: one at a time
+        went = take(*args, **kw)
+        if went is not None:
+            slots.append((mine.bucket.last, mine.rate))   # when the bucket let this caller go, at which rate
+        return went
+    mine.bucket.take = booked
     callers = [threading.Thread(target=mine.take) for _ in range(20)]
     for c in callers:
         c.start()

@@ -210,3 +210,24 @@ def test_requests_of_several_processes_never_exceed_the_budget_in_any_second(app
         t.join(60)
     worst = max(sum(1 for went, answered in spans if went < x + 1 and answered >= x) for x in {t for span in spans for t in span})
     assert worst <= total, worst
+
+
+def test_a_caller_waiting_for_its_slot_lets_the_counts_that_fall_due_go_first(app_env):
+    """After a cut, the next caller waits in the bucket until the window holds fewer than the new share (up to a
+    second). The counts that fall due meanwhile (the cut written down as the window empties) used to wait with it:
+    the joiner waited for the cut process's next release."""
+    clock = Clock()
+    a = budget(beat("a"), 10, clock)
+    for _ in range(10):
+        a.take()               # released at 10/s: t = 0 ... 0.9
+    n = budget(beat("n"), 10, clock)
+    n._count(clock())
+    clock.now += ratelimit.STARVED_SECONDS / 2
+    a._due = clock.now         # its next request counts first, and sees n
+    writes = []
+    real = a._heartbeat.beat
+    a._heartbeat.beat = lambda claim: (writes.append((clock.now, claim)), real(claim))[1]
+    a.take()                   # cut to 5: goes once the window holds 4, at 1.5
+    assert a.rate == 5.0 and clock.now >= 1.5
+    assert [c for _, c in writes if c < 10.0], writes   # written down while it waited, not only after
+    assert rows_now()["a"] <= 5.0

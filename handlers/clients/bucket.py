@@ -42,10 +42,12 @@ class TokenBucket:
     def in_flight(self) -> int:
         return self._open
 
-    def take(self) -> float:
-        """Wait for the next slot; returns how long it waited. Inside `sending()` the request occupies the
-        window until the block ends; outside, from its release only. time.sleep sleeps at least as long as
-        asked (docs.python.org/3/library/time.html#time.sleep); a release is stamped after the wait."""
+    def take(self, until: float = float("inf")) -> float | None:
+        """Wait for the next slot; returns how long it waited, or None, having waited until `until`, when the
+        slot is later (the caller has something to do first: SharedBudget counts). Inside `sending()` the
+        request occupies the window until the block ends; outside, from its release only. time.sleep sleeps at
+        least as long as asked (docs.python.org/3/library/time.html#time.sleep); a release is stamped after
+        the wait."""
         with self._turn:
             start = self._clock()
             booked = max(start, self._slot + 1.0 / self.rate)
@@ -55,8 +57,15 @@ class TokenBucket:
                     free = self._free_at(now)
                     if free is not None:
                         break
-                    self._state.wait(WAKE_SECONDS)   # as many in flight as the rate: the next answer frees one
+                    if now >= until:
+                        return None
+                    # as many in flight as the rate: the next answer frees one
+                    self._state.wait(min(WAKE_SECONDS, until - now))
             slot = max(booked, free)
+            if slot > until:
+                if until > now:
+                    self._sleep(until - now)
+                return None
             if slot > now:   # answers meanwhile only move requests from in flight to answered: still free then
                 self._sleep(slot - now)
             # The next is booked from this one's slot, not from when it went: one late wake delays one request

@@ -87,8 +87,13 @@ class SharedBudget:
                 now = self._clock()
                 if now >= self._due or now >= self._held_until:
                     self._count(now)
-                if self.share > 0:
-                    waited += self.bucket.take()
+                if self.share > 0:   # a count falling due meanwhile comes first (a cut written down, a join seen)
+                    began = self._clock()
+                    went = self.bucket.take(until=min(self._due, self._held_until))
+                    if went is None:
+                        waited += self._clock() - began
+                        continue
+                    waited += went
                     self._last = max(self._last, self.bucket.last)
                     return waited
                 pause = max(0.01, self._due - self._clock())   # none free yet: look again when due
