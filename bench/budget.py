@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.common import PYTHON, ROOT, SECRET, Service, delivery_body, ref
 from bench.pipeline import app_env, bench_host_json, environment
-from handlers.clients.ratelimit import IDLE_SECONDS
+from handlers.clients.ratelimit import REST_SECONDS
 
 QUICK = {"budget_events": 20, "budget_processes": "1,2"}   # `python -m bench --quick`: the code path, not the figure
 
@@ -149,8 +149,9 @@ def render(r: dict) -> str:
             f"{'met' if r['not_slower'] else '**not met**'} | each busy process uses a whole share of the budget, "
             f"at most the budget less the other live processes' claims (heartbeat rows), booked 1/share s apart; "
             f"a request occupies its process's share from its release until a second after its answer, so no "
-            f"second of arrivals holds more than the share; a cut stays claimed for a second; an idle "
-            f"process gives its share back after {IDLE_SECONDS:g} s; alone, the whole budget from its first call |")
+            f"second of arrivals holds more than the share; a cut stays claimed until those requests age out; "
+            f"a process that wants none for {REST_SECONDS:g} s rests (claims only what its window holds, and no "
+            f"fair share); alone, the whole budget from its first call |")
 
 
 def forget_share() -> None:
