@@ -2,7 +2,9 @@
 its own intake, dispatcher and actions, its own SharedBudget) share one Azurite and one Preservica double,
 with PRESERVICA_MAX_RPS = rate for them all. Deliveries are spread over the processes' intakes; the
 thumbnail action asks Preservica for each event. At the double: the most requests in any one second (the
-budget holds if that is at most rate + 1), and the events per second the processes finished together.
+budget holds if that is at most rate + 1), and the events per second the processes finished together. The
+first count (1) runs again last: "not slower" compares each other count with the slower of those two runs,
+so that the target is judged beyond the baseline's own run-to-run spread, and the ratios are to their mean.
 
     python -m bench.budget [--rate 10] [--events 300] [--processes 1,2,4]
     python -m bench --rows 9 [--budget-rate 10] [--budget-events 300] [--budget-processes 1,2,4]
@@ -129,10 +131,13 @@ def run(*, storage: str, double: Service, rate: int, events: int, batch: int, co
     # one() sets the app's settings in this process (it reads the journal); they go back afterwards
     with environment(app_env(storage, "", "*=thumbnail")), tempfile.TemporaryDirectory(prefix="bench-budget-") as tmp:
         rows = [one(n, storage=storage, double=double, rate=rate, events=events, batch=batch, tmp=Path(tmp),
-                    progress=progress) for n in counts]
-    base = rows[0]["events_per_s"]
-    return {"rate": rate, "events": events, "runs": rows, "held": all(r["met"] for r in rows),
-            "not_slower": all(r["events_per_s"] >= base for r in rows[1:]),
+                    progress=progress) for n in (*counts, counts[0])]
+    baseline, rows = [rows[0], rows[-1]], rows[:-1]
+    rates = [b["events_per_s"] for b in baseline]
+    base = sum(rates) / 2
+    return {"rate": rate, "events": events, "runs": rows, "baseline_again": baseline[1],
+            "baseline_events_per_s": rates, "held": all(r["met"] for r in (*rows, baseline[1])),
+            "not_slower": all(r["events_per_s"] >= min(rates) for r in rows[1:]),
             "ratio": {r["processes"]: r["events_per_s"] / base for r in rows}}
 
 
@@ -141,11 +146,16 @@ def render(r: dict) -> str:
     named = ", ".join(map(str, counts[:-1])) + f" and {counts[-1]}" if len(counts) > 1 else str(counts[0])
     runs = "; ".join(f"{x['processes']}: {x['events_per_s']:.2f} events/s, at most {x['max_1s']} requests in any "
                      f"second (mean {x['mean_rps']:.1f}/s)" for x in r["runs"])
+    again = r["baseline_again"]
+    runs += (f"; {again['processes']} again: {again['events_per_s']:.2f} events/s, at most {again['max_1s']} "
+             f"requests in any second (mean {again['mean_rps']:.1f}/s)")
     return (f"| 9 | One Preservica budget: {named} runner processes share one Azurite and one Preservica double, "
             f"`PRESERVICA_MAX_RPS={r['rate']}`, {r['events']} events routed to `thumbnail` | {runs} | budget "
             f"{r['rate']}/s in all | – | at most {r['rate'] + 1} in any second: "
-            f"{'met' if r['held'] else '**not met**'}; more processes not slower than {counts[0]} "
-            f"({', '.join(f'{n}: {x:.2f}×' for n, x in r['ratio'].items() if n != counts[0])}): "
+            f"{'met' if r['held'] else '**not met**'}; more processes not slower than {counts[0]} beyond its own "
+            f"spread ({counts[0]} run first and last: {' and '.join(f'{x:.2f}' for x in r['baseline_events_per_s'])} "
+            f"events/s; to their mean "
+            f"{', '.join(f'{n}: {x:.2f}×' for n, x in r['ratio'].items() if n != counts[0])}): "
             f"{'met' if r['not_slower'] else '**not met**'} | each busy process uses a whole share of the budget, "
             f"at most the budget less the other live processes' claims (heartbeat rows), booked 1/share s apart; "
             f"a request occupies its process's share from its release until a second after its answer, so no "

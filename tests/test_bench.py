@@ -146,7 +146,8 @@ def test_raw_figures_are_numbers(quick):
                                         "events_per_s"))
     r9 = rows["9"]     # one budget, several runner processes: the double's counts, not whether they met the target
     assert [x["processes"] for x in r9["runs"]] == [1, 2] and set(r9["ratio"]) == {"1", "2"}
-    for x in r9["runs"]:
+    assert r9["baseline_again"]["processes"] == 1 and len(r9["baseline_events_per_s"]) == 2   # 1 first and last
+    for x in (*r9["runs"], r9["baseline_again"]):
         assert x["requests"] >= 2 * x["events"] and all(_number(x[k]) for k in ("max_1s", "events_per_s", "mean_rps"))
         assert x["met"] == (x["max_1s"] <= r9["rate"] + 1)
     r10 = rows["10"]   # what a million events cost: every configuration priced from measured inputs
