@@ -49,6 +49,7 @@ REST_SECONDS = 0.3       # no request wanted for this long: want none, claim onl
                          # share held 1.2 s unused each time a process ran out of work)
 IDLE_SECONDS = 1.2       # no request wanted for this long: give the row back (at least HOLD_SECONDS)
 STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
+RETRY_SECONDS = 1.0      # how soon a failed count is tried again (a warning each): a caller at the floor waits on
 
 
 class SharedBudget:
@@ -161,7 +162,7 @@ class SharedBudget:
             self.bucket.set_rate(self.floor)
             # The floor needs no row; try again in a beat (a failing count may take the storage timeout, but
             # at the floor the next slot is further off than that).
-            self._held_until, self._due = float("inf"), started + BEAT_SECONDS
+            self._held_until, self._due = float("inf"), started + RETRY_SECONDS
             logging.getLogger(__name__).warning(
                 "live instances not counted (%s): Preservica share is the floor, %.3g/s", type(exc).__name__, self.floor)
             return
