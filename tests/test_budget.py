@@ -47,6 +47,22 @@ def budget(hb, total: float = 12, clock=None, max_instances: int = 100) -> ratel
     return ratelimit.SharedBudget(total, max_instances, hb, clock=clock, sleep=clock.sleep, watch=False)
 
 
+def wanted_meanwhile(budget_, hb, write: str) -> None:
+    """While the watcher's `write` (hb.rest, hb.leave) is on its way to storage, a request is wanted: it must
+    not wait for that write, and the write goes on after it."""
+    import threading
+    real = getattr(hb, write)
+
+    def meanwhile(*args):
+        came_back = []
+        caller = threading.Thread(target=lambda: came_back.append(budget_.take()))
+        caller.start()
+        caller.join(60)
+        assert came_back, f"the caller waited for the watcher's {write}"
+        return real(*args)
+    setattr(hb, write, meanwhile)
+
+
 def test_instance_id_is_the_hosts_then_random_and_per_process():
     pid = os.getpid()
     assert heartbeat.instance_id({"CONTAINER_NAME": "c1"}) == f"c1-{pid}"

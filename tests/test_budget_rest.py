@@ -1,11 +1,9 @@
 """A process that wants no request for REST_SECONDS rests: its row claims only what its window still holds and
 wants none, so the busy ones' fair shares leave it out at their next count; its next request registers again
 (real Azurite for the rows)."""
-import threading
-
 from handlers.clients import heartbeat, ratelimit, storage
 from handlers.core import settings
-from tests.test_budget import Clock, beat, budget
+from tests.test_budget import Clock, beat, budget, wanted_meanwhile
 
 
 def rows_now() -> dict:
@@ -53,15 +51,7 @@ def test_a_count_between_the_rest_and_its_write_keeps_the_row_wanting(app_env):
     p = budget(hb, 10, clock)
     p.take()
     clock.now += ratelimit.REST_SECONDS
-    real_rest, came_back = hb.rest, []
-
-    def rest(*args):   # a request is wanted while the rest is being written
-        caller = threading.Thread(target=lambda: came_back.append(p.take()))
-        caller.start()
-        caller.join(60)
-        assert came_back, "the caller waited for the rest"
-        return real_rest(*args)
-    hb.rest = rest
+    wanted_meanwhile(p, hb, "rest")
     assert not p.rest_if_idle()
     assert rows_now() == {"p": (10.0, True)} and p.rate == 10.0 and not p.resting
 
