@@ -269,3 +269,23 @@ def test_a_cut_holds_from_the_next_request_however_many_callers_wait():
     assert len(slots) == 20 and cut is not None and cut <= 6, slots   # booked at the cut share soon after it
     after = [t for t, _ in slots[cut:]]
     assert max(sum(1 for t in after if s <= t < s + 1) for s in after) <= 10, slots   # no second above the cut
+
+
+def test_a_failing_count_is_tried_again_a_second_after_it_ended_not_at_every_request():
+    """A count that fails slowly (the storage SDK retrying a refused connection for seconds) set the next count
+    due a second after it *began*: already past, so every request, and urllib3's every re-send, counted again,
+    each as slowly (a Preservica call through a dead proxy took over 300 s to fail)."""
+    clock = Clock()
+
+    class Failing:
+        rank, calls = 0, 0
+
+        def beat(self, claim):
+            self.calls += 1
+            clock.now += 2.0           # the SDK's retries
+            raise ConnectionError("storage unreachable")
+    hb = Failing()
+    mine = budget(hb, 100, clock, max_instances=10)   # the floor: 10/s, a slot every 0.1 s
+    for _ in range(5):
+        mine.take()
+    assert mine.rate == mine.floor == 10.0 and hb.calls == 1

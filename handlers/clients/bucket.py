@@ -62,7 +62,7 @@ class TokenBucket:
                     # as many in flight as the rate: the next answer frees one
                     self._state.wait(min(WAKE_SECONDS, until - now))
             slot = max(booked, free)
-            if slot > until:
+            if slot > max(until, now):   # a slot due now goes whatever `until` says: a caller always gets through
                 if until > now:
                     self._sleep(until - now)
                 return None

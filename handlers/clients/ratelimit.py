@@ -160,9 +160,9 @@ class SharedBudget:
             self.live, self.share = None, self.floor
             self.joined = False   # back, it registers again rather than claim a fair share from before
             self.bucket.set_rate(self.floor)
-            # The floor needs no row; try again in a beat (a failing count may take the storage timeout, but
-            # at the floor the next slot is further off than that).
-            self._held_until, self._due = float("inf"), started + RETRY_SECONDS
+            # The floor needs no row. Tried again RETRY_SECONDS after this count's end, not its start: a failing count
+            # may outlast that (the SDK's own retries), and every request would then count again, each as slowly.
+            self._held_until, self._due = float("inf"), self._clock() + RETRY_SECONDS
             logging.getLogger(__name__).warning(
                 "live instances not counted (%s): Preservica share is the floor, %.3g/s", type(exc).__name__, self.floor)
             return
