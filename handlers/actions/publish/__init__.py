@@ -40,8 +40,14 @@ MAX_CAPTIONS = 5 * 1024 * 1024     # a WebVTT file larger than this is not publi
 CAPTIONS = "captions.vtt"
 
 
+# A folder's or a file's other events (ingested, moved) change no asset's own tag: skipped before any request.
+NOT_ACCESS = {"SO": "a folder's {} changes no asset's access", "CO": "a content object's {} changes no file's access"}
+
+
 def perform(job: Job, ctx: Context) -> Outcome:
-    from ...core import iiif
+    from ...core import iiif, reconcile
+    if job.entity_type in NOT_ACCESS and job.trigger not in reconcile.ALWAYS:
+        return Outcome(SKIPPED, NOT_ACCESS[job.entity_type].format(job.trigger))
     if job.entity_type == "SO":   # the assets under a folder closed, hidden or opened (folder.py)
         from . import folder
         return folder.recheck(ctx, job, converge, public_store())

@@ -9,15 +9,12 @@ repeated or forged event publishes nothing Preservica does not say is public, an
 """
 from __future__ import annotations
 
-from ...core import reconcile
 from ...pipeline.contract import SKIPPED, Context, Job, NotFound, Outcome
 
 
 def recheck(ctx: Context, job: Job, converge) -> Outcome:
     """Converge the asset the job's content object belongs to."""
     from ...core import iiif
-    if job.trigger not in reconcile.ALWAYS:   # a file's other events change nothing public: no request for them
-        return Outcome(SKIPPED, f"a content object's {job.trigger} changes no file's access")
     if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; it goes into a URL
         return Outcome(SKIPPED, "reference is not a UUID")
     try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ...clients import folder_walk
 from ...core import reconcile
-from ...pipeline.contract import DONE, SKIPPED, Context, Job, NotFound, Outcome
+from ...pipeline.contract import DONE, Context, Job, NotFound, Outcome
 
 PAGES = 4            # children pages per run: at most PAGES * folder_walk.PAGE assets re-checked per run
 CURSOR, ROUND = "publishWalk", "publishRound"   # the continuation's own fields on its event
@@ -29,8 +29,6 @@ def recheck(ctx: Context, job: Job, converge, store) -> Outcome:
     """Converge the assets under the job's folder, a bounded part of them per run."""
     from ...core import iiif
     folder = job.entity_ref.lower()
-    if job.trigger not in reconcile.ALWAYS:   # a folder ingested or moved changes no asset's own tag
-        return Outcome(SKIPPED, f"a folder's {job.trigger} changes no asset's access")
     cursor = folder_walk.cursor_from(job.event.get(CURSOR)) or folder_walk.start(folder)
     done_round = job.event.get(ROUND) if type(job.event.get(ROUND)) is int else 0
     done_round = done_round if 0 <= done_round < 10**9 else 0   # it names the next round's event: bounded
