@@ -171,17 +171,17 @@ class SharedBudget:
         share = self._whole(max(0.0, min(self._fair, free, self.claim)))
         if share > 0:
             self.bucket.set_rate(share)
-        held = self.claim_floor(self._clock())
+        # No release happens in between (the caller holds the gate): the window only empties from here on.
+        held, drops = self.bucket.occupancy(self._clock(), WINDOW_SECONDS)
         if hb is not None and self.claim > max(share, held):   # a cut: written down now, not a beat later (a joiner
             try:                                               # waits on it: bench row 9 lost a second per join)
-                self._free = self.budget - sum(self._beat(hb, max(share, held)).values())
+                self._free = self.budget - sum(self._beat(hb, max(share, float(held))).values())
             except Exception:   # the higher claim stays in the row (safe); the next count writes it down
                 pass
         self.share, now = share, self._clock()
         self._last = max(self._last, now)
         # The others stop counting our row TTL after its write: stop relying on it HOLD_SECONDS before.
         self._held_until = started + TTL_SECONDS - HOLD_SECONDS
-        held, drops = self.bucket.occupancy(now, WINDOW_SECONDS)
         if share < self._fair:
             self._due = now + STARVED_SECONDS
         elif held > max(share, self._fair):   # holding a cut: write the claim down as its requests age out
@@ -197,22 +197,32 @@ class SharedBudget:
             self._watching = True
             threading.Thread(target=_watcher, args=(weakref.ref(self),), name="preservica-budget", daemon=True).start()
 
+    def _off_gate(self, step):
+        """`step(now)` under the gate, only if no caller holds it (one waiting for its slot: not idle); what it
+        returns is for the storage write the caller then makes outside the gate (a caller arriving meanwhile
+        does not wait for storage, and the write is only over the row as this process last wrote it)."""
+        if not self._gate.acquire(blocking=False):
+            return None
+        try:
+            return step(self._clock())
+        finally:
+            self._gate.release()
+
     def rest_if_idle(self) -> bool:
         """No request wanted for REST_SECONDS (no caller waiting, none in flight): the row claims only what this
         process's window still holds and wants none, and the share is 0 until the next request registers again;
-        resting, the claim is written down again as the window empties. Written outside the gate, and only over
-        the row as this process last wrote it (If-Match)."""
-        if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
-            return False
-        try:
-            now = self._clock()
+        resting, the claim is written down again as the window empties (If-Match, outside the gate)."""
+        def step(now):
+            held = self.claim_floor(now)
             if (not self.joined or self.bucket.in_flight or now - self._last < REST_SECONDS
-                    or (self.resting and self.claim_floor(now) >= self.claim)):
-                return False
-            hb, etag, held = self._hb, getattr(self._hb, "etag", None), self.claim_floor(now)
+                    or (self.resting and held >= self.claim)):
+                return None
             self.share, self.resting, self._due = 0.0, True, now   # no release before a count raises the claim
-        finally:
-            self._gate.release()
+            return self._hb, getattr(self._hb, "etag", None), held
+        todo = self._off_gate(step)
+        if todo is None:
+            return False
+        hb, etag, held = todo
         try:
             written = hb.rest(held, etag)
         except Exception:   # storage down, or a count wrote the row since: it claims what it claimed (safe)
@@ -224,21 +234,18 @@ class SharedBudget:
 
     def release_if_idle(self) -> bool:
         """No request wanted for IDLE_SECONDS and none in the window over HOLD_SECONDS: delete this process's
-        row. The next request registers again, as a newcomer. The delete is outside the gate (a caller arriving
-        meanwhile does not wait for storage), and only of the row as this process last wrote it: if that caller
-        registered again first, its row stays."""
-        if not self._gate.acquire(blocking=False):   # a caller is waiting for its slot: not idle
-            return False
-        try:
-            now = self._clock()
-            if (not self.joined or self.bucket.occupancy(now, HOLD_SECONDS)[0]
-                    or now - self._last < IDLE_SECONDS):
-                return False
-            hb, etag = self._hb, getattr(self._hb, "etag", None)
+        row (If-Match, outside the gate: if a caller registered again first, its row stays). The next request
+        registers again, as a newcomer."""
+        def step(now):
+            if not self.joined or self.bucket.occupancy(now, HOLD_SECONDS)[0] or now - self._last < IDLE_SECONDS:
+                return None
             self.share = self.claim = 0.0
-            self.live, self.joined, self.resting, self._due = None, False, False, self._clock()
-        finally:
-            self._gate.release()
+            self.live, self.joined, self.resting, self._due = None, False, False, now
+            return self._hb, getattr(self._hb, "etag", None)
+        todo = self._off_gate(step)
+        if todo is None:
+            return False
+        hb, etag = todo
         try:
             hb.leave(etag)
         except Exception:   # storage down, or the row written again since: it lapses in TTL_SECONDS or stays
