@@ -57,11 +57,14 @@ def test_a_count_between_the_rest_and_its_write_keeps_the_row_wanting(app_env):
 
 
 def test_a_row_from_before_the_wants_column_counts_as_wanting(app_env):
-    """An older version's row has no `wants`: it is divided with, as before (its claim counts either way)."""
+    """An older version's row has no `wants`, a careless hand may write anything there: such a row is divided with,
+    as before (its claim counts either way)."""
     me = beat("me")
     me.beat(0)   # the table is there
     me.table.upsert_entity({"PartitionKey": heartbeat.PARTITION, "RowKey": "old", "claim": 4.0})
     assert me.beat(0) == {"old": 4.0} and me.wanting == 1
+    me.table.upsert_entity({"PartitionKey": heartbeat.PARTITION, "RowKey": "edited", "claim": 1.0, "wants": "false"})
+    assert me.beat(0) == {"old": 4.0, "edited": 1.0} and me.wanting == 2   # only rest()'s own False rests a row
 
 
 def test_a_resting_claim_is_written_down_as_its_window_empties(app_env):
