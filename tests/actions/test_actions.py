@@ -188,6 +188,21 @@ def test_one_client_per_process_reused_across_invocations(env, pres, jobs):
     assert pres.login_count == 1
 
 
+def test_the_process_signs_in_with_two_requests_and_the_webhook_client_still_reads_roles(env, pres, jobs):
+    # The roles request (/api/user/details) is skipped for the actions' EntityAPI, which never checks a role;
+    # the operator's WebHooksAPI checks one before subscribing (pyPreservica webHooksAPI.py), so it still asks.
+    [raw] = jobs("thumbnail")
+    run_one("thumbnail", raw)
+    sign_in = [(m, p.split("?")[0]) for m, p in pres.requests if p.startswith(("/api/accesstoken", "/api/user",
+                                                                                "/api/entity/versiondetails"))]
+    assert sign_in == [("POST", "/api/accesstoken/login"), ("GET", "/api/entity/versiondetails/version")]
+    [client] = preservica._client.get().values()
+    assert client.roles == []
+    pres.received.clear()
+    assert "ROLE_SDB_MANAGER_USER" in preservica.webhooks_api().roles
+    assert ("GET", "/api/user/details") in pres.requests
+
+
 def test_password_comes_from_key_vault_when_configured(keyvault, pres, monkeypatch, jobs):
     for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_TENANT": TENANT,
                         "PRESERVICA_PROTOCOL": "http", "PRESERVICA_PASSWORD": "app-setting-is-ignored"}.items():

@@ -65,7 +65,7 @@ def dispatched(doc) -> dict:
 def test_each_asset_is_read_once_per_event_with_all_five_actions(five, pres, app_env, in_payload):
     teams, cat, relay = five
     refs, doc = add_assets(pres, cat, [f"cost-{i}" for i in range(10)], in_payload=in_payload)
-    pres.requests.clear()
+    pres.received.clear()
     assert dispatched(doc)["messages"] == 5                      # one batch per action for 10 events
     assert run_everything(app_env.connection_string) == 5
     reads = Counter(p.split("/")[4] for m, p in pres.requests
@@ -138,7 +138,7 @@ def test_every_preservica_request_takes_a_token(five, pres, app_env, monkeypatch
     preservica.forget_client()
     teams, cat, relay = five
     refs, doc = add_assets(pres, cat, ["rl-0", "rl-1", "rl-2"], in_payload=False)
-    pres.requests.clear()
+    pres.received.clear()
     dispatched(doc)
     run_everything(app_env.connection_string)
     assert len(taken) == len(pres.requests) > 0                   # login, version, user details included
