@@ -11,7 +11,7 @@ deployed (bench/cost_host.py). Measured, per configuration:
 - executions: the invocations, those that put an event back to wait among them (counted from the queue);
 - storage operations at the real azure-storage clients (bench.probes.StorageCounter on azure-core's transport):
   the app's own, and this harness's receives and deletes standing in for the host's;
-- Preservica requests at the double (login, version and user details once per process, not counted);
+- Preservica requests at the double (login and version once per process, not counted);
 - Speech audio seconds: the length of the audio the Speech double received;
 - pages OCR'd and prompt and completion tokens: what `ocr` and `describe` recorded for this run's assets
   (bench.cost_ai: the pages in each text blob's provenance, the token counts in each draft's);

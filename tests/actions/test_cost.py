@@ -141,7 +141,7 @@ def test_every_preservica_request_takes_a_token(five, pres, app_env, monkeypatch
     pres.received.clear()
     dispatched(doc)
     run_everything(app_env.connection_string)
-    assert len(taken) == len(pres.requests) > 0                   # login, version, user details included
+    assert len(taken) == len(pres.requests) > 0                   # login and version included
 
 
 @pytest.mark.parametrize("identifiers, expected", [
