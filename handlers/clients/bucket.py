@@ -42,9 +42,9 @@ class TokenBucket:
     def in_flight(self) -> int:
         return self._open
 
-    def take(self, until: float = float("inf")) -> float | None:
+    def take(self, until: float = float("inf"), grace: float = 0.0) -> float | None:
         """Wait for the next slot; returns how long it waited, or None, having waited until `until`, when the
-        slot is later (the caller has something to do first: SharedBudget counts). Inside `sending()` the
+        slot is more than `grace` later (the caller has something to do first: SharedBudget counts). Inside `sending()` the
         request occupies the window until the block ends; outside, from its release only. time.sleep sleeps at
         least as long as asked (docs.python.org/3/library/time.html#time.sleep); a release is stamped after
         the wait."""
@@ -62,7 +62,7 @@ class TokenBucket:
                     # as many in flight as the rate: the next answer frees one
                     self._state.wait(min(WAKE_SECONDS, until - now))
             slot = max(booked, free)
-            if slot > max(until, now):   # a slot due now goes whatever `until` says: a caller always gets through
+            if slot > max(until + grace, now):   # a slot due now goes whatever `until` says: a caller always gets through
                 if until > now:
                     self._sleep(until - now)
                 return None

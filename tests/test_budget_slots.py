@@ -1,0 +1,62 @@
+"""A count (a heartbeat write and query: a table round trip) falling due just before a slot used to go first and
+hold that slot for the round trip; through the one-second window every later slot moved with it (bench row 9:
+12 ms each half second, 2.2% of the budget, with one process as with four). Now the slot goes and the next caller
+counts, except before the row's lapse (held_until), which no slot may pass uncounted."""
+from handlers.clients import ratelimit
+from tests.test_budget import Clock
+
+ROUND_TRIP = 0.012   # what a count took in bench row 9 (median 11.7 ms)
+
+
+class Table:
+    """The others' claims as a heartbeat would read them; each count takes a round trip of the fake clock."""
+    rank = 0
+
+    def __init__(self, clock: Clock):
+        self.clock, self.beats = clock, []
+
+    def beat(self, claim):
+        self.clock.now += ROUND_TRIP
+        self.beats.append(self.clock.now)
+        return {}
+
+
+def budget(clock: Clock, table: Table, rate: float = 10) -> ratelimit.SharedBudget:
+    return ratelimit.SharedBudget(rate, 100, table, clock=clock, sleep=clock.sleep, watch=False)
+
+
+def releases(mine: ratelimit.SharedBudget, n: int) -> list[float]:
+    went = []
+    for _ in range(n):
+        mine.take()
+        went.append(mine.bucket.last)
+    return went
+
+
+def test_a_count_falling_due_before_a_slot_does_not_hold_it_and_still_happens():
+    clock = Clock()
+    table = Table(clock)
+    mine = budget(clock, table)
+    went = releases(mine, 101)   # ten seconds at 10/s, a count due every half second
+    gaps = [b - a for a, b in zip(went, went[1:], strict=False)]
+    assert max(gaps) <= 0.1 + 1e-9, [round(g, 3) for g in gaps if g > 0.1 + 1e-9]   # no slot held by a count
+    assert went[-1] - went[0] <= 10.0 + 1e-9
+    counted = table.beats[2:]    # the two of the first request's registration, then one a count
+    assert len(counted) >= 10.0 / (ratelimit.BEAT_SECONDS + 0.1) - 1, counted   # due ones run, a slot late at most
+    assert all(b - a <= ratelimit.BEAT_SECONDS + 0.1 + ROUND_TRIP + 1e-9
+               for a, b in zip(counted, counted[1:], strict=False)), counted
+
+
+def test_no_slot_passes_the_rows_lapse_uncounted():
+    """held_until: the others stop counting this row TTL after its write; a slot within the grace of it still
+    waits for a count."""
+    clock = Clock()
+    table = Table(clock)
+    mine = budget(clock, table)
+    releases(mine, 3)
+    mine._due = float("inf")                              # no count due but the lapse
+    slot = mine.bucket.last + 0.1
+    mine._held_until = slot - ratelimit.COUNT_GRACE_SECONDS / 2
+    before = len(table.beats)
+    mine.take()
+    assert len(table.beats) == before + 1 and table.beats[-1] <= mine.bucket.last
