@@ -22,7 +22,8 @@ from .bucket import WINDOW_SECONDS, TokenBucket as TokenBucket
 #     and takes a share of at most B less the claims it read, and at most its own claim. The claim is at least
 #     the share it had and O at the write (claim_floor; answers are stamped after they came): by (1), until its next
 #     write, O and the share stay at most that claim. A raise is written before it is used; a cut is written
-#     down as the requests of the higher share age out (a count is due at each fall of O, within a second).
+#     down as the requests of the higher share age out (a count is due at each fall of O, within a second; a slot
+#     due within COUNT_GRACE_SECONDS goes first, the higher claim meanwhile being safe).
 #     A row goes (idle, leave) only when O is 0 over HOLD_SECONDS; a process stops using a share TTL_SECONDS -
 #     HOLD_SECONDS after the count that gave it (its row lives TTL_SECONDS in the others' count).
 #  Let w_q be the write of the count that gave s_q(t_q), and p* the process whose w is latest: it read (at r)
