@@ -124,9 +124,11 @@ class SharedBudget:
         return float(self.bucket.occupancy(now, WINDOW_SECONDS)[0])
 
     def _whole(self, rate: float) -> float:
-        """Whole requests per second where the budget is whole: a process at s/s releases at most ceil(s) in a
-        one-second window, so whole shares summing to the budget keep the total within it."""
-        return float(int(rate + 1e-9)) if self.budget == int(self.budget) and self.budget >= 1 else rate
+        """Whole requests per second where the fair shares are whole (the budget whole, and at least the processes
+        wanting it): a process at s/s releases at most ceil(s) in a one-second window, so whole shares summing to
+        the budget keep the total within it. Below one request a second each, fractions: rounded, every process's
+        share was 0 and none sent (PRESERVICA_MAX_RPS=1 with two busy instances)."""
+        return float(int(rate + 1e-9)) if self.budget == int(self.budget) and self._fair >= 1 else rate
 
     def _fair_share(self, live: int, rank: int) -> float:
         if self.budget < live or self.budget != int(self.budget):
