@@ -28,7 +28,7 @@ def test_a_resting_process_leaves_the_budget_to_the_busy_one_and_registers_again
         idle.take()
     last = clock.now
     assert not idle.rest_if_idle()   # not yet REST_SECONDS
-    clock.now = last + ratelimit.REST_SECONDS
+    clock.now = last + ratelimit.REST_SECONDS + 1e-9   # past it, whatever the float sums come to
     in_window = idle.claim_floor(clock())
     assert 0 < in_window < 5 and idle.rest_if_idle()
     assert rows_now()["idle"] == (in_window, False) and idle.rate == 0.0

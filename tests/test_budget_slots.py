@@ -2,6 +2,8 @@
 hold that slot for the round trip; through the one-second window every later slot moved with it (bench row 9:
 12 ms each half second, 2.2% of the budget, with one process as with four). Now the slot goes and the next caller
 counts, except before the row's lapse (held_until), which no slot may pass uncounted."""
+import pytest
+
 from handlers.clients import ratelimit
 from tests.test_budget import Clock
 
@@ -12,13 +14,13 @@ class Table:
     """The others' claims as a heartbeat would read them; each count takes a round trip of the fake clock."""
     rank = 0
 
-    def __init__(self, clock: Clock):
-        self.clock, self.beats = clock, []
+    def __init__(self, clock: Clock, others: dict | None = None):
+        self.clock, self.beats, self.others = clock, [], dict(others or {})
 
     def beat(self, claim):
         self.clock.now += ROUND_TRIP
         self.beats.append(self.clock.now)
-        return {}
+        return dict(self.others)
 
 
 def budget(clock: Clock, table: Table, rate: float = 10) -> ratelimit.SharedBudget:
@@ -60,3 +62,28 @@ def test_no_slot_passes_the_rows_lapse_uncounted():
     before = len(table.beats)
     mine.take()
     assert len(table.beats) == before + 1 and table.beats[-1] <= mine.bucket.last
+
+
+def test_a_whole_share_is_booked_at_the_budgets_spacing_and_held_to_the_share_by_the_window():
+    """Booked 1/share apart, a process raised from 4 to 10 (another rested) took 1.2 s to reach 10 (bench row 9);
+    at the budget's spacing it uses what frees as it frees, and the window still holds it to its share."""
+    clock = Clock()
+    table = Table(clock, {"other": 5.0})
+    mine = budget(clock, table)
+    went = releases(mine, 15)
+    assert mine.rate == 5.0
+    assert [round(b - a, 6) for a, b in zip(went[:5], went[1:5], strict=False)] == [0.1] * 4   # not 0.2 apart
+    assert max(sum(1 for t in went if s <= t < s + 1) for s in went) <= 5, went                 # the share, per second
+    table.others, table.wanting = {"other": 0.0}, 0   # the other rests, its window empty: it wants none, claims 0
+    mine._due = clock.now            # this process counts at its next request
+    more = releases(mine, 10)
+    assert mine.rate == 10.0 and more[-1] - more[0] <= 1.0, more   # at once at the budget, not ramping
+
+
+def test_a_fraction_keeps_its_own_spacing():
+    clock = Clock()
+    table = Table(clock, {"other": 1 / 3, "another": 1 / 3})   # three wanting a budget of 1: a third each
+    mine = budget(clock, table, rate=1)
+    went = releases(mine, 3)
+    assert mine.rate == pytest.approx(1 / 3)
+    assert [round(b - a, 6) for a, b in zip(went, went[1:], strict=False)] == [3.0, 3.0]   # not 1 s: its window holds 1

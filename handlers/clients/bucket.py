@@ -1,5 +1,6 @@
-"""A one-token bucket that also counts: requests are booked 1/rate apart (a pause is not followed by a
-burst), and each is released only once fewer than `rate` requests occupy the second before it. A request
+"""A one-token bucket that also counts: requests are booked 1/pace apart (pace: the rate, or the app's whole
+budget for a process with a whole share of it: SharedBudget), and each is released only once fewer than `rate`
+requests occupy the second before it. A request
 occupies the window from its release until a second after its answer (`sending()`): Preservica counts
 arrivals, and an arrival falls between the release and the answer, so any one-second window of arrivals
 holds at most `rate` (ceil(rate) where it is not whole), however late a request arrives. One per process
@@ -50,7 +51,7 @@ class TokenBucket:
         the wait."""
         with self._turn:
             start = self._clock()
-            booked = max(start, self._slot + 1.0 / self.rate)
+            booked = max(start, self._slot + 1.0 / self.pace)
             while True:
                 now = self._clock()
                 with self._state:
@@ -117,14 +118,16 @@ class TokenBucket:
                         bisect.insort(self._done, now)
                     self._state.notify_all()
 
-    def set_rate(self, rate: float) -> None:
-        """A new rate from the next request on. After a cut the next is booked where the second before it holds
-        fewer than the new rate, and the ones after it 1/rate apart (not in a burst up to the old rate)."""
+    def set_rate(self, rate: float, pace: float | None = None) -> None:
+        """A new rate from the next request on, booked 1/pace apart (at least the rate; default the rate). After a
+        cut the next is booked where the second before it holds fewer than the new rate, and the ones after it
+        1/pace apart (not in a burst up to the old rate)."""
         with self._state:
             cut = float(rate) < getattr(self, "rate", float("inf"))
             self.rate = float(rate)
+            self.pace = max(self.rate, float(pace)) if pace else self.rate
             self._limit = max(1, math.ceil(self.rate - 1e-9))
             if cut:
                 free = self._free_at(self._clock())
                 if free is not None:
-                    self._slot = max(self._slot, free - 1.0 / self.rate)
+                    self._slot = max(self._slot, free - 1.0 / self.pace)
