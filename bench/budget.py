@@ -167,7 +167,7 @@ def render(r: dict) -> str:
             f"events/s; to their mean "
             f"{', '.join(f'{n}: {x:.2f}×' for n, x in r['ratio'].items() if n != counts[0])}): "
             f"{'met' if r['not_slower'] else '**not met**'} | each busy process uses a whole share of the budget, "
-            f"at most the budget less the other live processes' claims (heartbeat rows), booked 1/share s apart; "
+            f"at most the budget less the other live processes' claims (heartbeat rows), booked 1/budget s apart; "
             f"a request occupies its process's share from its release until a second after its answer, so no "
             f"second of arrivals holds more than the share; a cut stays claimed until those requests age out; "
             f"a process that wants none for {REST_SECONDS:g} s rests (claims only what its window holds, and no "
