@@ -123,12 +123,16 @@ class SharedBudget:
         one: a longer look-back made a process at share s claim s + 1 (bench row 9: a joiner got 4 of 5)."""
         return float(self.bucket.occupancy(now, WINDOW_SECONDS)[0])
 
+    def _whole_shares(self) -> bool:
+        """Whether shares are whole requests a second: the budget whole, and at least the processes wanting it.
+        Below one request a second each they are fractions (rounded, every process's share was 0 and none sent:
+        PRESERVICA_MAX_RPS=1 with two busy instances)."""
+        return self.budget == int(self.budget) and self._fair >= 1
+
     def _whole(self, rate: float) -> float:
-        """Whole requests per second where the fair shares are whole (the budget whole, and at least the processes
-        wanting it): a process at s/s releases at most ceil(s) in a one-second window, so whole shares summing to
-        the budget keep the total within it. Below one request a second each, fractions: rounded, every process's
-        share was 0 and none sent (PRESERVICA_MAX_RPS=1 with two busy instances)."""
-        return float(int(rate + 1e-9)) if self.budget == int(self.budget) and self._fair >= 1 else rate
+        """Whole requests per second where shares are whole: a process at s/s releases at most ceil(s) in a
+        one-second window, so whole shares summing to the budget keep the total within it."""
+        return float(int(rate + 1e-9)) if self._whole_shares() else rate
 
     def _pace(self) -> float | None:
         """How far apart this process's requests are booked: a whole share at the app's budget, 1/budget s apart.
@@ -136,7 +140,7 @@ class SharedBudget:
         leave, a cut written down) is then used as it frees, not at the old share's spacing (bench row 9: a
         process raised from 4 to 10 took 1.2 s to reach it). A fraction keeps its own spacing (None): that alone
         holds it below one request a second."""
-        return self.budget if self.budget == int(self.budget) and self._fair >= 1 else None
+        return self.budget if self._whole_shares() else None
 
     def _fair_share(self, live: int, rank: int) -> float:
         if self.budget < live or self.budget != int(self.budget):
