@@ -63,6 +63,17 @@ def wanted_meanwhile(budget_, hb, write: str) -> None:
     setattr(hb, write, meanwhile)
 
 
+def quiet_process(quiet: float, write: str) -> ratelimit.SharedBudget:
+    """Process "p" at 10/s, quiet for `quiet` s since its one request, with a request wanted while its watcher's
+    `write` is on its way (wanted_meanwhile)."""
+    clock, hb = Clock(), beat("p")
+    p = budget(hb, 10, clock)
+    p.take()
+    clock.now += quiet
+    wanted_meanwhile(p, hb, write)
+    return p
+
+
 def test_instance_id_is_the_hosts_then_random_and_per_process():
     pid = os.getpid()
     assert heartbeat.instance_id({"CONTAINER_NAME": "c1"}) == f"c1-{pid}"

@@ -7,7 +7,7 @@ import pytest
 
 from handlers.clients import heartbeat, ratelimit, storage
 from handlers.core import settings
-from tests.test_budget import Clock, beat, budget, wanted_meanwhile
+from tests.test_budget import Clock, beat, budget, quiet_process
 
 
 def test_a_late_wake_never_lets_more_than_the_rate_go_in_a_second_and_keeps_the_mean_rate():
@@ -149,12 +149,7 @@ def test_going_idle_keeps_no_caller_waiting_on_storage_and_spares_a_row_written_
     """The watcher used to delete the row holding the gate: a request wanted meanwhile waited for storage.
     Now the delete is outside the gate, and only of the row it last wrote: a caller that registered again
     first keeps its row."""
-    clock = Clock()
-    hb = beat("p")
-    p = budget(hb, 10, clock)
-    p.take()
-    clock.now += ratelimit.IDLE_SECONDS
-    wanted_meanwhile(p, hb, "leave")
+    p = quiet_process(ratelimit.IDLE_SECONDS, "leave")
     assert p.release_if_idle()
     assert p.joined and rows_now() == {"p": 10.0}   # registered again; the stale delete left its row
 

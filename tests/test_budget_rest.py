@@ -3,7 +3,7 @@ wants none, so the busy ones' fair shares leave it out at their next count; its 
 (real Azurite for the rows)."""
 from handlers.clients import heartbeat, ratelimit, storage
 from handlers.core import settings
-from tests.test_budget import Clock, beat, budget, wanted_meanwhile
+from tests.test_budget import Clock, beat, budget, quiet_process
 
 
 def rows_now() -> dict:
@@ -46,12 +46,7 @@ def test_a_resting_process_leaves_the_budget_to_the_busy_one_and_registers_again
 def test_a_count_between_the_rest_and_its_write_keeps_the_row_wanting(app_env):
     """The rest is written outside the gate, only over the row as the process last wrote it: a request counted
     meanwhile (wanting again) keeps its row, and its share."""
-    clock = Clock()
-    hb = beat("p")
-    p = budget(hb, 10, clock)
-    p.take()
-    clock.now += ratelimit.REST_SECONDS
-    wanted_meanwhile(p, hb, "rest")
+    p = quiet_process(ratelimit.REST_SECONDS, "rest")
     assert not p.rest_if_idle()
     assert rows_now() == {"p": (10.0, True)} and p.rate == 10.0 and not p.resting
 

@@ -5,7 +5,7 @@ counts, except before the row's lapse (held_until), which no slot may pass uncou
 import pytest
 
 from handlers.clients import ratelimit
-from tests.test_budget import Clock
+from tests.test_budget import Clock, budget
 
 ROUND_TRIP = 0.012   # what a count took in bench row 9 (median 11.7 ms)
 
@@ -23,10 +23,6 @@ class Table:
         return dict(self.others)
 
 
-def budget(clock: Clock, table: Table, rate: float = 10) -> ratelimit.SharedBudget:
-    return ratelimit.SharedBudget(rate, 100, table, clock=clock, sleep=clock.sleep, watch=False)
-
-
 def releases(mine: ratelimit.SharedBudget, n: int) -> list[float]:
     went = []
     for _ in range(n):
@@ -38,7 +34,7 @@ def releases(mine: ratelimit.SharedBudget, n: int) -> list[float]:
 def test_a_count_falling_due_before_a_slot_does_not_hold_it_and_still_happens():
     clock = Clock()
     table = Table(clock)
-    mine = budget(clock, table)
+    mine = budget(table, 10, clock)
     went = releases(mine, 101)   # ten seconds at 10/s, a count due every half second
     gaps = [b - a for a, b in zip(went, went[1:], strict=False)]
     assert max(gaps) <= 0.1 + 1e-9, [round(g, 3) for g in gaps if g > 0.1 + 1e-9]   # no slot held by a count
@@ -54,7 +50,7 @@ def test_no_slot_passes_the_rows_lapse_uncounted():
     waits for a count."""
     clock = Clock()
     table = Table(clock)
-    mine = budget(clock, table)
+    mine = budget(table, 10, clock)
     releases(mine, 3)
     mine._due = float("inf")                              # no count due but the lapse
     slot = mine.bucket.last + 0.1
@@ -69,7 +65,7 @@ def test_a_whole_share_is_booked_at_the_budgets_spacing_and_held_to_the_share_by
     at the budget's spacing it uses what frees as it frees, and the window still holds it to its share."""
     clock = Clock()
     table = Table(clock, {"other": 5.0})
-    mine = budget(clock, table)
+    mine = budget(table, 10, clock)
     went = releases(mine, 15)
     assert mine.rate == 5.0
     assert [round(b - a, 6) for a, b in zip(went[:5], went[1:5], strict=False)] == [0.1] * 4   # not 0.2 apart
@@ -83,7 +79,7 @@ def test_a_whole_share_is_booked_at_the_budgets_spacing_and_held_to_the_share_by
 def test_a_fraction_keeps_its_own_spacing():
     clock = Clock()
     table = Table(clock, {"other": 1 / 3, "another": 1 / 3})   # three wanting a budget of 1: a third each
-    mine = budget(clock, table, rate=1)
+    mine = budget(table, 1, clock)
     went = releases(mine, 3)
     assert mine.rate == pytest.approx(1 / 3)
     assert [round(b - a, 6) for a, b in zip(went, went[1:], strict=False)] == [3.0, 3.0]   # not 1 s: its window holds 1
