@@ -203,6 +203,19 @@ def test_the_process_signs_in_with_two_requests_and_the_webhook_client_still_rea
     assert ("GET", "/api/user/details") in pres.requests
 
 
+def test_pypreservica_entity_api_reads_no_role():
+    """The actions' EntityAPI skips the roles request (_find_user_roles_ returns []): held to pyPreservica's own
+    code, no EntityAPI or shared AuthenticatedAPI method reads the roles but the role checks, and none calls them."""
+    import inspect
+
+    from pyPreservica import common, entityAPI
+    assert "self.roles" not in inspect.getsource(entityAPI) and "_check_if_user_has" not in inspect.getsource(entityAPI)
+    readers = [name for name, fn in inspect.getmembers(common.AuthenticatedAPI, inspect.isfunction)
+               if ("self.roles" in inspect.getsource(fn) or "_check_if_user_has" in inspect.getsource(fn))
+               and not name.startswith("_check_if_user_has") and name != "__init__"]
+    assert readers == []
+
+
 def test_password_comes_from_key_vault_when_configured(keyvault, pres, monkeypatch, jobs):
     for name, value in {"PRESERVICA_SERVER": pres.server, "PRESERVICA_USERNAME": USER, "PRESERVICA_TENANT": TENANT,
                         "PRESERVICA_PROTOCOL": "http", "PRESERVICA_PASSWORD": "app-setting-is-ignored"}.items():
