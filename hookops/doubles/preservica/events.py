@@ -73,12 +73,15 @@ class EventsApi:
             self._updated[ref] = when or dt.datetime.now(UTC)
 
     def delete_entity(self, ref: str, when: dt.datetime | None = None) -> None:
-        """Delete an entity (and an asset's content objects) as Preservica does: it is gone (404), and
-        updated-since lists it as deleted from `when`."""
+        """Delete an entity (and an asset's content objects) as Preservica does: it is gone (404), a content
+        object is gone from its asset's representation too, and updated-since lists it as deleted from `when`."""
         with self._lock:
             entity = self._entities.pop(ref, None)
             for co_ref in entity.content_objects if entity else ():
                 self._entities.pop(co_ref, None)
+            holder = self._entities.get(entity.parent or "") if entity and entity.kind == "CO" else None
+            if holder is not None and ref in holder.content_objects:
+                holder.content_objects.remove(ref)
             self._updated.pop(ref, None)
             self._deleted[ref] = when or dt.datetime.now(UTC)
 
