@@ -76,9 +76,10 @@ def test_an_asset_withdrawn_with_its_only_access_file_is_published_again_when_it
     assert of(co, blobs(env, f"{AV}/")) and f"{AV}/manifest.json" in blobs(env, f"{AV}/")
 
 
-def test_a_content_object_that_is_gone_is_skipped_as_not_found(env, pres):
-    co, _ = pres.source_of(ASSET, "Access", 0)
-    run_one("publish", dispatched(ASSET))
+def test_a_content_object_that_is_gone_and_never_had_a_file_published_is_skipped_as_not_found(env, pres):
+    """One whose files were published: test_deleted_content_object.py."""
+    co, _ = pres.source_of(AV, "Access", 0)
+    run_one("publish", dispatched(ASSET))   # another asset: signed in, and something public to keep
     was = blobs(env)
     pres.delete_entity(co)
     before = len(pres.requests)

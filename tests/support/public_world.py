@@ -19,10 +19,15 @@ def new_world() -> dict:
     return {"violations": [], "done": set(), "during": [], "written": set()}
 
 
+def access_files(pres, ref: str) -> list:
+    """The asset's access content objects in Preservica now (none: the asset is gone)."""
+    e = pres._entities.get(ref)
+    return [pres._entities[c] for c in e.content_objects if pres._entities[c].rep_type == "Access"] if e else []
+
+
 def public_now(pres, ref: str) -> bool:
     """The asset is open and visible, and not every one of its access files is closed (then nothing is shown)."""
-    e = pres._entities.get(ref)
-    access = [pres._entities[c] for c in e.content_objects if pres._entities[c].rep_type == "Access"] if e else []
+    e, access = pres._entities.get(ref), access_files(pres, ref)
     return e is not None and e.security_tag == "open" and not e.hidden \
         and (not access or any(c.security_tag == "open" for c in access))
 
@@ -31,8 +36,7 @@ def closed_files(pres, ref: str) -> list[str]:
     """The content objects of an open asset's access files that are not open: their files may never be written.
     (A closed asset's are the withdrawal's to remove: a publish in flight may still be writing when it closes.)"""
     e = pres._entities.get(ref)
-    return [c for c in e.content_objects if pres._entities[c].rep_type == "Access"
-            and pres._entities[c].security_tag != "open"] if e and e.security_tag == "open" else []
+    return [c.ref for c in access_files(pres, ref) if c.security_tag != "open"] if e and e.security_tag == "open" else []
 
 
 def watch(monkeypatch, pres, world: dict) -> None:

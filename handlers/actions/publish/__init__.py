@@ -38,6 +38,7 @@ MAX_FILES = Setting("PUBLISH_MAX_FILES", "500", APP,
 CHUNK = 256 * 1024                 # bytes per read from Preservica
 MAX_CAPTIONS = 5 * 1024 * 1024     # a WebVTT file larger than this is not published
 CAPTIONS = "captions.vtt"
+GONE = "not found"                 # why an asset Preservica answers 404 for is withdrawn
 
 
 # A folder's or a file's other events (ingested, moved) change no asset's own tag: skipped before any request.
@@ -56,7 +57,13 @@ def perform(job: Job, ctx: Context) -> Outcome:
         return content_object.recheck(ctx, job, converge)
     if iiif.blob_ref(job.entity_ref) is None:   # intake refuses these already; a blob prefix is built from nothing else
         return Outcome(SKIPPED, "reference is not a UUID")
-    return converge(ctx, job.entity_ref)
+    outcome = converge(ctx, job.entity_ref)
+    if outcome.state == SKIPPED and outcome.reason == _unpublished(GONE):
+        # No such asset and nothing under its ref: the reconciler's deletions come typeless (as assets), so
+        # this may be a deleted content object whose files are public under its asset (one table read).
+        from . import content_object
+        return content_object.deleted(ctx, job.entity_ref, converge) or outcome
+    return outcome
 
 
 def public_store():
@@ -79,7 +86,7 @@ def converge(ctx: Context, preservica_ref: str, lock_wait: float | None = None) 
         try:
             outcome = ctx.preservica(lambda api: _publish(api, ctx, store, ref, preservica_ref, asset))
         except NotFound:
-            return withdraw(store, ref, "not found")
+            return withdraw(store, ref, GONE)
         except BaseException:   # files may be out: they stay only if Preservica confirms the asset is public
             why = _recheck(ctx, store, ref, preservica_ref)
             if why:
@@ -94,7 +101,7 @@ def converge(ctx: Context, preservica_ref: str, lock_wait: float | None = None) 
 
 def _not_public(asset) -> str | None:
     if asset is None:
-        return "not found"
+        return GONE
     hidden = bool(getattr(asset, "hidden", False))
     if ps.is_public(asset.security_tag, hidden):
         return None
@@ -118,7 +125,7 @@ def withdraw(store, ref: str, why: str) -> Outcome:
     from ...core import iiif
     names = store.names(f"{ref}/")
     if not names:
-        return Outcome(SKIPPED, f"not published ({why})")
+        return Outcome(SKIPPED, _unpublished(why))
     manifest = f"{ref}/manifest.json"
     store.delete(sorted(names, key=lambda n: n != manifest))   # the entry point goes first
     extra = {"publish_deleted": len(names)}
@@ -128,9 +135,14 @@ def withdraw(store, ref: str, why: str) -> Outcome:
     return Outcome(DONE, f"withdrawn ({why})", extra)
 
 
+def _unpublished(why: str) -> str:
+    return f"not published ({why})"
+
+
 # ---- publishing --------------------------------------------------------------------------------
 
 def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> Outcome:
+    from ...clients import published_files
     from ...core import iiif
     limit, rights = MAX_FILES.int_value(minimum=1), RIGHTS.value()
     if rights and not rights.startswith(("http://", "https://")):
@@ -138,12 +150,14 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
     try:
         found, withheld = source.access_files(api, asset, limit)
     except source.Refused as exc:   # what was published stays, but never a file whose content object closed since
-        withheld = exc.withheld
-        if withheld is None:
-            withheld = source.closed_of(api, {n.split("/")[2].rsplit("-", 1)[0] for n in store.names(f"{ref}/files/")})
+        # (or was deleted since): the tags of those with public files that the listing did not read, one read each
+        public = {n.split("/")[2].rsplit("-", 1)[0] for n in store.names(f"{ref}/files/")}
+        withheld = exc.withheld | source.closed_of(api, public - exc.seen)
         _withhold(store, ref, withheld)
         return Outcome(SKIPPED, str(exc))
     _withhold(store, ref, withheld)
+    # Before any file is out: should its content object be deleted, its deletion names only itself.
+    published_files.remember(published_files.table(ctx.storage), ref, (co for _, co, _ in found))
     copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
     files = [f for f, _ in copies]
     thumbnail = _thumbnail(api, store, ref, asset, bool(withheld))

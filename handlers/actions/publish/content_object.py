@@ -1,4 +1,5 @@
-"""publish for a content object event: the asset the content object belongs to converges.
+"""publish for a content object event: the asset the content object belongs to converges; for a deleted one,
+the asset its files were published under (clients/published_files.py).
 
 A security change made on one access file reaches the webhook (`entityType: "CO"`) and the event log under the
 content object, not its asset (inferred: docs/deploy.md, facts to confirm). A CHANGED_SECURITY_DESCRIPTOR or
@@ -22,14 +23,35 @@ def recheck(ctx: Context, job: Job, converge) -> Outcome:
         # entity_from_string (common.py), whose `parent` is the text of the document's first <xip:Parent>: for a
         # content object, its asset (XIP ContentObject/Parent). 404: ReferenceNotFoundException, here NotFound.
         parent = ctx.preservica(lambda api: api.content_object(job.entity_ref).parent)
-    except NotFound:   # deleted: nothing is public under a content object's ref; its asset's next run sees the rest
-        return Outcome(SKIPPED, "not found")
+    except NotFound:   # deleted: its files are withdrawn through the asset they were published under, if any
+        return deleted(ctx, job.entity_ref, converge) or Outcome(SKIPPED, "not found")
     asset = parent.strip() if isinstance(parent, str) else ""
-    ref = iiif.blob_ref(asset)
-    if ref is None:   # never a blob name, a URL or a journal text from it
+    if iiif.blob_ref(asset) is None:   # never a blob name, a URL or a journal text from it
         return Outcome(SKIPPED, "the content object's parent is not an asset reference (a UUID)")
+    return _through(ctx, asset, converge, "its asset")
+
+
+def deleted(ctx: Context, ref: str, converge) -> Outcome | None:
+    """A content object Preservica no longer has (404, or listed deleted by updated-since): the asset whose
+    public files it had (clients/published_files.py) converges. None: no row, so no file of it was published
+    (or only before rows were kept: the sweep finds those). The row stays: the same ref mistaken for a deleted
+    one (a webhook typing a live content object as an asset) converges an asset that publishes it again."""
+    from ...clients import published_files
+    from ...core import iiif
+    asset = published_files.holder(published_files.table(ctx.storage), ref)
+    if asset is None:
+        return None
+    if iiif.blob_ref(asset) is None:   # a hand-edited row: no name, URL or request is built from it
+        return Outcome(SKIPPED, "not found; the row of its published files names no asset reference (a UUID)")
+    return _through(ctx, asset, converge, "deleted; its asset")
+
+
+def _through(ctx: Context, asset: str, converge, how: str) -> Outcome:
+    """Converge the content object's asset; its outcome, said of the asset."""
+    from ...core import iiif
+    ref = iiif.blob_ref(asset)
     outcome = converge(ctx, asset)
     said = outcome.reason or ("published" if outcome.extra.get("publish_manifest") else outcome.state)
     withheld = outcome.extra.get("publish_withheld")
     note = f", {withheld} closed content object(s) withheld" if withheld else ""
-    return Outcome(outcome.state, f"its asset {ref}: {said}{note}", {**outcome.extra, "publish_asset": ref})
+    return Outcome(outcome.state, f"{how} {ref}: {said}{note}", {**outcome.extra, "publish_asset": ref})

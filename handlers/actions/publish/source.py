@@ -74,29 +74,40 @@ def access_files(api, asset, limit: int) -> tuple[list, set[str]]:
             index[place] = index.get(place, 0) + 1
             found.append((f"files/{f.content_object}-{index[place]}", f.content_object, f.bitstream))
             if len(found) > limit:
-                raise _refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})", withheld)
+                raise _refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})", withheld, found)
     except TooMany as exc:   # from the list, before any content object (or its tag) was read
-        raise _refused(f"too many files ({exc.count} > PUBLISH_MAX_FILES {limit})", None) from None
+        raise _refused(f"too many files ({exc.count} > PUBLISH_MAX_FILES {limit})", set(), []) from None
     for _, _, bitstream in found:
         if not 0 <= (bitstream.length or 0) <= most:   # pyPreservica's Bitstream: length = int(<FileSize>)
-            raise _refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})", withheld)
+            raise _refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})", withheld, found)
     return found, withheld
 
 
-def _refused(reason: str, withheld: set[str] | None) -> Refused:
-    """Refused with `.withheld`: the closed content objects seen so far (None: no tag was read)."""
+def _refused(reason: str, withheld: set[str], found: list) -> Refused:
+    """Refused with `.withheld`, the closed content objects seen so far, and `.seen`, every content object whose
+    tag was read (closed or open): publish reads the tags of the others it has public files of (closed_of)."""
     exc = Refused(reason)
     exc.withheld = withheld   # type: ignore[attr-defined]
+    exc.seen = withheld | {co for _, co, _ in found}   # type: ignore[attr-defined]
     return exc
 
 
 def closed_of(api, refs: set[str]) -> set[str]:
     """Which of these content objects (those with files public now) are not public: one read each, only when
-    publish refuses an asset before it read their tags, so an earlier copy kept public is still allowed."""
+    publish refuses an asset before it read their tags, so an earlier copy kept public is still allowed.
+    A deleted one (404) is not public; its files go, not the whole asset."""
+    from pyPreservica.common import ReferenceNotFoundException
+
     from ...clients import public_store
     from ...core.envelope import is_ref
+
+    def public(r: str) -> bool:
+        try:   # pyPreservica entityAPI.py content_object(): ReferenceNotFoundException on 404
+            return public_store.is_public(api.content_object(r).security_tag, False)
+        except ReferenceNotFoundException:
+            return False
     return {r for r in refs if not is_ref(r)   # not a name publish writes: not vouched for, not read (a URL)
-            or not public_store.is_public(api.content_object(r).security_tag, False)}
+            or not public(r)}
 
 
 def thumbnail(api, asset) -> bytes | None:
