@@ -140,11 +140,14 @@ def test_an_asset_refused_for_its_size_loses_a_deleted_content_objects_files_onl
 
 def test_without_a_row_the_sweep_still_withdraws_a_deleted_content_objects_files(env, pres, monkeypatch):
     """Files published before the rows were kept: the deletion's event finds no row (skipped, as before), and the
-    public sweep converges every published asset."""
+    public sweep converges every published asset, writing the rows it lacked."""
     monkeypatch.setenv("PRESERVICA_MAX_RPS", "1000")
     gone, kept, was = published_then_deleted(env, pres)
-    published_files.table(default()).delete_entity(published_files.PARTITION, gone)
+    table = published_files.table(default())
+    for co in (gone, kept):
+        table.delete_entity(published_files.PARTITION, co)
     outcome = run_one("publish", dispatched(gone, SECURITY, entity_type="CO"))
     assert (outcome.state, outcome.reason) == (journal.SKIPPED, "not found") and blobs(env) == was
     assert sweep.run()["complete"]
     only_the_deleted_files_went(env, gone, kept)
+    assert (published_files.holder(table, kept), published_files.holder(table, gone)) == (ASSET, None)
