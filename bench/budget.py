@@ -148,7 +148,10 @@ def run(*, storage: str, double: Service, rate: int, events: int, batch: int, co
     return {"rate": rate, "events": events, "runs": rows, "baseline_again": baseline[1],
             "baseline_events_per_s": rates, "held": all(r["met"] for r in (*rows, baseline[1])),
             "not_slower": all(r["events_per_s"] >= min(rates) for r in rows[1:]),
-            "ratio": {r["processes"]: r["events_per_s"] / base for r in rows}}
+            "ratio": {r["processes"]: r["events_per_s"] / base for r in rows},
+            # Each process signs in (login and version) inside the budget: at the budget, n processes move at
+            # most the first run's requests over their own, whatever the sharing does.
+            "ceiling": {r["processes"]: rows[0]["requests"] / r["requests"] for r in rows}}
 
 
 def render(r: dict) -> str:
@@ -166,7 +169,10 @@ def render(r: dict) -> str:
             f"spread ({counts[0]} run first and last: {' and '.join(f'{x:.2f}' for x in r['baseline_events_per_s'])} "
             f"events/s; to their mean "
             f"{', '.join(f'{n}: {x:.2f}×' for n, x in r['ratio'].items() if n != counts[0])}): "
-            f"{'met' if r['not_slower'] else '**not met**'} | each busy process uses a whole share of the budget, "
+            f"{'met' if r['not_slower'] else '**not met**'}; their sign-ins (login and version, once per process: "
+            f"{', '.join(str(x['requests']) for x in r['runs'])} requests) allow at most "
+            f"{', '.join(f'{n}: {x:.3f}×' for n, x in r['ceiling'].items() if n != counts[0])} "
+            f"| each busy process uses a whole share of the budget, "
             f"at most the budget less the other live processes' claims (heartbeat rows), booked 1/budget s apart; "
             f"a request occupies its process's share from its release until a second after its answer, so no "
             f"second of arrivals holds more than the share; a cut stays claimed until those requests age out; "
