@@ -38,7 +38,8 @@ def deleted(ctx: Context, ref: str, converge) -> Outcome | None:
     one (a webhook typing a live content object as an asset) converges an asset that publishes it again."""
     from ...clients import published_files
     from ...core import iiif
-    asset = published_files.holder(published_files.table(ctx.storage), ref)
+    key = iiif.blob_ref(ref)   # rows are keyed as publish lists content objects: lower case
+    asset = published_files.holder(published_files.table(ctx.storage), key) if key else None
     if asset is None:
         return None
     if iiif.blob_ref(asset) is None:   # a hand-edited row: no name, URL or request is built from it
