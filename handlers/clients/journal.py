@@ -38,19 +38,22 @@ from ..core.journal import (
     time_rows,
 )
 
-_BATCH = 100  # Table Storage's limit of operations in one transaction
+TRANSACTION_MAX = 100  # Table Storage's limit of operations in one transaction
 ETAG = "_etag"
 CLAIM_TRIES = 6
 T = TypeVar("T")
 
 
 def table_call(table, fn: Callable[[], T]) -> T:
-    """`fn()`, creating the table first if it is missing (local runs; Bicep creates the tables in Azure)."""
+    """`fn()`, creating the table first if it is missing (local runs; Bicep creates the tables in Azure). A
+    transaction says so as TableTransactionError, not ResourceNotFoundError (azure-data-tables _base_client.py
+    decodes a batch's failure with error_type=TableTransactionError, keeping its error_code)."""
     from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+    from azure.data.tables import TableTransactionError
     try:
         return fn()
-    except ResourceNotFoundError as exc:
-        if getattr(exc, "error_code", None) != "TableNotFound":
+    except (ResourceNotFoundError, TableTransactionError) as exc:
+        if getattr(exc, "error_code", None) != "TableNotFound":   # a str enum (TableErrorCode) or a str
             raise
         try:
             table.create_table()
@@ -130,8 +133,8 @@ class Journal:
                                          "match_condition": MatchConditions.IfNotModified}) if row else ("create", cols))
             claimed.add(rk)
         try:
-            for i in range(0, len(ops), _BATCH):
-                self._call(lambda batch=ops[i:i + _BATCH]: self.table.submit_transaction(batch))
+            for i in range(0, len(ops), TRANSACTION_MAX):
+                self._call(lambda batch=ops[i:i + TRANSACTION_MAX]: self.table.submit_transaction(batch))
         except TableTransactionError as exc:
             if exc.status_code not in (409, 412):
                 raise
@@ -205,8 +208,8 @@ class Journal:
             by_pk.setdefault(e["PartitionKey"], []).append(e)
         count = 0
         for rows in by_pk.values():
-            for i in range(0, len(rows), _BATCH):
-                ops = [("upsert", e, {"mode": UpdateMode.MERGE}) for e in rows[i:i + _BATCH]]
+            for i in range(0, len(rows), TRANSACTION_MAX):
+                ops = [("upsert", e, {"mode": UpdateMode.MERGE}) for e in rows[i:i + TRANSACTION_MAX]]
                 self._call(lambda ops=ops: self.table.submit_transaction(ops))
                 count += len(ops)
         return count
@@ -226,8 +229,8 @@ class Journal:
             ops.append(("update", e, {"mode": UpdateMode.MERGE, "etag": before[ETAG],
                                       "match_condition": MatchConditions.IfNotModified}) if before else ("create", e))
         there: list[str] = []
-        for i in range(0, len(ops), _BATCH):
-            batch = ops[i:i + _BATCH]
+        for i in range(0, len(ops), TRANSACTION_MAX):
+            batch = ops[i:i + TRANSACTION_MAX]
             try:
                 stored = self._call(lambda batch=batch: self.table.submit_transaction(batch))
             except TableTransactionError as exc:
@@ -266,8 +269,8 @@ class Journal:
         for pk, rk in rows:
             by_pk.setdefault(pk, []).append((pk, rk))
         for keys in by_pk.values():
-            for i in range(0, len(keys), _BATCH):
-                self._call(lambda batch=keys[i:i + _BATCH]: self.table.submit_transaction(
+            for i in range(0, len(keys), TRANSACTION_MAX):
+                self._call(lambda batch=keys[i:i + TRANSACTION_MAX]: self.table.submit_transaction(
                     [("delete", {"PartitionKey": pk, "RowKey": rk}) for pk, rk in batch]))
         return len(rows)
 
