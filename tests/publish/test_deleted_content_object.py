@@ -152,3 +152,13 @@ def test_without_a_row_the_sweep_still_withdraws_a_deleted_content_objects_files
     assert sweep.run()["complete"]
     only_the_deleted_files_went(env, gone, kept)
     assert (published_files.holder(table, kept), published_files.holder(table, gone)) == (ASSET, None)
+
+
+def test_more_rows_than_one_transaction_holds_are_all_kept(env):
+    """PUBLISH_MAX_FILES allows 500 files: their rows go in transactions of at most 100 (the Table service's limit).
+    On this test's fresh storage the first transaction meets no table: it is created (journal.table_call), as
+    before only for single-entity calls."""
+    table = published_files.table(default())
+    cos = [str(uuid.uuid4()) for _ in range(250)]
+    published_files.remember(table, ASSET, cos + cos[:3])   # a content object with several files: one row
+    assert [published_files.holder(table, co) for co in cos] == [ASSET] * 250
