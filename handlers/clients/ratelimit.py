@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 
 from .bucket import WINDOW_SECONDS, TokenBucket as TokenBucket
+from .budget_idle import HOLD_SECONDS as HOLD_SECONDS, IDLE_SECONDS as IDLE_SECONDS, REST_SECONDS as REST_SECONDS, Idle
 
 # ---- one budget for the whole app ---------------------------------------------------------------
 # PRESERVICA_MAX_RPS (B) is the archive's total. Each process that calls Preservica keeps a heartbeat row
@@ -31,9 +32,10 @@ from .bucket import WINDOW_SECONDS, TokenBucket as TokenBucket
 #  that is w_q's (a later one would have set the share): at least s_q(t_q). If r > t_q, q's requests arriving in
 #  W went before r and were answered at x > r - 1 or later, so they occupied at r: by (2), at most that claim.
 #  Either way the claim covers q's arrivals in W, and the row was live; so p*'s share, and with it its
-#  arrivals, is at most B less the others' arrivals. The + 1 of B + 1 is spare. Limits: where B is below the
-#  live count or not whole, shares are fractions and a second may hold up to the number of live processes more
-#  (see _whole); a request given up on (timeout) ends its block then, and could still arrive later (inferred rare).
+#  arrivals, is at most B less the others' arrivals. The + 1 of B + 1 is spare. Where B is below the processes
+#  wanting, shares stay whole: each may claim one request a second when one is free, and gives it back after one
+#  request (turns: _yielding). Limits: a B not whole gives fractions (never in the app: PRESERVICA_MAX_RPS is an
+#  integer); a request given up on (timeout) ends its block then, and could still arrive later (inferred rare).
 # A newcomer (its first call, or after resting) registers wanting, with a claim of what its window holds (0 when
 # new), then claims what it saw free of its fair share (alone: the whole budget): two writes and two queries, tens
 # of ms. Its row makes the others cut to their fair shares at their next count; it claims a share only once it is
@@ -45,18 +47,16 @@ from .bucket import WINDOW_SECONDS, TokenBucket as TokenBucket
 # (MAXIMUM_INSTANCE_COUNT): never unlimited, never the whole budget.
 BEAT_SECONDS = 0.5       # how soon a busy process sees another join or leave: two table operations each
 TTL_SECONDS = 4.0
-HOLD_SECONDS = 1.1       # the window, and 0.1 s to spare: a row goes only this long after its last answer
-REST_SECONDS = 0.3       # no request wanted for this long: want none, claim only the window (bench row 9: a
-                         # share held 1.2 s unused each time a process ran out of work)
-IDLE_SECONDS = 1.2       # no request wanted for this long: give the row back (at least HOLD_SECONDS)
 STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
+YIELD_SECONDS = 0.25     # in turns, how long a process that had its request waits before it claims again: the
+                         # others, counting every STARVED_SECONDS (jittered), take the share first
 COUNT_GRACE_SECONDS = 0.05   # a slot this close after a count falls due goes first, and the next caller counts:
                              # counting first held that slot for the count's table round trip, and through the
                              # window every later one (bench row 9: 12 ms each half second, 2.2% of the budget)
 RETRY_SECONDS = 1.0      # how soon a failed count is tried again (a warning each): a caller at the floor waits on
 
 
-class SharedBudget:
+class SharedBudget(Idle):
     """A TokenBucket at this process's share of `budget`, re-divided as instances come, go and idle."""
 
     def __init__(self, budget: float, max_instances: int = 100, heartbeat=None,
@@ -75,6 +75,7 @@ class SharedBudget:
         self._fair = self._free = self.budget   # its fair share, and what it last saw free
         self._due = self._held_until = clock()
         self._last = clock()            # the last release, or count: idle is measured from it
+        self._turn_used, self._yield_until = False, float("-inf")   # turns: had its request; asks again after
         self._hb = None                 # the heartbeat of the last count: the watcher deletes its row
         self._gate = threading.Lock()
         self._watch, self._watching = watch, False   # watch=False where the clock is not the real one (tests)
@@ -102,6 +103,7 @@ class SharedBudget:
                         continue
                     waited += went
                     self._last = max(self._last, self.bucket.last)
+                    self._turn_used = self._turn_used or self._turns()
                     return waited
                 pause = max(0.01, self._due - self._clock())   # none free yet: look again when due
                 self._sleep(pause)
@@ -124,10 +126,24 @@ class SharedBudget:
         return float(self.bucket.occupancy(now, WINDOW_SECONDS)[0])
 
     def _whole_shares(self) -> bool:
-        """Whether shares are whole requests a second: the budget whole, and at least the processes wanting it.
-        Below one request a second each they are fractions (rounded, every process's share was 0 and none sent:
-        PRESERVICA_MAX_RPS=1 with two busy instances)."""
+        """Whether shares are whole requests a second: the budget whole (in the app always). With fewer whole
+        requests than processes wanting them, each process's fair share is one, taken in turns."""
         return self.budget == int(self.budget) and self._fair >= 1
+
+    def _turns(self) -> bool:
+        """More processes want the budget than it has whole requests a second (PRESERVICA_MAX_RPS=1 with two busy
+        instances). Fractions of a request a second (1/3 each of 1) kept the budget on average only: three
+        processes could send in the same second. Each now holds a whole share while one is free, in turns."""
+        return self.live is not None and self.live > self.budget and self._whole_shares()
+
+    def _yielding(self, now: float) -> bool:
+        """In turns, a process that has had its request gives the share back once its window empties (its claim
+        cannot fall before: claim_floor), then asks again only YIELD_SECONDS later; meanwhile it claims none."""
+        if self._turn_used:
+            if self.claim_floor(now) == 0:
+                self._turn_used, self._yield_until = False, now + YIELD_SECONDS
+            return True
+        return now < self._yield_until
 
     def _whole(self, rate: float) -> float:
         """Whole requests per second where shares are whole: a process at s/s releases at most ceil(s) in a
@@ -143,8 +159,10 @@ class SharedBudget:
         return self.budget if self._whole_shares() else None
 
     def _fair_share(self, live: int, rank: int) -> float:
-        if self.budget < live or self.budget != int(self.budget):
+        if self.budget != int(self.budget):
             return self.budget / live
+        if self.budget < live:   # turns: one whole request a second each, while one is free (_yielding)
+            return 1.0
         base, extra = divmod(int(self.budget), live)
         return float(base + (1 if rank < extra else 0))
 
@@ -155,6 +173,7 @@ class SharedBudget:
         return others
 
     def _count(self, started: float) -> None:
+        yielding = self._yielding(started)
         try:
             hb = self._heartbeat
             if hb is None:
@@ -170,9 +189,10 @@ class SharedBudget:
                 # Claim what it uses or may use: of its fair share, no more than it last saw free. (Claiming the
                 # fair share while the others still held theirs made them each see too little free, and cut
                 # below their fair shares: bench row 9 saw 2 requests in a second at a budget of 10.)
-                want = self._whole(max(0.0, min(self._fair, self._free)))
-                others = self._beat(hb, max(self.share, want, self.claim_floor(started)))
-                more = self._whole(max(0.0, min(self._fair, self.budget - sum(others.values()))))
+                cap = 0.0 if yielding else self._fair
+                want = self._whole(max(0.0, min(cap, self._free)))
+                others = self._beat(hb, max(min(self.share, cap), want, self.claim_floor(started)))
+                more = self._whole(max(0.0, min(0.0 if yielding else self._fair, self.budget - sum(others.values()))))
                 if more > self.claim:   # more is free than this row claims: claim it before using it
                     others = self._beat(hb, more)
         except Exception as exc:  # storage down, or refusing: the floor, never unlimited
@@ -188,7 +208,7 @@ class SharedBudget:
             return
         self._hb = hb
         self._free = free = self.budget - sum(others.values())
-        share = self._whole(max(0.0, min(self._fair, free, self.claim)))
+        share = self._whole(max(0.0, min(0.0 if yielding else self._fair, free, self.claim)))
         if share > 0:
             self.bucket.set_rate(share, self._pace())
         # No release happens in between (the caller holds the gate): the window only empties from here on.
@@ -202,95 +222,9 @@ class SharedBudget:
         self._last = max(self._last, now)
         # The others stop counting our row TTL after its write: stop relying on it HOLD_SECONDS before.
         self._held_until = started + TTL_SECONDS - HOLD_SECONDS
-        if share < self._fair:
-            self._due = now + STARVED_SECONDS
+        if share < self._fair:   # in turns, jittered: processes counting together would take the share together
+            self._due = now + STARVED_SECONDS * (random.uniform(0.5, 1.5) if self._turns() else 1.0)
         elif held > max(share, self._fair):   # holding a cut: write the claim down as its requests age out
             self._due = min(now + BEAT_SECONDS, drops)
         else:
             self._due = now + BEAT_SECONDS
-
-    # ---- giving the share back when idle -----------------------------------------------------
-    def _start_watcher(self) -> None:
-        """One thread per budget, started with its first row; it holds only a weak reference, so a budget
-        rebuilt with new settings takes its old watcher with it."""
-        if self._watch and not self._watching:
-            self._watching = True
-            threading.Thread(target=_watcher, args=(weakref.ref(self),), name="preservica-budget", daemon=True).start()
-
-    def _off_gate(self, step):
-        """`step(now)` under the gate, only if no caller holds it (one waiting for its slot: not idle); what it
-        returns is for the storage write the caller then makes outside the gate (a caller arriving meanwhile
-        does not wait for storage, and the write is only over the row as this process last wrote it)."""
-        if not self._gate.acquire(blocking=False):
-            return None
-        try:
-            return step(self._clock())
-        finally:
-            self._gate.release()
-
-    def rest_if_idle(self) -> bool:
-        """No request wanted for REST_SECONDS (no caller waiting, none in flight): the row claims only what this
-        process's window still holds and wants none, and the share is 0 until the next request registers again;
-        resting, the claim is written down again as the window empties (If-Match, outside the gate)."""
-        def step(now):
-            held = self.claim_floor(now)
-            if (not self.joined or self.bucket.in_flight or now - self._last < REST_SECONDS
-                    or (self.resting and held >= self.claim)):
-                return None
-            self.share, self.resting, self._due = 0.0, True, now   # no release before a count raises the claim
-            return self._hb, getattr(self._hb, "etag", None), held
-        todo = self._off_gate(step)
-        if todo is None:
-            return False
-        hb, etag, held = todo
-        try:
-            written = hb.rest(held, etag)
-        except Exception:   # storage down, or a count wrote the row since: it claims what it claimed (safe)
-            return False
-        with self._gate:
-            if hb.etag == etag:   # no count since: the leave deletes this write
-                hb.etag, self.claim = written, held
-        return True
-
-    def release_if_idle(self) -> bool:
-        """No request wanted for IDLE_SECONDS and none in the window over HOLD_SECONDS: delete this process's
-        row (If-Match, outside the gate: if a caller registered again first, its row stays). The next request
-        registers again, as a newcomer."""
-        def step(now):
-            if not self.joined or self.bucket.occupancy(now, HOLD_SECONDS)[0] or now - self._last < IDLE_SECONDS:
-                return None
-            self.share = self.claim = 0.0
-            self.live, self.joined, self.resting, self._due = None, False, False, now
-            return self._hb, getattr(self._hb, "etag", None)
-        todo = self._off_gate(step)
-        if todo is None:
-            return False
-        hb, etag = todo
-        try:
-            hb.leave(etag)
-        except Exception:   # storage down, or the row written again since: it lapses in TTL_SECONDS or stays
-            pass
-        return True
-
-
-def _watcher(ref) -> None:
-    """Looks when the last release or answer says the budget may have gone idle: rests it after REST_SECONDS,
-    writes its claim down as its window empties, gives its row back after IDLE_SECONDS."""
-    pause = IDLE_SECONDS
-    while True:
-        time.sleep(pause)
-        me = ref()
-        if me is None:
-            return
-        pause = IDLE_SECONDS
-        if me.joined:
-            now = me._clock()
-            pause = me._last + REST_SECONDS - now
-            if pause <= 0:
-                if me.resting and me.release_if_idle():
-                    pause = IDLE_SECONDS
-                else:
-                    me.rest_if_idle()
-                    falls = me.bucket.occupancy(now, WINDOW_SECONDS)[1]   # the window's next fall, or a look soon
-                    pause = min(max(falls - now, 0.02), REST_SECONDS / 2)
-        del me
