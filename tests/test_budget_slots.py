@@ -86,3 +86,15 @@ def test_in_turns_a_process_holds_one_request_a_second_and_yields_after_it():
     assert mine.rate == 1.0
     gaps = [b - a for a, b in zip(went, went[1:], strict=False)]
     assert all(g >= ratelimit.WINDOW_SECONDS + ratelimit.YIELD_SECONDS for g in gaps), gaps
+
+
+def test_out_of_turns_a_process_yields_no_more():
+    """The others gone (or resting), a process that had its turn takes its next request at its window's pace."""
+    clock = Clock()
+    table = Table(clock, {"other": 0.0, "another": 0.0})
+    table.wanting = 2
+    mine = budget(table, 1, clock)
+    first = releases(mine, 1)
+    table.others, table.wanting = {}, 0
+    went = first + releases(mine, 1)
+    assert went[1] - went[0] < ratelimit.WINDOW_SECONDS + ratelimit.YIELD_SECONDS, went

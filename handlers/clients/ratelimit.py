@@ -138,7 +138,11 @@ class SharedBudget(Idle):
 
     def _yielding(self, now: float) -> bool:
         """In turns, a process that has had its request gives the share back once its window empties (its claim
-        cannot fall before: claim_floor), then asks again only YIELD_SECONDS later; meanwhile it claims none."""
+        cannot fall before: claim_floor), then asks again only YIELD_SECONDS later; meanwhile it claims none.
+        Out of turns (the others left or rest), it yields no more."""
+        if not self._turns():
+            self._turn_used, self._yield_until = False, float("-inf")
+            return False
         if self._turn_used:
             if self.claim_floor(now) == 0:
                 self._turn_used, self._yield_until = False, now + YIELD_SECONDS
