@@ -53,7 +53,7 @@ def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     count = prefixes or share(AUDIT_DAYS.int_value(minimum=1))
     start, failed, bad = state.custody_checkpoint() % PREFIXES, None, []
     budget = eventlog.Budget(AUDIT_MAX_REQUESTS.int_value(minimum=1), AUDIT_MAX_REQUESTS.name)
-    current = _current(budget)
+    current = preservica_now(budget)
     try:
         root = config.storage_root()
         present = custody_store.top_level(root)   # the prefixes that hold objects: the others cost no listing
@@ -104,9 +104,10 @@ def _audit_prefix(root, prefix: str, report: dict, bad: list[str], current) -> d
     return found
 
 
-def _current(budget):
+def preservica_now(budget):
     """object id -> Preservica's fixity now for its asset (objects.current_fixity), each request spent from
-    `budget`; None when Preservica is not configured, the id is not one of ours, or the asset is gone."""
+    `budget`; None when Preservica is not configured, the id is not one of ours, or the asset is gone. The audit's,
+    and `hookops custody verify`'s."""
     from .actions.custody import objects
     from .clients import preservica
     from .clients.secrets import default as secret_source

@@ -56,17 +56,32 @@ def status(ref):
 
 @custody.command("verify")
 @click.argument("ref")
-def verify(ref):
-    """Read asset REF's object back now: every stored file's digests against its inventory. Exit 1 on any
+@click.option("--inventory-only", is_flag=True,
+              help="Do not ask Preservica: compare the stored files with the inventory alone.")
+def verify(ref, inventory_only):
+    """Read asset REF's object back now: every stored file's digests against its inventory and, as the audit
+    does, the head's files against Preservica's fixity as it is now (a few requests; the inventory alone without
+    Preservica settings, for an asset Preservica no longer has, or with --inventory-only). Exit 1 on any
     difference or missing file."""
+    from handlers import custody_audit
     from handlers.actions.custody import objects
-    from handlers.clients import custody_config as config
-    check = objects.check(_root(), objects.prefix_of(ref), config.object_id(ref))
-    click.echo(f"{printable(ref)}: {check.state}, head {printable(check.head or '-')}, {check.files} files read")
+    from handlers.clients import custody_config as config, eventlog
+    current = None if inventory_only else custody_audit.preservica_now(
+        eventlog.Budget(config.AUDIT_MAX_REQUESTS.int_value(minimum=1), config.AUDIT_MAX_REQUESTS.name))
+    from handlers.core.errors import SafeError
+    try:
+        check = objects.check(_root(), objects.prefix_of(ref), config.object_id(ref), current=current)
+    except SafeError as exc:   # Preservica (or storage) unreachable: say so, not a traceback
+        fail(f"{ref}: not verified: {exc} (--inventory-only checks the copy without Preservica)")
+    against = "its inventory and Preservica's fixity now" if check.compared else "its inventory"
+    click.echo(f"{printable(ref)}: {check.state}, head {printable(check.head or '-')}, {check.files} files read "
+               f"against {against}")
     if check.problem:
         click.echo(f"  inventory: {printable(check.problem)}")
     for path in check.mismatched:
         click.echo(f"  mismatched: {printable(path)}")
+    for path in check.not_preservicas:
+        click.echo(f"  not Preservica's fixity now: {printable(path)}")
     for path in check.missing:
         click.echo(f"  missing: {printable(path)}")
     if check.state != "ok":

@@ -119,6 +119,25 @@ def test_verify_reads_one_object_now(stored):
     assert result.exit_code == 1 and "mismatched: v1/content/preservation/" in result.output
 
 
+def test_verify_compares_with_preservicas_fixity_now_as_the_audit_does(stored, pres):
+    assert "against its inventory and Preservica's fixity now" in cli("verify", ASSET).output
+    pres.set_fixity(ASSET, TIF, "SHA1", "0" * 40)   # the copy agrees with its inventory, not with Preservica
+    result = cli("verify", ASSET)
+    assert result.exit_code == 1 and f"{ASSET}: mismatched" in result.output, result.output
+    [line] = [x for x in result.output.splitlines() if "not Preservica's fixity now:" in x]
+    assert line.endswith(TIF) and "mismatched: " not in result.output.replace(f"{ASSET}: mismatched", "")
+    result = cli("verify", ASSET, "--inventory-only")
+    assert result.exit_code == 0 and f"{ASSET}: ok, head v2" in result.output and "against its inventory\n" in result.output
+
+
+def test_verify_with_preservica_down_says_so_and_how_to_check_without_it(stored, pres):
+    pres.fail_next(1000, 503)
+    result = CliRunner().invoke(main, ["custody", "verify", ASSET])
+    assert result.exit_code == 1 and "not verified" in result.output and "--inventory-only" in result.output
+    assert "Traceback" not in result.output, result.output
+    pres.clear_failures()
+
+
 def test_restore_reproduces_the_original_bytes_of_each_version(stored, tmp_path):
     result = cli("restore", ASSET, "--to", str(tmp_path / "v1"), "--version", "v1")
     assert result.exit_code == 0, result.output
