@@ -226,8 +226,15 @@ class SharedBudget(Idle):
         self._last = max(self._last, now)
         # The others stop counting our row TTL after its write: stop relying on it HOLD_SECONDS before.
         self._held_until = started + TTL_SECONDS - HOLD_SECONDS
-        if share < self._fair:   # in turns, jittered: processes counting together would take the share together
-            self._due = now + STARVED_SECONDS * (random.uniform(0.5, 1.5) if self._turns() else 1.0)
+        if share < self._fair and self._turns():
+            # Waiting for a turn: jittered (processes counting together would take the share together), and less
+            # often the more processes wait, so that the table's load follows the budget, not the instance count
+            # (one partition: learn.microsoft.com "Scalability targets for Table storage", 2,000 entities/s).
+            # A window falling (its claim to write down) is counted at once.
+            wait = STARVED_SECONDS * (self.live or 1) / self.budget * random.uniform(0.5, 1.5)
+            self._due = min(now + wait, drops)
+        elif share < self._fair:
+            self._due = now + STARVED_SECONDS
         elif held > max(share, self._fair):   # holding a cut: write the claim down as its requests age out
             self._due = min(now + BEAT_SECONDS, drops)
         else:
