@@ -122,6 +122,24 @@ def test_edited_text_is_checked_and_writes_need_csrf_and_the_operator_role(pres)
     assert pres.saved == [] and _record()["status"] == "pending"
 
 
+def test_every_decision_is_one_log_line_with_the_reviewer_and_never_the_text(pres, caplog):
+    """Refusals were not logged at all, nor were decisions: the draft record kept the accepted ones only."""
+    import logging
+    form = _form()
+    hostile = "See <a href='https://x.example'>here</a>, the closed file's words"
+    with caplog.at_level(logging.INFO, logger="handlers.console.review"):
+        assert _post(f"drafts/{REF}/accept", {"text": hostile, **form}).status_code == 400
+        assert _post(f"drafts/{REF}/accept", {"text": DRAFT + " Two pages.", **form}).status_code == 303
+        assert _post(f"drafts/{REF}/reject", {"version": form["version"]}).status_code == 409   # reviewed already
+    lines = [r.getMessage() for r in caplog.records if r.name == "handlers.console.review"]
+    assert lines == [f"console review of {REF} by oid-1: refused (400): Not written: the text is refused by the "
+                     f"checks (markup).",
+                     f"console review of {REF} by oid-1: accepted (description, edited)",
+                     f"console review of {REF} by oid-1: refused (409): This draft is accepted: it was already "
+                     f"reviewed or never passed the checks."], lines
+    assert not any("closed file" in x or "Two pages" in x for x in lines)
+
+
 def test_an_asset_gone_from_preservica_is_a_page_not_an_error(pres):
     pres.remove_asset(REF)
     resp = _get(f"drafts/{REF}")

@@ -101,6 +101,8 @@ def draft(ctx: Ctx, ref: str, problem: str = "", status: int = 200, text: str | 
     """The draft's page; `text` is what the reviewer typed (kept when a decision is refused), `replaced` says the
     draft shown is not the one their form came from."""
     from ..core.describe import draft_version
+    if status >= 400:   # a decision refused: one line each (our own wording, never the text), as the outcomes are
+        log.info("console review of %s by %s: refused (%d): %s", ref, ctx.who.id, status, problem)
     record, _ = _record(ref)
     asset = _asset(ref)
     changed = (asset.description or "") != (record.get("description") or "")
@@ -140,6 +142,7 @@ def decide(ctx: Ctx, ref: str, verdict: str):
         record.update(status="rejected", review=review)
         if not _save(ref, record, etag):
             return _lost(ctx, ref, verdict, None, "nothing was changed")
+        log.info("console review of %s by %s: rejected", ref, ctx.who.id)
         return 303, b"", "text/plain", {"Location": f"{BASE}/drafts?{urlencode({'done': 'rejected'})}"}
     assert text is not None
     language = _settings().LANGUAGE.value() or "en"
@@ -162,6 +165,8 @@ def decide(ctx: Ctx, ref: str, verdict: str):
         _, now = _record(ref)
         _save(ref, previous, now)   # back to pending: the write did not happen
         raise
+    log.info("console review of %s by %s: accepted (%s, %s)", ref, ctx.who.id, mode,
+             "edited" if review["edited"] else "as drafted")
     _refresh_publish(ref)
     return 303, b"", "text/plain", {"Location": f"{BASE}/drafts?{urlencode({'done': 'accepted'})}"}
 
