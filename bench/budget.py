@@ -25,7 +25,8 @@ from bench.common import PYTHON, ROOT, SECRET, Service, delivery_body, ref
 from bench.pipeline import app_env, bench_host_json, environment
 from handlers.clients.ratelimit import REST_SECONDS
 
-QUICK = {"budget_events": 20, "budget_processes": "1,2"}   # `python -m bench --quick`: the code path, not the figure
+QUICK = {"budget_events": 20, "budget_processes": "1,2", "budget_turns": "3:1:6:2"}   # `--quick`: the code path
+TURNS = "4:2:40:5"   # processes:rate:events:batch of the run in turns (more processes wanting than the budget)
 
 
 def _start(port: int, host_json: Path, env: dict, log: Path) -> subprocess.Popen:
@@ -115,6 +116,9 @@ def one(processes: int, *, storage: str, double: Service, rate: int, events: int
            "mean_rps": tally["requests"] / tally["span_s"] if tally["span_s"] else float("nan"),
            "max_1s": tally["max_1s"], "envelope_excess": tally["envelope_excess"]}
     row["met"] = row["max_1s"] <= rate + 1
+    # how many processes found more processes wanting the budget than it has requests a second (ratelimit's line)
+    row["took_turns"] = sum("taking turns" in (tmp / f"runner-{processes}-{i}.log").read_text(errors="replace")
+                            for i in range(processes))
     progress(f"  {processes} process(es) at PRESERVICA_MAX_RPS={rate}: {events} events in {wall:.1f} s "
              f"({row['events_per_s']:.2f}/s), {tally['requests']} Preservica requests, at most {row['max_1s']} "
              f"in any one second (mean {row['mean_rps']:.1f}/s)")
@@ -162,9 +166,15 @@ def render(r: dict) -> str:
     again = r["baseline_again"]
     runs += (f"; {again['processes']} again: {again['events_per_s']:.2f} events/s, at most {again['max_1s']} "
              f"requests in any second (mean {again['mean_rps']:.1f}/s)")
+    t = r.get("turns")
+    if t:   # more processes than the budget has requests a second: whole shares, in turns
+        runs += (f"; in turns, {t['processes']} processes at `PRESERVICA_MAX_RPS={t['rate']}` ({t['events']} events): "
+                 f"{t['took_turns']} of them took turns, at most {t['max_1s']} requests in any second "
+                 f"(mean {t['mean_rps']:.2f}/s), {t['events_per_s']:.2f} events/s")
+    bound = f"at most {r['rate'] + 1} in any second" + (f" (in turns {t['rate'] + 1})" if t else "")
     return (f"| 9 | One Preservica budget: {named} runner processes share one Azurite and one Preservica double, "
             f"`PRESERVICA_MAX_RPS={r['rate']}`, {r['events']} events routed to `thumbnail` | {runs} | budget "
-            f"{r['rate']}/s in all | – | at most {r['rate'] + 1} in any second: "
+            f"{r['rate']}/s in all | – | {bound}: "
             f"{'met' if r['held'] else '**not met**'}; more processes not slower than {counts[0]} beyond its own "
             f"spread ({counts[0]} run first and last: {' and '.join(f'{x:.2f}' for x in r['baseline_events_per_s'])} "
             f"events/s; to their mean "
@@ -177,7 +187,8 @@ def render(r: dict) -> str:
             f"a request occupies its process's share from its release until a second after its answer, so no "
             f"second of arrivals holds more than the share; a cut stays claimed until those requests age out; "
             f"a process that wants none for {REST_SECONDS:g} s rests (claims only what its window holds, and no "
-            f"fair share); alone, the whole budget from its first call |")
+            f"fair share); alone, the whole budget from its first call; more processes wanting than the budget has "
+            f"requests a second: each holds one while one is free, and gives it back after one request (turns) |")
 
 
 def forget_share() -> None:
@@ -194,15 +205,31 @@ def add_arguments(p: argparse.ArgumentParser, prefix: str = "budget-") -> None:
     p.add_argument(f"--{prefix}events", type=int, default=300, help=f"{row}events per run (default 300)")
     p.add_argument(f"--{prefix}batch", type=int, default=25, help=f"{row}events per delivery (default 25)")
     p.add_argument(f"--{prefix}processes", default="1,2,4", help=f"{row}runner processes per run (default 1,2,4)")
+    p.add_argument(f"--{prefix}turns", default=TURNS,
+                   help=f"{row}one more run with more processes than requests a second, PROCESSES:RATE:EVENTS:BATCH "
+                        f"(default {TURNS}; empty: none)")
 
 
-def row(storage: str, tmp: Path, *, rate: int, events: int, batch: int, processes: str, progress=print) -> dict:
-    """The row on the given Azurite, with a Preservica double of its own."""
-    double = Service(["-m", "bench.preservica_proc", "--assets", str(events)], "Preservica double",
+def row(storage: str, tmp: Path, *, rate: int, events: int, batch: int, processes: str, turns: str = TURNS,
+        progress=print) -> dict:
+    """The row on the given Azurite, with a Preservica double of its own; then, unless `turns` is empty, one run
+    with more processes than the budget has requests a second (ratelimit: whole shares taken in turns)."""
+    spec = [int(x) for x in turns.split(":")] if turns else []
+    if spec and len(spec) != 4:
+        raise SystemExit(f"--budget-turns {turns!r}: PROCESSES:RATE:EVENTS:BATCH, e.g. {TURNS}")
+    double = Service(["-m", "bench.preservica_proc", "--assets", str(max(events, *spec[2:3]))], "Preservica double",
                      Path(tmp) / "budget-preservica.log").start()
     try:
-        return run(storage=storage, double=double, rate=rate, events=events, batch=batch,
-                   counts=tuple(int(x) for x in str(processes).split(",")), progress=progress)
+        r = run(storage=storage, double=double, rate=rate, events=events, batch=batch,
+                counts=tuple(int(x) for x in str(processes).split(",")), progress=progress)
+        if spec:
+            n, t_rate, t_events, t_batch = spec
+            with environment(app_env(storage, "", "*=thumbnail")), \
+                    tempfile.TemporaryDirectory(prefix="bench-budget-") as t:
+                r["turns"] = one(n, storage=storage, double=double, rate=t_rate, events=t_events, batch=t_batch,
+                                 tmp=Path(t), progress=progress)
+            r["held"] = r["held"] and r["turns"]["met"]
+        return r
     finally:
         double.stop()
 
@@ -221,7 +248,8 @@ def own_azurite(tmp: Path, **sizes) -> dict:
 
 def from_bench(a: argparse.Namespace, storage: str, tmp: Path, progress) -> dict:
     """Row 9 in `python -m bench` (its --quick: two small runs, so the code path is checked, not the figure)."""
-    sizes = {k: getattr(a, k) for k in ("budget_rate", "budget_events", "budget_batch", "budget_processes")}
+    sizes = {k: getattr(a, k) for k in ("budget_rate", "budget_events", "budget_batch", "budget_processes",
+                                        "budget_turns")}
     if a.quick:
         sizes.update(QUICK)
     return own_azurite(tmp, progress=progress, **{k.removeprefix("budget_"): v for k, v in sizes.items()})
@@ -233,7 +261,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         r = own_azurite(Path(tmp), rate=a.rate, events=a.events, batch=a.batch, processes=a.processes,
-                        progress=lambda m: print(m, file=sys.stderr, flush=True))
+                        turns=a.turns, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(render(r))
     print(json.dumps(r, indent=1), file=sys.stderr)
     return 0 if r["held"] else 1

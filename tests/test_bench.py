@@ -148,6 +148,9 @@ def test_raw_figures_are_numbers(quick):
     assert [x["processes"] for x in r9["runs"]] == [1, 2] and set(r9["ratio"]) == {"1", "2"}
     assert r9["baseline_again"]["processes"] == 1 and len(r9["baseline_events_per_s"]) == 2   # 1 first and last
     first = r9["runs"][0]["requests"]   # the sign-ins' ceiling: the first run's requests over each run's
+    t = r9["turns"]   # more processes than the budget has requests a second (--quick: 3 at 1)
+    assert (t["processes"], t["rate"]) == (3, 1) and t["requests"] >= 2 * t["events"]
+    assert 0 <= t["took_turns"] <= 3 and t["met"] == (t["max_1s"] <= 2)
     assert r9["ceiling"] == {str(x["processes"]): first / x["requests"] for x in r9["runs"]}
     for x in (*r9["runs"], r9["baseline_again"]):
         assert x["requests"] >= 2 * x["events"] and all(_number(x[k]) for k in ("max_1s", "events_per_s", "mean_rps"))
