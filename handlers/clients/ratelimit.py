@@ -49,7 +49,7 @@ BEAT_SECONDS = 0.5       # how soon a busy process sees another join or leave: t
 TTL_SECONDS = 4.0
 STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
 YIELD_SECONDS = 0.25     # in turns, how long a process that had its request waits before it claims again: the
-                         # others, counting every STARVED_SECONDS (jittered), take the share first
+                         # others, counting while they wait (jittered), take the share first
 COUNT_GRACE_SECONDS = 0.05   # a slot this close after a count falls due goes first, and the next caller counts:
                              # counting first held that slot for the count's table round trip, and through the
                              # window every later one (bench row 9: 12 ms each half second, 2.2% of the budget)
@@ -204,7 +204,8 @@ class SharedBudget(Idle):
                 cap = 0.0 if yielding else self._fair
                 want = self._whole(max(0.0, min(cap, self._free)))
                 others = self._beat(hb, max(min(self.share, cap), want, self.claim_floor(started)))
-                more = self._whole(max(0.0, min(0.0 if yielding else self._fair, self.budget - sum(others.values()))))
+                cap = 0.0 if yielding else self._fair   # the fair share as that write's count saw it
+                more = self._whole(max(0.0, min(cap, self.budget - sum(others.values()))))
                 if more > self.claim:   # more is free than this row claims: claim it before using it
                     others = self._beat(hb, more)
         except Exception as exc:  # storage down, or refusing: the floor, never unlimited
