@@ -98,3 +98,18 @@ def test_out_of_turns_a_process_yields_no_more():
     table.others, table.wanting = {}, 0
     went = first + releases(mine, 1)
     assert went[1] - went[0] < ratelimit.WINDOW_SECONDS + ratelimit.YIELD_SECONDS, went
+
+
+def test_in_turns_a_process_says_so_at_most_once_a_minute(caplog):
+    """The operator learns the budget is short for the instances the load brings, without a line per request."""
+    import logging
+    clock = Clock()
+    table = Table(clock, {"other": 0.0, "another": 0.0})
+    table.wanting = 2
+    mine = budget(table, 1, clock)
+    with caplog.at_level(logging.INFO, logger="handlers.clients.ratelimit"):
+        releases(mine, 3)                # about 2.5 s
+        clock.now += 60
+        releases(mine, 1)
+    said = [r.getMessage() for r in caplog.records if "taking turns" in r.getMessage()]
+    assert said == ["Preservica budget: 3 processes want it, more than PRESERVICA_MAX_RPS=1: taking turns"] * 2

@@ -76,7 +76,7 @@ class SharedBudget(Idle):
         self._due = self._held_until = clock()
         self._last = clock()            # the last release, or count: idle is measured from it
         self._turn_used, self._yield_until = False, float("-inf")   # turns: had its request; asks again after
-        self._said_turns = False
+        self._said_turns = float("-inf")   # when it may say again that it takes turns
         self._hb = None                 # the heartbeat of the last count: the watcher deletes its row
         self._gate = threading.Lock()
         self._watch, self._watching = watch, False   # watch=False where the clock is not the real one (tests)
@@ -136,12 +136,12 @@ class SharedBudget(Idle):
         instances). Fractions of a request a second (1/3 each of 1) kept the budget on average only: three
         processes could send in the same second. Each now holds a whole share while one is free, in turns."""
         turns = self.live is not None and self.live > self.budget and self._whole_shares()
-        if turns and not self._said_turns:   # once per stretch in turns: the operator learns the budget is short
+        if turns and self._clock() >= self._said_turns:   # the operator learns the budget is short: once a minute
             import logging
+            self._said_turns = self._clock() + 60.0
             logging.getLogger(__name__).info(
-                "Preservica budget: %d processes want it, more than its %g requests a second: taking turns",
+                "Preservica budget: %d processes want it, more than PRESERVICA_MAX_RPS=%g: taking turns",
                 self.live, self.budget)
-        self._said_turns = turns
         return turns
 
     def _yielding(self, now: float) -> bool:
