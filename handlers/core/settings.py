@@ -135,8 +135,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESERVICA_MAX_RPS", "10", APP,
             "Most requests per second the whole app sends to Preservica, a shared service the archive's staff use "
             "too. Each busy process takes a share, re-divided as instances come and go (heartbeat rows in the "
-            "`reconcile` table); while that table cannot be read, each takes the floor: this divided by "
-            "`MAXIMUM_INSTANCE_COUNT`."),
+            "`reconcile` table); with more busy processes than this, each holds one request a second in turns; "
+            "while that table cannot be read, each takes the floor: this divided by `MAXIMUM_INSTANCE_COUNT`."),
     Setting("MAXIMUM_INSTANCE_COUNT", "100", APP,
             "The most instances the app scales out to (the Bicep passes its `maximumInstanceCount`): what "
             "`PRESERVICA_MAX_RPS` is divided by for each process's floor while the live count cannot be read."),
