@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.common import PYTHON, ROOT, SECRET, Service, delivery_body, ref
 from bench.pipeline import app_env, bench_host_json, environment
-from handlers.clients.ratelimit import REST_SECONDS
+from handlers.clients.ratelimit import REST_SECONDS, TAKING_TURNS
 
 QUICK = {"budget_events": 20, "budget_processes": "1,2", "budget_turns": "3:1:6:2"}   # `--quick`: the code path
 TURNS = "4:2:40:5"   # processes:rate:events:batch of the run in turns (more processes wanting than the budget)
@@ -117,7 +117,7 @@ def one(processes: int, *, storage: str, double: Service, rate: int, events: int
            "max_1s": tally["max_1s"], "envelope_excess": tally["envelope_excess"]}
     row["met"] = row["max_1s"] <= rate + 1
     # how many processes found more processes wanting the budget than it has requests a second (ratelimit's line)
-    row["took_turns"] = sum("taking turns" in (tmp / f"runner-{processes}-{i}.log").read_text(errors="replace")
+    row["took_turns"] = sum(TAKING_TURNS in (tmp / f"runner-{processes}-{i}.log").read_text(errors="replace")
                             for i in range(processes))
     progress(f"  {processes} process(es) at PRESERVICA_MAX_RPS={rate}: {events} events in {wall:.1f} s "
              f"({row['events_per_s']:.2f}/s), {tally['requests']} Preservica requests, at most {row['max_1s']} "
@@ -217,7 +217,7 @@ def row(storage: str, tmp: Path, *, rate: int, events: int, batch: int, processe
     spec = [int(x) for x in turns.split(":")] if turns else []
     if spec and len(spec) != 4:
         raise SystemExit(f"--budget-turns {turns!r}: PROCESSES:RATE:EVENTS:BATCH, e.g. {TURNS}")
-    double = Service(["-m", "bench.preservica_proc", "--assets", str(max(events, *spec[2:3]))], "Preservica double",
+    double = Service(["-m", "bench.preservica_proc", "--assets", str(max([events, *spec[2:3]]))], "Preservica double",
                      Path(tmp) / "budget-preservica.log").start()
     try:
         r = run(storage=storage, double=double, rate=rate, events=events, batch=batch,

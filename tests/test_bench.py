@@ -176,3 +176,26 @@ def test_bench_imports_nothing_from_tests():
     for path in sorted((ROOT / "bench").glob("*.py")):
         text = path.read_text()
         assert not re.search(r"^\s*(from|import) tests\b", text, re.M), f"{path.name} imports from tests/"
+
+
+def test_row_9_without_a_run_in_turns_and_with_a_malformed_one(monkeypatch, tmp_path):
+    """`--budget-turns ""` runs none (its double is sized by the main runs' events); a spec that is not
+    PROCESSES:RATE:EVENTS:BATCH stops with the form to give. max() of one number alone raised TypeError."""
+    from bench import budget as row9
+    started = []
+
+    class Double:
+        def __init__(self, args, *rest):
+            started.append(args)
+
+        def start(self):
+            return self
+
+        def stop(self):
+            pass
+    monkeypatch.setattr(row9, "Service", Double)
+    monkeypatch.setattr(row9, "run", lambda **kw: {"held": True, "events": kw["events"]})
+    r = row9.row("UseDevelopmentStorage=true", tmp_path, rate=10, events=30, batch=5, processes="1,2", turns="")
+    assert "turns" not in r and started == [["-m", "bench.preservica_proc", "--assets", "30"]]
+    with pytest.raises(SystemExit, match="PROCESSES:RATE:EVENTS:BATCH"):
+        row9.row("UseDevelopmentStorage=true", tmp_path, rate=10, events=30, batch=5, processes="1", turns="4:2")
