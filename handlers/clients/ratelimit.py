@@ -53,6 +53,7 @@ YIELD_SECONDS = 0.25     # in turns, how long a process that had its request wai
 COUNT_GRACE_SECONDS = 0.05   # a slot this close after a count falls due goes first, and the next caller counts:
                              # counting first held that slot for the count's table round trip, and through the
                              # window every later one (bench row 9: 12 ms each half second, 2.2% of the budget)
+TAKING_TURNS = "taking turns"   # the end of the line a process in turns logs (bench row 9 counts it)
 RETRY_SECONDS = 1.0      # how soon a failed count is tried again (a warning each): a caller at the floor waits on
 
 
@@ -127,22 +128,16 @@ class SharedBudget(Idle):
         return float(self.bucket.occupancy(now, WINDOW_SECONDS)[0])
 
     def _whole_shares(self) -> bool:
-        """Whether shares are whole requests a second: the budget whole (in the app always). With fewer whole
-        requests than processes wanting them, each process's fair share is one, taken in turns."""
-        return self.budget == int(self.budget) and self._fair >= 1
+        """Whether shares are whole requests a second: the budget whole (in the app always: PRESERVICA_MAX_RPS is
+        an integer of at least 1). With fewer whole requests than processes wanting them, each process's fair
+        share is one, taken in turns (_fair_share)."""
+        return self.budget == int(self.budget)
 
     def _turns(self) -> bool:
         """More processes want the budget than it has whole requests a second (PRESERVICA_MAX_RPS=1 with two busy
         instances). Fractions of a request a second (1/3 each of 1) kept the budget on average only: three
         processes could send in the same second. Each now holds a whole share while one is free, in turns."""
-        turns = self.live is not None and self.live > self.budget and self._whole_shares()
-        if turns and self._clock() >= self._said_turns:   # the operator learns the budget is short: once a minute
-            import logging
-            self._said_turns = self._clock() + 60.0
-            logging.getLogger(__name__).info(
-                "Preservica budget: %d processes want it, more than PRESERVICA_MAX_RPS=%g: taking turns",
-                self.live, self.budget)
-        return turns
+        return self.live is not None and self.live > self.budget and self._whole_shares()
 
     def _yielding(self, now: float) -> bool:
         """In turns, a process that has had its request gives the share back once its window empties (its claim
@@ -166,8 +161,8 @@ class SharedBudget(Idle):
         """How far apart this process's requests are booked: a whole share at the app's budget, 1/budget s apart.
         Only the window holds a process to its share (proof, step 1), and a share freed by another (a rest, a
         leave, a cut written down) is then used as it frees, not at the old share's spacing (bench row 9: a
-        process raised from 4 to 10 took 1.2 s to reach it). A fraction keeps its own spacing (None): that alone
-        holds it below one request a second."""
+        process raised from 4 to 10 took 1.2 s to reach it). A budget that is not whole gives fractions, which
+        keep their own spacing (None); so does the floor (set_rate without a pace)."""
         return self.budget if self._whole_shares() else None
 
     def _fair_share(self, live: int, rank: int) -> float:
@@ -182,10 +177,18 @@ class SharedBudget(Idle):
         others = hb.beat(claim)
         self.claim, self.live = claim, 1 + getattr(hb, "wanting", len(others))
         self._fair = self._fair_share(self.live, getattr(hb, "rank", 0))
+        if self._turns() and self._clock() >= self._said_turns:   # the operator learns the budget is short
+            import logging
+            self._said_turns = self._clock() + 60.0                # at most once a minute
+            logging.getLogger(__name__).info("Preservica budget: %d processes want it, more than "
+                                             "PRESERVICA_MAX_RPS=%g: " + TAKING_TURNS, self.live, self.budget)
         return others
 
     def _count(self, started: float) -> None:
         yielding = self._yielding(started)
+
+        def cap() -> float:   # the fair share as the latest write's count saw it; none while yielding its turn
+            return 0.0 if yielding else self._fair
         try:
             hb = self._heartbeat
             if hb is None:
@@ -201,11 +204,9 @@ class SharedBudget(Idle):
                 # Claim what it uses or may use: of its fair share, no more than it last saw free. (Claiming the
                 # fair share while the others still held theirs made them each see too little free, and cut
                 # below their fair shares: bench row 9 saw 2 requests in a second at a budget of 10.)
-                cap = 0.0 if yielding else self._fair
-                want = self._whole(max(0.0, min(cap, self._free)))
-                others = self._beat(hb, max(min(self.share, cap), want, self.claim_floor(started)))
-                cap = 0.0 if yielding else self._fair   # the fair share as that write's count saw it
-                more = self._whole(max(0.0, min(cap, self.budget - sum(others.values()))))
+                want = self._whole(max(0.0, min(cap(), self._free)))
+                others = self._beat(hb, max(min(self.share, cap()), want, self.claim_floor(started)))
+                more = self._whole(max(0.0, min(cap(), self.budget - sum(others.values()))))
                 if more > self.claim:   # more is free than this row claims: claim it before using it
                     others = self._beat(hb, more)
         except Exception as exc:  # storage down, or refusing: the floor, never unlimited
@@ -221,7 +222,7 @@ class SharedBudget(Idle):
             return
         self._hb = hb
         self._free = free = self.budget - sum(others.values())
-        share = self._whole(max(0.0, min(0.0 if yielding else self._fair, free, self.claim)))
+        share = self._whole(max(0.0, min(cap(), free, self.claim)))
         if share > 0:
             self.bucket.set_rate(share, self._pace())
         # No release happens in between (the caller holds the gate): the window only empties from here on.
@@ -240,7 +241,7 @@ class SharedBudget(Idle):
             # often the more processes wait, so that the table's load follows the budget, not the instance count
             # (one partition: learn.microsoft.com "Scalability targets for Table storage", 2,000 entities/s).
             # A window falling (its claim to write down) is counted at once.
-            wait = STARVED_SECONDS * (self.live or 1) / self.budget * random.uniform(0.5, 1.5)
+            wait = STARVED_SECONDS * self.live / self.budget * random.uniform(0.5, 1.5)
             self._due = min(now + wait, drops)
         elif share < self._fair:
             self._due = now + STARVED_SECONDS
