@@ -41,6 +41,13 @@ from ..core.journal import (
 TRANSACTION_MAX = 100  # Table Storage's limit of operations in one transaction
 ETAG = "_etag"
 CLAIM_TRIES = 6
+# An unconditional merge is idempotent: one that got no answer (its connection reset, before or after the service
+# applied it) may be sent again. azure-core retries a POST (a transaction) or a PATCH (a merge: azure-data-tables
+# _generated/operations/_operations.py) only on a 500, 503 or 504 answer, not on a reset connection
+# (azure/core/pipeline/policies/_retry.py, _is_method_retryable; configure_retries reads retry_on_methods per call).
+# Without it an action's outcome write that got none failed the message, and when the write had not been applied,
+# the retry performed the action again: tests/test_pages_e2e.py saw a relay post 50 events twice under load.
+IDEMPOTENT = {"retry_on_methods": frozenset({"POST", "PATCH"})}
 T = TypeVar("T")
 
 
@@ -198,10 +205,10 @@ class Journal:
     def merge(self, pk: str, rk: str, columns: dict) -> None:
         from azure.data.tables import UpdateMode
         entity = {"PartitionKey": pk, "RowKey": rk, **columns}
-        self._call(lambda: self.table.upsert_entity(entity, mode=UpdateMode.MERGE))
+        self._call(lambda: self.table.upsert_entity(entity, mode=UpdateMode.MERGE, **IDEMPOTENT))
 
     def merge_many(self, entities: Iterable[dict]) -> int:
-        """Upsert-merge entities in transactions of up to 100 per partition."""
+        """Upsert-merge entities in transactions of up to 100 per partition (IDEMPOTENT: a lost answer is sent again)."""
         from azure.data.tables import UpdateMode
         by_pk: dict[str, list[dict]] = {}
         for e in entities:
@@ -210,7 +217,7 @@ class Journal:
         for rows in by_pk.values():
             for i in range(0, len(rows), TRANSACTION_MAX):
                 ops = [("upsert", e, {"mode": UpdateMode.MERGE}) for e in rows[i:i + TRANSACTION_MAX]]
-                self._call(lambda ops=ops: self.table.submit_transaction(ops))
+                self._call(lambda ops=ops: self.table.submit_transaction(ops, **IDEMPOTENT))
                 count += len(ops)
         return count
 

@@ -2,9 +2,10 @@
 
 Exactly-once effects, as far as storage allows: before acting, the (event, action) is claimed in
 the journal with a conditional write (state `running`, owner = the queue message, a lease). A copy
-that finds it finished, or claimed by another live message, steps back. The window that remains:
-a crash after the external effect and before its outcome is recorded; the message's retry then
-acts again (at-least-once). The relay's `webhook-id` lets its receiver drop that duplicate.
+that finds it finished, or claimed by another live message, steps back. An outcome write that gets
+no answer is sent again (journal.IDEMPOTENT). The window that remains: a crash after the external
+effect and before its outcome is recorded, or storage out past the client's retries; the message's
+retry then acts again (at-least-once). The relay's `webhook-id` lets its receiver drop that duplicate.
 
 An action declared `repeatable` (running it twice leaves the same result and has no external
 effect, e.g. the journal's own merge) is not claimed. An action declared `after` other actions first

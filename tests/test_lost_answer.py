@@ -1,0 +1,103 @@
+"""A journal write that gets no answer (its connection reset, before or after the service applied it), through a
+proxy in front of the real Azurite: an unconditional merge is sent again and the caller goes on; a conditional
+claim is not (sent again it could meet its own write), and the same owner takes it over. An action's outcome
+write that got no answer used to fail the message; when the service had not applied it, the host's retry then
+performed the action again: a relay posted 50 events twice (tests/test_pages_e2e.py, under load)."""
+import re
+
+import pytest
+from azure.core.exceptions import AzureError
+
+from handlers.clients import journal, shared, storage
+from handlers.core import settings
+from tests.support.jobs import dispatched, run_one
+from tests.support.lossy import LostAnswers
+
+PK = "lost-answer"
+
+
+def batch(request: bytes) -> bool:
+    return request.startswith(b"POST ") and b"$batch" in request.split(b"\r\n", 1)[0]
+
+
+def patch(request: bytes) -> bool:
+    return request.startswith(b"PATCH ")
+
+
+def through(azurite, proxy) -> journal.Journal:
+    """The journal as the app builds it (its storage settings and retry policy), its table behind the proxy."""
+    blob, queue, _ = azurite.ports
+    return journal.Journal(storage.Storage({"AzureWebJobsStorage": proxy.connection_string(blob, queue)})
+                           .table(settings.JOURNAL_TABLE))
+
+
+@pytest.fixture
+def direct(app_env):
+    book = journal.default()
+    book.merge(PK, "made", {"x": 0})   # the table is there: the proxy sees only the writes under test
+    return book
+
+
+APPLIED = pytest.mark.parametrize("applied", [True, False], ids=["answer-lost", "request-lost"])
+
+
+@APPLIED
+def test_a_transaction_of_merges_that_got_no_answer_is_sent_again(app_env, direct, applied):
+    rows = [{"PartitionKey": PK, "RowKey": f"r{i}", "relay_state": "done"} for i in range(3)]
+    with LostAnswers(app_env.ports[2], batch, applied=applied) as proxy:
+        assert through(app_env, proxy).merge_many(rows) == 3
+    assert proxy.lost == 1
+    assert sum(1 for r in proxy.requests if "$batch" in r) == 1 + applied   # sent again
+    assert {rk: direct.get(PK, rk)["relay_state"] for rk in ("r0", "r1", "r2")} == dict.fromkeys(("r0", "r1", "r2"),
+                                                                                                 "done")
+
+
+@APPLIED
+def test_a_merge_that_got_no_answer_is_sent_again(app_env, direct, applied):
+    with LostAnswers(app_env.ports[2], patch, applied=applied) as proxy:
+        through(app_env, proxy).merge(PK, "one", {"relay_state": "done"})
+    assert proxy.lost == 1 and sum(1 for r in proxy.requests if r.startswith("PATCH ")) == 1 + applied
+    assert direct.get(PK, "one")["relay_state"] == "done"
+
+
+def test_a_claim_whose_answer_was_lost_is_not_sent_again_and_its_owner_takes_it_over(app_env, direct):
+    with LostAnswers(app_env.ports[2], batch) as proxy:
+        with pytest.raises(AzureError):   # conditional: sent again, it would fail on its own write
+            through(app_env, proxy).claim_many(PK, ["c"], "relay", "message-1", 600)
+        assert sum(1 for r in proxy.requests if "$batch" in r) == 1
+    assert direct.get(PK, "c")["relay_state"] == journal.RUNNING   # the service applied it
+    assert direct.claim_many(PK, ["c"], "relay", "message-2", 600) == set()   # another message steps back
+    assert direct.claim_many(PK, ["c"], "relay", "message-1", 600) == {"c"}   # the host's retry goes on
+
+
+@APPLIED
+def test_a_relay_whose_outcome_write_got_no_answer_posts_once(app_env, monkeypatch, relay, applied):
+    """The host retries a failed message with the same message id, and its claims are its own to take over: had
+    the outcome write failed unapplied, the retry would post again. It is sent again instead, and the message
+    succeeds."""
+    raw = dispatched("relay", "3f1c1d0e-5b8a-4a43-9d7c-2a7f0e5c9b11")
+    outcome = re.compile(rb'"relay_state"\s*:\s*"done"')
+    with LostAnswers(app_env.ports[2], lambda request: batch(request) and bool(outcome.search(request)),
+                     applied=applied) as proxy:
+        blob, queue, _ = app_env.ports
+        monkeypatch.setenv("AzureWebJobsStorage", proxy.connection_string(blob, queue))
+        shared.reset_all()
+        try:
+            run_one("relay", raw, message_id="message-1")
+        except AzureError:   # as the host would: the same message again
+            run_one("relay", raw, attempt=2, message_id="message-1")
+    assert proxy.lost == 1
+    assert len(relay.deliveries) == 1
+    monkeypatch.setenv("AzureWebJobsStorage", app_env.connection_string)
+    shared.reset_all()
+    [row] = journal.default().recent(5)
+    assert row["relay_state"] == "done"
+
+
+@pytest.fixture
+def relay(monkeypatch):
+    from hookops.doubles.receivers import RelayReceiver
+    with RelayReceiver() as receiver:
+        monkeypatch.setenv("RELAY_URL", receiver.url)
+        monkeypatch.setenv("RELAY_SECRET", receiver.secret)
+        yield receiver
