@@ -1,9 +1,11 @@
 """A 1,000-event delivery (ten pages) over real HTTP, the local runner in a process of its own and real Azurite: the
 dispatcher is killed (SIGKILL) part-way through the delivery's pages, a new runner takes over, and every
-event's relay post (an external effect) is made exactly once."""
+event's relay post (an external effect) is made once: again only where a post got no answer (the receiver may have
+had it), and then under the same `webhook-id`, by which the receiver drops it."""
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,8 +28,9 @@ EVENTS, PAGE = 1000, 100  # tests/test_pages.py dispatches 5,000 in process; her
 # killed runner's message comes back in seconds, not 10 minutes), or "all" with the host's (a message
 # whose lease ran out while it runs would be run again beside itself, as its own owner).
 RUNNER = """
-import sys, threading
+import logging, sys, threading
 from pathlib import Path
+logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
 from hookops.runner import Runner
 
 class Only(Runner):
@@ -45,9 +48,11 @@ with Only(Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), **lease):
 """
 
 
-def start(port: int, host_json, which: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RUNNER, str(ROOT), str(port), str(host_json), which], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start(port: int, host_json, which: str, logs) -> subprocess.Popen:
+    """A runner, its warnings and errors in `logs`/<which>.log."""
+    with open(logs / f"{which}.log", "wb") as out:
+        return subprocess.Popen([sys.executable, "-c", RUNNER, str(ROOT), str(port), str(host_json), which],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 def up(port: int) -> bool:
@@ -58,7 +63,7 @@ def up(port: int) -> bool:
 
 
 def test_a_dispatcher_killed_between_pages_resumes_and_each_event_is_posted_once(app_env, monkeypatch,
-                                                                                 fast_host_json):
+                                                                                 fast_host_json, tmp_path):
     monkeypatch.setenv("MAX_EVENTS_PER_DELIVERY", str(PAGE))
     monkeypatch.setenv("PRESERVICA_ROUTES", "*=journal,relay")
     refs = [ref(f"e2e-page-{i}") for i in range(EVENTS)]
@@ -71,7 +76,7 @@ def test_a_dispatcher_killed_between_pages_resumes_and_each_event_is_posted_once
         monkeypatch.setenv("RELAY_URL", relay.url)
         monkeypatch.setenv("RELAY_SECRET", relay.secret)
         port = az.free_port()
-        first = start(port, fast_host_json, "dispatch")
+        first = start(port, fast_host_json, "dispatch", tmp_path)
         second = None
         try:
             assert wait_until(lambda: up(port), timeout=60)
@@ -84,7 +89,7 @@ def test_a_dispatcher_killed_between_pages_resumes_and_each_event_is_posted_once
             os.kill(first.pid, signal.SIGKILL)
             first.wait(30)
             assert queued(conn, settings.action_queue("relay")) < EVENTS // settings.get_int("ACTION_BATCH_SIZE")
-            second = start(port, fast_host_json, "all")
+            second = start(port, fast_host_json, "all", tmp_path)
             done = lambda: sum(  # noqa: E731
                 1 for r in journal.default().recent(EVENTS + 10) if r.get("relay_state") == "done")
             assert wait_until(lambda: done() == EVENTS, timeout=600)
@@ -96,8 +101,14 @@ def test_a_dispatcher_killed_between_pages_resumes_and_each_event_is_posted_once
                         proc.wait(30)
                     except subprocess.TimeoutExpired:
                         proc.kill()
-        posts = Counter(d.json()["event"]["entityRef"] for d in relay.deliveries)
-    assert posts == Counter(refs), [r for r, n in posts.items() if n != 1][:5]
+        posts = [(d.json()["event"]["entityRef"], d.headers["webhook-id"]) for d in relay.deliveries]
+    logs = "\n".join(f.read_text(errors="replace") for f in sorted(tmp_path.glob("*.log")))
+    no_answer = set(re.findall(r"relay failed for event (\S+) \(attempt", logs))   # runner.py's warning
+    twice = [r for r, n in Counter(r for r, _ in posts).items() if n > 1]
+    ids = {r: {key for ref, key in posts if ref == r} for r in twice}
+    why = f"{twice[:5]}: webhook-ids {[ids[r] for r in twice[:5]]}; the runners said:\n{logs[-3000:]}"
+    assert {r for r, _ in posts} == set(refs), why
+    assert all(len(ids[r]) == 1 and ids[r] <= no_answer for r in twice), why
     rows = journal.default().recent(EVENTS + 10)
     assert len(rows) == EVENTS and all(r["journal_state"] == "done" for r in rows)
     assert not json.loads(json.dumps(relay.disagreements))
