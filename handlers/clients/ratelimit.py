@@ -26,7 +26,8 @@ from .budget_idle import HOLD_SECONDS as HOLD_SECONDS, IDLE_SECONDS as IDLE_SECO
 #     down as the requests of the higher share age out (a count is due at each fall of O, within a second; a slot
 #     due within COUNT_GRACE_SECONDS goes first, the higher claim meanwhile being safe).
 #     A row goes (idle, leave) only when O is 0 over HOLD_SECONDS; a process stops using a share TTL_SECONDS -
-#     HOLD_SECONDS after the count that gave it (its row lives TTL_SECONDS in the others' count).
+#     HOLD_SECONDS after the count that gave it (its row lives TTL_SECONDS in the others' count). A row may lapse
+#     otherwise only claiming 0 with no share held: O is 0 then, and a share comes only from a count, a write.
 #  Let w_q be the write of the count that gave s_q(t_q), and p* the process whose w is latest: it read (at r)
 #  after every w_q and before t_p* < x + 1. The claim it read of q is q's latest write before r. If r <= t_q,
 #  that is w_q's (a later one would have set the share): at least s_q(t_q). If r > t_q, q's requests arriving in
@@ -40,7 +41,8 @@ from .budget_idle import HOLD_SECONDS as HOLD_SECONDS, IDLE_SECONDS as IDLE_SECO
 # new), then claims what it saw free of its fair share (alone: the whole budget): two writes and two queries, tens
 # of ms. Its row makes the others cut to their fair shares at their next count; it claims a share only once it is
 # free. Fair shares divide the budget among the rows that want one. Busy, a process counts every BEAT_SECONDS,
-# sooner while it has less than its fair share or holds a cut. A watcher thread watches for no request wanted:
+# sooner while it has less than its fair share or holds a cut, never sooner than the live count allows (_spread).
+# A watcher thread watches for no request wanted:
 # after REST_SECONDS its row claims only what its window holds and wants none (the others' fair shares leave it
 # out at their next count), after IDLE_SECONDS with its window empty the row goes. A dead one lapses in TTL_SECONDS.
 # A count that fails (storage down) gives the floor, budget / the deployment's maximum instance count
@@ -54,6 +56,9 @@ COUNT_GRACE_SECONDS = 0.05   # a slot this close after a count falls due goes fi
                              # counting first held that slot for the count's table round trip, and through the
                              # window every later one (bench row 9: 12 ms each half second, 2.2% of the budget)
 TAKING_TURNS = "taking turns"   # the end of the line a process in turns logs (bench row 9 counts it)
+PARTITION_ENTITIES = 1000   # rows a second all counts together may read from the heartbeat partition: half of
+                            # Azure's 2,000 entities a second for one partition (learn.microsoft.com "Scalability and
+                            # performance targets for Table storage"; that a query's rows count toward it is inferred)
 RETRY_SECONDS = 1.0      # how soon a failed count is tried again (a warning each): a caller at the floor waits on
 
 
@@ -234,18 +239,25 @@ class SharedBudget(Idle):
                 pass
         self.share, now = share, self._clock()
         self._last = max(self._last, now)
-        # The others stop counting our row TTL after its write: stop relying on it HOLD_SECONDS before.
-        self._held_until = started + TTL_SECONDS - HOLD_SECONDS
+        # The others stop counting our row TTL after its write: stop relying on it HOLD_SECONDS before. A row that
+        # claims nothing and a process with no share rely on nothing: it may lapse while the process waits (spread).
+        self._held_until = float("inf") if share == 0 and self.claim == 0 else started + TTL_SECONDS - HOLD_SECONDS
+        spread = self._spread()
         if share < self._fair and self._turns():
             # Waiting for a turn: jittered (processes counting together would take the share together), and less
-            # often the more processes wait, so that the table's load follows the budget, not the instance count
-            # (one partition: learn.microsoft.com "Scalability targets for Table storage", 2,000 entities/s).
+            # often the more processes wait, so that the table's load follows the budget, not the instance count.
             # A window falling (its claim to write down) is counted at once.
-            wait = STARVED_SECONDS * self.live / self.budget * random.uniform(0.5, 1.5)
+            wait = max(STARVED_SECONDS * self.live / self.budget, spread) * random.uniform(0.5, 1.5)
             self._due = min(now + wait, drops)
         elif share < self._fair:
-            self._due = now + STARVED_SECONDS
+            self._due = now + max(STARVED_SECONDS, spread)
         elif held > max(share, self._fair):   # holding a cut: write the claim down as its requests age out
-            self._due = min(now + BEAT_SECONDS, drops)
+            self._due = min(now + max(BEAT_SECONDS, spread), drops)
         else:
-            self._due = now + BEAT_SECONDS
+            self._due = now + max(BEAT_SECONDS, spread)
+
+    def _spread(self) -> float:
+        """How far apart this process's counts must be for the live processes' counts, each reading every row,
+        to read at most PARTITION_ENTITIES rows a second between them (n processes, n rows: n * n / gap). A
+        process using a share still counts before its row lapses (_held_until)."""
+        return float(self.live or 1) ** 2 / PARTITION_ENTITIES
