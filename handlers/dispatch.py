@@ -32,7 +32,7 @@ if TYPE_CHECKING:   # envelope and messages load with the first delivery, not at
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
 SNAPSHOT_CONCURRENCY = 8  # Preservica reads at once; PRESERVICA_MAX_RPS bounds their rate
-WRITE_ROUNDS = 3  # a page's journal write, decided again each time rows it took for new were there
+WRITE_ROUNDS = 6  # a page's journal write, decided again each time rows it took for new were there, or changed
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=settings.DELIVERY_QUEUE, connection="AzureWebJobsStorage")
@@ -87,8 +87,8 @@ def _dispatch(doc: dict) -> dict:
     pk, prefix = journal.partition(delivery), journal.row_prefix(delivery, did)
     keyed = [(event, envelope.event_key(delivery, event)) for event in delivery.events]
     page_rks = {prefix + key for _, key in keyed}
-    existing = _page_rows(book, pk, page_rks, journal.position(did, offset),
-                          journal.position(did, offset + page - 1))
+    placed = (journal.position(did, offset), journal.position(did, offset + page - 1))
+    existing = _page_rows(book, pk, page_rks, *placed)
     if same_event:  # the guard is asked about new events only: which are new, a point read each
         existing.update(book.rows_at(pk, page_rks - existing.keys()))
     taken: dict = {}  # snapshots, read once however many times the page is decided
@@ -104,8 +104,14 @@ def _dispatch(doc: dict) -> dict:
             break
         except journal.RowsExist as exc:  # rows taken for new were there (another page's or delivery's): decide
             existing.update(book.rows_at(pk, exc.rks))  # again knowing them; this page's written rows are in `existing`
+        except journal.Conflict:
+            # An action wrote some of these rows meanwhile (a page run again while its events' actions run): read
+            # them again and decide again. Failing the message instead, its retries could run out while the actions
+            # go on writing, and the delivery's later pages (queued by this one) would wait with it in poison.
+            again = _page_rows(book, pk, page_rks, *placed)
+            existing.update({**again, **book.rows_at(pk, existing.keys() - again.keys())})
     else:
-        raise journal.Conflict("journal rows kept appearing while this page was written")
+        raise journal.Conflict("journal rows kept appearing or changing while this page was written")
     size = settings.get_int("ACTION_BATCH_SIZE", minimum=1)
     groups: dict[tuple[str, str], list[messages.Job]] = {}
     for job in jobs:

@@ -41,27 +41,45 @@ def test_finished_actions_are_not_queued_again(app_env):
 
 
 def test_dispatch_never_puts_a_finished_action_back_to_queued(app_env, monkeypatch):
-    """A dispatch that read the journal before an action finished must not overwrite `done`."""
+    """A dispatch that read the journal before an action finished must not overwrite `done`: its conditional
+    write fails, and it reads the page again and decides again, in the same invocation."""
     msg = intake_msg(delivery(refs=["a"]))
     dispatch.dispatch(msg)
     book = journal.default()
-    stale = {}
-    original = dispatch._page_rows
+    original, reads = dispatch._page_rows, []
 
     def read_then_action_finishes(*args):
         rows = original(*args)
-        stale.update(rows)
-        [job] = drain(app_env.connection_string, "journal")
-        run_one("journal", job)        # finishes between the dispatch's read and its write
+        reads.append(rows)
+        if len(reads) == 1:
+            [job] = drain(app_env.connection_string, "journal")
+            run_one("journal", job)        # finishes between the dispatch's read and its write
         return rows
     monkeypatch.setattr(dispatch, "_page_rows", read_then_action_finishes)
-    with pytest.raises(journal.Conflict):
-        dispatch.dispatch(msg)
-    assert drain(app_env.connection_string, "journal") == []   # nothing queued by the failed attempt
-    monkeypatch.setattr(dispatch, "_page_rows", original)
-    assert dispatch.dispatch(msg)["messages"] == 0             # the queue's retry sees `done`
+    assert dispatch.dispatch(msg)["messages"] == 0   # read again: `done`, nothing queued
+    assert len(reads) == 2 and drain(app_env.connection_string, "journal") == []
     [row] = book.recent(10)
     assert row["journal_state"] == "done"
+
+
+def test_a_page_whose_rows_keep_changing_fails_after_its_rounds_and_queues_nothing(app_env, monkeypatch):
+    """Bounded: rows an action changes after every read fail every round, and the message is retried by the host
+    (its retry sees what the actions did)."""
+    msg = intake_msg(delivery(refs=["a"]))
+    dispatch.dispatch(msg)
+    [job] = drain(app_env.connection_string, "journal")
+    original, reads = dispatch._page_rows, []
+
+    def read_then_action_runs(*args):
+        rows = original(*args)
+        reads.append(rows)
+        run_one("journal", job)   # the journal's merge is repeatable: it writes the row each time
+        return rows
+    monkeypatch.setattr(dispatch, "_page_rows", read_then_action_runs)
+    with pytest.raises(journal.Conflict):
+        dispatch.dispatch(msg)
+    assert len(reads) == 1 + dispatch.WRITE_ROUNDS   # the first, and one after each round that failed
+    assert drain(app_env.connection_string, "journal") == []
 
 
 def test_unfinished_actions_are_queued_again_on_retry(app_env):
