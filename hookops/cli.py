@@ -3,7 +3,7 @@
 Reads the same settings as the app: environment, then local.settings.json, and Key Vault when
 KEY_VAULT_URI is set (signed in with `az login` or a managed identity). The `main` group is
 here, with the small commands; the others live in modules of their own (hookops/backfill.py,
-demo.py, eventlog_types.py, poison.py, subscriptions.py, verify.py), which define their click
+budget.py, demo.py, eventlog_types.py, poison.py, subscriptions.py, verify.py), which define their click
 commands without importing this module, and are registered on `main` at the bottom. What commands
 share is in hookops/common.py, below them all.
 """
@@ -17,7 +17,7 @@ import uuid
 import click
 
 from handlers.core import settings
-from hookops import backfill, custody, demo, eventlog_types, localsettings, poison, subscriptions, verify
+from hookops import backfill, budget, custody, demo, eventlog_types, localsettings, poison, subscriptions, verify
 from hookops.common import check_endpoint, fail, printable, storage, webhook_secret
 
 DEFAULT_URL = "http://localhost:7071/api/preservica/webhook"
@@ -202,9 +202,9 @@ def console_url(port):
 
 # ---- commands in modules of their own --------------------------------------------------------
 
-for command in (backfill.backfill, backfill.reconcile_cmd, custody.custody, demo.doubles, eventlog_types.eventlog_types,
-                poison.poison, subscriptions.subscribe, subscriptions.subscriptions, subscriptions.unsubscribe,
-                verify.verify_deployment):
+for command in (backfill.backfill, backfill.reconcile_cmd, budget.budget, custody.custody, demo.doubles,
+                eventlog_types.eventlog_types, poison.poison, subscriptions.subscribe, subscriptions.subscriptions,
+                subscriptions.unsubscribe, verify.verify_deployment):
     main.add_command(command)
 
 if __name__ == "__main__":  # `python -m hookops.cli`: the imported module's group has every command

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import NamedTuple
 
 from ..core import settings
 
@@ -92,6 +93,38 @@ class Heartbeat:
             return
         from azure.core import MatchConditions
         self.table.delete_entity(PARTITION, self.me, etag=etag, match_condition=MatchConditions.IfNotModified)
+
+
+class Row(NamedTuple):
+    """A process's row as `hookops budget` shows it."""
+    process: str
+    claim: float        # as the others read it: not a rate counts as the whole budget (_rate)
+    wants: bool
+    age: float | None   # seconds between its write and the service's clock at the read; None: not said
+
+
+def look(table) -> list[Row]:
+    """Every row of the partition, oldest write last, aged by the Table service's own clock (the answer's `Date`
+    header: RFC 9110, whole seconds, so to half a second), never the reader's. Read only: the reader writes no row
+    and is counted by no one."""
+    import datetime as dt
+    from email.utils import parsedate_to_datetime
+
+    from .journal import table_call
+    said: list = []
+
+    def date(response) -> None:   # azure-core's raw_response_hook: each page's PipelineResponse
+        said.append(response.http_response.headers.get("Date"))
+    rows = table_call(table, lambda: list(table.query_entities(
+        f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim", "wants"], raw_response_hook=date)))
+    try:
+        # Whole seconds: the middle of the second it names, so an age is off by half a second at most.
+        now = parsedate_to_datetime(said[-1]) + dt.timedelta(seconds=0.5) if said and said[-1] else None
+    except (TypeError, ValueError):
+        now = None
+    seen = [Row(r["RowKey"], _rate(r.get("claim")), r.get("wants") is not False,
+                None if now is None else max(0.0, (now - r.metadata["timestamp"]).total_seconds())) for r in rows]
+    return sorted(seen, key=lambda r: (r.age is None, r.age or 0.0, r.process))
 
 
 def _rate(value) -> float:
