@@ -50,6 +50,6 @@ def budget(as_json):
         click.echo(f"  {printable(r.process)[:60]:60} claim {claim:>5}  {'wants' if r.wants else 'rests'}  "
                    f"{state}, counted {age}")
     if len(rows) > len(live):
-        click.echo(f"{len(rows) - len(live)} lapsed row(s): processes that stopped without leaving (killed, scaled in) "
-                   "or wait with nothing claimed; "
-                   "no count reads their claims")
+        click.echo(f"{len(rows) - len(live)} lapsed row(s): processes that wait with nothing claimed, or stopped "
+                   "without leaving (killed while busy: a count deletes the row 10 minutes after its last write); no "
+                   "count reads their claims")

@@ -90,3 +90,30 @@ def test_only_a_process_that_claims_nothing_and_has_no_share_may_let_its_row_lap
     holding[0]._count(clock())   # its turn had: it yields, its window still holds the request
     assert holding[0].share == 0 and holding[0].claim == 1
     assert holding[0]._held_until <= clock.now + ratelimit.TTL_SECONDS - ratelimit.HOLD_SECONDS
+
+
+def test_a_row_left_by_a_process_gone_without_leaving_is_cleared_by_a_later_count(app_env, monkeypatch):
+    """A process killed while busy leaves its row: no count uses it once it lapses, but every count read it, for
+    ever (rows accumulate over months of scaling). A count now deletes such rows, only as it read them."""
+    import time
+
+    from tests.test_budget import beat
+    monkeypatch.setattr(heartbeat, "STALE_SECONDS", 1.0)   # the service's seconds: a real wait, not a fixed sleep
+    gone, back, alive = beat("gone-1"), beat("back-2"), beat("alive-3")
+    gone.beat(1.0), back.beat(1.0)
+    table, real = alive.table, alive.table.delete_entity
+
+    def comes_back_first(partition, row, **kw):   # "back-2" counts again between the read and the delete
+        if row == "back-2":
+            back.beat(1.0)
+        return real(partition, row, **kw)
+    monkeypatch.setattr(table, "delete_entity", comes_back_first)
+
+    def names() -> set[str]:
+        return {r["RowKey"] for r in table.query_entities(f"PartitionKey eq '{heartbeat.PARTITION}'")}
+    deadline = time.monotonic() + 60   # a hang guard: the rows are stale a second after their write
+    while "gone-1" in names():
+        assert time.monotonic() < deadline, names()
+        alive.beat(0.0)
+        time.sleep(0.05)   # polling a condition
+    assert names() == {"back-2", "alive-3"}   # written since the read: it stays

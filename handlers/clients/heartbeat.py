@@ -23,6 +23,9 @@ from typing import NamedTuple
 from ..core import settings
 
 PARTITION = "instances"
+STALE_SECONDS = 600.0   # a row not written for this long is a process gone without leaving: counting ones write
+                        # within seconds, and an idle one deletes its own row
+CLEAR_AT_ONCE = 5       # stale rows one count deletes, at most
 _RANDOM = uuid.uuid4().hex[:12]
 
 
@@ -67,7 +70,19 @@ class Heartbeat:
         wanting = [rk for rk in live if rk == self.me or rk not in resting]
         self.rank, self.wanting = wanting.index(self.me), len(wanting) - 1   # its place: who takes a remainder
         claims = {r["RowKey"]: _rate(r.get("claim")) for r in rows}
+        self._clear([r for r in rows if (mine - r.metadata["timestamp"]).total_seconds() > STALE_SECONDS])
         return {rk: claims[rk] for rk in live if rk != self.me}
+
+    def _clear(self, stale: list) -> None:
+        """Delete rows of processes gone without leaving (killed while busy), a few per count: no count uses
+        them, but every count reads them. Each only as read (If-Match): a row written since stays."""
+        from azure.core import MatchConditions
+        for row in stale[:CLEAR_AT_ONCE]:
+            try:
+                self.table.delete_entity(PARTITION, row["RowKey"], etag=row.metadata["etag"],
+                                         match_condition=MatchConditions.IfNotModified)
+            except Exception:   # another count deleted it first, it was written again, or storage refuses: next time
+                pass
 
     def rest(self, claim: float, etag: str | None) -> str | None:
         """No request wanted for a while (ratelimit's watcher): the row claims only `claim` (what is still in
