@@ -122,9 +122,6 @@ def look(table) -> list[Row]:
     """Every row of the partition, oldest write last, aged by the Table service's own clock (the answer's `Date`
     header: RFC 9110, whole seconds, so to half a second), never the reader's. Read only: the reader writes no row
     and is counted by no one."""
-    import datetime as dt
-    from email.utils import parsedate_to_datetime
-
     from .journal import table_call
     said: list = []
 
@@ -132,14 +129,24 @@ def look(table) -> list[Row]:
         said.append(response.http_response.headers.get("Date"))
     rows = table_call(table, lambda: list(table.query_entities(
         f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim", "wants"], raw_response_hook=date)))
-    try:
-        # Whole seconds: the middle of the second it names, so an age is off by half a second at most.
-        now = parsedate_to_datetime(said[-1]) + dt.timedelta(seconds=0.5) if said and said[-1] else None
-    except (TypeError, ValueError):
-        now = None
+    now = service_time(said[-1] if said else None)
     seen = [Row(r["RowKey"], _rate(r.get("claim")), r.get("wants") is not False,
                 None if now is None else max(0.0, (now - r.metadata["timestamp"]).total_seconds())) for r in rows]
     return sorted(seen, key=lambda r: (r.age is None, r.age or 0.0, r.process))
+
+
+def service_time(date: str | None):
+    """An answer's `Date` header as an aware datetime, or None: whole seconds (RFC 9110), so the middle of the
+    second it names, off by half a second at most; "-0000" parses without a zone, and HTTP dates are GMT."""
+    import datetime as dt
+    from email.utils import parsedate_to_datetime
+    try:
+        now = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        return None
+    if now is None:
+        return None
+    return (now if now.tzinfo else now.replace(tzinfo=dt.UTC)) + dt.timedelta(seconds=0.5)
 
 
 def _rate(value) -> float:

@@ -70,3 +70,13 @@ def test_storage_unreachable_is_one_line(app_env, monkeypatch):
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot read the heartbeat rows (table 'reconcile'): ")
     assert "AccountKey" not in result.output and len(result.output.splitlines()) == 1
+
+
+def test_the_service_time_from_a_date_header():
+    import datetime as dt
+    want = dt.datetime(2026, 12, 7, 20, 0, 0, 500000, tzinfo=dt.UTC)
+    assert heartbeat.service_time("Mon, 07 Dec 2026 20:00:00 GMT") == want
+    assert heartbeat.service_time("Mon, 07 Dec 2026 20:00:00 -0000") == want   # no zone: GMT, not naive
+    assert heartbeat.service_time("Mon, 07 Dec 2026 21:00:00 +0100") == want
+    assert heartbeat.service_time("yesterday") is None and heartbeat.service_time("") is None
+    assert heartbeat.service_time(None) is None
