@@ -169,12 +169,13 @@ def test_help_explains_the_challenge_and_the_triggers():
 
 def test_hookops_lists_the_commands_kept_in_modules_of_their_own():
     """subscribe, subscriptions, unsubscribe (hookops/subscriptions.py), poison (hookops/poison.py) and
-    backfill, reconcile (hookops/backfill.py), custody (hookops/custody.py), doubles (hookops/demo.py) and
-    verify-deployment (hookops/verify.py) register on the same group as the rest, so `hookops --help` lists them all."""
+    backfill, reconcile (hookops/backfill.py), budget (hookops/budget.py), custody (hookops/custody.py), doubles
+    (hookops/demo.py) and verify-deployment (hookops/verify.py) register on the same group as the rest, so
+    `hookops --help` lists them all."""
     result = hookops("--help")
     assert result.exit_code == 0
     listed = {line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()}
-    assert listed == {"backfill", "console-url", "custody", "doubles", "eventlog-types", "events", "poison", "prune-events",
+    assert listed == {"backfill", "budget", "console-url", "custody", "doubles", "eventlog-types", "events", "poison", "prune-events",
                       "reconcile", "run", "send-test-event", "settings", "subscribe", "subscriptions", "unsubscribe",
                       "verify-deployment", "verify-endpoint"}
 
