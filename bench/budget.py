@@ -188,7 +188,8 @@ def render(r: dict) -> str:
             f"second of arrivals holds more than the share; a cut stays claimed until those requests age out; "
             f"a process that wants none for {REST_SECONDS:g} s rests (claims only what its window holds, and no "
             f"fair share); alone, the whole budget from its first call; more processes wanting than the budget has "
-            f"requests a second: each holds one while one is free, and gives it back after one request (turns) |")
+            f"requests a second: each holds one while one is free, and gives it back after its turn (one request; "
+            f"with dozens of processes, as many as the seconds between its counts) |")
 
 
 def forget_share() -> None:

@@ -34,9 +34,10 @@ from .budget_idle import HOLD_SECONDS as HOLD_SECONDS, IDLE_SECONDS as IDLE_SECO
 #  W went before r and were answered at x > r - 1 or later, so they occupied at r: by (2), at most that claim.
 #  Either way the claim covers q's arrivals in W, and the row was live; so p*'s share, and with it its
 #  arrivals, is at most B less the others' arrivals. The + 1 of B + 1 is spare. Where B is below the processes
-#  wanting, shares stay whole: each may claim one request a second when one is free, and gives it back after one
-#  request (turns: _yielding). Limits: a B not whole gives fractions (never in the app: PRESERVICA_MAX_RPS is an
-#  integer); a request given up on (timeout) ends its block then, and could still arrive later (inferred rare).
+#  wanting, shares stay whole: each may claim one request a second when one is free, and gives it back after its
+#  turn's requests (turns: _yielding, _turn_length). Limits: a B not whole gives fractions (never in the app:
+#  PRESERVICA_MAX_RPS is an integer); a request given up on (timeout) ends its block then, and could still arrive
+#  later (inferred rare).
 # A newcomer (its first call, or after resting) registers wanting, with a claim of what its window holds (0 when
 # new), then claims what it saw free of its fair share (alone: the whole budget): two writes and two queries, tens
 # of ms. Its row makes the others cut to their fair shares at their next count; it claims a share only once it is
@@ -50,7 +51,7 @@ from .budget_idle import HOLD_SECONDS as HOLD_SECONDS, IDLE_SECONDS as IDLE_SECO
 BEAT_SECONDS = 0.5       # how soon a busy process sees another join or leave: two table operations each
 TTL_SECONDS = 4.0
 STARVED_SECONDS = 0.1    # how soon a process with less than its fair share counts again
-YIELD_SECONDS = 0.25     # in turns, how long a process that had its request waits before it claims again: the
+YIELD_SECONDS = 0.25     # in turns, how long a process that had its turn waits before it claims again: the
                          # others, counting while they wait (jittered), take the share first
 COUNT_GRACE_SECONDS = 0.05   # a slot this close after a count falls due goes first, and the next caller counts:
                              # counting first held that slot for the count's table round trip, and through the
@@ -81,7 +82,7 @@ class SharedBudget(Idle):
         self._fair = self._free = self.budget   # its fair share, and what it last saw free
         self._due = self._held_until = clock()
         self._last = clock()            # the last release, or count: idle is measured from it
-        self._turn_used, self._yield_until = False, float("-inf")   # turns: had its request; asks again after
+        self._turn_taken, self._yield_until = 0, float("-inf")   # turns: requests had this turn; asks again after
         self._said_turns = float("-inf")   # when it may say again that it takes turns
         self._hb = None                 # the heartbeat of the last count: the watcher deletes its row
         self._gate = threading.Lock()
@@ -110,7 +111,7 @@ class SharedBudget(Idle):
                         continue
                     waited += went
                     self._last = max(self._last, self.bucket.last)
-                    self._turn_used = self._turn_used or self._turns()
+                    self._turn_taken += self._turns()
                     return waited
                 pause = max(0.01, self._due - self._clock())   # none free yet: look again when due
                 self._sleep(pause)
@@ -145,17 +146,22 @@ class SharedBudget(Idle):
         return self.live is not None and self.live > self.budget and self._whole_shares()
 
     def _yielding(self, now: float) -> bool:
-        """In turns, a process that has had its request gives the share back once its window empties (its claim
-        cannot fall before: claim_floor), then asks again only YIELD_SECONDS later; meanwhile it claims none.
+        """In turns, a process that has had its turn's requests gives the share back once its window empties (its
+        claim cannot fall before: claim_floor), then asks again only YIELD_SECONDS later; meanwhile it claims none.
         Out of turns (the others left or rest), it yields no more."""
         if not self._turns():
-            self._turn_used, self._yield_until = False, float("-inf")
+            self._turn_taken, self._yield_until = 0, float("-inf")
             return False
-        if self._turn_used:
+        if self._turn_taken >= self._turn_length():
             if self.claim_floor(now) == 0:
-                self._turn_used, self._yield_until = False, now + YIELD_SECONDS
+                self._turn_taken, self._yield_until = 0, now + YIELD_SECONDS
             return True
-        return now < self._yield_until
+        return self._turn_taken == 0 and now < self._yield_until
+
+    def _turn_length(self) -> int:
+        """Requests a turn holds: one, or as many as the seconds between a process's counts (_spread), so that the
+        hand-overs, each waiting on a count that reads the whole partition, are no more frequent than the counts."""
+        return max(1, int(self._spread()))
 
     def _whole(self, rate: float) -> float:
         """Whole requests per second where shares are whole: a process at s/s releases at most ceil(s) in a
