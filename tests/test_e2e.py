@@ -168,7 +168,9 @@ def test_one_send_test_event_runs_every_action(runner, app_env, monkeypatch, tmp
                       *[a for r in assets for a in ("--ref", r)])
         assert ": 200 " in out
         first = [a for a in registry.names() if a != "describe"]
-        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in first), timeout=60)
+        wait_until(lambda: all(set(assets) <= set(rows_done(a)) for a in first), timeout=120, why=lambda: {
+            a: {r.get("entityRef"): (r.get(f"{a}_state"), r.get(f"{a}_reason")) for r in journal.default().recent(10)}
+            for a in first if not set(assets) <= set(rows_done(a))})   # ~8 s here; 60 s once ran out in CI, silently
         hookops("send-test-event", "--url", webhook(runner), "--trigger", "MOVED", *[a for r in assets for a in ("--ref", r)])
         wait_until(lambda: set(assets) <= set(rows_done("describe")), timeout=60)
         assert len(chat.calls) == 2 and all("Hello from the archive." in c.messages[1]["content"] for c in chat.calls)

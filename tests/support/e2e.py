@@ -45,11 +45,12 @@ def rows_done(action: str = "journal") -> dict[str, dict]:
     return {r["entityRef"]: r for r in journal.default().recent(1000) if r.get(f"{action}_state") == "done"}
 
 
-def wait_until(predicate, timeout: float = 30.0, step: float = 0.05):
+def wait_until(predicate, timeout: float = 30.0, step: float = 0.05, why=None):
+    """`predicate()` once it is true; after `timeout` s an AssertionError saying `why()` (what is still missing)."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"condition not met in {timeout:g} s" + (f": {why()}" if why else ""))
         time.sleep(step)  # polling a condition, not waiting a fixed time
     return value
 
