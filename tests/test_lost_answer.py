@@ -3,6 +3,7 @@ proxy in front of the real Azurite: an unconditional merge is sent again and the
 claim is not (sent again it could meet its own write), and the same owner takes it over. An action's outcome
 write that got no answer used to fail the message; when the service had not applied it, the host's retry then
 performed the action again: a relay posted 50 events twice (tests/test_pages_e2e.py, under load)."""
+import datetime as dt
 import re
 
 import pytest
@@ -24,11 +25,12 @@ def patch(request: bytes) -> bool:
     return request.startswith(b"PATCH ")
 
 
-def through(azurite, proxy) -> journal.Journal:
-    """The journal as the app builds it (its storage settings and retry policy), its table behind the proxy."""
+def through(azurite, proxy, name: str = settings.JOURNAL_TABLE):
+    """A table as the app builds it (its storage settings and retry policy), behind the proxy: the journal, or
+    another table's client."""
     blob, queue, _ = azurite.ports
-    return journal.Journal(storage.Storage({"AzureWebJobsStorage": proxy.connection_string(blob, queue)})
-                           .table(settings.JOURNAL_TABLE))
+    client = storage.Storage({"AzureWebJobsStorage": proxy.connection_string(blob, queue)}).table(name)
+    return journal.Journal(client) if name == settings.JOURNAL_TABLE else client
 
 
 @pytest.fixture
@@ -101,3 +103,21 @@ def relay(monkeypatch):
         monkeypatch.setenv("RELAY_URL", receiver.url)
         monkeypatch.setenv("RELAY_SECRET", receiver.secret)
         yield receiver
+
+
+@APPLIED
+def test_the_other_tables_unconditional_writes_are_sent_again_too(app_env, applied):
+    """Which asset a published file is under (written before publish copies anything), and a reconciler's run
+    report: failing on a lost answer, each would make its message or run ask Preservica all over again."""
+    from handlers.clients import published_files
+    from handlers.clients.reconcile_state import ReconcileState
+    ReconcileState(storage.default().table(settings.RECONCILE_TABLE)).report({"made": 1}, dt.datetime.now(dt.UTC))
+    with LostAnswers(app_env.ports[2], lambda r: batch(r) or patch(r), times=2, applied=applied) as proxy:
+        table = through(app_env, proxy, settings.RECONCILE_TABLE)
+        published_files.remember(table, "a1b2c3d4-0000-4000-8000-000000000001", ["c0ffee00-0000-4000-8000-00000000000c"])
+        ReconcileState(table).report({"found": 3}, dt.datetime(2026, 12, 7, tzinfo=dt.UTC))
+    assert proxy.lost == 2
+    direct = storage.default().table(settings.RECONCILE_TABLE)
+    assert published_files.holder(direct, "c0ffee00-0000-4000-8000-00000000000c") == \
+        "a1b2c3d4-0000-4000-8000-000000000001"
+    assert any(r.get("found") == 3 for r in ReconcileState(direct).reports(5))

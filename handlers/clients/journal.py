@@ -47,6 +47,8 @@ CLAIM_TRIES = 6
 # (azure/core/pipeline/policies/_retry.py, _is_method_retryable; configure_retries reads retry_on_methods per call).
 # Without it an action's outcome write that got none failed the message, and when the write had not been applied,
 # the retry performed the action again: tests/test_pages_e2e.py saw a relay post 50 events twice under load.
+# Every unconditional upsert of the app's tables passes it (published_files, reconcile_state too): a failed one
+# fails its message or run, which then asks Preservica again.
 IDEMPOTENT = {"retry_on_methods": frozenset({"POST", "PATCH"})}
 T = TypeVar("T")
 

@@ -20,11 +20,11 @@ def remember(table, asset: str, content_objects: Iterable[str]) -> None:
     """Record `asset` as the holder of each content object: one transaction per 100, upserts (idempotent)."""
     from azure.data.tables import UpdateMode
 
-    from .journal import TRANSACTION_MAX, table_call
+    from .journal import IDEMPOTENT, TRANSACTION_MAX, table_call
     ops = [("upsert", {"PartitionKey": PARTITION, "RowKey": co, "asset": asset}, {"mode": UpdateMode.REPLACE})
            for co in sorted(set(content_objects))]
     for i in range(0, len(ops), TRANSACTION_MAX):
-        table_call(table, lambda batch=ops[i:i + TRANSACTION_MAX]: table.submit_transaction(batch))
+        table_call(table, lambda batch=ops[i:i + TRANSACTION_MAX]: table.submit_transaction(batch, **IDEMPOTENT))
 
 
 def holder(table, content_object: str) -> str | None:

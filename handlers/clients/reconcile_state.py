@@ -22,7 +22,7 @@ from typing import TypeVar
 from ..core.envelope import parse_timestamp
 from ..core.journal import inverted_ms
 from ..core.reconcile import RECONCILE, WEBHOOK, near
-from .journal import ETAG, clip, get_row, table_call
+from .journal import ETAG, IDEMPOTENT, clip, get_row, table_call
 
 T = TypeVar("T")
 MAX_SEEN = 50   # times kept per (entity, trigger): older ones are long past any tolerance
@@ -87,7 +87,7 @@ class ReconcileState:
     def report(self, summary: dict, at: dt.datetime, partition: str = "runs") -> None:
         rk = inverted_ms(at)
         row = {k: (clip(v) if isinstance(v, str) else v) for k, v in summary.items()}
-        self._call(lambda: self.table.upsert_entity({"PartitionKey": partition, "RowKey": rk, **row}))
+        self._call(lambda: self.table.upsert_entity({"PartitionKey": partition, "RowKey": rk, **row}, **IDEMPOTENT))
 
     def reports(self, limit: int = 1, partition: str = "runs") -> list[dict]:
         """The newest run reports (inverted keys: the first rows of the partition); the public sweep's
@@ -104,7 +104,8 @@ class ReconcileState:
         return str(row.get("token") or "") if row else ""
 
     def save_sweep_checkpoint(self, token: str) -> None:
-        self._call(lambda: self.table.upsert_entity({"PartitionKey": "state", "RowKey": "sweep", "token": token}))
+        self._call(lambda: self.table.upsert_entity({"PartitionKey": "state", "RowKey": "sweep", "token": token},
+                                                    **IDEMPOTENT))
 
     # -- the custody audit's place in the custody storage root (handlers/custody_audit.py) --------------
     def custody_checkpoint(self) -> int:
@@ -113,7 +114,7 @@ class ReconcileState:
 
     def save_custody_checkpoint(self, next_prefix: int) -> None:
         self._call(lambda: self.table.upsert_entity({"PartitionKey": "state", "RowKey": "custody-audit",
-                                                     "next": next_prefix}))
+                                                     "next": next_prefix}, **IDEMPOTENT))
 
     # -- backfill progress --------------------------------------------------------------------------
     def backfill(self, job: str) -> dict | None:
@@ -122,7 +123,7 @@ class ReconcileState:
     def save_backfill(self, job: str, columns: dict) -> None:
         from azure.data.tables import UpdateMode
         self._call(lambda: self.table.upsert_entity({"PartitionKey": "backfill", "RowKey": job, **columns},
-                                                    mode=UpdateMode.MERGE))
+                                                    mode=UpdateMode.MERGE, **IDEMPOTENT))
 
     def write_if_unchanged(self, entity: dict, row: dict | None, merge: bool = False) -> bool:
         """Write `entity` only if `row` (as read, with its ETag) is unchanged, or, when `row` is None, only if
