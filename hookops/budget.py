@@ -23,10 +23,10 @@ def budget(as_json):
     from handlers.core import settings
     total = settings.get_int("PRESERVICA_MAX_RPS", minimum=1)
     try:
-        rows = heartbeat.look(storage().table(settings.RECONCILE_TABLE))
+        rows = heartbeat.look(storage().table(settings.RECONCILE_TABLE), ratelimit.TTL_SECONDS)
     except Exception as exc:   # storage down or refusing: say so plainly (its text may quote a URL)
         fail(f"cannot read the heartbeat rows (table {settings.RECONCILE_TABLE!r}): {type(exc).__name__}")
-    live = [r for r in rows if r.age is not None and r.age < ratelimit.TTL_SECONDS]
+    live = [r for r in rows if r.live]
     claimed = sum(r.claim for r in live)
     wanting = sum(1 for r in live if r.wants)
     if as_json:
@@ -45,7 +45,7 @@ def budget(as_json):
                    f"{total}")
     for r in rows:
         age = "?" if r.age is None else f"{r.age:.0f} s ago"
-        state = "live" if r in live else "lapsed"
+        state = "live" if r.live else "lapsed"
         claim = "all (not a rate)" if r.claim == float("inf") else f"{r.claim:g}"
         click.echo(f"  {printable(r.process)[:60]:60} claim {claim:>5}  {'wants' if r.wants else 'rests'}  "
                    f"{state}, counted {age}")

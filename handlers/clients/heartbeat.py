@@ -59,8 +59,7 @@ class Heartbeat:
             mode=UpdateMode.REPLACE))
         # azure-data-tables _table_client.py upsert_entity returns _trim_service_metadata(...): date, etag, version.
         self.etag = (written or {}).get("etag")
-        rows = table_call(self.table, lambda: list(self.table.query_entities(
-            f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim", "wants"])))
+        rows = _read(self.table)
         stamps = {r["RowKey"]: r.metadata["timestamp"] for r in rows}
         mine = stamps.get(self.me)
         if mine is None:  # our own write is not there to be read: the count is not known
@@ -75,7 +74,8 @@ class Heartbeat:
 
     def _clear(self, stale: list) -> None:
         """Delete rows of processes gone without leaving (killed while busy), a few per count: no count uses
-        them, but every count reads them. Each only as read (If-Match): a row written since stays."""
+        them, but every count reads them. Each only as read (If-Match on the etag the query gave: azure-data-tables
+        _deserialize.py puts each entity's odata.etag in its metadata): a row written since stays."""
         from azure.core import MatchConditions
         for row in stale[:CLEAR_AT_ONCE]:
             try:
@@ -110,28 +110,35 @@ class Heartbeat:
         self.table.delete_entity(PARTITION, self.me, etag=etag, match_condition=MatchConditions.IfNotModified)
 
 
+def _read(table, **kwargs) -> list:
+    """Every row of the partition (the SDK follows continuation pages itself), the columns a count reads."""
+    from .journal import table_call
+    return table_call(table, lambda: list(table.query_entities(
+        f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim", "wants"], **kwargs)))
+
+
 class Row(NamedTuple):
     """A process's row as `hookops budget` shows it."""
     process: str
     claim: float        # as the others read it: not a rate counts as the whole budget (_rate)
     wants: bool
     age: float | None   # seconds between its write and the service's clock at the read; None: not said
+    live: bool          # written within `ttl` of the read: in the others' counts
 
 
-def look(table) -> list[Row]:
+def look(table, ttl: float) -> list[Row]:
     """Every row of the partition, oldest write last, aged by the Table service's own clock (the answer's `Date`
     header: RFC 9110, whole seconds, so to half a second), never the reader's. Read only: the reader writes no row
     and is counted by no one."""
-    from .journal import table_call
     said: list = []
 
-    def date(response) -> None:   # azure-core's raw_response_hook: each page's PipelineResponse
+    def date(response) -> None:   # each page's PipelineResponse (azure/core/pipeline/policies/_custom_hook.py)
         said.append(response.http_response.headers.get("Date"))
-    rows = table_call(table, lambda: list(table.query_entities(
-        f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim", "wants"], raw_response_hook=date)))
+    rows = _read(table, raw_response_hook=date)
     now = service_time(said[-1] if said else None)
-    seen = [Row(r["RowKey"], _rate(r.get("claim")), r.get("wants") is not False,
-                None if now is None else max(0.0, (now - r.metadata["timestamp"]).total_seconds())) for r in rows]
+    ages = [None if now is None else max(0.0, (now - r.metadata["timestamp"]).total_seconds()) for r in rows]
+    seen = [Row(r["RowKey"], _rate(r.get("claim")), r.get("wants") is not False, age, age is not None and age < ttl)
+            for r, age in zip(rows, ages, strict=True)]
     return sorted(seen, key=lambda r: (r.age is None, r.age or 0.0, r.process))
 
 
