@@ -44,7 +44,7 @@ def share(days: int) -> int:
 
 def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     """One audit run; its report. Raises (after reporting) when storage failed."""
-    from .clients import custody_config as config, custody_store, custody_tally, eventlog, reconcile_state
+    from .clients import custody_config as config, custody_store, custody_tally, reconcile_state
     from .core.errors import BudgetSpent, SafeError
     now = now or dt.datetime.now(dt.UTC)
     report = {"audited": 0, "ok": 0, "mismatched": 0, "missing": 0, "complete": False, "error": "",
@@ -52,7 +52,7 @@ def run(now: dt.datetime | None = None, prefixes: int | None = None) -> dict:
     state = reconcile_state.default()
     count = prefixes or share(AUDIT_DAYS.int_value(minimum=1))
     start, failed, bad = state.custody_checkpoint() % PREFIXES, None, []
-    budget = eventlog.Budget(AUDIT_MAX_REQUESTS.int_value(minimum=1), AUDIT_MAX_REQUESTS.name)
+    budget = request_budget()
     current = preservica_now(budget)
     try:
         root = config.storage_root()
@@ -102,6 +102,12 @@ def _audit_prefix(root, prefix: str, report: dict, bad: list[str], current) -> d
             why = ", not Preservica's fixity now" if check.not_preservicas else ""
             bad.append(f"{check.prefix} ({check.state}{why})")
     return found
+
+
+def request_budget():
+    """The Preservica requests one audit (or one `hookops custody verify`) may spend: CUSTODY_AUDIT_MAX_REQUESTS."""
+    from .clients import eventlog
+    return eventlog.Budget(AUDIT_MAX_REQUESTS.int_value(minimum=1), AUDIT_MAX_REQUESTS.name)
 
 
 def preservica_now(budget):

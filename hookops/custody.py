@@ -65,10 +65,9 @@ def verify(ref, inventory_only):
     difference or missing file."""
     from handlers import custody_audit
     from handlers.actions.custody import objects
-    from handlers.clients import custody_config as config, eventlog
-    current = None if inventory_only else custody_audit.preservica_now(
-        eventlog.Budget(config.AUDIT_MAX_REQUESTS.int_value(minimum=1), config.AUDIT_MAX_REQUESTS.name))
+    from handlers.clients import custody_config as config
     from handlers.core.errors import SafeError
+    current = None if inventory_only else custody_audit.preservica_now(custody_audit.request_budget())
     try:
         check = objects.check(_root(), objects.prefix_of(ref), config.object_id(ref), current=current)
     except SafeError as exc:   # Preservica (or storage) unreachable: say so, not a traceback
