@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..core.errors import StorageUnavailable
 from . import storage
@@ -67,9 +67,9 @@ def exists(client, path: str) -> bool:
 
 
 def put(client, path: str, data: bytes, etag: str | None = None, create: bool = False,
-        content_type: str = "application/octet-stream") -> None:
-    """Write a small blob. `create`: only if none is there yet; `etag`: only if it is still that version
-    (If-None-Match: * / If-Match, azure-storage-blob upload_blob's overwrite and etag/match_condition).
+        content_type: str = "application/octet-stream") -> str:
+    """Write a small blob; its new ETag. `create`: only if none is there yet; `etag`: only if it is still that
+    version (If-None-Match: * / If-Match, azure-storage-blob upload_blob's overwrite and etag/match_condition).
     Conflict when the condition fails."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
@@ -78,7 +78,8 @@ def put(client, path: str, data: bytes, etag: str | None = None, create: bool = 
     if etag:
         kw.update(etag=etag, match_condition=MatchConditions.IfNotModified)
     try:
-        client.get_blob_client(path).upload_blob(data, **kw)
+        # upload_blob answers with the response's headers (_upload_helpers.py: return_response_headers)
+        return client.get_blob_client(path).upload_blob(data, **kw)["etag"]
     except (ResourceExistsError, ResourceModifiedError):
         raise Conflict(f"{path} was written by another writer first") from None
 
@@ -99,8 +100,9 @@ def top_level(client) -> set[str]:
 class BlockWriter:
     """A write-only file that stages its bytes as blocks of one blob, hashing them with `algorithms`."""
 
-    def __init__(self, client, path: str, algorithms: tuple[str, ...]):
+    def __init__(self, client, path: str, algorithms: tuple[str, ...], tick: Callable[[], None] = lambda: None):
         self._blob = client.get_blob_client(path)
+        self._tick = tick   # called before each block is staged (custody renews its lease there)
         self.path = path
         self.hashes = {a: hashlib.new(a) for a in algorithms}
         self.size = 0
@@ -123,6 +125,7 @@ class BlockWriter:
     def _stage(self) -> None:
         # Block ids: base64 of equal length for every block of a blob (Put Block's rule).
         block_id = base64.b64encode(f"{len(self._blocks):08d}".encode()).decode()
+        self._tick()
         self._blob.stage_block(block_id, bytes(self._buffer))
         self._blocks.append(block_id)
         self._buffer.clear()

@@ -8,6 +8,9 @@ the holder renews it before every write and while it streams, and a lost lease e
 Residual: a single write stalled for longer than LEASE_SECONDS after a renewal could land after another
 holder's withdrawal; the next run of either (webhook retry, reconciler, sweep) removes it.
 The marker lives in private storage: nothing about the lock is public.
+`custody` holds the same kind of lease on `custody/<ref>` (handlers/actions/custody/copy.py says why). One
+container of leases, named for its first user: a renamed one would let instances of two releases miss each
+other's leases while a deployment rolls out.
 Lease semantics (15-60 s or infinite, 409 LeaseAlreadyPresent while held, renew extends): Azure's
 "Lease Blob" REST reference; azure-storage-blob's BlobClient.acquire_lease / BlobLeaseClient.renew.
 """
@@ -41,9 +44,9 @@ class Held:
         self.renewed = time.monotonic()
 
 
-def _marker(service, ref: str):
+def _marker(service, name: str):
     from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-    blob = service.get_blob_client(CONTAINER, ref)
+    blob = service.get_blob_client(CONTAINER, name)
     try:
         try:
             blob.upload_blob(b"", overwrite=False)
@@ -62,10 +65,11 @@ def _marker(service, ref: str):
 
 
 @contextmanager
-def held(service, ref: str, wait: float | None = None):
-    """Hold the asset's lease for the block; Busy when another run held it for `wait` seconds."""
+def held(service, marker: str, wait: float | None = None, doing: str = "publishing or withdrawing"):
+    """Hold the lease on `marker` (publish's: the asset's ref) for the block; Busy when another run held it for
+    `wait` seconds (`doing`: what that run is doing to the asset, for the message)."""
     from azure.core.exceptions import AzureError
-    blob = _marker(service, ref)
+    blob = _marker(service, marker)
     deadline = time.monotonic() + (WAIT_SECONDS if wait is None else wait)
     while True:
         try:
@@ -75,7 +79,7 @@ def held(service, ref: str, wait: float | None = None):
             if getattr(exc, "status_code", None) != 409:
                 raise StorageUnavailable(f"blob container {CONTAINER!r}: {type(exc).__name__}") from exc
             if time.monotonic() >= deadline:
-                raise Busy("another run is publishing or withdrawing this asset; retried later") from None
+                raise Busy(f"another run is {doing} this asset; retried later") from None
             time.sleep(POLL)
     try:
         yield Held(lease)

@@ -26,11 +26,19 @@ def perform(job: Job, ctx: Context) -> Outcome:
     root = config.storage_root()
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     message = f"{job.trigger or 'event'} {job.timestamp}".strip()[:200]
-    result = ctx.preservica(lambda api: copy.converge(api, root, job.entity_ref, limit, created, message))
+    from ...clients import publish_lock
+    marker = f"custody/{job.entity_ref.strip().lower()}"   # one run per asset: copy.py says why
+    with publish_lock.held(ctx.storage.blob_service(), marker, doing="copying") as lease:
+        result = ctx.preservica(lambda api: copy.converge(api, root, job.entity_ref, limit, created, message,
+                                                          lease.check))
     if result.new_object:
         _count(job.entity_ref)
     extra = {VERSION: result.version, "custody_copied_bytes": result.copied_bytes, "custody_files": result.files}
-    return Outcome(DONE, f"{result.version} written" if result.changed else f"no change ({result.version})", extra)
+    said = f"{result.version} written" if result.changed else f"no change ({result.version})"
+    if result.resumed:   # the journal's reason says which version this event's run added, if any
+        added = "no change since" if result.version == result.resumed else f"{result.version} written"
+        said = f"{result.resumed}, left by a stopped run, committed; {added}"
+    return Outcome(DONE, said, extra)
 
 
 def _count(ref: str) -> None:

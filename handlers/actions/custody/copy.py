@@ -10,10 +10,17 @@ AdditionalInformation (links naming the server, which would make every copy diff
 Nothing is committed until every bitstream's digests matched Preservica's; then the new content, the
 version's inventory and, last, the object's inventory (a conditional write): a failure before that leaves
 the object as it was (staged blocks are never committed; the service discards them).
+
+One run per asset at a time (the caller holds a lease, `check` renews it before each write and while it
+streams): two runs of one asset write the same version's paths, and the later one's bytes would stand under
+the other's inventory (a MOVED right after ingest: two entity documents, one path). Under the lease, a version
+whose inventory is written but not the object's (a run stopped between the two, or whose answer to the first
+was lost) is a stopped run's, whole: it is committed as it is, before anything else (`_resume`).
 """
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...clients import custody_store as store, preservica_http
@@ -34,15 +41,21 @@ class Result:
     files: int = 0
     new_files: list[str] = field(default_factory=list)
     new_object: bool = False   # this run made the object (its v1)
+    resumed: str = ""          # the version a stopped run left that this run committed
 
 
-def converge(api, root, ref: str, limit: int, created: str, message: str) -> Result:
-    """Bring the object of asset `ref` in the storage root `root` (a ContainerClient) up to date."""
+def converge(api, root, ref: str, limit: int, created: str, message: str,
+             check: Callable[..., None] = lambda force=False: None) -> Result:
+    """Bring the object of asset `ref` in the storage root `root` (a ContainerClient) up to date, under the
+    asset's lease (`check(force=False)`: renewed when due; raises when it is lost)."""
     object_id = _object_id(ref)
     prefix = ocfl.object_root(object_id)
     inventory, etag = _inventory(root, prefix, object_id)
     if inventory is None:
         store.ensure(root)
+    before = inventory
+    inventory, etag = _resume(root, prefix, object_id, inventory, etag, check)
+    resumed = inventory["head"] if inventory is not before else ""
     head = ocfl.version_number(inventory["head"]) if inventory else 0
     next_version = ocfl.version_name(head + 1)
 
@@ -56,9 +69,10 @@ def converge(api, root, ref: str, limit: int, created: str, message: str) -> Res
         if recorded and len(known) == 1 and None not in known:   # every digest Preservica has is one we hold
             state[logical] = known.pop()
             continue
+        check()
         try:
             writer = _stream(api, root, f"{prefix}/{next_version}/{ocfl.CONTENT}/{logical}", bitstream, recorded,
-                             limit - read)
+                             limit - read, check)
         except FixityFailure as exc:   # the event page and `hookops events` show which version the copy kept
             kept = f"the copy stays at {inventory['head']}" if inventory else "no copy yet"
             raise FixityFailure(f"{exc}; {kept}") from None
@@ -72,22 +86,29 @@ def converge(api, root, ref: str, limit: int, created: str, message: str) -> Res
 
     if inventory and state == ocfl.head_state(inventory):
         _mend_sidecar(root, prefix, inventory)
-        return Result(inventory["head"], False, 0, read, len(state))
+        return Result(inventory["head"], bool(resumed), 0, read, len(state), new_object=resumed == "v1",
+                      resumed=resumed)
     new_content = {digest: logical for logical, digest, _ in writers}   # where each new digest is stored
     for logical in sorted(metadata):
         if state[logical] not in (inventory or {}).get("manifest", {}) and state[logical] not in new_content:
             new_content[state[logical]] = logical
     copied = 0
     for _, _, writer in writers:
+        check()
         writer.commit()
         copied += writer.size
     for logical, data in metadata.items():
         if new_content.get(state[logical]) == logical:
+            check()
             store.put(root, f"{prefix}/{next_version}/{ocfl.CONTENT}/{logical}", data)
             copied += len(data)
     new_inventory = ocfl.new_version(inventory, object_id, state, new_content, fixity, created, message, USER)
-    _write_inventory(root, prefix, new_inventory, etag, first=inventory is None)
-    return Result(next_version, True, copied, read, len(state), sorted(new_content.values()), inventory is None)
+    check(force=True)   # the lease is ours for a whole LEASE_SECONDS from here: the inventories go in one stretch
+    data = ocfl.serialise(new_inventory)
+    _put_once(root, f"{prefix}/{next_version}/{ocfl.INVENTORY}", data, create=True)
+    _commit(root, prefix, next_version, data, etag, first=inventory is None)
+    return Result(next_version, True, copied, read, len(state), sorted(new_content.values()),
+                  inventory is None or resumed == "v1", resumed)
 
 
 def _object_id(ref: str) -> str:
@@ -149,10 +170,10 @@ def _recorded(bitstream) -> dict[str, str]:
     return out
 
 
-def _stream(api, root, path: str, bitstream, recorded: dict[str, str], budget: int) -> store.BlockWriter:
+def _stream(api, root, path: str, bitstream, recorded: dict[str, str], budget: int, check) -> store.BlockWriter:
     if bitstream.length is not None and bitstream.length > budget:
         raise preservica_http.TooLarge(budget)
-    writer = store.BlockWriter(root, path, tuple({ocfl.DIGEST, *recorded}))
+    writer = store.BlockWriter(root, path, tuple({ocfl.DIGEST, *recorded}), check)
     preservica_http.download(api, bitstream.content_url, writer, budget)
     digests = writer.digests()
     wrong = sorted(a for a, v in recorded.items() if digests[a] != v)
@@ -165,17 +186,52 @@ def _stream(api, root, path: str, bitstream, recorded: dict[str, str], budget: i
     return writer
 
 
-def _write_inventory(root, prefix: str, inventory: dict, etag: str | None, first: bool) -> None:
-    data = ocfl.serialise(inventory)
-    head = inventory["head"]
-    store.put(root, f"{prefix}/{head}/{ocfl.INVENTORY}", data, create=True, content_type="application/json")
-    store.put(root, f"{prefix}/{head}/{ocfl.SIDECAR}", ocfl.sidecar(data), content_type="text/plain")
+def _resume(root, prefix: str, object_id: str, inventory: dict | None, etag: str | None, check):
+    """(inventory, etag) after committing the next version if a stopped run wrote it whole: its inventory is
+    written after every file of it, so its content is as it says (one read when there is none, as usual).
+    One that does not extend the object by that version is left for an operator (ActionError): the storage
+    is WORM, and nothing is written over it."""
+    head = ocfl.version_number(inventory["head"]) if inventory else 0
+    name = ocfl.version_name(head + 1)
+    data, _ = store.read(root, f"{prefix}/{name}/{ocfl.INVENTORY}", ocfl.MAX_INVENTORY_BYTES)
+    if data is None:
+        return inventory, etag
+    unusable = f"the custody object's uncommitted {name} (a stopped run's) has an inventory that"
+    try:
+        found = ocfl.parse(data, object_id)
+    except ocfl.InventoryError as exc:
+        raise ActionError(f"{unusable} is not usable ({exc}); nothing written") from None
+    before = (inventory or {}).get("versions", {})
+    if found["head"] != name or len(found["versions"]) != head + 1 \
+            or any(found["versions"].get(v) != before[v] for v in before):
+        raise ActionError(f"{unusable} does not extend the object's; nothing written")
+    check(force=True)
+    return found, _commit(root, prefix, name, data, etag, first=inventory is None)
+
+
+def _commit(root, prefix: str, version: str, data: bytes, etag: str | None, first: bool) -> str:
+    """Make `data`, the inventory already in `version`'s folder, the object's: its new ETag."""
+    store.put(root, f"{prefix}/{version}/{ocfl.SIDECAR}", ocfl.sidecar(data), content_type="text/plain")
     if first:
         _ensure_root(root)
         store.put(root, f"{prefix}/{ocfl.OBJECT_DECLARATION}", ocfl.OBJECT_DECLARATION_TEXT.encode(),
                   content_type="text/plain")
-    store.put(root, f"{prefix}/{ocfl.INVENTORY}", data, etag=etag, create=first, content_type="application/json")
+    new = _put_once(root, f"{prefix}/{ocfl.INVENTORY}", data, etag=etag, create=first)
     store.put(root, f"{prefix}/{ocfl.SIDECAR}", ocfl.sidecar(data), content_type="text/plain")
+    return new
+
+
+def _put_once(root, path: str, data: bytes, etag: str | None = None, create: bool = False) -> str:
+    """A conditional inventory write; its ETag. azure-storage-blob sends a write again when its answer was lost
+    (_shared/policies.py StorageRetryPolicy: any ServiceResponseError, whatever the method), and the second
+    then meets the first (409 or 412): the blob holding these very bytes is that write, not another's."""
+    try:
+        return store.put(root, path, data, etag=etag, create=create, content_type="application/json")
+    except store.Conflict:
+        found, found_etag = store.read(root, path, ocfl.MAX_INVENTORY_BYTES)
+        if found != data or found_etag is None:
+            raise
+        return found_etag
 
 
 def _mend_sidecar(root, prefix: str, inventory: dict) -> None:
