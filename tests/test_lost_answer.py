@@ -121,3 +121,51 @@ def test_the_other_tables_unconditional_writes_are_sent_again_too(app_env, appli
     assert published_files.holder(direct, "c0ffee00-0000-4000-8000-00000000000c") == \
         "a1b2c3d4-0000-4000-8000-000000000001"
     assert any(r.get("found") == 3 for r in ReconcileState(direct).reports(5))
+
+
+def first_watermark_writes():
+    """Loses the first create (POST) and the first replace (PUT) of the watermark row."""
+    left = {b"POST ", b"PUT "}
+
+    def lose(request: bytes) -> bool:
+        line = request.split(b"\r\n", 1)[0]
+        method = line[:line.index(b" ") + 1]
+        wanted = (method == b"PUT " and b"watermark" in line) or (method == b"POST " and b"$batch" not in line)
+        if wanted and method in left:
+            left.discard(method)
+            return True
+        return False
+    return lose
+
+
+@APPLIED
+def test_a_watermark_write_that_got_no_answer_is_not_taken_for_another_runs(app_env, applied):
+    """A PUT (If-Match) is sent again by azure-core and, applied the first time, meets itself (412); before, the run
+    ended incomplete with "another reconciliation run moved the watermark". A first write (a POST) is not sent
+    again: applied, it is found written; not, the run fails on storage, as it is."""
+    from handlers.clients.reconcile_state import ReconcileState
+    direct = ReconcileState(storage.default().table(settings.RECONCILE_TABLE))
+    assert direct.watermark() == (None, None)   # as a run starts: the read makes the table
+    first, second = dt.datetime(2026, 12, 7, 10, tzinfo=dt.UTC), dt.datetime(2026, 12, 7, 11, tzinfo=dt.UTC)
+    with LostAnswers(app_env.ports[2], first_watermark_writes(), times=2, applied=applied) as proxy:
+        state = ReconcileState(through(app_env, proxy, settings.RECONCILE_TABLE))
+        if applied:
+            seen = state.advance(first, None)              # POST: its answer lost, found written
+        else:
+            with pytest.raises(AzureError):                # POST: never arrived, not sent again
+                state.advance(first, None)
+            seen = state.advance(first, None)
+        moved = state.advance(second, seen)                # PUT: sent again after its lost answer
+    assert proxy.lost == 2
+    assert sum(r.startswith("PUT ") for r in proxy.requests) == 1 + applied
+    assert direct.watermark()[0] == second and direct.watermark()[1][journal.ETAG] == moved[journal.ETAG]
+
+
+def test_a_watermark_another_run_moved_is_still_a_conflict(app_env):
+    from handlers.clients.reconcile_state import ReconcileState
+    state = ReconcileState(storage.default().table(settings.RECONCILE_TABLE))
+    assert state.watermark() == (None, None)   # as a run starts: the read makes the table
+    seen = state.advance(dt.datetime(2026, 12, 7, 10, tzinfo=dt.UTC), None)
+    state.advance(dt.datetime(2026, 12, 7, 11, tzinfo=dt.UTC), seen)          # the other run
+    with pytest.raises(journal.Conflict, match="another reconciliation run moved the watermark"):
+        state.advance(dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC), seen)

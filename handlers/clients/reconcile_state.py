@@ -29,6 +29,7 @@ MAX_SEEN = 50   # times kept per (entity, trigger): older ones are long past any
 TRIES = 6
 _SAFE = re.compile(r"[A-Za-z0-9_.|-]{1,200}")
 CHECKPOINT = ("stage", "type", "event", "action", "start")
+WRITER = "writer"   # the watermark row's: a token of the write that left it (advance)
 
 
 def _key(text: str) -> str:
@@ -62,21 +63,32 @@ class ReconcileState:
 
     def advance(self, until: dt.datetime, seen: dict | None, checkpoint: dict | None = None) -> dict:
         """Move the watermark (and replace the checkpoint), only if no other run wrote the row since
-        `seen` was read (else Conflict). Returns what to pass as `seen` next time."""
+        `seen` was read (else Conflict). Returns what to pass as `seen` next time.
+        A write whose answer was lost: azure-core sends a PUT again (_retry.py: PUT is in its retried methods,
+        a read error is retried for those), which then meets the first (412); a POST it does not send again
+        (ServiceResponseError). Either way the row is read back: naming this write (WRITER), it is this write."""
+        import uuid
+
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ServiceResponseError
         from azure.data.tables import UpdateMode
 
         from .journal import Conflict
-        entity = {"PartitionKey": "state", "RowKey": "watermark", "until": until.isoformat(), **(checkpoint or {})}
+        entity = {"PartitionKey": "state", "RowKey": "watermark", "until": until.isoformat(), **(checkpoint or {}),
+                  WRITER: uuid.uuid4().hex}
         try:
             if seen:
                 meta = self._call(lambda: self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=seen[ETAG],
                                                                    match_condition=MatchConditions.IfNotModified))
             else:
                 meta = self._call(lambda: self.table.create_entity(entity))
-        except (ResourceModifiedError, ResourceExistsError) as exc:
-            raise Conflict("another reconciliation run moved the watermark") from exc
+        except (ResourceModifiedError, ResourceExistsError, ServiceResponseError) as exc:
+            row = self._get("state", "watermark")
+            if row is None or row.get(WRITER) != entity[WRITER]:
+                if isinstance(exc, ServiceResponseError):
+                    raise
+                raise Conflict("another reconciliation run moved the watermark") from exc
+            meta = {"etag": row[ETAG]}
         return {**entity, ETAG: meta["etag"]}
 
     def save_checkpoint(self, until: dt.datetime, lo: dt.datetime, where: dict, seen: dict | None) -> dict:
