@@ -4,6 +4,7 @@ claim is not (sent again it could meet its own write), and the same owner takes 
 write that got no answer used to fail the message; when the service had not applied it, the host's retry then
 performed the action again: a relay posted 50 events twice (tests/test_pages_e2e.py, under load)."""
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -169,3 +170,51 @@ def test_a_watermark_another_run_moved_is_still_a_conflict(app_env):
     state.advance(dt.datetime(2026, 12, 7, 11, tzinfo=dt.UTC), seen)          # the other run
     with pytest.raises(journal.Conflict, match="another reconciliation run moved the watermark"):
         state.advance(dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC), seen)
+
+
+def blob_put(path: str):
+    """Loses the first PUT of the blob whose path ends with `path`."""
+    left = [True]
+
+    def lose(request: bytes) -> bool:
+        line = request.split(b"\r\n", 1)[0]
+        if left and line.startswith(b"PUT ") and line.split(b" ")[1].split(b"?")[0].endswith(path.encode()):
+            left.clear()
+            return True
+        return False
+    return lose
+
+
+@APPLIED
+def test_an_activity_whose_page_write_got_no_answer_is_in_the_stream_once(app_env, applied):
+    """The blob client sends the page again (If-Match / If-None-Match) and, applied the first time, it meets itself:
+    before, the append took that for another writer's, read the page again and added its activity a second time."""
+    from handlers.clients import activity, public_store
+    from handlers.core import iiif
+    from hookops import azurite as az
+    blob, queue, table = app_env.ports
+    public_store.PublicStore(None, "iiif", None).ensure()
+    with LostAnswers(blob, blob_put(iiif.page_name(0)), applied=applied) as proxy:
+        store = public_store.PublicStore(None, "iiif", None,
+                                         env={"AzureWebJobsStorage": az.connection_string(proxy.port, queue, table)})
+        activity.append(store, "Create", "https://example.org/iiif/a/manifest.json")
+    assert proxy.lost == 1
+    page, _ = public_store.PublicStore(None, "iiif", None).read(iiif.page_name(0))
+    assert [a["type"] for a in json.loads(page)["orderedItems"]] == ["Create"]
+
+
+@APPLIED
+def test_a_conditional_blob_write_that_got_no_answer_is_not_a_conflict(app_env, applied):
+    """Over a version read (describe's draft over the one it read): applied the first time, the write sent again
+    meets itself (412). A real change since is still a Conflict."""
+    from hookops import azurite as az
+    blob, queue, table = app_env.ports
+    direct = storage.default()
+    direct.put_blob("drafts-test", "d.json", b"{}")
+    etag = direct.blob_service().get_blob_client("drafts-test", "d.json").get_blob_properties().etag
+    with LostAnswers(blob, blob_put("/d.json"), applied=applied) as proxy:
+        storage.Storage({"AzureWebJobsStorage": az.connection_string(proxy.port, queue, table)}).put_blob(
+            "drafts-test", "d.json", b'{"draft": 1}', etag=etag)
+    assert proxy.lost == 1 and direct.get_blob("drafts-test", "d.json") == b'{"draft": 1}'
+    with pytest.raises(storage.Conflict):
+        direct.put_blob("drafts-test", "d.json", b'{"draft": 2}', etag=etag)

@@ -124,15 +124,18 @@ class PublicStore:
         """Write only if the blob still has `etag` (None: only if there is none yet). False when it changed."""
         from azure.core import MatchConditions
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
+
+        from .storage import holds
         kw = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {"overwrite": False}
+        blob = self.container.get_blob_client(name)
         try:
-            self.container.get_blob_client(name).upload_blob(data, content_settings=self._settings(content_type), **kw)
+            blob.upload_blob(data, content_settings=self._settings(content_type), **kw)
             return True
         except (ResourceModifiedError, ResourceExistsError):
-            return False
+            return holds(blob, data) is not None   # a lost answer sent again meets itself
         except AzureError as exc:
             if getattr(exc, "status_code", None) in (409, 412):
-                return False
+                return holds(blob, data) is not None
             raise self._fail(exc) from exc
 
     def names(self, prefix: str) -> list[str]:

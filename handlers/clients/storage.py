@@ -201,7 +201,8 @@ class Storage:
                 self._create_container(container)
                 blob.upload_blob(data, **kw)
         except (ResourceExistsError, ResourceModifiedError) as exc:
-            raise Conflict(f"blob {container}/{name} changed since it was read") from exc
+            if holds(blob, data) is None:
+                raise Conflict(f"blob {container}/{name} changed since it was read") from exc
         except AzureError as exc:
             raise StorageUnavailable(f"blob container {container!r}: {type(exc).__name__}") from exc
 
@@ -233,6 +234,21 @@ _STORAGE_SETTINGS = ("AzureWebJobsStorage", "AzureWebJobsStorage__queueServiceUr
                      "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__tableServiceUri",
                      "STORAGE_TIMEOUT_SECONDS", *http.ENVIRONMENT_VARIABLES)
 _default = Shared(lambda: Storage(), key=lambda: tuple(os.environ.get(n) for n in _STORAGE_SETTINGS))
+
+
+def holds(blob, data: bytes) -> str | None:
+    """The blob's ETag when it holds exactly `data` (None: it does not, or there is none). Asked after a
+    conditional write failed: azure-storage-blob sends a write again when its answer was lost (_shared/policies.py
+    StorageRetryPolicy: any ServiceResponseError, whatever the method), and the second then meets the first
+    (409 or 412); a blob holding these very bytes is that write (or one that left the same), not a change."""
+    from azure.core.exceptions import ResourceNotFoundError
+    try:
+        download = blob.download_blob()
+    except ResourceNotFoundError:
+        return None
+    if download.size != len(data) or download.readall() != data:
+        return None
+    return download.properties.etag
 
 
 def default() -> Storage:

@@ -51,13 +51,15 @@ def _save(ref: str, record: dict, etag: str) -> bool:
     """Write the record only if it is unchanged since it was read (ETag): False when someone else wrote first."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError
+
+    from ..clients.storage import holds
+    blob, data = _container().get_blob_client(f"{ref}.json"), json.dumps(record).encode()
     try:
-        _container().get_blob_client(f"{ref}.json").upload_blob(
-            json.dumps(record).encode(), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified,
-            metadata={"ref": ref, "status": str(record.get("status"))})
+        blob.upload_blob(data, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified,
+                         metadata={"ref": ref, "status": str(record.get("status"))})
         return True
     except ResourceModifiedError:
-        return False
+        return holds(blob, data) is not None   # a lost answer sent again meets itself
 
 
 def _asset(ref: str):

@@ -105,7 +105,7 @@ def converge(api, root, ref: str, limit: int, created: str, message: str,
     new_inventory = ocfl.new_version(inventory, object_id, state, new_content, fixity, created, message, USER)
     check(force=True)   # the lease is ours for a whole LEASE_SECONDS from here: the inventories go in one stretch
     data = ocfl.serialise(new_inventory)
-    _put_once(root, f"{prefix}/{next_version}/{ocfl.INVENTORY}", data, create=True)
+    store.put(root, f"{prefix}/{next_version}/{ocfl.INVENTORY}", data, create=True, content_type="application/json")
     _commit(root, prefix, next_version, data, etag, first=inventory is None)
     return Result(next_version, True, copied, read, len(state), sorted(new_content.values()),
                   inventory is None or resumed == "v1", resumed)
@@ -216,22 +216,9 @@ def _commit(root, prefix: str, version: str, data: bytes, etag: str | None, firs
         _ensure_root(root)
         store.put(root, f"{prefix}/{ocfl.OBJECT_DECLARATION}", ocfl.OBJECT_DECLARATION_TEXT.encode(),
                   content_type="text/plain")
-    new = _put_once(root, f"{prefix}/{ocfl.INVENTORY}", data, etag=etag, create=first)
+    new = store.put(root, f"{prefix}/{ocfl.INVENTORY}", data, etag=etag, create=first, content_type="application/json")
     store.put(root, f"{prefix}/{ocfl.SIDECAR}", ocfl.sidecar(data), content_type="text/plain")
     return new
-
-
-def _put_once(root, path: str, data: bytes, etag: str | None = None, create: bool = False) -> str:
-    """A conditional inventory write; its ETag. azure-storage-blob sends a write again when its answer was lost
-    (_shared/policies.py StorageRetryPolicy: any ServiceResponseError, whatever the method), and the second
-    then meets the first (409 or 412): the blob holding these very bytes is that write, not another's."""
-    try:
-        return store.put(root, path, data, etag=etag, create=create, content_type="application/json")
-    except store.Conflict:
-        found, found_etag = store.read(root, path, ocfl.MAX_INVENTORY_BYTES)
-        if found != data or found_etag is None:
-            raise
-        return found_etag
 
 
 def _mend_sidecar(root, prefix: str, inventory: dict) -> None:
