@@ -40,7 +40,7 @@ class Held:
         try:
             self.lease.renew()
         except AzureError as exc:
-            raise Lost(f"the publish lease of this asset was lost ({type(exc).__name__})") from None
+            raise Lost(f"the lease of this asset was lost ({type(exc).__name__})") from None
         self.renewed = time.monotonic()
 
 

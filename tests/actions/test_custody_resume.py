@@ -9,7 +9,7 @@ left a committed version whose file did not match its inventory (ocfl-py: E092).
 from __future__ import annotations
 
 import pytest
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
 from handlers.actions.custody import copy as custody_copy
 from handlers.clients import custody_config as config, custody_store as store, custody_tally, publish_lock, reconcile_state
@@ -120,3 +120,44 @@ def test_a_second_run_of_an_asset_being_copied_waits_and_writes_nothing(env, pre
     pres.set_security_tag(ASSET, "closed")
     assert run_one("custody", second[0]).reason == "v2 written"   # the host's retry, once the lease is free
     assert valid(env.connection_string, tmp_path, "after")
+
+
+def test_a_run_whose_preservica_requests_wait_long_keeps_its_lease(env, pres, jobs, monkeypatch, tmp_path):
+    """Every Preservica request first waits for the app's shared rate (clients/ratelimit.py: a low PRESERVICA_MAX_RPS
+    that busy instances take in turns): 10 s each here, on a clock of the lease's own. Before, nothing renewed the
+    lease while the run read the asset's metadata and listed its bitstreams (check() came only at a bitstream's
+    download and before writes): it expired after 60 s, another event of the asset waiting for it took it, and this
+    run ended with LeaseLost (the two can take it from each other to the poison queue on a larger asset)."""
+    from handlers.clients import preservica
+    blob, _, _ = env.ports
+    clock = [1000.0]
+    monkeypatch.setattr(publish_lock, "time", type("Clock", (), {
+        "monotonic": staticmethod(lambda: clock[0]),
+        "sleep": staticmethod(lambda s: clock.__setitem__(0, clock[0] + s))}))
+    runs: list = []
+
+    class Recorded(publish_lock.Held):
+        def __init__(self, lease):
+            super().__init__(lease)
+            runs.append(self)
+    monkeypatch.setattr(publish_lock, "Held", Recorded)
+    marker = BlobServiceClient.from_connection_string(env.connection_string).get_blob_client(
+        publish_lock.CONTAINER, f"custody/{ASSET.lower()}")
+    taken: list = []
+    real = preservica.spend_one
+
+    def waited():
+        clock[0] += 10   # the rate limiter's wait before this request
+        if runs and not taken and clock[0] - runs[-1].renewed >= publish_lock.LEASE_SECONDS:
+            # what Azure does then: the lease has expired, and another run of the asset, waiting, takes it
+            BlobLeaseClient(marker).break_lease(lease_break_period=0)
+            taken.append(marker.acquire_lease(lease_duration=15))
+        real()
+    monkeypatch.setattr(preservica, "spend_one", waited)
+    try:
+        outcome = run_one("custody", jobs("custody")[0])
+    finally:
+        for lease in taken:
+            lease.release()
+    assert not taken and (outcome.state, outcome.reason) == ("done", "v1 written")
+    assert valid(env.connection_string, tmp_path)

@@ -26,9 +26,12 @@ def perform(job: Job, ctx: Context) -> Outcome:
     root = config.storage_root()
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     message = f"{job.trigger or 'event'} {job.timestamp}".strip()[:200]
-    from ...clients import publish_lock
+    from ...clients import preservica_http, publish_lock
     marker = f"custody/{job.entity_ref.strip().lower()}"   # one run per asset: copy.py says why
-    with publish_lock.held(ctx.storage.blob_service(), marker, doing="copying") as lease:
+    # The lease is renewed (when due) before every Preservica request too: reading the metadata and listing the
+    # bitstreams of a large asset, each request waiting for the app's shared rate, outlasts the lease's 60 s.
+    with publish_lock.held(ctx.storage.blob_service(), marker, doing="copying") as lease, \
+            preservica_http.counted(lease.check):
         result = ctx.preservica(lambda api: copy.converge(api, root, job.entity_ref, limit, created, message,
                                                           lease.check))
     if result.new_object:
