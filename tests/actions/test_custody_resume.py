@@ -161,3 +161,23 @@ def test_a_run_whose_preservica_requests_wait_long_keeps_its_lease(env, pres, jo
             lease.release()
     assert not taken and (outcome.state, outcome.reason) == ("done", "v1 written")
     assert valid(env.connection_string, tmp_path)
+
+
+def test_a_version_inventory_whose_manifest_does_not_extend_the_objects_is_left_for_an_operator(env, pres, jobs,
+                                                                                               tmp_path):
+    """Its version blocks are the object's and one more, but its new content is put at a path of an earlier
+    version (there already, other bytes): before, it was committed as a stopped run's whole version, and the
+    object was no longer valid (ocfl-py E101, E050). A stopped run's inventory only adds paths under its version."""
+    import hashlib
+    run_one("custody", jobs("custody")[0])
+    container = BlobServiceClient.from_connection_string(env.connection_string).get_container_client("custody")
+    v1 = ocfl.parse(container.download_blob(ROOT_INVENTORY).readall())
+    entity = hashlib.sha512(b"<entity/>").hexdigest()
+    state = {**ocfl.head_state(v1), "metadata/entity.xml": entity}
+    v2 = ocfl.new_version(v1, v1["id"], state, {entity: "metadata/entity.xml"}, {}, "2026-12-08T00:00:00Z", "x",
+                          custody_copy.USER)
+    v2["manifest"][entity] = ["v1/content/metadata/entity.xml"]   # not under v2/
+    container.upload_blob(f"{ROOT}/v2/{ocfl.INVENTORY}", ocfl.serialise(v2))
+    with pytest.raises(custody_copy.ActionError, match="uncommitted v2 .* does not extend the object's"):
+        run_one("custody", jobs("custody", trigger="MOVED")[0])
+    assert inventory(env.connection_string)["head"] == "v1"   # committed, the object failed ocfl-py (E101, E050)

@@ -201,12 +201,30 @@ def _resume(root, prefix: str, object_id: str, inventory: dict | None, etag: str
         found = ocfl.parse(data, object_id)
     except ocfl.InventoryError as exc:
         raise ActionError(f"{unusable} is not usable ({exc}); nothing written") from None
-    before = (inventory or {}).get("versions", {})
-    if found["head"] != name or len(found["versions"]) != head + 1 \
-            or any(found["versions"].get(v) != before[v] for v in before):
+    if not _extends(found, inventory, name):
         raise ActionError(f"{unusable} does not extend the object's; nothing written")
     check(force=True)
     return found, _commit(root, prefix, name, data, etag, first=inventory is None)
+
+
+def _extends(found: dict, inventory: dict | None, name: str) -> bool:
+    """Whether `found` is `inventory` and version `name` more, as ocfl.new_version makes it: the same versions
+    before it, the same manifest and fixity entries, and new content only under `name`/."""
+    head = ocfl.version_number(name) - 1
+    old = inventory or {"versions": {}, "manifest": {}}
+    if found["head"] != name or len(found["versions"]) != head + 1 \
+            or any(found["versions"].get(v) != old["versions"][v] for v in old["versions"]):
+        return False
+    if any(found["manifest"].get(d) != paths for d, paths in old["manifest"].items()):
+        return False
+    new_paths = [p for d, paths in found["manifest"].items() if d not in old["manifest"] for p in paths]
+    if any(not p.startswith(f"{name}/{ocfl.CONTENT}/") for p in new_paths):
+        return False
+    for algo, values in old.get("fixity", {}).items():
+        for value, paths in values.items():
+            if found.get("fixity", {}).get(algo, {}).get(value, [])[:len(paths)] != paths:
+                return False
+    return True
 
 
 def _commit(root, prefix: str, version: str, data: bytes, etag: str | None, first: bool) -> str:
