@@ -36,7 +36,7 @@ def stop_before_the_objects_inventory(monkeypatch):
 
 
 def written() -> int:
-    return custody_tally.coverage(reconcile_state.default()).written
+    return (custody_tally.coverage(reconcile_state.default()) or custody_tally.Coverage()).written
 
 
 def test_a_first_version_left_by_a_stopped_run_is_committed_by_the_next(env, pres, jobs, monkeypatch, tmp_path):
@@ -181,3 +181,21 @@ def test_a_version_inventory_whose_manifest_does_not_extend_the_objects_is_left_
     with pytest.raises(custody_copy.ActionError, match="uncommitted v2 .* does not extend the object's"):
         run_one("custody", jobs("custody", trigger="MOVED")[0])
     assert inventory(env.connection_string)["head"] == "v1"   # committed, the object failed ocfl-py (E101, E050)
+
+
+def test_a_version_left_by_a_stopped_run_of_an_asset_deleted_since_is_committed_and_counted(env, pres, jobs,
+                                                                                          monkeypatch):
+    """The asset was deleted after the stopped run: the next run commits its v1 (custody outlives the source), then
+    finds the asset gone. The journal said only `skipped: not found` and the new object went uncounted (until its
+    prefix's audit): the event's outcome has neither the version committed nor the count."""
+    resume = stop_before_the_objects_inventory(monkeypatch)
+    with pytest.raises(RuntimeError):
+        run_one("custody", jobs("custody")[0])
+    resume()
+    [raw] = jobs("custody", trigger="MOVED")
+    pres.remove_asset(ASSET)
+    outcome = run_one("custody", raw)
+    assert inventory(env.connection_string)["head"] == "v1"   # committed
+    assert (outcome.state, outcome.reason) == ("skipped", "not found (the copy is kept); v1, left by a stopped run, "
+                                                          "committed")
+    assert written() == 1 and outcome.extra["custody_version"] == "v1"

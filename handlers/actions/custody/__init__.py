@@ -37,6 +37,8 @@ def perform(job: Job, ctx: Context) -> Outcome:
     if result.new_object:
         _count(job.entity_ref)
     extra = {VERSION: result.version, "custody_copied_bytes": result.copied_bytes, "custody_files": result.files}
+    if result.gone:   # what ACTION.gone says, and the version this run committed before it found the asset gone
+        return Outcome(SKIPPED, f"{ACTION.gone.reason}; {result.resumed}, left by a stopped run, committed", extra)
     said = f"{result.version} written" if result.changed else f"no change ({result.version})"
     if result.resumed:   # the journal's reason says which version this event's run added, if any
         added = "no change since" if result.version == result.resumed else f"{result.version} written"

@@ -42,6 +42,7 @@ class Result:
     new_files: list[str] = field(default_factory=list)
     new_object: bool = False   # this run made the object (its v1)
     resumed: str = ""          # the version a stopped run left that this run committed
+    gone: bool = False         # the asset was deleted in Preservica (after `resumed` was committed)
 
 
 def converge(api, root, ref: str, limit: int, created: str, message: str,
@@ -59,7 +60,12 @@ def converge(api, root, ref: str, limit: int, created: str, message: str,
     head = ocfl.version_number(inventory["head"]) if inventory else 0
     next_version = ocfl.version_name(head + 1)
 
-    asset = api.asset(ref)
+    try:
+        asset = api.asset(ref)
+    except Exception as exc:   # deleted since the stopped run: its version is committed all the same
+        if resumed and isinstance(preservica_http.classify(exc), preservica_http.NotFound):
+            return Result(resumed, True, new_object=resumed == "v1", resumed=resumed, gone=True)
+        raise
     metadata = _metadata(api, asset)
     state = {path: ocfl.digest_bytes(data) for path, data in metadata.items()}
     writers, fixity, read = [], {}, 0
