@@ -218,3 +218,16 @@ def test_a_conditional_blob_write_that_got_no_answer_is_not_a_conflict(app_env, 
     assert proxy.lost == 1 and direct.get_blob("drafts-test", "d.json") == b'{"draft": 1}'
     with pytest.raises(storage.Conflict):
         direct.put_blob("drafts-test", "d.json", b'{"draft": 2}', etag=etag)
+
+
+def test_a_read_back_that_fails_is_storage_unavailable_not_a_raw_sdk_error():
+    """holds() runs inside its caller's handler of the write's error, where a raw AzureError would escape its
+    classification: the journal would keep only the class name."""
+    from azure.storage.blob import BlobClient
+
+    from handlers.core.errors import StorageUnavailable
+    from hookops import azurite as az
+    dead = az.free_port()   # nothing listens: the read-back cannot connect
+    blob = BlobClient.from_connection_string(az.connection_string(dead, dead, dead), "drafts", "d.json", retry_total=0)
+    with pytest.raises(StorageUnavailable, match="blob drafts/d.json: ServiceRequestError"):
+        storage.holds(blob, b"{}")

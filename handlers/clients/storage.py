@@ -241,13 +241,15 @@ def holds(blob, data: bytes) -> str | None:
     conditional write failed: azure-storage-blob sends a write again when its answer was lost (_shared/policies.py
     StorageRetryPolicy: any ServiceResponseError, whatever the method), and the second then meets the first
     (409 or 412); a blob holding these very bytes is that write (or one that left the same), not a change."""
-    from azure.core.exceptions import ResourceNotFoundError
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
     try:
         download = blob.download_blob()
+        if download.size != len(data) or download.readall() != data:
+            return None
     except ResourceNotFoundError:
         return None
-    if download.size != len(data) or download.readall() != data:
-        return None
+    except AzureError as exc:   # raised inside the caller's handler of the write's error: named here
+        raise StorageUnavailable(f"blob {blob.container_name}/{blob.blob_name}: {type(exc).__name__}") from exc
     return download.properties.etag
 
 
