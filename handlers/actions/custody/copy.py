@@ -91,6 +91,7 @@ def converge(api, root, ref: str, limit: int, created: str, message: str,
             writers.append((logical, digest, writer))
 
     if inventory and state == ocfl.head_state(inventory):
+        check()   # the lease still ours before the sidecar's write, as before every write
         _mend_sidecar(root, prefix, inventory)
         return Result(inventory["head"], bool(resumed), 0, read, len(state), new_object=resumed == "v1",
                       resumed=resumed)
