@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -62,13 +63,29 @@ def table_call(table, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (ResourceNotFoundError, TableTransactionError) as exc:
-        if getattr(exc, "error_code", None) != "TableNotFound":   # a str enum (TableErrorCode) or a str
+        if _error_code(exc) != "TableNotFound":
             raise
         try:
             table.create_table()
         except ResourceExistsError:
             pass
         return fn()
+
+
+def _error_code(exc) -> str | None:
+    """The Table service's error code: the SDK's (a str enum, TableErrorCode, or a str), or, where it re-raises the
+    error undecoded (_table_client.py create_entity: `raise error` after decoding it), the answer's own
+    (`odata.error.code` in the body, as azure-data-tables _error.py _decode_error reads it, or x-ms-error-code)."""
+    if code := getattr(exc, "error_code", None):
+        return code   # compared as it is: str() of a str enum is its name, not its value
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    try:
+        found = json.loads(response.text()).get("odata.error", {}).get("code")
+    except (ValueError, AttributeError):
+        found = None
+    return found or response.headers.get("x-ms-error-code")
 
 
 def get_row(table, pk: str, rk: str) -> dict | None:
