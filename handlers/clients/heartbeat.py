@@ -53,7 +53,7 @@ class Heartbeat:
         itself). Raises what storage raises: the caller decides what an unknown count means."""
         from azure.data.tables import UpdateMode
 
-        from .journal import table_call
+        from .tables import table_call
         written = table_call(self.table, lambda: self.table.upsert_entity(
             {"PartitionKey": PARTITION, "RowKey": self.me, "claim": float(claim), "wants": True},
             mode=UpdateMode.REPLACE))
@@ -112,7 +112,7 @@ class Heartbeat:
 
 def _read(table, **kwargs) -> list:
     """Every row of the partition (the SDK follows continuation pages itself), the columns a count reads."""
-    from .journal import table_call
+    from .tables import table_call
     return table_call(table, lambda: list(table.query_entities(
         f"PartitionKey eq '{PARTITION}'", select=["RowKey", "Timestamp", "claim", "wants"], **kwargs)))
 
