@@ -79,7 +79,7 @@ def held(service, marker: str, wait: float | None = None, doing: str = "publishi
             if getattr(exc, "status_code", None) != 409:
                 raise StorageUnavailable(f"blob container {CONTAINER!r}: {type(exc).__name__}") from exc
             if time.monotonic() >= deadline:
-                raise Busy(f"another run is {doing} this asset; retried later") from None
+                raise Busy(f"another run is {doing} this asset") from None
             time.sleep(POLL)
     try:
         yield Held(lease)

@@ -14,7 +14,7 @@ only the class name of anything else.
      │    ├── StorageUnavailable
      │    │    └── StorageNotConfigured ..... no storage settings at all (also a SettingsError)
      │    ├── SecretUnavailable
-     │    └── LeaseBusy ..................... another holder has the asset's publish lease
+     │    └── LeaseBusy ..................... another run holds the asset's lease: put back to wait
      ├── Conflict ........................... rows changed between read and write: redo the unit of work
      │    ├── LeaseLost ..................... the publish lease ended before the work did
      │    └── RowsExist ..................... rows written as new were there already: read them, decide again
@@ -93,7 +93,8 @@ class SecretUnavailable(Unavailable):
 
 
 class LeaseBusy(Unavailable):
-    """Another holder has the lease (a publish or withdrawal of the asset is running): retry later."""
+    """Another run holds the asset's lease (publish's or custody's), taken before anything is done: the runner puts
+    the event back to wait (pipeline/waits.busy)."""
 
 
 class Conflict(SafeError):

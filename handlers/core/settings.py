@@ -121,9 +121,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Most events of one delivery one action message carries (messages also stay within the 48 KiB "
             "queue payload). A failed event is retried alone: the journal knows which ones finished."),
     Setting("ACTION_WAIT_SECONDS", "3600", APP,
-            "Longest an action that runs after others (`describe` after `ocr` and `transcribe`) waits per event "
-            "for them to finish before it runs with what exists (and says so in the journal). The default is "
-            "above the 52.5 min an upstream's five tries of up to 10 min, 30 s apart, can take."),
+            "Longest an event waits, put back on its action's queue: for the actions it runs after (`describe` "
+            "after `ocr` and `transcribe`) to finish, before it runs with what exists (and says so in the journal); "
+            "for another run of the same asset (`publish`, `custody`) to end, before it fails as any error does. "
+            "The default is above the 52.5 min an upstream's five tries of up to 10 min, 30 s apart, can take."),
     Setting("PRESERVICA_ROUTES", "*=journal", APP,
             "Which actions run for which trigger, e.g. "
             "`FULL_TEXT_INDEXED=journal,thumbnail,teams;INGEST_FAILED=journal,teams;*=journal`."),

@@ -13,7 +13,8 @@ puts back the events those have not finished (waits.py), before any claim; one t
 again when they finish (again.py).
 
 A raised exception is recorded as `failed` and re-raised, so the Functions host retries the
-message and, after maxDequeueCount attempts, moves it to `action-<name>-poison`.
+message and, after maxDequeueCount attempts, moves it to `action-<name>-poison`. Not LeaseBusy (another
+run of the same asset at work, nothing done yet): that event is put back to wait, as above (waits.busy).
 Actions load their libraries inside `perform`: pyPreservica and HTTP clients stay off cold start.
 """
 from __future__ import annotations
@@ -49,7 +50,7 @@ def run(action: str, body: bytes, attempt: int = 1, ctx: Context | None = None,
         message_id: str | None = None) -> list[Outcome | None]:
     """Perform one action message (a batch of events of one delivery): the outcome of each event in
     the message's order, None for one already finished, being performed by another message, or put back
-    to wait for the actions it runs after.
+    to wait for the actions it runs after or for another run of the same asset (waits.busy).
 
     `message_id` identifies this queue message across its retries: its own earlier claims are its to take
     over. Outcomes, failures included, are recorded together; then, if any event failed, the first
@@ -90,12 +91,16 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
         with ThreadPoolExecutor(min(len(todo), CONCURRENCY), thread_name_prefix=f"{action}-batch") as pool:
             for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx, trace), todo), strict=True):
                 results[job.rk] = result
-    book.merge_many(_record(action, job, results[job.rk], attempt, notes.get(job.rk)) for job in todo)
-    failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException)]
+    held = waits.busy(declared, todo, results, ctx, trace)   # another run of the asset at work: put back
+    book.merge_many(_record(action, job, results[job.rk], attempt, notes.get(job.rk), held.get(job.rk))
+                    for job in todo)
+    failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException) and j.rk not in held]
     counts: Counter[str] = Counter({k: n for k, n in (("skipped", len(active) - len(todo)),
-                                                      ("waiting", len(jobs) - len(active))) if n})
+                                                      ("waiting", len(jobs) - len(active) + len(held))) if n})
     for job in todo:
         outcome = results[job.rk]
+        if job.rk in held:
+            continue
         if isinstance(outcome, Outcome):
             if declared.settle:
                 book.merge_many(declared.settle(book, job, outcome))
@@ -107,7 +112,7 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
     _wake(declared, jobs, todo, results, notes, ctx, trace)   # a failed send fails the message: its retry sends
     if failures:
         raise failures[0]
-    return [results.get(j.rk) for j in jobs]  # type: ignore[misc]
+    return [None if j.rk in held else results.get(j.rk) for j in jobs]  # type: ignore[misc]
 
 
 def _wake(declared, jobs: list, todo: list, results: dict, notes: dict, ctx: Context, trace: str | None) -> None:
@@ -154,10 +159,13 @@ def _outcome(declared, job, ctx: Context) -> Outcome:
         return replace(declared.gone, extra=dict(declared.gone.extra))
 
 
-def _record(action: str, job, result, attempt: int, note: waits.Note | None = None) -> dict:
+def _record(action: str, job, result, attempt: int, note: waits.Note | None = None, held: str | None = None) -> dict:
     """An outcome's journal columns; `note` (an action that runs after others: why it stopped waiting, why it
-    runs again) follows the reason, and what it ran without is recorded with it."""
-    if isinstance(result, BaseException):
+    runs again) follows the reason, and what it ran without is recorded with it. `held`: the event was put back
+    to wait (its reason); queued again, its claim ends and its tries are not counted."""
+    if held is not None:
+        cols = journal.outcome_columns(action, journal.QUEUED, held)
+    elif isinstance(result, BaseException):
         cols = journal.outcome_columns(action, journal.FAILED, describe(result), attempt)
     else:
         reason = "; ".join(r for r in (result.reason, note.text if note else "") if r)

@@ -15,6 +15,9 @@ action runs with what exists, and its reason says so; likewise, at once, when an
 Its outcome records what it ran without; when one of those finishes `done` later (replayed from poison, a
 backlog worked through), the event runs once more (again.py).
 
+An event whose run found another run of the same asset at work (LeaseBusy: publish's and custody's lease, taken
+before anything is done) waits the same way, put back by the runner after the attempt (busy()).
+
 Why here and not "ocr queues describe when it finishes": a retry, a poisoned and replayed message, a
 re-sent delivery, the reconciler and backfill all reach the action through its queue and this runner, so
 they all wait the same way, and no action needs to know who comes after it.
@@ -28,6 +31,7 @@ from dataclasses import dataclass, replace
 
 from ..clients import journal
 from ..core import messages, settings
+from ..core.errors import LeaseBusy, Unavailable
 from . import again
 
 log = logging.getLogger(__name__)
@@ -105,9 +109,24 @@ def _since(job, now: dt.datetime) -> dt.datetime:
     return min(since, now)   # one from the future (another clock, a hand-made message) would wait for ever
 
 
-def _put_back(declared, waiting: list, later: dict[str, list[str]], rows: dict, ctx, now: dt.datetime,
-              bound: int, trace: str | None) -> None:
-    """Send the waiting events again, invisible for a while, then note in the journal what they wait for."""
+def busy(declared, todo: list, results: dict, ctx, trace: str | None) -> dict[str, str]:
+    """Events whose run found another run of the same asset at work (LeaseBusy, raised before anything is done:
+    custody's copy, publish's lease) are put back to wait like the others, instead of failing: a copy that runs
+    longer than the host's five tries took them to the poison queue. Row key -> the reason to journal (state
+    queued, the claim ended). After ACTION_WAIT_SECONDS, or when the send fails, they stay failures (retried)."""
+    now, bound = _now(), BOUND.int_value()
+    back = [j for j in todo if isinstance(results[j.rk], LeaseBusy) and (now - _since(j, now)).total_seconds() < bound]
+    if not back:
+        return {}
+    try:
+        _send(declared, back, ctx, now, bound, trace)
+    except Unavailable:
+        return {}
+    return {j.rk: f"waiting: {results[j.rk]}" for j in back}
+
+
+def _send(declared, waiting: list, ctx, now: dt.datetime, bound: int, trace: str | None) -> tuple[int, list]:
+    """Send the waiting events again, invisible for a while: (the delay, the jobs as sent)."""
     first = waiting[0]
     since = _since(first, now)
     left = bound - (now - since).total_seconds()
@@ -116,6 +135,14 @@ def _put_back(declared, waiting: list, later: dict[str, list[str]], rows: dict, 
     again = [replace(j, snapshot=None, deferrals=j.deferrals + 1, waiting_since=journal.iso(since)) for j in waiting]
     for message in messages.pack(again, len(again), trace):
         ctx.storage.send(settings.action_queue(declared.name), message, delay=delay)
+    return delay, again
+
+
+def _put_back(declared, waiting: list, later: dict[str, list[str]], rows: dict, ctx, now: dt.datetime,
+              bound: int, trace: str | None) -> None:
+    """Send the waiting events again, invisible for a while, then note in the journal what they wait for."""
+    first = waiting[0]
+    delay, again = _send(declared, waiting, ctx, now, bound, trace)
     # DEBUG: the journal says "waiting for ..." and the runner's one line per invocation counts them; at INFO
     # each put-back sent one more log record to Application Insights (row 10 prices it).
     log.debug("%s: %d event(s) of delivery %s wait %d s for %s (put back %d times)", declared.name, len(again),

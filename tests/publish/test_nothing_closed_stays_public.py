@@ -13,6 +13,7 @@ from azure.storage.blob import BlobServiceClient
 from handlers.actions import publish
 from handlers.clients import journal
 from hookops.doubles.preservica import make_png
+from tests.support.e2e import wait_until
 from tests.support.jobs import run_one
 from tests.support.publish import (
     ASSET,
@@ -103,6 +104,28 @@ def test_a_withdrawal_waits_for_a_publish_in_flight(env, pres, monkeypatch):
         with pytest.raises(publish_lock.Busy):
             publish.converge(Context(), ASSET)
     assert publish.converge(Context(), ASSET).state == journal.DONE     # released: it runs
+
+
+def test_a_withdrawal_that_meets_a_run_in_flight_is_put_back_and_withdraws_after_it(env, pres, monkeypatch):
+    """Put back to wait (pipeline/waits.busy) instead of failing towards the poison queue; the wait ends in the
+    withdrawal, whatever the run in flight left public."""
+    from handlers.clients import publish_lock
+    from handlers.clients.storage import default
+    from handlers.core import iiif, settings
+    from handlers.pipeline import runner, waits
+    monkeypatch.setattr(publish_lock, "WAIT_SECONDS", 0)
+    monkeypatch.setattr(waits, "FIRST_DELAY", 1)
+    run_one("publish", dispatched(ASSET))
+    assert blobs(env, f"{ASSET}/")
+    pres.set_security_tag(ASSET, "closed")
+    raw = dispatched(ASSET, "CHANGED_SECURITY_DESCRIPTOR")
+    with publish_lock.held(default().blob_service(), iiif.blob_ref(ASSET)):   # a run of the asset in flight
+        assert runner.run("publish", raw, attempt=5) == [None]                 # the last try: not to poison
+    queue = default().queue(settings.action_queue("publish"))
+    [again] = wait_until(lambda: list(queue.receive_messages(max_messages=1)), timeout=30)
+    assert json.loads(again.content)["deferrals"] == 1
+    assert run_one("publish", again.content).reason == "withdrawn (not public)"
+    assert blobs(env, f"{ASSET}/") == {}
 
 
 # ---- point 7: a withdrawal is final -------------------------------------------------------------
