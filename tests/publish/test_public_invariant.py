@@ -22,7 +22,7 @@ from handlers import reconcile, sweep
 from handlers.actions import publish
 from handlers.clients import preservica, publish_lock, shared
 from handlers.core import messages, settings
-from handlers.pipeline import runner
+from handlers.pipeline import runner, waits
 from handlers.pipeline.contract import Context
 from hookops.doubles.preservica import make_png
 from tests.support import reconcile as recon
@@ -46,6 +46,10 @@ REFS = (ASSET, AV)
 
 
 
+class PutBack(Exception):
+    """The runner put the message's event back on its queue: the model waits for it as for a retry."""
+
+
 def _files(ref: str, variant: int) -> list:
     if ref == AV:
         return [("talk.wav", make_wav(1.0 + variant / 2), "Access"), ("master.wav", make_wav(0.5), "Preservation")]
@@ -57,6 +61,21 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
     # One answer per request (no urllib3 retries with back-off): an outage fails fast, as it does after them.
     monkeypatch.setattr(preservica, "_retry", lambda: Retry(total=0, status_forcelist=[503], raise_on_status=True))
     monkeypatch.setattr(publish_lock, "WAIT_SECONDS", 0)   # a run that meets another's lease is retried
+    put_back: list[str] = []   # events the runner put back to wait for another run's lease (waits.busy)
+    real_busy = waits.busy
+
+    def busy(*args):
+        held = real_busy(*args)
+        put_back.extend(held)
+        return held
+    monkeypatch.setattr(waits, "busy", busy)
+
+    def run_publish(content, attempt: int, message_id: str) -> None:
+        """runner.run; PutBack when it put the event back (the model then waits for it as for a retry)."""
+        put_back.clear()
+        runner.run("publish", content, attempt, message_id=message_id)
+        if put_back:
+            raise PutBack
     monkeypatch.setenv("PRESERVICA_MAX_RPS", "1000")         # the double needs no protecting
     monkeypatch.setenv("RECONCILE_EVENT_TYPES", "Ingest=FULL_TEXT_INDEXED,Moved=MOVED,Modified=CHANGED_SECURITY_DESCRIPTOR")
     monkeypatch.setenv("RECONCILE_FIRST_HOURS", "4")
@@ -95,7 +114,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             before, world["written"] = world["written"], set()
             try:
                 run()
-            except Exception:   # 503 or another run's lease: the queue retries the message
+            except Exception:   # 503, another run's lease, put back (PutBack): the queue delivers it again
                 self.pending.append(retry)
                 left = world["written"] & set(blobs(env, f"{ref}/"))
                 if left and not public_now(ref):   # it may be poisoned: nothing it put out may stay
@@ -114,7 +133,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
         def run_message(self, content, message_id: str, attempt: int = 1) -> bool:
             """A publish message through the real action runner, as its queue function runs it."""
             [job] = messages.read_batch(content)
-            return self.perform(self.asset_of(job.entity_ref), lambda: runner.run("publish", content, attempt, message_id=message_id),
+            return self.perform(self.asset_of(job.entity_ref), lambda: run_publish(content, attempt, message_id),
                                 ("message", content, message_id, attempt + 1))
 
         def run_queued(self) -> None:
