@@ -91,9 +91,10 @@ def _run(action: str, jobs: list, attempt: int, ctx: Context | None, message_id:
         with ThreadPoolExecutor(min(len(todo), CONCURRENCY), thread_name_prefix=f"{action}-batch") as pool:
             for job, result in zip(todo, pool.map(lambda j: _perform(declared, j, ctx, trace), todo), strict=True):
                 results[job.rk] = result
-    held = waits.busy(declared, todo, results, ctx, trace)   # another run of the asset at work: put back
-    book.merge_many(_record(action, job, results[job.rk], attempt, notes.get(job.rk), held.get(job.rk))
-                    for job in todo)
+    held = waits.busy(declared, todo, results, ctx, trace)   # another run of the asset at work: put back, recorded
+    # Not over the put-back ones: their copy may have been taken and have recorded its own state meanwhile.
+    book.merge_many(_record(action, job, results[job.rk], attempt, notes.get(job.rk)) for job in todo
+                    if job.rk not in held)
     failures = [results[j.rk] for j in todo if isinstance(results[j.rk], BaseException) and j.rk not in held]
     counts: Counter[str] = Counter({k: n for k, n in (("skipped", len(active) - len(todo)),
                                                       ("waiting", len(jobs) - len(active) + len(held))) if n})
@@ -159,13 +160,10 @@ def _outcome(declared, job, ctx: Context) -> Outcome:
         return replace(declared.gone, extra=dict(declared.gone.extra))
 
 
-def _record(action: str, job, result, attempt: int, note: waits.Note | None = None, held: str | None = None) -> dict:
+def _record(action: str, job, result, attempt: int, note: waits.Note | None = None) -> dict:
     """An outcome's journal columns; `note` (an action that runs after others: why it stopped waiting, why it
-    runs again) follows the reason, and what it ran without is recorded with it. `held`: the event was put back
-    to wait (its reason); queued again, its claim ends and its tries are not counted."""
-    if held is not None:
-        cols = journal.outcome_columns(action, journal.QUEUED, held)
-    elif isinstance(result, BaseException):
+    runs again) follows the reason, and what it ran without is recorded with it."""
+    if isinstance(result, BaseException):
         cols = journal.outcome_columns(action, journal.FAILED, describe(result), attempt)
     else:
         reason = "; ".join(r for r in (result.reason, note.text if note else "") if r)

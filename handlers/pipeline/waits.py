@@ -113,16 +113,23 @@ def busy(declared, todo: list, results: dict, ctx, trace: str | None) -> dict[st
     """Events whose run found another run of the same asset at work (LeaseBusy, raised before anything is done:
     custody's copy, publish's lease) are put back to wait like the others, instead of failing: a copy that runs
     longer than the host's five tries took them to the poison queue. Row key -> the reason to journal (state
-    queued, the claim ended). After ACTION_WAIT_SECONDS, or when the send fails, they stay failures (retried)."""
+    queued, the claim ended: written here, the runner records the others). After ACTION_WAIT_SECONDS, or when the
+    send fails, they stay failures (retried)."""
     now, bound = _now(), BOUND.int_value()
     back = [j for j in todo if isinstance(results[j.rk], LeaseBusy) and (now - _since(j, now)).total_seconds() < bound]
     if not back:
         return {}
+    why = {j.rk: f"waiting: {results[j.rk]}" for j in back}
+    # The claim ends before the put-back is sent, as again.py does: a copy taken before this run's journal write
+    # (a slow answer is sent again, up to three times 20 s) would find the claim held, step back, and the event
+    # would be left queued with no message.
+    ctx.journal.merge_many({"PartitionKey": j.pk, "RowKey": j.rk,
+                            **journal.outcome_columns(declared.name, journal.QUEUED, why[j.rk])} for j in back)
     try:
         _send(declared, back, ctx, now, bound, trace)
     except Unavailable:
-        return {}
-    return {j.rk: f"waiting: {results[j.rk]}" for j in back}
+        return {}   # recorded failed by the runner, over the queued just written
+    return why
 
 
 def _send(declared, waiting: list, ctx, now: dt.datetime, bound: int, trace: str | None) -> tuple[int, list]:

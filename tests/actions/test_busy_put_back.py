@@ -69,3 +69,25 @@ def test_when_the_put_back_cannot_be_sent_the_event_fails_and_is_retried(another
         patch.setattr(storage, "send", down)
         runner.run("custody", raw, message_id="m1")
     assert row(raw)["custody_state"] == "failed" and queued("custody") == 0
+
+
+def test_a_put_back_seen_before_its_run_has_recorded_it_is_not_dropped(env, pres, jobs, monkeypatch):
+    """The put-back may be taken before the run that sent it has written its row (a slow journal answer: 20 s a try,
+    three tries, against a first delay of 30 s). Its claim must not find the sender's claim still held: it would
+    step back, and the sender then completes its message, leaving the event queued with no message to run it."""
+    monkeypatch.setattr(publish_lock, "WAIT_SECONDS", 0)
+    monkeypatch.setattr(waits, "FIRST_DELAY", 1)
+    [raw] = jobs("custody")
+    storage, real, got = default(), default().send, []
+    lease = publish_lock.held(storage.blob_service(), MARKER, doing="copying")
+
+    def seen_at_once(queue_name, message, delay=0):   # sent, then taken and run before anything else happens
+        real(queue_name, message, delay=delay)
+        lease.__exit__(None, None, None)                # the other run is over meanwhile
+        got.append(runner.run("custody", take("custody"), message_id="m2"))
+    lease.__enter__()
+    with monkeypatch.context() as patch:
+        patch.setattr(storage, "send", seen_at_once)
+        assert runner.run("custody", raw, message_id="m1") == [None]
+    assert [o.reason if o else None for o in got[0]] == ["v1 written"]
+    assert row(raw)["custody_state"] == "done" and queued("custody") == 0
