@@ -16,7 +16,7 @@ Its outcome records what it ran without; when one of those finishes `done` later
 backlog worked through), the event runs once more (again.py).
 
 An event whose run found another run of the same asset at work (LeaseBusy: publish's and custody's lease, taken
-before anything is done, but for a folder's re-check, whose assets walked before converge again idempotently) waits
+before anything is done; a folder's re-check passes a busy asset over and raises it after the others) waits
 the same way, put back by the runner after the attempt (busy()).
 
 Why here and not "ocr queues describe when it finishes": a retry, a poisoned and replayed message, a
@@ -111,11 +111,11 @@ def _since(job, now: dt.datetime) -> dt.datetime:
 
 
 def busy(declared, todo: list, results: dict, ctx, trace: str | None) -> dict[str, str]:
-    """Events whose run found another run of the same asset at work (LeaseBusy, raised before anything is done
-    but by a folder's re-check: custody's copy, publish's lease) are put back to wait like the others, instead
-    of failing: a copy that runs longer than the host's five tries took them to the poison queue. Row key -> the
-    reason journaled (state queued, the claim ended: written here, the runner records the others). After
-    ACTION_WAIT_SECONDS, or when the send fails, they stay failures (retried)."""
+    """Events whose run found another run of the same asset at work (LeaseBusy: custody's copy, publish's lease;
+    raised before anything is done, or by a folder's re-check after the other assets) are put back to wait like
+    the others, instead of failing: a copy that runs longer than the host's five tries took them to the poison
+    queue. Row key -> the reason journaled (state queued, the claim ended: written here, the runner records the
+    others). After ACTION_WAIT_SECONDS, or when the send fails, they stay failures (retried)."""
     now, bound = _now(), BOUND.int_value()
     back = [j for j in todo if isinstance(results[j.rk], LeaseBusy) and (now - _since(j, now)).total_seconds() < bound]
     if not back:

@@ -210,3 +210,26 @@ def test_sub_folders_past_the_cursor_bound_are_reported_not_silently_skipped(env
     set_tree(pres, TOP, "closed")
     outcomes = run_all(folder_event())
     assert any("sub-folder(s) not walked" in o.reason for o in outcomes)
+
+
+def test_an_asset_another_run_holds_does_not_hold_up_the_closure_of_the_others(env, pres, tree, monkeypatch):
+    """Its lease held (a publish of it in flight, which re-checks Preservica before it ends), the walk passes it over
+    and withdraws the assets after it now; the round is put back to wait for it (pipeline/waits.busy). Before, the
+    walk stopped there: the assets after it stayed public until the round's retry."""
+    from handlers.clients import publish_lock
+    from handlers.core import iiif
+    from handlers.pipeline import runner, waits
+    from tests.support.e2e import wait_until
+    monkeypatch.setattr(publish_lock, "WAIT_SECONDS", 0)
+    monkeypatch.setattr(waits, "FIRST_DELAY", 1)
+    first, *others = tree
+    set_tree(pres, TOP, "closed")
+    [raw] = folder_event()
+    with publish_lock.held(default().blob_service(), iiif.blob_ref(first)):
+        assert runner.run("publish", raw) == [None]                 # put back: it waits for `first`
+        assert published(env, first) and not any(blobs(env, f"{r}/") for r in others)
+    queue = default().queue(settings.action_queue("publish"))
+    [again] = wait_until(lambda: list(queue.receive_messages(max_messages=1)), timeout=30)
+    outcome = run_one("publish", again.content)
+    assert outcome.state == journal.DONE and outcome.extra["publish_folder_withdrawn"] == 1
+    assert not any(blobs(env, f"{r}/") for r in tree)

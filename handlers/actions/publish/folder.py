@@ -13,15 +13,20 @@ made less public); while it is open, every asset under it is (its children may h
 a published one may have been closed since). Bounded: PAGES children pages per run; what is left is queued on
 as a re-check delivery of the same folder carrying the walk's cursor (its journal row shows each round),
 through the dispatcher like any other.
+An asset whose lease another run holds (a publish or withdrawal of it in flight, which re-checks Preservica before
+it ends) is passed over, the walk goes on to the others, and the round is then put back to wait (LeaseBusy): a
+closure is not held up for the assets after a busy one.
 All Preservica requests go through the one client and its PRESERVICA_MAX_RPS budget.
 """
 from __future__ import annotations
 
 from ...clients import folder_walk
 from ...core import reconcile
+from ...core.errors import LeaseBusy
 from ...pipeline.contract import DONE, Context, Job, NotFound, Outcome
 
 PAGES = 4            # children pages per run: at most PAGES * folder_walk.PAGE assets re-checked per run
+LOCK_WAIT = 5        # seconds an asset's lease is waited for in the walk: a busy one waits for the round's put-back
 CURSOR, ROUND = "publishWalk", "publishRound"   # the continuation's own fields on its event
 
 
@@ -34,7 +39,7 @@ def recheck(ctx: Context, job: Job, converge, store) -> Outcome:
     done_round = done_round if 0 <= done_round < 10**9 else 0   # it names the next round's event: bounded
     open_folder = _is_public(ctx, folder)
     walked = ctx.preservica(lambda api: folder_walk.step(api, cursor, PAGES))
-    checked = withdrawn = published = 0
+    checked = withdrawn = published = busy = 0
     for ref in walked.assets:
         blob = iiif.blob_ref(ref)
         shown = blob is not None and bool(store.names(f"{blob}/"))
@@ -43,7 +48,11 @@ def recheck(ctx: Context, job: Job, converge, store) -> Outcome:
         checked += 1
         if shown == _public_now(ctx, ref):   # the container already matches: no run, no more requests
             continue
-        outcome = converge(ctx, ref)
+        try:
+            outcome = converge(ctx, ref, LOCK_WAIT)
+        except LeaseBusy:   # its own run re-checks Preservica before it ends; the assets after it go on
+            busy += 1
+            continue
         withdrawn += outcome.reason.startswith("withdrawn")
         published += outcome.extra.get("publish_activity") in ("Create", "Update")
     extra = {"publish_folder_checked": checked, "publish_folder_withdrawn": withdrawn,
@@ -53,8 +62,9 @@ def recheck(ctx: Context, job: Job, converge, store) -> Outcome:
     said = f"folder: re-checked {checked}, withdrew {withdrawn}, published {published}"
     if walked.cursor:
         _continue(ctx, job, walked.cursor, done_round + 1)
-        return Outcome(DONE, f"{said}; the rest queued{note}", extra)
-    return Outcome(DONE, said + note, extra)
+    if busy:   # the runner puts this round back to wait (pipeline/waits.busy): run again, it finds the others done
+        raise LeaseBusy(f"another run is publishing or withdrawing {busy} asset(s) under this folder")
+    return Outcome(DONE, f"{said}; the rest queued{note}" if walked.cursor else said + note, extra)
 
 
 def _public_now(ctx: Context, ref: str) -> bool:
