@@ -2,7 +2,8 @@
 peek with what each message was for, and replay back to the queue (a fresh retry budget).
 
 Shared by `hookops poison` (hookops/poison.py) and the console (handlers/console/). Messages are
-moved byte for byte (`raw` clients): still base64, as the host reads them.
+moved byte for byte (`raw` clients): still base64, as the host reads them; only an event put back to wait has
+its wait started again (_fresh).
 """
 from __future__ import annotations
 
@@ -103,8 +104,21 @@ def _target(store, queue: str):
 def _move(target, source, m) -> None:
     # Send first: a crash in between duplicates, never loses. With no expiry: the storage default
     # (7 days) would drop it unprocessed if the app stayed down that long.
-    target.send_message(m.content, time_to_live=-1)
+    target.send_message(_fresh(m.content), time_to_live=-1)
     source.delete_message(m)
+
+
+def _fresh(content):
+    """The message as it was, but for an event put back to wait (pipeline/waits.py): its wait starts again. Kept, its
+    `waitingSince` of hours ago would make a replayed `describe` run at once without the `ocr` replayed with it,
+    and one that meets another run's lease fail at once again."""
+    doc = decode(content)
+    if doc is None or "action" not in doc or not ({"waitingSince", "deferrals"} & doc.keys()):
+        return content
+    doc.pop("waitingSince", None)
+    doc.pop("deferrals", None)
+    # As messages.pack writes it, so the message grows by nothing but its base64.
+    return base64.b64encode(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()).decode()
 
 
 def replay(store, queue: str, limit: int = 0, progress=None) -> int:

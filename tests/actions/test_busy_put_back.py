@@ -91,3 +91,29 @@ def test_a_put_back_seen_before_its_run_has_recorded_it_is_not_dropped(env, pres
         assert runner.run("custody", raw, message_id="m1") == [None]
     assert [o.reason if o else None for o in got[0]] == ["v1 written"]
     assert row(raw)["custody_state"] == "done" and queued("custody") == 0
+
+
+def test_replayed_from_poison_its_wait_starts_again(another_run, jobs):
+    """It waited past ACTION_WAIT_SECONDS, failed its five tries and went to poison; replayed while the other run
+    still holds the lease, it waits again. Before, the replay kept its `waitingSince` of an hour ago and failed at
+    once (and a replayed `describe` ran without the `ocr` replayed with it)."""
+    import base64
+
+    from handlers.clients import poison
+    [raw] = jobs("custody")
+    with another_run():
+        runner.run("custody", raw, message_id="m1")
+        doc = json.loads(take("custody"))
+        doc["waitingSince"] = "2026-01-01T00:00:00.000+00:00"
+        poisoned = json.dumps(doc).encode()
+        with pytest.raises(publish_lock.Busy):
+            runner.run("custody", poisoned, attempt=5, message_id="m2")   # the host moves it to poison
+        storage = default()
+        dead = poison.raw_queue(storage, "action-custody" + poison.POISON_SUFFIX)
+        dead.create_queue()   # as the host makes it
+        dead.send_message(base64.b64encode(poisoned).decode())
+        assert poison.replay(storage, "action-custody") == 1
+        replayed = take("custody")
+        assert json.loads(replayed) == {k: v for k, v in doc.items() if k not in ("waitingSince", "deferrals")}
+        assert runner.run("custody", replayed, message_id="m3") == [None]   # waits again, not failed
+    assert row(raw)["custody_state"] == "queued"
