@@ -6,7 +6,9 @@ def sizes_note(a, rows) -> str:
     """Why the sizes are below the issue's, with what they would cost here, from this run's own rates."""
     text = (f"- Sizes: {a.deliveries:,} deliveries (row 2) and {a.events:,} events (row 3), not the issue's 2,000 "
             f"and 10,000, to keep `make bench` short: with every row it takes about a quarter of an hour on this 2-core "
-            f"machine, row 4's `MAX_BODY_BYTES` delivery (35 pages) a few minutes of it.")
+            f"machine, row 4's `MAX_BODY_BYTES` delivery (35 pages) a few minutes of it. Row 3 is long enough that its "
+            f"queue hand-overs weigh little: each waits for the next poll of an idle queue, up to `maxPollingInterval` "
+            f"(2 s), a fixed few seconds a run, which at 600 events (its size until 2026-12-08) were a third of a run.")
     r2, r3 = rows.get(2), rows.get(3)
     try:
         thumbs = a.deliveries / r2["ours"]["all_thumbnails_s"]

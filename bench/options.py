@@ -25,7 +25,9 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32, help="row 2 and 3: concurrent senders (default 32)")
     p.add_argument("--latency", type=float, default=0.2,
                    help="row 2: seconds the Preservica double adds to each response (default 0.2)")
-    p.add_argument("--events", type=int, default=600, help="row 3: events through the pipeline (default 600)")
+    p.add_argument("--events", type=int, default=3000,
+                   help="row 3: events through the pipeline (default 3000: 30 deliveries, long enough that the "
+                        "queues' polling hand-overs, up to maxPollingInterval each, weigh little)")
     p.add_argument("--batch", type=int, default=100, help="row 3: events per delivery (default 100)")
     p.add_argument("--large", type=int, default=None,
                    help="row 4: events in the first large delivery (default 5000: five dispatcher pages at "
