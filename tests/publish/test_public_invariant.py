@@ -22,7 +22,7 @@ from handlers import reconcile, sweep
 from handlers.actions import publish
 from handlers.clients import preservica, publish_lock, shared
 from handlers.core import messages, settings
-from handlers.pipeline import runner, waits
+from handlers.pipeline import runner
 from handlers.pipeline.contract import Context
 from hookops.doubles.preservica import make_png
 from tests.support import reconcile as recon
@@ -37,6 +37,7 @@ from tests.support.public_world import (
     logged,
     new_world,
     public_now as public,
+    put_backs,
     watch,
 )
 from tests.support.publish import ASSET, AV, blobs, make_wav
@@ -61,14 +62,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
     # One answer per request (no urllib3 retries with back-off): an outage fails fast, as it does after them.
     monkeypatch.setattr(preservica, "_retry", lambda: Retry(total=0, status_forcelist=[503], raise_on_status=True))
     monkeypatch.setattr(publish_lock, "WAIT_SECONDS", 0)   # a run that meets another's lease is retried
-    put_back: list[str] = []   # events the runner put back to wait for another run's lease (waits.busy)
-    real_busy = waits.busy
-
-    def busy(*args):
-        held = real_busy(*args)
-        put_back.extend(held)
-        return held
-    monkeypatch.setattr(waits, "busy", busy)
+    put_back = put_backs(monkeypatch)   # events the runner put back to wait for another run's lease
 
     def run_publish(content, attempt: int, message_id: str) -> None:
         """runner.run; PutBack when it put the event back (the model then waits for it as for a retry)."""

@@ -27,7 +27,7 @@ from handlers.actions import publish
 from handlers.clients import preservica, publish_lock, shared
 from handlers.clients.storage import default
 from handlers.core import messages, settings
-from handlers.pipeline import runner, waits
+from handlers.pipeline import runner
 from hookops.doubles.preservica import make_png
 from hookops.host import queues
 from tests.support import reconcile as recon
@@ -41,6 +41,7 @@ from tests.support.public_world import (
     logged,
     new_world,
     public_now as public,
+    put_backs,
     watch,
 )
 from tests.support.publish import ASSET, AV, blobs, make_wav, write_transcript
@@ -56,14 +57,7 @@ def test_nothing_that_feeds_the_public_container_outlives_a_closure(env, pres, m
     from urllib3.util import Retry
     monkeypatch.setattr(preservica, "_retry", lambda: Retry(total=0, raise_on_status=True))
     monkeypatch.setattr(publish_lock, "WAIT_SECONDS", 0)
-    put_back: list[str] = []   # events the runner put back to wait for another run's lease (waits.busy)
-    real_busy = waits.busy
-
-    def busy(*args):
-        held = real_busy(*args)
-        put_back.extend(held)
-        return held
-    monkeypatch.setattr(waits, "busy", busy)
+    put_back = put_backs(monkeypatch)   # events the runner put back to wait for another run's lease
     for name, value in {"PRESERVICA_MAX_RPS": "1000", "RECONCILE_FIRST_HOURS": "4", "DESCRIBE_LANGUAGE": "en",
                         "RECONCILE_EVENT_TYPES": "Ingest=FULL_TEXT_INDEXED,Modified=CHANGED_SECURITY_DESCRIPTOR",
                         "PRESERVICA_ROUTES": f"{INDEXED}=publish,custody;*=publish", "DESCRIBE_SCHEMA": REVIEWED,

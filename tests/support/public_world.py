@@ -74,3 +74,18 @@ def logged(pres, world: dict, ref: str, when: dt.datetime, event_type: str | Non
         pres.record_event(event_type, [about or ref], when)
     if public_now(pres, ref):
         world["done"].discard(ref)
+
+
+def put_backs(monkeypatch) -> list[str]:
+    """The row keys of the events the runner puts back to wait for another run's lease (pipeline/waits.busy), as
+    they happen: the models clear it before a run and take a put-back for a retry to come."""
+    from handlers.pipeline import waits
+    seen: list[str] = []
+    real = waits.busy
+
+    def busy(*args):
+        held = real(*args)
+        seen.extend(held)
+        return held
+    monkeypatch.setattr(waits, "busy", busy)
+    return seen
