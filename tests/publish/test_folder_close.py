@@ -13,7 +13,7 @@ from handlers.clients.storage import default
 from handlers.core import envelope, messages, settings
 from hookops.doubles.deliveries import delivery, encode
 from hookops.doubles.preservica import make_png
-from tests.support.jobs import run_one
+from tests.support.jobs import row, run_one
 from tests.support.publish import blobs, dispatched
 
 TOP, SUB = "0f0f0f0f-0000-4000-8000-000000000001", "0f0f0f0f-0000-4000-8000-000000000002"
@@ -228,6 +228,8 @@ def test_an_asset_another_run_holds_does_not_hold_up_the_closure_of_the_others(e
     with publish_lock.held(default().blob_service(), iiif.blob_ref(first)):
         assert runner.run("publish", raw) == [None]                 # put back: it waits for `first`
         assert published(env, first) and not any(blobs(env, f"{r}/") for r in others)
+    assert row(raw)["publish_reason"] == ("waiting: another run is publishing or withdrawing 1 asset(s) under this "
+                                          "folder (folder: re-checked 3, withdrew 2, published 0)")
     queue = default().queue(settings.action_queue("publish"))
     [again] = wait_until(lambda: list(queue.receive_messages(max_messages=1)), timeout=30)
     outcome = run_one("publish", again.content)

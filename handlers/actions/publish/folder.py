@@ -63,7 +63,7 @@ def recheck(ctx: Context, job: Job, converge, store) -> Outcome:
     if walked.cursor:
         _continue(ctx, job, walked.cursor, done_round + 1)
     if busy:   # the runner puts this round back to wait (pipeline/waits.busy): run again, it finds the others done
-        raise LeaseBusy(f"another run is publishing or withdrawing {busy} asset(s) under this folder")
+        raise LeaseBusy(f"another run is publishing or withdrawing {busy} asset(s) under this folder ({said})")
     return Outcome(DONE, f"{said}; the rest queued{note}" if walked.cursor else said + note, extra)
 
 
