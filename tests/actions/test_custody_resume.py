@@ -198,3 +198,19 @@ def test_a_version_left_by_a_stopped_run_of_an_asset_deleted_since_is_committed_
     assert (outcome.state, outcome.reason) == ("skipped", "not found (the copy is kept); v1, left by a stopped run, "
                                                           "committed")
     assert written() == 1 and outcome.extra["custody_version"] == "v1"
+
+
+def test_a_resumed_first_version_is_counted_when_the_run_then_fails(env, pres, jobs, monkeypatch):
+    """The run commits the stopped run's v1, then Preservica fails it. Before, only a run that returned counted its
+    new object, so this one waited for its prefix's audit; the retry finds the object and counts nothing."""
+    resume = stop_before_the_objects_inventory(monkeypatch)
+    with pytest.raises(RuntimeError):
+        run_one("custody", jobs("custody")[0])
+    resume()
+    pres.fail_next(50, 500, path_prefix=f"/api/entity/information-objects/{ASSET}")   # every retry of the asset read
+    with pytest.raises(Exception):  # noqa: B017 (whatever the client makes of the 500s: the count is the point)
+        run_one("custody", jobs("custody", trigger="MOVED")[0])
+    assert inventory(env.connection_string)["head"] == "v1" and written() == 1
+    pres.clear_failures()
+    assert run_one("custody", jobs("custody", trigger="MOVED")[0]).reason == "no change (v1)"
+    assert written() == 1

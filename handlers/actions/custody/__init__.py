@@ -33,9 +33,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
     with publish_lock.held(ctx.storage.blob_service(), marker, doing="copying") as lease, \
             preservica_http.counted(lease.check):
         result = ctx.preservica(lambda api: copy.converge(api, root, job.entity_ref, limit, created, message,
-                                                          lease.check))
-    if result.new_object:
-        _count(job.entity_ref)
+                                                          lease.check, lambda: _count(job.entity_ref)))
     extra = {VERSION: result.version, "custody_copied_bytes": result.copied_bytes, "custody_files": result.files}
     if result.gone:   # what ACTION.gone says, and the version this run committed before it found the asset gone
         return Outcome(SKIPPED, f"{ACTION.gone.reason}; {result.resumed}, left by a stopped run, committed", extra)
@@ -47,7 +45,8 @@ def perform(job: Job, ctx: Context) -> Outcome:
 
 
 def _count(ref: str) -> None:
-    """The copy is made whatever happens here: a count lost now is mended by the prefix's next audit."""
+    """The copy is made whatever happens here: a count lost now is mended by the prefix's next audit. Called as soon
+    as the object's v1 is committed, so a run that fails after it (resuming a stopped run's v1) still counts it."""
     from ...clients import custody_tally, reconcile_state
     from ...core import ocfl
     try:

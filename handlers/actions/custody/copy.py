@@ -40,15 +40,15 @@ class Result:
     read_bytes: int = 0
     files: int = 0
     new_files: list[str] = field(default_factory=list)
-    new_object: bool = False   # this run made the object (its v1)
     resumed: str = ""          # the version a stopped run left that this run committed
     gone: bool = False         # the asset was deleted in Preservica (after `resumed` was committed)
 
 
 def converge(api, root, ref: str, limit: int, created: str, message: str,
-             check: Callable[..., None] = lambda force=False: None) -> Result:
+             check: Callable[..., None] = lambda force=False: None, made: Callable[[], None] = lambda: None) -> Result:
     """Bring the object of asset `ref` in the storage root `root` (a ContainerClient) up to date, under the
-    asset's lease (`check(force=False)`: renewed when due; raises when it is lost)."""
+    asset's lease (`check(force=False)`: renewed when due; raises when it is lost). `made` is called once the
+    object's v1 is committed (this run's, or a stopped run's it resumed), whatever happens after."""
     object_id = _object_id(ref)
     prefix = ocfl.object_root(object_id)
     inventory, etag = _inventory(root, prefix, object_id)
@@ -57,6 +57,8 @@ def converge(api, root, ref: str, limit: int, created: str, message: str,
     before = inventory
     inventory, etag = _resume(root, prefix, object_id, inventory, etag, check)
     resumed = inventory["head"] if inventory is not before else ""
+    if resumed == "v1":
+        made()
     head = ocfl.version_number(inventory["head"]) if inventory else 0
     next_version = ocfl.version_name(head + 1)
 
@@ -64,7 +66,7 @@ def converge(api, root, ref: str, limit: int, created: str, message: str,
         asset = api.asset(ref)
     except Exception as exc:   # deleted since the stopped run: its version is committed all the same
         if resumed and isinstance(preservica_http.classify(exc), preservica_http.NotFound):
-            return Result(resumed, True, new_object=resumed == "v1", resumed=resumed, gone=True)
+            return Result(resumed, True, resumed=resumed, gone=True)
         raise
     metadata = _metadata(api, asset)
     state = {path: ocfl.digest_bytes(data) for path, data in metadata.items()}
@@ -93,8 +95,7 @@ def converge(api, root, ref: str, limit: int, created: str, message: str,
     if inventory and state == ocfl.head_state(inventory):
         check()   # the lease still ours before the sidecar's write, as before every write
         _mend_sidecar(root, prefix, inventory)
-        return Result(inventory["head"], bool(resumed), 0, read, len(state), new_object=resumed == "v1",
-                      resumed=resumed)
+        return Result(inventory["head"], bool(resumed), 0, read, len(state), resumed=resumed)
     new_content = {digest: logical for logical, digest, _ in writers}   # where each new digest is stored
     for logical in sorted(metadata):
         if state[logical] not in (inventory or {}).get("manifest", {}) and state[logical] not in new_content:
@@ -114,8 +115,9 @@ def converge(api, root, ref: str, limit: int, created: str, message: str,
     data = ocfl.serialise(new_inventory)
     store.put(root, f"{prefix}/{next_version}/{ocfl.INVENTORY}", data, create=True, content_type="application/json")
     _commit(root, prefix, next_version, data, etag, first=inventory is None)
-    return Result(next_version, True, copied, read, len(state), sorted(new_content.values()),
-                  inventory is None or resumed == "v1", resumed)
+    if inventory is None:
+        made()
+    return Result(next_version, True, copied, read, len(state), sorted(new_content.values()), resumed)
 
 
 def _object_id(ref: str) -> str:
