@@ -231,3 +231,27 @@ def test_a_read_back_that_fails_is_storage_unavailable_not_a_raw_sdk_error():
     blob = BlobClient.from_connection_string(az.connection_string(dead, dead, dead), "drafts", "d.json", retry_total=0)
     with pytest.raises(StorageUnavailable, match="blob drafts/d.json: ServiceRequestError"):
         storage.holds(blob, b"{}")
+
+
+def test_the_read_back_reads_no_more_than_one_byte_past_what_was_written(app_env):
+    """A blob longer than the write (same first bytes), an empty one and an equal one, through the proxy to see
+    the GETs: each asks for the write's length plus one byte (the first GET used to fetch up to 32 MiB)."""
+    from hookops import azurite as az
+    blob, queue, table = app_env.ports
+    direct = storage.default()
+    direct.put_blob("readback", "long", b"abc" + b"x" * 100_000)
+    direct.put_blob("readback", "empty", b"")
+    direct.put_blob("readback", "same", b"abc")
+    gets: list[bytes] = []
+
+    def seen(request: bytes) -> bool:
+        if request.startswith(b"GET "):
+            gets.append(request)
+        return False
+    with LostAnswers(blob, seen) as proxy:
+        service = storage.Storage({"AzureWebJobsStorage": az.connection_string(proxy.port, queue, table)}).blob_service()
+        held = {name: storage.holds(service.get_blob_client("readback", name), b"abc")
+                for name in ("long", "empty", "same")}
+    assert held["long"] is None and held["empty"] is None
+    assert held["same"] == direct.blob_service().get_blob_client("readback", "same").get_blob_properties().etag
+    assert len(gets) == 3 and all(b"x-ms-range: bytes=0-3\r\n" in g.lower() for g in gets), gets

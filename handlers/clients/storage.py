@@ -241,13 +241,19 @@ def holds(blob, data: bytes) -> str | None:
     conditional write failed: azure-storage-blob sends a write again when its answer was lost (_shared/policies.py
     StorageRetryPolicy: any ServiceResponseError, whatever the method), and the second then meets the first
     (409 or 412); a blob holding these very bytes is that write (or one that left the same), not a change."""
-    from azure.core.exceptions import AzureError, ResourceNotFoundError
+    from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
     try:
-        download = blob.download_blob()
+        # One byte past `data` at most tells a longer blob (the downloader's size is the range's, capped at the
+        # blob's: azure/storage/blob/_download.py _initial_request), without reading a large one whole.
+        download = blob.download_blob(offset=0, length=len(data) + 1) if data else blob.download_blob()
         if download.size != len(data) or download.readall() != data:
             return None
     except ResourceNotFoundError:
         return None
+    except HttpResponseError as exc:
+        if exc.status_code == 416:   # no byte in the range: an empty blob (the downloader retries only unranged)
+            return None
+        raise StorageUnavailable(f"blob {blob.container_name}/{blob.blob_name}: {type(exc).__name__}") from exc
     except AzureError as exc:   # raised inside the caller's handler of the write's error: named here
         raise StorageUnavailable(f"blob {blob.container_name}/{blob.blob_name}: {type(exc).__name__}") from exc
     return download.properties.etag
