@@ -131,10 +131,9 @@ class PublicStore:
         try:
             blob.upload_blob(data, content_settings=self._settings(content_type), **kw)
             return True
-        except (ResourceModifiedError, ResourceExistsError):
-            return holds(blob, data) is not None   # a lost answer sent again meets itself
-        except AzureError as exc:
-            if getattr(exc, "status_code", None) in (409, 412):
+        except AzureError as exc:   # 409/412 however the SDK types it: changed, or a lost answer sent again met itself
+            if isinstance(exc, (ResourceModifiedError, ResourceExistsError)) or \
+                    getattr(exc, "status_code", None) in (409, 412):
                 return holds(blob, data) is not None
             raise self._fail(exc) from exc
 
