@@ -102,6 +102,26 @@ def test_after_the_bound_describe_runs_with_what_exists_and_says_why(env, pres, 
     assert len(chat.calls) == 1 and queued("describe") == 0
 
 
+def test_describe_replayed_from_poison_waits_again_for_the_ocr_replayed_with_it(env, pres, chat, fast):
+    """A describe message that had waited out the bound, then failed its tries, replayed from poison while ocr (its
+    own poison message replayed too) has not run yet: it waits for ocr again. Kept, its `waitingSince` of hours ago
+    made it run at once without ocr's text, and again once ocr was done: two model calls."""
+    import base64
+
+    from handlers.clients import poison
+    raw = dispatched()
+    assert runner.run("describe", raw, message_id="m1") == [None]
+    doc = json.loads(take("describe"))
+    doc["waitingSince"] = "2026-01-01T00:00:00.000+00:00"
+    dead = poison.raw_queue(default(), settings.action_queue("describe") + poison.POISON_SUFFIX)
+    dead.create_queue()   # as the host makes it
+    dead.send_message(base64.b64encode(json.dumps(doc).encode()).decode())
+    assert poison.replay(default(), settings.action_queue("describe")) == 1
+    assert runner.run("describe", take("describe"), message_id="m2") == [None]   # ocr still not done: waits again
+    assert chat.calls == [] and (row(raw)["describe_state"], row(raw)["describe_reason"]) == ("queued",
+                                                                                             "waiting for ocr")
+
+
 def test_the_last_put_back_is_no_longer_than_the_bound_leaves(env, pres, chat, monkeypatch):
     monkeypatch.setenv("ACTION_WAIT_SECONDS", "45")
     raw = dispatched()
