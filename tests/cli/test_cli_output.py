@@ -191,3 +191,20 @@ def test_terminal_escape_sequences_in_a_preservica_failure(app_env, monkeypatch,
     preservica.forget_client()
     assert result.exit_code != 0 and "cannot read the event log" in result.output, result.output
     assert "evil" in result.output and unsafe_chars(result.output) == set(), result.output
+
+
+@pytest.mark.parametrize("content", ["not base64!", "WzEsMl0=",
+                                     base64.b64encode(b'{"waitingSince": "x", "deferrals": 1}').decode(),
+                                     base64.b64encode(b'{"action": "ocr", "events": []}').decode()])
+def test_replay_moves_anything_but_a_put_back_event_byte_for_byte(content):
+    """Only a pipeline action message that was put back to wait is rewritten on replay (its wait starts again)."""
+    from handlers.clients import poison
+    assert poison._fresh(content) == content
+
+
+def test_replay_starts_a_put_back_events_wait_again_and_keeps_the_rest_as_it_was():
+    from handlers.clients import poison
+    doc = {"v": 1, "action": "describe", "deferrals": 3, "waitingSince": "2026-01-01T00:00:00.000+00:00",
+           "events": [{"event": {"entityRef": "x", "title": "Café \u2603"}}]}
+    again = json.loads(base64.b64decode(poison._fresh(base64.b64encode(json.dumps(doc).encode()).decode())))
+    assert again == {k: v for k, v in doc.items() if k not in ("deferrals", "waitingSince")}
