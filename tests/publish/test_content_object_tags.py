@@ -95,17 +95,37 @@ def test_the_tag_costs_no_request_each_content_object_is_read_once(env, pres):
 
 
 @pytest.mark.parametrize("bound", ["PUBLISH_MAX_FILES", "PUBLISH_MAX_BYTES"])
-def test_an_asset_refused_for_its_size_keeps_its_earlier_copy_but_not_a_file_closed_since(env, pres, monkeypatch,
-                                                                                         bound):
-    """A skipped asset keeps what was published before (docs/actions.md), except what closed since: with too
-    many files no content object was read, so those with public files are read for their tags."""
+def test_an_asset_refused_for_its_size_keeps_its_earlier_copy_until_a_published_file_closes(env, pres, monkeypatch,
+                                                                                           bound):
+    """A skipped asset keeps what was published before (docs/actions.md) while none of it closed; once a published
+    file closed (with too many files no content object was read, so those with public files are read for their
+    tags), the kept manifest would still show it: the asset is withdrawn, as it cannot be published without it."""
     closed, _ = pres.source_of(ASSET, "Access", 0)
-    kept, _ = pres.source_of(ASSET, "Access", 1)
     run_one("publish", dispatched(ASSET))
-    pres.set_security_tag(closed, "closed")
     monkeypatch.setenv(bound, "2" if bound == "PUBLISH_MAX_FILES" else "100")
-    outcome = run_one("publish", dispatched(ASSET, "CHANGED_SECURITY_DESCRIPTOR"))
+    outcome = run_one("publish", dispatched(ASSET, "MOVED"))
     assert outcome.state == journal.SKIPPED and bound in outcome.reason
-    got = public(env, ASSET)
-    assert of(closed, got) == [] and f"{ASSET}/thumbnail" not in got
-    assert of(kept, got) and f"{ASSET}/manifest.json" in got     # the rest as it was
+    assert of(closed, public(env, ASSET)) and f"{ASSET}/manifest.json" in public(env, ASSET)   # as it was
+    pres.set_security_tag(closed, "closed")
+    outcome = run_one("publish", dispatched(ASSET, "CHANGED_SECURITY_DESCRIPTOR"))
+    assert outcome.state == journal.DONE and bound in outcome.reason and "withdrawn" in outcome.reason
+    assert public(env, ASSET) == {}
+
+@pytest.mark.parametrize("bound", ["PUBLISH_MAX_FILES", "PUBLISH_MAX_BYTES"])
+def test_an_asset_refused_for_its_size_keeps_nothing_of_a_recording_closed_since(env, pres, monkeypatch, bound):
+    """The skipped run deleted the closed file but not the captions made from it, nor its canvas: the transcript
+    of a closed recording, and its name, stayed public while the asset was over a bound."""
+    pres.add_asset(AV, "Two recordings", bitstreams=[("a-closed-later.wav", make_wav(1.0), "Access"),
+                                                     ("b.wav", make_wav(1.5), "Access")])
+    write_transcript(env, pres, AV, VTT, "Access", 0)   # made from a-closed-later.wav
+    closed, _ = pres.source_of(AV, "Access", 0)
+    run_one("publish", dispatched(AV))
+    assert f"{AV}/captions.vtt" in public(env, AV)
+    pres.set_security_tag(closed, "closed")
+    monkeypatch.setenv(bound, "1" if bound == "PUBLISH_MAX_FILES" else "100")
+    outcome = run_one("publish", dispatched(AV, "CHANGED_SECURITY_DESCRIPTOR"))
+    assert outcome.state in (journal.SKIPPED, journal.DONE)
+    got = public(env, AV)
+    assert not any(VTT in data for data in got.values())
+    assert of(closed, got) == []
+    assert not any(closed.encode() in data or b"a-closed-later" in data for data in got.values())

@@ -128,15 +128,16 @@ def test_the_row_is_written_before_any_file_goes_out(env, pres, monkeypatch):
 
 
 @pytest.mark.parametrize("bound", ["PUBLISH_MAX_FILES", "PUBLISH_MAX_BYTES"])
-def test_an_asset_refused_for_its_size_loses_a_deleted_content_objects_files_only(env, pres, monkeypatch, bound):
-    """publish refused (too many or too large files) keeps the earlier copy, reading the tags of the content
-    objects it has files of: a deleted one (404) counts as closed, and does not withdraw the whole asset."""
+def test_an_asset_refused_for_its_size_is_withdrawn_when_a_published_content_object_is_deleted(env, pres,
+                                                                                              monkeypatch, bound):
+    """publish refused (too many or too large files) reads the tags of the content objects it has files of: a
+    deleted one (404) counts as closed. The earlier manifest (its canvas, its name) cannot be rebuilt without it
+    while the asset is over the bound, so the asset is withdrawn rather than kept showing a deleted file."""
     gone, kept, _ = published_then_deleted(env, pres)
     monkeypatch.setenv(bound, "1" if bound == "PUBLISH_MAX_FILES" else "100")
     outcome = run_one("publish", dispatched(gone, SECURITY, entity_type="CO"))
-    assert outcome.state == journal.SKIPPED and bound in outcome.reason, outcome.reason
-    got = blobs(env, f"{ASSET}/")
-    assert of(gone, got) == [] and of(kept, got) and MANIFEST in got
+    assert outcome.state == journal.DONE and bound in outcome.reason and "withdrawn" in outcome.reason, outcome.reason
+    assert blobs(env, f"{ASSET}/") == {}
 
 
 def test_without_a_row_the_sweep_still_withdraws_a_deleted_content_objects_files(env, pres, monkeypatch):

@@ -153,6 +153,8 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
         # (or was deleted since): the tags of those with public files that the listing did not read, one read each
         public = {n.split("/")[2].rsplit("-", 1)[0] for n in store.names(f"{ref}/files/")}
         withheld = exc.withheld | source.closed_of(api, public - exc.seen)
+        if withheld & public:   # the kept manifest shows that file (canvas, name) and captions made from it
+            return withdraw(store, ref, f"{exc}, and a published file closed since")
         _withhold(store, ref, withheld)
         return Outcome(SKIPPED, str(exc))
     _withhold(store, ref, withheld)
