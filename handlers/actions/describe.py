@@ -78,7 +78,7 @@ def perform(job: Job, ctx: Context) -> Outcome:
         return Outcome(SKIPPED, f"its draft was reviewed ({status}) before: not replaced")
     read = {"ocr": _text(ctx, OCR_TEXT.value(), job.entity_ref),
             "transcript": _text(ctx, TRANSCRIPTS.value(), job.entity_ref)}
-    sources = {name: text for name, (text, _) in read.items() if text and text.strip()}
+    sources = {name: text for name, (text, _, _) in read.items() if text and text.strip()}
     if not sources:
         return Outcome(SKIPPED, "no text to describe (no ocr or transcribe text for this asset)")
     budget = MAX_TOKENS.int_value(minimum=ANSWER_TOKENS + OVERHEAD_TOKENS + 100)
@@ -93,6 +93,8 @@ def perform(job: Job, ctx: Context) -> Outcome:
               # ocr and transcribe fall back to the preservation file: its text may say what the public access
               # copy withholds (a redaction); the console tells the reviewer, who decides what goes public.
               "fromPreservation": sorted(n for n in sources if read[n][1] == "Preservation"),
+              # likewise an access file closed on its own under this asset (its tag when ocr/transcribe read it)
+              "fromClosed": sorted(n for n in sources if read[n][2]),
               "provenance": {"service": "Azure OpenAI", "deployment": DEPLOYMENT.value(),
                              "apiVersion": API_VERSION.value(), "promptSha256": rules.prompt_hash(system, nonce),
                              "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}
@@ -150,19 +152,21 @@ def _kept(ctx: Context, ref: str) -> tuple[str | None, str]:
     return (props.metadata or {}).get("status"), props.etag
 
 
-def _text(ctx: Context, container: str, ref: str) -> tuple[str | None, str | None]:
+def _text(ctx: Context, container: str, ref: str) -> tuple[str | None, str | None, bool]:
     """(`<ref>.txt` from a container or None, the representation it was read from as its blob metadata says:
-    ocr's `representation`, transcribe's `source_representation`); read with a bound."""
+    ocr's `representation`, transcribe's `source_representation`, and whether a file read was not public:
+    `source_closed`); read with a bound."""
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
     try:
         blob = ctx.storage.blob_service().get_blob_client(container, f"{ref}.txt").download_blob(offset=0, length=4_000_000)
         md = blob.properties.metadata or {}
-        return blob.readall().decode("utf-8", "replace"), md.get("representation") or md.get("source_representation")
+        return (blob.readall().decode("utf-8", "replace"), md.get("representation") or md.get("source_representation"),
+                md.get("source_closed") == "true")
     except ResourceNotFoundError:
-        return None, None
+        return None, None, False
     except HttpResponseError as exc:
         if exc.status_code == 416:   # an empty blob has no range to read (a silent recording, a blank page)
-            return None, None
+            return None, None, False
         raise
 
 

@@ -74,6 +74,7 @@ _sleep = time.sleep   # replaced in tests, which never wait
 class Page:
     bitstream: object   # pyPreservica Bitstream
     kind: str
+    closed: bool = False   # its content object's own tag is not public: describe's reviewer is told
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
@@ -94,7 +95,7 @@ def choose(api, asset, first: str) -> tuple[str, list[Page]] | Outcome:
     """The images and PDFs of the first representation that has any (`first`'s type before the other's)."""
     import itertools
 
-    from ..clients import preservica
+    from ..clients import preservica, public_store
     from ..core import ocr
     other = "Preservation" if first == "Access" else "Access"
     unsupported = []
@@ -105,7 +106,7 @@ def choose(api, asset, first: str) -> tuple[str, list[Page]] | Outcome:
             puids = [x.get("PUID") for x in getattr(f.generation, "formats", None) or [] if isinstance(x, dict)]
             kind, image = ocr.kind_of(f.bitstream.filename or "", puids, getattr(f.generation, "format_group", None) or "")
             if kind in ocr.EXTENSIONS:
-                files.append(Page(f.bitstream, kind))
+                files.append(Page(f.bitstream, kind, not public_store.is_public(f.security_tag, False)))
             elif image:
                 unsupported.append(kind or "no extension")
         if files:
@@ -123,12 +124,13 @@ def _read_all(ctx: Context, job: Job, rep: str, files: list[Page]) -> Outcome:
         return Outcome(SKIPPED, f"too large ({files[0].bitstream.length} bytes > {max_bytes})",
                        {"ocr_source": clip(files[0].bitstream.filename or "?", 200)})
     client = docintel.client(ENDPOINT.value(), ctx.secret(KEY))
-    reading, refused, sent, truncated = ocr.Reading(), [], 0, False
+    reading, refused, sent, truncated, closed = ocr.Reading(), [], 0, False, False
     with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
         for page in files:
             if reading.pages >= max_pages or sent + page.bitstream.length > max_bytes:
                 truncated = True
                 break
+            closed = closed or page.closed
             path = os.path.join(tmp, "document")
             why = _fetch(ctx, page, path, max_bytes - sent)
             if why is None:
@@ -139,7 +141,7 @@ def _read_all(ctx: Context, job: Job, rep: str, files: list[Page]) -> Outcome:
     name = files[0].bitstream.filename or "?"
     if not reading.sources:
         return Outcome(SKIPPED, clip("; ".join(dict.fromkeys(refused)), 300), {"ocr_source": clip(name, 200)})
-    return _keep(ctx, job, rep, reading, truncated, refused)
+    return _keep(ctx, job, rep, reading, truncated, refused, closed)
 
 
 def _fetch(ctx: Context, page: Page, path: str, limit: int) -> str | None:
@@ -178,14 +180,16 @@ def _read(client, path: str, pages: int, reading: Reading, page: Page) -> str | 
     raise AssertionError  # unreachable
 
 
-def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, refused: list[str]) -> Outcome:
+def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, refused: list[str],
+          closed: bool) -> Outcome:
     from ..core import ocr
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     provenance = reading.provenance(date, truncated)
     text = reading.text
     # Blob metadata: ours or checked tokens only (ASCII); the file names stay in the fragment.
     ctx.storage.put_blob(CONTAINER.value(), f"{job.entity_ref}.txt", text.encode(), "text/plain; charset=utf-8",
-                         {"ref": job.entity_ref, "representation": rep, **provenance})
+                         {"ref": job.entity_ref, "representation": rep, "source_closed": str(closed).lower(),
+                          **provenance})
     xml = ocr.fragment(SCHEMA.value(), reading, provenance)
     how = ctx.preservica(lambda api: _write(api, job.entity_ref, xml))
     extra = {"ocr_pages": reading.pages, "ocr_characters": len(text), "ocr_representation": rep,

@@ -136,7 +136,8 @@ def description_digest(description: str | None) -> str:
 
 
 # What a reviewer is shown of a draft: a record differing in any of these is another draft (provenance included).
-_DRAFT_FIELDS = ("draftId", "draft", "provenance", "sources", "fromPreservation", "inputCut", "title", "description")
+_DRAFT_FIELDS = ("draftId", "draft", "provenance", "sources", "fromPreservation", "fromClosed", "inputCut", "title",
+                 "description")
 
 
 def new_draft_id() -> str:

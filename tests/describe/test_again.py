@@ -209,7 +209,7 @@ def test_ocr_finishing_while_describe_runs_without_it_is_not_missed(world, monke
         if container == "ocr" and journal.default().get(pk, job["rk"])["ocr_state"] != journal.DONE:
             monkeypatch.setenv("DOCINTEL_KEY", DI_KEY)
             assert run_one("ocr", ocr, message_id="replayed").state == journal.DONE
-            return None, None   # describe looked before ocr's text was there
+            return None, None, False   # describe looked before ocr's text was there
         return text(ctx, container, ref)
     monkeypatch.setattr(action, "_text", ocr_finishes_now)
     assert run_one("describe", raw).state == journal.SKIPPED

@@ -38,6 +38,10 @@ def pres():   # the letter as a real scanned page (the read model's double reads
 @pytest.fixture
 def page(env, di, monkeypatch):
     """The page read by `ocr`: its text in the OCR container, where `describe` reads it."""
+    read_page(di, monkeypatch)
+
+
+def read_page(di, monkeypatch) -> None:
     for name, value in {"DOCINTEL_ENDPOINT": di.endpoint, "DOCINTEL_KEY": "docintel-key-0123",
                         "REQUESTS_CA_BUNDLE": di.ca_bundle, "DESCRIBE_WRITE": "description"}.items():
         monkeypatch.setenv(name, value)
@@ -88,3 +92,21 @@ def test_a_model_that_obeys_in_plain_prose_waits_for_a_person_who_can_reject_it(
 def seen_digest_of(description: str) -> str:
     from handlers.core.describe import description_digest
     return description_digest(description)
+
+
+def test_a_draft_from_a_closed_access_files_text_says_so_to_its_reviewer(env, di, pres, chat, monkeypatch):
+    """An open asset whose scanned page is closed on its own (its content object's tag): publish never shows the
+    page, but ocr reads it for staff and an accepted draft of it becomes the open asset's public summary. The
+    reviewer is told, as for a preservation file's text (the page said nothing before)."""
+    co, _ = pres.source_of(LETTER, "Access", 0)
+    pres.set_security_tag(co, "closed")
+    read_page(di, monkeypatch)
+    chat.answer = DESCRIBES
+    assert run_one("describe", job_for(LETTER)).state == journal.DONE
+    assert draft(LETTER)["fromClosed"] == ["ocr"]
+    shown = operator_get(f"drafts/{LETTER}").get_body()
+    assert b"Drafted from the text of a file Preservica says is not public (ocr)" in shown
+    pres.set_security_tag(co, "open")
+    read_page(di, monkeypatch)
+    run_one("describe", job_for(LETTER))
+    assert draft(LETTER)["fromClosed"] == [] and b"not public" not in operator_get(f"drafts/{LETTER}").get_body()

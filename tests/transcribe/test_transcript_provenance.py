@@ -76,3 +76,17 @@ def test_a_replaced_file_is_transcribed_again(env, pres, speech):
 
 def row_for(ref: str) -> dict:
     return next(r for r in journal.default().recent(100) if r.get("entityRef") == ref)
+
+
+def test_a_closed_access_recordings_transcript_says_so_for_describes_reviewer(env, app_env, pres, speech):
+    """A recording closed on its own (its content object's tag) under an open asset is transcribed for staff; its
+    text may reach the public summary only through describe's draft, whose reviewer must be told."""
+    co, _ = pres.source_of(AV, "Access", 0)
+    pres.set_security_tag(co, "closed")
+    assert run_one("transcribe", job_for(AV)).state == journal.DONE
+    for name in (f"{AV}.vtt", f"{AV}.txt"):
+        assert metadata(app_env.connection_string, name)["source_closed"] == "true"
+    pres.set_security_tag(co, "open")
+    pres.add_asset(AV, "Interview, 1952", bitstreams=[("talk.wav", WAV + b"\0\0", "Access")])   # a new file
+    assert run_one("transcribe", job_for(AV)).state == journal.DONE
+    assert metadata(app_env.connection_string, f"{AV}.txt")["source_closed"] == "false"

@@ -111,12 +111,13 @@ def _locales() -> list[str]:
 
 def choose(api, asset) -> Media | Outcome:
     """The first audio or video file Speech reads, access representation first; or why there is none."""
-    from ...clients import preservica
+    from ...clients import preservica, public_store
     unsupported = []
     for f in preservica.files(api, asset, ("Access", "Preservation")):
         kind, av = kind_of(f.bitstream.filename, f.generation)
         if av and kind in SUPPORTED:
-            return Media(f.bitstream, kind, f.rep_type, f.content_object)
+            return Media(f.bitstream, kind, f.rep_type, f.content_object,
+                         not public_store.is_public(f.security_tag, False))
         if av:
             unsupported.append(kind or "no extension")
     if unsupported:
@@ -192,7 +193,8 @@ def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]
     duration = _int(result.get("durationMilliseconds"))
     container, ref = CONTAINER.value(), job.entity_ref
     # All checked or ours: a UUID, a locale, digits, the source record. The .vtt last: its metadata says both are whole.
-    meta = {"ref": ref, "language": lang, "duration_ms": str(duration), "locales": ",".join(locales), **_source(media)}
+    meta = {"ref": ref, "language": lang, "duration_ms": str(duration), "locales": ",".join(locales), **_source(media),
+            "source_closed": str(media.closed).lower()}
     ctx.storage.put_blob(container, f"{ref}.txt", text.encode(), "text/plain; charset=utf-8", meta)
     ctx.storage.put_blob(container, f"{ref}.vtt", transcript.webvtt(said).encode(), "text/vtt; charset=utf-8", meta)
     return _finish(ctx, job, media, text, lang, duration, {})

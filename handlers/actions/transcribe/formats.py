@@ -23,6 +23,7 @@ class Media:
     kind: str          # extension that decides: from the PUID when known, else the file name
     representation: str  # "Access" or "Preservation": recorded, so a master's captions never pass for an access file's
     content_object: str
+    closed: bool = False   # its content object's own tag is not public: describe's reviewer is told
 
     @property
     def name(self) -> str:
