@@ -116,6 +116,10 @@ def problems(env=None) -> list[str]:
             check()
         except SettingsError as exc:
             found.append(str(exc))
+    try:
+        found += _unwithdrawn(routes(settings.get("PRESERVICA_ROUTES", env)))
+    except SettingsError:
+        pass   # reported above
     private = {s.name: s.value(env) or "" for s in all_settings()
                if s.name.endswith("_CONTAINER") and s.name != "PUBLISH_CONTAINER"}
     for name, container in {**{c: c for c in settings.PRIVATE_CONTAINERS}, **private}.items():
@@ -124,3 +128,14 @@ def problems(env=None) -> list[str]:
         except SettingsError as exc:
             found.append(f"{name}: {exc}")
     return found
+
+
+def _unwithdrawn(found) -> list[str]:
+    """Publish routed for some trigger but not for one that can close or hide an asset: nothing withdraws the
+    asset until the daily sweep (the reconciler's re-check runs publish only where it is routed: reconcile.py)."""
+    from ..core import reconcile
+    if "publish" not in found.all_actions():
+        return []
+    return [f"PRESERVICA_ROUTES: publish is routed, but not for {t}: an asset closed or hidden that way would stay "
+            f"public until the public sweep; route publish for {t} too" for t in sorted(reconcile.ALWAYS)
+            if "publish" not in found.actions_for(t)]

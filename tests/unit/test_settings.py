@@ -36,6 +36,26 @@ def test_settings_check_reports_a_bad_route_token(monkeypatch):
     assert result.exit_code != 0 and "'thumbnial'" in result.output
 
 
+@pytest.mark.parametrize("routes, missing", [
+    ("FULL_TEXT_INDEXED=journal,publish;*=journal", ["CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY"]),
+    ("FULL_TEXT_INDEXED=journal,publish;CHANGED_SECURITY_DESCRIPTOR=journal,publish;*=journal", ["CHANGE_ASSET_VISIBILITY"]),
+    ("*=journal,publish", []), ("*=journal", []),
+    ("CHANGED_SECURITY_DESCRIPTOR=publish;CHANGE_ASSET_VISIBILITY=publish;*=journal", [])])
+def test_publish_routed_without_its_withdrawals_is_a_problem(monkeypatch, routes, missing):
+    """Publish routed for an ingest but not for a closure or a hiding: the asset stays public until the daily
+    sweep (the demo's routes did so for CHANGE_ASSET_VISIBILITY)."""
+    monkeypatch.setenv("PRESERVICA_ROUTES", routes)
+    found = [p for p in registry.problems() if "publish" in p and "PRESERVICA_ROUTES" in p]
+    assert [t for t in ("CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY") if any(t + ":" in p for p in found)] \
+        == missing
+
+
+def test_the_demos_routes_withdraw_what_they_publish(monkeypatch):
+    from hookops import demo
+    monkeypatch.setenv("PRESERVICA_ROUTES", demo.ROUTES)
+    assert not [p for p in registry.problems() if "PRESERVICA_ROUTES" in p]
+
+
 def _commands(group, prefix=()):
     for name, cmd in group.commands.items():
         yield prefix + (name,)
