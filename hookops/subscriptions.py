@@ -70,6 +70,11 @@ def subscribe(url, triggers):
     if any(c in url or c in secret for c in '"\\') or not url.startswith(("https://", "http://")):
         # pyPreservica writes the request JSON with an f-string: a quote or backslash would break it.
         fail("the URL must be http(s) and neither the URL nor the secret may contain '\"' or '\\'")
+    if not secret.isascii():
+        # The HMAC key's bytes: pyPreservica's receivers take the secret as latin-1 (webHooksAPI.py), the app as
+        # UTF-8 (core/signature.py); Preservica's own encoding is not public (inferred: docs/deploy.md facts).
+        fail("the webhook secret must be ASCII (e.g. secrets.token_urlsafe(32)): for other characters Preservica's "
+             "key bytes are not known, and deliveries could fail the signature check")
     ok, why = check_endpoint(url, secret)
     if not ok:
         fail(f"not subscribing: the endpoint did not answer the challenge correctly "

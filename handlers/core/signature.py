@@ -31,6 +31,8 @@ def challenge_ok(code: str) -> bool:
 
 
 def _key(secret: str | bytes) -> bytes:
+    # UTF-8; pyPreservica's receivers use latin-1 (webHooksAPI.py). The same bytes for an ASCII secret, which
+    # `hookops subscribe` insists on: Preservica's own key encoding is not public (inferred).
     return secret if isinstance(secret, bytes) else secret.encode("utf-8")
 
 

@@ -96,6 +96,24 @@ def test_subscribe_refuses_unknown_triggers_and_unsafe_urls(env, endpoint):
     assert endpoint.challenges == [] and env.subscriptions == {}
 
 
+def test_subscribe_refuses_a_secret_whose_key_bytes_the_sources_disagree_on(env, endpoint, monkeypatch):
+    # pyPreservica's reference receiver keys the HMAC with the secret as latin-1 (webHooksAPI.py
+    # WebHookHandler.hmac), the app with UTF-8 (core/signature.py); Preservica's own encoding is not public.
+    # For ASCII they are the same bytes; for this secret they are not, so one of the two would refuse.
+    odd = "caf\u00e9-secret"
+    code = "0123abcd"
+    from pyPreservica.webHooksAPI import WebHookHandler
+    sdk = WebHookHandler.hmac(None, odd, code)
+    assert sdk != signature.challenge_response(odd, code)
+    assert WebHookHandler.hmac(None, SECRET, code) == signature.challenge_response(SECRET, code)
+    monkeypatch.setenv("PRESERVICA_WEBHOOK_SECRET", odd)
+    from handlers.clients import secrets
+    secrets._default.reset()
+    result = hookops("subscribe", "--url", endpoint.url, "--trigger", "MOVED")
+    assert result.exit_code != 0 and "ASCII" in result.output
+    assert endpoint.challenges == [] and env.subscriptions == {}
+
+
 def test_subscriptions_lists_with_query_strings_redacted(env):
     first = seed(env, "https://func.example/api/preservica/webhook?code=SECRET-KEY", "FULL_TEXT_INDEXED")
     second = seed(env, "https://other.example/hook", "INGEST_FAILED")
