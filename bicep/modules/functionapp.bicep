@@ -22,6 +22,7 @@ param deploymentContainerName string
 @description('Python version of the worker (functionAppConfig.runtime).')
 param pythonVersion string
 
+// 512, 2048 and 4096 MB: azure-docs articles/azure-functions/flex-consumption-plan.md, "Instance memory".
 @description('Memory per instance, in MB.')
 @allowed([
   512
@@ -30,6 +31,7 @@ param pythonVersion string
 ])
 param instanceMemoryMB int = 2048
 
+// 1 to 1000: azure-docs articles/azure-functions/event-driven-scaling.md, "Limit scale-out" (the preview's floor was 40).
 @description('Most instances the app scales out to.')
 @minValue(1)
 @maxValue(1000)
@@ -50,7 +52,7 @@ param appSettings object
 param tags object = {}
 
 // Always ready (Flex Consumption): instances kept running for a per-function scale group; the
-// HTTP triggers form the group `http`. A zone-redundant app may not configure fewer than two per
+// HTTP triggers form the group `http` (azure-docs flex-consumption-plan.md, "Per-function scaling"). A zone-redundant app may not configure fewer than two per
 // group (the platform keeps two anyway, billed as always ready), and always-ready instances cannot
 // exceed the scale-out limit.
 var httpAlwaysReady = min(maximumInstanceCount, zoneRedundant ? max(alwaysReadyHttpInstances, 2) : alwaysReadyHttpInstances)

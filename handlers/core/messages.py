@@ -25,7 +25,8 @@ from .envelope import Delivery, _text, entity_ref
 from .errors import InvalidMessage
 
 VERSION = 1
-# A queue message holds 64 KiB once base64-encoded, i.e. 48 KiB of payload.
+# A queue message holds 64 KiB (learn.microsoft.com/rest/api/storageservices/put-message) once base64-encoded,
+# i.e. 48 KiB of payload.
 MAX_QUEUE_PAYLOAD = 48 * 1024
 _HEADER = ("deliveryId", "trigger", "tenant", "subscriptionId", "timestamp", "pk")
 

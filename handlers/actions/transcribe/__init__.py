@@ -58,6 +58,8 @@ KEY = Secret("speech-key", Setting("SPEECH_KEY", None, LOCAL,
 LOCALES = Setting("TRANSCRIBE_LOCALES", None, APP,
                   "Candidate locales, e.g. `en-US,cy-GB` (more than one: language identification; "
                   "unset: the service detects the language).")
+# 250 MB and 2 hours: azure-ai-transcription models/_models.py (TranscriptionContent.audio, API 2025-10-15); the
+# Speech quotas page has said 200 MB (2024) and 500 MB / 5 hours since: a file the service refuses is skipped.
 MAX_BYTES = Setting("TRANSCRIBE_MAX_BYTES", "250000000", APP,
                     "Largest file `transcribe` sends (the fast API takes up to 250 MB and 2 hours); "
                     "larger: `skipped: too large`.")
