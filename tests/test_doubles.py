@@ -291,6 +291,10 @@ def test_teams_accepts_adaptive_card_with_202():
         r = http.post(teams.url, json=bad)
         assert r.status_code == 400 and "contentType" in r.json()["error"]["message"]
         assert len(teams.cards) == 1
+        big = {**CARD, "attachments": [{**CARD["attachments"][0], "content": {
+            **CARD["attachments"][0]["content"], "body": [{"type": "TextBlock", "text": "x" * 29 * 1024}]}}]}
+        assert http.post(teams.url, json=big).status_code == 202   # over 28 KB: a 202, and no card
+        assert len(teams.cards) == 1 and teams.dropped == 1
 
 
 def test_teams_scripted_429_then_accepts():

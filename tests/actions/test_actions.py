@@ -273,6 +273,22 @@ def test_teams_indexed_card_names_title_files_sizes_and_links(teams, monkeypatch
     assert len(teams.received) == 1
 
 
+def test_teams_cards_stay_under_the_documented_28_kb_whatever_the_text():
+    # Microsoft: "The message size limit is 28 KB. When the size exceeds 28 KB, you receive an error"
+    # (microsoftteams/platform webhooks-and-connectors/how-to/add-incoming-webhook), counted in the body httpx
+    # sends for json= (the teams action's client).
+    import httpx
+
+    from handlers.actions.teams import cards
+    wide = "\U0001F4DC"
+    built = [cards.indexed_card(wide * 300, wide * 5000, ASSET, [(wide * 300, 10**12)] * 40,
+                                f"https://archive.example/{ASSET}", 40),
+             cards.digest_card("FULL_TEXT_INDEXED", 900, {f"T{i}": 1 for i in range(900)}, [wide * 300] * 5, 5)]
+    for card in built:
+        assert len(httpx.Request("POST", "https://teams.example/", json=card).content) <= 28_000
+    assert ASSET in json.dumps(built[0]) and "900 events" in json.dumps(built[1])
+
+
 def test_teams_alert_and_one_line_cards(teams, jobs):
     [failed] = jobs("teams", refs=["ingest-1"], trigger="INGEST_FAILED", entity_type="SO")
     [moved] = jobs("teams", refs=[ASSET], trigger="MOVED")

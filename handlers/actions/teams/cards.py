@@ -5,12 +5,19 @@ Adaptive Card wrapped in a `message` with one attachment.
 """
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Any
 
 MAX_FILES = 20          # a card lists this many bitstreams, then "and N more"
-MAX_TEXT = 1000         # description characters shown (Teams refuses cards over ~28 KB)
+MAX_TEXT = 1000         # description characters shown
+MAX_KINDS = 10          # entity types a digest counts by name (Preservica has three)
+# "The message size limit is 28 KB. When the size exceeds 28 KB, you receive an error" (learn.microsoft.com
+# microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook). A Workflows flow is reported to
+# answer 202 and drop such a card (inferred: one public receiver's note), so a card is cut to fit well under it,
+# counted in the bytes httpx sends, not in characters.
+MAX_CARD_BYTES = 24_000
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 KINDS = {"IO": "Assets", "SO": "Folders", "CO": "Content objects"}
 
@@ -63,17 +70,37 @@ def _open(url: str | None, title: str = "Open in Preservica") -> list[dict[str, 
     return [{"type": "Action.OpenUrl", "title": title, "url": url}] if url else []
 
 
+def size(card: dict[str, Any]) -> int:
+    """Bytes of the body httpx sends for `json=card` (httpx/_content.py encode_json: compact, UTF-8)."""
+    return len(json.dumps(card, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"))
+
+
+def _fitted(build) -> dict[str, Any]:
+    """`build(cut)` with its texts cut to 1/cut of their lengths, the first that fits MAX_CARD_BYTES."""
+    for cut in (1, 4, 16):
+        card = build(cut)
+        if size(card) <= MAX_CARD_BYTES:
+            return card
+    return build(0)   # texts left out: only what the card is about
+
+
 def indexed_card(title: str, description: str | None, ref: str, files: list[tuple[str, int | None]] | None,
                  link: str | None, file_count: int | None = None) -> dict[str, Any]:
     """FULL_TEXT_INDEXED: an asset finished ingest. `files` None: the file list is not shown (not read);
     `file_count`: how many there are when `files` holds only the first ones."""
+    return _fitted(lambda cut: _indexed(title, description, ref, files, link, file_count, cut))
+
+
+def _indexed(title, description, ref, files, link, file_count, cut: int) -> dict[str, Any]:
+    def cut_to(text, limit):
+        return _short(text, limit // cut) if cut else ""
     body = [_text("New asset in Preservica", size="Small", isSubtle=True),
-            _text(_short(title, 200) or plain(ref), size="Large", weight="Bolder")]
-    if description:
-        body.append(_text(_short(description)))
+            _text(cut_to(title, 200) or plain(ref), size="Large", weight="Bolder")]
+    if description and cut:
+        body.append(_text(cut_to(description, MAX_TEXT)))
     total = max(file_count or 0, len(files or ()))
     if files:
-        facts = [{"title": _short(name, 120), "value": human_size(size)} for name, size in files[:MAX_FILES]]
+        facts = [{"title": cut_to(name, 120) or "…", "value": human_size(size)} for name, size in files[:MAX_FILES]]
         body.append({"type": "FactSet", "facts": facts})
         if total > min(len(files), MAX_FILES):
             body.append(_text(f"and {total - min(len(files), MAX_FILES)} more file(s)", isSubtle=True))
@@ -103,11 +130,19 @@ def line_card(trigger: str, entity_type: str, ref: str, link: str | None) -> dic
 
 def digest_card(trigger: str, total: int, counts: dict[str, int], titles: list[str], shown: int) -> dict[str, Any]:
     """Many events in one delivery: counts and the first few names instead of a flood of cards."""
+    return _fitted(lambda cut: _digest(trigger, total, counts, titles, shown, cut))
+
+
+def _digest(trigger, total, counts, titles, shown, cut: int) -> dict[str, Any]:
+    kinds = sorted(counts.items())
+    facts = [{"title": f"{KINDS.get(kind) or _short(kind, 40)} ({_short(kind, 40)})", "value": str(n)}
+             for kind, n in kinds[:MAX_KINDS]]
+    if len(kinds) > MAX_KINDS:
+        facts.append({"title": "other types", "value": str(sum(n for _, n in kinds[MAX_KINDS:]))})
     body = [_text(f"Preservica {_short(trigger, 80)}: {total} events", size="Large", weight="Bolder"),
-            {"type": "FactSet", "facts": [{"title": f"{KINDS.get(kind) or _short(kind, 40)} ({_short(kind, 40)})",
-                                           "value": str(n)} for kind, n in sorted(counts.items())]}]
-    if titles:
-        body.append(_text("\n".join(f"- {_short(t, 200)}" for t in titles)))
+            {"type": "FactSet", "facts": facts}]
+    if titles and cut:
+        body.append(_text("\n".join(f"- {_short(t, 200 // cut)}" for t in titles)))
         if total > shown:
             body.append(_text(f"and {total - shown} more", isSubtle=True))
     return message(body)
