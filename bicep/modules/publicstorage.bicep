@@ -104,7 +104,7 @@ resource publicContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
   }
 }
 
-// Storage Blob Data Contributor, on the publish container only: write and delete its blobs, nothing else.
+// Storage Blob Data Contributor (built-in-roles page), on the publish container only: write and delete its blobs, nothing else.
 resource writer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(publicContainer.id, principalId, 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
   scope: publicContainer

@@ -5,6 +5,7 @@
 //   Storage Table Data Contributor - journal table
 //   Key Vault Secrets User         - webhook secret, Preservica password, Teams URL, relay secret
 //   Monitoring Metrics Publisher   - Application Insights ingestion with Entra ID (local auth is disabled)
+// Role definition ids: learn.microsoft.com/azure/role-based-access-control/built-in-roles (each role's ID column).
 
 @description('Principal (object) ID of the app identity.')
 param principalId string

@@ -45,7 +45,7 @@ resource speech 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   }
 }
 
-// Cognitive Services Speech User
+// Cognitive Services Speech User (learn.microsoft.com/azure/role-based-access-control/built-in-roles)
 resource speechUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(speech.id, principalId, 'f2dc8367-1007-4938-bd23-fe263f013447')
   scope: speech
