@@ -97,6 +97,13 @@ var signalRules = [
     displayName: 'Preservica webhooks: the custody audit found a copy that does not match its inventory, or is missing'
     description: 'A file of the archive\'s independent OCFL copy changed or went missing: read the audit report, run hookops custody verify on the asset, and re-run custody for it (it copies again from Preservica after checking fixity).'
   }
+  {
+    signal: 'routes-unsafe'
+    rule: 'routes-unsafe'
+    severity: 1
+    displayName: 'Preservica webhooks: PRESERVICA_ROUTES publish without the triggers that withdraw'
+    description: 'An asset Preservica closes or hides that way stays public until the daily sweep: route publish for CHANGED_SECURITY_DESCRIPTOR and CHANGE_ASSET_VISIBILITY too (the alert\'s message names what is missing; hookops settings --check says the same).'
+  }
 ]
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmail)) {

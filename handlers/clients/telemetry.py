@@ -132,6 +132,7 @@ SIGNALS = {
     "reconcile-stalled": "the reconciler ended incomplete several runs in a row",
     "sweep-withdrew": "the public sweep withdrew assets that were public but should not have been",
     "custody-audit": "the custody audit found a stored file that differs from its inventory, or is missing",
+    "routes-unsafe": "PRESERVICA_ROUTES publish without the triggers that withdraw (registry.problems)",
 }
 
 

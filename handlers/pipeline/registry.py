@@ -100,9 +100,22 @@ def missing(name: str, secrets, env=None) -> str | None:
 
 
 def routes(text: str | None = None):
-    """PRESERVICA_ROUTES parsed against the actions there are."""
+    """PRESERVICA_ROUTES parsed against the actions there are. The app's own (no `text`) also raises the
+    `routes-unsafe` alert signal, once per process and value, for routes that leave an asset public after
+    Preservica closes it: in Azure nobody runs `hookops settings --check` on the app settings."""
     from ..core import routing
-    return routing.parse(settings.get("PRESERVICA_ROUTES") if text is None else text, names())
+    own = settings.get("PRESERVICA_ROUTES") if text is None else None
+    found = routing.parse(own if text is None else text, names())
+    if text is None and own not in _signalled:
+        _signalled.add(own)
+        unsafe = _unwithdrawn(found)
+        if unsafe:
+            from ..clients import telemetry
+            telemetry.alert_signal("routes-unsafe", "; ".join(unsafe), problems=len(unsafe))
+    return found
+
+
+_signalled: set[str | None] = set()   # the routes values already checked in this process (one, unless tests change it)
 
 
 def problems(env=None) -> list[str]:

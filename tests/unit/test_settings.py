@@ -50,6 +50,26 @@ def test_publish_routed_without_its_withdrawals_is_a_problem(monkeypatch, routes
         == missing
 
 
+def test_the_apps_own_unsafe_routes_raise_an_alert_once(monkeypatch, caplog):
+    """In Azure the routes are an app setting nobody checks with `hookops settings --check`: the dispatcher's read of
+    them raises the `routes-unsafe` signal (an alert rule in bicep/modules/alerts.bicep), once per process and value."""
+    import logging
+    monkeypatch.setattr(registry, "_signalled", set())
+
+    def alerts(routes, reads=2, text=None):
+        caplog.clear()
+        monkeypatch.setenv("PRESERVICA_ROUTES", routes)
+        with caplog.at_level(logging.WARNING, logger="handlers.alerts"):
+            for _ in range(reads):
+                registry.routes(text)
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("ALERT routes-unsafe:")]
+    [alert] = alerts("FULL_TEXT_INDEXED=journal,publish;CHANGED_SECURITY_DESCRIPTOR=publish;*=journal")
+    assert "not for CHANGE_ASSET_VISIBILITY" in alert and "CHANGED_SECURITY_DESCRIPTOR:" not in alert
+    assert alerts("FULL_TEXT_INDEXED=journal,publish;CHANGED_SECURITY_DESCRIPTOR=publish;*=journal") == []   # said
+    assert alerts("CHANGED_SECURITY_DESCRIPTOR=publish;CHANGE_ASSET_VISIBILITY=publish;*=journal") == []
+    assert alerts("*=journal", text="FULL_TEXT_INDEXED=publish") == []   # a value given to check, not the app's
+
+
 def test_the_demos_routes_withdraw_what_they_publish(monkeypatch):
     from hookops import demo
     monkeypatch.setenv("PRESERVICA_ROUTES", demo.ROUTES)
