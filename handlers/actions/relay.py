@@ -1,6 +1,7 @@
 """`relay` action: hand the event to another system as a Standard Webhooks delivery.
 
-Body: {event, asset (summary or null), trigger, tenant, timestamp, deliveryId, iiif?}; `webhook-id` is
+Body: {event, asset (summary or null; title and description null unless public now), trigger, tenant, timestamp,
+deliveryId, iiif?}; `webhook-id` is
 the event key, so the receiver can drop the duplicates that at-least-once delivery brings.
 `iiif` (when `publish` is routed for the trigger): {"state": "published", "manifest": url} or
 {"state": "withdrawn"}, from the security tag and visibility the dispatcher read (public_store.is_public); the manifest
@@ -66,10 +67,15 @@ def _snapshot(job: Job, ctx: Context) -> dict | None:
 
 
 def _summary(job: Job, snap: dict | None) -> dict | None:
+    """What the receiver, a discovery platform, is told of the entity. One Preservica says is not public (by the rule
+    publish applies) is named by its ref and tag only: its title and description are null, never sent."""
     if snap is None:
         return None
-    return {"ref": job.entity_ref, "type": job.entity_type, "title": snap.get("title"),
-            "description": snap.get("description"), "securityTag": snap.get("securityTag"), "parent": snap.get("parent")}
+    from ..clients import public_store
+    shown = public_store.is_public(snap.get("securityTag"), bool(snap.get("hidden")))
+    return {"ref": job.entity_ref, "type": job.entity_type, "title": snap.get("title") if shown else None,
+            "description": snap.get("description") if shown else None, "securityTag": snap.get("securityTag"),
+            "parent": snap.get("parent")}
 
 
 def _iiif(job: Job, ctx: Context, snap: dict | None) -> dict | None:

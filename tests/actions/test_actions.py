@@ -462,6 +462,27 @@ def test_relay_summary_is_null_when_the_entity_is_gone_or_not_looked_up(relay, j
     assert [d["event"]["entityRef"] for d in docs] == [ref("deleted-since"), ref("co-1"), ASSET]
 
 
+@pytest.mark.parametrize("how", ["closed", "hidden"])
+def test_relay_names_what_is_not_public_by_ref_and_tag_only(relay, pres, jobs, how):
+    """The receiver is a discovery platform: a closed or hidden asset's title and description never reach it (it is
+    told the asset is withdrawn, and may read Preservica with its own rights); a closed folder's neither."""
+    pres.add_asset(OTHER, "Minutes of the closed meeting", "Names the informant", security_tag=(
+        "closed" if how == "closed" else "open"), parent=FOLDER)
+    if how == "hidden":
+        pres.set_hidden(OTHER)
+    pres.add_folder(ref("closed-folder"), "Closed accession: the informant's letters", security_tag="closed")
+    [asset] = jobs("relay", refs=[OTHER])
+    [folder] = jobs("relay", refs=[ref("closed-folder")], trigger="MOVED", entity_type="SO")
+    run_one("relay", asset)
+    run_one("relay", folder)
+    raw = [d.body for d in relay.wait_for_deliveries(2)]
+    assert not [b for b in raw if b"informant" in b or b"closed meeting" in b]
+    docs = [json.loads(b) for b in raw]
+    assert docs[0]["asset"] == {"ref": OTHER, "type": "IO", "title": None, "description": None,
+                                "securityTag": "closed" if how == "closed" else "open", "parent": FOLDER}
+    assert docs[1]["asset"]["title"] is None and docs[1]["asset"]["securityTag"] == "closed"
+
+
 def test_relay_summary_of_a_folder(relay, jobs):
     [raw] = jobs("relay", refs=[FOLDER], trigger="MOVED", entity_type="SO")
     run_one("relay", raw)
