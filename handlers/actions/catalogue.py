@@ -2,13 +2,13 @@
 
 The asset's identifier of type CATALOGUE_IDENTIFIER_TYPE is looked up at CATALOGUE_URL_TEMPLATE;
 the XML returned becomes the fragment with schema CATALOGUE_SCHEMA, replacing an existing
-fragment of that schema (never a second one), so a retry or a re-sent event changes nothing more.
+fragment of that schema (never a second one: clients.fragments), so a retry or a re-sent event changes nothing more.
 """
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from ..clients import snapshot
+from ..clients import fragments, snapshot
 from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, Outcome, Setting
 
 URL_TEMPLATE = Setting("CATALOGUE_URL_TEMPLATE", None, APP,
@@ -38,7 +38,7 @@ def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
     record = fetch(template, identifier)
     if record is None:
         return Outcome(SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})
-    how = ctx.preservica(lambda api: api.write_metadata(asset, schema, record))
+    how = fragments.write(ctx.storage.blob_service(), ctx.secrets, job.entity_ref, schema, record, known=asset)
     return Outcome(DONE, "", {"catalogue_identifier": identifier, "catalogue_fragment": how})
 
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..clients import snapshot
+from ..clients import fragments, snapshot
 from ..core import envelope, retry, settings
 from ..pipeline.contract import (
     APP,
@@ -191,7 +191,7 @@ def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, r
                          {"ref": job.entity_ref, "representation": rep, "source_closed": str(closed).lower(),
                           **provenance})
     xml = ocr.fragment(SCHEMA.value(), reading, provenance)
-    how = ctx.preservica(lambda api: _write(api, job.entity_ref, xml))
+    how = fragments.write(ctx.storage.blob_service(), ctx.secrets, job.entity_ref, SCHEMA.value(), xml)
     extra = {"ocr_pages": reading.pages, "ocr_characters": len(text), "ocr_representation": rep,
              "ocr_meanConfidence": provenance["meanConfidence"], "ocr_truncated": truncated,
              "ocr_files": len(reading.sources), "ocr_blob": f"{CONTAINER.value()}/{job.entity_ref}.txt",
@@ -199,12 +199,6 @@ def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, r
     if refused:
         extra["ocr_unread"] = clip("; ".join(dict.fromkeys(refused)), 300)
     return Outcome(DONE, "", extra)
-
-
-def _write(api, ref: str, xml: str) -> str:
-    """Replace the fragment or add one, reading the fragments now (a retry must replace its own)."""
-    from pyPreservica.common import EntityType
-    return api.write_metadata(api.entity(EntityType.ASSET, ref), SCHEMA.value(), xml)
 
 
 ACTION = Action(name="ocr", perform=perform,

@@ -25,7 +25,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
-from ...clients import journal, snapshot
+from ...clients import fragments, journal, snapshot
 from ...clients.shared import Shared
 from ...clients.slots import Slots
 from ...core import envelope, retry, settings  # core.transcript is imported where used: not at cold start
@@ -205,7 +205,7 @@ def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]
 def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration: int, extra: dict) -> Outcome:
     from ...core import transcript
     xml = transcript.fragment(SCHEMA.value(), text, lang, media.name, duration)
-    how = ctx.preservica(lambda api: _write(api, job.entity_ref, xml))
+    how = fragments.write(ctx.storage.blob_service(), ctx.secrets, job.entity_ref, SCHEMA.value(), xml)
     return Outcome(DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
                                       "transcribe_characters": len(text.strip()),
                                       "transcribe_source": journal.clip(media.name, 200),
@@ -252,13 +252,6 @@ def _kept(ctx: Context, job: Job, media: Media, locales: list[str]) -> tuple[str
     if not (transcript.is_locale(lang) or lang == "und") or not duration.isdigit():
         return None
     return text, lang, int(duration)
-
-
-def _write(api, ref: str, xml: str) -> str:
-    """Replace the fragment or add one. The fragments are read now, not taken from the event's snapshot:
-    after an attempt that wrote the fragment but whose outcome was lost, the retry must replace it."""
-    from pyPreservica.common import EntityType
-    return api.write_metadata(api.entity(EntityType.ASSET, ref), SCHEMA.value(), xml)
 
 
 ACTION = Action(name="transcribe", perform=perform,
