@@ -17,6 +17,9 @@ IDENTIFIER_TYPE = Setting("CATALOGUE_IDENTIFIER_TYPE", "catalogue", APP,
                           "Identifier type whose value is looked up in the catalogue.")
 SCHEMA = Setting("CATALOGUE_SCHEMA", None, APP, "Schema URI of the metadata fragment the `catalogue` action attaches.")
 READS = frozenset({"summary", "identifiers"})  # the fragments already there, and the identifiers
+# A record is one entity's description; a fragment is one XML document in Preservica's database (inferred: no
+# documented limit), bounded as the transcript's and OCR's text is (core.transcript.MAX_FRAGMENT_CHARS).
+MAX_RECORD_BYTES = 1024 * 1024
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
@@ -35,22 +38,24 @@ def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
     if identifier.strip() in (".", ".."):  # quote() keeps dots: a dot segment would move the request up a path
         return Outcome(SKIPPED, f"{id_type!r} identifier is not usable in a URL",
                        {"catalogue_identifier": identifier[:10]})
-    record = fetch(template, identifier)
+    record = fetch(template, identifier, schema)
     if record is None:
         return Outcome(SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})
     how = fragments.write(ctx.storage.blob_service(), ctx.secrets, job.entity_ref, schema, record, known=asset)
     return Outcome(DONE, "", {"catalogue_identifier": identifier, "catalogue_fragment": how})
 
 
-def fetch(template: str, identifier: str) -> str | None:
-    """The record as an XML string, None on 404; ActionError (no URL in it) otherwise."""
+def fetch(template: str, identifier: str, schema: str) -> str | None:
+    """The record as an XML string, None on 404; ActionError (no URL in it) otherwise: not XML, not a document of
+    `schema` (the fragment is written with schemaUri=schema), or larger than MAX_RECORD_BYTES as read or as it
+    would be written (a DTD's entities expand below expat's own guard, which starts at 8 MiB)."""
     from ..clients import http
     try:
         url = template.format(identifier=quote(identifier, safe=""))
     except (KeyError, IndexError, ValueError):
         raise ActionError("CATALOGUE_URL_TEMPLATE must contain {identifier} and no other {field}") from None
-    resp = http.send("GET", url, peer="the catalogue", where="CATALOGUE_URL_TEMPLATE",
-                     headers={"Accept": "application/xml, text/xml"})
+    resp, body = http.get_bounded(url, MAX_RECORD_BYTES, peer="the catalogue", where="CATALOGUE_URL_TEMPLATE",
+                                  headers={"Accept": "application/xml, text/xml"})
     if resp.status_code == 404:
         return None
     if resp.status_code != 200:
@@ -58,12 +63,20 @@ def fetch(template: str, identifier: str) -> str | None:
     content_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type and "xml" not in content_type:
         raise ActionError(f"the catalogue answered {content_type!r}, not XML")
+    if body is None:
+        raise ActionError(f"the catalogue record is larger than {MAX_RECORD_BYTES} bytes; not written")
     import xml.etree.ElementTree as ET  # here, not at import: cold start
     try:
-        root = ET.fromstring(resp.content)  # bytes: the XML declaration's encoding is honoured
+        root = ET.fromstring(body)  # bytes: the XML declaration's encoding is honoured
     except ET.ParseError:
         raise ActionError("the catalogue record is not well-formed XML") from None
-    return ET.tostring(root, encoding="unicode")
+    if not root.tag.startswith(f"{{{schema}}}"):
+        name = root.tag if root.tag.startswith("{") else "{}" + root.tag
+        raise ActionError(f"the catalogue record is not in CATALOGUE_SCHEMA (its root is {name[:200]}); not written")
+    record = ET.tostring(root, encoding="unicode")
+    if len(record.encode()) > MAX_RECORD_BYTES:
+        raise ActionError(f"the catalogue record is larger than {MAX_RECORD_BYTES} bytes; not written")
+    return record
 
 
 ACTION = Action(name="catalogue", perform=perform, settings=(URL_TEMPLATE, IDENTIFIER_TYPE, SCHEMA),

@@ -6,10 +6,12 @@ clients that use requests (pyPreservica's sessions, azure-core's transport), wha
 the environment on every request, read once (environment_read_once)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import ssl
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
@@ -42,11 +44,29 @@ def client() -> httpx.Client:
 
 def send(method: str, url: str, *, peer: str, where: str, **kwargs) -> httpx.Response:
     """One request through the process's client; a failure to send becomes an EndpointError that names the
-    `peer` and `where` the URL is configured, never the URL (it may be a credential, as Teams' is).
-    httpx.InvalidURL is not an HTTPError, and its message quotes the URL."""
+    `peer` and `where` the URL is configured, never the URL (it may be a credential, as Teams' is)."""
+    with _classified(url, peer, where):
+        return client().request(method, url, **kwargs)
+
+
+def get_bounded(url: str, limit: int, *, peer: str, where: str, **kwargs) -> tuple[httpx.Response, bytes | None]:
+    """A GET as `send`, its body read as it arrives up to `limit` bytes: (response, body), body None when more
+    arrived (the rest is never read)."""
+    with _classified(url, peer, where), client().stream("GET", url, **kwargs) as resp:
+        body = bytearray()
+        for chunk in resp.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                return resp, None
+        return resp, bytes(body)
+
+
+@contextlib.contextmanager
+def _classified(url: str, peer: str, where: str) -> Iterator[None]:
+    # httpx.InvalidURL is not an HTTPError, and its message quotes the URL.
     import httpx
     try:
-        return client().request(method, url, **kwargs)
+        yield
     except httpx.InvalidURL:
         raise EndpointError(f"the {peer} URL is not a valid URL: check {where}") from None
     except httpx.HTTPError as exc:

@@ -64,3 +64,42 @@ def test_while_another_run_writes_the_assets_fragments_it_waits_its_turn(catalog
     assert queued("catalogue") == 1
     assert run_one("catalogue", take("catalogue")).state == journal.DONE
     assert len(ours(pres)) == 1
+
+
+# ---- what the catalogue may put in the fragment ------------------------------------------------
+
+def _refused(catalogue, pres, jobs, record, why: str):
+    catalogue.add_record("HM/1887/12", record)
+    [raw] = jobs("catalogue")
+    from handlers.core.errors import SafeError
+    with pytest.raises(SafeError, match=why):
+        run_one("catalogue", raw)
+    assert pres.metadata(ASSET) == []
+    got = row(raw)
+    assert got["catalogue_state"] == "failed" and why.split(" \\(")[0] in got["catalogue_reason"]
+
+
+@pytest.mark.parametrize("record, root", [
+    ("<record><title>No namespace</title></record>", "{}record"),
+    ("<mods xmlns='http://www.loc.gov/mods/v3'><titleInfo/></mods>", "{http://www.loc.gov/mods/v3}mods"),
+    ("<xip:Entity xmlns:xip='http://preservica.com/XIP/v7.7'>x</xip:Entity>", "{http://preservica.com/XIP/v7.7}Entity"),
+], ids=["no namespace", "another schema", "XIP"])
+def test_a_record_outside_catalogue_schema_is_not_written(catalogue, pres, jobs, record, root):
+    """The fragment is written with schemaUri=CATALOGUE_SCHEMA: its content must be a document of that schema,
+    not whatever the catalogue answered (another schema's record, Preservica's own XIP elements)."""
+    _refused(catalogue, pres, jobs, record, f"the catalogue record is not in CATALOGUE_SCHEMA \\(its root is {root}")
+
+
+def test_a_record_larger_than_the_bound_is_not_read_whole_or_written(catalogue, pres, jobs):
+    big = f"<record xmlns='{SCHEMA}'><title>{'x' * (2 * 1024 * 1024)}</title></record>"
+    _refused(catalogue, pres, jobs, big, "the catalogue record is larger than 1048576 bytes")
+
+
+def test_a_small_record_that_entities_blow_up_is_not_written(catalogue, pres, jobs):
+    """A DTD's internal entities expand below expat's amplification guard (it starts at 8 MiB): 1.4 KB of
+    record becomes 5 MB of fragment unless the record is measured as it would be written."""
+    entities = ("<!DOCTYPE record [<!ENTITY a '" + "x" * 1000 + "'>"
+                + "".join(f"<!ENTITY {n} '{('&' + p + ';') * 10}'>" for p, n in ("ab", "bc", "cd")) + "]>")
+    record = f"{entities}<record xmlns='{SCHEMA}'><title>{'&d;' * 5}</title></record>"
+    assert len(record) < 2000
+    _refused(catalogue, pres, jobs, record, "the catalogue record is larger than 1048576 bytes")

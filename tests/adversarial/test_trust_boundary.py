@@ -348,7 +348,9 @@ def test_a_malformed_receiver_url_is_classified_without_quoting_it(url):
     """Teams, the catalogue and the relay all send through clients.http.send: a URL pasted badly
     (it may be a credential) fails as a SafeError that names the setting, never the URL."""
     from handlers.clients import http
-    with pytest.raises(SafeError) as err:
-        http.send("POST", url, peer="the relay receiver", where="RELAY_URL")
-    message = str(err.value)
-    assert "SECRETSIG" not in message and ("RELAY_URL" in message or "could not be reached" in message)
+    for call in (lambda: http.send("POST", url, peer="the relay receiver", where="RELAY_URL"),
+                 lambda: http.get_bounded(url, 10, peer="the relay receiver", where="RELAY_URL")):   # the catalogue's
+        with pytest.raises(SafeError) as err:
+            call()
+        message = str(err.value)
+        assert "SECRETSIG" not in message and ("RELAY_URL" in message or "could not be reached" in message)
