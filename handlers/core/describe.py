@@ -27,8 +27,10 @@ GUARD = ("The user message holds the item's title and its text, read by OCR or s
          "text (no markup, no lists, no links, no web addresses), in the language {language}, at most {chars} "
          "characters.")
 # Bidirectional isolates (U+2066-2069) and the Arabic letter mark too: they reorder what a reader sees as the
-# overrides do (Unicode TR9; CVE-2021-42574, "Trojan Source").
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# overrides do (Unicode TR9; CVE-2021-42574, "Trojan Source"). Lone surrogates and U+FFFE/U+FFFF: no XML 1.0
+# document (a fragment, a description) can hold them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069"
+                      r"\ud800-\udfff\ufeff\ufffe\uffff]")
 _DELIMITER_LINE = re.compile(r"^.*<<<.*>>>.*$", re.M)
 _MARKUP = re.compile(r"<\s*/?\s*[A-Za-z!?]|&[A-Za-z#][A-Za-z0-9]*;|\]\s*\(|!\[|`|^\s{0,3}#{1,6}\s|^\s*[-*+]\s|"
                      r"\*\*|__|^\s*\d+\.\s|\{\{|\$\{", re.M)

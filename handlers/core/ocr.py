@@ -13,7 +13,7 @@ from typing import Any
 
 from .transcript import MAX_FRAGMENT_CHARS, clean
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff\u2028\u2029]")
 SERVICE = "Azure AI Document Intelligence"
 
 # What the read model takes (learn.microsoft.com azure/ai-services/document-intelligence/prebuilt/read,

@@ -12,9 +12,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-# XML 1.0 forbids most C0 controls (and ElementTree would write them anyway); WebVTT lines must not
-# hold line breaks. Both drop these, and line and paragraph separators too.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\u2028\u2029]")
+# XML 1.0 forbids most C0 controls, lone surrogates (JSON may escape one: "\ud800") and U+FFFE/U+FFFF, and
+# ElementTree would write them anyway; WebVTT lines must not hold line breaks. Both drop these, and line and
+# paragraph separators too.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff\u2028\u2029]")
 _SPACE = re.compile(r"\s+")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
 MAX_FRAGMENT_CHARS = 1_000_000  # a fragment is one XML document in Preservica's database; keep it bounded

@@ -90,6 +90,8 @@ def test_a_model_that_obeys_the_page_is_refused_by_the_checks(env, pres, chat):
     ("x" * 1600, "too long"),
     ("Письмо 1921 года о гавани.", "not in the expected script"),
     ("A letter\u202e about the wall.", "control or invisible characters"),
+    ("A letter\uffff about the wall.", "control or invisible characters"),   # no XML can hold it: never acceptable
+    ("A letter\ud800 about the wall.", "control or invisible characters"),   # a lone surrogate, valid in JSON
 ])
 def test_answers_that_smuggle_markup_or_links_are_refused(env, pres, chat, answer, why):
     chat.answer = answer

@@ -84,6 +84,15 @@ def test_a_second_run_replaces_the_fragment(env, pres, di):
     assert fragment(pres, SCAN).findtext("o:text", namespaces=NS) == "A better reading"
 
 
+def test_characters_xml_cannot_hold_never_reach_the_fragment(env, app_env, pres, di):
+    """A lone surrogate (valid in the service's JSON) or U+FFFF in the read text: pyPreservica could not build the
+    request and Preservica could not parse it. Dropped; the rest kept."""
+    di.set_pages([["Dear\ud800 Sir \U0001F600 \uffff end"]])
+    assert run_one("ocr", job_for(SCAN)).state == journal.DONE
+    assert fragment(pres, SCAN).findtext("o:text", namespaces=NS) == "Dear Sir \U0001F600  end"
+    assert blob(app_env.connection_string, f"{SCAN}.txt")[0] == "Dear Sir \U0001F600  end"
+
+
 def test_preservation_first_by_setting(env, pres, di, monkeypatch):
     monkeypatch.setenv("OCR_REPRESENTATION", "Preservation")
     assert run_one("ocr", job_for(SCAN)).state == journal.DONE

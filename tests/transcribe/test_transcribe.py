@@ -231,3 +231,17 @@ def test_one_recording_per_message_whatever_the_batch_size(env, pres, monkeypatc
     sizes = {name: [len(messages.read_batch(m.content)) for m in default().queue(name).receive_messages(max_messages=32)]
              for name in (settings.action_queue("transcribe"), settings.action_queue("journal"))}
     assert sizes == {settings.action_queue("transcribe"): [1, 1, 1], settings.action_queue("journal"): [3]}
+
+
+def test_characters_xml_cannot_hold_never_reach_the_fragment(env, app_env, pres, speech):
+    """Speech's JSON can carry a lone surrogate (`"\\ud800"` is valid JSON) and U+FFFE/U+FFFF: none is a character
+    XML 1.0 allows, so pyPreservica could not even build the request (UnicodeEncodeError), nor Preservica parse
+    it. They are dropped like control characters; everything else, an emoji too, is kept."""
+    speech.set_phrases([(0, 1000, "Before\ud800 after \U0001F600 \ufffe\uffff end")])
+    raw = job_for(AV)
+    assert run_one("transcribe", raw).state == journal.DONE
+    [(_, xml)] = pres.metadata(AV)
+    import xml.etree.ElementTree as ET
+    assert ET.fromstring(xml).findtext(f"{{{SCHEMA}}}text") == "Before after \U0001F600 end\n"
+    text, _ = blob(app_env.connection_string, f"{AV}.txt")
+    assert text.decode() == "Before after \U0001F600 end\n"
