@@ -67,12 +67,12 @@ def _asset(ref: str):
     from pyPreservica.common import EntityType
 
     from ..clients import preservica, secrets
-    from ..core.errors import ActionError, NotFound
+    from ..core.errors import ActionError, NotFound, PreservicaError
     try:
         return preservica.call(secrets.default(), lambda api: api.entity(EntityType.ASSET, ref))
     except NotFound:
         raise auth.Refused(404, "The asset is not in Preservica any more.") from None
-    except ActionError as exc:
+    except (ActionError, PreservicaError) as exc:   # a 5xx is a PreservicaError, not an ActionError
         raise auth.Refused(502, f"Preservica could not be read: {exc}") from None
 
 
@@ -127,6 +127,7 @@ def _replaced(ctx: Ctx, ref: str, verdict: str, text: str | None, why: str = "de
 
 def decide(ctx: Ctx, ref: str, verdict: str):
     from ..core import describe as rules
+    from ..core.errors import PreservicaError
     record, etag = _record(ref)
     text = (ctx.form.get("text") or "").replace("\r\n", "\n").strip() if verdict == "accept" else None
     if record.get("status") != "pending":
@@ -162,11 +163,19 @@ def decide(ctx: Ctx, ref: str, verdict: str):
     if not _save(ref, record, etag):   # the claim: only one acceptance ever writes, and only of the draft read
         return _lost(ctx, ref, verdict, text, "nothing was written")
     try:
-        _write(asset, text, mode, record, by, language)
-    except Exception:
+        written = _write(asset, text, mode, record, by, language)
+    except Exception as exc:
         _, now = _record(ref)
-        _save(ref, previous, now)   # back to pending: the write did not happen
+        _save(ref, previous, now)   # back to pending: the write did not happen (or not whole: accept again)
+        if isinstance(exc, PreservicaError):
+            return draft(ctx, ref, f"Not written: Preservica could not be written ({exc}). Accept again later.",
+                         502, text)
         raise
+    if not written:
+        _, now = _record(ref)
+        _save(ref, previous, now)
+        return draft(ctx, ref, "Not written: the asset's description changed since the draft was made or the page "
+                               "was shown. Compare them below.", 409, text)
     log.info("console review of %s by %s: accepted (%s, %s)", ref, ctx.who.id, mode,
              "edited" if review["edited"] else "as drafted")
     _refresh_publish(ref)
@@ -206,7 +215,10 @@ def _refresh_publish(ref: str) -> None:
                     "sweep will refresh its manifest", ref, type(exc).__name__)
 
 
-def _write(asset, text: str, mode: str, record: dict, by: str, language: str) -> None:
+def _write(asset, text: str, mode: str, record: dict, by: str, language: str) -> bool:
+    """Write the fragment, then (DESCRIBE_WRITE=description) the description; False, nothing written, when the
+    description is no longer the one decide() compared (a person's edit since: Preservica's save() is an
+    unconditional PUT, so the read just before it is the last check there is)."""
     from ..clients import preservica, secrets
     from ..core import describe as rules
     schema = _settings().SCHEMA.value()
@@ -214,13 +226,17 @@ def _write(asset, text: str, mode: str, record: dict, by: str, language: str) ->
                                 by, record["review"]["date"], record["review"]["edited"], language,
                                 text if mode == "description" else asset.description)
 
-    def work(api):
+    def work(api) -> bool:
+        # pyPreservica's save() PUTs the entity's SecurityTag and Parent back with its description
+        # (entityAPI.py save; its docstring says Preservica does not save the tag from it): read them now,
+        # not with the page, so a closure or a move since is never sent back as it was.
+        now = api.asset(asset.reference)
+        if (now.description or "") != (asset.description or ""):
+            return False
+        # The fragment first: should the save then fail, no machine-drafted text stands without it.
+        api.write_metadata(now, schema, xml)
         if mode == "description":
-            # pyPreservica's save() PUTs the entity's SecurityTag and Parent back with its description
-            # (entityAPI.py save; its docstring says Preservica does not save the tag from it): read them now,
-            # not with the page, so a closure or a move since is never sent back as it was.
-            now = api.asset(asset.reference)
             now.description = text
             api.save(now)
-        api.write_metadata(asset, schema, xml)
-    preservica.call(secrets.default(), work)
+        return True
+    return preservica.call(secrets.default(), work)

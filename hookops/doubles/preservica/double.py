@@ -134,6 +134,11 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
             for co_ref in entity.content_objects:
                 self._entities[co_ref].security_tag = tag
 
+    def set_description(self, ref: str, description: str) -> None:
+        """A person edits an entity's description in Preservica (not through save(): not in `saved`)."""
+        with self._lock:
+            self._entities[ref].description = description
+
     def set_parent(self, ref: str, parent: str | None) -> None:
         """Point an entity at another parent, any text (a test's hostile entity document; it is served escaped)."""
         with self._lock:
