@@ -106,8 +106,9 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
     def add_asset(self, ref: str, title: str, description: str = "", security_tag: str = "open",
                   parent: str | None = None, thumbnail: bytes | None = None,
                   bitstreams=(), identifiers: dict[str, str] | None = None) -> None:
-        """``bitstreams``: (filename, size) or (filename, size, "Access"|"Preservation"); each
-        becomes one content object with one active original generation holding one bitstream.
+        """``bitstreams``: (filename, size), (filename, size, "Access"|"Preservation") or (filename, size, type,
+        n), the n-th representation of that type (default 1); each becomes one content object with one active
+        original generation holding one bitstream.
         ``size`` may be the real bytes instead (a WAV, a PNG made by the test), served as they are."""
         with self._lock:
             self.remove_asset(ref)
@@ -119,7 +120,8 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
                 self._entities[co_ref] = Entity("CO", co_ref, filename, "", security_tag, ref,
                                                 filename=filename,
                                                 size=len(content) if content is not None else int(size),
-                                                rep_type=rep[0] if rep else "Preservation", content=content)
+                                                rep_type=rep[0] if rep else "Preservation", content=content,
+                                                rep_index=rep[1] if len(rep) > 1 else 1)
                 asset.content_objects.append(co_ref)
             self._entities[ref] = asset
             self.touch(ref)

@@ -169,35 +169,38 @@ class EntityApi:
         return Reply(204)
 
     # representations -> content objects -> generations -> bitstreams -------------------------------
-    def _cos(self, asset: Entity, rep_type: str) -> list[Entity]:
-        return [self._entities[c] for c in asset.content_objects if self._entities[c].rep_type == rep_type]
+    def _cos(self, asset: Entity, rep_type: str, index: int | None = None) -> list[Entity]:
+        return [e for e in (self._entities[c] for c in asset.content_objects)
+                if e.rep_type == rep_type and index in (None, e.rep_index)]
 
     def _representations(self, request, query, ref):
         # entityAPI.py representations(): Representation@type elements whose text is the next URL.
         a = self._find("information-objects", ref)
         if a is None:
             return not_found(ref)
-        reps = "".join(f'<Representation type="{t}" name="{t}-1">{self._url(a, f"/representations/{t}/1")}'
-                       f"</Representation>" for t in ("Preservation", "Access") if self._cos(a, t))
+        reps = "".join(f'<Representation type="{t}" name="{t}-{n}">{self._url(a, f"/representations/{t}/{n}")}'
+                       f"</Representation>" for t in ("Preservation", "Access")
+                       for n in sorted({c.rep_index for c in self._cos(a, t)}))
         return self._doc("RepresentationsResponse", f"<Representations>{reps}</Representations>"
                          f"<AdditionalInformation><Self>{self._url(a, '/representations')}</Self>"
                          f"</AdditionalInformation>")
 
     def _representation(self, request, query, ref, rep_type, index):
-        # entityAPI.py content_objects(): ContentObjects/ContentObject@title links. One representation per
-        # type, index 1, is the double's simplification (inferred: a real asset may have several).
+        # entityAPI.py content_objects(): ContentObjects/ContentObject@title links. The double numbers the
+        # representations of a type 1, 2, ... in their URLs (inferred: pyPreservica follows the listed URL,
+        # whatever its shape, and an asset may have several of a type: representations() returns a set).
         a = self._find("information-objects", ref)
-        cos = self._cos(a, rep_type) if a else []
-        if not cos or index != "1":
+        cos = self._cos(a, rep_type, int(index)) if a else []
+        if not cos:
             return not_found(f"{ref}/{rep_type}/{index}")
         xip_cos = "".join(f"<xip:ContentObject>{c.ref}</xip:ContentObject>" for c in cos)
         links = "".join(f"<ContentObject title={quoteattr(c.title)}>{self._url(c)}</ContentObject>" for c in cos)
         return self._doc("RepresentationResponse",
                          f"<xip:Representation><xip:InformationObject>{a.ref}</xip:InformationObject>"
-                         f"<xip:Name>{rep_type}-1</xip:Name><xip:Type>{rep_type}</xip:Type>"
+                         f"<xip:Name>{rep_type}-{index}</xip:Name><xip:Type>{rep_type}</xip:Type>"
                          f"<xip:ContentObjects>{xip_cos}</xip:ContentObjects></xip:Representation>"
                          f"<ContentObjects>{links}</ContentObjects><AdditionalInformation><Self>"
-                         f"{self._url(a, f'/representations/{rep_type}/1')}</Self></AdditionalInformation>")
+                         f"{self._url(a, f'/representations/{rep_type}/{index}')}</Self></AdditionalInformation>")
 
     def _generations(self, request, query, co_ref):
         # entityAPI.py generations(): Generation@original/@active links, then each GenerationResponse's

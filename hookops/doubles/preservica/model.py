@@ -55,6 +55,7 @@ class Entity:
     filename: str = ""                                                      # CO: its one bitstream
     size: int = 0
     rep_type: str = "Preservation"                                          # CO: representation it is in
+    rep_index: int = 1                                                      # CO: which one of its type (1, 2, ...)
     content: bytes | None = None                                            # CO: real bytes, else generated
     format_group: str | None = None                                         # CO: as characterised (set_format)
     puid: str | None = None
