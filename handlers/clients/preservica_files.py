@@ -34,14 +34,19 @@ def content_refs(api: EntityAPI, representation) -> list[str]:
 
 
 def files(api: EntityAPI, asset, types: tuple[str, ...], first_only: bool = False, active_only: bool = True,
-          most: int | None = None) -> Iterator[File]:
+          most: int | None = None, others: list | None = None) -> Iterator[File]:
     """The asset's bitstreams in the representations of `types` ("Access", "Preservation"), those types in
     that order, each type's representations by URL; only the first representation when `first_only`; only
     active generations when `active_only`. More than `most` content objects in a representation is
-    TooMany, raised from its list, before any of them is read."""
-    reps = sorted((r for r in api.representations(asset) if r.rep_type.value in types),
-                  key=lambda r: (types.index(r.rep_type.value), r.url))
-    for rep in reps[:1] if first_only else reps:
+    TooMany, raised from its list, before any of them is read. `others`, when given, receives the asset's
+    representations this walk does not read (other types; with `first_only`, the later ones), from the same
+    list, before anything is yielded or raised."""
+    every = api.representations(asset)
+    reps = sorted((r for r in every if r.rep_type.value in types), key=lambda r: (types.index(r.rep_type.value), r.url))
+    read = reps[:1] if first_only else reps
+    if others is not None:
+        others.extend(r for r in every if r not in read)
+    for rep in read:
         refs = content_refs(api, rep)
         if most is not None and len(refs) > most:
             raise TooMany(len(refs), most)

@@ -33,3 +33,17 @@ def test_a_representation_listing_more_objects_than_the_bound_is_refused_before_
         preservica.call(secrets(), lambda api: list(preservica.files(api, api.entity(EntityType.ASSET, MORE),
                                                                      types=("Access",), most=3)))
     assert not [path for _, path in pres.requests if "/content-objects/" in path]   # none of them was read
+
+
+def test_the_representations_not_read_are_reported_from_the_same_list(env, pres):
+    """publish reads the first Access representation only; what else the asset has (a preservation master, a
+    second Access representation) comes from the list it read anyway, never another request."""
+    pres.add_asset(MORE, "Redacted", bitstreams=[("a.png", 10, "Access", 1), ("b.png", 10, "Access", 2),
+                                                 ("master.tif", 10, "Preservation")])
+    others: list = []
+    before = len(pres.requests)
+    got = preservica.call(secrets(), lambda api: list(preservica.files(
+        api, api.entity(EntityType.ASSET, MORE), ("Access",), first_only=True, others=others)))
+    assert [f.bitstream.filename for f in got] == ["a.png"]
+    assert sorted((r.rep_type.value, r.name) for r in others) == [("Access", "Access-2"), ("Preservation", "Preservation-1")]
+    assert sum(p.endswith("/representations") for _, p in pres.requests[before:]) == 1
