@@ -120,6 +120,21 @@ class PublicStore:
         except AzureError as exc:
             raise self._fail(exc) from exc
 
+    def read_at_most(self, name: str, most: int) -> bytes | None:
+        """The blob's content, or None when there is none or it is larger than `most` bytes (then not read; the
+        read is ranged too, should it grow meanwhile: never more than `most` + 1 bytes held)."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        blob = self.container.get_blob_client(name)
+        try:
+            if blob.get_blob_properties().size > most:
+                return None
+            data = blob.download_blob(offset=0, length=most + 1).readall()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self._fail(exc) from exc
+        return data if len(data) <= most else None
+
     def write_if(self, name: str, data: bytes, etag: str | None, content_type: str = "application/ld+json") -> bool:
         """Write only if the blob still has `etag` (None: only if there is none yet). False when it changed."""
         from azure.core import MatchConditions

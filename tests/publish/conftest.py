@@ -6,7 +6,7 @@ import pytest
 
 from hookops.doubles.preservica import PreservicaDouble, make_png
 from tests.support.preservica import fresh_client, point_at
-from tests.support.publish import ASSET, AV, PASSWORD, RIGHTS, TENANT, USER, make_wav
+from tests.support.publish import ASSET, AV, PASSWORD, PRESERVICA_THUMBNAIL, RIGHTS, SHEET_1, SHEET_2, TENANT, USER, make_wav
 
 # Settings a test of this folder sets itself when it needs them.
 UNSET = ("PUBLISH_BLOB_SERVICE_URI", "PUBLISH_BASE_URL", "PUBLISH_MAX_FILES", "PUBLIC_SECURITY_TAGS",
@@ -22,10 +22,10 @@ def isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def pres():
     with PreservicaDouble(username=USER, password=PASSWORD, tenant=TENANT) as double:
-        double.add_asset(ASSET, "Harbour survey, 1887", "Two sheets and a report", thumbnail=make_png(40, 30),
-                         identifiers={"catalogue": "HM/1887/12"},
-                         bitstreams=[("sheet-1.png", make_png(301, 207), "Access"),
-                                     ("sheet-2.png", make_png(120, 480, rgb=(1, 2, 3)), "Access"),
+        double.add_asset(ASSET, "Harbour survey, 1887", "Two sheets and a report",
+                         thumbnail=make_png(40, 30, rgb=PRESERVICA_THUMBNAIL), identifiers={"catalogue": "HM/1887/12"},
+                         bitstreams=[("sheet-1.png", make_png(301, 207, rgb=SHEET_1), "Access"),
+                                     ("sheet-2.png", make_png(120, 480, rgb=SHEET_2), "Access"),
                                      ("report.pdf", b"%PDF-1.4\n% a report\n", "Access"),
                                      ("master.tif", 4096, "Preservation")])
         double.add_asset(AV, "Oral history interview", bitstreams=[("talk.wav", make_wav(2.5), "Access")])

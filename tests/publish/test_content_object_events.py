@@ -13,7 +13,7 @@ from handlers.clients import journal
 from handlers.clients.storage import default
 from handlers.core import settings
 from tests.support.jobs import row, run_one
-from tests.support.publish import ASSET, AV, blobs, dispatched
+from tests.support.publish import ASSET, AV, SHEET_1, SHEET_2, blobs, dispatched, shows
 from tests.support.reconcile import dispatch_all
 
 SECURITY = "CHANGED_SECURITY_DESCRIPTOR"
@@ -34,7 +34,7 @@ def since(pres, before: int) -> list[str]:
 def test_a_content_objects_closure_event_withdraws_its_file_and_the_thumbnail(env, pres):
     co, _ = pres.source_of(ASSET, "Access", 0)
     run_one("publish", dispatched(ASSET))
-    assert of(co, blobs(env, f"{ASSET}/")) and f"{ASSET}/thumbnail" in blobs(env, f"{ASSET}/")
+    assert of(co, blobs(env, f"{ASSET}/")) and shows(blobs(env, f"{ASSET}/")[f"{ASSET}/thumbnail"], SHEET_1)
     pres.set_security_tag(co, "closed")
     before = len(pres.requests)
     raw = co_event(co)
@@ -42,7 +42,8 @@ def test_a_content_objects_closure_event_withdraws_its_file_and_the_thumbnail(en
     outcome = run_one("publish", raw)
     assert outcome.state == journal.DONE
     got = blobs(env, f"{ASSET}/")
-    assert of(co, got) == [] and f"{ASSET}/thumbnail" not in got and not any(co in n for n in blobs(env))
+    assert of(co, got) == [] and not any(co in n for n in blobs(env))
+    assert shows(got[f"{ASSET}/thumbnail"], SHEET_2)   # the thumbnail made from the closed file is replaced
     assert co.encode() not in got[f"{ASSET}/manifest.json"] and f"{ASSET}/manifest.json" in got   # the rest stays
     reason = row(raw)["publish_reason"]
     assert ASSET in reason and "1 closed content object(s) withheld" in reason, reason
@@ -145,4 +146,4 @@ def test_the_reconciler_delivers_a_content_objects_logged_closure_to_publish(env
     outcome = run_one("publish", m.content)
     assert outcome.state == journal.DONE and row(m.content)["entityType"] == "CO"
     got = blobs(env, f"{ASSET}/")
-    assert of(co, got) == [] and of(other, got) and f"{ASSET}/thumbnail" not in got
+    assert of(co, got) == [] and of(other, got) and shows(got[f"{ASSET}/thumbnail"], SHEET_2)

@@ -9,7 +9,7 @@ import pytest
 from handlers import sweep
 from handlers.clients import journal
 from tests.support.jobs import run_one
-from tests.support.publish import ASSET, AV, blobs, dispatched, make_wav, write_transcript
+from tests.support.publish import ASSET, AV, SHEET_1, SHEET_2, blobs, dispatched, make_wav, shows, write_transcript
 
 VTT = b"WEBVTT\n\n00:00.000 --> 00:02.000\nWhat the closed recording says\n"
 
@@ -31,22 +31,24 @@ def test_a_closed_content_object_under_an_open_asset_is_never_published(env, pre
     got = public(env, ASSET)
     assert f"{ASSET}/manifest.json" in got and of(kept, got)
     assert of(closed, got) == []
-    assert f"{ASSET}/thumbnail" not in got              # Preservica may render it from the closed file
+    assert shows(got[f"{ASSET}/thumbnail"], SHEET_2)   # made from the open file, never Preservica's (it may show
+    assert pres._entities[ASSET].thumbnail not in got.values()   # the closed one)
     assert closed.encode() not in got[f"{ASSET}/manifest.json"]
 
 
 def test_closing_a_published_content_object_withdraws_it_and_opening_it_publishes_it(env, pres):
     co, _ = pres.source_of(ASSET, "Access", 0)
     run_one("publish", dispatched(ASSET))
-    assert of(co, public(env, ASSET)) and f"{ASSET}/thumbnail" in public(env, ASSET)
+    assert of(co, public(env, ASSET)) and shows(public(env, ASSET)[f"{ASSET}/thumbnail"], SHEET_1)
     pres.set_security_tag(co, "closed")
     run_one("publish", dispatched(ASSET, "CHANGED_SECURITY_DESCRIPTOR"))
     got = public(env, ASSET)
-    assert of(co, got) == [] and f"{ASSET}/thumbnail" not in got and co.encode() not in got[f"{ASSET}/manifest.json"]
+    assert of(co, got) == [] and co.encode() not in got[f"{ASSET}/manifest.json"]
+    assert shows(got[f"{ASSET}/thumbnail"], SHEET_2)
     pres.set_security_tag(co, "open")
     run_one("publish", dispatched(ASSET, "CHANGED_SECURITY_DESCRIPTOR"))
     got = public(env, ASSET)
-    assert of(co, got) and f"{ASSET}/thumbnail" in got and co.encode() in got[f"{ASSET}/manifest.json"]
+    assert of(co, got) and co.encode() in got[f"{ASSET}/manifest.json"] and shows(got[f"{ASSET}/thumbnail"], SHEET_1)
 
 
 @pytest.mark.parametrize("tag", ["closed", "", "Open"])   # anything not in PUBLIC_SECURITY_TAGS ("open") exactly
@@ -79,7 +81,7 @@ def test_the_sweep_withdraws_a_content_object_closed_without_a_webhook(env, pres
     report = sweep.run()
     assert report["complete"] and report["updated"] >= 1
     got = public(env, ASSET)
-    assert of(co, got) == [] and f"{ASSET}/manifest.json" in got and f"{ASSET}/thumbnail" not in got
+    assert of(co, got) == [] and f"{ASSET}/manifest.json" in got and shows(got[f"{ASSET}/thumbnail"], SHEET_1)
 
 
 def test_the_tag_costs_no_request_each_content_object_is_read_once(env, pres):

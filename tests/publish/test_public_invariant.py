@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 
 from hypothesis import settings as hsettings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -36,11 +37,13 @@ from tests.support.public_world import (
     closed_files,
     logged,
     new_world,
+    preservica_may,
     public_now as public,
     put_backs,
+    shown_files,
     watch,
 )
-from tests.support.publish import ASSET, AV, blobs, make_wav
+from tests.support.publish import ASSET, AV, blobs, colour, make_wav, shows
 from tests.support.storage import clear_storage
 
 REFS = (ASSET, AV)
@@ -51,10 +54,18 @@ class PutBack(Exception):
     """The runner put the message's event back on its queue: the model waits for it as for a retry."""
 
 
+# Preservica's thumbnail of each asset (rendered from a file it does not name: inferred), one colour each.
+THUMBNAILS = {ASSET: make_png(12, 9, rgb=(255, 255, 255)), AV: make_png(12, 9, rgb=(0, 0, 0))}
+
+
 def _files(ref: str, variant: int) -> list:
+    """Each access image its own colour (a made thumbnail shows which); ASSET has a preservation master in two
+    variants of three, so its Preservica thumbnail may be public in some and not in others."""
     if ref == AV:
         return [("talk.wav", make_wav(1.0 + variant / 2), "Access"), ("master.wav", make_wav(0.5), "Preservation")]
-    return [(f"p{i}.png", make_png(10 + variant, 10 + i), "Access") for i in range(1 + variant % 2)]
+    master = [("master.png", make_png(10, 10, rgb=(128, 128, 128)), "Preservation")] if variant % 3 else []
+    return [(f"p{i}.png", make_png(10 + variant, 10 + i, rgb=(30 + 100 * i, 37 * variant % 200, 60)), "Access")
+            for i in range(1 + variant % 2)] + master
 
 
 def test_the_public_container_converges_on_what_preservica_says(env, pres, monkeypatch):
@@ -99,7 +110,7 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             self.last = {ref: start for ref in REFS}   # when each asset last changed
             for ref in REFS:
                 self.variant[ref] = 0
-                pres.add_asset(ref, f"Asset {ref[:4]}", bitstreams=_files(ref, 0))
+                pres.add_asset(ref, f"Asset {ref[:4]}", bitstreams=_files(ref, 0), thumbnail=THUMBNAILS[ref])
                 self.converge(ref)           # both start published
 
         # -- delivering ------------------------------------------------------------------------------
@@ -154,7 +165,8 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
         @rule(ref=st.sampled_from(REFS), delivered=st.booleans())
         def open(self, ref, delivered):
             if ref not in pres._entities:   # ingested again
-                pres.add_asset(ref, f"Asset {ref[:4]}", bitstreams=_files(ref, self.variant[ref]))
+                pres.add_asset(ref, f"Asset {ref[:4]}", bitstreams=_files(ref, self.variant[ref]),
+                               thumbnail=THUMBNAILS[ref])
                 pres.set_hidden(ref, False)
                 self.changed(ref, delivered, INDEXED, "Ingest")
                 return
@@ -187,7 +199,8 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             if e is not None:
                 tag, hidden = e.security_tag, e.hidden
                 self.variant[ref] += 1
-                pres.add_asset(ref, f"Asset {ref[:4]}", security_tag=tag, bitstreams=_files(ref, self.variant[ref]))
+                pres.add_asset(ref, f"Asset {ref[:4]}", security_tag=tag, bitstreams=_files(ref, self.variant[ref]),
+                               thumbnail=THUMBNAILS[ref])
                 pres.set_hidden(ref, hidden)
                 self.changed(ref, delivered, INDEXED, "Modified")
 
@@ -342,9 +355,22 @@ def test_the_public_container_converges_on_what_preservica_says(env, pres, monke
             for ref in published:
                 closed = closed_files(pres, ref)
                 want = sorted(hashlib.sha1(c.body()).hexdigest() for c in access_files(pres, ref) if c.ref not in closed)
-                assert not (closed and f"{ref}/thumbnail" in got), f"{ref}: a thumbnail beside a closed file"
+                self.check_thumbnail(ref, got)
                 have = sorted(hashlib.sha1(v).hexdigest() for n, v in got.items() if n.startswith(f"{ref}/files/"))
                 assert have == want, f"{ref}: the public files are not the current access files ({when})"
+
+        def check_thumbnail(self, ref: str, got: dict) -> None:
+            """Preservica's where it can show nothing unpublished, else one made from the first published image,
+            else none; the manifest names the one stored."""
+            thumb, images = got.get(f"{ref}/thumbnail"), shown_files(pres, ref)
+            if preservica_may(pres, ref):
+                assert thumb == THUMBNAILS[ref], f"{ref}: not Preservica's thumbnail, which may be public"
+            elif images:
+                assert thumb is not None and shows(thumb, colour(images[0].content)), f"{ref}: not its first image"
+            else:
+                assert thumb is None, f"{ref}: a thumbnail with no image to make it from"
+            [entry] = json.loads(got[f"{ref}/manifest.json"]).get("thumbnail") or [{"id": ""}]
+            assert entry["id"].endswith(f"/{ref}/thumbnail") == (thumb is not None), f"{ref}: {entry['id']}"
 
     def shared_queue():
         from handlers.clients.storage import default

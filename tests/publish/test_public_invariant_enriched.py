@@ -8,7 +8,7 @@ and sweep; real pyPreservica against the Preservica double; real Blob clients ag
 
 At every step, over every blob of the public container (the activity stream too): nothing of what is never
 public (ocr's text, a draft nobody accepted as written, a transcript made from a preservation file, any
-preservation file's bytes) is there; an accepted text is only in its own asset's manifest and spoken words only
+preservation file's bytes, Preservica's thumbnail of an asset with a preservation master) is there; an accepted text is only in its own asset's manifest and spoken words only
 in its own captions; nothing lies outside `<ref>/` and `activity/`; no closed asset gains a blob after its
 withdrawal finished. Once things settle (queue delivered, reconciler past the last change, a sweep): the
 manifests are exactly the open, visible assets', each with the summary last accepted (or the description).
@@ -51,6 +51,8 @@ REFS = (ASSET, AV)
 OCR_SCHEMA, REVIEWED = "urn:preservica-webhooks-azure:ocr:v1", "urn:example:reviewed"
 FILES = {ASSET: [("sheet.png", make_png(30, 20), "Access"), ("master.tif", 3000, "Preservation")],
          AV: [("talk.wav", make_wav(1.5), "Access"), ("master.wav", make_wav(0.5), "Preservation")]}
+# Preservica's thumbnails: each asset has a preservation master it may be rendered from, so never public.
+THUMBNAILS = {ASSET: make_png(12, 9, rgb=(255, 255, 255)), AV: make_png(12, 9, rgb=(0, 0, 0))}
 
 
 def test_nothing_that_feeds_the_public_container_outlives_a_closure(env, pres, monkeypatch):
@@ -99,7 +101,9 @@ def test_nothing_that_feeds_the_public_container_outlives_a_closure(env, pres, m
             self.deliver()
 
         def ingest(self, ref: str) -> None:
-            pres.add_asset(ref, f"Asset {ref[:4]}", f"Catalogued as item {ref[:4]}", bitstreams=FILES[ref])
+            pres.add_asset(ref, f"Asset {ref[:4]}", f"Catalogued as item {ref[:4]}", bitstreams=FILES[ref],
+                           thumbnail=THUMBNAILS[ref])
+            self.never.add(THUMBNAILS[ref])
             self.accepted.pop(ref, None)
             self.drafted.pop(ref, None)
             self.masters.add(pres.source_of(ref, "Preservation")[1]["SHA1"])

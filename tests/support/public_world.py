@@ -32,6 +32,34 @@ def public_now(pres, ref: str) -> bool:
         and (not access or any(c.security_tag == "open" for c in access))
 
 
+def preservica_may(pres, ref: str) -> bool:
+    """Preservica's thumbnail may be public: the asset's one representation is the first Access one (the one
+    publish reads) and none of its files is closed; otherwise it may be rendered from a file that is not public."""
+    e = pres._entities.get(ref)
+    reps = {(pres._entities[c].rep_type, pres._entities[c].rep_index) for c in e.content_objects} if e else set()
+    return reps == {("Access", 1)} and not closed_files(pres, ref)
+
+
+def shown_files(pres, ref: str) -> list:
+    """The images a thumbnail made by publish may show: the asset's published access images (test PNGs of one
+    colour each), in order; while it is closed, any (the withdrawal's to remove, as closed_files says)."""
+    closed = closed_files(pres, ref)
+    return [c for c in access_files(pres, ref) if c.rep_index == 1 and c.ref not in closed
+            and (c.content or b"").startswith(b"\x89PNG")]
+
+
+def thumbnail_wrong(pres, ref: str, data: bytes) -> str | None:
+    """Why this `<ref>/thumbnail` may not be public now (None: it may): Preservica's beside another representation
+    or a closed file, or a made one that shows none of the images publish may show."""
+    from tests.support.publish import colour, shows
+    e = pres._entities.get(ref)
+    if e is not None and e.thumbnail is not None and data == e.thumbnail:
+        return None if preservica_may(pres, ref) else "Preservica's thumbnail beside another representation or a closed file"
+    if any(shows(data, colour(c.content)) for c in shown_files(pres, ref)):
+        return None
+    return "a thumbnail that shows no published image"
+
+
 def closed_files(pres, ref: str) -> list[str]:
     """The content objects of an open asset's access files that are not open: their files may never be written.
     (A closed asset's are the withdrawal's to remove: a publish in flight may still be writing when it closes.)"""
@@ -52,8 +80,10 @@ def watch(monkeypatch, pres, world: dict) -> None:
             if ref in world["done"] and not public_now(pres, ref):
                 world["violations"].append(f"{name} written after {ref} was withdrawn")
             closed = closed_files(pres, ref)
-            if any(f"{ref}/files/{co}-" in name for co in closed) or (closed and name == f"{ref}/thumbnail"):
+            if any(f"{ref}/files/{co}-" in name for co in closed):
                 world["violations"].append(f"{name} written while a content object of {ref} was closed")
+            if name == f"{ref}/thumbnail" and isinstance(args[0], bytes) and (why := thumbnail_wrong(pres, ref, args[0])):
+                world["violations"].append(f"{name} written: {why}")
             return real(self, name, *args, **kwargs)
         return write
     for name in ("upload", "set_metadata"):

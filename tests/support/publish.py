@@ -15,6 +15,22 @@ USER, PASSWORD, TENANT = "pub-user", "pub-password", "ARCHIVE"
 ASSET = "3b1f8a52-5d0c-4c4e-9a49-0c1d2e3f4a5b"
 AV = "9c2e6f10-7a1b-4b7c-8d2e-1f2a3b4c5d6e"
 RIGHTS = "http://creativecommons.org/licenses/by/4.0/"
+# The colours of the fixture ASSET's images (one colour each): which file a thumbnail shows.
+SHEET_1, SHEET_2, PRESERVICA_THUMBNAIL = (200, 30, 30), (1, 2, 3), (9, 99, 199)
+
+
+def colour(image: bytes) -> tuple[int, ...]:
+    """The colour at the centre of an image (a one-colour test image: the colour it was made with)."""
+    import io
+
+    from PIL import Image
+    with Image.open(io.BytesIO(image)) as img:
+        return img.convert("RGB").getpixel((img.width // 2, img.height // 2))
+
+
+def shows(image: bytes, rgb: tuple[int, int, int]) -> bool:
+    """Whether an image is (a JPEG of) one of that colour: a made thumbnail shows the file it was made from."""
+    return all(abs(a - b) <= 4 for a, b in zip(colour(image), rgb, strict=True))
 
 
 def make_wav(seconds: float, rate: int = 8000) -> bytes:

@@ -4,7 +4,8 @@ State-based: whatever the trigger (or the public sweep, handlers/sweep.py), `con
 Preservica *now* (never the event's snapshot) and makes the public container match. The invariant: the
 container holds an asset's files only while Preservica says the asset exists, its security tag is in
 PUBLIC_SECURITY_TAGS and it is not hidden; and a file only while its content object's own tag is public too
-(a closed one under an open asset is withheld, with the thumbnail, which may be rendered from it).
+(a closed one under an open asset is withheld). Preservica's thumbnail may be rendered from any representation's
+file (inferred): it is published only where all of them are, else one made from a published image (thumbnail.py).
 Open: the access representation's files are streamed to `<ref>/files/...`, the thumbnail to
 `<ref>/thumbnail`, captions to `<ref>/captions.vtt` only when `transcribe` made them from one of those
 files (same content object and fixity), then `<ref>/manifest.json` (IIIF Presentation 3) and a Create or
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from ...clients import public_store as ps
 from ...core import settings
 from ...pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, NotFound, Outcome, Setting
-from . import source
+from . import source, thumbnail as thumbs
 
 if TYPE_CHECKING:  # annotations only
     from ...core import iiif, media
@@ -143,26 +144,28 @@ def _unpublished(why: str) -> str:
 
 def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> Outcome:
     from ...clients import published_files
-    from ...core import iiif
+    from ...core import iiif, transcript
     limit, rights = MAX_FILES.int_value(minimum=1), RIGHTS.value()
     if rights and not rights.startswith(("http://", "https://")):
         raise ActionError("PUBLISH_RIGHTS must be a Creative Commons or RightsStatements.org URI")
     try:
-        found, withheld = source.access_files(api, asset, limit)
+        found, withheld, alone = source.access_files(api, asset, limit)
     except source.Refused as exc:   # what was published stays, but never a file whose content object closed since
         # (or was deleted since): the tags of those with public files that the listing did not read, one read each
         public = {n.split("/")[2].rsplit("-", 1)[0] for n in store.names(f"{ref}/files/")}
         withheld = exc.withheld | source.closed_of(api, public - exc.seen)
         if withheld & public:   # the kept manifest shows that file (canvas, name) and captions made from it
             return withdraw(store, ref, f"{exc}, and a published file closed since")
-        _withhold(store, ref, withheld)
+        _withhold(store, ref, withheld, thumbs.stale(store, ref, thumbs.preservica_may(exc.alone, withheld), None))
         return Outcome(SKIPPED, str(exc))
-    _withhold(store, ref, withheld)
+    may = thumbs.preservica_may(alone, withheld)
+    fixities = {name: transcript.fixity_text(b.fixity) for name, _, b in found}
+    _withhold(store, ref, withheld, thumbs.stale(store, ref, may, fixities))
     # Before any file is out: should its content object be deleted, its deletion names only itself.
     published_files.remember(published_files.table(ctx.storage), ref, (co for _, co, _ in found))
     copies = [_copy(api, store, ref, name, bitstream) for name, _, bitstream in found]
     files = [f for f, _ in copies]
-    thumbnail = _thumbnail(api, store, ref, asset, bool(withheld))
+    thumbnail = _thumbnail(api, store, ref, asset, files, fixities if not may else None)
     captions = source.captions(ctx, TRANSCRIPTS.value(), preservica_ref, files,
                                {name: (co, b.fixity) for name, co, b in found}, MAX_CAPTIONS)
     if captions:
@@ -205,11 +208,12 @@ def _publish(api, ctx: Context, store, ref: str, preservica_ref: str, asset) -> 
 
 
 
-def _withhold(store, ref: str, withheld: set[str]) -> None:
-    """A content object closed under the open asset: its files and the thumbnail go before anything is copied."""
-    if withheld:
-        store.delete(n for n in store.names(f"{ref}/")
-                     if n == f"{ref}/thumbnail" or any(n.startswith(f"{ref}/files/{co}-") for co in withheld))
+def _withhold(store, ref: str, withheld: set[str], thumbnail: bool) -> None:
+    """Before anything is copied: the files of a content object closed under the open asset go, and the
+    thumbnail when `thumbnail` (Preservica's that may show what is not published, thumbnail.stale)."""
+    if withheld or thumbnail:
+        store.delete(n for n in store.names(f"{ref}/") if (thumbnail and n == f"{ref}/{thumbs.NAME}")
+                     or any(n.startswith(f"{ref}/files/{co}-") for co in withheld))
 
 
 def _copy(api, store, ref: str, name: str, bitstream) -> tuple[iiif.File, bool]:
@@ -264,20 +268,21 @@ def _media_from(props) -> media.Media:
                        num("width"), num("height"), num("duration", float))
 
 
-def _thumbnail(api, store, ref: str, asset, withhold: bool) -> iiif.File | None:
-    """Preservica's thumbnail of the asset; none while a content object is withheld (`withhold`): which file
-    Preservica renders it from is not documented (inferred), so it may show the closed one."""
+def _thumbnail(api, store, ref: str, asset, files: list[iiif.File], made_from: dict[str, str] | None):
+    """Preservica's thumbnail of the asset when `made_from` is None, else one made from the first published
+    image (`made_from`: blob name -> fixity of the files published). Which file Preservica renders its own from
+    is not documented (inferred: any of the asset's), so it is taken only where thumbnail.preservica_may."""
     from ...core import iiif, media
-    if withhold:
-        return None
+    if made_from is not None:
+        return thumbs.made(store, ref, files, made_from)
     data = source.thumbnail(api, asset)
     if data is None:
         return None
     found = media.describe(data)
     if not (found.kind == "Image" and found.paintable):
         return None
-    store.upload(f"{ref}/thumbnail", data, found.content_type)
-    return iiif.File("thumbnail", found, "thumbnail")
+    store.upload(f"{ref}/{thumbs.NAME}", data, found.content_type)
+    return iiif.File(thumbs.NAME, found, thumbs.NAME)
 
 
 ACTION = Action(name="publish", perform=perform,

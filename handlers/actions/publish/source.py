@@ -55,18 +55,20 @@ def summary(api, asset) -> tuple[str, str] | None:
     return (description, "none") if description else None
 
 
-def access_files(api, asset, limit: int) -> tuple[list, set[str]]:
-    """([(blob name, content object ref, Bitstream)], refs of the content objects withheld) of the active
-    generations of the first Access representation, in order. A content object whose own security tag is not
-    public (public_store.is_public) is withheld: none of its files is listed. Counted from the representation's
-    list before any content object is read (never more than `limit`), and each listed length checked against
-    PUBLISH_MAX_BYTES before any download."""
+def access_files(api, asset, limit: int) -> tuple[list, set[str], bool]:
+    """([(blob name, content object ref, Bitstream)], refs of the content objects withheld, whether that
+    representation is the asset's only one) of the active generations of the first Access representation, in
+    order. A content object whose own security tag is not public (public_store.is_public) is withheld: none of
+    its files is listed. Counted from the representation's list before any content object is read (never more
+    than `limit`), and each listed length checked against PUBLISH_MAX_BYTES before any download. Refused carries
+    `.alone` too."""
     from ...clients import preservica, public_store
     found: list = []
     withheld: set[str] = set()
+    others: list = []   # the asset's other representations, from the list read anyway
     most, index = MAX_BYTES.int_value(minimum=1), {}
     try:
-        for f in preservica.files(api, asset, ("Access",), first_only=True, most=limit):
+        for f in preservica.files(api, asset, ("Access",), first_only=True, most=limit, others=others):
             if not public_store.is_public(f.security_tag, False):   # closed under an open asset
                 withheld.add(f.content_object)
                 continue
@@ -74,21 +76,25 @@ def access_files(api, asset, limit: int) -> tuple[list, set[str]]:
             index[place] = index.get(place, 0) + 1
             found.append((f"files/{f.content_object}-{index[place]}", f.content_object, f.bitstream))
             if len(found) > limit:
-                raise _refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})", withheld, found)
+                raise _refused(f"too many files ({len(found)}+ > PUBLISH_MAX_FILES {limit})", withheld, found,
+                               others)
     except TooMany as exc:   # from the list, before any content object (or its tag) was read
-        raise _refused(f"too many files ({exc.count} > PUBLISH_MAX_FILES {limit})", set(), []) from None
+        raise _refused(f"too many files ({exc.count} > PUBLISH_MAX_FILES {limit})", set(), [], others) from None
     for _, _, bitstream in found:
         if not 0 <= (bitstream.length or 0) <= most:   # pyPreservica's Bitstream: length = int(<FileSize>)
-            raise _refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})", withheld, found)
-    return found, withheld
+            raise _refused(f"a file too large ({bitstream.length} > PUBLISH_MAX_BYTES {most})", withheld, found,
+                           others)
+    return found, withheld, not others
 
 
-def _refused(reason: str, withheld: set[str], found: list) -> Refused:
-    """Refused with `.withheld`, the closed content objects seen so far, and `.seen`, every content object whose
-    tag was read (closed or open): publish reads the tags of the others it has public files of (closed_of)."""
+def _refused(reason: str, withheld: set[str], found: list, others: list) -> Refused:
+    """Refused with `.withheld`, the closed content objects seen so far, `.seen`, every content object whose
+    tag was read (closed or open): publish reads the tags of the others it has public files of (closed_of), and
+    `.alone`, whether the Access representation is the asset's only one."""
     exc = Refused(reason)
     exc.withheld = withheld   # type: ignore[attr-defined]
     exc.seen = withheld | {co for _, co, _ in found}   # type: ignore[attr-defined]
+    exc.alone = not others   # type: ignore[attr-defined]
     return exc
 
 
