@@ -139,3 +139,20 @@ def test_an_image_too_large_to_decode_is_passed_over_and_never_decoded(env, pres
     assert decoded and all(w * h <= thumbnail.MAX_PIXELS for w, h in decoded), decoded
     decoded.clear()
     assert thumbnail.scaled(declared_png(8000, 8000)) is None and decoded == []   # refused from its header
+
+
+def test_an_asset_refused_for_its_size_keeps_its_files_but_not_preservicas_thumbnail_once_a_master_appears(
+        env, pres, monkeypatch):
+    """A skipped asset keeps its earlier copy (docs/actions.md), but not a Preservica thumbnail the rule no
+    longer allows: the listing that refused it said the asset has another representation now."""
+    asset(pres, ("letter.png", make_png(900, 600, rgb=OPEN), "Access"))
+    run_one("publish", dispatched(ASSET))
+    assert blobs(env)[THUMB] == PRESERVICA
+    asset(pres, ("letter.png", make_png(900, 600, rgb=OPEN), "Access"),
+          ("master.png", make_png(900, 600, rgb=CLOSED), "Preservation"))
+    close_master(pres)
+    monkeypatch.setenv("PUBLISH_MAX_BYTES", "100")
+    outcome = run_one("publish", dispatched(ASSET, "CHANGED_SECURITY_DESCRIPTOR"))
+    assert outcome.state == journal.SKIPPED and "PUBLISH_MAX_BYTES" in outcome.reason
+    got = blobs(env)
+    assert MANIFEST in got and not preservicas_anywhere(env)
