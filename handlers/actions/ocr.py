@@ -1,6 +1,7 @@
 """`ocr` action: the text of an asset's scanned pages and PDFs, read by Azure AI Document Intelligence's
 read model, kept as a metadata fragment on the asset (OCR_SCHEMA, replacing an earlier one) and as
-`<ref>.txt` in OCR_CONTAINER (for `describe` and for search).
+`<ref>.txt` in OCR_CONTAINER (for `describe` and for search). While a file read is not public (its content
+object's own tag) and the asset is, the fragment holds the provenance without the text (clients/fragment_text.py).
 
 Which files: every image or PDF of one representation, OCR_REPRESENTATION's first (Access by default),
 else the other's; by PRONOM PUID where Preservica characterised the file, else by extension, and the
@@ -23,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..clients import fragments, snapshot
+from ..clients import fragment_text, snapshot
 from ..core import envelope, retry, settings
 from ..pipeline.contract import (
     APP,
@@ -191,14 +192,22 @@ def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, r
                          {"ref": job.entity_ref, "representation": rep, "source_closed": str(closed).lower(),
                           **provenance})
     xml = ocr.fragment(SCHEMA.value(), reading, provenance)
-    how = fragments.write(ctx.storage.blob_service(), ctx.secrets, job.entity_ref, SCHEMA.value(), xml)
+    how, bare = fragment_text.write(ctx.storage, ctx.secrets, job.entity_ref, kept(), xml, closed)
     extra = {"ocr_pages": reading.pages, "ocr_characters": len(text), "ocr_representation": rep,
              "ocr_meanConfidence": provenance["meanConfidence"], "ocr_truncated": truncated,
              "ocr_files": len(reading.sources), "ocr_blob": f"{CONTAINER.value()}/{job.entity_ref}.txt",
              "ocr_fragment": how}
+    if bare:   # a closed file's text on an open asset: in the blob only
+        extra["ocr_withheld"] = True
     if refused:
         extra["ocr_unread"] = clip("; ".join(dict.fromkeys(refused)), 300)
     return Outcome(DONE, "", extra)
+
+
+def kept() -> fragment_text.Kept:
+    """Where the text is kept, and what of the fragment carries a file's text or name (withheld while a file
+    read is not public and the asset is: clients/fragment_text.py)."""
+    return fragment_text.Kept(CONTAINER.value(), (".txt",), SCHEMA.value(), "ocr", ("text", "textTruncated", "source"))
 
 
 ACTION = Action(name="ocr", perform=perform,

@@ -12,20 +12,27 @@ Busy (the lease held 75 s) puts the event back on its queue, as publish's and cu
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 
-def write(service, secrets, ref: str, schema: str, xml: str, known=None) -> str:
-    """"replaced" or "added". `known`: the asset as the event's snapshot has it, used when it lists the schema."""
-    from pyPreservica.common import EntityType, HTTPException  # here: actions import this module at their import
 
-    from . import preservica, publish_lock
+def write(service, secrets, ref: str, schema: str, xml: str | Callable[[Any], str], known=None) -> str:
+    """"replaced" or "added". `known`: the asset as the event's snapshot has it, used when it lists the schema.
+    `xml` may be made from the asset as read for the write, under the lease (never `known`): its tag and whether
+    it is hidden are the ones at the write (fragment_text.py)."""
+    from pyPreservica.common import HTTPException  # here: actions import this module at their import
+
+    from . import preservica, publish_lock, snapshot
 
     def work(api) -> str:
-        if known is not None and schema in (known.metadata or {}).values():
+        if known is not None and not callable(xml) and schema in (known.metadata or {}).values():
             try:
                 return api.write_metadata(known, schema, xml)
             except HTTPException as exc:
                 if exc.http_status_code != 404:
                     raise
-        return api.write_metadata(api.entity(EntityType.ASSET, ref), schema, xml)
+        # pyPreservica's entity() GET, parsed as it parses it, with `hidden` besides (snapshot.asset_now).
+        asset = snapshot.asset_now(api, ref)
+        return api.write_metadata(asset, schema, xml(asset) if callable(xml) else xml)
     with publish_lock.held(service, f"metadata/{ref}", doing="writing a metadata fragment of"):
         return preservica.call(secrets, work)

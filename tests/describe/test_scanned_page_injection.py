@@ -97,16 +97,26 @@ def seen_digest_of(description: str) -> str:
 def test_a_draft_from_a_closed_access_files_text_says_so_to_its_reviewer(env, di, pres, chat, monkeypatch):
     """An open asset whose scanned page is closed on its own (its content object's tag): publish never shows the
     page, but ocr reads it for staff and an accepted draft of it becomes the open asset's public summary. The
-    reviewer is told, as for a preservation file's text (the page said nothing before)."""
+    reviewer is told, as for a preservation file's text (the page said nothing before). The asset's OCR fragment,
+    which Preservica's public access may index, holds no text of the page (it did before); describe drafts from
+    the private blob's."""
     co, _ = pres.source_of(LETTER, "Access", 0)
     pres.set_security_tag(co, "closed")
     read_page(di, monkeypatch)
+    assert "IGNORE ALL PREVIOUS" not in ocr_fragment(pres) and "textWithheld" in ocr_fragment(pres)
     chat.answer = DESCRIBES
     assert run_one("describe", job_for(LETTER)).state == journal.DONE
+    assert "IGNORE ALL PREVIOUS" in chat.calls[-1].messages[1]["content"]   # drafted from the private blob's text
     assert draft(LETTER)["fromClosed"] == ["ocr"]
     shown = operator_get(f"drafts/{LETTER}").get_body()
     assert b"Drafted from the text of a file Preservica says is not public (ocr)" in shown
     pres.set_security_tag(co, "open")
     read_page(di, monkeypatch)
+    assert "IGNORE ALL PREVIOUS" in ocr_fragment(pres)
     run_one("describe", job_for(LETTER))
     assert draft(LETTER)["fromClosed"] == [] and b"not public" not in operator_get(f"drafts/{LETTER}").get_body()
+
+
+def ocr_fragment(pres) -> str:
+    [xml] = [x for s, x in pres.metadata(LETTER) if s == ocr.SCHEMA.value()]
+    return xml

@@ -12,8 +12,9 @@ at most TRANSCRIBE_CONCURRENCY of these run at once in an instance (temporary di
 Writes `<ref>.txt` and `<ref>.vtt` to TRANSCRIBE_CONTAINER, each with metadata naming the
 representation, content object and fixity transcribed (core.transcript.source_metadata: publish
 attaches captions only to that very file), and the TRANSCRIPT_SCHEMA fragment (replacing an earlier
-one, never a second). A retry whose transcript is already there for the same file and fixity writes
-only the fragment: Speech is paid once. Speech 429/5xx: one wait of at most MAX_WAIT s when the
+one, never a second; without the text while the file is not public and the asset is: clients/fragment_text.py).
+A retry whose transcript is already there for the same file and fixity writes only the fragment: Speech is
+paid once. Speech 429/5xx: one wait of at most MAX_WAIT s when the
 service says Retry-After, then ActionError (the queue retries); 401/403: ActionError naming the
 setting and role; a file the service refuses: `skipped`. No key or token is logged or recorded.
 """
@@ -25,7 +26,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
-from ...clients import fragments, journal, snapshot
+from ...clients import fragment_text, journal, snapshot
 from ...clients.shared import Shared
 from ...clients.slots import Slots
 from ...core import envelope, retry, settings  # core.transcript is imported where used: not at cold start
@@ -205,13 +206,21 @@ def _keep(ctx: Context, job: Job, media: Media, result: dict, locales: list[str]
 def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration: int, extra: dict) -> Outcome:
     from ...core import transcript
     xml = transcript.fragment(SCHEMA.value(), text, lang, media.name, duration)
-    how = fragments.write(ctx.storage.blob_service(), ctx.secrets, job.entity_ref, SCHEMA.value(), xml)
+    # A closed file's text on an open asset goes in the blobs only (clients/fragment_text.py).
+    how, bare = fragment_text.write(ctx.storage, ctx.secrets, job.entity_ref, kept(), xml, media.closed)
     return Outcome(DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
                                       "transcribe_characters": len(text.strip()),
                                       "transcribe_source": journal.clip(media.name, 200),
                                       "transcribe_representation": media.representation,
                                       "transcribe_blob": f"{CONTAINER.value()}/{job.entity_ref}.vtt",
-                                      "transcribe_fragment": how, **extra})
+                                      "transcribe_fragment": how, **({"transcribe_withheld": True} if bare else {}),
+                                      **extra})
+
+
+def kept() -> fragment_text.Kept:
+    """Where the transcript is kept, and what of the fragment carries the file's text or name."""
+    return fragment_text.Kept(CONTAINER.value(), (".txt", ".vtt"), SCHEMA.value(), "transcript",
+                              ("text", "truncated", "source"))
 
 
 def _source(media: Media) -> dict[str, str]:
