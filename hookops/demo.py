@@ -37,8 +37,8 @@ IMAGE_ASSET = "d0d0a001-5eed-4a11-9a7e-000000000002"   # a map: PNG access copy 
 CLOSED_ASSET = "d0d0a001-5eed-4a11-9a7e-000000000003"  # a closed file: security tag "closed"
 FOLDER = "d0d0a001-5eed-4a11-9a7e-0000000000f0"
 ROUTES = ("FULL_TEXT_INDEXED=journal,thumbnail,transcribe,ocr,describe,publish,custody;"
-          "MOVED=journal,custody;CHANGED_SECURITY_DESCRIPTOR=journal,publish,custody;"
-          "CHANGE_ASSET_VISIBILITY=journal,publish;*=journal")
+          "MOVED=journal,custody;CHANGED_SECURITY_DESCRIPTOR=journal,publish,ocr,transcribe,custody;"
+          "CHANGE_ASSET_VISIBILITY=journal,publish,ocr,transcribe;*=journal")
 DEPLOYMENT = "demo-describer"
 DEMO_PAGE = ["HARBOUR OF ST. AUBIN", "Surveyed for the Harbour Board, 1887", "Scale: one inch to two hundred feet"]
 DEMO_DRAFT = ("A survey plan of the harbour of St Aubin, made for the Harbour Board in 1887 at a scale of one inch "

@@ -348,10 +348,11 @@ def test_entity_types_are_checked_at_declaration():
 
 
 def test_the_four_actions_that_opened_alike_declare_it_instead():
-    for name in ("thumbnail", "catalogue", "transcribe"):
+    for name in ("thumbnail", "catalogue"):
         declared = registry.get(name)
         assert declared.entities == ("asset",), name
     assert registry.get("publish").entities == ("asset", "folder", "content object")  # a folder re-checks its assets, a content object its asset
+    assert registry.get("transcribe").entities == ("asset", "content object")   # a file closed: its asset's fragment
     assert all(registry.get(n).gone == contract.Outcome(contract.SKIPPED, "not found")
                for n in ("thumbnail", "catalogue", "transcribe"))
     assert registry.get("publish").gone is None                     # it withdraws what a deleted asset left public

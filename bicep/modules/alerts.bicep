@@ -101,8 +101,8 @@ var signalRules = [
     signal: 'routes-unsafe'
     rule: 'routes-unsafe'
     severity: 1
-    displayName: 'Preservica webhooks: PRESERVICA_ROUTES publish without the triggers that withdraw'
-    description: 'An asset Preservica closes or hides that way stays public until the daily sweep: route publish for CHANGED_SECURITY_DESCRIPTOR and CHANGE_ASSET_VISIBILITY too (the alert\'s message names what is missing; hookops settings --check says the same).'
+    displayName: 'Preservica webhooks: PRESERVICA_ROUTES run publish, ocr or transcribe without the triggers that change access'
+    description: 'Without publish, an asset Preservica closes or hides that way stays public until the daily sweep; without ocr or transcribe, a closed file\'s text stays in the fragment of an asset opened that way: route them for CHANGED_SECURITY_DESCRIPTOR and CHANGE_ASSET_VISIBILITY too (the alert\'s message names what is missing; hookops settings --check says the same).'
   }
 ]
 

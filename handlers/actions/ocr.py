@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..clients import fragment_text, snapshot
-from ..core import envelope, retry, settings
+from ..core import envelope, reconcile, retry, settings
 from ..pipeline.contract import (
     APP,
     DONE,
@@ -64,7 +64,7 @@ MAX_BYTES = Setting("OCR_MAX_BYTES", "50000000", APP,
 SCHEMA = Setting("OCR_SCHEMA", "urn:preservica-webhooks-azure:ocr:v1", APP,
                  "Schema URI of the OCR text metadata fragment.")
 CONTAINER = settings.BY_NAME["OCR_CONTAINER"]   # describe reads the text from there
-READS = frozenset({"summary"})
+READS = frozenset({"summary", "visibility"})   # one GET; whether it is public decides a change of access
 MAX_WAIT = 30.0
 RESULT_WAIT = 300.0   # seconds one file's analysis may take: well inside functionTimeout (10 min)
 HEAD = 16             # bytes enough to tell PDF, JPEG, PNG and TIFF apart
@@ -76,11 +76,14 @@ class Page:
     bitstream: object   # pyPreservica Bitstream
     kind: str
     closed: bool = False   # its content object's own tag is not public: describe's reviewer is told
+    content_object: str = ""
 
 
 def perform(job: Job, ctx: Context) -> Outcome:
     if not envelope.is_ref(job.entity_ref):  # it names a blob: only a Preservica reference may
         return Outcome(SKIPPED, "not a Preservica reference")
+    if job.trigger in reconcile.ALWAYS or job.entity_type == "CO":   # access changed: no page is read again
+        return _changed(job, ctx)
     first = (REPRESENTATION.value() or "Access").strip().capitalize()
     if first not in ("Access", "Preservation"):
         raise ActionError("OCR_REPRESENTATION must be Access or Preservation")
@@ -90,6 +93,16 @@ def perform(job: Job, ctx: Context) -> Outcome:
         return found
     rep, files = found
     return _read_all(ctx, job, rep, files)
+
+
+def _changed(job: Job, ctx: Context) -> Outcome:
+    """A security or visibility change of the asset, or of a file under it: its fragment's text withheld when a
+    file it was read from is not public and the asset is (clients/fragment_text.py)."""
+    if job.entity_type == "CO" and job.trigger not in reconcile.ALWAYS:
+        return Outcome(SKIPPED, "not an asset")
+    done, why = fragment_text.changed(job.entity_type, job.entity_ref, kept(), ctx.storage, ctx.preservica,
+                                      lambda: ctx.snapshot(job, READS))
+    return Outcome(DONE if done else SKIPPED, why, {"ocr_fragment": "withheld"} if done else {})
 
 
 def choose(api, asset, first: str) -> tuple[str, list[Page]] | Outcome:
@@ -107,7 +120,8 @@ def choose(api, asset, first: str) -> tuple[str, list[Page]] | Outcome:
             puids = [x.get("PUID") for x in getattr(f.generation, "formats", None) or [] if isinstance(x, dict)]
             kind, image = ocr.kind_of(f.bitstream.filename or "", puids, getattr(f.generation, "format_group", None) or "")
             if kind in ocr.EXTENSIONS:
-                files.append(Page(f.bitstream, kind, not public_store.is_public(f.security_tag, False)))
+                files.append(Page(f.bitstream, kind, not public_store.is_public(f.security_tag, False),
+                                  f.content_object))
             elif image:
                 unsupported.append(kind or "no extension")
         if files:
@@ -125,13 +139,13 @@ def _read_all(ctx: Context, job: Job, rep: str, files: list[Page]) -> Outcome:
         return Outcome(SKIPPED, f"too large ({files[0].bitstream.length} bytes > {max_bytes})",
                        {"ocr_source": clip(files[0].bitstream.filename or "?", 200)})
     client = docintel.client(ENDPOINT.value(), ctx.secret(KEY))
-    reading, refused, sent, truncated, closed = ocr.Reading(), [], 0, False, False
+    reading, refused, sent, truncated, read = ocr.Reading(), [], 0, False, []
     with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
         for page in files:
             if reading.pages >= max_pages or sent + page.bitstream.length > max_bytes:
                 truncated = True
                 break
-            closed = closed or page.closed
+            read.append(page)
             path = os.path.join(tmp, "document")
             why = _fetch(ctx, page, path, max_bytes - sent)
             if why is None:
@@ -142,7 +156,7 @@ def _read_all(ctx: Context, job: Job, rep: str, files: list[Page]) -> Outcome:
     name = files[0].bitstream.filename or "?"
     if not reading.sources:
         return Outcome(SKIPPED, clip("; ".join(dict.fromkeys(refused)), 300), {"ocr_source": clip(name, 200)})
-    return _keep(ctx, job, rep, reading, truncated, refused, closed)
+    return _keep(ctx, job, rep, reading, truncated, refused, read)
 
 
 def _fetch(ctx: Context, page: Page, path: str, limit: int) -> str | None:
@@ -182,14 +196,17 @@ def _read(client, path: str, pages: int, reading: Reading, page: Page) -> str | 
 
 
 def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, refused: list[str],
-          closed: bool) -> Outcome:
+          read: list[Page]) -> Outcome:
     from ..core import ocr
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     provenance = reading.provenance(date, truncated)
     text = reading.text
-    # Blob metadata: ours or checked tokens only (ASCII); the file names stay in the fragment.
+    closed = any(p.closed for p in read)
+    # Blob metadata: ours or checked tokens only (ASCII); the file names stay in the fragment. The content
+    # objects read: a later change of access checks their tags now (clients/fragment_text.py).
     ctx.storage.put_blob(CONTAINER.value(), f"{job.entity_ref}.txt", text.encode(), "text/plain; charset=utf-8",
                          {"ref": job.entity_ref, "representation": rep, "source_closed": str(closed).lower(),
+                          "source_content_objects": fragment_text.sources([p.content_object for p in read]),
                           **provenance})
     xml = ocr.fragment(SCHEMA.value(), reading, provenance)
     how, bare = fragment_text.write(ctx.storage, ctx.secrets, job.entity_ref, kept(), xml, closed)
@@ -207,11 +224,12 @@ def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, r
 def kept() -> fragment_text.Kept:
     """Where the text is kept, and what of the fragment carries a file's text or name (withheld while a file
     read is not public and the asset is: clients/fragment_text.py)."""
-    return fragment_text.Kept(CONTAINER.value(), (".txt",), SCHEMA.value(), "ocr", ("text", "textTruncated", "source"))
+    return fragment_text.Kept(CONTAINER.value(), (".txt",), "source_content_objects", SCHEMA.value(), "ocr",
+                              ("text", "textTruncated", "source"))
 
 
 ACTION = Action(name="ocr", perform=perform,
                 settings=(ENDPOINT, KEY.local, REPRESENTATION, MAX_PAGES, MAX_BYTES, SCHEMA, CONTAINER),
                 required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
-                entities=("asset",), gone=Outcome(SKIPPED, "not found"),
+                entities=("asset", "content object"), gone=Outcome(SKIPPED, "not found"),
                 batch_size=1)  # one asset per message: up to minutes of analysis, within functionTimeout

@@ -3,25 +3,38 @@
 They read files for staff, closed ones too (an access file whose content object's own tag is closed, the
 preservation file they fall back to), and keep the text in a private blob and in a fragment on the asset. While
 the asset is public, Preservica's public access may index that fragment (inferred), so a text read from a file
-that is not public goes into the private blob only: decided at the write, from the asset read for the write.
+that is not public goes into the private blob only: decided at the write, from the asset read for the write, and
+again when the asset's tag or visibility changes, or a file's under it (`changed`): no file is read again then.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import public_store
+from ..core.envelope import is_ref
+from ..core.errors import NotFound
+from . import public_store, snapshot
+
+MAX_SOURCES = 100   # content objects recorded on a text blob (37 bytes each of its 8 KiB of metadata); more: unknown
 
 
 @dataclass(frozen=True)
 class Kept:
     """Where an action keeps an asset's text: the private container, the blobs' suffixes (the first holds the
-    record read back), and the fragment: its schema, its element and the elements that carry the text or a
-    file's name."""
+    record read back), the blob metadata naming the content objects read (comma-separated), and the fragment:
+    its schema, its element and the elements that carry the text or a file's name."""
     container: str
     suffixes: tuple[str, ...]
+    sources: str
     schema: str
     element: str
     drop: tuple[str, ...]
+
+
+def sources(refs: list[str]) -> str:
+    """The content objects read, as the blob records them: empty (unknown) past MAX_SOURCES."""
+    refs = list(dict.fromkeys(r.lower() for r in refs if is_ref(r)))
+    return ",".join(refs) if len(refs) <= MAX_SOURCES else ""
 
 
 def write(storage, secrets, ref: str, kept: Kept, xml: str, closed: bool) -> tuple[str, bool]:
@@ -37,3 +50,108 @@ def write(storage, secrets, ref: str, kept: Kept, xml: str, closed: bool) -> tup
         return withheld.bare_xml(xml, kept.schema, kept.element, kept.drop) if bare[0] else xml
     how = fragments.write(storage.blob_service(), secrets, ref, kept.schema, shaped)
     return how, bare[0]
+
+
+# ---- a change of access: the asset opened or shown, a file under it closed --------------------------
+
+def changed(kind: str, ref: str, kept: Kept, storage, call: Callable, snap: Callable[[], dict]) -> tuple[bool, str]:
+    """For a security or visibility change of an asset ("IO") or a content object ("CO"): (text withheld now,
+    why). Nothing is read again but tags: a public asset's fragment loses its text when a file it was read from
+    is not public now. A closed asset's is left as it is, and a withheld text is not put back (the next reading
+    writes it by the rule above). `call` runs work with the Preservica client; `snap` is the event's snapshot."""
+    if kind == "CO":
+        return _file_changed(ref, kept, storage, call)
+    found = snap()
+    if found.get("gone"):
+        raise NotFound()
+    if not public_store.is_public(found.get("securityTag"), bool(found.get("hidden"))):
+        return False, "the asset is not public: its fragment may hold the text"
+    return _recheck(snapshot.entity("IO", ref, found), kept, storage, call, None)
+
+
+def _file_changed(ref: str, kept: Kept, storage, call: Callable) -> tuple[bool, str]:
+    """A content object's tag changed on its own: its asset is checked when the content object is not public."""
+    # pyPreservica entityAPI.py content_object(): one GET; `parent` is its asset (publish/content_object.py).
+    co = call(lambda api: api.content_object(ref))   # 404: NotFound, the runner's `gone`
+    if public_store.is_public(co.security_tag, False):
+        return False, "the file is public: nothing to withhold"
+    parent = (co.parent or "").strip() if isinstance(co.parent, str) else ""
+    if not is_ref(parent):   # never a blob name or a URL from it
+        return False, "the content object's parent is not an asset reference (a UUID)"
+    asset = call(lambda api: snapshot.asset_now(api, parent))
+    if not public_store.is_public(asset.security_tag, asset.hidden):
+        return False, f"its asset {parent.lower()}: not public: its fragment may hold the text"
+    done, why = _recheck(asset, kept, storage, call, ref.lower())
+    return done, f"its asset {parent.lower()}: {why}"
+
+
+def _recheck(asset, kept: Kept, storage, call: Callable, closed_co: str | None) -> tuple[bool, str]:
+    """The asset is public now: its fragment without the text when a file the text was read from is not public
+    now (`closed_co`: a content object just read closed)."""
+    record = _record(storage, kept, asset.reference)
+    if record is None:
+        return False, "no text kept for this asset"
+    read = [r for r in record.get(kept.sources, "").split(",") if is_ref(r)]
+    if read and closed_co is not None and closed_co not in read:
+        return False, "its text was not read from this file"
+    if read:   # the tags now: an asset opened with its files is not withheld, a file closed since is
+        closed = any(not _public(call, co) for co in read)
+    elif closed_co is not None:   # no record of the files read (an older text): this file may be one
+        closed = True
+    elif "source_closed" not in record:
+        return False, "no record of the files its text was read from: read it again (hookops backfill) to decide"
+    else:   # the files' tags when they were read
+        closed = record["source_closed"] == "true"
+    if not closed:
+        return False, "the files its text was read from are public"
+    from . import publish_lock
+    # fragments.write's lease: a reading's write of the same fragment lands before this read or after this write.
+    with publish_lock.held(storage.blob_service(), f"metadata/{asset.reference}", doing="writing a metadata fragment of"):
+        return call(lambda api: _strip(api, asset, kept))
+
+
+def _public(call: Callable, co: str) -> bool:
+    try:
+        return public_store.is_public(call(lambda api: api.content_object(co)).security_tag, False)
+    except NotFound:   # deleted since it was read: nothing says it is public
+        return False
+
+
+def _record(storage, kept: Kept, ref: str) -> dict | None:
+    """The text blob's metadata (the files read, their tags then); None when there is no text."""
+    from azure.core.exceptions import ResourceNotFoundError
+    blob = storage.blob_service().get_blob_client(kept.container, f"{ref}{kept.suffixes[0]}")
+    try:
+        return dict(blob.get_blob_properties().metadata or {})
+    except ResourceNotFoundError:
+        return None
+
+
+def _strip(api, asset, kept: Kept) -> tuple[bool, str]:
+    """The asset's fragment rewritten without the text and the file names, unless it holds none."""
+    from ..core import withheld
+    element = _fragment(api, asset, kept)
+    if element is None:   # an event's snapshot may predate the fragment (or its URL): the asset as it is now
+        asset = snapshot.asset_now(api, asset.reference)
+        element = _fragment(api, asset, kept)
+    if element is None:
+        return False, "no fragment of its text on the asset"
+    if withheld.is_bare(element, kept.schema, kept.drop):
+        return False, "its fragment holds no text"
+    api.write_metadata(asset, kept.schema, withheld.bare(element, kept.schema, kept.drop))
+    return True, "text withheld from the fragment: a file it was read from is not public, the asset is"
+
+
+def _fragment(api, asset, kept: Kept):
+    """Our element of the asset's fragment of the schema, None when there is none."""
+    from ..core import withheld
+    from .preservica_http import get_xml
+    url = next((u for u, schema in (asset.metadata or {}).items() if schema == kept.schema), None)
+    if url is None:
+        return None
+    try:
+        # A MetadataResponse holding our element (pyPreservica entityAPI.py metadata(): `.//{xip}Content`'s
+        # child), read with get_xml's bound, on PRESERVICA_SERVER only.
+        return withheld.found(get_xml(api, url), kept.schema, kept.element)
+    except NotFound:   # removed since the asset was read
+        return None

@@ -132,7 +132,8 @@ SIGNALS = {
     "reconcile-stalled": "the reconciler ended incomplete several runs in a row",
     "sweep-withdrew": "the public sweep withdrew assets that were public but should not have been",
     "custody-audit": "the custody audit found a stored file that differs from its inventory, or is missing",
-    "routes-unsafe": "PRESERVICA_ROUTES publish without the triggers that withdraw (registry.problems)",
+    "routes-unsafe": "PRESERVICA_ROUTES run publish, ocr or transcribe without the triggers that change access "
+                     "(registry.problems)",
 }
 
 

@@ -101,14 +101,15 @@ def missing(name: str, secrets, env=None) -> str | None:
 
 def routes(text: str | None = None):
     """PRESERVICA_ROUTES parsed against the actions there are. The app's own (no `text`) also raises the
-    `routes-unsafe` alert signal, once per process and value, for routes that leave an asset public after
-    Preservica closes it: in Azure nobody runs `hookops settings --check` on the app settings."""
+    `routes-unsafe` alert signal, once per process and value, for routes that leave an asset (or a closed file's
+    text in an opened asset's fragment) public after Preservica closes it: in Azure nobody runs `hookops settings
+    --check` on the app settings."""
     from ..core import routing
     own = settings.get("PRESERVICA_ROUTES") if text is None else None
     found = routing.parse(own if text is None else text, names())
     if text is None and own not in _signalled:
         _signalled.add(own)
-        unsafe = _unwithdrawn(found)
+        unsafe = _unfollowed(found)
         if unsafe:
             from ..clients import telemetry
             telemetry.alert_signal("routes-unsafe", "; ".join(unsafe), problems=len(unsafe))
@@ -130,7 +131,7 @@ def problems(env=None) -> list[str]:
         except SettingsError as exc:
             found.append(str(exc))
     try:
-        found += _unwithdrawn(routes(settings.get("PRESERVICA_ROUTES", env)))
+        found += _unfollowed(routes(settings.get("PRESERVICA_ROUTES", env)))
     except SettingsError:
         pass   # reported above
     private = {s.name: s.value(env) or "" for s in all_settings()
@@ -143,12 +144,17 @@ def problems(env=None) -> list[str]:
     return found
 
 
-def _unwithdrawn(found) -> list[str]:
-    """Publish routed for some trigger but not for one that can close or hide an asset: nothing withdraws the
-    asset until the daily sweep (the reconciler's re-check runs publish only where it is routed: reconcile.py)."""
+# What an action that follows changes of access leaves public when it is routed, but not for one of them.
+_FRAGMENT = ("a closed file's text in the fragment of an asset made public that way would stay there, where "
+             "Preservica's public access may index it")
+_LEFT = {"publish": "an asset closed or hidden that way would stay public until the public sweep",
+         "ocr": _FRAGMENT, "transcribe": _FRAGMENT}
+
+
+def _unfollowed(found) -> list[str]:
+    """An action of _LEFT routed for some trigger but not for one that changes access (core.reconcile.ALWAYS):
+    nothing runs it for that change (the reconciler's re-check runs it only where it is routed: reconcile.py)."""
     from ..core import reconcile
-    if "publish" not in found.all_actions():
-        return []
-    return [f"PRESERVICA_ROUTES: publish is routed, but not for {t}: an asset closed or hidden that way would stay "
-            f"public until the public sweep; route publish for {t} too" for t in sorted(reconcile.ALWAYS)
-            if "publish" not in found.actions_for(t)]
+    return [f"PRESERVICA_ROUTES: {action} is routed, but not for {t}: {left}; route {action} for {t} too"
+            for action, left in _LEFT.items() if action in found.all_actions()
+            for t in sorted(reconcile.ALWAYS) if action not in found.actions_for(t)]

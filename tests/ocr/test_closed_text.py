@@ -100,3 +100,107 @@ def test_a_closed_preservation_file_read_as_the_fallback_is_withheld_too(env, pr
     assert run_one("ocr", raw).state == journal.DONE and row(raw)["ocr_representation"] == "Preservation"
     xml = fragment_xml(pres, master)
     assert withheld(xml) and "scan.tif" not in xml and "harbour wall" not in xml
+
+
+# ---- a change of access later: no page is read again ------------------------------------------------------
+
+SECURITY, VISIBILITY = "CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY"
+
+
+def read_closed(pres, di) -> None:
+    """The letter read while the asset (and so its page) was closed: the text is in the fragment, for staff."""
+    pres.set_security_tag(SCAN, "closed")
+    assert run_one("ocr", job_for(SCAN)).state == journal.DONE and not withheld(fragment_xml(pres, SCAN))
+    di.calls.clear()
+
+
+def test_an_asset_opened_later_with_its_page_left_closed_loses_the_text_without_a_new_reading(env, app_env, pres,
+                                                                                             di):
+    """Opened with includeDescendants=false: the asset's own tag open, its page's still closed."""
+    read_closed(pres, di)
+    pres.set_security_tag(SCAN, "open")
+    close_the_page(pres)
+    before = len(pres.requests)
+    raw = job_for(SCAN, trigger=SECURITY)
+    outcome = run_one("ocr", raw)
+    assert outcome.state == journal.DONE and "withheld" in outcome.reason and row(raw)["ocr_fragment"] == "withheld"
+    xml = fragment_xml(pres, SCAN)
+    assert withheld(xml) and not [w for w in WORDS if w in xml]
+    assert ET.fromstring(xml).findtext("o:service", namespaces=NS) == "Azure AI Document Intelligence"
+    assert di.calls == []   # Document Intelligence is not asked again
+    assert not [p for _, p in pres.requests[before:] if "/representations" in p or p.endswith("/content")]
+    assert "the harbour wall" in text_blob(app_env.connection_string, SCAN)[0]   # staff keep it
+    again = run_one("ocr", job_for(SCAN, trigger=SECURITY))
+    assert (again.state, again.reason) == (journal.SKIPPED, "its fragment holds no text")
+
+
+def test_an_asset_opened_with_its_page_keeps_the_text(env, pres, di):
+    """Opened with its descendants (an embargo lifted): the page's tag is read now, and it is open."""
+    read_closed(pres, di)
+    pres.set_security_tag(SCAN, "open")
+    outcome = run_one("ocr", job_for(SCAN, trigger=SECURITY))
+    assert (outcome.state, outcome.reason) == (journal.SKIPPED, "the files its text was read from are public")
+    assert not withheld(fragment_xml(pres, SCAN)) and di.calls == []
+
+
+def test_a_closing_changes_nothing(env, pres, di):
+    assert run_one("ocr", job_for(SCAN)).state == journal.DONE
+    pres.set_security_tag(SCAN, "closed")
+    outcome = run_one("ocr", job_for(SCAN, trigger=SECURITY))
+    assert outcome.state == journal.SKIPPED and "not public" in outcome.reason
+    assert not withheld(fragment_xml(pres, SCAN)) and len(analyses(di)) == 1
+
+
+def test_a_hidden_asset_shown_again_loses_a_closed_pages_text(env, pres, di):
+    close_the_page(pres)
+    pres.set_hidden(SCAN)
+    assert run_one("ocr", job_for(SCAN)).state == journal.DONE and not withheld(fragment_xml(pres, SCAN))
+    pres.set_hidden(SCAN, False)
+    assert run_one("ocr", job_for(SCAN, trigger=VISIBILITY)).state == journal.DONE
+    assert withheld(fragment_xml(pres, SCAN)) and len(analyses(di)) == 1
+
+
+def test_a_page_closed_later_under_the_open_asset_takes_its_text_out(env, pres, di):
+    """The redaction made after the reading: the content object's own event (entityType CO) names it."""
+    assert run_one("ocr", job_for(SCAN)).state == journal.DONE
+    master, _ = pres.source_of(SCAN, "Preservation", 0)
+    pres.set_security_tag(master, "closed")   # a file the text was not read from
+    outcome = run_one("ocr", job_for(master, "CO", trigger=SECURITY))
+    assert (outcome.state, outcome.reason) == (journal.SKIPPED, f"its asset {SCAN}: its text was not read from this file")
+    assert not withheld(fragment_xml(pres, SCAN))
+    page = close_the_page(pres)
+    outcome = run_one("ocr", job_for(page, "CO", trigger=SECURITY))
+    assert outcome.state == journal.DONE and outcome.reason.startswith(f"its asset {SCAN}: text withheld")
+    assert withheld(fragment_xml(pres, SCAN)) and len(analyses(di)) == 1
+    assert run_one("ocr", job_for(page, "CO")).reason == "not an asset"   # another trigger: nothing to do
+
+
+def analyses(di) -> list:
+    return [c for c in di.calls if c.method == "POST"]
+
+
+def test_a_text_kept_before_its_files_were_recorded_goes_by_what_was_recorded(env, app_env, pres, di):
+    """A blob written before `source_content_objects` (its tags then in `source_closed`, or nothing at all)."""
+    read_closed(pres, di)
+    blob = BlobServiceClient.from_connection_string(app_env.connection_string).get_blob_client("ocr", f"{SCAN}.txt")
+    meta = blob.get_blob_properties().metadata
+    assert meta.pop("source_content_objects") == pres.source_of(SCAN, "Access", 0)[0]
+    older = {k: v for k, v in meta.items() if k != "source_closed"}
+    blob.set_blob_metadata(older)
+    pres.set_security_tag(SCAN, "open")
+    close_the_page(pres)
+    outcome = run_one("ocr", job_for(SCAN, trigger=SECURITY))
+    assert outcome.state == journal.SKIPPED and "no record of the files" in outcome.reason
+    blob.set_blob_metadata(meta)   # source_closed "true": the page was closed when it was read
+    assert run_one("ocr", job_for(SCAN, trigger=SECURITY)).state == journal.DONE and withheld(fragment_xml(pres, SCAN))
+
+
+def test_a_file_closed_later_under_an_older_text_is_taken_for_one_it_was_read_from(env, app_env, pres, di):
+    assert run_one("ocr", job_for(SCAN)).state == journal.DONE
+    blob = BlobServiceClient.from_connection_string(app_env.connection_string).get_blob_client("ocr", f"{SCAN}.txt")
+    blob.set_blob_metadata({k: v for k, v in blob.get_blob_properties().metadata.items()
+                            if k != "source_content_objects"})
+    master, _ = pres.source_of(SCAN, "Preservation", 0)
+    pres.set_security_tag(master, "closed")
+    assert run_one("ocr", job_for(master, "CO", trigger=SECURITY)).state == journal.DONE   # it may have been
+    assert withheld(fragment_xml(pres, SCAN))

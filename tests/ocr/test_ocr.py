@@ -140,7 +140,7 @@ def test_skips_what_it_cannot_read(env, pres, di):
     assert (outcome.state, outcome.reason) == (journal.SKIPPED, "unsupported format (gif, jp2)")
     pres.add_asset(named, "Audio", bitstreams=[("talk.wav", 500, "Access")])
     assert run_one("ocr", job_for(named)).reason == "no image or PDF"
-    assert run_one("ocr", job_for(folder_ref, "SO")).reason == "not an asset"
+    assert run_one("ocr", job_for(folder_ref, "SO")).reason == "not an asset or a content object"
     assert di.calls == []
 
     # Named .pdf, but the bytes are not a PDF (nor any image the read model takes): never sent.

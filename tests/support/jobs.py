@@ -33,7 +33,7 @@ def row(raw) -> dict:
     return journal.default().get(job.pk, job.rk)
 
 
-def dispatched(action: str, ref: str, entity_type: str = "IO") -> bytes:
+def dispatched(action: str, ref: str, entity_type: str = "IO", trigger: str = "FULL_TEXT_INDEXED") -> bytes:
     """Dispatch a delivery routed to `action` alone; its one action message, as the queue function gets it."""
     import os
 
@@ -43,7 +43,7 @@ def dispatched(action: str, ref: str, entity_type: str = "IO") -> bytes:
     from hookops.doubles.deliveries import delivery, encode
     os.environ["PRESERVICA_ROUTES"] = f"*={action}"
     try:
-        body = encode(delivery(trigger="FULL_TEXT_INDEXED", refs=[ref], entity_type=entity_type))
+        body = encode(delivery(trigger=trigger, refs=[ref], entity_type=entity_type))
         dispatch.dispatch(messages.intake_message(envelope.delivery_id(body), "2026-11-30T06:00:00Z", body.decode()).encode())
     finally:
         del os.environ["PRESERVICA_ROUTES"]

@@ -25,6 +25,6 @@ TIFF = _image("TIFF")
 PDF = _image("PDF", pages=2)
 
 
-def job_for(ref: str, entity_type: str = "IO") -> bytes:
+def job_for(ref: str, entity_type: str = "IO", trigger: str = "FULL_TEXT_INDEXED") -> bytes:
     """Dispatch a delivery routed to ocr; the one action message, as the queue function gets it."""
-    return dispatched("ocr", ref, entity_type)
+    return dispatched("ocr", ref, entity_type, trigger)

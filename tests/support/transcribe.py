@@ -15,6 +15,6 @@ TRICKY = [(0, 1500, "Recorded 1952 --> the harbour"), (1600, 900, "<b>Mr Jones</
           (2600, 400, "line one\n\nline two\x07")]
 
 
-def job_for(ref: str, entity_type: str = "IO") -> bytes:
+def job_for(ref: str, entity_type: str = "IO", trigger: str = "FULL_TEXT_INDEXED") -> bytes:
     """Dispatch a delivery routed to transcribe; the one action message, as the queue function gets it."""
-    return dispatched("transcribe", ref, entity_type)
+    return dispatched("transcribe", ref, entity_type, trigger)

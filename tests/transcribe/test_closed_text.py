@@ -92,3 +92,41 @@ def test_a_retry_that_reuses_the_transcript_withholds_it_too(env, pres, speech):
         run_one("transcribe", raw)
     assert run_one("transcribe", raw, attempt=2).state == journal.DONE
     assert len(speech.calls) == 1 and row(raw)["transcribe_reused"] is True and withheld(fragment_xml(pres, AV))
+
+
+# ---- a change of access later: nothing is transcribed again ----------------------------------------------
+
+SECURITY = "CHANGED_SECURITY_DESCRIPTOR"
+
+
+def test_an_asset_opened_later_with_its_recording_left_closed_loses_the_words_without_speech(env, app_env, pres,
+                                                                                            speech):
+    pres.set_security_tag(AV, "closed")
+    assert run_one("transcribe", job_for(AV)).state == journal.DONE and not withheld(fragment_xml(pres, AV))
+    pres.set_security_tag(AV, "open")
+    co, _ = pres.source_of(AV, "Access", 0)
+    pres.set_security_tag(co, "closed")   # includeDescendants=false: the recording's own tag stays closed
+    raw = job_for(AV, trigger=SECURITY)
+    outcome = run_one("transcribe", raw)
+    assert outcome.state == journal.DONE and row(raw)["transcribe_fragment"] == "withheld"
+    xml = fragment_xml(pres, AV)
+    assert withheld(xml) and not [w for w in WORDS if w in xml] and len(speech.calls) == 1
+    assert "Recorded 1952" in blobs(app_env.connection_string, AV)[".vtt"][0]
+
+
+def test_an_asset_opened_with_its_recording_keeps_the_words(env, pres, speech):
+    pres.set_security_tag(AV, "closed")
+    assert run_one("transcribe", job_for(AV)).state == journal.DONE
+    pres.set_security_tag(AV, "open")
+    outcome = run_one("transcribe", job_for(AV, trigger=SECURITY))
+    assert (outcome.state, outcome.reason) == (journal.SKIPPED, "the files its text was read from are public")
+    assert "Recorded 1952" in fragment_xml(pres, AV) and len(speech.calls) == 1
+
+
+def test_a_recording_closed_later_under_the_open_asset_takes_its_words_out(env, pres, speech):
+    assert run_one("transcribe", job_for(AV)).state == journal.DONE
+    co, _ = pres.source_of(AV, "Access", 0)
+    pres.set_security_tag(co, "closed")
+    outcome = run_one("transcribe", job_for(co, "CO", trigger=SECURITY))
+    assert outcome.state == journal.DONE and outcome.reason.startswith(f"its asset {AV}: text withheld")
+    assert withheld(fragment_xml(pres, AV)) and len(speech.calls) == 1

@@ -117,7 +117,7 @@ def test_skips_what_it_cannot_transcribe(env, pres, speech):
     unsupported = run_one("transcribe", job_for(film))
     assert (unsupported.state, unsupported.reason) == (journal.SKIPPED, "unsupported format (mkv, mov)")
     folder = run_one("transcribe", job_for(FOLDER, "SO"))
-    assert (folder.state, folder.reason) == (journal.SKIPPED, "not an asset")
+    assert (folder.state, folder.reason) == (journal.SKIPPED, "not an asset or a content object")
     assert speech.calls == []
 
     speech.fail_next(415, body={"error": {"code": "UnsupportedAudioFormat", "message": "cannot decode <talk.wav>"}})

@@ -68,9 +68,29 @@ def test_the_apps_own_unsafe_routes_raise_an_alert_once(monkeypatch, caplog):
     assert alerts("FULL_TEXT_INDEXED=journal,publish;CHANGED_SECURITY_DESCRIPTOR=publish;*=journal") == []   # said
     assert alerts("CHANGED_SECURITY_DESCRIPTOR=publish;CHANGE_ASSET_VISIBILITY=publish;*=journal") == []
     assert alerts("*=journal", text="FULL_TEXT_INDEXED=publish") == []   # a value given to check, not the app's
+    [alert] = alerts("FULL_TEXT_INDEXED=journal,ocr;*=journal")   # a closed file's text left in an opened asset's fragment
+    assert "ocr is routed, but not for CHANGED_SECURITY_DESCRIPTOR" in alert
 
 
-def test_the_demos_routes_withdraw_what_they_publish(monkeypatch):
+@pytest.mark.parametrize("routes, missing", [
+    ("FULL_TEXT_INDEXED=journal,ocr,describe;*=journal",
+     [("ocr", "CHANGED_SECURITY_DESCRIPTOR"), ("ocr", "CHANGE_ASSET_VISIBILITY")]),
+    ("FULL_TEXT_INDEXED=transcribe,ocr;CHANGED_SECURITY_DESCRIPTOR=ocr,transcribe;*=journal",
+     [("ocr", "CHANGE_ASSET_VISIBILITY"), ("transcribe", "CHANGE_ASSET_VISIBILITY")]),
+    ("FULL_TEXT_INDEXED=transcribe;CHANGE_ASSET_VISIBILITY=transcribe;*=journal",
+     [("transcribe", "CHANGED_SECURITY_DESCRIPTOR")]),
+    ("*=ocr,transcribe", []), ("*=journal", []),
+    ("FULL_TEXT_INDEXED=ocr;CHANGED_SECURITY_DESCRIPTOR=ocr;CHANGE_ASSET_VISIBILITY=ocr;*=journal", [])])
+def test_ocr_or_transcribe_routed_without_the_changes_of_access_is_a_problem(monkeypatch, routes, missing):
+    """ocr or transcribe routed for an ingest but not for an opening or a showing: the text of a closed file in the
+    fragment of an asset opened (its file left closed) stays there, where Preservica's public access may index it."""
+    monkeypatch.setenv("PRESERVICA_ROUTES", routes)
+    found = [p for p in registry.problems() if "PRESERVICA_ROUTES" in p and "fragment" in p]
+    assert [(a, t) for a in ("ocr", "transcribe") for t in ("CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY")
+            if any(p.startswith(f"PRESERVICA_ROUTES: {a} is routed, but not for {t}:") for p in found)] == missing
+
+
+def test_the_demos_routes_follow_every_change_of_access(monkeypatch):
     from hookops import demo
     monkeypatch.setenv("PRESERVICA_ROUTES", demo.ROUTES)
     assert not [p for p in registry.problems() if "PRESERVICA_ROUTES" in p]

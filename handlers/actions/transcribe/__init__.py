@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from ...clients import fragment_text, journal, snapshot
 from ...clients.shared import Shared
 from ...clients.slots import Slots
-from ...core import envelope, retry, settings  # core.transcript is imported where used: not at cold start
+from ...core import envelope, reconcile, retry, settings  # core.transcript is imported where used: not at cold start
 from ...pipeline.contract import (
     APP,
     DONE,
@@ -70,7 +70,7 @@ CONTAINER = settings.BY_NAME["TRANSCRIBE_CONTAINER"]   # publish reads captions 
 CONCURRENCY = Setting("TRANSCRIBE_CONCURRENCY", "2", APP,
                       "Transcriptions one instance runs at once; each holds up to TRANSCRIBE_MAX_BYTES of "
                       "temporary disk and one Speech call. Others wait (up to 4 minutes, then the queue retries).")
-READS = frozenset({"summary"})  # deleted since the event? (the fragments are read again before writing)
+READS = frozenset({"summary", "visibility"})  # deleted since the event? public? (one GET; fragments read again to write)
 MAX_WAIT = 30.0
 SLOT_WAIT = 240.0   # seconds a transcription waits for a slot: well inside functionTimeout (10 min)
 _sleep = time.sleep  # replaced in tests, which never wait
@@ -79,6 +79,8 @@ _sleep = time.sleep  # replaced in tests, which never wait
 def perform(job: Job, ctx: Context) -> Outcome:
     if not envelope.is_ref(job.entity_ref):  # it names blobs: only a Preservica reference may
         return Outcome(SKIPPED, "not a Preservica reference")
+    if job.trigger in reconcile.ALWAYS or job.entity_type == "CO":   # access changed: nothing is transcribed again
+        return _changed(job, ctx)
     locales = _locales()
     limit = MAX_BYTES.int_value(minimum=1)
     asset = snapshot.entity("IO", job.entity_ref, ctx.snapshot(job, READS))
@@ -99,6 +101,16 @@ def perform(job: Job, ctx: Context) -> Outcome:
     if isinstance(result, Outcome):
         return result
     return _keep(ctx, job, found, result, locales)
+
+
+def _changed(job: Job, ctx: Context) -> Outcome:
+    """A security or visibility change of the asset, or of its recording: the fragment's text withheld when the
+    file is not public and the asset is (clients/fragment_text.py)."""
+    if job.entity_type == "CO" and job.trigger not in reconcile.ALWAYS:
+        return Outcome(SKIPPED, "not an asset")
+    done, why = fragment_text.changed(job.entity_type, job.entity_ref, kept(), ctx.storage, ctx.preservica,
+                                      lambda: ctx.snapshot(job, READS))
+    return Outcome(DONE if done else SKIPPED, why, {"transcribe_fragment": "withheld"} if done else {})
 
 
 def _locales() -> list[str]:
@@ -219,8 +231,8 @@ def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration
 
 def kept() -> fragment_text.Kept:
     """Where the transcript is kept, and what of the fragment carries the file's text or name."""
-    return fragment_text.Kept(CONTAINER.value(), (".txt", ".vtt"), SCHEMA.value(), "transcript",
-                              ("text", "truncated", "source"))
+    return fragment_text.Kept(CONTAINER.value(), (".txt", ".vtt"), "source_content_object", SCHEMA.value(),
+                              "transcript", ("text", "truncated", "source"))
 
 
 def _source(media: Media) -> dict[str, str]:
@@ -266,5 +278,5 @@ def _kept(ctx: Context, job: Job, media: Media, locales: list[str]) -> tuple[str
 ACTION = Action(name="transcribe", perform=perform,
                 settings=(ENDPOINT, KEY.local, LOCALES, MAX_BYTES, SCHEMA, CONTAINER, CONCURRENCY),
                 required=(ENDPOINT,), secrets=(), preservica=NEEDS, reads=READS, repeatable=False,
-                entities=("asset",), gone=Outcome(SKIPPED, "not found"),
+                entities=("asset", "content object"), gone=Outcome(SKIPPED, "not found"),
                 batch_size=1)  # one recording per message: minutes each, and a message must end within functionTimeout
