@@ -160,10 +160,12 @@ def test_a_draft_the_content_filter_refused_is_shown_not_an_error(pres):
 
 
 @pytest.mark.parametrize("routes, trigger", [("*=journal", None), ("MOVED=journal,publish;*=journal", "MOVED"),
-                                             ("*=publish", "CHANGED_SECURITY_DESCRIPTOR")])
+                                             ("*=publish", "CHANGED_SECURITY_DESCRIPTOR"),
+                                             ("CHANGED_SECURITY_DESCRIPTOR=ocr;MOVED=publish;*=journal", "MOVED")])
 def test_accepting_queues_publish_where_publish_is_routed(pres, monkeypatch, routes, trigger):
     """No webhook stands for a description or fragment written: the console queues the `recheck` delivery
-    (publish only) on a trigger that routes publish, and nothing where publish is not routed."""
+    on a trigger that routes publish (not one routing only ocr, which the recheck runs too), and nothing where
+    publish is not routed."""
     from handlers.core import settings
     monkeypatch.setenv("PRESERVICA_ROUTES", routes)
     assert _post(f"drafts/{REF}/accept", {"text": DRAFT, **_form()}).status_code == 303

@@ -195,8 +195,9 @@ def _refresh_publish(ref: str) -> None:
     """Queue publish for the asset, so its manifest's summary takes what was just written. No webhook trigger
     stands for a description or metadata change (Preservica's five: core.routing.SDK_TRIGGERS), and whether
     its event log records one as `Modified` (the reconciler's default mapping) is inferred, and late: the
-    same `recheck` delivery the reconciler makes for a logged security change (publish only, converging on
-    Preservica's state now), on a trigger that routes publish. Nothing when none does. A failure is logged,
+    same `recheck` delivery the reconciler makes for a logged security change (publish, converging on
+    Preservica's state now, and ocr and transcribe where routed: they read no file for it), on a trigger that
+    routes publish. Nothing when none does. A failure is logged,
     not shown: the text is written, and the public sweep brings every published manifest up to date."""
     from ..clients import delivery_queue, storage
     from ..core import reconcile, routing, settings
@@ -204,7 +205,7 @@ def _refresh_publish(ref: str) -> None:
     try:
         routes = registry.routes()
         trigger = next((t for t in ("CHANGED_SECURITY_DESCRIPTOR", *routing.TRIGGERS)
-                        if set(reconcile.RECHECK_ACTIONS) & set(routes.actions_for(t))), None)
+                        if "publish" in routes.actions_for(t)), None)
         if trigger is None:
             return
         found = reconcile.Found(ref, "IO", trigger, dt.datetime.now(dt.UTC), "DescriptionReviewed")

@@ -9,8 +9,8 @@ there is no skew between our machines to absorb, only Preservica's own delay bet
 event and sending its webhook (for FULL_TEXT_INDEXED: the indexing after ingest).
 Matching is one to one: a journaled event stands for at most one logged event, so an asset opened
 (webhook arrived) and closed five minutes later (webhook lost) is two events, and the second is queued.
-A logged security or visibility change is re-run through publish even when its webhook came (RECHECK):
-publish converges on Preservica's current state and is cheap when nothing changed.
+A logged security or visibility change is re-run through publish (and ocr and transcribe, for their fragments)
+even when its webhook came (RECHECK): each decides on Preservica's current state and is cheap when nothing changed.
 """
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ from .errors import SettingsError
 
 SOURCES = WEBHOOK, RECONCILE, BACKFILL, RECHECK = "webhook", "reconcile", "backfill", "recheck"
 ALWAYS = frozenset({"CHANGED_SECURITY_DESCRIPTOR", "CHANGE_ASSET_VISIBILITY"})   # re-run even when delivered
-RECHECK_ACTIONS = ("publish",)   # what a RECHECK delivery runs
+# What a RECHECK delivery runs: the actions that follow a change of access on Preservica's state now (publish
+# withdraws; ocr and transcribe take a closed file's text out of an opened asset's fragment, reading no file).
+RECHECK_ACTIONS = ("publish", "ocr", "transcribe")
 DELETED, DELETED_TRIGGER = "Deleted", "CHANGED_SECURITY_DESCRIPTOR"   # a deletion: publish withdraws
 UTC = dt.UTC
 BUCKETS = 4096  # backfill: one delivery per first three hex digits of the ref (up to 1000 events each)

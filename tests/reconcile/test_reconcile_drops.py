@@ -98,6 +98,21 @@ def test_a_covered_security_change_is_rechecked_by_publish_only(env, pres, monke
     assert reconcile.run(now=NOW + dt.timedelta(minutes=15))["rechecked"] == 0   # once per logged event
 
 
+def test_a_covered_security_change_is_rechecked_by_ocr_and_transcribe_where_routed(env, pres, monkeypatch):
+    """They take a closed file's text out of an asset opened (docs/actions.md, a closed file's text): a reading
+    that wrote its fragment while the opening's own run looked may have left it there; the re-check, an hour on,
+    finds it. Not the actions that have nothing to take back (thumbnail)."""
+    mapped(monkeypatch, "CHANGED_SECURITY_DESCRIPTOR=journal,publish,thumbnail,ocr,transcribe;*=journal")
+    monkeypatch.setenv("DOCINTEL_ENDPOINT", "https://docintel.invalid/")   # configured: queued, never called here
+    monkeypatch.setenv("SPEECH_ENDPOINT", "https://speech.invalid/")
+    webhook([A], T0, trigger="CHANGED_SECURITY_DESCRIPTOR")
+    pres.record_event("Modified", [A], T0)
+    assert reconcile.run(now=NOW)["rechecked"] == 1
+    dispatch_all(env.connection_string)
+    [row] = rows_of("recheck", "CHANGED_SECURITY_DESCRIPTOR")
+    assert row["actions"] == "publish,ocr,transcribe" and row["ocr_state"] == row["transcribe_state"] == "queued"
+
+
 def test_a_deleted_asset_goes_to_publish_as_gone(env, pres, monkeypatch):
     """updated-since lists a deleted entity with no type (TNA's fixture); it reaches publish, whose own
     read then finds it gone and withdraws it."""
