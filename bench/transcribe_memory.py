@@ -49,7 +49,8 @@ def measure(size: int, storage_connection: str) -> dict:
             os.environ.pop("KEY_VAULT_URI", None)
             shared.reset_all()
             preservica.forget_client()
-            job = types.SimpleNamespace(entity_type="IO", entity_ref=REF, snapshot=None, event={}, attempt=1)
+            job = types.SimpleNamespace(entity_type="IO", entity_ref=REF, trigger="FULL_TEXT_INDEXED", snapshot=None,
+                                        event={}, attempt=1)
             started = time.perf_counter()
             tracemalloc.start()
             try:
