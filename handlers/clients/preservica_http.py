@@ -188,17 +188,19 @@ def download(api, url: str, out, limit: int) -> int:
     return written
 
 
-def get_xml(api, url: str, params: dict | None = None, spend: Callable[[], None] | None = None):
-    """`get` a URL Preservica hands back and parse its XML (ElementTree root), read with a bound."""
+def get_xml(api, url: str, params: dict | None = None, spend: Callable[[], None] | None = None,
+            limit: int | None = None):
+    """`get` a URL Preservica hands back and parse its XML (ElementTree root), read with a bound (`limit` bytes,
+    else MAX_XML_BYTES): TooLarge past it, never read further."""
     import xml.etree.ElementTree as ET
+    bound = MAX_XML_BYTES if limit is None else limit
     body = bytearray()
     with get(api, url, params, stream=True, spend=spend) as resp:
         try:
             for chunk in resp.iter_content(chunk_size=CHUNK):
                 body += chunk
-                if len(body) > MAX_XML_BYTES:
-                    raise PreservicaError(f"Preservica's answer to GET {http.shown(url)} is larger than "
-                                          f"{MAX_XML_BYTES} bytes")
+                if len(body) > bound:
+                    raise TooLarge(bound, f"Preservica's answer to GET {http.shown(url)} is larger than {bound} bytes")
         except requests.exceptions.RequestException as exc:
             raise classify(exc) from None
     # Preservica's documents declare no DTD (inferred from every response pyPreservica parses); one that

@@ -37,6 +37,7 @@ only the class name of anything else.
      │    │    └── ChatFiltered ............. the content filter stopped the prompt or the answer
      │    ├── EndpointError ................. Teams, the catalogue, the relay's receiver
      │    └── SlotsBusy ..................... this instance's slots for a service stayed taken
+     ├── FragmentKept ....................... a fragment not the app's unchanged (a person's edit): not replaced
      ├── InventoryError (ValueError) ........ an OCFL inventory read back from storage this code cannot trust
      ├── RestoreError ....................... a custody restore that could not be done as asked
      ├── AccessRefused ...................... the console may not serve this request (a status and words to show)
@@ -144,9 +145,15 @@ class OtherServer(PreservicaError):
 class TooLarge(PreservicaError):
     """A download went past its byte limit: stopped there."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"more than {limit} bytes arrived")
+    def __init__(self, limit: int, message: str | None = None) -> None:
+        super().__init__(message or f"more than {limit} bytes arrived")
         self.limit = limit
+
+
+class FragmentKept(SafeError):
+    """A metadata fragment the app would replace is not the one it wrote, unchanged (a person's edit, a fragment
+    someone else wrote): left as it is (clients/fragments.py). The message says why; the action's outcome is
+    `skipped`."""
 
 
 class TooMany(PreservicaError):
