@@ -32,7 +32,8 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
     Controls: ``add_asset``, ``add_folder``, ``set_security_tag`` (an asset and its content objects, or one content
     object), ``set_parent`` (any text), ``set_format`` (PUID, format group), ``remove_asset``,
     ``set_fixity`` (a stored value that does not match), ``fixity_algorithms`` (what Fixities lists),
-    ``add_metadata`` (seed a fragment), ``metadata(ref)``, ``fail_next(n, status=500)``, ``expire_tokens()``, ``latency``,
+    ``add_metadata`` (seed a fragment), ``edit_metadata`` (a person's edit), ``metadata(ref)``,
+    ``fail_next(n, status=500)``, ``expire_tokens()``, ``latency``,
     ``respond_with`` (any path), ``notify(subscription_id, refs)`` (send a signed event),
     ``record_event(log_type, refs, when)``, ``touch(ref)``, ``page_limit``.
     """
@@ -48,7 +49,7 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
         self.subscriptions: dict[str, dict] = {}
         self._entities: dict[str, Entity] = {}
         self._tokens: set[str] = set()
-        self._failures: deque[tuple[int, dict, str | None]] = deque()
+        self._failures: deque[tuple[int, dict, str | None, str | None]] = deque()
         self._lock = threading.RLock()
         self.saved: list[tuple[str, str, str]] = []   # (ref, title, description) of every entity save
         major, minor = (int(x) for x in version.split(".")[:2])
@@ -183,17 +184,24 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
             self._entities[ref].metadata[mref] = (schema, xml)
             return mref
 
+    def edit_metadata(self, ref: str, schema: str, xml: str) -> None:
+        """A person's edit of the asset's fragment of `schema` (the first), as the Preservica UI would save it."""
+        ET.fromstring(xml)
+        with self._lock:
+            fragments = self._entities[ref].metadata
+            fragments[next(m for m, (s, _) in fragments.items() if s == schema)] = (schema, xml)
+
     def metadata(self, ref: str) -> list[tuple[str, str]]:
         """The fragments on an entity as (schema, xml), in the order they were added."""
         with self._lock:
             return list(self._entities[ref].metadata.values())
 
     def fail_next(self, n: int, status: int = 500, headers: dict[str, str] | None = None,
-                  path_prefix: str | None = None) -> None:
+                  path_prefix: str | None = None, method: str | None = None) -> None:
         """The next ``n`` entity/content requests (``/api/entity/...`` except the version call,
-        ``/api/content/...``; or only paths starting with ``path_prefix``) answer ``status``."""
+        ``/api/content/...``; or only paths starting with ``path_prefix``; only ``method``'s) answer ``status``."""
         with self._lock:
-            self._failures.extend([(status, dict(headers or {}), path_prefix)] * n)
+            self._failures.extend([(status, dict(headers or {}), path_prefix, method)] * n)
 
     def clear_failures(self) -> None:
         """Forget the failures ``fail_next`` queued that were not used up (Preservica is back)."""
@@ -216,7 +224,7 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
                 # retry in common.py). The body's wording is inferred.
                 if request.headers.get("preservica-access-token") not in self._tokens:
                     return json_reply(401, {"success": False, "message": "Invalid or expired access token"})
-            failure = self._take_failure(path)
+            failure = self._take_failure(path, request.method)
             if failure:
                 return failure
         matched_path = False
@@ -230,11 +238,13 @@ class PreservicaDouble(FormatControls, EntityApi, WebhookApi, EventsApi, HttpDou
                         return func(request, query, *m.groups())
         return text_reply(405 if matched_path else 404, "no such endpoint in PreservicaDouble")
 
-    def _take_failure(self, path: str) -> Reply | None:
+    def _take_failure(self, path: str, method: str = "") -> Reply | None:
         eligible = (path.startswith("/api/entity/") and not path.startswith("/api/entity/versiondetails")) \
             or path.startswith("/api/content/")
         with self._lock:
-            for i, (status, headers, prefix) in enumerate(self._failures):
+            for i, (status, headers, prefix, only) in enumerate(self._failures):
+                if only not in (None, method):
+                    continue
                 if (prefix and path.startswith(prefix)) or (prefix is None and eligible):
                     del self._failures[i]
                     # Inferred: a plain-text error body (the SDK reads only the status of a failure).

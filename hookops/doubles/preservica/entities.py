@@ -127,7 +127,7 @@ class EntityApi:
         schema, xml = e.metadata[mref]
         return self._doc("MetadataResponse",
                          f"<xip:MetadataContainer schemaUri={quoteattr(schema)}><xip:Ref>{mref}</xip:Ref>"
-                         f"<xip:Entity>{e.ref}</xip:Entity><xip:Content>{xml}</xip:Content>"
+                         f"<xip:Entity>{e.ref}</xip:Entity><xip:Content>{reserialised(xml)}</xip:Content>"
                          f"</xip:MetadataContainer><AdditionalInformation><Self>"
                          f"{self._url(e, '/metadata/' + mref)}</Self></AdditionalInformation>")
 
@@ -274,3 +274,20 @@ class EntityApi:
 
     def _doc(self, root: str, inner: str) -> Reply:
         return xml_reply(200, f'<{root} xmlns="{self.entity_ns}" xmlns:xip="{self.xip_ns}">{inner}</{root}>')
+
+
+def reserialised(xml: str) -> str:
+    """A fragment as a server may plausibly answer it, not as it was sent (inferred: no public source says how
+    Preservica stores one): the root's namespace as the default one (pyPreservica sent `ns0:` prefixes), the
+    attributes in reverse order, indented. What the app compares must survive this (core/canonical.py)."""
+    root = ET.fromstring(xml)
+    for element in root.iter():
+        items = list(element.attrib.items())
+        element.attrib.clear()
+        element.attrib.update(reversed(items))
+    ET.indent(root)
+    namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    try:
+        return ET.tostring(root, encoding="unicode", default_namespace=namespace or None)
+    except ValueError:   # an element outside that namespace: prefixes as ElementTree picks them
+        return ET.tostring(root, encoding="unicode")
