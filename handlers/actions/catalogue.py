@@ -2,13 +2,15 @@
 
 The asset's identifier of type CATALOGUE_IDENTIFIER_TYPE is looked up at CATALOGUE_URL_TEMPLATE;
 the XML returned becomes the fragment with schema CATALOGUE_SCHEMA, replacing an existing
-fragment of that schema (never a second one: clients.fragments), so a retry or a re-sent event changes nothing more.
+fragment of that schema (never a second one: clients.fragments), so a retry or a re-sent event changes nothing more;
+never one edited since the app wrote it, nor one it did not write (unless it is the very record): `skipped`.
 """
 from __future__ import annotations
 
 from urllib.parse import quote
 
 from ..clients import fragments, snapshot
+from ..core.errors import FragmentKept
 from ..pipeline.contract import APP, DONE, NEEDS, SKIPPED, Action, ActionError, Context, Job, Outcome, Setting
 
 URL_TEMPLATE = Setting("CATALOGUE_URL_TEMPLATE", None, APP,
@@ -41,7 +43,10 @@ def _enrich(ctx: Context, job: Job, template: str, schema: str) -> Outcome:
     record = fetch(template, identifier, schema)
     if record is None:
         return Outcome(SKIPPED, "no catalogue record", {"catalogue_identifier": identifier})
-    how = fragments.write(ctx.storage.blob_service(), ctx.secrets, job.entity_ref, schema, record, known=asset)
+    try:
+        how = fragments.write(ctx.storage.blob_service(), ctx.secrets, job.entity_ref, schema, record, known=asset)
+    except FragmentKept as exc:   # a person's edit (or a fragment not ours) stays
+        return Outcome(SKIPPED, str(exc), {"catalogue_identifier": identifier, "catalogue_fragment": "kept"})
     return Outcome(DONE, "", {"catalogue_identifier": identifier, "catalogue_fragment": how})
 
 

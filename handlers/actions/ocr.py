@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from ..clients import fragment_text, snapshot
 from ..core import envelope, reconcile, retry, settings
+from ..core.errors import FragmentKept
 from ..pipeline.contract import (
     APP,
     DONE,
@@ -209,11 +210,14 @@ def _keep(ctx: Context, job: Job, rep: str, reading: Reading, truncated: bool, r
                           "source_content_objects": fragment_text.sources([p.content_object for p in read]),
                           **provenance})
     xml = ocr.fragment(SCHEMA.value(), reading, provenance)
-    how, bare = fragment_text.write(ctx.storage, ctx.secrets, job.entity_ref, kept(), xml, closed)
+    blob = {"ocr_blob": f"{CONTAINER.value()}/{job.entity_ref}.txt"}
+    try:
+        how, bare = fragment_text.write(ctx.storage, ctx.secrets, job.entity_ref, kept(), xml, closed)
+    except FragmentKept as exc:   # a person's correction stays; the new text is in the blob
+        return Outcome(SKIPPED, str(exc), {**blob, "ocr_fragment": "kept"})
     extra = {"ocr_pages": reading.pages, "ocr_characters": len(text), "ocr_representation": rep,
              "ocr_meanConfidence": provenance["meanConfidence"], "ocr_truncated": truncated,
-             "ocr_files": len(reading.sources), "ocr_blob": f"{CONTAINER.value()}/{job.entity_ref}.txt",
-             "ocr_fragment": how}
+             "ocr_files": len(reading.sources), **blob, "ocr_fragment": how}
     if bare:   # a closed file's text on an open asset: in the blob only
         extra["ocr_withheld"] = True
     if refused:
@@ -225,7 +229,7 @@ def kept() -> fragment_text.Kept:
     """Where the text is kept, and what of the fragment carries a file's text or name (withheld while a file
     read is not public and the asset is: clients/fragment_text.py)."""
     return fragment_text.Kept(CONTAINER.value(), (".txt",), "source_content_objects", SCHEMA.value(), "ocr",
-                              ("text", "textTruncated", "source"))
+                              ("text", "textTruncated", "source"), "service")
 
 
 ACTION = Action(name="ocr", perform=perform,

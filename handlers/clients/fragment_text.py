@@ -8,12 +8,15 @@ again when the asset's tag or visibility changes, or a file's under it (`changed
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.envelope import is_ref
-from ..core.errors import NotFound
+from ..core.errors import FragmentKept, NotFound
 from . import public_store, snapshot
+
+log = logging.getLogger(__name__)
 
 MAX_SOURCES = 100   # content objects recorded on a text blob (37 bytes each of its 8 KiB of metadata); more: unknown
 
@@ -22,13 +25,19 @@ MAX_SOURCES = 100   # content objects recorded on a text blob (37 bytes each of 
 class Kept:
     """Where an action keeps an asset's text: the private container, the blobs' suffixes (the first holds the
     record read back), the blob metadata naming the content objects read (comma-separated), and the fragment:
-    its schema, its element and the elements that carry the text or a file's name."""
+    its schema, its element, the elements that carry the text or a file's name, and a provenance element that
+    only the app writes (`mark`: an unrecorded fragment with it is taken as the app's, fragments.py)."""
     container: str
     suffixes: tuple[str, ...]
     sources: str
     schema: str
     element: str
     drop: tuple[str, ...]
+    mark: str
+
+    def ours(self, element) -> bool:
+        ns = f"{{{self.schema}}}"
+        return element.tag == f"{ns}{self.element}" and element.find(f"{ns}{self.mark}") is not None
 
 
 def sources(refs: list[str]) -> str:
@@ -40,7 +49,8 @@ def sources(refs: list[str]) -> str:
 def write(storage, secrets, ref: str, kept: Kept, xml: str, closed: bool) -> tuple[str, bool]:
     """Replace the fragment or add one (fragments.write: under its lease, the asset read now): without the text
     when a file it was read from is not public (`closed`) and the asset is, by its tag and visibility as read for
-    the write, not at the event. (added or replaced, withheld)."""
+    the write, not at the event. (added or replaced, withheld). FragmentKept over a fragment edited since the
+    app wrote it (the text stays in the blob): logged as an error when that fragment should have lost its text."""
     from ..core import withheld
     from . import fragments
     bare = [False]
@@ -48,8 +58,19 @@ def write(storage, secrets, ref: str, kept: Kept, xml: str, closed: bool) -> tup
     def shaped(asset) -> str:
         bare[0] = closed and public_store.is_public(asset.security_tag, asset.hidden)
         return withheld.bare_xml(xml, kept.schema, kept.element, kept.drop) if bare[0] else xml
-    how = fragments.write(storage.blob_service(), secrets, ref, kept.schema, shaped)
+    try:
+        how = fragments.write(storage.blob_service(), secrets, ref, kept.schema, shaped, ours=kept.ours)
+    except FragmentKept as exc:
+        if bare[0]:
+            _unwithheld(ref, kept, str(exc))
+        raise
     return how, bare[0]
+
+
+def _unwithheld(ref: str, kept: Kept, why: str) -> None:
+    # A person's edit is the archive's own record: not overwritten, even to withhold (docs/actions.md). Told.
+    log.error("asset %s: %s; it may hold the text of a file that is not public while the asset is: check it "
+              "in Preservica (the %s fragment)", ref, why, kept.schema)
 
 
 # ---- a change of access: the asset opened or shown, a file under it closed --------------------------
@@ -106,8 +127,9 @@ def _recheck(asset, kept: Kept, storage, call: Callable, closed_co: str | None) 
         return False, "the files its text was read from are public"
     from . import publish_lock
     # fragments.write's lease: a reading's write of the same fragment lands before this read or after this write.
-    with publish_lock.held(storage.blob_service(), f"metadata/{asset.reference}", doing="writing a metadata fragment of"):
-        return call(lambda api: _strip(api, asset, kept))
+    service = storage.blob_service()
+    with publish_lock.held(service, f"metadata/{asset.reference}", doing="writing a metadata fragment of") as held:
+        return call(lambda api: _strip(api, asset, kept, service, held))
 
 
 def _public(call: Callable, co: str) -> bool:
@@ -127,31 +149,28 @@ def _record(storage, kept: Kept, ref: str) -> dict | None:
         return None
 
 
-def _strip(api, asset, kept: Kept) -> tuple[bool, str]:
-    """The asset's fragment rewritten without the text and the file names, unless it holds none."""
-    from ..core import withheld
-    element = _fragment(api, asset, kept)
-    if element is None:   # an event's snapshot may predate the fragment (or its URL): the asset as it is now
-        asset = snapshot.asset_now(api, asset.reference)
-        element = _fragment(api, asset, kept)
-    if element is None:
-        return False, "no fragment of its text on the asset"
-    if withheld.is_bare(element, kept.schema, kept.drop):
-        return False, "its fragment holds no text"
-    api.write_metadata(asset, kept.schema, withheld.bare(element, kept.schema, kept.drop))
-    return True, "text withheld from the fragment: a file it was read from is not public, the asset is"
-
-
-def _fragment(api, asset, kept: Kept):
-    """Our element of the asset's fragment of the schema, None when there is none."""
-    from ..core import withheld
-    from .preservica_http import get_xml
-    url = next((u for u, schema in (asset.metadata or {}).items() if schema == kept.schema), None)
-    if url is None:
-        return None
+def _strip(api, asset, kept: Kept, service, held) -> tuple[bool, str]:
+    """The asset's fragment rewritten without the text and the file names, unless it holds none, or is not the
+    app's unchanged (fragments.checked: then left, and logged for an operator)."""
+    from ..core import canonical, withheld
+    from . import fragments
     try:
-        # A MetadataResponse holding our element (pyPreservica entityAPI.py metadata(): `.//{xip}Content`'s
-        # child), read with get_xml's bound, on PRESERVICA_SERVER only.
-        return withheld.found(get_xml(api, url), kept.schema, kept.element)
-    except NotFound:   # removed since the asset was read
-        return None
+        found = fragments.current_all(api, asset, kept.schema)
+        if not found:   # an event's snapshot may predate the fragment (or its URL): the asset as it is now
+            asset = snapshot.asset_now(api, asset.reference)
+            found = fragments.current_all(api, asset, kept.schema)
+        if not found:
+            return False, "no fragment of its text on the asset"
+        element = found[0]
+        if withheld.is_bare(element, kept.schema, kept.drop):
+            return False, "its fragment holds no text"
+        record = fragments.recorded(service, asset.reference, kept.schema)
+        # The PUT replaces every fragment of the schema (pyPreservica update_metadata): each is checked.
+        there = [fragments.checked(canonical.digest(e), e, record, "", kept.ours) for e in found]
+    except FragmentKept as exc:
+        _unwithheld(asset.reference, kept, str(exc))
+        return False, f"{exc}: its text was not withheld (an operator is told)"
+    xml = withheld.bare(element, kept.schema, kept.drop)
+    fragments.remember(service, asset.reference, kept.schema, held, [*there, canonical.digest_xml(xml)])
+    api.write_metadata(asset, kept.schema, xml)
+    return True, "text withheld from the fragment: a file it was read from is not public, the asset is"

@@ -1,5 +1,5 @@
 """Writing one of the app's metadata fragments on an asset: replace the fragment of its schema, or add one, never a
-second (`catalogue`, `ocr`, `transcribe`).
+second (`catalogue`, `ocr`, `transcribe`), and never over a person's edit.
 
 Preservica's fragment API has no conditional write: pyPreservica's add_metadata is a plain POST and
 update_metadata a PUT to each fragment URL the entity lists (entityAPI.py). So whether to add is decided from the
@@ -9,30 +9,105 @@ otherwise both see none and both add. An entity already in hand (the dispatcher'
 it lists the schema: its fragment URLs are Preservica's, and one deleted since (404 to the PUT) sends the write
 to a new read, not to `not found`. A snapshot that lists none may be minutes old: that add is decided on a new read.
 Busy (the lease held 75 s) puts the event back on its queue, as publish's and custody's do (pipeline.waits).
+
+Before REPLACING (never before adding), each fragment of the schema is read (one GET, FRAGMENT_BYTES at most) and
+its canonical digest (core/canonical.py) compared with the ones recorded when the app wrote it: in the metadata of
+that lease's marker blob, one entry per schema, set under the lease just before the write, holding the content
+then there (already checked) and the content written, so a write lost between the two leaves either accepted.
+Not one of those: FragmentKept, nothing written (a staff correction stays). No record (written before this rule,
+or by someone else): replaced only when `ours` says it is the app's own (ocr's and transcribe's provenance).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from ..core import canonical
+from ..core.errors import FragmentKept, NotFound, TooLarge
+from ..core.settings import PUBLISH_LOCK_CONTAINER
 
-def write(service, secrets, ref: str, schema: str, xml: str | Callable[[Any], str], known=None) -> str:
-    """"replaced" or "added". `known`: the asset as the event's snapshot has it, used when it lists the schema.
-    `xml` may be made from the asset as read for the write, under the lease (never `known`): its tag and whether
-    it is hidden are the ones at the write (fragment_text.py)."""
+# Larger than any fragment the app writes (a text cut at a million characters, at most 5 bytes each escaped):
+# a bigger one is not ours, and is not read further.
+FRAGMENT_BYTES = 8 * 1024 * 1024
+EDITED = "its fragment was edited in Preservica since this app wrote it: not replaced"
+UNRECORDED = "its fragment was not written by this app (no record of it): not replaced"
+TOO_LARGE = f"its fragment is larger than this app writes (more than {FRAGMENT_BYTES} bytes): not replaced"
+Ours = Callable[[Any], bool]
+
+
+def write(service, secrets, ref: str, schema: str, xml: str | Callable[[Any], str], known=None,
+          ours: Ours | None = None) -> str:
+    """"replaced" or "added"; FragmentKept when the fragment there is not ours unchanged. `known`: the asset as
+    the event's snapshot has it, used when it lists the schema. `xml` may be made from the asset as read for the
+    write, under the lease (never `known`): its tag and whether it is hidden are the ones at the write
+    (fragment_text.py). `ours`: whether an unrecorded fragment (its element) is the app's own."""
     from pyPreservica.common import HTTPException  # here: actions import this module at their import
 
     from . import preservica, publish_lock, snapshot
 
-    def work(api) -> str:
+    def put(api, asset, held) -> str:
+        text = xml(asset) if callable(xml) else xml
+        new, record = canonical.digest_xml(text), recorded(service, ref, schema)
+        there = [checked(canonical.digest(e), e, record, new, ours) for e in current_all(api, asset, schema)]
+        remember(service, ref, schema, held, [*there, new])
+        return api.write_metadata(asset, schema, text)
+
+    def work(api, held) -> str:
         if known is not None and not callable(xml) and schema in (known.metadata or {}).values():
             try:
-                return api.write_metadata(known, schema, xml)
+                return put(api, known, held)
             except HTTPException as exc:
                 if exc.http_status_code != 404:
                     raise
         # pyPreservica's entity() GET, parsed as it parses it, with `hidden` besides (snapshot.asset_now).
-        asset = snapshot.asset_now(api, ref)
-        return api.write_metadata(asset, schema, xml(asset) if callable(xml) else xml)
-    with publish_lock.held(service, f"metadata/{ref}", doing="writing a metadata fragment of"):
-        return preservica.call(secrets, work)
+        return put(api, snapshot.asset_now(api, ref), held)
+    with publish_lock.held(service, f"metadata/{ref}", doing="writing a metadata fragment of") as held:
+        return preservica.call(secrets, lambda api: work(api, held))
+
+
+def current(api, url: str):
+    """The fragment at `url` (pyPreservica entityAPI.py metadata(): the MetadataResponse's `.//{xip}Content`'s
+    child), read with get_xml's same-server guard and FRAGMENT_BYTES; None when it is gone (404) or empty.
+    FragmentKept past the bound."""
+    from .preservica_http import get_xml
+    try:
+        root = get_xml(api, url, limit=FRAGMENT_BYTES)
+    except NotFound:
+        return None
+    except TooLarge:
+        raise FragmentKept(TOO_LARGE) from None
+    content = root.find(f".//{{{api.xip_ns}}}Content")
+    return content[0] if content is not None and len(content) else None
+
+
+def current_all(api, asset, schema: str) -> list:
+    """The fragments of `schema` on the asset as Preservica has them now (one GET each; none when it lists none)."""
+    found = (current(api, url) for url, s in (asset.metadata or {}).items() if s == schema)
+    return [e for e in found if e is not None]
+
+
+def checked(digest: str, element, record: set[str], new: str, ours: Ours | None) -> str:
+    """`digest` when the fragment may be replaced: the content about to be written, one the app recorded, or with
+    no record, one `ours` recognises. FragmentKept otherwise."""
+    if digest == new or digest in record or (not record and ours is not None and ours(element)):
+        return digest
+    raise FragmentKept(EDITED if record else UNRECORDED)
+
+
+def _key(schema: str) -> str:
+    import hashlib
+    return "fragment_" + hashlib.sha256(schema.encode()).hexdigest()[:24]   # blob metadata: an identifier
+
+
+def recorded(service, ref: str, schema: str) -> set[str]:
+    """The digests of the `schema` fragment the app wrote on `ref` (empty: no record)."""
+    blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
+    return set((blob.get_blob_properties().metadata or {}).get(_key(schema), "").split(",")) - {""}
+
+
+def remember(service, ref: str, schema: str, held, digests: list[str]) -> None:
+    """Record `digests` as the app's for `schema` on `ref`, under the lease `held` (publish_lock.held's)."""
+    blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
+    record = dict(blob.get_blob_properties().metadata or {})
+    record[_key(schema)] = ",".join(list(dict.fromkeys(digests))[-8:])   # a few: 8 KiB of metadata per blob
+    blob.set_blob_metadata(record, lease=held.lease)

@@ -382,8 +382,10 @@ def test_catalogue_record_attached_as_fragment(catalogue, pres, jobs):
 
 
 def test_catalogue_replaces_an_existing_fragment_and_retries_add_nothing(catalogue, pres, jobs):
+    from handlers.clients import fragments
     pres.add_metadata(ASSET, "urn:other", "<x xmlns='urn:other'/>")
-    pres.add_metadata(ASSET, SCHEMA, RECORD.format("Old title"))
+    ctx = Context()   # the app wrote the old record (an earlier catalogue run): recorded, so it may replace it
+    fragments.write(ctx.storage.blob_service(), ctx.secrets, ASSET, SCHEMA, RECORD.format("Old title"))
     [raw] = jobs("catalogue")
     from handlers.actions import catalogue as action_catalogue
     action_catalogue.perform(read_job(raw), Context())   # an attempt whose journal write was lost

@@ -1,4 +1,5 @@
-"""Cost per event: Preservica is asked once per event for what the routed actions read, events move
+"""Cost per event: Preservica is asked once per event for what the routed actions read (and once more to replace
+a metadata fragment: its content, compared with what the app wrote), events move
 in batches, a failed event is retried alone, and the Preservica request rate is bounded.
 
 The real pyPreservica client against the Preservica double, real Azurite, the real runner.
@@ -73,6 +74,7 @@ def test_each_asset_is_read_once_per_event_with_all_five_actions(five, pres, app
     # One asset read per event for all five actions, and one more where the catalogue adds the asset's first
     # fragment: a snapshot that lists none may be older than a fragment added since (clients.fragments).
     assert reads == Counter(refs + refs)
+    assert not [p for m, p in pres.requests if m == "GET" and "/metadata/" in p]   # adding reads no fragment
     ids = sum(1 for m, p in pres.requests if p.endswith("/identifiers"))
     assert ids == (0 if in_payload else len(refs))
     per_process = ("/api/accesstoken", "/api/entity/versiondetails", "/api/user/details")  # login, once
@@ -83,11 +85,12 @@ def test_each_asset_is_read_once_per_event_with_all_five_actions(five, pres, app
     assert len(teams.cards) == 10 and len(relay.deliveries) == 10
     assert {d.json()["asset"]["title"] for d in relay.deliveries} == {f"Asset {i}" for i in range(10)}
     assert all(len(pres.metadata(r)) == 1 for r in refs)
-    pres.received.clear()   # a later event: the snapshot lists the fragment, which is replaced with no other read
-    dispatched(dict(doc, timestamp="2026-11-29T11:00:00.000"))
+    pres.received.clear()   # a later event: the snapshot lists the fragment, which is replaced with no other asset
+    dispatched(dict(doc, timestamp="2026-11-29T11:00:00.000"))   # read, and one GET of the fragment being replaced
     run_everything(app_env.connection_string)
     assert Counter(p.split("/")[4] for m, p in pres.requests
                    if m == "GET" and p.startswith("/api/entity/information-objects/") and p.count("/") == 4) == Counter(refs)
+    assert Counter(p.split("/")[4] for m, p in pres.requests if m == "GET" and "/metadata/" in p) == Counter(refs)
     assert all(len(pres.metadata(r)) == 1 for r in refs)
 
 
@@ -180,7 +183,11 @@ def test_a_careless_preservica_record_is_carried_whole_or_not_at_all(env, pres, 
         pres.add_asset(big, "T" * 30_000, "D" * 30_000, identifiers=ids)
         for i in range(29):
             pres.add_metadata(big, f"urn:other:{i}", f"<r xmlns='urn:other:{i}'/>")
-        pres.add_metadata(big, SCHEMA, f"<record xmlns='{SCHEMA}'><id>old</id></record>")
+        from handlers.clients import fragments
+        from handlers.pipeline.contract import Context
+        ctx = Context()   # the app's own earlier record (recorded), which it may replace
+        fragments.write(ctx.storage.blob_service(), ctx.secrets, big, SCHEMA,
+                        f"<record xmlns='{SCHEMA}'><id>old</id></record>")
         cat.add_record("C/9", f"<record xmlns='{SCHEMA}'><id>new</id></record>")
         dispatched(delivery(refs=["careless", "plain"]))               # two events: the Teams digest samples both
         for action in ("catalogue", "teams"):

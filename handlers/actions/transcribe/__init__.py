@@ -30,6 +30,7 @@ from ...clients import fragment_text, journal, snapshot
 from ...clients.shared import Shared
 from ...clients.slots import Slots
 from ...core import envelope, reconcile, retry, settings  # core.transcript is imported where used: not at cold start
+from ...core.errors import FragmentKept
 from ...pipeline.contract import (
     APP,
     DONE,
@@ -219,7 +220,11 @@ def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration
     from ...core import transcript
     xml = transcript.fragment(SCHEMA.value(), text, lang, media.name, duration)
     # A closed file's text on an open asset goes in the blobs only (clients/fragment_text.py).
-    how, bare = fragment_text.write(ctx.storage, ctx.secrets, job.entity_ref, kept(), xml, media.closed)
+    try:
+        how, bare = fragment_text.write(ctx.storage, ctx.secrets, job.entity_ref, kept(), xml, media.closed)
+    except FragmentKept as exc:   # a person's correction stays; the new transcript is in the blobs
+        return Outcome(SKIPPED, str(exc), {"transcribe_blob": f"{CONTAINER.value()}/{job.entity_ref}.vtt",
+                                           "transcribe_fragment": "kept", **extra})
     return Outcome(DONE, "", {"transcribe_language": lang, "transcribe_durationMs": duration,
                                       "transcribe_characters": len(text.strip()),
                                       "transcribe_source": journal.clip(media.name, 200),
@@ -232,7 +237,7 @@ def _finish(ctx: Context, job: Job, media: Media, text: str, lang: str, duration
 def kept() -> fragment_text.Kept:
     """Where the transcript is kept, and what of the fragment carries the file's text or name."""
     return fragment_text.Kept(CONTAINER.value(), (".txt", ".vtt"), "source_content_object", SCHEMA.value(),
-                              "transcript", ("text", "truncated", "source"))
+                              "transcript", ("text", "truncated", "source"), "durationMilliseconds")
 
 
 def _source(media: Media) -> dict[str, str]:
