@@ -146,6 +146,8 @@ def test_alert_rules_keep_the_names_earlier_deployments_created():
             params = {loop["detail"]["item_name"]: item} if loop else {}
             names.add(Evaluator(doc, namePrefix="p", **params)(body(res)["name"]))
     assert {"alert-p-poison", "alert-p-webhook-failures", "alert-p-no-delivery", "alert-p-webhooks-missed"} <= names
-    # the alert signals' rules, added since: the reconciler's stall, the public sweep, the custody audit, unsafe routes
+    # the alert signals' rules, added since: the reconciler's stall, the public sweep, the custody audit, unsafe routes,
+    # a closed file's text kept in a fragment a person edited
     assert names - {"alert-p-poison", "alert-p-webhook-failures", "alert-p-no-delivery", "alert-p-webhooks-missed"} == {
-        "alert-p-reconcile-stalled", "alert-p-sweep-withdrew", "alert-p-custody-audit", "alert-p-routes-unsafe"}
+        "alert-p-reconcile-stalled", "alert-p-sweep-withdrew", "alert-p-custody-audit", "alert-p-routes-unsafe",
+        "alert-p-closed-text-kept"}

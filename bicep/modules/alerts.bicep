@@ -98,6 +98,13 @@ var signalRules = [
     description: 'A file of the archive\'s independent OCFL copy changed or went missing: read the audit report, run hookops custody verify on the asset, and re-run custody for it (it copies again from Preservica after checking fixity).'
   }
   {
+    signal: 'closed-text-kept'
+    rule: 'closed-text-kept'
+    severity: 2
+    displayName: 'Preservica webhooks: a fragment a person edited may hold a closed file\'s text on an open asset'
+    description: 'ocr or transcribe would have taken the text of a file that is not public out of the asset\'s fragment, but a person edited that fragment since the app wrote it, so it was left as the archive\'s own record: check it in Preservica (the message names the asset and the schema).'
+  }
+  {
     signal: 'routes-unsafe'
     rule: 'routes-unsafe'
     severity: 1

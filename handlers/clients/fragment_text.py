@@ -8,15 +8,12 @@ again when the asset's tag or visibility changes, or a file's under it (`changed
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.envelope import is_ref
 from ..core.errors import FragmentKept, NotFound
 from . import public_store, snapshot
-
-log = logging.getLogger(__name__)
 
 MAX_SOURCES = 100   # content objects recorded on a text blob (37 bytes each of its 8 KiB of metadata); more: unknown
 
@@ -68,9 +65,11 @@ def write(storage, secrets, ref: str, kept: Kept, xml: str, closed: bool) -> tup
 
 
 def _unwithheld(ref: str, kept: Kept, why: str) -> None:
-    # A person's edit is the archive's own record: not overwritten, even to withhold (docs/actions.md). Told.
-    log.error("asset %s: %s; it may hold the text of a file that is not public while the asset is: check it "
-              "in Preservica (the %s fragment)", ref, why, kept.schema)
+    # A person's edit is the archive's own record: not overwritten, even to withhold (docs/actions.md). An operator
+    # is alerted (bicep/modules/alerts.bicep): what Preservica's public access shows of it is theirs to decide.
+    from . import telemetry
+    telemetry.alert_signal("closed-text-kept", f"asset {ref}: {why}; it may hold the text of a file that is not "
+                           f"public while the asset is: check it in Preservica (the {kept.schema} fragment)")
 
 
 # ---- a change of access: the asset opened or shown, a file under it closed --------------------------

@@ -132,6 +132,7 @@ SIGNALS = {
     "reconcile-stalled": "the reconciler ended incomplete several runs in a row",
     "sweep-withdrew": "the public sweep withdrew assets that were public but should not have been",
     "custody-audit": "the custody audit found a stored file that differs from its inventory, or is missing",
+    "closed-text-kept": "a fragment a person edited may hold a closed file's text on an open asset: not rewritten",
     "routes-unsafe": "PRESERVICA_ROUTES run publish, ocr or transcribe without the triggers that change access "
                      "(registry.problems)",
 }

@@ -64,14 +64,14 @@ def test_the_withholding_rewrite_leaves_a_corrected_fragment_and_tells_an_operat
     pres.set_security_tag(SCAN, "open")
     close_the_page(pres)
     raw = job_for(SCAN, trigger=SECURITY)
-    with caplog.at_level(logging.ERROR, logger="handlers.clients.fragment_text"):
+    with caplog.at_level(logging.WARNING, logger="handlers.alerts"):
         outcome = run_one("ocr", raw)
     assert outcome.state == journal.SKIPPED and outcome.reason.startswith(fragments.EDITED)
     assert "not withheld" in outcome.reason and "ocr_fragment" not in row(raw)
     xml = fragment_xml(pres, SCAN)
     assert CORRECTED in xml and not withheld(xml)
-    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert SCAN in error.getMessage() and "not public" in error.getMessage()
+    [alert] = [r for r in caplog.records if r.getMessage().startswith("ALERT closed-text-kept:")]
+    assert SCAN in alert.getMessage() and "not public" in alert.getMessage()
 
 
 def test_the_withholding_rewrite_proceeds_over_its_own_fragment_answered_in_another_form(env, pres, di):
