@@ -7,7 +7,8 @@ asset's fragments as read now, under a lease on `metadata/<ref>` (publish_lock's
 read and the write: two runs of one asset (two events, a backfill beside the webhook, two instances) would
 otherwise both see none and both add. An entity already in hand (the dispatcher's snapshot) is trusted only when
 it lists the schema: its fragment URLs are Preservica's, and one deleted since (404 to the PUT) sends the write
-to a new read, not to `not found`. A snapshot that lists none may be minutes old: that add is decided on a new read.
+to a new read, not to `not found`. A snapshot that lists none is trusted for an add only while the app has never
+written the schema on the asset (its record, below): else a new read decides, since the snapshot may be older.
 Busy (the lease held 75 s) puts the event back on its queue, as publish's and custody's do (pipeline.waits).
 
 Before REPLACING (never before adding), each fragment of the schema is read (one GET, FRAGMENT_BYTES at most) and
@@ -53,11 +54,15 @@ def write(service, secrets, ref: str, schema: str, xml: str | Callable[[Any], st
         return api.write_metadata(asset, schema, text)
 
     def work(api, held) -> str:
-        if known is not None and not callable(xml) and schema in (known.metadata or {}).values():
+        listed = known is not None and schema in (known.metadata or {}).values()
+        # Not listed and never written by the app on this asset (its record, read under this lease): an add needs
+        # no new read, so Preservica is asked once per event. Only a person's fragment of this very schema, added
+        # in the minutes since the snapshot, would be missed: a second fragment then, nothing lost (inferred rare).
+        if known is not None and not callable(xml) and (listed or not recorded(service, ref, schema)):
             try:
                 return put(api, known, held)
             except HTTPException as exc:
-                if exc.http_status_code != 404:
+                if exc.http_status_code != 404 or not listed:
                     raise
         # pyPreservica's entity() GET, parsed as it parses it, with `hidden` besides (snapshot.asset_now).
         return put(api, snapshot.asset_now(api, ref), held)
