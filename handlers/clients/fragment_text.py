@@ -165,11 +165,13 @@ def _strip(api, asset, kept: Kept, service, held) -> tuple[bool, str]:
             return False, "its fragment holds no text"
         record = fragments.recorded(service, asset.reference, kept.schema)
         # The PUT replaces every fragment of the schema (pyPreservica update_metadata): each is checked.
-        there = [fragments.checked(canonical.digest(e), e, record, "", kept.ours) for e in found]
+        there = [fragments.checked(canonical.digest(e), e, record.digests, "", kept.ours) for e in found]
     except FragmentKept as exc:
         _unwithheld(asset.reference, kept, str(exc))
         return False, f"{exc}: its text was not withheld (an operator is told)"
     xml = withheld.bare(element, kept.schema, kept.drop)
-    fragments.remember(service, asset.reference, kept.schema, held, [*there, canonical.digest_xml(xml)])
+    digest = canonical.digest_xml(xml)
+    fragments.remember(service, asset.reference, kept.schema, held, [*there, digest])
     api.write_metadata(asset, kept.schema, xml)
+    fragments.written(service, asset.reference, kept.schema, held, digest)
     return True, "text withheld from the fragment: a file it was read from is not public, the asset is"

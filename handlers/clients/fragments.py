@@ -21,7 +21,7 @@ or by someone else): replaced only when `ours` says it is the app's own (ocr's a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core import canonical
 from ..core.errors import FragmentKept, NotFound, TooLarge
@@ -31,6 +31,7 @@ from ..core.settings import PUBLISH_LOCK_CONTAINER
 # a bigger one is not ours, and is not read further.
 FRAGMENT_BYTES = 8 * 1024 * 1024
 EDITED = "its fragment was edited in Preservica since this app wrote it: not replaced"
+UNCHANGED = "unchanged"   # the write's outcome when what the app last wrote is what it would write now
 UNRECORDED = "its fragment was not written by this app (no record of it): not replaced"
 TOO_LARGE = f"its fragment is larger than this app writes (more than {FRAGMENT_BYTES} bytes): not replaced"
 Ours = Callable[[Any], bool]
@@ -38,7 +39,8 @@ Ours = Callable[[Any], bool]
 
 def write(service, secrets, ref: str, schema: str, xml: str | Callable[[Any], str], known=None,
           ours: Ours | None = None) -> str:
-    """"replaced" or "added"; FragmentKept when the fragment there is not ours unchanged. `known`: the asset as
+    """"replaced", "added" or "unchanged" (what the app last wrote, listed: nothing sent); FragmentKept when the
+    fragment there is not ours unchanged. `known`: the asset as
     the event's snapshot has it, used when it lists the schema. `xml` may be made from the asset as read for the
     write, under the lease (never `known`): its tag and whether it is hidden are the ones at the write
     (fragment_text.py). `ours`: whether an unrecorded fragment (its element) is the app's own."""
@@ -49,16 +51,20 @@ def write(service, secrets, ref: str, schema: str, xml: str | Callable[[Any], st
     def put(api, asset, held) -> str:
         text = xml(asset) if callable(xml) else xml
         new, record = canonical.digest_xml(text), recorded(service, ref, schema)
-        there = [checked(canonical.digest(e), e, record, new, ours) for e in current_all(api, asset, schema)]
+        if record.written == new and schema in (asset.metadata or {}).values():
+            return UNCHANGED   # what the app last wrote, still listed: nothing to send (a person's edit since stays)
+        there = [checked(canonical.digest(e), e, record.digests, new, ours) for e in current_all(api, asset, schema)]
         remember(service, ref, schema, held, [*there, new])
-        return api.write_metadata(asset, schema, text)
+        how = api.write_metadata(asset, schema, text)
+        written(service, ref, schema, held, new)
+        return how
 
     def work(api, held) -> str:
         listed = known is not None and schema in (known.metadata or {}).values()
         # Not listed and never written by the app on this asset (its record, read under this lease): an add needs
         # no new read, so Preservica is asked once per event. Only a person's fragment of this very schema, added
         # in the minutes since the snapshot, would be missed: a second fragment then, nothing lost (inferred rare).
-        if known is not None and not callable(xml) and (listed or not recorded(service, ref, schema)):
+        if known is not None and not callable(xml) and (listed or not recorded(service, ref, schema).digests):
             try:
                 return put(api, known, held)
             except HTTPException as exc:
@@ -104,15 +110,31 @@ def _key(schema: str) -> str:
     return "fragment_" + hashlib.sha256(schema.encode()).hexdigest()[:24]   # blob metadata: an identifier
 
 
-def recorded(service, ref: str, schema: str) -> set[str]:
-    """The digests of the `schema` fragment the app wrote on `ref` (empty: no record)."""
+class Record(NamedTuple):
+    digests: set[str]      # of the `schema` fragments the app wrote on the asset, or found there and let stand
+    written: str | None    # the last write's, once Preservica answered it (None: none, or one not answered)
+
+
+def recorded(service, ref: str, schema: str) -> Record:
+    """What the app recorded of the `schema` fragment on `ref` (no digests: no record)."""
     blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
-    return set((blob.get_blob_properties().metadata or {}).get(_key(schema), "").split(",")) - {""}
+    md = blob.get_blob_properties().metadata or {}
+    return Record(set(md.get(_key(schema), "").split(",")) - {""}, md.get(_key(schema) + "_written") or None)
 
 
 def remember(service, ref: str, schema: str, held, digests: list[str]) -> None:
-    """Record `digests` as the app's for `schema` on `ref`, under the lease `held` (publish_lock.held's)."""
+    """Record `digests` as the app's for `schema` on `ref`, before a write, under the lease `held` (publish_lock.
+    held's); the last write stays unconfirmed until written() (a write whose answer is lost is read next time)."""
     blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
     record = dict(blob.get_blob_properties().metadata or {})
     record[_key(schema)] = ",".join(list(dict.fromkeys(digests))[-8:])   # a few: 8 KiB of metadata per blob
+    record.pop(_key(schema) + "_written", None)
+    blob.set_blob_metadata(record, lease=held.lease)
+
+
+def written(service, ref: str, schema: str, held, digest: str) -> None:
+    """Preservica answered the write of `digest`: an unchanged next one is not sent (nor its fragment read)."""
+    blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
+    record = dict(blob.get_blob_properties().metadata or {})
+    record[_key(schema) + "_written"] = digest
     blob.set_blob_metadata(record, lease=held.lease)

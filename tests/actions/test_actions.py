@@ -393,7 +393,7 @@ def test_catalogue_replaces_an_existing_fragment_and_retries_add_nothing(catalog
     fragments = pres.metadata(ASSET)
     assert [s for s, _ in fragments] == ["urn:other", SCHEMA]
     assert "Harbour" in fragments[1][1] and "Old title" not in fragments[1][1]
-    assert row(raw)["catalogue_fragment"] == "replaced"
+    assert row(raw)["catalogue_fragment"] == "unchanged"
     assert run_one("catalogue", raw, attempt=3) is None
 
 
@@ -403,7 +403,7 @@ def test_catalogue_retry_after_a_lost_outcome_replaces_its_own_fragment(catalogu
     [raw] = jobs("catalogue")
     from handlers.actions import catalogue as action_catalogue
     assert action_catalogue.perform(read_job(raw), Context()).extra["catalogue_fragment"] == "added"
-    assert run_one("catalogue", raw, attempt=2).extra["catalogue_fragment"] == "replaced"
+    assert run_one("catalogue", raw, attempt=2).extra["catalogue_fragment"] == "unchanged"
     assert [s for s, _ in pres.metadata(ASSET)] == [SCHEMA]
 
 

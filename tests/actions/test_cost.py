@@ -85,13 +85,22 @@ def test_each_asset_is_read_once_per_event_with_all_five_actions(five, pres, app
     assert len(teams.cards) == 10 and len(relay.deliveries) == 10
     assert {d.json()["asset"]["title"] for d in relay.deliveries} == {f"Asset {i}" for i in range(10)}
     assert all(len(pres.metadata(r)) == 1 for r in refs)
-    pres.received.clear()   # a later event: the snapshot lists the fragment, which is replaced with no other asset
-    dispatched(dict(doc, timestamp="2026-11-29T11:00:00.000"))   # read, and one GET of the fragment being replaced
-    run_everything(app_env.connection_string)
-    assert Counter(p.split("/")[4] for m, p in pres.requests
-                   if m == "GET" and p.startswith("/api/entity/information-objects/") and p.count("/") == 4) == Counter(refs)
-    assert Counter(p.split("/")[4] for m, p in pres.requests if m == "GET" and "/metadata/" in p) == Counter(refs)
-    assert all(len(pres.metadata(r)) == 1 for r in refs)
+    def fragment_requests(method):
+        return Counter(p.split("/")[4] for m, p in pres.requests if m == method and "/metadata/" in p)
+
+    def later(timestamp):
+        pres.received.clear()
+        dispatched(dict(doc, timestamp=timestamp))
+        run_everything(app_env.connection_string)
+        assert Counter(p.split("/")[4] for m, p in pres.requests if m == "GET"
+                       and p.startswith("/api/entity/information-objects/") and p.count("/") == 4) == Counter(refs)
+    later("2026-11-29T11:00:00.000")   # the same records: what the app last wrote, so the fragment is neither read
+    assert fragment_requests("GET") == fragment_requests("PUT") == Counter()   # nor sent
+    for i in range(len(refs)):   # records changed since: the snapshot lists the fragment, read once and replaced
+        cat.add_record(f"C/{i}", f"<record xmlns='{SCHEMA}'><id>{i}</id><title>revised</title></record>")
+    later("2026-11-29T12:00:00.000")
+    assert fragment_requests("GET") == fragment_requests("PUT") == Counter(refs)
+    assert all(len(pres.metadata(r)) == 1 and "revised" in pres.metadata(r)[0][1] for r in refs)
 
 
 def test_a_failed_event_in_a_batch_is_retried_alone(env, pres, app_env, monkeypatch):

@@ -85,7 +85,7 @@ def test_a_second_run_replaces_the_fragment_never_adds_one(env, pres, speech):
     raw = job_for(AV)
     action.perform(read_job(raw), Context())   # an attempt whose journal write was lost
     assert run_one("transcribe", raw, attempt=2).state == journal.DONE
-    assert len(pres.metadata(AV)) == 1 and row(raw)["transcribe_fragment"] == "replaced"
+    assert len(pres.metadata(AV)) == 1 and row(raw)["transcribe_fragment"] == "unchanged"
     assert run_one("transcribe", raw, attempt=3) is None   # finished: the claim keeps it from running again
     assert len(speech.calls) == 1 and row(raw)["transcribe_reused"]   # the kept transcript, not a second charge
 
