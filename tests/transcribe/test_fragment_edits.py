@@ -2,7 +2,7 @@
 Real pyPreservica against the Preservica double, Speech's double, Blob in Azurite."""
 from __future__ import annotations
 
-from handlers.clients import fragments, journal
+from handlers.clients import journal
 from tests.support.jobs import row, run_one
 from tests.support.transcribe import AV, SCHEMA, job_for
 
