@@ -72,6 +72,11 @@ def write(service, secrets, ref: str, schema: str, xml: str | Callable[[Any], st
                     raise
         # pyPreservica's entity() GET, parsed as it parses it, with `hidden` besides (snapshot.asset_now).
         return put(api, snapshot.asset_now(api, ref), held)
+    if known is not None and not callable(xml) and schema in (known.metadata or {}).values() \
+            and recorded(service, ref, schema).written == canonical.digest_xml(xml):
+        # What the app last wrote, confirmed and still listed: nothing to send, so no lease (one storage read, not
+        # five). A run writing meanwhile cleared the confirmation first, or writes its own text after this look.
+        return UNCHANGED
     with publish_lock.held(service, f"metadata/{ref}", doing="writing a metadata fragment of") as held:
         return preservica.call(secrets, lambda api: work(api, held))
 
@@ -117,8 +122,12 @@ class Record(NamedTuple):
 
 def recorded(service, ref: str, schema: str) -> Record:
     """What the app recorded of the `schema` fragment on `ref` (no digests: no record)."""
+    from azure.core.exceptions import ResourceNotFoundError
     blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
-    md = blob.get_blob_properties().metadata or {}
+    try:
+        md = blob.get_blob_properties().metadata or {}
+    except ResourceNotFoundError:   # no lease ever taken on it (looked at without one): nothing recorded
+        return Record(set(), None)
     return Record(set(md.get(_key(schema), "").split(",")) - {""}, md.get(_key(schema) + "_written") or None)
 
 

@@ -71,6 +71,22 @@ def test_while_another_run_writes_the_assets_fragments_it_waits_its_turn(catalog
     assert len(ours(pres)) == 1
 
 
+def test_an_unchanged_record_is_neither_sent_nor_waits_for_the_lease(catalogue, pres, jobs, monkeypatch):
+    """What the app last wrote, confirmed and listed in the snapshot: nothing to send, so it takes no lease (one
+    storage read): it neither waits for another run's lease nor is put back."""
+    from handlers.clients import publish_lock
+    from handlers.clients.storage import default
+    monkeypatch.setattr(publish_lock, "WAIT_SECONDS", 0)
+    assert run_one("catalogue", jobs("catalogue")[0]).state == journal.DONE
+    [again] = jobs("catalogue", trigger="MOVED")   # its snapshot lists the fragment written above
+    pres.received.clear()
+    with publish_lock.held(default().blob_service(), f"metadata/{ASSET}"):
+        outcome = run_one("catalogue", again)
+    assert outcome.state == journal.DONE and row(again)["catalogue_fragment"] == "unchanged"
+    assert not [p for m, p in pres.requests if "/metadata" in p]
+    assert len(ours(pres)) == 1
+
+
 # ---- what the catalogue may put in the fragment ------------------------------------------------
 
 def _refused(catalogue, pres, jobs, record, why: str):
