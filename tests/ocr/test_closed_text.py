@@ -8,31 +8,26 @@ the Preservica double, the real Document Intelligence client against its double,
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import partial
 
 from azure.storage.blob import BlobServiceClient
 
 from handlers.clients import journal
+from tests.support import fragments
 from tests.support.jobs import row, run_one
 from tests.support.ocr import SCAN, SCHEMA, TIFF, job_for
 
 NS = {"o": SCHEMA}
 WORDS = ("Dear Sir", "harbour wall", "letter.png")   # the page's text (the conftest's) and the file's name
 
-
-def fragment_xml(pres, ref: str) -> str:
-    [(schema, xml)] = pres.metadata(ref)
-    assert schema == SCHEMA
-    return xml
+fragment_xml = partial(fragments.fragment_xml, schema=SCHEMA)
+withheld = partial(fragments.withheld, schema=SCHEMA)
 
 
 def text_blob(conn: str, ref: str) -> tuple[str, dict]:
     client = BlobServiceClient.from_connection_string(conn).get_blob_client("ocr", f"{ref}.txt")
     return client.download_blob().readall().decode(), client.get_blob_properties().metadata
 
-
-def withheld(xml: str) -> bool:
-    doc = ET.fromstring(xml)
-    return doc.find("o:textWithheld", NS) is not None and doc.find("o:text", NS) is None
 
 
 def close_the_page(pres) -> str:
@@ -92,10 +87,8 @@ def test_the_asset_is_read_at_the_write_not_at_the_event(env, pres, di):
 
 def test_a_closed_preservation_file_read_as_the_fallback_is_withheld_too(env, pres, di):
     """No image in the access representation: ocr falls back to the master, closed here under the open asset."""
-    master = "0d9d4a4e-0000-4000-8000-00000000d030"
-    pres.add_asset(master, "Letter and reading", bitstreams=[("scan.tif", TIFF), ("reading.wav", 500, "Access")])
-    co, _ = pres.source_of(master, "Preservation", 0)
-    pres.set_security_tag(co, "closed")
+    master = fragments.with_closed_master(pres, "0d9d4a4e-0000-4000-8000-00000000d030", "Letter and reading",
+                                          [("scan.tif", TIFF), ("reading.wav", 500, "Access")])
     raw = job_for(master)
     assert run_one("ocr", raw).state == journal.DONE and row(raw)["ocr_representation"] == "Preservation"
     xml = fragment_xml(pres, master)

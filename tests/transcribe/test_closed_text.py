@@ -8,23 +8,22 @@ Speech double, Blob in Azurite."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import partial
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
 from handlers.clients import journal
 from handlers.core.errors import SafeError
+from tests.support import fragments
 from tests.support.jobs import row, run_one
 from tests.support.transcribe import AV, SCHEMA, WAV, job_for
 
 NS = {"t": SCHEMA}
 WORDS = ("Recorded 1952", "Mr Jones", "talk.wav")   # the double's phrases (the conftest's) and the file's name
 
-
-def fragment_xml(pres, ref: str) -> str:
-    [(schema, xml)] = pres.metadata(ref)
-    assert schema == SCHEMA
-    return xml
+fragment_xml = partial(fragments.fragment_xml, schema=SCHEMA)
+withheld = partial(fragments.withheld, schema=SCHEMA)
 
 
 def blobs(conn: str, ref: str) -> dict[str, tuple[str, dict]]:
@@ -35,10 +34,6 @@ def blobs(conn: str, ref: str) -> dict[str, tuple[str, dict]]:
         found[suffix] = (client.download_blob().readall().decode(), client.get_blob_properties().metadata)
     return found
 
-
-def withheld(xml: str) -> bool:
-    doc = ET.fromstring(xml)
-    return doc.find("t:textWithheld", NS) is not None and doc.find("t:text", NS) is None
 
 
 def test_an_open_asset_gets_language_and_duration_without_a_closed_recordings_words(env, app_env, pres, speech):
@@ -71,10 +66,8 @@ def test_an_open_recording_under_an_open_asset_is_written_as_before(env, pres, s
 
 def test_a_closed_master_read_as_the_fallback_is_withheld(env, pres, speech):
     """An access image and a WAV master closed under the open asset: the master is transcribed, for staff."""
-    master = "0d9d4a4e-0000-4000-8000-00000000a030"
-    pres.add_asset(master, "Interview", bitstreams=[("still.png", 300, "Access"), ("master.wav", WAV)])
-    co, _ = pres.source_of(master, "Preservation", 0)
-    pres.set_security_tag(co, "closed")
+    master = fragments.with_closed_master(pres, "0d9d4a4e-0000-4000-8000-00000000a030", "Interview",
+                                          [("still.png", 300, "Access"), ("master.wav", WAV)])
     raw = job_for(master)
     assert run_one("transcribe", raw).state == journal.DONE and row(raw)["transcribe_representation"] == "Preservation"
     xml = fragment_xml(pres, master)
