@@ -169,9 +169,6 @@ def _strip(api, asset, kept: Kept, service, held) -> tuple[bool, str]:
     except FragmentKept as exc:
         _unwithheld(asset.reference, kept, str(exc))
         return False, f"{exc}: its text was not withheld (an operator is told)"
-    xml = withheld.bare(element, kept.schema, kept.drop)
-    digest = canonical.digest_xml(xml)
-    fragments.remember(service, asset.reference, kept.schema, held, [*there, digest])
-    api.write_metadata(asset, kept.schema, xml)
-    fragments.written(service, asset.reference, kept.schema, held, digest)
+    fragments.send(api, service, asset.reference, asset, kept.schema, held, withheld.bare(element, kept.schema, kept.drop),
+                   there, record)
     return True, "text withheld from the fragment: a file it was read from is not public, the asset is"

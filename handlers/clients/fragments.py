@@ -48,30 +48,29 @@ def write(service, secrets, ref: str, schema: str, xml: str | Callable[[Any], st
 
     from . import preservica, publish_lock, snapshot
 
-    def put(api, asset, held) -> str:
+    def put(api, asset, held, record: Record) -> str:
         text = xml(asset) if callable(xml) else xml
-        new, record = canonical.digest_xml(text), recorded(service, ref, schema)
+        new = canonical.digest_xml(text)
         if record.written == new and schema in (asset.metadata or {}).values():
             return UNCHANGED   # what the app last wrote, still listed: nothing to send (a person's edit since stays)
         there = [checked(canonical.digest(e), e, record.digests, new, ours) for e in current_all(api, asset, schema)]
-        remember(service, ref, schema, held, [*there, new])
-        how = api.write_metadata(asset, schema, text)
-        written(service, ref, schema, held, new)
-        return how
+        return send(api, service, ref, asset, schema, held, text, there, record)
 
     def work(api, held) -> str:
         listed = known is not None and schema in (known.metadata or {}).values()
-        # Not listed and never written by the app on this asset (its record, read under this lease): an add needs
-        # no new read, so Preservica is asked once per event. Only a person's fragment of this very schema, added
-        # in the minutes since the snapshot, would be missed: a second fragment then, nothing lost (inferred rare).
-        if known is not None and not callable(xml) and (listed or not recorded(service, ref, schema).digests):
+        record = recorded(service, ref, schema)   # under the lease: no other write of it until the lease ends
+        # Not listed and never written by the app on this asset: an add needs no new read, so Preservica is asked
+        # once per event. Only a person's fragment of this very schema, added in the minutes since the snapshot,
+        # would be missed: a second fragment then, nothing lost (inferred rare).
+        if known is not None and not callable(xml) and (listed or not record.digests):
             try:
-                return put(api, known, held)
+                return put(api, known, held, record)
             except HTTPException as exc:
                 if exc.http_status_code != 404 or not listed:
                     raise
+                record = recorded(service, ref, schema)   # send() changed it before the PUT's 404
         # pyPreservica's entity() GET, parsed as it parses it, with `hidden` besides (snapshot.asset_now).
-        return put(api, snapshot.asset_now(api, ref), held)
+        return put(api, snapshot.asset_now(api, ref), held, record)
     if known is not None and not callable(xml) and schema in (known.metadata or {}).values() \
             and recorded(service, ref, schema).written == canonical.digest_xml(xml):
         # What the app last wrote, confirmed and still listed: nothing to send, so no lease (one storage read, not
@@ -118,6 +117,7 @@ def _key(schema: str) -> str:
 class Record(NamedTuple):
     digests: set[str]      # of the `schema` fragments the app wrote on the asset, or found there and let stand
     written: str | None    # the last write's, once Preservica answered it (None: none, or one not answered)
+    metadata: dict         # the marker blob's metadata as read (every schema's record): send() writes it back
 
 
 def recorded(service, ref: str, schema: str) -> Record:
@@ -125,25 +125,22 @@ def recorded(service, ref: str, schema: str) -> Record:
     from azure.core.exceptions import ResourceNotFoundError
     blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
     try:
-        md = blob.get_blob_properties().metadata or {}
+        md = dict(blob.get_blob_properties().metadata or {})
     except ResourceNotFoundError:   # no lease ever taken on it (looked at without one): nothing recorded
-        return Record(set(), None)
-    return Record(set(md.get(_key(schema), "").split(",")) - {""}, md.get(_key(schema) + "_written") or None)
+        return Record(set(), None, {})
+    return Record(set(md.get(_key(schema), "").split(",")) - {""}, md.get(_key(schema) + "_written") or None, md)
 
 
-def remember(service, ref: str, schema: str, held, digests: list[str]) -> None:
-    """Record `digests` as the app's for `schema` on `ref`, before a write, under the lease `held` (publish_lock.
-    held's); the last write stays unconfirmed until written() (a write whose answer is lost is read next time)."""
+def send(api, service, ref: str, asset, schema: str, held, text: str, there: list[str], record: Record) -> str:
+    """Write `text` as the `schema` fragment on `asset` (write_metadata: "added" or "replaced"), under the lease
+    `held` on `metadata/<ref>` (publish_lock.held's), with `record` read under it. Before the write the record takes `there` (the
+    fragments checked) and the new digest, unconfirmed; after Preservica answers, it is confirmed: a write whose
+    answer is lost is read next time, never taken for unchanged (nor, being recorded, for a person's edit)."""
     blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
-    record = dict(blob.get_blob_properties().metadata or {})
-    record[_key(schema)] = ",".join(list(dict.fromkeys(digests))[-8:])   # a few: 8 KiB of metadata per blob
-    record.pop(_key(schema) + "_written", None)
-    blob.set_blob_metadata(record, lease=held.lease)
-
-
-def written(service, ref: str, schema: str, held, digest: str) -> None:
-    """Preservica answered the write of `digest`: an unchanged next one is not sent (nor its fragment read)."""
-    blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
-    record = dict(blob.get_blob_properties().metadata or {})
-    record[_key(schema) + "_written"] = digest
-    blob.set_blob_metadata(record, lease=held.lease)
+    new, md = canonical.digest_xml(text), dict(record.metadata)
+    md[_key(schema)] = ",".join(list(dict.fromkeys([*there, new]))[-8:])   # a few: 8 KiB of metadata per blob
+    md.pop(_key(schema) + "_written", None)
+    blob.set_blob_metadata(md, lease=held.lease)
+    how = api.write_metadata(asset, schema, text)
+    blob.set_blob_metadata({**md, _key(schema) + "_written": new}, lease=held.lease)
+    return how
