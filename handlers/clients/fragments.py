@@ -133,9 +133,10 @@ def recorded(service, ref: str, schema: str) -> Record:
 
 def send(api, service, ref: str, asset, schema: str, held, text: str, there: list[str], record: Record) -> str:
     """Write `text` as the `schema` fragment on `asset` (write_metadata: "added" or "replaced"), under the lease
-    `held` on `metadata/<ref>` (publish_lock.held's), with `record` read under it. Before the write the record takes `there` (the
-    fragments checked) and the new digest, unconfirmed; after Preservica answers, it is confirmed: a write whose
-    answer is lost is read next time, never taken for unchanged (nor, being recorded, for a person's edit)."""
+    `held` on `metadata/<ref>` (publish_lock.held's), with `record` read under it. Before the write the record
+    takes `there` (the fragments checked) and the new digest, unconfirmed; after Preservica answers, it is
+    confirmed: a write whose answer is lost is read next time, never taken for unchanged (nor, being recorded,
+    for a person's edit)."""
     blob = service.get_blob_client(PUBLISH_LOCK_CONTAINER, f"metadata/{ref}")
     new, md = canonical.digest_xml(text), dict(record.metadata)
     md[_key(schema)] = ",".join(list(dict.fromkeys([*there, new]))[-8:])   # a few: 8 KiB of metadata per blob
