@@ -141,6 +141,8 @@ def send(api, service, ref: str, asset, schema: str, held, text: str, there: lis
     new, md = canonical.digest_xml(text), dict(record.metadata)
     md[_key(schema)] = ",".join(list(dict.fromkeys([*there, new]))[-8:])   # a few: 8 KiB of metadata per blob
     md.pop(_key(schema) + "_written", None)
+    # A leased blob's metadata is written only with its lease id (learn.microsoft.com/rest/api/storageservices/
+    # set-blob-metadata, x-ms-lease-id); and it replaces all of it, so every schema's record goes back.
     blob.set_blob_metadata(md, lease=held.lease)
     how = api.write_metadata(asset, schema, text)
     blob.set_blob_metadata({**md, _key(schema) + "_written": new}, lease=held.lease)
